@@ -1,0 +1,749 @@
+//! The block tree: every valid block known, fork choice, reorgs and orphans.
+//!
+//! [`Chain`] owns the tree and the application state at the best tip.
+//!
+//! - Every block that passed the header and context rules is kept by hash,
+//!   with its cumulative work (its own plus all its ancestors').
+//! - The best tip is the block with the most cumulative work; on a tie the
+//!   block seen first wins, so a node does not flip between equal branches.
+//! - The state machine only ever holds the state of the best chain. A block
+//!   on a side branch is checked up to its header and context; its
+//!   transactions are applied when its branch becomes the most-work branch.
+//!   If they are refused then, the block and its descendants are marked
+//!   invalid and fork choice runs again: the best tip is always a block
+//!   whose whole chain applied.
+//! - A block whose parent is unknown is an orphan: after the context-free
+//!   checks (including its proof of work) it waits in a bounded pool, and is
+//!   connected when its parent arrives.
+//!
+//! [`Chain::insert`] reports what happened as a value: [`Inserted::NewBest`]
+//! carries the [`Reorg`] (blocks undone, blocks applied) the caller needs to
+//! fix its mempool; rejections are [`InsertError`]s naming the rule.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use crate::hash::BlockHash;
+use crate::header::{Block, Header, Transaction};
+use crate::merkle::merkle_root;
+use crate::params::ChainParams;
+use crate::pow::{CompactTarget, Work};
+use crate::state::{BlockContext, StateMachine};
+use crate::validate::{self, ParentContext, ValidationError};
+
+/// How many orphans the pool holds by default before it evicts the oldest.
+pub const DEFAULT_MAX_ORPHANS: usize = 256;
+
+/// How many invalid block hashes are remembered, so that a peer re-sending
+/// one is refused without any work.
+const MAX_REMEMBERED_INVALID: usize = 16_384;
+
+/// Why a block was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum InsertError<E> {
+    /// The block breaks a header, size, merkle or context rule.
+    #[error("invalid block: {0}")]
+    Invalid(#[from] ValidationError),
+    /// The block, or an ancestor of it, was found invalid before.
+    #[error("block {0} is known to be invalid")]
+    KnownInvalid(BlockHash),
+    /// The state machine refused the transactions of `block` (the inserted
+    /// block itself, or an ancestor on its branch that was applied only now).
+    #[error("block {block} does not apply to the state: {source}")]
+    State {
+        /// The block whose transactions were refused.
+        block: BlockHash,
+        /// The state machine's reason.
+        #[source]
+        source: E,
+    },
+}
+
+impl<E> InsertError<E> {
+    /// Whether the block may become valid later (only a timestamp too far in
+    /// the future); every other refusal is final.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            InsertError::Invalid(e) => e.is_permanent(),
+            InsertError::KnownInvalid(_) | InsertError::State { .. } => true,
+        }
+    }
+}
+
+/// Why a genesis block cannot start a chain.
+#[derive(Debug, thiserror::Error)]
+pub enum GenesisError<E> {
+    /// A genesis block has height 0 and the all-zero parent.
+    #[error("a genesis block has height 0 and no parent")]
+    NotGenesis,
+    /// The merkle root does not match the genesis transactions.
+    #[error("genesis merkle root does not match its transactions")]
+    BadMerkleRoot,
+    /// The target field is not a target.
+    #[error("genesis target is invalid: {0}")]
+    BadTarget(#[from] crate::pow::CompactTargetError),
+    /// The genesis transactions do not apply to the initial state.
+    #[error("genesis transactions do not apply: {0}")]
+    State(#[source] E),
+}
+
+/// The change of best chain that an insert caused.
+#[derive(Debug, Clone)]
+pub struct Reorg<T> {
+    /// The best tip before.
+    pub old_tip: BlockHash,
+    /// The best tip after.
+    pub new_tip: BlockHash,
+    /// The last block both chains share.
+    pub fork_point: BlockHash,
+    /// Blocks taken off the best chain, tip first (empty for a plain
+    /// extension).
+    pub undone: Vec<Arc<Block<T>>>,
+    /// Blocks put on the best chain, oldest first.
+    pub applied: Vec<Arc<Block<T>>>,
+}
+
+impl<T> Reorg<T> {
+    /// Whether blocks were undone, rather than the chain only extended.
+    pub fn is_reorg(&self) -> bool {
+        !self.undone.is_empty()
+    }
+}
+
+/// What an accepted insert did.
+#[derive(Debug)]
+pub enum Inserted<T> {
+    /// The best tip moved (to this block, or through it to orphans it
+    /// connected).
+    NewBest(Reorg<T>),
+    /// The block extends a branch with less work than the best.
+    SideBranch,
+    /// The parent is unknown; the block waits in the orphan pool. The caller
+    /// should fetch `missing_parent`.
+    Orphan {
+        /// The hash to ask peers for.
+        missing_parent: BlockHash,
+    },
+    /// The block is already known (in the tree or the orphan pool).
+    Duplicate,
+}
+
+/// A block in the tree.
+#[derive(Debug)]
+struct Entry<T> {
+    block: Arc<Block<T>>,
+    cumulative_work: Work,
+    /// Arrival order, for "first seen wins a tie".
+    seq: u64,
+    children: Vec<BlockHash>,
+}
+
+/// Orphans waiting for their parent, bounded, oldest evicted first.
+#[derive(Debug)]
+struct OrphanPool<T> {
+    blocks: HashMap<BlockHash, Arc<Block<T>>>,
+    by_parent: HashMap<BlockHash, Vec<BlockHash>>,
+    order: VecDeque<BlockHash>,
+    max: usize,
+}
+
+impl<T> OrphanPool<T> {
+    fn new(max: usize) -> Self {
+        Self {
+            blocks: HashMap::new(),
+            by_parent: HashMap::new(),
+            order: VecDeque::new(),
+            max,
+        }
+    }
+
+    fn insert(&mut self, hash: BlockHash, block: Arc<Block<T>>) {
+        if self.max == 0 || self.blocks.contains_key(&hash) {
+            return;
+        }
+        while self.blocks.len() >= self.max {
+            match self.order.pop_front() {
+                Some(old) => self.remove(&old),
+                None => break,
+            }
+        }
+        self.by_parent
+            .entry(block.header.parent)
+            .or_default()
+            .push(hash);
+        self.blocks.insert(hash, block);
+        self.order.push_back(hash);
+    }
+
+    fn remove(&mut self, hash: &BlockHash) {
+        if let Some(block) = self.blocks.remove(hash) {
+            let parent = block.header.parent;
+            if let Some(siblings) = self.by_parent.get_mut(&parent) {
+                siblings.retain(|h| h != hash);
+                if siblings.is_empty() {
+                    self.by_parent.remove(&parent);
+                }
+            }
+            self.order.retain(|h| h != hash);
+        }
+    }
+
+    /// Takes the orphans whose parent is `parent` out of the pool.
+    fn take_children(&mut self, parent: &BlockHash) -> Vec<Arc<Block<T>>> {
+        let hashes = self.by_parent.remove(parent).unwrap_or_default();
+        hashes
+            .iter()
+            .filter_map(|h| {
+                self.order.retain(|o| o != h);
+                self.blocks.remove(h)
+            })
+            .collect()
+    }
+}
+
+/// The block tree and the state at its best tip.
+pub struct Chain<S: StateMachine> {
+    params: ChainParams,
+    state: S,
+    blocks: HashMap<BlockHash, Entry<S::Tx>>,
+    /// The best chain, indexed by height: `best[0]` is genesis.
+    best: Vec<BlockHash>,
+    /// `undo[i]` reverses the block at height `i + 1` of the best chain.
+    undo: Vec<S::Undo>,
+    /// Every block that may be a tip, ordered by fork choice: the last
+    /// element is the best (most work, then earliest seen).
+    candidates: BTreeSet<(Work, Reverse<u64>, BlockHash)>,
+    orphans: OrphanPool<S::Tx>,
+    invalid: HashSet<BlockHash>,
+    invalid_order: VecDeque<BlockHash>,
+    next_seq: u64,
+}
+
+impl<S: StateMachine> std::fmt::Debug for Chain<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain")
+            .field("height", &self.height())
+            .field("tip", &self.tip())
+            .field("blocks", &self.blocks.len())
+            .field("orphans", &self.orphans.blocks.len())
+            .finish()
+    }
+}
+
+impl<S: StateMachine> Chain<S> {
+    /// Starts a chain at `genesis`, applying its transactions to `state`.
+    ///
+    /// The genesis block is configuration, not something a peer sent: its
+    /// proof of work is not checked.
+    ///
+    /// # Errors
+    ///
+    /// [`GenesisError`] if the block is not a genesis block or its
+    /// transactions do not apply.
+    pub fn new(
+        params: ChainParams,
+        genesis: Block<S::Tx>,
+        mut state: S,
+    ) -> Result<Self, GenesisError<S::Error>> {
+        let header = genesis.header;
+        if header.height != 0 || header.parent != BlockHash::GENESIS_PARENT {
+            return Err(GenesisError::NotGenesis);
+        }
+        if merkle_root(&genesis.tx_ids()) != header.merkle_root {
+            return Err(GenesisError::BadMerkleRoot);
+        }
+        let work = header.target.to_target()?.work();
+        let hash = header.hash();
+        let ctx = BlockContext {
+            hash,
+            height: 0,
+            timestamp_ms: header.timestamp_ms,
+        };
+        // The genesis undo record is never needed: genesis is never undone.
+        let _ = state
+            .apply_block(&ctx, &genesis.transactions)
+            .map_err(GenesisError::State)?;
+        let mut blocks = HashMap::new();
+        blocks.insert(
+            hash,
+            Entry {
+                block: Arc::new(genesis),
+                cumulative_work: work,
+                seq: 0,
+                children: Vec::new(),
+            },
+        );
+        let mut candidates = BTreeSet::new();
+        candidates.insert((work, Reverse(0), hash));
+        Ok(Self {
+            params,
+            state,
+            blocks,
+            best: vec![hash],
+            undo: Vec::new(),
+            candidates,
+            orphans: OrphanPool::new(DEFAULT_MAX_ORPHANS),
+            invalid: HashSet::new(),
+            invalid_order: VecDeque::new(),
+            next_seq: 1,
+        })
+    }
+
+    /// Sets how many orphans the pool holds (0 disables the pool).
+    pub fn set_max_orphans(&mut self, max: usize) {
+        self.orphans.max = max;
+    }
+
+    /// The consensus rules.
+    pub fn params(&self) -> &ChainParams {
+        &self.params
+    }
+
+    /// The state at the best tip.
+    pub fn state(&self) -> &S {
+        &self.state
+    }
+
+    /// The genesis hash (the network's id).
+    pub fn genesis_hash(&self) -> BlockHash {
+        self.best[0]
+    }
+
+    /// The best tip's hash.
+    pub fn tip(&self) -> BlockHash {
+        self.best.last().copied().unwrap_or_else(|| self.best[0])
+    }
+
+    /// The best tip's height.
+    pub fn height(&self) -> u64 {
+        (self.best.len() - 1) as u64
+    }
+
+    /// The best tip's cumulative work.
+    pub fn total_work(&self) -> Work {
+        self.blocks
+            .get(&self.tip())
+            .map(|e| e.cumulative_work)
+            .unwrap_or_default()
+    }
+
+    /// The best tip's header.
+    pub fn tip_header(&self) -> Header {
+        self.blocks[&self.tip()].block.header
+    }
+
+    /// A block in the tree by hash (best chain or side branch).
+    pub fn block(&self, hash: &BlockHash) -> Option<&Arc<Block<S::Tx>>> {
+        self.blocks.get(hash).map(|e| &e.block)
+    }
+
+    /// The cumulative work of a block in the tree.
+    pub fn cumulative_work(&self, hash: &BlockHash) -> Option<Work> {
+        self.blocks.get(hash).map(|e| e.cumulative_work)
+    }
+
+    /// Whether the tree holds the block (orphans are not in the tree).
+    pub fn contains(&self, hash: &BlockHash) -> bool {
+        self.blocks.contains_key(hash)
+    }
+
+    /// Whether the block waits in the orphan pool.
+    pub fn is_orphan(&self, hash: &BlockHash) -> bool {
+        self.orphans.blocks.contains_key(hash)
+    }
+
+    /// Whether the block was found invalid (and is remembered as such).
+    pub fn is_known_invalid(&self, hash: &BlockHash) -> bool {
+        self.invalid.contains(hash)
+    }
+
+    /// The number of blocks in the tree, side branches included.
+    pub fn block_count(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// The number of orphans waiting.
+    pub fn orphan_count(&self) -> usize {
+        self.orphans.blocks.len()
+    }
+
+    /// The best-chain block hash at `height`.
+    pub fn hash_at_height(&self, height: u64) -> Option<BlockHash> {
+        usize::try_from(height)
+            .ok()
+            .and_then(|h| self.best.get(h))
+            .copied()
+    }
+
+    /// The best-chain block at `height`.
+    pub fn block_at_height(&self, height: u64) -> Option<&Arc<Block<S::Tx>>> {
+        self.hash_at_height(height).and_then(|h| self.block(&h))
+    }
+
+    /// The best chain's hashes, genesis first.
+    pub fn best_chain(&self) -> &[BlockHash] {
+        &self.best
+    }
+
+    /// Whether `hash` is on the best chain.
+    pub fn is_on_best_chain(&self, hash: &BlockHash) -> bool {
+        self.blocks
+            .get(hash)
+            .and_then(|e| self.hash_at_height(e.block.header.height))
+            .is_some_and(|h| h == *hash)
+    }
+
+    /// The target the rules require of a child of the best tip.
+    pub fn next_target(&self) -> CompactTarget {
+        self.parent_context(&self.tip())
+            .map(|p| p.required_target)
+            .unwrap_or_else(|| self.params.pow_limit().to_compact())
+    }
+
+    /// The earliest timestamp a child of the best tip may carry, given the
+    /// clock: `now_ms`, or one millisecond past the median time past when the
+    /// clock is behind it (blocks mined within one millisecond).
+    pub fn next_timestamp(&self, now_ms: u64) -> u64 {
+        let median = self
+            .parent_context(&self.tip())
+            .map(|p| p.median_time_ms)
+            .unwrap_or(0);
+        now_ms.max(median.saturating_add(1))
+    }
+
+    /// A header template for a child of the best tip with these
+    /// transactions (nonce 0: the miner's job).
+    pub fn template(&self, transactions: &[S::Tx], now_ms: u64) -> Header {
+        let ids: Vec<_> = transactions.iter().map(Transaction::id).collect();
+        Header {
+            version: crate::HEADER_VERSION,
+            height: self.height() + 1,
+            parent: self.tip(),
+            merkle_root: merkle_root(&ids),
+            timestamp_ms: self.next_timestamp(now_ms),
+            target: self.next_target(),
+            nonce: 0,
+        }
+    }
+
+    /// A locator for sync: best-chain hashes from the tip back, the first
+    /// ten one apart, then doubling the step, always ending at genesis.
+    pub fn locator(&self) -> Vec<BlockHash> {
+        let mut out = Vec::new();
+        let mut height = self.height();
+        let mut step = 1u64;
+        loop {
+            if let Some(h) = self.hash_at_height(height) {
+                out.push(h);
+            }
+            if height == 0 {
+                break;
+            }
+            if out.len() >= 10 {
+                step = step.saturating_mul(2);
+            }
+            height = height.saturating_sub(step);
+        }
+        out
+    }
+
+    /// The parent context of a child of `parent`: its height, median time
+    /// past and the target the rules require.
+    fn parent_context(&self, parent: &BlockHash) -> Option<ParentContext> {
+        let entry = self.blocks.get(parent)?;
+        let header = entry.block.header;
+        let mut timestamps = Vec::with_capacity(self.params.median_time_span);
+        let mut cursor = Some(*parent);
+        while let Some(hash) = cursor {
+            if timestamps.len() >= self.params.median_time_span.max(1) {
+                break;
+            }
+            let Some(e) = self.blocks.get(&hash) else {
+                break;
+            };
+            timestamps.push(e.block.header.timestamp_ms);
+            cursor = (e.block.header.height > 0).then_some(e.block.header.parent);
+        }
+        Some(ParentContext {
+            height: header.height,
+            median_time_ms: validate::median_time(timestamps),
+            required_target: self.required_target(&header),
+        })
+    }
+
+    /// The target the rules require of a child of the block `parent`.
+    fn required_target(&self, parent: &Header) -> CompactTarget {
+        let limit = self.params.pow_limit();
+        let Some(rule) = self.params.retarget.filter(|r| r.interval >= 2) else {
+            return limit.to_compact();
+        };
+        let height = parent.height + 1;
+        let keep = parent.target;
+        if height % rule.interval != 0 {
+            return keep;
+        }
+        // The first block of the window ending at `parent`.
+        let first = self.ancestor(parent, height - rule.interval);
+        let Some(first) = first else {
+            return keep;
+        };
+        let actual = parent.timestamp_ms.saturating_sub(first.timestamp_ms);
+        let Ok(previous) = parent.target.to_target() else {
+            return keep;
+        };
+        validate::retarget(previous, actual, &rule, limit).to_compact()
+    }
+
+    /// The ancestor of `header` (inclusive) at `height` on its branch.
+    fn ancestor(&self, header: &Header, height: u64) -> Option<Header> {
+        if height > header.height {
+            return None;
+        }
+        // On the best chain the index answers directly.
+        let hash = header.hash();
+        if self.is_on_best_chain(&hash) {
+            return self.block_at_height(height).map(|b| b.header);
+        }
+        let mut current = *header;
+        while current.height > height {
+            current = self.blocks.get(&current.parent)?.block.header;
+        }
+        Some(current)
+    }
+
+    /// Offers a block to the tree at the validating node's time `now_ms`.
+    ///
+    /// # Errors
+    ///
+    /// [`InsertError`] naming the rule the block (or an ancestor applied only
+    /// now) breaks. Nothing changes on error, except that a block whose
+    /// transactions were refused is remembered as invalid.
+    pub fn insert(
+        &mut self,
+        block: Block<S::Tx>,
+        now_ms: u64,
+    ) -> Result<Inserted<S::Tx>, InsertError<S::Error>> {
+        let hash = block.hash();
+        if self.blocks.contains_key(&hash) || self.orphans.blocks.contains_key(&hash) {
+            return Ok(Inserted::Duplicate);
+        }
+        if self.invalid.contains(&hash) || self.invalid.contains(&block.header.parent) {
+            return Err(InsertError::KnownInvalid(hash));
+        }
+        validate::check_block(&block, &self.params)?;
+        let parent = block.header.parent;
+        if !self.blocks.contains_key(&parent) {
+            self.orphans.insert(hash, Arc::new(block));
+            return Ok(Inserted::Orphan {
+                missing_parent: parent,
+            });
+        }
+        let old_tip = self.tip();
+        if let Err(e) = self.connect(Arc::new(block), now_ms) {
+            // A header that breaks a context rule is invalid whatever its
+            // transactions, so it is remembered; a future timestamp is not.
+            if e.is_permanent() {
+                self.remember_invalid(hash);
+            }
+            return Err(e);
+        }
+
+        // Orphans waiting on this block (and on those, in turn) connect now.
+        let mut ready = vec![hash];
+        while let Some(parent) = ready.pop() {
+            for child in self.orphans.take_children(&parent) {
+                let child_hash = child.hash();
+                match self.connect(child, now_ms) {
+                    Ok(()) => ready.push(child_hash),
+                    Err(e) if e.is_permanent() => self.remember_invalid(child_hash),
+                    // Too far in the future: dropped, not remembered; a peer
+                    // may offer it again once the clock has caught up.
+                    Err(_) => {}
+                }
+            }
+        }
+
+        let failure = self.activate_best();
+        if !self.blocks.contains_key(&hash) {
+            // The block itself, or its branch, failed to apply.
+            return Err(failure.unwrap_or(InsertError::KnownInvalid(hash)));
+        }
+        let new_tip = self.tip();
+        if new_tip == old_tip {
+            return Ok(Inserted::SideBranch);
+        }
+        Ok(Inserted::NewBest(self.reorg_between(old_tip, new_tip)))
+    }
+
+    /// Adds a block whose parent is in the tree, after the context checks.
+    /// The state is not touched.
+    fn connect(
+        &mut self,
+        block: Arc<Block<S::Tx>>,
+        now_ms: u64,
+    ) -> Result<(), InsertError<S::Error>> {
+        let hash = block.hash();
+        let parent = block.header.parent;
+        let context = self
+            .parent_context(&parent)
+            .ok_or(InsertError::KnownInvalid(hash))?;
+        validate::check_context(&block.header, &context, now_ms, &self.params)?;
+        let work = block
+            .header
+            .target
+            .to_target()
+            .map_err(ValidationError::from)?
+            .work();
+        let parent_entry = self
+            .blocks
+            .get_mut(&parent)
+            .ok_or(InsertError::KnownInvalid(hash))?;
+        parent_entry.children.push(hash);
+        let cumulative_work = parent_entry.cumulative_work.saturating_add(work);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.blocks.insert(
+            hash,
+            Entry {
+                block,
+                cumulative_work,
+                seq,
+                children: Vec::new(),
+            },
+        );
+        self.candidates
+            .insert((cumulative_work, Reverse(seq), hash));
+        Ok(())
+    }
+
+    /// Moves the state to the best candidate, invalidating blocks whose
+    /// transactions are refused and choosing again until a chain applies.
+    /// Returns the last refusal, if any.
+    fn activate_best(&mut self) -> Option<InsertError<S::Error>> {
+        let mut last_error = None;
+        loop {
+            let Some(&(_, _, best)) = self.candidates.last() else {
+                return last_error;
+            };
+            if best == self.tip() {
+                return last_error;
+            }
+            let (fork, path) = self.path_from_best_chain(best);
+            // Undo down to the fork point.
+            while self.tip() != fork {
+                let Some(undo) = self.undo.pop() else {
+                    break;
+                };
+                self.state.undo_block(undo);
+                self.best.pop();
+            }
+            // Apply the new branch, oldest first.
+            for hash in path {
+                let Some(entry) = self.blocks.get(&hash) else {
+                    break;
+                };
+                let block = Arc::clone(&entry.block);
+                let ctx = BlockContext {
+                    hash,
+                    height: block.header.height,
+                    timestamp_ms: block.header.timestamp_ms,
+                };
+                match self.state.apply_block(&ctx, &block.transactions) {
+                    Ok(undo) => {
+                        self.undo.push(undo);
+                        self.best.push(hash);
+                    }
+                    Err(source) => {
+                        self.invalidate(hash);
+                        last_error = Some(InsertError::State {
+                            block: hash,
+                            source,
+                        });
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The fork point of `target` with the best chain, and the blocks from
+    /// just after it up to `target`, oldest first.
+    fn path_from_best_chain(&self, target: BlockHash) -> (BlockHash, Vec<BlockHash>) {
+        let mut path = Vec::new();
+        let mut cursor = target;
+        while !self.is_on_best_chain(&cursor) {
+            path.push(cursor);
+            match self.blocks.get(&cursor) {
+                Some(e) => cursor = e.block.header.parent,
+                None => break,
+            }
+        }
+        path.reverse();
+        (cursor, path)
+    }
+
+    /// Removes `hash` and all its descendants from the tree and remembers
+    /// them as invalid.
+    fn invalidate(&mut self, hash: BlockHash) {
+        let mut stack = vec![hash];
+        while let Some(h) = stack.pop() {
+            if let Some(entry) = self.blocks.remove(&h) {
+                self.candidates
+                    .remove(&(entry.cumulative_work, Reverse(entry.seq), h));
+                stack.extend(entry.children);
+                if let Some(parent) = self.blocks.get_mut(&entry.block.header.parent) {
+                    parent.children.retain(|c| *c != h);
+                }
+            }
+            self.remember_invalid(h);
+        }
+    }
+
+    fn remember_invalid(&mut self, hash: BlockHash) {
+        if self.invalid.insert(hash) {
+            self.invalid_order.push_back(hash);
+            if self.invalid_order.len() > MAX_REMEMBERED_INVALID
+                && let Some(old) = self.invalid_order.pop_front()
+            {
+                self.invalid.remove(&old);
+            }
+        }
+    }
+
+    /// The net change of best chain from `old` to `new`: blocks of `old`'s
+    /// chain back to the fork point, and blocks of `new`'s chain after it.
+    fn reorg_between(&self, old: BlockHash, new: BlockHash) -> Reorg<S::Tx> {
+        // `new` is the current tip; `old` may have been invalidated since, so
+        // the undone blocks are what the old tip's branch had above the fork.
+        let mut undone = Vec::new();
+        let mut cursor = old;
+        // Walk the old branch down until it meets the current best chain.
+        while !self.is_on_best_chain(&cursor) {
+            let Some(entry) = self.blocks.get(&cursor) else {
+                break;
+            };
+            undone.push(Arc::clone(&entry.block));
+            cursor = entry.block.header.parent;
+        }
+        let fork_point = cursor;
+        let fork_height = self
+            .blocks
+            .get(&fork_point)
+            .map(|e| e.block.header.height)
+            .unwrap_or(0);
+        let applied = self
+            .best
+            .iter()
+            .skip(fork_height as usize + 1)
+            .filter_map(|h| self.blocks.get(h).map(|e| Arc::clone(&e.block)))
+            .collect();
+        Reorg {
+            old_tip: old,
+            new_tip: new,
+            fork_point,
+            undone,
+            applied,
+        }
+    }
+}

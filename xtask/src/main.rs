@@ -1,0 +1,2 @@
+//! Developer workflows as code. Placeholder main replaced below.
+fn main() {}
