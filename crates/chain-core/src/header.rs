@@ -149,6 +149,12 @@ impl Header {
     }
 }
 
+// One 0x80 byte and an 8-byte length must fit after the header in the
+// second 64-byte block (at most 119 bytes), and the nonce must lie wholly in
+// that block, or each nonce would cost more than one compression.
+const _: () = assert!(Header::SIZE + 1 + 8 <= 128);
+const _: () = assert!(Header::NONCE_OFFSET >= 64);
+
 impl fmt::Debug for Header {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Header")
@@ -269,11 +275,9 @@ mod tests {
     fn size_is_pinned_and_fits_two_sha256_blocks() {
         assert_eq!(Header::SIZE, 4 + 8 + 32 + 32 + 8 + 4 + 8);
         assert_eq!(Header::SIZE, 96);
-        // One 0x80 byte and an 8-byte length must fit after the header in
-        // the second 64-byte block: at most 119 bytes.
-        assert!(Header::SIZE + 1 + 8 <= 128);
-        // The nonce lies wholly inside the second block.
-        assert!(Header::NONCE_OFFSET >= 64);
+        assert_eq!(Header::NONCE_OFFSET, 88);
+        // The compile-time checks after `Header`'s impl pin the two-block
+        // bound and the nonce's place in the second block.
     }
 
     #[test]

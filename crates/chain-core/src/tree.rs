@@ -480,7 +480,7 @@ impl<S: StateMachine> Chain<S> {
         };
         let height = parent.height + 1;
         let keep = parent.target;
-        if height % rule.interval != 0 {
+        if !height.is_multiple_of(rule.interval) {
             return keep;
         }
         // The first block of the window ending at `parent`.
@@ -528,7 +528,13 @@ impl<S: StateMachine> Chain<S> {
         if self.blocks.contains_key(&hash) || self.orphans.blocks.contains_key(&hash) {
             return Ok(Inserted::Duplicate);
         }
-        if self.invalid.contains(&hash) || self.invalid.contains(&block.header.parent) {
+        if self.invalid.contains(&hash) {
+            return Err(InsertError::KnownInvalid(hash));
+        }
+        if self.invalid.contains(&block.header.parent) {
+            // A child of an invalid block is invalid; remembering it lets
+            // its own descendants be refused without work too.
+            self.reject_with_orphans(hash);
             return Err(InsertError::KnownInvalid(hash));
         }
         validate::check_block(&block, &self.params)?;
@@ -544,7 +550,7 @@ impl<S: StateMachine> Chain<S> {
             // A header that breaks a context rule is invalid whatever its
             // transactions, so it is remembered; a future timestamp is not.
             if e.is_permanent() {
-                self.remember_invalid(hash);
+                self.reject_with_orphans(hash);
             }
             return Err(e);
         }
@@ -556,7 +562,7 @@ impl<S: StateMachine> Chain<S> {
                 let child_hash = child.hash();
                 match self.connect(child, now_ms) {
                     Ok(()) => ready.push(child_hash),
-                    Err(e) if e.is_permanent() => self.remember_invalid(child_hash),
+                    Err(e) if e.is_permanent() => self.reject_with_orphans(child_hash),
                     // Too far in the future: dropped, not remembered; a peer
                     // may offer it again once the clock has caught up.
                     Err(_) => {}
@@ -697,6 +703,16 @@ impl<S: StateMachine> Chain<S> {
                 }
             }
             self.remember_invalid(h);
+        }
+    }
+
+    /// Remembers `hash` as invalid, and every orphan waiting on it, and on
+    /// those, in turn: they can never connect.
+    fn reject_with_orphans(&mut self, hash: BlockHash) {
+        let mut stack = vec![hash];
+        while let Some(h) = stack.pop() {
+            self.remember_invalid(h);
+            stack.extend(self.orphans.take_children(&h).iter().map(|b| b.hash()));
         }
     }
 
