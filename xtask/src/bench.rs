@@ -1,0 +1,121 @@
+//! `cargo xtask bench`: runs the criterion benchmarks and prints the figures.
+//!
+//! Criterion measures; this task only runs it and reads what it wrote
+//! (`target/criterion/<group>/<id>/new/benchmark.json` for the throughput per
+//! iteration, `estimates.json` for the median time per iteration), then
+//! prints one line per figure:
+//!
+//! ```text
+//! bench: mining.ceiling = 25.4 MH/s
+//! bench: mining.naive.1t = 12.3 MH/s (ratio 0.48)
+//! bench: mining.midstate.1t = 47.0 MH/s (ratio 1.85)
+//! bench: mining.midstate.all = 93.1 MH/s (2 threads, ratio 3.67)
+//! ```
+//!
+//! Ratios are against `mining.ceiling` from the same run: on a noisy machine
+//! ratios measured together are more telling than absolute rates.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// One criterion bench target to run.
+struct Suite {
+    package: &'static str,
+    bench: &'static str,
+}
+
+const SUITES: &[Suite] = &[Suite {
+    package: "chain-core",
+    bench: "mining",
+}];
+
+/// Runs every suite, then prints the figures.
+pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
+    let mut quick = false;
+    for arg in args {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            other => bail!("unknown bench option `{other}` (expected --quick)"),
+        }
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    for suite in SUITES {
+        let mut cmd = Command::new(&cargo);
+        cmd.current_dir(root)
+            .args(["bench", "-p", suite.package, "--bench", suite.bench, "--"]);
+        if quick {
+            cmd.args(["--quick", "--warm-up-time", "1", "--measurement-time", "2"]);
+        }
+        eprintln!(
+            "xtask: running {} benchmarks ({})",
+            suite.package, suite.bench
+        );
+        let status = cmd
+            .status()
+            .with_context(|| format!("could not run cargo bench -p {}", suite.package))?;
+        if !status.success() {
+            bail!("cargo bench -p {} failed with {status}", suite.package);
+        }
+    }
+    let criterion = target_dir(root).join("criterion");
+    for line in report(&criterion)? {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+}
+
+/// Elements per second of one criterion benchmark: throughput elements per
+/// iteration over the median time per iteration.
+fn rate(criterion: &Path, group: &str, id: &str) -> anyhow::Result<f64> {
+    let dir = criterion.join(group).join(id).join("new");
+    let read = |name: &str| -> anyhow::Result<serde_json::Value> {
+        let path = dir.join(name);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("no criterion output at {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+    };
+    let benchmark = read("benchmark.json")?;
+    let elements = benchmark["throughput"]["Elements"]
+        .as_f64()
+        .with_context(|| format!("{group}/{id} has no element throughput"))?;
+    let median_ns = read("estimates.json")?["median"]["point_estimate"]
+        .as_f64()
+        .with_context(|| format!("{group}/{id} has no median estimate"))?;
+    if median_ns <= 0.0 {
+        bail!("{group}/{id} has a non-positive median time");
+    }
+    Ok(elements / (median_ns * 1e-9))
+}
+
+/// The report lines, in the project's stable form.
+fn report(criterion: &Path) -> anyhow::Result<Vec<String>> {
+    let mhs = |group: &str, id: &str| rate(criterion, group, id).map(|r| r / 1e6);
+    let ceiling = mhs("mining", "ceiling")?;
+    let naive = mhs("mining", "naive.1t")?;
+    let one = mhs("mining", "midstate.1t")?;
+    let all = mhs("mining", "midstate.all")?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Ok(vec![
+        format!("bench: mining.ceiling = {ceiling:.1} MH/s"),
+        format!(
+            "bench: mining.naive.1t = {naive:.1} MH/s (ratio {:.2})",
+            naive / ceiling
+        ),
+        format!(
+            "bench: mining.midstate.1t = {one:.1} MH/s (ratio {:.2})",
+            one / ceiling
+        ),
+        format!(
+            "bench: mining.midstate.all = {all:.1} MH/s ({threads} threads, ratio {:.2})",
+            all / ceiling
+        ),
+    ])
+}
