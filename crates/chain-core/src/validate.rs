@@ -34,6 +34,16 @@ pub enum ValidationError {
     /// The header's compact target is no target at all.
     #[error("invalid target field: {0}")]
     BadTarget(#[from] CompactTargetError),
+    /// The stated target is easier than the network's limit: no block may
+    /// claim less work than that, wherever it is in the tree. Checked before
+    /// an orphan is parked, so cheap blocks cannot fill the orphan pool.
+    #[error("block states target {got}, easier than the network's limit {limit}")]
+    TargetTooEasy {
+        /// The header's target.
+        got: CompactTarget,
+        /// The easiest target the network allows.
+        limit: CompactTarget,
+    },
     /// The hash does not meet the target the header states.
     #[error("block {hash} does not meet its target {target}")]
     BadProofOfWork {
@@ -143,7 +153,7 @@ pub fn check_block<T: Transaction>(
             max: params.max_block_bytes,
         });
     }
-    let hash = check_proof_of_work(header)?;
+    let hash = check_proof_of_work(header, params)?;
     let expected = merkle_root(&block.tx_ids());
     if expected != header.merkle_root {
         return Err(ValidationError::BadMerkleRoot {
@@ -154,13 +164,25 @@ pub fn check_block<T: Transaction>(
     Ok(hash)
 }
 
-/// Checks that the header's hash meets the target it states; returns the hash.
+/// Checks that the header's target is no easier than the network's limit
+/// and that its hash meets that target; returns the hash.
 ///
 /// # Errors
 ///
-/// [`ValidationError::BadTarget`] or [`ValidationError::BadProofOfWork`].
-pub fn check_proof_of_work(header: &Header) -> Result<BlockHash, ValidationError> {
+/// [`ValidationError::BadTarget`], [`ValidationError::TargetTooEasy`] or
+/// [`ValidationError::BadProofOfWork`].
+pub fn check_proof_of_work(
+    header: &Header,
+    params: &ChainParams,
+) -> Result<BlockHash, ValidationError> {
     let target = header.target.to_target()?;
+    let limit = params.pow_limit();
+    if target > limit {
+        return Err(ValidationError::TargetTooEasy {
+            got: header.target,
+            limit: limit.to_compact(),
+        });
+    }
     let hash = header.hash();
     if !target.is_met_by(&hash) {
         return Err(ValidationError::BadProofOfWork {

@@ -184,15 +184,33 @@ fn an_undecodable_target_is_refused() {
 }
 
 #[test]
+fn a_target_easier_than_the_limit_is_refused_even_for_an_orphan() {
+    let (mut chain, _) = new_chain();
+    let g = tip_header(&chain);
+    // Almost free to mine: it must not reach the orphan pool.
+    let mut header = child_header(&g, &[], g.timestamp_ms + 1, Target::MAX);
+    header.parent = BlockHash::from_bytes([7; 32]);
+    let b = Block {
+        header: mine(header),
+        transactions: vec![],
+    };
+    assert!(matches!(
+        chain.insert(b, NOW),
+        Err(InsertError::Invalid(ValidationError::TargetTooEasy { .. }))
+    ));
+    assert_eq!(chain.orphan_count(), 0);
+}
+
+#[test]
 fn a_target_other_than_the_required_one_is_refused() {
     let (mut chain, _) = new_chain();
     let g = tip_header(&chain);
-    // Easier than the rules allow: cheap to mine, and refused.
+    // Harder than the rules require: valid work, the wrong target.
     let header = mine(child_header(
         &g,
         &[],
         g.timestamp_ms + 1,
-        Target::from_leading_zero_bits(1),
+        Target::from_leading_zero_bits(6),
     ));
     let b = Block {
         header,
