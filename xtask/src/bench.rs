@@ -72,8 +72,8 @@ fn target_dir(root: &Path) -> PathBuf {
         .unwrap_or_else(|| root.join("target"))
 }
 
-/// Elements per second of one criterion benchmark: throughput elements per
-/// iteration over the median time per iteration.
+/// Elements (or bytes) per second of one criterion benchmark: the
+/// throughput per iteration over the median time per iteration.
 fn rate(criterion: &Path, group: &str, id: &str) -> anyhow::Result<f64> {
     let dir = criterion.join(group).join(id).join("new");
     let read = |name: &str| -> anyhow::Result<serde_json::Value> {
@@ -83,9 +83,11 @@ fn rate(criterion: &Path, group: &str, id: &str) -> anyhow::Result<f64> {
         serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
     };
     let benchmark = read("benchmark.json")?;
-    let elements = benchmark["throughput"]["Elements"]
+    let throughput = &benchmark["throughput"];
+    let elements = throughput["Elements"]
         .as_f64()
-        .with_context(|| format!("{group}/{id} has no element throughput"))?;
+        .or_else(|| throughput["Bytes"].as_f64())
+        .with_context(|| format!("{group}/{id} has no throughput"))?;
     let median_ns = read("estimates.json")?["median"]["point_estimate"]
         .as_f64()
         .with_context(|| format!("{group}/{id} has no median estimate"))?;

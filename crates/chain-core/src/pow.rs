@@ -111,6 +111,10 @@ impl Target {
     /// The easiest possible target: every hash meets it.
     pub const MAX: Self = Self(U256::MAX);
 
+    /// The hardest possible target, 1: in practice no hash meets it, so
+    /// benchmarks and calibration use it to hash every nonce of a range.
+    pub const MIN: Self = Self(U256::from_limbs([1, 0, 0, 0]));
+
     /// The target met by hashes with at least `bits` leading zero bits.
     ///
     /// `from_leading_zero_bits(16)` is the notebook's "hex digest starts with

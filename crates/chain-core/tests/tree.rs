@@ -1,5 +1,7 @@
 //! The block tree: one test per outcome and per rejection.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on a broken expectation
+
 mod common;
 
 use chain_core::tree::{GenesisError, InsertError, Inserted};

@@ -28,6 +28,7 @@
 //! wrap it.
 
 mod portable;
+mod shani;
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,24 +67,88 @@ pub enum Kernel {
     /// One nonce at a time through `sha2`'s compression function (which uses
     /// SHA-NI by itself where the CPU has it). Works everywhere.
     Portable,
+    /// Several nonces interleaved through the SHA-NI instructions (see
+    /// `miner/shani.rs`); only built by [`Kernel::interleaved`], which
+    /// checks that the CPU has them.
+    Interleaved(Lanes),
 }
 
+/// A lane count the interleaved kernel is compiled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lanes(usize);
+
+impl Lanes {
+    /// The number of nonces hashed side by side.
+    pub fn get(self) -> usize {
+        self.0
+    }
+}
+
+/// How many nonces one calibration run hashes per candidate kernel.
+const CALIBRATION_NONCES: u64 = 1 << 16;
+
 impl Kernel {
-    /// The best kernel for this machine.
+    /// The interleaved kernel with `lanes` lanes, if this CPU has SHA-NI and
+    /// the kernel is compiled for that many (2, 3, 4, 6 or 8).
+    pub fn interleaved(lanes: usize) -> Option<Kernel> {
+        (shani::available() && shani::LANES.contains(&lanes))
+            .then_some(Kernel::Interleaved(Lanes(lanes)))
+    }
+
+    /// The fastest kernel on this machine, chosen once per process by a
+    /// short calibration (a few milliseconds): every available kernel hashes
+    /// the same nonces three times and the best median wins. The best lane
+    /// count depends on the processor (about 2x the single stream with 3 or
+    /// more lanes on AMD Zen 4; 1.1 to 1.3x with 2 or 3 on Intel Xeons), so
+    /// it is measured rather than guessed.
     pub fn detect() -> Kernel {
-        Kernel::Portable
+        static BEST: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+        *BEST.get_or_init(|| {
+            let kernels = Kernel::available();
+            if kernels.len() == 1 {
+                return Kernel::Portable;
+            }
+            let header = Header {
+                version: crate::HEADER_VERSION,
+                height: 1,
+                parent: crate::BlockHash::from_bytes([0x5a; 32]),
+                merkle_root: crate::MerkleRoot::from_bytes([0xa5; 32]),
+                timestamp_ms: 1,
+                target: Target::MIN.to_compact(),
+                nonce: 0,
+            };
+            let job = Job::with_target(&header, Target::MIN);
+            let mut best = (Kernel::Portable, std::time::Duration::MAX);
+            for kernel in kernels {
+                let mut times: Vec<_> = (0..3)
+                    .map(|_| {
+                        let started = std::time::Instant::now();
+                        std::hint::black_box(kernel.scan(&job, 0, CALIBRATION_NONCES));
+                        started.elapsed()
+                    })
+                    .collect();
+                times.sort();
+                if times[1] < best.1 {
+                    best = (kernel, times[1]);
+                }
+            }
+            best.0
+        })
     }
 
     /// Every kernel this machine can run, for differential tests and
     /// benchmarks.
     pub fn available() -> Vec<Kernel> {
-        vec![Kernel::Portable]
+        std::iter::once(Kernel::Portable)
+            .chain(shani::LANES.iter().filter_map(|&l| Kernel::interleaved(l)))
+            .collect()
     }
 
     /// A short name for reports.
     pub fn name(self) -> String {
         match self {
             Kernel::Portable => "portable".to_string(),
+            Kernel::Interleaved(lanes) => format!("sha-ni x{}", lanes.get()),
         }
     }
 
@@ -98,6 +163,7 @@ impl Kernel {
         let count = (count - 1).min(u64::MAX - start) + 1;
         match self {
             Kernel::Portable => portable::scan(job, start, count),
+            Kernel::Interleaved(lanes) => shani::scan(job, lanes.get(), start, count),
         }
     }
 }
@@ -254,6 +320,37 @@ impl Miner {
         })
     }
 
+    /// The lowest nonce in `start..start + count` (clamped at `u64::MAX`)
+    /// whose hash meets the job's target, the range split into one
+    /// contiguous share per thread. No cancellation: for fixed ranges, as
+    /// in benchmarks and differential tests.
+    pub fn scan(&self, job: &Job, start: u64, count: u64) -> Option<u64> {
+        if count == 0 {
+            return None;
+        }
+        let count = (count - 1).min(u64::MAX - start) + 1;
+        let threads = self.threads as u64;
+        let share = count.div_ceil(threads);
+        let kernel = self.kernel;
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .filter_map(|t| {
+                    let offset = t.checked_mul(share)?;
+                    (offset < count).then(|| {
+                        let first = start + offset;
+                        let n = share.min(count - offset);
+                        scope.spawn(move || kernel.scan(job, first, n))
+                    })
+                })
+                .collect();
+            // Shares are in nonce order, so the first hit is the lowest.
+            handles
+                .into_iter()
+                .filter_map(|h| h.join().ok().flatten())
+                .min()
+        })
+    }
+
     fn worker(
         &self,
         template: &Header,
@@ -306,10 +403,7 @@ struct Cursor {
 impl Cursor {
     /// The next chunk: (timestamp, first nonce, count).
     fn take(&mut self, chunk: u64) -> Option<(u64, u64, u64)> {
-        let start = match self.next {
-            Some(start) => start,
-            None => return None,
-        };
+        let start = self.next?;
         let timestamp = self.timestamp_ms;
         let last = start.saturating_add(chunk - 1);
         if last == u64::MAX {

@@ -3,6 +3,7 @@
 //! The state is a list of applied transaction payloads; a transaction marked
 //! invalid, or one whose payload was already applied, makes its block fail.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on a broken expectation
 #![allow(dead_code)]
 
 use std::collections::HashSet;
