@@ -6,12 +6,6 @@
 //! same form, and serialize as a hex string in human-readable formats (JSON)
 //! and as 32 raw bytes in binary formats (postcard).
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::de::{self, Deserializer};
-use serde::{Deserialize, Serialize, Serializer};
-
 /// Why a string is not a 32-byte hash in hex.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ParseHashError {
@@ -23,6 +17,9 @@ pub enum ParseHashError {
     Hex(#[from] hex::FromHexError),
 }
 
+/// Defines a 32-byte newtype with the same hex `Display`/`FromStr`, serde
+/// forms and helpers as [`BlockHash`]; escrow's `Address` uses it too.
+#[macro_export]
 macro_rules! hash_newtype {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
@@ -50,37 +47,38 @@ macro_rules! hash_newtype {
 
             /// The first four bytes in hex: enough to tell blocks apart in logs.
             pub fn short(&self) -> String {
-                hex::encode(&self.0[..4])
+                $crate::__private::hex::encode(&self.0[..4])
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 let mut buf = [0u8; 64];
                 // Encoding 32 bytes into a 64-byte buffer cannot fail.
-                if hex::encode_to_slice(self.0, &mut buf).is_err() {
-                    return Err(fmt::Error);
+                if $crate::__private::hex::encode_to_slice(self.0, &mut buf).is_err() {
+                    return Err(::std::fmt::Error);
                 }
                 // Hex digits are ASCII, so this is valid UTF-8.
-                f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
+                f.write_str(std::str::from_utf8(&buf).map_err(|_| ::std::fmt::Error)?)
             }
         }
 
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 write!(f, "{}({})", stringify!($name), self)
             }
         }
 
-        impl FromStr for $name {
-            type Err = ParseHashError;
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::ParseHashError;
 
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 if s.len() != 64 {
-                    return Err(ParseHashError::Length(s.len()));
+                    return Err($crate::ParseHashError::Length(s.len()));
                 }
                 let mut bytes = [0u8; 32];
-                hex::decode_to_slice(s, &mut bytes)?;
+                $crate::__private::hex::decode_to_slice(s, &mut bytes)
+                    .map_err($crate::ParseHashError::Hex)?;
                 Ok(Self(bytes))
             }
         }
@@ -97,23 +95,23 @@ macro_rules! hash_newtype {
             }
         }
 
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        impl $crate::__private::serde::Serialize for $name {
+            fn serialize<S: $crate::__private::serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 if serializer.is_human_readable() {
                     serializer.collect_str(self)
                 } else {
-                    self.0.serialize(serializer)
+                    $crate::__private::serde::Serialize::serialize(&self.0, serializer)
                 }
             }
         }
 
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        impl<'de> $crate::__private::serde::Deserialize<'de> for $name {
+            fn deserialize<D: $crate::__private::serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
                 if deserializer.is_human_readable() {
-                    let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-                    s.parse().map_err(de::Error::custom)
+                    let s = <::std::borrow::Cow<'de, str> as $crate::__private::serde::Deserialize>::deserialize(deserializer)?;
+                    s.parse().map_err(<D::Error as $crate::__private::serde::de::Error>::custom)
                 } else {
-                    <[u8; 32]>::deserialize(deserializer).map(Self)
+                    <[u8; 32] as $crate::__private::serde::Deserialize>::deserialize(deserializer).map(Self)
                 }
             }
         }

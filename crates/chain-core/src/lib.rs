@@ -27,6 +27,13 @@ pub mod state;
 pub mod tree;
 pub mod validate;
 
+#[doc(hidden)]
+pub mod __private {
+    //! Re-exports for [`hash_newtype!`](crate::hash_newtype) expansions in other crates.
+    pub use hex;
+    pub use serde;
+}
+
 pub use hash::{BlockHash, MerkleRoot, ParseHashError, TxId};
 pub use header::{Block, HEADER_VERSION, Header, HeaderError, Transaction};
 pub use merkle::merkle_root;

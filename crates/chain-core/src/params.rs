@@ -9,7 +9,7 @@ use crate::pow::Target;
 /// Every `interval` blocks the target is scaled by how long the last window
 /// took against how long it should have taken, the factor bounded to
 /// `[1 / max_step, max_step]`, and never easier than the network's limit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Retarget {
     /// Blocks per window; a retarget happens at heights that are multiples of
     /// it. At least 2 (a window needs two timestamps).
@@ -21,7 +21,7 @@ pub struct Retarget {
 }
 
 /// The consensus rules of one network.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ChainParams {
     /// The target of the first blocks, and with retargeting the easiest target
     /// ever allowed. The dev default is 16 leading zero bits (the notebook's

@@ -1,0 +1,60 @@
+//! The mempool's admission check, a pure function.
+//!
+//! A transaction is admitted if it would apply to the ledger *after* the
+//! pending transactions it follows: its nonce must be the sender's next one
+//! counting pending transactions (no gaps, no replays), and the pending
+//! spends of the sender count against their balance, so no account can
+//! overspend across transactions waiting for the same block.
+
+use chain_core::TxId;
+
+use crate::ledger::{Ledger, LedgerError};
+use crate::tx::SignedTx;
+
+/// Why a transaction is not admitted to the mempool.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdmissionError {
+    /// The transaction is already pending.
+    #[error("transaction {0} is already pending")]
+    AlreadyPending(TxId),
+    /// It would not apply after the pending transactions.
+    #[error(transparent)]
+    Invalid(#[from] LedgerError),
+}
+
+/// Whether `tx` is valid against `ledger` plus `pending` (in the order they
+/// would be mined), in a block at `next_height`.
+///
+/// Pending transactions that no longer apply are skipped, as the miner
+/// would skip them. The cost is one copy of the ledger plus the pending
+/// transactions: fine for a teaching node's mempool, and the reason the
+/// node should keep its pool bounded.
+///
+/// # Errors
+///
+/// [`AdmissionError`] naming the rule broken.
+pub fn check_admission(
+    ledger: &Ledger,
+    pending: &[SignedTx],
+    tx: &SignedTx,
+    next_height: u64,
+) -> Result<(), AdmissionError> {
+    let id = tx.id();
+    if pending.iter().any(|p| p.id() == id) {
+        return Err(AdmissionError::AlreadyPending(id));
+    }
+    if !tx.verify() {
+        return Err(LedgerError::BadSignature { tx: id }.into());
+    }
+    let mut scratch = ledger.clone();
+    let mut changes = Vec::new();
+    for p in pending {
+        let mark = changes.len();
+        if scratch.apply_signed(p, next_height, &mut changes).is_err() {
+            // Leave the scratch ledger as it was before this one.
+            scratch.rollback_to(&mut changes, mark);
+        }
+    }
+    scratch.apply_signed(tx, next_height, &mut changes)?;
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! The well-known dev accounts: `alice`, `bob`, `charlie`, `dave`, `eve`,
+//! `ferdie`.
+//!
+//! **Insecure, for dev networks only.** Each secret key is derived from the
+//! account's *name* (`blake3::derive_key("escrow-chain 2026 INSECURE dev
+//! account", name)`), so anyone who has read this file can sign as Alice.
+//! That is the point on a dev network (the demo, the tests, a classroom:
+//! everyone can act as everyone), and the reason never to give these
+//! addresses anything of value. Real keys come from [`crate::Keypair::generate`]
+//! and live in key files.
+
+use crate::account::Address;
+use crate::keys::Keypair;
+
+/// The dev account names, in the notebook's order.
+pub const DEV_ACCOUNTS: [&str; 6] = ["alice", "bob", "charlie", "dave", "eve", "ferdie"];
+
+const DEV_CONTEXT: &str = "escrow-chain 2026 INSECURE dev account";
+
+/// The key pair of a dev account, or `None` if `name` is not one.
+pub fn keypair(name: &str) -> Option<Keypair> {
+    DEV_ACCOUNTS
+        .contains(&name)
+        .then(|| Keypair::from_seed(blake3::derive_key(DEV_CONTEXT, name.as_bytes())))
+}
+
+/// The address of a dev account, or `None` if `name` is not one.
+pub fn address(name: &str) -> Option<Address> {
+    keypair(name).map(|k| k.address())
+}
+
+/// The dev account name of an address, if it is one.
+pub fn name_of(address: &Address) -> Option<&'static str> {
+    DEV_ACCOUNTS
+        .iter()
+        .copied()
+        .find(|n| self::address(n).as_ref() == Some(address))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_accounts_are_distinct_and_stable() {
+        let addrs: Vec<_> = DEV_ACCOUNTS.iter().map(|n| address(n).unwrap()).collect();
+        for (i, a) in addrs.iter().enumerate() {
+            assert_eq!(name_of(a), Some(DEV_ACCOUNTS[i]));
+            assert!(!addrs[..i].contains(a));
+        }
+        assert_eq!(keypair("mallory").map(|k| k.address()), None);
+        // Golden: the same name gives the same address everywhere.
+        assert_eq!(address("alice"), address("alice"));
+    }
+}

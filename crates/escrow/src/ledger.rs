@@ -1,0 +1,575 @@
+//! The ledger: balances, nonces and contracts, driven by blocks.
+//!
+//! [`Ledger`] implements chain-core's [`StateMachine`]: `apply_block` checks
+//! every signature of the block (batch verification), then applies the
+//! transactions in order, recording the previous value of everything it
+//! touches. If a transaction is refused, the record is played back and the
+//! ledger is exactly as before: all or nothing. The same record is the
+//! block's undo record for a reorg.
+//!
+//! # Invariant
+//!
+//! The sum of all balances plus the funds held in contracts that are not
+//! final equals [`Ledger::issued`]: the genesis allocations plus every
+//! coinbase reward. Nothing else creates or destroys coins.
+
+use std::collections::BTreeMap;
+
+use chain_core::{BlockContext, BlockHash, ChainParams, StateMachine, TxId};
+
+use crate::account::Address;
+use crate::amount::Amount;
+use crate::contract::{Contract, ContractError, ContractId, Payout};
+use crate::tx::{Payload, SignedTx, Tx};
+
+/// A transaction or block rule that the ledger enforces.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    /// The signature does not verify against the sender's key.
+    #[error("transaction {tx}: bad signature")]
+    BadSignature {
+        /// The transaction.
+        tx: TxId,
+    },
+    /// The transaction names another network.
+    #[error("transaction {tx} is for network {got}, this is {expected}")]
+    WrongNetwork {
+        /// The transaction.
+        tx: TxId,
+        /// Its network id.
+        got: BlockHash,
+        /// This network's.
+        expected: BlockHash,
+    },
+    /// The nonce is not the sender's next one.
+    #[error("transaction {tx}: nonce {got}, expected {expected} (replayed or out of order)")]
+    BadNonce {
+        /// The transaction.
+        tx: TxId,
+        /// The sender's next nonce.
+        expected: u64,
+        /// The transaction's.
+        got: u64,
+    },
+    /// The sender's balance is too low.
+    #[error("{account} has {balance}, needs {needed}")]
+    InsufficientFunds {
+        /// The sender.
+        account: Address,
+        /// What they have.
+        balance: Amount,
+        /// What the transaction moves.
+        needed: Amount,
+    },
+    /// A balance would pass `u64::MAX`.
+    #[error("amount overflow crediting {account}")]
+    AmountOverflow {
+        /// The account credited.
+        account: Address,
+    },
+    /// A transfer of nothing.
+    #[error("a transfer must move a positive amount")]
+    ZeroTransfer,
+    /// A contract rule.
+    #[error(transparent)]
+    Contract(#[from] ContractError),
+    /// A block after genesis must start with exactly one coinbase.
+    #[error("block at height {height} does not start with a coinbase")]
+    MissingCoinbase {
+        /// The block's height.
+        height: u64,
+    },
+    /// A coinbase anywhere but first, or a second one.
+    #[error("a coinbase may only be the first transaction of a block")]
+    MisplacedCoinbase,
+    /// The coinbase names another height.
+    #[error("coinbase for height {got} in block {expected}")]
+    WrongCoinbaseHeight {
+        /// The block's height.
+        expected: u64,
+        /// The coinbase's.
+        got: u64,
+    },
+    /// Network and allocation transactions belong to genesis only, and
+    /// genesis holds nothing else; the network transaction comes first.
+    #[error("{kind} transaction not allowed at height {height}")]
+    NotAllowedHere {
+        /// The transaction kind.
+        kind: &'static str,
+        /// The block's height.
+        height: u64,
+    },
+}
+
+/// How `apply_block` checks signatures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerifyMode {
+    /// One signature at a time.
+    Single,
+    /// ed25519 batch verification, the block's batch split over this many
+    /// threads (1 = the calling thread only).
+    Batch {
+        /// Threads to split the batch over.
+        threads: usize,
+    },
+}
+
+/// One change to the ledger, with the value before it: enough to undo it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Change {
+    Balance(Address, Option<Amount>),
+    Nonce(Address, Option<u64>),
+    Contract(ContractId, Option<Box<Contract>>),
+    Issued(Amount),
+    Reward(Amount),
+    Params(Option<Box<ChainParams>>),
+}
+
+/// What [`Ledger::undo_block`] needs: the changes a block made, oldest
+/// first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Undo(Vec<Change>);
+
+/// Balances, nonces and contracts at one point of the chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ledger {
+    network: BlockHash,
+    reward: Amount,
+    params: Option<Box<ChainParams>>,
+    balances: BTreeMap<Address, Amount>,
+    nonces: BTreeMap<Address, u64>,
+    contracts: BTreeMap<ContractId, Contract>,
+    issued: Amount,
+    verify: VerifyMode,
+}
+
+impl Ledger {
+    /// An empty ledger for the network with this id (the genesis hash). The
+    /// genesis block's transactions set the reward and the balances.
+    pub fn new(network: BlockHash) -> Ledger {
+        Ledger {
+            network,
+            reward: Amount::ZERO,
+            params: None,
+            balances: BTreeMap::new(),
+            nonces: BTreeMap::new(),
+            contracts: BTreeMap::new(),
+            issued: Amount::ZERO,
+            verify: VerifyMode::Batch {
+                threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            },
+        }
+    }
+
+    /// Chooses how signatures are checked (batch across all cores by default).
+    pub fn set_verify_mode(&mut self, mode: VerifyMode) {
+        self.verify = mode;
+    }
+
+    /// The network id.
+    pub fn network(&self) -> BlockHash {
+        self.network
+    }
+
+    /// The coinbase reward.
+    pub fn coinbase_reward(&self) -> Amount {
+        self.reward
+    }
+
+    /// An account's balance (zero if never seen).
+    pub fn balance(&self, account: &Address) -> Amount {
+        self.balances.get(account).copied().unwrap_or_default()
+    }
+
+    /// An account's next nonce.
+    pub fn nonce(&self, account: &Address) -> u64 {
+        self.nonces.get(account).copied().unwrap_or(0)
+    }
+
+    /// Every account with a balance, by address.
+    pub fn balances(&self) -> &BTreeMap<Address, Amount> {
+        &self.balances
+    }
+
+    /// A contract by id.
+    pub fn contract(&self, id: &ContractId) -> Option<&Contract> {
+        self.contracts.get(id)
+    }
+
+    /// Every contract, by id.
+    pub fn contracts(&self) -> &BTreeMap<ContractId, Contract> {
+        &self.contracts
+    }
+
+    /// All coins ever created: genesis allocations plus coinbase rewards.
+    pub fn issued(&self) -> Amount {
+        self.issued
+    }
+
+    /// The sum of balances plus funds locked in contracts that are not
+    /// final, or `None` on overflow. Equals [`Ledger::issued`] always.
+    pub fn total_supply(&self) -> Option<Amount> {
+        let held = self
+            .contracts
+            .values()
+            .filter(|c| !c.state.is_final())
+            .try_fold(Amount::ZERO, |acc, c| acc.checked_add(c.amount))?;
+        self.balances
+            .values()
+            .try_fold(held, |acc, b| acc.checked_add(*b))
+    }
+
+    fn set_balance(&mut self, account: Address, value: Amount, undo: &mut Vec<Change>) {
+        let old = if value.is_zero() {
+            self.balances.remove(&account)
+        } else {
+            self.balances.insert(account, value)
+        };
+        undo.push(Change::Balance(account, old));
+    }
+
+    fn debit(
+        &mut self,
+        account: Address,
+        amount: Amount,
+        undo: &mut Vec<Change>,
+    ) -> Result<(), LedgerError> {
+        let balance = self.balance(&account);
+        let left = balance
+            .checked_sub(amount)
+            .ok_or(LedgerError::InsufficientFunds {
+                account,
+                balance,
+                needed: amount,
+            })?;
+        self.set_balance(account, left, undo);
+        Ok(())
+    }
+
+    fn credit(
+        &mut self,
+        account: Address,
+        amount: Amount,
+        undo: &mut Vec<Change>,
+    ) -> Result<(), LedgerError> {
+        let total = self
+            .balance(&account)
+            .checked_add(amount)
+            .ok_or(LedgerError::AmountOverflow { account })?;
+        self.set_balance(account, total, undo);
+        Ok(())
+    }
+
+    fn issue(
+        &mut self,
+        amount: Amount,
+        to: Address,
+        undo: &mut Vec<Change>,
+    ) -> Result<(), LedgerError> {
+        let issued = self
+            .issued
+            .checked_add(amount)
+            .ok_or(LedgerError::AmountOverflow { account: to })?;
+        self.credit(to, amount, undo)?;
+        undo.push(Change::Issued(self.issued));
+        self.issued = issued;
+        Ok(())
+    }
+
+    /// Checks a signed transaction's network and nonce (not its signature).
+    fn check_envelope(&self, tx: &SignedTx, id: TxId) -> Result<(), LedgerError> {
+        if tx.body.network != self.network {
+            return Err(LedgerError::WrongNetwork {
+                tx: id,
+                got: tx.body.network,
+                expected: self.network,
+            });
+        }
+        let expected = self.nonce(&tx.sender());
+        if tx.body.nonce != expected {
+            return Err(LedgerError::BadNonce {
+                tx: id,
+                expected,
+                got: tx.body.nonce,
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies one signed transaction whose signature was checked, at
+    /// `height`. On error the changes already recorded in `undo` must be
+    /// rolled back by the caller.
+    pub(crate) fn apply_signed(
+        &mut self,
+        tx: &SignedTx,
+        height: u64,
+        undo: &mut Vec<Change>,
+    ) -> Result<(), LedgerError> {
+        let id = tx.id();
+        self.check_envelope(tx, id)?;
+        let sender = tx.sender();
+        match &tx.body.payload {
+            Payload::Transfer { to, amount } => {
+                if amount.is_zero() {
+                    return Err(LedgerError::ZeroTransfer);
+                }
+                self.debit(sender, *amount, undo)?;
+                self.credit(*to, *amount, undo)?;
+            }
+            Payload::EscrowCreate {
+                seller,
+                arbiter,
+                amount,
+                delivery_deadline,
+                dispute_window,
+            } => {
+                let contract_id = ContractId::from_tx(&id);
+                let contract = Contract::create(
+                    contract_id,
+                    sender,
+                    *seller,
+                    *arbiter,
+                    *amount,
+                    *delivery_deadline,
+                    *dispute_window,
+                    height,
+                    id,
+                )?;
+                self.debit(sender, *amount, undo)?;
+                let old = self.contracts.insert(contract_id, contract);
+                undo.push(Change::Contract(contract_id, old.map(Box::new)));
+            }
+            Payload::ConfirmDelivery { contract }
+            | Payload::RaiseDispute { contract }
+            | Payload::Resolve { contract, .. }
+            | Payload::RefundBuyer { contract } => {
+                let mut updated = self
+                    .contracts
+                    .get(contract)
+                    .cloned()
+                    .ok_or(ContractError::UnknownContract(*contract))?;
+                let payout = match &tx.body.payload {
+                    Payload::ConfirmDelivery { .. } => {
+                        updated.confirm_delivery(sender, height, id)?
+                    }
+                    Payload::RaiseDispute { .. } => updated.raise_dispute(sender, height, id)?,
+                    Payload::Resolve { to, .. } => updated.resolve(sender, *to, height, id)?,
+                    _ => updated.refund_buyer(sender, height, id)?,
+                };
+                if let Payout::To(payee) = payout {
+                    self.credit(payee, updated.amount, undo)?;
+                }
+                let old = self.contracts.insert(*contract, updated);
+                undo.push(Change::Contract(*contract, old.map(Box::new)));
+            }
+        }
+        let old = self.nonces.insert(sender, tx.body.nonce.saturating_add(1));
+        undo.push(Change::Nonce(sender, old));
+        Ok(())
+    }
+
+    /// Applies one block transaction at `ctx`; `index` is its place in the
+    /// block.
+    fn apply_tx(
+        &mut self,
+        tx: &Tx,
+        index: usize,
+        height: u64,
+        undo: &mut Vec<Change>,
+    ) -> Result<(), LedgerError> {
+        match tx {
+            Tx::Signed(s) => {
+                if height == 0 {
+                    return Err(LedgerError::NotAllowedHere {
+                        kind: s.body.payload.kind(),
+                        height,
+                    });
+                }
+                self.apply_signed(s, height, undo)
+            }
+            Tx::Coinbase { to, height: h } => {
+                if height == 0 {
+                    return Err(LedgerError::NotAllowedHere {
+                        kind: "coinbase",
+                        height,
+                    });
+                }
+                if index != 0 {
+                    return Err(LedgerError::MisplacedCoinbase);
+                }
+                if *h != height {
+                    return Err(LedgerError::WrongCoinbaseHeight {
+                        expected: height,
+                        got: *h,
+                    });
+                }
+                self.issue(self.reward, *to, undo)
+            }
+            Tx::Network {
+                params,
+                coinbase_reward,
+                ..
+            } => {
+                if height != 0 || index != 0 {
+                    return Err(LedgerError::NotAllowedHere {
+                        kind: "network",
+                        height,
+                    });
+                }
+                undo.push(Change::Reward(self.reward));
+                self.reward = *coinbase_reward;
+                undo.push(Change::Params(self.params.take()));
+                self.params = Some(Box::new(params.clone()));
+                Ok(())
+            }
+            Tx::Allocation { to, amount } => {
+                if height != 0 || index == 0 {
+                    return Err(LedgerError::NotAllowedHere {
+                        kind: "allocation",
+                        height,
+                    });
+                }
+                self.issue(*amount, *to, undo)
+            }
+        }
+    }
+
+    /// Undoes the changes recorded after `mark`, leaving those before.
+    pub(crate) fn rollback_to(&mut self, changes: &mut Vec<Change>, mark: usize) {
+        let tail = changes.split_off(mark.min(changes.len()));
+        self.rollback(tail);
+    }
+
+    fn rollback(&mut self, changes: Vec<Change>) {
+        for change in changes.into_iter().rev() {
+            match change {
+                Change::Balance(a, Some(v)) => {
+                    self.balances.insert(a, v);
+                }
+                Change::Balance(a, None) => {
+                    self.balances.remove(&a);
+                }
+                Change::Nonce(a, Some(v)) => {
+                    self.nonces.insert(a, v);
+                }
+                Change::Nonce(a, None) => {
+                    self.nonces.remove(&a);
+                }
+                Change::Contract(id, Some(c)) => {
+                    self.contracts.insert(id, *c);
+                }
+                Change::Contract(id, None) => {
+                    self.contracts.remove(&id);
+                }
+                Change::Issued(v) => self.issued = v,
+                Change::Reward(v) => self.reward = v,
+                Change::Params(p) => self.params = p,
+            }
+        }
+    }
+
+    /// Checks the signatures of a block's signed transactions, the way
+    /// [`VerifyMode`] says. Returns the first bad one.
+    fn verify_signatures(&self, txs: &[Tx]) -> Result<(), LedgerError> {
+        let signed: Vec<&SignedTx> = txs
+            .iter()
+            .filter_map(|t| match t {
+                Tx::Signed(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        match self.verify {
+            VerifyMode::Single => verify_one_by_one(&signed),
+            VerifyMode::Batch { threads } => {
+                let threads = threads.max(1);
+                // Below a few hundred signatures a thread costs more than it
+                // saves.
+                let chunk = signed.len().div_ceil(threads).max(256);
+                if signed.len() <= chunk {
+                    return verify_batch(&signed);
+                }
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = signed
+                        .chunks(chunk)
+                        .map(|part| scope.spawn(move || verify_batch(part)))
+                        .collect();
+                    // Join all, then report the first failure in block order.
+                    let results: Vec<_> = handles
+                        .into_iter()
+                        .map(|h| h.join().unwrap_or_else(|_| verify_one_by_one(&signed)))
+                        .collect();
+                    results.into_iter().collect()
+                })
+            }
+        }
+    }
+}
+
+/// One signature at a time; names the first bad transaction.
+fn verify_one_by_one(txs: &[&SignedTx]) -> Result<(), LedgerError> {
+    for tx in txs {
+        if !tx.verify() {
+            return Err(LedgerError::BadSignature { tx: tx.id() });
+        }
+    }
+    Ok(())
+}
+
+/// ed25519 batch verification; on failure, one by one to name the culprit.
+fn verify_batch(txs: &[&SignedTx]) -> Result<(), LedgerError> {
+    let mut messages = Vec::with_capacity(txs.len());
+    let mut signatures = Vec::with_capacity(txs.len());
+    let mut keys = Vec::with_capacity(txs.len());
+    for tx in txs {
+        let Some(key) = tx.body.sender.verifying_key() else {
+            return Err(LedgerError::BadSignature { tx: tx.id() });
+        };
+        messages.push(tx.body.to_bytes());
+        signatures.push(ed25519_dalek::Signature::from_bytes(&tx.signature.0));
+        keys.push(key);
+    }
+    let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    match ed25519_dalek::verify_batch(&refs, &signatures, &keys) {
+        // Batch verification accepts what strict single verification would,
+        // except malleable encodings; the one-by-one pass below is strict,
+        // and runs whenever the batch fails.
+        Ok(()) => Ok(()),
+        Err(_) => verify_one_by_one(txs),
+    }
+}
+
+impl StateMachine for Ledger {
+    type Tx = Tx;
+    type Undo = Undo;
+    type Error = LedgerError;
+
+    fn apply_block(&mut self, ctx: &BlockContext, txs: &[Tx]) -> Result<Undo, LedgerError> {
+        if ctx.height > 0 && !matches!(txs.first(), Some(Tx::Coinbase { .. })) {
+            return Err(LedgerError::MissingCoinbase { height: ctx.height });
+        }
+        if ctx.height == 0 && txs.iter().any(|t| matches!(t, Tx::Signed(_))) {
+            return Err(LedgerError::NotAllowedHere {
+                kind: "signed",
+                height: 0,
+            });
+        }
+        self.verify_signatures(txs)?;
+        let mut changes = Vec::new();
+        for (index, tx) in txs.iter().enumerate() {
+            if let Err(e) = self.apply_tx(tx, index, ctx.height, &mut changes) {
+                self.rollback(changes);
+                return Err(e);
+            }
+        }
+        Ok(Undo(changes))
+    }
+
+    fn undo_block(&mut self, undo: Undo) {
+        self.rollback(undo.0);
+    }
+}
+
+/// The id a contract created by `tx` gets (see [`ContractId::from_tx`]).
+pub fn contract_id_of(tx: &SignedTx) -> ContractId {
+    ContractId::from_tx(&tx.id())
+}

@@ -1,0 +1,39 @@
+//! escrow: the application that runs on the escrow chain.
+//!
+//! Accounts hold coins; a buyer can lock coins in an escrow contract that
+//! pays the seller on confirmed delivery, or refunds the buyer, with an
+//! arbiter for disputes. Contract state lives only in the [`Ledger`] that
+//! blocks produce, through chain-core's [`chain_core::StateMachine`] trait.
+//!
+//! # Layout
+//!
+//! - [`amount`]: [`Amount`], checked arithmetic only.
+//! - [`account`]: [`Address`] (derived from a public key) and [`PublicKey`].
+//! - [`keys`]: [`Keypair`] and key files.
+//! - [`dev`]: the well-known, insecure dev accounts.
+//! - [`tx`]: signed transactions, payloads, the block transaction [`Tx`].
+//! - [`contract`]: the escrow contract state machine.
+//! - [`ledger`]: balances, nonces and contracts; apply and undo blocks.
+//! - [`genesis`]: the genesis allocation and network rules.
+//! - [`admission`]: the mempool's admission check.
+//!
+//! `docs/ESCROW.md` describes the rules.
+
+pub mod account;
+pub mod admission;
+pub mod amount;
+pub mod contract;
+pub mod dev;
+pub mod genesis;
+pub mod keys;
+pub mod ledger;
+pub mod tx;
+
+pub use account::{Address, PublicKey};
+pub use admission::{AdmissionError, check_admission};
+pub use amount::Amount;
+pub use contract::{Action, Contract, ContractError, ContractId, HistoryEntry, State};
+pub use genesis::{Genesis, GenesisFileError};
+pub use keys::{KeyFileError, Keypair};
+pub use ledger::{Ledger, LedgerError, Undo, VerifyMode};
+pub use tx::{Party, Payload, Signature, SignedTx, Tx, TxBody, TxDecodeError};
