@@ -10,6 +10,8 @@
 //! bench: mining.naive.1t = 12.3 MH/s (ratio 0.48)
 //! bench: mining.midstate.1t = 47.0 MH/s (ratio 1.85)
 //! bench: mining.midstate.all = 93.1 MH/s (2 threads, ratio 3.67)
+//! bench: ledger.apply_block = 124000 tx/s (batch)
+//! bench: ledger.apply_block.single = 23400 tx/s
 //! ```
 //!
 //! Ratios are against `mining.ceiling` from the same run: on a noisy machine
@@ -26,10 +28,16 @@ struct Suite {
     bench: &'static str,
 }
 
-const SUITES: &[Suite] = &[Suite {
-    package: "chain-core",
-    bench: "mining",
-}];
+const SUITES: &[Suite] = &[
+    Suite {
+        package: "chain-core",
+        bench: "mining",
+    },
+    Suite {
+        package: "escrow",
+        bench: "ledger",
+    },
+];
 
 /// Runs every suite, then prints the figures.
 pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
@@ -105,6 +113,8 @@ fn report(criterion: &Path) -> anyhow::Result<Vec<String>> {
     let one = mhs("mining", "midstate.1t")?;
     let all = mhs("mining", "midstate.all")?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let batch = rate(criterion, "ledger", "apply_block")?;
+    let single = rate(criterion, "ledger", "apply_block.single")?;
     Ok(vec![
         format!("bench: mining.ceiling = {ceiling:.1} MH/s"),
         format!(
@@ -119,5 +129,7 @@ fn report(criterion: &Path) -> anyhow::Result<Vec<String>> {
             "bench: mining.midstate.all = {all:.1} MH/s ({threads} threads, ratio {:.2})",
             all / ceiling
         ),
+        format!("bench: ledger.apply_block = {batch:.0} tx/s (batch)"),
+        format!("bench: ledger.apply_block.single = {single:.0} tx/s"),
     ])
 }
