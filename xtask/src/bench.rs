@@ -12,6 +12,7 @@
 //! bench: mining.midstate.all = 93.1 MH/s (2 threads, ratio 3.67)
 //! bench: ledger.apply_block = 124000 tx/s (batch)
 //! bench: ledger.apply_block.single = 23400 tx/s
+//! bench: wire.block_roundtrip = 350.0 MB/s
 //! ```
 //!
 //! Ratios are against `mining.ceiling` from the same run: on a noisy machine
@@ -36,6 +37,10 @@ const SUITES: &[Suite] = &[
     Suite {
         package: "escrow",
         bench: "ledger",
+    },
+    Suite {
+        package: "wire",
+        bench: "codec",
     },
 ];
 
@@ -115,6 +120,7 @@ fn report(criterion: &Path) -> anyhow::Result<Vec<String>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let batch = rate(criterion, "ledger", "apply_block")?;
     let single = rate(criterion, "ledger", "apply_block.single")?;
+    let wire = rate(criterion, "wire", "block_roundtrip")? / 1e6;
     Ok(vec![
         format!("bench: mining.ceiling = {ceiling:.1} MH/s"),
         format!(
@@ -131,5 +137,6 @@ fn report(criterion: &Path) -> anyhow::Result<Vec<String>> {
         ),
         format!("bench: ledger.apply_block = {batch:.0} tx/s (batch)"),
         format!("bench: ledger.apply_block.single = {single:.0} tx/s"),
+        format!("bench: wire.block_roundtrip = {wire:.1} MB/s"),
     ])
 }
