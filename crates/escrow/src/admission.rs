@@ -58,3 +58,62 @@ pub fn check_admission(
     scratch.apply_signed(tx, next_height, &mut changes)?;
     Ok(())
 }
+
+/// The ledger with a pool's pending transactions applied, kept up to date
+/// one admission at a time: the incremental form of [`check_admission`],
+/// for a mempool that would otherwise copy the ledger per transaction.
+///
+/// It holds a copy of the ledger at the best tip and applies each admitted
+/// transaction to it (signature checked, at `next_height`); a refused one
+/// changes nothing. When the tip changes, the node builds a new one and
+/// re-admits what is still pending.
+#[derive(Clone, Debug)]
+pub struct PendingState {
+    ledger: Ledger,
+    next_height: u64,
+    changes: Vec<crate::ledger::Change>,
+}
+
+impl PendingState {
+    /// Starts from `ledger` (the state at the best tip), for a block at
+    /// `next_height`.
+    pub fn new(ledger: &Ledger, next_height: u64) -> PendingState {
+        PendingState {
+            ledger: ledger.clone(),
+            next_height,
+            changes: Vec::new(),
+        }
+    }
+
+    /// The ledger with every admitted transaction applied.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// The height the pending transactions are checked for.
+    pub fn next_height(&self) -> u64 {
+        self.next_height
+    }
+
+    /// Admits `tx` if it applies after everything admitted so far.
+    ///
+    /// # Errors
+    ///
+    /// The [`LedgerError`] naming the rule it breaks (bad signature, wrong
+    /// network, nonce gap or replay, overspend, a contract rule); the state
+    /// is unchanged then.
+    pub fn admit(&mut self, tx: &SignedTx) -> Result<(), AdmissionError> {
+        if !tx.verify() {
+            return Err(LedgerError::BadSignature { tx: tx.id() }.into());
+        }
+        let mark = self.changes.len();
+        if let Err(e) = self
+            .ledger
+            .apply_signed(tx, self.next_height, &mut self.changes)
+        {
+            self.ledger.rollback_to(&mut self.changes, mark);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+}

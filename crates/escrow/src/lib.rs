@@ -30,7 +30,7 @@ pub mod ledger;
 pub mod tx;
 
 pub use account::{Address, PublicKey};
-pub use admission::{AdmissionError, check_admission};
+pub use admission::{AdmissionError, PendingState, check_admission};
 pub use amount::Amount;
 pub use contract::{Action, Contract, ContractError, ContractId, HistoryEntry, State};
 pub use genesis::{Genesis, GenesisFileError};

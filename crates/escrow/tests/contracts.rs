@@ -504,3 +504,48 @@ fn admission_counts_pending_nonces_and_spends() {
         ))
     ));
 }
+
+#[test]
+fn pending_state_admits_incrementally_and_refusals_change_nothing() {
+    let h = Harness::new();
+    let net = h.ledger.network();
+    let pay = |nonce: u64, amount: u64| {
+        SignedTx::sign(
+            &key("alice"),
+            nonce,
+            net,
+            Payload::Transfer {
+                to: addr("bob"),
+                amount: Amount::new(amount),
+            },
+        )
+    };
+    let mut pending = escrow::PendingState::new(&h.ledger, 1);
+    pending.admit(&pay(0, DEV_BALANCE - 10)).unwrap();
+    let before = pending.ledger().clone();
+    assert!(matches!(
+        pending.admit(&pay(1, 11)),
+        Err(escrow::AdmissionError::Invalid(
+            LedgerError::InsufficientFunds { .. }
+        ))
+    ));
+    assert!(matches!(
+        pending.admit(&pay(3, 1)),
+        Err(escrow::AdmissionError::Invalid(LedgerError::BadNonce {
+            expected: 1,
+            ..
+        }))
+    ));
+    let mut forged = pay(1, 1);
+    forged.signature = Signature([0; 64]);
+    assert!(matches!(
+        pending.admit(&forged),
+        Err(escrow::AdmissionError::Invalid(
+            LedgerError::BadSignature { .. }
+        ))
+    ));
+    assert_eq!(pending.ledger(), &before, "refusals change nothing");
+    pending.admit(&pay(1, 10)).unwrap();
+    assert_eq!(pending.ledger().balance(&addr("alice")), Amount::new(0));
+    assert_eq!(pending.next_height(), 1);
+}
