@@ -1,0 +1,111 @@
+//! The node's configuration.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use escrow::{Address, Genesis};
+
+/// When the node mines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum MiningMode {
+    /// Never, except blocks asked for with `NodeHandle::mine_blocks`.
+    #[default]
+    Off,
+    /// While transactions are pending (the notebook's behaviour).
+    WhenPending,
+    /// Always.
+    Continuous,
+}
+
+impl std::str::FromStr for MiningMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "off" => Ok(MiningMode::Off),
+            "pending" | "when-pending" => Ok(MiningMode::WhenPending),
+            "continuous" | "on" => Ok(MiningMode::Continuous),
+            other => Err(format!(
+                "unknown mining mode `{other}` (expected off, pending or continuous)"
+            )),
+        }
+    }
+}
+
+/// Everything a node needs to start.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// The network: its rules and initial balances.
+    pub genesis: Genesis,
+    /// Where to listen (`127.0.0.1:0` lets the OS choose a port).
+    pub listen: SocketAddr,
+    /// Peers to dial at start and to keep reconnecting to.
+    pub peers: Vec<SocketAddr>,
+    /// When to mine.
+    pub mining: MiningMode,
+    /// Who receives this node's block rewards.
+    pub miner_account: Address,
+    /// Compute threads for the miner.
+    pub miner_threads: usize,
+    /// Most connections, inbound and outbound together.
+    pub max_peers: usize,
+    /// Largest frame accepted or sent, in bytes.
+    pub max_frame: usize,
+    /// Time allowed for the whole handshake.
+    pub handshake_timeout: Duration,
+    /// A live connection silent this long is pinged.
+    pub ping_interval: Duration,
+    /// A live connection silent this long is closed.
+    pub idle_timeout: Duration,
+    /// Penalty points at which a peer is disconnected and banned.
+    pub ban_threshold: u32,
+    /// How long a ban lasts.
+    pub ban_duration: Duration,
+    /// First delay before redialling a peer that dropped; doubled per
+    /// failure up to `max_backoff`.
+    pub min_backoff: Duration,
+    /// Longest delay between redials.
+    pub max_backoff: Duration,
+    /// Most transactions in the mempool.
+    pub mempool_max: usize,
+    /// Most pending transactions of one account.
+    pub mempool_max_per_account: usize,
+    /// Messages queued for one peer before it counts as too slow and is
+    /// dropped.
+    pub peer_queue: usize,
+    /// How long a request for a block or transaction waits for an answer
+    /// before the item may be asked of another peer.
+    pub request_timeout: Duration,
+}
+
+impl NodeConfig {
+    /// A dev node: the dev genesis, listening on `127.0.0.1:0`, not mining,
+    /// rewards to `ferdie`.
+    pub fn dev() -> NodeConfig {
+        NodeConfig::new(Genesis::dev())
+    }
+
+    /// Defaults for a network with this genesis.
+    pub fn new(genesis: Genesis) -> NodeConfig {
+        NodeConfig {
+            genesis,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            peers: Vec::new(),
+            mining: MiningMode::Off,
+            miner_account: escrow::dev::address("ferdie").unwrap_or(Address::ZERO),
+            miner_threads: 1,
+            max_peers: 32,
+            max_frame: wire::DEFAULT_MAX_FRAME,
+            handshake_timeout: Duration::from_secs(5),
+            ping_interval: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(45),
+            ban_threshold: 100,
+            ban_duration: Duration::from_secs(600),
+            min_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(30),
+            mempool_max: 10_000,
+            mempool_max_per_account: 256,
+            peer_queue: 4_096,
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! p2p-node: the escrow chain's node.
+//!
+//! A node keeps the block tree and the ledger, talks the wire protocol to
+//! its peers over TCP, gossips transactions and blocks, syncs from peers
+//! with more work, keeps a mempool, and mines.
+//!
+//! # Layout
+//!
+//! - [`node`]: [`Node::start`] and the [`NodeHandle`] that queries, commands
+//!   and stops a running node.
+//! - [`core`]: the one task that owns the chain, the mempool, the peer table
+//!   and the miner's job; everything else sends it messages.
+//! - [`peer`]: one task per connection: handshake, ping, forwarding.
+//! - [`mempool`]: pending transactions, bounded, rebuilt on reorgs.
+//! - [`penalty`]: offences, penalty points, bans.
+//! - [`config`]: [`NodeConfig`] and [`MiningMode`].
+//! - Seams for simulation: [`transport`] (listening and dialling),
+//!   [`clock`] (block timestamps), [`store`] (accepted blocks).
+//!
+//! # Tasks
+//!
+//! Per node: the core, the accept loop, one task per connection (and one
+//! per dial in progress), and the miner's blocking job while it mines. All
+//! are tracked; [`NodeHandle::shutdown`] cancels them and waits for them.
+
+pub mod clock;
+pub mod config;
+pub mod core;
+pub mod mempool;
+pub mod node;
+pub mod peer;
+pub mod penalty;
+pub mod store;
+pub mod transport;
+
+pub use config::{MiningMode, NodeConfig};
+pub use core::{NodeView, PeerInfo};
+pub use mempool::{Mempool, MempoolError};
+pub use node::{Node, NodeError, NodeHandle, Seams};
+pub use penalty::{BanKey, Offence};

@@ -1,0 +1,333 @@
+//! [`Node`]: starting a node, and [`NodeHandle`]: talking to a running one.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use chain_core::{BlockHash, TxId};
+use escrow::SignedTx;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+use wire::NodeId;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{MiningMode, NodeConfig};
+use crate::core::{Command, Core, CoreMsg, NodeView, random_node_id, replay};
+use crate::mempool::MempoolError;
+use crate::peer::{Direction, PeerTask};
+use crate::store::{BlockStore, MemoryStore, StoreError};
+use crate::transport::{Listener, TcpTransport, Transport};
+
+/// Why a node could not start, or a request could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The genesis block does not start a chain.
+    #[error("invalid genesis: {0}")]
+    Genesis(String),
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// Where.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The node has stopped.
+    #[error("the node has stopped")]
+    Stopped,
+    /// The mempool refused a transaction.
+    #[error(transparent)]
+    Mempool(#[from] MempoolError),
+}
+
+/// The seams a node runs on: how it connects, what time it is, where blocks
+/// are kept.
+pub struct Seams {
+    /// Listening and dialling.
+    pub transport: Arc<dyn Transport>,
+    /// Block timestamps.
+    pub clock: Arc<dyn Clock>,
+    /// Accepted blocks.
+    pub store: Box<dyn BlockStore>,
+}
+
+impl Default for Seams {
+    /// TCP, the system clock, blocks in memory.
+    fn default() -> Self {
+        Seams {
+            transport: Arc::new(TcpTransport),
+            clock: Arc::new(SystemClock),
+            store: Box::new(MemoryStore::default()),
+        }
+    }
+}
+
+/// A node: use [`Node::start`].
+pub struct Node;
+
+impl Node {
+    /// Starts a node with TCP, the system clock and an in-memory store.
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError`] if the genesis is invalid or the address cannot be
+    /// bound.
+    pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
+        Node::start_with(config, Seams::default()).await
+    }
+
+    /// Starts a node on the given seams.
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError`] if the genesis is invalid, the store cannot be read or
+    /// the address cannot be bound.
+    pub async fn start_with(config: NodeConfig, seams: Seams) -> Result<NodeHandle, NodeError> {
+        let mut chain = config
+            .genesis
+            .chain()
+            .map_err(|e| NodeError::Genesis(e.to_string()))?;
+        chain.set_max_orphans(256);
+        let stored = seams.store.load_blocks()?;
+        let count = stored.len();
+        let refused = replay(&mut chain, stored, seams.clock.now_ms());
+        if count > 0 {
+            info!(
+                count,
+                refused,
+                height = chain.height(),
+                "loaded stored blocks"
+            );
+        }
+        let listener = seams
+            .transport
+            .bind(config.listen)
+            .await
+            .map_err(|source| NodeError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| NodeError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+        let node_id = random_node_id();
+        let config = Arc::new(config);
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let next_conn = Arc::new(AtomicU64::new(0));
+        let (tx, rx) = mpsc::channel(1_024);
+        let core = Core::new(
+            config.clone(),
+            node_id,
+            Some(local_addr),
+            chain,
+            seams.store,
+            seams.clock,
+            seams.transport,
+            tx.clone(),
+            cancel.clone(),
+            tracker.clone(),
+            next_conn.clone(),
+        );
+        tracker.spawn(core.run(rx));
+        tracker.spawn(accept_loop(
+            listener,
+            tx.clone(),
+            config.clone(),
+            cancel.clone(),
+            tracker.clone(),
+            next_conn,
+        ));
+        info!(%local_addr, node = %hex::encode(&node_id.0[..4]), "node started");
+        Ok(NodeHandle {
+            core: tx,
+            local_addr,
+            node_id,
+            cancel,
+            tracker,
+        })
+    }
+}
+
+/// Accepts connections until the node stops; each gets a task. Connections
+/// in their handshake count against a limit too, so a flood of sockets that
+/// never speak cannot exhaust the node.
+async fn accept_loop(
+    mut listener: Box<dyn Listener>,
+    core: mpsc::Sender<CoreMsg>,
+    config: Arc<NodeConfig>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    next_conn: Arc<AtomicU64>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(config.max_peers * 2));
+    loop {
+        let permit = tokio::select! {
+            _ = cancel.cancelled() => break,
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((stream, remote)) => {
+                let task = PeerTask {
+                    conn: next_conn.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                    remote,
+                    direction: Direction::Inbound,
+                    core: core.clone(),
+                    config: config.clone(),
+                    cancel: cancel.clone(),
+                };
+                tracker.spawn(async move {
+                    task.run(stream).await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: wait, do not spin.
+                warn!("accept failed: {e}");
+                drop(permit);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    // Dropping the listener closes the listening socket.
+    drop(listener);
+}
+
+/// A running node: ask it questions, give it work, stop it.
+#[derive(Clone)]
+pub struct NodeHandle {
+    core: mpsc::Sender<CoreMsg>,
+    local_addr: SocketAddr,
+    node_id: NodeId,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl NodeHandle {
+    /// Where the node listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    async fn command(&self, command: Command) -> Result<(), NodeError> {
+        self.core
+            .send(CoreMsg::Command(command))
+            .await
+            .map_err(|_| NodeError::Stopped)
+    }
+
+    /// Runs `f` on a read-only view of the node's state and returns what it
+    /// returns.
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::Stopped`].
+    pub async fn query<R, F>(&self, f: F) -> Result<R, NodeError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&NodeView<'_>) -> R + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        self.command(Command::Query(Box::new(move |view| {
+            let _ = reply.send(f(view));
+        })))
+        .await?;
+        rx.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// The best tip and its height.
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::Stopped`].
+    pub async fn tip(&self) -> Result<(BlockHash, u64), NodeError> {
+        self.query(|v| (v.chain.tip(), v.chain.height())).await
+    }
+
+    /// Submits a signed transaction to the mempool (and to the peers).
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::Mempool`] naming why it was refused.
+    pub async fn submit(&self, tx: SignedTx) -> Result<TxId, NodeError> {
+        let (reply, rx) = oneshot::channel();
+        self.command(Command::SubmitTx {
+            tx: Box::new(tx),
+            reply,
+        })
+        .await?;
+        Ok(rx.await.map_err(|_| NodeError::Stopped)??)
+    }
+
+    /// Mines `count` blocks on this node (whatever the mining mode) and
+    /// returns their hashes once they are on its best chain.
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::Stopped`].
+    pub async fn mine_blocks(&self, count: u64) -> Result<Vec<BlockHash>, NodeError> {
+        let (reply, rx) = oneshot::channel();
+        self.command(Command::Mine { count, reply }).await?;
+        rx.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// Changes the mining mode.
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::Stopped`].
+    pub async fn set_mining(&self, mode: MiningMode) -> Result<(), NodeError> {
+        self.command(Command::SetMining(mode)).await
+    }
+
+    /// Dials a peer and keeps reconnecting to it.
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::Stopped`].
+    pub async fn add_peer(&self, addr: SocketAddr) -> Result<(), NodeError> {
+        self.command(Command::AddPeer(addr)).await
+    }
+
+    /// Stops the node: stops accepting, closes every connection (with a
+    /// notice), stops the miner, and returns once every task has ended.
+    pub async fn shutdown(&self) {
+        self.cancel.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+
+    /// Resolves once the node has been told to stop.
+    pub async fn stopped(&self) {
+        self.cancel.cancelled().await;
+    }
+
+    /// Whether the mining mode is this one (for tests and status).
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::Stopped`].
+    pub async fn mining(&self) -> Result<MiningMode, NodeError> {
+        self.query(|v| v.mining).await
+    }
+}

@@ -1,0 +1,163 @@
+//! Misbehaviour: what a peer did wrong, what it costs, and bans.
+//!
+//! Every offence has a typed reason and a penalty in points. Points decay
+//! (one per second), so an honest peer that once raced us into an orphan
+//! block never reaches the threshold; a peer at the threshold is
+//! disconnected and banned for a while. Bans key on the node id and on the
+//! exact socket address (IP and port), never on the IP alone: every node of
+//! a local network is 127.0.0.1.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use wire::NodeId;
+
+/// What a peer did wrong.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Offence {
+    /// Bytes that are not a frame of the protocol (garbage, an oversized
+    /// length, a non-canonical or unknown message).
+    #[error("undecodable frame: {0}")]
+    Frame(String),
+    /// A message that the protocol does not allow at this point.
+    #[error("protocol violation: {0}")]
+    Protocol(&'static str),
+    /// A block that breaks a consensus rule for good (bad proof of work,
+    /// wrong target, bad merkle root, transactions that do not apply, ...).
+    #[error("invalid block: {0}")]
+    InvalidBlock(String),
+    /// A block whose timestamp is too far ahead of our clock: perhaps only
+    /// a skewed clock, so a small penalty and the block is not remembered as
+    /// invalid.
+    #[error("block from the future: {0}")]
+    FutureBlock(String),
+    /// A block whose parent we do not have and which the peer did not
+    /// provide.
+    #[error("orphan block, parent {0} unknown")]
+    Orphan(String),
+    /// A transaction no honest node relays: bad signature, another network,
+    /// undecodable.
+    #[error("invalid transaction: {0}")]
+    InvalidTx(String),
+}
+
+impl Offence {
+    /// Penalty points.
+    pub fn penalty(&self) -> u32 {
+        match self {
+            Offence::Frame(_) => 100,
+            Offence::InvalidBlock(_) => 50,
+            Offence::Protocol(_) | Offence::InvalidTx(_) => 20,
+            Offence::Orphan(_) => 10,
+            Offence::FutureBlock(_) => 5,
+        }
+    }
+}
+
+/// A peer's penalty points, decaying by one point per second.
+#[derive(Clone, Copy, Debug)]
+pub struct Score {
+    points: u32,
+    at: Instant,
+}
+
+impl Default for Score {
+    fn default() -> Self {
+        Score {
+            points: 0,
+            at: Instant::now(),
+        }
+    }
+}
+
+impl Score {
+    /// Adds `penalty` and returns the total after decay.
+    pub fn add(&mut self, penalty: u32, now: Instant) -> u32 {
+        let decay =
+            u32::try_from(now.saturating_duration_since(self.at).as_secs()).unwrap_or(u32::MAX);
+        self.points = self.points.saturating_sub(decay).saturating_add(penalty);
+        self.at = now;
+        self.points
+    }
+}
+
+/// What a ban names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BanKey {
+    /// A node id.
+    Node(NodeId),
+    /// An exact socket address (IP and port).
+    Addr(SocketAddr),
+}
+
+/// Active bans and their expiry.
+#[derive(Debug, Default)]
+pub struct Bans {
+    until: HashMap<BanKey, Instant>,
+}
+
+impl Bans {
+    /// Bans every key for `duration`.
+    pub fn ban(
+        &mut self,
+        keys: impl IntoIterator<Item = BanKey>,
+        duration: Duration,
+        now: Instant,
+    ) {
+        for key in keys {
+            self.until.insert(key, now + duration);
+        }
+    }
+
+    /// Whether `key` is banned at `now`.
+    pub fn is_banned(&self, key: &BanKey, now: Instant) -> bool {
+        self.until.get(key).is_some_and(|t| *t > now)
+    }
+
+    /// Forgets expired bans.
+    pub fn expire(&mut self, now: Instant) {
+        self.until.retain(|_, t| *t > now);
+    }
+
+    /// Active bans.
+    pub fn active(&self, now: Instant) -> Vec<(BanKey, Duration)> {
+        self.until
+            .iter()
+            .filter(|(_, t)| **t > now)
+            .map(|(k, t)| (*k, t.saturating_duration_since(now)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn points_decay_and_add_up() {
+        let t0 = Instant::now();
+        let mut s = Score { points: 0, at: t0 };
+        assert_eq!(s.add(10, t0), 10);
+        assert_eq!(s.add(10, t0 + Duration::from_secs(5)), 15);
+        assert_eq!(s.add(0, t0 + Duration::from_secs(100)), 0);
+    }
+
+    #[test]
+    fn bans_are_by_exact_address_and_expire() {
+        let now = Instant::now();
+        let mut bans = Bans::default();
+        let a: SocketAddr = "127.0.0.1:4000".parse().unwrap_or_else(|_| unreachable!());
+        let b: SocketAddr = "127.0.0.1:4001".parse().unwrap_or_else(|_| unreachable!());
+        bans.ban([BanKey::Addr(a)], Duration::from_secs(10), now);
+        assert!(bans.is_banned(&BanKey::Addr(a), now));
+        assert!(
+            !bans.is_banned(&BanKey::Addr(b), now),
+            "same IP, other port"
+        );
+        assert!(!bans.is_banned(&BanKey::Addr(a), now + Duration::from_secs(11)));
+        bans.expire(now + Duration::from_secs(11));
+        assert!(bans.active(now).is_empty());
+    }
+}

@@ -1,0 +1,168 @@
+//! Helpers for tests that run real nodes on 127.0.0.1 with OS-chosen ports.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chain_core::{BlockHash, ChainParams, Work};
+use escrow::{Genesis, Ledger};
+use futures::{SinkExt, StreamExt};
+use p2p_node::{MiningMode, Node, NodeConfig, NodeHandle};
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+use wire::{BoundedString, Handshake, Message, NodeId, PROTOCOL_VERSION, WireCodec};
+
+/// The dev network with an easy target (10 bits): blocks in microseconds.
+pub fn genesis() -> Genesis {
+    let mut g = Genesis::dev();
+    g.params = ChainParams::with_target_bits(10);
+    g
+}
+
+/// A test node's configuration: quick timeouts and backoff.
+pub fn config() -> NodeConfig {
+    let mut c = NodeConfig::new(genesis());
+    c.ping_interval = Duration::from_millis(500);
+    c.idle_timeout = Duration::from_secs(3);
+    c.min_backoff = Duration::from_millis(50);
+    c.max_backoff = Duration::from_millis(500);
+    c.handshake_timeout = Duration::from_secs(2);
+    c
+}
+
+/// Starts a node that dials `peers`.
+pub async fn start(peers: &[SocketAddr], mining: MiningMode) -> NodeHandle {
+    init_logs();
+    let mut c = config();
+    c.peers = peers.to_vec();
+    c.mining = mining;
+    Node::start(c).await.unwrap()
+}
+
+/// Polls `check` until it holds; panics after 30 seconds (a hang guard, not
+/// a speed assertion).
+pub async fn wait_for<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The node's tip.
+pub async fn tip(node: &NodeHandle) -> (BlockHash, u64) {
+    node.tip().await.unwrap()
+}
+
+/// The node's ledger at its tip.
+pub async fn ledger(node: &NodeHandle) -> Ledger {
+    node.query(|v| v.chain.state().clone()).await.unwrap()
+}
+
+/// How many live peers the node has.
+pub async fn peer_count(node: &NodeHandle) -> usize {
+    node.query(|v| v.peers.len()).await.unwrap()
+}
+
+/// Waits until every node has the same tip.
+pub async fn wait_same_tip(nodes: &[&NodeHandle]) {
+    wait_for("all nodes on one tip", || async {
+        let mut tips = Vec::new();
+        for n in nodes {
+            tips.push(tip(n).await.0);
+        }
+        tips.windows(2).all(|w| w[0] == w[1])
+    })
+    .await;
+}
+
+/// A hand-driven peer: a raw connection that speaks the wire protocol, for
+/// sending what an honest node never would.
+pub struct RawPeer {
+    pub framed: Framed<TcpStream, WireCodec>,
+    pub node_id: NodeId,
+}
+
+impl RawPeer {
+    /// Connects without a handshake.
+    pub async fn connect(addr: SocketAddr) -> RawPeer {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let mut id = [0u8; 32];
+        getrandom::fill(&mut id).unwrap();
+        RawPeer {
+            framed: Framed::new(stream, WireCodec::new()),
+            node_id: NodeId(id),
+        }
+    }
+
+    /// Our handshake for `network`.
+    pub fn hello(&self, network: BlockHash) -> Handshake {
+        Handshake {
+            version: PROTOCOL_VERSION,
+            network,
+            node_id: self.node_id,
+            listen_addr: None,
+            best_tip: network,
+            best_height: 0,
+            total_work: Work::ZERO,
+            user_agent: BoundedString::truncating("raw-test-peer"),
+        }
+    }
+
+    /// Dials and completes the handshake as a dialler; returns the node's
+    /// handshake.
+    pub async fn handshake(&mut self, network: BlockHash) -> Result<Handshake, Message> {
+        let hello = self.hello(network);
+        self.framed.send(Message::Handshake(hello)).await.unwrap();
+        let theirs = match self.next().await {
+            Some(Message::Handshake(h)) => h,
+            Some(other) => return Err(other),
+            None => return Err(Message::GetAddrs),
+        };
+        match self.next().await {
+            Some(Message::HandshakeAck) => {}
+            Some(other) => return Err(other),
+            None => return Err(Message::GetAddrs),
+        }
+        self.framed.send(Message::HandshakeAck).await.unwrap();
+        Ok(theirs)
+    }
+
+    /// The next message, or `None` when the connection closed or failed.
+    pub async fn next(&mut self) -> Option<Message> {
+        match tokio::time::timeout(Duration::from_secs(10), self.framed.next()).await {
+            Ok(Some(Ok(m))) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// Reads until a notice (returned) or the end of the connection.
+    pub async fn until_notice(&mut self) -> Option<Message> {
+        while let Some(m) = self.next().await {
+            if matches!(m, Message::Notice { .. }) {
+                return Some(m);
+            }
+        }
+        None
+    }
+}
+
+/// Logs to the test's output when `RUST_LOG` is set.
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}

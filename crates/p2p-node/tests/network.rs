@@ -1,0 +1,247 @@
+//! Real nodes over TCP on 127.0.0.1: agreement, forks and reorgs, sync,
+//! address gossip, shutdown.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use escrow::{Amount, ContractId, Party, Payload, SignedTx, State, dev};
+use p2p_node::MiningMode;
+
+fn sign(who: &str, nonce: u64, network: chain_core::BlockHash, payload: Payload) -> SignedTx {
+    SignedTx::sign(&dev::keypair(who).unwrap(), nonce, network, payload)
+}
+
+fn addr(who: &str) -> escrow::Address {
+    dev::address(who).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_nodes_in_a_mesh_agree_on_one_chain_and_one_ledger() {
+    let net = genesis().network_id();
+    let a = start(&[], MiningMode::WhenPending).await;
+    let b = start(&[a.local_addr()], MiningMode::Off).await;
+    let c = start(&[a.local_addr(), b.local_addr()], MiningMode::Off).await;
+    let d = start(
+        &[a.local_addr(), b.local_addr(), c.local_addr()],
+        MiningMode::Off,
+    )
+    .await;
+    let nodes = [&a, &b, &c, &d];
+    wait_for("a full mesh", || async {
+        for n in nodes {
+            if peer_count(n).await != 3 {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+
+    // Transactions sent to different nodes.
+    b.submit(sign(
+        "alice",
+        0,
+        net,
+        Payload::Transfer {
+            to: addr("bob"),
+            amount: Amount::new(10),
+        },
+    ))
+    .await
+    .unwrap();
+    let create = sign(
+        "charlie",
+        0,
+        net,
+        Payload::EscrowCreate {
+            seller: addr("dave"),
+            arbiter: addr("eve"),
+            amount: Amount::new(50),
+            delivery_deadline: 1_000,
+            dispute_window: 10,
+        },
+    );
+    let contract = ContractId::from_tx(&create.id());
+    c.submit(create).await.unwrap();
+    wait_for("the escrow mined everywhere", || async {
+        for n in nodes {
+            let known = n
+                .query(move |v| v.chain.state().contract(&contract).is_some())
+                .await
+                .unwrap();
+            if !known {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    // The dispute goes to one node, the resolution to another.
+    d.submit(sign("charlie", 1, net, Payload::RaiseDispute { contract }))
+        .await
+        .unwrap();
+    wait_for("the dispute mined", || async {
+        let state = b
+            .query(move |v| v.chain.state().contract(&contract).map(|c| c.state))
+            .await
+            .unwrap();
+        matches!(state, Some(State::Disputed { .. }))
+    })
+    .await;
+    b.submit(sign(
+        "eve",
+        0,
+        net,
+        Payload::Resolve {
+            contract,
+            to: Party::Buyer,
+        },
+    ))
+    .await
+    .unwrap();
+    wait_for("the resolution mined", || async {
+        let state = d
+            .query(move |v| v.chain.state().contract(&contract).map(|c| c.state))
+            .await
+            .unwrap();
+        state == Some(State::Refunded)
+    })
+    .await;
+    wait_same_tip(&nodes).await;
+
+    let reference = ledger(&a).await;
+    for n in &nodes[1..] {
+        assert_eq!(
+            ledger(n).await,
+            reference,
+            "every node holds the same ledger"
+        );
+    }
+    let start = Amount::new(escrow::genesis::DEV_BALANCE);
+    assert_eq!(reference.balance(&addr("charlie")), start);
+    assert_eq!(reference.balance(&addr("dave")), start);
+    assert_eq!(reference.balance(&addr("bob")), Amount::new(1_000_010));
+    assert_eq!(reference.total_supply(), Some(reference.issued()));
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn competing_miners_converge_and_a_reorg_returns_transactions_to_the_pool() {
+    let net = genesis().network_id();
+    // Two nodes that do not know each other yet mine their own chains.
+    let a = start(&[], MiningMode::Off).await;
+    let b = start(&[], MiningMode::Off).await;
+    let pay = sign(
+        "alice",
+        0,
+        net,
+        Payload::Transfer {
+            to: addr("bob"),
+            amount: Amount::new(7),
+        },
+    );
+    let id = pay.id();
+    a.submit(pay).await.unwrap();
+    a.mine_blocks(2).await.unwrap();
+    let in_a = a.query(move |v| v.mempool.contains(&id)).await.unwrap();
+    assert!(!in_a, "mined on a's chain");
+    b.mine_blocks(5).await.unwrap();
+    let (b_tip, _) = tip(&b).await;
+
+    // Connected, a reorganises onto b's heavier chain ...
+    a.add_peer(b.local_addr()).await.unwrap();
+    wait_for("a reorganised", || async {
+        a.query(move |v| v.chain.is_on_best_chain(&b_tip))
+            .await
+            .unwrap()
+    })
+    .await;
+    // ... its transaction is pending again, and relayed to b ...
+    wait_for("the transaction back in both pools", || async {
+        let in_a = a.query(move |v| v.mempool.contains(&id)).await.unwrap();
+        let in_b = b.query(move |v| v.mempool.contains(&id)).await.unwrap();
+        in_a && in_b
+    })
+    .await;
+    // ... and mined again, on the chain both agree on.
+    b.mine_blocks(1).await.unwrap();
+    wait_same_tip(&[&a, &b]).await;
+    let bob = ledger(&a).await.balance(&addr("bob"));
+    assert_eq!(bob, Amount::new(escrow::genesis::DEV_BALANCE + 7));
+    assert_eq!(ledger(&a).await, ledger(&b).await);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_node_syncs_five_hundred_blocks() {
+    let a = start(&[], MiningMode::Off).await;
+    a.mine_blocks(500).await.unwrap();
+    let (a_tip, height) = tip(&a).await;
+    assert_eq!(height, 500);
+    let late = start(&[a.local_addr()], MiningMode::Off).await;
+    wait_for("the late node at a's tip", || async {
+        tip(&late).await.0 == a_tip
+    })
+    .await;
+    assert_eq!(ledger(&late).await, ledger(&a).await);
+    late.shutdown().await;
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_learns_its_other_peers_through_address_gossip() {
+    let a = start(&[], MiningMode::Off).await;
+    let b = start(&[a.local_addr()], MiningMode::Off).await;
+    wait_for("a and b connected", || async { peer_count(&a).await == 1 }).await;
+    // c knows only a.
+    let c = start(&[a.local_addr()], MiningMode::Off).await;
+    let b_id = b.node_id();
+    wait_for("c connected to b too", || async {
+        c.query(move |v| v.peers.iter().any(|p| p.node_id == b_id))
+            .await
+            .unwrap()
+    })
+    .await;
+    // And never two connections between the same two nodes.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for n in [&a, &b, &c] {
+        let ids = n
+            .query(|v| v.peers.iter().map(|p| p.node_id).collect::<Vec<_>>())
+            .await
+            .unwrap();
+        let mut unique = ids.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(ids.len(), unique.len(), "duplicate connection");
+        assert_eq!(ids.len(), 2);
+    }
+    for n in [a, b, c] {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_every_task_and_closes_every_socket() {
+    let a = start(&[], MiningMode::Continuous).await;
+    let b = start(&[a.local_addr()], MiningMode::Off).await;
+    wait_for("connected", || async { peer_count(&b).await == 1 }).await;
+    let addr = a.local_addr();
+    // Returns only once every task (core, listener, connections, miner)
+    // has ended.
+    a.shutdown().await;
+    assert!(a.tip().await.is_err(), "the core is gone");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the listening socket is closed"
+    );
+    wait_for("b saw the connection close", || async {
+        peer_count(&b).await == 0
+    })
+    .await;
+    b.shutdown().await;
+}
