@@ -1,0 +1,224 @@
+//! Peers that break the protocol are penalised and, past the threshold,
+//! disconnected and banned, while the node keeps serving its honest peers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::atomic::AtomicBool;
+
+use bytes::BufMut;
+use chain_core::miner::{MineOutcome, Miner};
+use chain_core::{Block, BlockHash, Header};
+use common::*;
+use escrow::{Amount, Payload, Signature, SignedTx, Tx, dev};
+use futures::SinkExt;
+use p2p_node::{BanKey, MiningMode, NodeHandle};
+use tokio::io::AsyncWriteExt;
+use wire::{Message, Reason};
+
+/// An honest pair: `a`, and `b` syncing from it.
+async fn honest_pair() -> (NodeHandle, NodeHandle) {
+    let a = start(&[], MiningMode::Off).await;
+    let b = start(&[a.local_addr()], MiningMode::Off).await;
+    wait_for("b connected to a", || async { peer_count(&b).await == 1 }).await;
+    (a, b)
+}
+
+/// `a` still mines and `b` still follows.
+async fn still_serving(a: &NodeHandle, b: &NodeHandle) {
+    a.mine_blocks(1).await.unwrap();
+    wait_same_tip(&[a, b]).await;
+    assert_eq!(peer_count(b).await, 1, "the honest peer is still connected");
+}
+
+/// The raw peer was told it is banned (or cut off), `a` lists the ban, and
+/// coming back under the same node id is refused.
+async fn assert_banned(a: &NodeHandle, mut raw: RawPeer) {
+    let notice = raw.until_notice().await;
+    if let Some(Message::Notice { reason, .. }) = &notice {
+        assert_eq!(*reason, Reason::Banned);
+    }
+    let id = raw.node_id;
+    let banned = a
+        .query(move |v| v.bans.iter().any(|(k, _)| *k == BanKey::Node(id)))
+        .await
+        .unwrap();
+    assert!(banned, "a bans the peer's node id");
+    let network = genesis().network_id();
+    let mut again = RawPeer::connect(a.local_addr()).await;
+    again.node_id = id;
+    match again.handshake(network).await {
+        Err(Message::Notice { reason, .. }) => assert_eq!(reason, Reason::Banned),
+        other => panic!("a banned peer came back: {other:?}"),
+    }
+}
+
+async fn live_raw_peer(a: &NodeHandle) -> RawPeer {
+    let mut raw = RawPeer::connect(a.local_addr()).await;
+    raw.handshake(genesis().network_id()).await.unwrap();
+    raw
+}
+
+/// A child of genesis from the template, with `nonce`.
+fn child_of_genesis(
+    a_genesis: &escrow::Genesis,
+    nonce_pick: impl Fn(&Header) -> bool,
+) -> Block<Tx> {
+    let chain = a_genesis.chain().unwrap();
+    let transactions = vec![Tx::Coinbase {
+        to: dev::address("eve").unwrap(),
+        height: 1,
+    }];
+    let mut header = chain.template(&transactions, now_ms());
+    while !nonce_pick(&header) {
+        header.nonce += 1;
+    }
+    Block {
+        header,
+        transactions,
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn meets_target(h: &Header) -> bool {
+    h.target.to_target().unwrap().is_met_by(&h.hash())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_bytes_get_a_peer_banned() {
+    let (a, b) = honest_pair().await;
+    let mut raw = live_raw_peer(&a).await;
+    // A frame whose body is no message.
+    raw.framed
+        .get_mut()
+        .write_all(&[0, 0, 0, 6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])
+        .await
+        .unwrap();
+    assert_banned(&a, raw).await;
+    still_serving(&a, &b).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_before_the_handshake_bans_the_socket_address() {
+    let (a, b) = honest_pair().await;
+    let mut stream = tokio::net::TcpStream::connect(a.local_addr())
+        .await
+        .unwrap();
+    let local = stream.local_addr().unwrap();
+    // "GET " read as a length is a frame of about 1.2 GB.
+    stream.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    wait_for("the socket address banned", || async {
+        a.query(move |v| v.bans.iter().any(|(k, _)| *k == BanKey::Addr(local)))
+            .await
+            .unwrap()
+    })
+    .await;
+    still_serving(&a, &b).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_frame_gets_a_peer_banned() {
+    let (a, b) = honest_pair().await;
+    let mut raw = live_raw_peer(&a).await;
+    let mut prefix = Vec::new();
+    prefix.put_u32(64 * 1024 * 1024);
+    raw.framed.get_mut().write_all(&prefix).await.unwrap();
+    assert_banned(&a, raw).await;
+    still_serving(&a, &b).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_with_bad_proof_of_work_get_a_peer_banned() {
+    let (a, b) = honest_pair().await;
+    let mut raw = live_raw_peer(&a).await;
+    let g = genesis();
+    let first = child_of_genesis(&g, |h| !meets_target(h));
+    let mut second = first.clone();
+    second.header.nonce += 1;
+    while meets_target(&second.header) {
+        second.header.nonce += 1;
+    }
+    raw.framed.send(Message::Block(first)).await.unwrap();
+    raw.framed.send(Message::Block(second)).await.unwrap();
+    assert_banned(&a, raw).await;
+    still_serving(&a, &b).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphans_whose_parent_never_arrives_get_a_peer_banned() {
+    let (a, b) = honest_pair().await;
+    let mut raw = live_raw_peer(&a).await;
+    let g = genesis();
+    let miner = Miner::new(1);
+    for i in 0..10u8 {
+        // Valid work on a parent nobody has.
+        let mut block = child_of_genesis(&g, |_| true);
+        block.header.parent = BlockHash::from_bytes([i + 1; 32]);
+        block.header.height = 7;
+        let MineOutcome::Found(header) =
+            miner.mine(&block.header, &AtomicBool::new(false)).unwrap()
+        else {
+            panic!("an easy target is always found")
+        };
+        block.header = header;
+        raw.framed.send(Message::Block(block)).await.unwrap();
+    }
+    assert_banned(&a, raw).await;
+    still_serving(&a, &b).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_with_bad_signatures_get_a_peer_banned() {
+    let (a, b) = honest_pair().await;
+    let mut raw = live_raw_peer(&a).await;
+    let network = genesis().network_id();
+    for nonce in 0..5 {
+        let mut tx = SignedTx::sign(
+            &dev::keypair("alice").unwrap(),
+            nonce,
+            network,
+            Payload::Transfer {
+                to: dev::address("bob").unwrap(),
+                amount: Amount::new(1),
+            },
+        );
+        tx.signature = Signature([7; 64]);
+        raw.framed.send(Message::Tx(tx)).await.unwrap();
+    }
+    assert_banned(&a, raw).await;
+    let pending = a.query(|v| v.mempool.len()).await.unwrap();
+    assert_eq!(pending, 0, "nothing forged was pooled");
+    still_serving(&a, &b).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_of_another_network_is_refused_with_a_notice_not_banned() {
+    let a = start(&[], MiningMode::Off).await;
+    let mut raw = RawPeer::connect(a.local_addr()).await;
+    match raw.handshake(BlockHash::from_bytes([9; 32])).await {
+        Err(Message::Notice { reason, .. }) => assert_eq!(reason, Reason::WrongNetwork),
+        other => panic!("another network was accepted: {other:?}"),
+    }
+    let bans = a.query(|v| v.bans.len()).await.unwrap();
+    assert_eq!(bans, 0);
+    a.shutdown().await;
+}
