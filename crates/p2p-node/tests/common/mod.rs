@@ -166,3 +166,31 @@ pub fn init_logs() {
         .with_test_writer()
         .try_init();
 }
+
+/// A clock that can be moved: the real time plus an offset.
+#[derive(Default)]
+pub struct OffsetClock {
+    pub offset_ms: std::sync::atomic::AtomicU64,
+}
+
+impl p2p_node::clock::Clock for OffsetClock {
+    fn now_ms(&self) -> u64 {
+        p2p_node::clock::SystemClock.now_ms()
+            + self.offset_ms.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Starts a node with its own clock.
+pub async fn start_with_clock(
+    peers: &[SocketAddr],
+    clock: std::sync::Arc<OffsetClock>,
+) -> NodeHandle {
+    init_logs();
+    let mut c = config();
+    c.peers = peers.to_vec();
+    let seams = p2p_node::Seams {
+        clock,
+        ..p2p_node::Seams::default()
+    };
+    Node::start_with(c, seams).await.unwrap()
+}
