@@ -13,6 +13,8 @@
 //! bench: ledger.apply_block = 124000 tx/s (batch)
 //! bench: ledger.apply_block.single = 23400 tx/s
 //! bench: wire.block_roundtrip = 350.0 MB/s
+//! bench: net.sync = 29000 blocks/s
+//! bench: net.propagation_p50 = 0.30 ms
 //! ```
 //!
 //! Ratios are against `mining.ceiling` from the same run: on a noisy machine
@@ -41,6 +43,10 @@ const SUITES: &[Suite] = &[
     Suite {
         package: "wire",
         bench: "codec",
+    },
+    Suite {
+        package: "p2p-node",
+        bench: "net",
     },
 ];
 
@@ -85,29 +91,40 @@ fn target_dir(root: &Path) -> PathBuf {
         .unwrap_or_else(|| root.join("target"))
 }
 
+/// Reads one of criterion's JSON outputs for `group/id`.
+fn read_json(
+    criterion: &Path,
+    group: &str,
+    id: &str,
+    name: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let path = criterion.join(group).join(id).join("new").join(name);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("no criterion output at {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+}
+
+/// The median time per iteration of one criterion benchmark, in ns.
+fn median_ns(criterion: &Path, group: &str, id: &str) -> anyhow::Result<f64> {
+    let median = read_json(criterion, group, id, "estimates.json")?["median"]["point_estimate"]
+        .as_f64()
+        .with_context(|| format!("{group}/{id} has no median estimate"))?;
+    if median <= 0.0 {
+        bail!("{group}/{id} has a non-positive median time");
+    }
+    Ok(median)
+}
+
 /// Elements (or bytes) per second of one criterion benchmark: the
 /// throughput per iteration over the median time per iteration.
 fn rate(criterion: &Path, group: &str, id: &str) -> anyhow::Result<f64> {
-    let dir = criterion.join(group).join(id).join("new");
-    let read = |name: &str| -> anyhow::Result<serde_json::Value> {
-        let path = dir.join(name);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("no criterion output at {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
-    };
-    let benchmark = read("benchmark.json")?;
+    let benchmark = read_json(criterion, group, id, "benchmark.json")?;
     let throughput = &benchmark["throughput"];
     let elements = throughput["Elements"]
         .as_f64()
         .or_else(|| throughput["Bytes"].as_f64())
         .with_context(|| format!("{group}/{id} has no throughput"))?;
-    let median_ns = read("estimates.json")?["median"]["point_estimate"]
-        .as_f64()
-        .with_context(|| format!("{group}/{id} has no median estimate"))?;
-    if median_ns <= 0.0 {
-        bail!("{group}/{id} has a non-positive median time");
-    }
-    Ok(elements / (median_ns * 1e-9))
+    Ok(elements / (median_ns(criterion, group, id)? * 1e-9))
 }
 
 /// The report lines, in the project's stable form.
@@ -121,6 +138,8 @@ fn report(criterion: &Path) -> anyhow::Result<Vec<String>> {
     let batch = rate(criterion, "ledger", "apply_block")?;
     let single = rate(criterion, "ledger", "apply_block.single")?;
     let wire = rate(criterion, "wire", "block_roundtrip")? / 1e6;
+    let sync = rate(criterion, "net", "sync")?;
+    let propagation_ms = median_ns(criterion, "net", "propagation")? / 1e6;
     Ok(vec![
         format!("bench: mining.ceiling = {ceiling:.1} MH/s"),
         format!(
@@ -138,5 +157,7 @@ fn report(criterion: &Path) -> anyhow::Result<Vec<String>> {
         format!("bench: ledger.apply_block = {batch:.0} tx/s (batch)"),
         format!("bench: ledger.apply_block.single = {single:.0} tx/s"),
         format!("bench: wire.block_roundtrip = {wire:.1} MB/s"),
+        format!("bench: net.sync = {sync:.0} blocks/s"),
+        format!("bench: net.propagation_p50 = {propagation_ms:.2} ms"),
     ])
 }
