@@ -810,16 +810,20 @@ impl Core {
             Message::Tx(tx) => self.on_tx(conn, tx),
             Message::Block(block) => {
                 let hash = block.hash();
-                self.requested_blocks.remove(&hash);
+                // A block we asked for after its announcement may be an
+                // orphan without any fault of the sender: we are behind.
+                let solicited = self.requested_blocks.remove(&hash).is_some();
                 if let Some(p) = self.peers.get_mut(&conn) {
                     p.known_blocks.insert(hash);
                 }
-                if let Some(best) = self.accept_block(block, Some(conn)) {
+                if let Some(best) = self.accept_block(block, Some((conn, solicited))) {
                     self.announce_new_best(&best);
                 }
             }
             Message::GetSync { locator, stop } => self.serve_sync(conn, &locator, stop),
             Message::SyncBlocks { blocks, more } => {
+                // A sync answer must connect to the locator we sent: its
+                // orphans are the sender's fault, as are unasked-for ones.
                 if let Some(p) = self.peers.get_mut(&conn) {
                     p.syncing = false;
                 }
@@ -830,7 +834,7 @@ impl Core {
                         p.known_blocks.insert(hash);
                         p.best_height = p.best_height.max(block.header.height);
                     }
-                    if let Some(best) = self.accept_block(block, Some(conn)) {
+                    if let Some(best) = self.accept_block(block, Some((conn, false))) {
                         last_best = Some(best);
                     }
                     if self.peers.get(&conn).is_none_or(|p| p.sender.is_none()) {
@@ -934,8 +938,13 @@ impl Core {
     // ---- blocks -------------------------------------------------------
 
     /// Offers a block to the chain. Returns the new best-chain change, if
-    /// the block moved the tip.
-    fn accept_block(&mut self, block: Block<Tx>, from: Option<ConnId>) -> Option<Reorg<Tx>> {
+    /// the block moved the tip. `from` is the peer that sent it and whether
+    /// we had asked for it by hash.
+    fn accept_block(
+        &mut self,
+        block: Block<Tx>,
+        from: Option<(ConnId, bool)>,
+    ) -> Option<Reorg<Tx>> {
         let hash = block.hash();
         let now = self.clock.now_ms();
         match self.chain.insert(block, now) {
@@ -956,8 +965,10 @@ impl Core {
                 None
             }
             Ok(Inserted::Orphan { missing_parent }) => {
-                if let Some(conn) = from {
-                    self.punish(conn, None, Offence::Orphan(missing_parent.to_string()));
+                if let Some((conn, solicited)) = from {
+                    if !solicited {
+                        self.punish(conn, None, Offence::Orphan(missing_parent.to_string()));
+                    }
                     if self
                         .peers
                         .get(&conn)
@@ -971,7 +982,7 @@ impl Core {
             Ok(Inserted::Duplicate) => None,
             Err(e) => {
                 debug!(%hash, "block refused: {e}");
-                if let Some(conn) = from {
+                if let Some((conn, _)) = from {
                     let offence = match &e {
                         InsertError::Invalid(v) if !v.is_permanent() => {
                             Offence::FutureBlock(v.to_string())

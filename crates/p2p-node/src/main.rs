@@ -14,7 +14,7 @@ use p2p_node::{MiningMode, Node, NodeConfig};
 #[command(name = "p2p-node", version, about)]
 struct Args {
     /// Address to listen on for peers.
-    #[arg(long, default_value = "127.0.0.1:30333")]
+    #[arg(long, default_value = "127.0.0.1:5000")]
     listen: SocketAddr,
     /// A peer to dial (repeat for more).
     #[arg(long = "peer")]

@@ -245,3 +245,25 @@ async fn shutdown_stops_every_task_and_closes_every_socket() {
     .await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_syncing_from_a_busy_miner_catches_up_without_banning_it() {
+    // Tips announced while the new node is still behind arrive as orphans:
+    // that is the new node's lag, not the miner's fault.
+    let a = start(&[], MiningMode::Off).await;
+    a.mine_blocks(2_000).await.unwrap();
+    a.set_mining(MiningMode::Continuous).await.unwrap();
+    let b = start(&[a.local_addr()], MiningMode::Off).await;
+    let target = tip(&a).await.1 + 100;
+    wait_for("b past where a was", || async { tip(&b).await.1 >= target }).await;
+    a.set_mining(MiningMode::Off).await.unwrap();
+    wait_same_tip(&[&a, &b]).await;
+    let (peers, bans) = b.query(|v| (v.peers.len(), v.bans.len())).await.unwrap();
+    assert_eq!(
+        (peers, bans),
+        (1, 0),
+        "b still connected to a, nobody banned"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
