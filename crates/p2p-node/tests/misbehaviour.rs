@@ -222,3 +222,20 @@ async fn a_peer_of_another_network_is_refused_with_a_notice_not_banned() {
     assert_eq!(bans, 0);
     a.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_of_another_protocol_version_is_refused_with_a_notice() {
+    let a = start(&[], MiningMode::Off).await;
+    let mut raw = RawPeer::connect(a.local_addr()).await;
+    let mut hello = raw.hello(genesis().network_id());
+    hello.version = wire::PROTOCOL_VERSION + 1;
+    raw.framed.send(Message::Handshake(hello)).await.unwrap();
+    match raw.next().await {
+        Some(Message::Notice { reason, .. }) => assert_eq!(reason, Reason::UnsupportedVersion),
+        other => panic!("another version was accepted: {other:?}"),
+    }
+    assert!(raw.next().await.is_none(), "then the connection closes");
+    let bans = a.query(|v| v.bans.len()).await.unwrap();
+    assert_eq!(bans, 0, "not an offence");
+    a.shutdown().await;
+}
