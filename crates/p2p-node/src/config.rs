@@ -75,6 +75,11 @@ pub struct NodeConfig {
     /// How long a request for a block or transaction waits for an answer
     /// before the item may be asked of another peer.
     pub request_timeout: Duration,
+    /// Where to serve the HTTP API, if at all.
+    pub api: Option<SocketAddr>,
+    /// The token that guards the API's control endpoints (mine, peers);
+    /// without one they are refused.
+    pub api_token: Option<String>,
 }
 
 impl NodeConfig {
@@ -106,6 +111,8 @@ impl NodeConfig {
             mempool_max_per_account: 256,
             peer_queue: 4_096,
             request_timeout: Duration::from_secs(5),
+            api: None,
+            api_token: None,
         }
     }
 }

@@ -101,6 +101,10 @@ pub(crate) enum Command {
 pub struct NodeView<'a> {
     /// The block tree and the ledger at the best tip.
     pub chain: &'a NodeChain,
+    /// The block of every best-chain transaction.
+    pub tx_index: &'a HashMap<TxId, BlockHash>,
+    /// Monitoring counters.
+    pub metrics: &'a Metrics,
     /// Pending transactions.
     pub mempool: &'a Mempool,
     /// Live peers.
@@ -228,6 +232,32 @@ pub(crate) struct Core {
     job: Option<MinerJob>,
     next_job: u64,
     mine_requests: VecDeque<(u64, Vec<BlockHash>, oneshot::Sender<Vec<BlockHash>>)>,
+    /// Accepted blocks not yet saved: saved in one transaction before
+    /// anything announces or serves them, and at the end of every event.
+    unsaved: Vec<Arc<Block<Tx>>>,
+    /// Where each transaction of the best chain is: its block.
+    tx_index: HashMap<TxId, BlockHash>,
+    /// Counters for `/metrics`.
+    metrics: Metrics,
+}
+
+/// Counters the node keeps for monitoring.
+#[derive(Clone, Debug, Default)]
+pub struct Metrics {
+    /// Blocks that joined the tree (best chain or side branch).
+    pub blocks_accepted: u64,
+    /// Blocks refused, by reason.
+    pub blocks_rejected: std::collections::BTreeMap<String, u64>,
+    /// Reorganisations (best-chain changes that undid blocks).
+    pub reorgs: u64,
+    /// The deepest reorganisation, in blocks undone.
+    pub max_reorg_depth: u64,
+    /// Blocks this node mined that joined its best chain.
+    pub blocks_mined: u64,
+    /// The expected hashes behind the blocks this node mined.
+    pub work_mined: f64,
+    /// When the node started.
+    pub started: Option<Instant>,
 }
 
 /// Most addresses kept in the address book.
@@ -272,7 +302,7 @@ impl Core {
                 )
             })
             .collect();
-        Core {
+        let mut core = Core {
             mining: config.mining,
             miner: Miner::new(config.miner_threads.max(1)),
             config,
@@ -295,6 +325,29 @@ impl Core {
             job: None,
             next_job: 0,
             mine_requests: VecDeque::new(),
+            unsaved: Vec::new(),
+            tx_index: HashMap::new(),
+            metrics: Metrics {
+                started: Some(now),
+                ..Metrics::default()
+            },
+        };
+        let blocks: Vec<_> = core
+            .chain
+            .best_chain()
+            .iter()
+            .filter_map(|h| core.chain.block(h).cloned())
+            .collect();
+        for block in blocks {
+            core.index_block(&block);
+        }
+        core
+    }
+
+    fn index_block(&mut self, block: &Block<Tx>) {
+        let hash = block.hash();
+        for tx in &block.transactions {
+            self.tx_index.insert(chain_core::Transaction::id(tx), hash);
         }
     }
 
@@ -320,6 +373,30 @@ impl Core {
     }
 
     fn handle(&mut self, msg: CoreMsg) {
+        self.dispatch(msg);
+        self.flush();
+    }
+
+    /// Saves accepted blocks. A node that cannot save cannot promise that
+    /// what it announces survives a crash, so a failing store stops it.
+    fn flush(&mut self) -> bool {
+        if self.unsaved.is_empty() {
+            return true;
+        }
+        match self.store.put_blocks(&self.unsaved) {
+            Ok(()) => {
+                self.unsaved.clear();
+                true
+            }
+            Err(e) => {
+                tracing::error!("cannot save blocks, stopping the node: {e}");
+                self.cancel.cancel();
+                false
+            }
+        }
+    }
+
+    fn dispatch(&mut self, msg: CoreMsg) {
         match msg {
             CoreMsg::Hello { reply } => {
                 let _ = reply.send(self.hello());
@@ -664,6 +741,9 @@ impl Core {
     }
 
     fn announce_block_to(&mut self, conn: ConnId, hash: BlockHash) {
+        if !self.flush() {
+            return;
+        }
         let Some(peer) = self.peers.get_mut(&conn) else {
             return;
         };
@@ -785,6 +865,9 @@ impl Core {
                 }
             }
             Message::GetBlocks(hashes) => {
+                if !self.flush() {
+                    return;
+                }
                 let mut missing = Vec::new();
                 for hash in hashes.iter() {
                     match self.chain.block(hash).cloned() {
@@ -896,6 +979,9 @@ impl Core {
     }
 
     fn serve_sync(&mut self, conn: ConnId, locator: &[BlockHash], stop: BlockHash) {
+        if !self.flush() {
+            return;
+        }
         let start = locator
             .iter()
             .find(|h| self.chain.is_on_best_chain(h))
@@ -949,18 +1035,15 @@ impl Core {
         let now = self.clock.now_ms();
         match self.chain.insert(block, now) {
             Ok(Inserted::NewBest(reorg)) => {
-                if let Err(e) = self.save(&reorg) {
-                    warn!("store failed: {e}");
-                }
+                self.unsaved.extend(reorg.applied.iter().cloned());
                 self.on_new_best(&reorg);
                 Some(reorg)
             }
             Ok(Inserted::SideBranch) => {
-                if let Some(b) = self.chain.block(&hash).cloned()
-                    && let Err(e) = self.store.put_block(&b)
-                {
-                    warn!("store failed: {e}");
+                if let Some(b) = self.chain.block(&hash).cloned() {
+                    self.unsaved.push(b);
                 }
+                self.metrics.blocks_accepted += 1;
                 debug!(%hash, "block on a side branch");
                 None
             }
@@ -982,6 +1065,11 @@ impl Core {
             Ok(Inserted::Duplicate) => None,
             Err(e) => {
                 debug!(%hash, "block refused: {e}");
+                *self
+                    .metrics
+                    .blocks_rejected
+                    .entry(reject_reason(&e))
+                    .or_insert(0) += 1;
                 if let Some((conn, _)) = from {
                     let offence = match &e {
                         InsertError::Invalid(v) if !v.is_permanent() => {
@@ -996,16 +1084,21 @@ impl Core {
         }
     }
 
-    /// Saves the blocks a new best chain applied (durable before they are
-    /// announced).
-    fn save(&mut self, reorg: &Reorg<Tx>) -> Result<(), crate::store::StoreError> {
-        for block in &reorg.applied {
-            self.store.put_block(block)?;
-        }
-        Ok(())
-    }
-
     fn on_new_best(&mut self, reorg: &Reorg<Tx>) {
+        for block in &reorg.undone {
+            for tx in &block.transactions {
+                self.tx_index.remove(&chain_core::Transaction::id(tx));
+            }
+        }
+        for block in &reorg.applied {
+            self.index_block(block);
+        }
+        self.metrics.blocks_accepted += reorg.applied.len() as u64;
+        if reorg.is_reorg() {
+            self.metrics.reorgs += 1;
+            self.metrics.max_reorg_depth =
+                self.metrics.max_reorg_depth.max(reorg.undone.len() as u64);
+        }
         if reorg.is_reorg() {
             info!(
                 undone = reorg.undone.len(),
@@ -1125,7 +1218,10 @@ impl Core {
                 block.header = header;
                 let hash = block.hash();
                 info!(height = header.height, %hash, txs = block.transactions.len(), "mined a block");
+                let work = header.target.to_target().map_or(0.0, |t| t.work().as_f64());
                 if let Some(reorg) = self.accept_block(block, None) {
+                    self.metrics.blocks_mined += 1;
+                    self.metrics.work_mined += work;
                     self.announce_new_best(&reorg);
                     if let Some(front) = self.mine_requests.front_mut() {
                         front.0 = front.0.saturating_sub(1);
@@ -1156,6 +1252,8 @@ impl Core {
             Command::Query(f) => {
                 let now = Instant::now();
                 let view = NodeView {
+                    tx_index: &self.tx_index,
+                    metrics: &self.metrics,
                     chain: &self.chain,
                     mempool: &self.mempool,
                     peers: self
@@ -1233,4 +1331,20 @@ pub(crate) fn random_node_id() -> NodeId {
         chunk.copy_from_slice(&crate::peer::random_u64().to_le_bytes());
     }
     NodeId(id)
+}
+
+/// A short, stable name for why a block was refused (a metrics label).
+fn reject_reason(e: &InsertError<LedgerError>) -> String {
+    match e {
+        InsertError::Invalid(v) => {
+            let debug = format!("{v:?}");
+            debug
+                .split(|c: char| !c.is_alphanumeric())
+                .next()
+                .unwrap_or("invalid")
+                .to_string()
+        }
+        InsertError::KnownInvalid(_) => "KnownInvalid".to_string(),
+        InsertError::State { .. } => "State".to_string(),
+    }
 }

@@ -14,6 +14,7 @@
 //! - [`mempool`]: pending transactions, bounded, rebuilt on reorgs.
 //! - [`penalty`]: offences, penalty points, bans.
 //! - [`config`]: [`NodeConfig`] and [`MiningMode`].
+//! - [`api`]: the HTTP API (axum, JSON), `docs/API.md`.
 //! - Seams for simulation: [`transport`] (listening and dialling),
 //!   [`clock`] (block timestamps), [`store`] (accepted blocks).
 //!
@@ -23,6 +24,7 @@
 //! per dial in progress), and the miner's blocking job while it mines. All
 //! are tracked; [`NodeHandle::shutdown`] cancels them and waits for them.
 
+pub mod api;
 pub mod clock;
 pub mod config;
 pub mod core;

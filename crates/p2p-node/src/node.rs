@@ -146,14 +146,33 @@ impl Node {
             tracker.clone(),
             next_conn,
         ));
-        info!(%local_addr, node = %hex::encode(&node_id.0[..4]), "node started");
-        Ok(NodeHandle {
+        let mut handle = NodeHandle {
             core: tx,
             local_addr,
             node_id,
+            api_addr: None,
             cancel,
             tracker,
-        })
+        };
+        if let Some(api) = config.api {
+            let listener = tokio::net::TcpListener::bind(api)
+                .await
+                .map_err(|source| NodeError::Listen { addr: api, source })?;
+            let api_addr = listener
+                .local_addr()
+                .map_err(|source| NodeError::Listen { addr: api, source })?;
+            handle.api_addr = Some(api_addr);
+            let router = crate::api::router(handle.clone(), config.api_token.clone());
+            let stop = handle.cancel.clone().cancelled_owned();
+            handle.tracker.spawn(async move {
+                if let Err(e) = crate::api::serve(listener, router, stop).await {
+                    warn!("the API server stopped: {e}");
+                }
+            });
+            info!(%api_addr, "API listening");
+        }
+        info!(%local_addr, node = %hex::encode(&node_id.0[..4]), "node started");
+        Ok(handle)
     }
 }
 
@@ -214,6 +233,7 @@ pub struct NodeHandle {
     core: mpsc::Sender<CoreMsg>,
     local_addr: SocketAddr,
     node_id: NodeId,
+    api_addr: Option<SocketAddr>,
     cancel: CancellationToken,
     tracker: TaskTracker,
 }
@@ -222,6 +242,11 @@ impl NodeHandle {
     /// Where the node listens.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where the HTTP API listens, if it was started.
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api_addr
     }
 
     /// The node's id.

@@ -1,0 +1,523 @@
+//! The HTTP API (axum, JSON): status, blocks, transactions, accounts,
+//! contracts, peers, the mempool, submitting signed transactions, mining on
+//! demand, and Prometheus metrics. `docs/API.md` documents every endpoint.
+//!
+//! Handlers read the node through [`NodeHandle::query`] and never hold
+//! node state across an `.await`. Errors are JSON `{"code", "message"}`
+//! with a stable code. Endpoints that change the node rather than submit a
+//! signed transaction (`POST /mine`, `POST /peers`) need the node's token
+//! as `Authorization: Bearer <token>`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chain_core::{Block, BlockHash, Transaction, TxId};
+use escrow::{Address, ContractId, Payload, SignedTx, Tx};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::node::{NodeError, NodeHandle};
+
+/// Most blocks one `GET /blocks` answers with.
+pub const MAX_BLOCKS_PER_PAGE: u64 = 100;
+
+/// An API error: an HTTP status, a stable code and a message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn not_found(what: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", what)
+    }
+
+    fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+}
+
+impl From<NodeError> for ApiError {
+    fn from(e: NodeError) -> ApiError {
+        match e {
+            NodeError::Mempool(m) => ApiError::bad_request(mempool_code(&m), m.to_string()),
+            other => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "node_stopped",
+                other.to_string(),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({"code": self.code, "message": self.message})),
+        )
+            .into_response()
+    }
+}
+
+/// The stable error code of a refused transaction: the rule it broke.
+fn mempool_code(e: &crate::mempool::MempoolError) -> &'static str {
+    use crate::mempool::MempoolError as M;
+    use escrow::{AdmissionError as A, ContractError as C, LedgerError as L};
+    match e {
+        M::Duplicate(_) | M::Invalid(A::AlreadyPending(_)) => "already_pending",
+        M::Full { .. } => "mempool_full",
+        M::AccountFull { .. } => "account_full",
+        M::Invalid(A::Invalid(l)) => match l {
+            L::BadSignature { .. } => "bad_signature",
+            L::WrongNetwork { .. } => "wrong_network",
+            L::BadNonce { .. } => "bad_nonce",
+            L::InsufficientFunds { .. } => "insufficient_funds",
+            L::AmountOverflow { .. } => "amount_overflow",
+            L::ZeroTransfer => "zero_amount",
+            L::Contract(c) => match c {
+                C::UnknownContract(_) => "unknown_contract",
+                C::ZeroAmount => "zero_amount",
+                C::BuyerIsSeller => "buyer_is_seller",
+                C::ArbiterIsAParty(_) => "arbiter_is_a_party",
+                C::DeadlineInThePast { .. } => "deadline_in_the_past",
+                C::ZeroDisputeWindow => "zero_dispute_window",
+                C::NotBuyer { .. } => "not_buyer",
+                C::NotArbiter { .. } => "not_arbiter",
+                C::NotAParty { .. } => "not_a_party",
+                C::AlreadyFinal { .. } => "already_final",
+                C::NotFunded { .. } => "not_funded",
+                C::NotDisputed { .. } => "not_disputed",
+                C::DeadlineNotReached { .. } => "deadline_not_reached",
+            },
+            _ => "invalid_transaction",
+        },
+    }
+}
+
+#[derive(Clone)]
+struct Api {
+    node: NodeHandle,
+    token: Option<Arc<str>>,
+}
+
+/// The API's routes over a running node. `token` guards the endpoints
+/// that change the node; without one they are refused.
+pub fn router(node: NodeHandle, token: Option<String>) -> Router {
+    let api = Api {
+        node,
+        token: token.map(Arc::from),
+    };
+    Router::new()
+        .route("/status", get(status))
+        .route("/blocks", get(blocks))
+        .route("/blocks/{hash}", get(block_by_hash))
+        .route("/blocks/height/{height}", get(block_by_height))
+        .route("/txs", post(submit))
+        .route("/txs/{id}", get(tx_by_id))
+        .route("/accounts/{account}", get(account))
+        .route("/contracts", get(contracts))
+        .route("/contracts/{id}", get(contract))
+        .route("/peers", get(peers).post(add_peer))
+        .route("/mempool", get(mempool))
+        .route("/mine", post(mine))
+        .route("/metrics", get(metrics))
+        .with_state(api)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+///
+/// # Errors
+///
+/// The server's I/O error.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn authorised(api: &Api, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = &api.token else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "control_disabled",
+            "this node has no API token: control endpoints are off",
+        ));
+    };
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given == Some(&**token) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this endpoint needs the node's token (Authorization: Bearer <token>)",
+        ))
+    }
+}
+
+/// One transaction as JSON.
+fn tx_json(tx: &Tx) -> Value {
+    let id = tx.id();
+    match tx {
+        Tx::Signed(s) => json!({
+            "id": id,
+            "kind": s.body.payload.kind(),
+            "sender": s.sender(),
+            "nonce": s.body.nonce,
+            "payload": s.body.payload,
+        }),
+        Tx::Coinbase { to, height } => json!({
+            "id": id, "kind": "coinbase", "to": to, "height": height,
+        }),
+        Tx::Network {
+            name,
+            coinbase_reward,
+            ..
+        } => json!({
+            "id": id, "kind": "network", "name": name, "coinbase_reward": coinbase_reward,
+        }),
+        Tx::Allocation { to, amount } => json!({
+            "id": id, "kind": "allocation", "to": to, "amount": amount,
+        }),
+    }
+}
+
+/// One block as JSON, with its transactions.
+fn block_json(block: &Block<Tx>, on_best_chain: bool) -> Value {
+    let h = &block.header;
+    json!({
+        "hash": block.hash(),
+        "height": h.height,
+        "parent": h.parent,
+        "merkle_root": h.merkle_root,
+        "timestamp_ms": h.timestamp_ms,
+        "target": format!("{:08x}", h.target.to_u32()),
+        "nonce": h.nonce,
+        "size": block.size(),
+        "on_best_chain": on_best_chain,
+        "transactions": block.transactions.iter().map(tx_json).collect::<Vec<_>>(),
+    })
+}
+
+async fn status(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
+    let v = api
+        .node
+        .query(|v| {
+            json!({
+                "network": v.chain.genesis_hash(),
+                "node_id": hex::encode(v.node_id.0),
+                "height": v.chain.height(),
+                "tip": v.chain.tip(),
+                "total_work": v.chain.total_work().as_f64(),
+                "peers": v.peers.len(),
+                "mempool": v.mempool.len(),
+                "mining": format!("{:?}", v.mining).to_lowercase(),
+            })
+        })
+        .await?;
+    Ok(Json(v))
+}
+
+#[derive(Deserialize)]
+struct Range {
+    from: Option<u64>,
+    to: Option<u64>,
+    last: Option<u64>,
+}
+
+async fn blocks(State(api): State<Api>, Query(r): Query<Range>) -> Result<Json<Value>, ApiError> {
+    let v = api
+        .node
+        .query(move |v| {
+            let tip = v.chain.height();
+            let (from, to) = match (r.last, r.from, r.to) {
+                (Some(n), _, _) => (tip.saturating_sub(n.saturating_sub(1)), tip),
+                (None, from, to) => {
+                    let from = from.unwrap_or(0);
+                    (from, to.unwrap_or(tip).min(tip))
+                }
+            };
+            if from > to || to - from >= MAX_BLOCKS_PER_PAGE {
+                return Err(ApiError::bad_request(
+                    "bad_range",
+                    format!(
+                        "a range of heights from {from} to {to}: at most {MAX_BLOCKS_PER_PAGE} \
+                         blocks, from at most to"
+                    ),
+                ));
+            }
+            Ok(Value::Array(
+                (from..=to)
+                    .filter_map(|h| v.chain.block_at_height(h))
+                    .map(|b| block_json(b, true))
+                    .collect(),
+            ))
+        })
+        .await??;
+    Ok(Json(v))
+}
+
+async fn block_by_hash(
+    State(api): State<Api>,
+    Path(hash): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let hash: BlockHash = hash
+        .parse()
+        .map_err(|e| ApiError::bad_request("bad_hash", format!("`{hash}`: {e}")))?;
+    api.node
+        .query(move |v| {
+            v.chain
+                .block(&hash)
+                .map(|b| block_json(b, v.chain.is_on_best_chain(&hash)))
+        })
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no block {hash}")))
+}
+
+async fn block_by_height(
+    State(api): State<Api>,
+    Path(height): Path<u64>,
+) -> Result<Json<Value>, ApiError> {
+    api.node
+        .query(move |v| v.chain.block_at_height(height).map(|b| block_json(b, true)))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no block at height {height}")))
+}
+
+async fn tx_by_id(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id: TxId = id
+        .parse()
+        .map_err(|e| ApiError::bad_request("bad_hash", format!("`{id}`: {e}")))?;
+    api.node
+        .query(move |v| {
+            if let Some(tx) = v.mempool.get(&id) {
+                return Some(json!({"status": "pending", "tx": tx_json(&Tx::Signed(tx.clone()))}));
+            }
+            let hash = v.tx_index.get(&id)?;
+            let block = v.chain.block(hash)?;
+            let tx = block.transactions.iter().find(|t| t.id() == id)?;
+            let height = block.header.height;
+            Some(json!({
+                "status": "confirmed",
+                "block": hash,
+                "height": height,
+                "confirmations": v.chain.height() - height + 1,
+                "tx": tx_json(tx),
+            }))
+        })
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no transaction {id}")))
+}
+
+fn parse_account(s: &str) -> Result<Address, ApiError> {
+    if let Some(a) = escrow::dev::address(s) {
+        return Ok(a);
+    }
+    s.parse().map_err(|e| {
+        ApiError::bad_request(
+            "bad_account",
+            format!("`{s}` is not a dev account name or a hex address: {e}"),
+        )
+    })
+}
+
+async fn account(
+    State(api): State<Api>,
+    Path(account): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let address = parse_account(&account)?;
+    let v = api
+        .node
+        .query(move |v| {
+            let ledger = v.chain.state();
+            let pending = v.mempool.pending_ledger();
+            json!({
+                "address": address,
+                "name": escrow::dev::name_of(&address),
+                "balance": ledger.balance(&address),
+                "nonce": ledger.nonce(&address),
+                "pending_balance": pending.balance(&address),
+                "pending_nonce": pending.nonce(&address),
+            })
+        })
+        .await?;
+    Ok(Json(v))
+}
+
+async fn contracts(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
+    let v = api
+        .node
+        .query(|v| json!(v.chain.state().contracts().values().collect::<Vec<_>>()))
+        .await?;
+    Ok(Json(v))
+}
+
+async fn contract(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id: ContractId = id
+        .parse()
+        .map_err(|e| ApiError::bad_request("bad_contract_id", format!("`{id}`: {e}")))?;
+    api.node
+        .query(move |v| v.chain.state().contract(&id).map(|c| json!(c)))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no contract {id}")))
+}
+
+async fn peers(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
+    let v = api
+        .node
+        .query(|v| {
+            Value::Array(
+                v.peers
+                    .iter()
+                    .map(|p| {
+                        json!({
+                            "node_id": hex::encode(p.node_id.0),
+                            "remote": p.remote,
+                            "listen_addr": p.listen_addr,
+                            "direction": format!("{:?}", p.direction).to_lowercase(),
+                            "best_height": p.best_height,
+                            "penalty": p.score,
+                        })
+                    })
+                    .collect(),
+            )
+        })
+        .await?;
+    Ok(Json(v))
+}
+
+#[derive(Deserialize)]
+struct AddPeer {
+    addr: SocketAddr,
+}
+
+async fn add_peer(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Json(body): Json<AddPeer>,
+) -> Result<StatusCode, ApiError> {
+    authorised(&api, &headers)?;
+    api.node.add_peer(body.addr).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn mempool(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
+    let v = api
+        .node
+        .query(|v| {
+            Value::Array(
+                v.mempool
+                    .txs()
+                    .iter()
+                    .map(|t| tx_json(&Tx::Signed(t.clone())))
+                    .collect(),
+            )
+        })
+        .await?;
+    Ok(Json(v))
+}
+
+/// `POST /txs` body: the transaction's canonical bytes in hex.
+#[derive(Serialize, Deserialize)]
+pub struct SubmitTx {
+    /// `SignedTx::to_bytes()`, hex.
+    pub tx: String,
+}
+
+async fn submit(
+    State(api): State<Api>,
+    Json(body): Json<SubmitTx>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let bytes = hex::decode(body.tx.trim())
+        .map_err(|e| ApiError::bad_request("bad_encoding", format!("tx is not hex: {e}")))?;
+    let tx = SignedTx::from_bytes(&bytes)
+        .map_err(|e| ApiError::bad_request("bad_encoding", format!("tx does not decode: {e}")))?;
+    let kind = match &tx.body.payload {
+        Payload::EscrowCreate { .. } => Some(escrow::ledger::contract_id_of(&tx)),
+        _ => None,
+    };
+    let id = api.node.submit(tx).await?;
+    let mut out = json!({"id": id});
+    if let Some(contract) = kind {
+        out["contract"] = json!(contract);
+    }
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+#[derive(Deserialize)]
+struct Mine {
+    blocks: u64,
+}
+
+async fn mine(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Json(body): Json<Mine>,
+) -> Result<Json<Value>, ApiError> {
+    authorised(&api, &headers)?;
+    if body.blocks == 0 || body.blocks > 1_000 {
+        return Err(ApiError::bad_request(
+            "bad_count",
+            "mine between 1 and 1000 blocks at a time",
+        ));
+    }
+    let hashes = api.node.mine_blocks(body.blocks).await?;
+    Ok(Json(json!({"blocks": hashes})))
+}
+
+async fn metrics(State(api): State<Api>) -> Result<Response, ApiError> {
+    let text = api
+        .node
+        .query(|v| {
+            use std::fmt::Write;
+            let m = v.metrics;
+            let mut out = String::new();
+            let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+            };
+            metric("node_height", "gauge", "Height of the best tip.", v.chain.height().to_string());
+            metric("node_peers", "gauge", "Live peer connections.", v.peers.len().to_string());
+            metric("node_mempool_transactions", "gauge", "Pending transactions.", v.mempool.len().to_string());
+            metric("node_blocks_accepted_total", "counter", "Blocks that joined the block tree.", m.blocks_accepted.to_string());
+            metric("node_reorgs_total", "counter", "Best-chain changes that undid blocks.", m.reorgs.to_string());
+            metric("node_reorg_max_depth", "gauge", "Most blocks undone by one reorganisation.", m.max_reorg_depth.to_string());
+            metric("node_blocks_mined_total", "counter", "Blocks this node mined onto its best chain.", m.blocks_mined.to_string());
+            let uptime = m.started.map_or(0.0, |t| t.elapsed().as_secs_f64());
+            let rate = if uptime > 0.0 { m.work_mined / uptime } else { 0.0 };
+            metric("node_hash_rate", "gauge", "Expected hashes per second behind this node's mined blocks since start.", format!("{rate:.0}"));
+            let _ = writeln!(out, "# HELP node_blocks_rejected_total Blocks refused, by reason.\n# TYPE node_blocks_rejected_total counter");
+            for (reason, n) in &m.blocks_rejected {
+                let _ = writeln!(out, "node_blocks_rejected_total{{reason=\"{reason}\"}} {n}");
+            }
+            out
+        })
+        .await?;
+    Ok(([("content-type", "text/plain; version=0.0.4")], text).into_response())
+}

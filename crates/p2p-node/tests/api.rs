@@ -1,0 +1,278 @@
+//! Every HTTP API endpoint and error status, against a real node.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use escrow::{Amount, Party, Payload, SignedTx, dev};
+use p2p_node::{Node, NodeHandle};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "test-token";
+
+async fn api_node() -> (NodeHandle, String) {
+    init_logs();
+    let mut c = config();
+    c.api = Some("127.0.0.1:0".parse().unwrap());
+    c.api_token = Some(TOKEN.to_string());
+    let node = Node::start(c).await.unwrap();
+    let url = format!("http://{}", node.api_addr().unwrap());
+    (node, url)
+}
+
+fn sign(who: &str, nonce: u64, payload: Payload) -> SignedTx {
+    SignedTx::sign(
+        &dev::keypair(who).unwrap(),
+        nonce,
+        genesis().network_id(),
+        payload,
+    )
+}
+
+async fn get(url: &str) -> (StatusCode, Value) {
+    let r = reqwest::get(url).await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn post(url: &str, body: Value, token: Option<&str>) -> (StatusCode, Value) {
+    let mut req = reqwest::Client::new().post(url).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn submit(base: &str, tx: &SignedTx) -> (StatusCode, Value) {
+    post(
+        &format!("{base}/txs"),
+        json!({"tx": hex::encode(tx.to_bytes())}),
+        None,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_answers_and_every_error_has_a_code() {
+    let (node, base) = api_node().await;
+
+    let (s, status) = get(&format!("{base}/status")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(status["height"], 0);
+    assert_eq!(status["mining"], "off");
+    assert_eq!(status["network"], json!(genesis().network_id()));
+
+    // Submit: a transfer and an escrow.
+    let pay = sign(
+        "alice",
+        0,
+        Payload::Transfer {
+            to: dev::address("bob").unwrap(),
+            amount: Amount::new(5),
+        },
+    );
+    let (s, body) = submit(&base, &pay).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    assert_eq!(body["id"], json!(pay.id()));
+    let create = sign(
+        "charlie",
+        0,
+        Payload::EscrowCreate {
+            seller: dev::address("dave").unwrap(),
+            arbiter: dev::address("eve").unwrap(),
+            amount: Amount::new(50),
+            delivery_deadline: 100,
+            dispute_window: 5,
+        },
+    );
+    let (s, body) = submit(&base, &create).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let contract = body["contract"].as_str().unwrap().to_string();
+
+    // Refusals name the rule.
+    let (s, body) = submit(&base, &pay).await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("already_pending"))
+    );
+    let gap = sign(
+        "alice",
+        5,
+        Payload::Transfer {
+            to: dev::address("bob").unwrap(),
+            amount: Amount::new(1),
+        },
+    );
+    let (s, body) = submit(&base, &gap).await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_nonce"))
+    );
+    let (s, body) = post(&format!("{base}/txs"), json!({"tx": "zz"}), None).await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_encoding"))
+    );
+    assert!(body["message"].as_str().unwrap().contains("hex"));
+
+    // Pending, in the mempool, in the pending nonce.
+    let (s, tx) = get(&format!("{base}/txs/{}", pay.id())).await;
+    assert_eq!(
+        (s, tx["status"].as_str()),
+        (StatusCode::OK, Some("pending"))
+    );
+    let (_, pool) = get(&format!("{base}/mempool")).await;
+    assert_eq!(pool.as_array().unwrap().len(), 2);
+    let (_, alice) = get(&format!("{base}/accounts/alice")).await;
+    assert_eq!(
+        (alice["nonce"].as_u64(), alice["pending_nonce"].as_u64()),
+        (Some(0), Some(1))
+    );
+
+    // Mining needs the token.
+    let (s, body) = post(&format!("{base}/mine"), json!({"blocks": 1}), None).await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    let (s, _) = post(&format!("{base}/mine"), json!({"blocks": 1}), Some("wrong")).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, body) = post(&format!("{base}/mine"), json!({"blocks": 0}), Some(TOKEN)).await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_count"))
+    );
+    let (s, mined) = post(&format!("{base}/mine"), json!({"blocks": 2}), Some(TOKEN)).await;
+    assert_eq!(s, StatusCode::OK);
+    let first = mined["blocks"][0].as_str().unwrap().to_string();
+
+    // Confirmed, with confirmations.
+    let (s, tx) = get(&format!("{base}/txs/{}", pay.id())).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(tx["status"], "confirmed");
+    assert_eq!(tx["height"], 1);
+    assert_eq!(tx["confirmations"], 2);
+    let (s, _) = get(&format!("{base}/txs/{}", chain_core::TxId::ZERO)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, body) = get(&format!("{base}/txs/nothex")).await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_hash"))
+    );
+
+    // Blocks.
+    let (s, blocks) = get(&format!("{base}/blocks?last=2")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(blocks.as_array().unwrap().len(), 2);
+    let (s, blocks) = get(&format!("{base}/blocks?from=0&to=2")).await;
+    assert_eq!(
+        (s, blocks.as_array().map(Vec::len)),
+        (StatusCode::OK, Some(3))
+    );
+    let (s, body) = get(&format!("{base}/blocks?from=2&to=1")).await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_range"))
+    );
+    let (s, block) = get(&format!("{base}/blocks/{first}")).await;
+    assert_eq!((s, block["height"].as_u64()), (StatusCode::OK, Some(1)));
+    assert_eq!(block["transactions"].as_array().unwrap().len(), 3);
+    assert_eq!(block["transactions"][0]["kind"], "coinbase");
+    let (s, block) = get(&format!("{base}/blocks/height/1")).await;
+    assert_eq!(
+        (s, block["hash"].as_str()),
+        (StatusCode::OK, Some(first.as_str()))
+    );
+    let (s, _) = get(&format!("{base}/blocks/height/99")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = get(&format!("{base}/blocks/{}", chain_core::BlockHash::ZERO)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Accounts.
+    let (s, bob) = get(&format!("{base}/accounts/bob")).await;
+    assert_eq!(
+        (s, bob["balance"].as_u64()),
+        (StatusCode::OK, Some(1_000_005))
+    );
+    let (s, body) = get(&format!("{base}/accounts/mallory")).await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_account"))
+    );
+
+    // Contracts, and a refused escrow action with its rule.
+    let (s, all) = get(&format!("{base}/contracts")).await;
+    assert_eq!((s, all.as_array().map(Vec::len)), (StatusCode::OK, Some(1)));
+    let (s, c) = get(&format!("{base}/contracts/{contract}")).await;
+    assert_eq!((s, c["state"].as_str()), (StatusCode::OK, Some("Funded")));
+    assert_eq!(c["history"].as_array().unwrap().len(), 1);
+    let id: escrow::ContractId = contract.parse().unwrap();
+    let not_arbiter = sign(
+        "bob",
+        0,
+        Payload::Resolve {
+            contract: id,
+            to: Party::Seller,
+        },
+    );
+    let (s, body) = submit(&base, &not_arbiter).await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("not_arbiter"))
+    );
+    let (s, _) = get(&format!("{base}/contracts/{}", uuid_zero())).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, body) = get(&format!("{base}/contracts/xyz")).await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_contract_id"))
+    );
+
+    // Peers.
+    let (s, peers) = get(&format!("{base}/peers")).await;
+    assert_eq!(
+        (s, peers.as_array().map(Vec::len)),
+        (StatusCode::OK, Some(0))
+    );
+    let other = start(&[], p2p_node::MiningMode::Off).await;
+    let (s, _) = post(
+        &format!("{base}/peers"),
+        json!({"addr": other.local_addr()}),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = post(
+        &format!("{base}/peers"),
+        json!({"addr": other.local_addr()}),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    wait_for("the peer connected", || async {
+        peer_count(&node).await == 1
+    })
+    .await;
+
+    // Metrics.
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("node_height 2"), "{text}");
+    assert!(text.contains("node_blocks_mined_total 2"));
+    assert!(text.contains("# TYPE node_peers gauge"));
+
+    other.shutdown().await;
+    node.shutdown().await;
+}
+
+fn uuid_zero() -> String {
+    "00000000-0000-0000-0000-000000000000".to_string()
+}
