@@ -15,6 +15,7 @@
 //! - [`penalty`]: offences, penalty points, bans.
 //! - [`config`]: [`NodeConfig`] and [`MiningMode`].
 //! - [`api`]: the HTTP API (axum, JSON), `docs/API.md`.
+//! - [`client`]: the command-line client's side of that API.
 //! - Seams for simulation: [`transport`] (listening and dialling),
 //!   [`clock`] (block timestamps), [`store`] (accepted blocks).
 //!
@@ -25,6 +26,7 @@
 //! are tracked; [`NodeHandle::shutdown`] cancels them and waits for them.
 
 pub mod api;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod core;

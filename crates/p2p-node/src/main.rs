@@ -1,75 +1,599 @@
-//! The node binary: parses flags, starts a [`p2p_node::Node`], and runs it
-//! until Ctrl-C.
+//! The `p2p-node` binary: runs a node (no subcommand, or `run`), or talks
+//! to one as a client (every other subcommand) through its HTTP API.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-use clap::Parser;
-use escrow::{Address, Genesis};
-use p2p_node::{MiningMode, Node, NodeConfig};
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use escrow::{Address, ContractId, Genesis, Keypair, Party, Payload, dev};
+use p2p_node::client::{COOKIE_FILE, Client};
+use p2p_node::store::RedbStore;
+use p2p_node::{MiningMode, Node, NodeConfig, Seams};
+use serde_json::{Value, json};
 
-/// Runs a node of the escrow chain.
+/// A node of the escrow chain, and its client.
 #[derive(Debug, Parser)]
 #[command(name = "p2p-node", version, about)]
-struct Args {
+struct Cli {
+    /// Runs a node when no subcommand is given.
+    #[command(flatten)]
+    run: RunArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Args, Clone)]
+struct RunArgs {
     /// Address to listen on for peers.
     #[arg(long, default_value = "127.0.0.1:5000")]
     listen: SocketAddr,
+    /// Address of the HTTP API.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    api: SocketAddr,
     /// A peer to dial (repeat for more).
     #[arg(long = "peer")]
     peers: Vec<SocketAddr>,
+    /// The node's data directory (blocks, API token); created if missing.
+    #[arg(long, env = "P2P_NODE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
     /// When to mine: off, pending (while transactions wait) or continuous.
     #[arg(long, default_value = "pending")]
     mine: MiningMode,
-    /// Who receives block rewards: a dev account name or a 64-hex-digit
-    /// address.
+    /// Who receives block rewards: a dev account name or a hex address.
     #[arg(long, default_value = "ferdie")]
-    miner_account: String,
+    miner: String,
     /// Miner threads.
     #[arg(long, default_value_t = 1)]
     miner_threads: usize,
     /// A genesis file (JSON); the dev network if omitted.
     #[arg(long)]
     genesis: Option<PathBuf>,
+    /// Log filter (for example `info` or `p2p_node=debug`); `RUST_LOG` works
+    /// too.
+    #[arg(long)]
+    log: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+struct ClientArgs {
+    /// The node's API.
+    #[arg(
+        long,
+        global = true,
+        env = "P2P_NODE_URL",
+        default_value = "http://127.0.0.1:8000"
+    )]
+    node: String,
+    /// The node's API token (for `mine`); read from the node's data
+    /// directory if omitted.
+    #[arg(long, global = true)]
+    token: Option<String>,
+    /// Print the API's JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+struct Signer {
+    /// Sign as this dev account (alice, bob, charlie, dave, eve, ferdie).
+    #[arg(long = "as", conflicts_with = "key")]
+    as_account: Option<String>,
+    /// Sign with the key in this file.
+    #[arg(long)]
+    key: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs a node (the default).
+    Run,
+    /// The node's status.
+    Status(ClientArgs),
+    /// An account's balance and nonce.
+    Balance {
+        /// A dev account name or a hex address.
+        account: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Sends coins.
+    Transfer {
+        #[command(flatten)]
+        signer: Signer,
+        /// The receiver: a dev account name or a hex address.
+        to: String,
+        /// How much.
+        amount: u64,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Escrow contracts.
+    #[command(subcommand)]
+    Escrow(EscrowCommand),
+    /// One contract.
+    Contract {
+        /// The contract id.
+        id: ContractId,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Every contract.
+    Contracts(ClientArgs),
+    /// The latest blocks.
+    Blocks {
+        /// How many.
+        #[arg(long, default_value_t = 10)]
+        last: u64,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Mines blocks now (dev networks; needs the node's token).
+    Mine {
+        /// How many.
+        count: u64,
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The node's data directory, where its token is.
+        #[arg(long, env = "P2P_NODE_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Makes a new key file (owner-only permissions) and prints its address.
+    Keygen {
+        /// Where to write it (refuses to overwrite).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EscrowCommand {
+    /// Locks coins for a seller, with an arbiter.
+    Create {
+        #[command(flatten)]
+        signer: Signer,
+        /// Who is paid on release.
+        #[arg(long)]
+        seller: String,
+        /// Who settles a dispute.
+        #[arg(long)]
+        arbiter: String,
+        /// How much.
+        amount: u64,
+        /// Blocks from now until the delivery deadline.
+        #[arg(long, default_value_t = 100)]
+        delivery_blocks: u64,
+        /// Blocks a dispute may stay unresolved before the buyer may take
+        /// the refund.
+        #[arg(long, default_value_t = 20)]
+        dispute_window: u64,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// The buyer confirms delivery: the seller is paid.
+    Confirm(Action),
+    /// The buyer or the seller disputes.
+    Dispute(Action),
+    /// The buyer is refunded (see docs/ESCROW.md for who may, and when).
+    Refund(Action),
+    /// The arbiter settles a dispute.
+    Resolve {
+        #[command(flatten)]
+        action: Action,
+        /// Who gets the funds.
+        #[arg(long, value_parser = ["buyer", "seller"])]
+        to: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct Action {
+    #[command(flatten)]
+    signer: Signer,
+    /// The contract id.
+    id: ContractId,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+fn default_data_dir(listen: &SocketAddr) -> PathBuf {
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".p2p-node")
+        .join(format!("node-{}", listen.port()))
 }
 
 fn parse_account(s: &str) -> anyhow::Result<Address> {
-    if let Some(a) = escrow::dev::address(s) {
+    if let Some(a) = dev::address(s) {
         return Ok(a);
     }
     s.parse::<Address>()
         .with_context(|| format!("`{s}` is neither a dev account name nor a hex address"))
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn signer_key(signer: &Signer) -> anyhow::Result<Keypair> {
+    match (&signer.as_account, &signer.key) {
+        (Some(name), None) => dev::keypair(name).with_context(|| {
+            format!("`{name}` is not a dev account (alice, bob, charlie, dave, eve, ferdie)")
+        }),
+        (None, Some(path)) => Keypair::load(path).context("cannot load the key file"),
+        _ => bail!("say who signs: --as NAME (a dev account) or --key FILE"),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        None | Some(Command::Run) => run(cli.run).await,
+        Some(command) => client(command).await,
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let filter = args
+        .log
+        .clone()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info".to_string());
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .init();
-    let args = Args::parse();
     let genesis = match &args.genesis {
         Some(path) => Genesis::load(path)
             .with_context(|| format!("cannot load the genesis file {}", path.display()))?,
         None => Genesis::dev(),
     };
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| default_data_dir(&args.listen));
+    let store = RedbStore::open(&data_dir).context("cannot open the block store")?;
+    if store.was_repaired() {
+        eprintln!(
+            "warning: the store {} was not closed cleanly; redb repaired it on open",
+            store.path().display()
+        );
+    }
+    let token = write_cookie(&data_dir)?;
     let mut config = NodeConfig::new(genesis);
     config.listen = args.listen;
     config.peers = args.peers;
     config.mining = args.mine;
-    config.miner_account = parse_account(&args.miner_account)?;
+    config.miner_account = parse_account(&args.miner)?;
     config.miner_threads = args.miner_threads;
-    let node = Node::start(config)
+    config.api = Some(args.api);
+    config.api_token = Some(token);
+    let seams = Seams {
+        store: Box::new(store),
+        ..Seams::default()
+    };
+    let node = Node::start_with(config, seams)
         .await
         .context("the node could not start")?;
-    println!("listening on {}", node.local_addr());
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot wait for Ctrl-C")?;
+    let (height, tip) = node.tip().await.map(|(t, h)| (h, t))?;
+    println!("data directory {}", data_dir.display());
+    println!("p2p listening on {}", node.local_addr());
+    if let Some(api) = node.api_addr() {
+        println!("api listening on http://{api}");
+    }
+    println!("best tip {tip} at height {height}");
+    wait_for_signal().await;
     println!("stopping");
     node.shutdown().await;
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Writes a fresh random API token, readable by the owner only.
+fn write_cookie(dir: &Path) -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for the token: {e}"))?;
+    let token = hex::encode(bytes);
+    let path = dir.join(COOKIE_FILE);
+    let _ = std::fs::remove_file(&path);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    use std::io::Write;
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("cannot write the API token {}", path.display()))?;
+    file.write_all(token.as_bytes())
+        .with_context(|| format!("cannot write the API token {}", path.display()))?;
+    Ok(token)
+}
+
+async fn client(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Run => unreachable_run(),
+        Command::Keygen { out } => {
+            let key = Keypair::generate().context("cannot generate a key")?;
+            key.save(&out).context("cannot save the key")?;
+            println!("{}", key.address());
+            Ok(())
+        }
+        Command::Status(c) => {
+            let v = Client::new(&c.node, None).get("/status").await?;
+            print(&c, &v, || {
+                format!(
+                    "network {}\nheight  {}\ntip     {}\npeers   {}\nmempool {}\nmining  {}",
+                    v["network"].as_str().unwrap_or("?"),
+                    v["height"],
+                    v["tip"].as_str().unwrap_or("?"),
+                    v["peers"],
+                    v["mempool"],
+                    v["mining"].as_str().unwrap_or("?"),
+                )
+            });
+            Ok(())
+        }
+        Command::Balance { account, client: c } => {
+            let v = Client::new(&c.node, None)
+                .get(&format!("/accounts/{account}"))
+                .await?;
+            print(&c, &v, || {
+                format!(
+                    "{} balance {} (pending {}), nonce {} (pending {})",
+                    account, v["balance"], v["pending_balance"], v["nonce"], v["pending_nonce"]
+                )
+            });
+            Ok(())
+        }
+        Command::Transfer {
+            signer,
+            to,
+            amount,
+            client: c,
+        } => {
+            let key = signer_key(&signer)?;
+            let payload = Payload::Transfer {
+                to: parse_account(&to)?,
+                amount: escrow::Amount::new(amount),
+            };
+            submitted(&c, payload, &key).await
+        }
+        Command::Escrow(e) => escrow_command(e).await,
+        Command::Contract { id, client: c } => {
+            let v = Client::new(&c.node, None)
+                .get(&format!("/contracts/{id}"))
+                .await?;
+            print(&c, &v, || contract_text(&v));
+            Ok(())
+        }
+        Command::Contracts(c) => {
+            let v = Client::new(&c.node, None).get("/contracts").await?;
+            print(&c, &v, || {
+                let list = v.as_array().cloned().unwrap_or_default();
+                if list.is_empty() {
+                    return "no contracts".to_string();
+                }
+                list.iter()
+                    .map(contract_line)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            Ok(())
+        }
+        Command::Blocks { last, client: c } => {
+            let v = Client::new(&c.node, None)
+                .get(&format!("/blocks?last={last}"))
+                .await?;
+            print(&c, &v, || {
+                v.as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|b| {
+                        format!(
+                            "{:>6}  {}  {} txs",
+                            b["height"],
+                            b["hash"].as_str().unwrap_or("?"),
+                            b["transactions"].as_array().map_or(0, Vec::len)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            Ok(())
+        }
+        Command::Mine {
+            count,
+            client: c,
+            data_dir,
+        } => {
+            let token = match c.token.clone() {
+                Some(t) => t,
+                None => {
+                    let dir = data_dir.unwrap_or_else(|| {
+                        default_data_dir(&SocketAddr::from(([127, 0, 0, 1], 5000)))
+                    });
+                    Client::read_token(&dir)?
+                }
+            };
+            let v = Client::new(&c.node, Some(token))
+                .post("/mine", json!({"blocks": count}))
+                .await?;
+            print(&c, &v, || {
+                v["blocks"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|h| format!("mined {}", h.as_str().unwrap_or("?")))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            Ok(())
+        }
+    }
+}
+
+fn unreachable_run() -> anyhow::Result<()> {
+    bail!("`run` is handled before the client commands")
+}
+
+async fn escrow_command(command: EscrowCommand) -> anyhow::Result<()> {
+    let (signer, payload, c) = match command {
+        EscrowCommand::Create {
+            signer,
+            seller,
+            arbiter,
+            amount,
+            delivery_blocks,
+            dispute_window,
+            client: c,
+        } => {
+            let status = Client::new(&c.node, None).get("/status").await?;
+            let height = status["height"].as_u64().unwrap_or(0);
+            let payload = Payload::EscrowCreate {
+                seller: parse_account(&seller)?,
+                arbiter: parse_account(&arbiter)?,
+                amount: escrow::Amount::new(amount),
+                delivery_deadline: height + delivery_blocks.max(1),
+                dispute_window,
+            };
+            (signer, payload, c)
+        }
+        EscrowCommand::Confirm(a) => (
+            a.signer,
+            Payload::ConfirmDelivery { contract: a.id },
+            a.client,
+        ),
+        EscrowCommand::Dispute(a) => (a.signer, Payload::RaiseDispute { contract: a.id }, a.client),
+        EscrowCommand::Refund(a) => (a.signer, Payload::RefundBuyer { contract: a.id }, a.client),
+        EscrowCommand::Resolve { action, to } => {
+            let to = if to == "seller" {
+                Party::Seller
+            } else {
+                Party::Buyer
+            };
+            (
+                action.signer,
+                Payload::Resolve {
+                    contract: action.id,
+                    to,
+                },
+                action.client,
+            )
+        }
+    };
+    let key = signer_key(&signer)?;
+    submitted(&c, payload, &key).await
+}
+
+async fn submitted(c: &ClientArgs, payload: Payload, key: &Keypair) -> anyhow::Result<()> {
+    let kind = payload.kind();
+    let v = Client::new(&c.node, None)
+        .sign_and_submit(key, payload)
+        .await?;
+    print(c, &v, || match v["contract"].as_str() {
+        Some(contract) => format!(
+            "submitted {kind} {}\ncontract {contract}",
+            v["id"].as_str().unwrap_or("?")
+        ),
+        None => format!("submitted {kind} {}", v["id"].as_str().unwrap_or("?")),
+    });
+    Ok(())
+}
+
+fn state_name(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Object(o) => o
+            .iter()
+            .next()
+            .map(|(k, inner)| format!("{k} since block {}", inner["since"]))
+            .unwrap_or_default(),
+        other => other.to_string(),
+    }
+}
+
+fn who(v: &Value) -> String {
+    let hex = v.as_str().unwrap_or("?");
+    hex.parse::<Address>()
+        .ok()
+        .and_then(|a| dev::name_of(&a))
+        .map_or_else(|| hex.to_string(), str::to_string)
+}
+
+fn contract_line(c: &Value) -> String {
+    format!(
+        "{}  {:<22} {} from {} to {} (arbiter {})",
+        c["id"].as_str().unwrap_or("?"),
+        state_name(&c["state"]),
+        c["amount"],
+        who(&c["buyer"]),
+        who(&c["seller"]),
+        who(&c["arbiter"]),
+    )
+}
+
+fn contract_text(c: &Value) -> String {
+    let mut out = contract_line(c);
+    out.push_str(&format!(
+        "\ndelivery deadline: block {}; dispute window: {} blocks",
+        c["delivery_deadline"], c["dispute_window"]
+    ));
+    for h in c["history"].as_array().cloned().unwrap_or_default() {
+        out.push_str(&format!(
+            "\n  block {:>5}: {} by {}",
+            h["height"],
+            match &h["action"] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            },
+            who(&h["by"])
+        ));
+    }
+    out
+}
+
+fn print(c: &ClientArgs, v: &Value, text: impl FnOnce() -> String) {
+    if c.json {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    } else {
+        println!("{}", text());
+    }
 }

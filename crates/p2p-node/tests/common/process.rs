@@ -1,0 +1,135 @@
+//! Running the `p2p-node` binary as a child process, for tests of the
+//! command line, restarts and crashes.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_p2p-node"))
+}
+
+/// A node process; killed when dropped.
+pub struct NodeProcess {
+    pub child: Child,
+    pub p2p: SocketAddr,
+    pub api: String,
+    pub data_dir: PathBuf,
+    pub height_at_start: u64,
+}
+
+impl NodeProcess {
+    /// Starts `p2p-node` on `data_dir` with OS-chosen ports and waits until
+    /// it prints where it listens.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> NodeProcess {
+        let mut child = Command::new(binary())
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--api",
+                "127.0.0.1:0",
+                "--log",
+                "warn",
+            ])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let (mut p2p, mut api, mut height) = (None, None, None);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while p2p.is_none() || api.is_none() || height.is_none() {
+            assert!(Instant::now() < deadline, "the node did not start");
+            let Some(Ok(line)) = lines.next() else {
+                panic!("the node exited before it started: {:?}", child.wait());
+            };
+            if let Some(a) = line.strip_prefix("p2p listening on ") {
+                p2p = Some(a.parse().unwrap());
+            } else if let Some(a) = line.strip_prefix("api listening on ") {
+                api = Some(a.to_string());
+            } else if let Some(rest) = line.strip_prefix("best tip ") {
+                height = rest.rsplit(' ').next().and_then(|h| h.parse().ok());
+            }
+        }
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        NodeProcess {
+            child,
+            p2p: p2p.unwrap(),
+            api: api.unwrap(),
+            data_dir: data_dir.to_path_buf(),
+            height_at_start: height.unwrap(),
+        }
+    }
+
+    /// Runs a client subcommand against this node.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(binary())
+            .args(args)
+            .args(["--node", &self.api])
+            .env("P2P_NODE_DATA_DIR", &self.data_dir)
+            .output()
+            .unwrap()
+    }
+
+    /// Runs a client subcommand that must succeed; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "`{}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// The node's `/status` as JSON.
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["status", "--json"])).unwrap()
+    }
+
+    /// Waits until the mempool is empty (everything mined).
+    pub fn wait_mined(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.status()["mempool"] != 0 {
+            assert!(Instant::now() < deadline, "transactions were not mined");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the node with SIGTERM and waits for it.
+    pub fn stop(mut self) {
+        unsafe_kill(self.child.id(), libc::SIGTERM);
+        let _ = self.child.wait();
+    }
+
+    /// Kills the node with SIGKILL, as a crash would.
+    pub fn crash(mut self) {
+        unsafe_kill(self.child.id(), libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+fn unsafe_kill(pid: u32, signal: i32) {
+    // SAFETY: kill(2) on our own child's pid; no memory is touched.
+    unsafe {
+        libc::kill(pid as i32, signal);
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
