@@ -11,6 +11,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -137,6 +138,7 @@ pub fn router(node: NodeHandle, token: Option<String>) -> Router {
         .route("/mempool", get(mempool))
         .route("/mine", post(mine))
         .route("/metrics", get(metrics))
+        .fallback(unknown_route)
         .with_state(api)
 }
 
@@ -153,6 +155,16 @@ pub async fn serve(
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+async fn unknown_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no endpoint {}", uri.path()))
+}
+
+/// A JSON body, or the `bad_json` error naming what is wrong with it.
+fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    b.map(|Json(t)| t)
+        .map_err(|e| ApiError::bad_request("bad_json", e.body_text()))
 }
 
 fn authorised(api: &Api, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -248,7 +260,11 @@ struct Range {
     last: Option<u64>,
 }
 
-async fn blocks(State(api): State<Api>, Query(r): Query<Range>) -> Result<Json<Value>, ApiError> {
+async fn blocks(
+    State(api): State<Api>,
+    r: Result<Query<Range>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(r) = r.map_err(|e| ApiError::bad_request("bad_range", e.body_text()))?;
     let v = api
         .node
         .query(move |v| {
@@ -300,8 +316,11 @@ async fn block_by_hash(
 
 async fn block_by_height(
     State(api): State<Api>,
-    Path(height): Path<u64>,
+    Path(height): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    let height: u64 = height.parse().map_err(|_| {
+        ApiError::bad_request("bad_height", format!("`{height}` is not a block height"))
+    })?;
     api.node
         .query(move |v| v.chain.block_at_height(height).map(|b| block_json(b, true)))
         .await?
@@ -421,10 +440,11 @@ struct AddPeer {
 async fn add_peer(
     State(api): State<Api>,
     headers: HeaderMap,
-    Json(body): Json<AddPeer>,
+    b: Result<Json<AddPeer>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     authorised(&api, &headers)?;
-    api.node.add_peer(body.addr).await?;
+    let b = body(b)?;
+    api.node.add_peer(b.addr).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -453,9 +473,10 @@ pub struct SubmitTx {
 
 async fn submit(
     State(api): State<Api>,
-    Json(body): Json<SubmitTx>,
+    b: Result<Json<SubmitTx>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let bytes = hex::decode(body.tx.trim())
+    let b = body(b)?;
+    let bytes = hex::decode(b.tx.trim())
         .map_err(|e| ApiError::bad_request("bad_encoding", format!("tx is not hex: {e}")))?;
     let tx = SignedTx::from_bytes(&bytes)
         .map_err(|e| ApiError::bad_request("bad_encoding", format!("tx does not decode: {e}")))?;
@@ -479,16 +500,17 @@ struct Mine {
 async fn mine(
     State(api): State<Api>,
     headers: HeaderMap,
-    Json(body): Json<Mine>,
+    b: Result<Json<Mine>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     authorised(&api, &headers)?;
-    if body.blocks == 0 || body.blocks > 1_000 {
+    let b = body(b)?;
+    if b.blocks == 0 || b.blocks > 1_000 {
         return Err(ApiError::bad_request(
             "bad_count",
             "mine between 1 and 1000 blocks at a time",
         ));
     }
-    let hashes = api.node.mine_blocks(body.blocks).await?;
+    let hashes = api.node.mine_blocks(b.blocks).await?;
     Ok(Json(json!({"blocks": hashes})))
 }
 

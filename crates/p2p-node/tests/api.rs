@@ -258,6 +258,28 @@ async fn every_endpoint_answers_and_every_error_has_a_code() {
     })
     .await;
 
+    // Malformed requests are JSON errors too.
+    let (s, body) = post(&format!("{base}/txs"), json!({"nope": 1}), None).await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_json"))
+    );
+    let (s, body) = get(&format!("{base}/blocks/height/abc")).await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_height"))
+    );
+    let (s, body) = get(&format!("{base}/blocks?from=x")).await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_range"))
+    );
+    let (s, body) = get(&format!("{base}/no/such/endpoint")).await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+
     // Metrics.
     let text = reqwest::get(format!("{base}/metrics"))
         .await
@@ -275,4 +297,24 @@ async fn every_endpoint_answers_and_every_error_has_a_code() {
 
 fn uuid_zero() -> String {
     "00000000-0000-0000-0000-000000000000".to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_endpoints_are_off_without_a_token() {
+    init_logs();
+    let mut c = config();
+    c.api = Some("127.0.0.1:0".parse().unwrap());
+    let node = Node::start(c).await.unwrap();
+    let base = format!("http://{}", node.api_addr().unwrap());
+    let (s, body) = post(
+        &format!("{base}/mine"),
+        json!({"blocks": 1}),
+        Some("anything"),
+    )
+    .await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("control_disabled"))
+    );
+    node.shutdown().await;
 }
