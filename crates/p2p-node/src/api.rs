@@ -246,7 +246,7 @@ async fn status(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
                 "total_work": v.chain.total_work().as_f64(),
                 "peers": v.peers.len(),
                 "mempool": v.mempool.len(),
-                "mining": format!("{:?}", v.mining).to_lowercase(),
+                "mining": v.mining.name(),
             })
         })
         .await?;

@@ -17,6 +17,17 @@ pub enum MiningMode {
     Continuous,
 }
 
+impl MiningMode {
+    /// The mode's name, as the command line and the API spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            MiningMode::Off => "off",
+            MiningMode::WhenPending => "pending",
+            MiningMode::Continuous => "continuous",
+        }
+    }
+}
+
 impl std::str::FromStr for MiningMode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
