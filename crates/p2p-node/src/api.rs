@@ -5,7 +5,8 @@
 //! Handlers read the node through [`NodeHandle::query`] and never hold
 //! node state across an `.await`. Errors are JSON `{"code", "message"}`
 //! with a stable code. Endpoints that change the node rather than submit a
-//! signed transaction (`POST /mine`, `POST /peers`) need the node's token
+//! signed transaction (`POST /mine`, `POST /peers`, `POST /admin/*`) need
+//! the node's token
 //! as `Authorization: Bearer <token>`.
 
 use std::net::SocketAddr;
@@ -137,6 +138,8 @@ pub fn router(node: NodeHandle, token: Option<String>) -> Router {
         .route("/peers", get(peers).post(add_peer))
         .route("/mempool", get(mempool))
         .route("/mine", post(mine))
+        .route("/admin/partition", post(partition))
+        .route("/admin/heal", post(heal))
         .route("/metrics", get(metrics))
         .fallback(unknown_route)
         .with_state(api)
@@ -490,6 +493,29 @@ async fn submit(
         out["contract"] = json!(contract);
     }
     Ok((StatusCode::CREATED, Json(out)))
+}
+
+#[derive(Deserialize)]
+struct Partition {
+    /// P2P listening addresses to cut off.
+    block: Vec<SocketAddr>,
+}
+
+async fn partition(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    b: Result<Json<Partition>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    authorised(&api, &headers)?;
+    let b = body(b)?;
+    api.node.partition(b.block).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn heal(State(api): State<Api>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
+    authorised(&api, &headers)?;
+    api.node.heal().await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize)]

@@ -95,6 +95,12 @@ pub(crate) enum Command {
     SetMining(MiningMode),
     /// Dials an address (and keeps it in the address book).
     AddPeer(SocketAddr),
+    /// Cuts the node off from these listening addresses: drops their
+    /// connections and refuses new ones, until `Heal` (a partition, made
+    /// by an operator or a simulator).
+    Partition(Vec<SocketAddr>),
+    /// Lifts every partition and redials the addresses it cut.
+    Heal,
 }
 
 /// A read-only view of the node, for queries.
@@ -235,6 +241,8 @@ pub(crate) struct Core {
     /// Accepted blocks not yet saved: saved in one transaction before
     /// anything announces or serves them, and at the end of every event.
     unsaved: Vec<Arc<Block<Tx>>>,
+    /// Listening addresses the operator cut the node off from.
+    partitioned: HashSet<SocketAddr>,
     /// Where each transaction of the best chain is: its block.
     tx_index: HashMap<TxId, BlockHash>,
     /// Counters for `/metrics`.
@@ -326,6 +334,7 @@ impl Core {
             next_job: 0,
             mine_requests: VecDeque::new(),
             unsaved: Vec::new(),
+            partitioned: HashSet::new(),
             tx_index: HashMap::new(),
             metrics: Metrics {
                 started: Some(now),
@@ -469,6 +478,12 @@ impl Core {
                 self.addrs.remove(&addr);
             }
             return Err((Reason::DuplicateConnection, "that is this node".into()));
+        }
+        if hello
+            .listen_addr
+            .is_some_and(|a| self.partitioned.contains(&a))
+        {
+            return Err((Reason::Other, "partitioned by the operator".into()));
         }
         let mut keys = vec![BanKey::Node(hello.node_id), BanKey::Addr(remote)];
         keys.extend(hello.listen_addr.map(BanKey::Addr));
@@ -650,7 +665,10 @@ impl Core {
             .addrs
             .iter()
             .filter(|(a, e)| {
-                !e.busy && e.next_attempt <= now && !self.bans.is_banned(&BanKey::Addr(**a), now)
+                !e.busy
+                    && e.next_attempt <= now
+                    && !self.partitioned.contains(a)
+                    && !self.bans.is_banned(&BanKey::Addr(**a), now)
             })
             .map(|(a, _)| *a)
             .collect();
@@ -1298,6 +1316,36 @@ impl Core {
                     self.stop_miner();
                 }
                 self.maybe_mine();
+            }
+            Command::Partition(addrs) => {
+                self.partitioned.extend(addrs.iter().copied());
+                let cut: Vec<ConnId> = self
+                    .peers
+                    .iter()
+                    .filter(|(_, p)| {
+                        p.listen_addr.is_some_and(|a| self.partitioned.contains(&a))
+                            || (p.direction == Direction::Outbound
+                                && self.partitioned.contains(&p.remote))
+                    })
+                    .map(|(c, _)| *c)
+                    .collect();
+                for conn in cut {
+                    self.drop_peer(conn, Some((Reason::Other, "partitioned by the operator")));
+                }
+                info!(cut = addrs.len(), "partitioned");
+            }
+            Command::Heal => {
+                let healed: Vec<SocketAddr> = self.partitioned.drain().collect();
+                let now = Instant::now();
+                for addr in healed {
+                    self.learn_addr(addr);
+                    if let Some(e) = self.addrs.get_mut(&addr) {
+                        e.next_attempt = now;
+                        e.backoff = self.config.min_backoff;
+                    }
+                }
+                info!("partition healed");
+                self.dial_due();
             }
             Command::AddPeer(addr) => {
                 self.learn_addr(addr);

@@ -334,6 +334,25 @@ impl NodeHandle {
         self.command(Command::AddPeer(addr)).await
     }
 
+    /// Cuts the node off from peers listening at `addrs` (drops and refuses
+    /// their connections) until [`NodeHandle::heal`].
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::Stopped`].
+    pub async fn partition(&self, addrs: Vec<SocketAddr>) -> Result<(), NodeError> {
+        self.command(Command::Partition(addrs)).await
+    }
+
+    /// Lifts every partition and redials the addresses it cut.
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::Stopped`].
+    pub async fn heal(&self) -> Result<(), NodeError> {
+        self.command(Command::Heal).await
+    }
+
     /// Stops the node: stops accepting, closes every connection (with a
     /// notice), stops the miner, and returns once every task has ended.
     pub async fn shutdown(&self) {

@@ -258,6 +258,20 @@ async fn every_endpoint_answers_and_every_error_has_a_code() {
     })
     .await;
 
+    // Partition and heal (token).
+    let cut = json!({"block": [other.local_addr()]});
+    let (s, _) = post(&format!("{base}/admin/partition"), cut.clone(), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = post(&format!("{base}/admin/partition"), cut, Some(TOKEN)).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    wait_for("the peer cut off", || async {
+        peer_count(&node).await == 0
+    })
+    .await;
+    let (s, _) = post(&format!("{base}/admin/heal"), json!({}), Some(TOKEN)).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    wait_for("the peer back", || async { peer_count(&node).await == 1 }).await;
+
     // Malformed requests are JSON errors too.
     let (s, body) = post(&format!("{base}/txs"), json!({"nope": 1}), None).await;
     assert_eq!(

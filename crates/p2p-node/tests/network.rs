@@ -267,3 +267,109 @@ async fn a_node_syncing_from_a_busy_miner_catches_up_without_banning_it() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_heals_onto_the_most_work_chain_and_the_losers_transactions_are_mined_again() {
+    let net = genesis().network_id();
+    let a = start(&[], MiningMode::WhenPending).await;
+    let b = start(&[a.local_addr()], MiningMode::Off).await;
+    let c = start(&[a.local_addr(), b.local_addr()], MiningMode::WhenPending).await;
+    let d = start(
+        &[a.local_addr(), b.local_addr(), c.local_addr()],
+        MiningMode::Off,
+    )
+    .await;
+    let all = [&a, &b, &c, &d];
+    wait_for("a full mesh", || async {
+        for n in all {
+            if peer_count(n).await != 3 {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    // Cut {a, b} | {c, d}.
+    let left = vec![a.local_addr(), b.local_addr()];
+    let right = vec![c.local_addr(), d.local_addr()];
+    for n in [&a, &b] {
+        n.partition(right.clone()).await.unwrap();
+    }
+    for n in [&c, &d] {
+        n.partition(left.clone()).await.unwrap();
+    }
+    wait_for("the cut", || async {
+        for n in all {
+            if peer_count(n).await != 1 {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    // Each side mines its own transaction; the right side one more block.
+    let left_tx = sign(
+        "alice",
+        0,
+        net,
+        Payload::Transfer {
+            to: addr("bob"),
+            amount: Amount::new(3),
+        },
+    );
+    let left_id = left_tx.id();
+    b.submit(left_tx).await.unwrap();
+    d.submit(sign(
+        "charlie",
+        0,
+        net,
+        Payload::Transfer {
+            to: addr("dave"),
+            amount: Amount::new(4),
+        },
+    ))
+    .await
+    .unwrap();
+    wait_for("both sides mined", || async {
+        tip(&b).await.1 == 1 && tip(&d).await.1 == 1
+    })
+    .await;
+    c.mine_blocks(1).await.unwrap();
+    wait_same_tip(&[&c, &d]).await;
+    let right_tip = tip(&c).await.0;
+    // Heal: everyone ends on the right side's heavier chain, and alice's
+    // transfer, undone on the left, is mined again.
+    for n in all {
+        n.heal().await.unwrap();
+    }
+    wait_for("the left side reorganised", || async {
+        a.query(move |v| v.chain.is_on_best_chain(&right_tip))
+            .await
+            .unwrap()
+    })
+    .await;
+    wait_for("alice's transfer mined again", || async {
+        let mut ok = true;
+        for n in all {
+            ok &= n
+                .query(move |v| v.tx_index.contains_key(&left_id))
+                .await
+                .unwrap();
+        }
+        ok
+    })
+    .await;
+    // a and c may both have mined it again: two blocks of equal work, and
+    // each node keeps the one it saw first. The next block settles it.
+    a.mine_blocks(1).await.unwrap();
+    wait_same_tip(&all).await;
+    let l = ledger(&a).await;
+    assert_eq!(l.balance(&addr("bob")), Amount::new(1_000_003));
+    assert_eq!(l.balance(&addr("dave")), Amount::new(1_000_004));
+    for n in &all[1..] {
+        assert_eq!(ledger(n).await, l);
+    }
+    for n in all {
+        n.shutdown().await;
+    }
+}
