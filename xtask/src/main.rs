@@ -7,11 +7,12 @@
 //!   `bench: name = value unit` line per figure, the form the project keeps
 //!   stable. `--quick` runs a short version (CI uses it).
 //!
-//! `simulate`, the four-node escrow demo, is not built yet: it needs the
-//! node (issues 5 to 7), and until then this tool says so rather than
-//! pretend.
+//! - `simulate` ([`simulate`]): the four-node escrow demo, end to end,
+//!   and its fault scenarios (`--scenario crash-restart|late-join|
+//!   partition|all`).
 
 mod bench;
+mod simulate;
 
 use std::path::PathBuf;
 
@@ -20,6 +21,9 @@ use anyhow::{Context, bail};
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
+  simulate [--nodes N] [--base-port P] [--api-base-port A] [--scenario NAME] [--keep]
+                    the four-node escrow demo; scenarios: demo (default),
+                    crash-restart, late-join, partition, all
   bench [--quick]   run the benchmarks and print one `bench:` line per figure";
 
 fn main() -> anyhow::Result<()> {
@@ -28,9 +32,7 @@ fn main() -> anyhow::Result<()> {
     let rest: Vec<String> = args.collect();
     match task.as_deref() {
         Some("bench") => bench::run(&project_root()?, &rest),
-        Some("simulate") => bail!(
-            "`simulate` is not available yet: the four-node demo needs the p2p node, which is not built yet\n\n{USAGE}"
-        ),
+        Some("simulate") => simulate::run(&project_root()?, &rest),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())
