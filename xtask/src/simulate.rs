@@ -454,9 +454,14 @@ impl Net {
                 if reported.insert(block.clone(), ()).is_none() {
                     self.clear_spinner();
                     println!(
-                        "    block #{height} {} includes it (first seen on node {})",
+                        "    block #{height} {} includes it (on node{} {})",
                         short(block),
-                        nodes.first().copied().unwrap_or(0)
+                        if nodes.len() == 1 { "" } else { "s" },
+                        nodes
+                            .iter()
+                            .map(usize::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     );
                 }
             }
