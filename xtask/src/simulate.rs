@@ -622,7 +622,10 @@ fn run_scenario(binary: &Path, o: &Options) -> anyhow::Result<()> {
     if o.keep {
         println!("\nthe network keeps running (--keep):");
         for n in net.live() {
-            println!("  node {}: P2P {}, API {}", n.index, n.p2p, n.api);
+            println!(
+                "  node {}: P2P {}, API {}, explorer {}/",
+                n.index, n.p2p, n.api, n.api
+            );
         }
         if let Some(dir) = net.dir.take() {
             let kept = dir.keep();

@@ -363,6 +363,13 @@ impl<S: StateMachine> Chain<S> {
         self.blocks.len()
     }
 
+    /// Every block in the tree, side branches included, in no particular
+    /// order (for explorers and tools; the best chain is
+    /// [`Chain::best_chain`]).
+    pub fn blocks(&self) -> impl Iterator<Item = &Arc<Block<S::Tx>>> {
+        self.blocks.values().map(|e| &e.block)
+    }
+
     /// The number of orphans waiting.
     pub fn orphan_count(&self) -> usize {
         self.orphans.blocks.len()

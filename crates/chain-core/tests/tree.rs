@@ -620,3 +620,17 @@ fn the_template_builds_a_valid_child() {
         Ok(Inserted::NewBest(_))
     ));
 }
+
+#[test]
+fn blocks_lists_side_branches_too() {
+    let (mut chain, params) = new_chain();
+    let g = tip_header(&chain);
+    let a = child(&g, vec![tx(1)], &params);
+    let b = child(&g, vec![tx(2)], &params);
+    chain.insert(a.clone(), NOW).unwrap();
+    chain.insert(b.clone(), NOW).unwrap();
+    let hashes: std::collections::HashSet<_> = chain.blocks().map(|b| b.hash()).collect();
+    assert!(hashes.contains(&a.hash()) && hashes.contains(&b.hash()));
+    assert_eq!(hashes.len(), chain.block_count());
+    assert_eq!(hashes.len(), 3, "genesis and the two siblings");
+}

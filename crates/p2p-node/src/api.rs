@@ -141,6 +141,9 @@ pub fn router(node: NodeHandle, token: Option<String>) -> Router {
         .route("/admin/partition", post(partition))
         .route("/admin/heal", post(heal))
         .route("/metrics", get(metrics))
+        .route("/", get(explorer))
+        .route("/events", get(events))
+        .route("/tree", get(tree))
         .fallback(unknown_route)
         .with_state(api)
 }
@@ -158,6 +161,96 @@ pub async fn serve(
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// The explorer page: one self-contained HTML file (styles and script
+/// inline, no external requests), embedded in the binary.
+const EXPLORER: &str = include_str!("explorer.html");
+
+async fn explorer() -> axum::response::Html<&'static str> {
+    axum::response::Html(EXPLORER)
+}
+
+/// `GET /events`: server-sent events (`tip`, `mempool`, `peers`), each
+/// with a JSON body, pushed when the node changes. The stream ends when the
+/// node stops.
+async fn events(
+    State(api): State<Api>,
+) -> axum::response::sse::Sse<
+    impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use tokio::sync::broadcast::error::RecvError;
+    let rx = api.node.subscribe();
+    let node = api.node.clone();
+    let stream = futures::stream::unfold((rx, node), |(mut rx, node)| async move {
+        loop {
+            let next = tokio::select! {
+                _ = node.stopped() => return None,
+                r = rx.recv() => r,
+            };
+            match next {
+                Ok(event) => {
+                    let sse = Event::default()
+                        .event(event.name())
+                        .json_data(&event)
+                        .unwrap_or_else(|_| Event::default().event(event.name()));
+                    return Some((Ok(sse), (rx, node)));
+                }
+                // A slow watcher missed some: the next event still comes.
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+#[derive(Deserialize)]
+struct TreeQuery {
+    depth: Option<u64>,
+}
+
+/// `GET /tree?depth=N`: every block (side branches included) of the last
+/// N heights (default 30, at most 200), for drawing the block tree.
+async fn tree(
+    State(api): State<Api>,
+    q: Result<Query<TreeQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request("bad_range", e.body_text()))?;
+    let depth = q.depth.unwrap_or(30).clamp(1, 200);
+    let v = api
+        .node
+        .query(move |v| {
+            let tip = v.chain.height();
+            let from = tip.saturating_sub(depth - 1);
+            let mut blocks: Vec<Value> = v
+                .chain
+                .blocks()
+                .filter(|b| b.header.height >= from)
+                .map(|b| {
+                    let hash = b.hash();
+                    let miner = b.transactions.first().and_then(|t| match t {
+                        Tx::Coinbase { to, .. } => Some(
+                            escrow::dev::name_of(to).map_or_else(|| to.short(), str::to_string),
+                        ),
+                        _ => None,
+                    });
+                    json!({
+                        "hash": hash,
+                        "parent": b.header.parent,
+                        "height": b.header.height,
+                        "miner": miner,
+                        "txs": b.transactions.len(),
+                        "best": v.chain.is_on_best_chain(&hash),
+                    })
+                })
+                .collect();
+            blocks.sort_by_key(|b| (b["height"].as_u64(), !b["best"].as_bool().unwrap_or(false)));
+            json!({"tip": v.chain.tip(), "height": tip, "blocks": blocks})
+        })
+        .await?;
+    Ok(Json(v))
 }
 
 async fn unknown_route(uri: axum::http::Uri) -> ApiError {

@@ -103,6 +103,50 @@ pub(crate) enum Command {
     Heal,
 }
 
+/// Something changed that a watcher (the explorer) may want to redraw.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum NodeEvent {
+    /// The best tip moved.
+    Tip {
+        /// Its height.
+        height: u64,
+        /// Its hash.
+        hash: BlockHash,
+        /// Blocks undone on the way (0 for an extension).
+        undone: usize,
+    },
+    /// A block joined a side branch (a fork the node does not follow).
+    Fork {
+        /// Its height.
+        height: u64,
+        /// Its hash.
+        hash: BlockHash,
+    },
+    /// The mempool changed.
+    Mempool {
+        /// Pending transactions now.
+        size: usize,
+    },
+    /// A peer connected or left.
+    Peers {
+        /// Live peers now.
+        count: usize,
+    },
+}
+
+impl NodeEvent {
+    /// The event's name in the event stream.
+    pub fn name(&self) -> &'static str {
+        match self {
+            NodeEvent::Tip { .. } => "tip",
+            NodeEvent::Fork { .. } => "fork",
+            NodeEvent::Mempool { .. } => "mempool",
+            NodeEvent::Peers { .. } => "peers",
+        }
+    }
+}
+
 /// A read-only view of the node, for queries.
 pub struct NodeView<'a> {
     /// The block tree and the ledger at the best tip.
@@ -243,6 +287,9 @@ pub(crate) struct Core {
     unsaved: Vec<Arc<Block<Tx>>>,
     /// Listening addresses the operator cut the node off from.
     partitioned: HashSet<SocketAddr>,
+    /// Where changes are announced to watchers (a bounded broadcast: a
+    /// watcher that falls behind misses events, never slows the core).
+    events: tokio::sync::broadcast::Sender<NodeEvent>,
     /// Where each transaction of the best chain is: its block.
     tx_index: HashMap<TxId, BlockHash>,
     /// Counters for `/metrics`.
@@ -288,6 +335,7 @@ impl Core {
         cancel: CancellationToken,
         tracker: TaskTracker,
         next_conn: Arc<AtomicU64>,
+        events: tokio::sync::broadcast::Sender<NodeEvent>,
     ) -> Core {
         let mempool = Mempool::new(
             chain.state(),
@@ -335,6 +383,7 @@ impl Core {
             mine_requests: VecDeque::new(),
             unsaved: Vec::new(),
             partitioned: HashSet::new(),
+            events,
             tx_index: HashMap::new(),
             metrics: Metrics {
                 started: Some(now),
@@ -550,6 +599,26 @@ impl Core {
         Ok(())
     }
 
+    fn emit(&self, event: NodeEvent) {
+        // No watcher is fine.
+        let _ = self.events.send(event);
+    }
+
+    fn emit_peers(&self) {
+        let count = self
+            .peers
+            .values()
+            .filter(|p| p.live && p.sender.is_some())
+            .count();
+        self.emit(NodeEvent::Peers { count });
+    }
+
+    fn emit_mempool(&self) {
+        self.emit(NodeEvent::Mempool {
+            size: self.mempool.len(),
+        });
+    }
+
     fn on_live(&mut self, conn: ConnId) {
         let Some(peer) = self.peers.get_mut(&conn) else {
             return;
@@ -557,6 +626,7 @@ impl Core {
         peer.live = true;
         info!(conn, remote = %peer.remote, "peer live");
         let ahead = peer.best_work > self.chain.total_work();
+        self.emit_peers();
         self.send(conn, Message::GetAddrs);
         if ahead {
             self.request_sync(conn);
@@ -569,6 +639,9 @@ impl Core {
     fn on_gone(&mut self, conn: ConnId) {
         if let Some(peer) = self.peers.remove(&conn) {
             debug!(conn, remote = %peer.remote, "peer gone");
+            if peer.live {
+                self.emit_peers();
+            }
             let dialled = match peer.direction {
                 Direction::Outbound => Some(peer.remote),
                 Direction::Inbound => peer.listen_addr,
@@ -592,7 +665,11 @@ impl Core {
             if let Some((reason, text)) = notice {
                 let _ = sender.try_send(Message::notice(reason, text));
             }
+            let was_live = peer.live;
             peer.live = false;
+            if was_live {
+                self.emit_peers();
+            }
         }
     }
 
@@ -985,6 +1062,7 @@ impl Core {
         match self.mempool.add(tx) {
             Ok(id) => {
                 self.announce_tx(id);
+                self.emit_mempool();
                 self.maybe_mine();
             }
             Err(MempoolError::Invalid(escrow::AdmissionError::Invalid(
@@ -1059,6 +1137,10 @@ impl Core {
             }
             Ok(Inserted::SideBranch) => {
                 if let Some(b) = self.chain.block(&hash).cloned() {
+                    self.emit(NodeEvent::Fork {
+                        height: b.header.height,
+                        hash,
+                    });
                     self.unsaved.push(b);
                 }
                 self.metrics.blocks_accepted += 1;
@@ -1153,6 +1235,12 @@ impl Core {
                 self.announce_tx(id);
             }
         }
+        self.emit(NodeEvent::Tip {
+            height: self.chain.height(),
+            hash: reorg.new_tip,
+            undone: reorg.undone.len(),
+        });
+        self.emit_mempool();
         // The tip moved: the current job mines on a stale parent.
         self.stop_miner();
         self.maybe_mine();
@@ -1298,6 +1386,7 @@ impl Core {
                 let result = self.mempool.add(*tx);
                 if let Ok(id) = &result {
                     self.announce_tx(*id);
+                    self.emit_mempool();
                     self.maybe_mine();
                 }
                 let _ = reply.send(result);

@@ -124,6 +124,7 @@ impl Node {
         let tracker = TaskTracker::new();
         let next_conn = Arc::new(AtomicU64::new(0));
         let (tx, rx) = mpsc::channel(1_024);
+        let (events, _) = tokio::sync::broadcast::channel(256);
         let core = Core::new(
             config.clone(),
             node_id,
@@ -136,6 +137,7 @@ impl Node {
             cancel.clone(),
             tracker.clone(),
             next_conn.clone(),
+            events.clone(),
         );
         tracker.spawn(core.run(rx));
         tracker.spawn(accept_loop(
@@ -153,6 +155,7 @@ impl Node {
             api_addr: None,
             cancel,
             tracker,
+            events,
         };
         if let Some(api) = config.api {
             let listener = tokio::net::TcpListener::bind(api)
@@ -234,6 +237,7 @@ pub struct NodeHandle {
     local_addr: SocketAddr,
     node_id: NodeId,
     api_addr: Option<SocketAddr>,
+    events: tokio::sync::broadcast::Sender<crate::core::NodeEvent>,
     cancel: CancellationToken,
     tracker: TaskTracker,
 }
@@ -359,6 +363,12 @@ impl NodeHandle {
         self.cancel.cancel();
         self.tracker.close();
         self.tracker.wait().await;
+    }
+
+    /// A stream of changes (tip, mempool, peers), for watchers such as the
+    /// explorer. A receiver that falls behind skips events (`Lagged`).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<crate::core::NodeEvent> {
+        self.events.subscribe()
     }
 
     /// Resolves once the node has been told to stop.

@@ -332,3 +332,50 @@ async fn control_endpoints_are_off_without_a_token() {
     );
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_pushes_tips_and_the_tree_lists_every_block() {
+    let (node, base) = api_node().await;
+    // The explorer page is served, self-contained.
+    let page = reqwest::get(format!("{base}/")).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("EventSource(\"/events\")"));
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "no request leaves the machine"
+    );
+
+    let mut events = reqwest::get(format!("{base}/events")).await.unwrap();
+    assert_eq!(
+        events.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    node.mine_blocks(1).await.unwrap();
+    let mut text = String::new();
+    while !text.contains("event: tip") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), events.chunk())
+            .await
+            .expect("an event in time")
+            .unwrap()
+            .expect("the stream stays open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains("\"kind\":\"tip\""), "{text}");
+    assert!(text.contains("\"height\":1"), "{text}");
+
+    let (s, tree) = get(&format!("{base}/tree")).await;
+    assert_eq!(s, StatusCode::OK);
+    let blocks = tree["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), 2);
+    assert!(blocks.iter().all(|b| b["best"] == true));
+    assert_eq!(blocks[1]["miner"], "ferdie");
+    assert_eq!(tree["height"], 1);
+    // The stream ends when the node stops.
+    node.shutdown().await;
+    let end = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Ok(Some(_)) = events.chunk().await {}
+    })
+    .await;
+    assert!(end.is_ok(), "the event stream ended with the node");
+}
