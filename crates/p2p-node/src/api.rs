@@ -441,7 +441,7 @@ async fn tx_by_id(State(api): State<Api>, Path(id): Path<String>) -> Result<Json
                 "status": "confirmed",
                 "block": hash,
                 "height": height,
-                "confirmations": v.chain.height() - height + 1,
+                "confirmations": v.chain.height().saturating_sub(height) + 1,
                 "tx": tx_json(tx),
             }))
         })
