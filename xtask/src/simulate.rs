@@ -641,26 +641,11 @@ fn run_scenario(binary: &Path, o: &Options) -> anyhow::Result<()> {
 /// The notebook's two flows, each transaction sent to a different node.
 fn flows(net: &mut Net, o: &Options) -> anyhow::Result<Expected> {
     let n = o.nodes;
-    let created = net.step(
+    let first = net.create_escrow(
         0,
         "1. Alice creates an escrow of 100 for Bob (Eve arbitrates)",
-        &[
-            "escrow",
-            "create",
-            "--as",
-            "alice",
-            "--seller",
-            "bob",
-            "--arbiter",
-            "eve",
-            "100",
-        ],
+        ["alice", "bob", "eve", "100"],
     )?;
-    let first = created["contract"]
-        .as_str()
-        .context("no contract id")?
-        .to_string();
-    println!("    contract {first}");
     net.step(
         1 % n,
         "2. Alice confirms delivery: Bob is paid",
@@ -680,26 +665,11 @@ fn flows(net: &mut Net, o: &Options) -> anyhow::Result<Expected> {
 
     let live: Vec<usize> = net.live().map(|x| x.index).collect();
     let pick = |k: usize| live[k % live.len()];
-    let created = net.step(
+    let second = net.create_escrow(
         pick(2),
         "3. Charlie creates an escrow of 50 for Dave, with Eve as arbiter",
-        &[
-            "escrow",
-            "create",
-            "--as",
-            "charlie",
-            "--seller",
-            "dave",
-            "--arbiter",
-            "eve",
-            "50",
-        ],
+        ["charlie", "dave", "eve", "50"],
     )?;
-    let second = created["contract"]
-        .as_str()
-        .context("no contract id")?
-        .to_string();
-    println!("    contract {second}");
     net.step(
         pick(3),
         "4. Charlie raises a dispute",
@@ -735,26 +705,11 @@ fn flows(net: &mut Net, o: &Options) -> anyhow::Result<Expected> {
 /// The partition scenario: an escrow, then a 2+2 split in which each side
 /// settles it differently and makes a transfer, then the heal.
 fn partition(net: &mut Net, o: &Options) -> anyhow::Result<Expected> {
-    let created = net.step(
+    let contract = net.create_escrow(
         0,
         "1. Alice creates an escrow of 100 for Bob (Eve arbitrates)",
-        &[
-            "escrow",
-            "create",
-            "--as",
-            "alice",
-            "--seller",
-            "bob",
-            "--arbiter",
-            "eve",
-            "100",
-        ],
+        ["alice", "bob", "eve", "100"],
     )?;
-    let contract = created["contract"]
-        .as_str()
-        .context("no contract id")?
-        .to_string();
-    println!("    contract {contract}");
 
     let half = o.nodes / 2;
     let left: Vec<usize> = (0..half).collect();
@@ -848,6 +803,33 @@ fn partition(net: &mut Net, o: &Options) -> anyhow::Result<Expected> {
 }
 
 impl Net {
+    /// An `escrow create` step (`[buyer, seller, arbiter, amount]`); returns
+    /// the contract id.
+    fn create_escrow(&mut self, node: usize, what: &str, who: [&str; 4]) -> anyhow::Result<String> {
+        let [buyer, seller, arbiter, amount] = who;
+        let created = self.step(
+            node,
+            what,
+            &[
+                "escrow",
+                "create",
+                "--as",
+                buyer,
+                "--seller",
+                seller,
+                "--arbiter",
+                arbiter,
+                amount,
+            ],
+        )?;
+        let id = created["contract"]
+            .as_str()
+            .context("no contract id")?
+            .to_string();
+        println!("    contract {id}");
+        Ok(id)
+    }
+
     /// Waits until the nodes of one side agree among themselves.
     fn settle_side(&mut self, side: &[usize]) -> anyhow::Result<()> {
         let deadline = Instant::now() + STEP_TIMEOUT;

@@ -16,6 +16,32 @@ fn json(s: &str) -> Value {
     serde_json::from_str(s).unwrap()
 }
 
+/// `escrow create` through the client; returns the contract id it prints.
+fn create_escrow(
+    node: &NodeProcess,
+    buyer: &str,
+    seller: &str,
+    arbiter: &str,
+    amount: u64,
+) -> String {
+    let amount = amount.to_string();
+    let out = node.ok(&[
+        "escrow",
+        "create",
+        "--as",
+        buyer,
+        "--seller",
+        seller,
+        "--arbiter",
+        arbiter,
+        &amount,
+    ]);
+    out.lines()
+        .find_map(|l| l.strip_prefix("contract "))
+        .expect("create prints the contract id")
+        .to_string()
+}
+
 #[test]
 fn every_client_subcommand_against_a_node() {
     let dir = tempfile::tempdir().unwrap();
@@ -29,22 +55,7 @@ fn every_client_subcommand_against_a_node() {
     assert_eq!(bob["balance"], 1_000_010);
 
     // The dispute flow.
-    let created = node.ok(&[
-        "escrow",
-        "create",
-        "--as",
-        "charlie",
-        "--seller",
-        "dave",
-        "--arbiter",
-        "eve",
-        "50",
-    ]);
-    let contract = created
-        .lines()
-        .find_map(|l| l.strip_prefix("contract "))
-        .unwrap()
-        .to_string();
+    let contract = create_escrow(&node, "charlie", "dave", "eve", 50);
     node.wait_mined();
     // A refused action: Bob is not the buyer. One clear line, non-zero exit.
     let refused = node.cli(&["escrow", "confirm", "--as", "bob", &contract]);
@@ -66,22 +77,7 @@ fn every_client_subcommand_against_a_node() {
     assert_eq!(c["history"].as_array().unwrap().len(), 3);
 
     // A second contract refunded by the seller, and confirm on a final one.
-    let created = node.ok(&[
-        "escrow",
-        "create",
-        "--as",
-        "alice",
-        "--seller",
-        "bob",
-        "--arbiter",
-        "eve",
-        "100",
-    ]);
-    let second = created
-        .lines()
-        .find_map(|l| l.strip_prefix("contract "))
-        .unwrap()
-        .to_string();
+    let second = create_escrow(&node, "alice", "bob", "eve", 100);
     node.wait_mined();
     node.ok(&["escrow", "refund", "--as", "bob", &second]);
     node.wait_mined();
@@ -118,22 +114,7 @@ fn every_client_subcommand_against_a_node() {
 fn a_restart_keeps_the_chain_and_the_contracts() {
     let dir = tempfile::tempdir().unwrap();
     let node = NodeProcess::start(dir.path(), &["--mine", "pending"]);
-    let created = node.ok(&[
-        "escrow",
-        "create",
-        "--as",
-        "alice",
-        "--seller",
-        "bob",
-        "--arbiter",
-        "eve",
-        "100",
-    ]);
-    let contract = created
-        .lines()
-        .find_map(|l| l.strip_prefix("contract "))
-        .unwrap()
-        .to_string();
+    let contract = create_escrow(&node, "alice", "bob", "eve", 100);
     node.wait_mined();
     node.ok(&["mine", "3"]);
     let before = node.status();
