@@ -150,8 +150,14 @@ fn sigkill_loses_no_announced_block_and_the_node_catches_up() {
         let b_height = b_status["height"].as_u64().unwrap();
         assert!(b_height > 0, "round {round}: b received nothing");
 
-        // a comes back alone: it has every block b got from it.
+        // a comes back alone: it has every block b got from it, and says
+        // loudly that its store needed redb's repair.
         a = NodeProcess::start(a_dir.path(), &["--mine", "off"]);
+        assert!(
+            a.said("chain.redb was not closed cleanly"),
+            "round {round}: the repair was not reported: {}",
+            a.stderr.lock().unwrap()
+        );
         let a_height = a.height_at_start;
         assert!(
             a_height >= b_height,

@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The binary under test.
@@ -21,6 +22,8 @@ pub struct NodeProcess {
     pub api: String,
     pub data_dir: PathBuf,
     pub height_at_start: u64,
+    /// Everything the node wrote to stderr so far.
+    pub stderr: Arc<Mutex<String>>,
 }
 
 impl NodeProcess {
@@ -40,9 +43,19 @@ impl NodeProcess {
             .arg(data_dir)
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let (mut p2p, mut api, mut height) = (None, None, None);
@@ -68,6 +81,22 @@ impl NodeProcess {
             api: api.unwrap(),
             data_dir: data_dir.to_path_buf(),
             height_at_start: height.unwrap(),
+            stderr,
+        }
+    }
+
+    /// Whether the node wrote `needle` to stderr (waiting a little for the
+    /// reader thread, which runs behind the process).
+    pub fn said(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if self.stderr.lock().unwrap().contains(needle) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
