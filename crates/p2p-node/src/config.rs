@@ -49,6 +49,10 @@ pub struct NodeConfig {
     pub genesis: Genesis,
     /// Where to listen (`127.0.0.1:0` lets the OS choose a port).
     pub listen: SocketAddr,
+    /// The address peers should dial to reach this node, told to them in
+    /// the handshake; `None` means the listening address. Needed when
+    /// listening on a wildcard (`0.0.0.0:5000`) across machines.
+    pub advertise: Option<SocketAddr>,
     /// Peers to dial at start and to keep reconnecting to.
     pub peers: Vec<SocketAddr>,
     /// When to mine.
@@ -105,6 +109,7 @@ impl NodeConfig {
         NodeConfig {
             genesis,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            advertise: None,
             peers: Vec::new(),
             mining: MiningMode::Off,
             miner_account: escrow::dev::address("ferdie").unwrap_or(Address::ZERO),

@@ -28,6 +28,11 @@ struct RunArgs {
     /// Address to listen on for peers.
     #[arg(long, default_value = "127.0.0.1:5000")]
     listen: SocketAddr,
+    /// The address other nodes should dial to reach this one (told to peers
+    /// in the handshake); the listening address if omitted. Give it when
+    /// listening on 0.0.0.0.
+    #[arg(long)]
+    advertise: Option<SocketAddr>,
     /// Address of the HTTP API.
     #[arg(long, default_value = "127.0.0.1:8000")]
     api: SocketAddr,
@@ -273,6 +278,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let token = write_cookie(&data_dir)?;
     let mut config = NodeConfig::new(genesis);
     config.listen = args.listen;
+    config.advertise = args.advertise;
+    if args.advertise.is_none() && args.listen.ip().is_unspecified() {
+        eprintln!(
+            "warning: listening on {} without --advertise: peers will learn an address \
+             they cannot dial; give --advertise HOST:PORT",
+            args.listen
+        );
+    }
     config.peers = args.peers;
     config.mining = args.mine;
     config.miner_account = parse_account(&args.miner)?;

@@ -128,7 +128,10 @@ impl Node {
         let core = Core::new(
             config.clone(),
             node_id,
-            Some(local_addr),
+            // Peers are told where to dial us: the address we listen on,
+            // unless that is a wildcard (0.0.0.0) and an address to
+            // advertise was given.
+            Some(config.advertise.unwrap_or(local_addr)),
             chain,
             seams.store,
             seams.clock,

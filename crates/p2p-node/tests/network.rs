@@ -373,3 +373,22 @@ async fn a_partition_heals_onto_the_most_work_chain_and_the_losers_transactions_
         n.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_tells_its_peers_the_address_it_advertises() {
+    init_logs();
+    let mut c = config();
+    // Not where it listens: what a node behind a wildcard or a NAT says.
+    let advertised: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    c.advertise = Some(advertised);
+    let a = p2p_node::Node::start(c).await.unwrap();
+    let b = start(&[a.local_addr()], MiningMode::Off).await;
+    wait_for("connected", || async { peer_count(&b).await == 1 }).await;
+    let told = b
+        .query(|v| v.peers.first().and_then(|p| p.listen_addr))
+        .await
+        .unwrap();
+    assert_eq!(told, Some(advertised));
+    a.shutdown().await;
+    b.shutdown().await;
+}
