@@ -46,16 +46,13 @@ pub fn check_admission(
     if !tx.verify() {
         return Err(LedgerError::BadSignature { tx: id }.into());
     }
-    let mut scratch = ledger.clone();
-    let mut changes = Vec::new();
+    let mut state = PendingState::new(ledger, next_height);
     for p in pending {
-        let mark = changes.len();
-        if scratch.apply_signed(p, next_height, &mut changes).is_err() {
-            // Leave the scratch ledger as it was before this one.
-            scratch.rollback_to(&mut changes, mark);
-        }
+        // Pending transactions that no longer apply are skipped, as the
+        // miner would skip them; their signatures were checked on entry.
+        let _ = state.apply(p);
     }
-    scratch.apply_signed(tx, next_height, &mut changes)?;
+    state.apply(tx)?;
     Ok(())
 }
 
@@ -106,6 +103,12 @@ impl PendingState {
         if !tx.verify() {
             return Err(LedgerError::BadSignature { tx: tx.id() }.into());
         }
+        self.apply(tx)
+    }
+
+    /// Applies `tx` (signature not checked) or, if it does not apply,
+    /// leaves the state as it was.
+    fn apply(&mut self, tx: &SignedTx) -> Result<(), AdmissionError> {
         let mark = self.changes.len();
         if let Err(e) = self
             .ledger
