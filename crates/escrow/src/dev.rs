@@ -26,15 +26,30 @@ pub fn keypair(name: &str) -> Option<Keypair> {
 
 /// The address of a dev account, or `None` if `name` is not one.
 pub fn address(name: &str) -> Option<Address> {
-    keypair(name).map(|k| k.address())
+    let i = DEV_ACCOUNTS.iter().position(|n| *n == name)?;
+    addresses().get(i).copied()
+}
+
+/// The dev accounts' addresses, in [`DEV_ACCOUNTS`] order, derived once:
+/// explorers and clients look names up per block and per row.
+fn addresses() -> &'static [Address; 6] {
+    static ADDRESSES: std::sync::OnceLock<[Address; 6]> = std::sync::OnceLock::new();
+    ADDRESSES.get_or_init(|| {
+        DEV_ACCOUNTS
+            .map(|n| Keypair::from_seed(blake3::derive_key(DEV_CONTEXT, n.as_bytes())).address())
+    })
+}
+
+/// An account named the way users name them: a dev account name, or an
+/// address in hex. `None` if `s` is neither.
+pub fn account(s: &str) -> Option<Address> {
+    address(s).or_else(|| s.parse().ok())
 }
 
 /// The dev account name of an address, if it is one.
 pub fn name_of(address: &Address) -> Option<&'static str> {
-    DEV_ACCOUNTS
-        .iter()
-        .copied()
-        .find(|n| self::address(n).as_ref() == Some(address))
+    let i = addresses().iter().position(|a| a == address)?;
+    DEV_ACCOUNTS.get(i).copied()
 }
 
 #[cfg(test)]
@@ -46,9 +61,14 @@ mod tests {
         let addrs: Vec<_> = DEV_ACCOUNTS.iter().map(|n| address(n).unwrap()).collect();
         for (i, a) in addrs.iter().enumerate() {
             assert_eq!(name_of(a), Some(DEV_ACCOUNTS[i]));
+            assert_eq!(keypair(DEV_ACCOUNTS[i]).map(|k| k.address()), Some(*a));
             assert!(!addrs[..i].contains(a));
         }
         assert_eq!(keypair("mallory").map(|k| k.address()), None);
+        assert_eq!(account("bob"), address("bob"));
+        let hex = addrs[1].to_string();
+        assert_eq!(account(&hex), Some(addrs[1]));
+        assert_eq!(account("mallory"), None);
         // Golden: the same name gives the same address everywhere.
         assert_eq!(address("alice"), address("alice"));
     }

@@ -451,13 +451,10 @@ async fn tx_by_id(State(api): State<Api>, Path(id): Path<String>) -> Result<Json
 }
 
 fn parse_account(s: &str) -> Result<Address, ApiError> {
-    if let Some(a) = escrow::dev::address(s) {
-        return Ok(a);
-    }
-    s.parse().map_err(|e| {
+    escrow::dev::account(s).ok_or_else(|| {
         ApiError::bad_request(
             "bad_account",
-            format!("`{s}` is not a dev account name or a hex address: {e}"),
+            format!("`{s}` is not a dev account name or a 64-hex-digit address"),
         )
     })
 }
@@ -576,13 +573,13 @@ async fn submit(
         .map_err(|e| ApiError::bad_request("bad_encoding", format!("tx is not hex: {e}")))?;
     let tx = SignedTx::from_bytes(&bytes)
         .map_err(|e| ApiError::bad_request("bad_encoding", format!("tx does not decode: {e}")))?;
-    let kind = match &tx.body.payload {
+    let contract = match &tx.body.payload {
         Payload::EscrowCreate { .. } => Some(escrow::ledger::contract_id_of(&tx)),
         _ => None,
     };
     let id = api.node.submit(tx).await?;
     let mut out = json!({"id": id});
-    if let Some(contract) = kind {
+    if let Some(contract) = contract {
         out["contract"] = json!(contract);
     }
     Ok((StatusCode::CREATED, Json(out)))

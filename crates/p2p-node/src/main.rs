@@ -208,11 +208,8 @@ fn default_data_dir(listen: &SocketAddr) -> PathBuf {
 }
 
 fn parse_account(s: &str) -> anyhow::Result<Address> {
-    if let Some(a) = dev::address(s) {
-        return Ok(a);
-    }
-    s.parse::<Address>()
-        .with_context(|| format!("`{s}` is neither a dev account name nor a hex address"))
+    dev::account(s)
+        .with_context(|| format!("`{s}` is neither a dev account name nor a 64-hex-digit address"))
 }
 
 fn signer_key(signer: &Signer) -> anyhow::Result<Keypair> {
