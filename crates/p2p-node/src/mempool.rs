@@ -7,7 +7,7 @@
 //! rebuilt against the new state: included transactions leave, and
 //! transactions from blocks a reorg undid come back if they still apply.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chain_core::TxId;
 use escrow::{Address, AdmissionError, Ledger, PendingState, SignedTx};
@@ -41,7 +41,8 @@ pub enum MempoolError {
 /// nonces in order).
 pub struct Mempool {
     txs: Vec<SignedTx>,
-    ids: HashSet<TxId>,
+    /// Each pending transaction's position in `txs`.
+    ids: HashMap<TxId, usize>,
     per_account: HashMap<Address, usize>,
     state: PendingState,
     max: usize,
@@ -54,7 +55,7 @@ impl Mempool {
     pub fn new(ledger: &Ledger, next_height: u64, max: usize, max_per_account: usize) -> Mempool {
         Mempool {
             txs: Vec::new(),
-            ids: HashSet::new(),
+            ids: HashMap::new(),
             per_account: HashMap::new(),
             state: PendingState::new(ledger, next_height),
             max,
@@ -69,7 +70,7 @@ impl Mempool {
     /// [`MempoolError`] naming why not; the pool is unchanged then.
     pub fn add(&mut self, tx: SignedTx) -> Result<TxId, MempoolError> {
         let id = tx.id();
-        if self.ids.contains(&id) {
+        if self.ids.contains_key(&id) {
             return Err(MempoolError::Duplicate(id));
         }
         if self.txs.len() >= self.max {
@@ -84,7 +85,7 @@ impl Mempool {
         }
         self.state.admit(&tx)?;
         *self.per_account.entry(sender).or_insert(0) += 1;
-        self.ids.insert(id);
+        self.ids.insert(id, self.txs.len());
         self.txs.push(tx);
         Ok(id)
     }
@@ -114,16 +115,12 @@ impl Mempool {
 
     /// A pending transaction by id.
     pub fn get(&self, id: &TxId) -> Option<&SignedTx> {
-        if self.ids.contains(id) {
-            self.txs.iter().find(|t| t.id() == *id)
-        } else {
-            None
-        }
+        self.ids.get(id).and_then(|&i| self.txs.get(i))
     }
 
     /// Whether `id` is pending.
     pub fn contains(&self, id: &TxId) -> bool {
-        self.ids.contains(id)
+        self.ids.contains_key(id)
     }
 
     /// How many are pending.
@@ -201,6 +198,7 @@ mod tests {
         // no duplicates.
         let dropped = pool.rebuild(ledger, 1, vec![a0.clone()]);
         assert_eq!(dropped, 1);
+        assert_eq!(pool.get(&a1.id()), Some(&a1));
         assert_eq!(pool.txs(), &[a0, a1][..]);
     }
 }
