@@ -238,9 +238,20 @@ struct Peer {
     best_work: Work,
     best_height: u64,
     score: Score,
-    points: u32,
     /// Whether a `GetSync` to this peer awaits its answer.
     syncing: bool,
+}
+
+impl Peer {
+    /// The core still talks to it (not being dropped).
+    fn connected(&self) -> bool {
+        self.sender.is_some()
+    }
+
+    /// Connected and past its handshake.
+    fn live(&self) -> bool {
+        self.live && self.connected()
+    }
 }
 
 /// An address we may dial.
@@ -545,7 +556,7 @@ impl Core {
         let existing = self
             .peers
             .iter()
-            .find(|(_, p)| p.node_id == hello.node_id && p.sender.is_some())
+            .find(|(_, p)| p.node_id == hello.node_id && p.connected())
             .map(|(c, p)| (*c, p.direction));
         if let Some((old_conn, old_dir)) = existing {
             let dialler_of = |dir: Direction| match dir {
@@ -561,7 +572,7 @@ impl Core {
                 ));
             }
         }
-        let live = self.peers.values().filter(|p| p.sender.is_some()).count();
+        let live = self.peers.values().filter(|p| p.connected()).count();
         if live >= self.config.max_peers {
             return Err((
                 Reason::TooManyPeers,
@@ -588,7 +599,6 @@ impl Core {
                 best_work: hello.total_work,
                 best_height: hello.best_height,
                 score: Score::default(),
-                points: 0,
                 syncing: false,
             },
         );
@@ -605,11 +615,7 @@ impl Core {
     }
 
     fn emit_peers(&self) {
-        let count = self
-            .peers
-            .values()
-            .filter(|p| p.live && p.sender.is_some())
-            .count();
+        let count = self.peers.values().filter(|p| p.live()).count();
         self.emit(NodeEvent::Peers { count });
     }
 
@@ -688,9 +694,9 @@ impl Core {
             }
             return;
         };
-        peer.points = peer.score.add(penalty, now);
-        warn!(conn, remote = %peer.remote, points = peer.points, "penalty {penalty}: {offence}");
-        if peer.points >= self.config.ban_threshold {
+        let points = peer.score.add(penalty, now);
+        warn!(conn, remote = %peer.remote, points, "penalty {penalty}: {offence}");
+        if points >= self.config.ban_threshold {
             let mut keys = vec![BanKey::Node(peer.node_id), BanKey::Addr(peer.remote)];
             keys.extend(peer.listen_addr.map(BanKey::Addr));
             self.bans.ban(keys, self.config.ban_duration, now);
@@ -726,7 +732,7 @@ impl Core {
 
     fn connected_to(&self, addr: &SocketAddr) -> bool {
         self.peers.values().any(|p| {
-            p.sender.is_some()
+            p.connected()
                 && (p.listen_addr.as_ref() == Some(addr)
                     || (p.direction == Direction::Outbound && p.remote == *addr))
         })
@@ -734,7 +740,7 @@ impl Core {
 
     fn dial_due(&mut self) {
         let now = Instant::now();
-        let live = self.peers.values().filter(|p| p.sender.is_some()).count();
+        let live = self.peers.values().filter(|p| p.connected()).count();
         if live >= self.config.max_peers {
             return;
         }
@@ -830,7 +836,7 @@ impl Core {
     fn live_peers(&self) -> Vec<ConnId> {
         self.peers
             .iter()
-            .filter(|(_, p)| p.live && p.sender.is_some())
+            .filter(|(_, p)| p.live())
             .map(|(c, _)| *c)
             .collect()
     }
@@ -1015,7 +1021,7 @@ impl Core {
                     if let Some(best) = self.accept_block(block, Some((conn, false))) {
                         last_best = Some(best);
                     }
-                    if self.peers.get(&conn).is_none_or(|p| p.sender.is_none()) {
+                    if !self.peers.get(&conn).is_some_and(Peer::connected) {
                         return;
                     }
                 }
@@ -1155,7 +1161,7 @@ impl Core {
                     if self
                         .peers
                         .get(&conn)
-                        .is_some_and(|p| p.sender.is_some() && !p.syncing)
+                        .is_some_and(|p| p.connected() && !p.syncing)
                     {
                         self.request_sync(conn);
                     }
@@ -1365,7 +1371,7 @@ impl Core {
                     peers: self
                         .peers
                         .iter()
-                        .filter(|(_, p)| p.live && p.sender.is_some())
+                        .filter(|(_, p)| p.live())
                         .map(|(c, p)| PeerInfo {
                             conn: *c,
                             remote: p.remote,
@@ -1373,7 +1379,7 @@ impl Core {
                             direction: p.direction,
                             node_id: p.node_id,
                             best_height: p.best_height,
-                            score: p.points,
+                            score: p.score.points(now),
                         })
                         .collect(),
                     bans: self.bans.active(now),

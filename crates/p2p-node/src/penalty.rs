@@ -73,11 +73,16 @@ impl Default for Score {
 }
 
 impl Score {
-    /// Adds `penalty` and returns the total after decay.
-    pub fn add(&mut self, penalty: u32, now: Instant) -> u32 {
+    /// The points at `now`, after decay.
+    pub fn points(&self, now: Instant) -> u32 {
         let decay =
             u32::try_from(now.saturating_duration_since(self.at).as_secs()).unwrap_or(u32::MAX);
-        self.points = self.points.saturating_sub(decay).saturating_add(penalty);
+        self.points.saturating_sub(decay)
+    }
+
+    /// Adds `penalty` and returns the total after decay.
+    pub fn add(&mut self, penalty: u32, now: Instant) -> u32 {
+        self.points = self.points(now).saturating_add(penalty);
         self.at = now;
         self.points
     }
