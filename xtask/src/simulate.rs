@@ -339,15 +339,19 @@ impl Net {
         Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    fn metric(&self, node: &NodeProc, name: &str) -> u64 {
+    /// A node's Prometheus metrics, read once: name -> value.
+    fn metrics(&self, node: &NodeProc) -> BTreeMap<String, u64> {
         let url = format!("{}/metrics", node.api);
         let Ok(text) = self.http.get(&url).send().and_then(|r| r.text()) else {
-            return 0;
+            return BTreeMap::new();
         };
         text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (name, value) = l.split_once(' ')?;
+                Some((name.to_string(), value.trim().parse().ok()?))
+            })
+            .collect()
     }
 
     /// Runs a client subcommand against a node; returns its JSON answer.
@@ -393,10 +397,12 @@ impl Net {
         let seen: Vec<(usize, u64, u64)> = self
             .live()
             .map(|n| {
+                let m = self.metrics(n);
+                let get = |name: &str| m.get(name).copied().unwrap_or(0);
                 (
                     n.index,
-                    self.metric(n, "node_reorgs_total"),
-                    self.metric(n, "node_reorg_max_depth"),
+                    get("node_reorgs_total"),
+                    get("node_reorg_max_depth"),
                 )
             })
             .collect();
