@@ -22,8 +22,10 @@
 //! # Tasks
 //!
 //! Per node: the core, the accept loop, one task per connection (and one
-//! per dial in progress), and the miner's blocking job while it mines. All
-//! are tracked; [`NodeHandle::shutdown`] cancels them and waits for them.
+//! per dial in progress), the miner's blocking job while it mines, and, when
+//! the API is on, the HTTP server (whose event streams end with the node).
+//! All are tracked; [`NodeHandle::shutdown`] cancels them and waits for
+//! them.
 
 pub mod api;
 pub mod client;
