@@ -193,7 +193,12 @@ async fn accept_loop(
     tracker: TaskTracker,
     next_conn: Arc<AtomicU64>,
 ) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(config.max_peers * 2));
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        config
+            .max_peers
+            .saturating_mul(2)
+            .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+    ));
     loop {
         let permit = tokio::select! {
             _ = cancel.cancelled() => break,

@@ -97,7 +97,7 @@ impl PeerTask {
     }
 
     async fn drive(&self, framed: &mut Conn) -> Result<(), PeerError> {
-        let (out_tx, mut out_rx) = mpsc::channel(self.config.peer_queue);
+        let (out_tx, mut out_rx) = mpsc::channel(self.config.peer_queue.max(1));
         let handshake = timeout(
             self.config.handshake_timeout,
             self.handshake(framed, out_tx),
@@ -138,8 +138,12 @@ impl PeerTask {
 
         let mut last_heard = Instant::now();
         let mut ping_nonce: Option<u64> = None;
-        let mut tick =
-            tokio::time::interval(self.config.ping_interval.min(self.config.idle_timeout) / 3);
+        let mut tick = tokio::time::interval(
+            // A zero period would panic in tokio; a configured zero means
+            // "as often as is sensible".
+            (self.config.ping_interval.min(self.config.idle_timeout) / 3)
+                .max(std::time::Duration::from_millis(10)),
+        );
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
