@@ -396,9 +396,7 @@ async fn block_by_hash(
     State(api): State<Api>,
     Path(hash): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let hash: BlockHash = hash
-        .parse()
-        .map_err(|e| ApiError::bad_request("bad_hash", format!("`{hash}`: {e}")))?;
+    let hash: BlockHash = parse_path(&hash, "bad_hash")?;
     api.node
         .query(move |v| {
             v.chain
@@ -425,9 +423,7 @@ async fn block_by_height(
 }
 
 async fn tx_by_id(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let id: TxId = id
-        .parse()
-        .map_err(|e| ApiError::bad_request("bad_hash", format!("`{id}`: {e}")))?;
+    let id: TxId = parse_path(&id, "bad_hash")?;
     api.node
         .query(move |v| {
             if let Some(tx) = v.mempool.get(&id) {
@@ -448,6 +444,16 @@ async fn tx_by_id(State(api): State<Api>, Path(id): Path<String>) -> Result<Json
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no transaction {id}")))
+}
+
+/// A path segment parsed as `T`, or a 400 with `code` naming what it is.
+fn parse_path<T>(s: &str, code: &'static str) -> Result<T, ApiError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    s.parse()
+        .map_err(|e| ApiError::bad_request(code, format!("`{s}`: {e}")))
 }
 
 fn parse_account(s: &str) -> Result<Address, ApiError> {
@@ -491,9 +497,7 @@ async fn contracts(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
 }
 
 async fn contract(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let id: ContractId = id
-        .parse()
-        .map_err(|e| ApiError::bad_request("bad_contract_id", format!("`{id}`: {e}")))?;
+    let id: ContractId = parse_path(&id, "bad_contract_id")?;
     api.node
         .query(move |v| v.chain.state().contract(&id).map(|c| json!(c)))
         .await?
