@@ -214,13 +214,24 @@ impl<'de> Deserialize<'de> for Header {
     }
 }
 
-/// What chain-core needs to know of a transaction: its id and its size.
+/// What chain-core needs to know of a transaction: its id, what the block
+/// commits to, and its size.
 ///
 /// chain-core is generic over the transaction type; the application (the
 /// escrow ledger) defines it.
 pub trait Transaction {
-    /// The transaction's id, committed to by the block's merkle root.
+    /// The transaction's id.
     fn id(&self) -> TxId;
+    /// What the block's merkle root commits to for this transaction: the id
+    /// and everything outside it that the block's validity depends on, such
+    /// as a signature the id leaves out. Two encodings that differ in
+    /// anything a validator checks must have different commitments;
+    /// otherwise a copy of a valid block with one signature spoiled would
+    /// have the valid block's hash and get that hash remembered as invalid.
+    /// The id by default.
+    fn commitment(&self) -> TxId {
+        self.id()
+    }
     /// The transaction's encoded size in bytes, counted against the block
     /// size limit.
     fn encoded_len(&self) -> usize;
@@ -244,6 +255,15 @@ impl<T: Transaction> Block<T> {
     /// The transaction ids in block order.
     pub fn tx_ids(&self) -> Vec<TxId> {
         self.transactions.iter().map(Transaction::id).collect()
+    }
+
+    /// The transactions' commitments in block order: the merkle root's
+    /// leaves.
+    pub fn commitments(&self) -> Vec<TxId> {
+        self.transactions
+            .iter()
+            .map(Transaction::commitment)
+            .collect()
     }
 
     /// The block's size as the size limit counts it: the header plus each

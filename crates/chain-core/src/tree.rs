@@ -250,7 +250,7 @@ impl<S: StateMachine> Chain<S> {
         if header.height != 0 || header.parent != BlockHash::GENESIS_PARENT {
             return Err(GenesisError::NotGenesis);
         }
-        if merkle_root(&genesis.tx_ids()) != header.merkle_root {
+        if merkle_root(&genesis.commitments()) != header.merkle_root {
             return Err(GenesisError::BadMerkleRoot);
         }
         let work = header.target.to_target()?.work();
@@ -422,12 +422,12 @@ impl<S: StateMachine> Chain<S> {
     /// A header template for a child of the best tip with these
     /// transactions (nonce 0: the miner's job).
     pub fn template(&self, transactions: &[S::Tx], now_ms: u64) -> Header {
-        let ids: Vec<_> = transactions.iter().map(Transaction::id).collect();
+        let leaves: Vec<_> = transactions.iter().map(Transaction::commitment).collect();
         Header {
             version: crate::HEADER_VERSION,
             height: self.height() + 1,
             parent: self.tip(),
-            merkle_root: merkle_root(&ids),
+            merkle_root: merkle_root(&leaves),
             timestamp_ms: self.next_timestamp(now_ms),
             target: self.next_target(),
             nonce: 0,

@@ -154,7 +154,7 @@ pub fn check_block<T: Transaction>(
         });
     }
     let hash = check_proof_of_work(header, params)?;
-    let expected = merkle_root(&block.tx_ids());
+    let expected = merkle_root(&block.commitments());
     if expected != header.merkle_root {
         return Err(ValidationError::BadMerkleRoot {
             expected,

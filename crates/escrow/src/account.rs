@@ -6,7 +6,6 @@
 //! sender's public key, so the ledger can check the signature and derive the
 //! address itself.
 
-use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 
 chain_core::hash_newtype!(
@@ -25,8 +24,9 @@ impl Address {
     }
 }
 
-/// An ed25519 public key as 32 bytes. Whether the bytes are a valid curve
-/// point is checked when a signature is verified.
+/// An ed25519 public key as 32 bytes. Whether the bytes may send
+/// transactions (a canonically encoded point, not of small order) is checked
+/// with the signature: see [`crate::signature`].
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct PublicKey(pub [u8; 32]);
 
@@ -34,12 +34,6 @@ impl PublicKey {
     /// The address of this key.
     pub fn address(&self) -> Address {
         Address::of(self)
-    }
-
-    /// The key as ed25519-dalek's type, or `None` if the bytes are not a
-    /// valid point.
-    pub fn verifying_key(&self) -> Option<VerifyingKey> {
-        VerifyingKey::from_bytes(&self.0).ok()
     }
 }
 

@@ -43,8 +43,8 @@ pub fn check_admission(
     if pending.iter().any(|p| p.id() == id) {
         return Err(AdmissionError::AlreadyPending(id));
     }
-    if !tx.verify() {
-        return Err(LedgerError::BadSignature { tx: id }.into());
+    if let Err(reason) = tx.check_signature() {
+        return Err(LedgerError::BadSignature { tx: id, reason }.into());
     }
     let mut state = PendingState::new(ledger, next_height);
     for p in pending {
@@ -100,8 +100,12 @@ impl PendingState {
     /// network, nonce gap or replay, overspend, a contract rule); the state
     /// is unchanged then.
     pub fn admit(&mut self, tx: &SignedTx) -> Result<(), AdmissionError> {
-        if !tx.verify() {
-            return Err(LedgerError::BadSignature { tx: tx.id() }.into());
+        if let Err(reason) = tx.check_signature() {
+            return Err(LedgerError::BadSignature {
+                tx: tx.id(),
+                reason,
+            }
+            .into());
         }
         self.apply(tx)
     }

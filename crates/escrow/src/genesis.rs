@@ -160,13 +160,13 @@ impl Genesis {
             to: a.to,
             amount: a.amount,
         }));
-        let ids: Vec<_> = transactions.iter().map(Transaction::id).collect();
+        let leaves: Vec<_> = transactions.iter().map(Transaction::commitment).collect();
         Block {
             header: Header {
                 version: HEADER_VERSION,
                 height: 0,
                 parent: BlockHash::GENESIS_PARENT,
-                merkle_root: merkle_root(&ids),
+                merkle_root: merkle_root(&leaves),
                 timestamp_ms: self.timestamp_ms,
                 target: self.params.pow_limit().to_compact(),
                 nonce: 0,

@@ -9,7 +9,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_zebra::{SigningKey, VerificationKeyBytes};
 
 use crate::account::{Address, PublicKey};
 
@@ -92,7 +92,7 @@ impl Keypair {
 
     /// The public key.
     pub fn public(&self) -> PublicKey {
-        PublicKey(self.signing.verifying_key().to_bytes())
+        PublicKey(VerificationKeyBytes::from(&self.signing).into())
     }
 
     /// The address.

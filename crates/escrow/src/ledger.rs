@@ -20,16 +20,20 @@ use chain_core::{BlockContext, BlockHash, ChainParams, StateMachine, TxId};
 use crate::account::Address;
 use crate::amount::Amount;
 use crate::contract::{Contract, ContractError, ContractId, Payout};
+use crate::signature::{self, SignatureError};
 use crate::tx::{Payload, SignedTx, Tx};
 
 /// A transaction or block rule that the ledger enforces.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LedgerError {
-    /// The signature does not verify against the sender's key.
-    #[error("transaction {tx}: bad signature")]
+    /// The signature is refused by the signature rule
+    /// ([`crate::signature`]); `reason` names the step that failed.
+    #[error("transaction {tx}: {reason}")]
     BadSignature {
         /// The transaction.
         tx: TxId,
+        /// Why.
+        reason: SignatureError,
     },
     /// The transaction names another network.
     #[error("transaction {tx} is for network {got}, this is {expected}")]
@@ -106,8 +110,9 @@ pub enum LedgerError {
 pub enum VerifyMode {
     /// One signature at a time.
     Single,
-    /// ed25519 batch verification, the block's batch split over this many
-    /// threads (1 = the calling thread only).
+    /// ZIP 215 batch verification, the block split over this many threads
+    /// of a persistent pool (1 = the calling thread only). The verdict is
+    /// the same as [`VerifyMode::Single`]'s on every input.
     Batch {
         /// Threads to split the batch over.
         threads: usize,
@@ -469,7 +474,8 @@ impl Ledger {
     }
 
     /// Checks the signatures of a block's signed transactions, the way
-    /// [`VerifyMode`] says. Returns the first bad one.
+    /// [`VerifyMode`] says. Returns the first bad one in block order, with
+    /// the same reason on every mode and thread count.
     fn verify_signatures(&self, txs: &[Tx]) -> Result<(), LedgerError> {
         let signed: Vec<&SignedTx> = txs
             .iter()
@@ -478,73 +484,17 @@ impl Ledger {
                 _ => None,
             })
             .collect();
-        match self.verify {
-            VerifyMode::Single => verify_one_by_one(&signed),
-            VerifyMode::Batch { threads } => {
-                let threads = threads.max(1);
-                // Below a few hundred signatures a thread costs more than it
-                // saves.
-                let chunk = signed.len().div_ceil(threads).max(256);
-                if signed.len() <= chunk {
-                    return verify_batch(&signed);
-                }
-                std::thread::scope(|scope| {
-                    let handles: Vec<_> = signed
-                        .chunks(chunk)
-                        .map(|part| scope.spawn(move || verify_batch(part)))
-                        .collect();
-                    // Join all, then report the first failure in block order.
-                    let results: Vec<_> = handles
-                        .into_iter()
-                        .map(|h| h.join().unwrap_or_else(|_| verify_one_by_one(&signed)))
-                        .collect();
-                    results.into_iter().collect()
-                })
-            }
-        }
-    }
-}
-
-/// One signature at a time; names the first bad transaction.
-fn verify_one_by_one(txs: &[&SignedTx]) -> Result<(), LedgerError> {
-    for tx in txs {
-        if !tx.verify() {
-            return Err(LedgerError::BadSignature { tx: tx.id() });
-        }
-    }
-    Ok(())
-}
-
-/// ed25519 batch verification; on failure, one by one to name the culprit.
-fn verify_batch(txs: &[&SignedTx]) -> Result<(), LedgerError> {
-    let mut messages = Vec::with_capacity(txs.len());
-    let mut signatures = Vec::with_capacity(txs.len());
-    let mut keys = Vec::with_capacity(txs.len());
-    // Decompressing a public key costs about as much as a tenth of a
-    // verification; a block often holds several transactions of one sender.
-    let mut decompressed = std::collections::HashMap::new();
-    for tx in txs {
-        let key = match decompressed.get(&tx.body.sender) {
-            Some(key) => *key,
-            None => {
-                let Some(key) = tx.body.sender.verifying_key() else {
-                    return Err(LedgerError::BadSignature { tx: tx.id() });
-                };
-                decompressed.insert(tx.body.sender, key);
-                key
-            }
+        let result = match self.verify {
+            VerifyMode::Single => signed
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, tx)| tx.check_signature().map_err(|e| (i, e))),
+            VerifyMode::Batch { threads } => signature::verify_block(&signed, threads),
         };
-        messages.push(tx.body.to_bytes());
-        signatures.push(ed25519_dalek::Signature::from_bytes(&tx.signature.0));
-        keys.push(key);
-    }
-    let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-    match ed25519_dalek::verify_batch(&refs, &signatures, &keys) {
-        // Batch verification accepts what strict single verification would,
-        // except malleable encodings; the one-by-one pass below is strict,
-        // and runs whenever the batch fails.
-        Ok(()) => Ok(()),
-        Err(_) => verify_one_by_one(txs),
+        result.map_err(|(index, reason)| LedgerError::BadSignature {
+            tx: signed.get(index).map(|tx| tx.id()).unwrap_or_default(),
+            reason,
+        })
     }
 }
 

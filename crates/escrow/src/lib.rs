@@ -13,6 +13,7 @@
 //! - [`dev`]: the well-known, insecure dev accounts.
 //! - [`tx`]: signed transactions, payloads, the block transaction [`Tx`].
 //! - [`contract`]: the escrow contract state machine.
+//! - [`signature`]: the one signature rule, single and batch, on every core.
 //! - [`ledger`]: balances, nonces and contracts; apply and undo blocks.
 //! - [`genesis`]: the genesis allocation and network rules.
 //! - [`admission`]: the mempool's admission check.
@@ -27,6 +28,7 @@ pub mod dev;
 pub mod genesis;
 pub mod keys;
 pub mod ledger;
+pub mod signature;
 pub mod tx;
 
 pub use account::{Address, PublicKey};
@@ -36,4 +38,5 @@ pub use contract::{Action, Contract, ContractError, ContractId, HistoryEntry, St
 pub use genesis::{Genesis, GenesisFileError};
 pub use keys::{KeyFileError, Keypair};
 pub use ledger::{Ledger, LedgerError, Undo, VerifyMode};
+pub use signature::SignatureError;
 pub use tx::{Party, Payload, Signature, SignedTx, Tx, TxBody, TxDecodeError};

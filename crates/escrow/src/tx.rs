@@ -34,6 +34,7 @@ use crate::account::{Address, PublicKey};
 use crate::amount::Amount;
 use crate::contract::ContractId;
 use crate::keys::Keypair;
+use crate::signature::SignatureError;
 
 /// The side an arbiter resolves a dispute to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -253,14 +254,19 @@ impl SignedTx {
         Ok(tx)
     }
 
-    /// Whether the signature is valid for the body and the sender's key
-    /// (strict verification: no malleable signatures, no weak keys).
+    /// Checks the signature by the chain's one signature rule (see
+    /// [`crate::signature`]).
+    ///
+    /// # Errors
+    ///
+    /// The [`SignatureError`] naming the step of the rule that fails.
+    pub fn check_signature(&self) -> Result<(), SignatureError> {
+        crate::signature::check(self)
+    }
+
+    /// Whether the signature is valid by the chain's one signature rule.
     pub fn verify(&self) -> bool {
-        let Some(key) = self.body.sender.verifying_key() else {
-            return false;
-        };
-        let sig = ed25519_dalek::Signature::from_bytes(&self.signature.0);
-        key.verify_strict(&self.body.to_bytes(), &sig).is_ok()
+        self.check_signature().is_ok()
     }
 
     /// The sender's address.
@@ -301,6 +307,10 @@ pub enum Tx {
     },
 }
 
+/// The context of a signed transaction's merkle commitment: its whole
+/// canonical bytes, signature included.
+const SIGNED_COMMITMENT_CONTEXT: &str = "escrow-chain 2026 signed tx commitment";
+
 /// The context for ids of transactions that are not signed.
 const UNSIGNED_ID_CONTEXT: &str = "escrow-chain 2026 unsigned tx id";
 
@@ -329,6 +339,18 @@ impl Transaction for Tx {
                 let key = blake3::derive_key(UNSIGNED_ID_CONTEXT, b"");
                 TxId::from_bytes(*blake3::keyed_hash(&key, &other.to_bytes()).as_bytes())
             }
+        }
+    }
+
+    /// A signed transaction's commitment covers its signature too (the id
+    /// leaves it out); other kinds commit to their id.
+    fn commitment(&self) -> TxId {
+        match self {
+            Tx::Signed(s) => {
+                let key = blake3::derive_key(SIGNED_COMMITMENT_CONTEXT, b"");
+                TxId::from_bytes(*blake3::keyed_hash(&key, &s.to_bytes()).as_bytes())
+            }
+            other => other.id(),
         }
     }
 

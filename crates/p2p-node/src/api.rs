@@ -86,7 +86,7 @@ fn mempool_code(e: &crate::mempool::MempoolError) -> &'static str {
         M::Full { .. } => "mempool_full",
         M::AccountFull { .. } => "account_full",
         M::Invalid(A::Invalid(l)) => match l {
-            L::BadSignature { .. } => "bad_signature",
+            L::BadSignature { reason, .. } => reason.code(),
             L::WrongNetwork { .. } => "wrong_network",
             L::BadNonce { .. } => "bad_nonce",
             L::InsufficientFunds { .. } => "insufficient_funds",

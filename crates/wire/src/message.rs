@@ -16,8 +16,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::bounded::{Bounded, BoundedString};
 
-/// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The protocol version this crate speaks. Version 2 changed the rules of
+/// validity (the signature rule of `escrow::signature`, and merkle leaves
+/// that commit to signatures), so a version 1 node is refused at the
+/// handshake instead of following other rules silently.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Most hashes in one announcement or request ([`Message::AnnounceTxs`],
 /// [`Message::AnnounceBlocks`], [`Message::GetTxs`], [`Message::GetBlocks`],

@@ -59,7 +59,7 @@ pub fn handshake() -> Message {
 fn header(height: u64, transactions: &[Tx]) -> Header {
     let ids: Vec<TxId> = transactions
         .iter()
-        .map(chain_core::Transaction::id)
+        .map(chain_core::Transaction::commitment)
         .collect();
     Header {
         version: HEADER_VERSION,
