@@ -10,8 +10,11 @@
 //! bench: mining.naive.1t = 12.3 MH/s (ratio 0.48)
 //! bench: mining.midstate.1t = 47.0 MH/s (ratio 1.85)
 //! bench: mining.midstate.all = 93.1 MH/s (2 threads, ratio 3.67)
-//! bench: ledger.apply_block = 124000 tx/s (batch)
+//! bench: ledger.apply_block = 124000 tx/s (batch, 2 threads, 1.95 x one thread)
+//! bench: ledger.apply_block.batch.1t = 63700 tx/s
+//! bench: ledger.apply_block.distinct = 70000 tx/s (2 threads)
 //! bench: ledger.apply_block.single = 23400 tx/s
+//! bench: ledger.threads = 1: 63700, 2: 124000 tx/s
 //! bench: wire.block_roundtrip = 350.0 MB/s
 //! bench: net.sync = 29000 blocks/s
 //! bench: net.propagation_p50 = 0.30 ms
@@ -136,7 +139,14 @@ fn report(criterion: &Path) -> anyhow::Result<Vec<String>> {
     let all = mhs("mining", "midstate.all")?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let batch = rate(criterion, "ledger", "apply_block")?;
+    let batch_1t = rate(criterion, "ledger", "apply_block.batch.1t")?;
+    let distinct = rate(criterion, "ledger", "apply_block.distinct")?;
     let single = rate(criterion, "ledger", "apply_block.single")?;
+    let mut scaling = Vec::new();
+    for t in [1, 2, 4, 8, 16].into_iter().filter(|&t| t <= threads) {
+        let r = rate(criterion, "ledger", &format!("threads.{t}"))?;
+        scaling.push(format!("{t}: {r:.0}"));
+    }
     let wire = rate(criterion, "wire", "block_roundtrip")? / 1e6;
     let sync = rate(criterion, "net", "sync")?;
     let propagation_ms = median_ns(criterion, "net", "propagation")? / 1e6;
@@ -154,8 +164,14 @@ fn report(criterion: &Path) -> anyhow::Result<Vec<String>> {
             "bench: mining.midstate.all = {all:.1} MH/s ({threads} threads, ratio {:.2})",
             all / ceiling
         ),
-        format!("bench: ledger.apply_block = {batch:.0} tx/s (batch)"),
+        format!(
+            "bench: ledger.apply_block = {batch:.0} tx/s (batch, {threads} threads, {:.2} x one thread)",
+            batch / batch_1t
+        ),
+        format!("bench: ledger.apply_block.batch.1t = {batch_1t:.0} tx/s"),
+        format!("bench: ledger.apply_block.distinct = {distinct:.0} tx/s ({threads} threads)"),
         format!("bench: ledger.apply_block.single = {single:.0} tx/s"),
+        format!("bench: ledger.threads = {} tx/s", scaling.join(", ")),
         format!("bench: wire.block_roundtrip = {wire:.1} MB/s"),
         format!("bench: net.sync = {sync:.0} blocks/s"),
         format!("bench: net.propagation_p50 = {propagation_ms:.2} ms"),

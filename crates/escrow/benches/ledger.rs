@@ -1,7 +1,15 @@
-//! Applying a block of 1,000 signed transfers, signature checks included:
-//! batch verification (split over the cores) against one-by-one.
-//! `cargo xtask bench` reads `ledger/apply_block` and
-//! `ledger/apply_block.single` as transactions per second.
+//! Applying a block of 1,000 signed transfers, signature checks included.
+//!
+//! - `ledger/apply_block`: 100 senders with ten transfers each, ZIP 215
+//!   batches split over every core of the persistent pool.
+//! - `ledger/apply_block.batch.1t`: the same block on one thread.
+//! - `ledger/apply_block.distinct`: 1,000 distinct senders, every core.
+//! - `ledger/apply_block.single`: one signature at a time.
+//! - `ledger/threads.N`: the repeated-sender block on N threads, for the
+//!   scaling table (N = 1, 2, 4, 8, 16 up to the machine's cores).
+//! - `signatures/threads.N`: the same block's signature checks alone.
+//!
+//! `cargo xtask bench` reads them as transactions per second.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -11,14 +19,18 @@ use escrow::{Amount, Genesis, Keypair, Ledger, Payload, SignedTx, Tx, VerifyMode
 
 const TXS: usize = 1_000;
 
-/// A ledger after genesis, and a block of 1,000 transfers from 100 funded
-/// accounts (ten each, consecutive nonces) to Bob.
-fn setup() -> (Ledger, Vec<Tx>, BlockContext) {
+/// A ledger after genesis, and a block of 1,000 transfers to Bob from
+/// `senders` funded accounts (round robin, consecutive nonces).
+fn setup(senders: usize) -> (Ledger, Vec<Tx>, BlockContext) {
     let mut genesis = Genesis::dev();
-    let senders: Vec<Keypair> = (0..100u8)
-        .map(|i| Keypair::from_seed([i.wrapping_add(1); 32]))
+    let keys: Vec<Keypair> = (0..senders)
+        .map(|i| {
+            let mut seed = [0u8; 32];
+            seed[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+            Keypair::from_seed(seed)
+        })
         .collect();
-    for k in &senders {
+    for k in &keys {
         genesis.allocations.push(escrow::genesis::Allocation {
             to: k.address(),
             amount: Amount::new(1_000_000),
@@ -32,8 +44,8 @@ fn setup() -> (Ledger, Vec<Tx>, BlockContext) {
         height: 1,
     }];
     for i in 0..TXS {
-        let k = &senders[i % senders.len()];
-        let nonce = (i / senders.len()) as u64;
+        let k = &keys[i % keys.len()];
+        let nonce = (i / keys.len()) as u64;
         txs.push(Tx::Signed(SignedTx::sign(
             k,
             nonce,
@@ -53,33 +65,56 @@ fn setup() -> (Ledger, Vec<Tx>, BlockContext) {
 }
 
 fn ledger(c: &mut Criterion) {
-    let (base, txs, ctx) = setup();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let repeated = setup(100);
+    let distinct = setup(TXS);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut group = c.benchmark_group("ledger");
     group.throughput(Throughput::Elements(TXS as u64));
-    for (id, mode) in [
-        ("apply_block", VerifyMode::Batch { threads }),
-        ("apply_block.single", VerifyMode::Single),
-    ] {
+    let mut run = |id: String, (base, txs, ctx): &(Ledger, Vec<Tx>, BlockContext), mode| {
         let mut ledger = base.clone();
         ledger.set_verify_mode(mode);
         group.bench_function(id, |b| {
             b.iter_batched_ref(
                 || ledger.clone(),
-                |l| l.apply_block(&ctx, &txs).unwrap(),
+                |l| l.apply_block(ctx, txs).unwrap(),
                 BatchSize::LargeInput,
             )
         });
+    };
+    let all = VerifyMode::Batch { threads: cores };
+    run("apply_block".into(), &repeated, all);
+    run(
+        "apply_block.batch.1t".into(),
+        &repeated,
+        VerifyMode::Batch { threads: 1 },
+    );
+    run("apply_block.distinct".into(), &distinct, all);
+    run("apply_block.single".into(), &repeated, VerifyMode::Single);
+    for threads in [1, 2, 4, 8, 16].into_iter().filter(|&t| t <= cores) {
+        run(
+            format!("threads.{threads}"),
+            &repeated,
+            VerifyMode::Batch { threads },
+        );
     }
-    let mut one_core = base.clone();
-    one_core.set_verify_mode(VerifyMode::Batch { threads: 1 });
-    group.bench_function("apply_block.batch.1t", |b| {
-        b.iter_batched_ref(
-            || one_core.clone(),
-            |l| l.apply_block(&ctx, &txs).unwrap(),
-            BatchSize::LargeInput,
-        )
-    });
+    group.finish();
+
+    // The signature checks alone, without the state, on N threads.
+    let mut group = c.benchmark_group("signatures");
+    group.throughput(Throughput::Elements(TXS as u64));
+    let signed: Vec<&SignedTx> = repeated
+        .1
+        .iter()
+        .filter_map(|t| match t {
+            Tx::Signed(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    for threads in [1, 2, 4, 8, 16].into_iter().filter(|&t| t <= cores) {
+        group.bench_function(format!("threads.{threads}"), |b| {
+            b.iter(|| escrow::signature::verify_block(&signed, threads).unwrap())
+        });
+    }
     group.finish();
 }
 

@@ -473,28 +473,25 @@ impl Ledger {
         }
     }
 
-    /// Checks the signatures of a block's signed transactions, the way
-    /// [`VerifyMode`] says. Returns the first bad one in block order, with
-    /// the same reason on every mode and thread count.
-    fn verify_signatures(&self, txs: &[Tx]) -> Result<(), LedgerError> {
-        let signed: Vec<&SignedTx> = txs
-            .iter()
-            .filter_map(|t| match t {
-                Tx::Signed(s) => Some(s),
-                _ => None,
-            })
-            .collect();
-        let result = match self.verify {
-            VerifyMode::Single => signed
-                .iter()
-                .enumerate()
-                .try_for_each(|(i, tx)| tx.check_signature().map_err(|e| (i, e))),
-            VerifyMode::Batch { threads } => signature::verify_block(&signed, threads),
-        };
-        result.map_err(|(index, reason)| LedgerError::BadSignature {
-            tx: signed.get(index).map(|tx| tx.id()).unwrap_or_default(),
-            reason,
-        })
+    /// Applies a block's transactions in order, signatures not checked:
+    /// all or nothing.
+    fn apply_txs(&mut self, txs: &[Tx], height: u64) -> Result<Undo, LedgerError> {
+        let mut changes = Vec::new();
+        for (index, tx) in txs.iter().enumerate() {
+            if let Err(e) = self.apply_tx(tx, index, height, &mut changes) {
+                self.rollback(changes);
+                return Err(e);
+            }
+        }
+        Ok(Undo(changes))
+    }
+}
+
+/// The error for the signed transaction at `index` of a block.
+fn bad_signature(signed: &[&SignedTx], index: usize, reason: SignatureError) -> LedgerError {
+    LedgerError::BadSignature {
+        tx: signed.get(index).map(|tx| tx.id()).unwrap_or_default(),
+        reason,
     }
 }
 
@@ -513,15 +510,48 @@ impl StateMachine for Ledger {
                 height: 0,
             });
         }
-        self.verify_signatures(txs)?;
-        let mut changes = Vec::new();
-        for (index, tx) in txs.iter().enumerate() {
-            if let Err(e) = self.apply_tx(tx, index, ctx.height, &mut changes) {
-                self.rollback(changes);
-                return Err(e);
+        let signed: Vec<&SignedTx> = txs
+            .iter()
+            .filter_map(|t| match t {
+                Tx::Signed(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        match self.verify {
+            VerifyMode::Single => {
+                // Signatures first, one by one; the state only if they pass.
+                let verdict = signed
+                    .iter()
+                    .enumerate()
+                    .try_for_each(|(i, tx)| tx.check_signature().map_err(|e| (i, e)));
+                if let Err((index, reason)) = verdict {
+                    return Err(bad_signature(&signed, index, reason));
+                }
+                self.apply_txs(txs, ctx.height)
+            }
+            VerifyMode::Batch { threads } => {
+                // The state is applied on this thread while the pool checks
+                // the signatures: applying is sequential, so overlapping it
+                // with the checks is what lets a block use every core. The
+                // outcome is as if the signatures came first: a bad one
+                // rolls the state back and is the block's error.
+                let height = ctx.height;
+                let (verdict, applied) =
+                    signature::verify_alongside(&signed, threads, || self.apply_txs(txs, height));
+                match (verdict, applied) {
+                    (Ok(()), Some(applied)) => applied,
+                    // The work runs whenever the checks pass; were it
+                    // skipped, apply now.
+                    (Ok(()), None) => self.apply_txs(txs, height),
+                    (Err((index, reason)), applied) => {
+                        if let Some(Ok(undo)) = applied {
+                            self.rollback(undo.0);
+                        }
+                        Err(bad_signature(&signed, index, reason))
+                    }
+                }
             }
         }
-        Ok(Undo(changes))
     }
 
     fn undo_block(&mut self, undo: Undo) {

@@ -31,7 +31,7 @@
 //! so a batch passes exactly when every signature in it passes (a batch of
 //! valid signatures always passes; one with an invalid signature fails
 //! except with probability about 2^-128, over fresh random coefficients).
-//! [`verify_block`] splits a block over threads, batches each part, and on
+//! [`verify_items`] splits a block over threads, batches each part, and on
 //! any failure falls back to [`check`] one by one in block order, so the
 //! verdict *and* the reason are those of the single path, whatever the
 //! split, the thread count or the machine. Cofactorless verification
@@ -44,6 +44,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use curve25519_dalek::Scalar;
 use curve25519_dalek::edwards::CompressedEdwardsY;
 use ed25519_zebra::{Signature as ZebraSignature, VerificationKey, VerificationKeyBytes};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
 use rayon::prelude::*;
 
 use crate::account::PublicKey;
@@ -138,117 +140,280 @@ pub fn check(tx: &SignedTx) -> Result<(), SignatureError> {
     check_signature(&tx.body.sender, &tx.signature.0, &tx.body.to_bytes())
 }
 
+/// Something signed: a key, a signature and the message, which may be
+/// encoded on demand (a transaction's body bytes are built by the thread
+/// that checks them).
+pub trait Signed: Sync {
+    /// The signer's public key.
+    fn key(&self) -> &PublicKey;
+    /// The signature.
+    fn signature(&self) -> &[u8; 64];
+    /// The signed bytes.
+    fn message(&self) -> std::borrow::Cow<'_, [u8]>;
+
+    /// The whole rule for this one signature.
+    ///
+    /// # Errors
+    ///
+    /// The [`SignatureError`] of the first step that fails.
+    fn check(&self) -> Result<(), SignatureError> {
+        check_signature(self.key(), self.signature(), &self.message())
+    }
+}
+
+impl Signed for &SignedTx {
+    fn key(&self) -> &PublicKey {
+        &self.body.sender
+    }
+    fn signature(&self) -> &[u8; 64] {
+        &self.signature.0
+    }
+    fn message(&self) -> std::borrow::Cow<'_, [u8]> {
+        std::borrow::Cow::Owned(self.body.to_bytes())
+    }
+}
+
+impl Signed for Item {
+    fn key(&self) -> &PublicKey {
+        &self.key
+    }
+    fn signature(&self) -> &[u8; 64] {
+        &self.signature
+    }
+    fn message(&self) -> std::borrow::Cow<'_, [u8]> {
+        std::borrow::Cow::Borrowed(&self.message)
+    }
+}
+
+/// One signature to check: the key, the signature and the signed bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Item {
+    /// The signer's public key.
+    pub key: PublicKey,
+    /// The signature.
+    pub signature: [u8; 64],
+    /// The signed message (a transaction's body bytes).
+    pub message: Vec<u8>,
+}
+
+impl Item {
+    /// The item for a signed transaction.
+    pub fn of(tx: &SignedTx) -> Item {
+        Item {
+            key: tx.body.sender,
+            signature: tx.signature.0,
+            message: tx.body.to_bytes(),
+        }
+    }
+}
+
 /// The smallest part of a block worth a thread of its own: below it, handing
 /// the work to the pool costs more than it saves.
 const MIN_PART: usize = 32;
 
-/// Checks every signature of `txs` on `threads` threads (1 = the calling
-/// thread only) and returns the first bad one in the given order with its
-/// reason, exactly as checking them one by one with [`check`] would.
-///
-/// Transactions are grouped by sender, and each thread gets whole senders
-/// where it can: a batch coalesces the terms of repeated keys.
+/// Parts per thread: more parts than threads let the pool balance the
+/// parts with the state's application running beside them.
+const PARTS_PER_THREAD: usize = 1;
+
+/// Checks every signature of a block's transactions on `threads` threads (1
+/// = the calling thread only); see [`verify_items`].
 ///
 /// # Errors
 ///
 /// The index in `txs` of the first transaction whose signature is refused,
 /// and why.
 pub fn verify_block(txs: &[&SignedTx], threads: usize) -> Result<(), (usize, SignatureError)> {
-    let threads = threads.max(1);
-    let passed = if threads == 1 || txs.len() < 2 * MIN_PART {
-        batch_passes(txs, &(0..txs.len()).collect::<Vec<_>>())
+    verify_items(txs, threads)
+}
+
+/// Checks every item on `threads` threads (1 = the calling thread only) and
+/// returns the first bad one in the given order with its reason, exactly as
+/// checking them one by one with [`Signed::check`] would.
+///
+/// Items are grouped by key, and each thread gets whole keys where the part
+/// sizes allow: a batch coalesces the terms of repeated keys. No part is
+/// smaller than a few dozen items unless the block is.
+///
+/// # Errors
+///
+/// The index of the first item refused, and why.
+pub fn verify_items<T: Signed>(items: &[T], threads: usize) -> Result<(), (usize, SignatureError)> {
+    let parts = (threads.max(1) * PARTS_PER_THREAD)
+        .min(items.len() / MIN_PART)
+        .max(1);
+    verify_in_parts(items, parts, threads.max(1))
+}
+
+/// [`verify_block`], with `work` running beside the checks: the ledger
+/// applies a block's state while the pool checks its signatures. On one
+/// thread the checks come first and `work` runs only if they pass.
+///
+/// `work` is assumed to cost about a sixteenth of a signature check per
+/// transaction (a transfer's state change against its ZIP 215 share), and
+/// the thread that runs it gets that much less to check, so that every
+/// thread finishes at about the same time.
+///
+/// Returns the verdict of the checks (as [`verify_block`]'s) and what
+/// `work` returned, if it ran.
+pub fn verify_alongside<R: Send>(
+    txs: &[&SignedTx],
+    threads: usize,
+    work: impl FnOnce() -> R + Send,
+) -> (Result<(), (usize, SignatureError)>, Option<R>) {
+    let threads = threads.max(1).min(txs.len() / MIN_PART).max(1);
+    let pool = if threads > 1 { pool(threads) } else { None };
+    let Some(pool) = pool else {
+        let verdict = verify_items(txs, 1);
+        let out = verdict.is_ok().then(work);
+        return (verdict, out);
+    };
+    let n = txs.len();
+    let work_units = n / VERIFY_PER_APPLY;
+    let share = (n + work_units).div_ceil(threads);
+    let first = share.saturating_sub(work_units).min(n);
+    let rest = n - first;
+    let mut sizes = vec![first];
+    let others = threads - 1;
+    sizes.extend((0..others).map(|i| rest / others + usize::from(i < rest % others)));
+    let parts = split_by_key(txs, &sizes);
+    let (first_part, other_parts) = parts
+        .split_first()
+        .map_or((&[][..], &[][..]), |(f, o)| (f.as_slice(), o));
+    let ((out, first_ok), others_ok) = pool.install(|| {
+        rayon::join(
+            || {
+                let out = work();
+                (out, batch_passes(txs, first_part))
+            },
+            || other_parts.par_iter().all(|part| batch_passes(txs, part)),
+        )
+    });
+    let verdict = if first_ok && others_ok {
+        Ok(())
     } else {
-        let parts = split_by_sender(txs, threads);
-        let pool = pool(threads);
-        match pool {
-            Some(pool) => pool.install(|| parts.par_iter().all(|part| batch_passes(txs, part))),
-            None => parts.iter().all(|part| batch_passes(txs, part)),
+        first_bad(txs)
+    };
+    (verdict, Some(out))
+}
+
+/// How many signature checks cost about as much as applying one
+/// transaction's state change (measured on transfers; see the ledger
+/// benchmark).
+const VERIFY_PER_APPLY: usize = 16;
+
+/// [`verify_items`] with the items split into exactly `parts` parts (fewer
+/// only if there are fewer items), whatever their size, on a pool of
+/// `parts` threads: for tests that must try every split, and for
+/// benchmarks.
+///
+/// # Errors
+///
+/// As [`verify_items`].
+pub fn verify_split<T: Signed>(items: &[T], parts: usize) -> Result<(), (usize, SignatureError)> {
+    let parts = parts.max(1);
+    verify_in_parts(items, parts, parts)
+}
+
+fn verify_in_parts<T: Signed>(
+    items: &[T],
+    parts: usize,
+    threads: usize,
+) -> Result<(), (usize, SignatureError)> {
+    let passed = if parts <= 1 || threads <= 1 {
+        batch_passes(items, &(0..items.len()).collect::<Vec<_>>())
+    } else {
+        let n = items.len();
+        let sizes: Vec<usize> = (0..parts)
+            .map(|i| n / parts + usize::from(i < n % parts))
+            .collect();
+        let parts = split_by_key(items, &sizes);
+        match pool(threads) {
+            Some(pool) => pool.install(|| parts.par_iter().all(|part| batch_passes(items, part))),
+            None => parts.iter().all(|part| batch_passes(items, part)),
         }
     };
-    if passed {
-        return Ok(());
-    }
-    // A batch failed: name the first bad transaction the single way, so the
-    // reason is the same as on every other path.
-    for (index, tx) in txs.iter().enumerate() {
-        check(tx).map_err(|e| (index, e))?;
+    if passed { Ok(()) } else { first_bad(items) }
+}
+
+/// After a failed batch: the first bad item, checked the single way, so the
+/// reason is the same as on every other path.
+fn first_bad<T: Signed>(items: &[T]) -> Result<(), (usize, SignatureError)> {
+    for (index, item) in items.iter().enumerate() {
+        item.check().map_err(|e| (index, e))?;
     }
     // Unreachable with ZIP 215 (a batch of valid signatures always passes),
-    // but if the batch was wrong, the single verdict is the rule.
+    // but were the batch wrong, the single verdict is the rule.
     Ok(())
 }
 
-/// Whether the transactions at `indices` pass steps 1 to 4 one by one and
-/// step 5 as one ZIP 215 batch.
-fn batch_passes(txs: &[&SignedTx], indices: &[usize]) -> bool {
+/// Whether the items at `indices` pass steps 1 to 4 one by one and step 5
+/// as one ZIP 215 batch.
+fn batch_passes<T: Signed>(items: &[T], indices: &[usize]) -> bool {
+    if indices.is_empty() {
+        return true;
+    }
     let mut verifier = ed25519_zebra::batch::Verifier::new();
-    let mut bodies = Vec::with_capacity(indices.len());
     let mut keys_checked: HashMap<PublicKey, bool> = HashMap::new();
     for &i in indices {
-        let Some(tx) = txs.get(i) else {
+        let Some(item) = items.get(i) else {
             return false;
         };
+        let key = *item.key();
         let key_ok = *keys_checked
-            .entry(tx.body.sender)
-            .or_insert_with(|| check_key(&tx.body.sender).is_ok());
-        if !key_ok || check_s(&tx.signature.0).is_err() {
+            .entry(key)
+            .or_insert_with(|| check_key(&key).is_ok());
+        if !key_ok || check_s(item.signature()).is_err() {
             return false;
         }
-        bodies.push(tx.body.to_bytes());
-    }
-    for (&i, body) in indices.iter().zip(&bodies) {
-        let Some(tx) = txs.get(i) else {
-            return false;
-        };
         verifier.queue((
-            VerificationKeyBytes::from(tx.body.sender.0),
-            ZebraSignature::from_bytes(&tx.signature.0),
-            body,
+            VerificationKeyBytes::from(key.0),
+            ZebraSignature::from_bytes(item.signature()),
+            item.message().as_ref(),
         ));
     }
     // The batch's coefficients must be unpredictable to whoever made the
-    // signatures. If the system has no randomness to give, the batch is
-    // skipped and the caller checks one by one, which needs none.
-    if getrandom::fill(&mut [0u8; 16]).is_err() {
+    // signatures: a ChaCha20 stream from a fresh seed of the system's
+    // randomness (one system call per batch, not one per signature). If the
+    // system has none to give, the batch is skipped and the caller checks
+    // one by one, which needs none.
+    let mut seed = [0u8; 32];
+    if getrandom::fill(&mut seed).is_err() {
         return false;
     }
-    verifier
-        .verify(rand_core::UnwrapErr(getrandom::SysRng))
-        .is_ok()
+    verifier.verify(ChaCha20Rng::from_seed(seed)).is_ok()
 }
 
-/// Splits the indices of `txs` into about `threads` parts of similar size,
-/// each sender's transactions in one part where the sizes allow, and no
-/// part smaller than [`MIN_PART`] unless the block is.
-fn split_by_sender(txs: &[&SignedTx], threads: usize) -> Vec<Vec<usize>> {
-    let parts = threads.min(txs.len() / MIN_PART).max(1);
-    let target = txs.len().div_ceil(parts);
-    let mut by_sender: HashMap<PublicKey, Vec<usize>> = HashMap::new();
+/// Splits the indices of `items` into parts of the given sizes (which sum
+/// to the number of items), each key's items in one part where the sizes
+/// allow: keys in order of first appearance fill one part, then the next.
+fn split_by_key<T: Signed>(items: &[T], sizes: &[usize]) -> Vec<Vec<usize>> {
+    let mut by_key: HashMap<PublicKey, Vec<usize>> = HashMap::new();
     let mut order = Vec::new();
-    for (i, tx) in txs.iter().enumerate() {
-        by_sender
-            .entry(tx.body.sender)
+    for (i, item) in items.iter().enumerate() {
+        by_key
+            .entry(*item.key())
             .or_insert_with(|| {
-                order.push(tx.body.sender);
+                order.push(*item.key());
                 Vec::new()
             })
             .push(i);
     }
-    let mut out: Vec<Vec<usize>> = Vec::with_capacity(parts);
+    let mut sizes = sizes.iter().copied();
+    let mut target = sizes.next().unwrap_or(items.len());
+    let mut out: Vec<Vec<usize>> = Vec::with_capacity(sizes.len() + 1);
     let mut current = Vec::with_capacity(target);
-    for sender in order {
-        for i in by_sender.remove(&sender).unwrap_or_default() {
-            // A sender with more than a part's share is split: the parts'
-            // sizes matter more than coalescing one key's terms.
-            if current.len() >= target {
-                out.push(std::mem::replace(&mut current, Vec::with_capacity(target)));
+    for key in order {
+        for i in by_key.remove(&key).unwrap_or_default() {
+            // A key with more than what is left of a part is split: the
+            // parts' sizes matter more than coalescing one key's terms.
+            while current.len() >= target {
+                out.push(std::mem::take(&mut current));
+                target = sizes.next().unwrap_or(usize::MAX);
             }
             current.push(i);
         }
     }
-    if !current.is_empty() {
-        out.push(current);
-    }
+    out.push(current);
     out
 }
 
@@ -343,8 +508,8 @@ mod tests {
         let txs: Vec<SignedTx> = (0..400)
             .map(|i| transfer(&keys[i % keys.len()], (i / keys.len()) as u64))
             .collect();
-        let refs: Vec<&SignedTx> = txs.iter().collect();
-        let parts = split_by_sender(&refs, 4);
+        let items: Vec<Item> = txs.iter().map(Item::of).collect();
+        let parts = split_by_key(&items, &[100; 4]);
         assert_eq!(parts.len(), 4);
         let mut all: Vec<usize> = parts.iter().flatten().copied().collect();
         all.sort_unstable();
@@ -353,7 +518,7 @@ mod tests {
         // split across each boundary.
         for part in &parts {
             let senders: std::collections::HashSet<_> =
-                part.iter().map(|&i| refs[i].body.sender).collect();
+                part.iter().map(|&i| items[i].key).collect();
             assert!(senders.len() <= 4, "{} senders in a part", senders.len());
         }
     }

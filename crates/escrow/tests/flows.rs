@@ -5,11 +5,8 @@
 
 mod common;
 
-use std::sync::atomic::AtomicBool;
-
-use chain_core::miner::{MineOutcome, Miner};
+use chain_core::Chain;
 use chain_core::tree::Inserted;
-use chain_core::{Block, Chain};
 use common::{addr, key};
 use escrow::genesis::{DEV_BALANCE, DEV_REWARD};
 use escrow::{Amount, ContractId, Genesis, Ledger, Party, Payload, SignedTx, State, Tx};
@@ -43,15 +40,7 @@ impl Net {
             height: self.chain.height() + 1,
         }];
         all.extend(txs.into_iter().map(Tx::Signed));
-        let template = self.chain.template(&all, self.now);
-        let stop = AtomicBool::new(false);
-        let MineOutcome::Found(header) = Miner::new(2).mine(&template, &stop).unwrap() else {
-            panic!("mining failed");
-        };
-        let block = Block {
-            header,
-            transactions: all,
-        };
+        let block = common::mine_on(&self.chain, all, self.now);
         assert!(matches!(
             self.chain.insert(block, self.now).unwrap(),
             Inserted::NewBest(_)

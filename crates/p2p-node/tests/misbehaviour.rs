@@ -80,13 +80,6 @@ fn child_of_genesis(
     }
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
 fn meets_target(h: &Header) -> bool {
     h.target.to_target().unwrap().is_met_by(&h.hash())
 }

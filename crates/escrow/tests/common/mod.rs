@@ -145,3 +145,24 @@ impl Harness {
 pub fn resolve(contract: ContractId, to: Party) -> Payload {
     Payload::Resolve { contract, to }
 }
+
+/// A block with these transactions on `chain`'s tip, with valid proof of
+/// work (two threads), timestamped `now_ms` or just after the parent.
+pub fn mine_on(
+    chain: &chain_core::Chain<Ledger>,
+    transactions: Vec<Tx>,
+    now_ms: u64,
+) -> chain_core::Block<Tx> {
+    let template = chain.template(&transactions, now_ms);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let chain_core::miner::MineOutcome::Found(header) = chain_core::miner::Miner::new(2)
+        .mine(&template, &stop)
+        .unwrap()
+    else {
+        panic!("mining stopped");
+    };
+    chain_core::Block {
+        header,
+        transactions,
+    }
+}

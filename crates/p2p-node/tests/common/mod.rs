@@ -194,3 +194,11 @@ pub async fn start_with_clock(
     };
     Node::start_with(c, seams).await.unwrap()
 }
+
+/// The wall clock in milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
