@@ -27,7 +27,15 @@ use chain_core::TxId;
 
 use crate::account::Address;
 use crate::amount::Amount;
-use crate::tx::Party;
+
+/// The side an arbiter resolves a dispute to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Party {
+    /// Release the funds to the seller.
+    Seller,
+    /// Refund the funds to the buyer.
+    Buyer,
+}
 
 /// A contract id: a UUID (version 8, "custom") built from the first 16
 /// bytes of the creating transaction's id, so every node computes the same.

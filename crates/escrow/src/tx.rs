@@ -32,18 +32,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::account::{Address, PublicKey};
 use crate::amount::Amount;
-use crate::contract::ContractId;
+use crate::contract::{ContractId, Party};
 use crate::keys::Keypair;
 use crate::signature::SignatureError;
-
-/// The side an arbiter resolves a dispute to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Party {
-    /// Release the funds to the seller.
-    Seller,
-    /// Refund the funds to the buyer.
-    Buyer,
-}
 
 /// What a signed transaction does.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
