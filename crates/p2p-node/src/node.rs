@@ -15,9 +15,9 @@ use wire::NodeId;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{MiningMode, NodeConfig};
-use crate::core::{Command, Core, CoreMsg, NodeView, random_node_id, replay};
+use crate::core::{Command, Core, CoreMsg, CoreParts, Direction, NodeChain, NodeView};
 use crate::mempool::MempoolError;
-use crate::peer::{Direction, PeerTask};
+use crate::peer::{PeerTask, spawn_dial};
 use crate::store::{BlockStore, MemoryStore, StoreError};
 use crate::transport::{Listener, TcpTransport, Transport};
 
@@ -125,23 +125,41 @@ impl Node {
         let next_conn = Arc::new(AtomicU64::new(0));
         let (tx, rx) = mpsc::channel(1_024);
         let (events, _) = tokio::sync::broadcast::channel(256);
-        let core = Core::new(
-            config.clone(),
+        let dialer = {
+            let transport = seams.transport.clone();
+            let inbox = tx.clone();
+            let config = config.clone();
+            let cancel = cancel.clone();
+            let tracker = tracker.clone();
+            Box::new(move |conn, addr| {
+                spawn_dial(
+                    conn,
+                    addr,
+                    transport.clone(),
+                    inbox.clone(),
+                    config.clone(),
+                    cancel.clone(),
+                    &tracker,
+                );
+            })
+        };
+        let core = Core::new(CoreParts {
+            config: config.clone(),
             node_id,
             // Peers are told where to dial us: the address we listen on,
             // unless that is a wildcard (0.0.0.0) and an address to
             // advertise was given.
-            Some(config.advertise.unwrap_or(local_addr)),
+            listen_addr: Some(config.advertise.unwrap_or(local_addr)),
             chain,
-            seams.store,
-            seams.clock,
-            seams.transport,
-            tx.clone(),
-            cancel.clone(),
-            tracker.clone(),
-            next_conn.clone(),
-            events.clone(),
-        );
+            store: seams.store,
+            clock: seams.clock,
+            inbox: tx.clone(),
+            cancel: cancel.clone(),
+            tracker: tracker.clone(),
+            next_conn: next_conn.clone(),
+            events: events.clone(),
+            dialer,
+        });
         tracker.spawn(core.run(rx));
         tracker.spawn(accept_loop(
             listener,
@@ -392,4 +410,25 @@ impl NodeHandle {
     pub async fn mining(&self) -> Result<MiningMode, NodeError> {
         self.query(|v| v.mining).await
     }
+}
+
+/// Inserts stored blocks into a fresh chain at start. Blocks that no longer
+/// insert (a rule changed, the store is damaged) are reported, not fatal.
+fn replay(chain: &mut NodeChain, blocks: Vec<chain_core::Block<escrow::Tx>>, now_ms: u64) -> usize {
+    let mut refused = 0;
+    for block in blocks {
+        if let Err(e) = chain.insert(block, now_ms) {
+            warn!("stored block refused: {e}");
+            refused += 1;
+        }
+    }
+    refused
+}
+
+/// Picks a random node id (an all-zero id if the system has no randomness,
+/// which only makes duplicate-connection ties predictable).
+fn random_node_id() -> NodeId {
+    let mut id = [0u8; 32];
+    let _ = getrandom::fill(&mut id);
+    NodeId(id)
 }

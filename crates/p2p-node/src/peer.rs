@@ -19,20 +19,12 @@ use tracing::debug;
 use wire::{Handshake, Message, Reason, WireCodec, WireError};
 
 use crate::config::NodeConfig;
-use crate::core::{ConnId, CoreMsg};
+use crate::core::{ConnId, CoreMsg, Direction};
 use crate::penalty::Offence;
 use crate::transport::BoxStream;
+use crate::transport::Transport;
 
 type Conn = Framed<BoxStream, WireCodec>;
-
-/// Which side dialled.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    /// We dialled.
-    Outbound,
-    /// They dialled.
-    Inbound,
-}
 
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -290,4 +282,44 @@ pub(crate) fn random_u64() -> u64 {
     // A failing OS RNG only makes nonces predictable; pings still work.
     let _ = getrandom::fill(&mut bytes);
     u64::from_le_bytes(bytes)
+}
+
+/// Dials `addr` as connection `conn` and runs the connection on
+/// `tracker`; a dial that fails or times out is reported to the core.
+pub(crate) fn spawn_dial(
+    conn: ConnId,
+    addr: SocketAddr,
+    transport: Arc<dyn Transport>,
+    core: mpsc::Sender<CoreMsg>,
+    config: Arc<NodeConfig>,
+    cancel: CancellationToken,
+    tracker: &tokio_util::task::TaskTracker,
+) {
+    let task = PeerTask {
+        conn,
+        remote: addr,
+        direction: Direction::Outbound,
+        core: core.clone(),
+        config: config.clone(),
+        cancel: cancel.clone(),
+    };
+    let connect_timeout = config.handshake_timeout;
+    tracker.spawn(async move {
+        let connect = tokio::time::timeout(connect_timeout, transport.connect(addr));
+        let stream = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = connect => r,
+        };
+        match stream {
+            Ok(Ok(stream)) => task.run(stream).await,
+            Ok(Err(e)) => {
+                debug!(%addr, "dial failed: {e}");
+                let _ = core.send(CoreMsg::DialFailed { addr }).await;
+            }
+            Err(_) => {
+                debug!(%addr, "dial timed out");
+                let _ = core.send(CoreMsg::DialFailed { addr }).await;
+            }
+        }
+    });
 }

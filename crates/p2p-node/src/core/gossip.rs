@@ -1,0 +1,243 @@
+//! The core's answers to what peers send: the router for live peers'
+//! messages, and the handlers of announcements, requests, transactions,
+//! blocks and sync answers. Each handler asks the part that owns the state
+//! (the peer table, the requests, the relay) and acts on its answer.
+
+use chain_core::{Block, BlockHash, TxId};
+use escrow::{LedgerError, SignedTx, Tx};
+use tokio::time::Instant;
+use tracing::debug;
+use wire::message::MAX_ADDRS;
+use wire::{Bounded, Message};
+
+use crate::core::view::ConnId;
+use crate::core::{Core, relay};
+use crate::mempool::MempoolError;
+use crate::penalty::Offence;
+
+impl Core {
+    /// Routes a live peer's message to the part that handles it.
+    pub(super) fn on_message(&mut self, conn: ConnId, message: Message) {
+        if !self.peers.is_connected(conn) {
+            // Being dropped: ignore the rest of what it sent.
+            return;
+        }
+        tracing::trace!(conn, kind = message.kind(), "message");
+        let now = Instant::now();
+        match message {
+            Message::Handshake(_) | Message::HandshakeAck => {
+                self.punish(conn, Offence::Protocol("a second handshake"));
+            }
+            Message::Ping { .. } | Message::Pong { .. } | Message::Notice { .. } => {}
+            Message::AnnounceTxs(ids) => {
+                if let Some(p) = self.peers.get_mut(conn) {
+                    ids.iter().for_each(|id| p.known_txs.insert(*id));
+                }
+                let pool = &self.mempool;
+                let wanted = self.requests.want_txs(&ids, |id| pool.contains(id), now);
+                if !wanted.is_empty() {
+                    self.send(conn, Message::GetTxs(Bounded::truncating(wanted)));
+                }
+            }
+            Message::AnnounceBlocks(hashes) => {
+                if let Some(p) = self.peers.get_mut(conn) {
+                    hashes.iter().for_each(|h| p.known_blocks.insert(*h));
+                }
+                let chain = &self.chain;
+                let known = |h: &BlockHash| {
+                    chain.contains(h) || chain.is_orphan(h) || chain.is_known_invalid(h)
+                };
+                let wanted = self.requests.want_blocks(&hashes, known, now);
+                if !wanted.is_empty() {
+                    self.send(conn, Message::GetBlocks(Bounded::truncating(wanted)));
+                }
+            }
+            Message::GetTxs(ids) => self.serve_txs(conn, &ids),
+            Message::GetBlocks(hashes) => self.serve_blocks(conn, &hashes),
+            Message::Tx(tx) => self.on_tx(conn, tx),
+            Message::Block(block) => self.on_block(conn, block),
+            Message::GetSync { locator, stop } => self.serve_sync(conn, &locator, stop),
+            Message::SyncBlocks { blocks, more } => {
+                self.on_sync_blocks(conn, blocks.into_inner(), more);
+            }
+            Message::GetAddrs => {
+                let addrs = self.peers.addrs_for(conn, MAX_ADDRS);
+                self.send(conn, Message::Addrs(Bounded::truncating(addrs)));
+            }
+            Message::Addrs(addrs) => {
+                for addr in addrs.iter() {
+                    self.peers.learn_addr(*addr, now);
+                }
+                self.dial_due();
+            }
+            Message::NotFound { txs, blocks } => self.requests.not_found(&txs, &blocks),
+        }
+    }
+
+    fn serve_txs(&mut self, conn: ConnId, ids: &[TxId]) {
+        let (found, missing) = relay::txs(&self.mempool, ids);
+        for tx in found {
+            if let Some(p) = self.peers.get_mut(conn) {
+                p.known_txs.insert(tx.id());
+            }
+            self.send(conn, Message::Tx(tx));
+        }
+        if !missing.is_empty() {
+            self.send(
+                conn,
+                Message::NotFound {
+                    txs: Bounded::truncating(missing),
+                    blocks: Bounded::default(),
+                },
+            );
+        }
+    }
+
+    fn serve_blocks(&mut self, conn: ConnId, hashes: &[BlockHash]) {
+        if !self.flush() {
+            return;
+        }
+        let (found, missing) = relay::blocks(&self.chain, hashes);
+        for block in found {
+            if let Some(p) = self.peers.get_mut(conn) {
+                p.known_blocks.insert(block.hash());
+            }
+            self.send(conn, Message::Block((*block).clone()));
+        }
+        if !missing.is_empty() {
+            self.send(
+                conn,
+                Message::NotFound {
+                    txs: Bounded::default(),
+                    blocks: Bounded::truncating(missing),
+                },
+            );
+        }
+    }
+
+    fn serve_sync(&mut self, conn: ConnId, locator: &[BlockHash], stop: BlockHash) {
+        if !self.flush() {
+            return;
+        }
+        let budget = self.config.max_frame.saturating_sub(64 * 1024);
+        let (blocks, more) = relay::sync(&self.chain, locator, stop, budget);
+        if let Some(p) = self.peers.get_mut(conn) {
+            blocks.iter().for_each(|b| p.known_blocks.insert(b.hash()));
+        }
+        self.send(
+            conn,
+            Message::SyncBlocks {
+                blocks: Bounded::truncating(blocks),
+                more,
+            },
+        );
+    }
+
+    fn on_tx(&mut self, conn: ConnId, tx: SignedTx) {
+        let id = tx.id();
+        self.requests.tx_arrived(&id);
+        if let Some(p) = self.peers.get_mut(conn) {
+            p.known_txs.insert(id);
+        }
+        match self.mempool.add(tx) {
+            Ok(id) => {
+                self.announce_tx(id);
+                self.emit_mempool();
+            }
+            Err(MempoolError::Invalid(escrow::AdmissionError::Invalid(
+                e @ (LedgerError::BadSignature { .. } | LedgerError::WrongNetwork { .. }),
+            ))) => {
+                self.punish(conn, Offence::InvalidTx(e.to_string()));
+            }
+            Err(e) => debug!(conn, %id, "transaction not pooled: {e}"),
+        }
+    }
+
+    fn on_block(&mut self, conn: ConnId, block: Block<Tx>) {
+        let hash = block.hash();
+        // A block we asked for after its announcement may be an orphan
+        // without any fault of the sender: we are behind.
+        let solicited = self.requests.block_arrived(&hash);
+        if let Some(p) = self.peers.get_mut(conn) {
+            p.known_blocks.insert(hash);
+        }
+        if let Some(best) = self.accept_block(block, Some((conn, solicited))) {
+            self.announce_new_best(&best);
+        }
+    }
+
+    fn on_sync_blocks(&mut self, conn: ConnId, blocks: Vec<Block<Tx>>, more: bool) {
+        // A sync answer must connect to the locator we sent: its orphans
+        // are the sender's fault, as are unasked-for ones.
+        self.requests.sync_answered(conn);
+        let mut last_best = None;
+        for block in blocks {
+            let hash = block.hash();
+            if let Some(p) = self.peers.get_mut(conn) {
+                p.known_blocks.insert(hash);
+                p.best_height = p.best_height.max(block.header.height);
+            }
+            if let Some(best) = self.accept_block(block, Some((conn, false))) {
+                last_best = Some(best);
+            }
+            if !self.peers.is_connected(conn) {
+                return;
+            }
+        }
+        if let Some(best) = last_best {
+            self.announce_new_best(&best);
+        }
+        if more {
+            self.request_sync(conn);
+        }
+    }
+
+    // ---- sending ------------------------------------------------------
+
+    pub(super) fn send(&mut self, conn: ConnId, message: Message) {
+        self.peers.send(conn, message);
+    }
+
+    pub(super) fn announce_block_to(&mut self, conn: ConnId, hash: BlockHash) {
+        // A block is durable before anyone hears of it.
+        if !self.flush() {
+            return;
+        }
+        let Some(peer) = self.peers.get_mut(conn) else {
+            return;
+        };
+        if peer.known_blocks.contains(&hash) {
+            return;
+        }
+        peer.known_blocks.insert(hash);
+        self.send(
+            conn,
+            Message::AnnounceBlocks(Bounded::truncating(vec![hash])),
+        );
+    }
+
+    pub(super) fn announce_tx(&mut self, id: TxId) {
+        for conn in self.peers.live_conns() {
+            let Some(peer) = self.peers.get_mut(conn) else {
+                continue;
+            };
+            if peer.known_txs.contains(&id) {
+                continue;
+            }
+            peer.known_txs.insert(id);
+            self.send(conn, Message::AnnounceTxs(Bounded::truncating(vec![id])));
+        }
+    }
+
+    pub(super) fn request_sync(&mut self, conn: ConnId) {
+        let locator = Bounded::truncating(self.chain.locator());
+        self.requests.sync_sent(conn);
+        self.send(
+            conn,
+            Message::GetSync {
+                locator,
+                stop: BlockHash::ZERO,
+            },
+        );
+    }
+}

@@ -1,0 +1,300 @@
+//! The miner's driver: the mining mode, the running job with its stop
+//! flag, and the "mine N blocks" requests of the API.
+//!
+//! [`MinerDriver`] decides whether the node should be mining and runs one
+//! job at a time on a blocking thread; the core builds the block template
+//! and accepts what the job finds. A block found for a request is counted
+//! before the next job starts: the core counts it right after accepting it,
+//! and starts jobs only at the end of handling a message.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chain_core::miner::{MineOutcome, Miner};
+use chain_core::{Block, BlockHash, Header};
+use escrow::Tx;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::task::TaskTracker;
+use tracing::info;
+
+use crate::config::MiningMode;
+use crate::core::Core;
+use crate::core::inbox::CoreMsg;
+
+/// The miner's current job.
+struct Job {
+    id: u64,
+    stop: Arc<AtomicBool>,
+    block: Block<Tx>,
+}
+
+/// A request to mine `left` more blocks, with the hashes mined so far.
+struct MineRequest {
+    left: u64,
+    mined: Vec<BlockHash>,
+    reply: oneshot::Sender<Vec<BlockHash>>,
+}
+
+/// The miner's driver (see the module docs).
+pub(crate) struct MinerDriver {
+    miner: Miner,
+    mode: MiningMode,
+    job: Option<Job>,
+    next_job: u64,
+    requests: VecDeque<MineRequest>,
+}
+
+impl MinerDriver {
+    /// A driver with `threads` miner threads, in `mode`.
+    pub fn new(threads: usize, mode: MiningMode) -> MinerDriver {
+        MinerDriver {
+            miner: Miner::new(threads.max(1)),
+            mode,
+            job: None,
+            next_job: 0,
+            requests: VecDeque::new(),
+        }
+    }
+
+    /// The mining mode.
+    pub fn mode(&self) -> MiningMode {
+        self.mode
+    }
+
+    /// Changes the mining mode; a job the new mode does not want stops.
+    pub fn set_mode(&mut self, mode: MiningMode, mempool_empty: bool) {
+        self.mode = mode;
+        if !self.should_mine(mempool_empty) {
+            self.stop();
+        }
+    }
+
+    /// Whether the node should be mining: a request is open, or the mode
+    /// says so.
+    pub fn should_mine(&self, mempool_empty: bool) -> bool {
+        !self.requests.is_empty()
+            || match self.mode {
+                MiningMode::Off => false,
+                MiningMode::WhenPending => !mempool_empty,
+                MiningMode::Continuous => true,
+            }
+    }
+
+    /// Whether a job should start now: the node should mine and no job
+    /// runs.
+    pub fn wants_job(&self, mempool_empty: bool) -> bool {
+        self.job.is_none() && self.should_mine(mempool_empty)
+    }
+
+    /// Stops the running job (its template is stale, or mining is off).
+    pub fn stop(&mut self) {
+        if let Some(job) = self.job.take() {
+            job.stop.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Asks for `count` blocks; `reply` gets their hashes once mined (at
+    /// once for none).
+    pub fn request(&mut self, count: u64, reply: oneshot::Sender<Vec<BlockHash>>) {
+        if count == 0 {
+            let _ = reply.send(Vec::new());
+            return;
+        }
+        self.requests.push_back(MineRequest {
+            left: count,
+            mined: Vec::new(),
+            reply,
+        });
+    }
+
+    /// Starts a job on `block` (its header's nonce is the miner's to find)
+    /// on a blocking thread of `tracker`; the outcome comes back to the core
+    /// as [`CoreMsg::Mined`].
+    pub fn start(&mut self, block: Block<Tx>, core: mpsc::Sender<CoreMsg>, tracker: &TaskTracker) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let id = self.next_job;
+        self.next_job += 1;
+        let header = block.header;
+        self.job = Some(Job {
+            id,
+            stop: stop.clone(),
+            block,
+        });
+        let miner = self.miner;
+        tracker.spawn_blocking(move || {
+            let outcome = miner.mine(&header, &stop).unwrap_or(MineOutcome::Exhausted);
+            let _ = core.blocking_send(CoreMsg::Mined { job: id, outcome });
+        });
+    }
+
+    /// A job ended: the block it found, if the job is the current one and
+    /// found one. A stale job (stopped by a new tip) gives nothing.
+    pub fn finished(&mut self, job: u64, outcome: MineOutcome) -> Option<Block<Tx>> {
+        if self.job.as_ref().is_none_or(|j| j.id != job) {
+            return None;
+        }
+        let current = self.job.take()?;
+        match outcome {
+            MineOutcome::Found(header) => {
+                let mut block = current.block;
+                block.header = header;
+                Some(block)
+            }
+            MineOutcome::Cancelled => None,
+            MineOutcome::Exhausted => {
+                tracing::warn!("the miner exhausted its template");
+                None
+            }
+        }
+    }
+
+    /// A block this node mined joined the best chain: it counts toward the
+    /// oldest open request, which is answered once complete.
+    pub fn count_mined(&mut self, hash: BlockHash) {
+        let Some(front) = self.requests.front_mut() else {
+            return;
+        };
+        front.left = front.left.saturating_sub(1);
+        front.mined.push(hash);
+        if front.left == 0
+            && let Some(done) = self.requests.pop_front()
+        {
+            let _ = done.reply.send(done.mined);
+        }
+    }
+}
+
+/// The core's side of mining: building the template and taking in what a
+/// job found.
+impl Core {
+    /// Starts a job on a fresh template if the node should mine and no job
+    /// runs.
+    pub(super) fn maybe_mine(&mut self) {
+        if !self.miner.wants_job(self.mempool.is_empty()) || self.cancel.is_cancelled() {
+            return;
+        }
+        let params = self.chain.params();
+        let mut transactions = vec![Tx::Coinbase {
+            to: self.config.miner_account,
+            height: self.chain.height() + 1,
+        }];
+        let mut size = Header::SIZE + 64;
+        for tx in self.mempool.txs() {
+            let tx = Tx::Signed(tx.clone());
+            let len = chain_core::Transaction::encoded_len(&tx);
+            if transactions.len() >= params.max_block_txs || size + len > params.max_block_bytes {
+                break;
+            }
+            size += len;
+            transactions.push(tx);
+        }
+        let header = self.chain.template(&transactions, self.clock.now_ms());
+        let block = Block {
+            header,
+            transactions,
+        };
+        self.miner.start(block, self.inbox.clone(), &self.tracker);
+    }
+
+    /// The miner found a block: accept it and, if it joined the best chain,
+    /// count it toward the open requests before any new job starts.
+    pub(super) fn on_mined(&mut self, block: Block<Tx>) {
+        let hash = block.hash();
+        let header = block.header;
+        info!(height = header.height, %hash, txs = block.transactions.len(), "mined a block");
+        let work = header.target.to_target().map_or(0.0, |t| t.work().as_f64());
+        if let Some(reorg) = self.accept_block(block, None) {
+            self.metrics.blocks_mined += 1;
+            self.metrics.work_mined += work;
+            self.miner.count_mined(hash);
+            self.announce_new_best(&reorg);
+        }
+        if !self.miner.should_mine(self.mempool.is_empty()) {
+            self.miner.stop();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn hash(b: u8) -> BlockHash {
+        BlockHash::from_bytes([b; 32])
+    }
+
+    #[test]
+    fn the_mode_and_open_requests_decide_whether_to_mine() {
+        let mut d = MinerDriver::new(1, MiningMode::Off);
+        assert!(!d.should_mine(false));
+        d.set_mode(MiningMode::WhenPending, true);
+        assert!(!d.should_mine(true));
+        assert!(d.should_mine(false));
+        d.set_mode(MiningMode::Continuous, true);
+        assert!(d.should_mine(true));
+        d.set_mode(MiningMode::Off, true);
+        let (reply, _rx) = oneshot::channel();
+        d.request(2, reply);
+        assert!(d.should_mine(true), "a request mines whatever the mode");
+        assert!(d.wants_job(true));
+    }
+
+    #[test]
+    fn a_request_is_answered_after_its_last_block_is_counted() {
+        let mut d = MinerDriver::new(1, MiningMode::Off);
+        let (reply, mut rx) = oneshot::channel();
+        d.request(2, reply);
+        let (second, mut rx2) = oneshot::channel();
+        d.request(1, second);
+        d.count_mined(hash(1));
+        assert!(rx.try_recv().is_err(), "one of two");
+        d.count_mined(hash(2));
+        assert_eq!(rx.try_recv().unwrap(), vec![hash(1), hash(2)]);
+        assert!(d.should_mine(true), "the second request is still open");
+        d.count_mined(hash(3));
+        assert_eq!(rx2.try_recv().unwrap(), vec![hash(3)]);
+        assert!(!d.should_mine(true), "both answered: mining stops");
+        d.count_mined(hash(4)); // no request: nothing to count
+        let (zero, mut rx0) = oneshot::channel();
+        d.request(0, zero);
+        assert_eq!(rx0.try_recv().unwrap(), Vec::<BlockHash>::new());
+    }
+
+    #[tokio::test]
+    async fn a_job_finds_a_block_and_a_stale_job_gives_nothing() {
+        let genesis = escrow::Genesis::dev();
+        let chain = genesis.chain().unwrap();
+        let transactions = vec![Tx::Coinbase {
+            to: escrow::dev::address("eve").unwrap(),
+            height: 1,
+        }];
+        let header = chain.template(&transactions, genesis.timestamp_ms + 1_000);
+        let block = Block {
+            header,
+            transactions,
+        };
+        let (tx, mut rx) = mpsc::channel(4);
+        let tracker = TaskTracker::new();
+        let mut d = MinerDriver::new(1, MiningMode::Continuous);
+        d.start(block.clone(), tx.clone(), &tracker);
+        assert!(!d.wants_job(true), "one job at a time");
+        let Some(CoreMsg::Mined { job, outcome }) = rx.recv().await else {
+            panic!("no outcome");
+        };
+        let found = d.finished(job, outcome).unwrap();
+        assert_eq!(found.transactions, block.transactions);
+        assert!(chain_core::validate::check_block(&found, chain.params()).is_ok());
+        // A job stopped for a new tip: its outcome is ignored.
+        d.start(block, tx, &tracker);
+        d.stop();
+        let Some(CoreMsg::Mined { job, outcome }) = rx.recv().await else {
+            panic!("no outcome");
+        };
+        assert!(d.finished(job, outcome).is_none());
+        tracker.close();
+        tracker.wait().await;
+    }
+}

@@ -1,0 +1,575 @@
+//! The core: the one task that owns the chain, the mempool and the store,
+//! and the parts that own the rest.
+//!
+//! Everything else talks to it through one bounded channel of [`CoreMsg`]
+//! with `oneshot` replies (the shape of reth's network manager): connection
+//! tasks forward what their peers send, the miner hands in solved headers,
+//! and the [`crate::NodeHandle`] asks questions and gives commands. No lock
+//! is shared, so no lock is ever held across an `.await`, and the order in
+//! which the core sees events is the order in which it acts on them.
+//!
+//! # Parts
+//!
+//! [`Core`] is a coordinator over parts that each own their state and
+//! answer with decisions as values, so each is tested alone:
+//!
+//! - `inbox`: [`CoreMsg`] and [`Command`], what the core is sent.
+//! - `view`: what the outside reads ([`NodeView`], [`NodeEvent`],
+//!   [`Metrics`], [`PeerInfo`], [`ConnId`], [`Direction`]).
+//! - `peers`: the peer table (connected peers, address book, bans, dial
+//!   planning, penalties, partitions).
+//! - `requests`: what was asked of whom and when.
+//! - `relay`: read-only answers to `GetTxs`, `GetBlocks` and `GetSync`.
+//! - `gossip`: the core's handlers of what live peers send, routing each
+//!   message to the parts above.
+//! - `mining`: the miner's job, its stop flag and the "mine N" requests.
+//!
+//! The core itself keeps the chain, the mempool, the store and the blocks
+//! not yet saved, the transaction index, the event channel and the
+//! metrics; it accepts blocks and follows the best tip.
+//!
+//! The core never waits on a peer: it hands messages to each connection's
+//! bounded queue with `try_send`, and a peer whose queue is full is too slow
+//! and is dropped, so one slow peer cannot grow the node's memory.
+
+mod gossip;
+mod inbox;
+mod mining;
+mod peers;
+mod relay;
+mod requests;
+mod view;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chain_core::{Block, BlockHash, InsertError, Inserted, Reorg, TxId};
+use escrow::{LedgerError, SignedTx, Tx};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info};
+use wire::{Handshake, Message, NodeId, PROTOCOL_VERSION, Reason};
+
+use crate::clock::Clock;
+use crate::config::NodeConfig;
+use crate::mempool::Mempool;
+use crate::penalty::Offence;
+use crate::store::BlockStore;
+use mining::MinerDriver;
+use peers::PeerTable;
+use requests::Requests;
+
+pub(crate) use inbox::{Command, CoreMsg};
+pub use view::{ConnId, Direction, Metrics, NodeChain, NodeEvent, NodeView, PeerInfo};
+
+/// How the core opens an outbound connection: starts a connection task
+/// for connection `conn` to `addr` (the node wires it to the transport).
+pub(crate) type Dialer = Box<dyn Fn(ConnId, SocketAddr) + Send>;
+
+/// Everything a core is built from.
+pub(crate) struct CoreParts {
+    /// The node's configuration.
+    pub config: Arc<NodeConfig>,
+    /// This node's id.
+    pub node_id: NodeId,
+    /// The address peers are told to dial.
+    pub listen_addr: Option<SocketAddr>,
+    /// The chain, loaded from the store.
+    pub chain: NodeChain,
+    /// Where accepted blocks are saved.
+    pub store: Box<dyn BlockStore>,
+    /// Block timestamps.
+    pub clock: Arc<dyn Clock>,
+    /// The core's own inbox, for the tasks it starts (the miner).
+    pub inbox: mpsc::Sender<CoreMsg>,
+    /// Stops the node.
+    pub cancel: CancellationToken,
+    /// The node's tasks.
+    pub tracker: TaskTracker,
+    /// Connection numbers, shared with the accept loop.
+    pub next_conn: Arc<AtomicU64>,
+    /// Where changes are announced to watchers.
+    pub events: tokio::sync::broadcast::Sender<NodeEvent>,
+    /// How outbound connections are opened.
+    pub dialer: Dialer,
+}
+
+/// The core's state.
+pub(crate) struct Core {
+    config: Arc<NodeConfig>,
+    node_id: NodeId,
+    /// The address peers are told to dial.
+    listen_addr: Option<SocketAddr>,
+    chain: NodeChain,
+    mempool: Mempool,
+    store: Box<dyn BlockStore>,
+    /// Accepted blocks not yet saved: saved in one transaction before
+    /// anything announces or serves them, and at the end of every event.
+    unsaved: Vec<Arc<Block<Tx>>>,
+    clock: Arc<dyn Clock>,
+    inbox: mpsc::Sender<CoreMsg>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    next_conn: Arc<AtomicU64>,
+    dialer: Dialer,
+    peers: PeerTable,
+    requests: Requests,
+    miner: MinerDriver,
+    /// Where changes are announced to watchers (a bounded broadcast: a
+    /// watcher that falls behind misses events, never slows the core).
+    events: tokio::sync::broadcast::Sender<NodeEvent>,
+    /// The live peer count last announced to watchers.
+    reported_peers: usize,
+    /// Where each transaction of the best chain is: its block.
+    tx_index: HashMap<TxId, BlockHash>,
+    /// Counters for `/metrics`.
+    metrics: Metrics,
+}
+
+impl Core {
+    /// A core over a chain that is already loaded.
+    pub fn new(parts: CoreParts) -> Core {
+        let CoreParts {
+            config,
+            node_id,
+            listen_addr,
+            chain,
+            store,
+            clock,
+            inbox,
+            cancel,
+            tracker,
+            next_conn,
+            events,
+            dialer,
+        } = parts;
+        let mempool = Mempool::new(
+            chain.state(),
+            chain.height() + 1,
+            config.mempool_max,
+            config.mempool_max_per_account,
+        );
+        let now = Instant::now();
+        let mut core = Core {
+            peers: PeerTable::new(config.clone(), node_id, listen_addr, now),
+            requests: Requests::default(),
+            miner: MinerDriver::new(config.miner_threads, config.mining),
+            config,
+            node_id,
+            listen_addr,
+            chain,
+            mempool,
+            store,
+            unsaved: Vec::new(),
+            clock,
+            inbox,
+            cancel,
+            tracker,
+            next_conn,
+            dialer,
+            events,
+            reported_peers: 0,
+            tx_index: HashMap::new(),
+            metrics: Metrics {
+                started: Some(now),
+                ..Metrics::default()
+            },
+        };
+        let blocks: Vec<_> = core
+            .chain
+            .best_chain()
+            .iter()
+            .filter_map(|h| core.chain.block(h).cloned())
+            .collect();
+        for block in blocks {
+            core.index_block(&block);
+        }
+        core
+    }
+
+    fn index_block(&mut self, block: &Block<Tx>) {
+        let hash = block.hash();
+        for tx in &block.transactions {
+            self.tx_index.insert(chain_core::Transaction::id(tx), hash);
+        }
+    }
+
+    /// Runs until the node is cancelled.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<CoreMsg>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.after_event();
+        loop {
+            tokio::select! {
+                _ = self.cancel.cancelled() => break,
+                msg = rx.recv() => match msg {
+                    Some(msg) => self.dispatch(msg),
+                    None => break,
+                },
+                _ = tick.tick() => self.on_tick(),
+            }
+            self.after_event();
+        }
+        self.miner.stop();
+        // Dropping every sender lets each connection task finish.
+        self.peers.clear();
+        info!("core stopped");
+    }
+
+    /// What follows every event: save what was accepted, tell watchers
+    /// whether the peer count changed, and start mining if the node should.
+    /// Jobs start only here, so a block mined for a request is counted
+    /// before the next job begins.
+    fn after_event(&mut self) {
+        self.flush();
+        let live = self.peers.live_count();
+        if live != self.reported_peers {
+            self.reported_peers = live;
+            self.emit(NodeEvent::Peers { count: live });
+        }
+        self.maybe_mine();
+    }
+
+    /// Saves accepted blocks. A node that cannot save cannot promise that
+    /// what it announces survives a crash, so a failing store stops it.
+    fn flush(&mut self) -> bool {
+        if self.unsaved.is_empty() {
+            return true;
+        }
+        match self.store.put_blocks(&self.unsaved) {
+            Ok(()) => {
+                self.unsaved.clear();
+                true
+            }
+            Err(e) => {
+                tracing::error!("cannot save blocks, stopping the node: {e}");
+                self.cancel.cancel();
+                false
+            }
+        }
+    }
+
+    fn dispatch(&mut self, msg: CoreMsg) {
+        let now = Instant::now();
+        match msg {
+            CoreMsg::Hello { reply } => {
+                let _ = reply.send(self.hello());
+            }
+            CoreMsg::Admit {
+                conn,
+                remote,
+                direction,
+                hello,
+                sender,
+                reply,
+            } => {
+                let answer = self.admit(conn, remote, direction, &hello, sender, now);
+                let _ = reply.send(answer.map(|()| Box::new(self.hello())));
+            }
+            CoreMsg::Live { conn } => self.on_live(conn),
+            CoreMsg::Message { conn, message } => self.on_message(conn, message),
+            CoreMsg::Offence {
+                conn,
+                remote,
+                offence,
+            } => {
+                self.peers.punish(conn, Some(remote), &offence, now);
+            }
+            CoreMsg::Gone { conn } => {
+                self.peers.on_gone(conn, now);
+                self.requests.forget_peer(conn);
+            }
+            CoreMsg::DialFailed { addr } => self.peers.dial_failed(addr, now),
+            CoreMsg::Mined { job, outcome } => {
+                if let Some(block) = self.miner.finished(job, outcome) {
+                    self.on_mined(block);
+                }
+            }
+            CoreMsg::Command(c) => self.on_command(c),
+        }
+    }
+
+    fn emit(&self, event: NodeEvent) {
+        // No watcher is fine.
+        let _ = self.events.send(event);
+    }
+
+    fn emit_mempool(&self) {
+        self.emit(NodeEvent::Mempool {
+            size: self.mempool.len(),
+        });
+    }
+
+    // ---- peers --------------------------------------------------------
+
+    fn hello(&self) -> Handshake {
+        Handshake {
+            version: PROTOCOL_VERSION,
+            network: self.chain.genesis_hash(),
+            node_id: self.node_id,
+            listen_addr: self.listen_addr,
+            best_tip: self.chain.tip(),
+            best_height: self.chain.height(),
+            total_work: self.chain.total_work(),
+            user_agent: wire::BoundedString::truncating(concat!(
+                "p2p-node/",
+                env!("CARGO_PKG_VERSION")
+            )),
+        }
+    }
+
+    fn admit(
+        &mut self,
+        conn: ConnId,
+        remote: SocketAddr,
+        direction: Direction,
+        hello: &Handshake,
+        sender: mpsc::Sender<Message>,
+        now: Instant,
+    ) -> Result<(), (Reason, String)> {
+        if hello.network != self.chain.genesis_hash() {
+            return Err((
+                Reason::WrongNetwork,
+                format!(
+                    "this node runs network {}, not {}",
+                    self.chain.genesis_hash(),
+                    hello.network
+                ),
+            ));
+        }
+        self.peers
+            .admit(conn, remote, direction, hello, sender, now)
+    }
+
+    fn on_live(&mut self, conn: ConnId) {
+        let Some(work) = self.peers.on_live(conn) else {
+            return;
+        };
+        self.send(conn, Message::GetAddrs);
+        if work > self.chain.total_work() {
+            self.request_sync(conn);
+        }
+        // Let the peer know what we have that it may not.
+        let tip = self.chain.tip();
+        self.announce_block_to(conn, tip);
+    }
+
+    fn punish(&mut self, conn: ConnId, offence: Offence) {
+        self.peers.punish(conn, None, &offence, Instant::now());
+    }
+
+    fn dial_due(&mut self) {
+        for addr in self.peers.dial_plan(Instant::now()) {
+            let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+            (self.dialer)(conn, addr);
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        self.peers.expire_bans(now);
+        self.requests.expire(now, self.config.request_timeout);
+        self.dial_due();
+    }
+
+    // ---- blocks -------------------------------------------------------
+
+    /// Offers a block to the chain. Returns the new best-chain change, if
+    /// the block moved the tip. `from` is the peer that sent it and whether
+    /// we had asked for it by hash.
+    fn accept_block(
+        &mut self,
+        block: Block<Tx>,
+        from: Option<(ConnId, bool)>,
+    ) -> Option<Reorg<Tx>> {
+        let hash = block.hash();
+        let now = self.clock.now_ms();
+        match self.chain.insert(block, now) {
+            Ok(Inserted::NewBest(reorg)) => {
+                self.unsaved.extend(reorg.applied.iter().cloned());
+                self.on_new_best(&reorg);
+                Some(reorg)
+            }
+            Ok(Inserted::SideBranch) => {
+                if let Some(b) = self.chain.block(&hash).cloned() {
+                    self.emit(NodeEvent::Fork {
+                        height: b.header.height,
+                        hash,
+                    });
+                    self.unsaved.push(b);
+                }
+                self.metrics.blocks_accepted += 1;
+                debug!(%hash, "block on a side branch");
+                None
+            }
+            Ok(Inserted::Orphan { missing_parent }) => {
+                if let Some((conn, solicited)) = from {
+                    if !solicited {
+                        self.punish(conn, Offence::Orphan(missing_parent.to_string()));
+                    }
+                    if self.peers.is_connected(conn) && !self.requests.is_syncing(conn) {
+                        self.request_sync(conn);
+                    }
+                }
+                None
+            }
+            Ok(Inserted::Duplicate) => None,
+            Err(e) => {
+                debug!(%hash, "block refused: {e}");
+                *self
+                    .metrics
+                    .blocks_rejected
+                    .entry(reject_reason(&e))
+                    .or_insert(0) += 1;
+                if let Some((conn, _)) = from {
+                    let offence = match &e {
+                        InsertError::Invalid(v) if !v.is_permanent() => {
+                            Offence::FutureBlock(v.to_string())
+                        }
+                        other => Offence::InvalidBlock(other.to_string()),
+                    };
+                    self.punish(conn, offence);
+                }
+                None
+            }
+        }
+    }
+
+    /// The best tip moved: index the new blocks, count the reorg, bring
+    /// back what undone blocks held, tell watchers, and stop the miner,
+    /// whose template now has a stale parent.
+    fn on_new_best(&mut self, reorg: &Reorg<Tx>) {
+        for block in &reorg.undone {
+            for tx in &block.transactions {
+                self.tx_index.remove(&chain_core::Transaction::id(tx));
+            }
+        }
+        for block in &reorg.applied {
+            self.index_block(block);
+        }
+        self.metrics.blocks_accepted += reorg.applied.len() as u64;
+        if reorg.is_reorg() {
+            self.metrics.reorgs += 1;
+            self.metrics.max_reorg_depth =
+                self.metrics.max_reorg_depth.max(reorg.undone.len() as u64);
+            info!(
+                undone = reorg.undone.len(),
+                applied = reorg.applied.len(),
+                tip = %reorg.new_tip,
+                "reorg"
+            );
+        } else {
+            debug!(height = self.chain.height(), tip = %reorg.new_tip, "new tip");
+        }
+        self.return_undone_txs(reorg);
+        self.emit(NodeEvent::Tip {
+            height: self.chain.height(),
+            hash: reorg.new_tip,
+            undone: reorg.undone.len(),
+        });
+        self.emit_mempool();
+        self.miner.stop();
+    }
+
+    /// Rebuilds the mempool on the new tip with the transactions of undone
+    /// blocks (oldest block first) back in front, and re-announces those:
+    /// they are news to peers that dropped them when they saw them mined.
+    fn return_undone_txs(&mut self, reorg: &Reorg<Tx>) {
+        let returned: Vec<SignedTx> = reorg
+            .undone
+            .iter()
+            .rev()
+            .flat_map(|b| b.transactions.iter())
+            .filter_map(|t| match t {
+                Tx::Signed(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect();
+        let returned_ids: Vec<TxId> = returned.iter().map(SignedTx::id).collect();
+        self.mempool
+            .rebuild(self.chain.state(), self.chain.height() + 1, returned);
+        for id in returned_ids {
+            if self.mempool.contains(&id) {
+                for conn in self.peers.live_conns() {
+                    if let Some(p) = self.peers.get_mut(conn) {
+                        p.known_txs.forget(&id);
+                    }
+                }
+                self.announce_tx(id);
+            }
+        }
+    }
+
+    fn announce_new_best(&mut self, reorg: &Reorg<Tx>) {
+        // Announcing the tip is enough: a peer missing its ancestors syncs.
+        for conn in self.peers.live_conns() {
+            self.announce_block_to(conn, reorg.new_tip);
+        }
+    }
+
+    // ---- commands -----------------------------------------------------
+
+    /// Routes a command of the node's handle.
+    fn on_command(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::Query(f) => {
+                let view = NodeView {
+                    tx_index: &self.tx_index,
+                    metrics: &self.metrics,
+                    chain: &self.chain,
+                    mempool: &self.mempool,
+                    peers: self.peers.infos(now),
+                    bans: self.peers.bans(now),
+                    node_id: self.node_id,
+                    mining: self.miner.mode(),
+                };
+                f(&view);
+            }
+            Command::SubmitTx { tx, reply } => {
+                let result = self.mempool.add(*tx);
+                if let Ok(id) = &result {
+                    self.announce_tx(*id);
+                    self.emit_mempool();
+                }
+                let _ = reply.send(result);
+            }
+            Command::Mine { count, reply } => self.miner.request(count, reply),
+            Command::SetMining(mode) => self.miner.set_mode(mode, self.mempool.is_empty()),
+            Command::Partition(addrs) => {
+                let cut = self.peers.partition(&addrs);
+                info!(cut, addrs = addrs.len(), "partitioned");
+            }
+            Command::Heal => {
+                self.peers.heal(now);
+                info!("partition healed");
+                self.dial_due();
+            }
+            Command::AddPeer(addr) => {
+                self.peers.retry_now(addr, now);
+                self.dial_due();
+            }
+        }
+    }
+}
+
+/// A short, stable name for why a block was refused (a metrics label).
+fn reject_reason(e: &InsertError<LedgerError>) -> String {
+    match e {
+        InsertError::Invalid(v) => {
+            let debug = format!("{v:?}");
+            debug
+                .split(|c: char| !c.is_alphanumeric())
+                .next()
+                .unwrap_or("invalid")
+                .to_string()
+        }
+        InsertError::KnownInvalid(_) => "KnownInvalid".to_string(),
+        InsertError::State { .. } => "State".to_string(),
+    }
+}

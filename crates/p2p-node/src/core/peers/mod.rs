@@ -1,0 +1,530 @@
+//! The peer table: who is connected, the address book, bans, dial planning,
+//! penalties and partitions.
+//!
+//! [`PeerTable`] owns that state and nothing else. It takes events (a
+//! handshake, a connection gone, an offence, a tick) and answers with
+//! decisions as values (admitted or refused and why, banned or not, the
+//! addresses to dial now), so the core only routes and acts, and the rules
+//! are tested here without sockets. Messages go to a peer through its
+//! connection task's bounded queue, which the table holds; a peer whose
+//! queue is full is too slow and is dropped.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chain_core::{BlockHash, TxId, Work};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, warn};
+use wire::{Handshake, Message, NodeId, Reason};
+
+use crate::config::NodeConfig;
+use crate::core::view::{ConnId, Direction, PeerInfo};
+use crate::penalty::{BanKey, Bans, Offence, Score};
+
+/// Most addresses kept in the address book.
+const MAX_ADDR_BOOK: usize = 1_000;
+/// Most hashes remembered per peer as known to it.
+const MAX_KNOWN: usize = 20_000;
+
+/// A set that forgets its oldest entries past a bound.
+pub(crate) struct KnownSet<T: std::hash::Hash + Eq + Copy> {
+    set: HashSet<T>,
+    order: VecDeque<T>,
+    max: usize,
+}
+
+impl<T: std::hash::Hash + Eq + Copy> KnownSet<T> {
+    fn new(max: usize) -> Self {
+        Self {
+            set: HashSet::new(),
+            order: VecDeque::new(),
+            max,
+        }
+    }
+
+    /// Remembers `item`, forgetting the oldest past the bound.
+    pub fn insert(&mut self, item: T) {
+        if self.set.insert(item) {
+            self.order.push_back(item);
+            if self.order.len() > self.max
+                && let Some(old) = self.order.pop_front()
+            {
+                self.set.remove(&old);
+            }
+        }
+    }
+
+    /// Whether `item` is remembered.
+    pub fn contains(&self, item: &T) -> bool {
+        self.set.contains(item)
+    }
+
+    /// Forgets `item` (its slot in the eviction order stays until it ages
+    /// out; evicting an item that was re-inserted only forgets it early).
+    pub fn forget(&mut self, item: &T) {
+        self.set.remove(item);
+    }
+}
+
+/// A connection the table knows.
+pub(crate) struct Peer {
+    /// The socket address of the connection.
+    pub remote: SocketAddr,
+    /// Who dialled.
+    pub direction: Direction,
+    /// The peer's node id.
+    pub node_id: NodeId,
+    /// Where the peer listens, as it said.
+    pub listen_addr: Option<SocketAddr>,
+    /// `None` once the table has dropped the peer (the task is closing).
+    sender: Option<mpsc::Sender<Message>>,
+    live: bool,
+    /// Blocks the peer has or was told of.
+    pub known_blocks: KnownSet<BlockHash>,
+    /// Transactions the peer has or was told of.
+    pub known_txs: KnownSet<TxId>,
+    /// The most work the peer has said it has.
+    pub best_work: Work,
+    /// The peer's best height as last known.
+    pub best_height: u64,
+    score: Score,
+}
+
+impl Peer {
+    /// The table still talks to it (not being dropped).
+    pub fn connected(&self) -> bool {
+        self.sender.is_some()
+    }
+
+    /// Connected and past its handshake.
+    pub fn live(&self) -> bool {
+        self.live && self.connected()
+    }
+}
+
+/// An address we may dial.
+struct AddrEntry {
+    next_attempt: Instant,
+    backoff: Duration,
+    /// A connection to it is being made or is up.
+    busy: bool,
+}
+
+/// What [`PeerTable::punish`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Punished {
+    /// The points were added; the peer stays.
+    Warned {
+        /// Its points now.
+        points: u32,
+    },
+    /// Past the threshold: banned and dropped.
+    Banned,
+    /// A connection that never completed its handshake, banned by its
+    /// socket address.
+    BannedBeforeHandshake,
+    /// Nobody to punish (the connection is gone, or a small offence before
+    /// the handshake).
+    Nobody,
+}
+
+/// The peer table (see the module docs).
+pub(crate) struct PeerTable {
+    config: Arc<NodeConfig>,
+    node_id: NodeId,
+    listen_addr: Option<SocketAddr>,
+    peers: HashMap<ConnId, Peer>,
+    addrs: HashMap<SocketAddr, AddrEntry>,
+    bans: Bans,
+    /// Listening addresses the operator cut the node off from.
+    partitioned: HashSet<SocketAddr>,
+}
+
+impl PeerTable {
+    /// A table whose address book holds the configured peers, due now.
+    pub fn new(
+        config: Arc<NodeConfig>,
+        node_id: NodeId,
+        listen_addr: Option<SocketAddr>,
+        now: Instant,
+    ) -> PeerTable {
+        let mut table = PeerTable {
+            config,
+            node_id,
+            listen_addr,
+            peers: HashMap::new(),
+            addrs: HashMap::new(),
+            bans: Bans::default(),
+            partitioned: HashSet::new(),
+        };
+        for addr in table.config.peers.clone() {
+            table.learn_addr(addr, now);
+        }
+        table
+    }
+
+    /// A known connection, to update what is known of it.
+    pub fn get_mut(&mut self, conn: ConnId) -> Option<&mut Peer> {
+        self.peers.get_mut(&conn)
+    }
+
+    /// Whether the table still talks to `conn`.
+    pub fn is_connected(&self, conn: ConnId) -> bool {
+        self.peers.get(&conn).is_some_and(Peer::connected)
+    }
+
+    /// The live connections.
+    pub fn live_conns(&self) -> Vec<ConnId> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.live())
+            .map(|(c, _)| *c)
+            .collect()
+    }
+
+    /// How many peers are live.
+    pub fn live_count(&self) -> usize {
+        self.peers.values().filter(|p| p.live()).count()
+    }
+
+    /// Checks a peer's handshake and, if it may join, adds the connection.
+    /// A duplicate connection to the same node is resolved here: of two,
+    /// both sides keep the one dialled by the node with the smaller id.
+    ///
+    /// # Errors
+    ///
+    /// The reason and text of the refusal notice.
+    pub fn admit(
+        &mut self,
+        conn: ConnId,
+        remote: SocketAddr,
+        direction: Direction,
+        hello: &Handshake,
+        sender: mpsc::Sender<Message>,
+        now: Instant,
+    ) -> Result<(), (Reason, String)> {
+        if hello.node_id == self.node_id {
+            // We dialled ourselves (our own address came back by gossip).
+            if let Some(addr) = hello.listen_addr {
+                self.addrs.remove(&addr);
+            }
+            return Err((Reason::DuplicateConnection, "that is this node".into()));
+        }
+        if hello
+            .listen_addr
+            .is_some_and(|a| self.partitioned.contains(&a))
+        {
+            return Err((Reason::Other, "partitioned by the operator".into()));
+        }
+        let mut keys = vec![BanKey::Node(hello.node_id), BanKey::Addr(remote)];
+        keys.extend(hello.listen_addr.map(BanKey::Addr));
+        if keys.iter().any(|k| self.bans.is_banned(k, now)) {
+            return Err((Reason::Banned, "banned for misbehaviour".into()));
+        }
+        let existing = self
+            .peers
+            .iter()
+            .find(|(_, p)| p.node_id == hello.node_id && p.connected())
+            .map(|(c, p)| (*c, p.direction));
+        if let Some((old_conn, old_dir)) = existing {
+            let dialler_of = |dir: Direction| match dir {
+                Direction::Outbound => self.node_id,
+                Direction::Inbound => hello.node_id,
+            };
+            if dialler_of(direction) < dialler_of(old_dir) {
+                self.drop_peer(old_conn, Some((Reason::DuplicateConnection, "replaced")));
+            } else {
+                return Err((
+                    Reason::DuplicateConnection,
+                    "already connected to this node".into(),
+                ));
+            }
+        }
+        let connected = self.peers.values().filter(|p| p.connected()).count();
+        if connected >= self.config.max_peers {
+            return Err((
+                Reason::TooManyPeers,
+                format!("at most {} peers", self.config.max_peers),
+            ));
+        }
+        if let Some(addr) = hello.listen_addr {
+            self.learn_addr(addr, now);
+            if let Some(entry) = self.addrs.get_mut(&addr) {
+                entry.busy = true;
+            }
+        }
+        let mut known_blocks = KnownSet::new(MAX_KNOWN);
+        known_blocks.insert(hello.best_tip);
+        self.peers.insert(
+            conn,
+            Peer {
+                remote,
+                direction,
+                node_id: hello.node_id,
+                listen_addr: hello.listen_addr,
+                sender: Some(sender),
+                live: false,
+                known_blocks,
+                known_txs: KnownSet::new(MAX_KNOWN),
+                best_work: hello.total_work,
+                best_height: hello.best_height,
+                score: Score::default(),
+            },
+        );
+        debug!(conn, %remote, peer = %hex::encode(&hello.node_id.0[..4]), "peer admitted");
+        Ok(())
+    }
+
+    /// The handshake completed: the peer is live. Returns the work it said
+    /// it has, for the core to decide whether to sync from it.
+    pub fn on_live(&mut self, conn: ConnId) -> Option<Work> {
+        let peer = self.peers.get_mut(&conn)?;
+        peer.live = true;
+        tracing::info!(conn, remote = %peer.remote, "peer live");
+        Some(peer.best_work)
+    }
+
+    /// The connection ended: the peer is forgotten, and the address it was
+    /// reached at is tried again after its backoff.
+    pub fn on_gone(&mut self, conn: ConnId, now: Instant) {
+        if let Some(peer) = self.peers.remove(&conn) {
+            debug!(conn, remote = %peer.remote, "peer gone");
+            let dialled = match peer.direction {
+                Direction::Outbound => Some(peer.remote),
+                Direction::Inbound => peer.listen_addr,
+            };
+            if let Some(addr) = dialled {
+                self.retry_later(addr, now);
+            }
+        }
+    }
+
+    /// A dial failed before any connection: try again after the backoff.
+    pub fn dial_failed(&mut self, addr: SocketAddr, now: Instant) {
+        self.retry_later(addr, now);
+    }
+
+    /// The one backoff rule: the address is free to dial again after its
+    /// backoff, which doubles each time up to the configured maximum.
+    fn retry_later(&mut self, addr: SocketAddr, now: Instant) {
+        if let Some(entry) = self.addrs.get_mut(&addr) {
+            entry.busy = false;
+            entry.next_attempt = now + entry.backoff;
+            entry.backoff = (entry.backoff * 2).min(self.config.max_backoff);
+        }
+    }
+
+    /// Drops a peer: an optional notice, then the table forgets the sender,
+    /// which makes the connection task close the socket.
+    pub fn drop_peer(&mut self, conn: ConnId, notice: Option<(Reason, &str)>) {
+        if let Some(peer) = self.peers.get_mut(&conn)
+            && let Some(sender) = peer.sender.take()
+        {
+            if let Some((reason, text)) = notice {
+                let _ = sender.try_send(Message::notice(reason, text));
+            }
+            peer.live = false;
+        }
+    }
+
+    /// Adds an offence's penalty to a peer and bans it past the threshold
+    /// (its node id, its socket address and its listening address). Before
+    /// a handshake only the socket address is known: it is banned for an
+    /// offence heavy enough to reach the threshold alone.
+    pub fn punish(
+        &mut self,
+        conn: ConnId,
+        remote: Option<SocketAddr>,
+        offence: &Offence,
+        now: Instant,
+    ) -> Punished {
+        let penalty = offence.penalty();
+        let Some(peer) = self.peers.get_mut(&conn) else {
+            if let Some(remote) = remote
+                && penalty >= self.config.ban_threshold
+            {
+                warn!(%remote, "banned before its handshake: {offence}");
+                self.bans
+                    .ban([BanKey::Addr(remote)], self.config.ban_duration, now);
+                return Punished::BannedBeforeHandshake;
+            }
+            return Punished::Nobody;
+        };
+        let points = peer.score.add(penalty, now);
+        warn!(conn, remote = %peer.remote, points, "penalty {penalty}: {offence}");
+        if points < self.config.ban_threshold {
+            return Punished::Warned { points };
+        }
+        let mut keys = vec![BanKey::Node(peer.node_id), BanKey::Addr(peer.remote)];
+        keys.extend(peer.listen_addr.map(BanKey::Addr));
+        self.bans.ban(keys, self.config.ban_duration, now);
+        warn!(conn, remote = %peer.remote, "peer banned for {:?}", self.config.ban_duration);
+        self.drop_peer(conn, Some((Reason::Banned, "too many protocol violations")));
+        Punished::Banned
+    }
+
+    /// Adds an address to the book (not our own, not past the book's size).
+    pub fn learn_addr(&mut self, addr: SocketAddr, now: Instant) {
+        if Some(addr) == self.listen_addr
+            || self.addrs.contains_key(&addr)
+            || self.addrs.len() >= MAX_ADDR_BOOK
+        {
+            return;
+        }
+        self.addrs.insert(
+            addr,
+            AddrEntry {
+                next_attempt: now,
+                backoff: self.config.min_backoff,
+                busy: false,
+            },
+        );
+    }
+
+    /// Makes an address due now with the shortest backoff (an operator
+    /// asked for it), learning it if new.
+    pub fn retry_now(&mut self, addr: SocketAddr, now: Instant) {
+        self.learn_addr(addr, now);
+        if let Some(e) = self.addrs.get_mut(&addr) {
+            e.next_attempt = now;
+            e.backoff = self.config.min_backoff;
+        }
+    }
+
+    fn connected_to(&self, addr: &SocketAddr) -> bool {
+        self.peers.values().any(|p| {
+            p.connected()
+                && (p.listen_addr.as_ref() == Some(addr)
+                    || (p.direction == Direction::Outbound && p.remote == *addr))
+        })
+    }
+
+    /// The addresses to dial now: due, not busy, not partitioned, not
+    /// banned, not already connected; they are marked busy until the
+    /// connection ends or the dial fails. Nothing while the table is full.
+    pub fn dial_plan(&mut self, now: Instant) -> Vec<SocketAddr> {
+        let connected = self.peers.values().filter(|p| p.connected()).count();
+        if connected >= self.config.max_peers {
+            return Vec::new();
+        }
+        let due: Vec<SocketAddr> = self
+            .addrs
+            .iter()
+            .filter(|(a, e)| {
+                !e.busy
+                    && e.next_attempt <= now
+                    && !self.partitioned.contains(a)
+                    && !self.bans.is_banned(&BanKey::Addr(**a), now)
+            })
+            .map(|(a, _)| *a)
+            .collect();
+        let mut plan = Vec::new();
+        for addr in due {
+            if !self.connected_to(&addr) {
+                plan.push(addr);
+            }
+            if let Some(e) = self.addrs.get_mut(&addr) {
+                e.busy = true;
+            }
+        }
+        plan
+    }
+
+    /// Cuts the node off from these listening addresses; returns how many
+    /// connections were dropped.
+    pub fn partition(&mut self, addrs: &[SocketAddr]) -> usize {
+        self.partitioned.extend(addrs.iter().copied());
+        let cut: Vec<ConnId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| {
+                p.listen_addr.is_some_and(|a| self.partitioned.contains(&a))
+                    || (p.direction == Direction::Outbound && self.partitioned.contains(&p.remote))
+            })
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in &cut {
+            self.drop_peer(*conn, Some((Reason::Other, "partitioned by the operator")));
+        }
+        cut.len()
+    }
+
+    /// Lifts every partition: the cut addresses are due now.
+    pub fn heal(&mut self, now: Instant) {
+        let healed: Vec<SocketAddr> = self.partitioned.drain().collect();
+        for addr in healed {
+            self.retry_now(addr, now);
+        }
+    }
+
+    /// Forgets expired bans.
+    pub fn expire_bans(&mut self, now: Instant) {
+        self.bans.expire(now);
+    }
+
+    /// Queues a message for a peer; a peer whose queue is full is too slow
+    /// and is dropped. Returns whether the message was queued.
+    pub fn send(&mut self, conn: ConnId, message: Message) -> bool {
+        let Some(peer) = self.peers.get_mut(&conn) else {
+            return false;
+        };
+        let Some(sender) = &peer.sender else {
+            return false;
+        };
+        match sender.try_send(message) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                warn!(conn, remote = %peer.remote, "peer is too slow to keep up; dropping it");
+                peer.sender = None;
+                peer.live = false;
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// The listening addresses of live peers other than `conn`, for an
+    /// `Addrs` answer.
+    pub fn addrs_for(&self, conn: ConnId, max: usize) -> Vec<SocketAddr> {
+        self.peers
+            .iter()
+            .filter(|(c, p)| **c != conn && p.live)
+            .filter_map(|(_, p)| p.listen_addr)
+            .take(max)
+            .collect()
+    }
+
+    /// Live peers as the outside sees them.
+    pub fn infos(&self, now: Instant) -> Vec<PeerInfo> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.live())
+            .map(|(c, p)| PeerInfo {
+                conn: *c,
+                remote: p.remote,
+                listen_addr: p.listen_addr,
+                direction: p.direction,
+                node_id: p.node_id,
+                best_height: p.best_height,
+                score: p.score.points(now),
+            })
+            .collect()
+    }
+
+    /// Active bans and the time left on each.
+    pub fn bans(&self, now: Instant) -> Vec<(BanKey, Duration)> {
+        self.bans.active(now)
+    }
+
+    /// Forgets every peer: dropping the senders lets each connection task
+    /// finish.
+    pub fn clear(&mut self) {
+        self.peers.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests;

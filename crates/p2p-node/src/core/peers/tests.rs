@@ -1,0 +1,340 @@
+//! The peer table's decisions, without sockets.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+use chain_core::BlockHash;
+use escrow::Genesis;
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn table_with(config: NodeConfig) -> PeerTable {
+    PeerTable::new(
+        Arc::new(config),
+        NodeId([1; 32]),
+        Some(addr(1)),
+        Instant::now(),
+    )
+}
+
+fn table() -> PeerTable {
+    table_with(NodeConfig::new(Genesis::dev()))
+}
+
+fn hello(id: u8, listen: Option<u16>) -> Handshake {
+    Handshake {
+        version: wire::PROTOCOL_VERSION,
+        network: BlockHash::ZERO,
+        node_id: NodeId([id; 32]),
+        listen_addr: listen.map(addr),
+        best_tip: BlockHash::ZERO,
+        best_height: 7,
+        total_work: Work::ZERO,
+        user_agent: wire::BoundedString::truncating("test"),
+    }
+}
+
+fn queue() -> (mpsc::Sender<Message>, mpsc::Receiver<Message>) {
+    mpsc::channel(4)
+}
+
+#[test]
+fn admits_then_goes_live_and_refuses_itself() {
+    let mut t = table();
+    let now = Instant::now();
+    let (tx, _rx) = queue();
+    assert_eq!(
+        t.admit(
+            1,
+            addr(9000),
+            Direction::Inbound,
+            &hello(1, None),
+            tx.clone(),
+            now
+        ),
+        Err((Reason::DuplicateConnection, "that is this node".into()))
+    );
+    assert!(
+        t.admit(
+            2,
+            addr(9000),
+            Direction::Inbound,
+            &hello(2, Some(2)),
+            tx,
+            now
+        )
+        .is_ok()
+    );
+    assert_eq!(t.live_count(), 0, "not live before the handshake completes");
+    assert_eq!(t.on_live(2), Some(Work::ZERO));
+    assert_eq!(t.live_count(), 1);
+    assert_eq!(t.infos(now)[0].best_height, 7);
+}
+
+#[test]
+fn of_two_connections_the_one_dialled_by_the_smaller_id_stays() {
+    let mut t = table(); // our id is [1; 32]
+    let now = Instant::now();
+    let (tx, mut first_rx) = queue();
+    // Node 5 dialled us first; then we dialled node 5. Our id is
+    // smaller, so our outbound connection wins and replaces the first.
+    t.admit(
+        1,
+        addr(9001),
+        Direction::Inbound,
+        &hello(5, Some(5)),
+        tx.clone(),
+        now,
+    )
+    .unwrap();
+    t.admit(
+        2,
+        addr(5),
+        Direction::Outbound,
+        &hello(5, Some(5)),
+        tx.clone(),
+        now,
+    )
+    .unwrap();
+    assert!(!t.is_connected(1));
+    assert!(t.is_connected(2));
+    assert!(matches!(
+        first_rx.try_recv(),
+        Ok(Message::Notice {
+            reason: Reason::DuplicateConnection,
+            ..
+        })
+    ));
+    // A third connection from node 5 (inbound) loses to ours.
+    assert!(matches!(
+        t.admit(
+            3,
+            addr(9002),
+            Direction::Inbound,
+            &hello(5, Some(5)),
+            tx,
+            now
+        ),
+        Err((Reason::DuplicateConnection, _))
+    ));
+}
+
+#[test]
+fn the_table_refuses_past_its_limit() {
+    let mut config = NodeConfig::new(Genesis::dev());
+    config.max_peers = 2;
+    let mut t = table_with(config);
+    let now = Instant::now();
+    let (tx, _rx) = queue();
+    for id in 2..4 {
+        t.admit(
+            u64::from(id),
+            addr(9000 + u16::from(id)),
+            Direction::Inbound,
+            &hello(id, None),
+            tx.clone(),
+            now,
+        )
+        .unwrap();
+    }
+    assert!(matches!(
+        t.admit(9, addr(9009), Direction::Inbound, &hello(9, None), tx, now),
+        Err((Reason::TooManyPeers, _))
+    ));
+    assert!(t.dial_plan(now).is_empty(), "a full table dials nobody");
+}
+
+#[test]
+fn penalties_add_up_to_a_ban_that_refuses_the_node_again() {
+    let mut t = table();
+    let now = Instant::now();
+    let (tx, mut rx) = queue();
+    t.admit(
+        1,
+        addr(9000),
+        Direction::Inbound,
+        &hello(2, Some(2)),
+        tx.clone(),
+        now,
+    )
+    .unwrap();
+    let small = Offence::InvalidTx("bad".into());
+    assert!(matches!(
+        t.punish(1, None, &small, now),
+        Punished::Warned { .. }
+    ));
+    let heavy = Offence::Protocol("a second handshake");
+    let mut outcome = Punished::Nobody;
+    for _ in 0..10 {
+        outcome = t.punish(1, None, &heavy, now);
+        if outcome == Punished::Banned {
+            break;
+        }
+    }
+    assert_eq!(outcome, Punished::Banned);
+    assert!(!t.is_connected(1));
+    let mut notice = None;
+    while let Ok(m) = rx.try_recv() {
+        notice = Some(m);
+    }
+    assert!(matches!(
+        notice,
+        Some(Message::Notice {
+            reason: Reason::Banned,
+            ..
+        })
+    ));
+    // Back under the same node id, or from its listening address.
+    assert!(matches!(
+        t.admit(
+            2,
+            addr(9100),
+            Direction::Inbound,
+            &hello(2, None),
+            tx.clone(),
+            now
+        ),
+        Err((Reason::Banned, _))
+    ));
+    assert!(matches!(
+        t.admit(
+            3,
+            addr(9101),
+            Direction::Inbound,
+            &hello(3, Some(2)),
+            tx,
+            now
+        ),
+        Err((Reason::Banned, _))
+    ));
+    assert!(
+        t.bans(now)
+            .iter()
+            .any(|(k, _)| *k == BanKey::Node(NodeId([2; 32])))
+    );
+}
+
+#[test]
+fn garbage_before_a_handshake_bans_the_socket_address_only_when_heavy() {
+    let mut t = table();
+    let now = Instant::now();
+    let light = Offence::InvalidTx("x".into());
+    assert_eq!(t.punish(7, Some(addr(9000)), &light, now), Punished::Nobody);
+    let heavy = Offence::Frame("garbage".into());
+    assert_eq!(
+        t.punish(7, Some(addr(9000)), &heavy, now),
+        Punished::BannedBeforeHandshake
+    );
+    assert_eq!(
+        t.bans(now),
+        vec![(BanKey::Addr(addr(9000)), t.config.ban_duration)]
+    );
+}
+
+#[test]
+fn one_backoff_rule_doubles_to_the_maximum_for_gone_peers_and_failed_dials() {
+    let mut config = NodeConfig::new(Genesis::dev());
+    config.peers = vec![addr(7000)];
+    config.min_backoff = Duration::from_secs(1);
+    config.max_backoff = Duration::from_secs(3);
+    let mut t = table_with(config);
+    let now = Instant::now();
+    assert_eq!(t.dial_plan(now), vec![addr(7000)]);
+    assert!(t.dial_plan(now).is_empty(), "busy while being dialled");
+    t.dial_failed(addr(7000), now);
+    assert!(t.dial_plan(now).is_empty(), "not before the backoff");
+    assert_eq!(t.dial_plan(now + Duration::from_secs(1)), vec![addr(7000)]);
+    // The dial succeeded this time; the connection ends later.
+    let (tx, _rx) = queue();
+    let at = now + Duration::from_secs(1);
+    t.admit(
+        4,
+        addr(7000),
+        Direction::Outbound,
+        &hello(4, Some(7000)),
+        tx,
+        at,
+    )
+    .unwrap();
+    t.on_gone(4, at);
+    assert!(
+        t.dial_plan(at + Duration::from_secs(1)).is_empty(),
+        "backoff doubled to 2 s"
+    );
+    assert_eq!(t.dial_plan(at + Duration::from_secs(2)), vec![addr(7000)]);
+    t.dial_failed(addr(7000), at);
+    t.dial_failed(addr(7000), at);
+    // Capped at 3 s.
+    assert_eq!(t.dial_plan(at + Duration::from_secs(3)), vec![addr(7000)]);
+}
+
+#[test]
+fn partitions_drop_and_refuse_until_healed() {
+    let mut t = table();
+    let now = Instant::now();
+    let (tx, _rx) = queue();
+    t.admit(
+        1,
+        addr(9000),
+        Direction::Inbound,
+        &hello(2, Some(2)),
+        tx.clone(),
+        now,
+    )
+    .unwrap();
+    t.on_gone(1, now);
+    t.admit(
+        1,
+        addr(9000),
+        Direction::Inbound,
+        &hello(2, Some(2)),
+        tx.clone(),
+        now,
+    )
+    .unwrap();
+    assert_eq!(t.partition(&[addr(2)]), 1);
+    assert!(!t.is_connected(1));
+    assert!(matches!(
+        t.admit(
+            2,
+            addr(9001),
+            Direction::Inbound,
+            &hello(2, Some(2)),
+            tx,
+            now
+        ),
+        Err((Reason::Other, _))
+    ));
+    t.on_gone(1, now);
+    assert!(
+        t.dial_plan(now + Duration::from_secs(600)).is_empty(),
+        "partitioned"
+    );
+    t.heal(now);
+    assert_eq!(t.dial_plan(now), vec![addr(2)]);
+}
+
+#[test]
+fn a_peer_with_a_full_queue_is_dropped() {
+    let mut t = table();
+    let now = Instant::now();
+    let (tx, _rx) = mpsc::channel(1);
+    t.admit(1, addr(9000), Direction::Inbound, &hello(2, None), tx, now)
+        .unwrap();
+    t.on_live(1);
+    assert!(t.send(1, Message::GetAddrs));
+    assert!(!t.send(1, Message::GetAddrs), "the queue is full");
+    assert!(!t.is_connected(1));
+    assert_eq!(t.live_count(), 0);
+}
+
+#[test]
+fn the_address_book_skips_our_own_address() {
+    let mut t = table();
+    let now = Instant::now();
+    t.learn_addr(addr(1), now);
+    t.learn_addr(addr(2), now);
+    assert_eq!(t.dial_plan(now), vec![addr(2)]);
+}

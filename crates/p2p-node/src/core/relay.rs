@@ -1,0 +1,187 @@
+//! Read-only answers to what peers ask for: transactions and blocks by
+//! hash, and a run of best-chain blocks from a locator for sync. Each
+//! answer is what to send back, computed from the chain and the mempool
+//! without changing them.
+
+use std::sync::Arc;
+
+use chain_core::{Block, BlockHash, TxId};
+use escrow::{SignedTx, Tx};
+use wire::message::MAX_SYNC_BLOCKS;
+
+use crate::core::view::NodeChain;
+use crate::mempool::Mempool;
+
+/// The pending transactions asked for, and the ids the pool does not hold.
+pub(crate) fn txs(mempool: &Mempool, ids: &[TxId]) -> (Vec<SignedTx>, Vec<TxId>) {
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for id in ids {
+        match mempool.get(id) {
+            Some(tx) => found.push(tx.clone()),
+            None => missing.push(*id),
+        }
+    }
+    (found, missing)
+}
+
+/// The blocks asked for (any branch), and the hashes the chain does not
+/// hold.
+pub(crate) fn blocks(
+    chain: &NodeChain,
+    hashes: &[BlockHash],
+) -> (Vec<Arc<Block<Tx>>>, Vec<BlockHash>) {
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for hash in hashes {
+        match chain.block(hash) {
+            Some(block) => found.push(block.clone()),
+            None => missing.push(*hash),
+        }
+    }
+    (found, missing)
+}
+
+/// The answer to `GetSync`: best-chain blocks after the first locator hash
+/// on our best chain (after genesis if none is), up to `stop`, at most
+/// [`MAX_SYNC_BLOCKS`] and about `budget` bytes (at least one block), and
+/// whether more follow.
+pub(crate) fn sync(
+    chain: &NodeChain,
+    locator: &[BlockHash],
+    stop: BlockHash,
+    budget: usize,
+) -> (Vec<Block<Tx>>, bool) {
+    let start = locator
+        .iter()
+        .find(|h| chain.is_on_best_chain(h))
+        .and_then(|h| chain.block(h))
+        .map_or(1, |b| b.header.height + 1);
+    let mut blocks = Vec::new();
+    let mut size = 0usize;
+    let mut height = start;
+    while blocks.len() < MAX_SYNC_BLOCKS {
+        let Some(block) = chain.block_at_height(height) else {
+            break;
+        };
+        size = size.saturating_add(block.size() + 16);
+        if size > budget && !blocks.is_empty() {
+            break;
+        }
+        let hash = block.hash();
+        blocks.push((**block).clone());
+        height += 1;
+        if hash == stop {
+            break;
+        }
+    }
+    let more = height <= chain.height() && blocks.last().is_none_or(|b| b.hash() != stop);
+    (blocks, more)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::atomic::AtomicBool;
+
+    use chain_core::miner::{MineOutcome, Miner};
+    use escrow::{Amount, Genesis, Payload, dev};
+
+    use super::*;
+
+    /// A dev chain of `n` coinbase-only blocks.
+    fn chain(n: u64) -> NodeChain {
+        let genesis = Genesis::dev();
+        let mut chain = genesis.chain().unwrap();
+        let mut now = genesis.timestamp_ms;
+        for height in 1..=n {
+            now += 1_000;
+            let transactions = vec![Tx::Coinbase {
+                to: dev::address("eve").unwrap(),
+                height,
+            }];
+            let template = chain.template(&transactions, now);
+            let MineOutcome::Found(header) = Miner::new(1)
+                .mine(&template, &AtomicBool::new(false))
+                .unwrap()
+            else {
+                panic!("mining stopped");
+            };
+            chain
+                .insert(
+                    Block {
+                        header,
+                        transactions,
+                    },
+                    now,
+                )
+                .unwrap();
+        }
+        chain
+    }
+
+    #[test]
+    fn sync_starts_after_the_locator_and_stops_at_stop_or_the_budget() {
+        let c = chain(6);
+        let best = c.best_chain().to_vec();
+        // From genesis (a locator of just genesis).
+        let (blocks, more) = sync(&c, &best[..1], BlockHash::ZERO, usize::MAX);
+        assert_eq!(blocks.len(), 6);
+        assert!(!more);
+        // From height 2, stopping at height 4.
+        let (blocks, more) = sync(
+            &c,
+            &[BlockHash::from_bytes([9; 32]), best[2]],
+            best[4],
+            usize::MAX,
+        );
+        let heights: Vec<u64> = blocks.iter().map(|b| b.header.height).collect();
+        assert_eq!(heights, vec![3, 4]);
+        assert!(!more, "the stop hash was reached");
+        // A budget of one byte still sends one block, and says more follow.
+        let (blocks, more) = sync(&c, &best[..1], BlockHash::ZERO, 1);
+        assert_eq!(blocks.len(), 1);
+        assert!(more);
+        // A locator we do not know: from genesis.
+        let (blocks, _) = sync(
+            &c,
+            &[BlockHash::from_bytes([7; 32])],
+            BlockHash::ZERO,
+            usize::MAX,
+        );
+        assert_eq!(blocks.first().map(|b| b.header.height), Some(1));
+        // Already at the tip: nothing, and nothing more.
+        let (blocks, more) = sync(&c, &best[6..], BlockHash::ZERO, usize::MAX);
+        assert!(blocks.is_empty());
+        assert!(!more);
+    }
+
+    #[test]
+    fn blocks_and_txs_split_found_from_missing() {
+        let c = chain(2);
+        let best = c.best_chain().to_vec();
+        let unknown = BlockHash::from_bytes([1; 32]);
+        let (found, missing) = blocks(&c, &[best[1], unknown, best[2]]);
+        let found: Vec<BlockHash> = found.iter().map(|b| b.hash()).collect();
+        assert_eq!(found, vec![best[1], best[2]]);
+        assert_eq!(missing, vec![unknown]);
+
+        let ledger = c.state();
+        let mut pool = Mempool::new(ledger, c.height() + 1, 100, 10);
+        let tx = SignedTx::sign(
+            &dev::keypair("alice").unwrap(),
+            0,
+            ledger.network(),
+            Payload::Transfer {
+                to: dev::address("bob").unwrap(),
+                amount: Amount::new(3),
+            },
+        );
+        let id = pool.add(tx.clone()).unwrap();
+        let other = TxId::from_bytes([2; 32]);
+        let (found, missing) = txs(&pool, &[other, id]);
+        assert_eq!(found, vec![tx]);
+        assert_eq!(missing, vec![other]);
+    }
+}

@@ -1,0 +1,133 @@
+//! What the outside reads of the core: the [`NodeView`] a query sees, the
+//! [`NodeEvent`]s watchers receive, the [`Metrics`], and the small types
+//! that name connections.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chain_core::{BlockHash, Chain, TxId};
+use escrow::Ledger;
+use tokio::time::Instant;
+use wire::NodeId;
+
+use crate::config::MiningMode;
+use crate::mempool::Mempool;
+use crate::penalty::BanKey;
+
+/// A connection's number, unique within one node's run.
+pub type ConnId = u64;
+
+/// The chain type the node runs.
+pub type NodeChain = Chain<Ledger>;
+
+/// Which side dialled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// We dialled.
+    Outbound,
+    /// They dialled.
+    Inbound,
+}
+
+/// Something changed that a watcher (the explorer) may want to redraw.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum NodeEvent {
+    /// The best tip moved.
+    Tip {
+        /// Its height.
+        height: u64,
+        /// Its hash.
+        hash: BlockHash,
+        /// Blocks undone on the way (0 for an extension).
+        undone: usize,
+    },
+    /// A block joined a side branch (a fork the node does not follow).
+    Fork {
+        /// Its height.
+        height: u64,
+        /// Its hash.
+        hash: BlockHash,
+    },
+    /// The mempool changed.
+    Mempool {
+        /// Pending transactions now.
+        size: usize,
+    },
+    /// A peer connected or left.
+    Peers {
+        /// Live peers now.
+        count: usize,
+    },
+}
+
+impl NodeEvent {
+    /// The event's name in the event stream.
+    pub fn name(&self) -> &'static str {
+        match self {
+            NodeEvent::Tip { .. } => "tip",
+            NodeEvent::Fork { .. } => "fork",
+            NodeEvent::Mempool { .. } => "mempool",
+            NodeEvent::Peers { .. } => "peers",
+        }
+    }
+}
+
+/// A read-only view of the node's state, handed to a query.
+pub struct NodeView<'a> {
+    /// The block tree and the ledger at the best tip.
+    pub chain: &'a NodeChain,
+    /// The block of every best-chain transaction.
+    pub tx_index: &'a HashMap<TxId, BlockHash>,
+    /// Monitoring counters.
+    pub metrics: &'a Metrics,
+    /// Pending transactions.
+    pub mempool: &'a Mempool,
+    /// Live peers.
+    pub peers: Vec<PeerInfo>,
+    /// Active bans and the time left on each.
+    pub bans: Vec<(BanKey, Duration)>,
+    /// This node's id.
+    pub node_id: NodeId,
+    /// The current mining mode.
+    pub mining: MiningMode,
+}
+
+/// What the node knows about a live peer.
+#[derive(Clone, Debug)]
+pub struct PeerInfo {
+    /// The connection's number.
+    pub conn: ConnId,
+    /// The peer's socket address.
+    pub remote: SocketAddr,
+    /// Where the peer listens, as it said.
+    pub listen_addr: Option<SocketAddr>,
+    /// Who dialled.
+    pub direction: Direction,
+    /// The peer's node id.
+    pub node_id: NodeId,
+    /// The peer's best height as last known.
+    pub best_height: u64,
+    /// Penalty points.
+    pub score: u32,
+}
+
+/// Counters the node keeps for monitoring.
+#[derive(Clone, Debug, Default)]
+pub struct Metrics {
+    /// Blocks that joined the tree (best chain or side branch).
+    pub blocks_accepted: u64,
+    /// Blocks refused, by reason.
+    pub blocks_rejected: std::collections::BTreeMap<String, u64>,
+    /// Reorganisations (best-chain changes that undid blocks).
+    pub reorgs: u64,
+    /// The deepest reorganisation, in blocks undone.
+    pub max_reorg_depth: u64,
+    /// Blocks this node mined that joined its best chain.
+    pub blocks_mined: u64,
+    /// The expected hashes behind the blocks this node mined.
+    pub work_mined: f64,
+    /// When the node started.
+    pub started: Option<Instant>,
+}
