@@ -90,7 +90,8 @@ pub struct NodeConfig {
     /// How long a request for a block or transaction waits for an answer
     /// before the item may be asked of another peer.
     pub request_timeout: Duration,
-    /// Where to serve the HTTP API, if at all.
+    /// Where to serve the HTTP API, if at all (by [`crate::Service`]: a
+    /// [`crate::Node`] alone does not serve it).
     pub api: Option<SocketAddr>,
     /// The token that guards the API's control endpoints (mine, peers);
     /// without one they are refused.

@@ -15,6 +15,8 @@
 //! - [`penalty`]: offences, penalty points, bans.
 //! - [`config`]: [`NodeConfig`] and [`MiningMode`].
 //! - [`api`]: the HTTP API (axum, JSON), `docs/API.md`.
+//! - [`service`]: a node and its API side by side ([`Service`]), what the
+//!   binary runs; the node itself knows nothing of the API.
 //! - [`client`]: the command-line client's side of that API.
 //! - Seams for simulation: [`transport`] (listening and dialling),
 //!   [`clock`] (block timestamps), [`store`] (accepted blocks).
@@ -36,6 +38,7 @@ pub mod mempool;
 pub mod node;
 pub mod peer;
 pub mod penalty;
+pub mod service;
 pub mod store;
 pub mod transport;
 
@@ -44,3 +47,4 @@ pub use core::{NodeEvent, NodeView, PeerInfo};
 pub use mempool::{Mempool, MempoolError};
 pub use node::{Node, NodeError, NodeHandle, Seams};
 pub use penalty::{BanKey, Offence};
+pub use service::Service;

@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use escrow::{Address, ContractId, Genesis, Keypair, Party, Payload, dev};
 use p2p_node::client::{COOKIE_FILE, Client};
 use p2p_node::store::RedbStore;
-use p2p_node::{MiningMode, Node, NodeConfig, Seams};
+use p2p_node::{MiningMode, NodeConfig, Seams, Service};
 use serde_json::{Value, json};
 
 /// A node of the escrow chain, and its client.
@@ -293,7 +293,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         store: Box::new(store),
         ..Seams::default()
     };
-    let node = Node::start_with(config, seams)
+    let node = Service::start(config, seams)
         .await
         .context("the node could not start")?;
     let (height, tip) = node.tip().await.map(|(t, h)| (h, t))?;
@@ -303,9 +303,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         println!("api listening on http://{api}");
     }
     println!("best tip {tip} at height {height}");
-    wait_for_signal().await;
-    println!("stopping");
-    node.shutdown().await;
+    node.run_until(async {
+        wait_for_signal().await;
+        println!("stopping");
+    })
+    .await;
     Ok(())
 }
 

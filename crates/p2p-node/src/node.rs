@@ -169,32 +169,14 @@ impl Node {
             tracker.clone(),
             next_conn,
         ));
-        let mut handle = NodeHandle {
+        let handle = NodeHandle {
             core: tx,
             local_addr,
             node_id,
-            api_addr: None,
             cancel,
             tracker,
             events,
         };
-        if let Some(api) = config.api {
-            let listener = tokio::net::TcpListener::bind(api)
-                .await
-                .map_err(|source| NodeError::Listen { addr: api, source })?;
-            let api_addr = listener
-                .local_addr()
-                .map_err(|source| NodeError::Listen { addr: api, source })?;
-            handle.api_addr = Some(api_addr);
-            let router = crate::api::router(handle.clone(), config.api_token.clone());
-            let stop = handle.cancel.clone().cancelled_owned();
-            handle.tracker.spawn(async move {
-                if let Err(e) = crate::api::serve(listener, router, stop).await {
-                    warn!("the API server stopped: {e}");
-                }
-            });
-            info!(%api_addr, "API listening");
-        }
         info!(%local_addr, node = %hex::encode(&node_id.0[..4]), "node started");
         Ok(handle)
     }
@@ -262,7 +244,6 @@ pub struct NodeHandle {
     core: mpsc::Sender<CoreMsg>,
     local_addr: SocketAddr,
     node_id: NodeId,
-    api_addr: Option<SocketAddr>,
     events: tokio::sync::broadcast::Sender<crate::core::NodeEvent>,
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -272,11 +253,6 @@ impl NodeHandle {
     /// Where the node listens.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
-    }
-
-    /// Where the HTTP API listens, if it was started.
-    pub fn api_addr(&self) -> Option<SocketAddr> {
-        self.api_addr
     }
 
     /// The node's id.

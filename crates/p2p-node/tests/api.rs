@@ -6,18 +6,18 @@ mod common;
 
 use common::*;
 use escrow::{Amount, Party, Payload, SignedTx, dev};
-use p2p_node::{Node, NodeHandle};
+use p2p_node::{Seams, Service};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const TOKEN: &str = "test-token";
 
-async fn api_node() -> (NodeHandle, String) {
+async fn api_node() -> (Service, String) {
     init_logs();
     let mut c = config();
     c.api = Some("127.0.0.1:0".parse().unwrap());
     c.api_token = Some(TOKEN.to_string());
-    let node = Node::start(c).await.unwrap();
+    let node = Service::start(c, Seams::default()).await.unwrap();
     let url = format!("http://{}", node.api_addr().unwrap());
     (node, url)
 }
@@ -318,7 +318,7 @@ async fn control_endpoints_are_off_without_a_token() {
     init_logs();
     let mut c = config();
     c.api = Some("127.0.0.1:0".parse().unwrap());
-    let node = Node::start(c).await.unwrap();
+    let node = Service::start(c, Seams::default()).await.unwrap();
     let base = format!("http://{}", node.api_addr().unwrap());
     let (s, body) = post(
         &format!("{base}/mine"),

@@ -17,7 +17,7 @@ use std::time::Duration;
 use common::*;
 use escrow::{Amount, ContractId, Party, Payload, SignedTx, State, dev};
 use fantoccini::{ClientBuilder, Locator};
-use p2p_node::{MiningMode, Node, NodeHandle};
+use p2p_node::{MiningMode, NodeHandle, Seams, Service};
 use serde_json::json;
 
 struct Driver(Child);
@@ -141,7 +141,7 @@ async fn the_explorer_shows_the_flows_and_updates_live() {
     let mut c = config();
     c.api = Some("127.0.0.1:0".parse().unwrap());
     c.mining = MiningMode::WhenPending;
-    let node = Node::start(c).await.unwrap();
+    let node = Service::start(c, Seams::default()).await.unwrap();
     let (first, second) = flows(&node).await;
     let url = format!("http://{}/", node.api_addr().unwrap());
 

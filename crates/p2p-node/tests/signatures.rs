@@ -11,7 +11,7 @@ use chain_core::{Block, Header};
 use common::*;
 use escrow::{Amount, Payload, PublicKey, Signature, SignatureError, SignedTx, Tx, TxBody, dev};
 use futures::SinkExt;
-use p2p_node::Node;
+use p2p_node::{Seams, Service};
 use serde_json::json;
 use wire::Message;
 
@@ -71,7 +71,7 @@ async fn the_api_gives_each_crafted_signature_its_reason() {
     init_logs();
     let mut c = config();
     c.api = Some("127.0.0.1:0".parse().unwrap());
-    let node = Node::start(c).await.unwrap();
+    let node = Service::start(c, Seams::default()).await.unwrap();
     let url = format!("http://{}/txs", node.api_addr().unwrap());
     let client = reqwest::Client::new();
     for (tx, reason) in crafted() {

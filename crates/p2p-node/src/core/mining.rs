@@ -12,14 +12,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use chain_core::miner::{MineOutcome, Miner};
-use chain_core::{Block, BlockHash, Header};
+use chain_core::{Block, BlockHash};
 use escrow::Tx;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
-use tracing::info;
 
 use crate::config::MiningMode;
-use crate::core::Core;
 use crate::core::inbox::CoreMsg;
 
 /// The miner's current job.
@@ -161,57 +159,6 @@ impl MinerDriver {
             && let Some(done) = self.requests.pop_front()
         {
             let _ = done.reply.send(done.mined);
-        }
-    }
-}
-
-/// The core's side of mining: building the template and taking in what a
-/// job found.
-impl Core {
-    /// Starts a job on a fresh template if the node should mine and no job
-    /// runs.
-    pub(super) fn maybe_mine(&mut self) {
-        if !self.miner.wants_job(self.mempool.is_empty()) || self.cancel.is_cancelled() {
-            return;
-        }
-        let params = self.chain.params();
-        let mut transactions = vec![Tx::Coinbase {
-            to: self.config.miner_account,
-            height: self.chain.height() + 1,
-        }];
-        let mut size = Header::SIZE + 64;
-        for tx in self.mempool.txs() {
-            let tx = Tx::Signed(tx.clone());
-            let len = chain_core::Transaction::encoded_len(&tx);
-            if transactions.len() >= params.max_block_txs || size + len > params.max_block_bytes {
-                break;
-            }
-            size += len;
-            transactions.push(tx);
-        }
-        let header = self.chain.template(&transactions, self.clock.now_ms());
-        let block = Block {
-            header,
-            transactions,
-        };
-        self.miner.start(block, self.inbox.clone(), &self.tracker);
-    }
-
-    /// The miner found a block: accept it and, if it joined the best chain,
-    /// count it toward the open requests before any new job starts.
-    pub(super) fn on_mined(&mut self, block: Block<Tx>) {
-        let hash = block.hash();
-        let header = block.header;
-        info!(height = header.height, %hash, txs = block.transactions.len(), "mined a block");
-        let work = header.target.to_target().map_or(0.0, |t| t.work().as_f64());
-        if let Some(reorg) = self.accept_block(block, None) {
-            self.metrics.blocks_mined += 1;
-            self.metrics.work_mined += work;
-            self.miner.count_mined(hash);
-            self.announce_new_best(&reorg);
-        }
-        if !self.miner.should_mine(self.mempool.is_empty()) {
-            self.miner.stop();
         }
     }
 }

@@ -22,6 +22,9 @@
 //! - `relay`: read-only answers to `GetTxs`, `GetBlocks` and `GetSync`.
 //! - `gossip`: the core's handlers of what live peers send, routing each
 //!   message to the parts above.
+//! - `blocks`: the core's handling of blocks: accepting one, following the
+//!   best tip (index, mempool, events), and building and taking in mined
+//!   blocks.
 //! - `mining`: the miner's job, its stop flag and the "mine N" requests.
 //!
 //! The core itself keeps the chain, the mempool, the store and the blocks
@@ -32,6 +35,7 @@
 //! bounded queue with `try_send`, and a peer whose queue is full is too slow
 //! and is dropped, so one slow peer cannot grow the node's memory.
 
+mod blocks;
 mod gossip;
 mod inbox;
 mod mining;
@@ -46,13 +50,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use chain_core::{Block, BlockHash, InsertError, Inserted, Reorg, TxId};
-use escrow::{LedgerError, SignedTx, Tx};
+use chain_core::{Block, BlockHash, TxId};
+use escrow::Tx;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info};
+use tracing::info;
 use wire::{Handshake, Message, NodeId, PROTOCOL_VERSION, Reason};
 
 use crate::clock::Clock;
@@ -190,13 +194,6 @@ impl Core {
             core.index_block(&block);
         }
         core
-    }
-
-    fn index_block(&mut self, block: &Block<Tx>) {
-        let hash = block.hash();
-        for tx in &block.transactions {
-            self.tx_index.insert(chain_core::Transaction::id(tx), hash);
-        }
     }
 
     /// Runs until the node is cancelled.
@@ -377,141 +374,6 @@ impl Core {
         self.dial_due();
     }
 
-    // ---- blocks -------------------------------------------------------
-
-    /// Offers a block to the chain. Returns the new best-chain change, if
-    /// the block moved the tip. `from` is the peer that sent it and whether
-    /// we had asked for it by hash.
-    fn accept_block(
-        &mut self,
-        block: Block<Tx>,
-        from: Option<(ConnId, bool)>,
-    ) -> Option<Reorg<Tx>> {
-        let hash = block.hash();
-        let now = self.clock.now_ms();
-        match self.chain.insert(block, now) {
-            Ok(Inserted::NewBest(reorg)) => {
-                self.unsaved.extend(reorg.applied.iter().cloned());
-                self.on_new_best(&reorg);
-                Some(reorg)
-            }
-            Ok(Inserted::SideBranch) => {
-                if let Some(b) = self.chain.block(&hash).cloned() {
-                    self.emit(NodeEvent::Fork {
-                        height: b.header.height,
-                        hash,
-                    });
-                    self.unsaved.push(b);
-                }
-                self.metrics.blocks_accepted += 1;
-                debug!(%hash, "block on a side branch");
-                None
-            }
-            Ok(Inserted::Orphan { missing_parent }) => {
-                if let Some((conn, solicited)) = from {
-                    if !solicited {
-                        self.punish(conn, Offence::Orphan(missing_parent.to_string()));
-                    }
-                    if self.peers.is_connected(conn) && !self.requests.is_syncing(conn) {
-                        self.request_sync(conn);
-                    }
-                }
-                None
-            }
-            Ok(Inserted::Duplicate) => None,
-            Err(e) => {
-                debug!(%hash, "block refused: {e}");
-                *self
-                    .metrics
-                    .blocks_rejected
-                    .entry(reject_reason(&e))
-                    .or_insert(0) += 1;
-                if let Some((conn, _)) = from {
-                    let offence = match &e {
-                        InsertError::Invalid(v) if !v.is_permanent() => {
-                            Offence::FutureBlock(v.to_string())
-                        }
-                        other => Offence::InvalidBlock(other.to_string()),
-                    };
-                    self.punish(conn, offence);
-                }
-                None
-            }
-        }
-    }
-
-    /// The best tip moved: index the new blocks, count the reorg, bring
-    /// back what undone blocks held, tell watchers, and stop the miner,
-    /// whose template now has a stale parent.
-    fn on_new_best(&mut self, reorg: &Reorg<Tx>) {
-        for block in &reorg.undone {
-            for tx in &block.transactions {
-                self.tx_index.remove(&chain_core::Transaction::id(tx));
-            }
-        }
-        for block in &reorg.applied {
-            self.index_block(block);
-        }
-        self.metrics.blocks_accepted += reorg.applied.len() as u64;
-        if reorg.is_reorg() {
-            self.metrics.reorgs += 1;
-            self.metrics.max_reorg_depth =
-                self.metrics.max_reorg_depth.max(reorg.undone.len() as u64);
-            info!(
-                undone = reorg.undone.len(),
-                applied = reorg.applied.len(),
-                tip = %reorg.new_tip,
-                "reorg"
-            );
-        } else {
-            debug!(height = self.chain.height(), tip = %reorg.new_tip, "new tip");
-        }
-        self.return_undone_txs(reorg);
-        self.emit(NodeEvent::Tip {
-            height: self.chain.height(),
-            hash: reorg.new_tip,
-            undone: reorg.undone.len(),
-        });
-        self.emit_mempool();
-        self.miner.stop();
-    }
-
-    /// Rebuilds the mempool on the new tip with the transactions of undone
-    /// blocks (oldest block first) back in front, and re-announces those:
-    /// they are news to peers that dropped them when they saw them mined.
-    fn return_undone_txs(&mut self, reorg: &Reorg<Tx>) {
-        let returned: Vec<SignedTx> = reorg
-            .undone
-            .iter()
-            .rev()
-            .flat_map(|b| b.transactions.iter())
-            .filter_map(|t| match t {
-                Tx::Signed(s) => Some(s.clone()),
-                _ => None,
-            })
-            .collect();
-        let returned_ids: Vec<TxId> = returned.iter().map(SignedTx::id).collect();
-        self.mempool
-            .rebuild(self.chain.state(), self.chain.height() + 1, returned);
-        for id in returned_ids {
-            if self.mempool.contains(&id) {
-                for conn in self.peers.live_conns() {
-                    if let Some(p) = self.peers.get_mut(conn) {
-                        p.known_txs.forget(&id);
-                    }
-                }
-                self.announce_tx(id);
-            }
-        }
-    }
-
-    fn announce_new_best(&mut self, reorg: &Reorg<Tx>) {
-        // Announcing the tip is enough: a peer missing its ancestors syncs.
-        for conn in self.peers.live_conns() {
-            self.announce_block_to(conn, reorg.new_tip);
-        }
-    }
-
     // ---- commands -----------------------------------------------------
 
     /// Routes a command of the node's handle.
@@ -555,21 +417,5 @@ impl Core {
                 self.dial_due();
             }
         }
-    }
-}
-
-/// A short, stable name for why a block was refused (a metrics label).
-fn reject_reason(e: &InsertError<LedgerError>) -> String {
-    match e {
-        InsertError::Invalid(v) => {
-            let debug = format!("{v:?}");
-            debug
-                .split(|c: char| !c.is_alphanumeric())
-                .next()
-                .unwrap_or("invalid")
-                .to_string()
-        }
-        InsertError::KnownInvalid(_) => "KnownInvalid".to_string(),
-        InsertError::State { .. } => "State".to_string(),
     }
 }

@@ -1,0 +1,130 @@
+//! A node and its HTTP API, side by side: what the binary runs.
+//!
+//! [`Service::start`] starts a [`Node`] and, when the configuration names
+//! an API address, the HTTP server over the node's handle
+//! ([`crate::api`]). The node knows nothing of the API; the API knows the
+//! node only through its [`NodeHandle`]. [`run`] is the whole life of a
+//! service, ended by any future (Ctrl-C in the binary, anything in a test),
+//! in the shape of mini-redis's `server::run`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::ops::Deref;
+
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::config::NodeConfig;
+use crate::node::{Node, NodeError, NodeHandle, Seams};
+
+/// A running node and, if configured, its HTTP API.
+pub struct Service {
+    node: NodeHandle,
+    api_addr: Option<SocketAddr>,
+    api: Option<JoinHandle<()>>,
+}
+
+impl Service {
+    /// Starts the node on `seams`, then the API on `config.api` (with
+    /// `config.api_token` guarding the control endpoints) if given.
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError`] if the node cannot start or the API address cannot be
+    /// bound (the node is stopped again then).
+    pub async fn start(config: NodeConfig, seams: Seams) -> Result<Service, NodeError> {
+        let api = config.api;
+        let token = config.api_token.clone();
+        let node = Node::start_with(config, seams).await?;
+        let Some(addr) = api else {
+            return Ok(Service {
+                node,
+                api_addr: None,
+                api: None,
+            });
+        };
+        let bound = async {
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            let local = listener.local_addr()?;
+            Ok::<_, std::io::Error>((listener, local))
+        }
+        .await;
+        let (listener, api_addr) = match bound {
+            Ok(b) => b,
+            Err(source) => {
+                node.shutdown().await;
+                return Err(NodeError::Listen { addr, source });
+            }
+        };
+        let router = crate::api::router(node.clone(), token);
+        let stopped = {
+            let node = node.clone();
+            async move { node.stopped().await }
+        };
+        let server = tokio::spawn(async move {
+            if let Err(e) = crate::api::serve(listener, router, stopped).await {
+                warn!("the API server stopped: {e}");
+            }
+        });
+        info!(%api_addr, "API listening");
+        Ok(Service {
+            node,
+            api_addr: Some(api_addr),
+            api: Some(server),
+        })
+    }
+
+    /// The node's handle.
+    pub fn node(&self) -> &NodeHandle {
+        &self.node
+    }
+
+    /// Where the HTTP API listens, if it was started.
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api_addr
+    }
+
+    /// Runs until `shutdown` resolves or the node stops by itself (a store
+    /// that cannot save stops it), then stops both.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
+        tokio::select! {
+            () = shutdown => {}
+            () = self.node.stopped() => {}
+        }
+        self.shutdown().await;
+    }
+
+    /// Stops the node (which ends the API's event streams and the server's
+    /// graceful shutdown) and waits for both.
+    pub async fn shutdown(mut self) {
+        self.node.shutdown().await;
+        if let Some(api) = self.api.take() {
+            let _ = api.await;
+        }
+    }
+}
+
+impl Deref for Service {
+    type Target = NodeHandle;
+
+    fn deref(&self) -> &NodeHandle {
+        &self.node
+    }
+}
+
+/// Starts a service, runs it until `shutdown` resolves, and stops it.
+///
+/// # Errors
+///
+/// [`NodeError`] if it cannot start.
+pub async fn run(
+    config: NodeConfig,
+    seams: Seams,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), NodeError> {
+    Service::start(config, seams)
+        .await?
+        .run_until(shutdown)
+        .await;
+    Ok(())
+}
