@@ -270,6 +270,10 @@ impl NodeHandle {
     /// Runs `f` on a read-only view of the node's state and returns what it
     /// returns.
     ///
+    /// `f` runs **on the core task**: while it runs, the core handles no
+    /// peer message, block or command, so keep it short (a lookup, not a
+    /// walk over the whole chain).
+    ///
     /// # Errors
     ///
     /// [`NodeError::Stopped`].

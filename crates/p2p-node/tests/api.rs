@@ -22,15 +22,6 @@ async fn api_node() -> (Service, String) {
     (node, url)
 }
 
-fn sign(who: &str, nonce: u64, payload: Payload) -> SignedTx {
-    SignedTx::sign(
-        &dev::keypair(who).unwrap(),
-        nonce,
-        genesis().network_id(),
-        payload,
-    )
-}
-
 async fn get(url: &str) -> (StatusCode, Value) {
     let r = reqwest::get(url).await.unwrap();
     let status = r.status();

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use escrow::{Amount, ContractId, Party, Payload, SignedTx, State, dev};
+use escrow::{Amount, ContractId, Party, Payload, State, dev};
 use fantoccini::{ClientBuilder, Locator};
 use p2p_node::{MiningMode, NodeHandle, Seams, Service};
 use serde_json::json;
@@ -27,15 +27,6 @@ impl Drop for Driver {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn sign(who: &str, nonce: u64, payload: Payload) -> SignedTx {
-    SignedTx::sign(
-        &dev::keypair(who).unwrap(),
-        nonce,
-        genesis().network_id(),
-        payload,
-    )
 }
 
 async fn mined(node: &NodeHandle, contract: ContractId, want: State) {

@@ -8,81 +8,14 @@ mod common;
 use std::sync::atomic::AtomicBool;
 
 use bytes::BufMut;
+use chain_core::BlockHash;
 use chain_core::miner::{MineOutcome, Miner};
-use chain_core::{Block, BlockHash, Header};
 use common::*;
-use escrow::{Amount, Payload, Signature, SignedTx, Tx, dev};
+use escrow::{Amount, Payload, Signature, SignedTx, dev};
 use futures::SinkExt;
-use p2p_node::{BanKey, MiningMode, NodeHandle};
+use p2p_node::{BanKey, MiningMode};
 use tokio::io::AsyncWriteExt;
 use wire::{Message, Reason};
-
-/// An honest pair: `a`, and `b` syncing from it.
-async fn honest_pair() -> (NodeHandle, NodeHandle) {
-    let a = start(&[], MiningMode::Off).await;
-    let b = start(&[a.local_addr()], MiningMode::Off).await;
-    wait_for("b connected to a", || async { peer_count(&b).await == 1 }).await;
-    (a, b)
-}
-
-/// `a` still mines and `b` still follows.
-async fn still_serving(a: &NodeHandle, b: &NodeHandle) {
-    a.mine_blocks(1).await.unwrap();
-    wait_same_tip(&[a, b]).await;
-    assert_eq!(peer_count(b).await, 1, "the honest peer is still connected");
-}
-
-/// The raw peer was told it is banned (or cut off), `a` lists the ban, and
-/// coming back under the same node id is refused.
-async fn assert_banned(a: &NodeHandle, mut raw: RawPeer) {
-    let notice = raw.until_notice().await;
-    if let Some(Message::Notice { reason, .. }) = &notice {
-        assert_eq!(*reason, Reason::Banned);
-    }
-    let id = raw.node_id;
-    let banned = a
-        .query(move |v| v.bans.iter().any(|(k, _)| *k == BanKey::Node(id)))
-        .await
-        .unwrap();
-    assert!(banned, "a bans the peer's node id");
-    let network = genesis().network_id();
-    let mut again = RawPeer::connect(a.local_addr()).await;
-    again.node_id = id;
-    match again.handshake(network).await {
-        Err(Message::Notice { reason, .. }) => assert_eq!(reason, Reason::Banned),
-        other => panic!("a banned peer came back: {other:?}"),
-    }
-}
-
-async fn live_raw_peer(a: &NodeHandle) -> RawPeer {
-    let mut raw = RawPeer::connect(a.local_addr()).await;
-    raw.handshake(genesis().network_id()).await.unwrap();
-    raw
-}
-
-/// A child of genesis from the template, with `nonce`.
-fn child_of_genesis(
-    a_genesis: &escrow::Genesis,
-    nonce_pick: impl Fn(&Header) -> bool,
-) -> Block<Tx> {
-    let chain = a_genesis.chain().unwrap();
-    let transactions = vec![Tx::Coinbase {
-        to: dev::address("eve").unwrap(),
-        height: 1,
-    }];
-    let mut header = chain.template(&transactions, now_ms());
-    while !nonce_pick(&header) {
-        header.nonce += 1;
-    }
-    Block {
-        header,
-        transactions,
-    }
-}
-
-fn meets_target(h: &Header) -> bool {
-    h.target.to_target().unwrap().is_met_by(&h.hash())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_bytes_get_a_peer_banned() {
@@ -137,8 +70,7 @@ async fn an_oversized_frame_gets_a_peer_banned() {
 async fn blocks_with_bad_proof_of_work_get_a_peer_banned() {
     let (a, b) = honest_pair().await;
     let mut raw = live_raw_peer(&a).await;
-    let g = genesis();
-    let first = child_of_genesis(&g, |h| !meets_target(h));
+    let first = child_of_genesis(coinbase_only(), |h| !meets_target(h));
     let mut second = first.clone();
     second.header.nonce += 1;
     while meets_target(&second.header) {
@@ -156,11 +88,10 @@ async fn blocks_with_bad_proof_of_work_get_a_peer_banned() {
 async fn orphans_whose_parent_never_arrives_get_a_peer_banned() {
     let (a, b) = honest_pair().await;
     let mut raw = live_raw_peer(&a).await;
-    let g = genesis();
     let miner = Miner::new(1);
     for i in 0..10u8 {
         // Valid work on a parent nobody has.
-        let mut block = child_of_genesis(&g, |_| true);
+        let mut block = child_of_genesis(coinbase_only(), |_| true);
         block.header.parent = BlockHash::from_bytes([i + 1; 32]);
         block.header.height = 7;
         let MineOutcome::Found(header) =

@@ -6,44 +6,31 @@
 mod common;
 
 use common::*;
-use escrow::{Amount, ContractId, Party, Payload, SignedTx, State, dev};
+use escrow::{Amount, ContractId, Party, Payload, State};
 use p2p_node::MiningMode;
-
-fn sign(who: &str, nonce: u64, network: chain_core::BlockHash, payload: Payload) -> SignedTx {
-    SignedTx::sign(&dev::keypair(who).unwrap(), nonce, network, payload)
-}
-
-fn addr(who: &str) -> escrow::Address {
-    dev::address(who).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_nodes_in_a_mesh_agree_on_one_chain_and_one_ledger() {
-    let net = genesis().network_id();
-    let a = start(&[], MiningMode::WhenPending).await;
-    let b = start(&[a.local_addr()], MiningMode::Off).await;
-    let c = start(&[a.local_addr(), b.local_addr()], MiningMode::Off).await;
-    let d = start(
-        &[a.local_addr(), b.local_addr(), c.local_addr()],
+    let mut mesh = mesh(&[
+        MiningMode::WhenPending,
         MiningMode::Off,
-    )
-    .await;
+        MiningMode::Off,
+        MiningMode::Off,
+    ])
+    .await
+    .into_iter();
+    let (a, b, c, d) = (
+        mesh.next().unwrap(),
+        mesh.next().unwrap(),
+        mesh.next().unwrap(),
+        mesh.next().unwrap(),
+    );
     let nodes = [&a, &b, &c, &d];
-    wait_for("a full mesh", || async {
-        for n in nodes {
-            if peer_count(n).await != 3 {
-                return false;
-            }
-        }
-        true
-    })
-    .await;
 
     // Transactions sent to different nodes.
     b.submit(sign(
         "alice",
         0,
-        net,
         Payload::Transfer {
             to: addr("bob"),
             amount: Amount::new(10),
@@ -54,7 +41,6 @@ async fn four_nodes_in_a_mesh_agree_on_one_chain_and_one_ledger() {
     let create = sign(
         "charlie",
         0,
-        net,
         Payload::EscrowCreate {
             seller: addr("dave"),
             arbiter: addr("eve"),
@@ -79,7 +65,7 @@ async fn four_nodes_in_a_mesh_agree_on_one_chain_and_one_ledger() {
     })
     .await;
     // The dispute goes to one node, the resolution to another.
-    d.submit(sign("charlie", 1, net, Payload::RaiseDispute { contract }))
+    d.submit(sign("charlie", 1, Payload::RaiseDispute { contract }))
         .await
         .unwrap();
     wait_for("the dispute mined", || async {
@@ -93,7 +79,6 @@ async fn four_nodes_in_a_mesh_agree_on_one_chain_and_one_ledger() {
     b.submit(sign(
         "eve",
         0,
-        net,
         Payload::Resolve {
             contract,
             to: Party::Buyer,
@@ -131,14 +116,12 @@ async fn four_nodes_in_a_mesh_agree_on_one_chain_and_one_ledger() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn competing_miners_converge_and_a_reorg_returns_transactions_to_the_pool() {
-    let net = genesis().network_id();
     // Two nodes that do not know each other yet mine their own chains.
     let a = start(&[], MiningMode::Off).await;
     let b = start(&[], MiningMode::Off).await;
     let pay = sign(
         "alice",
         0,
-        net,
         Payload::Transfer {
             to: addr("bob"),
             amount: Amount::new(7),
@@ -270,7 +253,6 @@ async fn a_node_syncing_from_a_busy_miner_catches_up_without_banning_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_heals_onto_the_most_work_chain_and_the_losers_transactions_are_mined_again() {
-    let net = genesis().network_id();
     let a = start(&[], MiningMode::WhenPending).await;
     let b = start(&[a.local_addr()], MiningMode::Off).await;
     let c = start(&[a.local_addr(), b.local_addr()], MiningMode::WhenPending).await;
@@ -311,7 +293,6 @@ async fn a_partition_heals_onto_the_most_work_chain_and_the_losers_transactions_
     let left_tx = sign(
         "alice",
         0,
-        net,
         Payload::Transfer {
             to: addr("bob"),
             amount: Amount::new(3),
@@ -322,7 +303,6 @@ async fn a_partition_heals_onto_the_most_work_chain_and_the_losers_transactions_
     d.submit(sign(
         "charlie",
         0,
-        net,
         Payload::Transfer {
             to: addr("dave"),
             amount: Amount::new(4),

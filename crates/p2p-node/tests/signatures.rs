@@ -7,11 +7,10 @@
 
 mod common;
 
-use chain_core::{Block, Header};
 use common::*;
 use escrow::{Amount, Payload, PublicKey, Signature, SignatureError, SignedTx, Tx, TxBody, dev};
 use futures::SinkExt;
-use p2p_node::{Seams, Service};
+use p2p_node::{MiningMode, Seams, Service};
 use serde_json::json;
 use wire::Message;
 
@@ -105,8 +104,7 @@ async fn the_api_gives_each_crafted_signature_its_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gossip_refuses_and_penalises_each_crafted_signature() {
     let node = start(&[], MiningMode::Off).await;
-    let mut raw = RawPeer::connect(node.local_addr()).await;
-    raw.handshake(genesis().network_id()).await.unwrap();
+    let mut raw = live_raw_peer(&node).await;
     let id = raw.node_id;
     let score = |node: &p2p_node::NodeHandle| {
         let node = node.clone();
@@ -142,25 +140,10 @@ async fn a_block_with_a_weak_key_spend_is_refused_and_changes_nothing() {
     let before = ledger(&node).await;
     let (tip_before, _) = tip(&node).await;
     let (theft, _) = crafted().remove(0);
-    let chain = genesis().chain().unwrap();
-    let transactions = vec![
-        Tx::Coinbase {
-            to: dev::address("eve").unwrap(),
-            height: 1,
-        },
-        Tx::Signed(theft),
-    ];
-    let mut header: Header = chain.template(&transactions, now_ms());
-    let target = header.target.to_target().unwrap();
-    while !target.is_met_by(&header.hash()) {
-        header.nonce += 1;
-    }
-    let block = Block {
-        header,
-        transactions,
-    };
-    let mut raw = RawPeer::connect(node.local_addr()).await;
-    raw.handshake(genesis().network_id()).await.unwrap();
+    let mut transactions = coinbase_only();
+    transactions.push(Tx::Signed(theft));
+    let block = child_of_genesis(transactions, meets_target);
+    let mut raw = live_raw_peer(&node).await;
     raw.framed.send(Message::Block(block)).await.unwrap();
     // The refusal is a penalty for the sender.
     let id = raw.node_id;
@@ -181,5 +164,3 @@ async fn a_block_with_a_weak_key_spend_is_refused_and_changes_nothing() {
     assert_eq!(ledger(&node).await, before, "no balance moved");
     node.shutdown().await;
 }
-
-use p2p_node::MiningMode;

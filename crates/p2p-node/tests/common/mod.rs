@@ -202,3 +202,114 @@ pub fn now_ms() -> u64 {
         .unwrap()
         .as_millis() as u64
 }
+
+/// A dev account's transaction on the test network, signed.
+pub fn sign(who: &str, nonce: u64, payload: escrow::Payload) -> escrow::SignedTx {
+    escrow::SignedTx::sign(
+        &escrow::dev::keypair(who).unwrap(),
+        nonce,
+        genesis().network_id(),
+        payload,
+    )
+}
+
+/// A dev account's address.
+pub fn addr(who: &str) -> escrow::Address {
+    escrow::dev::address(who).unwrap()
+}
+
+/// Nodes in a full mesh, one per mining mode: each dials every earlier
+/// one; returns once every node has all the others as peers.
+pub async fn mesh(modes: &[MiningMode]) -> Vec<NodeHandle> {
+    let mut nodes: Vec<NodeHandle> = Vec::new();
+    for mode in modes {
+        let peers: Vec<SocketAddr> = nodes.iter().map(NodeHandle::local_addr).collect();
+        nodes.push(start(&peers, *mode).await);
+    }
+    let want = modes.len().saturating_sub(1);
+    wait_for("a full mesh", || async {
+        for n in &nodes {
+            if peer_count(n).await != want {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    nodes
+}
+
+/// An honest pair: `a`, and `b` syncing from it.
+pub async fn honest_pair() -> (NodeHandle, NodeHandle) {
+    let a = start(&[], MiningMode::Off).await;
+    let b = start(&[a.local_addr()], MiningMode::Off).await;
+    wait_for("b connected to a", || async { peer_count(&b).await == 1 }).await;
+    (a, b)
+}
+
+/// `a` still mines and `b` still follows.
+pub async fn still_serving(a: &NodeHandle, b: &NodeHandle) {
+    a.mine_blocks(1).await.unwrap();
+    wait_same_tip(&[a, b]).await;
+    assert_eq!(peer_count(b).await, 1, "the honest peer is still connected");
+}
+
+/// The raw peer was told it is banned (or cut off), `a` lists the ban, and
+/// coming back under the same node id is refused.
+pub async fn assert_banned(a: &NodeHandle, mut raw: RawPeer) {
+    let notice = raw.until_notice().await;
+    if let Some(Message::Notice { reason, .. }) = &notice {
+        assert_eq!(*reason, wire::Reason::Banned);
+    }
+    let id = raw.node_id;
+    let banned = a
+        .query(move |v| v.bans.iter().any(|(k, _)| *k == p2p_node::BanKey::Node(id)))
+        .await
+        .unwrap();
+    assert!(banned, "a bans the peer's node id");
+    let network = genesis().network_id();
+    let mut again = RawPeer::connect(a.local_addr()).await;
+    again.node_id = id;
+    match again.handshake(network).await {
+        Err(Message::Notice { reason, .. }) => assert_eq!(reason, wire::Reason::Banned),
+        other => panic!("a banned peer came back: {other:?}"),
+    }
+}
+
+/// A raw peer past its handshake with `a`.
+pub async fn live_raw_peer(a: &NodeHandle) -> RawPeer {
+    let mut raw = RawPeer::connect(a.local_addr()).await;
+    raw.handshake(genesis().network_id()).await.unwrap();
+    raw
+}
+
+/// A child of the test genesis with these transactions, its nonce the
+/// first from 0 that `nonce_pick` accepts (`meets_target` for a valid
+/// block).
+pub fn child_of_genesis(
+    transactions: Vec<escrow::Tx>,
+    nonce_pick: impl Fn(&chain_core::Header) -> bool,
+) -> chain_core::Block<escrow::Tx> {
+    let chain = genesis().chain().unwrap();
+    let mut header = chain.template(&transactions, now_ms());
+    while !nonce_pick(&header) {
+        header.nonce += 1;
+    }
+    chain_core::Block {
+        header,
+        transactions,
+    }
+}
+
+/// Whether a header's hash meets the target it states.
+pub fn meets_target(h: &chain_core::Header) -> bool {
+    h.target.to_target().unwrap().is_met_by(&h.hash())
+}
+
+/// The coinbase-only transactions of a block at height 1, paying eve.
+pub fn coinbase_only() -> Vec<escrow::Tx> {
+    vec![escrow::Tx::Coinbase {
+        to: addr("eve"),
+        height: 1,
+    }]
+}
