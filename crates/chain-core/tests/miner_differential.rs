@@ -5,23 +5,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on a broken expectation
 
+mod common;
+
 use std::sync::atomic::AtomicBool;
 
+use chain_core::Header;
 use chain_core::miner::{Job, Kernel, MineOutcome, Miner, scan_naive};
-use chain_core::{BlockHash, Header, MerkleRoot, Target};
+use common::sample_header;
 use proptest::prelude::*;
-
-fn header(seed: u8, bits: u32) -> Header {
-    Header {
-        version: 1,
-        height: u64::from(seed) * 1_000_003,
-        parent: BlockHash::from_bytes([seed; 32]),
-        merkle_root: MerkleRoot::from_bytes([seed.wrapping_mul(7); 32]),
-        timestamp_ms: 1_700_000_000_000 + u64::from(seed),
-        target: Target::from_leading_zero_bits(bits).to_compact(),
-        nonce: 0,
-    }
-}
 
 /// Every matching nonce in the range, by the reference digest.
 fn reference(h: &Header, start: u64, count: u64) -> Vec<u64> {
@@ -80,17 +71,17 @@ fn the_interleaved_kernels_are_available_here() {
 #[test]
 fn all_paths_agree_on_an_easy_target() {
     // 4 zero bits: about one nonce in sixteen matches.
-    check_all_paths(&header(1, 4), 0, 4_099);
-    check_all_paths(&header(2, 6), 1_000_000, 2_051);
+    check_all_paths(&sample_header(1, 4), 0, 4_099);
+    check_all_paths(&sample_header(2, 6), 1_000_000, 2_051);
 }
 
 #[test]
 fn all_paths_agree_at_the_end_of_the_nonce_space() {
     for count in [1u64, 2, 7, 13, 1_001] {
-        check_all_paths(&header(3, 3), u64::MAX - (count - 1), count);
+        check_all_paths(&sample_header(3, 3), u64::MAX - (count - 1), count);
     }
     // Ranges that would pass the end are clamped, never wrapped.
-    let h = header(4, 1);
+    let h = sample_header(4, 1);
     let job = Job::new(&h).unwrap();
     for kernel in Kernel::available() {
         if let Some(n) = kernel.scan(&job, u64::MAX - 2, 100) {
@@ -102,7 +93,7 @@ fn all_paths_agree_at_the_end_of_the_nonce_space() {
 #[test]
 fn mine_returns_the_reference_hash() {
     for seed in 0..8 {
-        let h = header(seed, 12);
+        let h = sample_header(seed, 12);
         let stop = AtomicBool::new(false);
         let MineOutcome::Found(found) = Miner::new(2).mine(&h, &stop).unwrap() else {
             panic!("no block");
@@ -123,6 +114,6 @@ proptest! {
     #[test]
     fn random_headers_agree(seed in any::<u8>(), bits in 1u32..8, start in any::<u64>(), count in 1u64..600) {
         let start = start.min(u64::MAX - (count - 1));
-        check_all_paths(&header(seed, bits), start, count);
+        check_all_paths(&sample_header(seed, bits), start, count);
     }
 }

@@ -455,17 +455,7 @@ fn coinbase_rules() {
 fn admission_counts_pending_nonces_and_spends() {
     let h = Harness::new();
     let net = h.ledger.network();
-    let pay = |nonce: u64, amount: u64| {
-        SignedTx::sign(
-            &key("alice"),
-            nonce,
-            net,
-            Payload::Transfer {
-                to: addr("bob"),
-                amount: Amount::new(amount),
-            },
-        )
-    };
+    let pay = |nonce: u64, amount: u64| transfer("alice", nonce, net, "bob", amount);
     let first = pay(0, DEV_BALANCE - 10);
     check_admission(&h.ledger, &[], &first, 1).unwrap();
     // The next nonce counts the pending one ...
@@ -509,17 +499,7 @@ fn admission_counts_pending_nonces_and_spends() {
 fn pending_state_admits_incrementally_and_refusals_change_nothing() {
     let h = Harness::new();
     let net = h.ledger.network();
-    let pay = |nonce: u64, amount: u64| {
-        SignedTx::sign(
-            &key("alice"),
-            nonce,
-            net,
-            Payload::Transfer {
-                to: addr("bob"),
-                amount: Amount::new(amount),
-            },
-        )
-    };
+    let pay = |nonce: u64, amount: u64| transfer("alice", nonce, net, "bob", amount);
     let mut pending = escrow::PendingState::new(&h.ledger, 1);
     pending.admit(&pay(0, DEV_BALANCE - 10)).unwrap();
     let before = pending.ledger().clone();

@@ -120,12 +120,12 @@ pub fn genesis(params: &ChainParams) -> Block<TestTx> {
 
 /// An unmined child header of `parent` (nonce 0) with the given target.
 pub fn child_header(parent: &Header, txs: &[TestTx], timestamp_ms: u64, target: Target) -> Header {
-    let ids: Vec<_> = txs.iter().map(Transaction::id).collect();
+    let leaves: Vec<_> = txs.iter().map(Transaction::commitment).collect();
     Header {
         version: chain_core::HEADER_VERSION,
         height: parent.height + 1,
         parent: parent.hash(),
-        merkle_root: merkle_root(&ids),
+        merkle_root: merkle_root(&leaves),
         timestamp_ms,
         target: target.to_compact(),
         nonce: 0,
@@ -165,3 +165,17 @@ pub fn tx(payload: u64) -> TestTx {
 
 /// A clock far enough ahead that no test block is in the future.
 pub const NOW: u64 = GENESIS_TIME + 1_000_000_000;
+
+/// A header with fields derived from `seed` and a target of `bits` leading
+/// zero bits (nonce 0), for tests of the miner on many distinct inputs.
+pub fn sample_header(seed: u8, bits: u32) -> Header {
+    Header {
+        version: 1,
+        height: u64::from(seed) * 1_000_003,
+        parent: BlockHash::from_bytes([seed; 32]),
+        merkle_root: chain_core::MerkleRoot::from_bytes([seed.wrapping_mul(7); 32]),
+        timestamp_ms: 1_700_000_000_000 + u64::from(seed),
+        target: Target::from_leading_zero_bits(bits).to_compact(),
+        nonce: 0,
+    }
+}

@@ -166,3 +166,17 @@ pub fn mine_on(
         transactions,
     }
 }
+
+/// A transfer of `amount` from dev account `from` to dev account `to`,
+/// signed, with this nonce, on `network`.
+pub fn transfer(from: &str, nonce: u64, network: BlockHash, to: &str, amount: u64) -> SignedTx {
+    SignedTx::sign(
+        &key(from),
+        nonce,
+        network,
+        Payload::Transfer {
+            to: addr(to),
+            amount: Amount::new(amount),
+        },
+    )
+}
