@@ -1,0 +1,188 @@
+//! The bytes of a connection's start, split and coalesced every way: the
+//! handshake and the first session messages arrive in one write, or cut at
+//! every byte boundary with a pause between the pieces. An honest peer is
+//! never penalised for how TCP happened to cut its bytes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use common::*;
+use p2p_node::{MiningMode, NodeHandle};
+use tokio::io::AsyncWriteExt;
+use tokio_util::codec::Encoder;
+use wire::{Message, NodeId, WireCodec};
+
+/// The frames a dialler sends: its handshake, then (after the node's
+/// handshake and ack) its ack, a ping and an address request.
+fn frames(raw: &RawPeer) -> (Vec<u8>, Vec<u8>) {
+    let mut codec = WireCodec::new();
+    let mut hello = BytesMut::new();
+    codec
+        .encode(
+            Message::Handshake(raw.hello(genesis().network_id())),
+            &mut hello,
+        )
+        .unwrap();
+    let mut session = BytesMut::new();
+    for m in [
+        Message::HandshakeAck,
+        Message::Ping { nonce: 0xdead_beef },
+        Message::GetAddrs,
+    ] {
+        codec.encode(m, &mut session).unwrap();
+    }
+    (hello.to_vec(), session.to_vec())
+}
+
+/// Reads until the node's pong for our ping; panics on anything that ends
+/// the connection.
+async fn until_pong(raw: &mut RawPeer) {
+    loop {
+        match raw.next().await {
+            Some(Message::Pong { nonce }) => {
+                assert_eq!(nonce, 0xdead_beef);
+                return;
+            }
+            Some(Message::Notice { reason, text }) => {
+                panic!("the node sent a notice: {reason:?} {}", text.as_str())
+            }
+            Some(_) => {}
+            None => panic!("the node closed the connection"),
+        }
+    }
+}
+
+async fn penalty_of(node: &NodeHandle, id: NodeId) -> Option<u32> {
+    node.query(move |v| v.peers.iter().find(|p| p.node_id == id).map(|p| p.score))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_split_at_every_byte_after_the_handshake_is_understood() {
+    let node = start(&[], MiningMode::Off).await;
+    let probe = RawPeer::connect(node.local_addr()).await;
+    let (_, session) = frames(&probe);
+    drop(probe);
+    for cut in 0..=session.len() {
+        let mut raw = RawPeer::connect(node.local_addr()).await;
+        let (hello, session) = frames(&raw);
+        raw.framed.get_mut().write_all(&hello).await.unwrap();
+        for expect in ["handshake", "ack"] {
+            match raw.next().await {
+                Some(Message::Handshake(_)) if expect == "handshake" => {}
+                Some(Message::HandshakeAck) if expect == "ack" => {}
+                other => panic!("expected the node's {expect}, got {other:?}"),
+            }
+        }
+        // The ack and the start of the session in one write, the rest a
+        // moment later.
+        raw.framed
+            .get_mut()
+            .write_all(&session[..cut])
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        raw.framed
+            .get_mut()
+            .write_all(&session[cut..])
+            .await
+            .unwrap();
+        until_pong(&mut raw).await;
+        assert_eq!(
+            penalty_of(&node, raw.node_id).await,
+            Some(0),
+            "cut at byte {cut}: an honest peer, unpunished"
+        );
+    }
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_start_coalesced_in_one_write_is_understood() {
+    let node = start(&[], MiningMode::Off).await;
+    // Everything a dialler would send, in one write, before reading a byte:
+    // the node must take the ack and session after its own handshake.
+    let mut raw = RawPeer::connect(node.local_addr()).await;
+    let (hello, session) = frames(&raw);
+    let mut all = hello;
+    all.extend_from_slice(&session);
+    raw.framed.get_mut().write_all(&all).await.unwrap();
+    until_pong(&mut raw).await;
+    assert_eq!(penalty_of(&node, raw.node_id).await, Some(0));
+    // And the handshake itself cut at every byte.
+    for cut in 1..all.len().min(200) {
+        let mut raw = RawPeer::connect(node.local_addr()).await;
+        let (hello, session) = frames(&raw);
+        let mut all = hello;
+        all.extend_from_slice(&session);
+        raw.framed.get_mut().write_all(&all[..cut]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        raw.framed.get_mut().write_all(&all[cut..]).await.unwrap();
+        until_pong(&mut raw).await;
+    }
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dialling_node_takes_the_listeners_ack_and_session_cut_anywhere() {
+    use futures::StreamExt;
+    use tokio_util::codec::Framed;
+    let node = start(&[], MiningMode::Off).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let here = listener.local_addr().unwrap();
+    let probe = RawPeer::connect(node.local_addr()).await;
+    let (hello_len, session_len) = {
+        let (h, s) = frames(&probe);
+        (h.len(), s.len())
+    };
+    drop(probe);
+    let _ = hello_len;
+    for cut in 0..=session_len {
+        node.add_peer(here).await.unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut framed = Framed::new(stream, WireCodec::new());
+        let Some(Ok(Message::Handshake(_))) = framed.next().await else {
+            panic!("the node did not start with its handshake");
+        };
+        // Our handshake names us with a fresh node id each round.
+        let mut me = RawPeer::connect(node.local_addr()).await;
+        me.framed = framed;
+        let mut hello = me.hello(genesis().network_id());
+        hello.listen_addr = Some(here);
+        let mut codec = WireCodec::new();
+        let mut bytes = BytesMut::new();
+        codec.encode(Message::Handshake(hello), &mut bytes).unwrap();
+        for m in [
+            Message::HandshakeAck,
+            Message::Ping { nonce: 0xdead_beef },
+            Message::GetAddrs,
+        ] {
+            codec.encode(m, &mut bytes).unwrap();
+        }
+        let split = bytes.len() - session_len + cut;
+        me.framed
+            .get_mut()
+            .write_all(&bytes[..split])
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        me.framed
+            .get_mut()
+            .write_all(&bytes[split..])
+            .await
+            .unwrap();
+        until_pong(&mut me).await;
+        assert_eq!(penalty_of(&node, me.node_id).await, Some(0), "cut at {cut}");
+        drop(me);
+        wait_for("the node sees the connection gone", || async {
+            peer_count(&node).await == 0
+        })
+        .await;
+    }
+    node.shutdown().await;
+}
