@@ -1,8 +1,14 @@
 //! What the node asked of whom, and when: blocks and transactions by hash
 //! (so each is asked once, and a timeout frees it to be asked again) and the
 //! peers a sync request is out to.
+//!
+//! A block that arrives after its request timed out was still asked for: a
+//! busy honest peer answers late during fork races. Timed-out block
+//! requests are remembered (a bounded number, oldest forgotten first) so
+//! that such a block is not taken for unsolicited junk and its sender is
+//! not penalised.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
 use std::time::Duration;
 
@@ -16,8 +22,14 @@ use crate::core::view::ConnId;
 pub(crate) struct Requests {
     blocks: HashMap<BlockHash, Instant>,
     txs: HashMap<TxId, Instant>,
+    /// Block requests that timed out, oldest first.
+    late_blocks: VecDeque<BlockHash>,
+    late_set: HashSet<BlockHash>,
     syncing: HashSet<ConnId>,
 }
+
+/// How many timed-out block requests are remembered.
+const MAX_LATE: usize = 4_096;
 
 /// The announced items that are neither known nor already asked for; they
 /// are recorded as asked for at `now`.
@@ -58,9 +70,11 @@ impl Requests {
         want(&mut self.txs, announced, known, now)
     }
 
-    /// A block arrived; returns whether it had been asked for.
+    /// A block arrived; returns whether it had been asked for (even if the
+    /// request timed out since).
     pub fn block_arrived(&mut self, hash: &BlockHash) -> bool {
-        self.blocks.remove(hash).is_some()
+        let late = self.late_set.remove(hash);
+        self.blocks.remove(hash).is_some() || late
     }
 
     /// A transaction arrived.
@@ -80,8 +94,23 @@ impl Requests {
 
     /// Frees requests older than `timeout` to be asked again.
     pub fn expire(&mut self, now: Instant, timeout: Duration) {
-        self.blocks
-            .retain(|_, t| now.saturating_duration_since(*t) < timeout);
+        let expired: Vec<BlockHash> = self
+            .blocks
+            .iter()
+            .filter(|(_, t)| now.saturating_duration_since(**t) >= timeout)
+            .map(|(h, _)| *h)
+            .collect();
+        for hash in expired {
+            self.blocks.remove(&hash);
+            if self.late_set.insert(hash) {
+                self.late_blocks.push_back(hash);
+            }
+        }
+        while self.late_blocks.len() > MAX_LATE {
+            if let Some(old) = self.late_blocks.pop_front() {
+                self.late_set.remove(&old);
+            }
+        }
         self.txs
             .retain(|_, t| now.saturating_duration_since(*t) < timeout);
     }
@@ -139,6 +168,32 @@ mod tests {
         );
         r.expire(now + timeout, timeout);
         assert_eq!(r.want_blocks(&[hash(3)], known, now), vec![hash(3)]);
+    }
+
+    #[test]
+    fn a_block_that_arrives_after_its_request_timed_out_was_still_asked_for() {
+        let mut r = Requests::default();
+        let now = Instant::now();
+        let timeout = Duration::from_secs(5);
+        assert_eq!(r.want_blocks(&[hash(8)], |_| false, now), vec![hash(8)]);
+        r.expire(now + timeout, timeout);
+        // Free to be asked of another peer ...
+        assert_eq!(
+            r.want_blocks(&[hash(8)], |_| false, now + timeout),
+            vec![hash(8)]
+        );
+        // ... and when the first peer's late answer comes, it was asked for.
+        assert!(r.block_arrived(&hash(8)));
+        assert!(!r.block_arrived(&hash(8)), "once");
+        // The memory of late requests is bounded.
+        for i in 0..(MAX_LATE + 10) {
+            let mut b = [0u8; 32];
+            b[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            r.want_blocks(&[BlockHash::from_bytes(b)], |_| false, now);
+        }
+        r.expire(now + timeout, timeout);
+        assert!(r.late_blocks.len() <= MAX_LATE);
+        assert_eq!(r.late_blocks.len(), r.late_set.len());
     }
 
     #[test]
