@@ -23,6 +23,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
+/// How long nodes may disagree on tips of equal work, with nothing pending,
+/// before the demo mines a block to settle them. The tie-break (the
+/// smaller hash) settles them as soon as every node has every tip, which
+/// takes milliseconds on loopback.
+const SETTLE_PATIENCE: Duration = Duration::from_secs(2);
+
 const DEV_BALANCE: u64 = 1_000_000;
 const REWARD: u64 = 50;
 const ACCOUNTS: [&str; 6] = ["alice", "bob", "charlie", "dave", "eve", "ferdie"];
@@ -486,11 +492,13 @@ impl Net {
             if blocks.len() == 1 && confirmed == total {
                 return Ok(());
             }
-            // Competing blocks of equal work that hold it: each node keeps
-            // the one it saw first until a next block makes one heavier.
+            // Competing blocks of equal work that hold it: once both have
+            // reached every node, all follow the smaller hash. Should they
+            // still disagree after a while (a block that did not reach
+            // everyone), one more block settles it.
             if blocks.len() > 1 && confirmed == total {
                 let since = *split_since.get_or_insert_with(Instant::now);
-                if since.elapsed() > Duration::from_millis(300) {
+                if since.elapsed() > SETTLE_PATIENCE {
                     let first = self.live().next().context("no live node")?;
                     self.clear_spinner();
                     println!(
@@ -514,8 +522,9 @@ impl Net {
     }
 
     /// Waits until every live node has the same tip and an empty mempool.
-    /// Two tips of equal work stay apart until the next block, so after a
-    /// quiet moment without agreement node 0 mines one block to settle it.
+    /// Tips of equal work converge on the smaller hash once every node has
+    /// both; should they still disagree after a while, node 0 mines one
+    /// block to settle it.
     fn settle(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + STEP_TIMEOUT;
         let mut disagreeing_since: Option<Instant> = None;
@@ -540,7 +549,7 @@ impl Net {
             }
             if !agree && pending == 0 {
                 let since = *disagreeing_since.get_or_insert_with(Instant::now);
-                if since.elapsed() > Duration::from_millis(300) {
+                if since.elapsed() > SETTLE_PATIENCE {
                     let heights: Vec<u64> = statuses
                         .iter()
                         .map(|s| s["height"].as_u64().unwrap_or(0))

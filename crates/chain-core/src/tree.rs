@@ -5,7 +5,11 @@
 //! - Every block that passed the header and context rules is kept by hash,
 //!   with its cumulative work (its own plus all its ancestors').
 //! - The best tip is the block with the most cumulative work; on a tie the
-//!   block seen first wins, so a node does not flip between equal branches.
+//!   block with the smaller hash (its 32 bytes compared in order, as its hex
+//!   reads) wins. Fork choice is then a function of the set of blocks a node
+//!   holds, not of the order they arrived in: two nodes that hold the same
+//!   blocks follow the same tip, so an idle network agrees without anyone
+//!   mining another block.
 //! - The state machine only ever holds the state of the best chain. A block
 //!   on a side branch is checked up to its header and context; its
 //!   transactions are applied when its branch becomes the most-work branch.
@@ -134,8 +138,6 @@ pub enum Inserted<T> {
 struct Entry<T> {
     block: Arc<Block<T>>,
     cumulative_work: Work,
-    /// Arrival order, for "first seen wins a tie".
-    seq: u64,
     children: Vec<BlockHash>,
 }
 
@@ -212,12 +214,11 @@ pub struct Chain<S: StateMachine> {
     /// `undo[i]` reverses the block at height `i + 1` of the best chain.
     undo: Vec<S::Undo>,
     /// Every block that may be a tip, ordered by fork choice: the last
-    /// element is the best (most work, then earliest seen).
-    candidates: BTreeSet<(Work, Reverse<u64>, BlockHash)>,
+    /// element is the best (most work, then the smaller hash).
+    candidates: BTreeSet<(Work, Reverse<BlockHash>)>,
     orphans: OrphanPool<S::Tx>,
     invalid: HashSet<BlockHash>,
     invalid_order: VecDeque<BlockHash>,
-    next_seq: u64,
 }
 
 impl<S: StateMachine> std::fmt::Debug for Chain<S> {
@@ -270,12 +271,11 @@ impl<S: StateMachine> Chain<S> {
             Entry {
                 block: Arc::new(genesis),
                 cumulative_work: work,
-                seq: 0,
                 children: Vec::new(),
             },
         );
         let mut candidates = BTreeSet::new();
-        candidates.insert((work, Reverse(0), hash));
+        candidates.insert((work, Reverse(hash)));
         Ok(Self {
             params,
             state,
@@ -286,7 +286,6 @@ impl<S: StateMachine> Chain<S> {
             orphans: OrphanPool::new(DEFAULT_MAX_ORPHANS),
             invalid: HashSet::new(),
             invalid_order: VecDeque::new(),
-            next_seq: 1,
         })
     }
 
@@ -614,19 +613,15 @@ impl<S: StateMachine> Chain<S> {
             .ok_or(InsertError::KnownInvalid(hash))?;
         parent_entry.children.push(hash);
         let cumulative_work = parent_entry.cumulative_work.saturating_add(work);
-        let seq = self.next_seq;
-        self.next_seq += 1;
         self.blocks.insert(
             hash,
             Entry {
                 block,
                 cumulative_work,
-                seq,
                 children: Vec::new(),
             },
         );
-        self.candidates
-            .insert((cumulative_work, Reverse(seq), hash));
+        self.candidates.insert((cumulative_work, Reverse(hash)));
         Ok(())
     }
 
@@ -636,7 +631,7 @@ impl<S: StateMachine> Chain<S> {
     fn activate_best(&mut self) -> Option<InsertError<S::Error>> {
         let mut last_error = None;
         loop {
-            let Some(&(_, _, best)) = self.candidates.last() else {
+            let Some(&(_, Reverse(best))) = self.candidates.last() else {
                 return last_error;
             };
             if best == self.tip() {
@@ -702,8 +697,7 @@ impl<S: StateMachine> Chain<S> {
         let mut stack = vec![hash];
         while let Some(h) = stack.pop() {
             if let Some(entry) = self.blocks.remove(&h) {
-                self.candidates
-                    .remove(&(entry.cumulative_work, Reverse(entry.seq), h));
+                self.candidates.remove(&(entry.cumulative_work, Reverse(h)));
                 stack.extend(entry.children);
                 if let Some(parent) = self.blocks.get_mut(&entry.block.header.parent) {
                     parent.children.retain(|c| *c != h);

@@ -1,5 +1,6 @@
 //! Property tests of the block tree: any arrival order gives the most-work
-//! valid tip and the state of replaying it; nothing panics on any bytes.
+//! valid tip (the smaller hash among equal work) and the state of replaying
+//! it; nothing panics on any bytes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on a broken expectation
 
@@ -124,6 +125,14 @@ proptest! {
             .chain(blocks.iter().enumerate().map(|(i, b)| (b.hash(), i + 1)))
             .collect();
         prop_assert!(winners.contains(&index[&chain.tip()]));
+        // Among equal work, the smaller hash: the tip does not depend on
+        // the arrival order.
+        let smallest = winners
+            .iter()
+            .map(|&i| if i == 0 { g.hash() } else { blocks[i - 1].hash() })
+            .min()
+            .unwrap();
+        prop_assert_eq!(chain.tip(), smallest);
         prop_assert_eq!(chain.state(), &replay(&chain));
         prop_assert_eq!(chain.orphan_count(), 0);
     }

@@ -57,21 +57,37 @@ fn the_same_block_twice_is_a_duplicate() {
 }
 
 #[test]
-fn equal_work_branch_is_a_side_branch_and_first_seen_wins() {
-    let (mut chain, params) = new_chain();
-    let g = tip_header(&chain);
+fn equal_work_branches_go_to_the_smaller_hash_in_any_arrival_order() {
+    let (_, params) = new_chain();
+    let g = genesis(&params).header;
     let a = child(&g, vec![tx(1)], &params);
     let b = child(&g, vec![tx(2)], &params);
-    let a_hash = a.hash();
-    chain.insert(a, NOW).unwrap();
+    let (winner, loser, winner_payload) = if a.hash() < b.hash() {
+        (a.clone(), b.clone(), 1)
+    } else {
+        (b.clone(), a.clone(), 2)
+    };
+    for order in [[a.clone(), b.clone()], [b, a]] {
+        let (mut chain, _) = new_chain();
+        for block in order {
+            chain.insert(block, NOW).unwrap();
+        }
+        assert_eq!(chain.tip(), winner.hash());
+        assert!(chain.contains(&loser.hash()));
+        assert!(!chain.is_on_best_chain(&loser.hash()));
+        assert_eq!(chain.state().applied, vec![winner_payload]);
+    }
+    // The loser arriving second is a side branch; the winner arriving
+    // second takes the tip from the loser.
+    let (mut chain, _) = new_chain();
+    chain.insert(winner.clone(), NOW).unwrap();
     assert!(matches!(
-        chain.insert(b.clone(), NOW),
+        chain.insert(loser.clone(), NOW),
         Ok(Inserted::SideBranch)
     ));
-    assert_eq!(chain.tip(), a_hash);
-    assert!(chain.contains(&b.hash()));
-    assert!(!chain.is_on_best_chain(&b.hash()));
-    assert_eq!(chain.state().applied, vec![1]);
+    let (mut chain, _) = new_chain();
+    chain.insert(loser, NOW).unwrap();
+    assert!(matches!(chain.insert(winner, NOW), Ok(Inserted::NewBest(r)) if r.is_reorg()));
 }
 
 #[test]
@@ -81,7 +97,9 @@ fn a_heavier_branch_reorganises_and_reports_the_path() {
     let a1 = child(&g, vec![tx(1)], &params);
     let a2 = child(&a1.header, vec![tx(2)], &params);
     let b1 = child(&g, vec![tx(5)], &params);
-    let b2 = child(&b1.header, vec![tx(3)], &params);
+    // b2 ties a2 and loses the tie, so a2 stays the tip until b3.
+    let b2 = child_losing_to(&b1.header, 1_000, &a2.hash(), &params, tx);
+    let p2 = b2.transactions[0].payload;
     let b3 = child(&b2.header, vec![tx(4)], &params);
     for b in [a1.clone(), a2.clone(), b1.clone(), b2.clone()] {
         chain.insert(b, NOW).unwrap();
@@ -97,7 +115,7 @@ fn a_heavier_branch_reorganises_and_reports_the_path() {
     assert_eq!(undone, vec![a2.hash(), a1.hash()]);
     assert_eq!(applied, vec![b1.hash(), b2.hash(), b3.hash()]);
     // The state is exactly the new branch replayed.
-    assert_eq!(chain.state().applied, vec![5, 3, 4]);
+    assert_eq!(chain.state().applied, vec![5, p2, 4]);
     assert_eq!(chain.state().heights, vec![0, 1, 2, 3]);
     assert_eq!(
         chain.best_chain(),
@@ -436,7 +454,7 @@ fn a_heavier_branch_that_fails_to_apply_leaves_the_old_chain() {
     chain.insert(a1.clone(), NOW).unwrap();
     // A side branch whose first block is invalid: accepted while it has
     // less work (its transactions are not applied yet) ...
-    let b1 = child(&g, vec![chain_core_test_invalid(7)], &params);
+    let b1 = child_losing_to(&g, 1_000, &a1.hash(), &params, chain_core_test_invalid);
     let b2 = child(&b1.header, vec![tx(2)], &params);
     assert!(matches!(
         chain.insert(b1.clone(), NOW),
@@ -461,7 +479,9 @@ fn a_failed_reorg_falls_back_to_the_best_valid_prefix() {
     chain.insert(a1.clone(), NOW).unwrap();
     // Branch b: b1, b2 valid, b3 invalid. b1..b2 ties a1+1, so after b3's
     // failure the best valid tip is b2 (more work than a1).
-    let b1 = child(&g, vec![tx(10)], &params);
+    // b1 ties a1 and loses the tie: a side branch until b2.
+    let b1 = child_losing_to(&g, 1_000, &a1.hash(), &params, tx);
+    let p1 = b1.transactions[0].payload;
     let b2 = child(&b1.header, vec![tx(11)], &params);
     let b3 = child(&b2.header, vec![chain_core_test_invalid(12)], &params);
     let b4 = child(&b3.header, vec![tx(13)], &params);
@@ -473,7 +493,7 @@ fn a_failed_reorg_falls_back_to_the_best_valid_prefix() {
     };
     assert_eq!(reorg.new_tip, b2.hash());
     assert_eq!(reorg.undone.len(), 1);
-    assert_eq!(chain.state().applied, vec![10, 11]);
+    assert_eq!(chain.state().applied, vec![p1, 11]);
     assert!(chain.is_known_invalid(&b3.hash()));
     assert!(chain.is_known_invalid(&b4.hash()));
 }

@@ -372,3 +372,41 @@ async fn a_node_tells_its_peers_the_address_it_advertises() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// Two nodes that mined competing blocks of equal work while apart agree
+/// on one tip once they meet, with nobody mining again: the smaller hash
+/// wins the tie on both (and after a partition heals, likewise).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn equal_work_tips_converge_on_the_smaller_hash_without_more_blocks() {
+    let a = start(&[], MiningMode::Off).await;
+    let b = start(&[], MiningMode::Off).await;
+    let ha = a.mine_blocks(1).await.unwrap()[0];
+    let hb = b.mine_blocks(1).await.unwrap()[0];
+    assert_ne!(ha, hb);
+    let winner = ha.min(hb);
+    b.add_peer(a.local_addr()).await.unwrap();
+    wait_for("both on the smaller hash", || async {
+        tip(&a).await.0 == winner && tip(&b).await.0 == winner
+    })
+    .await;
+    assert_eq!(tip(&a).await.1, 1, "no block was mined to settle it");
+    // Apart again: each mines one more, then the partition heals.
+    b.partition(vec![a.local_addr()]).await.unwrap();
+    a.partition(vec![b.local_addr()]).await.unwrap();
+    wait_for("apart", || async {
+        peer_count(&a).await == 0 && peer_count(&b).await == 0
+    })
+    .await;
+    let ha = a.mine_blocks(1).await.unwrap()[0];
+    let hb = b.mine_blocks(1).await.unwrap()[0];
+    let winner = ha.min(hb);
+    a.heal().await.unwrap();
+    b.heal().await.unwrap();
+    wait_for("one tip after the heal", || async {
+        tip(&a).await.0 == winner && tip(&b).await.0 == winner
+    })
+    .await;
+    assert_eq!(tip(&b).await.1, 2);
+    a.shutdown().await;
+    b.shutdown().await;
+}

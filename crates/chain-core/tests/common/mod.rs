@@ -179,3 +179,19 @@ pub fn sample_header(seed: u8, bits: u32) -> Header {
         nonce: 0,
     }
 }
+
+/// A mined child of `parent` holding one transaction made by `make` from a
+/// payload, the first payload from `first` up whose block hash is larger
+/// than `rival`'s: a block that loses a tie of equal work against `rival`.
+pub fn child_losing_to(
+    parent: &Header,
+    first: u64,
+    rival: &BlockHash,
+    params: &ChainParams,
+    make: impl Fn(u64) -> TestTx,
+) -> Block<TestTx> {
+    (first..)
+        .map(|payload| child(parent, vec![make(payload)], params))
+        .find(|b| b.hash() > *rival)
+        .expect("half of all payloads lose")
+}
