@@ -15,7 +15,10 @@
 //! - [`penalty`]: offences, penalty points, bans.
 //! - [`config`]: [`NodeConfig`] and [`MiningMode`].
 //! - [`api`]: the HTTP API (axum, JSON), `docs/API.md`.
-//! - [`client`]: the command-line client's side of that API.
+//! - [`api_types`]: that API's answers as serde types, defined once for
+//!   the API that writes them and the client that reads them.
+//! - [`client`]: the command-line client's side of that API: typed calls
+//!   that return those answers.
 //! - Seams for simulation: [`transport`] (listening and dialling),
 //!   [`clock`] (block timestamps), [`store`] (accepted blocks).
 //!
@@ -28,6 +31,7 @@
 //! them.
 
 pub mod api;
+pub mod api_types;
 pub mod client;
 pub mod clock;
 pub mod config;
