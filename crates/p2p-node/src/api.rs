@@ -3,11 +3,12 @@
 //! demand, and Prometheus metrics. `docs/API.md` documents every endpoint.
 //!
 //! Handlers read the node through [`NodeHandle::query`] and never hold
-//! node state across an `.await`. Errors are JSON `{"code", "message"}`
-//! with a stable code. Endpoints that change the node rather than submit a
-//! signed transaction (`POST /mine`, `POST /peers`, `POST /admin/*`) need
-//! the node's token
-//! as `Authorization: Bearer <token>`.
+//! node state across an `.await`. Every JSON answer is one of the serde
+//! types of [`crate::api_types`], which the client reads back. Errors are
+//! JSON `{"code", "message"}` ([`ErrorAnswer`]) with a stable code.
+//! Endpoints that change the node rather than submit a signed transaction
+//! (`POST /mine`, `POST /peers`, `POST /admin/*`) need the node's token as
+//! `Authorization: Bearer <token>`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,11 +19,16 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chain_core::{Block, BlockHash, Transaction, TxId};
-use escrow::{Address, ContractId, Payload, SignedTx, Tx};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use chain_core::{BlockHash, Transaction, TxId};
+use escrow::{Address, Contract, ContractId, Payload, SignedTx, Tx};
+use serde::Deserialize;
 
+/// The `POST /txs` body, defined with the other API types.
+pub use crate::api_types::SubmitTx;
+use crate::api_types::{
+    AccountAnswer, BlockAnswer, ErrorAnswer, MineAnswer, MineRequest, PeerAnswer, StatusAnswer,
+    SubmitAnswer, TreeAnswer, TreeBlock, TxAnswer, TxLookupAnswer, TxStatus,
+};
 use crate::node::{NodeError, NodeHandle};
 
 /// Most blocks one `GET /blocks` answers with.
@@ -71,7 +77,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (
             self.status,
-            Json(json!({"code": self.code, "message": self.message})),
+            Json(ErrorAnswer {
+                code: self.code.to_string(),
+                message: self.message,
+            }),
         )
             .into_response()
     }
@@ -216,7 +225,7 @@ struct TreeQuery {
 async fn tree(
     State(api): State<Api>,
     q: Result<Query<TreeQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TreeAnswer>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::bad_request("bad_range", e.body_text()))?;
     let depth = q.depth.unwrap_or(30).clamp(1, 200);
     let v = api
@@ -224,7 +233,7 @@ async fn tree(
         .query(move |v| {
             let tip = v.chain.height();
             let from = tip.saturating_sub(depth - 1);
-            let mut blocks: Vec<Value> = v
+            let mut blocks: Vec<TreeBlock> = v
                 .chain
                 .blocks()
                 .filter(|b| b.header.height >= from)
@@ -236,18 +245,22 @@ async fn tree(
                         ),
                         _ => None,
                     });
-                    json!({
-                        "hash": hash,
-                        "parent": b.header.parent,
-                        "height": b.header.height,
-                        "miner": miner,
-                        "txs": b.transactions.len(),
-                        "best": v.chain.is_on_best_chain(&hash),
-                    })
+                    TreeBlock {
+                        hash,
+                        parent: b.header.parent,
+                        height: b.header.height,
+                        miner,
+                        txs: b.transactions.len(),
+                        best: v.chain.is_on_best_chain(&hash),
+                    }
                 })
                 .collect();
-            blocks.sort_by_key(|b| (b["height"].as_u64(), !b["best"].as_bool().unwrap_or(false)));
-            json!({"tip": v.chain.tip(), "height": tip, "blocks": blocks})
+            blocks.sort_by_key(|b| (b.height, !b.best));
+            TreeAnswer {
+                tip: v.chain.tip(),
+                height: tip,
+                blocks,
+            }
         })
         .await?;
     Ok(Json(v))
@@ -286,64 +299,18 @@ fn authorised(api: &Api, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// One transaction as JSON.
-fn tx_json(tx: &Tx) -> Value {
-    let id = tx.id();
-    match tx {
-        Tx::Signed(s) => json!({
-            "id": id,
-            "kind": s.body.payload.kind(),
-            "sender": s.sender(),
-            "nonce": s.body.nonce,
-            "payload": s.body.payload,
-        }),
-        Tx::Coinbase { to, height } => json!({
-            "id": id, "kind": "coinbase", "to": to, "height": height,
-        }),
-        Tx::Network {
-            name,
-            coinbase_reward,
-            ..
-        } => json!({
-            "id": id, "kind": "network", "name": name, "coinbase_reward": coinbase_reward,
-        }),
-        Tx::Allocation { to, amount } => json!({
-            "id": id, "kind": "allocation", "to": to, "amount": amount,
-        }),
-    }
-}
-
-/// One block as JSON, with its transactions.
-fn block_json(block: &Block<Tx>, on_best_chain: bool) -> Value {
-    let h = &block.header;
-    json!({
-        "hash": block.hash(),
-        "height": h.height,
-        "parent": h.parent,
-        "merkle_root": h.merkle_root,
-        "timestamp_ms": h.timestamp_ms,
-        "target": format!("{:08x}", h.target.to_u32()),
-        "nonce": h.nonce,
-        "size": block.size(),
-        "on_best_chain": on_best_chain,
-        "transactions": block.transactions.iter().map(tx_json).collect::<Vec<_>>(),
-    })
-}
-
-async fn status(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
+async fn status(State(api): State<Api>) -> Result<Json<StatusAnswer>, ApiError> {
     let v = api
         .node
-        .query(|v| {
-            json!({
-                "network": v.chain.genesis_hash(),
-                "node_id": hex::encode(v.node_id.0),
-                "height": v.chain.height(),
-                "tip": v.chain.tip(),
-                "total_work": v.chain.total_work().as_f64(),
-                "peers": v.peers.len(),
-                "mempool": v.mempool.len(),
-                "mining": v.mining.name(),
-            })
+        .query(|v| StatusAnswer {
+            network: v.chain.genesis_hash(),
+            node_id: hex::encode(v.node_id.0),
+            height: v.chain.height(),
+            tip: v.chain.tip(),
+            total_work: v.chain.total_work().as_f64(),
+            peers: v.peers.len(),
+            mempool: v.mempool.len(),
+            mining: v.mining.name().to_string(),
         })
         .await?;
     Ok(Json(v))
@@ -359,7 +326,7 @@ struct Range {
 async fn blocks(
     State(api): State<Api>,
     r: Result<Query<Range>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<BlockAnswer>>, ApiError> {
     let Query(r) = r.map_err(|e| ApiError::bad_request("bad_range", e.body_text()))?;
     let v = api
         .node
@@ -381,12 +348,10 @@ async fn blocks(
                     ),
                 ));
             }
-            Ok(Value::Array(
-                (from..=to)
-                    .filter_map(|h| v.chain.block_at_height(h))
-                    .map(|b| block_json(b, true))
-                    .collect(),
-            ))
+            Ok((from..=to)
+                .filter_map(|h| v.chain.block_at_height(h))
+                .map(|b| BlockAnswer::new(b, true))
+                .collect())
         })
         .await??;
     Ok(Json(v))
@@ -395,13 +360,13 @@ async fn blocks(
 async fn block_by_hash(
     State(api): State<Api>,
     Path(hash): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BlockAnswer>, ApiError> {
     let hash: BlockHash = parse_path(&hash, "bad_hash")?;
     api.node
         .query(move |v| {
             v.chain
                 .block(&hash)
-                .map(|b| block_json(b, v.chain.is_on_best_chain(&hash)))
+                .map(|b| BlockAnswer::new(b, v.chain.is_on_best_chain(&hash)))
         })
         .await?
         .map(Json)
@@ -411,35 +376,48 @@ async fn block_by_hash(
 async fn block_by_height(
     State(api): State<Api>,
     Path(height): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BlockAnswer>, ApiError> {
     let height: u64 = height.parse().map_err(|_| {
         ApiError::bad_request("bad_height", format!("`{height}` is not a block height"))
     })?;
     api.node
-        .query(move |v| v.chain.block_at_height(height).map(|b| block_json(b, true)))
+        .query(move |v| {
+            v.chain
+                .block_at_height(height)
+                .map(|b| BlockAnswer::new(b, true))
+        })
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no block at height {height}")))
 }
 
-async fn tx_by_id(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn tx_by_id(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<Json<TxLookupAnswer>, ApiError> {
     let id: TxId = parse_path(&id, "bad_hash")?;
     api.node
         .query(move |v| {
             if let Some(tx) = v.mempool.get(&id) {
-                return Some(json!({"status": "pending", "tx": tx_json(&Tx::Signed(tx.clone()))}));
+                return Some(TxLookupAnswer {
+                    status: TxStatus::Pending,
+                    block: None,
+                    height: None,
+                    confirmations: None,
+                    tx: TxAnswer::from(&Tx::Signed(tx.clone())),
+                });
             }
             let hash = v.tx_index.get(&id)?;
             let block = v.chain.block(hash)?;
             let tx = block.transactions.iter().find(|t| t.id() == id)?;
             let height = block.header.height;
-            Some(json!({
-                "status": "confirmed",
-                "block": hash,
-                "height": height,
-                "confirmations": v.chain.height().saturating_sub(height) + 1,
-                "tx": tx_json(tx),
-            }))
+            Some(TxLookupAnswer {
+                status: TxStatus::Confirmed,
+                block: Some(*hash),
+                height: Some(height),
+                confirmations: Some(v.chain.height().saturating_sub(height) + 1),
+                tx: TxAnswer::from(tx),
+            })
         })
         .await?
         .map(Json)
@@ -468,62 +446,61 @@ fn parse_account(s: &str) -> Result<Address, ApiError> {
 async fn account(
     State(api): State<Api>,
     Path(account): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AccountAnswer>, ApiError> {
     let address = parse_account(&account)?;
     let v = api
         .node
         .query(move |v| {
             let ledger = v.chain.state();
             let pending = v.mempool.pending_ledger();
-            json!({
-                "address": address,
-                "name": escrow::dev::name_of(&address),
-                "balance": ledger.balance(&address),
-                "nonce": ledger.nonce(&address),
-                "pending_balance": pending.balance(&address),
-                "pending_nonce": pending.nonce(&address),
-            })
+            AccountAnswer {
+                address,
+                name: escrow::dev::name_of(&address).map(str::to_string),
+                balance: ledger.balance(&address),
+                nonce: ledger.nonce(&address),
+                pending_balance: pending.balance(&address),
+                pending_nonce: pending.nonce(&address),
+            }
         })
         .await?;
     Ok(Json(v))
 }
 
-async fn contracts(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
+async fn contracts(State(api): State<Api>) -> Result<Json<Vec<Contract>>, ApiError> {
     let v = api
         .node
-        .query(|v| json!(v.chain.state().contracts().values().collect::<Vec<_>>()))
+        .query(|v| v.chain.state().contracts().values().cloned().collect())
         .await?;
     Ok(Json(v))
 }
 
-async fn contract(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn contract(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<Json<Contract>, ApiError> {
     let id: ContractId = parse_path(&id, "bad_contract_id")?;
     api.node
-        .query(move |v| v.chain.state().contract(&id).map(|c| json!(c)))
+        .query(move |v| v.chain.state().contract(&id).cloned())
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no contract {id}")))
 }
 
-async fn peers(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
+async fn peers(State(api): State<Api>) -> Result<Json<Vec<PeerAnswer>>, ApiError> {
     let v = api
         .node
         .query(|v| {
-            Value::Array(
-                v.peers
-                    .iter()
-                    .map(|p| {
-                        json!({
-                            "node_id": hex::encode(p.node_id.0),
-                            "remote": p.remote,
-                            "listen_addr": p.listen_addr,
-                            "direction": format!("{:?}", p.direction).to_lowercase(),
-                            "best_height": p.best_height,
-                            "penalty": p.score,
-                        })
-                    })
-                    .collect(),
-            )
+            v.peers
+                .iter()
+                .map(|p| PeerAnswer {
+                    node_id: hex::encode(p.node_id.0),
+                    remote: p.remote,
+                    listen_addr: p.listen_addr,
+                    direction: format!("{:?}", p.direction).to_lowercase(),
+                    best_height: p.best_height,
+                    penalty: p.score,
+                })
+                .collect()
         })
         .await?;
     Ok(Json(v))
@@ -545,33 +522,24 @@ async fn add_peer(
     Ok(StatusCode::ACCEPTED)
 }
 
-async fn mempool(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
+async fn mempool(State(api): State<Api>) -> Result<Json<Vec<TxAnswer>>, ApiError> {
     let v = api
         .node
         .query(|v| {
-            Value::Array(
-                v.mempool
-                    .txs()
-                    .iter()
-                    .map(|t| tx_json(&Tx::Signed(t.clone())))
-                    .collect(),
-            )
+            v.mempool
+                .txs()
+                .iter()
+                .map(|t| TxAnswer::from(&Tx::Signed(t.clone())))
+                .collect()
         })
         .await?;
     Ok(Json(v))
 }
 
-/// `POST /txs` body: the transaction's canonical bytes in hex.
-#[derive(Serialize, Deserialize)]
-pub struct SubmitTx {
-    /// `SignedTx::to_bytes()`, hex.
-    pub tx: String,
-}
-
 async fn submit(
     State(api): State<Api>,
     b: Result<Json<SubmitTx>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<SubmitAnswer>), ApiError> {
     let b = body(b)?;
     let bytes = hex::decode(b.tx.trim())
         .map_err(|e| ApiError::bad_request("bad_encoding", format!("tx is not hex: {e}")))?;
@@ -582,11 +550,7 @@ async fn submit(
         _ => None,
     };
     let id = api.node.submit(tx).await?;
-    let mut out = json!({"id": id});
-    if let Some(contract) = contract {
-        out["contract"] = json!(contract);
-    }
-    Ok((StatusCode::CREATED, Json(out)))
+    Ok((StatusCode::CREATED, Json(SubmitAnswer { id, contract })))
 }
 
 #[derive(Deserialize)]
@@ -612,16 +576,11 @@ async fn heal(State(api): State<Api>, headers: HeaderMap) -> Result<StatusCode, 
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
-struct Mine {
-    blocks: u64,
-}
-
 async fn mine(
     State(api): State<Api>,
     headers: HeaderMap,
-    b: Result<Json<Mine>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+    b: Result<Json<MineRequest>, JsonRejection>,
+) -> Result<Json<MineAnswer>, ApiError> {
     authorised(&api, &headers)?;
     let b = body(b)?;
     if b.blocks == 0 || b.blocks > 1_000 {
@@ -631,7 +590,7 @@ async fn mine(
         ));
     }
     let hashes = api.node.mine_blocks(b.blocks).await?;
-    Ok(Json(json!({"blocks": hashes})))
+    Ok(Json(MineAnswer { blocks: hashes }))
 }
 
 async fn metrics(State(api): State<Api>) -> Result<Response, ApiError> {

@@ -17,7 +17,10 @@
 //! - [`api`]: the HTTP API (axum, JSON), `docs/API.md`.
 //! - [`service`]: a node and its API side by side ([`Service`]), what the
 //!   binary runs; the node itself knows nothing of the API.
-//! - [`client`]: the command-line client's side of that API.
+//! - [`api_types`]: that API's answers as serde types, defined once for
+//!   the API that writes them and the client that reads them.
+//! - [`client`]: the command-line client's side of that API: typed calls
+//!   that return those answers.
 //! - Seams for simulation: [`transport`] (listening and dialling),
 //!   [`clock`] (block timestamps), [`store`] (accepted blocks).
 //!
@@ -30,6 +33,7 @@
 //! them.
 
 pub mod api;
+pub mod api_types;
 pub mod client;
 pub mod clock;
 pub mod config;

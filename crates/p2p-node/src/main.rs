@@ -1,16 +1,20 @@
 //! The `p2p-node` binary: runs a node (no subcommand, or `run`), or talks
 //! to one as a client (every other subcommand) through its HTTP API.
+//!
+//! This file holds the command line, `main`, and running a node; the
+//! client subcommands are in [`commands`].
+
+mod commands;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use escrow::{Address, ContractId, Genesis, Keypair, Party, Payload, dev};
-use p2p_node::client::{COOKIE_FILE, Client};
+use escrow::{Address, ContractId, Genesis, dev};
+use p2p_node::client::COOKIE_FILE;
 use p2p_node::store::RedbStore;
 use p2p_node::{MiningMode, NodeConfig, Seams, Service};
-use serde_json::{Value, json};
 
 /// A node of the escrow chain, and its client.
 #[derive(Debug, Parser)]
@@ -201,25 +205,20 @@ struct Action {
     client: ClientArgs,
 }
 
+/// A node's data directory when none is given: one per P2P port, so that
+/// nodes on one machine do not share one (the client's `mine` looks in the
+/// default node's).
 fn default_data_dir(listen: &SocketAddr) -> PathBuf {
     let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
     home.join(".p2p-node")
         .join(format!("node-{}", listen.port()))
 }
 
+/// An account named on the command line: a dev account name or a hex
+/// address.
 fn parse_account(s: &str) -> anyhow::Result<Address> {
     dev::account(s)
         .with_context(|| format!("`{s}` is neither a dev account name nor a 64-hex-digit address"))
-}
-
-fn signer_key(signer: &Signer) -> anyhow::Result<Keypair> {
-    match (&signer.as_account, &signer.key) {
-        (Some(name), None) => dev::keypair(name).with_context(|| {
-            format!("`{name}` is not a dev account (alice, bob, charlie, dave, eve, ferdie)")
-        }),
-        (None, Some(path)) => Keypair::load(path).context("cannot load the key file"),
-        _ => bail!("say who signs: --as NAME (a dev account) or --key FILE"),
-    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -243,7 +242,7 @@ fn main() -> std::process::ExitCode {
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None | Some(Command::Run) => run(cli.run).await,
-        Some(command) => client(command).await,
+        Some(command) => commands::run(command).await,
     }
 }
 
@@ -355,257 +354,4 @@ fn write_cookie(dir: &Path) -> anyhow::Result<String> {
     file.write_all(token.as_bytes())
         .with_context(|| format!("cannot write the API token {}", path.display()))?;
     Ok(token)
-}
-
-async fn client(command: Command) -> anyhow::Result<()> {
-    match command {
-        Command::Run => unreachable_run(),
-        Command::Keygen { out } => {
-            let key = Keypair::generate().context("cannot generate a key")?;
-            key.save(&out).context("cannot save the key")?;
-            println!("{}", key.address());
-            Ok(())
-        }
-        Command::Status(c) => {
-            let v = Client::new(&c.node, None).get("/status").await?;
-            print(&c, &v, || {
-                format!(
-                    "network {}\nheight  {}\ntip     {}\npeers   {}\nmempool {}\nmining  {}",
-                    v["network"].as_str().unwrap_or("?"),
-                    v["height"],
-                    v["tip"].as_str().unwrap_or("?"),
-                    v["peers"],
-                    v["mempool"],
-                    v["mining"].as_str().unwrap_or("?"),
-                )
-            });
-            Ok(())
-        }
-        Command::Balance { account, client: c } => {
-            let v = Client::new(&c.node, None)
-                .get(&format!("/accounts/{account}"))
-                .await?;
-            print(&c, &v, || {
-                format!(
-                    "{} balance {} (pending {}), nonce {} (pending {})",
-                    account, v["balance"], v["pending_balance"], v["nonce"], v["pending_nonce"]
-                )
-            });
-            Ok(())
-        }
-        Command::Transfer {
-            signer,
-            to,
-            amount,
-            client: c,
-        } => {
-            let key = signer_key(&signer)?;
-            let payload = Payload::Transfer {
-                to: parse_account(&to)?,
-                amount: escrow::Amount::new(amount),
-            };
-            submitted(&c, payload, &key).await
-        }
-        Command::Escrow(e) => escrow_command(e).await,
-        Command::Contract { id, client: c } => {
-            let v = Client::new(&c.node, None)
-                .get(&format!("/contracts/{id}"))
-                .await?;
-            print(&c, &v, || contract_text(&v));
-            Ok(())
-        }
-        Command::Contracts(c) => {
-            let v = Client::new(&c.node, None).get("/contracts").await?;
-            print(&c, &v, || {
-                let list = v.as_array().cloned().unwrap_or_default();
-                if list.is_empty() {
-                    return "no contracts".to_string();
-                }
-                list.iter()
-                    .map(contract_line)
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            });
-            Ok(())
-        }
-        Command::Blocks { last, client: c } => {
-            let v = Client::new(&c.node, None)
-                .get(&format!("/blocks?last={last}"))
-                .await?;
-            print(&c, &v, || {
-                v.as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|b| {
-                        format!(
-                            "{:>6}  {}  {} txs",
-                            b["height"],
-                            b["hash"].as_str().unwrap_or("?"),
-                            b["transactions"].as_array().map_or(0, Vec::len)
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            });
-            Ok(())
-        }
-        Command::Mine {
-            count,
-            client: c,
-            data_dir,
-        } => {
-            let token = match c.token.clone() {
-                Some(t) => t,
-                None => {
-                    let dir = data_dir.unwrap_or_else(|| {
-                        default_data_dir(&SocketAddr::from(([127, 0, 0, 1], 5000)))
-                    });
-                    Client::read_token(&dir)?
-                }
-            };
-            let v = Client::new(&c.node, Some(token))
-                .post("/mine", json!({"blocks": count}))
-                .await?;
-            print(&c, &v, || {
-                v["blocks"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|h| format!("mined {}", h.as_str().unwrap_or("?")))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            });
-            Ok(())
-        }
-    }
-}
-
-fn unreachable_run() -> anyhow::Result<()> {
-    bail!("`run` is handled before the client commands")
-}
-
-async fn escrow_command(command: EscrowCommand) -> anyhow::Result<()> {
-    let (signer, payload, c) = match command {
-        EscrowCommand::Create {
-            signer,
-            seller,
-            arbiter,
-            amount,
-            delivery_blocks,
-            dispute_window,
-            client: c,
-        } => {
-            let status = Client::new(&c.node, None).get("/status").await?;
-            let height = status["height"].as_u64().unwrap_or(0);
-            let payload = Payload::EscrowCreate {
-                seller: parse_account(&seller)?,
-                arbiter: parse_account(&arbiter)?,
-                amount: escrow::Amount::new(amount),
-                delivery_deadline: height + delivery_blocks.max(1),
-                dispute_window,
-            };
-            (signer, payload, c)
-        }
-        EscrowCommand::Confirm(a) => (
-            a.signer,
-            Payload::ConfirmDelivery { contract: a.id },
-            a.client,
-        ),
-        EscrowCommand::Dispute(a) => (a.signer, Payload::RaiseDispute { contract: a.id }, a.client),
-        EscrowCommand::Refund(a) => (a.signer, Payload::RefundBuyer { contract: a.id }, a.client),
-        EscrowCommand::Resolve { action, to } => {
-            let to = if to == "seller" {
-                Party::Seller
-            } else {
-                Party::Buyer
-            };
-            (
-                action.signer,
-                Payload::Resolve {
-                    contract: action.id,
-                    to,
-                },
-                action.client,
-            )
-        }
-    };
-    let key = signer_key(&signer)?;
-    submitted(&c, payload, &key).await
-}
-
-async fn submitted(c: &ClientArgs, payload: Payload, key: &Keypair) -> anyhow::Result<()> {
-    let kind = payload.kind();
-    let v = Client::new(&c.node, None)
-        .sign_and_submit(key, payload)
-        .await?;
-    print(c, &v, || match v["contract"].as_str() {
-        Some(contract) => format!(
-            "submitted {kind} {}\ncontract {contract}",
-            v["id"].as_str().unwrap_or("?")
-        ),
-        None => format!("submitted {kind} {}", v["id"].as_str().unwrap_or("?")),
-    });
-    Ok(())
-}
-
-fn state_name(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Object(o) => o
-            .iter()
-            .next()
-            .map(|(k, inner)| format!("{k} since block {}", inner["since"]))
-            .unwrap_or_default(),
-        other => other.to_string(),
-    }
-}
-
-fn who(v: &Value) -> String {
-    let hex = v.as_str().unwrap_or("?");
-    hex.parse::<Address>()
-        .ok()
-        .and_then(|a| dev::name_of(&a))
-        .map_or_else(|| hex.to_string(), str::to_string)
-}
-
-fn contract_line(c: &Value) -> String {
-    format!(
-        "{}  {:<22} {} from {} to {} (arbiter {})",
-        c["id"].as_str().unwrap_or("?"),
-        state_name(&c["state"]),
-        c["amount"],
-        who(&c["buyer"]),
-        who(&c["seller"]),
-        who(&c["arbiter"]),
-    )
-}
-
-fn contract_text(c: &Value) -> String {
-    let mut out = contract_line(c);
-    out.push_str(&format!(
-        "\ndelivery deadline: block {}; dispute window: {} blocks",
-        c["delivery_deadline"], c["dispute_window"]
-    ));
-    for h in c["history"].as_array().cloned().unwrap_or_default() {
-        out.push_str(&format!(
-            "\n  block {:>5}: {} by {}",
-            h["height"],
-            match &h["action"] {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            },
-            who(&h["by"])
-        ));
-    }
-    out
-}
-
-fn print(c: &ClientArgs, v: &Value, text: impl FnOnce() -> String) {
-    if c.json {
-        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
-    } else {
-        println!("{}", text());
-    }
 }

@@ -1,0 +1,473 @@
+//! The HTTP API's answers and request bodies as serde types, defined once:
+//! [`crate::api`] serializes them to answer, and [`crate::client`]
+//! deserializes them to read the answers back, so the two sides cannot
+//! drift apart. `docs/API.md` shows each shape.
+//!
+//! Each struct lists its fields in the order the API has always written its
+//! keys. Optional keys that some answers leave out are `Option`s skipped
+//! when `None`; optional values the API writes as `null` (an account
+//! without a dev name, a peer that never said where it listens, a block
+//! whose miner is unknown) are `Option`s that are not skipped.
+//! Contracts are answered as [`escrow::Contract`] itself: it already is a
+//! serde type.
+
+use std::net::SocketAddr;
+
+use chain_core::{Block, BlockHash, MerkleRoot, Transaction, TxId};
+use escrow::{Address, Amount, ContractId, Payload, Tx};
+use serde::{Deserialize, Serialize};
+
+/// `GET /status`: where the node stands.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusAnswer {
+    /// The network id: the genesis block's hash.
+    pub network: BlockHash,
+    /// The node's id, hex.
+    pub node_id: String,
+    /// The best tip's height.
+    pub height: u64,
+    /// The best tip's hash.
+    pub tip: BlockHash,
+    /// The best chain's expected hashes.
+    pub total_work: f64,
+    /// Live peer connections.
+    pub peers: usize,
+    /// Pending transactions.
+    pub mempool: usize,
+    /// The mining mode: `off`, `pending` or `continuous`.
+    pub mining: String,
+}
+
+/// `GET /accounts/{account}`: an account's balance and nonce, confirmed
+/// and counting the mempool.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountAnswer {
+    /// The account's address.
+    pub address: Address,
+    /// Its dev account name, or `null`.
+    pub name: Option<String>,
+    /// The balance on the best chain.
+    pub balance: Amount,
+    /// The next nonce on the best chain.
+    pub nonce: u64,
+    /// The balance once pending transactions are applied.
+    pub pending_balance: Amount,
+    /// The next nonce once pending transactions are applied: the one to
+    /// sign with.
+    pub pending_nonce: u64,
+}
+
+/// `POST /txs` body: the transaction's canonical bytes in hex.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitTx {
+    /// `SignedTx::to_bytes()`, hex.
+    pub tx: String,
+}
+
+/// `POST /txs` answer: the accepted transaction's id, and the new
+/// contract's id when it creates one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitAnswer {
+    /// The transaction's id.
+    pub id: TxId,
+    /// The contract an `EscrowCreate` creates; absent for other payloads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<ContractId>,
+}
+
+/// One transaction, as blocks, the mempool and `GET /txs/{id}` show it.
+///
+/// Untagged, not tagged on `kind`: a signed transaction's `kind` is its
+/// payload's (`transfer`, `escrow-create`, ...), so the variant is told by
+/// the keys present. Each variant's keys are those the API has always
+/// written for that kind of transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TxAnswer {
+    /// A user's signed transaction.
+    Signed {
+        /// The transaction's id.
+        id: TxId,
+        /// The payload's kind ([`Payload::kind`]).
+        kind: String,
+        /// The sender's address.
+        sender: Address,
+        /// The sender's transaction number.
+        nonce: u64,
+        /// What it does.
+        payload: Payload,
+    },
+    /// A block reward.
+    Coinbase {
+        /// The transaction's id.
+        id: TxId,
+        /// `coinbase`.
+        kind: String,
+        /// Who mined the block.
+        to: Address,
+        /// The block's height.
+        height: u64,
+    },
+    /// Genesis only: the network's name and block reward.
+    Network {
+        /// The transaction's id.
+        id: TxId,
+        /// `network`.
+        kind: String,
+        /// The network's name.
+        name: String,
+        /// Coins created by each block's coinbase.
+        coinbase_reward: Amount,
+    },
+    /// Genesis only: an initial balance.
+    Allocation {
+        /// The transaction's id.
+        id: TxId,
+        /// `allocation`.
+        kind: String,
+        /// Who receives it.
+        to: Address,
+        /// How much.
+        amount: Amount,
+    },
+}
+
+impl TxAnswer {
+    /// The transaction's id.
+    pub fn id(&self) -> TxId {
+        match self {
+            TxAnswer::Signed { id, .. }
+            | TxAnswer::Coinbase { id, .. }
+            | TxAnswer::Network { id, .. }
+            | TxAnswer::Allocation { id, .. } => *id,
+        }
+    }
+
+    /// The transaction's kind, as the API writes it.
+    pub fn kind(&self) -> &str {
+        match self {
+            TxAnswer::Signed { kind, .. }
+            | TxAnswer::Coinbase { kind, .. }
+            | TxAnswer::Network { kind, .. }
+            | TxAnswer::Allocation { kind, .. } => kind,
+        }
+    }
+}
+
+impl From<&Tx> for TxAnswer {
+    fn from(tx: &Tx) -> TxAnswer {
+        let id = tx.id();
+        match tx {
+            Tx::Signed(s) => TxAnswer::Signed {
+                id,
+                kind: s.body.payload.kind().to_string(),
+                sender: s.sender(),
+                nonce: s.body.nonce,
+                payload: s.body.payload.clone(),
+            },
+            Tx::Coinbase { to, height } => TxAnswer::Coinbase {
+                id,
+                kind: "coinbase".to_string(),
+                to: *to,
+                height: *height,
+            },
+            Tx::Network {
+                name,
+                coinbase_reward,
+                ..
+            } => TxAnswer::Network {
+                id,
+                kind: "network".to_string(),
+                name: name.clone(),
+                coinbase_reward: *coinbase_reward,
+            },
+            Tx::Allocation { to, amount } => TxAnswer::Allocation {
+                id,
+                kind: "allocation".to_string(),
+                to: *to,
+                amount: *amount,
+            },
+        }
+    }
+}
+
+/// Whether a looked-up transaction waits in the mempool or is in a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TxStatus {
+    /// In the mempool.
+    Pending,
+    /// In a best-chain block.
+    Confirmed,
+}
+
+/// `GET /txs/{id}`: a transaction and where it is. `block`, `height` and
+/// `confirmations` are present only when it is confirmed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxLookupAnswer {
+    /// Pending or confirmed.
+    pub status: TxStatus,
+    /// The block that holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block: Option<BlockHash>,
+    /// That block's height.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u64>,
+    /// Blocks on top of it, counting its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmations: Option<u64>,
+    /// The transaction.
+    pub tx: TxAnswer,
+}
+
+/// One block with its transactions (`GET /blocks`, `GET /blocks/{hash}`,
+/// `GET /blocks/height/{height}`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockAnswer {
+    /// The block's hash.
+    pub hash: BlockHash,
+    /// Its height.
+    pub height: u64,
+    /// Its parent's hash.
+    pub parent: BlockHash,
+    /// The merkle root of its transaction ids.
+    pub merkle_root: MerkleRoot,
+    /// The miner's timestamp, milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// The compact target, 8 hex digits.
+    pub target: String,
+    /// The header's nonce.
+    pub nonce: u64,
+    /// The block's size in bytes.
+    pub size: usize,
+    /// Whether it is on the node's best chain.
+    pub on_best_chain: bool,
+    /// Its transactions, in order.
+    pub transactions: Vec<TxAnswer>,
+}
+
+impl BlockAnswer {
+    /// The answer for `block`, which is on the best chain or not.
+    pub fn new(block: &Block<Tx>, on_best_chain: bool) -> BlockAnswer {
+        let h = &block.header;
+        BlockAnswer {
+            hash: block.hash(),
+            height: h.height,
+            parent: h.parent,
+            merkle_root: h.merkle_root,
+            timestamp_ms: h.timestamp_ms,
+            target: format!("{:08x}", h.target.to_u32()),
+            nonce: h.nonce,
+            size: block.size(),
+            on_best_chain,
+            transactions: block.transactions.iter().map(TxAnswer::from).collect(),
+        }
+    }
+}
+
+/// One peer connection (`GET /peers` answers a list of them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerAnswer {
+    /// The peer's node id, hex.
+    pub node_id: String,
+    /// The peer's socket address.
+    pub remote: SocketAddr,
+    /// Where the peer says it listens, or `null`.
+    pub listen_addr: Option<SocketAddr>,
+    /// `outbound` (we dialled) or `inbound`.
+    pub direction: String,
+    /// The peer's best height as last known.
+    pub best_height: u64,
+    /// The peer's penalty points.
+    pub penalty: u32,
+}
+
+/// `POST /mine` body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MineRequest {
+    /// How many blocks to mine (1 to 1000).
+    pub blocks: u64,
+}
+
+/// `POST /mine` answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MineAnswer {
+    /// The mined blocks' hashes, oldest first.
+    pub blocks: Vec<BlockHash>,
+}
+
+/// `GET /tree`: the recent block tree, side branches included.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeAnswer {
+    /// The best tip's hash.
+    pub tip: BlockHash,
+    /// The best tip's height.
+    pub height: u64,
+    /// The blocks, by height, best-chain block first at each height.
+    pub blocks: Vec<TreeBlock>,
+}
+
+/// One block of [`TreeAnswer`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeBlock {
+    /// The block's hash.
+    pub hash: BlockHash,
+    /// Its parent's hash.
+    pub parent: BlockHash,
+    /// Its height.
+    pub height: u64,
+    /// Who its coinbase pays (a dev name or a short address), or `null`
+    /// (genesis).
+    pub miner: Option<String>,
+    /// How many transactions it holds.
+    pub txs: usize,
+    /// Whether it is on the best chain.
+    pub best: bool,
+}
+
+/// Every error answer: a stable code and a human message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorAnswer {
+    /// The stable code (`docs/API.md` lists them).
+    pub code: String,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::json;
+
+    use super::*;
+
+    /// Serializes `answer`, checks it against `expected`, and reads it back.
+    fn round_trip<T>(answer: &T, expected: serde_json::Value)
+    where
+        T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        let value = serde_json::to_value(answer).unwrap();
+        assert_eq!(value, expected);
+        let back: T = serde_json::from_value(value).unwrap();
+        assert_eq!(&back, answer);
+    }
+
+    #[test]
+    fn every_kind_of_transaction_keeps_its_keys_and_reads_back_as_itself() {
+        let genesis = escrow::Genesis::dev().block();
+        for tx in &genesis.transactions {
+            let answer = TxAnswer::from(tx);
+            let keys: Vec<String> = serde_json::to_value(&answer)
+                .unwrap()
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+            let expected: &[&str] = match tx {
+                Tx::Network { .. } => &["coinbase_reward", "id", "kind", "name"],
+                Tx::Allocation { .. } => &["amount", "id", "kind", "to"],
+                _ => unreachable!("genesis holds only network and allocations"),
+            };
+            assert_eq!(keys, expected);
+            round_trip(&answer, serde_json::to_value(&answer).unwrap());
+        }
+
+        let to = escrow::dev::address("alice").unwrap();
+        let coinbase = Tx::Coinbase { to, height: 7 };
+        round_trip(
+            &TxAnswer::from(&coinbase),
+            json!({"id": coinbase.id(), "kind": "coinbase", "to": to, "height": 7}),
+        );
+
+        let key = escrow::dev::keypair("bob").unwrap();
+        let payload = Payload::Transfer {
+            to,
+            amount: Amount::new(5),
+        };
+        let signed = escrow::SignedTx::sign(&key, 3, genesis.hash(), payload.clone());
+        let tx = Tx::Signed(signed.clone());
+        let answer = TxAnswer::from(&tx);
+        assert_eq!((answer.id(), answer.kind()), (tx.id(), "transfer"));
+        round_trip(
+            &answer,
+            json!({
+                "id": tx.id(), "kind": "transfer", "sender": signed.sender(),
+                "nonce": 3, "payload": payload,
+            }),
+        );
+    }
+
+    #[test]
+    fn optional_keys_are_left_out_and_null_ones_written() {
+        let id = TxId::from_bytes([1; 32]);
+        round_trip(&SubmitAnswer { id, contract: None }, json!({"id": id}));
+        let contract = ContractId::from_tx(&id);
+        round_trip(
+            &SubmitAnswer {
+                id,
+                contract: Some(contract),
+            },
+            json!({"id": id, "contract": contract}),
+        );
+
+        let address = escrow::dev::address("eve").unwrap();
+        round_trip(
+            &AccountAnswer {
+                address,
+                name: None,
+                balance: Amount::new(1),
+                nonce: 2,
+                pending_balance: Amount::new(3),
+                pending_nonce: 4,
+            },
+            json!({
+                "address": address, "name": null, "balance": 1, "nonce": 2,
+                "pending_balance": 3, "pending_nonce": 4,
+            }),
+        );
+
+        let tx = TxAnswer::from(&Tx::Coinbase {
+            to: address,
+            height: 1,
+        });
+        round_trip(
+            &TxLookupAnswer {
+                status: TxStatus::Pending,
+                block: None,
+                height: None,
+                confirmations: None,
+                tx: tx.clone(),
+            },
+            json!({"status": "pending", "tx": tx}),
+        );
+        let block = BlockHash::from_bytes([2; 32]);
+        round_trip(
+            &TxLookupAnswer {
+                status: TxStatus::Confirmed,
+                block: Some(block),
+                height: Some(1),
+                confirmations: Some(2),
+                tx: tx.clone(),
+            },
+            json!({
+                "status": "confirmed", "block": block, "height": 1,
+                "confirmations": 2, "tx": tx,
+            }),
+        );
+    }
+
+    #[test]
+    fn a_block_answer_carries_the_header_and_its_transactions() {
+        let genesis = escrow::Genesis::dev().block();
+        let answer = BlockAnswer::new(&genesis, true);
+        assert_eq!(answer.hash, genesis.hash());
+        assert_eq!(answer.transactions.len(), genesis.transactions.len());
+        assert_eq!(answer.target.len(), 8);
+        let value = serde_json::to_value(&answer).unwrap();
+        assert_eq!(value["on_best_chain"], true);
+        assert_eq!(value["height"], 0);
+        round_trip(&answer, value);
+    }
+}
