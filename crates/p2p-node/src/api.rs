@@ -499,6 +499,7 @@ async fn peers(State(api): State<Api>) -> Result<Json<Vec<PeerAnswer>>, ApiError
                     direction: format!("{:?}", p.direction).to_lowercase(),
                     best_height: p.best_height,
                     penalty: p.score,
+                    queued_bytes: p.queued_bytes,
                 })
                 .collect()
         })

@@ -280,6 +280,8 @@ pub struct PeerAnswer {
     pub best_height: u64,
     /// The peer's penalty points.
     pub penalty: u32,
+    /// Bytes queued for the peer and not yet written to its socket.
+    pub queued_bytes: usize,
 }
 
 /// `POST /mine` body.

@@ -87,6 +87,12 @@ pub struct NodeConfig {
     /// Messages queued for one peer before it counts as too slow and is
     /// dropped.
     pub peer_queue: usize,
+    /// Bytes (whole frames) queued for one peer before it counts as too
+    /// slow and is dropped: what a peer that never reads can cost.
+    pub peer_queue_bytes: usize,
+    /// How long one frame may take to write before the peer counts as too
+    /// slow and the connection is closed.
+    pub write_timeout: Duration,
     /// How long a request for a block or transaction waits for an answer
     /// before the item may be asked of another peer.
     pub request_timeout: Duration,
@@ -127,6 +133,8 @@ impl NodeConfig {
             mempool_max: 10_000,
             mempool_max_per_account: 256,
             peer_queue: 4_096,
+            peer_queue_bytes: 2 * wire::DEFAULT_MAX_FRAME,
+            write_timeout: Duration::from_secs(20),
             request_timeout: Duration::from_secs(5),
             api: None,
             api_token: None,

@@ -9,6 +9,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
@@ -43,6 +44,8 @@ pub(crate) enum PeerError {
     Notice(Reason, String),
     #[error("node is shutting down")]
     Shutdown,
+    #[error("peer does not read fast enough")]
+    TooSlow,
 }
 
 /// Everything a connection task needs.
@@ -89,10 +92,11 @@ impl PeerTask {
     }
 
     async fn drive(&self, framed: &mut Conn) -> Result<(), PeerError> {
-        let (out_tx, mut out_rx) = mpsc::channel(self.config.peer_queue.max(1));
+        let (out_tx, out_rx) = mpsc::channel(self.config.peer_queue.max(1));
+        let queued = Arc::new(AtomicUsize::new(0));
         let handshake = timeout(
             self.config.handshake_timeout,
-            self.handshake(framed, out_tx),
+            self.handshake(framed, (out_tx, queued.clone())),
         );
         let outcome = tokio::select! {
             _ = self.cancel.cancelled() => return Err(PeerError::Shutdown),
@@ -127,63 +131,109 @@ impl PeerTask {
             Ok(r) => r?,
         }
         let _ = self.core.send(CoreMsg::Live { conn: self.conn }).await;
+        self.session(framed, out_rx, &queued).await
+    }
 
-        let mut last_heard = Instant::now();
-        let mut ping_nonce: Option<u64> = None;
-        let mut tick = tokio::time::interval(
-            // A zero period would panic in tokio; a configured zero means
-            // "as often as is sensible".
-            (self.config.ping_interval.min(self.config.idle_timeout) / 3)
-                .max(std::time::Duration::from_millis(10)),
-        );
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = self.cancel.cancelled() => {
-                    let _ = framed.send(Message::notice(Reason::ShuttingDown, "node stopping")).await;
-                    return Err(PeerError::Shutdown);
-                }
-                out = out_rx.recv() => match out {
-                    Some(message) => framed.send(message).await?,
-                    // The core dropped us (ban, slow peer, duplicate): close.
-                    None => return Ok(()),
-                },
-                frame = framed.next() => {
-                    let message = match frame {
-                        Some(m) => m?,
-                        None => return Err(PeerError::Closed),
-                    };
-                    last_heard = Instant::now();
-                    match message {
-                        Message::Ping { nonce } => framed.send(Message::Pong { nonce }).await?,
-                        Message::Pong { nonce } => {
-                            if ping_nonce == Some(nonce) {
-                                ping_nonce = None;
+    /// The connection after its handshake. Reading, the timers and writing
+    /// run side by side in one `select!`: the writer is a future of its own
+    /// (it takes the core's queue and the task's own pongs and pings), so a
+    /// peer that stops reading blocks only the writer, never the idle and
+    /// ping timers; and a frame that takes longer than the write timeout
+    /// ends the connection.
+    async fn session(
+        &self,
+        framed: &mut Conn,
+        out_rx: mpsc::Receiver<Message>,
+        queued: &AtomicUsize,
+    ) -> Result<(), PeerError> {
+        let (mut sink, mut stream) = framed.split();
+        // Pongs and pings the task itself sends; a peer that pings faster
+        // than it reads fills this and is too slow.
+        let (ctrl_tx, ctrl_rx) = mpsc::channel::<Message>(CONTROL_QUEUE);
+        let ended = {
+            let writer = write_loop(
+                &mut sink,
+                out_rx,
+                ctrl_rx,
+                queued,
+                self.config.write_timeout,
+            );
+            tokio::pin!(writer);
+            let mut last_heard = Instant::now();
+            let idle = tokio::time::sleep_until(last_heard + self.config.idle_timeout);
+            tokio::pin!(idle);
+            let ping_every = self
+                .config
+                .ping_interval
+                .max(std::time::Duration::from_millis(10));
+            let ping = tokio::time::sleep_until(last_heard + ping_every);
+            tokio::pin!(ping);
+            let mut ping_nonce: Option<u64> = None;
+            loop {
+                tokio::select! {
+                    _ = self.cancel.cancelled() => break Ended::Shutdown,
+                    written = &mut writer => break Ended::Writer(written),
+                    frame = stream.next() => {
+                        let message = match frame {
+                            Some(Ok(m)) => m,
+                            Some(Err(e)) => break Ended::Error(e.into()),
+                            None => break Ended::Error(PeerError::Closed),
+                        };
+                        last_heard = Instant::now();
+                        idle.as_mut().reset(last_heard + self.config.idle_timeout);
+                        ping.as_mut().reset(last_heard + ping_every);
+                        match message {
+                            Message::Ping { nonce } => {
+                                if ctrl_tx.try_send(Message::Pong { nonce }).is_err() {
+                                    break Ended::Error(PeerError::TooSlow);
+                                }
                             }
-                        }
-                        Message::Notice { reason, text } => {
-                            return Err(PeerError::Notice(reason, text.as_str().to_string()));
-                        }
-                        other => {
-                            if self.core.send(CoreMsg::Message { conn: self.conn, message: other }).await.is_err() {
-                                return Err(PeerError::Shutdown);
+                            Message::Pong { nonce } => {
+                                if ping_nonce == Some(nonce) {
+                                    ping_nonce = None;
+                                }
+                            }
+                            Message::Notice { reason, text } => {
+                                break Ended::Error(PeerError::Notice(reason, text.as_str().to_string()));
+                            }
+                            other => {
+                                if self.core.send(CoreMsg::Message { conn: self.conn, message: other }).await.is_err() {
+                                    break Ended::Shutdown;
+                                }
                             }
                         }
                     }
-                }
-                _ = tick.tick() => {
-                    let silent = last_heard.elapsed();
-                    if silent >= self.config.idle_timeout {
-                        let _ = framed.send(Message::notice(Reason::IdleTimeout, "no answer to pings")).await;
-                        return Err(PeerError::Closed);
-                    }
-                    if silent >= self.config.ping_interval && ping_nonce.is_none() {
-                        let nonce = random_u64();
-                        ping_nonce = Some(nonce);
-                        framed.send(Message::Ping { nonce }).await?;
+                    () = &mut idle => break Ended::Idle,
+                    () = &mut ping => {
+                        if ping_nonce.is_none() {
+                            let nonce = random_u64();
+                            ping_nonce = Some(nonce);
+                            if ctrl_tx.try_send(Message::Ping { nonce }).is_err() {
+                                break Ended::Error(PeerError::TooSlow);
+                            }
+                        }
+                        ping.as_mut().reset(Instant::now() + ping_every);
                     }
                 }
             }
+        };
+        // The writer is gone: a last notice goes straight to the socket,
+        // briefly, as the peer may not be reading at all.
+        let notice = |reason, text: &str| Message::notice(reason, text);
+        let farewell = match &ended {
+            Ended::Shutdown => Some(notice(Reason::ShuttingDown, "node stopping")),
+            Ended::Idle => Some(notice(Reason::IdleTimeout, "no answer to pings")),
+            _ => None,
+        };
+        if let Some(message) = farewell {
+            let _ = timeout(FAREWELL_TIMEOUT, sink.send(message)).await;
+        }
+        match ended {
+            Ended::Shutdown => Err(PeerError::Shutdown),
+            Ended::Idle => Err(PeerError::Closed),
+            // The core dropped us (ban, slow peer, duplicate): close.
+            Ended::Writer(Ok(())) => Ok(()),
+            Ended::Writer(Err(e)) | Ended::Error(e) => Err(e),
         }
     }
 
@@ -193,7 +243,7 @@ impl PeerTask {
     async fn handshake(
         &self,
         framed: &mut Conn,
-        out_tx: mpsc::Sender<Message>,
+        out_tx: (mpsc::Sender<Message>, Arc<AtomicUsize>),
     ) -> Result<(), PeerError> {
         match self.direction {
             Direction::Outbound => {
@@ -227,7 +277,7 @@ impl PeerTask {
     async fn admit(
         &self,
         theirs: Handshake,
-        sender: mpsc::Sender<Message>,
+        (sender, queued): (mpsc::Sender<Message>, Arc<AtomicUsize>),
     ) -> Result<Handshake, PeerError> {
         let (reply, rx) = oneshot::channel();
         self.core
@@ -237,6 +287,7 @@ impl PeerTask {
                 direction: self.direction,
                 hello: Box::new(theirs),
                 sender,
+                queued,
                 reply,
             })
             .await
@@ -322,4 +373,56 @@ pub(crate) fn spawn_dial(
             }
         }
     });
+}
+
+/// Pongs and pings the connection task itself may have queued.
+const CONTROL_QUEUE: usize = 64;
+
+/// How long a last notice may take to write.
+const FAREWELL_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Why a session ended.
+enum Ended {
+    Shutdown,
+    Idle,
+    Writer(Result<(), PeerError>),
+    Error(PeerError),
+}
+
+/// Writes what the core queued (subtracting each message's frame from the
+/// queued bytes once written) and the task's own pongs and pings. Ends with
+/// `Ok` when the core drops the queue, or with the error of a failed or
+/// timed-out write.
+async fn write_loop(
+    sink: &mut futures::stream::SplitSink<&mut Conn, Message>,
+    mut out_rx: mpsc::Receiver<Message>,
+    mut ctrl_rx: mpsc::Receiver<Message>,
+    queued: &AtomicUsize,
+    write_timeout: std::time::Duration,
+) -> Result<(), PeerError> {
+    loop {
+        let (message, counted) = tokio::select! {
+            biased;
+            m = ctrl_rx.recv() => match m {
+                Some(m) => (m, false),
+                None => return Ok(()),
+            },
+            m = out_rx.recv() => match m {
+                Some(m) => (m, true),
+                None => return Ok(()),
+            },
+        };
+        let size = if counted {
+            wire::frame_len(&message)
+        } else {
+            0
+        };
+        match timeout(write_timeout, sink.send(message)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => return Err(PeerError::TooSlow),
+        }
+        // The core counted it before queueing it.
+        queued.fetch_sub(size, Ordering::Relaxed);
+    }
 }

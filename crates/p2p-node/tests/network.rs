@@ -379,7 +379,11 @@ async fn a_node_tells_its_peers_the_address_it_advertises() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn equal_work_tips_converge_on_the_smaller_hash_without_more_blocks() {
     let a = start(&[], MiningMode::Off).await;
-    let b = start(&[], MiningMode::Off).await;
+    // Another miner account, so that the two blocks differ even when both
+    // are mined in the same millisecond.
+    let mut c = config();
+    c.miner_account = addr("bob");
+    let b = p2p_node::Node::start(c).await.unwrap();
     let ha = a.mine_blocks(1).await.unwrap()[0];
     let hb = b.mine_blocks(1).await.unwrap()[0];
     assert_ne!(ha, hb);

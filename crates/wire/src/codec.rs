@@ -148,6 +148,13 @@ pub fn encode_body(message: &Message) -> Result<Vec<u8>, WireError> {
     })
 }
 
+/// The length of `message`'s whole frame (prefix and body) in bytes,
+/// computed without encoding it (`usize::MAX` if postcard refuses it).
+pub fn frame_len(message: &Message) -> usize {
+    postcard::serialize_with_flavor(message, postcard::ser_flavors::Size::default())
+        .map_or(usize::MAX, |len: usize| len.saturating_add(LENGTH_PREFIX))
+}
+
 /// A whole frame: length prefix and body.
 ///
 /// # Errors

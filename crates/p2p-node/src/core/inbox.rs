@@ -3,6 +3,8 @@
 //! tasks and the handle need.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use chain_core::miner::MineOutcome;
 use chain_core::{BlockHash, TxId};
@@ -27,6 +29,9 @@ pub(crate) enum CoreMsg {
         direction: Direction,
         hello: Box<Handshake>,
         sender: mpsc::Sender<Message>,
+        /// The bytes queued for the peer and not yet written: the core
+        /// adds, the connection's writer subtracts.
+        queued: Arc<AtomicUsize>,
         reply: oneshot::Sender<Result<Box<Handshake>, (Reason, String)>>,
     },
     /// The handshake completed.

@@ -263,9 +263,10 @@ impl Core {
                 direction,
                 hello,
                 sender,
+                queued,
                 reply,
             } => {
-                let answer = self.admit(conn, remote, direction, &hello, sender, now);
+                let answer = self.admit(conn, remote, direction, &hello, (sender, queued), now);
                 let _ = reply.send(answer.map(|()| Box::new(self.hello())));
             }
             CoreMsg::Live { conn } => self.on_live(conn),
@@ -326,7 +327,7 @@ impl Core {
         remote: SocketAddr,
         direction: Direction,
         hello: &Handshake,
-        sender: mpsc::Sender<Message>,
+        queue: (mpsc::Sender<Message>, Arc<std::sync::atomic::AtomicUsize>),
         now: Instant,
     ) -> Result<(), (Reason, String)> {
         if hello.network != self.chain.genesis_hash() {
@@ -339,8 +340,7 @@ impl Core {
                 ),
             ));
         }
-        self.peers
-            .admit(conn, remote, direction, hello, sender, now)
+        self.peers.admit(conn, remote, direction, hello, queue, now)
     }
 
     fn on_live(&mut self, conn: ConnId) {

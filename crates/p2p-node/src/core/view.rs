@@ -111,6 +111,8 @@ pub struct PeerInfo {
     pub best_height: u64,
     /// Penalty points.
     pub score: u32,
+    /// Bytes queued for the peer and not yet written to its socket.
+    pub queued_bytes: usize,
 }
 
 /// Counters the node keeps for monitoring.

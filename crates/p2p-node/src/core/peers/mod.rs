@@ -12,6 +12,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chain_core::{BlockHash, TxId, Work};
@@ -81,6 +82,9 @@ pub(crate) struct Peer {
     pub listen_addr: Option<SocketAddr>,
     /// `None` once the table has dropped the peer (the task is closing).
     sender: Option<mpsc::Sender<Message>>,
+    /// Bytes queued and not yet written (shared with the connection's
+    /// writer, which subtracts what it wrote).
+    queued: Arc<AtomicUsize>,
     live: bool,
     /// Blocks the peer has or was told of.
     pub known_blocks: KnownSet<BlockHash>,
@@ -203,7 +207,7 @@ impl PeerTable {
         remote: SocketAddr,
         direction: Direction,
         hello: &Handshake,
-        sender: mpsc::Sender<Message>,
+        (sender, queued): (mpsc::Sender<Message>, Arc<AtomicUsize>),
         now: Instant,
     ) -> Result<(), (Reason, String)> {
         if hello.node_id == self.node_id {
@@ -266,6 +270,7 @@ impl PeerTable {
                 node_id: hello.node_id,
                 listen_addr: hello.listen_addr,
                 sender: Some(sender),
+                queued,
                 live: false,
                 known_blocks,
                 known_txs: KnownSet::new(MAX_KNOWN),
@@ -465,24 +470,40 @@ impl PeerTable {
         self.bans.expire(now);
     }
 
-    /// Queues a message for a peer; a peer whose queue is full is too slow
-    /// and is dropped. Returns whether the message was queued.
+    /// Queues a message for a peer. A peer whose queue is full, in messages
+    /// or in bytes ([`NodeConfig::peer_queue_bytes`]), is too slow and is
+    /// dropped. Returns whether the message was queued.
     pub fn send(&mut self, conn: ConnId, message: Message) -> bool {
+        let budget = self.config.peer_queue_bytes;
         let Some(peer) = self.peers.get_mut(&conn) else {
             return false;
         };
         let Some(sender) = &peer.sender else {
             return false;
         };
+        let size = wire::frame_len(&message);
+        let queued = peer.queued.load(Ordering::Relaxed);
+        if queued.saturating_add(size) > budget {
+            warn!(conn, remote = %peer.remote, queued, size, "peer does not read fast enough ({queued} bytes queued); dropping it");
+            peer.sender = None;
+            peer.live = false;
+            return false;
+        }
+        // Counted before it is queued, so the writer never subtracts a
+        // message that is not counted yet.
+        peer.queued.fetch_add(size, Ordering::Relaxed);
         match sender.try_send(message) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(e) => {
+                peer.queued.fetch_sub(size, Ordering::Relaxed);
+                if matches!(e, mpsc::error::TrySendError::Closed(_)) {
+                    return false;
+                }
                 warn!(conn, remote = %peer.remote, "peer is too slow to keep up; dropping it");
                 peer.sender = None;
                 peer.live = false;
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
     }
 
@@ -510,6 +531,7 @@ impl PeerTable {
                 node_id: p.node_id,
                 best_height: p.best_height,
                 score: p.score.points(now),
+                queued_bytes: p.queued.load(Ordering::Relaxed),
             })
             .collect()
     }

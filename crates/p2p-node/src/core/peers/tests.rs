@@ -36,8 +36,15 @@ fn hello(id: u8, listen: Option<u16>) -> Handshake {
     }
 }
 
-fn queue() -> (mpsc::Sender<Message>, mpsc::Receiver<Message>) {
-    mpsc::channel(4)
+type Queue = (mpsc::Sender<Message>, Arc<AtomicUsize>);
+
+fn queue_of(size: usize) -> (Queue, mpsc::Receiver<Message>) {
+    let (tx, rx) = mpsc::channel(size);
+    ((tx, Arc::new(AtomicUsize::new(0))), rx)
+}
+
+fn queue() -> (Queue, mpsc::Receiver<Message>) {
+    queue_of(4)
 }
 
 #[test]
@@ -320,7 +327,7 @@ fn partitions_drop_and_refuse_until_healed() {
 fn a_peer_with_a_full_queue_is_dropped() {
     let mut t = table();
     let now = Instant::now();
-    let (tx, _rx) = mpsc::channel(1);
+    let (tx, _rx) = queue_of(1);
     t.admit(1, addr(9000), Direction::Inbound, &hello(2, None), tx, now)
         .unwrap();
     t.on_live(1);
@@ -337,4 +344,37 @@ fn the_address_book_skips_our_own_address() {
     t.learn_addr(addr(1), now);
     t.learn_addr(addr(2), now);
     assert_eq!(t.dial_plan(now), vec![addr(2)]);
+}
+
+#[test]
+fn a_peer_past_its_byte_budget_is_dropped_and_the_budget_counts_what_is_written() {
+    let mut config = NodeConfig::new(Genesis::dev());
+    config.peer_queue_bytes = 100;
+    let mut t = table_with(config);
+    let now = Instant::now();
+    let (q, mut rx) = queue_of(64);
+    let queued = q.1.clone();
+    t.admit(1, addr(9000), Direction::Inbound, &hello(2, None), q, now)
+        .unwrap();
+    t.on_live(1);
+    let ping = Message::Ping { nonce: u64::MAX };
+    let size = wire::frame_len(&ping);
+    let mut sent = 0;
+    while t.send(1, ping.clone()) {
+        sent += 1;
+    }
+    assert_eq!(sent, 100 / size, "as many as fit in the budget");
+    assert_eq!(queued.load(Ordering::Relaxed), sent * size);
+    assert!(!t.is_connected(1), "the next one would pass the budget");
+    // What the writer took off the queue no longer counts.
+    let (q, _rx2) = queue_of(64);
+    let queued = q.1.clone();
+    t.admit(2, addr(9001), Direction::Inbound, &hello(3, None), q, now)
+        .unwrap();
+    for _ in 0..10 {
+        assert!(t.send(2, ping.clone()));
+        queued.fetch_sub(size, Ordering::Relaxed); // the writer wrote it
+    }
+    assert!(t.is_connected(2));
+    while rx.try_recv().is_ok() {}
 }
