@@ -93,6 +93,13 @@ pub struct NodeConfig {
     /// How long one frame may take to write before the peer counts as too
     /// slow and the connection is closed.
     pub write_timeout: Duration,
+    /// What the node uploads to one peer in answer to its requests: at most
+    /// `upload_burst` bytes at once, refilled at `upload_rate` bytes per
+    /// second. A request whose answer does not fit is refused and costs
+    /// the peer [`crate::Offence::UploadBudget`] points.
+    pub upload_burst: usize,
+    /// See [`NodeConfig::upload_burst`].
+    pub upload_rate: usize,
     /// How long a request for a block or transaction waits for an answer
     /// before the item may be asked of another peer.
     pub request_timeout: Duration,
@@ -135,6 +142,8 @@ impl NodeConfig {
             peer_queue: 4_096,
             peer_queue_bytes: 2 * wire::DEFAULT_MAX_FRAME,
             write_timeout: Duration::from_secs(20),
+            upload_burst: 8 * wire::DEFAULT_MAX_FRAME,
+            upload_rate: 2 * wire::DEFAULT_MAX_FRAME,
             request_timeout: Duration::from_secs(5),
             api: None,
             api_token: None,

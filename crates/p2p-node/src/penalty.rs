@@ -41,6 +41,11 @@ pub enum Offence {
     /// undecodable.
     #[error("invalid transaction: {0}")]
     InvalidTx(String),
+    /// A request whose answer does not fit the peer's upload allowance:
+    /// it asks for more than any honest peer needs (the same block again and
+    /// again, say).
+    #[error("upload allowance exceeded: {0}")]
+    UploadBudget(String),
 }
 
 impl Offence {
@@ -51,7 +56,7 @@ impl Offence {
             Offence::InvalidBlock(_) => 50,
             Offence::Protocol(_) | Offence::InvalidTx(_) => 20,
             Offence::Orphan(_) => 10,
-            Offence::FutureBlock(_) => 5,
+            Offence::FutureBlock(_) | Offence::UploadBudget(_) => 5,
         }
     }
 }

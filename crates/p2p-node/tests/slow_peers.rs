@@ -169,3 +169,66 @@ async fn the_idle_timer_fires_while_a_write_to_the_peer_is_blocked() {
     drop(me);
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_asking_for_the_same_block_again_and_again_is_served_its_allowance_then_banned() {
+    init_logs();
+    const BURST: usize = 64 * 1024;
+    let mut c = config();
+    c.upload_burst = BURST;
+    c.upload_rate = 16 * 1024;
+    let node = Node::start(c).await.unwrap();
+    let hash = node.mine_blocks(1).await.unwrap()[0];
+    let size = node
+        .query(move |v| v.chain.block(&hash).map(|b| b.size()))
+        .await
+        .unwrap()
+        .unwrap();
+    let raw = live_raw_peer(&node).await;
+    let mut bytes = BytesMut::new();
+    let mut codec = WireCodec::new();
+    for _ in 0..10_000 {
+        codec
+            .encode(
+                Message::GetBlocks(Bounded::truncating(vec![hash])),
+                &mut bytes,
+            )
+            .unwrap();
+    }
+    let id = raw.node_id;
+    let (mut reader, mut writer) = tokio::io::split(raw.framed.into_inner());
+    let write = tokio::spawn(async move {
+        let _ = writer.write_all(&bytes).await;
+    });
+    let started = std::time::Instant::now();
+    let mut served = 0usize;
+    let mut buf = BytesMut::new();
+    let mut decoder = WireCodec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    'read: loop {
+        while let Ok(Some(m)) = decoder.decode(&mut buf) {
+            if let Message::Block(b) = m {
+                assert_eq!(b.hash(), hash);
+                served += 1;
+            }
+        }
+        match tokio::time::timeout(Duration::from_secs(10), reader.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => break 'read,
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let allowed = BURST as f64 + 16.0 * 1024.0 * elapsed;
+    assert!(served > 0, "the allowance was served");
+    assert!(
+        (served * size) as f64 <= allowed,
+        "{served} copies of {size} bytes served, over the allowance of {allowed:.0}"
+    );
+    let banned = node
+        .query(move |v| v.bans.iter().any(|(k, _)| *k == p2p_node::BanKey::Node(id)))
+        .await
+        .unwrap();
+    assert!(banned, "repeated refusals ban the peer");
+    write.abort();
+    node.shutdown().await;
+}

@@ -74,9 +74,26 @@ impl Core {
         }
     }
 
+    /// Takes an answer's bytes from the peer's upload allowance; if it
+    /// does not fit, the request is refused and the peer penalised.
+    fn upload_allowed(&mut self, conn: ConnId, bytes: usize, what: &str) -> bool {
+        if self.peers.charge_upload(conn, bytes, Instant::now()) {
+            return true;
+        }
+        self.punish(
+            conn,
+            Offence::UploadBudget(format!("{what} of {bytes} bytes refused")),
+        );
+        false
+    }
+
     fn serve_txs(&mut self, conn: ConnId, ids: &[TxId]) {
         let (found, missing) = relay::txs(&self.mempool, ids);
         for tx in found {
+            let size = tx.to_bytes().len();
+            if !self.upload_allowed(conn, size, "a transaction") {
+                return;
+            }
             if let Some(p) = self.peers.get_mut(conn) {
                 p.known_txs.insert(tx.id());
             }
@@ -99,6 +116,9 @@ impl Core {
         }
         let (found, missing) = relay::blocks(&self.chain, hashes);
         for block in found {
+            if !self.upload_allowed(conn, block.size(), "a block") {
+                return;
+            }
             if let Some(p) = self.peers.get_mut(conn) {
                 p.known_blocks.insert(block.hash());
             }
@@ -121,6 +141,10 @@ impl Core {
         }
         let budget = self.config.max_frame.saturating_sub(64 * 1024);
         let (blocks, more) = relay::sync(&self.chain, locator, stop, budget);
+        let size = blocks.iter().map(Block::size).sum();
+        if !self.upload_allowed(conn, size, "a sync answer") {
+            return;
+        }
         if let Some(p) = self.peers.get_mut(conn) {
             blocks.iter().for_each(|b| p.known_blocks.insert(b.hash()));
         }

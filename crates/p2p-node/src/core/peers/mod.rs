@@ -95,6 +95,9 @@ pub(crate) struct Peer {
     /// The peer's best height as last known.
     pub best_height: u64,
     score: Score,
+    /// Upload allowance left, in bytes, as of `allowance_at`.
+    allowance: usize,
+    allowance_at: Instant,
 }
 
 impl Peer {
@@ -277,6 +280,8 @@ impl PeerTable {
                 best_work: hello.total_work,
                 best_height: hello.best_height,
                 score: Score::default(),
+                allowance: self.config.upload_burst,
+                allowance_at: now,
             },
         );
         debug!(conn, %remote, peer = %hex::encode(&hello.node_id.0[..4]), "peer admitted");
@@ -505,6 +510,26 @@ impl PeerTable {
                 false
             }
         }
+    }
+
+    /// Takes `bytes` from the peer's upload allowance (a token bucket of
+    /// [`NodeConfig::upload_burst`] bytes refilled at
+    /// [`NodeConfig::upload_rate`] bytes a second). Returns `false`, taking
+    /// nothing, if the answer does not fit: the request is refused.
+    pub fn charge_upload(&mut self, conn: ConnId, bytes: usize, now: Instant) -> bool {
+        let (burst, rate) = (self.config.upload_burst, self.config.upload_rate);
+        let Some(peer) = self.peers.get_mut(&conn) else {
+            return false;
+        };
+        let elapsed = now.saturating_duration_since(peer.allowance_at);
+        let refill = (elapsed.as_secs_f64() * rate as f64).min(burst as f64) as usize;
+        peer.allowance = peer.allowance.saturating_add(refill).min(burst);
+        peer.allowance_at = now;
+        if bytes > peer.allowance {
+            return false;
+        }
+        peer.allowance -= bytes;
+        true
     }
 
     /// The listening addresses of live peers other than `conn`, for an

@@ -378,3 +378,27 @@ fn a_peer_past_its_byte_budget_is_dropped_and_the_budget_counts_what_is_written(
     assert!(t.is_connected(2));
     while rx.try_recv().is_ok() {}
 }
+
+#[test]
+fn uploads_fit_a_token_bucket_and_a_refused_request_takes_nothing() {
+    let mut config = NodeConfig::new(Genesis::dev());
+    config.upload_burst = 1_000;
+    config.upload_rate = 100;
+    let mut t = table_with(config);
+    let now = Instant::now();
+    let (q, _rx) = queue();
+    t.admit(1, addr(9000), Direction::Inbound, &hello(2, None), q, now)
+        .unwrap();
+    assert!(t.charge_upload(1, 600, now));
+    assert!(!t.charge_upload(1, 500, now), "400 left");
+    assert!(t.charge_upload(1, 400, now), "the refusal took nothing");
+    assert!(!t.charge_upload(1, 1, now));
+    // 100 bytes a second come back, up to the burst.
+    assert!(t.charge_upload(1, 200, now + Duration::from_secs(2)));
+    assert!(!t.charge_upload(1, 1_001, now + Duration::from_secs(3_600)));
+    assert!(t.charge_upload(1, 1_000, now + Duration::from_secs(3_600)));
+    assert!(
+        !t.charge_upload(9, 1, now),
+        "an unknown connection gets nothing"
+    );
+}
