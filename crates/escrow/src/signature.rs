@@ -185,6 +185,24 @@ impl Signed for Item {
     }
 }
 
+impl SignedTx {
+    /// Checks the signature by the chain's one signature rule (see the
+    /// module docs). Defined here, beside the rule, so that `tx.rs` needs
+    /// nothing of this module.
+    ///
+    /// # Errors
+    ///
+    /// The [`SignatureError`] naming the step of the rule that fails.
+    pub fn check_signature(&self) -> Result<(), SignatureError> {
+        check(self)
+    }
+
+    /// Whether the signature is valid by the chain's one signature rule.
+    pub fn verify(&self) -> bool {
+        self.check_signature().is_ok()
+    }
+}
+
 /// One signature to check: the key, the signature and the signed bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Item {

@@ -34,7 +34,6 @@ use crate::account::{Address, PublicKey};
 use crate::amount::Amount;
 use crate::contract::{ContractId, Party};
 use crate::keys::Keypair;
-use crate::signature::SignatureError;
 
 /// What a signed transaction does.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -243,21 +242,6 @@ impl SignedTx {
             return Err(TxDecodeError::NonCanonical);
         }
         Ok(tx)
-    }
-
-    /// Checks the signature by the chain's one signature rule (see
-    /// [`crate::signature`]).
-    ///
-    /// # Errors
-    ///
-    /// The [`SignatureError`] naming the step of the rule that fails.
-    pub fn check_signature(&self) -> Result<(), SignatureError> {
-        crate::signature::check(self)
-    }
-
-    /// Whether the signature is valid by the chain's one signature rule.
-    pub fn verify(&self) -> bool {
-        self.check_signature().is_ok()
     }
 
     /// The sender's address.
