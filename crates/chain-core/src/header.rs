@@ -59,7 +59,8 @@ pub struct Header {
     pub height: u64,
     /// Hash of the parent block ([`BlockHash::GENESIS_PARENT`] for genesis).
     pub parent: BlockHash,
-    /// Merkle root of the block's transaction ids (see [`crate::merkle`]).
+    /// Merkle root of the block's transaction commitments (see
+    /// [`crate::merkle`] and [`Transaction::commitment`]).
     pub merkle_root: MerkleRoot,
     /// When the miner says the block was made, in milliseconds since the
     /// Unix epoch.

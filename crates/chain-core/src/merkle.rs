@@ -1,8 +1,10 @@
-//! The merkle root of a block's transaction ids (blake3).
+//! The merkle root of a block's transactions (blake3), over each
+//! transaction's commitment ([`crate::Transaction::commitment`]: its id, or
+//! for a signed transaction a hash that covers the signature too).
 //!
 //! # Rules
 //!
-//! - Each leaf is `blake3_keyed(LEAF_KEY, txid)`; each inner node is
+//! - Each leaf is `blake3_keyed(LEAF_KEY, commitment)`; each inner node is
 //!   `blake3_keyed(NODE_KEY, left || right)`. The two keys are derived from
 //!   different context strings, so a leaf can never be read as an inner node
 //!   or the other way round.
@@ -33,7 +35,8 @@ fn node(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
     *hasher.finalize().as_bytes()
 }
 
-/// The merkle root of `ids`, in order (see the module docs for the rules).
+/// The merkle root of these leaves (a block's transaction commitments), in
+/// order (see the module docs for the rules).
 pub fn merkle_root(ids: &[TxId]) -> MerkleRoot {
     let mut level: Vec<[u8; 32]> = ids
         .iter()

@@ -14,7 +14,10 @@
 //! right by `8 * (3 - e)` bits). The conversion from a full target keeps only
 //! its three most significant bytes, so it rounds *down*: a compact target is
 //! never easier than the target it came from. A compact value with a zero
-//! mantissa or an exponent above 32 is no target at all and is refused.
+//! mantissa (or one shifted away to zero), or one whose value does not fit
+//! in 256 bits, is no target at all and is refused; an exponent above 32
+//! with a mantissa small enough to fit still decodes (the difficulty rule
+//! then refuses any value but the one it requires).
 //!
 //! # Work
 //!

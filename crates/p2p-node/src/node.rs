@@ -182,9 +182,13 @@ impl Node {
     }
 }
 
-/// Accepts connections until the node stops; each gets a task. Connections
-/// in their handshake count against a limit too, so a flood of sockets that
-/// never speak cannot exhaust the node.
+/// Accepts connections until the node stops; each gets a task. Each
+/// inbound connection holds a permit of a semaphore of `2 × max_peers` for
+/// its whole life (handshake and session): with none free the node stops
+/// accepting and new sockets wait in the OS backlog. Sockets that never
+/// speak hold a permit only until the handshake timeout. (A handshake
+/// budget apart from established peers, so that such a flood cannot delay
+/// honest peers, is not built yet.)
 async fn accept_loop(
     mut listener: Box<dyn Listener>,
     core: mpsc::Sender<CoreMsg>,
