@@ -61,8 +61,18 @@ pub struct NodeConfig {
     pub miner_account: Address,
     /// Compute threads for the miner.
     pub miner_threads: usize,
-    /// Most connections, inbound and outbound together.
-    pub max_peers: usize,
+    /// Outbound connections the node keeps: it dials addresses from its
+    /// address book (configured, then learned) until it has this many, and
+    /// no more.
+    pub max_outbound: usize,
+    /// Most inbound connections; past it a newcomer evicts an inbound peer
+    /// by the rule of `docs/PROTOCOL.md` ("Connection limits"), or is
+    /// refused if every inbound peer is protected.
+    pub max_inbound: usize,
+    /// Most inbound connections still in their handshake; past it the
+    /// oldest one is closed (an honest peer speaks at once, so the oldest
+    /// silent socket goes first).
+    pub max_pending: usize,
     /// Largest frame accepted or sent, in bytes.
     pub max_frame: usize,
     /// Time allowed for the whole handshake.
@@ -128,7 +138,9 @@ impl NodeConfig {
             mining: MiningMode::Off,
             miner_account: escrow::dev::address("ferdie").unwrap_or(Address::ZERO),
             miner_threads: 1,
-            max_peers: 32,
+            max_outbound: 8,
+            max_inbound: 24,
+            max_pending: 16,
             max_frame: wire::DEFAULT_MAX_FRAME,
             handshake_timeout: Duration::from_secs(5),
             ping_interval: Duration::from_secs(15),

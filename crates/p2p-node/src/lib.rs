@@ -38,6 +38,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod core;
+pub mod listener;
 pub mod mempool;
 pub mod node;
 pub mod peer;

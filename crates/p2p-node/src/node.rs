@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::Duration;
 
 use chain_core::{BlockHash, TxId};
 use escrow::SignedTx;
@@ -15,11 +14,11 @@ use wire::NodeId;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{MiningMode, NodeConfig};
-use crate::core::{Command, Core, CoreMsg, CoreParts, Direction, NodeChain, NodeView};
+use crate::core::{Command, Core, CoreMsg, CoreParts, NodeChain, NodeView};
 use crate::mempool::MempoolError;
-use crate::peer::{PeerTask, spawn_dial};
+use crate::peer::spawn_dial;
 use crate::store::{BlockStore, MemoryStore, StoreError};
-use crate::transport::{Listener, TcpTransport, Transport};
+use crate::transport::{TcpTransport, Transport};
 
 /// Why a node could not start, or a request could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -161,7 +160,7 @@ impl Node {
             dialer,
         });
         tracker.spawn(core.run(rx));
-        tracker.spawn(accept_loop(
+        tracker.spawn(crate::listener::accept_loop(
             listener,
             tx.clone(),
             config.clone(),
@@ -180,66 +179,6 @@ impl Node {
         info!(%local_addr, node = %hex::encode(&node_id.0[..4]), "node started");
         Ok(handle)
     }
-}
-
-/// Accepts connections until the node stops; each gets a task. Each
-/// inbound connection holds a permit of a semaphore of `2 × max_peers` for
-/// its whole life (handshake and session): with none free the node stops
-/// accepting and new sockets wait in the OS backlog. Sockets that never
-/// speak hold a permit only until the handshake timeout. (A handshake
-/// budget apart from established peers, so that such a flood cannot delay
-/// honest peers, is not built yet.)
-async fn accept_loop(
-    mut listener: Box<dyn Listener>,
-    core: mpsc::Sender<CoreMsg>,
-    config: Arc<NodeConfig>,
-    cancel: CancellationToken,
-    tracker: TaskTracker,
-    next_conn: Arc<AtomicU64>,
-) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(
-        config
-            .max_peers
-            .saturating_mul(2)
-            .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
-    ));
-    loop {
-        let permit = tokio::select! {
-            _ = cancel.cancelled() => break,
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
-        let accepted = tokio::select! {
-            _ = cancel.cancelled() => break,
-            a = listener.accept() => a,
-        };
-        match accepted {
-            Ok((stream, remote)) => {
-                let task = PeerTask {
-                    conn: next_conn.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-                    remote,
-                    direction: Direction::Inbound,
-                    core: core.clone(),
-                    config: config.clone(),
-                    cancel: cancel.clone(),
-                };
-                tracker.spawn(async move {
-                    task.run(stream).await;
-                    drop(permit);
-                });
-            }
-            Err(e) => {
-                // Out of file descriptors and the like: wait, do not spin.
-                warn!("accept failed: {e}");
-                drop(permit);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-    // Dropping the listener closes the listening socket.
-    drop(listener);
 }
 
 /// A running node: ask it questions, give it work, stop it.

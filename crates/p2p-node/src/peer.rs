@@ -56,11 +56,14 @@ pub(crate) struct PeerTask {
     pub core: mpsc::Sender<CoreMsg>,
     pub config: Arc<NodeConfig>,
     pub cancel: CancellationToken,
+    /// For an inbound connection, its place among the connections still
+    /// in their handshake; given back once the handshake is over.
+    pub pending: Option<crate::listener::PendingSlot>,
 }
 
 impl PeerTask {
     /// Runs the connection to its end, then tells the core it is gone.
-    pub async fn run(self, stream: BoxStream) {
+    pub async fn run(mut self, stream: BoxStream) {
         let mut framed = Framed::new(stream, WireCodec::with_max_frame(self.config.max_frame));
         let result = self.drive(&mut framed).await;
         match &result {
@@ -91,7 +94,7 @@ impl PeerTask {
         drop(framed);
     }
 
-    async fn drive(&self, framed: &mut Conn) -> Result<(), PeerError> {
+    async fn drive(&mut self, framed: &mut Conn) -> Result<(), PeerError> {
         let (out_tx, out_rx) = mpsc::channel(self.config.peer_queue.max(1));
         let queued = Arc::new(AtomicUsize::new(0));
         let handshake = timeout(
@@ -131,6 +134,9 @@ impl PeerTask {
             Ok(r) => r?,
         }
         let _ = self.core.send(CoreMsg::Live { conn: self.conn }).await;
+        // Past the handshake: the connection counts as a peer now, no
+        // longer against the handshake budget.
+        drop(self.pending.take());
         self.session(framed, out_rx, &queued).await
     }
 
@@ -353,6 +359,7 @@ pub(crate) fn spawn_dial(
         core: core.clone(),
         config: config.clone(),
         cancel: cancel.clone(),
+        pending: None,
     };
     let connect_timeout = config.handshake_timeout;
     tracker.spawn(async move {

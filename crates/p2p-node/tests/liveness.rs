@@ -57,7 +57,7 @@ async fn a_peer_that_stops_answering_pings_is_dropped() {
 async fn connections_past_the_limit_are_refused_with_a_notice() {
     init_logs();
     let mut c = config();
-    c.max_peers = 1;
+    c.max_inbound = 1;
     let a = Node::start(c).await.unwrap();
     let network = genesis().network_id();
     let mut first = RawPeer::connect(a.local_addr()).await;

@@ -48,6 +48,10 @@ impl Core {
                     chain.contains(h) || chain.is_orphan(h) || chain.is_known_invalid(h)
                 };
                 let wanted = self.requests.want_blocks(&hashes, known, now);
+                // What the peer announced and we have tells its height now.
+                for hash in hashes.iter() {
+                    self.note_peer_has(conn, hash);
+                }
                 if !wanted.is_empty() {
                     self.send(conn, Message::GetBlocks(Bounded::truncating(wanted)));
                 }
@@ -61,7 +65,7 @@ impl Core {
                 self.on_sync_blocks(conn, blocks.into_inner(), more);
             }
             Message::GetAddrs => {
-                let addrs = self.peers.addrs_for(conn, MAX_ADDRS);
+                let addrs = self.peers.addrs_for(conn, MAX_ADDRS, now);
                 self.send(conn, Message::Addrs(Bounded::truncating(addrs)));
             }
             Message::Addrs(addrs) => {
@@ -165,6 +169,7 @@ impl Core {
         }
         match self.mempool.add(tx) {
             Ok(id) => {
+                self.peers.note_tx(conn, Instant::now());
                 self.announce_tx(id);
                 self.emit_mempool();
             }
@@ -185,8 +190,24 @@ impl Core {
         if let Some(p) = self.peers.get_mut(conn) {
             p.known_blocks.insert(hash);
         }
+        let new = !self.chain.contains(&hash);
         if let Some(best) = self.accept_block(block, Some((conn, solicited))) {
             self.announce_new_best(&best);
+        }
+        if new && self.chain.contains(&hash) {
+            self.peers.note_block(conn, Instant::now());
+        }
+        self.note_peer_has(conn, &hash);
+    }
+
+    /// `conn` has the block `hash`: if we have it too, its height and work
+    /// update what we know of the peer.
+    fn note_peer_has(&mut self, conn: ConnId, hash: &BlockHash) {
+        if let (Some(block), Some(work)) =
+            (self.chain.block(hash), self.chain.cumulative_work(hash))
+        {
+            let height = block.header.height;
+            self.peers.saw_tip(conn, height, work);
         }
     }
 
@@ -201,12 +222,17 @@ impl Core {
                 p.known_blocks.insert(hash);
                 p.best_height = p.best_height.max(block.header.height);
             }
+            let new = !self.chain.contains(&hash);
             if let Some(best) = self.accept_block(block, Some((conn, false))) {
                 last_best = Some(best);
             }
             if !self.peers.is_connected(conn) {
                 return;
             }
+            if new && self.chain.contains(&hash) {
+                self.peers.note_block(conn, Instant::now());
+            }
+            self.note_peer_has(conn, &hash);
         }
         if let Some(best) = last_best {
             self.announce_new_best(&best);

@@ -372,6 +372,10 @@ impl Core {
         self.peers.expire_bans(now);
         self.requests.expire(now, self.config.request_timeout);
         self.dial_due();
+        // Short of outbound peers and of addresses: ask a peer for more.
+        if let Some(conn) = self.peers.addr_request(now) {
+            self.send(conn, Message::GetAddrs);
+        }
     }
 
     // ---- commands -----------------------------------------------------

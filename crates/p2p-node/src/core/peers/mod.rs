@@ -98,6 +98,12 @@ pub(crate) struct Peer {
     /// Upload allowance left, in bytes, as of `allowance_at`.
     allowance: usize,
     allowance_at: Instant,
+    /// When the connection was admitted.
+    connected_at: Instant,
+    /// When the peer last sent a block that was new to us.
+    last_block: Option<Instant>,
+    /// When the peer last sent a transaction we admitted.
+    last_tx: Option<Instant>,
 }
 
 impl Peer {
@@ -148,7 +154,17 @@ pub(crate) struct PeerTable {
     bans: Bans,
     /// Listening addresses the operator cut the node off from.
     partitioned: HashSet<SocketAddr>,
+    /// When the table last asked a peer for addresses to fill its
+    /// outbound slots.
+    last_addr_request: Option<Instant>,
 }
+
+/// How many inbound peers each protection of the eviction rule keeps.
+const PROTECT_EACH: usize = 4;
+
+/// How often, at most, a node short of outbound peers and of addresses to
+/// dial asks a peer for more addresses.
+const ADDR_REQUEST_EVERY: Duration = Duration::from_secs(5);
 
 impl PeerTable {
     /// A table whose address book holds the configured peers, due now.
@@ -166,6 +182,7 @@ impl PeerTable {
             addrs: HashMap::new(),
             bans: Bans::default(),
             partitioned: HashSet::new(),
+            last_addr_request: None,
         };
         for addr in table.config.peers.clone() {
             table.learn_addr(addr, now);
@@ -250,12 +267,30 @@ impl PeerTable {
                 ));
             }
         }
-        let connected = self.peers.values().filter(|p| p.connected()).count();
-        if connected >= self.config.max_peers {
-            return Err((
-                Reason::TooManyPeers,
-                format!("at most {} peers", self.config.max_peers),
-            ));
+        match direction {
+            Direction::Outbound => {
+                if self.count(Direction::Outbound) >= self.config.max_outbound {
+                    return Err((
+                        Reason::TooManyPeers,
+                        format!("at most {} outbound peers", self.config.max_outbound),
+                    ));
+                }
+            }
+            Direction::Inbound => {
+                if self.count(Direction::Inbound) >= self.config.max_inbound {
+                    let Some(victim) = self.eviction_victim() else {
+                        return Err((
+                            Reason::TooManyPeers,
+                            format!("at most {} inbound peers", self.config.max_inbound),
+                        ));
+                    };
+                    debug!(conn = victim, "evicted for a newcomer");
+                    self.drop_peer(
+                        victim,
+                        Some((Reason::TooManyPeers, "evicted for a newcomer")),
+                    );
+                }
+            }
         }
         if let Some(addr) = hello.listen_addr {
             self.learn_addr(addr, now);
@@ -282,10 +317,85 @@ impl PeerTable {
                 score: Score::default(),
                 allowance: self.config.upload_burst,
                 allowance_at: now,
+                connected_at: now,
+                last_block: None,
+                last_tx: None,
             },
         );
         debug!(conn, %remote, peer = %hex::encode(&hello.node_id.0[..4]), "peer admitted");
         Ok(())
+    }
+
+    /// Connected peers in this direction.
+    fn count(&self, direction: Direction) -> usize {
+        self.peers
+            .values()
+            .filter(|p| p.connected() && p.direction == direction)
+            .count()
+    }
+
+    /// The inbound peer a newcomer replaces when inbound slots are full, by
+    /// the eviction rule: of the connected inbound peers, the
+    /// [`PROTECT_EACH`] that most recently sent a new block are protected,
+    /// then the [`PROTECT_EACH`] that most recently sent an admitted
+    /// transaction, then the [`PROTECT_EACH`] longest connected; of the rest
+    /// the most recently connected is evicted. `None` if every one is
+    /// protected. Outbound peers are never evicted.
+    fn eviction_victim(&self) -> Option<ConnId> {
+        let mut candidates: Vec<(ConnId, &Peer)> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.connected() && p.direction == Direction::Inbound)
+            .map(|(c, p)| (*c, p))
+            .collect();
+        // The most recent block relayers, then transaction relayers: each
+        // sort puts the favourites last (`None` sorts first), and they are
+        // kept out of the candidates.
+        let relays: [fn(&Peer) -> Option<Instant>; 2] = [|p| p.last_block, |p| p.last_tx];
+        for relayed in relays {
+            candidates.sort_by_key(|(c, p)| (relayed(p), *c));
+            let keep = candidates
+                .iter()
+                .filter(|(_, p)| relayed(p).is_some())
+                .count()
+                .min(PROTECT_EACH);
+            candidates.truncate(candidates.len() - keep);
+        }
+        // The longest connected: the earliest `connected_at` sorts last.
+        candidates.sort_by_key(|(c, p)| (std::cmp::Reverse(p.connected_at), *c));
+        let keep = candidates.len().min(PROTECT_EACH);
+        candidates.truncate(candidates.len() - keep);
+        // Of the rest, the newest goes.
+        candidates
+            .iter()
+            .max_by_key(|(c, p)| (p.connected_at, *c))
+            .map(|(c, _)| *c)
+    }
+
+    /// `conn` has the block at `height` with `work` cumulative work (it
+    /// announced or sent it): what `/peers` shows and sync decisions use
+    /// follow the peer's announcements, not only its handshake.
+    pub fn saw_tip(&mut self, conn: ConnId, height: u64, work: Work) {
+        if let Some(p) = self.peers.get_mut(&conn) {
+            p.best_height = p.best_height.max(height);
+            if work > p.best_work {
+                p.best_work = work;
+            }
+        }
+    }
+
+    /// `conn` sent a block that was new to us (protects it from eviction).
+    pub fn note_block(&mut self, conn: ConnId, now: Instant) {
+        if let Some(p) = self.peers.get_mut(&conn) {
+            p.last_block = Some(now);
+        }
+    }
+
+    /// `conn` sent a transaction we admitted (protects it from eviction).
+    pub fn note_tx(&mut self, conn: ConnId, now: Instant) {
+        if let Some(p) = self.peers.get_mut(&conn) {
+            p.last_tx = Some(now);
+        }
     }
 
     /// The handshake completed: the peer is live. Returns the work it said
@@ -412,15 +522,24 @@ impl PeerTable {
         })
     }
 
-    /// The addresses to dial now: due, not busy, not partitioned, not
-    /// banned, not already connected; they are marked busy until the
-    /// connection ends or the dial fails. Nothing while the table is full.
+    /// The addresses to dial now, enough to fill the outbound slots
+    /// (outbound peers and dials in flight count): due, not busy, not
+    /// partitioned, not banned, not already connected, configured ones
+    /// first and the rest in random order; they are marked busy until the
+    /// connection ends or the dial fails. A node does not try to connect to
+    /// every address it knows.
     pub fn dial_plan(&mut self, now: Instant) -> Vec<SocketAddr> {
-        let connected = self.peers.values().filter(|p| p.connected()).count();
-        if connected >= self.config.max_peers {
+        let in_flight = self
+            .addrs
+            .iter()
+            .filter(|(a, e)| e.busy && !self.connected_to(a))
+            .count();
+        let outbound = self.count(Direction::Outbound) + in_flight;
+        let mut want = self.config.max_outbound.saturating_sub(outbound);
+        if want == 0 {
             return Vec::new();
         }
-        let due: Vec<SocketAddr> = self
+        let mut due: Vec<SocketAddr> = self
             .addrs
             .iter()
             .filter(|(a, e)| {
@@ -431,16 +550,49 @@ impl PeerTable {
             })
             .map(|(a, _)| *a)
             .collect();
+        shuffle(&mut due);
+        due.sort_by_key(|a| !self.config.peers.contains(a));
         let mut plan = Vec::new();
         for addr in due {
-            if !self.connected_to(&addr) {
-                plan.push(addr);
+            if want == 0 {
+                break;
+            }
+            if self.connected_to(&addr) {
+                // Reached already (it dialled us): nothing to dial.
+                if let Some(e) = self.addrs.get_mut(&addr) {
+                    e.busy = true;
+                }
+                continue;
             }
             if let Some(e) = self.addrs.get_mut(&addr) {
                 e.busy = true;
             }
+            plan.push(addr);
+            want -= 1;
         }
         plan
+    }
+
+    /// A live peer to ask for addresses, when outbound slots are free, no
+    /// address is left to dial, and the last such request is a while ago.
+    pub fn addr_request(&mut self, now: Instant) -> Option<ConnId> {
+        if self.count(Direction::Outbound) >= self.config.max_outbound
+            || self
+                .last_addr_request
+                .is_some_and(|t| now.saturating_duration_since(t) < ADDR_REQUEST_EVERY)
+        {
+            return None;
+        }
+        let dialable = self.addrs.iter().any(|(a, e)| {
+            !e.busy && !self.partitioned.contains(a) && !self.bans.is_banned(&BanKey::Addr(*a), now)
+        });
+        if dialable {
+            return None;
+        }
+        let live = self.live_conns();
+        let pick = live.get(random_index(live.len()))?;
+        self.last_addr_request = Some(now);
+        Some(*pick)
     }
 
     /// Cuts the node off from these listening addresses; returns how many
@@ -532,15 +684,29 @@ impl PeerTable {
         true
     }
 
-    /// The listening addresses of live peers other than `conn`, for an
-    /// `Addrs` answer.
-    pub fn addrs_for(&self, conn: ConnId, max: usize) -> Vec<SocketAddr> {
-        self.peers
+    /// Addresses for an `Addrs` answer to `conn`: the listening addresses
+    /// of live peers other than `conn`, then others from the address book
+    /// (not banned), in random order, at most `max`.
+    pub fn addrs_for(&self, conn: ConnId, max: usize, now: Instant) -> Vec<SocketAddr> {
+        let asker = self.peers.get(&conn).and_then(|p| p.listen_addr);
+        let mut live: Vec<SocketAddr> = self
+            .peers
             .iter()
             .filter(|(c, p)| **c != conn && p.live)
             .filter_map(|(_, p)| p.listen_addr)
-            .take(max)
-            .collect()
+            .collect();
+        let mut book: Vec<SocketAddr> = self
+            .addrs
+            .keys()
+            .filter(|a| !live.contains(a) && Some(**a) != asker)
+            .filter(|a| !self.bans.is_banned(&BanKey::Addr(**a), now))
+            .copied()
+            .collect();
+        shuffle(&mut live);
+        shuffle(&mut book);
+        live.extend(book);
+        live.truncate(max);
+        live
     }
 
     /// Live peers as the outside sees them.
@@ -570,6 +736,24 @@ impl PeerTable {
     /// finish.
     pub fn clear(&mut self) {
         self.peers.clear();
+    }
+}
+
+/// A random index below `len` (0 for an empty range).
+fn random_index(len: usize) -> usize {
+    if len == 0 {
+        return 0;
+    }
+    let mut bytes = [0u8; 8];
+    // Without randomness the order is only less varied.
+    let _ = getrandom::fill(&mut bytes);
+    (u64::from_le_bytes(bytes) % len as u64) as usize
+}
+
+/// Shuffles `items` (Fisher-Yates).
+fn shuffle<T>(items: &mut [T]) {
+    for i in (1..items.len()).rev() {
+        items.swap(i, random_index(i + 1));
     }
 }
 

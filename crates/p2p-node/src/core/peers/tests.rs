@@ -129,9 +129,9 @@ fn of_two_connections_the_one_dialled_by_the_smaller_id_stays() {
 }
 
 #[test]
-fn the_table_refuses_past_its_limit() {
+fn inbound_past_its_limit_is_refused_when_every_peer_is_protected() {
     let mut config = NodeConfig::new(Genesis::dev());
-    config.max_peers = 2;
+    config.max_inbound = 2;
     let mut t = table_with(config);
     let now = Instant::now();
     let (tx, _rx) = queue();
@@ -146,11 +146,164 @@ fn the_table_refuses_past_its_limit() {
         )
         .unwrap();
     }
+    // Both are among the longest connected: protected.
     assert!(matches!(
         t.admit(9, addr(9009), Direction::Inbound, &hello(9, None), tx, now),
         Err((Reason::TooManyPeers, _))
     ));
-    assert!(t.dial_plan(now).is_empty(), "a full table dials nobody");
+}
+
+#[test]
+fn a_newcomer_evicts_the_newest_unprotected_inbound_peer_never_a_relayer() {
+    let mut config = NodeConfig::new(Genesis::dev());
+    config.max_inbound = 12;
+    let mut t = table_with(config);
+    let start = Instant::now();
+    let (tx, _rx) = queue();
+    for id in 0..12u8 {
+        let at = start + Duration::from_secs(u64::from(id));
+        t.admit(
+            u64::from(id),
+            addr(9000 + u16::from(id)),
+            Direction::Inbound,
+            &hello(id + 10, None),
+            tx.clone(),
+            at,
+        )
+        .unwrap();
+    }
+    // The newest relays blocks, the second newest transactions.
+    let later = start + Duration::from_secs(100);
+    t.note_block(11, later);
+    t.note_tx(10, later);
+    t.admit(
+        50,
+        addr(9500),
+        Direction::Inbound,
+        &hello(60, None),
+        tx.clone(),
+        later,
+    )
+    .unwrap();
+    // Protected: 11 (blocks), 10 (transactions), 0..=3 (longest
+    // connected). The newest of the rest, 9, went.
+    assert!(
+        !t.is_connected(9),
+        "the newest unprotected peer was evicted"
+    );
+    for kept in [0, 1, 2, 3, 10, 11] {
+        assert!(t.is_connected(kept), "{kept} is protected");
+    }
+    assert!(t.is_connected(50));
+    // Outbound peers are never candidates: a full inbound side with only
+    // protected peers refuses.
+    let mut config = NodeConfig::new(Genesis::dev());
+    config.max_inbound = 1;
+    let mut t = table_with(config);
+    t.admit(
+        1,
+        addr(9001),
+        Direction::Outbound,
+        &hello(5, Some(9001)),
+        tx.clone(),
+        start,
+    )
+    .unwrap();
+    t.admit(
+        2,
+        addr(9002),
+        Direction::Inbound,
+        &hello(6, None),
+        tx.clone(),
+        start,
+    )
+    .unwrap();
+    assert!(
+        t.admit(
+            3,
+            addr(9003),
+            Direction::Inbound,
+            &hello(7, None),
+            tx,
+            start
+        )
+        .is_err()
+    );
+    assert!(t.is_connected(1) && t.is_connected(2));
+}
+
+#[test]
+fn dialling_fills_the_outbound_quota_and_no_more() {
+    let mut config = NodeConfig::new(Genesis::dev());
+    config.max_outbound = 3;
+    config.peers = vec![addr(7000)];
+    let mut t = table_with(config);
+    let now = Instant::now();
+    for port in 7001..7020 {
+        t.learn_addr(addr(port), now);
+    }
+    let plan = t.dial_plan(now);
+    assert_eq!(plan.len(), 3, "only the outbound quota");
+    assert_eq!(plan[0], addr(7000), "configured peers first");
+    assert!(t.dial_plan(now).is_empty(), "dials in flight count");
+    // One dial fails: one more is planned.
+    t.dial_failed(plan[1], now);
+    assert_eq!(t.dial_plan(now).len(), 1);
+    // Connected outbound peers count the same.
+    let (tx, _rx) = queue();
+    t.admit(
+        1,
+        plan[0],
+        Direction::Outbound,
+        &hello(5, Some(plan[0].port())),
+        tx,
+        now,
+    )
+    .unwrap();
+    assert!(t.dial_plan(now).is_empty());
+}
+
+#[test]
+fn a_node_short_of_outbound_peers_and_addresses_asks_for_more() {
+    let mut t = table();
+    let now = Instant::now();
+    assert_eq!(t.addr_request(now), None, "nobody to ask");
+    let (tx, _rx) = queue();
+    t.admit(
+        1,
+        addr(9000),
+        Direction::Inbound,
+        &hello(2, Some(2)),
+        tx,
+        now,
+    )
+    .unwrap();
+    t.on_live(1);
+    // Its listening address is known and connected: nothing to dial.
+    assert_eq!(t.dial_plan(now), Vec::<SocketAddr>::new());
+    assert_eq!(t.addr_request(now), Some(1));
+    assert_eq!(t.addr_request(now), None, "not again at once");
+    assert_eq!(t.addr_request(now + Duration::from_secs(5)), Some(1));
+    // Addresses answered include the book's, not the asker's own.
+    t.learn_addr(addr(7777), now);
+    let answer = t.addrs_for(1, 10, now);
+    assert!(answer.contains(&addr(7777)));
+    assert!(!answer.contains(&addr(2)));
+}
+
+#[test]
+fn announcements_move_a_peers_height() {
+    let mut t = table();
+    let now = Instant::now();
+    let (tx, _rx) = queue();
+    t.admit(1, addr(9000), Direction::Inbound, &hello(2, None), tx, now)
+        .unwrap();
+    t.on_live(1);
+    assert_eq!(t.infos(now)[0].best_height, 7);
+    t.saw_tip(1, 137, Work::ZERO);
+    assert_eq!(t.infos(now)[0].best_height, 137);
+    t.saw_tip(1, 5, Work::ZERO);
+    assert_eq!(t.infos(now)[0].best_height, 137, "never backwards");
 }
 
 #[test]
