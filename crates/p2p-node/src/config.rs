@@ -69,9 +69,11 @@ pub struct NodeConfig {
     /// by the rule of `docs/PROTOCOL.md` ("Connection limits"), or is
     /// refused if every inbound peer is protected.
     pub max_inbound: usize,
-    /// Most inbound connections still in their handshake; past it the
-    /// oldest one is closed (an honest peer speaks at once, so the oldest
-    /// silent socket goes first).
+    /// Most inbound connections still in their handshake, counted apart
+    /// from peers; past it a silent one is closed to make room (see
+    /// `listener.rs`). Sockets are cheap: the budget is large enough that
+    /// a flood of a few hundred silent sockets never forces a choice, and
+    /// each is closed by the handshake timeout.
     pub max_pending: usize,
     /// Largest frame accepted or sent, in bytes.
     pub max_frame: usize,
@@ -140,7 +142,7 @@ impl NodeConfig {
             miner_threads: 1,
             max_outbound: 8,
             max_inbound: 24,
-            max_pending: 16,
+            max_pending: 256,
             max_frame: wire::DEFAULT_MAX_FRAME,
             handshake_timeout: Duration::from_secs(5),
             ping_interval: Duration::from_secs(15),

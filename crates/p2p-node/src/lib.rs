@@ -48,7 +48,7 @@ pub mod store;
 pub mod transport;
 
 pub use config::{MiningMode, NodeConfig};
-pub use core::{NodeEvent, NodeView, PeerInfo};
+pub use core::{Direction, NodeEvent, NodeView, PeerInfo};
 pub use mempool::{Mempool, MempoolError};
 pub use node::{Node, NodeError, NodeHandle, Seams};
 pub use penalty::{BanKey, Offence};

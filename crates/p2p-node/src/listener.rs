@@ -4,15 +4,16 @@
 //! Every inbound connection gets a task at once; while it is in its
 //! handshake it holds a [`PendingSlot`]. At most
 //! [`NodeConfig::max_pending`] connections are pending: a newcomer past
-//! that closes the oldest pending one. An honest dialler sends its
-//! handshake as soon as it connects and leaves the budget within
-//! milliseconds, so the oldest pending connections are the ones that never
-//! spoke: a flood of silent sockets only evicts itself, and an honest peer
-//! is admitted at once. Established peers are counted apart, by the peer
-//! table (`max_inbound`, with its eviction rule).
+//! that closes the oldest pending connection whose task has tried to read
+//! and has not received its handshake (failing that, the oldest not heard
+//! from; failing that, the oldest). An honest dialler sends its handshake as
+//! soon as it connects, so its task finds it on its first read and it is
+//! never the one closed: a flood of silent sockets, however fast it
+//! reconnects, only evicts itself, and an honest peer is admitted at once. Established peers are counted
+//! apart, by the peer table (`max_inbound`, with its eviction rule).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -30,27 +31,57 @@ use crate::transport::Listener;
 /// that closes it.
 #[derive(Clone, Default)]
 pub(crate) struct Pending {
-    queue: Arc<Mutex<VecDeque<(ConnId, CancellationToken)>>>,
+    queue: Arc<Mutex<VecDeque<Entry>>>,
+}
+
+/// A connection in its handshake.
+struct Entry {
+    conn: ConnId,
+    token: CancellationToken,
+    /// Whether its handshake has arrived.
+    spoke: Arc<AtomicBool>,
+    /// Whether its task has tried to read yet: a connection whose task has
+    /// not run cannot be told silent.
+    started: Arc<AtomicBool>,
 }
 
 impl Pending {
     /// Enters `conn`; if that makes more than `max`, closes the oldest
-    /// pending connection.
+    /// pending connection that has not sent its handshake (the oldest of
+    /// all if every one has).
     fn enter(&self, conn: ConnId, token: CancellationToken, max: usize) -> PendingSlot {
+        let spoke = Arc::new(AtomicBool::new(false));
+        let started = Arc::new(AtomicBool::new(false));
         let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        queue.push_back((conn, token));
+        queue.push_back(Entry {
+            conn,
+            token,
+            spoke: spoke.clone(),
+            started: started.clone(),
+        });
         while queue.len() > max.max(1) {
-            if let Some((old, token)) = queue.pop_front() {
+            // The oldest that tried to read and had nothing to say; else
+            // the oldest not heard from; else the oldest.
+            let silent = |started: bool| {
+                queue.iter().position(|e| {
+                    !e.spoke.load(Ordering::Relaxed)
+                        && (!started || e.started.load(Ordering::Relaxed))
+                })
+            };
+            let silent = silent(true).or_else(|| silent(false)).unwrap_or(0);
+            if let Some(old) = queue.remove(silent) {
                 debug!(
-                    conn = old,
-                    "closing the oldest connection still in its handshake"
+                    conn = old.conn,
+                    "closing a connection still in its handshake"
                 );
-                token.cancel();
+                old.token.cancel();
             }
         }
         PendingSlot {
             pending: self.clone(),
             conn,
+            spoke,
+            started,
         }
     }
 
@@ -68,6 +99,21 @@ impl Pending {
 pub(crate) struct PendingSlot {
     pending: Pending,
     conn: ConnId,
+    spoke: Arc<AtomicBool>,
+    started: Arc<AtomicBool>,
+}
+
+impl PendingSlot {
+    /// The connection's task is about to read its first bytes.
+    pub fn started(&self) {
+        self.started.store(true, Ordering::Relaxed);
+    }
+
+    /// The connection's handshake arrived: it is no longer closed to make
+    /// room while a silent one is pending.
+    pub fn spoke(&self) {
+        self.spoke.store(true, Ordering::Relaxed);
+    }
 }
 
 impl Drop for PendingSlot {
@@ -77,7 +123,7 @@ impl Drop for PendingSlot {
             .queue
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        queue.retain(|(c, _)| *c != self.conn);
+        queue.retain(|e| e.conn != self.conn);
     }
 }
 
@@ -150,5 +196,30 @@ mod tests {
             "room was made by the finished handshake"
         );
         assert_eq!(pending.len(), 3);
+    }
+
+    #[test]
+    fn a_silent_connection_goes_before_one_that_spoke_or_has_not_read_yet() {
+        let pending = Pending::default();
+        let honest = CancellationToken::new();
+        let honest_slot = pending.enter(1, honest.clone(), 3);
+        honest_slot.started();
+        honest_slot.spoke();
+        let unread = CancellationToken::new();
+        let _unread_slot = pending.enter(2, unread.clone(), 3);
+        // Silent sockets whose tasks read and found nothing evict each
+        // other, however many come.
+        let mut silent = Vec::new();
+        for conn in 3..100 {
+            let t = CancellationToken::new();
+            let slot = pending.enter(conn, t.clone(), 3);
+            slot.started();
+            silent.push((slot, t));
+        }
+        assert!(!honest.is_cancelled(), "it sent its handshake");
+        assert!(!unread.is_cancelled(), "its task had not read yet");
+        assert_eq!(pending.len(), 3);
+        let closed = silent.iter().filter(|(_, t)| t.is_cancelled()).count();
+        assert_eq!(closed, silent.len() - 1, "all but the newest silent one");
     }
 }

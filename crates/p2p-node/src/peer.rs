@@ -97,6 +97,9 @@ impl PeerTask {
     async fn drive(&mut self, framed: &mut Conn) -> Result<(), PeerError> {
         let (out_tx, out_rx) = mpsc::channel(self.config.peer_queue.max(1));
         let queued = Arc::new(AtomicUsize::new(0));
+        if let Some(slot) = &self.pending {
+            slot.started();
+        }
         let handshake = timeout(
             self.config.handshake_timeout,
             self.handshake(framed, (out_tx, queued.clone())),
@@ -262,6 +265,9 @@ impl PeerTask {
             }
             Direction::Inbound => {
                 let theirs = expect_handshake(framed).await?;
+                if let Some(slot) = &self.pending {
+                    slot.spoke();
+                }
                 let ours = self.admit(theirs, out_tx).await?;
                 framed.send(Message::Handshake(ours)).await?;
                 framed.send(Message::HandshakeAck).await?;
@@ -372,11 +378,11 @@ pub(crate) fn spawn_dial(
             Ok(Ok(stream)) => task.run(stream).await,
             Ok(Err(e)) => {
                 debug!(%addr, "dial failed: {e}");
-                let _ = core.send(CoreMsg::DialFailed { addr }).await;
+                let _ = core.send(CoreMsg::DialFailed { conn, addr }).await;
             }
             Err(_) => {
                 debug!(%addr, "dial timed out");
-                let _ = core.send(CoreMsg::DialFailed { addr }).await;
+                let _ = core.send(CoreMsg::DialFailed { conn, addr }).await;
             }
         }
     });

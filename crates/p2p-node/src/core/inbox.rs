@@ -46,8 +46,8 @@ pub(crate) enum CoreMsg {
     },
     /// A connection ended.
     Gone { conn: ConnId },
-    /// A dial failed before a connection task started.
-    DialFailed { addr: SocketAddr },
+    /// Dial `conn` to `addr` failed before a connection task started.
+    DialFailed { conn: ConnId, addr: SocketAddr },
     /// The miner finished a job.
     Mined { job: u64, outcome: MineOutcome },
     /// A request from the node's handle.

@@ -282,7 +282,7 @@ impl Core {
                 self.peers.on_gone(conn, now);
                 self.requests.forget_peer(conn);
             }
-            CoreMsg::DialFailed { addr } => self.peers.dial_failed(addr, now),
+            CoreMsg::DialFailed { conn, addr } => self.peers.dial_failed(conn, addr, now),
             CoreMsg::Mined { job, outcome } => {
                 if let Some(block) = self.miner.finished(job, outcome) {
                     self.on_mined(block);
@@ -363,6 +363,7 @@ impl Core {
     fn dial_due(&mut self) {
         for addr in self.peers.dial_plan(Instant::now()) {
             let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+            self.peers.dialing(conn, addr);
             (self.dialer)(conn, addr);
         }
     }

@@ -157,6 +157,10 @@ pub(crate) struct PeerTable {
     /// When the table last asked a peer for addresses to fill its
     /// outbound slots.
     last_addr_request: Option<Instant>,
+    /// Outbound connections not admitted yet, by the address dialled: a
+    /// dial that ends before admission (refused, a failed handshake) frees
+    /// its address for a later retry.
+    dialing: HashMap<ConnId, SocketAddr>,
 }
 
 /// How many inbound peers each protection of the eviction rule keeps.
@@ -183,6 +187,7 @@ impl PeerTable {
             bans: Bans::default(),
             partitioned: HashSet::new(),
             last_addr_request: None,
+            dialing: HashMap::new(),
         };
         for addr in table.config.peers.clone() {
             table.learn_addr(addr, now);
@@ -298,6 +303,7 @@ impl PeerTable {
                 entry.busy = true;
             }
         }
+        self.dialing.remove(&conn);
         let mut known_blocks = KnownSet::new(MAX_KNOWN);
         known_blocks.insert(hello.best_tip);
         self.peers.insert(
@@ -407,9 +413,20 @@ impl PeerTable {
         Some(peer.best_work)
     }
 
+    /// Connection `conn` is being dialled to `addr`.
+    pub fn dialing(&mut self, conn: ConnId, addr: SocketAddr) {
+        self.dialing.insert(conn, addr);
+    }
+
     /// The connection ended: the peer is forgotten, and the address it was
-    /// reached at is tried again after its backoff.
+    /// reached at (or was being dialled) is tried again after its backoff.
     pub fn on_gone(&mut self, conn: ConnId, now: Instant) {
+        if let Some(addr) = self.dialing.remove(&conn)
+            && !self.peers.contains_key(&conn)
+        {
+            self.retry_later(addr, now);
+            return;
+        }
         if let Some(peer) = self.peers.remove(&conn) {
             debug!(conn, remote = %peer.remote, "peer gone");
             let dialled = match peer.direction {
@@ -422,8 +439,10 @@ impl PeerTable {
         }
     }
 
-    /// A dial failed before any connection: try again after the backoff.
-    pub fn dial_failed(&mut self, addr: SocketAddr, now: Instant) {
+    /// Dial `conn` failed before any connection: try again after the
+    /// backoff.
+    pub fn dial_failed(&mut self, conn: ConnId, addr: SocketAddr, now: Instant) {
+        self.dialing.remove(&conn);
         self.retry_later(addr, now);
     }
 

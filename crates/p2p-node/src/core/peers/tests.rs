@@ -247,7 +247,7 @@ fn dialling_fills_the_outbound_quota_and_no_more() {
     assert_eq!(plan[0], addr(7000), "configured peers first");
     assert!(t.dial_plan(now).is_empty(), "dials in flight count");
     // One dial fails: one more is planned.
-    t.dial_failed(plan[1], now);
+    t.dial_failed(0, plan[1], now);
     assert_eq!(t.dial_plan(now).len(), 1);
     // Connected outbound peers count the same.
     let (tx, _rx) = queue();
@@ -403,7 +403,7 @@ fn one_backoff_rule_doubles_to_the_maximum_for_gone_peers_and_failed_dials() {
     let now = Instant::now();
     assert_eq!(t.dial_plan(now), vec![addr(7000)]);
     assert!(t.dial_plan(now).is_empty(), "busy while being dialled");
-    t.dial_failed(addr(7000), now);
+    t.dial_failed(0, addr(7000), now);
     assert!(t.dial_plan(now).is_empty(), "not before the backoff");
     assert_eq!(t.dial_plan(now + Duration::from_secs(1)), vec![addr(7000)]);
     // The dial succeeded this time; the connection ends later.
@@ -424,8 +424,8 @@ fn one_backoff_rule_doubles_to_the_maximum_for_gone_peers_and_failed_dials() {
         "backoff doubled to 2 s"
     );
     assert_eq!(t.dial_plan(at + Duration::from_secs(2)), vec![addr(7000)]);
-    t.dial_failed(addr(7000), at);
-    t.dial_failed(addr(7000), at);
+    t.dial_failed(0, addr(7000), at);
+    t.dial_failed(0, addr(7000), at);
     // Capped at 3 s.
     assert_eq!(t.dial_plan(at + Duration::from_secs(3)), vec![addr(7000)]);
 }

@@ -1,0 +1,198 @@
+//! Many nodes in one process, each told only two earlier ones: they find
+//! the rest through address gossip, fill their outbound slots without
+//! trying to reach everyone, and all agree on one tip. And a flood of
+//! silent sockets cannot keep an honest peer out.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use p2p_node::{Direction, MiningMode, Node, NodeHandle};
+
+/// Starts `n` nodes; node `i` is told two earlier ones (chosen by a fixed
+/// rule, so the run is the same each time).
+async fn network(n: usize) -> Vec<NodeHandle> {
+    init_logs();
+    let mut nodes: Vec<NodeHandle> = Vec::new();
+    for i in 0..n {
+        let mut peers = Vec::new();
+        if i > 0 {
+            peers.push(nodes[(i * 7 + 3) % i].local_addr());
+            let second = nodes[(i * 13 + 5) % i].local_addr();
+            if !peers.contains(&second) {
+                peers.push(second);
+            }
+        }
+        let mut c = config();
+        c.peers = peers;
+        c.mining = MiningMode::Off;
+        nodes.push(Node::start(c).await.unwrap());
+    }
+    nodes
+}
+
+async fn outbound(node: &NodeHandle) -> usize {
+    node.query(|v| {
+        v.peers
+            .iter()
+            .filter(|p| p.direction == Direction::Outbound)
+            .count()
+    })
+    .await
+    .unwrap()
+}
+
+async fn run(n: usize) {
+    let nodes = network(n).await;
+    let quota = config().max_outbound;
+    wait_for("every node has its outbound quota", || async {
+        for node in &nodes {
+            if outbound(node).await < quota {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    // Nobody tried to connect to everyone.
+    for node in &nodes {
+        let peers = peer_count(node).await;
+        assert!(peers <= quota + config().max_inbound, "{peers} peers");
+        assert!(outbound(node).await <= quota);
+    }
+    // A block mined anywhere reaches everyone.
+    nodes[n / 2].mine_blocks(1).await.unwrap();
+    nodes[n - 1].mine_blocks(1).await.unwrap();
+    let refs: Vec<&NodeHandle> = nodes.iter().collect();
+    wait_same_tip(&refs).await;
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forty_eight_nodes_told_two_peers_each_fill_their_slots_and_agree() {
+    run(48).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_nodes_told_two_peers_each_fill_their_slots_and_agree() {
+    run(100).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_sockets_reopened_for_seconds_do_not_keep_an_honest_peer_out() {
+    init_logs();
+    let node = start(&[], MiningMode::Off).await;
+    let addr = node.local_addr();
+    let stop = tokio_util::sync::CancellationToken::new();
+    // 200 sockets that never speak, each reopened as soon as it closes.
+    let mut flood = Vec::new();
+    for _ in 0..200 {
+        let stop = stop.clone();
+        flood.push(tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                };
+                let mut buf = [0u8; 64];
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = tokio::io::AsyncReadExt::read(&mut s, &mut buf) => {}
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Honest peers come and go during the flood, for longer than the
+    // handshake timeout (2 s here) so that the silent sockets are closed
+    // and reopened meanwhile; each honest peer is admitted at once and
+    // stays.
+    for _ in 0..10 {
+        let started = std::time::Instant::now();
+        let mut honest = RawPeer::connect(addr).await;
+        honest
+            .handshake(genesis().network_id())
+            .await
+            .expect("an honest handshake during the flood");
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(2),
+            "an honest handshake took {took:?} during the flood"
+        );
+        let id = honest.node_id;
+        let is_live = || {
+            let node = node.clone();
+            async move {
+                node.query(move |v| v.peers.iter().any(|p| p.node_id == id))
+                    .await
+                    .unwrap()
+            }
+        };
+        wait_for("the honest peer is live", is_live).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(is_live().await, "and stays");
+        drop(honest);
+    }
+    stop.cancel();
+    for task in flood {
+        let _ = task.await;
+    }
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_evicts_an_idle_inbound_peer_not_the_one_that_relays_blocks() {
+    use futures::SinkExt;
+    use wire::Message;
+    init_logs();
+    let mut c = config();
+    c.max_inbound = 6;
+    let node = Node::start(c).await.unwrap();
+    // Five idle peers, then one more, the newest, that relays a block.
+    let mut idle = Vec::new();
+    for _ in 0..5 {
+        idle.push(live_raw_peer(&node).await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut relayer = live_raw_peer(&node).await;
+    let block = child_of_genesis(coinbase_only(), meets_target);
+    let hash = block.hash();
+    relayer.framed.send(Message::Block(block)).await.unwrap();
+    wait_for("the block is accepted", || async {
+        tip(&node).await.0 == hash
+    })
+    .await;
+    wait_for("six inbound peers", || async {
+        peer_count(&node).await == 6
+    })
+    .await;
+    // A newcomer: inbound is full; the newest peer that relayed nothing
+    // (the fifth idle one) makes room, the relayer stays.
+    let _newcomer = live_raw_peer(&node).await;
+    let gone = idle[4].node_id;
+    wait_for("the newest idle peer evicted", || async {
+        node.query(move |v| !v.peers.iter().any(|p| p.node_id == gone))
+            .await
+            .unwrap()
+    })
+    .await;
+    let kept = relayer.node_id;
+    let first = idle[0].node_id;
+    let (relayer_kept, oldest_kept) = node
+        .query(move |v| {
+            (
+                v.peers.iter().any(|p| p.node_id == kept),
+                v.peers.iter().any(|p| p.node_id == first),
+            )
+        })
+        .await
+        .unwrap();
+    assert!(relayer_kept, "the block relayer is protected");
+    assert!(oldest_kept, "the longest connected are protected");
+    node.shutdown().await;
+}
