@@ -5,10 +5,28 @@
 //! blocks at start. [`MemoryStore`] keeps them in memory only (tests, the
 //! benchmarks, a simulator); [`RedbStore`] keeps them in a redb database in
 //! the node's data directory, crash-safe.
+//!
+//! # A damaged file
+//!
+//! Whatever `chain.redb` holds, opening and loading it end either with the
+//! blocks that were saved, exactly, or with a [`StoreError`] that names the
+//! file; never with a panic, and never with blocks silently dropped:
+//!
+//! - Each saved block carries a BLAKE3 checksum of its bytes, checked when
+//!   it is loaded.
+//! - An existing file is first opened read-only and read through (format,
+//!   every block and its checksum) without a byte written; only then is it
+//!   opened for writing. A file that needs redb's crash recovery (the node
+//!   was killed) is copied to `chain.redb.before-repair` before redb
+//!   repairs it, so the repair never destroys the only copy.
+//! - Every call into redb runs inside `catch_unwind`: a panic in its b-tree
+//!   code on corrupt pages becomes [`StoreError::Corrupt`].
 
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Once};
 
 use chain_core::Block;
 use escrow::Tx;
@@ -96,7 +114,139 @@ const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 /// Store metadata: `format` = [`FORMAT_VERSION`].
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The format this node writes. A store of another format is refused.
-pub const FORMAT_VERSION: u64 = 1;
+/// Version 2: each block's value is a 32-byte BLAKE3 checksum of its
+/// postcard bytes, then those bytes (and the blocks follow protocol 2's
+/// rules, so a version 1 store could not replay anyway).
+pub const FORMAT_VERSION: u64 = 2;
+
+/// The copy of a store kept before redb's crash recovery rewrites it.
+pub const BEFORE_REPAIR_SUFFIX: &str = "before-repair";
+
+thread_local! {
+    /// Whether this thread is inside [`contain`] (its panics are reported
+    /// as errors, not printed).
+    static CONTAINED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f`, turning a panic inside it (redb's b-tree code on corrupt
+/// pages) into [`StoreError::Corrupt`] naming `path`.
+fn contain<T>(path: &Path, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !CONTAINED.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    CONTAINED.with(|c| c.set(true));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    CONTAINED.with(|c| c.set(false));
+    result.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".to_string());
+        Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("the database could not be read ({what})"),
+        })
+    })
+}
+
+/// A block's value in the table: its checksum, then its bytes.
+fn encode_value(block: &Block<Tx>) -> Result<Vec<u8>, postcard::Error> {
+    let bytes = postcard::to_stdvec(block)?;
+    let mut value = blake3::hash(&bytes).as_bytes().to_vec();
+    value.extend_from_slice(&bytes);
+    Ok(value)
+}
+
+/// The block in a table value, checksum checked.
+fn decode_value(path: &Path, key: u64, value: &[u8]) -> Result<Block<Tx>, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let (sum, bytes) = value.split_first_chunk::<32>().ok_or_else(|| {
+        corrupt(format!(
+            "saved block #{key} is {} bytes, too short",
+            value.len()
+        ))
+    })?;
+    if blake3::hash(bytes).as_bytes() != sum {
+        return Err(corrupt(format!("saved block #{key} fails its checksum")));
+    }
+    postcard::from_bytes(bytes)
+        .map_err(|e| corrupt(format!("saved block #{key} does not decode: {e}")))
+}
+
+/// What the read-only pass found.
+enum Validation {
+    /// Readable throughout, every block intact.
+    Intact,
+    /// Not closed cleanly: redb must repair it before it can be read.
+    NeedsRepair,
+}
+
+/// Reads an existing store through without writing a byte: the format,
+/// every block and its checksum.
+fn validate_read_only(path: &Path) -> Result<Validation, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let db = match redb::ReadOnlyDatabase::open(path) {
+        Ok(db) => db,
+        Err(redb::DatabaseError::RepairAborted) => return Ok(Validation::NeedsRepair),
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+            return Err(StoreError::Open {
+                path: path.to_path_buf(),
+                reason: "another node is using this data directory".into(),
+            });
+        }
+        Err(redb::DatabaseError::Storage(redb::StorageError::Io(e))) => {
+            return Err(StoreError::Open {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            });
+        }
+        Err(e) => return Err(corrupt(e.to_string())),
+    };
+    let read = db.begin_read().map_err(|e| corrupt(e.to_string()))?;
+    let format = match read.open_table(META) {
+        Ok(meta) => meta
+            .get("format")
+            .map_err(|e| corrupt(e.to_string()))?
+            .map(|v| v.value()),
+        Err(redb::TableError::TableDoesNotExist(_)) => None,
+        Err(e) => return Err(corrupt(format!("metadata table: {e}"))),
+    };
+    match format {
+        Some(FORMAT_VERSION) => {}
+        Some(found) => {
+            return Err(StoreError::Version {
+                path: path.to_path_buf(),
+                found,
+                expected: FORMAT_VERSION,
+            });
+        }
+        // A store created but never written to; `check_format` decides.
+        None => return Ok(Validation::Intact),
+    }
+    let table = match read.open_table(BLOCKS) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Validation::Intact),
+        Err(e) => return Err(corrupt(format!("blocks table: {e}"))),
+    };
+    for entry in table.iter().map_err(|e| corrupt(e.to_string()))? {
+        let (key, value) = entry.map_err(|e| corrupt(e.to_string()))?;
+        decode_value(path, key.value(), value.value())?;
+    }
+    Ok(Validation::Intact)
+}
 /// The database file's name in the data directory.
 pub const STORE_FILE: &str = "chain.redb";
 
@@ -138,14 +288,27 @@ impl RedbStore {
             reason,
         };
         let db = if path.exists() {
-            builder.open(&path).map_err(|e| match e {
-                redb::DatabaseError::Storage(redb::StorageError::Corrupted(msg)) => {
-                    StoreError::Corrupt {
-                        path: path.clone(),
-                        reason: msg,
+            if let Validation::NeedsRepair = contain(&path, || validate_read_only(&path))? {
+                let mut backup = path.clone().into_os_string();
+                backup.push(".");
+                backup.push(BEFORE_REPAIR_SUFFIX);
+                std::fs::copy(&path, &backup).map_err(|e| {
+                    open(format!(
+                        "cannot keep a copy before repairing it ({}): {e}",
+                        PathBuf::from(&backup).display()
+                    ))
+                })?;
+            }
+            contain(&path, || {
+                builder.open(&path).map_err(|e| match e {
+                    redb::DatabaseError::Storage(redb::StorageError::Corrupted(msg)) => {
+                        StoreError::Corrupt {
+                            path: path.clone(),
+                            reason: msg,
+                        }
                     }
-                }
-                other => open(other.to_string()),
+                    other => open(other.to_string()),
+                })
             })?
         } else {
             builder.create(&path).map_err(|e| open(e.to_string()))?
@@ -163,7 +326,8 @@ impl RedbStore {
             next: 0,
             repaired,
         };
-        store.check_format()?;
+        let checked_path = store.path.clone();
+        contain(&checked_path, || store.check_format())?;
         Ok(store)
     }
 
@@ -258,7 +422,7 @@ impl BlockStore for RedbStore {
         {
             let mut table = write.open_table(BLOCKS).map_err(|e| self.backend(e))?;
             for block in blocks {
-                let bytes = postcard::to_stdvec(&**block).map_err(|e| self.backend(e))?;
+                let bytes = encode_value(block).map_err(|e| self.backend(e))?;
                 table
                     .insert(key, bytes.as_slice())
                     .map_err(|e| self.backend(e))?;
@@ -271,19 +435,16 @@ impl BlockStore for RedbStore {
     }
 
     fn load_blocks(&self) -> Result<Vec<Block<Tx>>, StoreError> {
-        let read = self.db.begin_read().map_err(|e| self.backend(e))?;
-        let table = read.open_table(BLOCKS).map_err(|e| self.backend(e))?;
-        let mut out = Vec::new();
-        for entry in table.iter().map_err(|e| self.backend(e))? {
-            let (key, value) = entry.map_err(|e| self.backend(e))?;
-            let block: Block<Tx> =
-                postcard::from_bytes(value.value()).map_err(|e| StoreError::Corrupt {
-                    path: self.path.clone(),
-                    reason: format!("saved block #{} does not decode: {e}", key.value()),
-                })?;
-            out.push(block);
-        }
-        Ok(out)
+        contain(&self.path, || {
+            let read = self.db.begin_read().map_err(|e| self.backend(e))?;
+            let table = read.open_table(BLOCKS).map_err(|e| self.backend(e))?;
+            let mut out = Vec::new();
+            for entry in table.iter().map_err(|e| self.backend(e))? {
+                let (key, value) = entry.map_err(|e| self.backend(e))?;
+                out.push(decode_value(&self.path, key.value(), value.value())?);
+            }
+            Ok(out)
+        })
     }
 }
 
@@ -352,8 +513,11 @@ mod tests {
                 .unwrap();
             write.commit().unwrap();
         }
-        let store = RedbStore::open(dir.path()).unwrap();
-        let err = store.load_blocks().err().unwrap();
+        // Found by the read-through at open, before anything is written.
+        let err = RedbStore::open(dir.path())
+            .and_then(|s| s.load_blocks())
+            .err()
+            .unwrap();
         assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
         assert!(err.to_string().contains("#1"));
     }
@@ -373,5 +537,99 @@ mod tests {
             std::fs::read(dir.path().join(STORE_FILE)).unwrap(),
             b"not a redb file at all, really"
         );
+    }
+
+    /// Thirty distinct blocks.
+    fn many_blocks() -> Vec<Arc<Block<Tx>>> {
+        (0..30u64)
+            .map(|i| {
+                let mut b = Genesis::dev().block();
+                b.header.nonce = i;
+                Arc::new(b)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_byte_flipped_anywhere_gives_the_saved_blocks_or_an_error_never_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let saved = many_blocks();
+        {
+            let mut store = RedbStore::open(dir.path()).unwrap();
+            for chunk in saved.chunks(3) {
+                store.put_blocks(chunk).unwrap();
+            }
+        }
+        let original = std::fs::read(dir.path().join(STORE_FILE)).unwrap();
+        let expected: Vec<Block<Tx>> = saved.iter().map(|b| (**b).clone()).collect();
+        let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
+        let (mut refused, mut intact) = (0, 0);
+        for trial in 0..50 {
+            rng = rng
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            // Half the trials hit the middle of the file, where the data
+            // pages are; the rest anywhere.
+            let len = original.len() as u64;
+            let offset = if trial % 2 == 0 {
+                (len / 4 + (rng >> 33) % (len / 2)) as usize
+            } else {
+                ((rng >> 33) % len) as usize
+            };
+            let mut damaged = original.clone();
+            damaged[offset] ^= 0xff;
+            let trial_dir = tempfile::tempdir().unwrap();
+            let file = trial_dir.path().join(STORE_FILE);
+            std::fs::write(&file, &damaged).unwrap();
+            let outcome = RedbStore::open(trial_dir.path()).and_then(|s| s.load_blocks());
+            match outcome {
+                // A flip in bytes redb never reads (free space): the store
+                // is whole, and every block is exactly as saved.
+                Ok(blocks) => {
+                    assert_eq!(
+                        blocks, expected,
+                        "flip at {offset}: blocks changed silently"
+                    );
+                    intact += 1;
+                }
+                Err(e) => {
+                    assert!(e.to_string().contains(STORE_FILE), "flip at {offset}: {e}");
+                    refused += 1;
+                    // Refused: the file is as it was, or kept beside a
+                    // repaired one.
+                    let now = std::fs::read(&file).unwrap();
+                    let backup = trial_dir
+                        .path()
+                        .join(format!("{STORE_FILE}.{BEFORE_REPAIR_SUFFIX}"));
+                    assert!(
+                        now == damaged
+                            || std::fs::read(&backup).ok().as_deref() == Some(&damaged[..]),
+                        "flip at {offset}: the damaged file was changed and not kept"
+                    );
+                }
+            }
+        }
+        assert!(refused > 0, "some flips must be detected ({intact} intact)");
+    }
+
+    #[test]
+    fn two_hundred_bytes_flipped_in_the_middle_are_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut store = RedbStore::open(dir.path()).unwrap();
+            store.put_blocks(&many_blocks()).unwrap();
+        }
+        let file = dir.path().join(STORE_FILE);
+        let mut bytes = std::fs::read(&file).unwrap();
+        let middle = bytes.len() / 2;
+        for b in &mut bytes[middle - 100..middle + 100] {
+            *b ^= 0xa5;
+        }
+        std::fs::write(&file, &bytes).unwrap();
+        let outcome = RedbStore::open(dir.path()).and_then(|s| s.load_blocks());
+        let err = outcome.expect_err("the damage is found");
+        assert!(err.to_string().contains(STORE_FILE), "{err}");
+        assert!(err.to_string().contains("corrupt"), "{err}");
+        assert_eq!(std::fs::read(&file).unwrap(), bytes, "nothing rewritten");
     }
 }
