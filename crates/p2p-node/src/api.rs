@@ -404,10 +404,21 @@ async fn tx_by_id(
                     block: None,
                     height: None,
                     confirmations: None,
+                    reason: None,
                     tx: TxAnswer::from(&Tx::Signed(tx.clone())),
                 });
             }
-            let hash = v.tx_index.get(&id)?;
+            let Some(hash) = v.tx_index.get(&id) else {
+                let dropped = v.mempool.dropped(&id)?;
+                return Some(TxLookupAnswer {
+                    status: TxStatus::Dropped,
+                    block: None,
+                    height: None,
+                    confirmations: None,
+                    reason: Some(dropped.reason.clone()),
+                    tx: TxAnswer::from(&Tx::Signed(dropped.tx.clone())),
+                });
+            };
             let block = v.chain.block(hash)?;
             let tx = block.transactions.iter().find(|t| t.id() == id)?;
             let height = block.header.height;
@@ -416,6 +427,7 @@ async fn tx_by_id(
                 block: Some(*hash),
                 height: Some(height),
                 confirmations: Some(v.chain.height().saturating_sub(height) + 1),
+                reason: None,
                 tx: TxAnswer::from(tx),
             })
         })

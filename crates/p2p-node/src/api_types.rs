@@ -199,6 +199,8 @@ pub enum TxStatus {
     Pending,
     /// In a best-chain block.
     Confirmed,
+    /// Accepted once, then let go: it no longer applies (see `reason`).
+    Dropped,
 }
 
 /// `GET /txs/{id}`: a transaction and where it is. `block`, `height` and
@@ -216,6 +218,9 @@ pub struct TxLookupAnswer {
     /// Blocks on top of it, counting its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirmations: Option<u64>,
+    /// Why it was dropped (only when dropped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// The transaction.
     pub tx: TxAnswer,
 }
@@ -440,6 +445,7 @@ mod tests {
                 block: None,
                 height: None,
                 confirmations: None,
+                reason: None,
                 tx: tx.clone(),
             },
             json!({"status": "pending", "tx": tx}),
@@ -451,6 +457,7 @@ mod tests {
                 block: Some(block),
                 height: Some(1),
                 confirmations: Some(2),
+                reason: None,
                 tx: tx.clone(),
             },
             json!({

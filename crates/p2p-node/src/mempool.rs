@@ -6,8 +6,18 @@
 //! bounded in total and per account. When the best tip changes, the pool is
 //! rebuilt against the new state: included transactions leave, and
 //! transactions from blocks a reorg undid come back if they still apply.
+//!
+//! # The pool keeps its word
+//!
+//! The limits apply to admission only. A transaction the node accepted
+//! stays until it is mined or no longer applies (its nonce was taken by
+//! another transaction, its funds spent, a contract moved on); then it is
+//! *dropped*, and the pool remembers why (the last [`MAX_DROPPED`] drops),
+//! so `GET /txs/{id}` can say so. Nothing expires by age. A rebuild after a
+//! reorg re-admits the undone blocks' transactions and the pool whatever
+//! the limits, so a reorg never drops a transaction for lack of room.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use chain_core::TxId;
 use escrow::{Address, AdmissionError, Ledger, PendingState, SignedTx};
@@ -37,6 +47,18 @@ pub enum MempoolError {
     Invalid(#[from] AdmissionError),
 }
 
+/// How many dropped transactions are remembered with their reason.
+pub const MAX_DROPPED: usize = 10_000;
+
+/// A transaction the pool had accepted and let go, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dropped {
+    /// The transaction.
+    pub tx: SignedTx,
+    /// The rule it broke on the new best chain.
+    pub reason: String,
+}
+
 /// Pending transactions in admission order (which keeps each sender's
 /// nonces in order).
 pub struct Mempool {
@@ -47,6 +69,9 @@ pub struct Mempool {
     state: PendingState,
     max: usize,
     max_per_account: usize,
+    /// Accepted transactions let go, by id, oldest first in `dropped_order`.
+    dropped: HashMap<TxId, Dropped>,
+    dropped_order: VecDeque<TxId>,
 }
 
 impl Mempool {
@@ -60,6 +85,8 @@ impl Mempool {
             state: PendingState::new(ledger, next_height),
             max,
             max_per_account,
+            dropped: HashMap::new(),
+            dropped_order: VecDeque::new(),
         }
     }
 
@@ -69,21 +96,29 @@ impl Mempool {
     ///
     /// [`MempoolError`] naming why not; the pool is unchanged then.
     pub fn add(&mut self, tx: SignedTx) -> Result<TxId, MempoolError> {
+        self.insert(tx, true)
+    }
+
+    /// Adds `tx`, with or without the pool's limits.
+    fn insert(&mut self, tx: SignedTx, limits: bool) -> Result<TxId, MempoolError> {
         let id = tx.id();
         if self.ids.contains_key(&id) {
             return Err(MempoolError::Duplicate(id));
         }
-        if self.txs.len() >= self.max {
-            return Err(MempoolError::Full { max: self.max });
-        }
         let sender = tx.sender();
-        if self.per_account.get(&sender).copied().unwrap_or(0) >= self.max_per_account {
-            return Err(MempoolError::AccountFull {
-                account: sender,
-                max: self.max_per_account,
-            });
+        if limits {
+            if self.txs.len() >= self.max {
+                return Err(MempoolError::Full { max: self.max });
+            }
+            if self.per_account.get(&sender).copied().unwrap_or(0) >= self.max_per_account {
+                return Err(MempoolError::AccountFull {
+                    account: sender,
+                    max: self.max_per_account,
+                });
+            }
         }
         self.state.admit(&tx)?;
+        self.forget_dropped(&id);
         *self.per_account.entry(sender).or_insert(0) += 1;
         self.ids.insert(id, self.txs.len());
         self.txs.push(tx);
@@ -92,20 +127,56 @@ impl Mempool {
 
     /// Rebuilds the pool over a new best state: `returned` (transactions of
     /// blocks a reorg undid, oldest first) and then the current pool are
-    /// re-admitted in order; whatever no longer applies (included in the
-    /// new chain, spent, nonce taken) is dropped. Returns how many were
-    /// dropped.
-    pub fn rebuild(&mut self, ledger: &Ledger, next_height: u64, returned: Vec<SignedTx>) -> usize {
+    /// re-admitted in order, the limits aside; whatever no longer applies is
+    /// let go. `included` tells which ids the new best chain holds: those
+    /// left because they were mined; the others are remembered as dropped,
+    /// with the rule they broke. Returns the dropped ones.
+    pub fn rebuild(
+        &mut self,
+        ledger: &Ledger,
+        next_height: u64,
+        returned: Vec<SignedTx>,
+        included: impl Fn(&TxId) -> bool,
+    ) -> Vec<TxId> {
         let old = std::mem::take(&mut self.txs);
-        let offered = returned.len() + old.len();
         self.ids.clear();
         self.per_account.clear();
         self.state = PendingState::new(ledger, next_height);
+        let mut dropped = Vec::new();
         for tx in returned.into_iter().chain(old) {
-            // Errors here are expected: included or conflicting transactions.
-            let _ = self.add(tx);
+            let id = tx.id();
+            match self.insert(tx.clone(), false) {
+                Ok(_) | Err(MempoolError::Duplicate(_)) => {}
+                Err(_) if included(&id) => {}
+                Err(e) => {
+                    self.remember_dropped(id, tx, e.to_string());
+                    dropped.push(id);
+                }
+            }
         }
-        offered - self.txs.len()
+        dropped
+    }
+
+    /// Why an accepted transaction was let go, if it was (and is still
+    /// remembered).
+    pub fn dropped(&self, id: &TxId) -> Option<&Dropped> {
+        self.dropped.get(id)
+    }
+
+    fn remember_dropped(&mut self, id: TxId, tx: SignedTx, reason: String) {
+        if self.dropped.insert(id, Dropped { tx, reason }).is_none() {
+            self.dropped_order.push_back(id);
+        }
+        while self.dropped_order.len() > MAX_DROPPED {
+            if let Some(old) = self.dropped_order.pop_front() {
+                self.dropped.remove(&old);
+            }
+        }
+    }
+
+    fn forget_dropped(&mut self, id: &TxId) {
+        // Its slot in the order ages out on its own.
+        self.dropped.remove(id);
     }
 
     /// Pending transactions, in the order a block takes them.
@@ -196,9 +267,54 @@ mod tests {
         pool.add(a1.clone()).unwrap();
         // a0 comes back from an undone block ahead of the pool: order kept,
         // no duplicates.
-        let dropped = pool.rebuild(ledger, 1, vec![a0.clone()]);
-        assert_eq!(dropped, 1);
+        let dropped = pool.rebuild(ledger, 1, vec![a0.clone()], |_| false);
+        assert!(dropped.is_empty(), "a duplicate is not a drop");
         assert_eq!(pool.get(&a1.id()), Some(&a1));
         assert_eq!(pool.txs(), &[a0, a1][..]);
+    }
+
+    #[test]
+    fn a_rebuild_keeps_every_accepted_transaction_whatever_the_limits() {
+        let chain = Genesis::dev().chain().unwrap();
+        let ledger = chain.state();
+        let mut pool = Mempool::new(ledger, 1, 4, 2);
+        pool.add(pay(ledger, "alice", 3, 1)).unwrap_err();
+        // Five of alice's transactions come back from undone blocks; the
+        // pool allows two per account and four in all on admission.
+        let returned: Vec<SignedTx> = (0..5).map(|n| pay(ledger, "alice", n, 1)).collect();
+        let dropped = pool.rebuild(ledger, 1, returned, |_| false);
+        assert!(dropped.is_empty());
+        assert_eq!(pool.len(), 5);
+        // New admissions still meet the limits.
+        assert!(matches!(
+            pool.add(pay(ledger, "charlie", 0, 1)),
+            Err(MempoolError::Full { max: 4 })
+        ));
+    }
+
+    #[test]
+    fn a_transaction_that_no_longer_applies_is_dropped_with_its_reason() {
+        let chain = Genesis::dev().chain().unwrap();
+        let ledger = chain.state();
+        let mut pool = Mempool::new(ledger, 1, 100, 100);
+        let spend = pay(ledger, "alice", 0, 999_000);
+        let id = pool.add(spend).unwrap();
+        // A new tip where alice's balance is gone (another transaction of
+        // hers, with the same nonce, was mined): pretend by a ledger where
+        // her nonce 0 is taken.
+        let mut taken = ledger.clone();
+        let mut pending = PendingState::new(&taken, 1);
+        pending.admit(&pay(ledger, "alice", 0, 5)).unwrap();
+        taken = pending.ledger().clone();
+        let dropped = pool.rebuild(&taken, 2, Vec::new(), |_| false);
+        assert_eq!(dropped, vec![id]);
+        assert!(pool.is_empty());
+        let why = pool.dropped(&id).unwrap();
+        assert!(why.reason.contains("nonce"), "{}", why.reason);
+        // Mined instead of dropped: not remembered as dropped.
+        let mut pool = Mempool::new(ledger, 1, 100, 100);
+        let id = pool.add(pay(ledger, "alice", 0, 5)).unwrap();
+        assert!(pool.rebuild(&taken, 2, Vec::new(), |t| *t == id).is_empty());
+        assert!(pool.dropped(&id).is_none());
     }
 }

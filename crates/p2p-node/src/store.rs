@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
 
 use chain_core::Block;
-use escrow::Tx;
+use escrow::{SignedTx, Tx};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 /// A store failed. Every variant names the file.
@@ -90,12 +90,28 @@ pub trait BlockStore: Send + 'static {
     ///
     /// [`StoreError`] if the store cannot be read.
     fn load_blocks(&self) -> Result<Vec<Block<Tx>>, StoreError>;
+
+    /// Saves the pending transactions, replacing those saved before (as
+    /// bitcoind's `mempool.dat`).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if they cannot be saved.
+    fn put_mempool(&mut self, txs: &[SignedTx]) -> Result<(), StoreError>;
+
+    /// The pending transactions saved last (none if never saved).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the store cannot be read.
+    fn load_mempool(&self) -> Result<Vec<SignedTx>, StoreError>;
 }
 
 /// Blocks in memory, lost when the node stops.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     blocks: Vec<Block<Tx>>,
+    mempool: Vec<SignedTx>,
 }
 
 impl BlockStore for MemoryStore {
@@ -107,12 +123,24 @@ impl BlockStore for MemoryStore {
     fn load_blocks(&self) -> Result<Vec<Block<Tx>>, StoreError> {
         Ok(self.blocks.clone())
     }
+
+    fn put_mempool(&mut self, txs: &[SignedTx]) -> Result<(), StoreError> {
+        self.mempool = txs.to_vec();
+        Ok(())
+    }
+
+    fn load_mempool(&self) -> Result<Vec<SignedTx>, StoreError> {
+        Ok(self.mempool.clone())
+    }
 }
 
 /// Saved blocks: key = save order, value = the block's postcard bytes.
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 /// Store metadata: `format` = [`FORMAT_VERSION`].
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// The saved mempool: key `pending` = a 32-byte BLAKE3 checksum, then the
+/// postcard bytes of the pending transactions in order.
+const MEMPOOL: TableDefinition<&str, &[u8]> = TableDefinition::new("mempool");
 /// The format this node writes. A store of another format is refused.
 /// Version 2: each block's value is a 32-byte BLAKE3 checksum of its
 /// postcard bytes, then those bytes (and the blocks follow protocol 2's
@@ -412,6 +440,50 @@ impl RedbStore {
 }
 
 impl BlockStore for RedbStore {
+    fn put_mempool(&mut self, txs: &[SignedTx]) -> Result<(), StoreError> {
+        let bytes = postcard::to_stdvec(txs).map_err(|e| self.backend(e))?;
+        let mut value = blake3::hash(&bytes).as_bytes().to_vec();
+        value.extend_from_slice(&bytes);
+        let path = self.path.clone();
+        contain(&path, || {
+            let mut write = self.db.begin_write().map_err(|e| self.backend(e))?;
+            write.set_two_phase_commit(true);
+            {
+                let mut table = write.open_table(MEMPOOL).map_err(|e| self.backend(e))?;
+                table
+                    .insert("pending", value.as_slice())
+                    .map_err(|e| self.backend(e))?;
+            }
+            write.commit().map_err(|e| self.backend(e))
+        })
+    }
+
+    fn load_mempool(&self) -> Result<Vec<SignedTx>, StoreError> {
+        contain(&self.path, || {
+            let read = self.db.begin_read().map_err(|e| self.backend(e))?;
+            let table = match read.open_table(MEMPOOL) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(self.backend(e)),
+            };
+            let Some(value) = table.get("pending").map_err(|e| self.backend(e))? else {
+                return Ok(Vec::new());
+            };
+            let corrupt = |reason: &str| StoreError::Corrupt {
+                path: self.path.clone(),
+                reason: format!("the saved mempool {reason}"),
+            };
+            let value = value.value();
+            let (sum, bytes) = value
+                .split_first_chunk::<32>()
+                .ok_or_else(|| corrupt("is too short"))?;
+            if blake3::hash(bytes).as_bytes() != sum {
+                return Err(corrupt("fails its checksum"));
+            }
+            postcard::from_bytes(bytes).map_err(|_| corrupt("does not decode"))
+        })
+    }
+
     fn put_blocks(&mut self, blocks: &[Arc<Block<Tx>>]) -> Result<(), StoreError> {
         if blocks.is_empty() {
             return Ok(());
@@ -631,5 +703,28 @@ mod tests {
         assert!(err.to_string().contains(STORE_FILE), "{err}");
         assert!(err.to_string().contains("corrupt"), "{err}");
         assert_eq!(std::fs::read(&file).unwrap(), bytes, "nothing rewritten");
+    }
+
+    #[test]
+    fn the_mempool_is_saved_and_loaded_across_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let genesis = Genesis::dev();
+        let tx = SignedTx::sign(
+            &escrow::dev::keypair("alice").unwrap(),
+            0,
+            genesis.network_id(),
+            escrow::Payload::Transfer {
+                to: escrow::dev::address("bob").unwrap(),
+                amount: escrow::Amount::new(7),
+            },
+        );
+        {
+            let mut store = RedbStore::open(dir.path()).unwrap();
+            assert!(store.load_mempool().unwrap().is_empty());
+            store.put_mempool(std::slice::from_ref(&tx)).unwrap();
+            store.put_mempool(&[tx.clone(), tx.clone()]).unwrap();
+        }
+        let store = RedbStore::open(dir.path()).unwrap();
+        assert_eq!(store.load_mempool().unwrap(), vec![tx.clone(), tx]);
     }
 }

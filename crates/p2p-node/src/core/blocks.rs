@@ -131,8 +131,18 @@ impl Core {
             })
             .collect();
         let returned_ids: Vec<TxId> = returned.iter().map(SignedTx::id).collect();
-        self.mempool
-            .rebuild(self.chain.state(), self.chain.height() + 1, returned);
+        let index = &self.tx_index;
+        let dropped = self.mempool.rebuild(
+            self.chain.state(),
+            self.chain.height() + 1,
+            returned,
+            |id| index.contains_key(id),
+        );
+        for id in dropped {
+            if let Some(d) = self.mempool.dropped(&id) {
+                debug!(%id, "dropped from the mempool: {}", d.reason);
+            }
+        }
         for id in returned_ids {
             if self.mempool.contains(&id) {
                 for conn in self.peers.live_conns() {

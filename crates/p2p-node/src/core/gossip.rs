@@ -34,7 +34,9 @@ impl Core {
                     ids.iter().for_each(|id| p.known_txs.insert(*id));
                 }
                 let pool = &self.mempool;
-                let wanted = self.requests.want_txs(&ids, |id| pool.contains(id), now);
+                let wanted = self
+                    .requests
+                    .want_txs(conn, &ids, |id| pool.contains(id), now);
                 if !wanted.is_empty() {
                     self.send(conn, Message::GetTxs(Bounded::truncating(wanted)));
                 }
@@ -47,7 +49,7 @@ impl Core {
                 let known = |h: &BlockHash| {
                     chain.contains(h) || chain.is_orphan(h) || chain.is_known_invalid(h)
                 };
-                let wanted = self.requests.want_blocks(&hashes, known, now);
+                let wanted = self.requests.want_blocks(conn, &hashes, known, now);
                 // What the peer announced and we have tells its height now.
                 for hash in hashes.iter() {
                     self.note_peer_has(conn, hash);
@@ -74,7 +76,10 @@ impl Core {
                 }
                 self.dial_due();
             }
-            Message::NotFound { txs, blocks } => self.requests.not_found(&txs, &blocks),
+            Message::NotFound { txs, blocks } => {
+                let retries = self.requests.not_found(conn, &txs, &blocks, now);
+                self.ask_again(retries);
+            }
         }
     }
 
@@ -243,6 +248,26 @@ impl Core {
     }
 
     // ---- sending ------------------------------------------------------
+
+    /// Sends requests that move to another announcer.
+    pub(super) fn ask_again(&mut self, retries: super::requests::Retries) {
+        let mut by_peer: std::collections::BTreeMap<ConnId, (Vec<TxId>, Vec<BlockHash>)> =
+            std::collections::BTreeMap::new();
+        for (conn, id) in retries.txs {
+            by_peer.entry(conn).or_default().0.push(id);
+        }
+        for (conn, hash) in retries.blocks {
+            by_peer.entry(conn).or_default().1.push(hash);
+        }
+        for (conn, (txs, blocks)) in by_peer {
+            if !txs.is_empty() {
+                self.send(conn, Message::GetTxs(Bounded::truncating(txs)));
+            }
+            if !blocks.is_empty() {
+                self.send(conn, Message::GetBlocks(Bounded::truncating(blocks)));
+            }
+        }
+    }
 
     pub(super) fn send(&mut self, conn: ConnId, message: Message) {
         self.peers.send(conn, message);

@@ -51,13 +51,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chain_core::{Block, BlockHash, TxId};
-use escrow::Tx;
+use escrow::{SignedTx, Tx};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
-use wire::{Handshake, Message, NodeId, PROTOCOL_VERSION, Reason};
+use wire::{Bounded, Handshake, Message, NodeId, PROTOCOL_VERSION, Reason};
 
 use crate::clock::Clock;
 use crate::config::NodeConfig;
@@ -133,7 +133,13 @@ pub(crate) struct Core {
     tx_index: HashMap<TxId, BlockHash>,
     /// Counters for `/metrics`.
     metrics: Metrics,
+    /// When the mempool was last saved, and whether it changed since.
+    mempool_saved: Instant,
+    mempool_dirty: bool,
 }
+
+/// How often a changed mempool is saved (it is also saved at shutdown).
+const MEMPOOL_SAVE_EVERY: Duration = Duration::from_secs(10);
 
 impl Core {
     /// A core over a chain that is already loaded.
@@ -183,6 +189,8 @@ impl Core {
                 started: Some(now),
                 ..Metrics::default()
             },
+            mempool_saved: now,
+            mempool_dirty: false,
         };
         let blocks: Vec<_> = core
             .chain
@@ -193,7 +201,40 @@ impl Core {
         for block in blocks {
             core.index_block(&block);
         }
+        core.reload_mempool();
         core
+    }
+
+    /// Re-admits the transactions saved with the store (checked again
+    /// against the current tip; those that no longer apply are let go).
+    fn reload_mempool(&mut self) {
+        match self.store.load_mempool() {
+            Ok(saved) => {
+                let count = saved.len();
+                let kept = saved
+                    .into_iter()
+                    .filter(|tx| self.mempool.add(tx.clone()).is_ok())
+                    .count();
+                if count > 0 {
+                    info!(kept, of = count, "reloaded the saved mempool");
+                }
+            }
+            Err(e) => tracing::warn!("the saved mempool cannot be read, starting empty: {e}"),
+        }
+    }
+
+    /// Saves the mempool if it changed (or always, with `force`).
+    fn save_mempool(&mut self, force: bool) {
+        if !self.mempool_dirty && !force {
+            return;
+        }
+        match self.store.put_mempool(self.mempool.txs()) {
+            Ok(()) => {
+                self.mempool_dirty = false;
+                self.mempool_saved = Instant::now();
+            }
+            Err(e) => tracing::warn!("cannot save the mempool: {e}"),
+        }
     }
 
     /// Runs until the node is cancelled.
@@ -213,6 +254,7 @@ impl Core {
             self.after_event();
         }
         self.miner.stop();
+        self.save_mempool(true);
         // Dropping every sender lets each connection task finish.
         self.peers.clear();
         info!("core stopped");
@@ -280,7 +322,8 @@ impl Core {
             }
             CoreMsg::Gone { conn } => {
                 self.peers.on_gone(conn, now);
-                self.requests.forget_peer(conn);
+                let retries = self.requests.forget_peer(conn, now);
+                self.ask_again(retries);
             }
             CoreMsg::DialFailed { conn, addr } => self.peers.dial_failed(conn, addr, now),
             CoreMsg::Mined { job, outcome } => {
@@ -297,7 +340,9 @@ impl Core {
         let _ = self.events.send(event);
     }
 
-    fn emit_mempool(&self) {
+    /// The mempool changed: tell watchers, and save it soon.
+    fn emit_mempool(&mut self) {
+        self.mempool_dirty = true;
         self.emit(NodeEvent::Mempool {
             size: self.mempool.len(),
         });
@@ -351,9 +396,27 @@ impl Core {
         if work > self.chain.total_work() {
             self.request_sync(conn);
         }
-        // Let the peer know what we have that it may not.
+        // Let the peer know what we have that it may not: our tip, and
+        // every pending transaction (announcements made while it was not
+        // connected, after a partition say, never reached it).
         let tip = self.chain.tip();
         self.announce_block_to(conn, tip);
+        let ids: Vec<TxId> = self.mempool.txs().iter().map(SignedTx::id).collect();
+        let mut fresh = Vec::new();
+        if let Some(p) = self.peers.get_mut(conn) {
+            for id in ids {
+                if !p.known_txs.contains(&id) {
+                    p.known_txs.insert(id);
+                    fresh.push(id);
+                }
+            }
+        }
+        for chunk in fresh.chunks(wire::message::MAX_INVENTORY) {
+            self.send(
+                conn,
+                Message::AnnounceTxs(Bounded::truncating(chunk.to_vec())),
+            );
+        }
     }
 
     fn punish(&mut self, conn: ConnId, offence: Offence) {
@@ -371,8 +434,12 @@ impl Core {
     fn on_tick(&mut self) {
         let now = Instant::now();
         self.peers.expire_bans(now);
-        self.requests.expire(now, self.config.request_timeout);
+        let retries = self.requests.expire(now, self.config.request_timeout);
+        self.ask_again(retries);
         self.dial_due();
+        if now.saturating_duration_since(self.mempool_saved) >= MEMPOOL_SAVE_EVERY {
+            self.save_mempool(false);
+        }
         // Short of outbound peers and of addresses: ask a peer for more.
         if let Some(conn) = self.peers.addr_request(now) {
             self.send(conn, Message::GetAddrs);

@@ -1,6 +1,9 @@
 //! What the node asked of whom, and when: blocks and transactions by hash
-//! (so each is asked once, and a timeout frees it to be asked again) and the
-//! peers a sync request is out to.
+//! (so each is asked once at a time) and the peers a sync request is out
+//! to. Every peer that announces an item while it is asked of another is
+//! remembered: if the asked peer times out, answers `NotFound` or goes
+//! away, the item is asked of the next announcer, so a transaction does not
+//! go missing because the first peer to announce it left.
 //!
 //! A block that arrives after its request timed out was still asked for: a
 //! busy honest peer answers late during fork races. Timed-out block
@@ -17,57 +20,132 @@ use tokio::time::Instant;
 
 use crate::core::view::ConnId;
 
+/// One outstanding request: when and of whom it was asked, and the other
+/// peers that announced the item meanwhile (asked next if this one does not
+/// answer).
+struct Asked {
+    at: Instant,
+    of: ConnId,
+    others: Vec<ConnId>,
+}
+
+/// Most other announcers remembered per item.
+const MAX_OTHERS: usize = 8;
+
 /// Outstanding requests (see the module docs).
 #[derive(Default)]
 pub(crate) struct Requests {
-    blocks: HashMap<BlockHash, Instant>,
-    txs: HashMap<TxId, Instant>,
+    blocks: HashMap<BlockHash, Asked>,
+    txs: HashMap<TxId, Asked>,
     /// Block requests that timed out, oldest first.
     late_blocks: VecDeque<BlockHash>,
     late_set: HashSet<BlockHash>,
     syncing: HashSet<ConnId>,
 }
 
+/// Requests to send again, to another peer that announced the item: what
+/// [`Requests::expire`], [`Requests::forget_peer`] and
+/// [`Requests::not_found`] hand back.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Retries {
+    /// Blocks to ask of these peers.
+    pub blocks: Vec<(ConnId, BlockHash)>,
+    /// Transactions to ask of these peers.
+    pub txs: Vec<(ConnId, TxId)>,
+}
+
 /// How many timed-out block requests are remembered.
 const MAX_LATE: usize = 4_096;
 
-/// The announced items that are neither known nor already asked for; they
-/// are recorded as asked for at `now`.
+/// The items `conn` announced that are neither known nor already asked
+/// for; they are recorded as asked of `conn` at `now`. An item already
+/// asked of another peer records `conn` as one to ask next.
 fn want<K: Hash + Eq + Copy>(
-    asked: &mut HashMap<K, Instant>,
+    asked: &mut HashMap<K, Asked>,
+    conn: ConnId,
     announced: &[K],
     known: impl Fn(&K) -> bool,
     now: Instant,
 ) -> Vec<K> {
     let mut wanted = Vec::new();
     for item in announced {
-        if !known(item) && !asked.contains_key(item) {
-            asked.insert(*item, now);
-            wanted.push(*item);
+        if known(item) {
+            continue;
+        }
+        match asked.get_mut(item) {
+            Some(a) => {
+                if a.of != conn && !a.others.contains(&conn) && a.others.len() < MAX_OTHERS {
+                    a.others.push(conn);
+                }
+            }
+            None => {
+                asked.insert(
+                    *item,
+                    Asked {
+                        at: now,
+                        of: conn,
+                        others: Vec::new(),
+                    },
+                );
+                wanted.push(*item);
+            }
         }
     }
     wanted
 }
 
+/// Moves the requests that `fails` picks to the next announcer (returned as
+/// retries), or drops them if nobody else announced them (returned in
+/// `gone`).
+fn reassign<K: Hash + Eq + Copy>(
+    asked: &mut HashMap<K, Asked>,
+    now: Instant,
+    fails: impl Fn(&K, &Asked) -> bool,
+    retries: &mut Vec<(ConnId, K)>,
+    gone: &mut Vec<K>,
+) {
+    let failed: Vec<K> = asked
+        .iter()
+        .filter(|(k, a)| fails(k, a))
+        .map(|(k, _)| *k)
+        .collect();
+    for item in failed {
+        let Some(a) = asked.get_mut(&item) else {
+            continue;
+        };
+        if a.others.is_empty() {
+            asked.remove(&item);
+            gone.push(item);
+        } else {
+            let next = a.others.remove(0);
+            a.of = next;
+            a.at = now;
+            retries.push((next, item));
+        }
+    }
+}
+
 impl Requests {
-    /// The announced blocks to ask for (see [`want`]).
+    /// The blocks `conn` announced to ask it for (see [`want`]).
     pub fn want_blocks(
         &mut self,
+        conn: ConnId,
         announced: &[BlockHash],
         known: impl Fn(&BlockHash) -> bool,
         now: Instant,
     ) -> Vec<BlockHash> {
-        want(&mut self.blocks, announced, known, now)
+        want(&mut self.blocks, conn, announced, known, now)
     }
 
-    /// The announced transactions to ask for (see [`want`]).
+    /// The transactions `conn` announced to ask it for (see [`want`]).
     pub fn want_txs(
         &mut self,
+        conn: ConnId,
         announced: &[TxId],
         known: impl Fn(&TxId) -> bool,
         now: Instant,
     ) -> Vec<TxId> {
-        want(&mut self.txs, announced, known, now)
+        want(&mut self.txs, conn, announced, known, now)
     }
 
     /// A block arrived; returns whether it had been asked for (even if the
@@ -82,26 +160,56 @@ impl Requests {
         self.txs.remove(id);
     }
 
-    /// The peer had none of these: they may be asked of another.
-    pub fn not_found(&mut self, txs: &[TxId], blocks: &[BlockHash]) {
-        for id in txs {
-            self.txs.remove(id);
-        }
-        for hash in blocks {
-            self.blocks.remove(hash);
-        }
+    /// `conn` had none of these: they are asked of the next announcer.
+    pub fn not_found(
+        &mut self,
+        conn: ConnId,
+        txs: &[TxId],
+        blocks: &[BlockHash],
+        now: Instant,
+    ) -> Retries {
+        let mut retries = Retries::default();
+        let mut gone_blocks = Vec::new();
+        reassign(
+            &mut self.txs,
+            now,
+            |k, a| a.of == conn && txs.contains(k),
+            &mut retries.txs,
+            &mut Vec::new(),
+        );
+        reassign(
+            &mut self.blocks,
+            now,
+            |k, a| a.of == conn && blocks.contains(k),
+            &mut retries.blocks,
+            &mut gone_blocks,
+        );
+        retries
     }
 
-    /// Frees requests older than `timeout` to be asked again.
-    pub fn expire(&mut self, now: Instant, timeout: Duration) {
-        let expired: Vec<BlockHash> = self
-            .blocks
-            .iter()
-            .filter(|(_, t)| now.saturating_duration_since(**t) >= timeout)
-            .map(|(h, _)| *h)
-            .collect();
-        for hash in expired {
-            self.blocks.remove(&hash);
+    /// Requests older than `timeout` are asked of the next peer that
+    /// announced the item, or freed to be asked again by whoever announces
+    /// it next.
+    pub fn expire(&mut self, now: Instant, timeout: Duration) -> Retries {
+        let mut retries = Retries::default();
+        let old = |a: &Asked| now.saturating_duration_since(a.at) >= timeout;
+        let mut expired_blocks = Vec::new();
+        reassign(
+            &mut self.txs,
+            now,
+            |_, a| old(a),
+            &mut retries.txs,
+            &mut Vec::new(),
+        );
+        reassign(
+            &mut self.blocks,
+            now,
+            |_, a| old(a),
+            &mut retries.blocks,
+            &mut expired_blocks,
+        );
+        // A late answer to a request that timed out still counts as asked.
+        for hash in expired_blocks {
             if self.late_set.insert(hash) {
                 self.late_blocks.push_back(hash);
             }
@@ -111,8 +219,7 @@ impl Requests {
                 self.late_set.remove(&old);
             }
         }
-        self.txs
-            .retain(|_, t| now.saturating_duration_since(*t) < timeout);
+        retries
     }
 
     /// A `GetSync` went to `conn`.
@@ -130,9 +237,29 @@ impl Requests {
         self.syncing.contains(&conn)
     }
 
-    /// The connection ended.
-    pub fn forget_peer(&mut self, conn: ConnId) {
+    /// The connection ended: what was asked of it goes to the next
+    /// announcer now (returned), and it is no announcer any more.
+    pub fn forget_peer(&mut self, conn: ConnId, now: Instant) -> Retries {
         self.syncing.remove(&conn);
+        for a in self.txs.values_mut().chain(self.blocks.values_mut()) {
+            a.others.retain(|c| *c != conn);
+        }
+        let mut retries = Retries::default();
+        reassign(
+            &mut self.txs,
+            now,
+            |_, a| a.of == conn,
+            &mut retries.txs,
+            &mut Vec::new(),
+        );
+        reassign(
+            &mut self.blocks,
+            now,
+            |_, a| a.of == conn,
+            &mut retries.blocks,
+            &mut Vec::new(),
+        );
+        retries
     }
 }
 
@@ -150,24 +277,24 @@ mod tests {
         let now = Instant::now();
         let known = |h: &BlockHash| *h == hash(1);
         assert_eq!(
-            r.want_blocks(&[hash(1), hash(2), hash(3)], known, now),
+            r.want_blocks(1, &[hash(1), hash(2), hash(3)], known, now),
             vec![hash(2), hash(3)]
         );
         assert!(
-            r.want_blocks(&[hash(2)], known, now).is_empty(),
+            r.want_blocks(1, &[hash(2)], known, now).is_empty(),
             "already asked"
         );
         assert!(r.block_arrived(&hash(2)), "it was asked for");
         assert!(!r.block_arrived(&hash(9)), "never asked for");
-        assert_eq!(r.want_blocks(&[hash(2)], known, now), vec![hash(2)]);
+        assert_eq!(r.want_blocks(1, &[hash(2)], known, now), vec![hash(2)]);
         let timeout = Duration::from_secs(5);
         r.expire(now + Duration::from_secs(4), timeout);
         assert!(
-            r.want_blocks(&[hash(3)], known, now).is_empty(),
+            r.want_blocks(1, &[hash(3)], known, now).is_empty(),
             "not expired yet"
         );
         r.expire(now + timeout, timeout);
-        assert_eq!(r.want_blocks(&[hash(3)], known, now), vec![hash(3)]);
+        assert_eq!(r.want_blocks(1, &[hash(3)], known, now), vec![hash(3)]);
     }
 
     #[test]
@@ -175,11 +302,11 @@ mod tests {
         let mut r = Requests::default();
         let now = Instant::now();
         let timeout = Duration::from_secs(5);
-        assert_eq!(r.want_blocks(&[hash(8)], |_| false, now), vec![hash(8)]);
+        assert_eq!(r.want_blocks(1, &[hash(8)], |_| false, now), vec![hash(8)]);
         r.expire(now + timeout, timeout);
         // Free to be asked of another peer ...
         assert_eq!(
-            r.want_blocks(&[hash(8)], |_| false, now + timeout),
+            r.want_blocks(1, &[hash(8)], |_| false, now + timeout),
             vec![hash(8)]
         );
         // ... and when the first peer's late answer comes, it was asked for.
@@ -189,7 +316,7 @@ mod tests {
         for i in 0..(MAX_LATE + 10) {
             let mut b = [0u8; 32];
             b[..8].copy_from_slice(&(i as u64).to_le_bytes());
-            r.want_blocks(&[BlockHash::from_bytes(b)], |_| false, now);
+            r.want_blocks(1, &[BlockHash::from_bytes(b)], |_| false, now);
         }
         r.expire(now + timeout, timeout);
         assert!(r.late_blocks.len() <= MAX_LATE);
@@ -201,13 +328,13 @@ mod tests {
         let mut r = Requests::default();
         let now = Instant::now();
         let id = TxId::from_bytes([4; 32]);
-        assert_eq!(r.want_txs(&[id], |_| false, now), vec![id]);
-        assert_eq!(r.want_blocks(&[hash(4)], |_| false, now), vec![hash(4)]);
-        r.not_found(&[id], &[hash(4)]);
-        assert_eq!(r.want_txs(&[id], |_| false, now), vec![id]);
-        assert_eq!(r.want_blocks(&[hash(4)], |_| false, now), vec![hash(4)]);
+        assert_eq!(r.want_txs(1, &[id], |_| false, now), vec![id]);
+        assert_eq!(r.want_blocks(1, &[hash(4)], |_| false, now), vec![hash(4)]);
+        r.not_found(1, &[id], &[hash(4)], now);
+        assert_eq!(r.want_txs(1, &[id], |_| false, now), vec![id]);
+        assert_eq!(r.want_blocks(1, &[hash(4)], |_| false, now), vec![hash(4)]);
         r.tx_arrived(&id);
-        assert_eq!(r.want_txs(&[id], |_| false, now), vec![id]);
+        assert_eq!(r.want_txs(1, &[id], |_| false, now), vec![id]);
     }
 
     #[test]
@@ -219,7 +346,31 @@ mod tests {
         r.sync_answered(3);
         assert!(!r.is_syncing(3));
         r.sync_sent(4);
-        r.forget_peer(4);
+        r.forget_peer(4, Instant::now());
         assert!(!r.is_syncing(4));
+    }
+
+    #[test]
+    fn an_item_goes_to_the_next_announcer_when_the_first_times_out_leaves_or_lacks_it() {
+        let mut r = Requests::default();
+        let now = Instant::now();
+        let timeout = Duration::from_secs(5);
+        let id = TxId::from_bytes([6; 32]);
+        assert_eq!(r.want_txs(1, &[id], |_| false, now), vec![id]);
+        // Peers 2 and 3 announce it too: not asked now, remembered.
+        assert!(r.want_txs(2, &[id], |_| false, now).is_empty());
+        assert!(r.want_txs(3, &[id], |_| false, now).is_empty());
+        // Peer 1 goes away: peer 2 is asked at once.
+        assert_eq!(r.forget_peer(1, now).txs, vec![(2, id)]);
+        // Peer 2 does not answer in time: peer 3 is asked.
+        assert_eq!(r.expire(now + timeout, timeout).txs, vec![(3, id)]);
+        // Peer 3 lacks it: nobody is left; the next announcer is asked.
+        let retries = r.not_found(3, &[id], &[], now + timeout);
+        assert!(retries.txs.is_empty());
+        assert_eq!(r.want_txs(4, &[id], |_| false, now), vec![id]);
+        // Blocks the same way.
+        assert_eq!(r.want_blocks(1, &[hash(7)], |_| false, now), vec![hash(7)]);
+        assert!(r.want_blocks(2, &[hash(7)], |_| false, now).is_empty());
+        assert_eq!(r.forget_peer(1, now).blocks, vec![(2, hash(7))]);
     }
 }
