@@ -94,7 +94,7 @@ impl Score {
 }
 
 /// What a ban names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum BanKey {
     /// A node id.
     Node(NodeId),

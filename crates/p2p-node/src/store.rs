@@ -30,6 +30,8 @@ use std::sync::{Arc, Once};
 
 use chain_core::Block;
 use escrow::{SignedTx, Tx};
+
+use crate::penalty::BanKey;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 /// A store failed. Every variant names the file.
@@ -105,6 +107,21 @@ pub trait BlockStore: Send + 'static {
     ///
     /// [`StoreError`] if the store cannot be read.
     fn load_mempool(&self) -> Result<Vec<SignedTx>, StoreError>;
+
+    /// Saves the active bans, each with its expiry in milliseconds since
+    /// the Unix epoch, replacing those saved before.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if they cannot be saved.
+    fn put_bans(&mut self, bans: &[(BanKey, u64)]) -> Result<(), StoreError>;
+
+    /// The bans saved last, with their expiries (none if never saved).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the store cannot be read.
+    fn load_bans(&self) -> Result<Vec<(BanKey, u64)>, StoreError>;
 }
 
 /// Blocks in memory, lost when the node stops.
@@ -112,6 +129,7 @@ pub trait BlockStore: Send + 'static {
 pub struct MemoryStore {
     blocks: Vec<Block<Tx>>,
     mempool: Vec<SignedTx>,
+    bans: Vec<(BanKey, u64)>,
 }
 
 impl BlockStore for MemoryStore {
@@ -132,14 +150,24 @@ impl BlockStore for MemoryStore {
     fn load_mempool(&self) -> Result<Vec<SignedTx>, StoreError> {
         Ok(self.mempool.clone())
     }
+
+    fn put_bans(&mut self, bans: &[(BanKey, u64)]) -> Result<(), StoreError> {
+        self.bans = bans.to_vec();
+        Ok(())
+    }
+
+    fn load_bans(&self) -> Result<Vec<(BanKey, u64)>, StoreError> {
+        Ok(self.bans.clone())
+    }
 }
 
 /// Saved blocks: key = save order, value = the block's postcard bytes.
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 /// Store metadata: `format` = [`FORMAT_VERSION`].
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-/// The saved mempool: key `pending` = a 32-byte BLAKE3 checksum, then the
-/// postcard bytes of the pending transactions in order.
+/// Saved lists: key `pending` = the mempool's transactions in order, key
+/// `bans` = the active bans with their expiries; each value a 32-byte
+/// BLAKE3 checksum, then the postcard bytes.
 const MEMPOOL: TableDefinition<&str, &[u8]> = TableDefinition::new("mempool");
 /// The format this node writes. A store of another format is refused.
 /// Version 2: each block's value is a 32-byte BLAKE3 checksum of its
@@ -439,9 +467,14 @@ impl RedbStore {
     }
 }
 
-impl BlockStore for RedbStore {
-    fn put_mempool(&mut self, txs: &[SignedTx]) -> Result<(), StoreError> {
-        let bytes = postcard::to_stdvec(txs).map_err(|e| self.backend(e))?;
+impl RedbStore {
+    /// Saves a list under `key` of the `mempool` table, checksummed.
+    fn put_list<T: serde::Serialize + ?Sized>(
+        &mut self,
+        key: &str,
+        list: &T,
+    ) -> Result<(), StoreError> {
+        let bytes = postcard::to_stdvec(list).map_err(|e| self.backend(e))?;
         let mut value = blake3::hash(&bytes).as_bytes().to_vec();
         value.extend_from_slice(&bytes);
         let path = self.path.clone();
@@ -451,14 +484,19 @@ impl BlockStore for RedbStore {
             {
                 let mut table = write.open_table(MEMPOOL).map_err(|e| self.backend(e))?;
                 table
-                    .insert("pending", value.as_slice())
+                    .insert(key, value.as_slice())
                     .map_err(|e| self.backend(e))?;
             }
             write.commit().map_err(|e| self.backend(e))
         })
     }
 
-    fn load_mempool(&self) -> Result<Vec<SignedTx>, StoreError> {
+    /// The list saved under `key` (empty if none), checksum checked.
+    fn load_list<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+        what: &str,
+    ) -> Result<Vec<T>, StoreError> {
         contain(&self.path, || {
             let read = self.db.begin_read().map_err(|e| self.backend(e))?;
             let table = match read.open_table(MEMPOOL) {
@@ -466,12 +504,12 @@ impl BlockStore for RedbStore {
                 Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
                 Err(e) => return Err(self.backend(e)),
             };
-            let Some(value) = table.get("pending").map_err(|e| self.backend(e))? else {
+            let Some(value) = table.get(key).map_err(|e| self.backend(e))? else {
                 return Ok(Vec::new());
             };
             let corrupt = |reason: &str| StoreError::Corrupt {
                 path: self.path.clone(),
-                reason: format!("the saved mempool {reason}"),
+                reason: format!("{what} {reason}"),
             };
             let value = value.value();
             let (sum, bytes) = value
@@ -482,6 +520,24 @@ impl BlockStore for RedbStore {
             }
             postcard::from_bytes(bytes).map_err(|_| corrupt("does not decode"))
         })
+    }
+}
+
+impl BlockStore for RedbStore {
+    fn put_mempool(&mut self, txs: &[SignedTx]) -> Result<(), StoreError> {
+        self.put_list("pending", txs)
+    }
+
+    fn load_mempool(&self) -> Result<Vec<SignedTx>, StoreError> {
+        self.load_list("pending", "the saved mempool")
+    }
+
+    fn put_bans(&mut self, bans: &[(BanKey, u64)]) -> Result<(), StoreError> {
+        self.put_list("bans", bans)
+    }
+
+    fn load_bans(&self) -> Result<Vec<(BanKey, u64)>, StoreError> {
+        self.load_list("bans", "the saved bans")
     }
 
     fn put_blocks(&mut self, blocks: &[Arc<Block<Tx>>]) -> Result<(), StoreError> {

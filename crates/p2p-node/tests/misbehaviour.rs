@@ -163,3 +163,73 @@ async fn a_peer_of_another_protocol_version_is_refused_with_a_notice() {
     assert_eq!(bans, 0, "not an offence");
     a.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_survives_a_restart_until_it_expires() {
+    use p2p_node::store::RedbStore;
+    use p2p_node::{Node, Seams};
+    init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let start_on_store = |c: p2p_node::NodeConfig| {
+        let store = RedbStore::open(dir.path()).unwrap();
+        Node::start_with(
+            c,
+            Seams {
+                store: Box::new(store),
+                ..Seams::default()
+            },
+        )
+    };
+    let a = start_on_store(config()).await.unwrap();
+    let mut raw = live_raw_peer(&a).await;
+    // A frame whose body is no message: banned at once.
+    raw.framed
+        .get_mut()
+        .write_all(&[0, 0, 0, 6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])
+        .await
+        .unwrap();
+    let id = raw.node_id;
+    wait_for("the ban", || async {
+        a.query(move |v| v.bans.iter().any(|(k, _)| *k == BanKey::Node(id)))
+            .await
+            .unwrap()
+    })
+    .await;
+    a.shutdown().await;
+    drop(raw);
+    // A new run on the same store still refuses that node.
+    let mut c = config();
+    c.listen = "127.0.0.1:0".parse().unwrap();
+    let a = start_on_store(c).await.unwrap();
+    let banned = a
+        .query(move |v| v.bans.iter().any(|(k, _)| *k == BanKey::Node(id)))
+        .await
+        .unwrap();
+    assert!(banned, "the ban is back after the restart");
+    let mut again = RawPeer::connect(a.local_addr()).await;
+    again.node_id = id;
+    match again.handshake(genesis().network_id()).await {
+        Err(Message::Notice { reason, .. }) => assert_eq!(reason, Reason::Banned),
+        other => panic!("a banned peer came back after a restart: {other:?}"),
+    }
+    a.shutdown().await;
+    // Ten minutes later (by the node's clock), the ban has expired: it is
+    // not restored.
+    let later = std::sync::Arc::new(OffsetClock::default());
+    later
+        .offset_ms
+        .store(601_000, std::sync::atomic::Ordering::Relaxed);
+    let a = Node::start_with(
+        config(),
+        Seams {
+            store: Box::new(RedbStore::open(dir.path()).unwrap()),
+            clock: later,
+            ..Seams::default()
+        },
+    )
+    .await
+    .unwrap();
+    let bans = a.query(|v| v.bans.len()).await.unwrap();
+    assert_eq!(bans, 0, "an expired ban is not restored");
+    a.shutdown().await;
+}

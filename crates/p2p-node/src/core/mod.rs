@@ -136,6 +136,8 @@ pub(crate) struct Core {
     /// When the mempool was last saved, and whether it changed since.
     mempool_saved: Instant,
     mempool_dirty: bool,
+    /// Whether a ban was added since the bans were last saved.
+    bans_dirty: bool,
 }
 
 /// How often a changed mempool is saved (it is also saved at shutdown).
@@ -191,6 +193,7 @@ impl Core {
             },
             mempool_saved: now,
             mempool_dirty: false,
+            bans_dirty: false,
         };
         let blocks: Vec<_> = core
             .chain
@@ -202,7 +205,42 @@ impl Core {
             core.index_block(&block);
         }
         core.reload_mempool();
+        core.reload_bans();
         core
+    }
+
+    /// Bans again what the store says a previous run banned, for the time
+    /// left (bans persist across restarts until they expire).
+    fn reload_bans(&mut self) {
+        match self.store.load_bans() {
+            Ok(saved) => {
+                let now_ms = self.clock.now_ms();
+                let left: Vec<_> = saved
+                    .into_iter()
+                    .map(|(key, until)| (key, Duration::from_millis(until.saturating_sub(now_ms))))
+                    .collect();
+                self.peers.restore_bans(left, Instant::now());
+            }
+            Err(e) => tracing::warn!("the saved bans cannot be read: {e}"),
+        }
+    }
+
+    /// Saves the active bans with their expiries in wall-clock time.
+    fn save_bans(&mut self) {
+        let now_ms = self.clock.now_ms();
+        let bans: Vec<_> = self
+            .peers
+            .bans(Instant::now())
+            .into_iter()
+            .map(|(key, left)| {
+                let left = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+                (key, now_ms.saturating_add(left))
+            })
+            .collect();
+        match self.store.put_bans(&bans) {
+            Ok(()) => self.bans_dirty = false,
+            Err(e) => tracing::warn!("cannot save the bans: {e}"),
+        }
     }
 
     /// Re-admits the transactions saved with the store (checked again
@@ -255,6 +293,7 @@ impl Core {
         }
         self.miner.stop();
         self.save_mempool(true);
+        self.save_bans();
         // Dropping every sender lets each connection task finish.
         self.peers.clear();
         info!("core stopped");
@@ -266,6 +305,9 @@ impl Core {
     /// before the next job begins.
     fn after_event(&mut self) {
         self.flush();
+        if self.bans_dirty {
+            self.save_bans();
+        }
         let live = self.peers.live_count();
         if live != self.reported_peers {
             self.reported_peers = live;
@@ -318,7 +360,7 @@ impl Core {
                 remote,
                 offence,
             } => {
-                self.peers.punish(conn, Some(remote), &offence, now);
+                self.punish_at(conn, Some(remote), &offence, now);
             }
             CoreMsg::Gone { conn } => {
                 self.peers.on_gone(conn, now);
@@ -420,7 +462,22 @@ impl Core {
     }
 
     fn punish(&mut self, conn: ConnId, offence: Offence) {
-        self.peers.punish(conn, None, &offence, Instant::now());
+        self.punish_at(conn, None, &offence, Instant::now());
+    }
+
+    fn punish_at(
+        &mut self,
+        conn: ConnId,
+        remote: Option<SocketAddr>,
+        offence: &Offence,
+        now: Instant,
+    ) {
+        use peers::Punished;
+        if let Punished::Banned | Punished::BannedBeforeHandshake =
+            self.peers.punish(conn, remote, offence, now)
+        {
+            self.bans_dirty = true;
+        }
     }
 
     fn dial_due(&mut self) {

@@ -641,6 +641,15 @@ impl PeerTable {
         }
     }
 
+    /// Bans again what a previous run banned, for the time left on each.
+    pub fn restore_bans(&mut self, bans: Vec<(BanKey, Duration)>, now: Instant) {
+        for (key, left) in bans {
+            if !left.is_zero() {
+                self.bans.ban([key], left, now);
+            }
+        }
+    }
+
     /// Forgets expired bans.
     pub fn expire_bans(&mut self, now: Instant) {
         self.bans.expire(now);
