@@ -414,3 +414,58 @@ async fn equal_work_tips_converge_on_the_smaller_hash_without_more_blocks() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// Four nodes mining whenever transactions wait, under a burst of load:
+/// once the load stops they settle on one tip with empty mempools, with
+/// nobody asking anyone to mine (competing blocks of equal work go to the
+/// smaller hash).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_load_stops_four_pending_miners_agree_without_anyone_mining_on_demand() {
+    let mut nodes = Vec::new();
+    for miner in ["alice", "bob", "charlie", "dave"] {
+        let mut c = config();
+        c.mining = MiningMode::WhenPending;
+        c.miner_account = addr(miner);
+        c.peers = nodes.iter().map(p2p_node::NodeHandle::local_addr).collect();
+        nodes.push(p2p_node::Node::start(c).await.unwrap());
+    }
+    let all: Vec<&p2p_node::NodeHandle> = nodes.iter().collect();
+    wait_for("a full mesh", || async {
+        for n in &all {
+            if peer_count(n).await != 3 {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    // A burst: every node takes transfers from its own sender.
+    for nonce in 0..10 {
+        for (node, who) in nodes.iter().zip(["eve", "ferdie", "alice", "bob"]) {
+            node.submit(sign(
+                who,
+                nonce,
+                Payload::Transfer {
+                    to: addr("charlie"),
+                    amount: Amount::new(1),
+                },
+            ))
+            .await
+            .unwrap();
+        }
+    }
+    wait_for("one tip and empty mempools", || async {
+        let first = tip(all[0]).await.0;
+        for n in &all {
+            let pending = n.query(|v| v.mempool.len()).await.unwrap();
+            if tip(n).await.0 != first || pending != 0 {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
