@@ -166,10 +166,6 @@ pub(crate) struct PeerTable {
 /// How many inbound peers each protection of the eviction rule keeps.
 const PROTECT_EACH: usize = 4;
 
-/// How often, at most, a node short of outbound peers and of addresses to
-/// dial asks a peer for more addresses.
-const ADDR_REQUEST_EVERY: Duration = Duration::from_secs(5);
-
 impl PeerTable {
     /// A table whose address book holds the configured peers, due now.
     pub fn new(
@@ -413,11 +409,6 @@ impl PeerTable {
         Some(peer.best_work)
     }
 
-    /// Connection `conn` is being dialled to `addr`.
-    pub fn dialing(&mut self, conn: ConnId, addr: SocketAddr) {
-        self.dialing.insert(conn, addr);
-    }
-
     /// The connection ended: the peer is forgotten, and the address it was
     /// reached at (or was being dialled) is tried again after its backoff.
     pub fn on_gone(&mut self, conn: ConnId, now: Instant) {
@@ -436,23 +427,6 @@ impl PeerTable {
             if let Some(addr) = dialled {
                 self.retry_later(addr, now);
             }
-        }
-    }
-
-    /// Dial `conn` failed before any connection: try again after the
-    /// backoff.
-    pub fn dial_failed(&mut self, conn: ConnId, addr: SocketAddr, now: Instant) {
-        self.dialing.remove(&conn);
-        self.retry_later(addr, now);
-    }
-
-    /// The one backoff rule: the address is free to dial again after its
-    /// backoff, which doubles each time up to the configured maximum.
-    fn retry_later(&mut self, addr: SocketAddr, now: Instant) {
-        if let Some(entry) = self.addrs.get_mut(&addr) {
-            entry.busy = false;
-            entry.next_attempt = now + entry.backoff;
-            entry.backoff = (entry.backoff * 2).min(self.config.max_backoff);
         }
     }
 
@@ -503,142 +477,6 @@ impl PeerTable {
         warn!(conn, remote = %peer.remote, "peer banned for {:?}", self.config.ban_duration);
         self.drop_peer(conn, Some((Reason::Banned, "too many protocol violations")));
         Punished::Banned
-    }
-
-    /// Adds an address to the book (not our own, not past the book's size).
-    pub fn learn_addr(&mut self, addr: SocketAddr, now: Instant) {
-        if Some(addr) == self.listen_addr
-            || self.addrs.contains_key(&addr)
-            || self.addrs.len() >= MAX_ADDR_BOOK
-        {
-            return;
-        }
-        self.addrs.insert(
-            addr,
-            AddrEntry {
-                next_attempt: now,
-                backoff: self.config.min_backoff,
-                busy: false,
-            },
-        );
-    }
-
-    /// Makes an address due now with the shortest backoff (an operator
-    /// asked for it), learning it if new.
-    pub fn retry_now(&mut self, addr: SocketAddr, now: Instant) {
-        self.learn_addr(addr, now);
-        if let Some(e) = self.addrs.get_mut(&addr) {
-            e.next_attempt = now;
-            e.backoff = self.config.min_backoff;
-        }
-    }
-
-    fn connected_to(&self, addr: &SocketAddr) -> bool {
-        self.peers.values().any(|p| {
-            p.connected()
-                && (p.listen_addr.as_ref() == Some(addr)
-                    || (p.direction == Direction::Outbound && p.remote == *addr))
-        })
-    }
-
-    /// The addresses to dial now, enough to fill the outbound slots
-    /// (outbound peers and dials in flight count): due, not busy, not
-    /// partitioned, not banned, not already connected, configured ones
-    /// first and the rest in random order; they are marked busy until the
-    /// connection ends or the dial fails. A node does not try to connect to
-    /// every address it knows.
-    pub fn dial_plan(&mut self, now: Instant) -> Vec<SocketAddr> {
-        let in_flight = self
-            .addrs
-            .iter()
-            .filter(|(a, e)| e.busy && !self.connected_to(a))
-            .count();
-        let outbound = self.count(Direction::Outbound) + in_flight;
-        let mut want = self.config.max_outbound.saturating_sub(outbound);
-        if want == 0 {
-            return Vec::new();
-        }
-        let mut due: Vec<SocketAddr> = self
-            .addrs
-            .iter()
-            .filter(|(a, e)| {
-                !e.busy
-                    && e.next_attempt <= now
-                    && !self.partitioned.contains(a)
-                    && !self.bans.is_banned(&BanKey::Addr(**a), now)
-            })
-            .map(|(a, _)| *a)
-            .collect();
-        shuffle(&mut due);
-        due.sort_by_key(|a| !self.config.peers.contains(a));
-        let mut plan = Vec::new();
-        for addr in due {
-            if want == 0 {
-                break;
-            }
-            if self.connected_to(&addr) {
-                // Reached already (it dialled us): nothing to dial.
-                if let Some(e) = self.addrs.get_mut(&addr) {
-                    e.busy = true;
-                }
-                continue;
-            }
-            if let Some(e) = self.addrs.get_mut(&addr) {
-                e.busy = true;
-            }
-            plan.push(addr);
-            want -= 1;
-        }
-        plan
-    }
-
-    /// A live peer to ask for addresses, when outbound slots are free, no
-    /// address is left to dial, and the last such request is a while ago.
-    pub fn addr_request(&mut self, now: Instant) -> Option<ConnId> {
-        if self.count(Direction::Outbound) >= self.config.max_outbound
-            || self
-                .last_addr_request
-                .is_some_and(|t| now.saturating_duration_since(t) < ADDR_REQUEST_EVERY)
-        {
-            return None;
-        }
-        let dialable = self.addrs.iter().any(|(a, e)| {
-            !e.busy && !self.partitioned.contains(a) && !self.bans.is_banned(&BanKey::Addr(*a), now)
-        });
-        if dialable {
-            return None;
-        }
-        let live = self.live_conns();
-        let pick = live.get(random_index(live.len()))?;
-        self.last_addr_request = Some(now);
-        Some(*pick)
-    }
-
-    /// Cuts the node off from these listening addresses; returns how many
-    /// connections were dropped.
-    pub fn partition(&mut self, addrs: &[SocketAddr]) -> usize {
-        self.partitioned.extend(addrs.iter().copied());
-        let cut: Vec<ConnId> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| {
-                p.listen_addr.is_some_and(|a| self.partitioned.contains(&a))
-                    || (p.direction == Direction::Outbound && self.partitioned.contains(&p.remote))
-            })
-            .map(|(c, _)| *c)
-            .collect();
-        for conn in &cut {
-            self.drop_peer(*conn, Some((Reason::Other, "partitioned by the operator")));
-        }
-        cut.len()
-    }
-
-    /// Lifts every partition: the cut addresses are due now.
-    pub fn heal(&mut self, now: Instant) {
-        let healed: Vec<SocketAddr> = self.partitioned.drain().collect();
-        for addr in healed {
-            self.retry_now(addr, now);
-        }
     }
 
     /// Bans again what a previous run banned, for the time left on each.
@@ -712,31 +550,6 @@ impl PeerTable {
         true
     }
 
-    /// Addresses for an `Addrs` answer to `conn`: the listening addresses
-    /// of live peers other than `conn`, then others from the address book
-    /// (not banned), in random order, at most `max`.
-    pub fn addrs_for(&self, conn: ConnId, max: usize, now: Instant) -> Vec<SocketAddr> {
-        let asker = self.peers.get(&conn).and_then(|p| p.listen_addr);
-        let mut live: Vec<SocketAddr> = self
-            .peers
-            .iter()
-            .filter(|(c, p)| **c != conn && p.live)
-            .filter_map(|(_, p)| p.listen_addr)
-            .collect();
-        let mut book: Vec<SocketAddr> = self
-            .addrs
-            .keys()
-            .filter(|a| !live.contains(a) && Some(**a) != asker)
-            .filter(|a| !self.bans.is_banned(&BanKey::Addr(**a), now))
-            .copied()
-            .collect();
-        shuffle(&mut live);
-        shuffle(&mut book);
-        live.extend(book);
-        live.truncate(max);
-        live
-    }
-
     /// Live peers as the outside sees them.
     pub fn infos(&self, now: Instant) -> Vec<PeerInfo> {
         self.peers
@@ -767,23 +580,7 @@ impl PeerTable {
     }
 }
 
-/// A random index below `len` (0 for an empty range).
-fn random_index(len: usize) -> usize {
-    if len == 0 {
-        return 0;
-    }
-    let mut bytes = [0u8; 8];
-    // Without randomness the order is only less varied.
-    let _ = getrandom::fill(&mut bytes);
-    (u64::from_le_bytes(bytes) % len as u64) as usize
-}
-
-/// Shuffles `items` (Fisher-Yates).
-fn shuffle<T>(items: &mut [T]) {
-    for i in (1..items.len()).rev() {
-        items.swap(i, random_index(i + 1));
-    }
-}
+mod addrs;
 
 #[cfg(test)]
 mod tests;
