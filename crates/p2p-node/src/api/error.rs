@@ -1,0 +1,101 @@
+//! The API's errors: an HTTP status, a stable code and a message, sent as
+//! JSON `{"code", "message"}`; and the code of each reason a transaction is
+//! refused.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::api_types::ErrorAnswer;
+use crate::node::NodeError;
+
+/// An API error: an HTTP status, a stable code and a message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub(super) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub(super) fn not_found(what: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", what)
+    }
+
+    pub(super) fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+}
+
+impl From<NodeError> for ApiError {
+    fn from(e: NodeError) -> ApiError {
+        match e {
+            NodeError::Mempool(m) => ApiError::bad_request(mempool_code(&m), m.to_string()),
+            other => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "node_stopped",
+                other.to_string(),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(ErrorAnswer {
+                code: self.code.to_string(),
+                message: self.message,
+            }),
+        )
+            .into_response()
+    }
+}
+
+/// The stable error code of a refused transaction: the rule it broke.
+fn mempool_code(e: &crate::mempool::MempoolError) -> &'static str {
+    use crate::mempool::MempoolError as M;
+    use escrow::{AdmissionError as A, ContractError as C, LedgerError as L};
+    match e {
+        M::Duplicate(_) | M::Invalid(A::AlreadyPending(_)) => "already_pending",
+        M::Full { .. } => "mempool_full",
+        M::AccountFull { .. } => "account_full",
+        M::Invalid(A::Invalid(l)) => match l {
+            L::BadSignature { reason, .. } => reason.code(),
+            L::WrongNetwork { .. } => "wrong_network",
+            L::BadNonce { .. } => "bad_nonce",
+            L::InsufficientFunds { .. } => "insufficient_funds",
+            L::AmountOverflow { .. } => "amount_overflow",
+            L::ZeroTransfer => "zero_amount",
+            L::Contract(c) => match c {
+                C::UnknownContract(_) => "unknown_contract",
+                C::ZeroAmount => "zero_amount",
+                C::BuyerIsSeller => "buyer_is_seller",
+                C::ArbiterIsAParty(_) => "arbiter_is_a_party",
+                C::DeadlineInThePast { .. } => "deadline_in_the_past",
+                C::ZeroDisputeWindow => "zero_dispute_window",
+                C::NotBuyer { .. } => "not_buyer",
+                C::NotArbiter { .. } => "not_arbiter",
+                C::NotAParty { .. } => "not_a_party",
+                C::AlreadyFinal { .. } => "already_final",
+                C::NotFunded { .. } => "not_funded",
+                C::NotDisputed { .. } => "not_disputed",
+                C::DeadlineNotReached { .. } => "deadline_not_reached",
+            },
+            _ => "invalid_transaction",
+        },
+    }
+}
