@@ -417,7 +417,7 @@ impl Net {
             if count > before {
                 self.clear_spinner();
                 println!(
-                    "    node {index} reorganised onto a heavier chain (deepest so far: {depth} block{})",
+                    "    node {index} reorganised onto the chain fork choice prefers (deepest so far: {depth} block{})",
                     if depth == 1 { "" } else { "s" }
                 );
             }
