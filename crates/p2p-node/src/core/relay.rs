@@ -13,10 +13,12 @@ use crate::core::view::NodeChain;
 use crate::mempool::Mempool;
 
 /// The pending transactions asked for, and the ids the pool does not hold.
+/// An id asked for twice in one request is answered once.
 pub(crate) fn txs(mempool: &Mempool, ids: &[TxId]) -> (Vec<SignedTx>, Vec<TxId>) {
     let mut found = Vec::new();
     let mut missing = Vec::new();
-    for id in ids {
+    let mut seen = std::collections::HashSet::new();
+    for id in ids.iter().filter(|id| seen.insert(**id)) {
         match mempool.get(id) {
             Some(tx) => found.push(tx.clone()),
             None => missing.push(*id),
@@ -26,14 +28,15 @@ pub(crate) fn txs(mempool: &Mempool, ids: &[TxId]) -> (Vec<SignedTx>, Vec<TxId>)
 }
 
 /// The blocks asked for (any branch), and the hashes the chain does not
-/// hold.
+/// hold. A hash asked for twice in one request is answered once.
 pub(crate) fn blocks(
     chain: &NodeChain,
     hashes: &[BlockHash],
 ) -> (Vec<Arc<Block<Tx>>>, Vec<BlockHash>) {
     let mut found = Vec::new();
     let mut missing = Vec::new();
-    for hash in hashes {
+    let mut seen = std::collections::HashSet::new();
+    for hash in hashes.iter().filter(|h| seen.insert(**h)) {
         match chain.block(hash) {
             Some(block) => found.push(block.clone()),
             None => missing.push(*hash),
@@ -162,7 +165,7 @@ mod tests {
         let c = chain(2);
         let best = c.best_chain().to_vec();
         let unknown = BlockHash::from_bytes([1; 32]);
-        let (found, missing) = blocks(&c, &[best[1], unknown, best[2]]);
+        let (found, missing) = blocks(&c, &[best[1], unknown, best[2], best[1], unknown]);
         let found: Vec<BlockHash> = found.iter().map(|b| b.hash()).collect();
         assert_eq!(found, vec![best[1], best[2]]);
         assert_eq!(missing, vec![unknown]);

@@ -241,8 +241,9 @@ fn decode_value(path: &Path, key: u64, value: &[u8]) -> Result<Block<Tx>, StoreE
 
 /// What the read-only pass found.
 enum Validation {
-    /// Readable throughout, every block intact.
-    Intact,
+    /// Readable throughout, every block intact: here they are, so that
+    /// loading them does not read the file a second time.
+    Intact(Vec<Block<Tx>>),
     /// Not closed cleanly: redb must repair it before it can be read.
     NeedsRepair,
 }
@@ -290,18 +291,19 @@ fn validate_read_only(path: &Path) -> Result<Validation, StoreError> {
             });
         }
         // A store created but never written to; `check_format` decides.
-        None => return Ok(Validation::Intact),
+        None => return Ok(Validation::Intact(Vec::new())),
     }
     let table = match read.open_table(BLOCKS) {
         Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Validation::Intact),
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Validation::Intact(Vec::new())),
         Err(e) => return Err(corrupt(format!("blocks table: {e}"))),
     };
+    let mut blocks = Vec::new();
     for entry in table.iter().map_err(|e| corrupt(e.to_string()))? {
         let (key, value) = entry.map_err(|e| corrupt(e.to_string()))?;
-        decode_value(path, key.value(), value.value())?;
+        blocks.push(decode_value(path, key.value(), value.value())?);
     }
-    Ok(Validation::Intact)
+    Ok(Validation::Intact(blocks))
 }
 /// The database file's name in the data directory.
 pub const STORE_FILE: &str = "chain.redb";
@@ -319,6 +321,9 @@ pub struct RedbStore {
     path: PathBuf,
     next: u64,
     repaired: bool,
+    /// The blocks the read-only pass at open already decoded, handed to
+    /// the first `load_blocks` instead of reading the file again.
+    preloaded: std::sync::Mutex<Option<Vec<Block<Tx>>>>,
 }
 
 impl RedbStore {
@@ -343,8 +348,12 @@ impl RedbStore {
             path: path.clone(),
             reason,
         };
+        let mut preloaded = None;
         let db = if path.exists() {
-            if let Validation::NeedsRepair = contain(&path, || validate_read_only(&path))? {
+            let validation = contain(&path, || validate_read_only(&path))?;
+            if let Validation::Intact(blocks) = validation {
+                preloaded = Some(blocks);
+            } else {
                 let mut backup = path.clone().into_os_string();
                 backup.push(".");
                 backup.push(BEFORE_REPAIR_SUFFIX);
@@ -381,6 +390,7 @@ impl RedbStore {
             path,
             next: 0,
             repaired,
+            preloaded: std::sync::Mutex::new(preloaded),
         };
         let checked_path = store.path.clone();
         contain(&checked_path, || store.check_format())?;
@@ -544,6 +554,11 @@ impl BlockStore for RedbStore {
         if blocks.is_empty() {
             return Ok(());
         }
+        // What the open decoded is stale once anything is added.
+        *self
+            .preloaded
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         let mut write = self.db.begin_write().map_err(|e| self.backend(e))?;
         write.set_two_phase_commit(true);
         let mut key = self.next;
@@ -563,6 +578,16 @@ impl BlockStore for RedbStore {
     }
 
     fn load_blocks(&self) -> Result<Vec<Block<Tx>>, StoreError> {
+        // The read-only pass at open decoded them already (nothing was
+        // written in between: the store is ours since then).
+        let preloaded = self
+            .preloaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(blocks) = preloaded {
+            return Ok(blocks);
+        }
         contain(&self.path, || {
             let read = self.db.begin_read().map_err(|e| self.backend(e))?;
             let table = read.open_table(BLOCKS).map_err(|e| self.backend(e))?;

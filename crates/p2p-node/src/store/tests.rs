@@ -204,3 +204,23 @@ fn the_mempool_is_saved_and_loaded_across_reopening() {
     let store = RedbStore::open(dir.path()).unwrap();
     assert_eq!(store.load_mempool().unwrap(), vec![tx.clone(), tx]);
 }
+
+#[test]
+fn blocks_added_after_opening_are_loaded_too() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = RedbStore::open(dir.path()).unwrap();
+        store.put_blocks(&many_blocks()[..3]).unwrap();
+    }
+    let mut store = RedbStore::open(dir.path()).unwrap();
+    store.put_blocks(&many_blocks()[3..5]).unwrap();
+    assert_eq!(store.load_blocks().unwrap().len(), 5);
+    drop(store);
+    let store = RedbStore::open(dir.path()).unwrap();
+    assert_eq!(store.load_blocks().unwrap().len(), 5);
+    assert_eq!(
+        store.load_blocks().unwrap().len(),
+        5,
+        "and again, from the file"
+    );
+}
