@@ -36,6 +36,12 @@ use crate::pow::{CompactTarget, Work};
 use crate::state::{BlockContext, StateMachine};
 use crate::validate::{self, ParentContext, ValidationError};
 
+mod orphans;
+mod outcome;
+
+use orphans::OrphanPool;
+pub use outcome::{GenesisError, InsertError, Inserted, Reorg};
+
 /// How many orphans the pool holds by default before it evicts the oldest.
 pub const DEFAULT_MAX_ORPHANS: usize = 256;
 
@@ -43,165 +49,12 @@ pub const DEFAULT_MAX_ORPHANS: usize = 256;
 /// one is refused without any work.
 const MAX_REMEMBERED_INVALID: usize = 16_384;
 
-/// Why a block was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum InsertError<E> {
-    /// The block breaks a header, size, merkle or context rule.
-    #[error("invalid block: {0}")]
-    Invalid(#[from] ValidationError),
-    /// The block, or an ancestor of it, was found invalid before.
-    #[error("block {0} is known to be invalid")]
-    KnownInvalid(BlockHash),
-    /// The state machine refused the transactions of `block` (the inserted
-    /// block itself, or an ancestor on its branch that was applied only now).
-    #[error("block {block} does not apply to the state: {source}")]
-    State {
-        /// The block whose transactions were refused.
-        block: BlockHash,
-        /// The state machine's reason.
-        #[source]
-        source: E,
-    },
-}
-
-impl<E> InsertError<E> {
-    /// Whether the block may become valid later (only a timestamp too far in
-    /// the future); every other refusal is final.
-    pub fn is_permanent(&self) -> bool {
-        match self {
-            InsertError::Invalid(e) => e.is_permanent(),
-            InsertError::KnownInvalid(_) | InsertError::State { .. } => true,
-        }
-    }
-}
-
-/// Why a genesis block cannot start a chain.
-#[derive(Debug, thiserror::Error)]
-pub enum GenesisError<E> {
-    /// A genesis block has height 0 and the all-zero parent.
-    #[error("a genesis block has height 0 and no parent")]
-    NotGenesis,
-    /// The merkle root does not match the genesis transactions.
-    #[error("genesis merkle root does not match its transactions")]
-    BadMerkleRoot,
-    /// The target field is not a target.
-    #[error("genesis target is invalid: {0}")]
-    BadTarget(#[from] crate::pow::CompactTargetError),
-    /// The genesis transactions do not apply to the initial state.
-    #[error("genesis transactions do not apply: {0}")]
-    State(#[source] E),
-}
-
-/// The change of best chain that an insert caused.
-#[derive(Debug, Clone)]
-pub struct Reorg<T> {
-    /// The best tip before.
-    pub old_tip: BlockHash,
-    /// The best tip after.
-    pub new_tip: BlockHash,
-    /// The last block both chains share.
-    pub fork_point: BlockHash,
-    /// Blocks taken off the best chain, tip first (empty for a plain
-    /// extension).
-    pub undone: Vec<Arc<Block<T>>>,
-    /// Blocks put on the best chain, oldest first.
-    pub applied: Vec<Arc<Block<T>>>,
-}
-
-impl<T> Reorg<T> {
-    /// Whether blocks were undone, rather than the chain only extended.
-    pub fn is_reorg(&self) -> bool {
-        !self.undone.is_empty()
-    }
-}
-
-/// What an accepted insert did.
-#[derive(Debug)]
-pub enum Inserted<T> {
-    /// The best tip moved (to this block, or through it to orphans it
-    /// connected).
-    NewBest(Reorg<T>),
-    /// The block extends a branch with less work than the best.
-    SideBranch,
-    /// The parent is unknown; the block waits in the orphan pool. The caller
-    /// should fetch `missing_parent`.
-    Orphan {
-        /// The hash to ask peers for.
-        missing_parent: BlockHash,
-    },
-    /// The block is already known (in the tree or the orphan pool).
-    Duplicate,
-}
-
 /// A block in the tree.
 #[derive(Debug)]
 struct Entry<T> {
     block: Arc<Block<T>>,
     cumulative_work: Work,
     children: Vec<BlockHash>,
-}
-
-/// Orphans waiting for their parent, bounded, oldest evicted first.
-#[derive(Debug)]
-struct OrphanPool<T> {
-    blocks: HashMap<BlockHash, Arc<Block<T>>>,
-    by_parent: HashMap<BlockHash, Vec<BlockHash>>,
-    order: VecDeque<BlockHash>,
-    max: usize,
-}
-
-impl<T> OrphanPool<T> {
-    fn new(max: usize) -> Self {
-        Self {
-            blocks: HashMap::new(),
-            by_parent: HashMap::new(),
-            order: VecDeque::new(),
-            max,
-        }
-    }
-
-    fn insert(&mut self, hash: BlockHash, block: Arc<Block<T>>) {
-        if self.max == 0 || self.blocks.contains_key(&hash) {
-            return;
-        }
-        while self.blocks.len() >= self.max {
-            match self.order.pop_front() {
-                Some(old) => self.remove(&old),
-                None => break,
-            }
-        }
-        self.by_parent
-            .entry(block.header.parent)
-            .or_default()
-            .push(hash);
-        self.blocks.insert(hash, block);
-        self.order.push_back(hash);
-    }
-
-    fn remove(&mut self, hash: &BlockHash) {
-        if let Some(block) = self.blocks.remove(hash) {
-            let parent = block.header.parent;
-            if let Some(siblings) = self.by_parent.get_mut(&parent) {
-                siblings.retain(|h| h != hash);
-                if siblings.is_empty() {
-                    self.by_parent.remove(&parent);
-                }
-            }
-            self.order.retain(|h| h != hash);
-        }
-    }
-
-    /// Takes the orphans whose parent is `parent` out of the pool.
-    fn take_children(&mut self, parent: &BlockHash) -> Vec<Arc<Block<T>>> {
-        let hashes = self.by_parent.remove(parent).unwrap_or_default();
-        hashes
-            .iter()
-            .filter_map(|h| {
-                self.order.retain(|o| o != h);
-                self.blocks.remove(h)
-            })
-            .collect()
-    }
 }
 
 /// The block tree and the state at its best tip.
