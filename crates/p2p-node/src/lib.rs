@@ -8,10 +8,15 @@
 //!
 //! - [`node`]: [`Node::start`] and the [`NodeHandle`] that queries, commands
 //!   and stops a running node.
-//! - [`core`]: the one task that owns the chain, the mempool, the peer table
-//!   and the miner's job; everything else sends it messages.
-//! - [`peer`]: one task per connection: handshake, ping, forwarding.
-//! - [`mempool`]: pending transactions, bounded, rebuilt on reorgs.
+//! - [`core`]: the one task that owns the chain, the mempool and the store,
+//!   a coordinator over parts that own the peer table, the requests in
+//!   flight and the miner; everything else sends it messages.
+//! - [`listener`]: the accept loop and the budget of connections still in
+//!   their handshake.
+//! - [`peer`]: one task per connection: handshake, then reading, writing
+//!   and the timers side by side.
+//! - [`mempool`]: pending transactions, bounded on admission, rebuilt on
+//!   reorgs, dropped ones remembered with their reason.
 //! - [`penalty`]: offences, penalty points, bans.
 //! - [`config`]: [`NodeConfig`] and [`MiningMode`].
 //! - [`api`]: the HTTP API (axum, JSON), `docs/API.md`.
@@ -22,13 +27,15 @@
 //! - [`client`]: the command-line client's side of that API: typed calls
 //!   that return those answers.
 //! - Seams for simulation: [`transport`] (listening and dialling),
-//!   [`clock`] (block timestamps), [`store`] (accepted blocks).
+//!   [`clock`] (block timestamps), [`store`] (accepted blocks, the saved
+//!   mempool and bans).
 //!
 //! # Tasks
 //!
 //! Per node: the core, the accept loop, one task per connection (and one
 //! per dial in progress), the miner's blocking job while it mines, and, when
-//! the API is on, the HTTP server (whose event streams end with the node).
+//! a [`Service`] runs the API, the HTTP server (whose event streams end with
+//! the node).
 //! All are tracked; [`NodeHandle::shutdown`] cancels them and waits for
 //! them.
 

@@ -184,6 +184,15 @@ impl Mempool {
         &self.txs
     }
 
+    /// The ids of the pending transactions in block order (each sender's
+    /// nonces in order, so a peer that fetches them in this order can
+    /// admit each one), without hashing them again.
+    pub fn ids(&self) -> Vec<TxId> {
+        let mut ids: Vec<(usize, TxId)> = self.ids.iter().map(|(id, &i)| (i, *id)).collect();
+        ids.sort_unstable_by_key(|(i, _)| *i);
+        ids.into_iter().map(|(_, id)| id).collect()
+    }
+
     /// A pending transaction by id.
     pub fn get(&self, id: &TxId) -> Option<&SignedTx> {
         self.ids.get(id).and_then(|&i| self.txs.get(i))
@@ -270,6 +279,7 @@ mod tests {
         let dropped = pool.rebuild(ledger, 1, vec![a0.clone()], |_| false);
         assert!(dropped.is_empty(), "a duplicate is not a drop");
         assert_eq!(pool.get(&a1.id()), Some(&a1));
+        assert_eq!(pool.ids(), vec![a0.id(), a1.id()], "ids in block order");
         assert_eq!(pool.txs(), &[a0, a1][..]);
     }
 

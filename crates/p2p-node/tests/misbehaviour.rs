@@ -22,11 +22,7 @@ async fn garbage_bytes_get_a_peer_banned() {
     let (a, b) = honest_pair().await;
     let mut raw = live_raw_peer(&a).await;
     // A frame whose body is no message.
-    raw.framed
-        .get_mut()
-        .write_all(&[0, 0, 0, 6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])
-        .await
-        .unwrap();
+    raw.framed.get_mut().write_all(GARBAGE_FRAME).await.unwrap();
     assert_banned(&a, raw).await;
     still_serving(&a, &b).await;
     a.shutdown().await;
@@ -183,11 +179,7 @@ async fn a_ban_survives_a_restart_until_it_expires() {
     let a = start_on_store(config()).await.unwrap();
     let mut raw = live_raw_peer(&a).await;
     // A frame whose body is no message: banned at once.
-    raw.framed
-        .get_mut()
-        .write_all(&[0, 0, 0, 6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])
-        .await
-        .unwrap();
+    raw.framed.get_mut().write_all(GARBAGE_FRAME).await.unwrap();
     let id = raw.node_id;
     wait_for("the ban", || async {
         a.query(move |v| v.bans.iter().any(|(k, _)| *k == BanKey::Node(id)))

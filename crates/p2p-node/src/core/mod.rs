@@ -51,7 +51,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chain_core::{Block, BlockHash, TxId};
-use escrow::{SignedTx, Tx};
+use escrow::Tx;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -443,7 +443,7 @@ impl Core {
         // connected, after a partition say, never reached it).
         let tip = self.chain.tip();
         self.announce_block_to(conn, tip);
-        let ids: Vec<TxId> = self.mempool.txs().iter().map(SignedTx::id).collect();
+        let ids = self.mempool.ids();
         let mut fresh = Vec::new();
         if let Some(p) = self.peers.get_mut(conn) {
             for id in ids {

@@ -313,3 +313,7 @@ pub fn coinbase_only() -> Vec<escrow::Tx> {
         height: 1,
     }]
 }
+
+/// A frame whose 6-byte body is no message (an unknown tag): what a peer
+/// sends to be banned at once.
+pub const GARBAGE_FRAME: &[u8] = &[0, 0, 0, 6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
