@@ -28,7 +28,8 @@
 //!   that return those answers.
 //! - Seams for simulation: [`transport`] (listening and dialling),
 //!   [`clock`] (block timestamps), [`store`] (accepted blocks, the saved
-//!   mempool and bans).
+//!   mempool and bans), [`mine`] (proof of work), and the node id in
+//!   [`Seams`].
 //!
 //! # Tasks
 //!
@@ -47,6 +48,7 @@ pub mod config;
 pub mod core;
 pub mod listener;
 pub mod mempool;
+pub mod mine;
 pub mod node;
 pub mod peer;
 pub mod penalty;

@@ -140,6 +140,7 @@ pub(crate) async fn accept_loop(
     let pending = Pending::default();
     loop {
         let accepted = tokio::select! {
+            biased;
             _ = cancel.cancelled() => break,
             a = listener.accept() => a,
         };

@@ -16,6 +16,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{MiningMode, NodeConfig};
 use crate::core::{Command, Core, CoreMsg, CoreParts, NodeChain, NodeView};
 use crate::mempool::MempoolError;
+use crate::mine::{HashMiner, Mine};
 use crate::peer::spawn_dial;
 use crate::store::{BlockStore, MemoryStore, StoreError};
 use crate::transport::{TcpTransport, Transport};
@@ -47,7 +48,8 @@ pub enum NodeError {
 }
 
 /// The seams a node runs on: how it connects, what time it is, where blocks
-/// are kept.
+/// are kept, how it mines and who it is. The simulator (`crate::sim`)
+/// replaces each with a deterministic one.
 pub struct Seams {
     /// Listening and dialling.
     pub transport: Arc<dyn Transport>,
@@ -55,15 +57,22 @@ pub struct Seams {
     pub clock: Arc<dyn Clock>,
     /// Accepted blocks.
     pub store: Box<dyn BlockStore>,
+    /// Proof of work; `None` hashes with [`HashMiner`] on
+    /// [`NodeConfig::miner_threads`] threads.
+    pub miner: Option<Arc<dyn Mine>>,
+    /// The node's id; `None` draws a random one from the operating system.
+    pub node_id: Option<NodeId>,
 }
 
 impl Default for Seams {
-    /// TCP, the system clock, blocks in memory.
+    /// TCP, the system clock, blocks in memory, real hashing, a random id.
     fn default() -> Self {
         Seams {
             transport: Arc::new(TcpTransport),
             clock: Arc::new(SystemClock),
             store: Box::new(MemoryStore::default()),
+            miner: None,
+            node_id: None,
         }
     }
 }
@@ -117,7 +126,10 @@ impl Node {
             addr: config.listen,
             source,
         })?;
-        let node_id = random_node_id();
+        let node_id = seams.node_id.unwrap_or_else(random_node_id);
+        let miner = seams
+            .miner
+            .unwrap_or_else(|| Arc::new(HashMiner::new(config.miner_threads)));
         let config = Arc::new(config);
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -158,6 +170,7 @@ impl Node {
             next_conn: next_conn.clone(),
             events: events.clone(),
             dialer,
+            miner,
         });
         tracker.spawn(core.run(rx));
         tracker.spawn(crate::listener::accept_loop(

@@ -105,6 +105,7 @@ impl PeerTask {
             self.handshake(framed, (out_tx, queued.clone())),
         );
         let outcome = tokio::select! {
+            biased;
             _ = self.cancel.cancelled() => return Err(PeerError::Shutdown),
             r = handshake => r,
         };
@@ -178,8 +179,15 @@ impl PeerTask {
             let ping = tokio::time::sleep_until(last_heard + ping_every);
             tokio::pin!(ping);
             let mut ping_nonce: Option<u64> = None;
+            // Nonces only pair a pong with its ping: a counter is enough,
+            // and keeps a simulated run reproducible.
+            let mut pings_sent: u64 = 0;
             loop {
+                // Biased (in this order) rather than random, so that a
+                // simulated run is reproducible: a frame that arrived is
+                // read before the idle timer may close the connection.
                 tokio::select! {
+                    biased;
                     _ = self.cancel.cancelled() => break Ended::Shutdown,
                     written = &mut writer => break Ended::Writer(written),
                     frame = stream.next() => {
@@ -215,7 +223,8 @@ impl PeerTask {
                     () = &mut idle => break Ended::Idle,
                     () = &mut ping => {
                         if ping_nonce.is_none() {
-                            let nonce = random_u64();
+                            pings_sent = pings_sent.wrapping_add(1);
+                            let nonce = pings_sent;
                             ping_nonce = Some(nonce);
                             if ctrl_tx.try_send(Message::Ping { nonce }).is_err() {
                                 break Ended::Error(PeerError::TooSlow);
@@ -339,14 +348,6 @@ async fn expect_ack(framed: &mut Conn) -> Result<(), PeerError> {
     }
 }
 
-/// A random number for ping nonces and node ids.
-pub(crate) fn random_u64() -> u64 {
-    let mut bytes = [0u8; 8];
-    // A failing OS RNG only makes nonces predictable; pings still work.
-    let _ = getrandom::fill(&mut bytes);
-    u64::from_le_bytes(bytes)
-}
-
 /// Dials `addr` as connection `conn` and runs the connection on
 /// `tracker`; a dial that fails or times out is reported to the core.
 pub(crate) fn spawn_dial(
@@ -371,6 +372,7 @@ pub(crate) fn spawn_dial(
     tracker.spawn(async move {
         let connect = tokio::time::timeout(connect_timeout, transport.connect(addr));
         let stream = tokio::select! {
+            biased;
             _ = cancel.cancelled() => return,
             r = connect => r,
         };

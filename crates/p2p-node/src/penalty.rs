@@ -7,7 +7,7 @@
 //! exact socket address (IP and port), never on the IP alone: every node of
 //! a local network is 127.0.0.1.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -94,7 +94,9 @@ impl Score {
 }
 
 /// What a ban names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum BanKey {
     /// A node id.
     Node(NodeId),
@@ -105,7 +107,7 @@ pub enum BanKey {
 /// Active bans and their expiry.
 #[derive(Debug, Default)]
 pub struct Bans {
-    until: HashMap<BanKey, Instant>,
+    until: BTreeMap<BanKey, Instant>,
 }
 
 impl Bans {

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use chain_core::miner::{MineOutcome, Miner};
+use chain_core::miner::MineOutcome;
 use chain_core::{Block, BlockHash};
 use escrow::Tx;
 use tokio::sync::{mpsc, oneshot};
@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::MiningMode;
 use crate::core::inbox::CoreMsg;
+use crate::mine::Mine;
 
 /// The miner's current job.
 struct Job {
@@ -36,7 +37,7 @@ struct MineRequest {
 
 /// The miner's driver (see the module docs).
 pub(crate) struct MinerDriver {
-    miner: Miner,
+    miner: Arc<dyn Mine>,
     mode: MiningMode,
     job: Option<Job>,
     next_job: u64,
@@ -44,10 +45,10 @@ pub(crate) struct MinerDriver {
 }
 
 impl MinerDriver {
-    /// A driver with `threads` miner threads, in `mode`.
-    pub fn new(threads: usize, mode: MiningMode) -> MinerDriver {
+    /// A driver that mines with `miner`, in `mode`.
+    pub fn new(miner: Arc<dyn Mine>, mode: MiningMode) -> MinerDriver {
         MinerDriver {
-            miner: Miner::new(threads.max(1)),
+            miner,
             mode,
             job: None,
             next_job: 0,
@@ -107,8 +108,8 @@ impl MinerDriver {
     }
 
     /// Starts a job on `block` (its header's nonce is the miner's to find)
-    /// on a blocking thread of `tracker`; the outcome comes back to the core
-    /// as [`CoreMsg::Mined`].
+    /// as a task of `tracker`; the outcome comes back to the core as
+    /// [`CoreMsg::Mined`].
     pub fn start(&mut self, block: Block<Tx>, core: mpsc::Sender<CoreMsg>, tracker: &TaskTracker) {
         let stop = Arc::new(AtomicBool::new(false));
         let id = self.next_job;
@@ -119,10 +120,10 @@ impl MinerDriver {
             stop: stop.clone(),
             block,
         });
-        let miner = self.miner;
-        tracker.spawn_blocking(move || {
-            let outcome = miner.mine(&header, &stop).unwrap_or(MineOutcome::Exhausted);
-            let _ = core.blocking_send(CoreMsg::Mined { job: id, outcome });
+        let search = self.miner.mine(header, stop);
+        tracker.spawn(async move {
+            let outcome = search.await;
+            let _ = core.send(CoreMsg::Mined { job: id, outcome }).await;
         });
     }
 
@@ -175,7 +176,7 @@ mod tests {
 
     #[test]
     fn the_mode_and_open_requests_decide_whether_to_mine() {
-        let mut d = MinerDriver::new(1, MiningMode::Off);
+        let mut d = MinerDriver::new(Arc::new(crate::mine::HashMiner::new(1)), MiningMode::Off);
         assert!(!d.should_mine(false));
         d.set_mode(MiningMode::WhenPending, true);
         assert!(!d.should_mine(true));
@@ -191,7 +192,7 @@ mod tests {
 
     #[test]
     fn a_request_is_answered_after_its_last_block_is_counted() {
-        let mut d = MinerDriver::new(1, MiningMode::Off);
+        let mut d = MinerDriver::new(Arc::new(crate::mine::HashMiner::new(1)), MiningMode::Off);
         let (reply, mut rx) = oneshot::channel();
         d.request(2, reply);
         let (second, mut rx2) = oneshot::channel();
@@ -225,7 +226,10 @@ mod tests {
         };
         let (tx, mut rx) = mpsc::channel(4);
         let tracker = TaskTracker::new();
-        let mut d = MinerDriver::new(1, MiningMode::Continuous);
+        let mut d = MinerDriver::new(
+            Arc::new(crate::mine::HashMiner::new(1)),
+            MiningMode::Continuous,
+        );
         d.start(block.clone(), tx.clone(), &tracker);
         assert!(!d.wants_job(true), "one job at a time");
         let Some(CoreMsg::Mined { job, outcome }) = rx.recv().await else {

@@ -101,6 +101,8 @@ pub(crate) struct CoreParts {
     pub events: tokio::sync::broadcast::Sender<NodeEvent>,
     /// How outbound connections are opened.
     pub dialer: Dialer,
+    /// How proof of work is found.
+    pub miner: Arc<dyn crate::mine::Mine>,
 }
 
 /// The core's state.
@@ -159,6 +161,7 @@ impl Core {
             next_conn,
             events,
             dialer,
+            miner,
         } = parts;
         let mempool = Mempool::new(
             chain.state(),
@@ -170,7 +173,7 @@ impl Core {
         let mut core = Core {
             peers: PeerTable::new(config.clone(), node_id, listen_addr, now),
             requests: Requests::default(),
-            miner: MinerDriver::new(config.miner_threads, config.mining),
+            miner: MinerDriver::new(miner, config.mining),
             config,
             node_id,
             listen_addr,
@@ -281,13 +284,16 @@ impl Core {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.after_event();
         loop {
+            // Biased, so a simulated run is reproducible; the tick comes
+            // before messages so a busy inbox never starves it.
             tokio::select! {
+                biased;
                 _ = self.cancel.cancelled() => break,
+                _ = tick.tick() => self.on_tick(),
                 msg = rx.recv() => match msg {
                     Some(msg) => self.dispatch(msg),
                     None => break,
                 },
-                _ = tick.tick() => self.on_tick(),
             }
             self.after_event();
         }

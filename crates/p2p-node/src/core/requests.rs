@@ -11,8 +11,7 @@
 //! that such a block is not taken for unsolicited junk and its sender is
 //! not penalised.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::Hash;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use chain_core::{BlockHash, TxId};
@@ -35,12 +34,12 @@ const MAX_OTHERS: usize = 8;
 /// Outstanding requests (see the module docs).
 #[derive(Default)]
 pub(crate) struct Requests {
-    blocks: HashMap<BlockHash, Asked>,
-    txs: HashMap<TxId, Asked>,
+    blocks: BTreeMap<BlockHash, Asked>,
+    txs: BTreeMap<TxId, Asked>,
     /// Block requests that timed out, oldest first.
     late_blocks: VecDeque<BlockHash>,
-    late_set: HashSet<BlockHash>,
-    syncing: HashSet<ConnId>,
+    late_set: BTreeSet<BlockHash>,
+    syncing: BTreeSet<ConnId>,
 }
 
 /// Requests to send again, to another peer that announced the item: what
@@ -60,8 +59,8 @@ const MAX_LATE: usize = 4_096;
 /// The items `conn` announced that are neither known nor already asked
 /// for; they are recorded as asked of `conn` at `now`. An item already
 /// asked of another peer records `conn` as one to ask next.
-fn want<K: Hash + Eq + Copy>(
-    asked: &mut HashMap<K, Asked>,
+fn want<K: Ord + Copy>(
+    asked: &mut BTreeMap<K, Asked>,
     conn: ConnId,
     announced: &[K],
     known: impl Fn(&K) -> bool,
@@ -97,8 +96,8 @@ fn want<K: Hash + Eq + Copy>(
 /// Moves the requests that `fails` picks to the next announcer (returned as
 /// retries), or drops them if nobody else announced them (returned in
 /// `gone`).
-fn reassign<K: Hash + Eq + Copy>(
-    asked: &mut HashMap<K, Asked>,
+fn reassign<K: Ord + Copy>(
+    asked: &mut BTreeMap<K, Asked>,
     now: Instant,
     fails: impl Fn(&K, &Asked) -> bool,
     retries: &mut Vec<(ConnId, K)>,

@@ -169,7 +169,7 @@ impl PeerTable {
 
     /// Lifts every partition: the cut addresses are due now.
     pub fn heal(&mut self, now: Instant) {
-        let healed: Vec<SocketAddr> = self.partitioned.drain().collect();
+        let healed: Vec<SocketAddr> = std::mem::take(&mut self.partitioned).into_iter().collect();
         for addr in healed {
             self.retry_now(addr, now);
         }

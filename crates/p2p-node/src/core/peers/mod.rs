@@ -9,7 +9,7 @@
 //! connection task's bounded queue, which the table holds; a peer whose
 //! queue is full is too slow and is dropped.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -149,18 +149,18 @@ pub(crate) struct PeerTable {
     config: Arc<NodeConfig>,
     node_id: NodeId,
     listen_addr: Option<SocketAddr>,
-    peers: HashMap<ConnId, Peer>,
-    addrs: HashMap<SocketAddr, AddrEntry>,
+    peers: BTreeMap<ConnId, Peer>,
+    addrs: BTreeMap<SocketAddr, AddrEntry>,
     bans: Bans,
     /// Listening addresses the operator cut the node off from.
-    partitioned: HashSet<SocketAddr>,
+    partitioned: BTreeSet<SocketAddr>,
     /// When the table last asked a peer for addresses to fill its
     /// outbound slots.
     last_addr_request: Option<Instant>,
     /// Outbound connections not admitted yet, by the address dialled: a
     /// dial that ends before admission (refused, a failed handshake) frees
     /// its address for a later retry.
-    dialing: HashMap<ConnId, SocketAddr>,
+    dialing: BTreeMap<ConnId, SocketAddr>,
 }
 
 /// How many inbound peers each protection of the eviction rule keeps.
@@ -178,12 +178,12 @@ impl PeerTable {
             config,
             node_id,
             listen_addr,
-            peers: HashMap::new(),
-            addrs: HashMap::new(),
+            peers: BTreeMap::new(),
+            addrs: BTreeMap::new(),
             bans: Bans::default(),
-            partitioned: HashSet::new(),
+            partitioned: BTreeSet::new(),
             last_addr_request: None,
-            dialing: HashMap::new(),
+            dialing: BTreeMap::new(),
         };
         for addr in table.config.peers.clone() {
             table.learn_addr(addr, now);
