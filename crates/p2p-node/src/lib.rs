@@ -26,6 +26,8 @@
 //!   the API that writes them and the client that reads them.
 //! - [`client`]: the command-line client's side of that API: typed calls
 //!   that return those answers.
+//! - [`sim`]: the deterministic simulator, many nodes on simulated seams
+//!   in one process (`cargo xtask sim`).
 //! - Seams for simulation: [`transport`] (listening and dialling),
 //!   [`clock`] (block timestamps), [`store`] (accepted blocks, the saved
 //!   mempool and bans), [`mine`] (proof of work), and the node id in
@@ -53,6 +55,7 @@ pub mod node;
 pub mod peer;
 pub mod penalty;
 pub mod service;
+pub mod sim;
 pub mod store;
 pub mod transport;
 

@@ -8,19 +8,20 @@
 //! simulated day of ten-minute blocks costs no hashing.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chain_core::Header;
 use chain_core::miner::{MineOutcome, Miner};
 use futures::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
 
 /// Finds proof of work for block templates.
 pub trait Mine: Send + Sync + 'static {
     /// Searches for a header (the template with a nonce, perhaps a later
     /// timestamp) that meets its target; gives up with
-    /// [`MineOutcome::Cancelled`] once `stop` is raised. The future is run
-    /// on a task of the node.
-    fn mine(&self, template: Header, stop: Arc<AtomicBool>) -> BoxFuture<'static, MineOutcome>;
+    /// [`MineOutcome::Cancelled`] once `stop` is cancelled. The future is
+    /// run on a task of the node.
+    fn mine(&self, template: Header, stop: CancellationToken) -> BoxFuture<'static, MineOutcome>;
 }
 
 /// Real hashing: [`Miner`] on `threads` threads, run on tokio's blocking
@@ -36,16 +37,26 @@ impl HashMiner {
 }
 
 impl Mine for HashMiner {
-    fn mine(&self, template: Header, stop: Arc<AtomicBool>) -> BoxFuture<'static, MineOutcome> {
+    fn mine(&self, template: Header, stop: CancellationToken) -> BoxFuture<'static, MineOutcome> {
         let miner = self.0;
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
+            let flag = Arc::new(AtomicBool::new(false));
+            let raised = flag.clone();
+            let search = tokio::task::spawn_blocking(move || {
                 miner
-                    .mine(&template, &stop)
+                    .mine(&template, &raised)
                     .unwrap_or(MineOutcome::Exhausted)
-            })
-            .await
-            .unwrap_or(MineOutcome::Exhausted)
+            });
+            tokio::pin!(search);
+            let done = tokio::select! {
+                biased;
+                done = &mut search => done,
+                () = stop.cancelled() => {
+                    flag.store(true, Ordering::Relaxed);
+                    search.await
+                }
+            };
+            done.unwrap_or(MineOutcome::Exhausted)
         })
     }
 }

@@ -62,6 +62,10 @@ pub struct Seams {
     pub miner: Option<Arc<dyn Mine>>,
     /// The node's id; `None` draws a random one from the operating system.
     pub node_id: Option<NodeId>,
+    /// The seed of the node's random choices (which known addresses it
+    /// dials first, which peer it asks for addresses); `None` draws one
+    /// from the operating system. Not the node id, which peers see.
+    pub seed: Option<[u8; 32]>,
 }
 
 impl Default for Seams {
@@ -73,6 +77,7 @@ impl Default for Seams {
             store: Box::new(MemoryStore::default()),
             miner: None,
             node_id: None,
+            seed: None,
         }
     }
 }
@@ -126,7 +131,8 @@ impl Node {
             addr: config.listen,
             source,
         })?;
-        let node_id = seams.node_id.unwrap_or_else(random_node_id);
+        let node_id = seams.node_id.unwrap_or_else(|| NodeId(random_bytes()));
+        let seed = seams.seed.unwrap_or_else(random_bytes);
         let miner = seams
             .miner
             .unwrap_or_else(|| Arc::new(HashMiner::new(config.miner_threads)));
@@ -171,6 +177,7 @@ impl Node {
             events: events.clone(),
             dialer,
             miner,
+            seed,
         });
         tracker.spawn(core.run(rx));
         tracker.spawn(crate::listener::accept_loop(
@@ -361,10 +368,12 @@ fn replay(chain: &mut NodeChain, blocks: Vec<chain_core::Block<escrow::Tx>>, now
     refused
 }
 
-/// Picks a random node id (an all-zero id if the system has no randomness,
-/// which only makes duplicate-connection ties predictable).
-fn random_node_id() -> NodeId {
-    let mut id = [0u8; 32];
-    let _ = getrandom::fill(&mut id);
-    NodeId(id)
+/// 32 random bytes from the operating system, for the node id and the
+/// seed of its random choices (zeros if the system has no randomness,
+/// which only makes duplicate-connection ties and address picks
+/// predictable).
+fn random_bytes() -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    let _ = getrandom::fill(&mut bytes);
+    bytes
 }

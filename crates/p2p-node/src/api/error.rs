@@ -66,7 +66,7 @@ impl IntoResponse for ApiError {
 }
 
 /// The stable error code of a refused transaction: the rule it broke.
-fn mempool_code(e: &crate::mempool::MempoolError) -> &'static str {
+pub(crate) fn mempool_code(e: &crate::mempool::MempoolError) -> &'static str {
     use crate::mempool::MempoolError as M;
     use escrow::{AdmissionError as A, ContractError as C, LedgerError as L};
     match e {

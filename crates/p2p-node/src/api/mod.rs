@@ -34,7 +34,7 @@ use crate::node::NodeHandle;
 /// Most blocks one `GET /blocks` answers with.
 pub const MAX_BLOCKS_PER_PAGE: u64 = 100;
 
-mod error;
+pub(crate) mod error;
 
 pub use error::ApiError;
 

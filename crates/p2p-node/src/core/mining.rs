@@ -9,12 +9,12 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use chain_core::miner::MineOutcome;
 use chain_core::{Block, BlockHash};
 use escrow::Tx;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::MiningMode;
@@ -24,7 +24,7 @@ use crate::mine::Mine;
 /// The miner's current job.
 struct Job {
     id: u64,
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
     block: Block<Tx>,
 }
 
@@ -89,7 +89,7 @@ impl MinerDriver {
     /// Stops the running job (its template is stale, or mining is off).
     pub fn stop(&mut self) {
         if let Some(job) = self.job.take() {
-            job.stop.store(true, Ordering::Relaxed);
+            job.stop.cancel();
         }
     }
 
@@ -111,7 +111,7 @@ impl MinerDriver {
     /// as a task of `tracker`; the outcome comes back to the core as
     /// [`CoreMsg::Mined`].
     pub fn start(&mut self, block: Block<Tx>, core: mpsc::Sender<CoreMsg>, tracker: &TaskTracker) {
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = CancellationToken::new();
         let id = self.next_job;
         self.next_job += 1;
         let header = block.header;

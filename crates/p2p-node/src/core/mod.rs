@@ -103,6 +103,8 @@ pub(crate) struct CoreParts {
     pub dialer: Dialer,
     /// How proof of work is found.
     pub miner: Arc<dyn crate::mine::Mine>,
+    /// The seed of the peer table's random choices.
+    pub seed: [u8; 32],
 }
 
 /// The core's state.
@@ -162,6 +164,7 @@ impl Core {
             events,
             dialer,
             miner,
+            seed,
         } = parts;
         let mempool = Mempool::new(
             chain.state(),
@@ -171,7 +174,7 @@ impl Core {
         );
         let now = Instant::now();
         let mut core = Core {
-            peers: PeerTable::new(config.clone(), node_id, listen_addr, now),
+            peers: PeerTable::new(config.clone(), node_id, listen_addr, now, seed),
             requests: Requests::default(),
             miner: MinerDriver::new(miner, config.mining),
             config,

@@ -2,6 +2,8 @@
 //! fill the outbound slots (one backoff rule for every failed attempt),
 //! address requests and answers, and partitions.
 
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::Rng;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -103,7 +105,7 @@ impl PeerTable {
             })
             .map(|(a, _)| *a)
             .collect();
-        shuffle(&mut due);
+        shuffle(&mut self.rng, &mut due);
         due.sort_by_key(|a| !self.config.peers.contains(a));
         let mut plan = Vec::new();
         for addr in due {
@@ -143,7 +145,7 @@ impl PeerTable {
             return None;
         }
         let live = self.live_conns();
-        let pick = live.get(random_index(live.len()))?;
+        let pick = live.get(random_index(&mut self.rng, live.len()))?;
         self.last_addr_request = Some(now);
         Some(*pick)
     }
@@ -178,7 +180,7 @@ impl PeerTable {
     /// Addresses for an `Addrs` answer to `conn`: the listening addresses
     /// of live peers other than `conn`, then others from the address book
     /// (not banned), in random order, at most `max`.
-    pub fn addrs_for(&self, conn: ConnId, max: usize, now: Instant) -> Vec<SocketAddr> {
+    pub fn addrs_for(&mut self, conn: ConnId, max: usize, now: Instant) -> Vec<SocketAddr> {
         let asker = self.peers.get(&conn).and_then(|p| p.listen_addr);
         let mut live: Vec<SocketAddr> = self
             .peers
@@ -193,8 +195,8 @@ impl PeerTable {
             .filter(|a| !self.bans.is_banned(&BanKey::Addr(**a), now))
             .copied()
             .collect();
-        shuffle(&mut live);
-        shuffle(&mut book);
+        shuffle(&mut self.rng, &mut live);
+        shuffle(&mut self.rng, &mut book);
         live.extend(book);
         live.truncate(max);
         live
@@ -202,19 +204,16 @@ impl PeerTable {
 }
 
 /// A random index below `len` (0 for an empty range).
-fn random_index(len: usize) -> usize {
+fn random_index(rng: &mut ChaCha8Rng, len: usize) -> usize {
     if len == 0 {
         return 0;
     }
-    let mut bytes = [0u8; 8];
-    // Without randomness the order is only less varied.
-    let _ = getrandom::fill(&mut bytes);
-    (u64::from_le_bytes(bytes) % len as u64) as usize
+    (rng.next_u64() % len as u64) as usize
 }
 
 /// Shuffles `items` (Fisher-Yates).
-fn shuffle<T>(items: &mut [T]) {
+fn shuffle<T>(rng: &mut ChaCha8Rng, items: &mut [T]) {
     for i in (1..items.len()).rev() {
-        items.swap(i, random_index(i + 1));
+        items.swap(i, random_index(rng, i + 1));
     }
 }

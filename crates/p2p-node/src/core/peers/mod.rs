@@ -9,6 +9,7 @@
 //! connection task's bounded queue, which the table holds; a peer whose
 //! queue is full is too slow and is dropped.
 
+use rand_chacha::rand_core::SeedableRng;
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -161,6 +162,9 @@ pub(crate) struct PeerTable {
     /// dial that ends before admission (refused, a failed handshake) frees
     /// its address for a later retry.
     dialing: BTreeMap<ConnId, SocketAddr>,
+    /// The table's random choices (which addresses to dial first, whom to
+    /// ask for addresses), seeded by the node (`Seams::seed`).
+    rng: rand_chacha::ChaCha8Rng,
 }
 
 /// How many inbound peers each protection of the eviction rule keeps.
@@ -173,8 +177,10 @@ impl PeerTable {
         node_id: NodeId,
         listen_addr: Option<SocketAddr>,
         now: Instant,
+        seed: [u8; 32],
     ) -> PeerTable {
         let mut table = PeerTable {
+            rng: rand_chacha::ChaCha8Rng::from_seed(seed),
             config,
             node_id,
             listen_addr,

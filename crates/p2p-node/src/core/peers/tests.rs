@@ -16,6 +16,7 @@ fn table_with(config: NodeConfig) -> PeerTable {
         NodeId([1; 32]),
         Some(addr(1)),
         Instant::now(),
+        [7; 32],
     )
 }
 

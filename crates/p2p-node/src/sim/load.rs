@@ -1,0 +1,357 @@
+//! The load generator: simulated users sending signed transfers and
+//! running escrow flows (create, then confirm, dispute and resolve, or a
+//! refund by the seller) through their home node.
+//!
+//! Each user has one transaction outstanding at a time and sends the next
+//! once the previous one is on its home node's best chain, as a wallet
+//! that waits for a confirmation does; so a user's nonces reach every node
+//! in order. A refused transaction, or one that waits too long (a reorg
+//! dropped it), makes the user ask its home node for its next nonce again.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chain_core::TxId;
+use escrow::{Address, Amount, ContractId, Keypair, Party, Payload, SignedTx};
+use tokio::time::Instant;
+
+use super::SimRng;
+
+/// What a user's outstanding transaction does, for the flow it belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    Transfer,
+    Create(usize),
+    Confirm(usize),
+    Dispute(usize),
+    Resolve(usize),
+    Refund(usize),
+}
+
+/// Where an escrow flow stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// Its creation is pending.
+    Creating,
+    /// Funded on the buyer's home node: the next step may go.
+    Funded,
+    /// A dispute is confirmed: the arbiter may resolve.
+    Disputed,
+    /// A step is pending.
+    Busy,
+    /// Settled.
+    Done,
+}
+
+pub(crate) struct Flow {
+    pub contract: Option<ContractId>,
+    pub buyer: usize,
+    pub seller: usize,
+    pub arbiter: usize,
+    pub stage: Stage,
+}
+
+pub(crate) struct Waiting {
+    pub id: TxId,
+    pub step: Step,
+    pub sent: Instant,
+}
+
+pub(crate) struct User {
+    pub key: Keypair,
+    pub address: Address,
+    pub home: usize,
+    pub next_nonce: u64,
+    pub waiting: Option<Waiting>,
+    /// The nonce must be asked of the home node before the next send.
+    pub resync: bool,
+}
+
+/// The generator's state, shared with the watchers that see confirmations.
+pub(crate) struct Load {
+    pub users: Vec<User>,
+    pub flows: Vec<Flow>,
+    pub rng: SimRng,
+    /// Fraction of arrivals that are escrow steps.
+    pub escrow_share: f64,
+    pub network: chain_core::BlockHash,
+    pub submitted: u64,
+    pub refused: BTreeMap<String, u64>,
+    pub confirmed: u64,
+    /// Confirmation latencies (submission to the home node's best chain).
+    pub latencies: Vec<Duration>,
+    pub by_kind: BTreeMap<&'static str, u64>,
+    /// A user whose transaction waits longer than this asks again.
+    pub give_up: Duration,
+}
+
+/// A transaction ready to send, from `user` to its home node.
+pub(crate) struct Send {
+    pub user: usize,
+    pub home: usize,
+    pub tx: SignedTx,
+    pub step: Step,
+}
+
+impl Load {
+    /// Picks what the next arrival does, if some user is free to do it.
+    pub fn next(&mut self, now: Instant, height: impl Fn(usize) -> u64) -> Option<Send> {
+        self.expire(now);
+        if self.users.is_empty() {
+            return None;
+        }
+        if self.rng.chance(self.escrow_share)
+            && let Some(send) = self.flow_step()
+        {
+            return Some(send);
+        }
+        // A transfer, or a new escrow, from a free user.
+        let user = self.free_user()?;
+        if self.rng.chance(self.escrow_share) && self.users.len() >= 3 {
+            let seller = self.other(&[user])?;
+            let arbiter = self.other(&[user, seller])?;
+            let flow = self.flows.len();
+            let amount = 10 + self.rng.below(491) as u64;
+            let deadline = height(self.users.get(user)?.home) + 1_000;
+            let payload = Payload::EscrowCreate {
+                seller: self.users.get(seller)?.address,
+                arbiter: self.users.get(arbiter)?.address,
+                amount: Amount::new(amount),
+                delivery_deadline: deadline,
+                dispute_window: 100,
+            };
+            self.flows.push(Flow {
+                contract: None,
+                buyer: user,
+                seller,
+                arbiter,
+                stage: Stage::Creating,
+            });
+            return self.sign(user, payload, Step::Create(flow));
+        }
+        let to = self.other(&[user])?;
+        let payload = Payload::Transfer {
+            to: self.users.get(to)?.address,
+            amount: Amount::new(1 + self.rng.below(100) as u64),
+        };
+        self.sign(user, payload, Step::Transfer)
+    }
+
+    /// The next step of some flow whose actor is free.
+    fn flow_step(&mut self) -> Option<Send> {
+        let ready: Vec<usize> = (0..self.flows.len())
+            .filter(|&f| {
+                self.flows
+                    .get(f)
+                    .is_some_and(|x| matches!(x.stage, Stage::Funded | Stage::Disputed))
+            })
+            .collect();
+        if ready.is_empty() {
+            return None;
+        }
+        let f = *ready.get(self.rng.below(ready.len()))?;
+        let flow = self.flows.get(f)?;
+        let contract = flow.contract?;
+        let (actor, payload, step) = match flow.stage {
+            Stage::Disputed => {
+                let to = if self.rng.chance(0.5) {
+                    Party::Buyer
+                } else {
+                    Party::Seller
+                };
+                (
+                    flow.arbiter,
+                    Payload::Resolve { contract, to },
+                    Step::Resolve(f),
+                )
+            }
+            _ => {
+                let roll = self.rng.unit();
+                if roll < 0.5 {
+                    (
+                        flow.buyer,
+                        Payload::ConfirmDelivery { contract },
+                        Step::Confirm(f),
+                    )
+                } else if roll < 0.8 {
+                    let by = if self.rng.chance(0.5) {
+                        flow.buyer
+                    } else {
+                        flow.seller
+                    };
+                    (by, Payload::RaiseDispute { contract }, Step::Dispute(f))
+                } else {
+                    (
+                        flow.seller,
+                        Payload::RefundBuyer { contract },
+                        Step::Refund(f),
+                    )
+                }
+            }
+        };
+        let free = self
+            .users
+            .get(actor)
+            .is_some_and(|u| u.waiting.is_none() && !u.resync);
+        if !free {
+            return None;
+        }
+        if let Some(flow) = self.flows.get_mut(f) {
+            flow.stage = Stage::Busy;
+        }
+        self.sign(actor, payload, step)
+    }
+
+    fn free_user(&mut self) -> Option<usize> {
+        for _ in 0..8 {
+            let u = self.rng.below(self.users.len());
+            if self
+                .users
+                .get(u)
+                .is_some_and(|x| x.waiting.is_none() && !x.resync)
+            {
+                return Some(u);
+            }
+        }
+        None
+    }
+
+    fn other(&mut self, not: &[usize]) -> Option<usize> {
+        for _ in 0..16 {
+            let u = self.rng.below(self.users.len());
+            if !not.contains(&u) {
+                return Some(u);
+            }
+        }
+        None
+    }
+
+    fn sign(&mut self, user: usize, payload: Payload, step: Step) -> Option<Send> {
+        let network = self.network;
+        let u = self.users.get_mut(user)?;
+        let tx = SignedTx::sign(&u.key, u.next_nonce, network, payload);
+        Some(Send {
+            user,
+            home: u.home,
+            tx,
+            step,
+        })
+    }
+
+    /// The home node took the transaction.
+    pub fn accepted(&mut self, send: &Send, now: Instant) {
+        self.submitted += 1;
+        *self.by_kind.entry(send.tx.body.payload.kind()).or_insert(0) += 1;
+        if let Some(u) = self.users.get_mut(send.user) {
+            u.next_nonce += 1;
+            u.waiting = Some(Waiting {
+                id: send.tx.id(),
+                step: send.step,
+                sent: now,
+            });
+        }
+        if let Step::Create(f) = send.step
+            && let Some(flow) = self.flows.get_mut(f)
+        {
+            flow.contract = Some(escrow::ledger::contract_id_of(&send.tx));
+        }
+    }
+
+    /// The home node refused it: the user asks for its nonce again.
+    pub fn refused(&mut self, send: &Send, reason: String) {
+        *self.refused.entry(reason).or_insert(0) += 1;
+        if let Some(u) = self.users.get_mut(send.user) {
+            u.resync = true;
+        }
+        self.undo_step(send.step);
+    }
+
+    /// A step that was refused or given up on ends its flow: the contract
+    /// may or may not have moved, and a later step would only guess.
+    fn undo_step(&mut self, step: Step) {
+        let f = match step {
+            Step::Transfer => return,
+            Step::Create(f)
+            | Step::Confirm(f)
+            | Step::Dispute(f)
+            | Step::Refund(f)
+            | Step::Resolve(f) => f,
+        };
+        if let Some(flow) = self.flows.get_mut(f) {
+            flow.stage = Stage::Done;
+        }
+    }
+
+    /// The outstanding transactions of users homed at `node`.
+    pub fn waiting_at(&self, node: usize) -> Vec<(usize, TxId)> {
+        self.users
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| u.home == node)
+            .filter_map(|(i, u)| u.waiting.as_ref().map(|w| (i, w.id)))
+            .collect()
+    }
+
+    /// `user`'s transaction is on its home node's best chain.
+    pub fn confirmed(&mut self, user: usize, now: Instant) {
+        let Some(u) = self.users.get_mut(user) else {
+            return;
+        };
+        let Some(w) = u.waiting.take() else { return };
+        self.confirmed += 1;
+        self.latencies.push(now.saturating_duration_since(w.sent));
+        let next = match w.step {
+            Step::Transfer => return,
+            Step::Create(f) | Step::Dispute(f) => {
+                let stage = if matches!(w.step, Step::Create(_)) {
+                    Stage::Funded
+                } else {
+                    Stage::Disputed
+                };
+                (f, stage)
+            }
+            Step::Confirm(f) | Step::Resolve(f) | Step::Refund(f) => (f, Stage::Done),
+        };
+        if let Some(flow) = self.flows.get_mut(next.0) {
+            flow.stage = next.1;
+        }
+    }
+
+    /// Users whose transaction waited too long give up on it.
+    fn expire(&mut self, now: Instant) {
+        let give_up = self.give_up;
+        let mut undone = Vec::new();
+        for u in &mut self.users {
+            if u.waiting
+                .as_ref()
+                .is_some_and(|w| now.saturating_duration_since(w.sent) > give_up)
+            {
+                if let Some(w) = u.waiting.take() {
+                    undone.push(w.step);
+                }
+                u.resync = true;
+            }
+        }
+        for step in undone {
+            self.undo_step(step);
+        }
+    }
+
+    /// Users that must ask their home node for their next nonce.
+    pub fn needs_resync(&self) -> Vec<(usize, usize, Address)> {
+        self.users
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| u.resync)
+            .map(|(i, u)| (i, u.home, u.address))
+            .collect()
+    }
+
+    /// The home node says `user`'s next nonce is `nonce`.
+    pub fn resynced(&mut self, user: usize, nonce: u64) {
+        if let Some(u) = self.users.get_mut(user) {
+            u.next_nonce = nonce;
+            u.resync = false;
+        }
+    }
+}

@@ -1,0 +1,744 @@
+//! The simulated network: hosts, links with latency and bandwidth, and the
+//! faults the swarm injects (partitions, held links, latency spikes,
+//! crashes).
+//!
+//! Every node gets a [`SimTransport`] for its host. A connection is two
+//! one-way pipes; bytes written into a pipe are stamped with the time they
+//! finish leaving the sender (its upload bandwidth is shared by all its
+//! connections) plus the link's latency, and the reader sees them at that
+//! time, in order, as TCP would deliver them. Time is tokio's paused clock,
+//! so nothing here sleeps for real.
+//!
+//! Faults:
+//! - a **blocked** direction (a partition, two-way or one-way) holds every
+//!   byte written across it and refuses new connections across it (they
+//!   time out); when it heals, the held bytes are delivered, as TCP's
+//!   retransmissions would, if the connection is still open by then;
+//! - a **held** direction holds bytes the same way but lets connections
+//!   open (turmoil's hold and release);
+//! - a **spike** multiplies a host's latencies;
+//! - a **crash** takes a host down: its connections are reset (peers read
+//!   end of stream after one latency, as after a killed process's RST),
+//!   its listener is gone, and dialling it is refused until it restarts.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, Sleep};
+
+use crate::transport::{BoxStream, Listener, Transport};
+
+use super::SimRng;
+
+/// How long a dial across a blocked link waits before it fails.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How far ahead of now a connection's queued bytes may finish sending
+/// before a write waits: the simulated socket's send buffer, in time.
+const SEND_WINDOW: Duration = Duration::from_secs(2);
+/// The port the simulator's nodes listen on.
+pub const SIM_PORT: u16 = 8333;
+
+/// Locks, ignoring poisoning (a panicking simulated task already failed
+/// the run).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Where a host is on the simulated internet: a region of the latency
+/// model, and its upload bandwidth.
+#[derive(Clone, Copy, Debug)]
+pub struct HostSpec {
+    /// Index into the latency model's regions (0 without regions).
+    pub region: usize,
+    /// Upload bandwidth in bits per second.
+    pub upload_bps: u64,
+}
+
+/// How a link's one-way latency is chosen: once per pair of hosts, from
+/// the run's seeded generator.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Latency {
+    /// Every link the same.
+    Fixed(Duration),
+    /// Uniform between two bounds.
+    Uniform(Duration, Duration),
+    /// A matrix of mean latencies between regions (milliseconds): a link's
+    /// latency is its regions' entry times a factor drawn from a Pareto
+    /// distribution of shape 5 with mean 1 (as SimBlock draws them).
+    Regions(Vec<Vec<u64>>),
+}
+
+impl Latency {
+    fn draw(&self, a: HostSpec, b: HostSpec, rng: &mut SimRng) -> Duration {
+        match self {
+            Latency::Fixed(d) => *d,
+            Latency::Uniform(lo, hi) => {
+                let span = hi.saturating_sub(*lo).as_secs_f64();
+                *lo + Duration::from_secs_f64(span * rng.unit())
+            }
+            Latency::Regions(m) => {
+                let mean = m
+                    .get(a.region)
+                    .and_then(|row| row.get(b.region))
+                    .copied()
+                    .unwrap_or(100) as f64;
+                // Pareto with shape k and scale x_m has mean k x_m / (k - 1).
+                let shape = 5.0;
+                let scale = mean * (shape - 1.0) / shape;
+                let u = 1.0 - rng.unit(); // in (0, 1]
+                Duration::from_secs_f64(scale / u.powf(1.0 / shape) / 1_000.0)
+            }
+        }
+    }
+}
+
+/// One chunk of bytes in flight.
+struct Chunk {
+    /// When its last byte leaves the sender.
+    departs: Instant,
+    /// When the reader sees it; `None` while its link is blocked or held.
+    arrives: Option<Instant>,
+    bytes: Vec<u8>,
+    /// How far the reader has read into it.
+    read: usize,
+}
+
+/// One direction of a connection.
+struct Pipe {
+    from: usize,
+    to: usize,
+    chunks: VecDeque<Chunk>,
+    /// The latest arrival so far: bytes arrive in order.
+    last_arrival: Instant,
+    /// The latest departure so far, for the send window.
+    last_departure: Instant,
+    /// The writer closed: the reader sees end of stream at this time (after
+    /// the bytes before it).
+    eof_at: Option<Instant>,
+    /// Writes fail from this time (the reader's host crashed).
+    reset_at: Option<Instant>,
+    /// The writer's host crashed: its writes fail at once.
+    writer_dead: bool,
+    /// The reader's host crashed: its reads fail at once.
+    reader_dead: bool,
+    reader: Option<Waker>,
+    writer: Option<Waker>,
+}
+
+impl Pipe {
+    fn wake_reader(&mut self) {
+        if let Some(w) = self.reader.take() {
+            w.wake();
+        }
+    }
+    fn wake_writer(&mut self) {
+        if let Some(w) = self.writer.take() {
+            w.wake();
+        }
+    }
+}
+
+type PipeRef = Arc<Mutex<Pipe>>;
+
+struct Host {
+    spec: HostSpec,
+    up: bool,
+    /// When the host's uplink is free again.
+    uplink_free: Instant,
+    bytes_sent: u64,
+    next_port: u16,
+    /// Latency multiplier (1 normally; more during a spike).
+    spike: f64,
+}
+
+/// Traffic counters of one host.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostStats {
+    /// Bytes this host wrote into its connections.
+    pub bytes_sent: u64,
+}
+
+struct NetState {
+    rng: SimRng,
+    latency: Latency,
+    hosts: Vec<Host>,
+    links: BTreeMap<(usize, usize), Duration>,
+    listeners: BTreeMap<usize, mpsc::UnboundedSender<(BoxStream, SocketAddr)>>,
+    /// Directions cut by partitions, with how many partitions cut each
+    /// (they may overlap).
+    blocked: BTreeMap<(usize, usize), u32>,
+    held: BTreeSet<(usize, usize)>,
+    /// Open pipes by (from, to), to release held bytes and to reset them
+    /// on a crash.
+    pipes: BTreeMap<(usize, usize), Vec<Weak<Mutex<Pipe>>>>,
+}
+
+impl NetState {
+    fn latency(&mut self, a: usize, b: usize) -> Duration {
+        let key = (a.min(b), a.max(b));
+        let base = match self.links.get(&key) {
+            Some(d) => *d,
+            None => {
+                let (sa, sb) = match (self.hosts.get(key.0), self.hosts.get(key.1)) {
+                    (Some(x), Some(y)) => (x.spec, y.spec),
+                    _ => return Duration::from_millis(100),
+                };
+                let d = self.latency.draw(sa, sb, &mut self.rng);
+                self.links.insert(key, d);
+                d
+            }
+        };
+        let spike = [a, b]
+            .iter()
+            .filter_map(|h| self.hosts.get(*h))
+            .map(|h| h.spike)
+            .fold(1.0, f64::max);
+        base.mul_f64(spike)
+    }
+
+    fn stalled(&self, from: usize, to: usize) -> bool {
+        self.blocked.contains_key(&(from, to)) || self.held.contains(&(from, to))
+    }
+
+    fn host_of(&self, ip: IpAddr) -> Option<usize> {
+        let index = host_index(ip)?;
+        (index < self.hosts.len()).then_some(index)
+    }
+
+    fn live_pipes(&mut self, key: (usize, usize)) -> Vec<PipeRef> {
+        let Some(list) = self.pipes.get_mut(&key) else {
+            return Vec::new();
+        };
+        list.retain(|w| w.strong_count() > 0);
+        list.iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// Delivers what a stalled direction held, if it is no longer stalled.
+    fn release(&mut self, from: usize, to: usize) {
+        if self.stalled(from, to) {
+            return;
+        }
+        let now = Instant::now();
+        let latency = self.latency(from, to);
+        for pipe in self.live_pipes((from, to)) {
+            let mut p = lock(&pipe);
+            let mut last = p.last_arrival;
+            for chunk in p.chunks.iter_mut().filter(|c| c.arrives.is_none()) {
+                let at = (now + latency).max(last);
+                chunk.arrives = Some(at);
+                last = at;
+            }
+            p.last_arrival = last;
+            p.wake_reader();
+        }
+    }
+}
+
+/// The simulated network shared by every node of a run.
+#[derive(Clone)]
+pub struct SimNet {
+    state: Arc<Mutex<NetState>>,
+}
+
+/// The address of host `index`: `10.x.y.z` from the index, port
+/// [`SIM_PORT`].
+pub fn host_addr(index: usize) -> SocketAddr {
+    let i = u32::try_from(index).unwrap_or(u32::MAX) + 1;
+    let [_, b, c, d] = i.to_be_bytes();
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, b, c, d)), SIM_PORT)
+}
+
+fn host_index(ip: IpAddr) -> Option<usize> {
+    let IpAddr::V4(v4) = ip else { return None };
+    let [a, b, c, d] = v4.octets();
+    if a != 10 {
+        return None;
+    }
+    let i = u32::from_be_bytes([0, b, c, d]);
+    usize::try_from(i.checked_sub(1)?).ok()
+}
+
+impl SimNet {
+    /// A network of `hosts`, link latencies drawn by `latency` from a
+    /// generator seeded with `seed`.
+    pub fn new(seed: u64, latency: Latency, hosts: &[HostSpec]) -> SimNet {
+        let now = Instant::now();
+        SimNet {
+            state: Arc::new(Mutex::new(NetState {
+                rng: SimRng::new(seed),
+                latency,
+                hosts: hosts
+                    .iter()
+                    .map(|&spec| Host {
+                        spec,
+                        up: true,
+                        uplink_free: now,
+                        bytes_sent: 0,
+                        next_port: 40_000,
+                        spike: 1.0,
+                    })
+                    .collect(),
+                links: BTreeMap::new(),
+                listeners: BTreeMap::new(),
+                blocked: BTreeMap::new(),
+                held: BTreeSet::new(),
+                pipes: BTreeMap::new(),
+            })),
+        }
+    }
+
+    /// The transport of host `index`.
+    pub fn transport(&self, index: usize) -> SimTransport {
+        SimTransport {
+            net: self.clone(),
+            host: index,
+        }
+    }
+
+    /// The one-way latency between two hosts (without spikes' changes
+    /// after this call).
+    pub fn link_latency(&self, a: usize, b: usize) -> Duration {
+        lock(&self.state).latency(a, b)
+    }
+
+    /// Traffic counters, per host.
+    pub fn stats(&self) -> Vec<HostStats> {
+        lock(&self.state)
+            .hosts
+            .iter()
+            .map(|h| HostStats {
+                bytes_sent: h.bytes_sent,
+            })
+            .collect()
+    }
+
+    /// Blocks the direction `from` → `to` (a one-way partition).
+    pub fn block(&self, from: usize, to: usize) {
+        *lock(&self.state).blocked.entry((from, to)).or_insert(0) += 1;
+    }
+
+    /// Ends one [`SimNet::block`] of the direction; once no partition
+    /// cuts it, what it held is delivered.
+    pub fn unblock(&self, from: usize, to: usize) {
+        let mut s = lock(&self.state);
+        if let Some(n) = s.blocked.get_mut(&(from, to)) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                s.blocked.remove(&(from, to));
+            }
+        }
+        s.release(from, to);
+    }
+
+    /// Holds the direction `from` → `to`: bytes wait until
+    /// [`SimNet::release`].
+    pub fn hold(&self, from: usize, to: usize) {
+        lock(&self.state).held.insert((from, to));
+    }
+
+    /// Ends a hold.
+    pub fn release(&self, from: usize, to: usize) {
+        let mut s = lock(&self.state);
+        s.held.remove(&(from, to));
+        s.release(from, to);
+    }
+
+    /// Multiplies host `index`'s latencies by `factor` (1 ends a spike).
+    pub fn spike(&self, index: usize, factor: f64) {
+        if let Some(h) = lock(&self.state).hosts.get_mut(index) {
+            h.spike = factor.max(1.0);
+        }
+    }
+
+    /// Lifts every partition, hold and spike.
+    pub fn heal_all(&self) {
+        let mut s = lock(&self.state);
+        let stalled: Vec<_> = s.blocked.keys().chain(s.held.iter()).copied().collect();
+        s.blocked.clear();
+        s.held.clear();
+        for h in &mut s.hosts {
+            h.spike = 1.0;
+        }
+        for (from, to) in stalled {
+            s.release(from, to);
+        }
+    }
+
+    /// Whether host `index` is up.
+    pub fn is_up(&self, index: usize) -> bool {
+        lock(&self.state).hosts.get(index).is_some_and(|h| h.up)
+    }
+
+    /// Takes host `index` down: see the module docs.
+    pub fn crash(&self, index: usize) {
+        let mut s = lock(&self.state);
+        let now = Instant::now();
+        if let Some(h) = s.hosts.get_mut(index) {
+            h.up = false;
+        }
+        s.listeners.remove(&index);
+        let keys: Vec<_> = s
+            .pipes
+            .keys()
+            .filter(|(a, b)| *a == index || *b == index)
+            .copied()
+            .collect();
+        for (from, to) in keys {
+            let latency = s.latency(from, to);
+            for pipe in s.live_pipes((from, to)) {
+                let mut p = lock(&pipe);
+                if from == index {
+                    // What had not left the machine is lost; the peer reads
+                    // the rest, then the reset.
+                    p.writer_dead = true;
+                    p.chunks.retain(|c| c.departs <= now);
+                    let eof = (now + latency).max(p.last_arrival);
+                    p.eof_at = Some(p.eof_at.map_or(eof, |e| e.min(eof)));
+                    p.wake_reader();
+                    p.wake_writer();
+                } else {
+                    p.reader_dead = true;
+                    p.reset_at = Some(now + latency);
+                    p.chunks.clear();
+                    p.wake_reader();
+                    p.wake_writer();
+                }
+            }
+        }
+    }
+
+    /// Brings host `index` back up (its node is started again by the
+    /// caller, on the same address).
+    pub fn restart(&self, index: usize) {
+        if let Some(h) = lock(&self.state).hosts.get_mut(index) {
+            h.up = true;
+        }
+    }
+}
+
+/// A node's view of the simulated network: its host's listener and dials.
+pub struct SimTransport {
+    net: SimNet,
+    host: usize,
+}
+
+struct SimListener {
+    addr: SocketAddr,
+    incoming: mpsc::UnboundedReceiver<(BoxStream, SocketAddr)>,
+}
+
+impl Listener for SimListener {
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<(BoxStream, SocketAddr)>> {
+        Box::pin(async move {
+            self.incoming
+                .recv()
+                .await
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "the host crashed"))
+        })
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.addr)
+    }
+}
+
+impl Transport for SimTransport {
+    fn bind(&self, addr: SocketAddr) -> BoxFuture<'_, io::Result<Box<dyn Listener>>> {
+        Box::pin(async move {
+            let mine = host_addr(self.host);
+            if addr.ip() != mine.ip() && !addr.ip().is_unspecified() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrNotAvailable,
+                    format!("host {} is {}", self.host, mine.ip()),
+                ));
+            }
+            let (tx, rx) = mpsc::unbounded_channel();
+            let mut s = lock(&self.net.state);
+            if s.listeners.contains_key(&self.host) {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "already listening",
+                ));
+            }
+            s.listeners.insert(self.host, tx);
+            Ok(Box::new(SimListener {
+                addr: mine,
+                incoming: rx,
+            }) as Box<dyn Listener>)
+        })
+    }
+
+    fn connect(&self, addr: SocketAddr) -> BoxFuture<'_, io::Result<BoxStream>> {
+        Box::pin(async move {
+            let from = self.host;
+            let (to, rtt, blocked) = {
+                let mut s = lock(&self.net.state);
+                let Some(to) = s.host_of(addr.ip()) else {
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionRefused,
+                        "no such host",
+                    ));
+                };
+                let blocked =
+                    s.blocked.contains_key(&(from, to)) || s.blocked.contains_key(&(to, from));
+                let rtt = s.latency(from, to) * 2;
+                (to, rtt, blocked)
+            };
+            if blocked {
+                tokio::time::sleep(CONNECT_TIMEOUT).await;
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "partitioned"));
+            }
+            tokio::time::sleep(rtt).await;
+            let mut s = lock(&self.net.state);
+            let up = |s: &NetState, h: usize| s.hosts.get(h).is_some_and(|h| h.up);
+            if !up(&s, from) {
+                return Err(io::Error::new(io::ErrorKind::NotConnected, "host down"));
+            }
+            if !up(&s, to) || addr.port() != SIM_PORT {
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionRefused,
+                    "connection refused",
+                ));
+            }
+            let Some(listener) = s.listeners.get(&to).cloned() else {
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionRefused,
+                    "connection refused",
+                ));
+            };
+            let port = s.hosts.get_mut(from).map_or(40_000, |h| {
+                h.next_port = h.next_port.checked_add(1).unwrap_or(40_000);
+                h.next_port
+            });
+            let local = SocketAddr::new(host_addr(from).ip(), port);
+            let now = Instant::now();
+            let new_pipe = |a, b| {
+                Arc::new(Mutex::new(Pipe {
+                    from: a,
+                    to: b,
+                    chunks: VecDeque::new(),
+                    last_arrival: now,
+                    last_departure: now,
+                    eof_at: None,
+                    reset_at: None,
+                    writer_dead: false,
+                    reader_dead: false,
+                    reader: None,
+                    writer: None,
+                }))
+            };
+            let up_pipe = new_pipe(from, to);
+            let down_pipe = new_pipe(to, from);
+            s.pipes
+                .entry((from, to))
+                .or_default()
+                .push(Arc::downgrade(&up_pipe));
+            s.pipes
+                .entry((to, from))
+                .or_default()
+                .push(Arc::downgrade(&down_pipe));
+            drop(s);
+            let client = SimStream::new(self.net.clone(), down_pipe.clone(), up_pipe.clone());
+            let server = SimStream::new(self.net.clone(), up_pipe, down_pipe);
+            if listener.send((Box::new(server), local)).is_err() {
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionRefused,
+                    "connection refused",
+                ));
+            }
+            Ok(Box::new(client) as BoxStream)
+        })
+    }
+}
+
+/// One end of a simulated connection.
+pub struct SimStream {
+    net: SimNet,
+    read: PipeRef,
+    write: PipeRef,
+    read_timer: Option<Pin<Box<Sleep>>>,
+    write_timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl SimStream {
+    fn new(net: SimNet, read: PipeRef, write: PipeRef) -> SimStream {
+        SimStream {
+            net,
+            read,
+            write,
+            read_timer: None,
+            write_timer: None,
+        }
+    }
+}
+
+/// Polls a timer set for `at`; `Ready` once it has passed.
+fn poll_timer(timer: &mut Option<Pin<Box<Sleep>>>, at: Instant, cx: &mut Context<'_>) -> Poll<()> {
+    match timer {
+        Some(t) => t.as_mut().reset(at),
+        None => *timer = Some(Box::pin(tokio::time::sleep_until(at))),
+    }
+    match timer {
+        Some(t) => t.as_mut().poll(cx),
+        None => Poll::Pending,
+    }
+}
+
+impl AsyncRead for SimStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            let now = Instant::now();
+            // When something will be readable, if the time is known.
+            let next = {
+                let mut p = lock(&this.read);
+                if p.reader_dead {
+                    return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+                }
+                let next = match p.chunks.front_mut() {
+                    Some(chunk) => match chunk.arrives {
+                        Some(at) if at <= now => {
+                            let rest = chunk.bytes.get(chunk.read..).unwrap_or_default();
+                            let n = rest.len().min(buf.remaining());
+                            buf.put_slice(rest.get(..n).unwrap_or_default());
+                            chunk.read += n;
+                            if chunk.read >= chunk.bytes.len() {
+                                p.chunks.pop_front();
+                                p.wake_writer();
+                            }
+                            return Poll::Ready(Ok(()));
+                        }
+                        // Arriving later, or held by a stalled link.
+                        later => later,
+                    },
+                    None => match p.eof_at {
+                        Some(at) if at <= now => return Poll::Ready(Ok(())),
+                        later => later,
+                    },
+                };
+                // A write, a release or a crash wakes us; so does the timer.
+                p.reader = Some(cx.waker().clone());
+                next
+            };
+            let Some(at) = next else {
+                return Poll::Pending;
+            };
+            if poll_timer(&mut this.read_timer, at, cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+    }
+}
+
+impl AsyncWrite for SimStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        loop {
+            let now = Instant::now();
+            let mut s = lock(&this.net.state);
+            let mut p = lock(&this.write);
+            if p.writer_dead || p.eof_at.is_some() {
+                return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+            }
+            if p.reset_at.is_some_and(|at| at <= now) {
+                return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+            }
+            if p.last_departure > now + SEND_WINDOW {
+                let at = p.last_departure - SEND_WINDOW;
+                p.writer = Some(cx.waker().clone());
+                drop(p);
+                drop(s);
+                if poll_timer(&mut this.write_timer, at, cx).is_pending() {
+                    return Poll::Pending;
+                }
+                continue;
+            }
+            let (from, to) = (p.from, p.to);
+            if p.reader_dead {
+                // The peer is gone and the reset has not reached us yet:
+                // the bytes go nowhere.
+                return Poll::Ready(Ok(data.len()));
+            }
+            let latency = s.latency(from, to);
+            let stalled = s.stalled(from, to);
+            let Some(host) = s.hosts.get_mut(from) else {
+                return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+            };
+            let bits = data.len() as f64 * 8.0;
+            let send_time = Duration::from_secs_f64(bits / host.spec.upload_bps.max(1) as f64);
+            let departs = host.uplink_free.max(now) + send_time;
+            host.uplink_free = departs;
+            host.bytes_sent += data.len() as u64;
+            let arrives = if stalled {
+                None
+            } else {
+                let at = (departs + latency).max(p.last_arrival);
+                p.last_arrival = at;
+                Some(at)
+            };
+            p.last_departure = p.last_departure.max(departs);
+            p.chunks.push_back(Chunk {
+                departs,
+                arrives,
+                bytes: data.to_vec(),
+                read: 0,
+            });
+            p.wake_reader();
+            return Poll::Ready(Ok(data.len()));
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().close_write();
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl SimStream {
+    fn close_write(&mut self) {
+        let latency = {
+            let p = lock(&self.write);
+            let (from, to) = (p.from, p.to);
+            drop(p);
+            lock(&self.net.state).latency(from, to)
+        };
+        let mut p = lock(&self.write);
+        if p.eof_at.is_none() {
+            let at = (Instant::now() + latency).max(p.last_arrival);
+            p.eof_at = Some(at);
+            p.wake_reader();
+        }
+    }
+}
+
+impl Drop for SimStream {
+    fn drop(&mut self) {
+        self.close_write();
+        // Nobody reads this direction any more: the other side's writes
+        // go nowhere from now on.
+        let mut p = lock(&self.read);
+        p.reader_dead = true;
+        p.chunks.clear();
+        p.wake_writer();
+    }
+}
