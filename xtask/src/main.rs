@@ -12,6 +12,8 @@
 //!   partition|all`).
 
 mod bench;
+#[allow(dead_code)]
+mod sim_svg;
 mod simulate;
 
 use std::path::PathBuf;
