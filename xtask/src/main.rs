@@ -10,9 +10,13 @@
 //! - `simulate` ([`simulate`]): the four-node escrow demo, end to end,
 //!   and its fault scenarios (`--scenario crash-restart|late-join|
 //!   partition|all`).
+//!
+//! - `sim` ([`sim`]): the deterministic simulator: hundreds of real nodes
+//!   in a simulated network, one run, a sweep or a fault swarm, with a
+//!   report and pictures (`docs/SIMULATION.md`).
 
 mod bench;
-#[allow(dead_code)]
+mod sim;
 mod sim_svg;
 mod simulate;
 
@@ -26,6 +30,9 @@ tasks:
   simulate [--nodes N] [--base-port P] [--api-base-port A] [--scenario NAME] [--keep]
                     the four-node escrow demo; scenarios: demo (default),
                     crash-restart, late-join, partition, all
+  sim [--nodes N] [--block-interval 10m] [--latency bitcoin] [--blocks N | --duration 6h]
+      [--seed S] [--out DIR] [--sweep block-interval=...] [--swarm --seeds N] ...
+                    the deterministic simulator (cargo xtask sim --help)
   bench [--quick]   run the benchmarks and print one `bench:` line per figure";
 
 fn main() -> anyhow::Result<()> {
@@ -35,6 +42,7 @@ fn main() -> anyhow::Result<()> {
     match task.as_deref() {
         Some("bench") => bench::run(&project_root()?, &rest),
         Some("simulate") => simulate::run(&project_root()?, &rest),
+        Some("sim") => sim::run(&project_root()?, &rest),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())

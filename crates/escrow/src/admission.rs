@@ -110,6 +110,19 @@ impl PendingState {
         self.apply(tx)
     }
 
+    /// Admits `tx` whose signature this process has already verified: a
+    /// transaction the pool admitted before, or one of a block that passed
+    /// validation, re-admitted over a new tip. Everything but the
+    /// signature is checked as in [`PendingState::admit`]; the signature is
+    /// part of the value, so the earlier verdict still holds.
+    ///
+    /// # Errors
+    ///
+    /// As [`PendingState::admit`], without the signature's.
+    pub fn admit_verified(&mut self, tx: &SignedTx) -> Result<(), AdmissionError> {
+        self.apply(tx)
+    }
+
     /// Applies `tx` (signature not checked) or, if it does not apply,
     /// leaves the state as it was.
     fn apply(&mut self, tx: &SignedTx) -> Result<(), AdmissionError> {

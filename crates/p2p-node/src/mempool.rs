@@ -99,8 +99,12 @@ impl Mempool {
         self.insert(tx, true)
     }
 
-    /// Adds `tx`, with or without the pool's limits.
-    fn insert(&mut self, tx: SignedTx, limits: bool) -> Result<TxId, MempoolError> {
+    /// Adds `tx`, with the pool's limits and a signature check (a new
+    /// transaction), or without either (one re-admitted by a rebuild,
+    /// whose signature was verified when it first entered the pool or
+    /// when its block was validated).
+    fn insert(&mut self, tx: SignedTx, new: bool) -> Result<TxId, MempoolError> {
+        let limits = new;
         let id = tx.id();
         if self.ids.contains_key(&id) {
             return Err(MempoolError::Duplicate(id));
@@ -117,7 +121,11 @@ impl Mempool {
                 });
             }
         }
-        self.state.admit(&tx)?;
+        if new {
+            self.state.admit(&tx)?;
+        } else {
+            self.state.admit_verified(&tx)?;
+        }
         self.forget_dropped(&id);
         *self.per_account.entry(sender).or_insert(0) += 1;
         self.ids.insert(id, self.txs.len());

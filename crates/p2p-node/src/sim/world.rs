@@ -147,6 +147,9 @@ pub struct SimOptions {
     /// How long after the heal every node must agree (one tip, empty
     /// mempools).
     pub settle_bound: Duration,
+    /// Print the progress of the main phase to stderr (never part of the
+    /// report).
+    pub progress: bool,
 }
 
 impl SimOptions {
@@ -167,8 +170,9 @@ impl SimOptions {
             users: (nodes * 2).max(20),
             hash_power: HashPower::Equal,
             faults: None,
-            check_every: Duration::from_secs(5),
+            check_every: Duration::from_secs(10),
             settle_bound: Duration::from_secs(600),
+            progress: false,
         }
     }
 }
@@ -303,6 +307,10 @@ pub struct Report {
     /// nodes have it (milliseconds), over the blocks of the final best
     /// chain.
     pub propagation_ms: BTreeMap<String, Summary>,
+    /// Per best-chain block, the mean over the nodes of the time until the
+    /// node had it (milliseconds): the propagation delay `d` of Decker and
+    /// Wattenhofer's model, stale rate ≈ 1 − exp(−d / interval).
+    pub node_delay_ms: Summary,
     /// Reorganisations.
     pub reorgs: Reorgs,
     /// The load.
@@ -752,8 +760,9 @@ impl World {
         }
     }
 
-    /// Probes node `i`: conservation, contracts (after a reorg), the
-    /// settled block, confirmations.
+    /// Probes node `i` after a tip change: the settled block and
+    /// confirmations always; conservation and contracts after a reorg
+    /// (the periodic round checks conservation on every node too).
     async fn check_node(&self, i: usize, handle: &NodeHandle, contracts: bool) {
         let (settled, waiting) = {
             let s = lock(&self.shared);
@@ -763,6 +772,7 @@ impl World {
             genesis_total: self.genesis_total,
             heights: settled.map(|(h, _)| vec![h]).unwrap_or_default(),
             waiting,
+            supply: contracts,
             contracts,
         };
         let Ok(probe) = handle.query(move |v| checks::probe(v, &ask)).await else {
@@ -836,6 +846,7 @@ impl World {
                 genesis_total: total,
                 heights: settled.map(|(h, _)| vec![h]).unwrap_or_default(),
                 waiting: Vec::new(),
+                supply: true,
                 contracts: false,
             })
             .await;
@@ -867,6 +878,7 @@ impl World {
                 genesis_total: total,
                 heights: vec![k],
                 waiting: Vec::new(),
+                supply: false,
                 contracts: false,
             })
             .await;
@@ -1034,16 +1046,34 @@ impl World {
         }
     }
 
-    /// Resolves when the main phase should end.
+    /// Resolves when the main phase should end, printing progress every
+    /// tenth of the way if asked.
     async fn main_phase(&self) {
-        match self.opts.stop {
-            Stop::Duration(d) => tokio::time::sleep(d).await,
-            Stop::Blocks(n) => loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                if lock(&self.shared).reference.height() >= n {
-                    return;
-                }
-            },
+        let wall = std::time::Instant::now();
+        let mut shown = 0;
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let height = lock(&self.shared).reference.height();
+            let elapsed = self.start.elapsed();
+            let (done, tenth) = match self.opts.stop {
+                Stop::Duration(d) => (
+                    elapsed >= d,
+                    (elapsed.as_secs_f64() / d.as_secs_f64().max(1e-9) * 10.0) as u64,
+                ),
+                Stop::Blocks(n) => (height >= n, height * 10 / n.max(1)),
+            };
+            if self.opts.progress && tenth > shown && !done {
+                shown = tenth;
+                eprintln!(
+                    "[sim] {}0 %: {:.0} s simulated, height {height}, {:.1} s wall",
+                    tenth,
+                    elapsed.as_secs_f64(),
+                    wall.elapsed().as_secs_f64()
+                );
+            }
+            if done {
+                return;
+            }
         }
     }
 
@@ -1081,6 +1111,7 @@ impl World {
                     genesis_total: total,
                     heights: Vec::new(),
                     waiting: Vec::new(),
+                    supply: false,
                     contracts: false,
                 })
                 .await;
@@ -1123,6 +1154,7 @@ impl World {
                     genesis_total: total,
                     heights: Vec::new(),
                     waiting: Vec::new(),
+                    supply: true,
                     contracts: true,
                 })
                 .await;
@@ -1188,6 +1220,7 @@ impl World {
             }
         }
         let mut propagation: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+        let mut node_delay = Vec::new();
         let genesis = self.genesis.network_id();
         for hash in s.reference.best_chain() {
             if *hash == genesis {
@@ -1201,6 +1234,10 @@ impl World {
             let Some(first) = times.first().copied() else {
                 continue;
             };
+            let ms = |t: &Instant| t.saturating_duration_since(first).as_secs_f64() * 1_000.0;
+            // Nodes that never had it count as having it at the end.
+            let never = n.saturating_sub(times.len()) as f64 * ms(&Instant::now());
+            node_delay.push((times.iter().map(ms).sum::<f64>() + never) / n as f64);
             for (slot, fraction) in propagation.iter_mut().zip([0.5, 0.9, 1.0]) {
                 let need = ((fraction * n as f64).ceil() as usize).max(1);
                 if let Some(t) = times.get(need - 1) {
@@ -1246,6 +1283,7 @@ impl World {
                 },
             },
             propagation_ms,
+            node_delay_ms: Summary::of(node_delay),
             reorgs: Reorgs {
                 count: reorg_count,
                 max_depth,
