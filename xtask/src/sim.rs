@@ -236,6 +236,15 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
             return Ok(());
         }
     };
+    // The nodes log through tracing; RUST_LOG=debug shows it (without
+    // wall-clock times, which mean nothing in a simulated run).
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .without_time()
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let kind = if args.swarm {
         "swarm"
     } else if args.sweep.is_some() {

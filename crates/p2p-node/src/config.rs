@@ -115,6 +115,10 @@ pub struct NodeConfig {
     /// How long a request for a block or transaction waits for an answer
     /// before the item may be asked of another peer.
     pub request_timeout: Duration,
+    /// How often the core does its housekeeping: requests that timed out
+    /// are asked again, due redials are made, bans expire, the mempool is
+    /// saved. Timeouts above are exact to within this.
+    pub tick_interval: Duration,
     /// Where to serve the HTTP API, if at all (by [`crate::Service`]: a
     /// [`crate::Node`] alone does not serve it).
     pub api: Option<SocketAddr>,
@@ -159,6 +163,7 @@ impl NodeConfig {
             upload_burst: 8 * wire::DEFAULT_MAX_FRAME,
             upload_rate: 2 * wire::DEFAULT_MAX_FRAME,
             request_timeout: Duration::from_secs(5),
+            tick_interval: Duration::from_millis(100),
             api: None,
             api_token: None,
         }

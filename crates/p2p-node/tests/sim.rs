@@ -60,3 +60,47 @@ fn the_same_swarm_seed_gives_the_same_report() {
     };
     assert_eq!(swarm(4), swarm(4));
 }
+
+#[test]
+fn a_broken_check_stops_the_run_and_says_which_when_and_why() {
+    // A liveness bound no network can meet: transactions are still
+    // pending one second after the heal.
+    let mut o = small(5);
+    o.stop = Stop::Duration(Duration::from_secs(60));
+    o.tx_rate = 5.0;
+    o.settle_bound = Duration::ZERO;
+    let out = run(&o).unwrap();
+    let v = out.report.violation.expect("a violation");
+    assert_eq!(v.check, "liveness");
+    assert!(v.at_s >= 60.0, "{v:?}");
+    assert!(v.detail.contains("pending"), "{v:?}");
+}
+
+#[test]
+fn a_run_measures_what_the_report_promises() {
+    let mut o = small(6);
+    o.nodes = 12;
+    o.stop = Stop::Blocks(30);
+    let out = run(&o).unwrap();
+    let r = &out.report;
+    assert_eq!(r.violation, None);
+    // Every best-chain block reached every node, so each percentile has
+    // one value per block, and they are ordered.
+    let p = |k: &str| r.propagation_ms.get(k).unwrap().clone();
+    assert_eq!(p("100%").count as u64, r.blocks.best_height);
+    assert!(p("50%").p50 <= p("90%").p50 && p("90%").p50 <= p("100%").p50);
+    assert!(p("50%").p50 > 0.0, "a block takes time to travel");
+    assert_eq!(r.blocks.found, r.blocks.best_height + r.blocks.stale);
+    assert_eq!(
+        out.tree.len() as u64,
+        r.blocks.found + 1,
+        "the tree holds genesis too"
+    );
+    assert_eq!(
+        out.tree.iter().filter(|b| b.best).count() as u64,
+        r.blocks.best_height + 1
+    );
+    assert!(r.bytes_sent_per_node.count == 12 && r.bytes_sent_per_node.p50 > 0.0);
+    assert!(r.transactions.confirmed > 0);
+    assert!(r.transactions.confirmation_ms.p50 > 0.0);
+}

@@ -283,7 +283,8 @@ impl Core {
 
     /// Runs until the node is cancelled.
     pub async fn run(mut self, mut rx: mpsc::Receiver<CoreMsg>) {
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut tick =
+            tokio::time::interval(self.config.tick_interval.max(Duration::from_millis(1)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.after_event();
         loop {
