@@ -119,7 +119,7 @@ pub fn propagation_cdf(path: &Path, title: &str, series: &[CdfSeries]) -> anyhow
         chart
             .configure_mesh()
             .x_desc("propagation time (ms)")
-            .y_desc("fraction of nodes reached")
+            .y_desc("fraction of samples (blocks)")
             .x_label_formatter(&|x| tick(*x))
             .y_label_formatter(&|y| tick(*y))
             .draw()?;
