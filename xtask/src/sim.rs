@@ -492,8 +492,9 @@ fn swarm(args: &Args, out: &Path) -> anyhow::Result<()> {
         let faults: u64 = r.fault_events.values().sum();
         match &r.violation {
             None => println!(
-                "seed {seed}: ok: {} blocks, {} faults, {} transactions, agreed {:.0} s after the heal ({:.1} s wall)",
+                "seed {seed}: ok: {} blocks (settled to {}), {} faults, {} transactions, agreed {:.0} s after the heal ({:.1} s wall)",
                 r.blocks.found,
+                r.settled_height,
                 faults,
                 r.transactions.submitted,
                 r.settled_after_heal_s.unwrap_or(0.0),
@@ -516,6 +517,8 @@ fn swarm(args: &Args, out: &Path) -> anyhow::Result<()> {
             "seed": seed,
             "ok": r.violation.is_none(),
             "blocks": r.blocks.found,
+            "best_height": r.blocks.best_height,
+            "settled_height": r.settled_height,
             "faults": r.fault_events,
             "settled_after_heal_s": r.settled_after_heal_s,
         }));
