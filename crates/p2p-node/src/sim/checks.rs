@@ -1,10 +1,17 @@
-//! The safety checks a run makes on every node, computed inside a query
-//! on the node's own state (see `docs/SIMULATION.md`, "What is checked").
+//! The safety checks a run makes on every node (see `docs/SIMULATION.md`,
+//! "A run's phases and what is checked"): the watchers that follow each
+//! node's events, the periodic round that settles blocks, and the probe
+//! each of them runs inside a query on the node's own state.
+
+use std::sync::Arc;
 
 use chain_core::{BlockHash, TxId};
 use escrow::{Action, Amount};
+use tokio::time::Instant;
 
-use crate::core::NodeView;
+use super::world::{World, lock};
+use crate::core::{NodeEvent, NodeView};
+use crate::node::NodeHandle;
 
 /// A block with this many blocks on top of it on every node is settled:
 /// from then on no node's best chain may ever lose it.
@@ -97,5 +104,226 @@ pub(crate) fn probe(view: &NodeView<'_>, ask: &Ask) -> Probe {
             .map(|(u, _)| *u)
             .collect(),
         problem,
+    }
+}
+
+impl World {
+    /// Follows node `i`'s events: stamps blocks, checks the node after
+    /// every tip change, notes confirmations.
+    pub(super) async fn watch(
+        self: Arc<Self>,
+        i: usize,
+        handle: NodeHandle,
+        mut events: tokio::sync::broadcast::Receiver<NodeEvent>,
+    ) {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            let event = tokio::select! {
+                biased;
+                () = handle.stopped() => break,
+                e = events.recv() => e,
+            };
+            match event {
+                Ok(NodeEvent::Tip { hash, undone, .. }) => {
+                    self.stamp(i, hash);
+                    if undone > 0 {
+                        *lock(&self.shared).reorgs.entry(undone as u64).or_insert(0) += 1;
+                    }
+                    self.fetch(i, &handle, hash).await;
+                    self.check_node(i, &handle, undone > 0).await;
+                }
+                Ok(NodeEvent::Fork { hash, .. }) => {
+                    self.stamp(i, hash);
+                    self.fetch(i, &handle, hash).await;
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => break,
+            }
+        }
+    }
+
+    fn stamp(&self, i: usize, hash: BlockHash) {
+        let now = Instant::now();
+        lock(&self.shared)
+            .stamps
+            .entry(hash)
+            .or_default()
+            .entry(i)
+            .or_insert(now);
+    }
+
+    /// Brings `hash` and the ancestors the reference lacks from node `i`
+    /// into the reference tree, which validates each again.
+    async fn fetch(&self, i: usize, handle: &NodeHandle, hash: BlockHash) {
+        let mut missing = Vec::new();
+        let mut next = hash;
+        loop {
+            if lock(&self.shared).reference.block(&next).is_some() {
+                break;
+            }
+            let Ok(Some(block)) = handle.query(move |v| v.chain.block(&next).cloned()).await else {
+                break;
+            };
+            next = block.header.parent;
+            missing.push(block);
+        }
+        let now_ms = crate::clock::Clock::now_ms(&self.clock);
+        for block in missing.into_iter().rev() {
+            let hash = block.hash();
+            let refused = lock(&self.shared)
+                .reference
+                .insert((*block).clone(), now_ms)
+                .err();
+            if let Some(e) = refused {
+                self.violate(
+                    "validity",
+                    Some(i),
+                    format!("block {hash} of node {i} fails validation: {e}"),
+                );
+                return;
+            }
+        }
+    }
+
+    /// Probes node `i` after a tip change: the settled block and
+    /// confirmations always; conservation and contracts after a reorg
+    /// (the periodic round checks conservation on every node too).
+    async fn check_node(&self, i: usize, handle: &NodeHandle, contracts: bool) {
+        let (settled, waiting) = {
+            let s = lock(&self.shared);
+            (s.settled, s.load.waiting_at(i))
+        };
+        let ask = Ask {
+            genesis_total: self.genesis_total,
+            heights: settled.map(|(h, _)| vec![h]).unwrap_or_default(),
+            waiting,
+            supply: contracts,
+            contracts,
+        };
+        let Ok(probe) = handle.query(move |v| probe(v, &ask)).await else {
+            return;
+        };
+        self.judge(i, &probe, settled, contracts);
+        let now = Instant::now();
+        let mut s = lock(&self.shared);
+        for user in probe.confirmed {
+            s.load.confirmed(user, now);
+        }
+    }
+
+    pub(super) fn judge(
+        &self,
+        i: usize,
+        probe: &Probe,
+        settled: Option<(u64, BlockHash)>,
+        contracts: bool,
+    ) {
+        if let Some(problem) = &probe.problem {
+            let check = if contracts && problem.starts_with("contract") {
+                "contracts"
+            } else {
+                "supply"
+            };
+            self.violate(check, Some(i), problem.clone());
+            return;
+        }
+        if let Some((h, hash)) = settled
+            && probe.height >= h
+            && probe.at_heights.first().copied().flatten() != Some(hash)
+        {
+            self.violate(
+                "settled",
+                Some(i),
+                format!(
+                    "node {i}'s best chain lost block {hash} at height {h}, which every node \
+                     had with {SETTLED_DEPTH} blocks on top"
+                ),
+            );
+        }
+    }
+
+    pub(super) async fn probe_all(&self, ask: impl Fn() -> Ask) -> Vec<Option<Probe>> {
+        let mut out = Vec::new();
+        for h in self.handles() {
+            let probe = match h {
+                Some(h) => {
+                    let a = ask();
+                    h.query(move |v| probe(v, &a)).await.ok()
+                }
+                None => None,
+            };
+            out.push(probe);
+        }
+        out
+    }
+
+    /// Every `check_every`: the settled block is still on every node, and
+    /// a higher block may become settled.
+    pub(super) async fn settle_loop(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(self.opts.check_every).await;
+            if self.abort.is_cancelled() {
+                return;
+            }
+            self.settle_round().await;
+        }
+    }
+
+    async fn settle_round(&self) {
+        let settled = lock(&self.shared).settled;
+        let total = self.genesis_total;
+        let probes = self
+            .probe_all(|| Ask {
+                genesis_total: total,
+                heights: settled.map(|(h, _)| vec![h]).unwrap_or_default(),
+                waiting: Vec::new(),
+                supply: true,
+                contracts: false,
+            })
+            .await;
+        for (i, p) in probes.iter().enumerate() {
+            if let Some(p) = p {
+                self.judge(i, p, settled, false);
+            }
+        }
+        // Every node up: is a higher block settled?
+        let Some(heights) = probes
+            .iter()
+            .map(|p| p.as_ref().map(|p| p.height))
+            .collect::<Option<Vec<u64>>>()
+        else {
+            return;
+        };
+        let Some(k) = heights
+            .iter()
+            .min()
+            .and_then(|m| m.checked_sub(SETTLED_DEPTH))
+        else {
+            return;
+        };
+        if k == 0 || settled.is_some_and(|(h, _)| h >= k) {
+            return;
+        }
+        let at_k = self
+            .probe_all(|| Ask {
+                genesis_total: total,
+                heights: vec![k],
+                waiting: Vec::new(),
+                supply: false,
+                contracts: false,
+            })
+            .await;
+        let hashes: Vec<Option<BlockHash>> = at_k
+            .iter()
+            .map(|p| {
+                p.as_ref()
+                    .and_then(|p| p.at_heights.first().copied().flatten())
+            })
+            .collect();
+        if let Some(Some(first)) = hashes.first()
+            && hashes.iter().all(|h| *h == Some(*first))
+        {
+            lock(&self.shared).settled = Some((k, *first));
+        }
     }
 }

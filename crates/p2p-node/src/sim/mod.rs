@@ -24,9 +24,12 @@
 //! `docs/SIMULATION.md` describes the model.
 
 pub mod net;
+pub mod options;
+pub mod report;
 pub mod world;
 
 mod checks;
+mod faults;
 mod load;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -21,345 +21,24 @@ use std::time::Duration;
 
 use chain_core::{BlockHash, ChainParams};
 use escrow::genesis::Allocation;
-use escrow::{Address, Amount, Genesis, Keypair, Tx};
-use serde::Serialize;
+use escrow::{Address, Amount, Genesis, Keypair};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use wire::NodeId;
 
-use super::checks::{self, Ask, Probe, SETTLED_DEPTH};
+pub use super::options::{Faults, HashPower, Regions, SimOptions, Stop, bitcoin_regions};
+pub use super::report::{
+    BlockStats, Outcome, Reorgs, Report, Summary, TreeBlock, TxStats, Violation,
+};
+
+use super::checks::Ask;
 use super::load::{Load, User};
 use super::net::{HostSpec, Latency, SimNet, host_addr};
+use super::report::round3;
 use super::{Lottery, SimClock, SimMiner, SimRng, SimStore};
 use crate::config::{MiningMode, NodeConfig};
-use crate::core::{NodeChain, NodeEvent};
+use crate::core::NodeChain;
 use crate::node::{Node, NodeHandle, Seams};
-
-/// When the main phase ends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stop {
-    /// After this much simulated time.
-    Duration(#[serde(serialize_with = "secs")] Duration),
-    /// Once the best chain (of every block any node has) reaches this
-    /// height.
-    Blocks(u64),
-}
-
-fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(round3(d.as_secs_f64()))
-}
-
-/// How the hash power is shared.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HashPower {
-    /// Every node the same share.
-    Equal,
-    /// Shares drawn from an exponential distribution (a few large miners,
-    /// many small ones), normalised.
-    Skewed,
-}
-
-/// Regions of the world for a latency preset: where nodes are, their
-/// upload bandwidth, and the mean latency between regions.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Regions {
-    /// Region names, for the report.
-    pub names: Vec<&'static str>,
-    /// The share of nodes in each region.
-    pub share: Vec<f64>,
-    /// Upload bandwidth of a node in each region, bits per second.
-    pub upload_bps: Vec<u64>,
-    /// Mean one-way latency between regions, milliseconds.
-    pub latency_ms: Vec<Vec<u64>>,
-}
-
-/// The Bitcoin network as SimBlock models it (its 2019 parameters): six
-/// regions, the share of nodes in each, their upload bandwidth and the
-/// mean latency between them. Source: SimBlock's `NetworkConfiguration`
-/// (Aoki et al., "SimBlock: A Blockchain Network Simulator", 2019).
-pub fn bitcoin_regions() -> Regions {
-    Regions {
-        names: vec![
-            "north_america",
-            "europe",
-            "south_america",
-            "asia_pacific",
-            "japan",
-            "australia",
-        ],
-        share: vec![0.3316, 0.4998, 0.0090, 0.1177, 0.0224, 0.0195],
-        upload_bps: vec![
-            19_200_000, 20_700_000, 5_800_000, 15_700_000, 10_200_000, 11_300_000,
-        ],
-        latency_ms: vec![
-            vec![32, 124, 184, 198, 151, 189],
-            vec![124, 11, 227, 237, 252, 294],
-            vec![184, 227, 88, 325, 301, 322],
-            vec![198, 237, 325, 85, 58, 198],
-            vec![151, 252, 301, 58, 12, 126],
-            vec![189, 294, 322, 198, 126, 16],
-        ],
-    }
-}
-
-/// Faults injected during the main phase (the swarm).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct Faults {
-    /// Mean time between fault events (a Poisson process).
-    #[serde(serialize_with = "secs")]
-    pub mean_gap: Duration,
-}
-
-/// Everything a run depends on. The same options give the same run.
-#[derive(Clone, Debug)]
-pub struct SimOptions {
-    /// Nodes.
-    pub nodes: usize,
-    /// The seed of every random draw.
-    pub seed: u64,
-    /// Mean time between blocks over the whole network.
-    pub block_interval: Duration,
-    /// Link latencies (ignored when `regions` is set).
-    pub latency: Latency,
-    /// Upload bandwidth of every node, bits per second (ignored when
-    /// `regions` is set).
-    pub upload_bps: u64,
-    /// A regional preset, instead of `latency` and `upload_bps`.
-    pub regions: Option<Regions>,
-    /// How many other nodes each node is told at start.
-    pub seeds_per_node: usize,
-    /// When the main phase ends.
-    pub stop: Stop,
-    /// Transactions per simulated second over the whole network.
-    pub tx_rate: f64,
-    /// The share of the load that is escrow steps.
-    pub escrow_share: f64,
-    /// Simulated users (accounts funded in genesis).
-    pub users: usize,
-    /// How the hash power is shared.
-    pub hash_power: HashPower,
-    /// Faults, for a swarm run.
-    pub faults: Option<Faults>,
-    /// How often the settled-block check runs.
-    pub check_every: Duration,
-    /// How long after the heal every node must agree (one tip, empty
-    /// mempools).
-    pub settle_bound: Duration,
-    /// Print the progress of the main phase to stderr (never part of the
-    /// report).
-    pub progress: bool,
-    /// The nodes' housekeeping interval ([`NodeConfig::tick_interval`]):
-    /// 1 s rather than a live node's 100 ms, as a simulated day of
-    /// hundred-millisecond ticks on hundreds of nodes would cost more than
-    /// everything else together.
-    pub tick_interval: Duration,
-}
-
-impl SimOptions {
-    /// Defaults: 10 nodes, 10-second blocks, 50 to 150 ms links, 20 Mbit/s,
-    /// 3 seeds per node, 100 blocks, one transaction a second.
-    pub fn new(nodes: usize, seed: u64) -> SimOptions {
-        SimOptions {
-            nodes,
-            seed,
-            block_interval: Duration::from_secs(10),
-            latency: Latency::Uniform(Duration::from_millis(50), Duration::from_millis(150)),
-            upload_bps: 20_000_000,
-            regions: None,
-            seeds_per_node: 3,
-            stop: Stop::Blocks(100),
-            tx_rate: 1.0,
-            escrow_share: 0.3,
-            users: (nodes * 2).max(20),
-            hash_power: HashPower::Equal,
-            faults: None,
-            check_every: Duration::from_secs(10),
-            settle_bound: Duration::from_secs(600),
-            progress: false,
-            tick_interval: Duration::from_secs(1),
-        }
-    }
-}
-
-/// A broken check: which, where, when.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Violation {
-    /// The check: `supply`, `contracts`, `settled`, `validity` or
-    /// `liveness`.
-    pub check: String,
-    /// The node it was seen on, if one.
-    pub node: Option<usize>,
-    /// Simulated seconds since the start.
-    pub at_s: f64,
-    /// What was wrong.
-    pub detail: String,
-}
-
-/// Percentiles of a sample.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct Summary {
-    /// How many values.
-    pub count: usize,
-    /// Their mean.
-    pub mean: f64,
-    /// Median.
-    pub p50: f64,
-    /// 90th percentile.
-    pub p90: f64,
-    /// 99th percentile.
-    pub p99: f64,
-    /// Largest.
-    pub max: f64,
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1_000.0).round() / 1_000.0
-}
-
-/// The value at quantile `q` of sorted `v` (nearest rank).
-fn quantile(v: &[f64], q: f64) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
-    v.get(rank - 1).copied().unwrap_or(0.0)
-}
-
-impl Summary {
-    /// The summary of `values`.
-    pub fn of(mut values: Vec<f64>) -> Summary {
-        values.sort_by(f64::total_cmp);
-        let count = values.len();
-        let mean = if count == 0 {
-            0.0
-        } else {
-            values.iter().sum::<f64>() / count as f64
-        };
-        Summary {
-            count,
-            mean: round3(mean),
-            p50: round3(quantile(&values, 0.5)),
-            p90: round3(quantile(&values, 0.9)),
-            p99: round3(quantile(&values, 0.99)),
-            max: round3(values.last().copied().unwrap_or(0.0)),
-        }
-    }
-}
-
-/// What the blocks came to.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct BlockStats {
-    /// Blocks found by any node.
-    pub found: u64,
-    /// The final best chain's height.
-    pub best_height: u64,
-    /// Found blocks not on the final best chain.
-    pub stale: u64,
-    /// `stale / found`.
-    pub stale_rate: f64,
-}
-
-/// Reorganisations seen on the nodes.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Reorgs {
-    /// How many, over all nodes.
-    pub count: u64,
-    /// The deepest.
-    pub max_depth: u64,
-    /// How many of each depth (blocks undone).
-    pub depth_histogram: BTreeMap<u64, u64>,
-}
-
-/// What the load came to.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct TxStats {
-    /// Accepted by their home node.
-    pub submitted: u64,
-    /// Seen on their home node's best chain.
-    pub confirmed: u64,
-    /// Refused at submission, by the API's error code.
-    pub refused: BTreeMap<String, u64>,
-    /// Accepted, by kind.
-    pub by_kind: BTreeMap<String, u64>,
-    /// Submission to the home node's best chain, milliseconds.
-    pub confirmation_ms: Summary,
-}
-
-/// The report of a run: simulated results only, so the same seed and
-/// options give the same bytes.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Report {
-    /// The seed.
-    pub seed: u64,
-    /// Nodes.
-    pub nodes: usize,
-    /// Mean block interval, seconds.
-    pub block_interval_s: f64,
-    /// The latency model, in words.
-    pub latency: String,
-    /// The stop condition.
-    pub stop: Stop,
-    /// The faults, for a swarm.
-    pub faults: Option<Faults>,
-    /// Simulated seconds the main phase lasted.
-    pub main_phase_s: f64,
-    /// Simulated seconds in all.
-    pub simulated_s: f64,
-    /// Blocks found, stale rate.
-    pub blocks: BlockStats,
-    /// Time from a block's discovery until 50 %, 90 % and 100 % of the
-    /// nodes have it (milliseconds), over the blocks of the final best
-    /// chain.
-    pub propagation_ms: BTreeMap<String, Summary>,
-    /// Per best-chain block, the mean over the nodes of the time until the
-    /// node had it (milliseconds): the propagation delay `d` of Decker and
-    /// Wattenhofer's model, stale rate ≈ 1 − exp(−d / interval).
-    pub node_delay_ms: Summary,
-    /// Reorganisations.
-    pub reorgs: Reorgs,
-    /// The load.
-    pub transactions: TxStats,
-    /// Bytes each node wrote to its connections.
-    pub bytes_sent_per_node: Summary,
-    /// Fault events injected, by kind.
-    pub fault_events: BTreeMap<String, u64>,
-    /// Seconds from the heal until every node agreed, if they did.
-    pub settled_after_heal_s: Option<f64>,
-    /// The highest block every node had with [`SETTLED_DEPTH`] blocks on
-    /// top of it.
-    pub settled_height: u64,
-    /// The first broken check, if any.
-    pub violation: Option<Violation>,
-}
-
-/// One block of the final tree, for the picture.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TreeBlock {
-    /// Its height.
-    pub height: u64,
-    /// Its hash.
-    pub hash: BlockHash,
-    /// Its parent's index in the same list.
-    pub parent: Option<usize>,
-    /// On the final best chain.
-    pub best: bool,
-    /// The node that mined it.
-    pub miner: Option<usize>,
-}
-
-/// A run's report and the data behind its pictures.
-#[derive(Clone, Debug)]
-pub struct Outcome {
-    /// The report.
-    pub report: Report,
-    /// Propagation times (ms) to 50 %, 90 % and 100 % of the nodes, one
-    /// value per best-chain block.
-    pub propagation: [Vec<f64>; 3],
-    /// Every block found, by height then hash.
-    pub tree: Vec<TreeBlock>,
-}
 
 /// Why a run could not be made at all (as opposed to a violated check,
 /// which is part of its [`Outcome`]).
@@ -409,43 +88,44 @@ pub fn run(options: &SimOptions) -> Result<Outcome, SimError> {
     outcome
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// One node's place in the world.
-struct Slot {
-    handle: Option<NodeHandle>,
-    store: SimStore,
-    config: NodeConfig,
-    generation: u64,
+pub(super) struct Slot {
+    pub(super) handle: Option<NodeHandle>,
+    pub(super) store: SimStore,
+    pub(super) config: NodeConfig,
+    pub(super) generation: u64,
 }
 
 /// What the watchers and checkers share.
-struct Shared {
+pub(super) struct Shared {
     /// When each node first had each block.
-    stamps: BTreeMap<BlockHash, BTreeMap<usize, Instant>>,
-    reorgs: BTreeMap<u64, u64>,
-    violation: Option<Violation>,
+    pub(super) stamps: BTreeMap<BlockHash, BTreeMap<usize, Instant>>,
+    pub(super) reorgs: BTreeMap<u64, u64>,
+    pub(super) violation: Option<Violation>,
     /// Every block any node had on its best chain, validated again.
-    reference: NodeChain,
-    settled: Option<(u64, BlockHash)>,
-    load: Load,
-    fault_events: BTreeMap<String, u64>,
+    pub(super) reference: NodeChain,
+    pub(super) settled: Option<(u64, BlockHash)>,
+    pub(super) load: Load,
+    pub(super) fault_events: BTreeMap<String, u64>,
 }
 
-struct World {
-    opts: SimOptions,
-    genesis: Genesis,
-    genesis_total: Amount,
-    net: SimNet,
-    clock: SimClock,
-    lottery: Arc<Mutex<Lottery>>,
-    slots: Mutex<Vec<Slot>>,
-    shared: Mutex<Shared>,
-    miners: BTreeMap<Address, usize>,
-    abort: CancellationToken,
-    start: Instant,
+/// The world of a run, shared by its tasks.
+pub(super) struct World {
+    pub(super) opts: SimOptions,
+    pub(super) genesis: Genesis,
+    pub(super) genesis_total: Amount,
+    pub(super) net: SimNet,
+    pub(super) clock: SimClock,
+    pub(super) lottery: Arc<Mutex<Lottery>>,
+    pub(super) slots: Mutex<Vec<Slot>>,
+    pub(super) shared: Mutex<Shared>,
+    pub(super) miners: BTreeMap<Address, usize>,
+    pub(super) abort: CancellationToken,
+    pub(super) start: Instant,
 }
 
 fn key_for(seed: u64, role: &str, i: usize) -> Keypair {
@@ -606,12 +286,12 @@ impl World {
         }))
     }
 
-    fn now_s(&self) -> f64 {
+    pub(super) fn now_s(&self) -> f64 {
         round3(self.start.elapsed().as_secs_f64())
     }
 
     /// Records a broken check and ends the run.
-    fn violate(&self, check: &str, node: Option<usize>, detail: String) {
+    pub(super) fn violate(&self, check: &str, node: Option<usize>, detail: String) {
         let mut s = lock(&self.shared);
         if s.violation.is_none() {
             s.violation = Some(Violation {
@@ -624,16 +304,16 @@ impl World {
         self.abort.cancel();
     }
 
-    fn handle(&self, i: usize) -> Option<NodeHandle> {
+    pub(super) fn handle(&self, i: usize) -> Option<NodeHandle> {
         lock(&self.slots).get(i).and_then(|s| s.handle.clone())
     }
 
-    fn handles(&self) -> Vec<Option<NodeHandle>> {
+    pub(super) fn handles(&self) -> Vec<Option<NodeHandle>> {
         lock(&self.slots).iter().map(|s| s.handle.clone()).collect()
     }
 
     /// Starts node `i` (again) on its store.
-    async fn start_node(self: &Arc<Self>, i: usize) -> Result<(), SimError> {
+    pub(super) async fn start_node(self: &Arc<Self>, i: usize) -> Result<(), SimError> {
         let (config, store, generation) = {
             let mut slots = lock(&self.slots);
             let Some(slot) = slots.get_mut(i) else {
@@ -676,7 +356,7 @@ impl World {
 
     /// Crashes node `i`: its host goes down, its store stops taking
     /// writes, its tasks end.
-    async fn crash_node(self: &Arc<Self>, i: usize) {
+    pub(super) async fn crash_node(self: &Arc<Self>, i: usize) {
         let handle = {
             let mut slots = lock(&self.slots);
             let Some(slot) = slots.get_mut(i) else { return };
@@ -688,219 +368,6 @@ impl World {
         };
         self.net.crash(i);
         handle.shutdown().await;
-    }
-
-    /// Follows node `i`'s events: stamps blocks, checks the node after
-    /// every tip change, notes confirmations.
-    async fn watch(
-        self: Arc<Self>,
-        i: usize,
-        handle: NodeHandle,
-        mut events: tokio::sync::broadcast::Receiver<NodeEvent>,
-    ) {
-        use tokio::sync::broadcast::error::RecvError;
-        loop {
-            let event = tokio::select! {
-                biased;
-                () = handle.stopped() => break,
-                e = events.recv() => e,
-            };
-            match event {
-                Ok(NodeEvent::Tip { hash, undone, .. }) => {
-                    self.stamp(i, hash);
-                    if undone > 0 {
-                        *lock(&self.shared).reorgs.entry(undone as u64).or_insert(0) += 1;
-                    }
-                    self.fetch(i, &handle, hash).await;
-                    self.check_node(i, &handle, undone > 0).await;
-                }
-                Ok(NodeEvent::Fork { hash, .. }) => {
-                    self.stamp(i, hash);
-                    self.fetch(i, &handle, hash).await;
-                }
-                Ok(_) | Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => break,
-            }
-        }
-    }
-
-    fn stamp(&self, i: usize, hash: BlockHash) {
-        let now = Instant::now();
-        lock(&self.shared)
-            .stamps
-            .entry(hash)
-            .or_default()
-            .entry(i)
-            .or_insert(now);
-    }
-
-    /// Brings `hash` and the ancestors the reference lacks from node `i`
-    /// into the reference tree, which validates each again.
-    async fn fetch(&self, i: usize, handle: &NodeHandle, hash: BlockHash) {
-        let mut missing = Vec::new();
-        let mut next = hash;
-        loop {
-            if lock(&self.shared).reference.block(&next).is_some() {
-                break;
-            }
-            let Ok(Some(block)) = handle.query(move |v| v.chain.block(&next).cloned()).await else {
-                break;
-            };
-            next = block.header.parent;
-            missing.push(block);
-        }
-        let now_ms = crate::clock::Clock::now_ms(&self.clock);
-        for block in missing.into_iter().rev() {
-            let hash = block.hash();
-            let refused = lock(&self.shared)
-                .reference
-                .insert((*block).clone(), now_ms)
-                .err();
-            if let Some(e) = refused {
-                self.violate(
-                    "validity",
-                    Some(i),
-                    format!("block {hash} of node {i} fails validation: {e}"),
-                );
-                return;
-            }
-        }
-    }
-
-    /// Probes node `i` after a tip change: the settled block and
-    /// confirmations always; conservation and contracts after a reorg
-    /// (the periodic round checks conservation on every node too).
-    async fn check_node(&self, i: usize, handle: &NodeHandle, contracts: bool) {
-        let (settled, waiting) = {
-            let s = lock(&self.shared);
-            (s.settled, s.load.waiting_at(i))
-        };
-        let ask = Ask {
-            genesis_total: self.genesis_total,
-            heights: settled.map(|(h, _)| vec![h]).unwrap_or_default(),
-            waiting,
-            supply: contracts,
-            contracts,
-        };
-        let Ok(probe) = handle.query(move |v| checks::probe(v, &ask)).await else {
-            return;
-        };
-        self.judge(i, &probe, settled, contracts);
-        let now = Instant::now();
-        let mut s = lock(&self.shared);
-        for user in probe.confirmed {
-            s.load.confirmed(user, now);
-        }
-    }
-
-    fn judge(&self, i: usize, probe: &Probe, settled: Option<(u64, BlockHash)>, contracts: bool) {
-        if let Some(problem) = &probe.problem {
-            let check = if contracts && problem.starts_with("contract") {
-                "contracts"
-            } else {
-                "supply"
-            };
-            self.violate(check, Some(i), problem.clone());
-            return;
-        }
-        if let Some((h, hash)) = settled
-            && probe.height >= h
-            && probe.at_heights.first().copied().flatten() != Some(hash)
-        {
-            self.violate(
-                "settled",
-                Some(i),
-                format!(
-                    "node {i}'s best chain lost block {hash} at height {h}, which every node \
-                     had with {SETTLED_DEPTH} blocks on top"
-                ),
-            );
-        }
-    }
-
-    async fn probe_all(&self, ask: impl Fn() -> Ask) -> Vec<Option<Probe>> {
-        let mut out = Vec::new();
-        for h in self.handles() {
-            let probe = match h {
-                Some(h) => {
-                    let a = ask();
-                    h.query(move |v| checks::probe(v, &a)).await.ok()
-                }
-                None => None,
-            };
-            out.push(probe);
-        }
-        out
-    }
-
-    /// Every `check_every`: the settled block is still on every node, and
-    /// a higher block may become settled.
-    async fn settle_loop(self: Arc<Self>) {
-        loop {
-            tokio::time::sleep(self.opts.check_every).await;
-            if self.abort.is_cancelled() {
-                return;
-            }
-            self.settle_round().await;
-        }
-    }
-
-    async fn settle_round(&self) {
-        let settled = lock(&self.shared).settled;
-        let total = self.genesis_total;
-        let probes = self
-            .probe_all(|| Ask {
-                genesis_total: total,
-                heights: settled.map(|(h, _)| vec![h]).unwrap_or_default(),
-                waiting: Vec::new(),
-                supply: true,
-                contracts: false,
-            })
-            .await;
-        for (i, p) in probes.iter().enumerate() {
-            if let Some(p) = p {
-                self.judge(i, p, settled, false);
-            }
-        }
-        // Every node up: is a higher block settled?
-        let Some(heights) = probes
-            .iter()
-            .map(|p| p.as_ref().map(|p| p.height))
-            .collect::<Option<Vec<u64>>>()
-        else {
-            return;
-        };
-        let Some(k) = heights
-            .iter()
-            .min()
-            .and_then(|m| m.checked_sub(SETTLED_DEPTH))
-        else {
-            return;
-        };
-        if k == 0 || settled.is_some_and(|(h, _)| h >= k) {
-            return;
-        }
-        let at_k = self
-            .probe_all(|| Ask {
-                genesis_total: total,
-                heights: vec![k],
-                waiting: Vec::new(),
-                supply: false,
-                contracts: false,
-            })
-            .await;
-        let hashes: Vec<Option<BlockHash>> = at_k
-            .iter()
-            .map(|p| {
-                p.as_ref()
-                    .and_then(|p| p.at_heights.first().copied().flatten())
-            })
-            .collect();
-        if let Some(Some(first)) = hashes.first()
-            && hashes.iter().all(|h| *h == Some(*first))
-        {
-            lock(&self.shared).settled = Some((k, *first));
-        }
     }
 
     /// The load: arrivals as a Poisson process at `tx_rate`.
@@ -951,105 +418,6 @@ impl World {
                 }
                 Err(e) => s.load.refused(&send, e.to_string()),
             }
-        }
-    }
-
-    /// The swarm's faults: a random schedule drawn from the seed.
-    async fn fault_loop(self: Arc<Self>, faults: Faults, stop: CancellationToken) {
-        let mut rng = SimRng::stream(self.opts.seed, 4);
-        let n = self.opts.nodes;
-        loop {
-            tokio::select! {
-                biased;
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(rng.exp(faults.mean_gap)) => {}
-            }
-            let roll = rng.below(6);
-            let lasts = |rng: &mut SimRng, lo: u64, hi: u64| {
-                Duration::from_secs(lo + rng.below((hi - lo) as usize) as u64)
-            };
-            let kind = match roll {
-                0 | 1 if n >= 2 => {
-                    // A partition: a random side against the rest, both
-                    // ways or one way.
-                    let oneway = roll == 1;
-                    let side: Vec<usize> = (0..n).filter(|_| rng.chance(0.5)).collect();
-                    if side.is_empty() || side.len() == n {
-                        continue;
-                    }
-                    let cut: Vec<(usize, usize)> = side
-                        .iter()
-                        .flat_map(|&a| {
-                            (0..n)
-                                .filter(|b| !side.contains(b))
-                                .flat_map(move |b| [(a, b), (b, a)])
-                        })
-                        .filter(|(a, b)| !oneway || side.contains(a) == (a < b))
-                        .collect();
-                    for (a, b) in &cut {
-                        self.net.block(*a, *b);
-                    }
-                    let me = self.clone();
-                    let d = lasts(&mut rng, 10, 300);
-                    tokio::spawn(async move {
-                        tokio::time::sleep(d).await;
-                        for (a, b) in cut {
-                            me.net.unblock(a, b);
-                        }
-                    });
-                    if oneway {
-                        "partition_oneway"
-                    } else {
-                        "partition"
-                    }
-                }
-                2 if n >= 2 => {
-                    let a = rng.below(n);
-                    let b = (a + 1 + rng.below(n - 1)) % n;
-                    self.net.hold(a, b);
-                    let me = self.clone();
-                    let d = lasts(&mut rng, 1, 30);
-                    tokio::spawn(async move {
-                        tokio::time::sleep(d).await;
-                        me.net.release(a, b);
-                    });
-                    "hold"
-                }
-                3 => {
-                    let a = rng.below(n);
-                    let factor = 5.0 + rng.unit() * 15.0;
-                    self.net.spike(a, factor);
-                    let me = self.clone();
-                    let d = lasts(&mut rng, 10, 60);
-                    tokio::spawn(async move {
-                        tokio::time::sleep(d).await;
-                        me.net.spike(a, 1.0);
-                    });
-                    "latency_spike"
-                }
-                _ => {
-                    let a = rng.below(n);
-                    if self.handle(a).is_none() {
-                        continue;
-                    }
-                    let d = lasts(&mut rng, 5, 120);
-                    let me = self.clone();
-                    tokio::spawn(async move {
-                        me.crash_node(a).await;
-                        tokio::time::sleep(d).await;
-                        if !me.abort.is_cancelled()
-                            && let Err(e) = me.start_node(a).await
-                        {
-                            me.violate("liveness", Some(a), e.to_string());
-                        }
-                    });
-                    "crash"
-                }
-            };
-            *lock(&self.shared)
-                .fault_events
-                .entry(kind.to_string())
-                .or_insert(0) += 1;
         }
     }
 
@@ -1172,162 +540,5 @@ impl World {
             }
         }
         Ok(self.report(main_phase_s, settled_after))
-    }
-
-    fn report(&self, main_phase_s: f64, settled_after: Option<f64>) -> Outcome {
-        let mut s = lock(&self.shared);
-        let n = self.opts.nodes;
-        // The tree, in a stable order.
-        let best: std::collections::BTreeSet<BlockHash> =
-            s.reference.best_chain().iter().copied().collect();
-        let mut blocks: Vec<_> = s
-            .reference
-            .blocks()
-            .map(|b| (b.header.height, b.hash(), b.header.parent, b.clone()))
-            .collect();
-        blocks.sort_by_key(|b| (b.0, b.1));
-        let index: BTreeMap<BlockHash, usize> =
-            blocks.iter().enumerate().map(|(i, b)| (b.1, i)).collect();
-        let tree: Vec<TreeBlock> = blocks
-            .iter()
-            .map(|(height, hash, parent, block)| TreeBlock {
-                height: *height,
-                hash: *hash,
-                parent: index.get(parent).copied(),
-                best: best.contains(hash),
-                miner: block.transactions.first().and_then(|tx| match tx {
-                    Tx::Coinbase { to, .. } => self.miners.get(to).copied(),
-                    _ => None,
-                }),
-            })
-            .collect();
-        let parents: BTreeMap<BlockHash, BlockHash> = blocks.iter().map(|b| (b.1, b.2)).collect();
-        // A node that has a block has its ancestors: each ancestor gets
-        // the earliest time a node had any of its descendants, if earlier.
-        let mut by_node: Vec<Vec<(Instant, BlockHash)>> = vec![Vec::new(); n];
-        for (hash, nodes) in &s.stamps {
-            for (node, t) in nodes {
-                if let Some(list) = by_node.get_mut(*node) {
-                    list.push((*t, *hash));
-                }
-            }
-        }
-        for (node, list) in by_node.iter_mut().enumerate() {
-            list.sort();
-            for (t, hash) in list.iter() {
-                let mut h = parents.get(hash).copied();
-                while let Some(p) = h {
-                    let entry = s.stamps.entry(p).or_default();
-                    if entry.contains_key(&node) {
-                        break;
-                    }
-                    entry.insert(node, *t);
-                    h = parents.get(&p).copied();
-                }
-            }
-        }
-        let mut propagation: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
-        let mut node_delay = Vec::new();
-        let genesis = self.genesis.network_id();
-        for hash in s.reference.best_chain() {
-            if *hash == genesis {
-                continue;
-            }
-            let Some(nodes) = s.stamps.get(hash) else {
-                continue;
-            };
-            let mut times: Vec<Instant> = nodes.values().copied().collect();
-            times.sort();
-            let Some(first) = times.first().copied() else {
-                continue;
-            };
-            let ms = |t: &Instant| t.saturating_duration_since(first).as_secs_f64() * 1_000.0;
-            // Nodes that never had it count as having it at the end.
-            let never = n.saturating_sub(times.len()) as f64 * ms(&Instant::now());
-            node_delay.push((times.iter().map(ms).sum::<f64>() + never) / n as f64);
-            for (slot, fraction) in propagation.iter_mut().zip([0.5, 0.9, 1.0]) {
-                let need = ((fraction * n as f64).ceil() as usize).max(1);
-                if let Some(t) = times.get(need - 1) {
-                    slot.push(t.saturating_duration_since(first).as_secs_f64() * 1_000.0);
-                }
-            }
-        }
-        let found = blocks.len().saturating_sub(1) as u64;
-        let best_height = s.reference.height();
-        let stale = found.saturating_sub(best_height);
-        let mut propagation_ms = BTreeMap::new();
-        for (name, values) in ["50%", "90%", "100%"].iter().zip(propagation.iter()) {
-            propagation_ms.insert((*name).to_string(), Summary::of(values.clone()));
-        }
-        let latency = match (&self.opts.regions, &self.opts.latency) {
-            (Some(r), _) => format!("regions: {}", r.names.join(", ")),
-            (None, Latency::Fixed(d)) => format!("fixed {} ms", d.as_millis()),
-            (None, Latency::Uniform(a, b)) => {
-                format!("uniform {}..{} ms", a.as_millis(), b.as_millis())
-            }
-            (None, Latency::Regions(_)) => "regions".to_string(),
-        };
-        let reorg_count = s.reorgs.values().sum();
-        let max_depth = s.reorgs.keys().next_back().copied().unwrap_or(0);
-        let load = &s.load;
-        let report = Report {
-            seed: self.opts.seed,
-            nodes: n,
-            block_interval_s: round3(self.opts.block_interval.as_secs_f64()),
-            latency,
-            stop: self.opts.stop,
-            faults: self.opts.faults,
-            main_phase_s,
-            simulated_s: self.now_s(),
-            blocks: BlockStats {
-                found,
-                best_height,
-                stale,
-                stale_rate: if found == 0 {
-                    0.0
-                } else {
-                    (stale as f64 / found as f64 * 1e6).round() / 1e6
-                },
-            },
-            propagation_ms,
-            node_delay_ms: Summary::of(node_delay),
-            reorgs: Reorgs {
-                count: reorg_count,
-                max_depth,
-                depth_histogram: s.reorgs.clone(),
-            },
-            transactions: TxStats {
-                submitted: load.submitted,
-                confirmed: load.confirmed,
-                refused: load.refused.clone(),
-                by_kind: load
-                    .by_kind
-                    .iter()
-                    .map(|(k, v)| ((*k).to_string(), *v))
-                    .collect(),
-                confirmation_ms: Summary::of(
-                    load.latencies
-                        .iter()
-                        .map(|d| d.as_secs_f64() * 1_000.0)
-                        .collect(),
-                ),
-            },
-            bytes_sent_per_node: Summary::of(
-                self.net
-                    .stats()
-                    .iter()
-                    .map(|h| h.bytes_sent as f64)
-                    .collect(),
-            ),
-            fault_events: s.fault_events.clone(),
-            settled_after_heal_s: settled_after,
-            settled_height: s.settled.map_or(0, |(h, _)| h),
-            violation: s.violation.clone(),
-        };
-        Outcome {
-            report,
-            propagation,
-            tree,
-        }
     }
 }

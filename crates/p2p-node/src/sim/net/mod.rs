@@ -24,17 +24,19 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use crate::transport::{BoxStream, Listener, Transport};
+
+mod pipe;
+
+pub use pipe::SimStream;
+use pipe::{Pipe, PipeRef};
 
 use super::SimRng;
 
@@ -42,13 +44,13 @@ use super::SimRng;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How far ahead of now a connection's queued bytes may finish sending
 /// before a write waits: the simulated socket's send buffer, in time.
-const SEND_WINDOW: Duration = Duration::from_secs(2);
+pub(super) const SEND_WINDOW: Duration = Duration::from_secs(2);
 /// The port the simulator's nodes listen on.
 pub const SIM_PORT: u16 = 8333;
 
 /// Locks, ignoring poisoning (a panicking simulated task already failed
 /// the run).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -99,54 +101,6 @@ impl Latency {
         }
     }
 }
-
-/// One chunk of bytes in flight.
-struct Chunk {
-    /// When its last byte leaves the sender.
-    departs: Instant,
-    /// When the reader sees it; `None` while its link is blocked or held.
-    arrives: Option<Instant>,
-    bytes: Vec<u8>,
-    /// How far the reader has read into it.
-    read: usize,
-}
-
-/// One direction of a connection.
-struct Pipe {
-    from: usize,
-    to: usize,
-    chunks: VecDeque<Chunk>,
-    /// The latest arrival so far: bytes arrive in order.
-    last_arrival: Instant,
-    /// The latest departure so far, for the send window.
-    last_departure: Instant,
-    /// The writer closed: the reader sees end of stream at this time (after
-    /// the bytes before it).
-    eof_at: Option<Instant>,
-    /// Writes fail from this time (the reader's host crashed).
-    reset_at: Option<Instant>,
-    /// The writer's host crashed: its writes fail at once.
-    writer_dead: bool,
-    /// The reader's host crashed: its reads fail at once.
-    reader_dead: bool,
-    reader: Option<Waker>,
-    writer: Option<Waker>,
-}
-
-impl Pipe {
-    fn wake_reader(&mut self) {
-        if let Some(w) = self.reader.take() {
-            w.wake();
-        }
-    }
-    fn wake_writer(&mut self) {
-        if let Some(w) = self.writer.take() {
-            w.wake();
-        }
-    }
-}
-
-type PipeRef = Arc<Mutex<Pipe>>;
 
 struct Host {
     spec: HostSpec,
@@ -559,186 +513,150 @@ impl Transport for SimTransport {
     }
 }
 
-/// One end of a simulated connection.
-pub struct SimStream {
-    net: SimNet,
-    read: PipeRef,
-    write: PipeRef,
-    read_timer: Option<Pin<Box<Sleep>>>,
-    write_timer: Option<Pin<Box<Sleep>>>,
-}
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-impl SimStream {
-    fn new(net: SimNet, read: PipeRef, write: PipeRef) -> SimStream {
-        SimStream {
-            net,
-            read,
-            write,
-            read_timer: None,
-            write_timer: None,
-        }
-    }
-}
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Polls a timer set for `at`; `Ready` once it has passed.
-fn poll_timer(timer: &mut Option<Pin<Box<Sleep>>>, at: Instant, cx: &mut Context<'_>) -> Poll<()> {
-    match timer {
-        Some(t) => t.as_mut().reset(at),
-        None => *timer = Some(Box::pin(tokio::time::sleep_until(at))),
-    }
-    match timer {
-        Some(t) => t.as_mut().poll(cx),
-        None => Poll::Pending,
-    }
-}
+    use super::*;
 
-impl AsyncRead for SimStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        loop {
-            let now = Instant::now();
-            // When something will be readable, if the time is known.
-            let next = {
-                let mut p = lock(&this.read);
-                if p.reader_dead {
-                    return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
-                }
-                let next = match p.chunks.front_mut() {
-                    Some(chunk) => match chunk.arrives {
-                        Some(at) if at <= now => {
-                            let rest = chunk.bytes.get(chunk.read..).unwrap_or_default();
-                            let n = rest.len().min(buf.remaining());
-                            buf.put_slice(rest.get(..n).unwrap_or_default());
-                            chunk.read += n;
-                            if chunk.read >= chunk.bytes.len() {
-                                p.chunks.pop_front();
-                                p.wake_writer();
-                            }
-                            return Poll::Ready(Ok(()));
-                        }
-                        // Arriving later, or held by a stalled link.
-                        later => later,
-                    },
-                    None => match p.eof_at {
-                        Some(at) if at <= now => return Poll::Ready(Ok(())),
-                        later => later,
-                    },
-                };
-                // A write, a release or a crash wakes us; so does the timer.
-                p.reader = Some(cx.waker().clone());
-                next
-            };
-            let Some(at) = next else {
-                return Poll::Pending;
-            };
-            if poll_timer(&mut this.read_timer, at, cx).is_pending() {
-                return Poll::Pending;
-            }
-        }
-    }
-}
+    const LATENCY: Duration = Duration::from_millis(100);
 
-impl AsyncWrite for SimStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        loop {
-            let now = Instant::now();
-            let mut s = lock(&this.net.state);
-            let mut p = lock(&this.write);
-            if p.writer_dead || p.eof_at.is_some() {
-                return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
-            }
-            if p.reset_at.is_some_and(|at| at <= now) {
-                return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
-            }
-            if p.last_departure > now + SEND_WINDOW {
-                let at = p.last_departure - SEND_WINDOW;
-                p.writer = Some(cx.waker().clone());
-                drop(p);
-                drop(s);
-                if poll_timer(&mut this.write_timer, at, cx).is_pending() {
-                    return Poll::Pending;
-                }
-                continue;
-            }
-            let (from, to) = (p.from, p.to);
-            if p.reader_dead {
-                // The peer is gone and the reset has not reached us yet:
-                // the bytes go nowhere.
-                return Poll::Ready(Ok(data.len()));
-            }
-            let latency = s.latency(from, to);
-            let stalled = s.stalled(from, to);
-            let Some(host) = s.hosts.get_mut(from) else {
-                return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
-            };
-            let bits = data.len() as f64 * 8.0;
-            let send_time = Duration::from_secs_f64(bits / host.spec.upload_bps.max(1) as f64);
-            let departs = host.uplink_free.max(now) + send_time;
-            host.uplink_free = departs;
-            host.bytes_sent += data.len() as u64;
-            let arrives = if stalled {
-                None
-            } else {
-                let at = (departs + latency).max(p.last_arrival);
-                p.last_arrival = at;
-                Some(at)
-            };
-            p.last_departure = p.last_departure.max(departs);
-            p.chunks.push_back(Chunk {
-                departs,
-                arrives,
-                bytes: data.to_vec(),
-                read: 0,
-            });
-            p.wake_reader();
-            return Poll::Ready(Ok(data.len()));
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().close_write();
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl SimStream {
-    fn close_write(&mut self) {
-        let latency = {
-            let p = lock(&self.write);
-            let (from, to) = (p.from, p.to);
-            drop(p);
-            lock(&self.net.state).latency(from, to)
+    /// Two hosts, 100 ms apart, 8 Mbit/s each (one byte per microsecond).
+    fn net() -> SimNet {
+        let spec = HostSpec {
+            region: 0,
+            upload_bps: 8_000_000,
         };
-        let mut p = lock(&self.write);
-        if p.eof_at.is_none() {
-            let at = (Instant::now() + latency).max(p.last_arrival);
-            p.eof_at = Some(at);
-            p.wake_reader();
-        }
+        SimNet::new(1, Latency::Fixed(LATENCY), &[spec, spec])
     }
-}
 
-impl Drop for SimStream {
-    fn drop(&mut self) {
-        self.close_write();
-        // Nobody reads this direction any more: the other side's writes
-        // go nowhere from now on.
-        let mut p = lock(&self.read);
-        p.reader_dead = true;
-        p.chunks.clear();
-        p.wake_writer();
+    async fn pair(net: &SimNet) -> (BoxStream, BoxStream) {
+        let mut listener = net.transport(1).bind(host_addr(1)).await.unwrap();
+        let client = net.transport(0).connect(host_addr(1)).await.unwrap();
+        let (server, from) = listener.accept().await.unwrap();
+        assert_eq!(from.ip(), host_addr(0).ip());
+        (client, server)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_arrives_after_its_transmission_time_plus_the_latency() {
+        let net = net();
+        let start = Instant::now();
+        let (mut client, mut server) = pair(&net).await;
+        assert_eq!(
+            start.elapsed(),
+            LATENCY * 2,
+            "connecting takes a round trip"
+        );
+        let sent = Instant::now();
+        client.write_all(&[7u8; 1_000]).await.unwrap();
+        let mut got = [0u8; 1_000];
+        server.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, [7u8; 1_000]);
+        assert_eq!(sent.elapsed(), Duration::from_millis(1) + LATENCY);
+        assert_eq!(net.stats()[0].bytes_sent, 1_000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_uplink_is_shared_and_bytes_arrive_in_order() {
+        let net = net();
+        let (mut client, mut server) = pair(&net).await;
+        let sent = Instant::now();
+        for i in 0..10u8 {
+            client.write_all(&[i; 100]).await.unwrap();
+        }
+        let mut got = vec![0u8; 1_000];
+        server.read_exact(&mut got).await.unwrap();
+        for (i, chunk) in got.chunks(100).enumerate() {
+            assert!(chunk.iter().all(|b| usize::from(*b) == i));
+        }
+        // 1,000 bytes through one 8 Mbit/s uplink, then the latency.
+        assert_eq!(sent.elapsed(), Duration::from_millis(1) + LATENCY);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_blocked_direction_holds_bytes_until_it_heals_and_refuses_dials() {
+        let net = net();
+        let (mut client, mut server) = pair(&net).await;
+        net.block(0, 1);
+        client.write_all(b"held").await.unwrap();
+        let mut got = [0u8; 4];
+        let early = tokio::time::timeout(Duration::from_secs(30), server.read_exact(&mut got));
+        assert!(early.await.is_err(), "nothing crosses a partition");
+        // The other direction still works.
+        server.write_all(b"back").await.unwrap();
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"back");
+        // Dials across it time out.
+        let dial = net.transport(0).connect(host_addr(1)).await;
+        assert_eq!(dial.err().unwrap().kind(), io::ErrorKind::TimedOut);
+        let healed = Instant::now();
+        net.unblock(0, 1);
+        server.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"held");
+        assert_eq!(healed.elapsed(), LATENCY);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_held_link_delivers_on_release() {
+        let net = net();
+        let (mut client, mut server) = pair(&net).await;
+        net.hold(0, 1);
+        client.write_all(b"wait").await.unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        net.release(0, 1);
+        let released = Instant::now();
+        let mut got = [0u8; 4];
+        server.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"wait");
+        assert_eq!(released.elapsed(), LATENCY);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_crash_resets_connections_and_refuses_dials_until_restart() {
+        let net = net();
+        let (mut client, mut server) = pair(&net).await;
+        let crashed = Instant::now();
+        net.crash(1);
+        // The survivor reads the end of the stream one latency later.
+        let mut buf = [0u8; 8];
+        assert_eq!(client.read(&mut buf).await.unwrap(), 0);
+        assert_eq!(crashed.elapsed(), LATENCY);
+        // The dead side can neither read nor write.
+        assert!(server.write_all(b"x").await.is_err());
+        assert!(server.read(&mut buf).await.is_err());
+        let dial = net.transport(0).connect(host_addr(1)).await;
+        assert_eq!(dial.err().unwrap().kind(), io::ErrorKind::ConnectionRefused);
+        net.restart(1);
+        let (_c, _s) = pair(&net).await;
+    }
+
+    /// (tokio's timers have millisecond resolution: a byte that takes a
+    /// microsecond to send is read at the next millisecond.)
+    #[tokio::test(start_paused = true)]
+    async fn a_spike_multiplies_the_latency() {
+        let net = net();
+        let (mut client, mut server) = pair(&net).await;
+        net.spike(1, 10.0);
+        let sent = Instant::now();
+        client.write_all(&[1]).await.unwrap();
+        let mut got = [0u8; 1];
+        server.read_exact(&mut got).await.unwrap();
+        assert_eq!(sent.elapsed(), LATENCY * 10 + Duration::from_millis(1));
+        net.heal_all();
+        let sent = Instant::now();
+        client.write_all(&[2]).await.unwrap();
+        server.read_exact(&mut got).await.unwrap();
+        assert_eq!(sent.elapsed(), LATENCY + Duration::from_millis(1));
+    }
+
+    #[test]
+    fn host_addresses_round_trip() {
+        for i in [0, 1, 254, 255, 256, 70_000] {
+            assert_eq!(host_index(host_addr(i).ip()), Some(i));
+        }
+        assert_eq!(host_index("127.0.0.1".parse().unwrap()), None);
     }
 }

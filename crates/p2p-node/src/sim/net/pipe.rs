@@ -1,0 +1,246 @@
+//! One simulated connection: two one-way pipes of timed chunks, and the
+//! stream a node reads and writes (see the parent module for the model).
+
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+use super::{SEND_WINDOW, SimNet, lock};
+
+/// One chunk of bytes in flight.
+pub(super) struct Chunk {
+    /// When its last byte leaves the sender.
+    pub(super) departs: Instant,
+    /// When the reader sees it; `None` while its link is blocked or held.
+    pub(super) arrives: Option<Instant>,
+    pub(super) bytes: Vec<u8>,
+    /// How far the reader has read into it.
+    pub(super) read: usize,
+}
+
+/// One direction of a connection.
+pub(super) struct Pipe {
+    pub(super) from: usize,
+    pub(super) to: usize,
+    pub(super) chunks: VecDeque<Chunk>,
+    /// The latest arrival so far: bytes arrive in order.
+    pub(super) last_arrival: Instant,
+    /// The latest departure so far, for the send window.
+    pub(super) last_departure: Instant,
+    /// The writer closed: the reader sees end of stream at this time (after
+    /// the bytes before it).
+    pub(super) eof_at: Option<Instant>,
+    /// Writes fail from this time (the reader's host crashed).
+    pub(super) reset_at: Option<Instant>,
+    /// The writer's host crashed: its writes fail at once.
+    pub(super) writer_dead: bool,
+    /// The reader's host crashed: its reads fail at once.
+    pub(super) reader_dead: bool,
+    pub(super) reader: Option<Waker>,
+    pub(super) writer: Option<Waker>,
+}
+
+impl Pipe {
+    pub(super) fn wake_reader(&mut self) {
+        if let Some(w) = self.reader.take() {
+            w.wake();
+        }
+    }
+    pub(super) fn wake_writer(&mut self) {
+        if let Some(w) = self.writer.take() {
+            w.wake();
+        }
+    }
+}
+
+pub(super) type PipeRef = Arc<Mutex<Pipe>>;
+
+/// One end of a simulated connection.
+pub struct SimStream {
+    net: SimNet,
+    read: PipeRef,
+    write: PipeRef,
+    read_timer: Option<Pin<Box<Sleep>>>,
+    write_timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl SimStream {
+    pub(super) fn new(net: SimNet, read: PipeRef, write: PipeRef) -> SimStream {
+        SimStream {
+            net,
+            read,
+            write,
+            read_timer: None,
+            write_timer: None,
+        }
+    }
+}
+
+/// Polls a timer set for `at`; `Ready` once it has passed.
+fn poll_timer(timer: &mut Option<Pin<Box<Sleep>>>, at: Instant, cx: &mut Context<'_>) -> Poll<()> {
+    match timer {
+        Some(t) => t.as_mut().reset(at),
+        None => *timer = Some(Box::pin(tokio::time::sleep_until(at))),
+    }
+    match timer {
+        Some(t) => t.as_mut().poll(cx),
+        None => Poll::Pending,
+    }
+}
+
+impl AsyncRead for SimStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            let now = Instant::now();
+            // When something will be readable, if the time is known.
+            let next = {
+                let mut p = lock(&this.read);
+                if p.reader_dead {
+                    return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+                }
+                let next = match p.chunks.front_mut() {
+                    Some(chunk) => match chunk.arrives {
+                        Some(at) if at <= now => {
+                            let rest = chunk.bytes.get(chunk.read..).unwrap_or_default();
+                            let n = rest.len().min(buf.remaining());
+                            buf.put_slice(rest.get(..n).unwrap_or_default());
+                            chunk.read += n;
+                            if chunk.read >= chunk.bytes.len() {
+                                p.chunks.pop_front();
+                                p.wake_writer();
+                            }
+                            return Poll::Ready(Ok(()));
+                        }
+                        // Arriving later, or held by a stalled link.
+                        later => later,
+                    },
+                    None => match p.eof_at {
+                        Some(at) if at <= now => return Poll::Ready(Ok(())),
+                        later => later,
+                    },
+                };
+                // A write, a release or a crash wakes us; so does the timer.
+                p.reader = Some(cx.waker().clone());
+                next
+            };
+            let Some(at) = next else {
+                return Poll::Pending;
+            };
+            if poll_timer(&mut this.read_timer, at, cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+    }
+}
+
+impl AsyncWrite for SimStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        loop {
+            let now = Instant::now();
+            let mut s = lock(&this.net.state);
+            let mut p = lock(&this.write);
+            if p.writer_dead || p.eof_at.is_some() {
+                return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+            }
+            if p.reset_at.is_some_and(|at| at <= now) {
+                return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+            }
+            if p.last_departure > now + SEND_WINDOW {
+                let at = p.last_departure - SEND_WINDOW;
+                p.writer = Some(cx.waker().clone());
+                drop(p);
+                drop(s);
+                if poll_timer(&mut this.write_timer, at, cx).is_pending() {
+                    return Poll::Pending;
+                }
+                continue;
+            }
+            let (from, to) = (p.from, p.to);
+            if p.reader_dead {
+                // The peer is gone and the reset has not reached us yet:
+                // the bytes go nowhere.
+                return Poll::Ready(Ok(data.len()));
+            }
+            let latency = s.latency(from, to);
+            let stalled = s.stalled(from, to);
+            let Some(host) = s.hosts.get_mut(from) else {
+                return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+            };
+            let bits = data.len() as f64 * 8.0;
+            let send_time = Duration::from_secs_f64(bits / host.spec.upload_bps.max(1) as f64);
+            let departs = host.uplink_free.max(now) + send_time;
+            host.uplink_free = departs;
+            host.bytes_sent += data.len() as u64;
+            let arrives = if stalled {
+                None
+            } else {
+                let at = (departs + latency).max(p.last_arrival);
+                p.last_arrival = at;
+                Some(at)
+            };
+            p.last_departure = p.last_departure.max(departs);
+            p.chunks.push_back(Chunk {
+                departs,
+                arrives,
+                bytes: data.to_vec(),
+                read: 0,
+            });
+            p.wake_reader();
+            return Poll::Ready(Ok(data.len()));
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().close_write();
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl SimStream {
+    fn close_write(&mut self) {
+        let latency = {
+            let p = lock(&self.write);
+            let (from, to) = (p.from, p.to);
+            drop(p);
+            lock(&self.net.state).latency(from, to)
+        };
+        let mut p = lock(&self.write);
+        if p.eof_at.is_none() {
+            let at = (Instant::now() + latency).max(p.last_arrival);
+            p.eof_at = Some(at);
+            p.wake_reader();
+        }
+    }
+}
+
+impl Drop for SimStream {
+    fn drop(&mut self) {
+        self.close_write();
+        // Nobody reads this direction any more: the other side's writes
+        // go nowhere from now on.
+        let mut p = lock(&self.read);
+        p.reader_dead = true;
+        p.chunks.clear();
+        p.wake_writer();
+    }
+}

@@ -1,0 +1,157 @@
+//! What a run depends on: [`SimOptions`] and its parts. The same options
+//! and seed give the same run.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::net::Latency;
+use super::report::round3;
+
+/// When the main phase ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stop {
+    /// After this much simulated time.
+    Duration(#[serde(serialize_with = "secs")] Duration),
+    /// Once the best chain (of every block any node has) reaches this
+    /// height.
+    Blocks(u64),
+}
+
+pub(super) fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(round3(d.as_secs_f64()))
+}
+
+/// How the hash power is shared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HashPower {
+    /// Every node the same share.
+    Equal,
+    /// Shares drawn from an exponential distribution (a few large miners,
+    /// many small ones), normalised.
+    Skewed,
+}
+
+/// Regions of the world for a latency preset: where nodes are, their
+/// upload bandwidth, and the mean latency between regions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Regions {
+    /// Region names, for the report.
+    pub names: Vec<&'static str>,
+    /// The share of nodes in each region.
+    pub share: Vec<f64>,
+    /// Upload bandwidth of a node in each region, bits per second.
+    pub upload_bps: Vec<u64>,
+    /// Mean one-way latency between regions, milliseconds.
+    pub latency_ms: Vec<Vec<u64>>,
+}
+
+/// The Bitcoin network as SimBlock models it (its 2019 parameters): six
+/// regions, the share of nodes in each, their upload bandwidth and the
+/// mean latency between them. Source: SimBlock's `NetworkConfiguration`
+/// (Aoki et al., "SimBlock: A Blockchain Network Simulator", 2019).
+pub fn bitcoin_regions() -> Regions {
+    Regions {
+        names: vec![
+            "north_america",
+            "europe",
+            "south_america",
+            "asia_pacific",
+            "japan",
+            "australia",
+        ],
+        share: vec![0.3316, 0.4998, 0.0090, 0.1177, 0.0224, 0.0195],
+        upload_bps: vec![
+            19_200_000, 20_700_000, 5_800_000, 15_700_000, 10_200_000, 11_300_000,
+        ],
+        latency_ms: vec![
+            vec![32, 124, 184, 198, 151, 189],
+            vec![124, 11, 227, 237, 252, 294],
+            vec![184, 227, 88, 325, 301, 322],
+            vec![198, 237, 325, 85, 58, 198],
+            vec![151, 252, 301, 58, 12, 126],
+            vec![189, 294, 322, 198, 126, 16],
+        ],
+    }
+}
+
+/// Faults injected during the main phase (the swarm).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Faults {
+    /// Mean time between fault events (a Poisson process).
+    #[serde(serialize_with = "secs")]
+    pub mean_gap: Duration,
+}
+
+/// Everything a run depends on. The same options give the same run.
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    /// Nodes.
+    pub nodes: usize,
+    /// The seed of every random draw.
+    pub seed: u64,
+    /// Mean time between blocks over the whole network.
+    pub block_interval: Duration,
+    /// Link latencies (ignored when `regions` is set).
+    pub latency: Latency,
+    /// Upload bandwidth of every node, bits per second (ignored when
+    /// `regions` is set).
+    pub upload_bps: u64,
+    /// A regional preset, instead of `latency` and `upload_bps`.
+    pub regions: Option<Regions>,
+    /// How many other nodes each node is told at start.
+    pub seeds_per_node: usize,
+    /// When the main phase ends.
+    pub stop: Stop,
+    /// Transactions per simulated second over the whole network.
+    pub tx_rate: f64,
+    /// The share of the load that is escrow steps.
+    pub escrow_share: f64,
+    /// Simulated users (accounts funded in genesis).
+    pub users: usize,
+    /// How the hash power is shared.
+    pub hash_power: HashPower,
+    /// Faults, for a swarm run.
+    pub faults: Option<Faults>,
+    /// How often the settled-block check runs.
+    pub check_every: Duration,
+    /// How long after the heal every node must agree (one tip, empty
+    /// mempools).
+    pub settle_bound: Duration,
+    /// Print the progress of the main phase to stderr (never part of the
+    /// report).
+    pub progress: bool,
+    /// The nodes' housekeeping interval ([`NodeConfig::tick_interval`]):
+    /// 1 s rather than a live node's 100 ms, as a simulated day of
+    /// hundred-millisecond ticks on hundreds of nodes would cost more than
+    /// everything else together.
+    pub tick_interval: Duration,
+}
+
+impl SimOptions {
+    /// Defaults: 10 nodes, 10-second blocks, 50 to 150 ms links, 20 Mbit/s,
+    /// 3 seeds per node, 100 blocks, one transaction a second.
+    pub fn new(nodes: usize, seed: u64) -> SimOptions {
+        SimOptions {
+            nodes,
+            seed,
+            block_interval: Duration::from_secs(10),
+            latency: Latency::Uniform(Duration::from_millis(50), Duration::from_millis(150)),
+            upload_bps: 20_000_000,
+            regions: None,
+            seeds_per_node: 3,
+            stop: Stop::Blocks(100),
+            tx_rate: 1.0,
+            escrow_share: 0.3,
+            users: (nodes * 2).max(20),
+            hash_power: HashPower::Equal,
+            faults: None,
+            check_every: Duration::from_secs(10),
+            settle_bound: Duration::from_secs(600),
+            progress: false,
+            tick_interval: Duration::from_secs(1),
+        }
+    }
+}
