@@ -21,7 +21,11 @@ use crate::sim_svg::{self, CdfSeries, TreeBlock};
 
 /// The simulator: real nodes in a simulated network, deterministic per seed.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "cargo xtask sim", about, long_about = None)]
+#[command(
+    name = "cargo xtask sim",
+    about = "The deterministic simulator: real nodes in a simulated network, one run, a sweep or a fault swarm (docs/SIMULATION.md)",
+    long_about = None
+)]
 pub struct Args {
     /// Nodes in the network.
     #[arg(long)]
@@ -439,10 +443,17 @@ fn sweep_intervals(args: &Args, sweep: &str, out: &Path) -> anyhow::Result<()> {
             wall.as_secs_f64()
         );
         if let Some(v) = &r.violation {
+            let mut one = args.clone();
+            one.sweep = None;
+            one.block_interval = Some(interval);
             bail!(
-                "interval {interval:?}: check `{}` failed: {}",
+                "interval {}: check `{}` failed at {:.3} s{}: {}\nreplay: {}",
+                humantime::format_duration(interval),
                 v.check,
-                v.detail
+                v.at_s,
+                v.node.map(|n| format!(" on node {n}")).unwrap_or_default(),
+                v.detail,
+                one.replay(args.seed)
             );
         }
         points.push((interval.as_secs_f64(), r.blocks.stale_rate));
