@@ -86,7 +86,7 @@ pub struct Faults {
 }
 
 /// Everything a run depends on. The same options give the same run.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SimOptions {
     /// Nodes.
     pub nodes: usize,
