@@ -136,7 +136,13 @@ impl World {
                     self.stamp(i, hash);
                     self.fetch(i, &handle, hash).await;
                 }
-                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Lagged(_)) => {
+                    // Events were missed (a burst, such as a sync): the
+                    // tip changed, perhaps by a reorganisation, so check
+                    // everything.
+                    self.check_node(i, &handle, true).await;
+                }
+                Ok(_) => {}
                 Err(RecvError::Closed) => break,
             }
         }

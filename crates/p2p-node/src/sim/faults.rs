@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::SimRng;
 use super::options::Faults;
@@ -13,7 +14,12 @@ use super::world::{World, lock};
 
 impl World {
     /// The swarm's faults: a random schedule drawn from the seed.
-    pub(super) async fn fault_loop(self: Arc<Self>, faults: Faults, stop: CancellationToken) {
+    pub(super) async fn fault_loop(
+        self: Arc<Self>,
+        faults: Faults,
+        stop: CancellationToken,
+        tasks: TaskTracker,
+    ) {
         let mut rng = SimRng::stream(self.opts.seed, 4);
         let n = self.opts.nodes;
         loop {
@@ -42,15 +48,15 @@ impl World {
                                 .filter(|b| !side.contains(b))
                                 .flat_map(move |b| [(a, b), (b, a)])
                         })
-                        .filter(|(a, b)| !oneway || side.contains(a) == (a < b))
+                        .filter(|(a, _)| !oneway || side.contains(a))
                         .collect();
                     for (a, b) in &cut {
                         self.net.block(*a, *b);
                     }
                     let me = self.clone();
                     let d = lasts(&mut rng, 10, 300);
-                    tokio::spawn(async move {
-                        tokio::time::sleep(d).await;
+                    tasks.spawn(async move {
+                        until(d, &me.heal).await;
                         for (a, b) in cut {
                             me.net.unblock(a, b);
                         }
@@ -67,8 +73,8 @@ impl World {
                     self.net.hold(a, b);
                     let me = self.clone();
                     let d = lasts(&mut rng, 1, 30);
-                    tokio::spawn(async move {
-                        tokio::time::sleep(d).await;
+                    tasks.spawn(async move {
+                        until(d, &me.heal).await;
                         me.net.release(a, b);
                     });
                     "hold"
@@ -79,9 +85,9 @@ impl World {
                     self.net.spike(a, factor);
                     let me = self.clone();
                     let d = lasts(&mut rng, 10, 60);
-                    tokio::spawn(async move {
-                        tokio::time::sleep(d).await;
-                        me.net.spike(a, 1.0);
+                    tasks.spawn(async move {
+                        until(d, &me.heal).await;
+                        me.net.end_spike(a, factor);
                     });
                     "latency_spike"
                 }
@@ -91,11 +97,14 @@ impl World {
                         continue;
                     }
                     let d = lasts(&mut rng, 5, 120);
+                    // The crash happens here, inside the main phase; the
+                    // restart waits, unless the heal comes first (it
+                    // restarts every node that is down).
+                    self.crash_node(a).await;
                     let me = self.clone();
-                    tokio::spawn(async move {
-                        me.crash_node(a).await;
-                        tokio::time::sleep(d).await;
-                        if !me.abort.is_cancelled()
+                    tasks.spawn(async move {
+                        if until(d, &me.heal).await
+                            && !me.abort.is_cancelled()
                             && let Err(e) = me.start_node(a).await
                         {
                             me.violate("liveness", Some(a), e.to_string());
@@ -109,5 +118,15 @@ impl World {
                 .entry(kind.to_string())
                 .or_insert(0) += 1;
         }
+    }
+}
+
+/// Waits `d`, or less if the heal comes first; true if the whole time
+/// passed.
+async fn until(d: Duration, heal: &CancellationToken) -> bool {
+    tokio::select! {
+        biased;
+        () = heal.cancelled() => false,
+        () = tokio::time::sleep(d) => true,
     }
 }

@@ -147,7 +147,7 @@ impl Lottery {
         let total: f64 = shares.iter().filter(|s| **s > 0.0).sum();
         Lottery {
             rngs: (0..shares.len())
-                .map(|i| SimRng::stream(seed, 1_000 + i as u64))
+                .map(|i| SimRng::stream(seed, (1 << 32) + i as u64))
                 .collect(),
             mean: shares
                 .iter()

@@ -237,7 +237,7 @@ impl World {
                 let mut h = parents.get(hash).copied();
                 while let Some(p) = h {
                     let entry = s.stamps.entry(p).or_default();
-                    if entry.contains_key(&node) {
+                    if entry.get(&node).is_some_and(|seen| seen <= t) {
                         break;
                     }
                     entry.insert(node, *t);

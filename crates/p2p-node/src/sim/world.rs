@@ -24,6 +24,7 @@ use escrow::genesis::Allocation;
 use escrow::{Address, Amount, Genesis, Keypair};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use wire::NodeId;
 
 pub use super::options::{Faults, HashPower, Regions, SimOptions, Stop, bitcoin_regions};
@@ -73,6 +74,16 @@ pub fn run(options: &SimOptions) -> Result<Outcome, SimError> {
     if options.block_interval.is_zero() {
         return Err(SimError::Options(
             "the block interval must be positive".into(),
+        ));
+    }
+    if !options.tx_rate.is_finite() || options.tx_rate < 0.0 || options.tx_rate > 1e6 {
+        return Err(SimError::Options(
+            "the transaction rate must be between 0 and 1,000,000 a second".into(),
+        ));
+    }
+    if !(0.0..=1.0).contains(&options.escrow_share) {
+        return Err(SimError::Options(
+            "the escrow share must be between 0 and 1".into(),
         ));
     }
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -125,6 +136,8 @@ pub(super) struct World {
     pub(super) shared: Mutex<Shared>,
     pub(super) miners: BTreeMap<Address, usize>,
     pub(super) abort: CancellationToken,
+    /// Cancelled when the main phase ends: faults stop.
+    pub(super) heal: CancellationToken,
     pub(super) start: Instant,
 }
 
@@ -195,7 +208,9 @@ impl World {
         let shares: Vec<f64> = (0..opts.nodes)
             .map(|_| match opts.hash_power {
                 HashPower::Equal => 1.0,
-                HashPower::Skewed => -(1.0 - rng.unit()).ln(),
+                // At least a millionth of a share: a mean time between
+                // finds must stay a finite duration.
+                HashPower::Skewed => (-(1.0 - rng.unit()).ln()).max(1e-6),
             })
             .collect();
         let clock = SimClock::new(genesis.timestamp_ms + 1_000);
@@ -281,6 +296,7 @@ impl World {
             }),
             miners,
             abort: CancellationToken::new(),
+            heal: CancellationToken::new(),
             start: Instant::now(),
             opts,
         }))
@@ -327,7 +343,8 @@ impl World {
             (slot.config.clone(), slot.store.clone(), slot.generation)
         };
         self.net.restart(i);
-        let mut id_rng = SimRng::stream(self.opts.seed, 10_000 + (i as u64) * 1_000 + generation);
+        let mut id_rng =
+            SimRng::stream(self.opts.seed, (2 << 32) + ((i as u64) << 16) + generation);
         let mut id = [0u8; 32];
         for chunk in id.chunks_mut(8) {
             chunk.copy_from_slice(&id_rng.u64().to_le_bytes());
@@ -457,10 +474,15 @@ impl World {
             self.start_node(i).await?;
         }
         let stop_load = CancellationToken::new();
+        let fault_tasks = TaskTracker::new();
         tokio::spawn(self.clone().settle_loop());
         tokio::spawn(self.clone().load_loop(stop_load.clone()));
         if let Some(faults) = self.opts.faults {
-            tokio::spawn(self.clone().fault_loop(faults, stop_load.clone()));
+            fault_tasks.spawn(self.clone().fault_loop(
+                faults,
+                self.heal.clone(),
+                fault_tasks.clone(),
+            ));
         }
         tokio::select! {
             biased;
@@ -468,8 +490,12 @@ impl World {
             () = self.main_phase() => {}
         }
         let main_phase_s = self.now_s();
-        // Heal: every fault lifted, every node up, the load over.
+        // Heal: the load over, every fault task done (no crash can come
+        // after this), every fault lifted, every node up.
         stop_load.cancel();
+        self.heal.cancel();
+        fault_tasks.close();
+        fault_tasks.wait().await;
         self.net.heal_all();
         for i in 0..self.opts.nodes {
             if !self.abort.is_cancelled() && self.handle(i).is_none() {
@@ -524,10 +550,11 @@ impl World {
         // Last checks on every node, contracts included.
         if !self.abort.is_cancelled() {
             let total = self.genesis_total;
+            let settled = lock(&self.shared).settled;
             let probes = self
                 .probe_all(|| Ask {
                     genesis_total: total,
-                    heights: Vec::new(),
+                    heights: settled.map(|(h, _)| vec![h]).unwrap_or_default(),
                     waiting: Vec::new(),
                     supply: true,
                     contracts: true,
@@ -535,7 +562,7 @@ impl World {
                 .await;
             for (i, p) in probes.iter().enumerate() {
                 if let Some(p) = p {
-                    self.judge(i, p, None, true);
+                    self.judge(i, p, settled, true);
                 }
             }
         }

@@ -21,7 +21,7 @@
 //!   end of stream after one latency, as after a killed process's RST),
 //!   its listener is gone, and dialling it is refused until it restarts.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -109,8 +109,9 @@ struct Host {
     uplink_free: Instant,
     bytes_sent: u64,
     next_port: u16,
-    /// Latency multiplier (1 normally; more during a spike).
-    spike: f64,
+    /// Latency multipliers of the spikes in progress (the largest
+    /// applies).
+    spikes: Vec<f64>,
 }
 
 /// Traffic counters of one host.
@@ -129,7 +130,8 @@ struct NetState {
     /// Directions cut by partitions, with how many partitions cut each
     /// (they may overlap).
     blocked: BTreeMap<(usize, usize), u32>,
-    held: BTreeSet<(usize, usize)>,
+    /// Directions held, with how many holds hold each.
+    held: BTreeMap<(usize, usize), u32>,
     /// Open pipes by (from, to), to release held bytes and to reset them
     /// on a crash.
     pipes: BTreeMap<(usize, usize), Vec<Weak<Mutex<Pipe>>>>,
@@ -153,13 +155,13 @@ impl NetState {
         let spike = [a, b]
             .iter()
             .filter_map(|h| self.hosts.get(*h))
-            .map(|h| h.spike)
+            .flat_map(|h| h.spikes.iter().copied())
             .fold(1.0, f64::max);
         base.mul_f64(spike)
     }
 
     fn stalled(&self, from: usize, to: usize) -> bool {
-        self.blocked.contains_key(&(from, to)) || self.held.contains(&(from, to))
+        self.blocked.contains_key(&(from, to)) || self.held.contains_key(&(from, to))
     }
 
     fn host_of(&self, ip: IpAddr) -> Option<usize> {
@@ -186,7 +188,8 @@ impl NetState {
             let mut p = lock(&pipe);
             let mut last = p.last_arrival;
             for chunk in p.chunks.iter_mut().filter(|c| c.arrives.is_none()) {
-                let at = (now + latency).max(last);
+                // A held chunk still arrives no earlier than it leaves.
+                let at = (chunk.departs.max(now) + latency).max(last);
                 chunk.arrives = Some(at);
                 last = at;
             }
@@ -237,13 +240,13 @@ impl SimNet {
                         uplink_free: now,
                         bytes_sent: 0,
                         next_port: 40_000,
-                        spike: 1.0,
+                        spikes: Vec::new(),
                     })
                     .collect(),
                 links: BTreeMap::new(),
                 listeners: BTreeMap::new(),
                 blocked: BTreeMap::new(),
-                held: BTreeSet::new(),
+                held: BTreeMap::new(),
                 pipes: BTreeMap::new(),
             })),
         }
@@ -295,31 +298,48 @@ impl SimNet {
     /// Holds the direction `from` → `to`: bytes wait until
     /// [`SimNet::release`].
     pub fn hold(&self, from: usize, to: usize) {
-        lock(&self.state).held.insert((from, to));
+        *lock(&self.state).held.entry((from, to)).or_insert(0) += 1;
     }
 
-    /// Ends a hold.
+    /// Ends one hold of the direction; once none holds it, what it held
+    /// is delivered.
     pub fn release(&self, from: usize, to: usize) {
         let mut s = lock(&self.state);
-        s.held.remove(&(from, to));
+        if let Some(n) = s.held.get_mut(&(from, to)) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                s.held.remove(&(from, to));
+            }
+        }
         s.release(from, to);
     }
 
-    /// Multiplies host `index`'s latencies by `factor` (1 ends a spike).
+    /// Starts a latency spike on host `index`: its latencies are
+    /// multiplied by the largest factor of its spikes in progress.
     pub fn spike(&self, index: usize, factor: f64) {
         if let Some(h) = lock(&self.state).hosts.get_mut(index) {
-            h.spike = factor.max(1.0);
+            h.spikes.push(factor.max(1.0));
+        }
+    }
+
+    /// Ends one spike of `factor` on host `index`.
+    pub fn end_spike(&self, index: usize, factor: f64) {
+        if let Some(h) = lock(&self.state).hosts.get_mut(index) {
+            let factor = factor.max(1.0);
+            if let Some(at) = h.spikes.iter().position(|f| *f == factor) {
+                h.spikes.remove(at);
+            }
         }
     }
 
     /// Lifts every partition, hold and spike.
     pub fn heal_all(&self) {
         let mut s = lock(&self.state);
-        let stalled: Vec<_> = s.blocked.keys().chain(s.held.iter()).copied().collect();
+        let stalled: Vec<_> = s.blocked.keys().chain(s.held.keys()).copied().collect();
         s.blocked.clear();
         s.held.clear();
         for h in &mut s.hosts {
-            h.spike = 1.0;
+            h.spikes.clear();
         }
         for (from, to) in stalled {
             s.release(from, to);
@@ -337,6 +357,8 @@ impl SimNet {
         let now = Instant::now();
         if let Some(h) = s.hosts.get_mut(index) {
             h.up = false;
+            // What was queued on its uplink is lost with it.
+            h.uplink_free = now;
         }
         s.listeners.remove(&index);
         let keys: Vec<_> = s
@@ -354,6 +376,7 @@ impl SimNet {
                     // the rest, then the reset.
                     p.writer_dead = true;
                     p.chunks.retain(|c| c.departs <= now);
+                    p.unread = p.chunks.iter().map(|c| c.bytes.len() - c.read).sum();
                     let eof = (now + latency).max(p.last_arrival);
                     p.eof_at = Some(p.eof_at.map_or(eof, |e| e.min(eof)));
                     p.wake_reader();
@@ -362,6 +385,7 @@ impl SimNet {
                     p.reader_dead = true;
                     p.reset_at = Some(now + latency);
                     p.chunks.clear();
+                    p.unread = 0;
                     p.wake_reader();
                     p.wake_writer();
                 }
@@ -479,6 +503,7 @@ impl Transport for SimTransport {
                     from: a,
                     to: b,
                     chunks: VecDeque::new(),
+                    unread: 0,
                     last_arrival: now,
                     last_departure: now,
                     eof_at: None,
@@ -650,6 +675,37 @@ mod tests {
         client.write_all(&[2]).await.unwrap();
         server.read_exact(&mut got).await.unwrap();
         assert_eq!(sent.elapsed(), LATENCY + Duration::from_millis(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_empty_write_is_not_the_end_of_the_stream() {
+        let net = net();
+        let (mut client, mut server) = pair(&net).await;
+        assert_eq!(client.write(&[]).await.unwrap(), 0);
+        client.write_all(b"x").await.unwrap();
+        let mut got = [0u8; 1];
+        server.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"x");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_writer_stalls_while_its_bytes_are_held_and_resumes_after() {
+        let net = net();
+        let (mut client, mut server) = pair(&net).await;
+        net.block(0, 1);
+        let chunk = vec![1u8; 1 << 20];
+        for _ in 0..4 {
+            client.write_all(&chunk).await.unwrap();
+        }
+        let stalled = tokio::time::timeout(Duration::from_secs(60), client.write_all(&chunk));
+        assert!(stalled.await.is_err(), "4 MiB unread: the writer waits");
+        net.unblock(0, 1);
+        let reader = tokio::spawn(async move {
+            let mut all = vec![0u8; 5 << 20];
+            server.read_exact(&mut all).await.map(|_| all.len())
+        });
+        client.write_all(&chunk).await.unwrap();
+        assert_eq!(reader.await.unwrap().unwrap(), 5 << 20);
     }
 
     #[test]

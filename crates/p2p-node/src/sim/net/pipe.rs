@@ -13,6 +13,11 @@ use tokio::time::{Instant, Sleep};
 
 use super::{SEND_WINDOW, SimNet, lock};
 
+/// Most bytes a connection holds unread (the sender's buffer and the
+/// receiver's window together): past it, writes wait, as a TCP writer
+/// does when the peer does not read or a partition swallows its segments.
+pub(super) const MAX_UNREAD: usize = 4 << 20;
+
 /// One chunk of bytes in flight.
 pub(super) struct Chunk {
     /// When its last byte leaves the sender.
@@ -29,6 +34,9 @@ pub(super) struct Pipe {
     pub(super) from: usize,
     pub(super) to: usize,
     pub(super) chunks: VecDeque<Chunk>,
+    /// Bytes written and not yet read (in flight, held, or waiting to be
+    /// read): bounded by [`MAX_UNREAD`], as TCP's buffers bound them.
+    pub(super) unread: usize,
     /// The latest arrival so far: bytes arrive in order.
     pub(super) last_arrival: Instant,
     /// The latest departure so far, for the send window.
@@ -116,7 +124,9 @@ impl AsyncRead for SimStream {
                             let n = rest.len().min(buf.remaining());
                             buf.put_slice(rest.get(..n).unwrap_or_default());
                             chunk.read += n;
-                            if chunk.read >= chunk.bytes.len() {
+                            let done = chunk.read >= chunk.bytes.len();
+                            p.unread = p.unread.saturating_sub(n);
+                            if done {
                                 p.chunks.pop_front();
                                 p.wake_writer();
                             }
@@ -151,6 +161,9 @@ impl AsyncWrite for SimStream {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
         loop {
             let now = Instant::now();
             let mut s = lock(&this.net.state);
@@ -160,6 +173,11 @@ impl AsyncWrite for SimStream {
             }
             if p.reset_at.is_some_and(|at| at <= now) {
                 return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+            }
+            if p.unread >= MAX_UNREAD && !p.reader_dead {
+                // Woken when the reader takes a chunk, or by a crash.
+                p.writer = Some(cx.waker().clone());
+                return Poll::Pending;
             }
             if p.last_departure > now + SEND_WINDOW {
                 let at = p.last_departure - SEND_WINDOW;
@@ -195,6 +213,7 @@ impl AsyncWrite for SimStream {
                 Some(at)
             };
             p.last_departure = p.last_departure.max(departs);
+            p.unread += data.len();
             p.chunks.push_back(Chunk {
                 departs,
                 arrives,
@@ -241,6 +260,7 @@ impl Drop for SimStream {
         let mut p = lock(&self.read);
         p.reader_dead = true;
         p.chunks.clear();
+        p.unread = 0;
         p.wake_writer();
     }
 }
