@@ -74,7 +74,8 @@ pub enum Latency {
     Uniform(Duration, Duration),
     /// A matrix of mean latencies between regions (milliseconds): a link's
     /// latency is its regions' entry times a factor drawn from a Pareto
-    /// distribution of shape 5 with mean 1 (as SimBlock draws them).
+    /// distribution of shape 5 with mean 1, drawn once per link (SimBlock
+    /// draws a Pareto latency per message instead).
     Regions(Vec<Vec<u64>>),
 }
 
