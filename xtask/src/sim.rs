@@ -34,7 +34,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Mean time between blocks over the whole network (`600s`, `10m`,
-    /// `2s`).
+    /// `2s`; default 1m, 10s in a swarm).
     #[arg(long, value_parser = humantime::parse_duration)]
     block_interval: Option<Duration>,
     /// Link latency: `bitcoin` (SimBlock's six regions, with their
@@ -155,7 +155,7 @@ impl Args {
         o.block_interval = self.block_interval.unwrap_or(if swarm {
             Duration::from_secs(10)
         } else {
-            Duration::from_secs(600)
+            Duration::from_secs(60)
         });
         match parse_latency(&self.latency)? {
             Some(l) => o.latency = l,
@@ -230,8 +230,27 @@ impl Args {
     }
 }
 
-/// Runs `cargo xtask sim` with `args` (after `sim`).
+/// Set to run the simulator in the unoptimised build `cargo xtask` is.
+const DEBUG_ENV: &str = "XTASK_SIM_DEBUG";
+
+/// Runs `cargo xtask sim` with `args` (after `sim`). `cargo xtask` is an
+/// unoptimised build, in which the nodes run about three times slower: it
+/// builds itself in release mode and runs that, unless `XTASK_SIM_DEBUG`
+/// is set (or it already is the release build).
 pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
+    let help = args.iter().any(|a| a == "--help" || a == "-h");
+    if cfg!(debug_assertions) && std::env::var_os(DEBUG_ENV).is_none() && !help {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        eprintln!("xtask: building the simulator (release; {DEBUG_ENV}=1 runs it unoptimised)");
+        let status = std::process::Command::new(cargo)
+            .current_dir(root)
+            .args(["run", "--release", "--quiet", "-p", "xtask", "--", "sim"])
+            .args(args)
+            .status()
+            .context("cannot run cargo run --release")?;
+        // The release build printed what went wrong.
+        std::process::exit(status.code().unwrap_or(1));
+    }
     let args = match Args::try_parse_from(
         std::iter::once("sim".to_string()).chain(args.iter().cloned()),
     ) {
