@@ -17,7 +17,6 @@
 
 mod bench;
 mod sim;
-mod sim_svg;
 mod simulate;
 
 use std::path::PathBuf;

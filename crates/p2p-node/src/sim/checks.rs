@@ -275,7 +275,10 @@ impl World {
         }
     }
 
-    async fn settle_round(&self) {
+    /// Checks every node that is up: conservation, the settled block,
+    /// and (with `contracts`) every contract's history. Returns the
+    /// probes, `None` for a node that is down.
+    pub(super) async fn check_all(&self, contracts: bool) -> Vec<Option<Probe>> {
         let settled = lock(&self.shared).settled;
         let total = self.genesis_total;
         let probes = self
@@ -284,14 +287,21 @@ impl World {
                 heights: settled.map(|(h, _)| vec![h]).unwrap_or_default(),
                 waiting: Vec::new(),
                 supply: true,
-                contracts: false,
+                contracts,
             })
             .await;
         for (i, p) in probes.iter().enumerate() {
             if let Some(p) = p {
-                self.judge(i, p, settled, false);
+                self.judge(i, p, settled, contracts);
             }
         }
+        probes
+    }
+
+    async fn settle_round(&self) {
+        let settled = lock(&self.shared).settled;
+        let total = self.genesis_total;
+        let probes = self.check_all(false).await;
         // Every node up: is a higher block settled?
         let Some(heights) = probes
             .iter()

@@ -549,22 +549,7 @@ impl World {
         }
         // Last checks on every node, contracts included.
         if !self.abort.is_cancelled() {
-            let total = self.genesis_total;
-            let settled = lock(&self.shared).settled;
-            let probes = self
-                .probe_all(|| Ask {
-                    genesis_total: total,
-                    heights: settled.map(|(h, _)| vec![h]).unwrap_or_default(),
-                    waiting: Vec::new(),
-                    supply: true,
-                    contracts: true,
-                })
-                .await;
-            for (i, p) in probes.iter().enumerate() {
-                if let Some(p) = p {
-                    self.judge(i, p, settled, true);
-                }
-            }
+            self.check_all(true).await;
         }
         Ok(self.report(main_phase_s, settled_after))
     }

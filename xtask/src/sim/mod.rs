@@ -17,7 +17,9 @@ use p2p_node::sim::world::{
     Faults, HashPower, Outcome, Report, SimOptions, Stop, bitcoin_regions, run as run_sim,
 };
 
-use crate::sim_svg::{self, CdfSeries, TreeBlock};
+mod svg;
+
+use svg::{CdfSeries, TreeBlock};
 
 /// The simulator: real nodes in a simulated network, deterministic per seed.
 #[derive(Parser, Debug, Clone)]
@@ -369,7 +371,7 @@ fn pictures(out: &Path, outcome: &Outcome) -> anyhow::Result<()> {
         })
         .collect();
     let r = &outcome.report;
-    sim_svg::propagation_cdf(
+    svg::propagation_cdf(
         &out.join("propagation.svg"),
         &format!(
             "Time until a block reaches 50/90/100 % of {} nodes (seed {})",
@@ -388,7 +390,7 @@ fn pictures(out: &Path, outcome: &Outcome) -> anyhow::Result<()> {
             miner: b.miner,
         })
         .collect();
-    sim_svg::block_tree(
+    svg::block_tree(
         &out.join("block-tree.svg"),
         &format!(
             "Block tree: {} blocks, {} stale (seed {})",
@@ -503,7 +505,7 @@ fn sweep_intervals(args: &Args, sweep: &str, out: &Path) -> anyhow::Result<()> {
         &out.join("sweep.json"),
         &serde_json::json!({ "seed": args.seed, "mean_node_delay_s": (d * 1e3).round() / 1e3, "points": reports }),
     )?;
-    sim_svg::stale_vs_interval(
+    svg::stale_vs_interval(
         &out.join("stale-vs-interval.svg"),
         "Stale rate against block interval",
         &points,
@@ -570,95 +572,5 @@ fn swarm(args: &Args, out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Swarm seeds kept as regression tests, each as the arguments of the
-/// `replay:` command a run prints. No seed has failed against the code as
-/// committed; these are the hardest of the seeds explored (in each
-/// configuration tried, the one that took longest to agree after the
-/// heal). A seed that ever fails goes here, with what it found.
 #[cfg(test)]
-const REGRESSIONS: &[&str] = &[
-    // 8 nodes, 30-second blocks, faults every 10 s for 30 minutes: 179
-    // faults, 214 s to agree after the heal (redials back off to 30 s).
-    "--swarm --seeds 1 --seed 4026 --nodes 8 --block-interval 30s --fault-gap 10s --duration 30m",
-    // 12 nodes, 2-second blocks, Bitcoin latencies, skewed hash power.
-    "--swarm --seeds 1 --seed 1005 --nodes 12 --block-interval 2s --fault-gap 5s --duration 5m --latency bitcoin --hash-power skewed",
-    // 5 nodes for an hour, skewed hash power, 3 transactions a second: 99 s
-    // to agree after the heal.
-    "--swarm --seeds 1 --seed 5005 --nodes 5 --block-interval 20s --fault-gap 30s --duration 1h --hash-power skewed --tx-rate 3",
-];
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-    use super::*;
-
-    fn parse(line: &str) -> Args {
-        Args::try_parse_from(std::iter::once("sim").chain(line.split_whitespace())).unwrap()
-    }
-
-    fn regression(index: usize) {
-        let line = REGRESSIONS[index];
-        let args = parse(line);
-        let outcome = run_sim(&args.options(args.seed).unwrap()).unwrap();
-        assert_eq!(outcome.report.violation, None, "{line}");
-    }
-
-    #[test]
-    fn regression_seed_0_still_holds() {
-        regression(0);
-    }
-
-    #[test]
-    fn regression_seed_1_still_holds() {
-        regression(1);
-    }
-
-    #[test]
-    fn regression_seed_2_still_holds() {
-        regression(2);
-    }
-
-    #[test]
-    fn a_replay_command_gives_the_same_options() {
-        for line in [
-            "--swarm --seed 9 --nodes 5 --fault-gap 7s --tx-rate 0.5 --hash-power skewed",
-            "--nodes 40 --block-interval 2m --latency 20ms..80ms --bandwidth 5mbit --blocks 300",
-            "--latency 100ms --duration 6h --users 70 --escrow-share 0 --settle-bound 20m",
-            "--swarm --duration 90s --fault-gap 1500ms --block-interval 2500ms",
-        ] {
-            let args = parse(line);
-            let replay = args.replay(args.seed);
-            let again = parse(replay.strip_prefix("cargo xtask sim").unwrap());
-            assert_eq!(
-                again.options(again.seed).unwrap(),
-                args.options(args.seed).unwrap(),
-                "{replay}"
-            );
-        }
-    }
-
-    #[test]
-    fn options_are_checked() {
-        for bad in [
-            "--latency fast",
-            "--latency 200ms..100ms",
-            "--bandwidth lots",
-            "--bandwidth 0mbit",
-            "--hash-power most",
-            "--escrow-share 2",
-        ] {
-            let args = parse(bad);
-            assert!(args.options(1).is_err(), "{bad}");
-        }
-        assert_eq!(parse_bandwidth("20mbit").unwrap(), 20_000_000);
-        assert_eq!(parse_bandwidth("1.5gbit").unwrap(), 1_500_000_000);
-        assert_eq!(
-            parse_latency("50ms..150ms").unwrap(),
-            Some(Latency::Uniform(
-                Duration::from_millis(50),
-                Duration::from_millis(150)
-            ))
-        );
-    }
-}
+mod tests;
