@@ -206,6 +206,12 @@ impl Mempool {
         self.ids.get(id).and_then(|&i| self.txs.get(i))
     }
 
+    /// Where `id` stands in the pool's order (the order its transactions
+    /// apply in), if it is pending.
+    pub fn position(&self, id: &TxId) -> Option<usize> {
+        self.ids.get(id).copied()
+    }
+
     /// Whether `id` is pending.
     pub fn contains(&self, id: &TxId) -> bool {
         self.ids.contains_key(id)

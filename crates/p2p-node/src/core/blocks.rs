@@ -107,6 +107,7 @@ impl Core {
             debug!(height = self.chain.height(), tip = %reorg.new_tip, "new tip");
         }
         self.return_undone_txs(reorg);
+        self.admit_orphans();
         self.emit(NodeEvent::Tip {
             height: self.chain.height(),
             hash: reorg.new_tip,

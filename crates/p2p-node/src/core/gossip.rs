@@ -15,6 +15,11 @@ use crate::core::{Core, relay};
 use crate::mempool::MempoolError;
 use crate::penalty::Offence;
 
+/// Most gossiped transactions kept while they wait for an earlier nonce.
+const MAX_ORPHAN_TXS: usize = 1_000;
+/// How far ahead of its sender's next nonce such a transaction may be.
+const MAX_NONCE_GAP: u64 = 100;
+
 impl Core {
     /// Routes a live peer's message to the part that handles it.
     pub(super) fn on_message(&mut self, conn: ConnId, message: Message) {
@@ -172,11 +177,23 @@ impl Core {
         if let Some(p) = self.peers.get_mut(conn) {
             p.known_txs.insert(id);
         }
-        match self.mempool.add(tx) {
+        let sender = tx.sender();
+        let nonce = tx.body.nonce;
+        match self.mempool.add(tx.clone()) {
             Ok(id) => {
                 self.peers.note_tx(conn, Instant::now());
                 self.announce_tx(id);
+                self.admit_orphans();
                 self.emit_mempool();
+            }
+            Err(MempoolError::Invalid(escrow::AdmissionError::Invalid(
+                LedgerError::BadNonce { expected, got, .. },
+            ))) if got > expected
+                && got - expected <= MAX_NONCE_GAP
+                && self.orphan_txs.len() < MAX_ORPHAN_TXS =>
+            {
+                debug!(conn, %id, expected, got, "transaction waits for an earlier nonce");
+                self.orphan_txs.insert((sender, nonce), tx);
             }
             Err(MempoolError::Invalid(escrow::AdmissionError::Invalid(
                 e @ (LedgerError::BadSignature { .. } | LedgerError::WrongNetwork { .. }),
@@ -184,6 +201,33 @@ impl Core {
                 self.punish(conn, Offence::InvalidTx(e.to_string()));
             }
             Err(e) => debug!(conn, %id, "transaction not pooled: {e}"),
+        }
+    }
+
+    /// Admits the waiting transactions whose earlier nonces have arrived
+    /// (by gossip or in a block), and forgets those a block has passed.
+    pub(super) fn admit_orphans(&mut self) {
+        loop {
+            let mut progress = false;
+            let keys: Vec<(escrow::Address, u64)> = self.orphan_txs.keys().copied().collect();
+            for (sender, nonce) in keys {
+                let next = self.mempool.pending_ledger().nonce(&sender);
+                if nonce > next {
+                    continue;
+                }
+                let Some(tx) = self.orphan_txs.remove(&(sender, nonce)) else {
+                    continue;
+                };
+                if nonce == next
+                    && let Ok(id) = self.mempool.add(tx)
+                {
+                    self.announce_tx(id);
+                    progress = true;
+                }
+            }
+            if !progress {
+                return;
+            }
         }
     }
 

@@ -135,6 +135,10 @@ pub(crate) struct Core {
     reported_peers: usize,
     /// Where each transaction of the best chain is: its block.
     tx_index: HashMap<TxId, BlockHash>,
+    /// Gossiped transactions that came before an earlier nonce of their
+    /// sender (asked of different peers, they can arrive in any order),
+    /// by sender and nonce; admitted once the gap closes. Bounded.
+    orphan_txs: std::collections::BTreeMap<(escrow::Address, u64), escrow::SignedTx>,
     /// Counters for `/metrics`.
     metrics: Metrics,
     /// When the mempool was last saved, and whether it changed since.
@@ -193,6 +197,7 @@ impl Core {
             events,
             reported_peers: 0,
             tx_index: HashMap::new(),
+            orphan_txs: std::collections::BTreeMap::new(),
             metrics: Metrics {
                 started: Some(now),
                 ..Metrics::default()

@@ -13,18 +13,23 @@ use crate::core::view::NodeChain;
 use crate::mempool::Mempool;
 
 /// The pending transactions asked for, and the ids the pool does not hold.
-/// An id asked for twice in one request is answered once.
+/// An id asked for twice in one request is answered once. The transactions
+/// come in the pool's order, whatever the request's: the order they apply
+/// in, so a peer that admits them one by one never sees a nonce gap (a
+/// request can list ids in any order, for example the retries after a
+/// timeout, which follow the ids).
 pub(crate) fn txs(mempool: &Mempool, ids: &[TxId]) -> (Vec<SignedTx>, Vec<TxId>) {
     let mut found = Vec::new();
     let mut missing = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for id in ids.iter().filter(|id| seen.insert(**id)) {
-        match mempool.get(id) {
-            Some(tx) => found.push(tx.clone()),
-            None => missing.push(*id),
+        match (mempool.position(id), mempool.get(id)) {
+            (Some(at), Some(tx)) => found.push((at, tx.clone())),
+            _ => missing.push(*id),
         }
     }
-    (found, missing)
+    found.sort_by_key(|(at, _)| *at);
+    (found.into_iter().map(|(_, tx)| tx).collect(), missing)
 }
 
 /// The blocks asked for (any branch), and the hashes the chain does not
@@ -186,5 +191,35 @@ mod tests {
         let (found, missing) = txs(&pool, &[other, id]);
         assert_eq!(found, vec![tx]);
         assert_eq!(missing, vec![other]);
+    }
+
+    #[test]
+    fn transactions_asked_in_any_order_come_in_the_order_they_apply() {
+        let c = chain(1);
+        let ledger = c.state();
+        let mut pool = Mempool::new(ledger, c.height() + 1, 100, 100);
+        let mut ids = Vec::new();
+        for nonce in 0..12 {
+            let tx = SignedTx::sign(
+                &dev::keypair("alice").unwrap(),
+                nonce,
+                ledger.network(),
+                Payload::Transfer {
+                    to: dev::address("bob").unwrap(),
+                    amount: Amount::new(1),
+                },
+            );
+            ids.push(pool.add(tx).unwrap());
+        }
+        // Asked in the ids' order (as retries after a timeout are), or
+        // backwards: served by nonce, so a peer can admit them one by one.
+        let mut by_id = ids.clone();
+        by_id.sort();
+        for asked in [by_id, ids.iter().rev().copied().collect()] {
+            let (found, missing) = txs(&pool, &asked);
+            assert!(missing.is_empty());
+            let nonces: Vec<u64> = found.iter().map(|t| t.body.nonce).collect();
+            assert_eq!(nonces, (0..12).collect::<Vec<_>>());
+        }
     }
 }
