@@ -40,5 +40,7 @@ pub use merkle::merkle_root;
 pub use params::{ChainParams, Retarget};
 pub use pow::{CompactTarget, CompactTargetError, Target, Work};
 pub use state::{BlockContext, StateMachine};
-pub use tree::{Chain, InsertError, Inserted, Reorg};
+pub use tree::{
+    Archive, ArchiveError, Chain, InsertError, Inserted, Reorg, RestoreError, Snapshot,
+};
 pub use validate::ValidationError;

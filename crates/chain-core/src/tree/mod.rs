@@ -23,6 +23,15 @@
 //! [`Chain::insert`] reports what happened as a value: [`Inserted::NewBest`]
 //! carries the [`Reorg`] (blocks undone, blocks applied) the caller needs to
 //! fix its mempool; rejections are [`InsertError`]s naming the rule.
+//!
+//! # Memory
+//!
+//! A chain from [`Chain::new`] keeps every body and undo record in memory.
+//! A chain from [`Chain::restore`] has an [`Archive`] (the node's store)
+//! and keeps, besides the headers and the best chain's hashes, only the
+//! bodies and undo records of the last [`Chain::memory_window`] blocks;
+//! the rest are read back from the archive when needed (`archive.rs`,
+//! `restore.rs`).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
@@ -36,11 +45,19 @@ use crate::pow::{CompactTarget, Work};
 use crate::state::{BlockContext, StateMachine};
 use crate::validate::{self, ParentContext, ValidationError};
 
+mod archive;
 mod orphans;
 mod outcome;
+mod restore;
+pub use restore::Snapshot;
 
+pub use archive::{Archive, ArchiveError, RestoreError};
 use orphans::OrphanPool;
 pub use outcome::{GenesisError, InsertError, Inserted, Reorg};
+
+/// How many of the most recent blocks keep their body and undo record in
+/// memory, by default, in a chain with an archive.
+pub const DEFAULT_MEMORY_WINDOW: u64 = 64;
 
 /// How many orphans the pool holds by default before it evicts the oldest.
 pub const DEFAULT_MAX_ORPHANS: usize = 256;
@@ -52,9 +69,10 @@ const MAX_REMEMBERED_INVALID: usize = 16_384;
 /// A block in the tree.
 #[derive(Debug)]
 struct Entry<T> {
-    block: Arc<Block<T>>,
+    header: Header,
     cumulative_work: Work,
-    children: Vec<BlockHash>,
+    /// The body, while it is kept in memory (always, without an archive).
+    body: Option<Arc<Block<T>>>,
 }
 
 /// The block tree and the state at its best tip.
@@ -64,14 +82,29 @@ pub struct Chain<S: StateMachine> {
     blocks: HashMap<BlockHash, Entry<S::Tx>>,
     /// The best chain, indexed by height: `best[0]` is genesis.
     best: Vec<BlockHash>,
-    /// `undo[i]` reverses the block at height `i + 1` of the best chain.
-    undo: Vec<S::Undo>,
-    /// Every block that may be a tip, ordered by fork choice: the last
-    /// element is the best (most work, then the smaller hash).
+    /// The undo records of the top of the best chain: the last one reverses
+    /// the tip, the one before it the tip's parent, and so on. Without an
+    /// archive it holds one record per block above genesis.
+    undo: VecDeque<S::Undo>,
+    /// Every block without children (every block that may be a tip),
+    /// ordered by fork choice: the last element is the best (most work,
+    /// then the smaller hash). A block with children is never the best: a
+    /// child has more work.
     candidates: BTreeSet<(Work, Reverse<BlockHash>)>,
     orphans: OrphanPool<S::Tx>,
     invalid: HashSet<BlockHash>,
     invalid_order: VecDeque<BlockHash>,
+    /// Where bodies and undo records are read back from, if anywhere.
+    archive: Option<Arc<dyn Archive<S>>>,
+    /// The blocks whose body is in memory (genesis aside), by height.
+    resident: BTreeSet<(u64, BlockHash)>,
+    /// Blocks that joined the tree since [`Chain::take_new_blocks`].
+    new_blocks: Vec<Arc<Block<S::Tx>>>,
+    /// Blocks applied to the state since [`Chain::take_new_undo`].
+    new_applied: Vec<BlockHash>,
+    /// How many recent blocks keep their body and undo record in memory
+    /// when there is an archive.
+    window: u64,
 }
 
 impl<S: StateMachine> std::fmt::Debug for Chain<S> {
@@ -122,9 +155,9 @@ impl<S: StateMachine> Chain<S> {
         blocks.insert(
             hash,
             Entry {
-                block: Arc::new(genesis),
+                header,
                 cumulative_work: work,
-                children: Vec::new(),
+                body: Some(Arc::new(genesis)),
             },
         );
         let mut candidates = BTreeSet::new();
@@ -134,11 +167,16 @@ impl<S: StateMachine> Chain<S> {
             state,
             blocks,
             best: vec![hash],
-            undo: Vec::new(),
+            undo: VecDeque::new(),
             candidates,
             orphans: OrphanPool::new(DEFAULT_MAX_ORPHANS),
             invalid: HashSet::new(),
             invalid_order: VecDeque::new(),
+            archive: None,
+            resident: BTreeSet::new(),
+            new_blocks: Vec::new(),
+            new_applied: Vec::new(),
+            window: DEFAULT_MEMORY_WINDOW,
         })
     }
 
@@ -182,12 +220,47 @@ impl<S: StateMachine> Chain<S> {
 
     /// The best tip's header.
     pub fn tip_header(&self) -> Header {
-        self.blocks[&self.tip()].block.header
+        self.blocks[&self.tip()].header
     }
 
-    /// A block in the tree by hash (best chain or side branch).
-    pub fn block(&self, hash: &BlockHash) -> Option<&Arc<Block<S::Tx>>> {
-        self.blocks.get(hash).map(|e| &e.block)
+    /// A block's header by hash (best chain or side branch).
+    pub fn header(&self, hash: &BlockHash) -> Option<Header> {
+        self.blocks.get(hash).map(|e| e.header)
+    }
+
+    /// A block in the tree by hash (best chain or side branch), read back
+    /// from the archive if its body is no longer in memory. `None` if the
+    /// tree does not hold it, or the archive cannot be read (see
+    /// [`Chain::try_block`] for the error).
+    pub fn block(&self, hash: &BlockHash) -> Option<Arc<Block<S::Tx>>> {
+        self.try_block(hash).ok().flatten()
+    }
+
+    /// A block in the tree by hash, read back from the archive if needed.
+    ///
+    /// # Errors
+    ///
+    /// [`ArchiveError`] if the archive cannot be read, or does not hold a
+    /// block the tree holds.
+    pub fn try_block(&self, hash: &BlockHash) -> Result<Option<Arc<Block<S::Tx>>>, ArchiveError> {
+        let Some(entry) = self.blocks.get(hash) else {
+            return Ok(None);
+        };
+        if let Some(body) = &entry.body {
+            return Ok(Some(Arc::clone(body)));
+        }
+        let archive = self
+            .archive
+            .as_ref()
+            .ok_or_else(|| ArchiveError(format!("block {hash} has no body and no archive")))?;
+        match archive.block(hash)? {
+            Some(block) if block.hash() == *hash => Ok(Some(Arc::new(block))),
+            Some(other) => Err(ArchiveError(format!(
+                "asked for block {hash}, the archive returned {}",
+                other.hash()
+            ))),
+            None => Err(ArchiveError(format!("block {hash} is not in the archive"))),
+        }
     }
 
     /// The cumulative work of a block in the tree.
@@ -215,11 +288,11 @@ impl<S: StateMachine> Chain<S> {
         self.blocks.len()
     }
 
-    /// Every block in the tree, side branches included, in no particular
-    /// order (for explorers and tools; the best chain is
+    /// Every block's hash and header in the tree, side branches included,
+    /// in no particular order (for explorers and tools; the best chain is
     /// [`Chain::best_chain`]).
-    pub fn blocks(&self) -> impl Iterator<Item = &Arc<Block<S::Tx>>> {
-        self.blocks.values().map(|e| &e.block)
+    pub fn headers(&self) -> impl Iterator<Item = (&BlockHash, &Header)> {
+        self.blocks.iter().map(|(h, e)| (h, &e.header))
     }
 
     /// The number of orphans waiting.
@@ -235,8 +308,9 @@ impl<S: StateMachine> Chain<S> {
             .copied()
     }
 
-    /// The best-chain block at `height`.
-    pub fn block_at_height(&self, height: u64) -> Option<&Arc<Block<S::Tx>>> {
+    /// The best-chain block at `height` (read back from the archive if
+    /// needed).
+    pub fn block_at_height(&self, height: u64) -> Option<Arc<Block<S::Tx>>> {
         self.hash_at_height(height).and_then(|h| self.block(&h))
     }
 
@@ -249,7 +323,7 @@ impl<S: StateMachine> Chain<S> {
     pub fn is_on_best_chain(&self, hash: &BlockHash) -> bool {
         self.blocks
             .get(hash)
-            .and_then(|e| self.hash_at_height(e.block.header.height))
+            .and_then(|e| self.hash_at_height(e.header.height))
             .is_some_and(|h| h == *hash)
     }
 
@@ -311,7 +385,7 @@ impl<S: StateMachine> Chain<S> {
     /// past and the target the rules require.
     fn parent_context(&self, parent: &BlockHash) -> Option<ParentContext> {
         let entry = self.blocks.get(parent)?;
-        let header = entry.block.header;
+        let header = entry.header;
         let mut timestamps = Vec::with_capacity(self.params.median_time_span);
         let mut cursor = Some(*parent);
         while let Some(hash) = cursor {
@@ -321,8 +395,8 @@ impl<S: StateMachine> Chain<S> {
             let Some(e) = self.blocks.get(&hash) else {
                 break;
             };
-            timestamps.push(e.block.header.timestamp_ms);
-            cursor = (e.block.header.height > 0).then_some(e.block.header.parent);
+            timestamps.push(e.header.timestamp_ms);
+            cursor = (e.header.height > 0).then_some(e.header.parent);
         }
         Some(ParentContext {
             height: header.height,
@@ -366,7 +440,7 @@ impl<S: StateMachine> Chain<S> {
         }
         let mut current = *header;
         while current.height > height {
-            current = self.blocks.get(&current.parent)?.block.header;
+            current = self.blocks.get(&current.parent)?.header;
         }
         Some(current)
     }
@@ -429,7 +503,7 @@ impl<S: StateMachine> Chain<S> {
             }
         }
 
-        let failure = self.activate_best();
+        let failure = self.activate_best()?;
         if !self.blocks.contains_key(&hash) {
             // The block itself, or its branch, failed to apply.
             return Err(failure.unwrap_or(InsertError::KnownInvalid(hash)));
@@ -438,7 +512,7 @@ impl<S: StateMachine> Chain<S> {
         if new_tip == old_tip {
             return Ok(Inserted::SideBranch);
         }
-        Ok(Inserted::NewBest(self.reorg_between(old_tip, new_tip)))
+        Ok(Inserted::NewBest(self.reorg_between(old_tip, new_tip)?))
     }
 
     /// Adds a block whose parent is in the tree, after the context checks.
@@ -460,18 +534,22 @@ impl<S: StateMachine> Chain<S> {
             .to_target()
             .map_err(ValidationError::from)?
             .work();
-        let parent_entry = self
+        let parent_work = self
             .blocks
-            .get_mut(&parent)
-            .ok_or(InsertError::KnownInvalid(hash))?;
-        parent_entry.children.push(hash);
-        let cumulative_work = parent_entry.cumulative_work.saturating_add(work);
+            .get(&parent)
+            .ok_or(InsertError::KnownInvalid(hash))?
+            .cumulative_work;
+        let cumulative_work = parent_work.saturating_add(work);
+        // The parent has a child now, so it is no longer a tip.
+        self.candidates.remove(&(parent_work, Reverse(parent)));
+        self.resident.insert((block.header.height, hash));
+        self.new_blocks.push(Arc::clone(&block));
         self.blocks.insert(
             hash,
             Entry {
-                block,
+                header: block.header,
                 cumulative_work,
-                children: Vec::new(),
+                body: Some(block),
             },
         );
         self.candidates.insert((cumulative_work, Reverse(hash)));
@@ -481,30 +559,63 @@ impl<S: StateMachine> Chain<S> {
     /// Moves the state to the best candidate, invalidating blocks whose
     /// transactions are refused and choosing again until a chain applies.
     /// Returns the last refusal, if any.
-    fn activate_best(&mut self) -> Option<InsertError<S::Error>> {
+    ///
+    /// Everything a step needs from the archive (undo records of the blocks
+    /// to undo, bodies of the blocks to apply) is read before the state is
+    /// touched, so an archive that fails leaves the state as it was.
+    ///
+    /// # Errors
+    ///
+    /// [`ArchiveError`] if the archive cannot be read.
+    fn activate_best(&mut self) -> Result<Option<InsertError<S::Error>>, ArchiveError> {
         let mut last_error = None;
         loop {
             let Some(&(_, Reverse(best))) = self.candidates.last() else {
-                return last_error;
+                return Ok(last_error);
             };
             if best == self.tip() {
-                return last_error;
+                return Ok(last_error);
             }
             let (fork, path) = self.path_from_best_chain(best);
-            // Undo down to the fork point.
-            while self.tip() != fork {
-                let Some(undo) = self.undo.pop() else {
+            let fork_height = self.blocks.get(&fork).map_or(0, |e| e.header.height);
+            // Undo records no longer in memory, the newest first.
+            let to_undo = self.height().saturating_sub(fork_height);
+            let missing = to_undo.saturating_sub(self.undo.len() as u64);
+            let mut archived_undo = Vec::new();
+            for height in (fork_height + 1..fork_height + 1 + missing).rev() {
+                let hash = self
+                    .hash_at_height(height)
+                    .ok_or_else(|| ArchiveError(format!("no best block at height {height}")))?;
+                let record = self
+                    .archive
+                    .as_ref()
+                    .ok_or_else(|| {
+                        ArchiveError(format!("no undo record for block {hash} and no archive"))
+                    })?
+                    .undo(&hash)?
+                    .ok_or_else(|| ArchiveError(format!("no undo record for block {hash}")))?;
+                archived_undo.push(record);
+            }
+            let mut bodies = Vec::with_capacity(path.len());
+            for hash in &path {
+                let body = self
+                    .try_block(hash)?
+                    .ok_or_else(|| ArchiveError(format!("block {hash} is not in the tree")))?;
+                bodies.push(body);
+            }
+            // Undo down to the fork point: the records in memory (the
+            // newest), then the archived ones.
+            let mut archived = archived_undo.into_iter();
+            while self.height() > fork_height {
+                let Some(undo) = self.undo.pop_back().or_else(|| archived.next()) else {
                     break;
                 };
                 self.state.undo_block(undo);
                 self.best.pop();
             }
             // Apply the new branch, oldest first.
-            for hash in path {
-                let Some(entry) = self.blocks.get(&hash) else {
-                    break;
-                };
-                let block = Arc::clone(&entry.block);
+            for block in bodies {
+                let hash = block.hash();
                 let ctx = BlockContext {
                     hash,
                     height: block.header.height,
@@ -512,8 +623,9 @@ impl<S: StateMachine> Chain<S> {
                 };
                 match self.state.apply_block(&ctx, &block.transactions) {
                     Ok(undo) => {
-                        self.undo.push(undo);
+                        self.undo.push_back(undo);
                         self.best.push(hash);
+                        self.new_applied.push(hash);
                     }
                     Err(source) => {
                         self.invalidate(hash);
@@ -536,7 +648,7 @@ impl<S: StateMachine> Chain<S> {
         while !self.is_on_best_chain(&cursor) {
             path.push(cursor);
             match self.blocks.get(&cursor) {
-                Some(e) => cursor = e.block.header.parent,
+                Some(e) => cursor = e.header.parent,
                 None => break,
             }
         }
@@ -545,18 +657,34 @@ impl<S: StateMachine> Chain<S> {
     }
 
     /// Removes `hash` and all its descendants from the tree and remembers
-    /// them as invalid.
+    /// them as invalid. Its parent may be a tip again.
+    ///
+    /// The tree keeps no child lists (they would cost memory on every
+    /// block for a rare event): the descendants are found by one pass over
+    /// the blocks above `hash`.
     fn invalidate(&mut self, hash: BlockHash) {
+        let Some(root) = self.blocks.get(&hash).map(|e| e.header) else {
+            self.remember_invalid(hash);
+            return;
+        };
+        let mut children: HashMap<BlockHash, Vec<BlockHash>> = HashMap::new();
+        for (h, e) in &self.blocks {
+            if e.header.height > root.height {
+                children.entry(e.header.parent).or_default().push(*h);
+            }
+        }
         let mut stack = vec![hash];
         while let Some(h) = stack.pop() {
             if let Some(entry) = self.blocks.remove(&h) {
                 self.candidates.remove(&(entry.cumulative_work, Reverse(h)));
-                stack.extend(entry.children);
-                if let Some(parent) = self.blocks.get_mut(&entry.block.header.parent) {
-                    parent.children.retain(|c| *c != h);
-                }
+                self.resident.remove(&(entry.header.height, h));
+                stack.extend(children.remove(&h).unwrap_or_default());
             }
             self.remember_invalid(h);
+        }
+        if let Some(parent) = self.blocks.get(&root.parent) {
+            self.candidates
+                .insert((parent.cumulative_work, Reverse(root.parent)));
         }
     }
 
@@ -583,37 +711,39 @@ impl<S: StateMachine> Chain<S> {
 
     /// The net change of best chain from `old` to `new`: blocks of `old`'s
     /// chain back to the fork point, and blocks of `new`'s chain after it.
-    fn reorg_between(&self, old: BlockHash, new: BlockHash) -> Reorg<S::Tx> {
+    fn reorg_between(&self, old: BlockHash, new: BlockHash) -> Result<Reorg<S::Tx>, ArchiveError> {
         // `new` is the current tip; `old` may have been invalidated since, so
         // the undone blocks are what the old tip's branch had above the fork.
         let mut undone = Vec::new();
         let mut cursor = old;
         // Walk the old branch down until it meets the current best chain.
         while !self.is_on_best_chain(&cursor) {
-            let Some(entry) = self.blocks.get(&cursor) else {
+            let Some(parent) = self.blocks.get(&cursor).map(|e| e.header.parent) else {
                 break;
             };
-            undone.push(Arc::clone(&entry.block));
-            cursor = entry.block.header.parent;
+            if let Some(block) = self.try_block(&cursor)? {
+                undone.push(block);
+            }
+            cursor = parent;
         }
         let fork_point = cursor;
         let fork_height = self
             .blocks
             .get(&fork_point)
-            .map(|e| e.block.header.height)
+            .map(|e| e.header.height)
             .unwrap_or(0);
-        let applied = self
-            .best
-            .iter()
-            .skip(fork_height as usize + 1)
-            .filter_map(|h| self.blocks.get(h).map(|e| Arc::clone(&e.block)))
-            .collect();
-        Reorg {
+        let mut applied = Vec::new();
+        for hash in self.best.iter().skip(fork_height as usize + 1) {
+            if let Some(block) = self.try_block(hash)? {
+                applied.push(block);
+            }
+        }
+        Ok(Reorg {
             old_tip: old,
             new_tip: new,
             fork_point,
             undone,
             applied,
-        }
+        })
     }
 }

@@ -27,6 +27,11 @@ pub enum InsertError<E> {
         #[source]
         source: E,
     },
+    /// A body or undo record the tree needed could not be read back from
+    /// its archive: the store is damaged or unreadable. Not the block's
+    /// fault; the tree is as it was before the step that needed it.
+    #[error(transparent)]
+    Archive(#[from] crate::tree::ArchiveError),
 }
 
 impl<E> InsertError<E> {
@@ -36,6 +41,7 @@ impl<E> InsertError<E> {
         match self {
             InsertError::Invalid(e) => e.is_permanent(),
             InsertError::KnownInvalid(_) | InsertError::State { .. } => true,
+            InsertError::Archive(_) => false,
         }
     }
 }

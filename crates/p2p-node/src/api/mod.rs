@@ -152,8 +152,9 @@ async fn tree(
             let from = tip.saturating_sub(depth - 1);
             let mut blocks: Vec<TreeBlock> = v
                 .chain
-                .blocks()
-                .filter(|b| b.header.height >= from)
+                .headers()
+                .filter(|(_, h)| h.height >= from)
+                .filter_map(|(hash, _)| v.chain.block(hash))
                 .map(|b| {
                     let hash = b.hash();
                     let miner = b.transactions.first().and_then(|t| match t {
@@ -267,7 +268,7 @@ async fn blocks(
             }
             Ok((from..=to)
                 .filter_map(|h| v.chain.block_at_height(h))
-                .map(|b| BlockAnswer::new(b, true))
+                .map(|b| BlockAnswer::new(&b, true))
                 .collect())
         })
         .await??;
@@ -283,7 +284,7 @@ async fn block_by_hash(
         .query(move |v| {
             v.chain
                 .block(&hash)
-                .map(|b| BlockAnswer::new(b, v.chain.is_on_best_chain(&hash)))
+                .map(|b| BlockAnswer::new(&b, v.chain.is_on_best_chain(&hash)))
         })
         .await?
         .map(Json)
@@ -301,7 +302,7 @@ async fn block_by_height(
         .query(move |v| {
             v.chain
                 .block_at_height(height)
-                .map(|b| BlockAnswer::new(b, true))
+                .map(|b| BlockAnswer::new(&b, true))
         })
         .await?
         .map(Json)

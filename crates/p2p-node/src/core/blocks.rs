@@ -36,7 +36,7 @@ impl Core {
                 Some(reorg)
             }
             Ok(Inserted::SideBranch) => {
-                if let Some(b) = self.chain.block(&hash).cloned() {
+                if let Some(b) = self.chain.block(&hash) {
                     self.emit(NodeEvent::Fork {
                         height: b.header.height,
                         hash,
@@ -224,5 +224,6 @@ fn reject_reason(e: &InsertError<LedgerError>) -> String {
         }
         InsertError::KnownInvalid(_) => "KnownInvalid".to_string(),
         InsertError::State { .. } => "State".to_string(),
+        InsertError::Archive(_) => "Archive".to_string(),
     }
 }

@@ -210,7 +210,7 @@ impl Core {
             .chain
             .best_chain()
             .iter()
-            .filter_map(|h| core.chain.block(h).cloned())
+            .filter_map(|h| core.chain.block(h))
             .collect();
         for block in blocks {
             core.index_block(&block);

@@ -77,7 +77,7 @@ pub(crate) fn sync(
             break;
         }
         let hash = block.hash();
-        blocks.push((**block).clone());
+        blocks.push((*block).clone());
         height += 1;
         if hash == stop {
             break;

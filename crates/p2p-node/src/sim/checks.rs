@@ -167,7 +167,7 @@ impl World {
             if lock(&self.shared).reference.block(&next).is_some() {
                 break;
             }
-            let Ok(Some(block)) = handle.query(move |v| v.chain.block(&next).cloned()).await else {
+            let Ok(Some(block)) = handle.query(move |v| v.chain.block(&next)).await else {
                 break;
             };
             next = block.header.parent;

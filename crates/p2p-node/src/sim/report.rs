@@ -201,8 +201,9 @@ impl World {
             s.reference.best_chain().iter().copied().collect();
         let mut blocks: Vec<_> = s
             .reference
-            .blocks()
-            .map(|b| (b.header.height, b.hash(), b.header.parent, b.clone()))
+            .headers()
+            .filter_map(|(hash, _)| s.reference.block(hash))
+            .map(|b| (b.header.height, b.hash(), b.header.parent, b))
             .collect();
         blocks.sort_by_key(|b| (b.0, b.1));
         let index: BTreeMap<BlockHash, usize> =
