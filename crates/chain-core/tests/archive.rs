@@ -223,7 +223,6 @@ fn restoring_from_a_snapshot_reads_only_the_blocks_above_it() {
     assert_eq!(behind.tip(), chain.tip());
     assert_eq!(behind.state(), chain.state());
     // No snapshot: built from genesis.
-    let params = params;
     let (from_genesis, _) = Chain::restore(
         params.clone(),
         genesis(&params),
