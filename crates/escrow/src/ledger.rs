@@ -13,8 +13,6 @@
 //! final equals [`Ledger::issued`]: the genesis allocations plus every
 //! coinbase reward. Nothing else creates or destroys coins.
 
-use std::collections::BTreeMap;
-
 use chain_core::{BlockContext, BlockHash, ChainParams, StateMachine, TxId};
 
 use crate::account::Address;
@@ -22,6 +20,11 @@ use crate::amount::Amount;
 use crate::contract::{Contract, ContractError, ContractId, Payout};
 use crate::signature::{self, SignatureError};
 use crate::tx::{Payload, SignedTx, Tx};
+
+/// The maps of a ledger: persistent (imbl), so a clone shares every node
+/// with the original and costs O(1); a change copies only the path to
+/// the entry it changes.
+pub type Map<K, V> = imbl::OrdMap<K, V>;
 
 /// A transaction or block rule that the ledger enforces.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -136,14 +139,18 @@ pub(crate) enum Change {
 pub struct Undo(Vec<Change>);
 
 /// Balances, nonces and contracts at one point of the chain.
+///
+/// Cloning is O(1): the maps are persistent and share their nodes until
+/// one side changes them, so the node can hand a snapshot to readers (and
+/// the mempool its own copy) on every change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ledger {
     network: BlockHash,
     reward: Amount,
     params: Option<Box<ChainParams>>,
-    balances: BTreeMap<Address, Amount>,
-    nonces: BTreeMap<Address, u64>,
-    contracts: BTreeMap<ContractId, Contract>,
+    balances: Map<Address, Amount>,
+    nonces: Map<Address, u64>,
+    contracts: Map<ContractId, Contract>,
     issued: Amount,
     verify: VerifyMode,
 }
@@ -156,9 +163,9 @@ impl Ledger {
             network,
             reward: Amount::ZERO,
             params: None,
-            balances: BTreeMap::new(),
-            nonces: BTreeMap::new(),
-            contracts: BTreeMap::new(),
+            balances: Map::new(),
+            nonces: Map::new(),
+            contracts: Map::new(),
             issued: Amount::ZERO,
             verify: VerifyMode::Batch {
                 threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -192,7 +199,7 @@ impl Ledger {
     }
 
     /// Every account with a balance, by address.
-    pub fn balances(&self) -> &BTreeMap<Address, Amount> {
+    pub fn balances(&self) -> &Map<Address, Amount> {
         &self.balances
     }
 
@@ -202,7 +209,7 @@ impl Ledger {
     }
 
     /// Every contract, by id.
-    pub fn contracts(&self) -> &BTreeMap<ContractId, Contract> {
+    pub fn contracts(&self) -> &Map<ContractId, Contract> {
         &self.contracts
     }
 
