@@ -8,6 +8,9 @@
 //! - `ledger/threads.N`: the repeated-sender block on N threads, for the
 //!   scaling table (N = 1, 2, 4, 8, 16 up to the machine's cores).
 //! - `signatures/threads.N`: the same block's signature checks alone.
+//! - `state/admit_verified`: the block's 1,000 transfers applied to a
+//!   fresh copy of the ledger without signature checks (the state's share
+//!   of the work, copy included).
 //!
 //! `cargo xtask bench` reads them as transactions per second.
 
@@ -115,6 +118,21 @@ fn ledger(c: &mut Criterion) {
             b.iter(|| escrow::signature::verify_block(&signed, threads).unwrap())
         });
     }
+    group.finish();
+
+    // The state alone: a copy of the ledger, then every transfer applied
+    // (signatures not checked), as the mempool does on a rebuild.
+    let mut group = c.benchmark_group("state");
+    group.throughput(Throughput::Elements(TXS as u64));
+    group.bench_function("admit_verified", |b| {
+        b.iter(|| {
+            let mut state = escrow::PendingState::new(&repeated.0, 1);
+            for tx in &signed {
+                state.admit_verified(tx).unwrap();
+            }
+            state
+        })
+    });
     group.finish();
 }
 

@@ -26,9 +26,9 @@ pub enum AdmissionError {
 /// would be mined), in a block at `next_height`.
 ///
 /// Pending transactions that no longer apply are skipped, as the miner
-/// would skip them. The cost is one copy of the ledger plus the pending
-/// transactions: fine for a teaching node's mempool, and the reason the
-/// node should keep its pool bounded.
+/// would skip them. The copy of the ledger is O(1) (its maps are
+/// persistent); the cost is re-applying the pending transactions, the
+/// reason the node uses [`PendingState`] and keeps its pool bounded.
 ///
 /// # Errors
 ///
@@ -60,7 +60,8 @@ pub fn check_admission(
 /// one admission at a time: the incremental form of [`check_admission`],
 /// for a mempool that would otherwise copy the ledger per transaction.
 ///
-/// It holds a copy of the ledger at the best tip and applies each admitted
+/// It holds a copy of the ledger at the best tip (an O(1) clone that
+/// shares the tip's maps until a transaction changes an entry) and applies each admitted
 /// transaction to it (signature checked, at `next_height`); a refused one
 /// changes nothing. When the tip changes, the node builds a new one and
 /// re-admits what is still pending.

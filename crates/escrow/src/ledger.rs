@@ -13,7 +13,7 @@
 //! final equals [`Ledger::issued`]: the genesis allocations plus every
 //! coinbase reward. Nothing else creates or destroys coins.
 
-use std::collections::BTreeMap;
+use serde::{Deserialize, Serialize};
 
 use chain_core::{BlockContext, BlockHash, ChainParams, StateMachine, TxId};
 
@@ -22,6 +22,11 @@ use crate::amount::Amount;
 use crate::contract::{Contract, ContractError, ContractId, Payout};
 use crate::signature::{self, SignatureError};
 use crate::tx::{Payload, SignedTx, Tx};
+
+/// The maps of a ledger: persistent (imbl), so a clone shares every node
+/// with the original and costs O(1); a change copies only the path to
+/// the entry it changes.
+pub type Map<K, V> = imbl::OrdMap<K, V>;
 
 /// A transaction or block rule that the ledger enforces.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -119,8 +124,17 @@ pub enum VerifyMode {
     },
 }
 
+impl VerifyMode {
+    /// The default: batches split over every core of this machine.
+    pub fn default_for_machine() -> VerifyMode {
+        VerifyMode::Batch {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
 /// One change to the ledger, with the value before it: enough to undo it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Change {
     Balance(Address, Option<Amount>),
     Nonce(Address, Option<u64>),
@@ -132,21 +146,50 @@ pub(crate) enum Change {
 
 /// What [`Ledger::undo_block`] needs: the changes a block made, oldest
 /// first.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// It is serializable (serde; the node stores it with postcard beside its
+/// block), so a restarted node can still undo the blocks it applied.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Undo(Vec<Change>);
 
 /// Balances, nonces and contracts at one point of the chain.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Cloning is O(1): the maps are persistent and share their nodes until
+/// one side changes them, so the node can hand a snapshot to readers (and
+/// the mempool its own copy) on every change.
+///
+/// It is serializable (serde), so the node can store a snapshot and
+/// restart from it: the consensus state is encoded, while how signatures
+/// are checked (the [`VerifyMode`]) is a property of the process, not of
+/// the state, and is not: a decoded ledger has [`Ledger::new`]'s default.
+/// Equality likewise compares the consensus state only.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Ledger {
     network: BlockHash,
     reward: Amount,
     params: Option<Box<ChainParams>>,
-    balances: BTreeMap<Address, Amount>,
-    nonces: BTreeMap<Address, u64>,
-    contracts: BTreeMap<ContractId, Contract>,
+    balances: Map<Address, Amount>,
+    nonces: Map<Address, u64>,
+    contracts: Map<ContractId, Contract>,
     issued: Amount,
+    #[serde(skip, default = "VerifyMode::default_for_machine")]
     verify: VerifyMode,
 }
+
+impl PartialEq for Ledger {
+    /// The consensus state only: not how signatures are checked.
+    fn eq(&self, other: &Ledger) -> bool {
+        self.network == other.network
+            && self.reward == other.reward
+            && self.params == other.params
+            && self.balances == other.balances
+            && self.nonces == other.nonces
+            && self.contracts == other.contracts
+            && self.issued == other.issued
+    }
+}
+
+impl Eq for Ledger {}
 
 impl Ledger {
     /// An empty ledger for the network with this id (the genesis hash). The
@@ -156,19 +199,22 @@ impl Ledger {
             network,
             reward: Amount::ZERO,
             params: None,
-            balances: BTreeMap::new(),
-            nonces: BTreeMap::new(),
-            contracts: BTreeMap::new(),
+            balances: Map::new(),
+            nonces: Map::new(),
+            contracts: Map::new(),
             issued: Amount::ZERO,
-            verify: VerifyMode::Batch {
-                threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            },
+            verify: VerifyMode::default_for_machine(),
         }
     }
 
     /// Chooses how signatures are checked (batch across all cores by default).
     pub fn set_verify_mode(&mut self, mode: VerifyMode) {
         self.verify = mode;
+    }
+
+    /// How signatures are checked.
+    pub fn verify_mode(&self) -> VerifyMode {
+        self.verify
     }
 
     /// The network id.
@@ -192,7 +238,7 @@ impl Ledger {
     }
 
     /// Every account with a balance, by address.
-    pub fn balances(&self) -> &BTreeMap<Address, Amount> {
+    pub fn balances(&self) -> &Map<Address, Amount> {
         &self.balances
     }
 
@@ -202,7 +248,7 @@ impl Ledger {
     }
 
     /// Every contract, by id.
-    pub fn contracts(&self) -> &BTreeMap<ContractId, Contract> {
+    pub fn contracts(&self) -> &Map<ContractId, Contract> {
         &self.contracts
     }
 
