@@ -57,12 +57,12 @@ impl MemArchive {
         chain.forget_old();
     }
 
-    fn headers(&self) -> Vec<Header> {
+    fn headers(&self) -> Vec<(BlockHash, Header)> {
         self.blocks
             .lock()
             .unwrap()
             .values()
-            .map(|b| b.header)
+            .map(|b| (b.hash(), b.header))
             .collect()
     }
 }
@@ -262,7 +262,7 @@ fn a_store_that_disagrees_with_itself_is_refused_naming_what() {
         height: 7,
         state: TestState::default(),
     };
-    let restore = |headers: Vec<Header>, snapshot| {
+    let restore = |headers: Vec<(BlockHash, Header)>, snapshot| {
         Chain::restore(
             params.clone(),
             genesis(&params),
@@ -297,7 +297,7 @@ fn a_store_that_disagrees_with_itself_is_refused_naming_what() {
     let headers: Vec<_> = archive
         .headers()
         .into_iter()
-        .filter(|h| h.height != 3)
+        .filter(|(_, h)| h.height != 3)
         .collect();
     let err = restore(headers, None).unwrap_err();
     assert!(
@@ -309,7 +309,7 @@ fn a_store_that_disagrees_with_itself_is_refused_naming_what() {
     let mut other = genesis(&params).header;
     other.timestamp_ms += 1;
     let mut headers = archive.headers();
-    headers.push(other);
+    headers.push((other.hash(), other));
     let err = restore(headers, None).unwrap_err();
     assert!(matches!(err, RestoreError::SecondGenesis(_)), "{err}");
 }

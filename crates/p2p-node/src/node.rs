@@ -18,7 +18,7 @@ use crate::core::{Command, Core, CoreMsg, CoreParts, NodeChain, NodeView};
 use crate::mempool::MempoolError;
 use crate::mine::{HashMiner, Mine};
 use crate::peer::spawn_dial;
-use crate::store::{BlockStore, MemoryStore, StoreError};
+use crate::store::{BlockStore, MemoryStore, StoreArchive, StoreError, Stored};
 use crate::transport::{TcpTransport, Transport};
 
 /// Why a node could not start, or a request could not be served.
@@ -39,6 +39,13 @@ pub enum NodeError {
     /// The store could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The store disagrees with itself (a header without its parent, a
+    /// snapshot at a block not stored...), or its state snapshot does not
+    /// match its blocks.
+    #[error(
+        "the stored chain cannot be restored: {0} (move the data directory aside to start afresh)"
+    )]
+    Restore(String),
     /// The node has stopped.
     #[error("the node has stopped")]
     Stopped,
@@ -103,22 +110,11 @@ impl Node {
     /// [`NodeError`] if the genesis is invalid, the store cannot be read or
     /// the address cannot be bound.
     pub async fn start_with(config: NodeConfig, seams: Seams) -> Result<NodeHandle, NodeError> {
-        let mut chain = config
-            .genesis
-            .chain()
-            .map_err(|e| NodeError::Genesis(e.to_string()))?;
+        let store: Arc<dyn BlockStore> = Arc::from(seams.store);
+        let stored = store.load()?;
+        let snapshot_height = stored.snapshot.as_ref().map(|s| s.height);
+        let mut chain = restore(&config.genesis, stored, store.clone())?;
         chain.set_max_orphans(256);
-        let stored = seams.store.load_blocks()?;
-        let count = stored.len();
-        let refused = replay(&mut chain, stored, seams.clock.now_ms());
-        if count > 0 {
-            info!(
-                count,
-                refused,
-                height = chain.height(),
-                "loaded stored blocks"
-            );
-        }
         let listener = seams
             .transport
             .bind(config.listen)
@@ -168,7 +164,8 @@ impl Node {
             // advertise was given.
             listen_addr: Some(config.advertise.unwrap_or(local_addr)),
             chain,
-            store: seams.store,
+            store,
+            snapshot_height,
             clock: seams.clock,
             inbox: tx.clone(),
             cancel: cancel.clone(),
@@ -355,17 +352,89 @@ impl NodeHandle {
     }
 }
 
-/// Inserts stored blocks into a fresh chain at start. Blocks that no longer
-/// insert (a rule changed, the store is damaged) are reported, not fatal.
-fn replay(chain: &mut NodeChain, blocks: Vec<chain_core::Block<escrow::Tx>>, now_ms: u64) -> usize {
-    let mut refused = 0;
-    for block in blocks {
-        if let Err(e) = chain.insert(block, now_ms) {
-            warn!("stored block refused: {e}");
-            refused += 1;
+/// Rebuilds the chain from the store: its headers, its state snapshot
+/// (checked against the network and the blocks' rewards first), and the
+/// blocks saved after the snapshot, applied again. Stored blocks that no
+/// longer apply are reported, not fatal.
+fn restore(
+    genesis: &escrow::Genesis,
+    stored: Stored,
+    store: Arc<dyn BlockStore>,
+) -> Result<NodeChain, NodeError> {
+    let fresh = genesis
+        .chain()
+        .map_err(|e| NodeError::Genesis(e.to_string()))?;
+    let count = stored.headers.len();
+    let snapshot = match stored.snapshot {
+        Some(s) => {
+            check_snapshot(&s, fresh.state())?;
+            Some(chain_core::Snapshot {
+                block: s.block,
+                height: s.height,
+                state: s.ledger,
+            })
         }
+        None => None,
+    };
+    let from = snapshot.as_ref().map_or(0, |s| s.height);
+    let (chain, refused) = NodeChain::restore(
+        genesis.params.clone(),
+        genesis.block(),
+        genesis.ledger(),
+        stored.headers,
+        snapshot,
+        Arc::new(StoreArchive(store)),
+    )
+    .map_err(|e| NodeError::Restore(e.to_string()))?;
+    if let Some(e) = refused {
+        warn!("a stored block no longer applies: {e}");
     }
-    refused
+    if count > 0 {
+        info!(
+            blocks = count,
+            snapshot_height = from,
+            height = chain.height(),
+            "restored the stored chain"
+        );
+    }
+    Ok(chain)
+}
+
+/// Checks a stored ledger against what its block implies: this network's
+/// id, and the coins issued (the genesis allocations plus one reward per
+/// block above genesis).
+fn check_snapshot(
+    snapshot: &crate::store::StateSnapshot,
+    genesis: &escrow::Ledger,
+) -> Result<(), NodeError> {
+    let mismatch = |what: String| {
+        NodeError::Restore(format!(
+            "the state snapshot at block {} (height {}) does not match the blocks: {what}",
+            snapshot.block, snapshot.height
+        ))
+    };
+    let ledger = &snapshot.ledger;
+    if ledger.network() != genesis.network() {
+        return Err(mismatch(format!(
+            "it is for network {}, this node runs {}",
+            ledger.network(),
+            genesis.network()
+        )));
+    }
+    let expected = genesis
+        .coinbase_reward()
+        .get()
+        .checked_mul(snapshot.height)
+        .and_then(|r| escrow::Amount::new(r).checked_add(genesis.issued()));
+    if expected != Some(ledger.issued()) {
+        return Err(mismatch(format!(
+            "it has {} issued, {} blocks of rewards make {}",
+            ledger.issued(),
+            snapshot.height,
+            expected.map_or_else(|| "an overflow".to_string(), |a| a.to_string())
+        )));
+    }
+    Ok(())
 }
 
 /// 32 random bytes from the operating system, for the node id and the

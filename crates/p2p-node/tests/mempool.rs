@@ -59,7 +59,7 @@ async fn a_pending_transaction_survives_a_restart() {
     // And it is mined like any other.
     node.mine_blocks(1).await.unwrap();
     let mined = node
-        .query(move |v| v.tx_index.contains_key(&id))
+        .query(move |v| v.tx_block(&id).is_some())
         .await
         .unwrap();
     assert!(mined);

@@ -332,7 +332,7 @@ async fn a_partition_heals_onto_the_most_work_chain_and_the_losers_transactions_
         let mut ok = true;
         for n in all {
             ok &= n
-                .query(move |v| v.tx_index.contains_key(&left_id))
+                .query(move |v| v.tx_block(&left_id).is_some())
                 .await
                 .unwrap();
         }

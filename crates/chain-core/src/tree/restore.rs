@@ -30,7 +30,9 @@ pub struct Snapshot<S> {
 
 impl<S: StateMachine> Chain<S> {
     /// Restores a tree from what a store holds: the headers of every stored
-    /// block (genesis aside, in any order), the state at one of them (or
+    /// block with their hashes (genesis aside, in any order; the caller
+    /// checked that each hash is its header's, as the store does when it
+    /// reads them), the state at one of them (or
     /// none: the state is then built from genesis, reading every body), and
     /// the archive to read bodies and undo records from.
     ///
@@ -51,17 +53,16 @@ impl<S: StateMachine> Chain<S> {
         params: ChainParams,
         genesis: Block<S::Tx>,
         empty: S,
-        mut headers: Vec<Header>,
+        mut headers: Vec<(BlockHash, Header)>,
         snapshot: Option<Snapshot<S>>,
         archive: Arc<dyn Archive<S>>,
     ) -> Result<(Self, Option<InsertError<S::Error>>), RestoreError> {
         let mut chain =
             Chain::new(params, genesis, empty).map_err(|e| RestoreError::Genesis(e.to_string()))?;
         let genesis_hash = chain.genesis_hash();
-        headers.sort_unstable_by_key(|h| h.height);
+        headers.sort_unstable_by_key(|(_, h)| h.height);
         let mut parents = HashSet::new();
-        for header in headers {
-            let hash = header.hash();
+        for (hash, header) in headers {
             if header.height == 0 {
                 if hash == genesis_hash {
                     continue;
@@ -165,6 +166,12 @@ impl<S: StateMachine> Chain<S> {
     /// archive before [`Chain::forget_old`].
     pub fn take_new_blocks(&mut self) -> Vec<Arc<Block<S::Tx>>> {
         std::mem::take(&mut self.new_blocks)
+    }
+
+    /// How many blocks joined the tree since [`Chain::take_new_blocks`]
+    /// last took them.
+    pub fn new_block_count(&self) -> usize {
+        self.new_blocks.len()
     }
 
     /// The undo records of the blocks applied since the last call that are

@@ -326,7 +326,7 @@ async fn tx_by_id(
                     tx: TxAnswer::from(&Tx::Signed(tx.clone())),
                 });
             }
-            let Some(hash) = v.tx_index.get(&id) else {
+            let Some(hash) = v.tx_block(&id) else {
                 let dropped = v.mempool.dropped(&id)?;
                 return Some(TxLookupAnswer {
                     status: TxStatus::Dropped,
@@ -337,12 +337,12 @@ async fn tx_by_id(
                     tx: TxAnswer::from(&Tx::Signed(dropped.tx.clone())),
                 });
             };
-            let block = v.chain.block(hash)?;
+            let block = v.chain.block(&hash)?;
             let tx = block.transactions.iter().find(|t| t.id() == id)?;
             let height = block.header.height;
             Some(TxLookupAnswer {
                 status: TxStatus::Confirmed,
-                block: Some(*hash),
+                block: Some(hash),
                 height: Some(height),
                 confirmations: Some(v.chain.height().saturating_sub(height) + 1),
                 reason: None,

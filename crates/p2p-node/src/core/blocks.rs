@@ -3,22 +3,19 @@
 //! index, the metrics, the mempool, the events, the stale mining job), and
 //! building the miner's template.
 
-use chain_core::{Block, Header, InsertError, Inserted, Reorg, TxId};
+use std::collections::HashSet;
+
+use chain_core::{Block, Header, InsertError, Inserted, Reorg, Transaction, TxId};
 use escrow::{LedgerError, SignedTx, Tx};
+use tokio::time::Instant;
 use tracing::{debug, info};
 
 use crate::core::Core;
 use crate::core::view::{ConnId, NodeEvent};
 use crate::penalty::Offence;
+use crate::store::IndexChange;
 
 impl Core {
-    pub(super) fn index_block(&mut self, block: &Block<Tx>) {
-        let hash = block.hash();
-        for tx in &block.transactions {
-            self.tx_index.insert(chain_core::Transaction::id(tx), hash);
-        }
-    }
-
     /// Offers a block to the chain. Returns the new best-chain change, if
     /// the block moved the tip. `from` is the peer that sent it and whether
     /// we had asked for it by hash.
@@ -31,17 +28,17 @@ impl Core {
         let now = self.clock.now_ms();
         match self.chain.insert(block, now) {
             Ok(Inserted::NewBest(reorg)) => {
-                self.unsaved.extend(reorg.applied.iter().cloned());
+                self.unsaved_since.get_or_insert_with(Instant::now);
                 self.on_new_best(&reorg);
                 Some(reorg)
             }
             Ok(Inserted::SideBranch) => {
-                if let Some(b) = self.chain.block(&hash) {
+                self.unsaved_since.get_or_insert_with(Instant::now);
+                if let Some(header) = self.chain.header(&hash) {
                     self.emit(NodeEvent::Fork {
-                        height: b.header.height,
+                        height: header.height,
                         hash,
                     });
-                    self.unsaved.push(b);
                 }
                 self.metrics.blocks_accepted += 1;
                 debug!(%hash, "block on a side branch");
@@ -59,6 +56,12 @@ impl Core {
                 None
             }
             Ok(Inserted::Duplicate) => None,
+            Err(InsertError::Archive(e)) => {
+                // Not the block's fault: the store cannot be read back.
+                tracing::error!("the block store cannot be read, stopping the node: {e}");
+                self.cancel.cancel();
+                None
+            }
             Err(e) => {
                 debug!(%hash, "block refused: {e}");
                 *self
@@ -85,12 +88,14 @@ impl Core {
     /// whose template now has a stale parent.
     pub(super) fn on_new_best(&mut self, reorg: &Reorg<Tx>) {
         for block in &reorg.undone {
-            for tx in &block.transactions {
-                self.tx_index.remove(&chain_core::Transaction::id(tx));
-            }
+            self.unsaved_index
+                .push(IndexChange::Undone(std::sync::Arc::clone(block)));
         }
         for block in &reorg.applied {
-            self.index_block(block);
+            self.unsaved_index
+                .push(IndexChange::Applied(std::sync::Arc::clone(block)));
+            self.since_snapshot.0 += 1;
+            self.since_snapshot.1 += block.transactions.len() as u64;
         }
         self.metrics.blocks_accepted += reorg.applied.len() as u64;
         if reorg.is_reorg() {
@@ -132,12 +137,18 @@ impl Core {
             })
             .collect();
         let returned_ids: Vec<TxId> = returned.iter().map(SignedTx::id).collect();
-        let index = &self.tx_index;
+        // A returned transaction can be on the best chain again only in a
+        // block this change applied.
+        let mined: HashSet<TxId> = reorg
+            .applied
+            .iter()
+            .flat_map(|b| b.transactions.iter().map(Transaction::id))
+            .collect();
         let dropped = self.mempool.rebuild(
             self.chain.state(),
             self.chain.height() + 1,
             returned,
-            |id| index.contains_key(id),
+            |id| mined.contains(id),
         );
         for id in dropped {
             if let Some(d) = self.mempool.dropped(&id) {
@@ -156,11 +167,11 @@ impl Core {
         }
     }
 
+    /// Announces the new tip to every peer once it is saved (the next
+    /// flush). Announcing the tip is enough: a peer missing its ancestors
+    /// syncs.
     pub(super) fn announce_new_best(&mut self, reorg: &Reorg<Tx>) {
-        // Announcing the tip is enough: a peer missing its ancestors syncs.
-        for conn in self.peers.live_conns() {
-            self.announce_block_to(conn, reorg.new_tip);
-        }
+        self.to_announce = Some(reorg.new_tip);
     }
 
     /// Starts a job on a fresh template if the node should mine and no job
@@ -197,12 +208,24 @@ impl Core {
     pub(super) fn on_mined(&mut self, block: Block<Tx>) {
         let hash = block.hash();
         let header = block.header;
-        info!(height = header.height, %hash, txs = block.transactions.len(), "mined a block");
+        // At most one line a second at the info level: a node mining
+        // thousands of blocks a second must not spend its time logging.
+        let (last, quiet) = &mut self.mined_log;
+        if last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1)) {
+            info!(height = header.height, %hash, txs = block.transactions.len(), also = *quiet, "mined a block");
+            *last = Some(Instant::now());
+            *quiet = 0;
+        } else {
+            debug!(height = header.height, %hash, txs = block.transactions.len(), "mined a block");
+            *quiet += 1;
+        }
         let work = header.target.to_target().map_or(0.0, |t| t.work().as_f64());
         if let Some(reorg) = self.accept_block(block, None) {
             self.metrics.blocks_mined += 1;
             self.metrics.work_mined += work;
-            self.miner.count_mined(hash);
+            if let Some(reply) = self.miner.count_mined(hash) {
+                self.mined_replies.push(reply);
+            }
             self.announce_new_best(&reorg);
         }
         if !self.miner.should_mine(self.mempool.is_empty()) {

@@ -35,6 +35,20 @@ struct MineRequest {
     reply: oneshot::Sender<Vec<BlockHash>>,
 }
 
+/// A completed "mine N" request: the answer to send once its blocks are
+/// durable.
+pub(crate) struct MinedReply {
+    reply: oneshot::Sender<Vec<BlockHash>>,
+    mined: Vec<BlockHash>,
+}
+
+impl MinedReply {
+    /// Sends the answer (nobody waiting is fine).
+    pub fn send(self) {
+        let _ = self.reply.send(self.mined);
+    }
+}
+
 /// The miner's driver (see the module docs).
 pub(crate) struct MinerDriver {
     miner: Arc<dyn Mine>,
@@ -149,18 +163,25 @@ impl MinerDriver {
     }
 
     /// A block this node mined joined the best chain: it counts toward the
-    /// oldest open request, which is answered once complete.
-    pub fn count_mined(&mut self, hash: BlockHash) {
-        let Some(front) = self.requests.front_mut() else {
-            return;
-        };
+    /// oldest open request. A request now complete is returned with its
+    /// hashes, for the core to answer once the blocks are durable.
+    pub fn count_mined(&mut self, hash: BlockHash) -> Option<MinedReply> {
+        let front = self.requests.front_mut()?;
         front.left = front.left.saturating_sub(1);
         front.mined.push(hash);
-        if front.left == 0
-            && let Some(done) = self.requests.pop_front()
-        {
-            let _ = done.reply.send(done.mined);
+        if front.left == 0 {
+            return self.requests.pop_front().map(|done| MinedReply {
+                reply: done.reply,
+                mined: done.mined,
+            });
         }
+        None
+    }
+
+    /// Whether a "mine N" request is still open (the node is mining a
+    /// burst, whose blocks are saved together).
+    pub fn has_requests(&self) -> bool {
+        !self.requests.is_empty()
     }
 }
 
@@ -197,15 +218,25 @@ mod tests {
         d.request(2, reply);
         let (second, mut rx2) = oneshot::channel();
         d.request(1, second);
-        d.count_mined(hash(1));
-        assert!(rx.try_recv().is_err(), "one of two");
-        d.count_mined(hash(2));
+        assert!(d.count_mined(hash(1)).is_none(), "one of two");
+        assert!(rx.try_recv().is_err());
+        let done = d.count_mined(hash(2)).expect("complete");
+        assert!(
+            rx.try_recv().is_err(),
+            "answered only when the core sends it"
+        );
+        done.send();
         assert_eq!(rx.try_recv().unwrap(), vec![hash(1), hash(2)]);
         assert!(d.should_mine(true), "the second request is still open");
-        d.count_mined(hash(3));
+        assert!(d.has_requests());
+        d.count_mined(hash(3)).expect("complete").send();
         assert_eq!(rx2.try_recv().unwrap(), vec![hash(3)]);
         assert!(!d.should_mine(true), "both answered: mining stops");
-        d.count_mined(hash(4)); // no request: nothing to count
+        assert!(!d.has_requests());
+        assert!(
+            d.count_mined(hash(4)).is_none(),
+            "no request: nothing to count"
+        );
         let (zero, mut rx0) = oneshot::channel();
         d.request(0, zero);
         assert_eq!(rx0.try_recv().unwrap(), Vec::<BlockHash>::new());

@@ -44,14 +44,12 @@ mod relay;
 mod requests;
 mod view;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use chain_core::{Block, BlockHash, TxId};
-use escrow::Tx;
+use chain_core::BlockHash;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -63,8 +61,8 @@ use crate::clock::Clock;
 use crate::config::NodeConfig;
 use crate::mempool::Mempool;
 use crate::penalty::Offence;
-use crate::store::BlockStore;
-use mining::MinerDriver;
+use crate::store::{BlockStore, Commit, IndexChange, StateSnapshot};
+use mining::{MinedReply, MinerDriver};
 use peers::PeerTable;
 use requests::Requests;
 
@@ -85,8 +83,12 @@ pub(crate) struct CoreParts {
     pub listen_addr: Option<SocketAddr>,
     /// The chain, loaded from the store.
     pub chain: NodeChain,
-    /// Where accepted blocks are saved.
-    pub store: Box<dyn BlockStore>,
+    /// Where accepted blocks are saved (shared with the chain, which reads
+    /// old bodies back from it).
+    pub store: Arc<dyn BlockStore>,
+    /// The height of the state snapshot the chain was restored from, if
+    /// the store had one.
+    pub snapshot_height: Option<u64>,
     /// Block timestamps.
     pub clock: Arc<dyn Clock>,
     /// The core's own inbox, for the tasks it starts (the miner).
@@ -115,10 +117,25 @@ pub(crate) struct Core {
     listen_addr: Option<SocketAddr>,
     chain: NodeChain,
     mempool: Mempool,
-    store: Box<dyn BlockStore>,
-    /// Accepted blocks not yet saved: saved in one transaction before
-    /// anything announces or serves them, and at the end of every event.
-    unsaved: Vec<Arc<Block<Tx>>>,
+    store: Arc<dyn BlockStore>,
+    /// Best-chain changes not yet saved to the transaction index. The
+    /// blocks themselves and their undo records wait in the chain
+    /// ([`chain_core::Chain::take_new_blocks`]); all are saved in one
+    /// commit before anything announces or serves them.
+    unsaved_index: Vec<IndexChange>,
+    /// When the oldest change not yet saved was made.
+    unsaved_since: Option<Instant>,
+    /// The tip to announce to every peer once it is saved.
+    to_announce: Option<BlockHash>,
+    /// "Mine N" answers to send once their blocks are saved.
+    mined_replies: Vec<MinedReply>,
+    /// Blocks and transactions applied since the last state snapshot, and
+    /// whether the store has one.
+    since_snapshot: (u64, u64),
+    has_snapshot: bool,
+    /// When a mined block was last logged at the info level, and how many
+    /// were mined since without a line of their own.
+    mined_log: (Option<Instant>, u64),
     clock: Arc<dyn Clock>,
     inbox: mpsc::Sender<CoreMsg>,
     cancel: CancellationToken,
@@ -133,8 +150,6 @@ pub(crate) struct Core {
     events: tokio::sync::broadcast::Sender<NodeEvent>,
     /// The live peer count last announced to watchers.
     reported_peers: usize,
-    /// Where each transaction of the best chain is: its block.
-    tx_index: HashMap<TxId, BlockHash>,
     /// Gossiped transactions that came before an earlier nonce of their
     /// sender (asked of different peers, they can arrive in any order),
     /// by sender and nonce; admitted once the gap closes. Bounded.
@@ -150,6 +165,18 @@ pub(crate) struct Core {
 
 /// How often a changed mempool is saved (it is also saved at shutdown).
 const MEMPOOL_SAVE_EVERY: Duration = Duration::from_secs(10);
+
+/// A new state snapshot is saved once this many blocks, or this many
+/// transactions, were applied since the last (and at every clean stop): a
+/// start after a crash applies at most about that much again.
+const SNAPSHOT_EVERY_BLOCKS: u64 = 1_000;
+const SNAPSHOT_EVERY_TXS: u64 = 10_000;
+
+/// While more events wait (a burst of blocks, a "mine N" request), saving
+/// waits too, so that the burst's blocks are made durable in one commit;
+/// but never longer than this, nor for more blocks than this.
+const MAX_SAVE_DELAY: Duration = Duration::from_millis(50);
+const MAX_UNSAVED_BLOCKS: usize = 1_000;
 
 impl Core {
     /// A core over a chain that is already loaded.
@@ -169,6 +196,7 @@ impl Core {
             dialer,
             miner,
             seed,
+            snapshot_height,
         } = parts;
         let mempool = Mempool::new(
             chain.state(),
@@ -184,10 +212,19 @@ impl Core {
             config,
             node_id,
             listen_addr,
+            since_snapshot: (
+                snapshot_height.map_or(chain.height(), |h| chain.height().saturating_sub(h)),
+                0,
+            ),
+            has_snapshot: snapshot_height.is_some(),
+            mined_log: (None, 0),
             chain,
             mempool,
             store,
-            unsaved: Vec::new(),
+            unsaved_index: Vec::new(),
+            unsaved_since: None,
+            to_announce: None,
+            mined_replies: Vec::new(),
             clock,
             inbox,
             cancel,
@@ -196,7 +233,6 @@ impl Core {
             dialer,
             events,
             reported_peers: 0,
-            tx_index: HashMap::new(),
             orphan_txs: std::collections::BTreeMap::new(),
             metrics: Metrics {
                 started: Some(now),
@@ -206,15 +242,6 @@ impl Core {
             mempool_dirty: false,
             bans_dirty: false,
         };
-        let blocks: Vec<_> = core
-            .chain
-            .best_chain()
-            .iter()
-            .filter_map(|h| core.chain.block(h))
-            .collect();
-        for block in blocks {
-            core.index_block(&block);
-        }
         core.reload_mempool();
         core.reload_bans();
         core
@@ -291,7 +318,7 @@ impl Core {
         let mut tick =
             tokio::time::interval(self.config.tick_interval.max(Duration::from_millis(1)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        self.after_event();
+        self.after_event(true);
         loop {
             // Biased, so a simulated run is reproducible; the tick comes
             // before messages so a busy inbox never starves it.
@@ -304,9 +331,12 @@ impl Core {
                     None => break,
                 },
             }
-            self.after_event();
+            self.after_event(rx.is_empty());
         }
         self.miner.stop();
+        // A clean stop leaves a snapshot at the tip: the next start applies
+        // nothing again.
+        self.flush_with(true);
         self.save_mempool(true);
         self.save_bans();
         // Dropping every sender lets each connection task finish.
@@ -314,12 +344,20 @@ impl Core {
         info!("core stopped");
     }
 
-    /// What follows every event: save what was accepted, tell watchers
-    /// whether the peer count changed, and start mining if the node should.
-    /// Jobs start only here, so a block mined for a request is counted
-    /// before the next job begins.
-    fn after_event(&mut self) {
-        self.flush();
+    /// What follows every event: save what was accepted (unless more events
+    /// wait, see [`MAX_SAVE_DELAY`]), tell watchers whether the peer count
+    /// changed, and start mining if the node should. Jobs start only here,
+    /// so a block mined for a request is counted before the next job
+    /// begins.
+    fn after_event(&mut self, inbox_empty: bool) {
+        let burst = !inbox_empty || self.miner.has_requests();
+        let overdue = self
+            .unsaved_since
+            .is_some_and(|t| t.elapsed() >= MAX_SAVE_DELAY)
+            || self.chain.new_block_count() >= MAX_UNSAVED_BLOCKS;
+        if !burst || overdue {
+            self.flush();
+        }
         if self.bans_dirty {
             self.save_bans();
         }
@@ -331,23 +369,55 @@ impl Core {
         self.maybe_mine();
     }
 
-    /// Saves accepted blocks. A node that cannot save cannot promise that
-    /// what it announces survives a crash, so a failing store stops it.
+    /// Saves what was accepted since the last save (blocks, undo records,
+    /// the transaction index, a snapshot when due) in one commit, then
+    /// announces the new tip and answers "mine N" requests. A node that
+    /// cannot save cannot promise that what it announces survives a crash,
+    /// so a failing store stops it.
     fn flush(&mut self) -> bool {
-        if self.unsaved.is_empty() {
-            return true;
-        }
-        match self.store.put_blocks(&self.unsaved) {
-            Ok(()) => {
-                self.unsaved.clear();
-                true
-            }
-            Err(e) => {
+        self.flush_with(false)
+    }
+
+    /// [`Core::flush`], with a snapshot whatever the counters say if
+    /// `snapshot` (at a clean stop).
+    fn flush_with(&mut self, snapshot: bool) -> bool {
+        let (blocks, txs) = self.since_snapshot;
+        let snapshot = snapshot
+            || !self.has_snapshot
+            || blocks >= SNAPSHOT_EVERY_BLOCKS
+            || txs >= SNAPSHOT_EVERY_TXS;
+        let commit = Commit {
+            blocks: self.chain.take_new_blocks(),
+            undo: self.chain.take_new_undo(),
+            index: std::mem::take(&mut self.unsaved_index),
+            snapshot: (snapshot && (blocks > 0 || !self.has_snapshot)).then(|| StateSnapshot {
+                block: self.chain.tip(),
+                height: self.chain.height(),
+                ledger: self.chain.state().clone(),
+            }),
+        };
+        self.unsaved_since = None;
+        if !commit.is_empty() {
+            if let Err(e) = self.store.commit(&commit) {
                 tracing::error!("cannot save blocks, stopping the node: {e}");
                 self.cancel.cancel();
-                false
+                return false;
+            }
+            if commit.snapshot.is_some() {
+                self.has_snapshot = true;
+                self.since_snapshot = (0, 0);
+            }
+            self.chain.forget_old();
+        }
+        for reply in self.mined_replies.drain(..) {
+            reply.send();
+        }
+        if let Some(tip) = self.to_announce.take() {
+            for conn in self.peers.live_conns() {
+                self.announce_block_to(conn, tip);
             }
         }
+        true
     }
 
     fn dispatch(&mut self, msg: CoreMsg) {
@@ -525,8 +595,10 @@ impl Core {
         let now = Instant::now();
         match command {
             Command::Query(f) => {
+                // What a query sees is durable.
+                self.flush();
                 let view = NodeView {
-                    tx_index: &self.tx_index,
+                    store: &*self.store,
                     metrics: &self.metrics,
                     chain: &self.chain,
                     mempool: &self.mempool,

@@ -2,7 +2,6 @@
 //! [`NodeEvent`]s watchers receive, the [`Metrics`], and the small types
 //! that name connections.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use wire::NodeId;
 use crate::config::MiningMode;
 use crate::mempool::Mempool;
 use crate::penalty::BanKey;
+use crate::store::BlockStore;
 
 /// A connection's number, unique within one node's run.
 pub type ConnId = u64;
@@ -78,8 +78,8 @@ impl NodeEvent {
 pub struct NodeView<'a> {
     /// The block tree and the ledger at the best tip.
     pub chain: &'a NodeChain,
-    /// The block of every best-chain transaction.
-    pub tx_index: &'a HashMap<TxId, BlockHash>,
+    /// The store: block bodies, and the transaction index.
+    pub store: &'a dyn BlockStore,
     /// Monitoring counters.
     pub metrics: &'a Metrics,
     /// Pending transactions.
@@ -92,6 +92,18 @@ pub struct NodeView<'a> {
     pub node_id: NodeId,
     /// The current mining mode.
     pub mining: MiningMode,
+}
+
+impl NodeView<'_> {
+    /// The best-chain block holding a transaction (`None` if none does, or
+    /// the store cannot be read: that is logged).
+    pub fn tx_block(&self, id: &TxId) -> Option<BlockHash> {
+        self.store
+            .tx_block(id)
+            .inspect_err(|e| tracing::warn!("transaction index: {e}"))
+            .ok()
+            .flatten()
+    }
 }
 
 /// What the node knows about a live peer.

@@ -100,7 +100,7 @@ pub(crate) fn probe(view: &NodeView<'_>, ask: &Ask) -> Probe {
         confirmed: ask
             .waiting
             .iter()
-            .filter(|(_, id)| view.tx_index.contains_key(id))
+            .filter(|(_, id)| view.tx_block(id).is_some())
             .map(|(u, _)| *u)
             .collect(),
         problem,

@@ -37,8 +37,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chain_core::miner::{Job, Kernel, MineOutcome};
-use chain_core::{Block, Header};
-use escrow::{SignedTx, Tx};
+use chain_core::{Block, BlockHash, Header, TxId};
+use escrow::{SignedTx, Tx, Undo};
 use futures::future::BoxFuture;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
@@ -48,7 +48,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::mine::Mine;
 use crate::penalty::BanKey;
-use crate::store::{BlockStore, MemoryStore, StoreError};
+use crate::store::{BlockStore, Commit, MemoryStore, StoreError, Stored};
 
 /// The run's random numbers: ChaCha8 from a seed, so a seed replays a run.
 #[derive(Clone, Debug)]
@@ -254,7 +254,7 @@ impl Mine for SimMiner {
 /// the mempool changes since its last periodic save.
 #[derive(Clone, Default)]
 pub struct SimStore {
-    inner: Arc<Mutex<MemoryStore>>,
+    inner: MemoryStore,
     dead: Arc<AtomicBool>,
 }
 
@@ -279,36 +279,48 @@ impl SimStore {
 }
 
 impl BlockStore for SimStore {
-    fn put_blocks(&mut self, blocks: &[Arc<Block<Tx>>]) -> Result<(), StoreError> {
+    fn commit(&self, commit: &Commit) -> Result<(), StoreError> {
         if self.alive() {
-            lock(&self.inner).put_blocks(blocks)?;
+            self.inner.commit(commit)?;
         }
         Ok(())
     }
 
-    fn load_blocks(&self) -> Result<Vec<Block<Tx>>, StoreError> {
-        lock(&self.inner).load_blocks()
+    fn load(&self) -> Result<Stored, StoreError> {
+        self.inner.load()
     }
 
-    fn put_mempool(&mut self, txs: &[SignedTx]) -> Result<(), StoreError> {
+    fn block(&self, hash: &BlockHash) -> Result<Option<Block<Tx>>, StoreError> {
+        self.inner.block(hash)
+    }
+
+    fn undo(&self, hash: &BlockHash) -> Result<Option<Undo>, StoreError> {
+        self.inner.undo(hash)
+    }
+
+    fn tx_block(&self, id: &TxId) -> Result<Option<BlockHash>, StoreError> {
+        self.inner.tx_block(id)
+    }
+
+    fn put_mempool(&self, txs: &[SignedTx]) -> Result<(), StoreError> {
         if self.alive() {
-            lock(&self.inner).put_mempool(txs)?;
+            self.inner.put_mempool(txs)?;
         }
         Ok(())
     }
 
     fn load_mempool(&self) -> Result<Vec<SignedTx>, StoreError> {
-        lock(&self.inner).load_mempool()
+        self.inner.load_mempool()
     }
 
-    fn put_bans(&mut self, bans: &[(BanKey, u64)]) -> Result<(), StoreError> {
+    fn put_bans(&self, bans: &[(BanKey, u64)]) -> Result<(), StoreError> {
         if self.alive() {
-            lock(&self.inner).put_bans(bans)?;
+            self.inner.put_bans(bans)?;
         }
         Ok(())
     }
 
     fn load_bans(&self) -> Result<Vec<(BanKey, u64)>, StoreError> {
-        lock(&self.inner).load_bans()
+        self.inner.load_bans()
     }
 }

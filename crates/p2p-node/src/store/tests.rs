@@ -2,23 +2,104 @@
 
 #![allow(clippy::unwrap_used)]
 
+use super::redb::{BODIES, HEADERS, META, STATE};
 use super::*;
+use ::redb::ReadableDatabase;
 use escrow::Genesis;
 
-fn some_blocks() -> Vec<Arc<Block<Tx>>> {
-    vec![Arc::new(Genesis::dev().block())]
+/// `n` distinct blocks, each with a transaction of its own (a coinbase;
+/// the store does not check how blocks link, the chain's restore does).
+fn blocks(n: u64) -> Vec<Arc<Block<Tx>>> {
+    let to = escrow::dev::address("alice").unwrap();
+    (0..n)
+        .map(|i| {
+            let mut b = Genesis::dev().block();
+            b.header.nonce = i + 1;
+            b.header.height = i + 1;
+            b.transactions = vec![Tx::Coinbase { to, height: i + 1 }];
+            Arc::new(b)
+        })
+        .collect()
+}
+
+fn snapshot(block: &Block<Tx>) -> StateSnapshot {
+    StateSnapshot {
+        block: block.hash(),
+        height: 0,
+        ledger: Genesis::dev().chain().unwrap().state().clone(),
+    }
+}
+
+/// A commit of `blocks`, each applied (indexed, with an empty undo record).
+fn commit_of(blocks: &[Arc<Block<Tx>>]) -> Commit {
+    Commit {
+        blocks: blocks.to_vec(),
+        undo: blocks.iter().map(|b| (b.hash(), Undo::default())).collect(),
+        index: blocks.iter().cloned().map(IndexChange::Applied).collect(),
+        snapshot: None,
+    }
+}
+
+/// Where reading a store failed.
+#[derive(Debug)]
+enum ReadFailure {
+    /// Opening it or loading what a start needs: nothing may have been
+    /// written yet.
+    AtStart(StoreError),
+    /// Reading a body back later, from a store open for writing.
+    Later(StoreError),
+}
+
+/// Opens the store in `dir` and reads everything back: what a start
+/// loads, then every body.
+fn read_all(dir: &std::path::Path) -> Result<(Stored, Vec<Block<Tx>>), ReadFailure> {
+    let store = RedbStore::open(dir).map_err(ReadFailure::AtStart)?;
+    let stored = store.load().map_err(ReadFailure::AtStart)?;
+    let mut bodies = Vec::new();
+    for (hash, _) in &stored.headers {
+        bodies.extend(store.block(hash).map_err(ReadFailure::Later)?);
+    }
+    Ok((stored, bodies))
 }
 
 #[test]
-fn blocks_survive_reopening() {
+fn commits_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = RedbStore::open(dir.path()).unwrap();
-    store.put_blocks(&some_blocks()).unwrap();
-    store.put_blocks(&some_blocks()).unwrap();
-    drop(store);
+    let saved = blocks(3);
+    let snap = snapshot(&saved[2]);
+    {
+        let store = RedbStore::open(dir.path()).unwrap();
+        store.commit(&commit_of(&saved[..2])).unwrap();
+        let mut last = commit_of(&saved[2..]);
+        last.snapshot = Some(snap.clone());
+        store.commit(&last).unwrap();
+    }
     let store = RedbStore::open(dir.path()).unwrap();
-    assert_eq!(store.load_blocks().unwrap().len(), 2);
     assert!(!store.was_repaired());
+    let stored = store.load().unwrap();
+    let mut hashes: Vec<_> = stored.headers.iter().map(|(h, _)| *h).collect();
+    hashes.sort();
+    let mut expected: Vec<_> = saved.iter().map(|b| b.hash()).collect();
+    expected.sort();
+    assert_eq!(hashes, expected);
+    assert_eq!(stored.snapshot, Some(snap));
+    for b in &saved {
+        assert_eq!(store.block(&b.hash()).unwrap().as_ref(), Some(&**b));
+        assert_eq!(store.undo(&b.hash()).unwrap(), Some(Undo::default()));
+    }
+    assert_eq!(store.block(&BlockHash::from_bytes([7; 32])).unwrap(), None);
+    // The index points each transaction at its block, until it is undone.
+    let tx = saved[1].transactions[0].id();
+    assert_eq!(store.tx_block(&tx).unwrap(), Some(saved[1].hash()));
+    store
+        .commit(&Commit {
+            index: vec![IndexChange::Undone(saved[1].clone())],
+            ..Commit::default()
+        })
+        .unwrap();
+    assert_eq!(store.tx_block(&tx).unwrap(), None);
+    let other = saved[0].transactions[0].id();
+    assert_eq!(store.tx_block(&other).unwrap(), Some(saved[0].hash()));
 }
 
 #[test]
@@ -26,7 +107,7 @@ fn another_format_version_is_refused_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     drop(RedbStore::open(dir.path()).unwrap());
     {
-        let db = redb::Database::open(dir.path().join(STORE_FILE)).unwrap();
+        let db = ::redb::Database::open(dir.path().join(STORE_FILE)).unwrap();
         let write = db.begin_write().unwrap();
         write
             .open_table(META)
@@ -47,29 +128,98 @@ fn another_format_version_is_refused_naming_the_file() {
     assert!(err.to_string().contains(STORE_FILE));
 }
 
+/// Writes `value` under `key` of `table`, behind the store's back.
+fn overwrite(
+    dir: &std::path::Path,
+    table: ::redb::TableDefinition<&[u8], &[u8]>,
+    key: &[u8],
+    value: &[u8],
+) {
+    let db = ::redb::Database::open(dir.join(STORE_FILE)).unwrap();
+    let write = db.begin_write().unwrap();
+    write.open_table(table).unwrap().insert(key, value).unwrap();
+    write.commit().unwrap();
+}
+
 #[test]
-fn an_undecodable_block_is_reported_not_skipped() {
+fn an_undecodable_body_is_reported_when_read_not_skipped() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = RedbStore::open(dir.path()).unwrap();
-    store.put_blocks(&some_blocks()).unwrap();
-    drop(store);
+    let saved = blocks(2);
+    RedbStore::open(dir.path())
+        .unwrap()
+        .commit(&commit_of(&saved))
+        .unwrap();
+    let hash = saved[1].hash();
+    overwrite(dir.path(), BODIES, hash.as_bytes(), &[1u8, 2, 3]);
+    let store = RedbStore::open(dir.path()).unwrap();
+    let err = store.block(&hash).err().unwrap();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains(&hash.to_string()), "{err}");
+    assert!(err.to_string().contains(STORE_FILE), "{err}");
+    // The other block is intact.
+    assert_eq!(
+        store.block(&saved[0].hash()).unwrap().as_ref(),
+        Some(&*saved[0])
+    );
+}
+
+#[test]
+fn a_header_that_is_not_its_key_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = blocks(2);
+    RedbStore::open(dir.path())
+        .unwrap()
+        .commit(&commit_of(&saved))
+        .unwrap();
+    overwrite(
+        dir.path(),
+        HEADERS,
+        saved[0].hash().as_bytes(),
+        &saved[1].header.to_bytes(),
+    );
+    let err = RedbStore::open(dir.path()).err().unwrap();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("hashes to"), "{err}");
+}
+
+#[test]
+fn a_damaged_snapshot_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = blocks(1);
+    let mut commit = commit_of(&saved);
+    commit.snapshot = Some(snapshot(&saved[0]));
+    RedbStore::open(dir.path())
+        .unwrap()
+        .commit(&commit)
+        .unwrap();
     {
-        let db = redb::Database::open(dir.path().join(STORE_FILE)).unwrap();
+        let db = ::redb::Database::open(dir.path().join(STORE_FILE)).unwrap();
+        let read = db.begin_read().unwrap();
+        let mut value = read
+            .open_table(STATE)
+            .unwrap()
+            .get("snapshot")
+            .unwrap()
+            .unwrap()
+            .value()
+            .to_vec();
+        drop(read);
+        let last = value.len() - 1;
+        value[last] ^= 1;
         let write = db.begin_write().unwrap();
         write
-            .open_table(BLOCKS)
+            .open_table(STATE)
             .unwrap()
-            .insert(1, &[1u8, 2, 3][..])
+            .insert("snapshot", value.as_slice())
             .unwrap();
         write.commit().unwrap();
     }
-    // Found by the read-through at open, before anything is written.
-    let err = RedbStore::open(dir.path())
-        .and_then(|s| s.load_blocks())
-        .err()
-        .unwrap();
-    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
-    assert!(err.to_string().contains("#1"));
+    let err = RedbStore::open(dir.path()).err().unwrap();
+    assert!(
+        err.to_string()
+            .contains("the state snapshot fails its checksum"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -89,29 +239,25 @@ fn a_file_that_is_not_a_database_is_refused() {
     );
 }
 
-/// Thirty distinct blocks.
-fn many_blocks() -> Vec<Arc<Block<Tx>>> {
-    (0..30u64)
-        .map(|i| {
-            let mut b = Genesis::dev().block();
-            b.header.nonce = i;
-            Arc::new(b)
-        })
-        .collect()
+/// The blocks as the test saved them, sorted, to compare with what is read.
+fn sorted(blocks: impl IntoIterator<Item = Block<Tx>>) -> Vec<Block<Tx>> {
+    let mut out: Vec<_> = blocks.into_iter().collect();
+    out.sort_by_key(|b| b.hash());
+    out
 }
 
 #[test]
 fn a_byte_flipped_anywhere_gives_the_saved_blocks_or_an_error_never_a_panic() {
     let dir = tempfile::tempdir().unwrap();
-    let saved = many_blocks();
+    let saved = blocks(30);
     {
-        let mut store = RedbStore::open(dir.path()).unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
         for chunk in saved.chunks(3) {
-            store.put_blocks(chunk).unwrap();
+            store.commit(&commit_of(chunk)).unwrap();
         }
     }
     let original = std::fs::read(dir.path().join(STORE_FILE)).unwrap();
-    let expected: Vec<Block<Tx>> = saved.iter().map(|b| (**b).clone()).collect();
+    let expected = sorted(saved.iter().map(|b| (**b).clone()));
     let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
     let (mut refused, mut intact) = (0, 0);
     for trial in 0..50 {
@@ -131,22 +277,29 @@ fn a_byte_flipped_anywhere_gives_the_saved_blocks_or_an_error_never_a_panic() {
         let trial_dir = tempfile::tempdir().unwrap();
         let file = trial_dir.path().join(STORE_FILE);
         std::fs::write(&file, &damaged).unwrap();
-        let outcome = RedbStore::open(trial_dir.path()).and_then(|s| s.load_blocks());
-        match outcome {
+        match read_all(trial_dir.path()) {
             // A flip in bytes redb never reads (free space): the store
             // is whole, and every block is exactly as saved.
-            Ok(blocks) => {
+            Ok((stored, bodies)) => {
+                assert_eq!(stored.headers.len(), 30, "flip at {offset}: headers lost");
                 assert_eq!(
-                    blocks, expected,
+                    sorted(bodies),
+                    expected,
                     "flip at {offset}: blocks changed silently"
                 );
                 intact += 1;
             }
-            Err(e) => {
+            // Found reading a body back, once the store is in use: the
+            // error names the file.
+            Err(ReadFailure::Later(e)) => {
                 assert!(e.to_string().contains(STORE_FILE), "flip at {offset}: {e}");
                 refused += 1;
-                // Refused: the file is as it was, or kept beside a
-                // repaired one.
+            }
+            Err(ReadFailure::AtStart(e)) => {
+                assert!(e.to_string().contains(STORE_FILE), "flip at {offset}: {e}");
+                refused += 1;
+                // Refused at the start: the file is as it was, or kept
+                // beside a repaired one.
                 let now = std::fs::read(&file).unwrap();
                 let backup = trial_dir
                     .path()
@@ -165,8 +318,8 @@ fn a_byte_flipped_anywhere_gives_the_saved_blocks_or_an_error_never_a_panic() {
 fn two_hundred_bytes_flipped_in_the_middle_are_refused_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let mut store = RedbStore::open(dir.path()).unwrap();
-        store.put_blocks(&many_blocks()).unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
+        store.commit(&commit_of(&blocks(30))).unwrap();
     }
     let file = dir.path().join(STORE_FILE);
     let mut bytes = std::fs::read(&file).unwrap();
@@ -175,11 +328,17 @@ fn two_hundred_bytes_flipped_in_the_middle_are_refused_naming_the_file() {
         *b ^= 0xa5;
     }
     std::fs::write(&file, &bytes).unwrap();
-    let outcome = RedbStore::open(dir.path()).and_then(|s| s.load_blocks());
-    let err = outcome.expect_err("the damage is found");
-    assert!(err.to_string().contains(STORE_FILE), "{err}");
-    assert!(err.to_string().contains("corrupt"), "{err}");
-    assert_eq!(std::fs::read(&file).unwrap(), bytes, "nothing rewritten");
+    match read_all(dir.path()).expect_err("the damage is found") {
+        ReadFailure::AtStart(err) => {
+            assert!(err.to_string().contains(STORE_FILE), "{err}");
+            assert!(err.to_string().contains("corrupt"), "{err}");
+            assert_eq!(std::fs::read(&file).unwrap(), bytes, "nothing rewritten");
+        }
+        ReadFailure::Later(err) => {
+            assert!(err.to_string().contains(STORE_FILE), "{err}");
+            assert!(err.to_string().contains("corrupt"), "{err}");
+        }
+    }
 }
 
 #[test]
@@ -196,7 +355,7 @@ fn the_mempool_is_saved_and_loaded_across_reopening() {
         },
     );
     {
-        let mut store = RedbStore::open(dir.path()).unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
         assert!(store.load_mempool().unwrap().is_empty());
         store.put_mempool(std::slice::from_ref(&tx)).unwrap();
         store.put_mempool(&[tx.clone(), tx.clone()]).unwrap();
@@ -208,18 +367,19 @@ fn the_mempool_is_saved_and_loaded_across_reopening() {
 #[test]
 fn blocks_added_after_opening_are_loaded_too() {
     let dir = tempfile::tempdir().unwrap();
+    let saved = blocks(5);
     {
-        let mut store = RedbStore::open(dir.path()).unwrap();
-        store.put_blocks(&many_blocks()[..3]).unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
+        store.commit(&commit_of(&saved[..3])).unwrap();
     }
-    let mut store = RedbStore::open(dir.path()).unwrap();
-    store.put_blocks(&many_blocks()[3..5]).unwrap();
-    assert_eq!(store.load_blocks().unwrap().len(), 5);
+    let store = RedbStore::open(dir.path()).unwrap();
+    store.commit(&commit_of(&saved[3..])).unwrap();
+    assert_eq!(store.load().unwrap().headers.len(), 5);
     drop(store);
     let store = RedbStore::open(dir.path()).unwrap();
-    assert_eq!(store.load_blocks().unwrap().len(), 5);
+    assert_eq!(store.load().unwrap().headers.len(), 5);
     assert_eq!(
-        store.load_blocks().unwrap().len(),
+        store.load().unwrap().headers.len(),
         5,
         "and again, from the file"
     );

@@ -1,0 +1,594 @@
+//! [`RedbStore`]: the store in a redb database (`chain.redb` in the data
+//! directory).
+//!
+//! # Tables (format 3)
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `meta` | `"format"` | [`FORMAT_VERSION`] |
+//! | `headers` | block hash (32 bytes) | the 96-byte header |
+//! | `bodies` | block hash | checksum, then the block's postcard bytes |
+//! | `undo` | block hash | checksum, then the undo record's postcard bytes |
+//! | `txs` | transaction id | the best-chain block holding it |
+//! | `state` | `"snapshot"` | checksum, then the [`StateSnapshot`]'s postcard bytes |
+//! | `mempool` | `"pending"`, `"bans"` | checksum, then the list's postcard bytes |
+//!
+//! Each checksum is the 32-byte BLAKE3 hash of the bytes after it; a
+//! header is checked by its hash, which is its key.
+//!
+//! # A damaged file
+//!
+//! Whatever `chain.redb` holds, opening and reading it end either with what
+//! was saved, exactly, or with a [`StoreError`] that names the file; never
+//! with a panic, and never with data silently dropped:
+//!
+//! - Every value is checked when it is read: headers against their hash,
+//!   everything else against its checksum.
+//! - An existing file is first opened read-only and what a start needs
+//!   (format, every header, the snapshot) is read and checked without a
+//!   byte written; only then is it opened for writing. A file that needs
+//!   redb's crash recovery (the node was killed) is copied to
+//!   `chain.redb.before-repair` before redb repairs it, so the repair never
+//!   destroys the only copy.
+//! - Every call into redb runs inside `catch_unwind`: a panic in its b-tree
+//!   code on corrupt pages becomes [`StoreError::Corrupt`].
+
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Once, PoisonError};
+
+use ::redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use chain_core::{Block, BlockHash, Header, Transaction, TxId};
+use escrow::{SignedTx, Tx, Undo};
+
+use super::{BlockStore, Commit, IndexChange, StoreError, Stored};
+use crate::penalty::BanKey;
+
+/// Store metadata: `format` = [`FORMAT_VERSION`].
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Block headers by hash.
+pub(super) const HEADERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("headers");
+/// Block bodies by hash, checksummed.
+pub(super) const BODIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bodies");
+/// Undo records by block hash, checksummed.
+const UNDO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("undo");
+/// The transaction index: id to best-chain block hash.
+const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
+/// The ledger snapshot, checksummed.
+pub(super) const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
+/// Saved lists: key `pending` = the mempool's transactions in order, key
+/// `bans` = the active bans with their expiries; checksummed.
+const MEMPOOL: TableDefinition<&str, &[u8]> = TableDefinition::new("mempool");
+/// The format this node writes. A store of another format is refused.
+/// Version 3: headers, bodies, undo records, the transaction index and a
+/// ledger snapshot in tables of their own (version 2 kept only blocks, in
+/// save order, and replayed them all at every start).
+pub const FORMAT_VERSION: u64 = 3;
+
+/// The copy of a store kept before redb's crash recovery rewrites it.
+pub const BEFORE_REPAIR_SUFFIX: &str = "before-repair";
+
+/// The database file's name in the data directory.
+pub const STORE_FILE: &str = "chain.redb";
+
+thread_local! {
+    /// Whether this thread is inside [`contain`] (its panics are reported
+    /// as errors, not printed).
+    static CONTAINED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f`, turning a panic inside it (redb's b-tree code on corrupt
+/// pages) into [`StoreError::Corrupt`] naming `path`.
+fn contain<T>(path: &Path, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !CONTAINED.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    let outer = CONTAINED.with(|c| c.replace(true));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    CONTAINED.with(|c| c.set(outer));
+    result.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".to_string());
+        Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("the database could not be read ({what})"),
+        })
+    })
+}
+
+/// A value with its checksum in front.
+fn checksummed(bytes: &[u8]) -> Vec<u8> {
+    let mut value = blake3::hash(bytes).as_bytes().to_vec();
+    value.extend_from_slice(bytes);
+    value
+}
+
+/// Checks and decodes a checksummed value; `what` names it in errors.
+fn decode_checked<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &str,
+    value: &[u8],
+) -> Result<T, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let (sum, bytes) = value
+        .split_first_chunk::<32>()
+        .ok_or_else(|| corrupt(format!("{what} is {} bytes, too short", value.len())))?;
+    if blake3::hash(bytes).as_bytes() != sum {
+        return Err(corrupt(format!("{what} fails its checksum")));
+    }
+    postcard::from_bytes(bytes).map_err(|e| corrupt(format!("{what} does not decode: {e}")))
+}
+
+/// Reads a table that may not exist yet; `None` if it does not.
+fn open_optional<K: ::redb::Key + 'static, V: ::redb::Value + 'static>(
+    read: &::redb::ReadTransaction,
+    table: TableDefinition<K, V>,
+    path: &Path,
+) -> Result<Option<::redb::ReadOnlyTable<K, V>>, StoreError> {
+    match read.open_table(table) {
+        Ok(t) => Ok(Some(t)),
+        Err(::redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("table {table}: {e}"),
+        }),
+    }
+}
+
+/// Reads what a start needs (every header, the snapshot) from a read
+/// transaction, checking each.
+fn read_stored(read: &::redb::ReadTransaction, path: &Path) -> Result<Stored, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut stored = Stored::default();
+    if let Some(table) = open_optional(read, HEADERS, path)? {
+        for entry in table.iter().map_err(|e| corrupt(e.to_string()))? {
+            let (key, value) = entry.map_err(|e| corrupt(e.to_string()))?;
+            let header = Header::from_bytes(value.value())
+                .map_err(|e| corrupt(format!("a saved header does not decode: {e}")))?;
+            let hash = header.hash();
+            if hash.as_bytes()[..] != *key.value() {
+                return Err(corrupt(format!(
+                    "the header saved under {} hashes to {hash}",
+                    hex::encode(key.value())
+                )));
+            }
+            stored.headers.push((hash, header));
+        }
+    }
+    if let Some(table) = open_optional(read, STATE, path)?
+        && let Some(value) = table.get("snapshot").map_err(|e| corrupt(e.to_string()))?
+    {
+        stored.snapshot = Some(decode_checked(path, "the state snapshot", value.value())?);
+    }
+    Ok(stored)
+}
+
+/// What the read-only pass found.
+enum Validation {
+    /// Readable, what a start needs intact: here it is, so that loading it
+    /// does not read the file a second time.
+    Intact(Option<Box<Stored>>),
+    /// Not closed cleanly: redb must repair it before it can be read.
+    NeedsRepair,
+}
+
+/// Reads an existing store's format, headers and snapshot without writing
+/// a byte.
+fn validate_read_only(path: &Path) -> Result<Validation, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let db = match ::redb::ReadOnlyDatabase::open(path) {
+        Ok(db) => db,
+        Err(::redb::DatabaseError::RepairAborted) => return Ok(Validation::NeedsRepair),
+        Err(::redb::DatabaseError::DatabaseAlreadyOpen) => {
+            return Err(StoreError::Open {
+                path: path.to_path_buf(),
+                reason: "another node is using this data directory".into(),
+            });
+        }
+        Err(::redb::DatabaseError::Storage(::redb::StorageError::Io(e))) => {
+            return Err(StoreError::Open {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            });
+        }
+        Err(e) => return Err(corrupt(e.to_string())),
+    };
+    let read = db.begin_read().map_err(|e| corrupt(e.to_string()))?;
+    let format = match open_optional(&read, META, path)? {
+        Some(meta) => meta
+            .get("format")
+            .map_err(|e| corrupt(e.to_string()))?
+            .map(|v| v.value()),
+        None => None,
+    };
+    match format {
+        Some(FORMAT_VERSION) => Ok(Validation::Intact(Some(Box::new(read_stored(
+            &read, path,
+        )?)))),
+        Some(found) => Err(StoreError::Version {
+            path: path.to_path_buf(),
+            found,
+            expected: FORMAT_VERSION,
+        }),
+        // A store created but never written to; `check_format` decides.
+        None => Ok(Validation::Intact(None)),
+    }
+}
+
+/// Everything in a redb database (`chain.redb` in the data directory).
+///
+/// Each commit is one write transaction with two-phase commit and
+/// immediate durability: when it returns, everything in it is on disk, and
+/// a crash at any moment leaves either the state before or after it. (Two-
+/// phase commit because the blocks come from untrusted peers: redb's
+/// default one-phase commit trusts a checksum that an adversary choosing
+/// the data could in principle collide.)
+pub struct RedbStore {
+    db: ::redb::Database,
+    path: PathBuf,
+    repaired: bool,
+    /// What the read-only pass at open already read, handed to the first
+    /// `load` instead of reading the file again.
+    preloaded: Mutex<Option<Stored>>,
+}
+
+impl RedbStore {
+    /// Opens the store in `dir` (creating the directory and the database if
+    /// needed).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] naming the file: it cannot be opened, it is of another
+    /// format version, or it is corrupt. Nothing is rewritten.
+    pub fn open(dir: &Path) -> Result<RedbStore, StoreError> {
+        let path = dir.join(STORE_FILE);
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+            path: path.clone(),
+            reason: format!("cannot create the data directory: {e}"),
+        })?;
+        let repaired = Arc::new(AtomicBool::new(false));
+        let flag = repaired.clone();
+        let mut builder = ::redb::Builder::new();
+        builder.set_repair_callback(move |_| flag.store(true, Ordering::Relaxed));
+        let open = |reason: String| StoreError::Open {
+            path: path.clone(),
+            reason,
+        };
+        let mut preloaded = None;
+        let db = if path.exists() {
+            let validation = contain(&path, || validate_read_only(&path))?;
+            if let Validation::Intact(stored) = validation {
+                preloaded = stored.map(|s| *s);
+            } else {
+                let mut backup = path.clone().into_os_string();
+                backup.push(".");
+                backup.push(BEFORE_REPAIR_SUFFIX);
+                std::fs::copy(&path, &backup).map_err(|e| {
+                    open(format!(
+                        "cannot keep a copy before repairing it ({}): {e}",
+                        PathBuf::from(&backup).display()
+                    ))
+                })?;
+            }
+            contain(&path, || {
+                builder.open(&path).map_err(|e| match e {
+                    ::redb::DatabaseError::Storage(::redb::StorageError::Corrupted(msg)) => {
+                        StoreError::Corrupt {
+                            path: path.clone(),
+                            reason: msg,
+                        }
+                    }
+                    other => open(other.to_string()),
+                })
+            })?
+        } else {
+            builder.create(&path).map_err(|e| open(e.to_string()))?
+        };
+        let repaired = repaired.load(Ordering::Relaxed);
+        if repaired {
+            tracing::warn!(
+                path = %path.display(),
+                "the store was not closed cleanly and redb repaired it on open"
+            );
+        }
+        let store = RedbStore {
+            db,
+            path,
+            repaired,
+            preloaded: Mutex::new(preloaded),
+        };
+        contain(&store.path, || store.check_format())?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether redb had to repair the file when it was opened (the node
+    /// was killed or the machine crashed while it was open).
+    pub fn was_repaired(&self) -> bool {
+        self.repaired
+    }
+
+    fn backend(&self, e: impl std::fmt::Display) -> StoreError {
+        StoreError::Backend {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    fn corrupt(&self, reason: String) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            reason,
+        }
+    }
+
+    /// Checks (or, in a new database, writes) the format version.
+    fn check_format(&self) -> Result<(), StoreError> {
+        let read = self.db.begin_read().map_err(|e| self.backend(e))?;
+        let version = match open_optional(&read, META, &self.path)? {
+            Some(meta) => meta
+                .get("format")
+                .map_err(|e| self.backend(e))?
+                .map(|v| v.value()),
+            None => None,
+        };
+        let has_headers = open_optional(&read, HEADERS, &self.path)?
+            .map(|t| t.first().map(|f| f.is_some()))
+            .transpose()
+            .map_err(|e| self.backend(e))?
+            .unwrap_or(false);
+        drop(read);
+        match (version, has_headers) {
+            (Some(found), _) if found != FORMAT_VERSION => Err(StoreError::Version {
+                path: self.path.clone(),
+                found,
+                expected: FORMAT_VERSION,
+            }),
+            (Some(_), _) => Ok(()),
+            (None, true) => Err(self.corrupt("blocks without a format version".into())),
+            (None, false) => {
+                let mut write = self.db.begin_write().map_err(|e| self.backend(e))?;
+                write.set_two_phase_commit(true);
+                {
+                    let mut meta = write.open_table(META).map_err(|e| self.backend(e))?;
+                    meta.insert("format", FORMAT_VERSION)
+                        .map_err(|e| self.backend(e))?;
+                    for table in [HEADERS, BODIES, UNDO, TXS] {
+                        write.open_table(table).map_err(|e| self.backend(e))?;
+                    }
+                    write.open_table(STATE).map_err(|e| self.backend(e))?;
+                }
+                write.commit().map_err(|e| self.backend(e))?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Saves a list under `key` of the `mempool` table, checksummed.
+    fn put_list<T: serde::Serialize + ?Sized>(
+        &self,
+        key: &str,
+        list: &T,
+    ) -> Result<(), StoreError> {
+        let bytes = postcard::to_stdvec(list).map_err(|e| self.backend(e))?;
+        let value = checksummed(&bytes);
+        contain(&self.path, || {
+            let mut write = self.db.begin_write().map_err(|e| self.backend(e))?;
+            write.set_two_phase_commit(true);
+            {
+                let mut table = write.open_table(MEMPOOL).map_err(|e| self.backend(e))?;
+                table
+                    .insert(key, value.as_slice())
+                    .map_err(|e| self.backend(e))?;
+            }
+            write.commit().map_err(|e| self.backend(e))
+        })
+    }
+
+    /// The list saved under `key` (empty if none), checksum checked.
+    fn load_list<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+        what: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        contain(&self.path, || {
+            let read = self.db.begin_read().map_err(|e| self.backend(e))?;
+            let Some(table) = open_optional(&read, MEMPOOL, &self.path)? else {
+                return Ok(Vec::new());
+            };
+            let Some(value) = table.get(key).map_err(|e| self.backend(e))? else {
+                return Ok(Vec::new());
+            };
+            decode_checked(&self.path, what, value.value())
+        })
+    }
+
+    /// One checksummed value by hash from `table`.
+    fn get_by_hash<T: serde::de::DeserializeOwned>(
+        &self,
+        table: TableDefinition<&[u8], &[u8]>,
+        key: &[u8],
+        what: impl FnOnce() -> String,
+    ) -> Result<Option<T>, StoreError> {
+        contain(&self.path, || {
+            let read = self.db.begin_read().map_err(|e| self.backend(e))?;
+            let Some(table) = open_optional(&read, table, &self.path)? else {
+                return Ok(None);
+            };
+            let Some(value) = table.get(key).map_err(|e| self.backend(e))? else {
+                return Ok(None);
+            };
+            decode_checked(&self.path, &what(), value.value()).map(Some)
+        })
+    }
+
+    fn write_commit(&self, commit: &Commit) -> Result<(), StoreError> {
+        let mut write = self.db.begin_write().map_err(|e| self.backend(e))?;
+        write.set_two_phase_commit(true);
+        {
+            let mut headers = write.open_table(HEADERS).map_err(|e| self.backend(e))?;
+            let mut bodies = write.open_table(BODIES).map_err(|e| self.backend(e))?;
+            for block in &commit.blocks {
+                let hash = block.hash();
+                let bytes = postcard::to_stdvec(&**block).map_err(|e| self.backend(e))?;
+                headers
+                    .insert(
+                        hash.as_bytes().as_slice(),
+                        block.header.to_bytes().as_slice(),
+                    )
+                    .map_err(|e| self.backend(e))?;
+                bodies
+                    .insert(hash.as_bytes().as_slice(), checksummed(&bytes).as_slice())
+                    .map_err(|e| self.backend(e))?;
+            }
+            let mut undo = write.open_table(UNDO).map_err(|e| self.backend(e))?;
+            for (hash, record) in &commit.undo {
+                let bytes = postcard::to_stdvec(record).map_err(|e| self.backend(e))?;
+                undo.insert(hash.as_bytes().as_slice(), checksummed(&bytes).as_slice())
+                    .map_err(|e| self.backend(e))?;
+            }
+            let mut txs = write.open_table(TXS).map_err(|e| self.backend(e))?;
+            for change in &commit.index {
+                match change {
+                    IndexChange::Applied(block) => {
+                        let hash = block.hash();
+                        for tx in &block.transactions {
+                            txs.insert(tx.id().as_bytes().as_slice(), hash.as_bytes().as_slice())
+                                .map_err(|e| self.backend(e))?;
+                        }
+                    }
+                    IndexChange::Undone(block) => {
+                        let hash = block.hash();
+                        for tx in &block.transactions {
+                            let id = tx.id();
+                            let points_here = txs
+                                .get(id.as_bytes().as_slice())
+                                .map_err(|e| self.backend(e))?
+                                .is_some_and(|v| v.value() == hash.as_bytes().as_slice());
+                            if points_here {
+                                txs.remove(id.as_bytes().as_slice())
+                                    .map_err(|e| self.backend(e))?;
+                            }
+                        }
+                    }
+                }
+            }
+            if let Some(snapshot) = &commit.snapshot {
+                let bytes = postcard::to_stdvec(snapshot).map_err(|e| self.backend(e))?;
+                let mut state = write.open_table(STATE).map_err(|e| self.backend(e))?;
+                state
+                    .insert("snapshot", checksummed(&bytes).as_slice())
+                    .map_err(|e| self.backend(e))?;
+            }
+        }
+        write.commit().map_err(|e| self.backend(e))
+    }
+}
+
+impl BlockStore for RedbStore {
+    fn commit(&self, commit: &Commit) -> Result<(), StoreError> {
+        if commit.is_empty() {
+            return Ok(());
+        }
+        // What the open read is stale once anything is added.
+        *self
+            .preloaded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+        contain(&self.path, || self.write_commit(commit))
+    }
+
+    fn load(&self) -> Result<Stored, StoreError> {
+        // The read-only pass at open read it already (nothing was written
+        // in between: the store is ours since then).
+        let preloaded = self
+            .preloaded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(stored) = preloaded {
+            return Ok(stored);
+        }
+        contain(&self.path, || {
+            let read = self.db.begin_read().map_err(|e| self.backend(e))?;
+            read_stored(&read, &self.path)
+        })
+    }
+
+    fn block(&self, hash: &BlockHash) -> Result<Option<Block<Tx>>, StoreError> {
+        let block: Option<Block<Tx>> =
+            self.get_by_hash(BODIES, hash.as_bytes(), || format!("saved block {hash}"))?;
+        match block {
+            Some(b) if b.hash() != *hash => Err(self.corrupt(format!(
+                "the block saved under {hash} is block {}",
+                b.hash()
+            ))),
+            other => Ok(other),
+        }
+    }
+
+    fn undo(&self, hash: &BlockHash) -> Result<Option<Undo>, StoreError> {
+        self.get_by_hash(UNDO, hash.as_bytes(), || {
+            format!("the undo record of block {hash}")
+        })
+    }
+
+    fn tx_block(&self, id: &TxId) -> Result<Option<BlockHash>, StoreError> {
+        contain(&self.path, || {
+            let read = self.db.begin_read().map_err(|e| self.backend(e))?;
+            let Some(table) = open_optional(&read, TXS, &self.path)? else {
+                return Ok(None);
+            };
+            let Some(value) = table
+                .get(id.as_bytes().as_slice())
+                .map_err(|e| self.backend(e))?
+            else {
+                return Ok(None);
+            };
+            let bytes: [u8; 32] = value.value().try_into().map_err(|_| {
+                self.corrupt(format!("the index entry of transaction {id} is not a hash"))
+            })?;
+            Ok(Some(BlockHash::from_bytes(bytes)))
+        })
+    }
+
+    fn put_mempool(&self, txs: &[SignedTx]) -> Result<(), StoreError> {
+        self.put_list("pending", txs)
+    }
+
+    fn load_mempool(&self) -> Result<Vec<SignedTx>, StoreError> {
+        self.load_list("pending", "the saved mempool")
+    }
+
+    fn put_bans(&self, bans: &[(BanKey, u64)]) -> Result<(), StoreError> {
+        self.put_list("bans", bans)
+    }
+
+    fn load_bans(&self) -> Result<Vec<(BanKey, u64)>, StoreError> {
+        self.load_list("bans", "the saved bans")
+    }
+}
