@@ -119,6 +119,15 @@ pub struct NodeConfig {
     /// are asked again, due redials are made, bans expire, the mempool is
     /// saved. Timeouts above are exact to within this.
     pub tick_interval: Duration,
+    /// A new snapshot of the ledger is saved with the blocks once this many
+    /// blocks (or ten times as many transactions) were applied since the
+    /// last one, and at every clean stop. A start after a crash applies
+    /// again at most about that many blocks; each snapshot costs a write of
+    /// the whole ledger.
+    pub snapshot_every: u64,
+    /// How many recent blocks keep their body and undo record in memory;
+    /// older ones are read back from the store when needed.
+    pub memory_window: u64,
     /// Where to serve the HTTP API, if at all (by [`crate::Service`]: a
     /// [`crate::Node`] alone does not serve it).
     pub api: Option<SocketAddr>,
@@ -164,6 +173,8 @@ impl NodeConfig {
             upload_rate: 2 * wire::DEFAULT_MAX_FRAME,
             request_timeout: Duration::from_secs(5),
             tick_interval: Duration::from_millis(100),
+            snapshot_every: 1_000,
+            memory_window: chain_core::tree::DEFAULT_MEMORY_WINDOW,
             api: None,
             api_token: None,
         }

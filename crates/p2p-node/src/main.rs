@@ -55,6 +55,10 @@ struct RunArgs {
     /// Miner threads.
     #[arg(long, default_value_t = 1)]
     miner_threads: usize,
+    /// Save a snapshot of the ledger every this many blocks (and at every
+    /// clean stop): a start after a crash applies at most that many again.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    snapshot_every: u64,
     /// A genesis file (JSON); the dev network if omitted.
     #[arg(long)]
     genesis: Option<PathBuf>,
@@ -286,6 +290,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     config.mining = args.mine;
     config.miner_account = parse_account(&args.miner)?;
     config.miner_threads = args.miner_threads;
+    config.snapshot_every = args.snapshot_every;
     config.api = Some(args.api);
     config.api_token = Some(token);
     let seams = Seams {

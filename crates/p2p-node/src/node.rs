@@ -115,6 +115,7 @@ impl Node {
         let snapshot_height = stored.snapshot.as_ref().map(|s| s.height);
         let mut chain = restore(&config.genesis, stored, store.clone())?;
         chain.set_max_orphans(256);
+        chain.set_memory_window(config.memory_window);
         let listener = seams
             .transport
             .bind(config.listen)

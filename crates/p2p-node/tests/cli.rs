@@ -137,9 +137,13 @@ fn sigkill_loses_no_announced_block_and_the_node_catches_up() {
     // a mines continuously and announces to b; b only follows. Each round
     // kills a with SIGKILL at a different moment, restarts it on the same
     // directory, and checks that it still has every block b got from it.
+    // a saves a ledger snapshot with every commit, so every kill lands with
+    // a snapshot in flight or just written; after each restart a's ledger
+    // must match its blocks (every block pays ferdie one reward).
     let a_dir = tempfile::tempdir().unwrap();
     let b_dir = tempfile::tempdir().unwrap();
-    let mut a = NodeProcess::start(a_dir.path(), &["--mine", "continuous"]);
+    let mining = ["--mine", "continuous", "--snapshot-every", "1"];
+    let mut a = NodeProcess::start(a_dir.path(), &mining);
     let a_p2p = a.p2p.to_string();
     let b = NodeProcess::start(b_dir.path(), &["--mine", "off", "--peer", &a_p2p]);
     for round in 0..4u64 {
@@ -167,6 +171,12 @@ fn sigkill_loses_no_announced_block_and_the_node_catches_up() {
             http_ok(&a.api, &format!("/blocks/{b_tip}")),
             "round {round}: a lost block {b_tip}"
         );
+        let ferdie = json(&a.ok(&["balance", "ferdie", "--json"]));
+        assert_eq!(
+            ferdie["balance"].as_u64(),
+            Some(escrow::genesis::DEV_BALANCE + escrow::genesis::DEV_REWARD * a_height),
+            "round {round}: the restored ledger does not match the {a_height} blocks"
+        );
         a.stop();
 
         // b pulls ahead while a is down (a may have mined blocks b never
@@ -188,10 +198,9 @@ fn sigkill_loses_no_announced_block_and_the_node_catches_up() {
             std::thread::sleep(Duration::from_millis(20));
         }
         a.stop();
-        a = NodeProcess::start(
-            a_dir.path(),
-            &["--mine", "continuous", "--peer", &b.p2p.to_string()],
-        );
+        let b_p2p = b.p2p.to_string();
+        let args: Vec<&str> = mining.iter().copied().chain(["--peer", &b_p2p]).collect();
+        a = NodeProcess::start(a_dir.path(), &args);
     }
     a.stop();
     b.stop();

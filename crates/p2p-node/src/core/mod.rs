@@ -166,12 +166,6 @@ pub(crate) struct Core {
 /// How often a changed mempool is saved (it is also saved at shutdown).
 const MEMPOOL_SAVE_EVERY: Duration = Duration::from_secs(10);
 
-/// A new state snapshot is saved once this many blocks, or this many
-/// transactions, were applied since the last (and at every clean stop): a
-/// start after a crash applies at most about that much again.
-const SNAPSHOT_EVERY_BLOCKS: u64 = 1_000;
-const SNAPSHOT_EVERY_TXS: u64 = 10_000;
-
 /// While more events wait (a burst of blocks, a "mine N" request), saving
 /// waits too, so that the burst's blocks are made durable in one commit;
 /// but never longer than this, nor for more blocks than this.
@@ -384,8 +378,8 @@ impl Core {
         let (blocks, txs) = self.since_snapshot;
         let snapshot = snapshot
             || !self.has_snapshot
-            || blocks >= SNAPSHOT_EVERY_BLOCKS
-            || txs >= SNAPSHOT_EVERY_TXS;
+            || blocks >= self.config.snapshot_every
+            || txs >= self.config.snapshot_every.saturating_mul(10);
         let commit = Commit {
             blocks: self.chain.take_new_blocks(),
             undo: self.chain.take_new_undo(),
