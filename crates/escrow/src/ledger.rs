@@ -293,6 +293,44 @@ impl Ledger {
         &self.contracts
     }
 
+    /// Takes from `other` the balance and nonce of each of `accounts`, each
+    /// of `contracts` (or their absence), and its network, reward, rules
+    /// and issued coins; every other entry stays as it is.
+    ///
+    /// For a mempool that moves its pending state to a new tip: when only
+    /// these entries can differ between the old pending state and the new
+    /// one (`other`, which holds them right), the result is the new
+    /// pending state at the cost of the entries named. It is not a
+    /// consensus operation: the caller answers for the invariants.
+    pub fn overlay(
+        &mut self,
+        other: &Ledger,
+        accounts: impl IntoIterator<Item = Address>,
+        contracts: impl IntoIterator<Item = ContractId>,
+    ) {
+        fn copy<K: Ord + Clone, V: Clone>(to: &mut Map<K, V>, from: &Map<K, V>, key: K) {
+            match from.get(&key) {
+                Some(v) => {
+                    to.insert(key, v.clone());
+                }
+                None => {
+                    to.remove(&key);
+                }
+            }
+        }
+        for a in accounts {
+            copy(&mut self.balances, &other.balances, a);
+            copy(&mut self.nonces, &other.nonces, a);
+        }
+        for c in contracts {
+            copy(&mut self.contracts, &other.contracts, c);
+        }
+        self.network = other.network;
+        self.reward = other.reward;
+        self.params.clone_from(&other.params);
+        self.issued = other.issued;
+    }
+
     /// All coins ever created: genesis allocations plus coinbase rewards.
     pub fn issued(&self) -> Amount {
         self.issued

@@ -117,8 +117,9 @@ impl Core {
         self.miner.stop();
     }
 
-    /// Rebuilds the mempool on the new tip with the transactions of undone
-    /// blocks (oldest block first) back in front, and re-announces those:
+    /// Moves the mempool to the new tip: incrementally when the tip only
+    /// moved forward, else rebuilt with the transactions of undone blocks
+    /// (oldest block first) back in front, and re-announces those:
     /// they are news to peers that dropped them when they saw them mined.
     fn return_undone_txs(&mut self, reorg: &Reorg<Tx>) {
         let returned: Vec<SignedTx> = reorg
@@ -133,12 +134,24 @@ impl Core {
             .collect();
         let returned_ids: Vec<TxId> = returned.iter().map(SignedTx::id).collect();
         let index = &self.tx_index;
-        let dropped = self.mempool.rebuild(
-            self.chain.state(),
-            self.chain.height() + 1,
-            returned,
-            |id| index.contains_key(id),
-        );
+        let included = |id: &TxId| index.contains_key(id);
+        let dropped = if reorg.undone.is_empty() {
+            // The tip moved forward: only what the new blocks touched is
+            // checked again.
+            self.mempool.extend(
+                self.chain.state(),
+                self.chain.height() + 1,
+                reorg.applied.iter().flat_map(|b| b.transactions.iter()),
+                included,
+            )
+        } else {
+            self.mempool.rebuild(
+                self.chain.state(),
+                self.chain.height() + 1,
+                returned,
+                included,
+            )
+        };
         for id in dropped {
             if let Some(d) = self.mempool.dropped(&id) {
                 debug!(%id, "dropped from the mempool: {}", d.reason);
