@@ -8,6 +8,10 @@
 //! - `ledger/threads.N`: the repeated-sender block on N threads, for the
 //!   scaling table (N = 1, 2, 4, 8, 16 up to the machine's cores).
 //! - `signatures/threads.N`: the same block's signature checks alone.
+//! - `cache/all` and `cache/none`: the repeated-sender block on every core
+//!   with a signature cache that holds every one of its signatures (as
+//!   after admission to the mempool) or none of them (but is not empty,
+//!   so every signature is looked up).
 //! - `state/admit_verified`: the block's 1,000 transfers applied to a
 //!   fresh copy of the ledger without signature checks (the state's share
 //!   of the work, copy included).
@@ -17,8 +21,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use chain_core::{BlockContext, BlockHash, StateMachine};
+use std::sync::Arc;
+
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use escrow::{Amount, Genesis, Keypair, Ledger, Payload, SignedTx, Tx, VerifyMode, dev};
+use escrow::{Amount, Genesis, Keypair, Ledger, Payload, SigCache, SignedTx, Tx, VerifyMode, dev};
 
 const TXS: usize = 1_000;
 
@@ -116,6 +122,33 @@ fn ledger(c: &mut Criterion) {
     for threads in [1, 2, 4, 8, 16].into_iter().filter(|&t| t <= cores) {
         group.bench_function(format!("threads.{threads}"), |b| {
             b.iter(|| escrow::signature::verify_block(&signed, threads).unwrap())
+        });
+    }
+    group.finish();
+
+    // A block whose signatures are all cached, or none.
+    let mut group = c.benchmark_group("cache");
+    group.throughput(Throughput::Elements(TXS as u64));
+    let all_cached = Arc::new(SigCache::new(10 * TXS));
+    for tx in &signed {
+        all_cached.check(tx).unwrap();
+    }
+    let none_cached = Arc::new(SigCache::new(10 * TXS));
+    let (_, others, _) = &distinct;
+    if let Some(Tx::Signed(other)) = others.get(1) {
+        none_cached.check(other).unwrap();
+    }
+    for (id, cache) in [("all", all_cached), ("none", none_cached)] {
+        let (base, txs, ctx) = &repeated;
+        let mut ledger = base.clone();
+        ledger.set_verify_mode(all);
+        ledger.set_sig_cache(cache);
+        group.bench_function(id, |b| {
+            b.iter_batched_ref(
+                || ledger.clone(),
+                |l| l.apply_block(ctx, txs).unwrap(),
+                BatchSize::LargeInput,
+            )
         });
     }
     group.finish();

@@ -43,7 +43,7 @@ pub fn check_admission(
     if pending.iter().any(|p| p.id() == id) {
         return Err(AdmissionError::AlreadyPending(id));
     }
-    if let Err(reason) = tx.check_signature() {
+    if let Err(reason) = ledger.check_signature(tx) {
         return Err(LedgerError::BadSignature { tx: id, reason }.into());
     }
     let mut state = PendingState::new(ledger, next_height);
@@ -93,7 +93,10 @@ impl PendingState {
         self.next_height
     }
 
-    /// Admits `tx` if it applies after everything admitted so far.
+    /// Admits `tx` if it applies after everything admitted so far. The
+    /// signature is checked through the ledger's [`crate::SigCache`] (a
+    /// success is remembered there, so the block that carries `tx` need
+    /// not check it again).
     ///
     /// # Errors
     ///
@@ -101,7 +104,7 @@ impl PendingState {
     /// network, nonce gap or replay, overspend, a contract rule); the state
     /// is unchanged then.
     pub fn admit(&mut self, tx: &SignedTx) -> Result<(), AdmissionError> {
-        if let Err(reason) = tx.check_signature() {
+        if let Err(reason) = self.ledger.check_signature(tx) {
             return Err(LedgerError::BadSignature {
                 tx: tx.id(),
                 reason,

@@ -13,6 +13,8 @@
 //! final equals [`Ledger::issued`]: the genesis allocations plus every
 //! coinbase reward. Nothing else creates or destroys coins.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use chain_core::{BlockContext, BlockHash, ChainParams, StateMachine, TxId};
@@ -20,7 +22,8 @@ use chain_core::{BlockContext, BlockHash, ChainParams, StateMachine, TxId};
 use crate::account::Address;
 use crate::amount::Amount;
 use crate::contract::{Contract, ContractError, ContractId, Payout};
-use crate::signature::{self, SignatureError};
+use crate::sigcache::SigCache;
+use crate::signature::{self, Item, SignatureError, Signed};
 use crate::tx::{Payload, SignedTx, Tx};
 
 /// The maps of a ledger: persistent (imbl), so a clone shares every node
@@ -160,9 +163,10 @@ pub struct Undo(Vec<Change>);
 ///
 /// It is serializable (serde), so the node can store a snapshot and
 /// restart from it: the consensus state is encoded, while how signatures
-/// are checked (the [`VerifyMode`]) is a property of the process, not of
-/// the state, and is not: a decoded ledger has [`Ledger::new`]'s default.
-/// Equality likewise compares the consensus state only.
+/// are checked (the [`VerifyMode`] and the [`SigCache`]) is a property of
+/// the process, not of the state, and is not: a decoded ledger has
+/// [`Ledger::new`]'s defaults. Equality likewise compares the consensus
+/// state only.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Ledger {
     network: BlockHash,
@@ -174,6 +178,14 @@ pub struct Ledger {
     issued: Amount,
     #[serde(skip, default = "VerifyMode::default_for_machine")]
     verify: VerifyMode,
+    /// Signatures known to pass the rule; shared by the ledger's clones.
+    #[serde(skip, default = "shared_sig_cache")]
+    sig_cache: Option<Arc<SigCache>>,
+}
+
+/// The cache a new or decoded ledger uses: the process's shared one.
+fn shared_sig_cache() -> Option<Arc<SigCache>> {
+    Some(SigCache::shared())
 }
 
 impl PartialEq for Ledger {
@@ -204,6 +216,35 @@ impl Ledger {
             contracts: Map::new(),
             issued: Amount::ZERO,
             verify: VerifyMode::default_for_machine(),
+            sig_cache: shared_sig_cache(),
+        }
+    }
+
+    /// Uses `cache` for signature checks: `apply_block` skips the checks
+    /// of signatures it remembers passing, and admissions through a
+    /// [`crate::PendingState`] made from this ledger (or its clones)
+    /// remember theirs. A new ledger uses [`SigCache::shared`]. The verdict
+    /// is the same with any cache or none.
+    pub fn set_sig_cache(&mut self, cache: Arc<SigCache>) {
+        self.sig_cache = Some(cache);
+    }
+
+    /// Checks every signature by the rule, remembering nothing.
+    pub fn remove_sig_cache(&mut self) {
+        self.sig_cache = None;
+    }
+
+    /// The signature cache in use, if any.
+    pub fn sig_cache(&self) -> Option<&Arc<SigCache>> {
+        self.sig_cache.as_ref()
+    }
+
+    /// The signature rule for one transaction, through the cache (a
+    /// success is remembered).
+    pub(crate) fn check_signature(&self, tx: &SignedTx) -> Result<(), SignatureError> {
+        match &self.sig_cache {
+            Some(cache) => cache.check(tx),
+            None => tx.check_signature(),
         }
     }
 
@@ -250,6 +291,44 @@ impl Ledger {
     /// Every contract, by id.
     pub fn contracts(&self) -> &Map<ContractId, Contract> {
         &self.contracts
+    }
+
+    /// Takes from `other` the balance and nonce of each of `accounts`, each
+    /// of `contracts` (or their absence), and its network, reward, rules
+    /// and issued coins; every other entry stays as it is.
+    ///
+    /// For a mempool that moves its pending state to a new tip: when only
+    /// these entries can differ between the old pending state and the new
+    /// one (`other`, which holds them right), the result is the new
+    /// pending state at the cost of the entries named. It is not a
+    /// consensus operation: the caller answers for the invariants.
+    pub fn overlay(
+        &mut self,
+        other: &Ledger,
+        accounts: impl IntoIterator<Item = Address>,
+        contracts: impl IntoIterator<Item = ContractId>,
+    ) {
+        fn copy<K: Ord + Clone, V: Clone>(to: &mut Map<K, V>, from: &Map<K, V>, key: K) {
+            match from.get(&key) {
+                Some(v) => {
+                    to.insert(key, v.clone());
+                }
+                None => {
+                    to.remove(&key);
+                }
+            }
+        }
+        for a in accounts {
+            copy(&mut self.balances, &other.balances, a);
+            copy(&mut self.nonces, &other.nonces, a);
+        }
+        for c in contracts {
+            copy(&mut self.contracts, &other.contracts, c);
+        }
+        self.network = other.network;
+        self.reward = other.reward;
+        self.params.clone_from(&other.params);
+        self.issued = other.issued;
     }
 
     /// All coins ever created: genesis allocations plus coinbase rewards.
@@ -519,6 +598,49 @@ impl Ledger {
         }
     }
 
+    /// Checks the signatures of `items` (the verify mode's way) and applies
+    /// `txs` at `height`: the state changes only if every signature
+    /// passes. A bad signature is the index in `items` of the first one
+    /// and why (the state unchanged); otherwise, what applying gave.
+    fn check_and_apply<T: Signed>(
+        &mut self,
+        items: &[T],
+        txs: &[Tx],
+        height: u64,
+    ) -> Result<Result<Undo, LedgerError>, (usize, SignatureError)> {
+        match self.verify {
+            VerifyMode::Single => {
+                // Signatures first, one by one; the state only if they pass.
+                items
+                    .iter()
+                    .enumerate()
+                    .try_for_each(|(i, item)| item.check().map_err(|e| (i, e)))?;
+                Ok(self.apply_txs(txs, height))
+            }
+            VerifyMode::Batch { threads } => {
+                // The state is applied on this thread while the pool checks
+                // the signatures: applying is sequential, so overlapping it
+                // with the checks is what lets a block use every core. The
+                // outcome is as if the signatures came first: a bad one
+                // rolls the state back and is the block's error.
+                let (verdict, applied) =
+                    signature::verify_alongside(items, threads, || self.apply_txs(txs, height));
+                match (verdict, applied) {
+                    (Ok(()), Some(applied)) => Ok(applied),
+                    // The work runs whenever the checks pass; were it
+                    // skipped, apply now.
+                    (Ok(()), None) => Ok(self.apply_txs(txs, height)),
+                    (Err(bad), applied) => {
+                        if let Some(Ok(undo)) = applied {
+                            self.rollback(undo.0);
+                        }
+                        Err(bad)
+                    }
+                }
+            }
+        }
+    }
+
     /// Applies a block's transactions in order, signatures not checked:
     /// all or nothing.
     fn apply_txs(&mut self, txs: &[Tx], height: u64) -> Result<Undo, LedgerError> {
@@ -563,39 +685,31 @@ impl StateMachine for Ledger {
                 _ => None,
             })
             .collect();
-        match self.verify {
-            VerifyMode::Single => {
-                // Signatures first, one by one; the state only if they pass.
-                let verdict = signed
-                    .iter()
-                    .enumerate()
-                    .try_for_each(|(i, tx)| tx.check_signature().map_err(|e| (i, e)));
-                if let Err((index, reason)) = verdict {
-                    return Err(bad_signature(&signed, index, reason));
-                }
-                self.apply_txs(txs, ctx.height)
-            }
-            VerifyMode::Batch { threads } => {
-                // The state is applied on this thread while the pool checks
-                // the signatures: applying is sequential, so overlapping it
-                // with the checks is what lets a block use every core. The
-                // outcome is as if the signatures came first: a bad one
-                // rolls the state back and is the block's error.
-                let height = ctx.height;
-                let (verdict, applied) =
-                    signature::verify_alongside(&signed, threads, || self.apply_txs(txs, height));
-                match (verdict, applied) {
-                    (Ok(()), Some(applied)) => applied,
-                    // The work runs whenever the checks pass; were it
-                    // skipped, apply now.
-                    (Ok(()), None) => self.apply_txs(txs, height),
-                    (Err((index, reason)), applied) => {
-                        if let Some(Ok(undo)) = applied {
-                            self.rollback(undo.0);
-                        }
-                        Err(bad_signature(&signed, index, reason))
-                    }
-                }
+        let cache = self.sig_cache.clone().filter(|c| !c.is_empty());
+        let Some(cache) = cache else {
+            return match self.check_and_apply(&signed, txs, ctx.height) {
+                Ok(applied) => applied,
+                Err((index, reason)) => Err(bad_signature(&signed, index, reason)),
+            };
+        };
+        // Signatures the cache remembers passing are not checked again;
+        // the others are checked as the whole block's would be. A cached
+        // verdict is a pass, so the first bad signature among the others
+        // is the block's first bad one.
+        let (positions, unchecked): (Vec<usize>, Vec<Item>) = signed
+            .iter()
+            .enumerate()
+            .filter_map(|(i, tx)| {
+                let item = Item::of(tx);
+                let known = cache.contains(&item.key, &item.signature, &item.message);
+                (!known).then_some((i, item))
+            })
+            .unzip();
+        match self.check_and_apply(&unchecked, txs, ctx.height) {
+            Ok(applied) => applied,
+            Err((index, reason)) => {
+                let index = positions.get(index).copied().unwrap_or(index);
+                Err(bad_signature(&signed, index, reason))
             }
         }
     }

@@ -14,6 +14,7 @@
 //! - [`tx`]: signed transactions, payloads, the block transaction [`Tx`].
 //! - [`contract`]: the escrow contract state machine.
 //! - [`signature`]: the one signature rule, single and batch, on every core.
+//! - [`sigcache`]: [`SigCache`], the rule's remembered successes.
 //! - [`ledger`]: balances, nonces and contracts; apply and undo blocks.
 //! - [`genesis`]: the genesis allocation and network rules.
 //! - [`admission`]: the mempool's admission check.
@@ -28,6 +29,7 @@ pub mod dev;
 pub mod genesis;
 pub mod keys;
 pub mod ledger;
+pub mod sigcache;
 pub mod signature;
 pub mod tx;
 
@@ -38,5 +40,6 @@ pub use contract::{Action, Contract, ContractError, ContractId, HistoryEntry, Pa
 pub use genesis::{Genesis, GenesisFileError};
 pub use keys::{KeyFileError, Keypair};
 pub use ledger::{Ledger, LedgerError, Undo, VerifyMode};
+pub use sigcache::{SigCache, SigCacheStats};
 pub use signature::SignatureError;
 pub use tx::{Payload, Signature, SignedTx, Tx, TxBody, TxDecodeError};

@@ -273,8 +273,8 @@ pub fn verify_items<T: Signed>(items: &[T], threads: usize) -> Result<(), (usize
 ///
 /// Returns the verdict of the checks (as [`verify_block`]'s) and what
 /// `work` returned, if it ran.
-pub fn verify_alongside<R: Send>(
-    txs: &[&SignedTx],
+pub fn verify_alongside<T: Signed, R: Send>(
+    txs: &[T],
     threads: usize,
     work: impl FnOnce() -> R + Send,
 ) -> (Result<(), (usize, SignatureError)>, Option<R>) {

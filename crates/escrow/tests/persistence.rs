@@ -179,3 +179,34 @@ fn garbage_is_an_error_not_a_panic() {
     }
     assert!(postcard::from_bytes::<Undo>(&[0xFF; 16]).is_err());
 }
+
+#[test]
+fn overlay_takes_only_the_named_entries() {
+    let old = history();
+    let mut new = Harness::new();
+    new.one(
+        "bob",
+        Payload::Transfer {
+            to: addr("dave"),
+            amount: Amount::new(9),
+        },
+    )
+    .unwrap();
+    let funded = *old.ledger.contracts().keys().next().unwrap();
+    let mut merged = old.ledger.clone();
+    merged.overlay(&new.ledger, [addr("bob"), addr("ferdie")], [funded]);
+    for name in ["bob", "ferdie"] {
+        assert_eq!(merged.balance(&addr(name)), new.ledger.balance(&addr(name)));
+        assert_eq!(merged.nonce(&addr(name)), new.ledger.nonce(&addr(name)));
+    }
+    for name in ["alice", "charlie", "dave", "eve"] {
+        assert_eq!(merged.balance(&addr(name)), old.ledger.balance(&addr(name)));
+        assert_eq!(merged.nonce(&addr(name)), old.ledger.nonce(&addr(name)));
+    }
+    assert!(
+        merged.contract(&funded).is_none(),
+        "absent in the other: removed"
+    );
+    assert_eq!(merged.contracts().len(), old.ledger.contracts().len() - 1);
+    assert_eq!(merged.issued(), new.ledger.issued());
+}

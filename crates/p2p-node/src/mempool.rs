@@ -16,11 +16,29 @@
 //! so `GET /txs/{id}` can say so. Nothing expires by age. A rebuild after a
 //! reorg re-admits the undone blocks' transactions and the pool whatever
 //! the limits, so a reorg never drops a transaction for lack of room.
+//!
+//! # Following the tip incrementally
+//!
+//! When the tip moves forward (no block undone), [`Mempool::extend`]
+//! re-checks only what the new blocks can have changed, with the same
+//! outcome as [`Mempool::rebuild`]. Each pending transaction *touches*
+//! some entries of the state: its sender's account, a transfer's
+//! recipient, the contract it creates or acts on and that contract's buyer
+//! and seller (who may be paid). The entries the new blocks touched are
+//! dirty; so is every entry of a contract transaction (its outcome depends
+//! on the height, which moved); and dirtiness spreads through the pool:
+//! every entry of a transaction that touches a dirty entry is dirty. The
+//! transactions that touch only clean entries read and write exactly the
+//! values they did before, so they stay, unchecked; the others are
+//! re-admitted in pool order over the new tip, and the new pending state
+//! is the old one with the dirty entries taken from that re-admission.
 
 use std::collections::{HashMap, VecDeque};
 
+use std::collections::HashSet;
+
 use chain_core::TxId;
-use escrow::{Address, AdmissionError, Ledger, PendingState, SignedTx};
+use escrow::{Address, AdmissionError, ContractId, Ledger, Payload, PendingState, SignedTx, Tx};
 
 /// Why a transaction was not added.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,10 +77,72 @@ pub struct Dropped {
     pub reason: String,
 }
 
+/// An entry of the state a transaction reads or writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Entry {
+    /// A balance and nonce.
+    Account(Address),
+    /// A contract.
+    Contract(ContractId),
+}
+
+/// What the pool knows of a pending transaction without hashing it again.
+#[derive(Clone, Debug)]
+struct Meta {
+    id: TxId,
+    sender: Address,
+    /// The entries it touches (see the module docs).
+    entries: Vec<Entry>,
+    /// Whether it creates or acts on a contract: its outcome depends on
+    /// the height.
+    contract: bool,
+}
+
+impl Meta {
+    /// The entries `tx` from `sender` touches; a contract's parties are
+    /// read from `ledger` (where the contract is, if `tx` applied).
+    fn of(tx: &SignedTx, id: TxId, sender: Address, ledger: &Ledger) -> Meta {
+        let mut entries = vec![Entry::Account(sender)];
+        let party = |entries: &mut Vec<Entry>, c: &ContractId| {
+            entries.push(Entry::Contract(*c));
+            if let Some(contract) = ledger.contract(c) {
+                entries.push(Entry::Account(contract.buyer));
+                entries.push(Entry::Account(contract.seller));
+            }
+        };
+        let contract = match &tx.body.payload {
+            Payload::Transfer { to, .. } => {
+                entries.push(Entry::Account(*to));
+                false
+            }
+            Payload::EscrowCreate { .. } => {
+                entries.push(Entry::Contract(ContractId::from_tx(&id)));
+                true
+            }
+            Payload::ConfirmDelivery { contract }
+            | Payload::RaiseDispute { contract }
+            | Payload::Resolve { contract, .. }
+            | Payload::RefundBuyer { contract } => {
+                party(&mut entries, contract);
+                true
+            }
+        };
+        Meta {
+            id,
+            sender,
+            entries,
+            contract,
+        }
+    }
+}
+
 /// Pending transactions in admission order (which keeps each sender's
 /// nonces in order).
+#[cfg_attr(test, derive(Clone))]
 pub struct Mempool {
     txs: Vec<SignedTx>,
+    /// Beside each of `txs`: its id, sender and entries.
+    meta: Vec<Meta>,
     /// Each pending transaction's position in `txs`.
     ids: HashMap<TxId, usize>,
     per_account: HashMap<Address, usize>,
@@ -80,6 +160,7 @@ impl Mempool {
     pub fn new(ledger: &Ledger, next_height: u64, max: usize, max_per_account: usize) -> Mempool {
         Mempool {
             txs: Vec::new(),
+            meta: Vec::new(),
             ids: HashMap::new(),
             per_account: HashMap::new(),
             state: PendingState::new(ledger, next_height),
@@ -129,6 +210,8 @@ impl Mempool {
         self.forget_dropped(&id);
         *self.per_account.entry(sender).or_insert(0) += 1;
         self.ids.insert(id, self.txs.len());
+        self.meta
+            .push(Meta::of(&tx, id, sender, self.state.ledger()));
         self.txs.push(tx);
         Ok(id)
     }
@@ -147,6 +230,7 @@ impl Mempool {
         included: impl Fn(&TxId) -> bool,
     ) -> Vec<TxId> {
         let old = std::mem::take(&mut self.txs);
+        self.meta.clear();
         self.ids.clear();
         self.per_account.clear();
         self.state = PendingState::new(ledger, next_height);
@@ -162,6 +246,107 @@ impl Mempool {
                 }
             }
         }
+        dropped
+    }
+
+    /// Moves the pool to a new best state that extends the old one by
+    /// blocks holding `mined` (their transactions, oldest block first; no
+    /// block undone): the same pool, drops and reasons as
+    /// [`Mempool::rebuild`] with nothing returned, but only the pending
+    /// transactions whose entries the new blocks can have changed are
+    /// re-checked (see the module docs). `included` is as for
+    /// [`Mempool::rebuild`]. Returns the dropped ones.
+    pub fn extend<'a>(
+        &mut self,
+        ledger: &Ledger,
+        next_height: u64,
+        mined: impl IntoIterator<Item = &'a Tx>,
+        included: impl Fn(&TxId) -> bool,
+    ) -> Vec<TxId> {
+        // The entries the blocks changed.
+        let mut queue: Vec<Entry> = Vec::new();
+        for tx in mined {
+            match tx {
+                Tx::Coinbase { to, .. } => queue.push(Entry::Account(*to)),
+                Tx::Signed(s) => {
+                    let meta = Meta::of(s, s.id(), s.sender(), ledger);
+                    queue.extend(meta.entries);
+                }
+                // Genesis kinds change the rules: start over.
+                Tx::Network { .. } | Tx::Allocation { .. } => {
+                    return self.rebuild(ledger, next_height, Vec::new(), included);
+                }
+            }
+        }
+        // Contract transactions depend on the height: their entries are
+        // dirty whatever the blocks held.
+        for m in self.meta.iter().filter(|m| m.contract) {
+            queue.extend(m.entries.iter().copied());
+        }
+        // Dirtiness spreads through the pool's transactions.
+        let mut by_entry: HashMap<Entry, Vec<usize>> = HashMap::new();
+        for (i, m) in self.meta.iter().enumerate() {
+            for e in &m.entries {
+                by_entry.entry(*e).or_default().push(i);
+            }
+        }
+        let mut dirty = vec![false; self.meta.len()];
+        let mut dirty_entries: HashSet<Entry> = HashSet::new();
+        while let Some(entry) = queue.pop() {
+            if !dirty_entries.insert(entry) {
+                continue;
+            }
+            for &i in by_entry.get(&entry).map_or(&[][..], Vec::as_slice) {
+                if let (Some(d), Some(m)) = (dirty.get_mut(i), self.meta.get(i))
+                    && !*d
+                {
+                    *d = true;
+                    queue.extend(m.entries.iter().copied());
+                }
+            }
+        }
+        // The dirty transactions, re-admitted in order over the new tip;
+        // the clean ones stay.
+        let mut scratch = PendingState::new(ledger, next_height);
+        let old_txs = std::mem::take(&mut self.txs);
+        let old_meta = std::mem::take(&mut self.meta);
+        let mut dropped = Vec::new();
+        for ((tx, meta), dirty) in old_txs.into_iter().zip(old_meta).zip(dirty) {
+            if dirty && let Err(e) = scratch.admit_verified(&tx) {
+                if let Some(n) = self.per_account.get_mut(&meta.sender) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.per_account.remove(&meta.sender);
+                    }
+                }
+                if !included(&meta.id) {
+                    let reason = MempoolError::from(e).to_string();
+                    self.remember_dropped(meta.id, tx, reason);
+                    dropped.push(meta.id);
+                }
+                continue;
+            }
+            self.txs.push(tx);
+            self.meta.push(meta);
+        }
+        self.ids = self
+            .meta
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.id, i))
+            .collect();
+        // The pending state: the old one, with the dirty entries as the
+        // re-admission left them (the clean ones are unchanged).
+        let mut state = self.state.ledger().clone();
+        let (mut accounts, mut contracts) = (Vec::new(), Vec::new());
+        for e in dirty_entries {
+            match e {
+                Entry::Account(a) => accounts.push(a),
+                Entry::Contract(c) => contracts.push(c),
+            }
+        }
+        state.overlay(scratch.ledger(), accounts, contracts);
+        self.state = PendingState::new(&state, next_height);
         dropped
     }
 
@@ -239,7 +424,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use escrow::{Amount, Genesis, Payload, dev};
+    use escrow::{Amount, Genesis, dev};
 
     fn pay(ledger: &Ledger, who: &str, nonce: u64, amount: u64) -> SignedTx {
         SignedTx::sign(
@@ -340,5 +525,231 @@ mod tests {
         let id = pool.add(pay(ledger, "alice", 0, 5)).unwrap();
         assert!(pool.rebuild(&taken, 2, Vec::new(), |t| *t == id).is_empty());
         assert!(pool.dropped(&id).is_none());
+    }
+
+    /// A seeded stream of choices.
+    struct Dice(rand_chacha::ChaCha8Rng);
+
+    impl Dice {
+        fn below(&mut self, n: u64) -> u64 {
+            use rand_chacha::rand_core::Rng;
+            self.0.next_u64() % n.max(1)
+        }
+        fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+            &items[self.below(items.len() as u64) as usize]
+        }
+        fn name(&mut self) -> &'static str {
+            NAMES[self.below(NAMES.len() as u64) as usize]
+        }
+    }
+
+    const NAMES: [&str; 6] = ["alice", "bob", "charlie", "dave", "eve", "ferdie"];
+
+    /// A random transaction from a dev account: a transfer (small, or
+    /// large enough to overspend), an escrow, or an action on a known
+    /// contract by any of its parties; its nonce is the sender's next by
+    /// `state`, now and then one past it.
+    fn random_tx(
+        dice: &mut Dice,
+        state: &Ledger,
+        height: u64,
+        contracts: &[ContractId],
+    ) -> SignedTx {
+        let name = dice.name();
+        let key = dev::keypair(name).unwrap();
+        let mut nonce = state.nonce(&key.address());
+        if dice.below(10) == 0 {
+            nonce += 1;
+        }
+        let to = dev::address(dice.name()).unwrap();
+        let payload = match dice.below(10) {
+            0..=5 => Payload::Transfer {
+                to,
+                amount: Amount::new(if dice.below(4) == 0 {
+                    300_000 + dice.below(400_000)
+                } else {
+                    1 + dice.below(1_000)
+                }),
+            },
+            6 => Payload::EscrowCreate {
+                seller: to,
+                arbiter: dev::address(dice.name()).unwrap(),
+                amount: Amount::new(1 + dice.below(500_000)),
+                delivery_deadline: height + dice.below(4),
+                dispute_window: dice.below(3),
+            },
+            _ if contracts.is_empty() => Payload::Transfer {
+                to,
+                amount: Amount::new(1),
+            },
+            _ => {
+                let contract = *dice.pick(contracts);
+                match dice.below(4) {
+                    0 => Payload::ConfirmDelivery { contract },
+                    1 => Payload::RaiseDispute { contract },
+                    2 => Payload::Resolve {
+                        contract,
+                        to: *dice.pick(&[escrow::Party::Buyer, escrow::Party::Seller]),
+                    },
+                    _ => Payload::RefundBuyer { contract },
+                }
+            }
+        };
+        SignedTx::sign(&key, nonce, state.network(), payload)
+    }
+
+    fn assert_same(inc: &Mempool, full: &Mempool, dropped: (&[TxId], &[TxId]), what: &str) {
+        assert_eq!(dropped.0, dropped.1, "{what}: the same drops");
+        for id in dropped.0 {
+            assert_eq!(inc.dropped(id), full.dropped(id), "{what}: the same reason");
+        }
+        assert_eq!(
+            inc.txs(),
+            full.txs(),
+            "{what}: the same pool in the same order"
+        );
+        assert_eq!(inc.ids(), full.ids(), "{what}");
+        assert_eq!(inc.per_account, full.per_account, "{what}");
+        assert_eq!(
+            inc.pending_ledger(),
+            full.pending_ledger(),
+            "{what}: the same pending state"
+        );
+        assert_eq!(inc.state.next_height(), full.state.next_height(), "{what}");
+        let ids = |p: &Mempool| p.meta.iter().map(|m| m.id).collect::<Vec<_>>();
+        assert_eq!(ids(inc), inc.ids(), "{what}: meta beside the txs");
+    }
+
+    /// Over random pools and random chains of blocks (pool transactions
+    /// mined or not, conflicting ones from the same senders, payments to
+    /// pending senders, contract actions whose outcome turns on the
+    /// height), following the tip with `extend` gives exactly what a full
+    /// `rebuild` gives.
+    #[test]
+    fn extending_is_the_same_as_rebuilding() {
+        use chain_core::{BlockContext, BlockHash, StateMachine};
+        use rand_chacha::rand_core::SeedableRng;
+
+        let mut drops = 0;
+        let mut kept_unchecked = 0;
+        for seed in 0..12u64 {
+            let mut dice = Dice(rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+            let mut ledger = Genesis::dev().chain().unwrap().state().clone();
+            let mut height = 0;
+            let mut inc = Mempool::new(&ledger, 1, 1_000, 1_000);
+            let mut contracts: Vec<ContractId> = Vec::new();
+            let mut mined: HashSet<TxId> = HashSet::new();
+            for round in 0..10 {
+                // New transactions, admitted (or not) alike.
+                let mut full = inc.clone();
+                for _ in 0..(4 + dice.below(12)) {
+                    let tx = random_tx(&mut dice, inc.pending_ledger(), height + 1, &contracts);
+                    let (a, b) = (inc.add(tx.clone()), full.add(tx.clone()));
+                    assert_eq!(a, b);
+                    if a.is_ok() && matches!(tx.body.payload, Payload::EscrowCreate { .. }) {
+                        contracts.push(ContractId::from_tx(&tx.id()));
+                    }
+                }
+                // One or two blocks: some pool transactions in order, and
+                // others made against the chain (conflicting nonces,
+                // payments, contract actions).
+                let mut block_txs: Vec<Tx> = Vec::new();
+                for _ in 0..(1 + dice.below(2)) {
+                    height += 1;
+                    let mut filter = PendingState::new(&ledger, height);
+                    let mut txs = vec![Tx::Coinbase {
+                        to: dev::address(dice.name()).unwrap(),
+                        height,
+                    }];
+                    let pool: Vec<SignedTx> = inc.txs().to_vec();
+                    for tx in pool {
+                        if dice.below(3) == 0 {
+                            let fresh = random_tx(&mut dice, filter.ledger(), height, &contracts);
+                            if filter.admit_verified(&fresh).is_ok() {
+                                if matches!(fresh.body.payload, Payload::EscrowCreate { .. }) {
+                                    contracts.push(ContractId::from_tx(&fresh.id()));
+                                }
+                                txs.push(Tx::Signed(fresh));
+                            }
+                        }
+                        if dice.below(2) == 0 && filter.admit_verified(&tx).is_ok() {
+                            txs.push(Tx::Signed(tx));
+                        }
+                    }
+                    let ctx = BlockContext {
+                        hash: BlockHash::from_bytes([height as u8; 32]),
+                        height,
+                        timestamp_ms: height * 1_000,
+                    };
+                    ledger.apply_block(&ctx, &txs).unwrap();
+                    mined.extend(txs.iter().map(chain_core::Transaction::id));
+                    block_txs.extend(txs);
+                }
+                let before = inc.len();
+                let included = |id: &TxId| mined.contains(id);
+                let a = inc.extend(&ledger, height + 1, &block_txs, included);
+                let b = full.rebuild(&ledger, height + 1, Vec::new(), included);
+                assert_same(&inc, &full, (&a, &b), &format!("seed {seed} round {round}"));
+                drops += a.len();
+                kept_unchecked += before.min(inc.len());
+            }
+        }
+        assert!(drops > 20, "the scenarios drop transactions ({drops})");
+        assert!(kept_unchecked > 100, "and keep some ({kept_unchecked})");
+    }
+
+    #[test]
+    fn extending_rechecks_only_what_the_block_touched() {
+        let chain = Genesis::dev().chain().unwrap();
+        let ledger = chain.state();
+        let mut pool = Mempool::new(ledger, 1, 100, 100);
+        let alice = pay(ledger, "alice", 0, 1);
+        let charlie = pay(ledger, "charlie", 0, 1);
+        pool.add(alice.clone()).unwrap();
+        pool.add(charlie.clone()).unwrap();
+        // A block with another transaction of dave's, to eve: neither
+        // alice, nor charlie, nor bob (their payee) is touched.
+        let mut next = PendingState::new(ledger, 1);
+        let dave = SignedTx::sign(
+            &dev::keypair("dave").unwrap(),
+            0,
+            ledger.network(),
+            Payload::Transfer {
+                to: dev::address("eve").unwrap(),
+                amount: Amount::new(5),
+            },
+        );
+        next.admit(&dave).unwrap();
+        let mined = [
+            Tx::Coinbase {
+                to: dev::address("ferdie").unwrap(),
+                height: 1,
+            },
+            Tx::Signed(dave),
+        ];
+        let tip = next.ledger().clone();
+        let dropped = pool.extend(&tip, 2, &mined, |_| false);
+        assert!(dropped.is_empty());
+        assert_eq!(pool.txs(), &[alice.clone(), charlie.clone()][..]);
+        assert_eq!(
+            pool.pending_ledger().balance(&dev::address("eve").unwrap()),
+            tip.balance(&dev::address("eve").unwrap()),
+            "the block's changes are in the pending state"
+        );
+        // A block that mines alice's transaction: it leaves, not dropped.
+        let mut next = PendingState::new(&tip, 2);
+        next.admit(&alice).unwrap();
+        let mined = [
+            Tx::Coinbase {
+                to: dev::address("ferdie").unwrap(),
+                height: 2,
+            },
+            Tx::Signed(alice.clone()),
+        ];
+        let dropped = pool.extend(next.ledger(), 3, &mined, |id| *id == alice.id());
+        assert!(dropped.is_empty());
+        assert_eq!(pool.txs(), &[charlie][..]);
+        assert!(pool.dropped(&alice.id()).is_none());
+        assert_eq!(pool.ids().len(), 1);
     }
 }

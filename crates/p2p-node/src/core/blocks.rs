@@ -122,8 +122,9 @@ impl Core {
         self.miner.stop();
     }
 
-    /// Rebuilds the mempool on the new tip with the transactions of undone
-    /// blocks (oldest block first) back in front, and re-announces those:
+    /// Moves the mempool to the new tip: incrementally when the tip only
+    /// moved forward, else rebuilt with the transactions of undone blocks
+    /// (oldest block first) back in front, and re-announces those:
     /// they are news to peers that dropped them when they saw them mined.
     fn return_undone_txs(&mut self, reorg: &Reorg<Tx>) {
         let returned: Vec<SignedTx> = reorg
@@ -137,19 +138,32 @@ impl Core {
             })
             .collect();
         let returned_ids: Vec<TxId> = returned.iter().map(SignedTx::id).collect();
-        // A returned transaction can be on the best chain again only in a
-        // block this change applied.
+        // A transaction is on the best chain now, and out of the pool, only
+        // if a block this change applied holds it (an undone block's
+        // transactions were not on the chain twice).
         let mined: HashSet<TxId> = reorg
             .applied
             .iter()
             .flat_map(|b| b.transactions.iter().map(Transaction::id))
             .collect();
-        let dropped = self.mempool.rebuild(
-            self.chain.state(),
-            self.chain.height() + 1,
-            returned,
-            |id| mined.contains(id),
-        );
+        let included = |id: &TxId| mined.contains(id);
+        let dropped = if reorg.undone.is_empty() {
+            // The tip moved forward: only what the new blocks touched is
+            // checked again.
+            self.mempool.extend(
+                self.chain.state(),
+                self.chain.height() + 1,
+                reorg.applied.iter().flat_map(|b| b.transactions.iter()),
+                included,
+            )
+        } else {
+            self.mempool.rebuild(
+                self.chain.state(),
+                self.chain.height() + 1,
+                returned,
+                included,
+            )
+        };
         for id in dropped {
             if let Some(d) = self.mempool.dropped(&id) {
                 debug!(%id, "dropped from the mempool: {}", d.reason);

@@ -1,0 +1,296 @@
+//! The signature cache: verdicts of the signature rule that passed,
+//! remembered so a transaction checked on admission is not checked again
+//! when its block arrives.
+//!
+//! As Bitcoin Core's signature cache, an entry is a digest of everything
+//! the verdict depends on: the sender key, the exact signed bytes and the
+//! signature. A different signature over the same body (a second valid one,
+//! or a spoiled one) is another entry, so it is checked again. Only
+//! successes are stored, and only by [`SigCache::check_signature`], which
+//! runs the one rule ([`crate::signature::check_signature`]) itself: the
+//! cache can remember nothing but that rule's verdicts, so a verdict with
+//! the cache is the verdict without it on every input.
+//!
+//! The digest is BLAKE3 keyed with a random salt drawn when the cache is
+//! made, so no one can aim entries at another's.
+//!
+//! The cache is bounded: at capacity the oldest entry goes (first in, first
+//! out), so its memory stays under about 100 bytes per entry of capacity.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use crate::account::PublicKey;
+use crate::signature::{self, SignatureError};
+use crate::tx::SignedTx;
+
+/// The capacity of [`SigCache::default`] and of the process's shared cache:
+/// a full mempool's worth of verdicts and more, a few megabytes.
+pub const DEFAULT_CAPACITY: usize = 100_000;
+
+/// A digest of a key, a signature and a message.
+type Digest = [u8; 32];
+
+/// A bounded, thread-safe set of signatures that passed the signature rule.
+pub struct SigCache {
+    salt: [u8; 32],
+    capacity: usize,
+    entries: Mutex<Entries>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    evicted: AtomicU64,
+}
+
+#[derive(Default)]
+struct Entries {
+    set: HashSet<Digest>,
+    /// Oldest first: the eviction order.
+    order: VecDeque<Digest>,
+}
+
+/// What a [`SigCache`] holds and how it has served.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SigCacheStats {
+    /// Verdicts held now.
+    pub len: usize,
+    /// The most it holds.
+    pub capacity: usize,
+    /// Lookups that found the verdict.
+    pub hits: u64,
+    /// Lookups that did not.
+    pub misses: u64,
+    /// Entries let go to make room.
+    pub evicted: u64,
+}
+
+impl std::fmt::Debug for SigCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigCache")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Default for SigCache {
+    fn default() -> SigCache {
+        SigCache::new(DEFAULT_CAPACITY)
+    }
+}
+
+impl SigCache {
+    /// An empty cache that holds at most `capacity` verdicts (0 holds
+    /// none: every check runs the rule).
+    pub fn new(capacity: usize) -> SigCache {
+        let mut salt = [0u8; 32];
+        // Without the system's randomness the digest is still BLAKE3 (an
+        // entry is found only for the exact key, signature and message);
+        // the salt only makes the digests unpredictable.
+        if getrandom::fill(&mut salt).is_err() {
+            salt = [0u8; 32];
+        }
+        SigCache {
+            salt,
+            capacity,
+            entries: Mutex::new(Entries::default()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
+        }
+    }
+
+    /// The process's shared cache (of [`DEFAULT_CAPACITY`]), the one every
+    /// [`crate::Ledger`] starts with: the mempool's admissions and the
+    /// chain's blocks meet in it.
+    pub fn shared() -> Arc<SigCache> {
+        static SHARED: OnceLock<Arc<SigCache>> = OnceLock::new();
+        Arc::clone(SHARED.get_or_init(|| Arc::new(SigCache::default())))
+    }
+
+    /// The most verdicts it holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// How many verdicts it holds.
+    pub fn len(&self) -> usize {
+        self.lock().set.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// What it holds and how it has served.
+    pub fn stats(&self) -> SigCacheStats {
+        SigCacheStats {
+            len: self.len(),
+            capacity: self.capacity,
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            evicted: self.evicted.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The signature rule for `signature` by `key` over `message`, through
+    /// the cache: a remembered success is returned at once; otherwise the
+    /// rule runs, and a success is remembered.
+    ///
+    /// # Errors
+    ///
+    /// The [`SignatureError`] of the rule's first failed step (failures
+    /// are never remembered).
+    pub fn check_signature(
+        &self,
+        key: &PublicKey,
+        signature: &[u8; 64],
+        message: &[u8],
+    ) -> Result<(), SignatureError> {
+        let digest = self.digest(key, signature, message);
+        if self.lookup(&digest) {
+            return Ok(());
+        }
+        signature::check_signature(key, signature, message)?;
+        self.insert(digest);
+        Ok(())
+    }
+
+    /// [`SigCache::check_signature`] for a signed transaction.
+    ///
+    /// # Errors
+    ///
+    /// As [`SigCache::check_signature`].
+    pub fn check(&self, tx: &SignedTx) -> Result<(), SignatureError> {
+        self.check_signature(&tx.body.sender, &tx.signature.0, &tx.body.to_bytes())
+    }
+
+    /// Whether the verdict for this key, signature and message is a
+    /// remembered success (counted as a hit or a miss).
+    pub fn contains(&self, key: &PublicKey, signature: &[u8; 64], message: &[u8]) -> bool {
+        self.lookup(&self.digest(key, signature, message))
+    }
+
+    /// The digest an entry is kept under: everything the verdict depends
+    /// on. The key and the signature have fixed lengths and the message
+    /// comes last, so no two inputs share their bytes.
+    fn digest(&self, key: &PublicKey, signature: &[u8; 64], message: &[u8]) -> Digest {
+        let mut hasher = blake3::Hasher::new_keyed(&self.salt);
+        hasher.update(&key.0);
+        hasher.update(signature);
+        hasher.update(message);
+        *hasher.finalize().as_bytes()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        // The set is consistent after every statement: a panic elsewhere
+        // while it was held leaves nothing half done.
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lookup(&self, digest: &Digest) -> bool {
+        let found = self.lock().set.contains(digest);
+        let counter = if found { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// Remembers a success; at capacity the oldest entry goes.
+    fn insert(&self, digest: Digest) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut entries = self.lock();
+        if !entries.set.insert(digest) {
+            return;
+        }
+        entries.order.push_back(digest);
+        while entries.order.len() > self.capacity {
+            if let Some(old) = entries.order.pop_front() {
+                entries.set.remove(&old);
+                self.evicted.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::dev;
+    use crate::tx::Payload;
+    use crate::{Amount, SignedTx};
+    use chain_core::BlockHash;
+
+    fn pay(nonce: u64) -> SignedTx {
+        SignedTx::sign(
+            &dev::keypair("alice").unwrap(),
+            nonce,
+            BlockHash::from_bytes([7; 32]),
+            Payload::Transfer {
+                to: dev::address("bob").unwrap(),
+                amount: Amount::new(1),
+            },
+        )
+    }
+
+    #[test]
+    fn a_success_is_remembered_and_found() {
+        let cache = SigCache::new(10);
+        let tx = pay(0);
+        cache.check(&tx).unwrap();
+        assert_eq!(cache.len(), 1);
+        cache.check(&tx).unwrap();
+        let stats = cache.stats();
+        assert_eq!((stats.hits, stats.misses), (1, 1));
+        assert!(cache.contains(&tx.body.sender, &tx.signature.0, &tx.body.to_bytes()));
+    }
+
+    #[test]
+    fn a_spoiled_signature_over_the_same_body_is_checked_and_not_remembered() {
+        let cache = SigCache::new(10);
+        let tx = pay(0);
+        cache.check(&tx).unwrap();
+        let mut spoiled = tx.clone();
+        spoiled.signature.0[0] ^= 1;
+        assert_eq!(cache.check(&spoiled), spoiled.check_signature());
+        assert!(cache.check(&spoiled).is_err());
+        assert_eq!(cache.len(), 1, "failures are not stored");
+        // Same signature, another body: not the cached verdict either.
+        let mut other = tx.clone();
+        other.body.nonce = 1;
+        assert!(cache.check(&other).is_err());
+    }
+
+    #[test]
+    fn a_full_cache_lets_the_oldest_go() {
+        let cache = SigCache::new(3);
+        let txs: Vec<SignedTx> = (0..5).map(pay).collect();
+        for tx in &txs {
+            cache.check(tx).unwrap();
+        }
+        let stats = cache.stats();
+        assert_eq!((stats.len, stats.capacity, stats.evicted), (3, 3, 2));
+        let held =
+            |tx: &SignedTx| cache.contains(&tx.body.sender, &tx.signature.0, &tx.body.to_bytes());
+        assert!(!held(&txs[0]) && !held(&txs[1]));
+        assert!(held(&txs[2]) && held(&txs[3]) && held(&txs[4]));
+        // A zero-capacity cache stores nothing and still gives the verdict.
+        let none = SigCache::new(0);
+        none.check(&txs[0]).unwrap();
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn two_caches_key_their_digests_apart() {
+        let (a, b) = (SigCache::new(1), SigCache::new(1));
+        let tx = pay(0);
+        let m = tx.body.to_bytes();
+        assert_ne!(
+            a.digest(&tx.body.sender, &tx.signature.0, &m),
+            b.digest(&tx.body.sender, &tx.signature.0, &m)
+        );
+    }
+}
