@@ -73,6 +73,13 @@ pub const BEFORE_REPAIR_SUFFIX: &str = "before-repair";
 /// The database file's name in the data directory.
 pub const STORE_FILE: &str = "chain.redb";
 
+/// redb's page cache (its default is 1 GiB): the node reads headers once
+/// at start and bodies one at a time after, so a small cache serves it, and
+/// the node's memory stays bounded by its own index.
+const CACHE_BYTES: usize = 8 << 20;
+/// The read-only pass at open reads each page once: it needs no cache.
+const READ_ONLY_CACHE_BYTES: usize = 256 << 10;
+
 thread_local! {
     /// Whether this thread is inside [`contain`] (its panics are reported
     /// as errors, not printed).
@@ -196,7 +203,10 @@ fn validate_read_only(path: &Path) -> Result<Validation, StoreError> {
         path: path.to_path_buf(),
         reason,
     };
-    let db = match ::redb::ReadOnlyDatabase::open(path) {
+    let db = match ::redb::Builder::new()
+        .set_cache_size(READ_ONLY_CACHE_BYTES)
+        .open_read_only(path)
+    {
         Ok(db) => db,
         Err(::redb::DatabaseError::RepairAborted) => return Ok(Validation::NeedsRepair),
         Err(::redb::DatabaseError::DatabaseAlreadyOpen) => {
@@ -269,6 +279,7 @@ impl RedbStore {
         let repaired = Arc::new(AtomicBool::new(false));
         let flag = repaired.clone();
         let mut builder = ::redb::Builder::new();
+        builder.set_cache_size(CACHE_BYTES);
         builder.set_repair_callback(move |_| flag.store(true, Ordering::Relaxed));
         let open = |reason: String| StoreError::Open {
             path: path.clone(),
