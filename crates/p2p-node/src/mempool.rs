@@ -72,6 +72,8 @@ pub struct Mempool {
     /// Accepted transactions let go, by id, oldest first in `dropped_order`.
     dropped: HashMap<TxId, Dropped>,
     dropped_order: VecDeque<TxId>,
+    /// How many times the pool changed (see [`Mempool::changes`]).
+    changes: u64,
 }
 
 impl Mempool {
@@ -79,6 +81,7 @@ impl Mempool {
     /// `next_height`.
     pub fn new(ledger: &Ledger, next_height: u64, max: usize, max_per_account: usize) -> Mempool {
         Mempool {
+            changes: 0,
             txs: Vec::new(),
             ids: HashMap::new(),
             per_account: HashMap::new(),
@@ -130,6 +133,7 @@ impl Mempool {
         *self.per_account.entry(sender).or_insert(0) += 1;
         self.ids.insert(id, self.txs.len());
         self.txs.push(tx);
+        self.changes += 1;
         Ok(id)
     }
 
@@ -146,6 +150,7 @@ impl Mempool {
         returned: Vec<SignedTx>,
         included: impl Fn(&TxId) -> bool,
     ) -> Vec<TxId> {
+        self.changes += 1;
         let old = std::mem::take(&mut self.txs);
         self.ids.clear();
         self.per_account.clear();
@@ -163,6 +168,13 @@ impl Mempool {
             }
         }
         dropped
+    }
+
+    /// A count that grows whenever the pool or its pending state changes
+    /// (a transaction added, a rebuild on a new tip): equal counts mean an
+    /// unchanged pool, so a reader can tell whether to copy it again.
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// Why an accepted transaction was let go, if it was (and is still

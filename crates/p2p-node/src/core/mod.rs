@@ -40,6 +40,7 @@ mod gossip;
 mod inbox;
 mod mining;
 mod peers;
+mod published;
 mod relay;
 mod requests;
 mod view;
@@ -69,6 +70,7 @@ use peers::PeerTable;
 use requests::Requests;
 
 pub(crate) use inbox::{Command, CoreMsg};
+pub use published::{RECENT_HEIGHTS, RecentBlocks, Snapshot};
 pub use view::{ConnId, Direction, Metrics, NodeChain, NodeEvent, NodeView, PeerInfo};
 
 /// How the core opens an outbound connection: starts a connection task
@@ -146,6 +148,9 @@ pub(crate) struct Core {
     mempool_dirty: bool,
     /// Whether a ban was added since the bans were last saved.
     bans_dirty: bool,
+    /// What readers see without asking the core: the snapshot published
+    /// after each event, and the event's changes for watchers.
+    published: published::Publisher,
 }
 
 /// How often a changed mempool is saved (it is also saved at shutdown).
@@ -177,6 +182,7 @@ impl Core {
             config.mempool_max_per_account,
         );
         let now = Instant::now();
+        let published = published::Publisher::new(&chain, node_id, config.mining);
         let mut core = Core {
             peers: PeerTable::new(config.clone(), node_id, listen_addr, now, seed),
             requests: Requests::default(),
@@ -205,6 +211,7 @@ impl Core {
             mempool_saved: now,
             mempool_dirty: false,
             bans_dirty: false,
+            published,
         };
         let blocks: Vec<_> = core
             .chain
@@ -217,7 +224,13 @@ impl Core {
         }
         core.reload_mempool();
         core.reload_bans();
+        core.publish();
         core
+    }
+
+    /// A receiver of the snapshots the core publishes.
+    pub fn snapshots(&self) -> tokio::sync::watch::Receiver<Arc<Snapshot>> {
+        self.published.subscribe()
     }
 
     /// Bans again what the store says a previous run banned, for the time
@@ -319,7 +332,7 @@ impl Core {
     /// Jobs start only here, so a block mined for a request is counted
     /// before the next job begins.
     fn after_event(&mut self) {
-        self.flush();
+        let saved = self.flush();
         if self.bans_dirty {
             self.save_bans();
         }
@@ -327,6 +340,10 @@ impl Core {
         if live != self.reported_peers {
             self.reported_peers = live;
             self.emit(NodeEvent::Peers { count: live });
+        }
+        // Only once what the event accepted is durable.
+        if saved {
+            self.publish();
         }
         self.maybe_mine();
     }
@@ -392,9 +409,9 @@ impl Core {
         }
     }
 
-    fn emit(&self, event: NodeEvent) {
-        // No watcher is fine.
-        let _ = self.events.send(event);
+    /// Tells watchers of `event` once the step's snapshot is published.
+    fn emit(&mut self, event: NodeEvent) {
+        self.published.defer(event);
     }
 
     /// The mempool changed: tell watchers, and save it soon.
