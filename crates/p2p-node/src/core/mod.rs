@@ -16,6 +16,8 @@
 //! - `inbox`: [`CoreMsg`] and [`Command`], what the core is sent.
 //! - `view`: what the outside reads ([`NodeView`], [`NodeEvent`],
 //!   [`Metrics`], [`PeerInfo`], [`ConnId`], [`Direction`]).
+//! - `published`: the [`Snapshot`] published after every event, which
+//!   readers use without asking the core.
 //! - `peers`: the peer table (connected peers, address book, bans, dial
 //!   planning, penalties, partitions).
 //! - `requests`: what was asked of whom and when.
