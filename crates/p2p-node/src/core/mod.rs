@@ -330,7 +330,8 @@ impl Core {
     }
 
     /// What follows every event: save what was accepted, tell watchers
-    /// whether the peer count changed, and start mining if the node should.
+    /// whether the peer count changed, publish the snapshot (then the
+    /// step's events), and start mining if the node should.
     /// Jobs start only here, so a block mined for a request is counted
     /// before the next job begins.
     fn after_event(&mut self) {
