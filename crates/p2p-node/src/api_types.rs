@@ -332,6 +332,26 @@ pub struct TreeBlock {
     pub best: bool,
 }
 
+impl TreeBlock {
+    /// The entry for `block`, which is on the best chain or not.
+    pub fn new(block: &Block<Tx>, best: bool) -> TreeBlock {
+        let miner = block.transactions.first().and_then(|t| match t {
+            Tx::Coinbase { to, .. } => {
+                Some(escrow::dev::name_of(to).map_or_else(|| to.short(), str::to_string))
+            }
+            _ => None,
+        });
+        TreeBlock {
+            hash: block.hash(),
+            parent: block.header.parent,
+            height: block.header.height,
+            miner,
+            txs: block.transactions.len(),
+            best,
+        }
+    }
+}
+
 /// Every error answer: a stable code and a human message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorAnswer {

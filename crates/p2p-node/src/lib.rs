@@ -60,7 +60,7 @@ pub mod store;
 pub mod transport;
 
 pub use config::{MiningMode, NodeConfig};
-pub use core::{Direction, NodeEvent, NodeView, PeerInfo};
+pub use core::{Direction, NodeEvent, NodeView, PeerInfo, Snapshot};
 pub use mempool::{Mempool, MempoolError};
 pub use node::{Node, NodeError, NodeHandle, Seams};
 pub use penalty::{BanKey, Offence};

@@ -152,6 +152,8 @@ pub struct Mempool {
     /// Accepted transactions let go, by id, oldest first in `dropped_order`.
     dropped: HashMap<TxId, Dropped>,
     dropped_order: VecDeque<TxId>,
+    /// How many times the pool changed (see [`Mempool::changes`]).
+    changes: u64,
 }
 
 impl Mempool {
@@ -159,6 +161,7 @@ impl Mempool {
     /// `next_height`.
     pub fn new(ledger: &Ledger, next_height: u64, max: usize, max_per_account: usize) -> Mempool {
         Mempool {
+            changes: 0,
             txs: Vec::new(),
             meta: Vec::new(),
             ids: HashMap::new(),
@@ -213,6 +216,7 @@ impl Mempool {
         self.meta
             .push(Meta::of(&tx, id, sender, self.state.ledger()));
         self.txs.push(tx);
+        self.changes += 1;
         Ok(id)
     }
 
@@ -229,6 +233,7 @@ impl Mempool {
         returned: Vec<SignedTx>,
         included: impl Fn(&TxId) -> bool,
     ) -> Vec<TxId> {
+        self.changes += 1;
         let old = std::mem::take(&mut self.txs);
         self.meta.clear();
         self.ids.clear();
@@ -263,6 +268,7 @@ impl Mempool {
         mined: impl IntoIterator<Item = &'a Tx>,
         included: impl Fn(&TxId) -> bool,
     ) -> Vec<TxId> {
+        self.changes += 1;
         // The entries the blocks changed.
         let mut queue: Vec<Entry> = Vec::new();
         for tx in mined {
@@ -348,6 +354,13 @@ impl Mempool {
         state.overlay(scratch.ledger(), accounts, contracts);
         self.state = PendingState::new(&state, next_height);
         dropped
+    }
+
+    /// A count that grows whenever the pool or its pending state changes
+    /// (a transaction added, a rebuild on a new tip): equal counts mean an
+    /// unchanged pool, so a reader can tell whether to copy it again.
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// Why an accepted transaction was let go, if it was (and is still

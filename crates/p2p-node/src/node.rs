@@ -14,7 +14,7 @@ use wire::NodeId;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{MiningMode, NodeConfig};
-use crate::core::{Command, Core, CoreMsg, CoreParts, NodeChain, NodeView};
+use crate::core::{Command, Core, CoreMsg, CoreParts, NodeChain, NodeView, Snapshot};
 use crate::mempool::MempoolError;
 use crate::mine::{HashMiner, Mine};
 use crate::peer::spawn_dial;
@@ -177,6 +177,7 @@ impl Node {
             miner,
             seed,
         });
+        let snapshots = core.snapshots();
         tracker.spawn(core.run(rx));
         tracker.spawn(crate::listener::accept_loop(
             listener,
@@ -193,6 +194,7 @@ impl Node {
             cancel,
             tracker,
             events,
+            snapshots,
         };
         info!(%local_addr, node = %hex::encode(&node_id.0[..4]), "node started");
         Ok(handle)
@@ -208,6 +210,7 @@ pub struct NodeHandle {
     events: tokio::sync::broadcast::Sender<crate::core::NodeEvent>,
     cancel: CancellationToken,
     tracker: TaskTracker,
+    snapshots: tokio::sync::watch::Receiver<Arc<Snapshot>>,
 }
 
 impl NodeHandle {
@@ -219,6 +222,28 @@ impl NodeHandle {
     /// The node's id.
     pub fn node_id(&self) -> NodeId {
         self.node_id
+    }
+
+    /// The node as the core last published it: a cheap read that never
+    /// waits for the core (it clones an `Arc`). Snapshots are published
+    /// after every event that changed something, once what it accepted is
+    /// saved: they only move forward and never show a block that is not
+    /// durable. See [`Snapshot`].
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshots.borrow().clone()
+    }
+
+    /// A receiver of the snapshots as they are published (for waiting on a
+    /// change: `changed`, `wait_for`).
+    pub fn snapshots(&self) -> tokio::sync::watch::Receiver<Arc<Snapshot>> {
+        self.snapshots.clone()
+    }
+
+    /// Returns once the core has finished the events sent before this call,
+    /// and so published what they changed: a write answered by the core is
+    /// then visible in [`NodeHandle::snapshot`] (read your writes).
+    async fn published(&self) -> Result<(), NodeError> {
+        self.query(|_| ()).await
     }
 
     async fn command(&self, command: Command) -> Result<(), NodeError> {
@@ -261,6 +286,8 @@ impl NodeHandle {
     }
 
     /// Submits a signed transaction to the mempool (and to the peers).
+    /// Once it returns, [`NodeHandle::snapshot`] shows the transaction in
+    /// the pending state.
     ///
     /// # Errors
     ///
@@ -272,11 +299,14 @@ impl NodeHandle {
             reply,
         })
         .await?;
-        Ok(rx.await.map_err(|_| NodeError::Stopped)??)
+        let id = rx.await.map_err(|_| NodeError::Stopped)??;
+        self.published().await?;
+        Ok(id)
     }
 
     /// Mines `count` blocks on this node (whatever the mining mode) and
-    /// returns their hashes once they are on its best chain.
+    /// returns their hashes once they are on its best chain (and in
+    /// [`NodeHandle::snapshot`]).
     ///
     /// # Errors
     ///
@@ -284,7 +314,9 @@ impl NodeHandle {
     pub async fn mine_blocks(&self, count: u64) -> Result<Vec<BlockHash>, NodeError> {
         let (reply, rx) = oneshot::channel();
         self.command(Command::Mine { count, reply }).await?;
-        rx.await.map_err(|_| NodeError::Stopped)
+        let hashes = rx.await.map_err(|_| NodeError::Stopped)?;
+        self.published().await?;
+        Ok(hashes)
     }
 
     /// Changes the mining mode.

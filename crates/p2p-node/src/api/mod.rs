@@ -2,8 +2,12 @@
 //! contracts, peers, the mempool, submitting signed transactions, mining on
 //! demand, and Prometheus metrics. `docs/API.md` documents every endpoint.
 //!
-//! Handlers read the node through [`NodeHandle::query`] and never hold
-//! node state across an `.await`. Every JSON answer is one of the serde
+//! Handlers read the node from the snapshot the core publishes after each
+//! event ([`NodeHandle::snapshot`]), so a read never waits for the core,
+//! whatever it is doing (syncing, reorganising). Only lookups of one block
+//! or transaction outside the snapshot's recent blocks, and the mempool's
+//! list, run on the core through [`NodeHandle::query`] (O(1) lookups, or
+//! bounded by the pool). No handler holds node state across an `.await`. Every JSON answer is one of the serde
 //! types of [`crate::api_types`], which the client reads back. Errors are
 //! JSON `{"code", "message"}` ([`ErrorAnswer`]) with a stable code.
 //! Endpoints that change the node rather than submit a signed transaction
@@ -145,43 +149,20 @@ async fn tree(
 ) -> Result<Json<TreeAnswer>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::bad_request("bad_range", e.body_text()))?;
     let depth = q.depth.unwrap_or(30).clamp(1, 200);
-    let v = api
-        .node
-        .query(move |v| {
-            let tip = v.chain.height();
-            let from = tip.saturating_sub(depth - 1);
-            let mut blocks: Vec<TreeBlock> = v
-                .chain
-                .headers()
-                .filter(|(_, h)| h.height >= from)
-                .filter_map(|(hash, _)| v.chain.block(hash))
-                .map(|b| {
-                    let hash = b.hash();
-                    let miner = b.transactions.first().and_then(|t| match t {
-                        Tx::Coinbase { to, .. } => Some(
-                            escrow::dev::name_of(to).map_or_else(|| to.short(), str::to_string),
-                        ),
-                        _ => None,
-                    });
-                    TreeBlock {
-                        hash,
-                        parent: b.header.parent,
-                        height: b.header.height,
-                        miner,
-                        txs: b.transactions.len(),
-                        best: v.chain.is_on_best_chain(&hash),
-                    }
-                })
-                .collect();
-            blocks.sort_by_key(|b| (b.height, !b.best));
-            TreeAnswer {
-                tip: v.chain.tip(),
-                height: tip,
-                blocks,
-            }
-        })
-        .await?;
-    Ok(Json(v))
+    let snap = api.node.snapshot();
+    let from = snap.height.saturating_sub(depth - 1);
+    let mut blocks: Vec<TreeBlock> = snap
+        .recent
+        .since(from)
+        .map(|(block, best)| TreeBlock::new(block, best))
+        .collect();
+    // By height, the best chain's block first (the rest by hash).
+    blocks.sort_by_key(|b| (b.height, !b.best));
+    Ok(Json(TreeAnswer {
+        tip: snap.tip,
+        height: snap.height,
+        blocks,
+    }))
 }
 
 async fn unknown_route(uri: axum::http::Uri) -> ApiError {
@@ -217,21 +198,18 @@ fn authorised(api: &Api, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-async fn status(State(api): State<Api>) -> Result<Json<StatusAnswer>, ApiError> {
-    let v = api
-        .node
-        .query(|v| StatusAnswer {
-            network: v.chain.genesis_hash(),
-            node_id: hex::encode(v.node_id.0),
-            height: v.chain.height(),
-            tip: v.chain.tip(),
-            total_work: v.chain.total_work().as_f64(),
-            peers: v.peers.len(),
-            mempool: v.mempool.len(),
-            mining: v.mining.name().to_string(),
-        })
-        .await?;
-    Ok(Json(v))
+async fn status(State(api): State<Api>) -> Json<StatusAnswer> {
+    let snap = api.node.snapshot();
+    Json(StatusAnswer {
+        network: snap.network,
+        node_id: hex::encode(snap.node_id.0),
+        height: snap.height,
+        tip: snap.tip,
+        total_work: snap.total_work.as_f64(),
+        peers: snap.peers.len(),
+        mempool: snap.mempool_len,
+        mining: snap.mining.name().to_string(),
+    })
 }
 
 #[derive(Deserialize)]
@@ -246,33 +224,53 @@ async fn blocks(
     r: Result<Query<Range>, QueryRejection>,
 ) -> Result<Json<Vec<BlockAnswer>>, ApiError> {
     let Query(r) = r.map_err(|e| ApiError::bad_request("bad_range", e.body_text()))?;
+    let snap = api.node.snapshot();
+    let (from, to) = page(&r, snap.height)?;
+    // Recent heights (the usual page) come from the snapshot; older ones
+    // are looked up on the core, one block per height.
+    if from >= snap.recent.low() {
+        return Ok(Json(
+            (from..=to)
+                .filter_map(|h| snap.recent.best_at(h))
+                .map(|b| BlockAnswer::new(b, true))
+                .collect(),
+        ));
+    }
     let v = api
         .node
         .query(move |v| {
-            let tip = v.chain.height();
-            let (from, to) = match (r.last, r.from, r.to) {
-                (Some(n), _, _) => (tip.saturating_sub(n.saturating_sub(1)), tip),
-                (None, from, to) => {
-                    let from = from.unwrap_or(0);
-                    (from, to.unwrap_or(tip).min(tip))
-                }
-            };
-            if from > to || to - from >= MAX_BLOCKS_PER_PAGE {
-                return Err(ApiError::bad_request(
-                    "bad_range",
-                    format!(
-                        "a range of heights from {from} to {to}: at most {MAX_BLOCKS_PER_PAGE} \
-                         blocks, from at most to"
-                    ),
-                ));
-            }
-            Ok((from..=to)
-                .filter_map(|h| v.chain.block_at_height(h))
-                .map(|b| BlockAnswer::new(&b, true))
-                .collect())
+            let (from, to) = page(&r, v.chain.height())?;
+            Ok::<Vec<BlockAnswer>, ApiError>(
+                (from..=to)
+                    .filter_map(|h| v.chain.block_at_height(h))
+                    .map(|b| BlockAnswer::new(&b, true))
+                    .collect(),
+            )
         })
         .await??;
     Ok(Json(v))
+}
+
+/// The heights a `GET /blocks` asks for, with the best tip at `tip`, or
+/// `bad_range`.
+fn page(r: &Range, tip: u64) -> Result<(u64, u64), ApiError> {
+    let (from, to) = match (r.last, r.from, r.to) {
+        (Some(n), _, _) => (tip.saturating_sub(n.saturating_sub(1)), tip),
+        (None, from, to) => {
+            let from = from.unwrap_or(0);
+            (from, to.unwrap_or(tip).min(tip))
+        }
+    };
+    if from > to || to - from >= MAX_BLOCKS_PER_PAGE {
+        return Err(ApiError::bad_request(
+            "bad_range",
+            format!(
+                "a range of heights from {from} to {to}: at most {MAX_BLOCKS_PER_PAGE} \
+                 blocks, from at most to"
+            ),
+        ));
+    }
+    Ok((from, to))
 }
 
 async fn block_by_hash(
@@ -378,30 +376,20 @@ async fn account(
     Path(account): Path<String>,
 ) -> Result<Json<AccountAnswer>, ApiError> {
     let address = parse_account(&account)?;
-    let v = api
-        .node
-        .query(move |v| {
-            let ledger = v.chain.state();
-            let pending = v.mempool.pending_ledger();
-            AccountAnswer {
-                address,
-                name: escrow::dev::name_of(&address).map(str::to_string),
-                balance: ledger.balance(&address),
-                nonce: ledger.nonce(&address),
-                pending_balance: pending.balance(&address),
-                pending_nonce: pending.nonce(&address),
-            }
-        })
-        .await?;
-    Ok(Json(v))
+    let snap = api.node.snapshot();
+    Ok(Json(AccountAnswer {
+        address,
+        name: escrow::dev::name_of(&address).map(str::to_string),
+        balance: snap.state.balance(&address),
+        nonce: snap.state.nonce(&address),
+        pending_balance: snap.pending.balance(&address),
+        pending_nonce: snap.pending.nonce(&address),
+    }))
 }
 
-async fn contracts(State(api): State<Api>) -> Result<Json<Vec<Contract>>, ApiError> {
-    let v = api
-        .node
-        .query(|v| v.chain.state().contracts().values().cloned().collect())
-        .await?;
-    Ok(Json(v))
+async fn contracts(State(api): State<Api>) -> Json<Vec<Contract>> {
+    let snap = api.node.snapshot();
+    Json(snap.state.contracts().values().cloned().collect())
 }
 
 async fn contract(
@@ -410,31 +398,30 @@ async fn contract(
 ) -> Result<Json<Contract>, ApiError> {
     let id: ContractId = parse_path(&id, "bad_contract_id")?;
     api.node
-        .query(move |v| v.chain.state().contract(&id).cloned())
-        .await?
+        .snapshot()
+        .state
+        .contract(&id)
+        .cloned()
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no contract {id}")))
 }
 
-async fn peers(State(api): State<Api>) -> Result<Json<Vec<PeerAnswer>>, ApiError> {
-    let v = api
-        .node
-        .query(|v| {
-            v.peers
-                .iter()
-                .map(|p| PeerAnswer {
-                    node_id: hex::encode(p.node_id.0),
-                    remote: p.remote,
-                    listen_addr: p.listen_addr,
-                    direction: format!("{:?}", p.direction).to_lowercase(),
-                    best_height: p.best_height,
-                    penalty: p.score,
-                    queued_bytes: p.queued_bytes,
-                })
-                .collect()
-        })
-        .await?;
-    Ok(Json(v))
+async fn peers(State(api): State<Api>) -> Json<Vec<PeerAnswer>> {
+    let snap = api.node.snapshot();
+    Json(
+        snap.peers
+            .iter()
+            .map(|p| PeerAnswer {
+                node_id: hex::encode(p.node_id.0),
+                remote: p.remote,
+                listen_addr: p.listen_addr,
+                direction: format!("{:?}", p.direction).to_lowercase(),
+                best_height: p.best_height,
+                penalty: p.score,
+                queued_bytes: p.queued_bytes,
+            })
+            .collect(),
+    )
 }
 
 #[derive(Deserialize)]
@@ -524,32 +511,77 @@ async fn mine(
     Ok(Json(MineAnswer { blocks: hashes }))
 }
 
-async fn metrics(State(api): State<Api>) -> Result<Response, ApiError> {
-    let text = api
-        .node
-        .query(|v| {
-            use std::fmt::Write;
-            let m = v.metrics;
-            let mut out = String::new();
-            let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
-            };
-            metric("node_height", "gauge", "Height of the best tip.", v.chain.height().to_string());
-            metric("node_peers", "gauge", "Live peer connections.", v.peers.len().to_string());
-            metric("node_mempool_transactions", "gauge", "Pending transactions.", v.mempool.len().to_string());
-            metric("node_blocks_accepted_total", "counter", "Blocks that joined the block tree.", m.blocks_accepted.to_string());
-            metric("node_reorgs_total", "counter", "Best-chain changes that undid blocks.", m.reorgs.to_string());
-            metric("node_reorg_max_depth", "gauge", "Most blocks undone by one reorganisation.", m.max_reorg_depth.to_string());
-            metric("node_blocks_mined_total", "counter", "Blocks this node mined onto its best chain.", m.blocks_mined.to_string());
-            let uptime = m.started.map_or(0.0, |t| t.elapsed().as_secs_f64());
-            let rate = if uptime > 0.0 { m.work_mined / uptime } else { 0.0 };
-            metric("node_hash_rate", "gauge", "Expected hashes per second behind this node's mined blocks since start.", format!("{rate:.0}"));
-            let _ = writeln!(out, "# HELP node_blocks_rejected_total Blocks refused, by reason.\n# TYPE node_blocks_rejected_total counter");
-            for (reason, n) in &m.blocks_rejected {
-                let _ = writeln!(out, "node_blocks_rejected_total{{reason=\"{reason}\"}} {n}");
-            }
-            out
-        })
-        .await?;
-    Ok(([("content-type", "text/plain; version=0.0.4")], text).into_response())
+async fn metrics(State(api): State<Api>) -> Response {
+    use std::fmt::Write;
+    let snap = api.node.snapshot();
+    let m = &*snap.metrics;
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    };
+    metric(
+        "node_height",
+        "gauge",
+        "Height of the best tip.",
+        snap.height.to_string(),
+    );
+    metric(
+        "node_peers",
+        "gauge",
+        "Live peer connections.",
+        snap.peers.len().to_string(),
+    );
+    metric(
+        "node_mempool_transactions",
+        "gauge",
+        "Pending transactions.",
+        snap.mempool_len.to_string(),
+    );
+    metric(
+        "node_blocks_accepted_total",
+        "counter",
+        "Blocks that joined the block tree.",
+        m.blocks_accepted.to_string(),
+    );
+    metric(
+        "node_reorgs_total",
+        "counter",
+        "Best-chain changes that undid blocks.",
+        m.reorgs.to_string(),
+    );
+    metric(
+        "node_reorg_max_depth",
+        "gauge",
+        "Most blocks undone by one reorganisation.",
+        m.max_reorg_depth.to_string(),
+    );
+    metric(
+        "node_blocks_mined_total",
+        "counter",
+        "Blocks this node mined onto its best chain.",
+        m.blocks_mined.to_string(),
+    );
+    let uptime = m.started.map_or(0.0, |t| t.elapsed().as_secs_f64());
+    let rate = if uptime > 0.0 {
+        m.work_mined / uptime
+    } else {
+        0.0
+    };
+    metric(
+        "node_hash_rate",
+        "gauge",
+        "Expected hashes per second behind this node's mined blocks since start.",
+        format!("{rate:.0}"),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP node_blocks_rejected_total Blocks refused, by reason.\n# TYPE node_blocks_rejected_total counter"
+    );
+    for (reason, n) in &m.blocks_rejected {
+        let _ = writeln!(out, "node_blocks_rejected_total{{reason=\"{reason}\"}} {n}");
+    }
+    ([("content-type", "text/plain; version=0.0.4")], out).into_response()
 }

@@ -45,6 +45,7 @@ impl Core {
                 None
             }
             Ok(Inserted::Orphan { missing_parent }) => {
+                self.published.orphan(missing_parent, hash);
                 if let Some((conn, solicited)) = from {
                     if !solicited {
                         self.punish(conn, Offence::Orphan(missing_parent.to_string()));

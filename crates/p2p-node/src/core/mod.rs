@@ -16,6 +16,8 @@
 //! - `inbox`: [`CoreMsg`] and [`Command`], what the core is sent.
 //! - `view`: what the outside reads ([`NodeView`], [`NodeEvent`],
 //!   [`Metrics`], [`PeerInfo`], [`ConnId`], [`Direction`]).
+//! - `published`: the [`Snapshot`] published after every event, which
+//!   readers use without asking the core.
 //! - `peers`: the peer table (connected peers, address book, bans, dial
 //!   planning, penalties, partitions).
 //! - `requests`: what was asked of whom and when.
@@ -40,6 +42,7 @@ mod gossip;
 mod inbox;
 mod mining;
 mod peers;
+mod published;
 mod relay;
 mod requests;
 mod view;
@@ -67,6 +70,7 @@ use peers::PeerTable;
 use requests::Requests;
 
 pub(crate) use inbox::{Command, CoreMsg};
+pub use published::{RECENT_HEIGHTS, RecentBlocks, Snapshot};
 pub use view::{ConnId, Direction, Metrics, NodeChain, NodeEvent, NodeView, PeerInfo};
 
 /// How the core opens an outbound connection: starts a connection task
@@ -161,6 +165,9 @@ pub(crate) struct Core {
     mempool_dirty: bool,
     /// Whether a ban was added since the bans were last saved.
     bans_dirty: bool,
+    /// What readers see without asking the core: the snapshot published
+    /// after each event, and the event's changes for watchers.
+    published: published::Publisher,
 }
 
 /// How often a changed mempool is saved (it is also saved at shutdown).
@@ -199,6 +206,7 @@ impl Core {
             config.mempool_max_per_account,
         );
         let now = Instant::now();
+        let published = published::Publisher::new(&chain, node_id, config.mining);
         let mut core = Core {
             peers: PeerTable::new(config.clone(), node_id, listen_addr, now, seed),
             requests: Requests::default(),
@@ -235,10 +243,17 @@ impl Core {
             mempool_saved: now,
             mempool_dirty: false,
             bans_dirty: false,
+            published,
         };
         core.reload_mempool();
         core.reload_bans();
+        core.publish();
         core
+    }
+
+    /// A receiver of the snapshots the core publishes.
+    pub fn snapshots(&self) -> tokio::sync::watch::Receiver<Arc<Snapshot>> {
+        self.published.subscribe()
     }
 
     /// Bans again what the store says a previous run banned, for the time
@@ -340,9 +355,10 @@ impl Core {
 
     /// What follows every event: save what was accepted (unless more events
     /// wait, see [`MAX_SAVE_DELAY`]), tell watchers whether the peer count
-    /// changed, and start mining if the node should. Jobs start only here,
-    /// so a block mined for a request is counted before the next job
-    /// begins.
+    /// changed, publish the snapshot (then the step's events) if nothing
+    /// waits to be saved, and start mining if the node should. Jobs start
+    /// only here, so a block mined for a request is counted before the next
+    /// job begins.
     fn after_event(&mut self, inbox_empty: bool) {
         let burst = !inbox_empty || self.miner.has_requests();
         let overdue = self
@@ -352,6 +368,9 @@ impl Core {
         if !burst || overdue {
             self.flush();
         }
+        let saved = self.chain.new_block_count() == 0
+            && self.unsaved_index.is_empty()
+            && !self.cancel.is_cancelled();
         if self.bans_dirty {
             self.save_bans();
         }
@@ -359,6 +378,10 @@ impl Core {
         if live != self.reported_peers {
             self.reported_peers = live;
             self.emit(NodeEvent::Peers { count: live });
+        }
+        // Only once what the event accepted is durable.
+        if saved {
+            self.publish();
         }
         self.maybe_mine();
     }
@@ -456,9 +479,9 @@ impl Core {
         }
     }
 
-    fn emit(&self, event: NodeEvent) {
-        // No watcher is fine.
-        let _ = self.events.send(event);
+    /// Tells watchers of `event` once the step's snapshot is published.
+    fn emit(&mut self, event: NodeEvent) {
+        self.published.defer(event);
     }
 
     /// The mempool changed: tell watchers, and save it soon.

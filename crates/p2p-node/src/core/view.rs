@@ -107,7 +107,7 @@ impl NodeView<'_> {
 }
 
 /// What the node knows about a live peer.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerInfo {
     /// The connection's number.
     pub conn: ConnId,
@@ -128,7 +128,7 @@ pub struct PeerInfo {
 }
 
 /// Counters the node keeps for monitoring.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Metrics {
     /// Blocks that joined the tree (best chain or side branch).
     pub blocks_accepted: u64,

@@ -1,0 +1,366 @@
+//! What the core publishes for readers that must not wait for it: a
+//! [`Snapshot`] of the node, swapped in after every event that changed
+//! something, once what the event accepted is saved.
+//!
+//! The HTTP API, tests and the simulator read the latest snapshot through
+//! [`crate::NodeHandle::snapshot`] without sending the core a message, so a
+//! read costs the same whether the core is idle, syncing or reorganising.
+//!
+//! Building a snapshot costs O(1) or O(blocks changed) per event, never
+//! O(chain length): the parts that did not change are shared with the
+//! previous snapshot (`Arc`s and persistent maps), the ledgers are cloned
+//! only when they changed, and the recent blocks ([`RecentBlocks`]) are
+//! persistent maps updated with the blocks that changed.
+
+use std::sync::Arc;
+
+use chain_core::{Block, BlockHash, Work};
+use escrow::{Ledger, Tx};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use wire::NodeId;
+
+use crate::config::MiningMode;
+use crate::core::Core;
+use crate::core::view::{Metrics, NodeChain, NodeEvent, PeerInfo};
+
+/// How many heights below the tip (the tip's included) [`RecentBlocks`]
+/// keeps: enough for the deepest `GET /tree` (200) and a page of `GET
+/// /blocks?last=N` (100).
+pub const RECENT_HEIGHTS: u64 = 256;
+
+/// The node as of the end of one event of the core: everything in it is
+/// durable (saved) and consistent with itself.
+///
+/// Snapshots are published in order ([`Snapshot::seq`] grows by one each
+/// time) and never show a block that is not yet saved.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// The publication's number: 0 for the first, one more each time.
+    pub seq: u64,
+    /// This node's id.
+    pub node_id: NodeId,
+    /// The network id (the genesis hash).
+    pub network: BlockHash,
+    /// The best tip.
+    pub tip: BlockHash,
+    /// The best tip's height.
+    pub height: u64,
+    /// The best chain's cumulative work.
+    pub total_work: Work,
+    /// The ledger at the best tip.
+    pub state: Arc<Ledger>,
+    /// The ledger at the best tip with every pending transaction applied.
+    pub pending: Arc<Ledger>,
+    /// How many transactions are pending.
+    pub mempool_len: usize,
+    /// The mining mode.
+    pub mining: MiningMode,
+    /// Live peers.
+    pub peers: Arc<[PeerInfo]>,
+    /// Monitoring counters.
+    pub metrics: Arc<Metrics>,
+    /// The blocks of the last [`RECENT_HEIGHTS`] heights, side branches
+    /// included.
+    pub recent: RecentBlocks,
+}
+
+/// The blocks of the last [`RECENT_HEIGHTS`] heights of the tree (best
+/// chain and side branches), in persistent maps so that a tip change
+/// costs O(blocks changed) and the previous snapshot's copy is shared.
+#[derive(Clone, Debug, Default)]
+pub struct RecentBlocks {
+    /// The lowest height kept.
+    low: u64,
+    /// The best chain's hash at each height from `low` to the tip.
+    best: imbl::OrdMap<u64, BlockHash>,
+    /// Every block of the tree at heights from `low`, by height and hash.
+    blocks: imbl::OrdMap<(u64, BlockHash), Arc<Block<Tx>>>,
+}
+
+impl RecentBlocks {
+    /// The lowest height kept: every best-chain block from there to the tip
+    /// is here.
+    pub fn low(&self) -> u64 {
+        self.low
+    }
+
+    /// The best-chain block at `height`, if that height is kept.
+    pub fn best_at(&self, height: u64) -> Option<&Arc<Block<Tx>>> {
+        let hash = self.best.get(&height)?;
+        self.blocks.get(&(height, *hash))
+    }
+
+    /// Whether `hash` is the best-chain block at `height`.
+    pub fn is_best(&self, height: u64, hash: &BlockHash) -> bool {
+        self.best.get(&height) == Some(hash)
+    }
+
+    /// Every kept block at `from` and above, lowest height first (by hash
+    /// within a height), each with whether it is on the best chain.
+    pub fn since(&self, from: u64) -> impl Iterator<Item = (&Arc<Block<Tx>>, bool)> + '_ {
+        self.blocks
+            .range((from, BlockHash::default())..)
+            .map(|((height, hash), block)| (block, self.is_best(*height, hash)))
+    }
+
+    /// How many blocks are kept.
+    pub fn len(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Whether no block is kept.
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
+
+    /// The blocks of the chain's best tip's last [`RECENT_HEIGHTS`] heights,
+    /// side branches included. Walks the whole tree once: for start-up only.
+    fn scan(chain: &NodeChain) -> RecentBlocks {
+        let mut recent = RecentBlocks::default();
+        recent.follow(chain);
+        let low = recent.low;
+        for (hash, _) in chain.headers().filter(|(_, h)| h.height >= low) {
+            if let Some(block) = chain.block(hash) {
+                recent.add(&block);
+            }
+        }
+        recent
+    }
+
+    /// Adds a block of the tree (a side branch's), if its height is kept.
+    fn add(&mut self, block: &Arc<Block<Tx>>) {
+        let height = block.header.height;
+        if height >= self.low {
+            self.blocks
+                .insert((height, block.hash()), Arc::clone(block));
+        }
+    }
+
+    /// Whether `hash` at `height` is kept.
+    fn contains(&self, height: u64, hash: BlockHash) -> bool {
+        self.blocks.contains_key(&(height, hash))
+    }
+
+    /// Follows the chain's best tip: walks down from it until the best
+    /// chain kept agrees (O(blocks changed)), and lets go of the heights
+    /// that fell out of the window. Blocks that left the best chain stay,
+    /// as side-branch blocks, as they stay in the tree. Returns the blocks
+    /// that joined the best chain kept.
+    fn follow(&mut self, chain: &NodeChain) -> Vec<BlockHash> {
+        let mut joined = Vec::new();
+        let height = chain.height();
+        let low = height.saturating_sub(RECENT_HEIGHTS - 1);
+        // A reorganisation onto a shorter, heavier chain: no best block
+        // above the new tip.
+        while let Some(&(top, _)) = self.best.get_max() {
+            if top <= height {
+                break;
+            }
+            self.best.remove(&top);
+        }
+        // Normally the walk stops where the kept best chain agrees; when the
+        // window moved down (the tip's height fell), it goes on to fill the
+        // heights below what was kept.
+        let refill = low < self.low || self.best.is_empty();
+        let mut at = height;
+        let mut hash = chain.tip();
+        while at >= low && (refill || !self.is_best(at, &hash)) {
+            let Some(block) = chain.block(&hash) else {
+                break;
+            };
+            self.best.insert(at, hash);
+            self.blocks.insert((at, hash), Arc::clone(&block));
+            joined.push(hash);
+            hash = block.header.parent;
+            match at.checked_sub(1) {
+                Some(below) => at = below,
+                None => break,
+            }
+        }
+        while let Some(&(bottom, _)) = self.best.get_min() {
+            if bottom >= low {
+                break;
+            }
+            self.best.remove(&bottom);
+        }
+        while let Some(&(key, _)) = self.blocks.get_min() {
+            if key.0 >= low {
+                break;
+            }
+            self.blocks.remove(&key);
+        }
+        self.low = low;
+        joined
+    }
+}
+
+/// How many orphans the publisher remembers (the chain keeps 256).
+const MAX_ORPHANS: usize = 1_024;
+
+/// The core's publisher: the latest snapshot, the channel readers watch,
+/// and the events of the current step, sent to watchers once the snapshot
+/// that shows them is published.
+pub(crate) struct Publisher {
+    sender: watch::Sender<Arc<Snapshot>>,
+    /// The mempool's change count the latest snapshot shows.
+    mempool_changes: u64,
+    /// Events of the current step, not yet sent.
+    events: Vec<NodeEvent>,
+    /// Blocks that waited for their parent, by parent and hash: when a
+    /// block joins the tree, the orphans it connects join with it, and only
+    /// the first is reported (a `Fork` event or the new tip), so the
+    /// publisher looks for them here. Bounded, oldest forgotten first.
+    orphans: std::collections::BTreeSet<(BlockHash, BlockHash)>,
+    orphan_order: std::collections::VecDeque<(BlockHash, BlockHash)>,
+}
+
+impl Publisher {
+    /// A publisher whose first snapshot is `chain`'s (the rest empty until
+    /// the core's first publication). Scans the tree once.
+    pub fn new(chain: &NodeChain, node_id: NodeId, mining: MiningMode) -> Publisher {
+        let state = Arc::new(chain.state().clone());
+        let first = Snapshot {
+            seq: 0,
+            node_id,
+            network: chain.genesis_hash(),
+            tip: chain.tip(),
+            height: chain.height(),
+            total_work: chain.total_work(),
+            pending: Arc::clone(&state),
+            state,
+            mempool_len: 0,
+            mining,
+            peers: Arc::from(Vec::new()),
+            metrics: Arc::new(Metrics::default()),
+            recent: RecentBlocks::scan(chain),
+        };
+        let (sender, _) = watch::channel(Arc::new(first));
+        Publisher {
+            sender,
+            mempool_changes: u64::MAX,
+            events: Vec::new(),
+            orphans: std::collections::BTreeSet::new(),
+            orphan_order: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Remembers that `hash` waits for `parent` (an orphan).
+    pub fn orphan(&mut self, parent: BlockHash, hash: BlockHash) {
+        if self.orphans.insert((parent, hash)) {
+            self.orphan_order.push_back((parent, hash));
+        }
+        while self.orphan_order.len() > MAX_ORPHANS {
+            if let Some(old) = self.orphan_order.pop_front() {
+                self.orphans.remove(&old);
+            }
+        }
+    }
+
+    /// Adds to `recent` the remembered orphans that joined the tree under
+    /// `joined` (and under those, in turn): O(blocks joined).
+    fn connect_orphans(
+        &mut self,
+        chain: &NodeChain,
+        recent: &mut RecentBlocks,
+        mut joined: Vec<BlockHash>,
+    ) {
+        while let Some(parent) = joined.pop() {
+            if self.orphans.is_empty() {
+                return;
+            }
+            let children: Vec<(BlockHash, BlockHash)> = self
+                .orphans
+                .range((parent, BlockHash::default())..)
+                .take_while(|(p, _)| *p == parent)
+                .copied()
+                .collect();
+            for key in children {
+                if let Some(block) = chain.block(&key.1) {
+                    self.orphans.remove(&key);
+                    self.orphan_order.retain(|k| *k != key);
+                    if !recent.contains(block.header.height, key.1) {
+                        recent.add(&block);
+                    }
+                    joined.push(key.1);
+                }
+            }
+        }
+    }
+
+    /// A receiver of the snapshots, starting at the latest.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.sender.subscribe()
+    }
+
+    /// Keeps `event` until the next publication.
+    pub fn defer(&mut self, event: NodeEvent) {
+        self.events.push(event);
+    }
+}
+
+impl Core {
+    /// Publishes a new snapshot if this step changed something a reader
+    /// sees, then sends the step's events to watchers. Called at the end of
+    /// every event, after what it accepted is saved: a snapshot never shows
+    /// a block that is not durable, and a watcher told of a change finds it
+    /// in the snapshot.
+    pub(super) fn publish(&mut self) {
+        let now = Instant::now();
+        let events = std::mem::take(&mut self.published.events);
+        let old = self.published.sender.borrow().clone();
+        let mut new = Snapshot::clone(&old);
+        let mut changed = false;
+
+        let mut joined = Vec::new();
+        if self.chain.tip() != old.tip {
+            new.tip = self.chain.tip();
+            new.height = self.chain.height();
+            new.total_work = self.chain.total_work();
+            new.state = Arc::new(self.chain.state().clone());
+            joined = new.recent.follow(&self.chain);
+            changed = true;
+        }
+        for event in &events {
+            if let NodeEvent::Fork { hash, .. } = event
+                && let Some(block) = self.chain.block(hash)
+            {
+                new.recent.add(&block);
+                joined.push(*hash);
+                changed = true;
+            }
+        }
+        self.published
+            .connect_orphans(&self.chain, &mut new.recent, joined);
+        let mempool_changes = self.mempool.changes();
+        if mempool_changes != self.published.mempool_changes {
+            self.published.mempool_changes = mempool_changes;
+            new.pending = Arc::new(self.mempool.pending_ledger().clone());
+            new.mempool_len = self.mempool.len();
+            changed = true;
+        }
+        let mining = self.miner.mode();
+        if mining != old.mining {
+            new.mining = mining;
+            changed = true;
+        }
+        let peers = self.peers.infos(now);
+        if peers.as_slice() != &*old.peers {
+            new.peers = Arc::from(peers);
+            changed = true;
+        }
+        if self.metrics != *old.metrics {
+            new.metrics = Arc::new(self.metrics.clone());
+            changed = true;
+        }
+
+        if changed {
+            new.seq = old.seq + 1;
+            self.published.sender.send_replace(Arc::new(new));
+        }
+        for event in events {
+            // No watcher is fine.
+            let _ = self.events.send(event);
+        }
+    }
+}
