@@ -56,6 +56,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -116,6 +117,17 @@ impl Plan {
     }
 }
 
+/// Set by Ctrl-C or SIGTERM: the loops stop, and the nodes and
+/// directories are cleaned up on the way out.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+fn check_interrupted() -> anyhow::Result<()> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        bail!("interrupted");
+    }
+    Ok(())
+}
+
 /// The most blocks one `POST /mine` may ask for.
 const MINE_MAX: u64 = 1_000;
 
@@ -123,6 +135,11 @@ const MINE_MAX: u64 = 1_000;
 /// and returns them all.
 pub fn run(root: &Path, o: &Options) -> anyhow::Result<Vec<String>> {
     let plan = Plan::new(o);
+    // The nodes stop on their own on a terminal's Ctrl-C (same process
+    // group); the handler lets this process remove what it made.
+    if ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst)).is_err() {
+        eprintln!("xtask: no Ctrl-C handler: an interrupted run may leave its temporary directory");
+    }
     let binary = build(root)?;
     let tmp = tempfile::Builder::new()
         .prefix("escrow-bench-")
@@ -401,11 +418,16 @@ fn fs_type(dir: &Path) -> String {
 /// Mines until the node's height is `blocks`, `MINE_MAX` at a time.
 fn mine_to(http: &reqwest::blocking::Client, node: &NodeProc, blocks: u64) -> anyhow::Result<u64> {
     let mut height = node.status(http)?.height;
+    let from = height;
     let started = Instant::now();
     let mut reported = Instant::now();
+    let mut last = (0.0, 0);
     while height < blocks {
+        check_interrupted()?;
         let n = (blocks - height).min(MINE_MAX);
+        let batch = Instant::now();
         node.mine(http, n)?;
+        last = (batch.elapsed().as_secs_f64(), n);
         height += n;
         if reported.elapsed() > Duration::from_secs(30) {
             reported = Instant::now();
@@ -414,6 +436,14 @@ fn mine_to(http: &reqwest::blocking::Client, node: &NodeProc, blocks: u64) -> an
                 started.elapsed().as_secs_f64()
             );
         }
+    }
+    if height > from {
+        eprintln!(
+            "xtask: mined blocks {from}..{height} at {:.0} blocks/s; the last {} at {:.0} blocks/s",
+            (height - from) as f64 / started.elapsed().as_secs_f64(),
+            last.1,
+            last.1 as f64 / last.0
+        );
     }
     node.status(http).map(|s| s.height)
 }
@@ -485,6 +515,7 @@ fn restart(
     let mut times = Vec::new();
     let mut rss = Vec::new();
     for _ in 0..plan.restarts {
+        check_interrupted()?;
         let started = Instant::now();
         let mut node = NodeProc::start(
             binary,
@@ -614,6 +645,7 @@ fn submit(
     let rounds = txs.iter().map(Vec::len).max().unwrap_or(0);
     for n in 0..rounds {
         for &a in &mine {
+            check_interrupted()?;
             let Some(tx) = txs[a].get(n) else { continue };
             let url = format!("{}/txs", apis[a % apis.len()]);
             let body = SubmitTx { tx: tx.clone() };
@@ -724,6 +756,7 @@ fn throughput(binary: &Path, tmp: &Path, plan: &Plan) -> anyhow::Result<(String,
     let deadline =
         Instant::now() + Duration::from_secs(if plan.accounts > 500 { 600 } else { 120 });
     let (elapsed, height) = loop {
+        check_interrupted()?;
         let statuses: Vec<StatusAnswer> = nodes
             .iter()
             .map(|n| n.status(&http))
@@ -763,7 +796,7 @@ fn throughput(binary: &Path, tmp: &Path, plan: &Plan) -> anyhow::Result<(String,
         format!(
             "bench: net.tx_throughput = {rate:.0} tx/s (4 nodes, {applied} of {total} transfers from {} accounts applied on all four in {elapsed:.1} s, {} blocks; signature bound {bound:.0} tx/s: {single_us:.0} us single + {batch_us:.0} us batch per node, {cores} cores)",
             plan.accounts,
-            height - start_height
+            height.saturating_sub(start_height)
         ),
         format!(
             "bench: net.api_p99 = {:.1} ms (under load: p50 {:.1} ms, {} submissions from {} threads in {submitted_s:.1} s, {retried} retried for a full mempool)",
