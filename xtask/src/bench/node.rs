@@ -54,18 +54,18 @@
 //! time (mining only what is missing): preparing 100,000 blocks through the
 //! API takes minutes. Only reuse it with the same node version.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
+mod process;
+mod throughput;
+
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use escrow::genesis::Allocation;
-use escrow::{Amount, Genesis, Keypair, Payload, SignedTx};
-use p2p_node::api_types::{AccountAnswer, MineAnswer, MineRequest, StatusAnswer, SubmitTx};
+
+use process::{NodeProc, Spawn, http};
 
 /// What the node benchmarks run with.
 #[derive(Debug, Default)]
@@ -156,7 +156,7 @@ pub fn run(root: &Path, o: &Options) -> anyhow::Result<Vec<String>> {
     let (restart, rss) = restart(&binary, tmp.path(), o, &plan)?;
     emit(restart);
     emit(rss);
-    let (throughput, p99) = throughput(&binary, tmp.path(), &plan)?;
+    let (throughput, p99) = throughput::throughput(&binary, tmp.path(), &plan)?;
     emit(throughput);
     emit(p99);
     Ok(lines)
@@ -174,195 +174,6 @@ fn build(root: &Path) -> anyhow::Result<PathBuf> {
         bail!("building p2p-node failed with {status}");
     }
     Ok(super::target_dir(root).join("release").join("p2p-node"))
-}
-
-fn http() -> anyhow::Result<reqwest::blocking::Client> {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(600))
-        .build()
-        .context("cannot make an HTTP client")
-}
-
-/// How a node is started.
-struct Spawn<'a> {
-    data_dir: &'a Path,
-    mine: &'a str,
-    genesis: Option<&'a Path>,
-    peers: &'a [SocketAddr],
-}
-
-/// A running node process; stopped when dropped.
-struct NodeProc {
-    child: Child,
-    /// `http://127.0.0.1:PORT`.
-    api: String,
-    p2p: SocketAddr,
-    token: String,
-    /// Where its standard error goes.
-    log: PathBuf,
-}
-
-impl NodeProc {
-    /// Starts a node and waits until it has printed its API address.
-    fn start(binary: &Path, s: &Spawn) -> anyhow::Result<NodeProc> {
-        let log = s.data_dir.with_extension("log");
-        let stderr = std::fs::File::create(&log)
-            .with_context(|| format!("cannot create {}", log.display()))?;
-        let mut cmd = Command::new(binary);
-        cmd.args(["--listen", "127.0.0.1:0", "--api", "127.0.0.1:0"])
-            .args(["--mine", s.mine, "--log", "warn"])
-            .arg("--data-dir")
-            .arg(s.data_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr);
-        if let Some(g) = s.genesis {
-            cmd.arg("--genesis").arg(g);
-        }
-        for p in s.peers {
-            cmd.args(["--peer", &p.to_string()]);
-        }
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("cannot start {}", binary.display()))?;
-        // From here on the child is killed on every exit path.
-        let stdout = child.stdout.take();
-        let mut node = NodeProc {
-            child,
-            api: String::new(),
-            p2p: SocketAddr::from(([127, 0, 0, 1], 0)),
-            token: String::new(),
-            log,
-        };
-        let stdout = stdout.context("the node's stdout is not piped")?;
-        let (send, recv) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if send.send(line).is_err() {
-                    // Nobody listens any more: keep draining the pipe.
-                    continue;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(300);
-        let mut p2p = None;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = match recv.recv_timeout(left) {
-                Ok(line) => line,
-                Err(e) => {
-                    let status = node.child.try_wait().ok().flatten();
-                    bail!(
-                        "the node on {} did not report its API address ({e}; exit status {status:?}); its log: {}",
-                        s.data_dir.display(),
-                        node.log_tail()
-                    );
-                }
-            };
-            if let Some(addr) = line.strip_prefix("p2p listening on ") {
-                p2p = Some(
-                    addr.trim()
-                        .parse()
-                        .with_context(|| format!("bad P2P address in `{line}`"))?,
-                );
-            } else if let Some(api) = line.strip_prefix("api listening on ") {
-                node.api = api.trim().to_string();
-                break;
-            }
-        }
-        node.p2p = p2p.context("the node printed its API address but not its P2P address")?;
-        let cookie = s.data_dir.join(p2p_node::client::COOKIE_FILE);
-        node.token = std::fs::read_to_string(&cookie)
-            .with_context(|| format!("cannot read the token {}", cookie.display()))?
-            .trim()
-            .to_string();
-        Ok(node)
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(5)..].join(" | ")
-    }
-
-    fn status(&self, http: &reqwest::blocking::Client) -> anyhow::Result<StatusAnswer> {
-        get(http, &format!("{}/status", self.api))
-    }
-
-    /// `POST /mine` of `blocks` (at most [`MINE_MAX`]).
-    fn mine(&self, http: &reqwest::blocking::Client, blocks: u64) -> anyhow::Result<()> {
-        let url = format!("{}/mine", self.api);
-        let resp = http
-            .post(&url)
-            .bearer_auth(&self.token)
-            .json(&MineRequest { blocks })
-            .send()
-            .with_context(|| format!("POST {url}"))?;
-        let status = resp.status();
-        let text = resp.text().with_context(|| format!("POST {url}"))?;
-        if !status.is_success() {
-            bail!("POST {url}: {status} {text}");
-        }
-        let answer: MineAnswer =
-            serde_json::from_str(&text).with_context(|| format!("POST {url}: {text}"))?;
-        if answer.blocks.len() as u64 != blocks {
-            bail!(
-                "POST {url} mined {} blocks of {blocks}",
-                answer.blocks.len()
-            );
-        }
-        Ok(())
-    }
-
-    /// Resident memory in bytes.
-    fn rss(&self) -> anyhow::Result<u64> {
-        let path = format!("/proc/{}/status", self.child.id());
-        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
-        let kb: u64 = text
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .with_context(|| format!("no VmRSS in {path}"))?;
-        Ok(kb * 1024)
-    }
-
-    /// SIGTERM, up to 30 s to shut down cleanly, then SIGKILL.
-    fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for NodeProc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.stop();
-        }
-    }
-}
-
-fn get<T: serde::de::DeserializeOwned>(
-    http: &reqwest::blocking::Client,
-    url: &str,
-) -> anyhow::Result<T> {
-    let resp = http.get(url).send().with_context(|| format!("GET {url}"))?;
-    let status = resp.status();
-    let text = resp.text().with_context(|| format!("GET {url}"))?;
-    if !status.is_success() {
-        bail!("GET {url}: {status} {text}");
-    }
-    serde_json::from_str(&text).with_context(|| format!("GET {url}: unexpected answer {text}"))
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -466,6 +277,7 @@ fn mine_rate(binary: &Path, tmp: &Path, plan: &Plan) -> anyhow::Result<String> {
         binary,
         &Spawn {
             data_dir: &dir,
+            log: tmp.join("mine.log"),
             mine: "off",
             genesis: None,
             peers: &[],
@@ -507,6 +319,7 @@ fn restart(
             binary,
             &Spawn {
                 data_dir: &dir,
+                log: tmp.join("chain.log"),
                 mine: "off",
                 genesis: None,
                 peers: &[],
@@ -528,6 +341,7 @@ fn restart(
             binary,
             &Spawn {
                 data_dir: &dir,
+                log: tmp.join("chain.log"),
                 mine: "off",
                 genesis: None,
                 peers: &[],
@@ -570,252 +384,44 @@ fn restart(
     ))
 }
 
-/// The key of benchmark account `i`: a fixed seed, so runs are alike.
-fn account_key(i: usize) -> Keypair {
-    let mut seed = *b"xtask bench account ............";
-    seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
-    Keypair::from_seed(seed)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Microseconds per transaction of a single signature check and of a
-/// one-thread batch check, measured on `txs`: the fastest of five rounds,
-/// since other work on the machine only ever slows a round down.
-fn signature_costs(txs: &[SignedTx]) -> anyhow::Result<(f64, f64)> {
-    let sample = &txs[..txs.len().min(1_000)];
-    let refs: Vec<&SignedTx> = sample.iter().collect();
-    let (mut single, mut batch) = (f64::INFINITY, f64::INFINITY);
-    for _ in 0..5 {
-        let started = Instant::now();
-        for tx in sample.iter().take(200) {
-            escrow::signature::check(tx).context("a benchmark transaction does not verify")?;
-        }
-        let per_tx = started.elapsed().as_secs_f64() * 1e6 / sample.len().min(200) as f64;
-        single = single.min(per_tx);
-        let started = Instant::now();
-        escrow::signature::verify_block(&refs, 1)
-            .map_err(|(i, e)| anyhow::anyhow!("benchmark transaction {i} does not verify: {e}"))?;
-        batch = batch.min(started.elapsed().as_secs_f64() * 1e6 / sample.len() as f64);
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let sorted: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(quantile(&sorted, 0.5), 50.0);
+        assert_eq!(quantile(&sorted, 0.99), 99.0);
+        assert_eq!(quantile(&sorted, 1.0), 100.0);
+        assert_eq!(quantile(&sorted, 0.0), 1.0);
+        assert_eq!(quantile(&[7.0], 0.99), 7.0);
+        assert!(quantile(&[], 0.5).is_nan());
+        let mut values = vec![3.0, 1.0, 2.0];
+        assert_eq!(median(&mut values), 2.0);
     }
-    Ok((single, batch))
-}
 
-/// Four nodes in a full mesh on `genesis`, mining while transactions wait.
-fn start_mesh(
-    binary: &Path,
-    tmp: &Path,
-    genesis: &Path,
-    http: &reqwest::blocking::Client,
-) -> anyhow::Result<Vec<NodeProc>> {
-    let mut nodes: Vec<NodeProc> = Vec::new();
-    for i in 0..4 {
-        let peers: Vec<SocketAddr> = nodes.iter().map(|n| n.p2p).collect();
-        nodes.push(NodeProc::start(
-            binary,
-            &Spawn {
-                data_dir: &tmp.join(format!("net-{i}")),
-                mine: "pending",
-                genesis: Some(genesis),
-                peers: &peers,
-            },
-        )?);
+    #[test]
+    fn quick_is_small_and_blocks_overrides() {
+        let quick = Plan::new(&Options {
+            quick: true,
+            ..Options::default()
+        });
+        let full = Plan::new(&Options::default());
+        assert!(quick.restart_blocks < full.restart_blocks);
+        assert!(quick.accounts as u64 * quick.txs_per_account < 5_000);
+        let chosen = Plan::new(&Options {
+            blocks: Some(123),
+            ..Options::default()
+        });
+        assert_eq!(chosen.restart_blocks, 123);
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let mut peers = Vec::new();
-        for n in &nodes {
-            peers.push(n.status(http)?.peers);
-        }
-        if peers.iter().all(|&p| p >= 3) {
-            return Ok(nodes);
-        }
-        if Instant::now() > deadline {
-            bail!("the four nodes did not connect in a full mesh (peers: {peers:?})");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
-/// What one submitting thread saw.
-#[derive(Default)]
-struct Submitted {
-    latencies_ms: Vec<f64>,
-    retried: u64,
-}
-
-/// Submits `txs[a]` (account `a`'s transfers in nonce order) for the
-/// accounts `a` with `a % threads == t`, to node `a % 4`, nonce by nonce
-/// across the accounts; retries what a full mempool refused.
-fn submit(
-    http: &reqwest::blocking::Client,
-    apis: &[String],
-    txs: &[Vec<String>],
-    t: usize,
-    threads: usize,
-) -> anyhow::Result<Submitted> {
-    let mut out = Submitted::default();
-    let mine: Vec<usize> = (t..txs.len()).step_by(threads).collect();
-    let rounds = txs.iter().map(Vec::len).max().unwrap_or(0);
-    for n in 0..rounds {
-        for &a in &mine {
-            check_interrupted()?;
-            let Some(tx) = txs[a].get(n) else { continue };
-            let url = format!("{}/txs", apis[a % apis.len()]);
-            let body = SubmitTx { tx: tx.clone() };
-            loop {
-                let started = Instant::now();
-                let resp = http
-                    .post(&url)
-                    .json(&body)
-                    .send()
-                    .with_context(|| format!("POST {url}"))?;
-                let elapsed = started.elapsed().as_secs_f64() * 1e3;
-                let status = resp.status();
-                if status.is_success() {
-                    out.latencies_ms.push(elapsed);
-                    break;
-                }
-                let text = resp.text().unwrap_or_default();
-                if text.contains("mempool_full") || text.contains("account_full") {
-                    out.retried += 1;
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
-                }
-                bail!("POST {url}: {status} {text}");
-            }
-        }
+    #[test]
+    fn the_fsync_probe_measures_and_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(fsync_rate(dir.path(), 5).unwrap() > 0.0);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert!(!fs_type(dir.path()).is_empty());
     }
-    Ok(out)
-}
-
-fn throughput(binary: &Path, tmp: &Path, plan: &Plan) -> anyhow::Result<(String, String)> {
-    eprintln!(
-        "xtask: net.tx_throughput: 4 nodes, {} accounts x {} transfers",
-        plan.accounts, plan.txs_per_account
-    );
-    let http = http()?;
-    let keys: Vec<Keypair> = (0..plan.accounts).map(account_key).collect();
-    let mut genesis = Genesis::dev();
-    genesis.name = "escrow-chain bench".to_string();
-    genesis.allocations.extend(keys.iter().map(|k| Allocation {
-        to: k.address(),
-        amount: Amount::new(1_000_000),
-    }));
-    let genesis_path = tmp.join("genesis.json");
-    std::fs::write(&genesis_path, genesis.to_json())
-        .with_context(|| format!("cannot write {}", genesis_path.display()))?;
-    let network = genesis.network_id();
-    let signed: Vec<Vec<SignedTx>> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            let to = keys[(i + 1) % keys.len()].address();
-            (0..plan.txs_per_account)
-                .map(|nonce| {
-                    SignedTx::sign(
-                        k,
-                        nonce,
-                        network,
-                        Payload::Transfer {
-                            to,
-                            amount: Amount::new(1),
-                        },
-                    )
-                })
-                .collect()
-        })
-        .collect();
-    let flat: Vec<SignedTx> = signed.iter().flatten().cloned().collect();
-    let (single_us, batch_us) = signature_costs(&flat)?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let bound = cores * 1e6 / (4.0 * (single_us + batch_us));
-    let txs: Vec<Vec<String>> = signed
-        .iter()
-        .map(|v| v.iter().map(|t| hex::encode(t.to_bytes())).collect())
-        .collect();
-    let total = flat.len();
-
-    let nodes = start_mesh(binary, tmp, &genesis_path, &http)?;
-    let apis: Vec<String> = nodes.iter().map(|n| n.api.clone()).collect();
-    let start_height = nodes.first().context("no nodes")?.status(&http)?.height;
-    let started = Instant::now();
-    let results: Vec<anyhow::Result<Submitted>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..plan.submitters)
-            .map(|t| {
-                let (http, apis, txs) = (&http, &apis, &txs);
-                s.spawn(move || submit(http, apis, txs, t, plan.submitters))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a submitting thread panicked")))
-            })
-            .collect()
-    });
-    let mut latencies = Vec::new();
-    let mut retried = 0;
-    for r in results {
-        let r = r?;
-        latencies.extend(r.latencies_ms);
-        retried += r.retried;
-    }
-    let submitted_s = started.elapsed().as_secs_f64();
-    eprintln!(
-        "xtask: net.tx_throughput: {} submitted in {submitted_s:.1} s; waiting for all four nodes",
-        latencies.len()
-    );
-    let deadline =
-        Instant::now() + Duration::from_secs(if plan.accounts > 500 { 600 } else { 120 });
-    let (elapsed, height) = loop {
-        check_interrupted()?;
-        let statuses: Vec<StatusAnswer> = nodes
-            .iter()
-            .map(|n| n.status(&http))
-            .collect::<anyhow::Result<_>>()?;
-        let elapsed = started.elapsed().as_secs_f64();
-        let settled = statuses.iter().all(|s| s.mempool == 0)
-            && statuses.windows(2).all(|w| w[0].tip == w[1].tip);
-        if settled {
-            break (elapsed, statuses.first().map_or(0, |s| s.height));
-        }
-        if Instant::now() > deadline {
-            let view: Vec<String> = statuses
-                .iter()
-                .map(|s| format!("height {} mempool {}", s.height, s.mempool))
-                .collect();
-            bail!("the four nodes did not settle: {}", view.join(", "));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    // Applied on all four: the accounts' nonces, read from every node.
-    let mut applied = u64::MAX;
-    for n in &nodes {
-        let mut sum = 0;
-        for k in &keys {
-            let a: AccountAnswer = get(&http, &format!("{}/accounts/{}", n.api, k.address()))?;
-            sum += a.nonce;
-        }
-        applied = applied.min(sum);
-    }
-    drop(nodes);
-    if applied < total as u64 {
-        eprintln!("xtask: net.tx_throughput: only {applied} of {total} transfers were applied");
-    }
-    latencies.sort_by(f64::total_cmp);
-    let rate = applied as f64 / elapsed;
-    Ok((
-        format!(
-            "bench: net.tx_throughput = {rate:.0} tx/s (4 nodes, {applied} of {total} transfers from {} accounts applied on all four in {elapsed:.1} s, {} blocks; signature bound {bound:.0} tx/s: {single_us:.0} us single + {batch_us:.0} us batch per node, {cores} cores)",
-            plan.accounts,
-            height.saturating_sub(start_height)
-        ),
-        format!(
-            "bench: net.api_p99 = {:.1} ms (under load: p50 {:.1} ms, {} submissions from {} threads in {submitted_s:.1} s, {retried} retried for a full mempool)",
-            quantile(&latencies, 0.99),
-            quantile(&latencies, 0.5),
-            latencies.len(),
-            plan.submitters
-        ),
-    ))
 }
