@@ -5,7 +5,10 @@
 //!
 //! - `bench` ([`bench`]): runs the criterion benchmarks and prints one
 //!   `bench: name = value unit` line per figure, the form the project keeps
-//!   stable. `--quick` runs a short version (CI uses it).
+//!   stable, then the node at scale (release node processes through their
+//!   API: restart, memory, mining rate, throughput of four nodes).
+//!   `--quick` runs a short version (CI uses it); `bench node` (or
+//!   `--node-only`) runs only the node benchmarks.
 //!
 //! - `simulate` ([`simulate`]): the four-node escrow demo, end to end,
 //!   and its fault scenarios (`--scenario crash-restart|late-join|
@@ -32,7 +35,10 @@ tasks:
   sim [--nodes N] [--block-interval 10m] [--latency bitcoin] [--blocks N | --duration 6h]
       [--seed S] [--out DIR] [--sweep block-interval=...] [--swarm --seeds N] ...
                     the deterministic simulator (cargo xtask sim --help)
-  bench [--quick]   run the benchmarks and print one `bench:` line per figure";
+  bench [--quick] [node | --node-only] [--blocks N] [--chain-dir DIR]
+                    run the benchmarks and print one `bench:` line per figure;
+                    `node` runs only the node at scale (restart, memory, mining,
+                    four nodes' throughput)";
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);

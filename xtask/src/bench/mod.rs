@@ -22,6 +22,17 @@
 //!
 //! Ratios are against `mining.ceiling` from the same run: on a noisy machine
 //! ratios measured together are more telling than absolute rates.
+//!
+//! Then the node at scale ([`node`]): release `p2p-node` processes measured
+//! through their API, five more lines (`node.mine_rate`, `node.restart`,
+//! `node.rss`, `net.tx_throughput`, `net.api_p99`).
+//!
+//! Options: `--quick` (short runs: CI), `node` or `--node-only` (only the
+//! node benchmarks), `--blocks N` (the restart chain's length, 100,000 by
+//! default, 2,000 with `--quick`), `--chain-dir DIR` (keep and reuse the
+//! restart chain there).
+
+mod node;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -53,15 +64,39 @@ const SUITES: &[Suite] = &[
     },
 ];
 
-/// Runs every suite, then prints the figures.
+/// Runs every suite, then prints the figures; then the node benchmarks
+/// ([`node`]).
 pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let mut quick = false;
-    for arg in args {
+    let mut node_only = false;
+    let mut node = node::Options::default();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => quick = true,
-            other => bail!("unknown bench option `{other}` (expected --quick)"),
+            "node" | "--node-only" => node_only = true,
+            "--blocks" => {
+                let n = args.next().context("--blocks N")?;
+                node.blocks = Some(n.parse().with_context(|| format!("--blocks {n}"))?);
+            }
+            "--chain-dir" => {
+                node.chain_dir = Some(args.next().context("--chain-dir DIR")?.into());
+            }
+            other => bail!(
+                "unknown bench option `{other}` (expected --quick, node or --node-only, --blocks N, --chain-dir DIR)"
+            ),
         }
     }
+    node.quick = quick;
+    if !node_only {
+        criterion_suites(root, quick)?;
+    }
+    node::run(root, &node)?;
+    Ok(())
+}
+
+/// Runs the criterion suites and prints their figures.
+fn criterion_suites(root: &Path, quick: bool) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     for suite in SUITES {
         let mut cmd = Command::new(&cargo);
