@@ -11,7 +11,8 @@
 //!
 //! # Threads and cancellation
 //!
-//! [`Miner::mine`] runs on scoped threads (no async runtime). The nonce space
+//! [`Miner::mine`] runs on scoped threads (on the calling thread alone for
+//! one thread; no async runtime). The nonce space
 //! is handed out in chunks of [`CHUNK`] nonces from one shared cursor; each
 //! thread checks the stop flag between chunks, so a cancelled miner (a new
 //! tip arrived) stops within a chunk's time, well under a millisecond.
@@ -305,11 +306,17 @@ impl Miner {
         });
         let found: Mutex<Option<Header>> = Mutex::new(None);
         let done = AtomicBool::new(false);
-        std::thread::scope(|scope| {
-            for _ in 0..self.threads {
-                scope.spawn(|| self.worker(template, &job, &cursor, &found, &done, stop));
-            }
-        });
+        if self.threads <= 1 {
+            // One thread: the caller's own, with no thread to start per
+            // block (at the dev target a block takes about a millisecond).
+            self.worker(template, &job, &cursor, &found, &done, stop);
+        } else {
+            std::thread::scope(|scope| {
+                for _ in 0..self.threads {
+                    scope.spawn(|| self.worker(template, &job, &cursor, &found, &done, stop));
+                }
+            });
+        }
         let found = found
             .into_inner()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
