@@ -1,0 +1,329 @@
+//! The mempool's limits, rebuilds, drops, and the incremental path against
+//! a full rebuild.
+
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use escrow::{Amount, Genesis, dev};
+
+fn pay(ledger: &Ledger, who: &str, nonce: u64, amount: u64) -> SignedTx {
+    SignedTx::sign(
+        &dev::keypair(who).unwrap(),
+        nonce,
+        ledger.network(),
+        Payload::Transfer {
+            to: dev::address("bob").unwrap(),
+            amount: Amount::new(amount),
+        },
+    )
+}
+
+#[test]
+fn bounded_in_total_and_per_account() {
+    let chain = Genesis::dev().chain().unwrap();
+    let ledger = chain.state();
+    let mut pool = Mempool::new(ledger, 1, 3, 2);
+    pool.add(pay(ledger, "alice", 0, 1)).unwrap();
+    let again = pay(ledger, "alice", 0, 1);
+    assert!(matches!(pool.add(again), Err(MempoolError::Duplicate(_))));
+    pool.add(pay(ledger, "alice", 1, 1)).unwrap();
+    assert!(matches!(
+        pool.add(pay(ledger, "alice", 2, 1)),
+        Err(MempoolError::AccountFull { max: 2, .. })
+    ));
+    pool.add(pay(ledger, "charlie", 0, 1)).unwrap();
+    assert!(matches!(
+        pool.add(pay(ledger, "dave", 0, 1)),
+        Err(MempoolError::Full { max: 3 })
+    ));
+    assert!(matches!(
+        pool.add(pay(ledger, "dave", 5, 1)),
+        Err(MempoolError::Full { .. })
+    ));
+    assert_eq!(pool.len(), 3);
+}
+
+#[test]
+fn rebuild_keeps_what_still_applies_in_order() {
+    let chain = Genesis::dev().chain().unwrap();
+    let ledger = chain.state();
+    let mut pool = Mempool::new(ledger, 1, 100, 100);
+    let a0 = pay(ledger, "alice", 0, 1);
+    let a1 = pay(ledger, "alice", 1, 1);
+    pool.add(a1.clone()).unwrap_err();
+    pool.add(a0.clone()).unwrap();
+    pool.add(a1.clone()).unwrap();
+    // a0 comes back from an undone block ahead of the pool: order kept,
+    // no duplicates.
+    let dropped = pool.rebuild(ledger, 1, vec![a0.clone()], |_| false);
+    assert!(dropped.is_empty(), "a duplicate is not a drop");
+    assert_eq!(pool.get(&a1.id()), Some(&a1));
+    assert_eq!(pool.ids(), vec![a0.id(), a1.id()], "ids in block order");
+    assert_eq!(pool.txs(), &[a0, a1][..]);
+}
+
+#[test]
+fn a_rebuild_keeps_every_accepted_transaction_whatever_the_limits() {
+    let chain = Genesis::dev().chain().unwrap();
+    let ledger = chain.state();
+    let mut pool = Mempool::new(ledger, 1, 4, 2);
+    pool.add(pay(ledger, "alice", 3, 1)).unwrap_err();
+    // Five of alice's transactions come back from undone blocks; the
+    // pool allows two per account and four in all on admission.
+    let returned: Vec<SignedTx> = (0..5).map(|n| pay(ledger, "alice", n, 1)).collect();
+    let dropped = pool.rebuild(ledger, 1, returned, |_| false);
+    assert!(dropped.is_empty());
+    assert_eq!(pool.len(), 5);
+    // New admissions still meet the limits.
+    assert!(matches!(
+        pool.add(pay(ledger, "charlie", 0, 1)),
+        Err(MempoolError::Full { max: 4 })
+    ));
+}
+
+#[test]
+fn a_transaction_that_no_longer_applies_is_dropped_with_its_reason() {
+    let chain = Genesis::dev().chain().unwrap();
+    let ledger = chain.state();
+    let mut pool = Mempool::new(ledger, 1, 100, 100);
+    let spend = pay(ledger, "alice", 0, 999_000);
+    let id = pool.add(spend).unwrap();
+    // A new tip where alice's balance is gone (another transaction of
+    // hers, with the same nonce, was mined): pretend by a ledger where
+    // her nonce 0 is taken.
+    let mut taken = ledger.clone();
+    let mut pending = PendingState::new(&taken, 1);
+    pending.admit(&pay(ledger, "alice", 0, 5)).unwrap();
+    taken = pending.ledger().clone();
+    let dropped = pool.rebuild(&taken, 2, Vec::new(), |_| false);
+    assert_eq!(dropped, vec![id]);
+    assert!(pool.is_empty());
+    let why = pool.dropped(&id).unwrap();
+    assert!(why.reason.contains("nonce"), "{}", why.reason);
+    // Mined instead of dropped: not remembered as dropped.
+    let mut pool = Mempool::new(ledger, 1, 100, 100);
+    let id = pool.add(pay(ledger, "alice", 0, 5)).unwrap();
+    assert!(pool.rebuild(&taken, 2, Vec::new(), |t| *t == id).is_empty());
+    assert!(pool.dropped(&id).is_none());
+}
+
+/// A seeded stream of choices.
+struct Dice(rand_chacha::ChaCha8Rng);
+
+impl Dice {
+    fn below(&mut self, n: u64) -> u64 {
+        use rand_chacha::rand_core::Rng;
+        self.0.next_u64() % n.max(1)
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+    fn name(&mut self) -> &'static str {
+        NAMES[self.below(NAMES.len() as u64) as usize]
+    }
+}
+
+const NAMES: [&str; 6] = ["alice", "bob", "charlie", "dave", "eve", "ferdie"];
+
+/// A random transaction from a dev account: a transfer (small, or
+/// large enough to overspend), an escrow, or an action on a known
+/// contract by any of its parties; its nonce is the sender's next by
+/// `state`, now and then one past it.
+fn random_tx(dice: &mut Dice, state: &Ledger, height: u64, contracts: &[ContractId]) -> SignedTx {
+    let name = dice.name();
+    let key = dev::keypair(name).unwrap();
+    let mut nonce = state.nonce(&key.address());
+    if dice.below(10) == 0 {
+        nonce += 1;
+    }
+    let to = dev::address(dice.name()).unwrap();
+    let payload = match dice.below(10) {
+        0..=5 => Payload::Transfer {
+            to,
+            amount: Amount::new(if dice.below(4) == 0 {
+                300_000 + dice.below(400_000)
+            } else {
+                1 + dice.below(1_000)
+            }),
+        },
+        6 => Payload::EscrowCreate {
+            seller: to,
+            arbiter: dev::address(dice.name()).unwrap(),
+            amount: Amount::new(1 + dice.below(500_000)),
+            delivery_deadline: height + dice.below(4),
+            dispute_window: dice.below(3),
+        },
+        _ if contracts.is_empty() => Payload::Transfer {
+            to,
+            amount: Amount::new(1),
+        },
+        _ => {
+            let contract = *dice.pick(contracts);
+            match dice.below(4) {
+                0 => Payload::ConfirmDelivery { contract },
+                1 => Payload::RaiseDispute { contract },
+                2 => Payload::Resolve {
+                    contract,
+                    to: *dice.pick(&[escrow::Party::Buyer, escrow::Party::Seller]),
+                },
+                _ => Payload::RefundBuyer { contract },
+            }
+        }
+    };
+    SignedTx::sign(&key, nonce, state.network(), payload)
+}
+
+fn assert_same(inc: &Mempool, full: &Mempool, dropped: (&[TxId], &[TxId]), what: &str) {
+    assert_eq!(dropped.0, dropped.1, "{what}: the same drops");
+    for id in dropped.0 {
+        assert_eq!(inc.dropped(id), full.dropped(id), "{what}: the same reason");
+    }
+    assert_eq!(
+        inc.txs(),
+        full.txs(),
+        "{what}: the same pool in the same order"
+    );
+    assert_eq!(inc.ids(), full.ids(), "{what}");
+    assert_eq!(inc.per_account, full.per_account, "{what}");
+    assert_eq!(
+        inc.pending_ledger(),
+        full.pending_ledger(),
+        "{what}: the same pending state"
+    );
+    assert_eq!(inc.state.next_height(), full.state.next_height(), "{what}");
+    let ids = |p: &Mempool| p.meta.iter().map(|m| m.id).collect::<Vec<_>>();
+    assert_eq!(ids(inc), inc.ids(), "{what}: meta beside the txs");
+}
+
+/// Over random pools and random chains of blocks (pool transactions
+/// mined or not, conflicting ones from the same senders, payments to
+/// pending senders, contract actions whose outcome turns on the
+/// height), following the tip with `extend` gives exactly what a full
+/// `rebuild` gives.
+#[test]
+fn extending_is_the_same_as_rebuilding() {
+    use chain_core::{BlockContext, BlockHash, StateMachine};
+    use rand_chacha::rand_core::SeedableRng;
+
+    let mut drops = 0;
+    let mut kept_unchecked = 0;
+    for seed in 0..12u64 {
+        let mut dice = Dice(rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+        let mut ledger = Genesis::dev().chain().unwrap().state().clone();
+        let mut height = 0;
+        let mut inc = Mempool::new(&ledger, 1, 1_000, 1_000);
+        let mut contracts: Vec<ContractId> = Vec::new();
+        let mut mined: HashSet<TxId> = HashSet::new();
+        for round in 0..10 {
+            // New transactions, admitted (or not) alike.
+            let mut full = inc.clone();
+            for _ in 0..(4 + dice.below(12)) {
+                let tx = random_tx(&mut dice, inc.pending_ledger(), height + 1, &contracts);
+                let (a, b) = (inc.add(tx.clone()), full.add(tx.clone()));
+                assert_eq!(a, b);
+                if a.is_ok() && matches!(tx.body.payload, Payload::EscrowCreate { .. }) {
+                    contracts.push(ContractId::from_tx(&tx.id()));
+                }
+            }
+            // One or two blocks: some pool transactions in order, and
+            // others made against the chain (conflicting nonces,
+            // payments, contract actions).
+            let mut block_txs: Vec<Tx> = Vec::new();
+            for _ in 0..(1 + dice.below(2)) {
+                height += 1;
+                let mut filter = PendingState::new(&ledger, height);
+                let mut txs = vec![Tx::Coinbase {
+                    to: dev::address(dice.name()).unwrap(),
+                    height,
+                }];
+                let pool: Vec<SignedTx> = inc.txs().to_vec();
+                for tx in pool {
+                    if dice.below(3) == 0 {
+                        let fresh = random_tx(&mut dice, filter.ledger(), height, &contracts);
+                        if filter.admit_verified(&fresh).is_ok() {
+                            if matches!(fresh.body.payload, Payload::EscrowCreate { .. }) {
+                                contracts.push(ContractId::from_tx(&fresh.id()));
+                            }
+                            txs.push(Tx::Signed(fresh));
+                        }
+                    }
+                    if dice.below(2) == 0 && filter.admit_verified(&tx).is_ok() {
+                        txs.push(Tx::Signed(tx));
+                    }
+                }
+                let ctx = BlockContext {
+                    hash: BlockHash::from_bytes([height as u8; 32]),
+                    height,
+                    timestamp_ms: height * 1_000,
+                };
+                ledger.apply_block(&ctx, &txs).unwrap();
+                mined.extend(txs.iter().map(chain_core::Transaction::id));
+                block_txs.extend(txs);
+            }
+            let before = inc.len();
+            let included = |id: &TxId| mined.contains(id);
+            let a = inc.extend(&ledger, height + 1, &block_txs, included);
+            let b = full.rebuild(&ledger, height + 1, Vec::new(), included);
+            assert_same(&inc, &full, (&a, &b), &format!("seed {seed} round {round}"));
+            drops += a.len();
+            kept_unchecked += before.min(inc.len());
+        }
+    }
+    assert!(drops > 20, "the scenarios drop transactions ({drops})");
+    assert!(kept_unchecked > 100, "and keep some ({kept_unchecked})");
+}
+
+#[test]
+fn extending_rechecks_only_what_the_block_touched() {
+    let chain = Genesis::dev().chain().unwrap();
+    let ledger = chain.state();
+    let mut pool = Mempool::new(ledger, 1, 100, 100);
+    let alice = pay(ledger, "alice", 0, 1);
+    let charlie = pay(ledger, "charlie", 0, 1);
+    pool.add(alice.clone()).unwrap();
+    pool.add(charlie.clone()).unwrap();
+    // A block with another transaction of dave's, to eve: neither
+    // alice, nor charlie, nor bob (their payee) is touched.
+    let mut next = PendingState::new(ledger, 1);
+    let dave = SignedTx::sign(
+        &dev::keypair("dave").unwrap(),
+        0,
+        ledger.network(),
+        Payload::Transfer {
+            to: dev::address("eve").unwrap(),
+            amount: Amount::new(5),
+        },
+    );
+    next.admit(&dave).unwrap();
+    let mined = [
+        Tx::Coinbase {
+            to: dev::address("ferdie").unwrap(),
+            height: 1,
+        },
+        Tx::Signed(dave),
+    ];
+    let tip = next.ledger().clone();
+    let dropped = pool.extend(&tip, 2, &mined, |_| false);
+    assert!(dropped.is_empty());
+    assert_eq!(pool.txs(), &[alice.clone(), charlie.clone()][..]);
+    assert_eq!(
+        pool.pending_ledger().balance(&dev::address("eve").unwrap()),
+        tip.balance(&dev::address("eve").unwrap()),
+        "the block's changes are in the pending state"
+    );
+    // A block that mines alice's transaction: it leaves, not dropped.
+    let mut next = PendingState::new(&tip, 2);
+    next.admit(&alice).unwrap();
+    let mined = [
+        Tx::Coinbase {
+            to: dev::address("ferdie").unwrap(),
+            height: 2,
+        },
+        Tx::Signed(alice.clone()),
+    ];
+    let dropped = pool.extend(next.ledger(), 3, &mined, |id| *id == alice.id());
+    assert!(dropped.is_empty());
+    assert_eq!(pool.txs(), &[charlie][..]);
+    assert!(pool.dropped(&alice.id()).is_none());
+    assert_eq!(pool.ids().len(), 1);
+}
