@@ -43,9 +43,9 @@ pub fn check_admission(
     if pending.iter().any(|p| p.id() == id) {
         return Err(AdmissionError::AlreadyPending(id));
     }
-    if let Err(reason) = ledger.check_signature(tx) {
-        return Err(LedgerError::BadSignature { tx: id, reason }.into());
-    }
+    let verified = ledger
+        .check_signature_unremembered(tx)
+        .map_err(|reason| LedgerError::BadSignature { tx: id, reason })?;
     let mut state = PendingState::new(ledger, next_height);
     for p in pending {
         // Pending transactions that no longer apply are skipped, as the
@@ -53,6 +53,7 @@ pub fn check_admission(
         let _ = state.apply(p);
     }
     state.apply(tx)?;
+    ledger.remember_signature(verified);
     Ok(())
 }
 
@@ -104,14 +105,18 @@ impl PendingState {
     /// network, nonce gap or replay, overspend, a contract rule); the state
     /// is unchanged then.
     pub fn admit(&mut self, tx: &SignedTx) -> Result<(), AdmissionError> {
-        if let Err(reason) = self.ledger.check_signature(tx) {
-            return Err(LedgerError::BadSignature {
+        // Remembered in the signature cache only once admitted: validly
+        // signed transactions that do not apply cannot flush it.
+        let verified = self
+            .ledger
+            .check_signature_unremembered(tx)
+            .map_err(|reason| LedgerError::BadSignature {
                 tx: tx.id(),
                 reason,
-            }
-            .into());
-        }
-        self.apply(tx)
+            })?;
+        self.apply(tx)?;
+        self.ledger.remember_signature(verified);
+        Ok(())
     }
 
     /// Admits `tx` whose signature this process has already verified: a

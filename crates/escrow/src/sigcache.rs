@@ -32,6 +32,12 @@ pub const DEFAULT_CAPACITY: usize = 100_000;
 /// A digest of a key, a signature and a message.
 type Digest = [u8; 32];
 
+/// A signature checked by [`SigCache::check_unremembered`] and not yet
+/// remembered.
+#[derive(Debug)]
+#[must_use = "remember it once the transaction is admitted"]
+pub struct Verified(Digest);
+
 /// A bounded, thread-safe set of signatures that passed the signature rule.
 pub struct SigCache {
     salt: [u8; 32],
@@ -163,6 +169,31 @@ impl SigCache {
     /// As [`SigCache::check_signature`].
     pub fn check(&self, tx: &SignedTx) -> Result<(), SignatureError> {
         self.check_signature(&tx.body.sender, &tx.signature.0, &tx.body.to_bytes())
+    }
+
+    /// The rule for a signed transaction through the cache, remembering
+    /// nothing yet: `Ok(None)` for a remembered success, `Ok(Some(_))` for
+    /// a success checked now, to [`SigCache::remember`] once the caller's
+    /// other checks pass too. The mempool remembers only what it admits,
+    /// so validly signed transactions it refuses (a wrong nonce, say)
+    /// cannot push useful entries out.
+    ///
+    /// # Errors
+    ///
+    /// As [`SigCache::check_signature`].
+    pub fn check_unremembered(&self, tx: &SignedTx) -> Result<Option<Verified>, SignatureError> {
+        let message = tx.body.to_bytes();
+        let digest = self.digest(&tx.body.sender, &tx.signature.0, &message);
+        if self.lookup(&digest) {
+            return Ok(None);
+        }
+        signature::check_signature(&tx.body.sender, &tx.signature.0, &message)?;
+        Ok(Some(Verified(digest)))
+    }
+
+    /// Remembers a success checked by [`SigCache::check_unremembered`].
+    pub fn remember(&self, verified: Verified) {
+        self.insert(verified.0);
     }
 
     /// Whether the verdict for this key, signature and message is a

@@ -198,3 +198,26 @@ fn a_decoded_or_new_ledger_shares_the_process_cache() {
     assert!(Arc::ptr_eq(mine.clone().sig_cache().unwrap(), &cache));
     assert_eq!(mine, ledger, "the cache is not part of equality");
 }
+
+#[test]
+fn a_validly_signed_transaction_that_is_refused_is_not_remembered() {
+    // A wrong nonce, or too little money: the signature is good, but the
+    // pool does not take the transaction, so the cache does not either
+    // (else anyone could flush it with valid signatures for free).
+    let (ledger, cache) = ledger_with(16, VerifyMode::Single);
+    let mut pending = PendingState::new(&ledger, 1);
+    let ahead = transfer("alice", 5, ledger.network(), "bob", 1);
+    assert!(matches!(
+        pending.admit(&ahead),
+        Err(AdmissionError::Invalid(LedgerError::BadNonce { .. }))
+    ));
+    assert!(
+        check_admission(&ledger, &[], &ahead, 1).is_err(),
+        "the pure form refuses it too"
+    );
+    assert_eq!(cache.len(), 0);
+    // Once admitted, it is remembered.
+    let next = transfer("alice", 0, ledger.network(), "bob", 1);
+    pending.admit(&next).unwrap();
+    assert_eq!(cache.len(), 1);
+}

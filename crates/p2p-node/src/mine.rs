@@ -25,8 +25,6 @@ pub trait Mine: Send + Sync + 'static {
     fn mine(&self, template: Header, stop: CancellationToken) -> BoxFuture<'static, MineOutcome>;
 }
 
-/// Real hashing: [`Miner`] on `threads` threads, run on tokio's blocking
-/// pool so the node's tasks keep running.
 /// Real hashing: chain-core's miner on a thread of its own at the lowest
 /// scheduling priority (the most "nice"), and the threads it starts
 /// inherit it. Mining uses what CPU the node's own work leaves: a node that

@@ -8,6 +8,8 @@
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use common::*;
 use escrow::{Amount, Payload};
@@ -240,4 +242,100 @@ async fn a_memory_store_keeps_working_across_a_restart_too() {
     let a = start(store.clone()).await.unwrap();
     assert_eq!(tip(&a).await, before);
     a.shutdown().await;
+}
+
+/// A store whose commits start failing on demand, counting the attempts.
+#[derive(Clone, Default)]
+struct FailingStore {
+    inner: p2p_node::store::MemoryStore,
+    failing: Arc<AtomicBool>,
+    attempts_while_failing: Arc<AtomicUsize>,
+}
+
+impl BlockStore for FailingStore {
+    fn commit(&self, commit: &Commit) -> Result<(), p2p_node::store::StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            self.attempts_while_failing.fetch_add(1, Ordering::SeqCst);
+            return Err(p2p_node::store::StoreError::Backend {
+                path: "test".into(),
+                reason: "no space left on device".into(),
+            });
+        }
+        self.inner.commit(commit)
+    }
+    fn load(&self) -> Result<p2p_node::store::Stored, p2p_node::store::StoreError> {
+        self.inner.load()
+    }
+    fn block(
+        &self,
+        hash: &chain_core::BlockHash,
+    ) -> Result<Option<chain_core::Block<escrow::Tx>>, p2p_node::store::StoreError> {
+        self.inner.block(hash)
+    }
+    fn undo(
+        &self,
+        hash: &chain_core::BlockHash,
+    ) -> Result<Option<escrow::Undo>, p2p_node::store::StoreError> {
+        self.inner.undo(hash)
+    }
+    fn tx_block(
+        &self,
+        id: &chain_core::TxId,
+    ) -> Result<Option<chain_core::BlockHash>, p2p_node::store::StoreError> {
+        self.inner.tx_block(id)
+    }
+    fn put_mempool(&self, txs: &[escrow::SignedTx]) -> Result<(), p2p_node::store::StoreError> {
+        self.inner.put_mempool(txs)
+    }
+    fn load_mempool(&self) -> Result<Vec<escrow::SignedTx>, p2p_node::store::StoreError> {
+        self.inner.load_mempool()
+    }
+    fn put_bans(
+        &self,
+        bans: &[(p2p_node::BanKey, u64)],
+    ) -> Result<(), p2p_node::store::StoreError> {
+        self.inner.put_bans(bans)
+    }
+    fn load_bans(&self) -> Result<Vec<(p2p_node::BanKey, u64)>, p2p_node::store::StoreError> {
+        self.inner.load_bans()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_save_stops_the_node_without_answering_or_saving_more() {
+    init_logs();
+    let store = FailingStore::default();
+    let node = Node::start_with(
+        config(),
+        Seams {
+            store: Box::new(store.clone()),
+            ..Seams::default()
+        },
+    )
+    .await
+    .unwrap();
+    node.mine_blocks(3).await.unwrap();
+    let saved = tip(&node).await;
+    store.failing.store(true, Ordering::SeqCst);
+    // The block is mined, but its save fails: the request is not answered
+    // as if it were durable, and the node stops.
+    assert!(matches!(node.mine_blocks(1).await, Err(NodeError::Stopped)));
+    node.stopped().await;
+    node.shutdown().await;
+    // One attempt, and no snapshot or anything else written at the stop.
+    assert_eq!(store.attempts_while_failing.load(Ordering::SeqCst), 1);
+    // The store still holds the chain as it was: a restart comes back at
+    // the last saved tip.
+    store.failing.store(false, Ordering::SeqCst);
+    let again = Node::start_with(
+        config(),
+        Seams {
+            store: Box::new(store.clone()),
+            ..Seams::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(tip(&again).await, saved);
+    again.shutdown().await;
 }

@@ -99,9 +99,11 @@ pub struct Chain<S: StateMachine> {
     archive: Option<Arc<dyn Archive<S>>>,
     /// The blocks whose body is in memory (genesis aside), by height.
     resident: BTreeSet<(u64, BlockHash)>,
-    /// Blocks that joined the tree since [`Chain::take_new_blocks`].
+    /// Blocks that joined the tree since [`Chain::take_new_blocks`] (only
+    /// with an archive: without one nothing takes them).
     new_blocks: Vec<Arc<Block<S::Tx>>>,
-    /// Blocks applied to the state since [`Chain::take_new_undo`].
+    /// Blocks applied to the state since [`Chain::take_new_undo`] (only
+    /// with an archive).
     new_applied: Vec<BlockHash>,
     /// How many recent blocks keep their body and undo record in memory
     /// when there is an archive.
@@ -436,8 +438,10 @@ impl<S: StateMachine> Chain<S> {
         }
         // On the best chain the index answers directly.
         let hash = header.hash();
+        // Headers are always in memory: a consensus rule never depends on
+        // reading a body back.
         if self.is_on_best_chain(&hash) {
-            return self.block_at_height(height).map(|b| b.header);
+            return self.hash_at_height(height).and_then(|h| self.header(&h));
         }
         let mut current = *header;
         while current.height > height {
@@ -451,8 +455,13 @@ impl<S: StateMachine> Chain<S> {
     /// # Errors
     ///
     /// [`InsertError`] naming the rule the block (or an ancestor applied only
-    /// now) breaks. Nothing changes on error, except that a block whose
-    /// transactions were refused is remembered as invalid.
+    /// now) breaks. Nothing changes on a rule's error, except that a block
+    /// whose transactions were refused is remembered as invalid.
+    /// [`InsertError::Archive`] is different: the block joined the tree,
+    /// and the state may have moved part of the way (each step of a reorg
+    /// is whole, but a second step, or the report of the change, needed the
+    /// archive too). A caller must treat it as its store failing: stop
+    /// without saving anything more.
     pub fn insert(
         &mut self,
         block: Block<S::Tx>,
@@ -544,7 +553,9 @@ impl<S: StateMachine> Chain<S> {
         // The parent has a child now, so it is no longer a tip.
         self.candidates.remove(&(parent_work, Reverse(parent)));
         self.resident.insert((block.header.height, hash));
-        self.new_blocks.push(Arc::clone(&block));
+        if self.archive.is_some() {
+            self.new_blocks.push(Arc::clone(&block));
+        }
         self.blocks.insert(
             hash,
             Entry {

@@ -29,7 +29,9 @@ pub enum InsertError<E> {
     },
     /// A body or undo record the tree needed could not be read back from
     /// its archive: the store is damaged or unreadable. Not the block's
-    /// fault; the tree is as it was before the step that needed it.
+    /// fault. The step that needed it did not start, but an earlier step of
+    /// the same insert may have moved the state (see [`Chain::insert`](crate::tree::Chain::insert)):
+    /// the caller should stop and save nothing more.
     #[error(transparent)]
     Archive(#[from] crate::tree::ArchiveError),
 }

@@ -4,7 +4,7 @@
 //! reporting the net change as a [`Reorg`].
 
 use std::cmp::Reverse;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::{ArchiveError, Chain, InsertError, MAX_REMEMBERED_INVALID, Reorg};
 use crate::hash::BlockHash;
@@ -17,7 +17,7 @@ impl<S: StateMachine> Chain<S> {
     ///
     /// Everything a step needs from the archive (undo records of the blocks
     /// to undo, bodies of the blocks to apply) is read before the state is
-    /// touched, so an archive that fails leaves the state as it was.
+    /// touched, so an archive that fails leaves the state as that step found it.
     ///
     /// # Errors
     ///
@@ -80,7 +80,9 @@ impl<S: StateMachine> Chain<S> {
                     Ok(undo) => {
                         self.undo.push_back(undo);
                         self.best.push(hash);
-                        self.new_applied.push(hash);
+                        if self.archive.is_some() {
+                            self.new_applied.push(hash);
+                        }
                     }
                     Err(source) => {
                         self.invalidate(hash);
@@ -116,7 +118,7 @@ impl<S: StateMachine> Chain<S> {
     ///
     /// The tree keeps no child lists (they would cost memory on every
     /// block for a rare event): the descendants are found by one pass over
-    /// the blocks above `hash`.
+    /// the blocks from `hash`'s height up.
     fn invalidate(&mut self, hash: BlockHash) {
         let Some(root) = self.blocks.get(&hash).map(|e| e.header) else {
             self.remember_invalid(hash);
@@ -124,10 +126,12 @@ impl<S: StateMachine> Chain<S> {
         };
         let mut children: HashMap<BlockHash, Vec<BlockHash>> = HashMap::new();
         for (h, e) in &self.blocks {
-            if e.header.height > root.height {
+            if e.header.height >= root.height {
                 children.entry(e.header.parent).or_default().push(*h);
             }
         }
+        let siblings = children.remove(&root.parent).unwrap_or_default();
+        let mut removed = HashSet::new();
         let mut stack = vec![hash];
         while let Some(h) = stack.pop() {
             if let Some(entry) = self.blocks.remove(&h) {
@@ -135,9 +139,15 @@ impl<S: StateMachine> Chain<S> {
                 self.resident.remove(&(entry.header.height, h));
                 stack.extend(children.remove(&h).unwrap_or_default());
             }
+            removed.insert(h);
             self.remember_invalid(h);
         }
-        if let Some(parent) = self.blocks.get(&root.parent) {
+        // An invalid block is not saved: it is no longer in the tree.
+        self.new_blocks.retain(|b| !removed.contains(&b.hash()));
+        // The parent is a tip again if the invalid block was its only child.
+        if siblings.iter().all(|s| removed.contains(s))
+            && let Some(parent) = self.blocks.get(&root.parent)
+        {
             self.candidates
                 .insert((parent.cumulative_work, Reverse(root.parent)));
         }
@@ -162,6 +172,17 @@ impl<S: StateMachine> Chain<S> {
                 self.invalid.remove(&old);
             }
         }
+    }
+
+    /// The net change of best chain from `old` to the current tip: what an
+    /// insert that failed after moving the tip (a branch applied up to an
+    /// invalid block) changed.
+    ///
+    /// # Errors
+    ///
+    /// [`ArchiveError`] if a body the change includes cannot be read back.
+    pub fn change_since(&self, old: BlockHash) -> Result<Reorg<S::Tx>, ArchiveError> {
+        self.reorg_between(old, self.tip())
     }
 
     /// The net change of best chain from `old` to `new`: blocks of `old`'s

@@ -140,10 +140,23 @@ impl Ledger {
 
     /// The signature rule for one transaction, through the cache (a
     /// success is remembered).
-    pub(crate) fn check_signature(&self, tx: &SignedTx) -> Result<(), SignatureError> {
+    /// The signature rule through the cache, remembering a new success only
+    /// when the caller calls [`Ledger::remember_signature`] (admission,
+    /// once the transaction is admitted).
+    pub(crate) fn check_signature_unremembered(
+        &self,
+        tx: &SignedTx,
+    ) -> Result<Option<crate::sigcache::Verified>, SignatureError> {
         match &self.sig_cache {
-            Some(cache) => cache.check(tx),
-            None => tx.check_signature(),
+            Some(cache) => cache.check_unremembered(tx),
+            None => tx.check_signature().map(|()| None),
+        }
+    }
+
+    /// Remembers a success of [`Ledger::check_signature_unremembered`].
+    pub(crate) fn remember_signature(&self, verified: Option<crate::sigcache::Verified>) {
+        if let (Some(cache), Some(v)) = (&self.sig_cache, verified) {
+            cache.remember(v);
         }
     }
 

@@ -26,6 +26,7 @@ impl Core {
     ) -> Option<Reorg<Tx>> {
         let hash = block.hash();
         let now = self.clock.now_ms();
+        let old_tip = self.chain.tip();
         match self.chain.insert(block, now) {
             Ok(Inserted::NewBest(reorg)) => {
                 self.unsaved_since.get_or_insert_with(Instant::now);
@@ -60,11 +61,32 @@ impl Core {
             Err(InsertError::Archive(e)) => {
                 // Not the block's fault: the store cannot be read back.
                 tracing::error!("the block store cannot be read, stopping the node: {e}");
+                // The state may have moved without the change reported:
+                // save nothing more, so the store keeps its last whole
+                // commit.
+                self.store_failed = true;
                 self.cancel.cancel();
                 None
             }
             Err(e) => {
                 debug!(%hash, "block refused: {e}");
+                // A branch can apply up to an invalid block: the tip moved
+                // all the same, and what follows the tip must follow it.
+                if self.chain.tip() != old_tip {
+                    match self.chain.change_since(old_tip) {
+                        Ok(reorg) => {
+                            self.on_new_best(&reorg);
+                            self.announce_new_best(&reorg);
+                        }
+                        Err(e) => {
+                            tracing::error!(
+                                "the block store cannot be read, stopping the node: {e}"
+                            );
+                            self.store_failed = true;
+                            self.cancel.cancel();
+                        }
+                    }
+                }
                 *self
                     .metrics
                     .blocks_rejected

@@ -128,8 +128,14 @@ impl Core {
         if !self.flush() {
             return;
         }
-        let (found, missing) = relay::blocks(&self.chain, hashes);
-        for block in found {
+        let (found, mut missing) = relay::blocks(&self.chain, hashes);
+        for hash in found {
+            let Some(block) = self.chain.block(&hash) else {
+                // Held, but its body cannot be read back (the store is
+                // failing): say so rather than nothing.
+                missing.push(hash);
+                continue;
+            };
             if !self.upload_allowed(conn, block.size(), "a block") {
                 return;
             }
@@ -252,11 +258,10 @@ impl Core {
     /// `conn` has the block `hash`: if we have it too, its height and work
     /// update what we know of the peer.
     fn note_peer_has(&mut self, conn: ConnId, hash: &BlockHash) {
-        if let (Some(block), Some(work)) =
-            (self.chain.block(hash), self.chain.cumulative_work(hash))
+        if let (Some(header), Some(work)) =
+            (self.chain.header(hash), self.chain.cumulative_work(hash))
         {
-            let height = block.header.height;
-            self.peers.saw_tip(conn, height, work);
+            self.peers.saw_tip(conn, header.height, work);
         }
     }
 

@@ -2,7 +2,8 @@
 //! flag, and the "mine N blocks" requests of the API.
 //!
 //! [`MinerDriver`] decides whether the node should be mining and runs one
-//! job at a time on a blocking thread; the core builds the block template
+//! job at a time through the `Mine` seam (live, on the miner's own
+//! low-priority thread); the core builds the block template
 //! and accepts what the job finds. A block found for a request is counted
 //! before the next job starts: the core counts it right after accepting it,
 //! and starts jobs only at the end of handling a message.

@@ -137,6 +137,10 @@ pub(crate) struct Core {
     /// whether the store has one.
     since_snapshot: (u64, u64),
     has_snapshot: bool,
+    /// A save failed, or the store could not be read back: the node is
+    /// stopping, and saves, announces, answers and publishes nothing more,
+    /// so the store keeps its last whole commit.
+    store_failed: bool,
     /// When a mined block was last logged at the info level, and how many
     /// were mined since without a line of their own.
     mined_log: (Option<Instant>, u64),
@@ -219,6 +223,7 @@ impl Core {
                 0,
             ),
             has_snapshot: snapshot_height.is_some(),
+            store_failed: false,
             mined_log: (None, 0),
             chain,
             mempool,
@@ -360,6 +365,11 @@ impl Core {
     /// only here, so a block mined for a request is counted before the next
     /// job begins.
     fn after_event(&mut self, inbox_empty: bool) {
+        if self.unsaved_since.is_none()
+            && (self.chain.new_block_count() > 0 || !self.unsaved_index.is_empty())
+        {
+            self.unsaved_since = Some(Instant::now());
+        }
         let burst = !inbox_empty || self.miner.has_requests();
         let overdue = self
             .unsaved_since
@@ -398,6 +408,9 @@ impl Core {
     /// [`Core::flush`], with a snapshot whatever the counters say if
     /// `snapshot` (at a clean stop).
     fn flush_with(&mut self, snapshot: bool) -> bool {
+        if self.store_failed {
+            return false;
+        }
         let (blocks, txs) = self.since_snapshot;
         let snapshot = snapshot
             || !self.has_snapshot
@@ -417,6 +430,7 @@ impl Core {
         if !commit.is_empty() {
             if let Err(e) = self.store.commit(&commit) {
                 tracing::error!("cannot save blocks, stopping the node: {e}");
+                self.store_failed = true;
                 self.cancel.cancel();
                 return false;
             }
@@ -441,6 +455,8 @@ impl Core {
         let now = Instant::now();
         match msg {
             CoreMsg::Hello { reply } => {
+                // The tip told to a peer is a saved one.
+                self.flush();
                 let _ = reply.send(self.hello());
             }
             CoreMsg::Admit {
@@ -453,6 +469,7 @@ impl Core {
                 reply,
             } => {
                 let answer = self.admit(conn, remote, direction, &hello, (sender, queued), now);
+                self.flush();
                 let _ = reply.send(answer.map(|()| Box::new(self.hello())));
             }
             CoreMsg::Live { conn } => self.on_live(conn),
@@ -612,8 +629,11 @@ impl Core {
         let now = Instant::now();
         match command {
             Command::Query(f) => {
-                // What a query sees is durable.
-                self.flush();
+                // What a query sees is durable; a node whose store failed
+                // answers nothing (the caller sees it stopped).
+                if !self.flush() {
+                    return;
+                }
                 let view = NodeView {
                     store: &*self.store,
                     metrics: &self.metrics,

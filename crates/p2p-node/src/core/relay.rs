@@ -3,8 +3,6 @@
 //! answer is what to send back, computed from the chain and the mempool
 //! without changing them.
 
-use std::sync::Arc;
-
 use chain_core::{Block, BlockHash, TxId};
 use escrow::{SignedTx, Tx};
 use wire::message::MAX_SYNC_BLOCKS;
@@ -32,19 +30,20 @@ pub(crate) fn txs(mempool: &Mempool, ids: &[TxId]) -> (Vec<SignedTx>, Vec<TxId>)
     (found.into_iter().map(|(_, tx)| tx).collect(), missing)
 }
 
-/// The blocks asked for (any branch), and the hashes the chain does not
-/// hold. A hash asked for twice in one request is answered once.
-pub(crate) fn blocks(
-    chain: &NodeChain,
-    hashes: &[BlockHash],
-) -> (Vec<Arc<Block<Tx>>>, Vec<BlockHash>) {
+/// Of the blocks asked for (any branch), those the chain holds and the
+/// hashes it does not. A hash asked for twice in one request is answered
+/// once. Only the index is read: the caller reads each body as its upload
+/// allowance lets it, so a request for many old blocks costs no disk reads
+/// beyond what is sent.
+pub(crate) fn blocks(chain: &NodeChain, hashes: &[BlockHash]) -> (Vec<BlockHash>, Vec<BlockHash>) {
     let mut found = Vec::new();
     let mut missing = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for hash in hashes.iter().filter(|h| seen.insert(**h)) {
-        match chain.block(hash) {
-            Some(block) => found.push(block.clone()),
-            None => missing.push(*hash),
+        if chain.contains(hash) {
+            found.push(*hash);
+        } else {
+            missing.push(*hash);
         }
     }
     (found, missing)
@@ -63,8 +62,8 @@ pub(crate) fn sync(
     let start = locator
         .iter()
         .find(|h| chain.is_on_best_chain(h))
-        .and_then(|h| chain.block(h))
-        .map_or(1, |b| b.header.height + 1);
+        .and_then(|h| chain.header(h))
+        .map_or(1, |h| h.height + 1);
     let mut blocks = Vec::new();
     let mut size = 0usize;
     let mut height = start;
@@ -171,7 +170,6 @@ mod tests {
         let best = c.best_chain().to_vec();
         let unknown = BlockHash::from_bytes([1; 32]);
         let (found, missing) = blocks(&c, &[best[1], unknown, best[2], best[1], unknown]);
-        let found: Vec<BlockHash> = found.iter().map(|b| b.hash()).collect();
         assert_eq!(found, vec![best[1], best[2]]);
         assert_eq!(missing, vec![unknown]);
 

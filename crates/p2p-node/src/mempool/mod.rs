@@ -4,8 +4,11 @@
 //! only if it applies to the best tip's ledger after every transaction
 //! already pending (nonces in order, pending spends counted). The pool is
 //! bounded in total and per account. When the best tip changes, the pool is
-//! rebuilt against the new state: included transactions leave, and
-//! transactions from blocks a reorg undid come back if they still apply.
+//! moved to the new state: included transactions leave, and transactions
+//! from blocks a reorg undid come back if they still apply. A reorg
+//! rebuilds the pool ([`Mempool::rebuild`]); a tip that only moves forward
+//! re-checks just what the new blocks touched ([`Mempool::extend`]), with
+//! the same outcome.
 //!
 //! # The pool keeps its word
 //!
