@@ -488,13 +488,22 @@ async fn check_tree(base: &str, node: &p2p_node::NodeHandle) {
     }
 }
 
+/// A node with no peers, not mining by itself, whose blocks pay `who`.
+async fn start_mining_to(who: &str) -> p2p_node::NodeHandle {
+    let mut c = config();
+    c.miner_account = addr(who);
+    p2p_node::Node::start(c).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tree_from_the_snapshot_is_the_walk_of_the_whole_tree_with_forks() {
     let (service, base) = api_node().await;
     let node = service.node().clone();
     node.mine_blocks(3).await.unwrap();
-    // A lighter branch from genesis: a side branch on our node.
-    let other = start(&[], MiningMode::Off).await;
+    // A lighter branch from genesis: a side branch on our node. Each node
+    // mines to its own account: two nodes mining on the same parent in
+    // the same millisecond to the same account make the same block.
+    let other = start_mining_to("alice").await;
     let side = other.mine_blocks(1).await.unwrap();
     other.add_peer(node.local_addr()).await.unwrap();
     wait_for("the side branch", || {
@@ -513,7 +522,7 @@ async fn the_tree_from_the_snapshot_is_the_walk_of_the_whole_tree_with_forks() {
 
     // A heavier branch: our node reorganises onto it, and its own blocks
     // become a side branch.
-    let third = start(&[], MiningMode::Off).await;
+    let third = start_mining_to("bob").await;
     let heavier = third.mine_blocks(4).await.unwrap();
     third.add_peer(node.local_addr()).await.unwrap();
     wait_for("the reorganisation", || {
