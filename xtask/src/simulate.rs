@@ -131,7 +131,7 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let (mut options, scenarios) = parse(args)?;
     ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
         .context("cannot install the Ctrl-C handler")?;
-    let binary = build(root)?;
+    let binary = build_node(root)?;
     let mut failed = Vec::new();
     for scenario in scenarios {
         options.scenario = scenario;
@@ -163,21 +163,22 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     }
 }
 
-fn build(root: &Path) -> anyhow::Result<PathBuf> {
+/// Builds the node binary in release mode (quietly) and returns its path:
+/// the demo and `cargo xtask bench node` run it as processes.
+pub(crate) fn build_node(root: &Path) -> anyhow::Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     eprintln!("xtask: building the node (release)");
     let status = Command::new(cargo)
         .current_dir(root)
         .args(["build", "--release", "--quiet", "-p", "p2p-node"])
         .status()
-        .context("cannot run cargo build")?;
+        .context("cannot run cargo build --release -p p2p-node")?;
     if !status.success() {
         bail!("building p2p-node failed with {status}");
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    Ok(target.join("release").join("p2p-node"))
+    Ok(crate::bench::target_dir(root)
+        .join("release")
+        .join("p2p-node"))
 }
 
 /// One node process.

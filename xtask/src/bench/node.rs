@@ -59,7 +59,6 @@ mod throughput;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -142,7 +141,7 @@ pub fn run(root: &Path, o: &Options) -> anyhow::Result<Vec<String>> {
     if ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst)).is_err() {
         eprintln!("xtask: no Ctrl-C handler: an interrupted run may leave its temporary directory");
     }
-    let binary = build(root)?;
+    let binary = crate::simulate::build_node(root)?;
     let tmp = tempfile::Builder::new()
         .prefix("escrow-bench-")
         .tempdir()
@@ -160,20 +159,6 @@ pub fn run(root: &Path, o: &Options) -> anyhow::Result<Vec<String>> {
     emit(throughput);
     emit(p99);
     Ok(lines)
-}
-
-fn build(root: &Path) -> anyhow::Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    eprintln!("xtask: building the node (release)");
-    let status = Command::new(cargo)
-        .current_dir(root)
-        .args(["build", "--release", "--quiet", "-p", "p2p-node"])
-        .status()
-        .context("cannot run cargo build --release -p p2p-node")?;
-    if !status.success() {
-        bail!("building p2p-node failed with {status}");
-    }
-    Ok(super::target_dir(root).join("release").join("p2p-node"))
 }
 
 fn median(values: &mut [f64]) -> f64 {
