@@ -175,6 +175,79 @@ fn a_reorg_deeper_than_the_window_reads_back_bodies_and_undo_records() {
     assert_eq!(chain.state(), again.state());
 }
 
+/// What a node whose saves run in the background does: it takes what is
+/// new, more blocks join while that save is in flight, and the save's
+/// completion calls `forget_old` before the newer blocks are taken. Those
+/// (a long run past the window, and a side block deep below the tip) must
+/// stay in memory until taken, or they would never reach the archive.
+#[test]
+fn forget_old_keeps_what_was_not_handed_out_yet() {
+    let (mut chain, archive, params) = archived_chain(3);
+    let g = chain.tip_header();
+    let main = branch(&g, 10, 1, &params);
+    for b in &main {
+        chain.insert(b.clone(), NOW).unwrap();
+    }
+    archive.save(&mut chain);
+    // A save starts: it takes blocks 1..=10 and their undo records.
+    let taken_blocks = chain.take_new_blocks();
+    assert!(taken_blocks.is_empty(), "archive.save took them already");
+    // While it is in flight, 12 more blocks (four windows) and a side
+    // block at height 2 join the tree.
+    let more = branch(&main[9].header, 12, 100, &params);
+    for b in &more {
+        chain.insert(b.clone(), NOW).unwrap();
+    }
+    let side = child(&main[0].header, vec![tx(9_000)], &params);
+    chain.insert(side.clone(), NOW).unwrap();
+    // The save completes: the tree forgets what is old and archived.
+    chain.forget_old();
+    // The next save takes everything that joined since: every body is
+    // still there to be archived, and every undo record of the run.
+    let blocks = chain.take_new_blocks();
+    assert_eq!(blocks.len(), 13);
+    assert!(blocks.iter().any(|b| b.hash() == side.hash()));
+    let undo = chain.take_new_undo();
+    let undone: Vec<_> = undo.iter().map(|(h, _)| *h).collect();
+    let expected: Vec<_> = more.iter().map(Block::hash).collect();
+    assert_eq!(
+        undone, expected,
+        "an undo record was dropped before it was taken"
+    );
+    for b in &blocks {
+        archive
+            .blocks
+            .lock()
+            .unwrap()
+            .insert(b.hash(), (**b).clone());
+    }
+    for (hash, u) in undo {
+        archive.undo.lock().unwrap().insert(hash, u);
+    }
+    chain.forget_old();
+    assert!(
+        chain.resident_bodies() <= 3 + 2,
+        "{}",
+        chain.resident_bodies()
+    );
+    // A reorg past all of them reads them back from the archive.
+    let long = branch(&main[0].header, 25, 50_000, &params);
+    for b in &long {
+        chain.insert(b.clone(), NOW).unwrap();
+        archive.save(&mut chain);
+    }
+    let all: Vec<_> = main
+        .iter()
+        .chain(more.iter())
+        .chain(std::iter::once(&side))
+        .chain(long.iter())
+        .cloned()
+        .collect();
+    let reference = replayed(&all);
+    assert_eq!(chain.tip(), reference.tip());
+    assert_eq!(chain.state(), reference.state());
+}
+
 /// A chain saved block by block, restored from its archive with the state
 /// snapshot at `snapshot_height`.
 fn restored_at(

@@ -206,13 +206,35 @@ impl<S: StateMachine> Chain<S> {
 
     /// Drops from memory the bodies and undo records older than the
     /// window. Call it only once everything [`Chain::take_new_blocks`] and
-    /// [`Chain::take_new_undo`] handed out is in the archive; without an
-    /// archive it does nothing.
+    /// [`Chain::take_new_undo`] handed out is in the archive; what joined
+    /// the tree since they last took it is kept whatever its height (it is
+    /// not archived yet), so a caller whose saves run in the background may
+    /// call it when a save completes while newer blocks wait for the next
+    /// one. Without an archive it does nothing.
     pub fn forget_old(&mut self) {
         if self.archive.is_none() {
             return;
         }
-        let keep_from = self.height().saturating_sub(self.window);
+        // The lowest height not yet handed out: a side block that joined
+        // deep below the tip, or the first of a run applied since.
+        let pending = self
+            .new_blocks
+            .iter()
+            .map(|b| b.header.height)
+            .chain(
+                self.new_applied
+                    .iter()
+                    .filter_map(|h| self.blocks.get(h).map(|e| e.header.height)),
+            )
+            .min();
+        let mut keep_from = self.height().saturating_sub(self.window);
+        let mut keep_undo = self.window;
+        if let Some(pending) = pending {
+            keep_from = keep_from.min(pending);
+            // The undo deque ends at the tip: keep every height from the
+            // first one not yet handed out.
+            keep_undo = keep_undo.max((self.height() + 1).saturating_sub(pending));
+        }
         while let Some(&(height, hash)) = self.resident.first() {
             if height >= keep_from {
                 break;
@@ -222,7 +244,7 @@ impl<S: StateMachine> Chain<S> {
                 entry.body = None;
             }
         }
-        while self.undo.len() as u64 > self.window {
+        while self.undo.len() as u64 > keep_undo {
             self.undo.pop_front();
         }
     }
