@@ -128,6 +128,13 @@ pub struct NodeConfig {
     /// How many recent blocks keep their body and undo record in memory;
     /// older ones are read back from the store when needed.
     pub memory_window: u64,
+    /// Whether commits run on a thread of their own while the core goes on
+    /// serving (admitting transactions, answering peers); what must wait
+    /// for durability (announcing a tip, answering "mine N", publishing to
+    /// the API) waits for the commit's completion either way. On by
+    /// default; the deterministic simulator turns it off, since a thread's
+    /// timing would make its runs differ.
+    pub background_saving: bool,
     /// Where to serve the HTTP API, if at all (by [`crate::Service`]: a
     /// [`crate::Node`] alone does not serve it).
     pub api: Option<SocketAddr>,
@@ -175,6 +182,7 @@ impl NodeConfig {
             tick_interval: Duration::from_millis(100),
             snapshot_every: 1_000,
             memory_window: chain_core::tree::DEFAULT_MEMORY_WINDOW,
+            background_saving: true,
             api: None,
             api_token: None,
         }

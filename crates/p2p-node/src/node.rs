@@ -242,8 +242,14 @@ impl NodeHandle {
     /// Returns once the core has finished the events sent before this call,
     /// and so published what they changed: a write answered by the core is
     /// then visible in [`NodeHandle::snapshot`] (read your writes).
-    async fn published(&self) -> Result<(), NodeError> {
-        self.query(|_| ()).await
+    ///
+    /// With `saved`, the snapshot's chain part shows them too (their blocks
+    /// are saved); without, its mempool part (a submission), which does
+    /// not wait for a commit in flight.
+    async fn published(&self, saved: bool) -> Result<(), NodeError> {
+        let (reply, rx) = oneshot::channel();
+        self.command(Command::Published { saved, reply }).await?;
+        rx.await.map_err(|_| NodeError::Stopped)
     }
 
     async fn command(&self, command: Command) -> Result<(), NodeError> {
@@ -300,7 +306,7 @@ impl NodeHandle {
         })
         .await?;
         let id = rx.await.map_err(|_| NodeError::Stopped)??;
-        self.published().await?;
+        self.published(false).await?;
         Ok(id)
     }
 
@@ -315,7 +321,7 @@ impl NodeHandle {
         let (reply, rx) = oneshot::channel();
         self.command(Command::Mine { count, reply }).await?;
         let hashes = rx.await.map_err(|_| NodeError::Stopped)?;
-        self.published().await?;
+        self.published(true).await?;
         Ok(hashes)
     }
 

@@ -327,6 +327,11 @@ impl Core {
         if !self.flush() {
             return;
         }
+        self.announce_saved_block_to(conn, hash);
+    }
+
+    /// [`Core::announce_block_to`] for a block known to be saved.
+    pub(super) fn announce_saved_block_to(&mut self, conn: ConnId, hash: BlockHash) {
         let Some(peer) = self.peers.get_mut(conn) else {
             return;
         };

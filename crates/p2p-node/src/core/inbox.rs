@@ -54,10 +54,21 @@ pub(crate) enum CoreMsg {
     Command(Command),
 }
 
+/// A read-only function on the node's state, run on the core task.
+pub(crate) type QueryFn = Box<dyn FnOnce(&NodeView<'_>) + Send>;
+
 /// A request from the [`crate::NodeHandle`].
 pub(crate) enum Command {
     /// Runs a read-only function on the node's state, on the core task.
-    Query(Box<dyn FnOnce(&NodeView<'_>) + Send>),
+    Query(QueryFn),
+    /// Answers once the core has published a snapshot taken after every
+    /// event before this one (read your writes without a query): with
+    /// `saved`, one whose chain part shows those events too (it waits for
+    /// their blocks to be saved); without, one whose mempool part does.
+    Published {
+        saved: bool,
+        reply: oneshot::Sender<()>,
+    },
     /// Submits a signed transaction.
     SubmitTx {
         tx: Box<SignedTx>,

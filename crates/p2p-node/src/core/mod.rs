@@ -45,6 +45,7 @@ mod peers;
 mod published;
 mod relay;
 mod requests;
+mod saver;
 mod saving;
 mod view;
 
@@ -134,6 +135,18 @@ pub(crate) struct Core {
     to_announce: Option<BlockHash>,
     /// "Mine N" answers to send once their blocks are saved.
     mined_replies: Vec<MinedReply>,
+    /// Runs the commits (on a thread of its own by default).
+    saver: saver::Saver,
+    /// What waits for the commit in flight, if one is.
+    saving: Option<saving::InFlight>,
+    /// Queries waiting for what was accepted to be saved, and since when
+    /// the oldest waits.
+    deferred_queries: Vec<inbox::QueryFn>,
+    queries_since: Option<Instant>,
+    /// Handles waiting for the next publication, and for the next one of
+    /// everything saved.
+    publish_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
+    saved_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
     /// Blocks and transactions applied since the last state snapshot, and
     /// whether the store has one.
     since_snapshot: (u64, u64),
@@ -212,6 +225,11 @@ impl Core {
         );
         let now = Instant::now();
         let published = published::Publisher::new(&chain, node_id, config.mining);
+        let saver = if config.background_saving {
+            saver::Saver::background(Arc::clone(&store))
+        } else {
+            saver::Saver::inline(Arc::clone(&store))
+        };
         let mut core = Core {
             peers: PeerTable::new(config.clone(), node_id, listen_addr, now, seed),
             requests: Requests::default(),
@@ -233,6 +251,12 @@ impl Core {
             unsaved_since: None,
             to_announce: None,
             mined_replies: Vec::new(),
+            saver,
+            saving: None,
+            deferred_queries: Vec::new(),
+            queries_since: None,
+            publish_waiters: Vec::new(),
+            saved_waiters: Vec::new(),
             clock,
             inbox,
             cancel,
@@ -268,13 +292,18 @@ impl Core {
             tokio::time::interval(self.config.tick_interval.max(Duration::from_millis(1)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.after_event(true);
+        // Raised when a background commit completes (never, inline).
+        let saved = self.saver.waker().unwrap_or_default();
         loop {
             // Biased, so a simulated run is reproducible; the tick comes
-            // before messages so a busy inbox never starves it.
+            // before messages so a busy inbox never starves it, and a
+            // completed commit before messages so what waited for it is
+            // answered first.
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => break,
                 _ = tick.tick() => self.on_tick(),
+                _ = saved.notified(), if self.saving.is_some() => self.poll_saved(),
                 msg = rx.recv() => match msg {
                     Some(msg) => self.dispatch(msg),
                     None => break,
@@ -305,17 +334,19 @@ impl Core {
         {
             self.unsaved_since = Some(Instant::now());
         }
+        // In the background, a commit batches whatever joined while the
+        // previous one ran, so saving starts at once; inline, it waits out
+        // a burst so that the burst is one commit.
         let burst = !inbox_empty || self.miner.has_requests();
         let overdue = self
             .unsaved_since
             .is_some_and(|t| t.elapsed() >= MAX_SAVE_DELAY)
             || self.chain.new_block_count() >= MAX_UNSAVED_BLOCKS;
-        if !burst || overdue {
-            self.flush();
+        if self.config.background_saving || !burst || overdue {
+            self.start_save(false);
         }
-        let saved = self.chain.new_block_count() == 0
-            && self.unsaved_index.is_empty()
-            && !self.cancel.is_cancelled();
+        self.run_overdue_queries();
+        let saved = self.is_saved() && !self.cancel.is_cancelled();
         if self.bans_dirty {
             self.save_bans();
         }
@@ -326,7 +357,18 @@ impl Core {
         }
         // Only once what the event accepted is durable.
         if saved {
+            self.run_deferred_queries();
             self.publish();
+            for waiter in self.saved_waiters.drain(..) {
+                let _ = waiter.send(());
+            }
+        } else if !self.store_failed && !self.cancel.is_cancelled() {
+            self.publish_unsaved();
+        }
+        if !self.store_failed && !self.cancel.is_cancelled() {
+            for waiter in self.publish_waiters.drain(..) {
+                let _ = waiter.send(());
+            }
         }
         self.maybe_mine();
     }
@@ -508,23 +550,14 @@ impl Core {
     fn on_command(&mut self, command: Command) {
         let now = Instant::now();
         match command {
-            Command::Query(f) => {
-                // What a query sees is durable; a node whose store failed
-                // answers nothing (the caller sees it stopped).
-                if !self.flush() {
-                    return;
-                }
-                let view = NodeView {
-                    store: &*self.store,
-                    metrics: &self.metrics,
-                    chain: &self.chain,
-                    mempool: &self.mempool,
-                    peers: self.peers.infos(now),
-                    bans: self.peers.bans(now),
-                    node_id: self.node_id,
-                    mining: self.miner.mode(),
-                };
-                f(&view);
+            Command::Query(f) => self.query(f),
+            Command::Published {
+                saved: false,
+                reply,
+            } => self.publish_waiters.push(reply),
+            Command::Published { saved: true, reply } => {
+                self.queries_since.get_or_insert_with(Instant::now);
+                self.saved_waiters.push(reply);
             }
             Command::SubmitTx { tx, reply } => {
                 let result = self.mempool.add(*tx);

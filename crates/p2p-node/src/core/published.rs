@@ -306,14 +306,36 @@ impl Core {
     /// a block that is not durable, and a watcher told of a change finds it
     /// in the snapshot.
     pub(super) fn publish(&mut self) {
+        self.publish_with(true);
+    }
+
+    /// Publishes what does not wait for a save while blocks do (a commit in
+    /// flight, or blocks not yet handed to it): the mempool, the peers and
+    /// the counters, and their events. The chain's part (tip, ledger,
+    /// blocks) and its events stay as last published until
+    /// [`Core::publish`]. A pending transaction is no promise that
+    /// anything is durable, so a submission is visible at once.
+    pub(super) fn publish_unsaved(&mut self) {
+        self.publish_with(false);
+    }
+
+    fn publish_with(&mut self, chain: bool) {
         let now = Instant::now();
-        let events = std::mem::take(&mut self.published.events);
+        let events = if chain {
+            std::mem::take(&mut self.published.events)
+        } else {
+            let (chain_events, others) = std::mem::take(&mut self.published.events)
+                .into_iter()
+                .partition(|e| matches!(e, NodeEvent::Tip { .. } | NodeEvent::Fork { .. }));
+            self.published.events = chain_events;
+            others
+        };
         let old = self.published.sender.borrow().clone();
         let mut new = Snapshot::clone(&old);
         let mut changed = false;
 
         let mut joined = Vec::new();
-        if self.chain.tip() != old.tip {
+        if chain && self.chain.tip() != old.tip {
             new.tip = self.chain.tip();
             new.height = self.chain.height();
             new.total_work = self.chain.total_work();

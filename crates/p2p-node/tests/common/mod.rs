@@ -317,3 +317,51 @@ pub fn coinbase_only() -> Vec<escrow::Tx> {
 /// A frame whose 6-byte body is no message (an unknown tag): what a peer
 /// sends to be banned at once.
 pub const GARBAGE_FRAME: &[u8] = &[0, 0, 0, 6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+
+/// A store in memory whose commits first run the test's `hook` (which may
+/// fail them, or hold them), then go to the memory store.
+#[derive(Clone)]
+pub struct HookedStore {
+    pub inner: p2p_node::store::MemoryStore,
+    pub hook: std::sync::Arc<dyn Fn() -> Result<(), p2p_node::store::StoreError> + Send + Sync>,
+}
+
+impl p2p_node::store::BlockStore for HookedStore {
+    fn commit(&self, commit: &p2p_node::store::Commit) -> Result<(), p2p_node::store::StoreError> {
+        (self.hook)()?;
+        self.inner.commit(commit)
+    }
+    fn load(&self) -> Result<p2p_node::store::Stored, p2p_node::store::StoreError> {
+        self.inner.load()
+    }
+    fn block(
+        &self,
+        hash: &BlockHash,
+    ) -> Result<Option<chain_core::Block<escrow::Tx>>, p2p_node::store::StoreError> {
+        self.inner.block(hash)
+    }
+    fn undo(&self, hash: &BlockHash) -> Result<Option<escrow::Undo>, p2p_node::store::StoreError> {
+        self.inner.undo(hash)
+    }
+    fn tx_block(
+        &self,
+        id: &chain_core::TxId,
+    ) -> Result<Option<BlockHash>, p2p_node::store::StoreError> {
+        self.inner.tx_block(id)
+    }
+    fn put_mempool(&self, txs: &[escrow::SignedTx]) -> Result<(), p2p_node::store::StoreError> {
+        self.inner.put_mempool(txs)
+    }
+    fn load_mempool(&self) -> Result<Vec<escrow::SignedTx>, p2p_node::store::StoreError> {
+        self.inner.load_mempool()
+    }
+    fn put_bans(
+        &self,
+        bans: &[(p2p_node::BanKey, u64)],
+    ) -> Result<(), p2p_node::store::StoreError> {
+        self.inner.put_bans(bans)
+    }
+    fn load_bans(&self) -> Result<Vec<(p2p_node::BanKey, u64)>, p2p_node::store::StoreError> {
+        self.inner.load_bans()
+    }
+}

@@ -1,0 +1,210 @@
+//! Saving in the background: while a commit is in flight the core goes on
+//! serving (a submission is answered and visible in the API's snapshot),
+//! and what must wait for durability waits for the commit: the "mine N"
+//! answer, the block in the snapshot, the peers' announcement, a query.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use common::*;
+use escrow::{Amount, Payload};
+use p2p_node::store::MemoryStore;
+use p2p_node::{MiningMode, Node, NodeConfig, NodeHandle, Seams};
+
+/// Holds commits while closed, counting those it holds.
+#[derive(Default)]
+struct Gate {
+    closed: Mutex<bool>,
+    changed: Condvar,
+    held: AtomicUsize,
+}
+
+impl Gate {
+    fn pass(&self) {
+        let mut closed = self.closed.lock().unwrap();
+        if *closed {
+            self.held.fetch_add(1, Ordering::SeqCst);
+            while *closed {
+                closed = self.changed.wait(closed).unwrap();
+            }
+            self.held.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    fn set(&self, closed: bool) {
+        *self.closed.lock().unwrap() = closed;
+        self.changed.notify_all();
+    }
+}
+
+async fn gated_node(gate: &Arc<Gate>, config: NodeConfig) -> NodeHandle {
+    init_logs();
+    let g = Arc::clone(gate);
+    let store = HookedStore {
+        inner: MemoryStore::default(),
+        hook: Arc::new(move || {
+            g.pass();
+            Ok(())
+        }),
+    };
+    Node::start_with(
+        config,
+        Seams {
+            store: Box::new(store),
+            ..Seams::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+fn transfer(nonce: u64) -> escrow::SignedTx {
+    sign(
+        "alice",
+        nonce,
+        Payload::Transfer {
+            to: addr("bob"),
+            amount: Amount::new(1),
+        },
+    )
+}
+
+/// Bounds a step that must finish while the gate is closed: a hang guard,
+/// not a speed assertion.
+async fn soon<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} waited for the held commit"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_core_serves_while_a_commit_is_in_flight_and_announces_only_once_saved() {
+    let gate = Arc::new(Gate::default());
+    let a = gated_node(&gate, config()).await;
+    let b = start(&[a.local_addr()], MiningMode::Off).await;
+    wait_for("the two nodes to connect", || async {
+        peer_count(&a).await == 1 && peer_count(&b).await == 1
+    })
+    .await;
+    a.mine_blocks(1).await.unwrap();
+    wait_same_tip(&[&a, &b]).await;
+    let saved_height = a.snapshot().height;
+
+    gate.set(true);
+    let mining = tokio::spawn({
+        let a = a.clone();
+        async move { a.mine_blocks(1).await }
+    });
+    wait_for("the block's commit to be held", || async {
+        gate.held.load(Ordering::SeqCst) == 1
+    })
+    .await;
+
+    // The core is not waiting for the disk: a submission is answered, and
+    // the API's snapshot shows it pending at once.
+    let id = soon("a submission", a.submit(transfer(0))).await.unwrap();
+    let snapshot = a.snapshot();
+    assert_eq!(snapshot.mempool_len, 1, "the submission is not visible");
+    assert_eq!(
+        snapshot.pending.nonce(&addr("alice")),
+        1,
+        "the pending nonce does not count the submission"
+    );
+    // The held block is nowhere yet: not answered, not in the snapshot,
+    // not told to the peer.
+    assert!(
+        !mining.is_finished(),
+        "\"mine 1\" answered before its block was saved"
+    );
+    assert_eq!(
+        a.snapshot().height,
+        saved_height,
+        "an unsaved block was published"
+    );
+    assert_eq!(
+        b.snapshot().height,
+        saved_height,
+        "an unsaved block was announced"
+    );
+
+    // Once saved, all of it follows.
+    gate.set(false);
+    let mined = mining.await.unwrap().unwrap();
+    assert_eq!(mined.len(), 1);
+    assert_eq!(a.snapshot().height, saved_height + 1);
+    assert_eq!(a.snapshot().tip, mined[0]);
+    wait_same_tip(&[&a, &b]).await;
+    // The submission is still pending or mined, never lost.
+    let status = a
+        .query(move |v| v.mempool.get(&id).is_some())
+        .await
+        .unwrap();
+    let confirmed = a
+        .query(move |v| v.store.tx_block(&id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status || confirmed.is_some());
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_waits_for_the_commit_in_flight_and_sees_what_it_saved() {
+    let gate = Arc::new(Gate::default());
+    let a = gated_node(&gate, config()).await;
+    gate.set(true);
+    let mining = tokio::spawn({
+        let a = a.clone();
+        async move { a.mine_blocks(1).await }
+    });
+    wait_for("the block's commit to be held", || async {
+        gate.held.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // A query reads the store; it runs once what the chain holds is saved.
+    let query = tokio::spawn({
+        let a = a.clone();
+        async move {
+            a.query(|v| {
+                let tip = v.chain.tip();
+                (tip, v.store.block(&tip).map(|b| b.is_some()))
+            })
+            .await
+        }
+    });
+    // Meanwhile the core serves.
+    soon("a submission", a.submit(transfer(0))).await.unwrap();
+    gate.set(false);
+    let (tip, stored) = query.await.unwrap().unwrap();
+    assert!(
+        stored.unwrap(),
+        "a query saw a tip that was not in the store"
+    );
+    assert_eq!(mining.await.unwrap().unwrap(), vec![tip]);
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_saving_gives_the_same_answers() {
+    // The simulator's mode: commits on the core, same guarantees.
+    let gate = Arc::new(Gate::default());
+    let mut c = config();
+    c.background_saving = false;
+    let a = gated_node(&gate, c).await;
+    let id = a.submit(transfer(0)).await.unwrap();
+    let mined = a.mine_blocks(2).await.unwrap();
+    assert_eq!(a.snapshot().tip, mined[1]);
+    let block = a
+        .query(move |v| v.store.tx_block(&id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(block, Some(mined[0]));
+    a.shutdown().await;
+}
