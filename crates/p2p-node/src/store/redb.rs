@@ -187,6 +187,14 @@ fn read_stored(read: &::redb::ReadTransaction, path: &Path) -> Result<Stored, St
     Ok(stored)
 }
 
+/// The error of a database another process holds open: names the data
+/// directory (the database file's).
+fn locked(path: &Path) -> StoreError {
+    StoreError::Locked {
+        dir: path.parent().unwrap_or(path).to_path_buf(),
+    }
+}
+
 /// What the read-only pass found.
 enum Validation {
     /// Readable, what a start needs intact: here it is, so that loading it
@@ -209,12 +217,7 @@ fn validate_read_only(path: &Path) -> Result<Validation, StoreError> {
     {
         Ok(db) => db,
         Err(::redb::DatabaseError::RepairAborted) => return Ok(Validation::NeedsRepair),
-        Err(::redb::DatabaseError::DatabaseAlreadyOpen) => {
-            return Err(StoreError::Open {
-                path: path.to_path_buf(),
-                reason: "another node is using this data directory".into(),
-            });
-        }
+        Err(::redb::DatabaseError::DatabaseAlreadyOpen) => return Err(locked(path)),
         Err(::redb::DatabaseError::Storage(::redb::StorageError::Io(e))) => {
             return Err(StoreError::Open {
                 path: path.to_path_buf(),
@@ -303,6 +306,7 @@ impl RedbStore {
             }
             contain(&path, || {
                 builder.open(&path).map_err(|e| match e {
+                    ::redb::DatabaseError::DatabaseAlreadyOpen => locked(&path),
                     ::redb::DatabaseError::Storage(::redb::StorageError::Corrupted(msg)) => {
                         StoreError::Corrupt {
                             path: path.clone(),
@@ -313,7 +317,10 @@ impl RedbStore {
                 })
             })?
         } else {
-            builder.create(&path).map_err(|e| open(e.to_string()))?
+            builder.create(&path).map_err(|e| match e {
+                ::redb::DatabaseError::DatabaseAlreadyOpen => locked(&path),
+                other => open(other.to_string()),
+            })?
         };
         let repaired = repaired.load(Ordering::Relaxed);
         if repaired {
@@ -584,6 +591,27 @@ impl BlockStore for RedbStore {
                 self.corrupt(format!("the index entry of transaction {id} is not a hash"))
             })?;
             Ok(Some(BlockHash::from_bytes(bytes)))
+        })
+    }
+
+    fn txs_in_range(&self, low: &TxId, high: &TxId, limit: usize) -> Result<Vec<TxId>, StoreError> {
+        contain(&self.path, || {
+            let read = self.db.begin_read().map_err(|e| self.backend(e))?;
+            let Some(table) = open_optional(&read, TXS, &self.path)? else {
+                return Ok(Vec::new());
+            };
+            let range = table
+                .range(low.as_bytes().as_slice()..=high.as_bytes().as_slice())
+                .map_err(|e| self.backend(e))?;
+            let mut ids = Vec::new();
+            for entry in range.take(limit) {
+                let (key, _) = entry.map_err(|e| self.backend(e))?;
+                let bytes: [u8; 32] = key.value().try_into().map_err(|_| {
+                    self.corrupt("a key of the transaction index is not an id".to_string())
+                })?;
+                ids.push(TxId::from_bytes(bytes));
+            }
+            Ok(ids)
         })
     }
 
