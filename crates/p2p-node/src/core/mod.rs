@@ -370,8 +370,8 @@ impl Core {
                 if self.peers.dial_failed(conn, addr, now) {
                     warn!(
                         %addr,
-                        "cannot reach peer {addr}: {error} (is a node listening there? \
-                         this node keeps retrying, and says so again only once it was reached)"
+                        "cannot reach peer {addr}: {error} (is a node listening there?); \
+                         retrying in the background"
                     );
                 }
             }
