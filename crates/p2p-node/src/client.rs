@@ -235,7 +235,8 @@ impl Client {
     ///
     /// [`ClientError`].
     pub async fn mine(&self, blocks: u64) -> Result<MineAnswer, ClientError> {
-        self.post_json("/mine", &MineRequest { blocks }).await
+        self.post_json("/mine", &MineRequest { blocks, to: None })
+            .await
     }
 
     /// Signs `payload` as `key` with the account's next nonce (counting its

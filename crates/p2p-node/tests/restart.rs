@@ -252,52 +252,24 @@ struct FailingStore {
     attempts_while_failing: Arc<AtomicUsize>,
 }
 
-impl BlockStore for FailingStore {
-    fn commit(&self, commit: &Commit) -> Result<(), p2p_node::store::StoreError> {
-        if self.failing.load(Ordering::SeqCst) {
-            self.attempts_while_failing.fetch_add(1, Ordering::SeqCst);
-            return Err(p2p_node::store::StoreError::Backend {
-                path: "test".into(),
-                reason: "no space left on device".into(),
-            });
+impl FailingStore {
+    /// The store a node is given: the memory store behind the switch.
+    fn hooked(&self) -> HookedStore {
+        let failing = Arc::clone(&self.failing);
+        let attempts = Arc::clone(&self.attempts_while_failing);
+        HookedStore {
+            inner: self.inner.clone(),
+            hook: Arc::new(move || {
+                if failing.load(Ordering::SeqCst) {
+                    attempts.fetch_add(1, Ordering::SeqCst);
+                    return Err(p2p_node::store::StoreError::Backend {
+                        path: "test".into(),
+                        reason: "no space left on device".into(),
+                    });
+                }
+                Ok(())
+            }),
         }
-        self.inner.commit(commit)
-    }
-    fn load(&self) -> Result<p2p_node::store::Stored, p2p_node::store::StoreError> {
-        self.inner.load()
-    }
-    fn block(
-        &self,
-        hash: &chain_core::BlockHash,
-    ) -> Result<Option<chain_core::Block<escrow::Tx>>, p2p_node::store::StoreError> {
-        self.inner.block(hash)
-    }
-    fn undo(
-        &self,
-        hash: &chain_core::BlockHash,
-    ) -> Result<Option<escrow::Undo>, p2p_node::store::StoreError> {
-        self.inner.undo(hash)
-    }
-    fn tx_block(
-        &self,
-        id: &chain_core::TxId,
-    ) -> Result<Option<chain_core::BlockHash>, p2p_node::store::StoreError> {
-        self.inner.tx_block(id)
-    }
-    fn put_mempool(&self, txs: &[escrow::SignedTx]) -> Result<(), p2p_node::store::StoreError> {
-        self.inner.put_mempool(txs)
-    }
-    fn load_mempool(&self) -> Result<Vec<escrow::SignedTx>, p2p_node::store::StoreError> {
-        self.inner.load_mempool()
-    }
-    fn put_bans(
-        &self,
-        bans: &[(p2p_node::BanKey, u64)],
-    ) -> Result<(), p2p_node::store::StoreError> {
-        self.inner.put_bans(bans)
-    }
-    fn load_bans(&self) -> Result<Vec<(p2p_node::BanKey, u64)>, p2p_node::store::StoreError> {
-        self.inner.load_bans()
     }
 }
 
@@ -308,7 +280,7 @@ async fn a_failed_save_stops_the_node_without_answering_or_saving_more() {
     let node = Node::start_with(
         config(),
         Seams {
-            store: Box::new(store.clone()),
+            store: Box::new(store.hooked()),
             ..Seams::default()
         },
     )
@@ -330,7 +302,7 @@ async fn a_failed_save_stops_the_node_without_answering_or_saving_more() {
     let again = Node::start_with(
         config(),
         Seams {
-            store: Box::new(store.clone()),
+            store: Box::new(store.hooked()),
             ..Seams::default()
         },
     )

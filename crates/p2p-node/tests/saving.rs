@@ -1,7 +1,7 @@
 //! Saving in the background: while a commit is in flight the core goes on
-//! serving (a submission is answered and visible in the API's snapshot),
-//! and what must wait for durability waits for the commit: the "mine N"
-//! answer, the block in the snapshot, the peers' announcement, a query.
+//! serving (a peer's block is taken and validated), and what must wait for
+//! durability waits for the commit: the "mine N" answer, the block in the
+//! API's snapshot, the peers' announcement, a query.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,7 +9,6 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
 
 use common::*;
 use escrow::{Amount, Payload};
@@ -74,14 +73,6 @@ fn transfer(nonce: u64) -> escrow::SignedTx {
     )
 }
 
-/// Bounds a step that must finish while the gate is closed: a hang guard,
-/// not a speed assertion.
-async fn soon<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(30), f)
-        .await
-        .unwrap_or_else(|_| panic!("{what} waited for the held commit"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_core_serves_while_a_commit_is_in_flight_and_announces_only_once_saved() {
     let gate = Arc::new(Gate::default());
@@ -93,7 +84,7 @@ async fn the_core_serves_while_a_commit_is_in_flight_and_announces_only_once_sav
     .await;
     a.mine_blocks(1).await.unwrap();
     wait_same_tip(&[&a, &b]).await;
-    let saved_height = a.snapshot().height;
+    let saved = a.snapshot();
 
     gate.set(true);
     let mining = tokio::spawn({
@@ -105,51 +96,37 @@ async fn the_core_serves_while_a_commit_is_in_flight_and_announces_only_once_sav
     })
     .await;
 
-    // The core is not waiting for the disk: a submission is answered, and
-    // the API's snapshot shows it pending at once.
-    let id = soon("a submission", a.submit(transfer(0))).await.unwrap();
-    let snapshot = a.snapshot();
-    assert_eq!(snapshot.mempool_len, 1, "the submission is not visible");
-    assert_eq!(
-        snapshot.pending.nonce(&addr("alice")),
-        1,
-        "the pending nonce does not count the submission"
-    );
-    // The held block is nowhere yet: not answered, not in the snapshot,
-    // not told to the peer.
+    // The core is not waiting for the disk: it takes B's competing block
+    // (announced, asked for, validated, stored in memory) meanwhile.
+    let theirs = b.mine_blocks(1).await.unwrap()[0];
+    wait_for("A to accept B's block while its commit is held", || async {
+        a.snapshot().metrics.blocks_accepted > saved.metrics.blocks_accepted
+    })
+    .await;
+    // A's own block is nowhere yet: not answered, not in the snapshot's
+    // chain, not told to B.
     assert!(
         !mining.is_finished(),
         "\"mine 1\" answered before its block was saved"
     );
-    assert_eq!(
-        a.snapshot().height,
-        saved_height,
-        "an unsaved block was published"
-    );
-    assert_eq!(
-        b.snapshot().height,
-        saved_height,
-        "an unsaved block was announced"
-    );
+    let now = a.snapshot();
+    assert_eq!(now.tip, saved.tip, "an unsaved block was published");
+    assert_eq!(now.height, saved.height);
+    assert_eq!(b.snapshot().tip, theirs);
 
-    // Once saved, all of it follows.
+    // Once saved, all of it follows: the answer, the snapshot, and B
+    // hears of A's block (a side branch for B, of equal work).
     gate.set(false);
     let mined = mining.await.unwrap().unwrap();
     assert_eq!(mined.len(), 1);
-    assert_eq!(a.snapshot().height, saved_height + 1);
-    assert_eq!(a.snapshot().tip, mined[0]);
-    wait_same_tip(&[&a, &b]).await;
-    // The submission is still pending or mined, never lost.
-    let status = a
-        .query(move |v| v.mempool.get(&id).is_some())
-        .await
-        .unwrap();
-    let confirmed = a
-        .query(move |v| v.store.tx_block(&id))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status || confirmed.is_some());
+    let ours = mined[0];
+    assert_eq!(a.snapshot().height, saved.height + 1);
+    wait_for("B to hear of A's block once it is saved", || async {
+        b.query(move |v| v.chain.header(&ours).is_some())
+            .await
+            .unwrap()
+    })
+    .await;
     b.shutdown().await;
     a.shutdown().await;
 }
@@ -178,8 +155,6 @@ async fn a_query_waits_for_the_commit_in_flight_and_sees_what_it_saved() {
             .await
         }
     });
-    // Meanwhile the core serves.
-    soon("a submission", a.submit(transfer(0))).await.unwrap();
     gate.set(false);
     let (tip, stored) = query.await.unwrap().unwrap();
     assert!(
@@ -187,6 +162,11 @@ async fn a_query_waits_for_the_commit_in_flight_and_sees_what_it_saved() {
         "a query saw a tip that was not in the store"
     );
     assert_eq!(mining.await.unwrap().unwrap(), vec![tip]);
+    // And a submission is visible in the snapshot once answered.
+    a.submit(transfer(0)).await.unwrap();
+    let snapshot = a.snapshot();
+    assert_eq!(snapshot.mempool_len, 1);
+    assert_eq!(snapshot.pending.nonce(&addr("alice")), 1);
     a.shutdown().await;
 }
 

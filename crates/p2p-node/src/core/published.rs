@@ -310,27 +310,34 @@ impl Core {
     }
 
     /// Publishes what does not wait for a save while blocks do (a commit in
-    /// flight, or blocks not yet handed to it): the mempool, the peers and
-    /// the counters, and their events. The chain's part (tip, ledger,
-    /// blocks) and its events stay as last published until
-    /// [`Core::publish`]. A pending transaction is no promise that
-    /// anything is durable, so a submission is visible at once.
-    pub(super) fn publish_unsaved(&mut self) {
-        self.publish_with(false);
+    /// flight, or blocks not yet handed to it): the peers and the counters,
+    /// and the mempool if the tip is still the published one (so that the
+    /// snapshot stays consistent: a transaction never leaves the pending
+    /// view before its block is in the chain's view). The chain's part
+    /// (tip, ledger, blocks) and its events stay as last published until
+    /// [`Core::publish`]. Returns whether the mempool part is current: a
+    /// submission is then visible without waiting for the commit.
+    pub(super) fn publish_unsaved(&mut self) -> bool {
+        self.publish_with(false)
     }
 
-    fn publish_with(&mut self, chain: bool) {
+    fn publish_with(&mut self, chain: bool) -> bool {
         let now = Instant::now();
+        let old = self.published.sender.borrow().clone();
+        let mempool_current = chain || self.chain.tip() == old.tip;
         let events = if chain {
             std::mem::take(&mut self.published.events)
         } else {
-            let (chain_events, others) = std::mem::take(&mut self.published.events)
+            let (held, now_sent) = std::mem::take(&mut self.published.events)
                 .into_iter()
-                .partition(|e| matches!(e, NodeEvent::Tip { .. } | NodeEvent::Fork { .. }));
-            self.published.events = chain_events;
-            others
+                .partition(|e| match e {
+                    NodeEvent::Tip { .. } | NodeEvent::Fork { .. } => true,
+                    NodeEvent::Mempool { .. } => !mempool_current,
+                    NodeEvent::Peers { .. } => false,
+                });
+            self.published.events = held;
+            now_sent
         };
-        let old = self.published.sender.borrow().clone();
         let mut new = Snapshot::clone(&old);
         let mut changed = false;
 
@@ -355,7 +362,7 @@ impl Core {
         self.published
             .connect_orphans(&self.chain, &mut new.recent, joined);
         let mempool_changes = self.mempool.changes();
-        if mempool_changes != self.published.mempool_changes {
+        if mempool_current && mempool_changes != self.published.mempool_changes {
             self.published.mempool_changes = mempool_changes;
             new.pending = Arc::new(self.mempool.pending_ledger().clone());
             new.mempool_len = self.mempool.len();
@@ -384,5 +391,6 @@ impl Core {
             // No watcher is fine.
             let _ = self.events.send(event);
         }
+        mempool_current
     }
 }
