@@ -4,6 +4,23 @@
 //! This file holds `main` and running a node; the command line and the
 //! client subcommands are in [`commands`]. `docs/CLI.md` specifies both.
 
+/// `println!` that does not panic when stdout is closed (`p2p-node
+/// completions bash | head`): what nobody reads is dropped.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// `eprintln!` that does not panic when stderr is closed.
+macro_rules! tell {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 mod commands;
 
 use std::io::IsTerminal;
@@ -153,7 +170,7 @@ async fn run(args: RunArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
         }
     })?;
     if store.was_repaired() {
-        eprintln!(
+        tell!(
             "warning: the store {} was not closed cleanly; redb repaired it on open",
             store.path().display()
         );
@@ -163,7 +180,7 @@ async fn run(args: RunArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
     config.listen = args.listen;
     config.advertise = args.advertise;
     if args.advertise.is_none() && args.listen.ip().is_unspecified() {
-        eprintln!(
+        tell!(
             "warning: listening on {} without --advertise: peers will learn an address \
              they cannot dial; give --advertise HOST:PORT",
             args.listen
@@ -184,15 +201,15 @@ async fn run(args: RunArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
         .await
         .map_err(|e| start_error(e, &args))?;
     let (height, tip) = node.tip().await.map(|(t, h)| (h, t))?;
-    println!("data directory {}", data_dir.display());
-    println!("p2p listening on {}", node.local_addr());
+    say!("data directory {}", data_dir.display());
+    say!("p2p listening on {}", node.local_addr());
     if let Some(api) = node.api_addr() {
-        println!("api listening on http://{api}");
+        say!("api listening on http://{api}");
     }
-    println!("best tip {tip} at height {height}");
+    say!("best tip {tip} at height {height}");
     node.run_until(async {
         wait_for_signal().await;
-        println!("stopping");
+        say!("stopping");
     })
     .await;
     Ok(())

@@ -494,3 +494,24 @@ fn no_colour_codes_when_the_output_is_not_a_terminal() {
         );
     }
 }
+
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    for args in [
+        &["completions", "bash"][..],
+        &["genesis", "init"],
+        &["address", "alice"],
+        &["--help"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(process::binary())
+            .args(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

@@ -121,17 +121,17 @@ pub(crate) fn report(e: &anyhow::Error, json: bool) -> std::process::ExitCode {
         body.insert("code".into(), json!(code));
         body.insert("message".into(), json!(message.trim_end()));
         body.extend(extra);
-        eprintln!("{}", serde_json::Value::Object(body));
+        tell!("{}", serde_json::Value::Object(body));
     } else if let Some(matches) = extra.get("matches").and_then(|m| m.as_array()) {
-        eprintln!("error: {message}");
+        tell!("error: {message}");
         for m in matches {
-            eprintln!(
+            tell!(
                 "  {}",
                 m.as_str().map_or_else(|| m.to_string(), str::to_string)
             );
         }
     } else {
-        eprintln!("error: {}", message.trim_end());
+        tell!("error: {}", message.trim_end());
     }
     std::process::ExitCode::from(exit as u8)
 }

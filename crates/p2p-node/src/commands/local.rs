@@ -40,14 +40,12 @@ pub(super) fn keygen(ctx: &Ctx, out: &Path) -> anyhow::Result<()> {
     ctx.print(&answer, || key.address().to_string())
 }
 
-/// `completions SHELL`: the script on stdout.
+/// `completions SHELL`: the script on stdout (written whole; a closed
+/// stdout drops it).
 pub(super) fn completions(shell: clap_complete::Shell) {
-    clap_complete::generate(
-        shell,
-        &mut Cli::command(),
-        "p2p-node",
-        &mut std::io::stdout(),
-    );
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "p2p-node", &mut script);
+    let _ = std::io::stdout().write_all(&script);
 }
 
 /// The genesis `genesis init` describes.
@@ -99,7 +97,7 @@ pub(super) fn genesis_init(ctx: &Ctx, g: &GenesisInit) -> anyhow::Result<()> {
     let text = genesis.to_json();
     let network = genesis.network_id();
     let Some(out) = &g.out else {
-        println!("{text}");
+        say!("{text}");
         return Ok(());
     };
     let mut options = std::fs::OpenOptions::new();

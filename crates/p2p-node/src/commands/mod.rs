@@ -104,11 +104,11 @@ impl Ctx {
             let json = serde_json::to_value(answer)
                 .and_then(|v| serde_json::to_string_pretty(&v))
                 .context("cannot write the answer as JSON")?;
-            println!("{json}");
+            say!("{json}");
         } else {
             let text = text();
             if !text.is_empty() {
-                println!("{text}");
+                say!("{text}");
             }
         }
         Ok(())

@@ -114,7 +114,7 @@ pub(super) async fn submit(
     };
     if !ctx.global.json {
         // The id first, so that a wait that fails still told it.
-        println!("{}", submitted(&answer));
+        say!("{}", submitted(&answer));
     }
     let timeout = Duration::from_secs(wait.timeout);
     let done = wait_for(ctx, &client, &answer.id, confirmations, timeout).await?;
@@ -178,7 +178,7 @@ async fn wait_for(
             TxStatus::Pending => "waiting: pending in the mempool".to_string(),
         };
         if now != said && !ctx.global.json {
-            eprintln!("{now}");
+            tell!("{now}");
             said = now;
         }
         if start.elapsed() >= timeout {
