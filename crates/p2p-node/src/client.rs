@@ -447,6 +447,30 @@ mod tests {
     use crate::api_types::TxStatus;
     use crate::{NodeConfig, Seams, Service};
 
+    #[test]
+    fn ids_are_8_to_64_hex_digits_and_dashes_only_in_contract_ids() {
+        for ok in ["abcdef01", &"0".repeat(64), "ABCDEF0123"] {
+            assert!(check_id(ok, "a block", false).is_ok(), "{ok}");
+        }
+        assert!(check_id("5cadb75c-9b7f", "a contract", true).is_ok());
+        for bad in [
+            "abcdef0",
+            "5cadb75c-9b7f",
+            "../status",
+            "abcdefgh",
+            &"0".repeat(65),
+            "",
+        ] {
+            assert!(
+                matches!(
+                    check_id(bad, "a block", false),
+                    Err(ClientError::BadId { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
     /// Every typed call reads the real API's answer, and a refusal keeps
     /// the API's code.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

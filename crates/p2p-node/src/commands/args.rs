@@ -463,3 +463,64 @@ fn client_option_to_run(m: &ArgMatches) -> Option<String> {
             )
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn node_urls_take_every_documented_form() {
+        for (given, url) in [
+            ("127.0.0.1:8000", "http://127.0.0.1:8000"),
+            ("localhost:8000", "http://localhost:8000"),
+            ("http://localhost:8000/", "http://localhost:8000"),
+            ("http://10.0.0.1:8000/api/", "http://10.0.0.1:8000/api"),
+            ("[::1]:8000", "http://[::1]:8000"),
+        ] {
+            assert_eq!(parse_node_url(given).as_deref(), Ok(url), "{given}");
+        }
+        for bad in [
+            "https://x:1",
+            "ftp://x",
+            ":8000",
+            "x:99999",
+            "http://x:1/?q",
+            "",
+        ] {
+            let e = parse_node_url(bad).expect_err(bad);
+            assert!(e.contains("HOST:PORT"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn host_ports_resolve_preferring_ipv4() {
+        assert_eq!(
+            parse_host_port("localhost:5000"),
+            Ok(SocketAddr::from(([127, 0, 0, 1], 5000)))
+        );
+        assert_eq!(
+            parse_host_port("[::1]:7"),
+            Ok(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 7)))
+        );
+        for bad in ["localhost", ":5000", "localhost:x", "localhost:70000"] {
+            let e = parse_host_port(bad).expect_err(bad);
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn allocations_are_account_equals_a_positive_amount() {
+        let alice = dev::address("alice");
+        assert_eq!(parse_alloc("alice=5").ok(), alice.map(|a| (a, 5)));
+        for bad in ["alice", "alice=0", "alice=-1", "mallory=5", "=5"] {
+            assert!(parse_alloc(bad).is_err(), "{bad}");
+        }
+    }
+}
