@@ -290,10 +290,14 @@ pub struct PeerAnswer {
 }
 
 /// `POST /mine` body.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MineRequest {
     /// How many blocks to mine (1 to 1000).
     pub blocks: u64,
+    /// Who receives these blocks' rewards: a dev account name or a
+    /// 64-hex-digit address; the node's miner account if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
 }
 
 /// `POST /mine` answer.
@@ -352,13 +356,22 @@ impl TreeBlock {
     }
 }
 
-/// Every error answer: a stable code and a human message.
+/// Every error answer: a stable code and a human message, and for some
+/// codes a field more (absent otherwise).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorAnswer {
     /// The stable code (`docs/API.md` lists them).
     pub code: String,
     /// What went wrong, for people.
     pub message: String,
+    /// `ambiguous`: the full ids the prefix names (at most 10, lowest
+    /// first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matches: Vec<String>,
+    /// `contract_pending`: the pending transaction that creates the
+    /// contract.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx: Option<TxId>,
 }
 
 #[cfg(test)]

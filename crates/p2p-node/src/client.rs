@@ -340,7 +340,8 @@ impl Client {
     ///
     /// [`ClientError`].
     pub async fn mine(&self, blocks: u64) -> Result<MineAnswer, ClientError> {
-        self.post_json("/mine", &MineRequest { blocks }).await
+        self.post_json("/mine", &MineRequest { blocks, to: None })
+            .await
     }
 
     /// `POST /mine` with `{"blocks": N, "to": "<address>"}`: the blocks'

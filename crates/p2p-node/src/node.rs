@@ -27,9 +27,18 @@ pub enum NodeError {
     /// The genesis block does not start a chain.
     #[error("invalid genesis: {0}")]
     Genesis(String),
-    /// The listening socket could not be opened.
-    #[error("cannot listen on {addr}: {source}")]
+    /// The socket for peers could not be opened.
+    #[error("cannot listen for peers on {addr}: {}", listen_cause(source))]
     Listen {
+        /// Where.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The HTTP API's socket could not be opened.
+    #[error("cannot listen for the API on {addr}: {}", listen_cause(source))]
+    ApiListen {
         /// Where.
         addr: SocketAddr,
         /// Why.
@@ -52,6 +61,22 @@ pub enum NodeError {
     /// The mempool refused a transaction.
     #[error(transparent)]
     Mempool(#[from] MempoolError),
+}
+
+/// Why a socket cannot listen, in words that say what to do about the
+/// usual causes.
+fn listen_cause(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::AddrInUse => "address already in use (is another node running?)".to_string(),
+        ErrorKind::AddrNotAvailable => {
+            format!("{e} (no network interface of this machine has that address)")
+        }
+        ErrorKind::PermissionDenied => {
+            format!("{e} (ports below 1024 need privileges: choose a higher port)")
+        }
+        _ => e.to_string(),
+    }
 }
 
 /// The seams a node runs on: how it connects, what time it is, where blocks
@@ -312,8 +337,23 @@ impl NodeHandle {
     ///
     /// [`NodeError::Stopped`].
     pub async fn mine_blocks(&self, count: u64) -> Result<Vec<BlockHash>, NodeError> {
+        self.mine_blocks_to(count, None).await
+    }
+
+    /// Mines `count` blocks on this node as [`NodeHandle::mine_blocks`]
+    /// does, their rewards paid to `to` instead of the node's miner account
+    /// (`None`: to that account).
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::Stopped`].
+    pub async fn mine_blocks_to(
+        &self,
+        count: u64,
+        to: Option<escrow::Address>,
+    ) -> Result<Vec<BlockHash>, NodeError> {
         let (reply, rx) = oneshot::channel();
-        self.command(Command::Mine { count, reply }).await?;
+        self.command(Command::Mine { count, to, reply }).await?;
         let hashes = rx.await.map_err(|_| NodeError::Stopped)?;
         self.published().await?;
         Ok(hashes)

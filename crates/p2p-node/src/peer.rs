@@ -380,11 +380,13 @@ pub(crate) fn spawn_dial(
             Ok(Ok(stream)) => task.run(stream).await,
             Ok(Err(e)) => {
                 debug!(%addr, "dial failed: {e}");
-                let _ = core.send(CoreMsg::DialFailed { conn, addr }).await;
+                let error = e.to_string();
+                let _ = core.send(CoreMsg::DialFailed { conn, addr, error }).await;
             }
             Err(_) => {
                 debug!(%addr, "dial timed out");
-                let _ = core.send(CoreMsg::DialFailed { conn, addr }).await;
+                let error = format!("no answer within {connect_timeout:?}");
+                let _ = core.send(CoreMsg::DialFailed { conn, addr, error }).await;
             }
         }
     });

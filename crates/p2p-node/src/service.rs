@@ -53,7 +53,7 @@ impl Service {
             Ok(b) => b,
             Err(source) => {
                 node.shutdown().await;
-                return Err(NodeError::Listen { addr, source });
+                return Err(NodeError::ApiListen { addr, source });
             }
         };
         let router = crate::api::router(node.clone(), token);

@@ -584,6 +584,14 @@ impl p2p_node::store::BlockStore for CheckingStore {
     fn tx_block(&self, id: &chain_core::TxId) -> Result<Option<BlockHash>, StoreError> {
         self.inner.tx_block(id)
     }
+    fn txs_in_range(
+        &self,
+        low: &chain_core::TxId,
+        high: &chain_core::TxId,
+        limit: usize,
+    ) -> Result<Vec<chain_core::TxId>, StoreError> {
+        self.inner.txs_in_range(low, high, limit)
+    }
     fn put_mempool(&self, txs: &[SignedTx]) -> Result<(), StoreError> {
         self.inner.put_mempool(txs)
     }

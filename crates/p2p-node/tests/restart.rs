@@ -284,6 +284,14 @@ impl BlockStore for FailingStore {
     ) -> Result<Option<chain_core::BlockHash>, p2p_node::store::StoreError> {
         self.inner.tx_block(id)
     }
+    fn txs_in_range(
+        &self,
+        low: &chain_core::TxId,
+        high: &chain_core::TxId,
+        limit: usize,
+    ) -> Result<Vec<chain_core::TxId>, p2p_node::store::StoreError> {
+        self.inner.txs_in_range(low, high, limit)
+    }
     fn put_mempool(&self, txs: &[escrow::SignedTx]) -> Result<(), p2p_node::store::StoreError> {
         self.inner.put_mempool(txs)
     }

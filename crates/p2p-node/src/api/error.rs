@@ -5,16 +5,20 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use chain_core::TxId;
 
 use crate::api_types::ErrorAnswer;
 use crate::node::NodeError;
 
-/// An API error: an HTTP status, a stable code and a message.
+/// An API error: an HTTP status, a stable code and a message, and for
+/// some codes a field more (`matches`, `tx`).
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    matches: Vec<String>,
+    tx: Option<TxId>,
 }
 
 impl ApiError {
@@ -27,7 +31,37 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            matches: Vec::new(),
+            tx: None,
         }
+    }
+
+    /// `409 ambiguous`: a prefix that names several ids, listed in
+    /// `matches`.
+    pub(super) fn ambiguous(message: String, matches: Vec<String>) -> ApiError {
+        ApiError {
+            matches,
+            ..ApiError::new(StatusCode::CONFLICT, "ambiguous", message)
+        }
+    }
+
+    /// `404 contract_pending`: the contract's creating transaction `tx` is
+    /// still in the mempool.
+    pub(super) fn contract_pending(message: String, tx: Option<TxId>) -> ApiError {
+        ApiError {
+            tx,
+            ..ApiError::new(StatusCode::NOT_FOUND, "contract_pending", message)
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        self.code
     }
 
     pub(super) fn not_found(what: impl Into<String>) -> ApiError {
@@ -59,6 +93,8 @@ impl IntoResponse for ApiError {
             Json(ErrorAnswer {
                 code: self.code.to_string(),
                 message: self.message,
+                matches: self.matches,
+                tx: self.tx,
             }),
         )
             .into_response()

@@ -5,9 +5,11 @@
 //! Handlers read the node from the snapshot the core publishes after each
 //! event ([`NodeHandle::snapshot`]), so a read never waits for the core,
 //! whatever it is doing (syncing, reorganising). Only lookups of one block
-//! or transaction outside the snapshot's recent blocks, and the mempool's
-//! list, run on the core through [`NodeHandle::query`] (O(1) lookups, or
-//! bounded by the pool). No handler holds node state across an `.await`. Every JSON answer is one of the serde
+//! or transaction (by id, or by a prefix of it: [`prefix`], `lookup.rs`), a
+//! page of blocks outside the snapshot's recent ones, and the mempool's
+//! list, run on the core through [`NodeHandle::query`] (O(1) lookups, range
+//! scans, or passes bounded by the pool or the block index). No handler
+//! holds node state across an `.await`. Every JSON answer is one of the serde
 //! types of [`crate::api_types`], which the client reads back. Errors are
 //! JSON `{"code", "message"}` ([`ErrorAnswer`]) with a stable code.
 //! Endpoints that change the node rather than submit a signed transaction
@@ -23,15 +25,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chain_core::{BlockHash, Transaction, TxId};
-use escrow::{Address, Contract, ContractId, Payload, SignedTx, Tx};
+use escrow::{Address, Contract, Payload, SignedTx, Tx};
 use serde::Deserialize;
 
 /// The `POST /txs` body, defined with the other API types.
 pub use crate::api_types::SubmitTx;
 use crate::api_types::{
     AccountAnswer, BlockAnswer, MineAnswer, MineRequest, PeerAnswer, StatusAnswer, SubmitAnswer,
-    TreeAnswer, TreeBlock, TxAnswer, TxLookupAnswer, TxStatus,
+    TreeAnswer, TreeBlock, TxAnswer,
 };
 use crate::node::NodeHandle;
 
@@ -39,6 +40,8 @@ use crate::node::NodeHandle;
 pub const MAX_BLOCKS_PER_PAGE: u64 = 100;
 
 pub(crate) mod error;
+mod lookup;
+pub mod prefix;
 
 pub use error::ApiError;
 
@@ -58,13 +61,13 @@ pub fn router(node: NodeHandle, token: Option<String>) -> Router {
     Router::new()
         .route("/status", get(status))
         .route("/blocks", get(blocks))
-        .route("/blocks/{hash}", get(block_by_hash))
+        .route("/blocks/{id}", get(lookup::block_by_id))
         .route("/blocks/height/{height}", get(block_by_height))
         .route("/txs", post(submit))
-        .route("/txs/{id}", get(tx_by_id))
+        .route("/txs/{id}", get(lookup::tx_by_id))
         .route("/accounts/{account}", get(account))
         .route("/contracts", get(contracts))
-        .route("/contracts/{id}", get(contract))
+        .route("/contracts/{id}", get(lookup::contract))
         .route("/peers", get(peers).post(add_peer))
         .route("/mempool", get(mempool))
         .route("/mine", post(mine))
@@ -219,13 +222,18 @@ struct Range {
     last: Option<u64>,
 }
 
+/// `GET /blocks`: best-chain blocks by height, oldest first. What is
+/// valid depends on the request alone, never on the chain's height (see
+/// [`page`]).
 async fn blocks(
     State(api): State<Api>,
     r: Result<Query<Range>, QueryRejection>,
 ) -> Result<Json<Vec<BlockAnswer>>, ApiError> {
     let Query(r) = r.map_err(|e| ApiError::bad_request("bad_range", e.body_text()))?;
     let snap = api.node.snapshot();
-    let (from, to) = page(&r, snap.height)?;
+    let Some((from, to)) = page(&r, snap.height)? else {
+        return Ok(Json(Vec::new()));
+    };
     // Recent heights (the usual page) come from the snapshot; older ones
     // are looked up on the core, one block per height.
     if from >= snap.recent.low() {
@@ -239,7 +247,9 @@ async fn blocks(
     let v = api
         .node
         .query(move |v| {
-            let (from, to) = page(&r, v.chain.height())?;
+            let Some((from, to)) = page(&r, v.chain.height())? else {
+                return Ok(Vec::new());
+            };
             Ok::<Vec<BlockAnswer>, ApiError>(
                 (from..=to)
                     .filter_map(|h| v.chain.block_at_height(h))
@@ -251,42 +261,59 @@ async fn blocks(
     Ok(Json(v))
 }
 
-/// The heights a `GET /blocks` asks for, with the best tip at `tip`, or
-/// `bad_range`.
-fn page(r: &Range, tip: u64) -> Result<(u64, u64), ApiError> {
-    let (from, to) = match (r.last, r.from, r.to) {
-        (Some(n), _, _) => (tip.saturating_sub(n.saturating_sub(1)), tip),
-        (None, from, to) => {
-            let from = from.unwrap_or(0);
-            (from, to.unwrap_or(tip).min(tip))
+/// The heights a `GET /blocks` asks for, with the best tip at `tip`:
+/// `None` for none, or `bad_range`. Whether a request is valid depends on
+/// it alone: `last` from 0 to [`MAX_BLOCKS_PER_PAGE`] (the last `last`
+/// blocks, fewer on a shorter chain); or `from` (default 0) and `to`
+/// (default `from + 99`), at most [`MAX_BLOCKS_PER_PAGE`] heights with
+/// `from <= to`, the part past the tip left out.
+fn page(r: &Range, tip: u64) -> Result<Option<(u64, u64)>, ApiError> {
+    let max = MAX_BLOCKS_PER_PAGE;
+    if let Some(n) = r.last {
+        if r.from.is_some() || r.to.is_some() {
+            return Err(ApiError::bad_request(
+                "bad_range",
+                "give either `last` or `from`/`to`, not both",
+            ));
         }
-    };
-    if from > to || to - from >= MAX_BLOCKS_PER_PAGE {
+        if n > max {
+            return Err(ApiError::bad_request(
+                "bad_range",
+                format!(
+                    "`last` is {n}: at most {max} blocks a request; page through longer \
+                     ranges with `from` and `to` (for example `from=0&to={}`)",
+                    max - 1
+                ),
+            ));
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        return Ok(Some((tip.saturating_sub(n - 1), tip)));
+    }
+    let from = r.from.unwrap_or(0);
+    let to = r.to.unwrap_or_else(|| from.saturating_add(max - 1));
+    if from > to {
+        return Err(ApiError::bad_request(
+            "bad_range",
+            format!("`from` ({from}) is above `to` ({to}): give from <= to"),
+        ));
+    }
+    if to - from >= max {
         return Err(ApiError::bad_request(
             "bad_range",
             format!(
-                "a range of heights from {from} to {to}: at most {MAX_BLOCKS_PER_PAGE} \
-                 blocks, from at most to"
+                "heights {from} to {to} are {} blocks: at most {max} a request; page through \
+                 them (for example `from={from}&to={}`)",
+                (to - from).saturating_add(1),
+                from.saturating_add(max - 1)
             ),
         ));
     }
-    Ok((from, to))
-}
-
-async fn block_by_hash(
-    State(api): State<Api>,
-    Path(hash): Path<String>,
-) -> Result<Json<BlockAnswer>, ApiError> {
-    let hash: BlockHash = parse_path(&hash, "bad_hash")?;
-    api.node
-        .query(move |v| {
-            v.chain
-                .block(&hash)
-                .map(|b| BlockAnswer::new(&b, v.chain.is_on_best_chain(&hash)))
-        })
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no block {hash}")))
+    if from > tip {
+        return Ok(None);
+    }
+    Ok(Some((from, to.min(tip))))
 }
 
 async fn block_by_height(
@@ -305,61 +332,6 @@ async fn block_by_height(
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no block at height {height}")))
-}
-
-async fn tx_by_id(
-    State(api): State<Api>,
-    Path(id): Path<String>,
-) -> Result<Json<TxLookupAnswer>, ApiError> {
-    let id: TxId = parse_path(&id, "bad_hash")?;
-    api.node
-        .query(move |v| {
-            if let Some(tx) = v.mempool.get(&id) {
-                return Some(TxLookupAnswer {
-                    status: TxStatus::Pending,
-                    block: None,
-                    height: None,
-                    confirmations: None,
-                    reason: None,
-                    tx: TxAnswer::from(&Tx::Signed(tx.clone())),
-                });
-            }
-            let Some(hash) = v.tx_block(&id) else {
-                let dropped = v.mempool.dropped(&id)?;
-                return Some(TxLookupAnswer {
-                    status: TxStatus::Dropped,
-                    block: None,
-                    height: None,
-                    confirmations: None,
-                    reason: Some(dropped.reason.clone()),
-                    tx: TxAnswer::from(&Tx::Signed(dropped.tx.clone())),
-                });
-            };
-            let block = v.chain.block(&hash)?;
-            let tx = block.transactions.iter().find(|t| t.id() == id)?;
-            let height = block.header.height;
-            Some(TxLookupAnswer {
-                status: TxStatus::Confirmed,
-                block: Some(hash),
-                height: Some(height),
-                confirmations: Some(v.chain.height().saturating_sub(height) + 1),
-                reason: None,
-                tx: TxAnswer::from(tx),
-            })
-        })
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no transaction {id}")))
-}
-
-/// A path segment parsed as `T`, or a 400 with `code` naming what it is.
-fn parse_path<T>(s: &str, code: &'static str) -> Result<T, ApiError>
-where
-    T: std::str::FromStr,
-    T::Err: std::fmt::Display,
-{
-    s.parse()
-        .map_err(|e| ApiError::bad_request(code, format!("`{s}`: {e}")))
 }
 
 fn parse_account(s: &str) -> Result<Address, ApiError> {
@@ -390,20 +362,6 @@ async fn account(
 async fn contracts(State(api): State<Api>) -> Json<Vec<Contract>> {
     let snap = api.node.snapshot();
     Json(snap.state.contracts().values().cloned().collect())
-}
-
-async fn contract(
-    State(api): State<Api>,
-    Path(id): Path<String>,
-) -> Result<Json<Contract>, ApiError> {
-    let id: ContractId = parse_path(&id, "bad_contract_id")?;
-    api.node
-        .snapshot()
-        .state
-        .contract(&id)
-        .cloned()
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no contract {id}")))
 }
 
 async fn peers(State(api): State<Api>) -> Json<Vec<PeerAnswer>> {
@@ -507,7 +465,8 @@ async fn mine(
             "mine between 1 and 1000 blocks at a time",
         ));
     }
-    let hashes = api.node.mine_blocks(b.blocks).await?;
+    let to = b.to.as_deref().map(parse_account).transpose()?;
+    let hashes = api.node.mine_blocks_to(b.blocks, to).await?;
     Ok(Json(MineAnswer { blocks: hashes }))
 }
 

@@ -218,8 +218,9 @@ impl Core {
             return;
         }
         let params = self.chain.params();
+        let paid_to = self.miner.paid_to();
         let mut transactions = vec![Tx::Coinbase {
-            to: self.config.miner_account,
+            to: paid_to,
             height: self.chain.height() + 1,
         }];
         let mut size = Header::SIZE + 64;
@@ -237,12 +238,14 @@ impl Core {
             header,
             transactions,
         };
-        self.miner.start(block, self.inbox.clone(), &self.tracker);
+        self.miner
+            .start(block, paid_to, self.inbox.clone(), &self.tracker);
     }
 
-    /// The miner found a block: accept it and, if it joined the best chain,
-    /// count it toward the open requests before any new job starts.
-    pub(super) fn on_mined(&mut self, block: Block<Tx>) {
+    /// The miner found a block paying `paid_to`: accept it and, if it
+    /// joined the best chain, count it toward the open requests before any
+    /// new job starts.
+    pub(super) fn on_mined(&mut self, block: Block<Tx>, paid_to: escrow::Address) {
         let hash = block.hash();
         let header = block.header;
         // At most one line a second at the info level: a node mining
@@ -260,7 +263,7 @@ impl Core {
         if let Some(reorg) = self.accept_block(block, None) {
             self.metrics.blocks_mined += 1;
             self.metrics.work_mined += work;
-            if let Some(reply) = self.miner.count_mined(hash) {
+            if let Some(reply) = self.miner.count_mined(hash, paid_to) {
                 self.mined_replies.push(reply);
             }
             self.announce_new_best(&reorg);

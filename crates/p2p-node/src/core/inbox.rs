@@ -47,7 +47,12 @@ pub(crate) enum CoreMsg {
     /// A connection ended.
     Gone { conn: ConnId },
     /// Dial `conn` to `addr` failed before a connection task started.
-    DialFailed { conn: ConnId, addr: SocketAddr },
+    DialFailed {
+        conn: ConnId,
+        addr: SocketAddr,
+        /// Why, for the operator.
+        error: String,
+    },
     /// The miner finished a job.
     Mined { job: u64, outcome: MineOutcome },
     /// A request from the node's handle.
@@ -63,9 +68,11 @@ pub(crate) enum Command {
         tx: Box<SignedTx>,
         reply: oneshot::Sender<Result<TxId, MempoolError>>,
     },
-    /// Mines `count` blocks on this node, then answers with their hashes.
+    /// Mines `count` blocks on this node, their rewards to `to` (the
+    /// node's miner account if `None`), then answers with their hashes.
     Mine {
         count: u64,
+        to: Option<escrow::Address>,
         reply: oneshot::Sender<Vec<BlockHash>>,
     },
     /// Changes the mining mode.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use chain_core::miner::MineOutcome;
 use chain_core::{Block, BlockHash};
-use escrow::Tx;
+use escrow::{Address, Tx};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -27,11 +27,15 @@ struct Job {
     id: u64,
     stop: CancellationToken,
     block: Block<Tx>,
+    /// Who its block's reward pays.
+    paid_to: Address,
 }
 
-/// A request to mine `left` more blocks, with the hashes mined so far.
+/// A request to mine `left` more blocks (paying `to`, or the node's miner
+/// account), with the hashes mined so far.
 struct MineRequest {
     left: u64,
+    to: Option<Address>,
     mined: Vec<BlockHash>,
     reply: oneshot::Sender<Vec<BlockHash>>,
 }
@@ -54,17 +58,20 @@ impl MinedReply {
 pub(crate) struct MinerDriver {
     miner: Arc<dyn Mine>,
     mode: MiningMode,
+    /// Who the rewards pay when no request says otherwise.
+    account: Address,
     job: Option<Job>,
     next_job: u64,
     requests: VecDeque<MineRequest>,
 }
 
 impl MinerDriver {
-    /// A driver that mines with `miner`, in `mode`.
-    pub fn new(miner: Arc<dyn Mine>, mode: MiningMode) -> MinerDriver {
+    /// A driver that mines with `miner`, in `mode`, paying `account`.
+    pub fn new(miner: Arc<dyn Mine>, mode: MiningMode, account: Address) -> MinerDriver {
         MinerDriver {
             miner,
             mode,
+            account,
             job: None,
             next_job: 0,
             requests: VecDeque::new(),
@@ -108,24 +115,54 @@ impl MinerDriver {
         }
     }
 
-    /// Asks for `count` blocks; `reply` gets their hashes once mined (at
-    /// once for none).
-    pub fn request(&mut self, count: u64, reply: oneshot::Sender<Vec<BlockHash>>) {
+    /// Asks for `count` blocks whose rewards pay `to` (the node's miner
+    /// account if `None`); `reply` gets their hashes once mined (at once for
+    /// none). A running job that pays someone else than the first request
+    /// now wants is stopped.
+    pub fn request(
+        &mut self,
+        count: u64,
+        to: Option<Address>,
+        reply: oneshot::Sender<Vec<BlockHash>>,
+    ) {
         if count == 0 {
             let _ = reply.send(Vec::new());
             return;
         }
         self.requests.push_back(MineRequest {
             left: count,
+            to,
             mined: Vec::new(),
             reply,
         });
+        if self
+            .job
+            .as_ref()
+            .is_some_and(|j| j.paid_to != self.paid_to())
+        {
+            self.stop();
+        }
     }
 
-    /// Starts a job on `block` (its header's nonce is the miner's to find)
-    /// as a task of `tracker`; the outcome comes back to the core as
-    /// [`CoreMsg::Mined`].
-    pub fn start(&mut self, block: Block<Tx>, core: mpsc::Sender<CoreMsg>, tracker: &TaskTracker) {
+    /// Who the next block's reward pays: the first open request's account,
+    /// else the node's miner account.
+    pub fn paid_to(&self) -> Address {
+        self.requests
+            .front()
+            .and_then(|r| r.to)
+            .unwrap_or(self.account)
+    }
+
+    /// Starts a job on `block` (its header's nonce is the miner's to find,
+    /// its reward pays `paid_to`) as a task of `tracker`; the outcome comes
+    /// back to the core as [`CoreMsg::Mined`].
+    pub fn start(
+        &mut self,
+        block: Block<Tx>,
+        paid_to: Address,
+        core: mpsc::Sender<CoreMsg>,
+        tracker: &TaskTracker,
+    ) {
         let stop = CancellationToken::new();
         let id = self.next_job;
         self.next_job += 1;
@@ -134,6 +171,7 @@ impl MinerDriver {
             id,
             stop: stop.clone(),
             block,
+            paid_to,
         });
         let search = self.miner.mine(header, stop);
         tracker.spawn(async move {
@@ -142,9 +180,10 @@ impl MinerDriver {
         });
     }
 
-    /// A job ended: the block it found, if the job is the current one and
-    /// found one. A stale job (stopped by a new tip) gives nothing.
-    pub fn finished(&mut self, job: u64, outcome: MineOutcome) -> Option<Block<Tx>> {
+    /// A job ended: the block it found and who its reward pays, if the job
+    /// is the current one and found one. A stale job (stopped by a new tip
+    /// or a request for another account) gives nothing.
+    pub fn finished(&mut self, job: u64, outcome: MineOutcome) -> Option<(Block<Tx>, Address)> {
         if self.job.as_ref().is_none_or(|j| j.id != job) {
             return None;
         }
@@ -153,7 +192,7 @@ impl MinerDriver {
             MineOutcome::Found(header) => {
                 let mut block = current.block;
                 block.header = header;
-                Some(block)
+                Some((block, current.paid_to))
             }
             MineOutcome::Cancelled => None,
             MineOutcome::Exhausted => {
@@ -163,11 +202,15 @@ impl MinerDriver {
         }
     }
 
-    /// A block this node mined joined the best chain: it counts toward the
-    /// oldest open request. A request now complete is returned with its
+    /// A block this node mined, paying `paid_to`, joined the best chain: it
+    /// counts toward the oldest open request, unless that request wants
+    /// another account paid. A request now complete is returned with its
     /// hashes, for the core to answer once the blocks are durable.
-    pub fn count_mined(&mut self, hash: BlockHash) -> Option<MinedReply> {
+    pub fn count_mined(&mut self, hash: BlockHash, paid_to: Address) -> Option<MinedReply> {
         let front = self.requests.front_mut()?;
+        if front.to.is_some_and(|to| to != paid_to) {
+            return None;
+        }
         front.left = front.left.saturating_sub(1);
         front.mined.push(hash);
         if front.left == 0 {
@@ -196,9 +239,88 @@ mod tests {
         BlockHash::from_bytes([b; 32])
     }
 
+    /// A dev account by its initial.
+    fn account(initial: char) -> Address {
+        let name = ["alice", "bob", "charlie", "dave", "eve", "ferdie"]
+            .into_iter()
+            .find(|n| n.starts_with(initial))
+            .unwrap();
+        escrow::dev::address(name).unwrap()
+    }
+
+    #[test]
+    fn a_request_for_another_account_counts_only_blocks_that_pay_it() {
+        let mut d = MinerDriver::new(
+            Arc::new(crate::mine::HashMiner::new(1)),
+            MiningMode::Off,
+            account('f'),
+        );
+        assert_eq!(d.paid_to(), account('f'));
+        let (reply, mut rx) = oneshot::channel();
+        d.request(2, Some(account('e')), reply);
+        assert_eq!(d.paid_to(), account('e'), "the request's account");
+        assert!(
+            d.count_mined(hash(1), account('f')).is_none(),
+            "a block paying the node's account does not count"
+        );
+        assert!(d.count_mined(hash(2), account('e')).is_none());
+        d.count_mined(hash(3), account('e')).unwrap().send();
+        assert_eq!(rx.try_recv().unwrap(), vec![hash(2), hash(3)]);
+        assert_eq!(d.paid_to(), account('f'), "back to the node's account");
+    }
+
+    #[tokio::test]
+    async fn a_request_for_another_account_stops_a_job_that_pays_someone_else() {
+        let genesis = escrow::Genesis::dev();
+        let chain = genesis.chain().unwrap();
+        let transactions = vec![Tx::Coinbase {
+            to: account('f'),
+            height: 1,
+        }];
+        let header = chain.template(&transactions, genesis.timestamp_ms + 1_000);
+        let block = Block {
+            header,
+            transactions,
+        };
+        let (tx, mut rx) = mpsc::channel(4);
+        let tracker = TaskTracker::new();
+        let mut d = MinerDriver::new(
+            Arc::new(crate::mine::HashMiner::new(1)),
+            MiningMode::Continuous,
+            account('f'),
+        );
+        d.start(block.clone(), account('f'), tx.clone(), &tracker);
+        let (reply, _rx) = oneshot::channel();
+        d.request(1, None, reply);
+        assert!(
+            !d.wants_job(true),
+            "a request for the node's account keeps the job"
+        );
+        let (reply, _rx2) = oneshot::channel();
+        d.request(1, Some(account('e')), reply);
+        assert!(
+            !d.wants_job(true),
+            "the first request still pays the node's account"
+        );
+        d.count_mined(hash(1), account('f')).unwrap().send();
+        d.stop();
+        d.start(block, account('f'), tx, &tracker);
+        let (reply, _rx3) = oneshot::channel();
+        d.request(1, Some(account('e')), reply);
+        assert_eq!(d.paid_to(), account('e'));
+        assert!(d.wants_job(true), "the job paying ferdie was stopped");
+        while rx.try_recv().is_ok() {}
+        tracker.close();
+        tracker.wait().await;
+    }
+
     #[test]
     fn the_mode_and_open_requests_decide_whether_to_mine() {
-        let mut d = MinerDriver::new(Arc::new(crate::mine::HashMiner::new(1)), MiningMode::Off);
+        let mut d = MinerDriver::new(
+            Arc::new(crate::mine::HashMiner::new(1)),
+            MiningMode::Off,
+            account('f'),
+        );
         assert!(!d.should_mine(false));
         d.set_mode(MiningMode::WhenPending, true);
         assert!(!d.should_mine(true));
@@ -207,21 +329,25 @@ mod tests {
         assert!(d.should_mine(true));
         d.set_mode(MiningMode::Off, true);
         let (reply, _rx) = oneshot::channel();
-        d.request(2, reply);
+        d.request(2, None, reply);
         assert!(d.should_mine(true), "a request mines whatever the mode");
         assert!(d.wants_job(true));
     }
 
     #[test]
     fn a_request_is_answered_after_its_last_block_is_counted() {
-        let mut d = MinerDriver::new(Arc::new(crate::mine::HashMiner::new(1)), MiningMode::Off);
+        let mut d = MinerDriver::new(
+            Arc::new(crate::mine::HashMiner::new(1)),
+            MiningMode::Off,
+            account('f'),
+        );
         let (reply, mut rx) = oneshot::channel();
-        d.request(2, reply);
+        d.request(2, None, reply);
         let (second, mut rx2) = oneshot::channel();
-        d.request(1, second);
-        assert!(d.count_mined(hash(1)).is_none(), "one of two");
+        d.request(1, None, second);
+        assert!(d.count_mined(hash(1), account('f')).is_none(), "one of two");
         assert!(rx.try_recv().is_err());
-        let done = d.count_mined(hash(2)).expect("complete");
+        let done = d.count_mined(hash(2), account('f')).expect("complete");
         assert!(
             rx.try_recv().is_err(),
             "answered only when the core sends it"
@@ -230,16 +356,18 @@ mod tests {
         assert_eq!(rx.try_recv().unwrap(), vec![hash(1), hash(2)]);
         assert!(d.should_mine(true), "the second request is still open");
         assert!(d.has_requests());
-        d.count_mined(hash(3)).expect("complete").send();
+        d.count_mined(hash(3), account('f'))
+            .expect("complete")
+            .send();
         assert_eq!(rx2.try_recv().unwrap(), vec![hash(3)]);
         assert!(!d.should_mine(true), "both answered: mining stops");
         assert!(!d.has_requests());
         assert!(
-            d.count_mined(hash(4)).is_none(),
+            d.count_mined(hash(4), account('f')).is_none(),
             "no request: nothing to count"
         );
         let (zero, mut rx0) = oneshot::channel();
-        d.request(0, zero);
+        d.request(0, None, zero);
         assert_eq!(rx0.try_recv().unwrap(), Vec::<BlockHash>::new());
     }
 
@@ -261,17 +389,19 @@ mod tests {
         let mut d = MinerDriver::new(
             Arc::new(crate::mine::HashMiner::new(1)),
             MiningMode::Continuous,
+            account('f'),
         );
-        d.start(block.clone(), tx.clone(), &tracker);
+        d.start(block.clone(), account('f'), tx.clone(), &tracker);
         assert!(!d.wants_job(true), "one job at a time");
         let Some(CoreMsg::Mined { job, outcome }) = rx.recv().await else {
             panic!("no outcome");
         };
-        let found = d.finished(job, outcome).unwrap();
+        let (found, paid_to) = d.finished(job, outcome).unwrap();
+        assert_eq!(paid_to, account('f'));
         assert_eq!(found.transactions, block.transactions);
         assert!(chain_core::validate::check_block(&found, chain.params()).is_ok());
         // A job stopped for a new tip: its outcome is ignored.
-        d.start(block, tx, &tracker);
+        d.start(block, account('f'), tx, &tracker);
         d.stop();
         let Some(CoreMsg::Mined { job, outcome }) = rx.recv().await else {
             panic!("no outcome");

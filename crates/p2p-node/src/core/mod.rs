@@ -58,7 +58,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::info;
+use tracing::{info, warn};
 use wire::{Bounded, Handshake, Message, NodeId, PROTOCOL_VERSION, Reason};
 
 use crate::clock::Clock;
@@ -215,7 +215,7 @@ impl Core {
         let mut core = Core {
             peers: PeerTable::new(config.clone(), node_id, listen_addr, now, seed),
             requests: Requests::default(),
-            miner: MinerDriver::new(miner, config.mining),
+            miner: MinerDriver::new(miner, config.mining, config.miner_account),
             config,
             node_id,
             listen_addr,
@@ -366,10 +366,18 @@ impl Core {
                 let retries = self.requests.forget_peer(conn, now);
                 self.ask_again(retries);
             }
-            CoreMsg::DialFailed { conn, addr } => self.peers.dial_failed(conn, addr, now),
+            CoreMsg::DialFailed { conn, addr, error } => {
+                if self.peers.dial_failed(conn, addr, now) {
+                    warn!(
+                        %addr,
+                        "cannot reach peer {addr}: {error} (is a node listening there?); \
+                         retrying in the background"
+                    );
+                }
+            }
             CoreMsg::Mined { job, outcome } => {
-                if let Some(block) = self.miner.finished(job, outcome) {
-                    self.on_mined(block);
+                if let Some((block, paid_to)) = self.miner.finished(job, outcome) {
+                    self.on_mined(block, paid_to);
                 }
             }
             CoreMsg::Command(c) => self.on_command(c),
@@ -534,7 +542,7 @@ impl Core {
                 }
                 let _ = reply.send(result);
             }
-            Command::Mine { count, reply } => self.miner.request(count, reply),
+            Command::Mine { count, to, reply } => self.miner.request(count, to, reply),
             Command::SetMining(mode) => self.miner.set_mode(mode, self.mempool.is_empty()),
             Command::Partition(addrs) => {
                 let cut = self.peers.partition(&addrs);
@@ -546,6 +554,7 @@ impl Core {
                 self.dial_due();
             }
             Command::AddPeer(addr) => {
+                self.peers.watch(addr);
                 self.peers.retry_now(addr, now);
                 self.dial_due();
             }

@@ -372,6 +372,11 @@ impl Mempool {
         self.dropped.get(id)
     }
 
+    /// The ids of the dropped transactions remembered (in no order).
+    pub fn dropped_ids(&self) -> impl Iterator<Item = &TxId> {
+        self.dropped.keys()
+    }
+
     fn remember_dropped(&mut self, id: TxId, tx: SignedTx, reason: String) {
         if self.dropped.insert(id, Dropped { tx, reason }).is_none() {
             self.dropped_order.push_back(id);

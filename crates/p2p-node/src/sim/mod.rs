@@ -302,6 +302,10 @@ impl BlockStore for SimStore {
         self.inner.tx_block(id)
     }
 
+    fn txs_in_range(&self, low: &TxId, high: &TxId, limit: usize) -> Result<Vec<TxId>, StoreError> {
+        self.inner.txs_in_range(low, high, limit)
+    }
+
     fn put_mempool(&self, txs: &[SignedTx]) -> Result<(), StoreError> {
         if self.alive() {
             self.inner.put_mempool(txs)?;

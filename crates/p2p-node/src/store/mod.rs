@@ -26,6 +26,7 @@ use escrow::{Ledger, SignedTx, Tx, Undo};
 use crate::penalty::BanKey;
 
 mod redb;
+mod redb_read;
 
 pub use self::redb::{BEFORE_REPAIR_SUFFIX, FORMAT_VERSION, RedbStore, STORE_FILE};
 
@@ -39,6 +40,17 @@ pub enum StoreError {
         path: PathBuf,
         /// Why.
         reason: String,
+    },
+    /// Another process (a node running on the same data directory) has
+    /// the database open: redb locks the file while it is open.
+    #[error(
+        "another node is using {} (its store is locked): stop that node, or give this one \
+         another data directory",
+        dir.display()
+    )]
+    Locked {
+        /// The data directory.
+        dir: PathBuf,
     },
     /// The database was written by an incompatible version of the node.
     #[error(
@@ -166,6 +178,17 @@ pub trait BlockStore: Send + Sync + 'static {
     /// [`StoreError`] if the store cannot be read.
     fn tx_block(&self, id: &TxId) -> Result<Option<BlockHash>, StoreError>;
 
+    /// The ids in the transaction index from `low` to `high` (both
+    /// included, in byte order), lowest first, at most `limit`: the
+    /// confirmed transactions whose ids start with a prefix
+    /// (`crate::api::prefix`) are those between the prefix padded with
+    /// zeros and with `ff`s.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the store cannot be read.
+    fn txs_in_range(&self, low: &TxId, high: &TxId, limit: usize) -> Result<Vec<TxId>, StoreError>;
+
     /// Saves the pending transactions, replacing those saved before (as
     /// bitcoind's `mempool.dat`).
     ///
@@ -277,6 +300,21 @@ impl BlockStore for MemoryStore {
 
     fn tx_block(&self, id: &TxId) -> Result<Option<BlockHash>, StoreError> {
         Ok(self.lock().txs.get(id).copied())
+    }
+
+    fn txs_in_range(&self, low: &TxId, high: &TxId, limit: usize) -> Result<Vec<TxId>, StoreError> {
+        // A scan of the whole index: this store is for tests and the
+        // simulator, whose indexes are small.
+        let mut ids: Vec<TxId> = self
+            .lock()
+            .txs
+            .keys()
+            .filter(|id| low <= *id && *id <= high)
+            .copied()
+            .collect();
+        ids.sort();
+        ids.truncate(limit);
+        Ok(ids)
     }
 
     fn put_mempool(&self, txs: &[SignedTx]) -> Result<(), StoreError> {

@@ -40,9 +40,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Once, PoisonError};
 
 use ::redb::{ReadableDatabase, ReadableTable, TableDefinition};
-use chain_core::{Block, BlockHash, Header, Transaction, TxId};
+use chain_core::{Block, BlockHash, Transaction, TxId};
 use escrow::{SignedTx, Tx, Undo};
 
+use super::redb_read::{
+    Validation, decode_checked, locked, open_optional, read_stored, validate_read_only,
+};
 use super::{BlockStore, Commit, IndexChange, StoreError, Stored};
 use crate::penalty::BanKey;
 
@@ -78,7 +81,7 @@ pub const STORE_FILE: &str = "chain.redb";
 /// the node's memory stays bounded by its own index.
 const CACHE_BYTES: usize = 8 << 20;
 /// The read-only pass at open reads each page once: it needs no cache.
-const READ_ONLY_CACHE_BYTES: usize = 256 << 10;
+pub(super) const READ_ONLY_CACHE_BYTES: usize = 256 << 10;
 
 thread_local! {
     /// Whether this thread is inside [`contain`] (its panics are reported
@@ -119,130 +122,6 @@ fn checksummed(bytes: &[u8]) -> Vec<u8> {
     let mut value = blake3::hash(bytes).as_bytes().to_vec();
     value.extend_from_slice(bytes);
     value
-}
-
-/// Checks and decodes a checksummed value; `what` names it in errors.
-fn decode_checked<T: serde::de::DeserializeOwned>(
-    path: &Path,
-    what: &str,
-    value: &[u8],
-) -> Result<T, StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let (sum, bytes) = value
-        .split_first_chunk::<32>()
-        .ok_or_else(|| corrupt(format!("{what} is {} bytes, too short", value.len())))?;
-    if blake3::hash(bytes).as_bytes() != sum {
-        return Err(corrupt(format!("{what} fails its checksum")));
-    }
-    postcard::from_bytes(bytes).map_err(|e| corrupt(format!("{what} does not decode: {e}")))
-}
-
-/// Reads a table that may not exist yet; `None` if it does not.
-fn open_optional<K: ::redb::Key + 'static, V: ::redb::Value + 'static>(
-    read: &::redb::ReadTransaction,
-    table: TableDefinition<K, V>,
-    path: &Path,
-) -> Result<Option<::redb::ReadOnlyTable<K, V>>, StoreError> {
-    match read.open_table(table) {
-        Ok(t) => Ok(Some(t)),
-        Err(::redb::TableError::TableDoesNotExist(_)) => Ok(None),
-        Err(e) => Err(StoreError::Corrupt {
-            path: path.to_path_buf(),
-            reason: format!("table {table}: {e}"),
-        }),
-    }
-}
-
-/// Reads what a start needs (every header, the snapshot) from a read
-/// transaction, checking each.
-fn read_stored(read: &::redb::ReadTransaction, path: &Path) -> Result<Stored, StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let mut stored = Stored::default();
-    if let Some(table) = open_optional(read, HEADERS, path)? {
-        for entry in table.iter().map_err(|e| corrupt(e.to_string()))? {
-            let (key, value) = entry.map_err(|e| corrupt(e.to_string()))?;
-            let header = Header::from_bytes(value.value())
-                .map_err(|e| corrupt(format!("a saved header does not decode: {e}")))?;
-            let hash = header.hash();
-            if hash.as_bytes()[..] != *key.value() {
-                return Err(corrupt(format!(
-                    "the header saved under {} hashes to {hash}",
-                    hex::encode(key.value())
-                )));
-            }
-            stored.headers.push((hash, header));
-        }
-    }
-    if let Some(table) = open_optional(read, STATE, path)?
-        && let Some(value) = table.get("snapshot").map_err(|e| corrupt(e.to_string()))?
-    {
-        stored.snapshot = Some(decode_checked(path, "the state snapshot", value.value())?);
-    }
-    Ok(stored)
-}
-
-/// What the read-only pass found.
-enum Validation {
-    /// Readable, what a start needs intact: here it is, so that loading it
-    /// does not read the file a second time.
-    Intact(Option<Box<Stored>>),
-    /// Not closed cleanly: redb must repair it before it can be read.
-    NeedsRepair,
-}
-
-/// Reads an existing store's format, headers and snapshot without writing
-/// a byte.
-fn validate_read_only(path: &Path) -> Result<Validation, StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let db = match ::redb::Builder::new()
-        .set_cache_size(READ_ONLY_CACHE_BYTES)
-        .open_read_only(path)
-    {
-        Ok(db) => db,
-        Err(::redb::DatabaseError::RepairAborted) => return Ok(Validation::NeedsRepair),
-        Err(::redb::DatabaseError::DatabaseAlreadyOpen) => {
-            return Err(StoreError::Open {
-                path: path.to_path_buf(),
-                reason: "another node is using this data directory".into(),
-            });
-        }
-        Err(::redb::DatabaseError::Storage(::redb::StorageError::Io(e))) => {
-            return Err(StoreError::Open {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            });
-        }
-        Err(e) => return Err(corrupt(e.to_string())),
-    };
-    let read = db.begin_read().map_err(|e| corrupt(e.to_string()))?;
-    let format = match open_optional(&read, META, path)? {
-        Some(meta) => meta
-            .get("format")
-            .map_err(|e| corrupt(e.to_string()))?
-            .map(|v| v.value()),
-        None => None,
-    };
-    match format {
-        Some(FORMAT_VERSION) => Ok(Validation::Intact(Some(Box::new(read_stored(
-            &read, path,
-        )?)))),
-        Some(found) => Err(StoreError::Version {
-            path: path.to_path_buf(),
-            found,
-            expected: FORMAT_VERSION,
-        }),
-        // A store created but never written to; `check_format` decides.
-        None => Ok(Validation::Intact(None)),
-    }
 }
 
 /// Everything in a redb database (`chain.redb` in the data directory).
@@ -303,6 +182,7 @@ impl RedbStore {
             }
             contain(&path, || {
                 builder.open(&path).map_err(|e| match e {
+                    ::redb::DatabaseError::DatabaseAlreadyOpen => locked(&path),
                     ::redb::DatabaseError::Storage(::redb::StorageError::Corrupted(msg)) => {
                         StoreError::Corrupt {
                             path: path.clone(),
@@ -313,7 +193,10 @@ impl RedbStore {
                 })
             })?
         } else {
-            builder.create(&path).map_err(|e| open(e.to_string()))?
+            builder.create(&path).map_err(|e| match e {
+                ::redb::DatabaseError::DatabaseAlreadyOpen => locked(&path),
+                other => open(other.to_string()),
+            })?
         };
         let repaired = repaired.load(Ordering::Relaxed);
         if repaired {
@@ -584,6 +467,27 @@ impl BlockStore for RedbStore {
                 self.corrupt(format!("the index entry of transaction {id} is not a hash"))
             })?;
             Ok(Some(BlockHash::from_bytes(bytes)))
+        })
+    }
+
+    fn txs_in_range(&self, low: &TxId, high: &TxId, limit: usize) -> Result<Vec<TxId>, StoreError> {
+        contain(&self.path, || {
+            let read = self.db.begin_read().map_err(|e| self.backend(e))?;
+            let Some(table) = open_optional(&read, TXS, &self.path)? else {
+                return Ok(Vec::new());
+            };
+            let range = table
+                .range(low.as_bytes().as_slice()..=high.as_bytes().as_slice())
+                .map_err(|e| self.backend(e))?;
+            let mut ids = Vec::new();
+            for entry in range.take(limit) {
+                let (key, _) = entry.map_err(|e| self.backend(e))?;
+                let bytes: [u8; 32] = key.value().try_into().map_err(|_| {
+                    self.corrupt("a key of the transaction index is not an id".to_string())
+                })?;
+                ids.push(TxId::from_bytes(bytes));
+            }
+            Ok(ids)
         })
     }
 

@@ -384,3 +384,65 @@ fn blocks_added_after_opening_are_loaded_too() {
         "and again, from the file"
     );
 }
+
+#[test]
+fn the_transaction_index_is_scanned_by_range_in_both_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = blocks(40);
+    let redb = RedbStore::open(dir.path()).unwrap();
+    let memory = MemoryStore::default();
+    let mut ids: Vec<TxId> = saved.iter().map(|b| b.transactions[0].id()).collect();
+    ids.sort();
+    let stores: [&dyn BlockStore; 2] = [&redb, &memory];
+    for store in stores {
+        assert_eq!(
+            store
+                .txs_in_range(&TxId::ZERO, &TxId::from_bytes([0xff; 32]), 100)
+                .unwrap(),
+            Vec::<TxId>::new(),
+            "empty before the first commit"
+        );
+        store.commit(&commit_of(&saved)).unwrap();
+        let all = TxId::from_bytes([0xff; 32]);
+        assert_eq!(store.txs_in_range(&TxId::ZERO, &all, 100).unwrap(), ids);
+        assert_eq!(store.txs_in_range(&TxId::ZERO, &all, 5).unwrap(), ids[..5]);
+        // Both ends included; nothing outside.
+        assert_eq!(
+            store.txs_in_range(&ids[3], &ids[7], 100).unwrap(),
+            ids[3..=7]
+        );
+        assert_eq!(
+            store.txs_in_range(&ids[3], &ids[3], 100).unwrap(),
+            vec![ids[3]]
+        );
+        // An undone block's transaction leaves the index.
+        store
+            .commit(&Commit {
+                index: vec![IndexChange::Undone(saved[0].clone())],
+                ..Commit::default()
+            })
+            .unwrap();
+        let gone = saved[0].transactions[0].id();
+        assert!(
+            !store
+                .txs_in_range(&TxId::ZERO, &all, 100)
+                .unwrap()
+                .contains(&gone)
+        );
+    }
+}
+
+#[test]
+fn a_store_open_in_another_handle_is_locked_naming_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = RedbStore::open(dir.path()).unwrap();
+    // Created by the first open, then existing: both paths are refused.
+    let e = RedbStore::open(dir.path()).err().unwrap();
+    assert!(
+        matches!(&e, StoreError::Locked { dir: d } if d == dir.path()),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("another node is using"), "{e}");
+    drop(first);
+    assert!(RedbStore::open(dir.path()).is_ok());
+}

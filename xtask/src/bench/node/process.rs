@@ -134,7 +134,7 @@ impl NodeProc {
         let resp = http
             .post(&url)
             .bearer_auth(&self.token)
-            .json(&MineRequest { blocks })
+            .json(&MineRequest { blocks, to: None })
             .send()
             .with_context(|| format!("POST {url}"))?;
         let status = resp.status();

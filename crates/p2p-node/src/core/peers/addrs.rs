@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use wire::Reason;
 
-use super::{AddrEntry, MAX_ADDR_BOOK, PeerTable};
+use super::{AddrEntry, MAX_ADDR_BOOK, PeerTable, Reach};
 use crate::core::view::{ConnId, Direction};
 use crate::penalty::BanKey;
 
@@ -25,10 +25,35 @@ impl PeerTable {
     }
 
     /// Dial `conn` failed before any connection: try again after the
-    /// backoff.
-    pub fn dial_failed(&mut self, conn: ConnId, addr: SocketAddr, now: Instant) {
+    /// backoff. Returns whether to warn the operator: `addr` is one they
+    /// named ([`PeerTable::watch`]) and this is its first failure, or its
+    /// first since it was last reached; not every retry.
+    pub fn dial_failed(&mut self, conn: ConnId, addr: SocketAddr, now: Instant) -> bool {
         self.dialing.remove(&conn);
         self.retry_later(addr, now);
+        match self.watched.get_mut(&addr) {
+            Some(reach) if *reach != Reach::Unreachable => {
+                *reach = Reach::Unreachable;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Watches an address the operator named (`--peer`, `POST /peers`):
+    /// its dial failures are worth a warning (see
+    /// [`PeerTable::dial_failed`]).
+    pub fn watch(&mut self, addr: SocketAddr) {
+        self.watched.entry(addr).or_insert(Reach::Untried);
+    }
+
+    /// A connection to `addr` was admitted: if it is watched, its next
+    /// failure is news again. Returns whether it was unreachable until now.
+    pub(super) fn reached(&mut self, addr: SocketAddr) -> bool {
+        match self.watched.get_mut(&addr) {
+            Some(reach) => std::mem::replace(reach, Reach::Reached) == Reach::Unreachable,
+            None => false,
+        }
     }
 
     /// The one backoff rule: the address is free to dial again after its

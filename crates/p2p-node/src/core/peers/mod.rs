@@ -127,6 +127,18 @@ struct AddrEntry {
     busy: bool,
 }
 
+/// Whether an address the operator named was last reached, so that its
+/// failures are told once per change, not at every retry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// Not dialled yet.
+    Untried,
+    /// Last connection admitted.
+    Reached,
+    /// Last dial failed (and the operator was told).
+    Unreachable,
+}
+
 /// What [`PeerTable::punish`] decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Punished {
@@ -162,6 +174,8 @@ pub(crate) struct PeerTable {
     /// dial that ends before admission (refused, a failed handshake) frees
     /// its address for a later retry.
     dialing: BTreeMap<ConnId, SocketAddr>,
+    /// Addresses the operator named, and whether each was last reached.
+    watched: BTreeMap<SocketAddr, Reach>,
     /// The table's random choices (which addresses to dial first, whom to
     /// ask for addresses), seeded by the node (`Seams::seed`).
     rng: rand_chacha::ChaCha8Rng,
@@ -190,9 +204,11 @@ impl PeerTable {
             partitioned: BTreeSet::new(),
             last_addr_request: None,
             dialing: BTreeMap::new(),
+            watched: BTreeMap::new(),
         };
         for addr in table.config.peers.clone() {
             table.learn_addr(addr, now);
+            table.watch(addr);
         }
         table
     }
@@ -305,7 +321,12 @@ impl PeerTable {
                 entry.busy = true;
             }
         }
-        self.dialing.remove(&conn);
+        let dialled = self.dialing.remove(&conn);
+        for addr in dialled.into_iter().chain(hello.listen_addr) {
+            if self.reached(addr) {
+                tracing::info!(%addr, "peer reachable again");
+            }
+        }
         let mut known_blocks = KnownSet::new(MAX_KNOWN);
         known_blocks.insert(hello.best_tip);
         self.peers.insert(

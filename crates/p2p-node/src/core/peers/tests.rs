@@ -556,3 +556,37 @@ fn uploads_fit_a_token_bucket_and_a_refused_request_takes_nothing() {
         "an unknown connection gets nothing"
     );
 }
+
+#[test]
+fn a_named_peer_is_reported_unreachable_once_per_change_not_per_retry() {
+    let mut config = NodeConfig::new(Genesis::dev());
+    config.peers = vec![addr(7000)];
+    config.min_backoff = Duration::from_secs(1);
+    let mut t = table_with(config);
+    let now = Instant::now();
+    assert_eq!(t.dial_plan(now), vec![addr(7000)]);
+    assert!(t.dial_failed(0, addr(7000), now), "the first failure");
+    for retry in 1..5 {
+        assert!(!t.dial_failed(retry, addr(7000), now), "retry {retry}");
+    }
+    // Reached, then lost: worth saying again, once.
+    let (tx, _rx) = queue();
+    t.admit(
+        9,
+        addr(7000),
+        Direction::Outbound,
+        &hello(9, Some(7000)),
+        tx,
+        now,
+    )
+    .unwrap();
+    t.on_gone(9, now);
+    assert!(t.dial_failed(10, addr(7000), now), "unreachable again");
+    assert!(!t.dial_failed(11, addr(7000), now));
+    // Addresses learnt from peers fail quietly; one the operator added
+    // (`POST /peers`) is watched like a configured one.
+    assert!(!t.dial_failed(12, addr(7001), now));
+    t.watch(addr(7002));
+    assert!(t.dial_failed(13, addr(7002), now));
+    assert!(!t.dial_failed(14, addr(7002), now));
+}

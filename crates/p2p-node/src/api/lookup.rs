@@ -1,0 +1,268 @@
+//! One block, transaction or contract by its id, or by a unique prefix of
+//! at least [`super::prefix::MIN_PREFIX_DIGITS`] hex digits of it ([`super::prefix`]):
+//! `GET /blocks/{id}`, `GET /txs/{id}`, `GET /contracts/{id}`.
+//!
+//! A whole id is looked up directly, as before prefixes existed. A prefix
+//! is searched in each place the id may be:
+//!
+//! - blocks: every block of the tree (side branches included), a walk of
+//!   the core's block index (O(blocks), on the core);
+//! - transactions: the confirmed-transaction index (a range scan of the
+//!   store), the mempool and the remembered dropped transactions (on the
+//!   core, bounded by the pool's limits);
+//! - contracts: the ledger's contracts and those whose creation is pending
+//!   (range scans of the snapshot's ledgers: the core is not asked).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chain_core::{BlockHash, Transaction, TxId};
+use escrow::{Action, Contract, ContractId, Tx};
+
+use super::prefix::{IdPrefix, Lookup, Matches, ambiguous_message};
+use super::{Api, ApiError};
+use crate::api_types::{BlockAnswer, TxAnswer, TxLookupAnswer, TxStatus};
+use crate::core::NodeView;
+
+/// The id or prefix in a path, or a 400 with `code`.
+fn parse<const N: usize>(
+    s: &str,
+    dashes: bool,
+    code: &'static str,
+) -> Result<IdPrefix<N>, ApiError> {
+    IdPrefix::parse(s, dashes).map_err(|e| ApiError::bad_request(code, e.to_string()))
+}
+
+/// The one id `lookup` found, or the error of none (`not_found`, naming
+/// `kind` and `given`) or of several (`ambiguous`).
+fn one<T: std::fmt::Display>(lookup: Lookup<T>, kind: &str, given: &str) -> Result<T, ApiError> {
+    match lookup {
+        Lookup::One(id) => Ok(id),
+        Lookup::None => Err(ApiError::not_found(format!(
+            "no {kind} {given} (nor any starting with it)"
+        ))),
+        Lookup::Many {
+            listed,
+            total,
+            at_least,
+        } => Err(ApiError::ambiguous(
+            ambiguous_message(given, kind, &listed, total, at_least),
+            listed.iter().map(ToString::to_string).collect(),
+        )),
+    }
+}
+
+/// `GET /blocks/{id}`.
+pub(super) async fn block_by_id(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<Json<BlockAnswer>, ApiError> {
+    let prefix: IdPrefix<32> = parse(&id, false, "bad_hash")?;
+    let given = prefix.digits();
+    api.node
+        .query(move |v| {
+            let hash = match prefix.full() {
+                Some(bytes) => BlockHash::from_bytes(bytes),
+                None => one(block_matches(v, &prefix).lookup(), "block", &given)?,
+            };
+            v.chain
+                .block(&hash)
+                .map(|b| BlockAnswer::new(&b, v.chain.is_on_best_chain(&hash)))
+                .ok_or_else(|| ApiError::not_found(format!("no block {hash}")))
+        })
+        .await?
+        .map(Json)
+}
+
+/// The blocks of the tree whose hashes start with `prefix`.
+pub fn block_matches(v: &NodeView<'_>, prefix: &IdPrefix<32>) -> Matches<BlockHash> {
+    let mut m = Matches::default();
+    m.extend(
+        v.chain
+            .headers()
+            .map(|(hash, _)| *hash)
+            .filter(|hash| prefix.matches(hash.as_bytes())),
+    );
+    m
+}
+
+/// The transactions the node knows whose ids start with `prefix`: the
+/// confirmed ones (the index), the pending ones and the dropped ones it
+/// remembers (at most [`crate::mempool::MAX_DROPPED`]).
+///
+/// # Errors
+///
+/// `store_error` if the index cannot be read.
+pub fn tx_matches(v: &NodeView<'_>, prefix: &IdPrefix<32>) -> Result<Matches<TxId>, ApiError> {
+    let mut m = Matches::default();
+    let low = TxId::from_bytes(prefix.low());
+    let high = TxId::from_bytes(prefix.high());
+    // One more than is counted, so that a full count is seen as such.
+    let confirmed = v
+        .store
+        .txs_in_range(&low, &high, super::prefix::MAX_COUNTED + 1)
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "store_error",
+                format!("the transaction index cannot be read: {e}"),
+            )
+        })?;
+    m.extend(confirmed);
+    let pending = v.mempool.txs().iter().map(escrow::SignedTx::id);
+    m.extend(pending.filter(|id| prefix.matches(id.as_bytes())));
+    // At most `MAX_DROPPED` of them.
+    m.extend(
+        v.mempool
+            .dropped_ids()
+            .copied()
+            .filter(|id| prefix.matches(id.as_bytes())),
+    );
+    Ok(m)
+}
+
+/// `GET /txs/{id}`.
+pub(super) async fn tx_by_id(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<Json<TxLookupAnswer>, ApiError> {
+    let prefix: IdPrefix<32> = parse(&id, false, "bad_hash")?;
+    let given = prefix.digits();
+    api.node
+        .query(move |v| {
+            let id = match prefix.full() {
+                Some(bytes) => TxId::from_bytes(bytes),
+                None => one(tx_matches(v, &prefix)?.lookup(), "transaction", &given)?,
+            };
+            tx_status(v, &id).ok_or_else(|| ApiError::not_found(format!("no transaction {id}")))
+        })
+        .await?
+        .map(Json)
+}
+
+/// Where transaction `id` stands: pending, confirmed on the best chain
+/// (with its confirmations), or dropped; `None` if the node does not know
+/// it (a transaction only in a side branch's block is not confirmed).
+fn tx_status(v: &NodeView<'_>, id: &TxId) -> Option<TxLookupAnswer> {
+    if let Some(tx) = v.mempool.get(id) {
+        return Some(TxLookupAnswer {
+            status: TxStatus::Pending,
+            block: None,
+            height: None,
+            confirmations: None,
+            reason: None,
+            tx: TxAnswer::from(&Tx::Signed(tx.clone())),
+        });
+    }
+    // The index holds best-chain blocks only; the check guards against an
+    // index behind the tree.
+    let confirmed = v.tx_block(id).filter(|h| v.chain.is_on_best_chain(h));
+    let Some(hash) = confirmed else {
+        let dropped = v.mempool.dropped(id)?;
+        return Some(TxLookupAnswer {
+            status: TxStatus::Dropped,
+            block: None,
+            height: None,
+            confirmations: None,
+            reason: Some(dropped.reason.clone()),
+            tx: TxAnswer::from(&Tx::Signed(dropped.tx.clone())),
+        });
+    };
+    let block = v.chain.block(&hash)?;
+    let tx = block.transactions.iter().find(|t| t.id() == *id)?;
+    let height = block.header.height;
+    Some(TxLookupAnswer {
+        status: TxStatus::Confirmed,
+        block: Some(hash),
+        height: Some(height),
+        confirmations: Some(v.chain.height().saturating_sub(height) + 1),
+        reason: None,
+        tx: TxAnswer::from(tx),
+    })
+}
+
+/// `GET /contracts/{id}`: from the snapshot, never waiting for the core.
+pub(super) async fn contract(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<Json<Contract>, ApiError> {
+    let prefix: IdPrefix<16> = parse(&id, true, "bad_contract_id")?;
+    let snap = api.node.snapshot();
+    let id = match prefix.full() {
+        Some(bytes) => contract_id(bytes)?,
+        None => {
+            let low = contract_id(prefix.low())?;
+            let high = contract_id(prefix.high())?;
+            let mut m = Matches::default();
+            // The pending ledger holds the confirmed contracts too, unless
+            // a reorganisation is being followed: both are searched.
+            for ledger in [&snap.state, &snap.pending] {
+                m.extend(ledger.contracts().range(low..=high).map(|(id, _)| *id));
+            }
+            one(m.lookup(), "contract", &prefix.digits())?
+        }
+    };
+    if let Some(c) = snap.state.contract(&id) {
+        return Ok(Json(c.clone()));
+    }
+    match snap.pending.contract(&id) {
+        Some(c) => Err(pending(c)),
+        None => Err(ApiError::not_found(format!("no contract {id}"))),
+    }
+}
+
+/// The contract id of these 16 bytes (a UUID is any 16 bytes; its simple
+/// form, 32 hex digits, always parses).
+fn contract_id(bytes: [u8; 16]) -> Result<ContractId, ApiError> {
+    let hex = hex::encode(bytes);
+    hex.parse().map_err(|e| {
+        ApiError::bad_request(
+            "bad_contract_id",
+            format!("`{hex}` is not a contract id: {e}"),
+        )
+    })
+}
+
+/// The error of a contract whose creating transaction is still pending.
+fn pending(c: &Contract) -> ApiError {
+    let tx = c
+        .history
+        .iter()
+        .find(|h| h.action == Action::Created)
+        .map(|h| h.tx);
+    let message = match tx {
+        Some(tx) => format!(
+            "contract {} is not created yet: its transaction {tx} is pending \
+             (wait until it is mined)",
+            c.id
+        ),
+        None => format!(
+            "contract {} is not created yet: its transaction is pending \
+             (wait until it is mined)",
+            c.id
+        ),
+    };
+    ApiError::contract_pending(message, tx)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::api::prefix::MIN_PREFIX_DIGITS;
+
+    #[test]
+    fn a_lookup_is_one_id_or_an_error_naming_the_matches() {
+        let id = |b: u8| BlockHash::from_bytes([b; 32]);
+        assert_eq!(one(Lookup::One(id(1)), "block", "01010101").unwrap(), id(1));
+        let e = one(Lookup::<BlockHash>::None, "block", "01010101").unwrap_err();
+        assert_eq!((e.status(), e.code()), (StatusCode::NOT_FOUND, "not_found"));
+        let mut m = Matches::default();
+        m.extend((0..12).map(id));
+        let e = one(m.lookup(), "block", "00000000").unwrap_err();
+        assert_eq!((e.status(), e.code()), (StatusCode::CONFLICT, "ambiguous"));
+        assert!(format!("{e:?}").contains("and 2 more"), "{e:?}");
+        assert_eq!(MIN_PREFIX_DIGITS, 8);
+    }
+}

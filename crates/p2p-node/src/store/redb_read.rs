@@ -1,0 +1,141 @@
+//! Reading a redb store without writing: the read-only pass at open that
+//! checks an existing file before anything is written (see `redb.rs`,
+//! "A damaged file"), and the checked reads it shares with the store.
+
+use std::path::Path;
+
+use ::redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use chain_core::Header;
+
+use super::redb::{FORMAT_VERSION, HEADERS, META, READ_ONLY_CACHE_BYTES, STATE};
+use super::{StoreError, Stored};
+
+/// Checks and decodes a checksummed value; `what` names it in errors.
+pub(super) fn decode_checked<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &str,
+    value: &[u8],
+) -> Result<T, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let (sum, bytes) = value
+        .split_first_chunk::<32>()
+        .ok_or_else(|| corrupt(format!("{what} is {} bytes, too short", value.len())))?;
+    if blake3::hash(bytes).as_bytes() != sum {
+        return Err(corrupt(format!("{what} fails its checksum")));
+    }
+    postcard::from_bytes(bytes).map_err(|e| corrupt(format!("{what} does not decode: {e}")))
+}
+
+/// Reads a table that may not exist yet; `None` if it does not.
+pub(super) fn open_optional<K: ::redb::Key + 'static, V: ::redb::Value + 'static>(
+    read: &::redb::ReadTransaction,
+    table: TableDefinition<K, V>,
+    path: &Path,
+) -> Result<Option<::redb::ReadOnlyTable<K, V>>, StoreError> {
+    match read.open_table(table) {
+        Ok(t) => Ok(Some(t)),
+        Err(::redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("table {table}: {e}"),
+        }),
+    }
+}
+
+/// Reads what a start needs (every header, the snapshot) from a read
+/// transaction, checking each.
+pub(super) fn read_stored(
+    read: &::redb::ReadTransaction,
+    path: &Path,
+) -> Result<Stored, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut stored = Stored::default();
+    if let Some(table) = open_optional(read, HEADERS, path)? {
+        for entry in table.iter().map_err(|e| corrupt(e.to_string()))? {
+            let (key, value) = entry.map_err(|e| corrupt(e.to_string()))?;
+            let header = Header::from_bytes(value.value())
+                .map_err(|e| corrupt(format!("a saved header does not decode: {e}")))?;
+            let hash = header.hash();
+            if hash.as_bytes()[..] != *key.value() {
+                return Err(corrupt(format!(
+                    "the header saved under {} hashes to {hash}",
+                    hex::encode(key.value())
+                )));
+            }
+            stored.headers.push((hash, header));
+        }
+    }
+    if let Some(table) = open_optional(read, STATE, path)?
+        && let Some(value) = table.get("snapshot").map_err(|e| corrupt(e.to_string()))?
+    {
+        stored.snapshot = Some(decode_checked(path, "the state snapshot", value.value())?);
+    }
+    Ok(stored)
+}
+
+/// The error of a database another process holds open: names the data
+/// directory (the database file's).
+pub(super) fn locked(path: &Path) -> StoreError {
+    StoreError::Locked {
+        dir: path.parent().unwrap_or(path).to_path_buf(),
+    }
+}
+
+/// What the read-only pass found.
+pub(super) enum Validation {
+    /// Readable, what a start needs intact: here it is, so that loading it
+    /// does not read the file a second time.
+    Intact(Option<Box<Stored>>),
+    /// Not closed cleanly: redb must repair it before it can be read.
+    NeedsRepair,
+}
+
+/// Reads an existing store's format, headers and snapshot without writing
+/// a byte.
+pub(super) fn validate_read_only(path: &Path) -> Result<Validation, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let db = match ::redb::Builder::new()
+        .set_cache_size(READ_ONLY_CACHE_BYTES)
+        .open_read_only(path)
+    {
+        Ok(db) => db,
+        Err(::redb::DatabaseError::RepairAborted) => return Ok(Validation::NeedsRepair),
+        Err(::redb::DatabaseError::DatabaseAlreadyOpen) => return Err(locked(path)),
+        Err(::redb::DatabaseError::Storage(::redb::StorageError::Io(e))) => {
+            return Err(StoreError::Open {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            });
+        }
+        Err(e) => return Err(corrupt(e.to_string())),
+    };
+    let read = db.begin_read().map_err(|e| corrupt(e.to_string()))?;
+    let format = match open_optional(&read, META, path)? {
+        Some(meta) => meta
+            .get("format")
+            .map_err(|e| corrupt(e.to_string()))?
+            .map(|v| v.value()),
+        None => None,
+    };
+    match format {
+        Some(FORMAT_VERSION) => Ok(Validation::Intact(Some(Box::new(read_stored(
+            &read, path,
+        )?)))),
+        Some(found) => Err(StoreError::Version {
+            path: path.to_path_buf(),
+            found,
+            expected: FORMAT_VERSION,
+        }),
+        // A store created but never written to; `check_format` decides.
+        None => Ok(Validation::Intact(None)),
+    }
+}
