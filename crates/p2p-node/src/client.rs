@@ -351,7 +351,10 @@ impl Client {
     ///
     /// [`ClientError`].
     pub async fn mine_to(&self, blocks: u64, to: &Address) -> Result<MineAnswer, ClientError> {
-        let body = serde_json::json!({"blocks": blocks, "to": to.to_string()});
+        let body = MineRequest {
+            blocks,
+            to: Some(to.to_string()),
+        };
         self.post_json("/mine", &body).await
     }
 

@@ -32,7 +32,7 @@ use commands::args::{Cli, Command, RunArgs};
 use commands::errors::{Exit, Failure, report};
 use escrow::{Genesis, GenesisFileError};
 use p2p_node::client::COOKIE_FILE;
-use p2p_node::store::RedbStore;
+use p2p_node::store::{RedbStore, StoreError};
 use p2p_node::{NodeConfig, NodeError, Seams, Service};
 
 fn main() -> std::process::ExitCode {
@@ -123,22 +123,26 @@ fn load_genesis(path: &Path) -> anyhow::Result<Genesis> {
 }
 
 /// The message for a node that cannot start, with the flag to change when
-/// the cause is an address in use or a data directory in use.
-fn start_error(e: NodeError, args: &RunArgs) -> anyhow::Error {
-    match e {
-        NodeError::Listen { addr, source } if source.kind() == std::io::ErrorKind::AddrInUse => {
-            let (what, flag) = if addr == args.api {
-                ("the API", "--api")
-            } else {
-                ("the P2P listener", "--listen")
-            };
-            local(format!(
-                "cannot listen on {addr} for {what}: the address is in use (another node, or \
-                 another program, listens there); give this node another {flag} HOST:PORT \
-                 (port 0 picks a free one), or stop the other"
-            ))
-        }
-        other => anyhow::Error::new(other).context("the node could not start"),
+/// an address cannot be listened on (in use, not this machine's, a
+/// privileged port).
+fn start_error(e: NodeError) -> anyhow::Error {
+    match &e {
+        NodeError::Listen { .. } => local(format!(
+            "{e}; give this node another --listen HOST:PORT (port 0 picks a free one)"
+        )),
+        NodeError::ApiListen { .. } => local(format!(
+            "{e}; give this node another --api HOST:PORT (port 0 picks a free one)"
+        )),
+        _ => anyhow::Error::new(e).context("the node could not start"),
+    }
+}
+
+/// The message for a store that cannot be opened; a data directory in use
+/// names the flag to change.
+fn store_error(e: StoreError) -> anyhow::Error {
+    match &e {
+        StoreError::Locked { .. } => local(format!("{e} (--data-dir DIR)")),
+        _ => local(e.to_string()),
     }
 }
 
@@ -158,17 +162,7 @@ async fn run(args: RunArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
         None => Genesis::dev(),
     };
     let data_dir = data_dir.unwrap_or_else(|| commands::default_data_dir(&args.listen));
-    let store = RedbStore::open(&data_dir).map_err(|e| {
-        let text = e.to_string();
-        if text.contains("another node is using") {
-            local(format!(
-                "{text}: {}; give this node its own --data-dir DIR, or stop the other node",
-                data_dir.display()
-            ))
-        } else {
-            local(text)
-        }
-    })?;
+    let store = RedbStore::open(&data_dir).map_err(store_error)?;
     if store.was_repaired() {
         tell!(
             "warning: the store {} was not closed cleanly; redb repaired it on open",
@@ -197,9 +191,7 @@ async fn run(args: RunArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
         store: Box::new(store),
         ..Seams::default()
     };
-    let node = Service::start(config, seams)
-        .await
-        .map_err(|e| start_error(e, &args))?;
+    let node = Service::start(config, seams).await.map_err(start_error)?;
     let (height, tip) = node.tip().await.map(|(t, h)| (h, t))?;
     say!("data directory {}", data_dir.display());
     say!("p2p listening on {}", node.local_addr());

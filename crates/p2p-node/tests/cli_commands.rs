@@ -410,3 +410,92 @@ fn completions_for_each_shell() {
     }
     assert_eq!(p2p(&["completions", "tcsh"]).status.code(), Some(2));
 }
+
+#[test]
+fn ids_by_prefix_a_pending_contract_and_mine_to_an_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = fast_node(dir.path(), &["--mine", "off"]);
+    let out = node.ok(&[
+        "escrow",
+        "create",
+        "--as",
+        "alice",
+        "--seller",
+        "bob",
+        "--arbiter",
+        "eve",
+        "70",
+    ]);
+    let tx = submitted_id(&out);
+    let contract = out
+        .lines()
+        .find_map(|l| l.strip_prefix("contract "))
+        .unwrap()
+        .to_string();
+    let prefix = &contract[..8];
+
+    // Pending: shown as such, with its transaction, exit 0.
+    let pending = node.ok(&["contract", prefix]);
+    assert!(
+        pending.contains(&format!("contract {contract} is pending")),
+        "{pending}"
+    );
+    assert!(
+        pending.contains(&tx) && pending.contains("alice locks 70 for bob"),
+        "{pending}"
+    );
+    let j = json(&node.ok(&["contract", &contract, "--json"]));
+    assert_eq!(
+        (j["status"].as_str(), j["tx"].as_str()),
+        (Some("pending"), Some(tx.as_str()))
+    );
+
+    // Mined to an account of our choosing.
+    let ferdie = json(&node.ok(&["balance", "ferdie", "--json"]))["balance"].clone();
+    // Alice's balance once her escrow of 70 is mined with the two blocks.
+    let alice = escrow::genesis::DEV_BALANCE - 70;
+    node.ok(&["mine", "2", "--to", "alice"]);
+    assert_eq!(
+        json(&node.ok(&["balance", "ferdie", "--json"]))["balance"],
+        ferdie
+    );
+    let reward = escrow::genesis::DEV_REWARD;
+    assert_eq!(
+        json(&node.ok(&["balance", "alice", "--json"]))["balance"].as_u64(),
+        Some(alice + 2 * reward)
+    );
+    assert!(
+        node.ok(&["blocks", "--last", "1"])
+            .contains("mined by alice")
+    );
+    let to_hex = node.cli(&["mine", "1", "--to", &"cd".repeat(32)]);
+    assert!(to_hex.status.success(), "{}", text(&to_hex.stderr));
+    assert_eq!(
+        node.cli(&["mine", "1", "--to", "mallory"]).status.code(),
+        Some(2)
+    );
+
+    // Every id by its prefix: the contract (with or without its dashes),
+    // the transaction, the block; and an action signs the full id.
+    assert!(node.ok(&["contract", prefix]).contains("Funded"));
+    let undashed: String = contract.chars().filter(|c| *c != '-').take(12).collect();
+    assert!(node.ok(&["contract", &undashed]).contains(&contract));
+    assert!(node.ok(&["tx", &tx[..8]]).contains("at height 1"));
+    let block = json(&node.ok(&["block", "1", "--json"]))["hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(node.ok(&["block", &block[..10]]).contains(&block));
+    node.ok(&["escrow", "confirm", "--as", "alice", prefix]);
+    node.ok(&["mine", "1"]);
+    let shown = node.ok(&["contract", prefix]);
+    assert!(
+        shown.contains("Released") && shown.contains("delivery confirmed by alice in block 4"),
+        "{shown}"
+    );
+
+    // A prefix of nothing: not found (exit 1).
+    let none = node.cli(&["tx", "00000000"]);
+    assert_eq!(none.status.code(), Some(1), "{}", text(&none.stderr));
+    node.stop();
+}
