@@ -14,45 +14,133 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api_types::{
-    AccountAnswer, BlockAnswer, ErrorAnswer, MineAnswer, MineRequest, StatusAnswer, SubmitAnswer,
-    SubmitTx, TxLookupAnswer,
+    AccountAnswer, BlockAnswer, MineAnswer, MineRequest, PeerAnswer, StatusAnswer, SubmitAnswer,
+    SubmitTx, TxAnswer, TxLookupAnswer,
 };
 
 /// The API's token file in a node's data directory (as bitcoind's cookie).
 pub const COOKIE_FILE: &str = "api.cookie";
 
+/// The fewest hex digits an id prefix may have (`GET /blocks/{id}`,
+/// `/txs/{id}`, `/contracts/{id}` accept any unique prefix this long).
+pub const MIN_PREFIX: usize = 8;
+
+/// Checks that `id` is an id or an id prefix: at least [`MIN_PREFIX`] hex
+/// digits, at most 64, with dashes only where `dashes` allows them (a
+/// contract id is a UUID). So what goes into a URL path is only hex digits
+/// and dashes.
+///
+/// # Errors
+///
+/// [`ClientError::BadId`].
+pub fn check_id(id: &str, what: &'static str, dashes: bool) -> Result<(), ClientError> {
+    let digits = id.chars().filter(char::is_ascii_hexdigit).count();
+    let others_ok = id
+        .chars()
+        .all(|c| c.is_ascii_hexdigit() || (dashes && c == '-'));
+    if others_ok && (MIN_PREFIX..=64).contains(&digits) {
+        Ok(())
+    } else {
+        Err(ClientError::BadId {
+            id: id.to_string(),
+            what,
+        })
+    }
+}
+
 /// A failed API call.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The node could not be reached.
-    #[error("cannot reach the node at {url}: {source}")]
+    /// The node could not be reached (nothing listens there, the name does
+    /// not resolve, the connection broke).
+    #[error(
+        "cannot reach the node at {url} ({reason}): start a node (`p2p-node run`), \
+         or point --node at a running one"
+    )]
     Unreachable {
         /// The node's API address.
         url: String,
-        /// Why.
-        #[source]
-        source: reqwest::Error,
+        /// Why, in a few words (the innermost cause of the request error).
+        reason: String,
     },
-    /// The node refused the request.
+    /// The node refused the request: its error answer.
     #[error("{message} ({code})")]
     Refused {
+        /// The HTTP status.
+        status: u16,
         /// The API's stable error code.
         code: String,
         /// The API's message.
         message: String,
+        /// With `ambiguous`: the ids the prefix matches.
+        matches: Vec<String>,
+        /// With `contract_pending`: the id of the transaction that creates
+        /// the contract.
+        tx: Option<String>,
     },
-    /// The answer was not what the API documents.
-    #[error("unexpected answer from the node: {0}")]
-    Unexpected(String),
+    /// The answer was not what the API documents: something other than a
+    /// node answers at that address, or a node of another version.
+    #[error("unexpected answer from {url}: {what} (is --node the address of a node's API?)")]
+    Unexpected {
+        /// The node's API address.
+        url: String,
+        /// What was wrong with it.
+        what: String,
+    },
+    /// An id given to look something up is not one (nor a prefix of at
+    /// least [`MIN_PREFIX`] hex digits); checked before it goes into a URL.
+    #[error(
+        "`{id}` is not {what} id: give the id, or a prefix of at least 8 hex digits \
+         (a contract id's dashes may be kept or left out)"
+    )]
+    BadId {
+        /// What was given.
+        id: String,
+        /// What kind of id was expected: "a block", "a transaction", "a
+        /// contract".
+        what: &'static str,
+    },
     /// The token file could not be read.
-    #[error("cannot read the API token {path}: {source} (pass --token, or --data-dir of the node)")]
+    #[error(
+        "cannot read the node's API token {path}: {cause}; give --data-dir DIR of the node \
+         you talk to (its token is DIR/{COOKIE_FILE}), or --token TOKEN"
+    )]
     Token {
         /// The cookie file.
         path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
+        /// Why (not a `#[source]`: the message already says it).
+        cause: std::io::Error,
     },
+}
+
+/// An error answer's body: every error has `code` and `message`; some
+/// carry more (`matches` for an ambiguous prefix, `tx` for a pending
+/// contract).
+#[derive(serde::Deserialize)]
+struct RefusalBody {
+    code: String,
+    message: String,
+    #[serde(default)]
+    matches: Vec<serde_json::Value>,
+    #[serde(default)]
+    tx: Option<String>,
+}
+
+/// The innermost cause of `e`, in words: "Connection refused (os error
+/// 111)" rather than reqwest's three nested layers.
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+        return match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+            std::io::ErrorKind::TimedOut => "timed out".to_string(),
+            _ => io.to_string(),
+        };
+    }
+    cause.to_string()
 }
 
 /// A client of one node's API.
@@ -65,11 +153,22 @@ pub struct Client {
 impl Client {
     /// A client of the API at `base` (`http://127.0.0.1:8000`).
     pub fn new(base: &str, token: Option<String>) -> Client {
+        // A node that does not answer a connection in 5 s is as good as
+        // down; answers themselves may take long (`POST /mine`).
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
         Client {
             base: base.trim_end_matches('/').to_string(),
-            http: reqwest::Client::new(),
+            http,
             token,
         }
+    }
+
+    /// The API's base URL, as given.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// Reads the node's token from its data directory.
@@ -81,47 +180,52 @@ impl Client {
         let path = data_dir.join(COOKIE_FILE);
         std::fs::read_to_string(&path)
             .map(|t| t.trim().to_string())
-            .map_err(|source| ClientError::Token { path, source })
+            .map_err(|cause| ClientError::Token { path, cause })
     }
 
     /// Sends `req` and returns the answer's body, or the node's refusal.
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<String, ClientError> {
-        let resp = req
-            .send()
-            .await
-            .map_err(|source| ClientError::Unreachable {
-                url: self.base.clone(),
-                source,
-            })?;
+        let unreachable = |e: reqwest::Error| ClientError::Unreachable {
+            url: self.base.clone(),
+            reason: innermost(&e),
+        };
+        let resp = req.send().await.map_err(unreachable)?;
         let status = resp.status();
-        let body = resp
-            .text()
-            .await
-            .map_err(|source| ClientError::Unreachable {
-                url: self.base.clone(),
-                source,
-            })?;
+        let body = resp.text().await.map_err(unreachable)?;
         if status.is_success() {
             return Ok(body);
         }
         // A refusal from something other than the API (a proxy, another
         // server on the port) has no error body: say the HTTP status.
-        Err(match serde_json::from_str::<ErrorAnswer>(&body) {
+        Err(match serde_json::from_str::<RefusalBody>(&body) {
             Ok(e) => ClientError::Refused {
+                status: status.as_u16(),
                 code: e.code,
                 message: e.message,
+                matches: e
+                    .matches
+                    .into_iter()
+                    .map(|m| match m {
+                        serde_json::Value::String(s) => s,
+                        other => other.to_string(),
+                    })
+                    .collect(),
+                tx: e.tx,
             },
-            Err(_) => ClientError::Refused {
-                code: "http_error".to_string(),
-                message: format!("HTTP {status}"),
+            Err(_) => ClientError::Unexpected {
+                url: self.base.clone(),
+                what: format!("HTTP {status} without the API's error body"),
             },
         })
     }
 
     /// Reads an answer as `T`: a shape other than the API's is
     /// [`ClientError::Unexpected`], naming the request.
-    fn decode<T: DeserializeOwned>(what: &str, body: &str) -> Result<T, ClientError> {
-        serde_json::from_str(body).map_err(|e| ClientError::Unexpected(format!("{what}: {e}")))
+    fn decode<T: DeserializeOwned>(&self, what: &str, body: &str) -> Result<T, ClientError> {
+        serde_json::from_str(body).map_err(|e| ClientError::Unexpected {
+            url: self.base.clone(),
+            what: format!("{what}: {e}"),
+        })
     }
 
     /// `GET path`, its answer read as `T`.
@@ -133,7 +237,7 @@ impl Client {
         let body = self
             .send(self.http.get(format!("{}{path}", self.base)))
             .await?;
-        Self::decode(&format!("GET {path}"), &body)
+        self.decode(&format!("GET {path}"), &body)
     }
 
     /// `POST path` with a JSON body (and the token, if any), its answer
@@ -152,7 +256,7 @@ impl Client {
             req = req.bearer_auth(t);
         }
         let body = self.send(req).await?;
-        Self::decode(&format!("POST {path}"), &body)
+        self.decode(&format!("POST {path}"), &body)
     }
 
     /// `GET /status`.
@@ -229,7 +333,8 @@ impl Client {
         self.get_json(&format!("/contracts/{id}")).await
     }
 
-    /// `POST /mine`: mines `blocks` blocks now (needs the token).
+    /// `POST /mine`: mines `blocks` blocks now (needs the token), paying
+    /// their rewards to `to` if given (the node's `--miner` otherwise).
     ///
     /// # Errors
     ///
@@ -237,6 +342,81 @@ impl Client {
     pub async fn mine(&self, blocks: u64) -> Result<MineAnswer, ClientError> {
         self.post_json("/mine", &MineRequest { blocks, to: None })
             .await
+    }
+
+    /// `POST /mine` with `{"blocks": N, "to": "<address>"}`: the blocks'
+    /// rewards go to `to`.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`].
+    pub async fn mine_to(&self, blocks: u64, to: &Address) -> Result<MineAnswer, ClientError> {
+        let body = MineRequest {
+            blocks,
+            to: Some(to.to_string()),
+        };
+        self.post_json("/mine", &body).await
+    }
+
+    /// `GET /blocks?from=A&to=B`: best-chain blocks from height `from` to
+    /// `to`, oldest first (at most 100 a request).
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`].
+    pub async fn blocks_range(&self, from: u64, to: u64) -> Result<Vec<BlockAnswer>, ClientError> {
+        self.get_json(&format!("/blocks?from={from}&to={to}")).await
+    }
+
+    /// `GET /blocks/{id}`: a block by hash or unique hash prefix.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::BadId`] before asking, or the node's answer.
+    pub async fn block_by_id(&self, id: &str) -> Result<BlockAnswer, ClientError> {
+        check_id(id, "a block", false)?;
+        self.get_json(&format!("/blocks/{id}")).await
+    }
+
+    /// `GET /txs/{id}`: a transaction by id or unique id prefix.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::BadId`] before asking, or the node's answer.
+    pub async fn tx_by_id(&self, id: &str) -> Result<TxLookupAnswer, ClientError> {
+        check_id(id, "a transaction", false)?;
+        self.get_json(&format!("/txs/{id}")).await
+    }
+
+    /// `GET /contracts/{id}`: a contract by id or unique id prefix.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::BadId`] before asking, or the node's answer
+    /// (`contract_pending` with the creating transaction in
+    /// [`ClientError::Refused`]'s `tx`).
+    pub async fn contract_by_id(&self, id: &str) -> Result<Contract, ClientError> {
+        check_id(id, "a contract", true)?;
+        self.get_json(&format!("/contracts/{id}")).await
+    }
+
+    /// `GET /peers`.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`].
+    pub async fn peers(&self) -> Result<Vec<PeerAnswer>, ClientError> {
+        self.get_json("/peers").await
+    }
+
+    /// `GET /mempool`: the pending transactions, in the order a block takes
+    /// them.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`].
+    pub async fn mempool(&self) -> Result<Vec<TxAnswer>, ClientError> {
+        self.get_json("/mempool").await
     }
 
     /// Signs `payload` as `key` with the account's next nonce (counting its
@@ -270,6 +450,30 @@ mod tests {
     use super::*;
     use crate::api_types::TxStatus;
     use crate::{NodeConfig, Seams, Service};
+
+    #[test]
+    fn ids_are_8_to_64_hex_digits_and_dashes_only_in_contract_ids() {
+        for ok in ["abcdef01", &"0".repeat(64), "ABCDEF0123"] {
+            assert!(check_id(ok, "a block", false).is_ok(), "{ok}");
+        }
+        assert!(check_id("5cadb75c-9b7f", "a contract", true).is_ok());
+        for bad in [
+            "abcdef0",
+            "5cadb75c-9b7f",
+            "../status",
+            "abcdefgh",
+            &"0".repeat(65),
+            "",
+        ] {
+            assert!(
+                matches!(
+                    check_id(bad, "a block", false),
+                    Err(ClientError::BadId { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
 
     /// Every typed call reads the real API's answer, and a refusal keeps
     /// the API's code.
@@ -321,7 +525,7 @@ mod tests {
 
         let refused = Client::new(&base, None).mine(1).await;
         assert!(
-            matches!(&refused, Err(ClientError::Refused { code, .. }) if code == "unauthorized"),
+            matches!(&refused, Err(ClientError::Refused { code, status: 401, .. }) if code == "unauthorized"),
             "{refused:?}"
         );
         node.shutdown().await;

@@ -1,0 +1,526 @@
+//! The command line: clap's structs for the node (`run`) and every client
+//! subcommand, the parsers of addresses and accounts, and the check that
+//! node options and client options are not mixed up.
+//!
+//! `docs/CLI.md` is the specification of all of it; keep the two in step.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, Parser, Subcommand};
+use escrow::{Address, dev};
+use p2p_node::MiningMode;
+
+/// The help heading of the node's options.
+const NODE: &str = "Node options";
+/// The help heading of the client's options.
+const CLIENT: &str = "Client options";
+
+/// A node of the escrow chain, and its client.
+///
+/// With no subcommand (or `run`) it runs a node; every other subcommand
+/// talks to a node's HTTP API (`--node`). See docs/CLI.md.
+#[derive(Debug, Parser)]
+#[command(name = "p2p-node", version, about, long_about = None)]
+pub(crate) struct Cli {
+    /// Options every subcommand takes, before or after it.
+    #[command(flatten)]
+    pub global: Global,
+    /// Runs a node when no subcommand is given.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// What to do; a node if omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The options of every subcommand, accepted before or after it.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct Global {
+    /// The node's HTTP API: HOST:PORT or http://HOST:PORT.
+    #[arg(
+        long,
+        global = true,
+        env = "P2P_NODE_URL",
+        value_name = "URL",
+        default_value = "http://127.0.0.1:8000",
+        value_parser = parse_node_url,
+        help_heading = CLIENT
+    )]
+    pub node: String,
+    /// The node's API token (for `mine`); read from DATA_DIR/api.cookie if
+    /// omitted.
+    #[arg(long, global = true, help_heading = CLIENT)]
+    pub token: Option<String>,
+    /// Print answers as JSON, and errors as JSON on stderr.
+    #[arg(long, global = true, help_heading = CLIENT)]
+    pub json: bool,
+    /// The node's data directory: where `run` keeps its blocks and writes
+    /// its API token, and where the client reads that token
+    /// [default: ~/.p2p-node/node-PORT, PORT the P2P port (5000 for the
+    /// client)].
+    #[arg(long, global = true, value_name = "DIR", env = "P2P_NODE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// The node's options (`run`, or no subcommand).
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = NODE)]
+pub(crate) struct RunArgs {
+    /// Address to listen on for peers (HOST:PORT; a host name is resolved).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:5000", value_parser = parse_host_port)]
+    pub listen: SocketAddr,
+    /// The address other nodes should dial to reach this one (told to peers
+    /// in the handshake); the listening address if omitted. Give it when
+    /// listening on 0.0.0.0.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port)]
+    pub advertise: Option<SocketAddr>,
+    /// Address of the HTTP API (HOST:PORT).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8000", value_parser = parse_host_port)]
+    pub api: SocketAddr,
+    /// A peer to dial, HOST:PORT (repeat for more).
+    #[arg(long = "peer", value_name = "HOST:PORT", value_parser = parse_host_port)]
+    pub peers: Vec<SocketAddr>,
+    /// When to mine: off, pending (while transactions wait) or continuous.
+    #[arg(long, value_name = "MODE", default_value = "pending")]
+    pub mine: MiningMode,
+    /// Who receives block rewards: a dev account name or a hex address.
+    #[arg(long, value_name = "ACCOUNT", default_value = "ferdie", value_parser = parse_account)]
+    pub miner: Address,
+    /// Miner threads.
+    #[arg(long, default_value_t = 1)]
+    pub miner_threads: usize,
+    /// Save a snapshot of the ledger every this many blocks (and at every
+    /// clean stop): a start after a crash applies at most that many again.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub snapshot_every: u64,
+    /// A genesis file (JSON, see docs/CLI.md; `p2p-node genesis init`
+    /// writes one); the dev network if omitted.
+    #[arg(long, value_name = "FILE")]
+    pub genesis: Option<PathBuf>,
+    /// Log filter (for example `info` or `p2p_node=debug`); `RUST_LOG` works
+    /// too.
+    #[arg(long, value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+/// The ids of [`RunArgs`]' options, as clap names them.
+const RUN_IDS: [&str; 10] = [
+    "listen",
+    "advertise",
+    "api",
+    "peers",
+    "mine",
+    "miner",
+    "miner_threads",
+    "snapshot_every",
+    "genesis",
+    "log",
+];
+
+/// Who signs a transaction.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct Signer {
+    /// Sign as this dev account (alice, bob, charlie, dave, eve, ferdie).
+    #[arg(long = "as", conflicts_with = "key")]
+    pub as_account: Option<String>,
+    /// Sign with the key in this file (`p2p-node keygen` writes one).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+}
+
+/// Waiting for a sent transaction's confirmations.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct WaitArgs {
+    /// Wait until the transaction has N confirmations (1 if N is left out),
+    /// printing progress on stderr.
+    #[arg(
+        long,
+        value_name = "N",
+        num_args = 0..=1,
+        default_missing_value = "1",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub wait: Option<u64>,
+    /// With --wait: give up after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60, requires = "wait")]
+    pub timeout: u64,
+}
+
+/// An account named by a dev name or an address, or by a key file.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct AccountArg {
+    /// A dev account name (alice, bob, ...) or a 64-hex-digit address.
+    #[arg(value_parser = parse_account, required_unless_present = "key")]
+    pub account: Option<Address>,
+    /// The account of the key in this file.
+    #[arg(long, conflicts_with = "account")]
+    pub key: Option<PathBuf>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Runs a node (the default when no subcommand is given).
+    Run(RunArgs),
+    /// The node's status: network, height, tip, peers, mempool.
+    Status,
+    /// An account's balance and nonce.
+    Balance(AccountArg),
+    /// Prints an account's address (a dev account's, or a key file's).
+    Address(AccountArg),
+    /// Sends coins.
+    Transfer {
+        #[command(flatten)]
+        signer: Signer,
+        /// The receiver: a dev account name or a hex address.
+        #[arg(value_parser = parse_account)]
+        to: Address,
+        /// How much.
+        amount: u64,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Escrow contracts.
+    #[command(subcommand)]
+    Escrow(EscrowCommand),
+    /// One transaction: pending, confirmed (block, height, confirmations)
+    /// or dropped (why).
+    Tx {
+        /// The transaction id, or a unique prefix of at least 8 hex digits.
+        id: String,
+    },
+    /// One block, by hash (or a unique prefix of at least 8 hex digits) or
+    /// height.
+    Block {
+        /// A height (a number of at most 7 digits) or a block hash or prefix.
+        id: String,
+    },
+    /// The latest blocks of the best chain, oldest first.
+    Blocks {
+        /// How many (any number: the client pages; 0 prints nothing).
+        #[arg(long, default_value_t = 10)]
+        last: u64,
+    },
+    /// One contract, with its history.
+    Contract {
+        /// The contract id, or a unique prefix of at least 8 hex digits.
+        id: String,
+    },
+    /// Every contract.
+    Contracts,
+    /// The node's peer connections.
+    Peers,
+    /// The pending transactions, in the order a block takes them.
+    Mempool,
+    /// Mines blocks now (dev networks; needs the node's token).
+    Mine {
+        /// How many (1 to 1000).
+        count: u64,
+        /// Who receives the rewards: a dev account name or a hex address
+        /// (the node's --miner if omitted).
+        #[arg(long, value_parser = parse_account)]
+        to: Option<Address>,
+    },
+    /// Makes a new key file (owner-only permissions) and prints its address.
+    Keygen {
+        /// Where to write it (refuses to overwrite).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Genesis files: a network of your own.
+    #[command(subcommand)]
+    Genesis(GenesisCommand),
+    /// Prints a shell completion script (bash, zsh, fish, elvish,
+    /// powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `escrow ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum EscrowCommand {
+    /// Locks coins for a seller, with an arbiter.
+    Create {
+        #[command(flatten)]
+        signer: Signer,
+        /// Who is paid on release.
+        #[arg(long, value_parser = parse_account)]
+        seller: Address,
+        /// Who settles a dispute.
+        #[arg(long, value_parser = parse_account)]
+        arbiter: Address,
+        /// How much.
+        amount: u64,
+        /// Blocks from now until the delivery deadline.
+        #[arg(long, default_value_t = 100)]
+        delivery_blocks: u64,
+        /// Blocks a dispute may stay unresolved before the buyer may take
+        /// the refund.
+        #[arg(long, default_value_t = 20)]
+        dispute_window: u64,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// The buyer confirms delivery: the seller is paid.
+    Confirm(Action),
+    /// The buyer or the seller disputes.
+    Dispute(Action),
+    /// The buyer is refunded (see docs/ESCROW.md for who may, and when).
+    Refund(Action),
+    /// The arbiter settles a dispute.
+    Resolve {
+        #[command(flatten)]
+        action: Action,
+        /// Who gets the funds.
+        #[arg(long, value_parser = ["buyer", "seller"])]
+        to: String,
+    },
+}
+
+/// An action on a contract.
+#[derive(Debug, Args)]
+pub(crate) struct Action {
+    #[command(flatten)]
+    pub signer: Signer,
+    /// The contract id, or a unique prefix of at least 8 hex digits.
+    pub id: String,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// `genesis ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum GenesisCommand {
+    /// Writes a genesis file (JSON; docs/CLI.md describes every field).
+    Init(GenesisInit),
+}
+
+/// `genesis init`'s options; every one has a dev-like default.
+#[derive(Debug, Args)]
+pub(crate) struct GenesisInit {
+    /// Where to write it (refuses to overwrite without --force); standard
+    /// output if omitted.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Overwrite --out if it exists.
+    #[arg(long, requires = "out")]
+    pub force: bool,
+    /// The network's name.
+    #[arg(long, default_value = "escrow-chain local")]
+    pub name: String,
+    /// An initial balance, ACCOUNT=AMOUNT, ACCOUNT a dev name or a hex
+    /// address (repeat for more); the six dev accounts with 1000000 each if
+    /// none is given.
+    #[arg(long = "alloc", value_name = "ACCOUNT=AMOUNT", value_parser = parse_alloc)]
+    pub allocs: Vec<(Address, u64)>,
+    /// Coins each block's coinbase creates.
+    #[arg(long, default_value_t = escrow::genesis::DEV_REWARD)]
+    pub reward: u64,
+    /// Leading zero bits of the proof-of-work target: 16 is about 65,000
+    /// hashes a block, each bit more doubles it.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(0..=255))]
+    pub target_bits: u32,
+    /// The genesis block's timestamp, milliseconds since the Unix epoch
+    /// (now if omitted).
+    #[arg(long)]
+    pub timestamp_ms: Option<u64>,
+}
+
+/// `--node`: `HOST:PORT`, `http://HOST:PORT` (a path after it is kept, for
+/// an API behind a proxy). Returns the base URL without a trailing slash.
+pub(crate) fn parse_node_url(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let full = if s.contains("://") {
+        s.to_string()
+    } else {
+        format!("http://{s}")
+    };
+    let url = reqwest::Url::parse(&full).map_err(|e| {
+        format!("`{s}` is not a node address ({e}): give HOST:PORT or http://HOST:PORT, for example 127.0.0.1:8000")
+    })?;
+    if url.scheme() != "http" {
+        return Err(format!(
+            "`{s}`: the node's API speaks plain http, not {}: give HOST:PORT or http://HOST:PORT",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) || url.query().is_some() || url.fragment().is_some()
+    {
+        return Err(format!(
+            "`{s}` is not a node address: give HOST:PORT or http://HOST:PORT, for example 127.0.0.1:8000"
+        ));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// A socket address given as `IP:PORT` or `HOST:PORT`; a host name is
+/// resolved now, an IPv4 address preferred (`localhost` is `127.0.0.1`,
+/// where nodes listen by default, not `::1`).
+pub(crate) fn parse_host_port(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let example = "for example 127.0.0.1:5000 or localhost:5000";
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return Err(format!("`{s}` is not HOST:PORT ({example})"));
+    };
+    if host.is_empty() {
+        return Err(format!("`{s}` has no host ({example})"));
+    }
+    if port.parse::<u16>().is_err() {
+        return Err(format!("`{s}`: `{port}` is not a port (0 to 65535)"));
+    }
+    let addrs: Vec<SocketAddr> = s
+        .to_socket_addrs()
+        .map_err(|e| {
+            format!("cannot resolve the host `{host}` of `{s}`: {e} (check the name, or give an IP address)")
+        })?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("the host `{host}` of `{s}` resolves to no address"))
+}
+
+/// An account on the command line: a dev account name or a hex address.
+pub(crate) fn parse_account(s: &str) -> Result<Address, String> {
+    dev::account(s).ok_or_else(|| {
+        format!(
+            "`{s}` is neither a dev account ({}) nor a 64-hex-digit address",
+            dev::DEV_ACCOUNTS.join(", ")
+        )
+    })
+}
+
+/// `--alloc ACCOUNT=AMOUNT`.
+fn parse_alloc(s: &str) -> Result<(Address, u64), String> {
+    let (account, amount) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not ACCOUNT=AMOUNT (for example alice=1000000)"))?;
+    let amount = amount
+        .parse::<u64>()
+        .map_err(|e| format!("`{amount}` in `{s}` is not an amount: {e}"))?;
+    if amount == 0 {
+        return Err(format!("`{s}` gives nothing: leave it out"));
+    }
+    Ok((parse_account(account)?, amount))
+}
+
+/// Node options given with a client subcommand, or client options given
+/// to `run`: an error naming the option and what to do, instead of the
+/// option being silently ignored (`p2p-node --api ADDR status` would
+/// otherwise ask the default node).
+pub(crate) fn misplaced_option(matches: &ArgMatches, cli: &Cli) -> Option<String> {
+    let given = |m: &ArgMatches, id: &str| {
+        m.try_get_raw(id).ok().flatten().is_some()
+            && m.value_source(id) == Some(ValueSource::CommandLine)
+    };
+    let flag = |id: &str| match id {
+        "peers" => "--peer".to_string(),
+        other => format!("--{}", other.replace('_', "-")),
+    };
+    match (&cli.command, matches.subcommand()) {
+        (Some(Command::Run(_)), Some((_, sub))) => {
+            if let Some(id) = RUN_IDS.iter().find(|id| given(matches, id)) {
+                return Some(format!(
+                    "{} is given before `run`: put node options after it (`p2p-node run {} ...`), or leave `run` out",
+                    flag(id),
+                    flag(id)
+                ));
+            }
+            client_option_to_run(sub)
+        }
+        (None, _) => client_option_to_run(matches),
+        (Some(_), Some((name, _))) => RUN_IDS.iter().find(|id| given(matches, id)).map(|id| {
+            let hint = if *id == "api" {
+                " (to talk to the node whose API is at ADDR, give --node ADDR)"
+            } else {
+                ""
+            };
+            format!(
+                "{} is an option of the node (`p2p-node run`), not of `{name}`{hint}",
+                flag(id)
+            )
+        }),
+        (Some(_), None) => None,
+    }
+}
+
+/// A client-only option given to a node.
+fn client_option_to_run(m: &ArgMatches) -> Option<String> {
+    ["node", "token", "json"]
+        .iter()
+        .find(|id| m.value_source(id) == Some(ValueSource::CommandLine))
+        .map(|id| {
+            format!(
+                "--{id} is an option of the client subcommands, not of a node (`run`); a node's API address is --api"
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn node_urls_take_every_documented_form() {
+        for (given, url) in [
+            ("127.0.0.1:8000", "http://127.0.0.1:8000"),
+            ("localhost:8000", "http://localhost:8000"),
+            ("http://localhost:8000/", "http://localhost:8000"),
+            ("http://10.0.0.1:8000/api/", "http://10.0.0.1:8000/api"),
+            ("[::1]:8000", "http://[::1]:8000"),
+        ] {
+            assert_eq!(parse_node_url(given).as_deref(), Ok(url), "{given}");
+        }
+        for bad in [
+            "https://x:1",
+            "ftp://x",
+            ":8000",
+            "x:99999",
+            "http://x:1/?q",
+            "",
+        ] {
+            let e = parse_node_url(bad).expect_err(bad);
+            assert!(e.contains("HOST:PORT"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn host_ports_resolve_preferring_ipv4() {
+        assert_eq!(
+            parse_host_port("localhost:5000"),
+            Ok(SocketAddr::from(([127, 0, 0, 1], 5000)))
+        );
+        assert_eq!(
+            parse_host_port("[::1]:7"),
+            Ok(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 7)))
+        );
+        for bad in ["localhost", ":5000", "localhost:x", "localhost:70000"] {
+            let e = parse_host_port(bad).expect_err(bad);
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn allocations_are_account_equals_a_positive_amount() {
+        let alice = dev::address("alice");
+        assert_eq!(parse_alloc("alice=5").ok(), alice.map(|a| (a, 5)));
+        for bad in ["alice", "alice=0", "alice=-1", "mallory=5", "=5"] {
+            assert!(parse_alloc(bad).is_err(), "{bad}");
+        }
+    }
+}

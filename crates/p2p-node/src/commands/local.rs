@@ -1,0 +1,139 @@
+//! The subcommands that need no node: `keygen`, `address`, `genesis init`,
+//! `completions`; and reading an account from a name or a key file.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use clap::CommandFactory;
+use escrow::genesis::{Allocation, DEV_BALANCE};
+use escrow::{Address, Amount, Genesis, Keypair, dev};
+use serde_json::json;
+
+use super::Ctx;
+use super::args::{AccountArg, Cli, GenesisInit};
+use super::errors::Failure;
+use super::words::who;
+
+/// The account an [`AccountArg`] names: the address given, or the key
+/// file's.
+pub(super) fn account_of(a: &AccountArg) -> anyhow::Result<Address> {
+    match (&a.account, &a.key) {
+        (Some(address), _) => Ok(*address),
+        (None, Some(path)) => Ok(Keypair::load(path)?.address()),
+        (None, None) => Err(Failure::usage("name an account, or give --key FILE").into()),
+    }
+}
+
+/// `address NAME | --key FILE`.
+pub(super) fn address(ctx: &Ctx, a: &AccountArg) -> anyhow::Result<()> {
+    let address = account_of(a)?;
+    let answer = json!({"address": address, "name": dev::name_of(&address)});
+    ctx.print(&answer, || address.to_string())
+}
+
+/// `keygen --out FILE`.
+pub(super) fn keygen(ctx: &Ctx, out: &Path) -> anyhow::Result<()> {
+    let key = Keypair::generate().context("cannot generate a key")?;
+    key.save(out)?;
+    let answer = json!({"address": key.address(), "file": out});
+    ctx.print(&answer, || key.address().to_string())
+}
+
+/// `completions SHELL`: the script on stdout (written whole; a closed
+/// stdout drops it).
+pub(super) fn completions(shell: clap_complete::Shell) {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "p2p-node", &mut script);
+    let _ = std::io::stdout().write_all(&script);
+}
+
+/// The genesis `genesis init` describes.
+fn genesis_of(g: &GenesisInit) -> anyhow::Result<Genesis> {
+    let mut genesis = Genesis::dev();
+    genesis.name.clone_from(&g.name);
+    genesis.coinbase_reward = Amount::new(g.reward);
+    genesis.params.initial_target_bits = g.target_bits;
+    genesis.timestamp_ms = match g.timestamp_ms {
+        Some(t) => t,
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .context("the system clock is before 1970")?,
+    };
+    if !g.allocs.is_empty() {
+        genesis.allocations.clear();
+        for (to, amount) in &g.allocs {
+            if genesis.allocations.iter().any(|a| a.to == *to) {
+                return Err(Failure::usage(format!(
+                    "{} is given twice with --alloc: give each account once",
+                    who(to)
+                ))
+                .into());
+            }
+            genesis.allocations.push(Allocation {
+                to: *to,
+                amount: Amount::new(*amount),
+            });
+        }
+    }
+    let total = genesis
+        .allocations
+        .iter()
+        .try_fold(Amount::ZERO, |acc, a| acc.checked_add(a.amount));
+    if total.is_none() {
+        return Err(Failure::usage(format!(
+            "the --alloc amounts add up to more than {}: give smaller ones",
+            u64::MAX
+        ))
+        .into());
+    }
+    Ok(genesis)
+}
+
+/// `genesis init`: writes the file (or prints it) and says the network id.
+pub(super) fn genesis_init(ctx: &Ctx, g: &GenesisInit) -> anyhow::Result<()> {
+    let genesis = genesis_of(g)?;
+    let text = genesis.to_json();
+    let network = genesis.network_id();
+    let Some(out) = &g.out else {
+        say!("{text}");
+        return Ok(());
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if g.force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let mut file = options.open(out).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            anyhow::anyhow!(
+                "{} already exists; not overwriting it (give --force to replace it)",
+                out.display()
+            )
+        } else {
+            anyhow::anyhow!("cannot write the genesis file {}: {e}", out.display())
+        }
+    })?;
+    file.write_all(format!("{text}\n").as_bytes())
+        .with_context(|| format!("cannot write the genesis file {}", out.display()))?;
+    let answer = json!({"file": out, "network": network});
+    ctx.print(&answer, || {
+        let accounts = genesis.allocations.len();
+        let default = if g.allocs.is_empty() {
+            format!(" (the dev accounts, {DEV_BALANCE} each)")
+        } else {
+            String::new()
+        };
+        format!(
+            "wrote {}: network {network}, {accounts} accounts{default}, reward {}, target {} bits\n\
+             start each node of this network with --genesis {}",
+            out.display(),
+            genesis.coinbase_reward,
+            genesis.params.initial_target_bits,
+            out.display()
+        )
+    })
+}

@@ -1,0 +1,225 @@
+//! Sending transactions (`transfer`, `escrow ...`): signing, submitting,
+//! and with `--wait` following the transaction to its confirmations;
+//! `tx ID`.
+
+use std::time::{Duration, Instant};
+
+use chain_core::TxId;
+use escrow::{ContractId, Party, Payload};
+use p2p_node::api_types::{SubmitAnswer, TxLookupAnswer, TxStatus};
+use p2p_node::client::{Client, ClientError};
+
+use super::args::{EscrowCommand, Signer, WaitArgs};
+use super::errors::{Exit, Failure};
+use super::words::{describe, name_dev_accounts};
+use super::{Ctx, signer_key};
+
+/// How often `--wait` asks the node.
+const POLL: Duration = Duration::from_millis(200);
+
+/// The contract `id` names: a full id as it is, a prefix as the node
+/// resolves it (a contract whose creation is still pending included: its
+/// id follows from the creating transaction's).
+async fn contract_id(client: &Client, id: &str) -> anyhow::Result<ContractId> {
+    if let Ok(full) = id.parse::<ContractId>() {
+        return Ok(full);
+    }
+    match client.contract_by_id(id).await {
+        Ok(c) => Ok(c.id),
+        Err(ClientError::Refused {
+            code, tx: Some(tx), ..
+        }) if code == "contract_pending" => {
+            let tx: TxId = tx.parse().map_err(|e| ClientError::Unexpected {
+                url: client.base().to_string(),
+                what: format!("contract_pending with a transaction id that is not one: {e}"),
+            })?;
+            Ok(ContractId::from_tx(&tx))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `escrow ...`: builds the payload, then signs and submits it.
+pub(super) async fn escrow(ctx: &Ctx, command: EscrowCommand) -> anyhow::Result<()> {
+    let client = ctx.client();
+    let (signer, payload, wait) = match command {
+        EscrowCommand::Create {
+            signer,
+            seller,
+            arbiter,
+            amount,
+            delivery_blocks,
+            dispute_window,
+            wait,
+        } => {
+            // The deadline counts from the node's tip, as the user sees it.
+            let height = client.status().await?.height;
+            let payload = Payload::EscrowCreate {
+                seller,
+                arbiter,
+                amount: escrow::Amount::new(amount),
+                delivery_deadline: height.saturating_add(delivery_blocks.max(1)),
+                dispute_window,
+            };
+            (signer, payload, wait)
+        }
+        EscrowCommand::Confirm(a) => {
+            let contract = contract_id(&client, &a.id).await?;
+            (a.signer, Payload::ConfirmDelivery { contract }, a.wait)
+        }
+        EscrowCommand::Dispute(a) => {
+            let contract = contract_id(&client, &a.id).await?;
+            (a.signer, Payload::RaiseDispute { contract }, a.wait)
+        }
+        EscrowCommand::Refund(a) => {
+            let contract = contract_id(&client, &a.id).await?;
+            (a.signer, Payload::RefundBuyer { contract }, a.wait)
+        }
+        EscrowCommand::Resolve { action, to } => {
+            let contract = contract_id(&client, &action.id).await?;
+            let to = if to == "seller" {
+                Party::Seller
+            } else {
+                Party::Buyer
+            };
+            (
+                action.signer,
+                Payload::Resolve { contract, to },
+                action.wait,
+            )
+        }
+    };
+    submit(ctx, payload, &signer, &wait).await
+}
+
+/// Signs and submits `payload`, prints the transaction's id (and the new
+/// contract's, for an escrow), and with `--wait` waits for its
+/// confirmations.
+pub(super) async fn submit(
+    ctx: &Ctx,
+    payload: Payload,
+    signer: &Signer,
+    wait: &WaitArgs,
+) -> anyhow::Result<()> {
+    let key = signer_key(signer)?;
+    let kind = payload.kind();
+    let client = ctx.client();
+    let answer = client.sign_and_submit(&key, payload).await?;
+    let submitted = |a: &SubmitAnswer| match a.contract {
+        Some(contract) => format!("submitted {kind} {}\ncontract {contract}", a.id),
+        None => format!("submitted {kind} {}", a.id),
+    };
+    let Some(confirmations) = wait.wait else {
+        return ctx.print(&answer, || submitted(&answer));
+    };
+    if !ctx.global.json {
+        // The id first, so that a wait that fails still told it.
+        say!("{}", submitted(&answer));
+    }
+    let timeout = Duration::from_secs(wait.timeout);
+    let done = wait_for(ctx, &client, &answer.id, confirmations, timeout).await?;
+    let mut json = serde_json::to_value(&answer)?;
+    if let (Some(obj), serde_json::Value::Object(lookup)) =
+        (json.as_object_mut(), serde_json::to_value(&done)?)
+    {
+        for key in ["status", "block", "height", "confirmations"] {
+            if let Some(v) = lookup.get(key) {
+                obj.insert(key.to_string(), v.clone());
+            }
+        }
+    }
+    ctx.print(&json, || confirmed_text(&done))
+}
+
+/// "confirmed in block H at height N (C confirmations)".
+fn confirmed_text(l: &TxLookupAnswer) -> String {
+    let block = l.block.map(|b| b.to_string()).unwrap_or_default();
+    let confirmations = l.confirmations.unwrap_or(0);
+    let plural = if confirmations == 1 { "" } else { "s" };
+    format!(
+        "confirmed in block {block} at height {} ({confirmations} confirmation{plural})",
+        l.height.unwrap_or(0)
+    )
+}
+
+/// Polls `GET /txs/{id}` until the transaction has `confirmations`,
+/// printing each change on stderr (text mode). A dropped transaction or
+/// the timeout ends the wait with an error.
+async fn wait_for(
+    ctx: &Ctx,
+    client: &Client,
+    id: &TxId,
+    confirmations: u64,
+    timeout: Duration,
+) -> anyhow::Result<TxLookupAnswer> {
+    let start = Instant::now();
+    let mut said = String::new();
+    loop {
+        let l = client.tx(id).await?;
+        let have = l.confirmations.unwrap_or(0);
+        let now = match l.status {
+            TxStatus::Dropped => {
+                let reason = l.reason.as_deref().unwrap_or("no reason given");
+                return Err(Failure {
+                    exit: Exit::Dropped,
+                    code: "dropped",
+                    message: name_dev_accounts(&format!(
+                        "transaction {id} was dropped: {reason}; it will not be mined (sign a new one)"
+                    )),
+                }
+                .into());
+            }
+            TxStatus::Confirmed if have >= confirmations => return Ok(l),
+            TxStatus::Confirmed => format!(
+                "waiting: in block {} at height {}, {have} of {confirmations} confirmations",
+                l.block.map(|b| b.short()).unwrap_or_default(),
+                l.height.unwrap_or(0)
+            ),
+            TxStatus::Pending => "waiting: pending in the mempool".to_string(),
+        };
+        if now != said && !ctx.global.json {
+            tell!("{now}");
+            said = now;
+        }
+        if start.elapsed() >= timeout {
+            let status = match l.status {
+                TxStatus::Pending => "still pending",
+                _ => "confirmed",
+            };
+            return Err(Failure {
+                exit: Exit::Timeout,
+                code: "timeout",
+                message: format!(
+                    "transaction {id} has {have} of {confirmations} confirmations after {} s ({status}); \
+                     is the node mining? (a node run with --mine pending mines only while transactions \
+                     wait: `p2p-node mine N` adds blocks); `p2p-node tx {id}` shows where it is, \
+                     --timeout SECS waits longer",
+                    timeout.as_secs()
+                ),
+            }
+            .into());
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// `tx ID`: where a transaction is, and what it does.
+pub(super) async fn tx(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
+    let l = ctx.client().tx_by_id(id).await?;
+    ctx.print(&l, || {
+        let status = match l.status {
+            TxStatus::Pending => "pending in the mempool".to_string(),
+            TxStatus::Confirmed => confirmed_text(&l),
+            TxStatus::Dropped => name_dev_accounts(&format!(
+                "dropped: {}",
+                l.reason.as_deref().unwrap_or("no reason given")
+            )),
+        };
+        format!(
+            "transaction {} ({})\n{}\n{status}",
+            l.tx.id(),
+            l.tx.kind(),
+            describe(&l.tx)
+        )
+    })
+}
