@@ -266,8 +266,9 @@ fn terminate(node: &KeptNode) -> anyhow::Result<&'static str> {
     Ok("killed (it did not stop within 10 s of SIGTERM)")
 }
 
-/// Stops one kept demo's nodes; returns whether every node is now down.
-fn stop_demo(dir: &Path) -> anyhow::Result<()> {
+/// Stops one kept demo's nodes and removes its PID file; a node that
+/// cannot be stopped keeps the file and fails the call.
+pub(super) fn stop_demo(dir: &Path) -> anyhow::Result<()> {
     let pid_file = dir.join(PID_FILE);
     let text = std::fs::read_to_string(&pid_file).with_context(|| {
         format!(

@@ -217,3 +217,122 @@ fn only_a_p2p_node_on_the_recorded_data_directory_is_ours() {
         &one
     ));
 }
+
+/// A stand-in for the node binary: `keygen` prints `address`, a run does
+/// what `run` says.
+#[cfg(unix)]
+fn fake_node(dir: &std::path::Path, address: &str, run: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("p2p-node");
+    std::fs::write(
+        &path,
+        format!("#!/bin/sh\nif [ \"$1\" = keygen ]; then echo {address}; exit 0; fi\n{run}\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[cfg(unix)]
+#[test]
+fn a_node_that_fails_at_start_says_how_it_ended_and_what_it_printed() {
+    use super::net::Net;
+    use super::{Options, Scenario};
+    let address = "5e".repeat(32);
+    let options = Options {
+        nodes: 2,
+        base_port: 5000,
+        api_base_port: 8000,
+        scenario: Scenario::Demo,
+        keep: false,
+    };
+    for (run, says) in [
+        (
+            "echo 'data directory /x'; echo 'error: cannot listen on 127.0.0.1:5000: address in use' >&2; exit 3",
+            vec![
+                "node 0 (P2P 127.0.0.1:5000, API 127.0.0.1:8000) did not start",
+                "exited with code 3",
+                "data directory /x",
+                "address in use",
+            ],
+        ),
+        (
+            "kill -9 $$",
+            vec!["was killed by signal 9", "(it wrote nothing)"],
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = fake_node(dir.path(), &address, run);
+        let mut net = Net::new(&fake, false).unwrap();
+        let text = format!("{:#}", net.start(0, &options, &[]).unwrap_err());
+        for s in says {
+            assert!(text.contains(s), "{run}: `{s}` not in:\n{text}");
+        }
+        assert!(!text.contains("ExitStatus"), "{text}");
+    }
+    // A keygen that prints no address is named as such.
+    let dir = tempfile::tempdir().unwrap();
+    let fake = fake_node(dir.path(), "not-an-address", "exit 0");
+    let mut net = Net::new(&fake, false).unwrap();
+    let text = format!("{:#}", net.start(0, &options, &[]).unwrap_err());
+    assert!(
+        text.contains("keygen") && text.contains("not an address"),
+        "{text}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn stop_signals_only_the_recorded_nodes_still_running() {
+    use super::keep::{PID_FILE, stop_demo};
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    // A stand-in node: a shell script named p2p-node on its data directory,
+    // which ends on SIGTERM.
+    let fake = fake_node(
+        dir.path(),
+        "-",
+        "trap 'kill $! 2>/dev/null; exit 0' TERM\nsleep 30 &\nwait",
+    );
+    let node_dir = dir.path().join("node-0");
+    let mut running = Command::new(&fake)
+        .arg("--data-dir")
+        .arg(&node_dir)
+        .spawn()
+        .unwrap();
+    // A PID no longer in use, and one that is now another process (this
+    // test itself).
+    let mut ended = Command::new("true").spawn().unwrap();
+    ended.wait().unwrap();
+    let nodes = vec![
+        KeptNode {
+            pid: running.id(),
+            ..kept(0, 0, node_dir.to_str().unwrap())
+        },
+        KeptNode {
+            pid: ended.id(),
+            ..kept(0, 1, &dir.path().join("node-1").display().to_string())
+        },
+        KeptNode {
+            pid: std::process::id(),
+            ..kept(0, 2, &dir.path().join("node-2").display().to_string())
+        },
+    ];
+    std::fs::write(dir.path().join(PID_FILE), pid_file_text(&nodes)).unwrap();
+    // Give the script a moment to set its trap.
+    std::thread::sleep(Duration::from_millis(200));
+    stop_demo(dir.path()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the recorded node was not stopped"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!dir.path().join(PID_FILE).exists(), "the PID file stays");
+    // A second stop finds nothing to stop, and says where it looked.
+    let e = stop_demo(dir.path()).unwrap_err();
+    assert!(format!("{e:#}").contains(PID_FILE), "{e:#}");
+}
