@@ -172,7 +172,8 @@ pub(super) fn partition(net: &mut Net, o: &Options) -> anyhow::Result<Expected> 
     net.wait_mesh()?;
     println!("    full mesh again; the left side must reorganise onto the right's chain");
     println!("    Alice's confirm is now invalid (the contract was refunded) and is dropped;");
-    println!("    Eve's payment to Bob is still valid and is mined again");
+    println!("    Eve's payment to Bob is still valid and is mined again;");
+    println!("    the left side's blocks are undone, and their miners' rewards with them");
     net.wait_included(&pay_id)?;
     Ok(Expected {
         balances: BTreeMap::from([

@@ -345,6 +345,10 @@ fn scenario_on(net: &mut Net, o: &Options) -> anyhow::Result<()> {
         println!("\nlate join: node {index} starts now, knowing only node 0");
         let first = net.node(0)?.p2p.clone();
         net.start(index, o, &[first])?;
+        println!(
+            "    node {index} mines to {}",
+            net::prefix(&net.node(index)?.miner, 8)
+        );
     }
     net.settle()?;
     if !report::report(net, &expected)? {
