@@ -292,6 +292,12 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
             }
         }
         if INTERRUPTED.load(Ordering::SeqCst) {
+            if options.keep {
+                bail!(
+                    "interrupted; the nodes still running are recorded: \
+                     `cargo xtask simulate --stop` stops them"
+                );
+            }
             bail!("interrupted: every node was stopped");
         }
     }
