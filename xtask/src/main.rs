@@ -12,7 +12,8 @@
 //!
 //! - `simulate` ([`simulate`]): the four-node escrow demo, end to end,
 //!   and its fault scenarios (`--scenario crash-restart|late-join|
-//!   partition|all`).
+//!   partition|all`); `--keep` leaves the nodes running, `--stop` stops
+//!   them.
 //!
 //! - `sim` ([`sim`]): the deterministic simulator: hundreds of real nodes
 //!   in a simulated network, one run, a sweep or a fault swarm, with a
@@ -30,8 +31,10 @@ const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
   simulate [--nodes N] [--base-port P] [--api-base-port A] [--scenario NAME] [--keep]
+  simulate --stop [DIR]
                     the four-node escrow demo; scenarios: demo (default),
-                    crash-restart, late-join, partition, all
+                    crash-restart, late-join, partition, all; --stop stops
+                    the nodes --keep left running (cargo xtask simulate --help)
   sim [--nodes N] [--block-interval 10m] [--latency bitcoin] [--blocks N | --duration 6h]
       [--seed S] [--out DIR] [--sweep block-interval=...] [--swarm --seeds N] ...
                     the deterministic simulator (cargo xtask sim --help)

@@ -1,11 +1,16 @@
 //! The explorer page in a real headless Chromium (through chromedriver),
-//! against a node that has run the notebook's two flows: both contracts
-//! with their final states, the best chain's height, a new block appearing
-//! without a reload, and a screenshot under `target/`.
+//! against a node that has run the notebook's two flows and mines to an
+//! account that is no dev account: both contracts with their final states,
+//! the best chain's height, a new block appearing without a reload, a side
+//! branch, a block opened by a click, numbers aligned under their headers,
+//! the search box (any account, a block height, a transaction, a contract,
+//! and a query it cannot answer), an inline icon (no `/favicon.ico`
+//! request), and a screenshot under `target/`.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs
-//! them). Without them the test says so and passes, unless
-//! `EXPLORER_TEST_REQUIRED=1` (set by CI), where their absence fails it.
+//! them). Without them the test passes but says that it skipped, in the
+//! default output of `cargo test`, unless `EXPLORER_TEST_REQUIRED=1` (set
+//! by CI), where their absence fails it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use escrow::{Amount, ContractId, Party, Payload, State, dev};
+use escrow::{Address, Amount, ContractId, Party, Payload, State, dev};
 use fantoccini::{ClientBuilder, Locator};
 use p2p_node::{MiningMode, NodeHandle, Seams, Service};
 use serde_json::json;
@@ -112,6 +117,19 @@ fn addr_of(name: &str) -> escrow::Address {
     dev::address(name).unwrap()
 }
 
+/// Says that the test skipped, where `cargo test` shows it without
+/// `--nocapture`: libtest captures what `print!` and `eprint!` write, but
+/// not writes to the stderr handle itself (rust-lang/rust#90785), so this
+/// line reaches the terminal and CI's log whatever the capture.
+fn say_skipped(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "\nexplorer test SKIPPED: {why}; install them (apt-get install chromium chromium-driver) \
+         to run it; EXPLORER_TEST_REQUIRED=1 makes their absence a failure"
+    );
+}
+
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
@@ -123,17 +141,37 @@ async fn the_explorer_shows_the_flows_and_updates_live() {
     if !std::path::Path::new(chromium).exists() || !std::path::Path::new(chromedriver).exists() {
         assert!(
             std::env::var_os("EXPLORER_TEST_REQUIRED").is_none(),
-            "chromium and chromedriver are required: apt-get install chromium chromium-driver"
+            "EXPLORER_TEST_REQUIRED is set, and {chromium} or {chromedriver} is missing: \
+             apt-get install chromium chromium-driver"
         );
-        eprintln!("skipped: chromium and chromium-driver are not installed");
+        say_skipped(&format!("{chromium} or {chromedriver} is missing"));
         return;
     }
     init_logs();
     let mut c = config();
     c.api = Some("127.0.0.1:0".parse().unwrap());
     c.mining = MiningMode::WhenPending;
+    // A miner that is no dev account: the page must show it and find it.
+    let miner = Address::from_bytes([0x5e; 32]);
+    c.miner_account = miner;
     let node = Service::start(c, Seams::default()).await.unwrap();
     let (first, second) = flows(&node).await;
+    // A payment to an account no one has a name for.
+    let stranger = Address::from_bytes([0xab; 32]);
+    let pay = sign(
+        "alice",
+        2,
+        Payload::Transfer {
+            to: stranger,
+            amount: Amount::new(7),
+        },
+    );
+    let pay_id = pay.id();
+    node.submit(pay).await.unwrap();
+    wait_for("the payment mined", || async {
+        ledger(&node).await.balance(&stranger) == Amount::new(7)
+    })
+    .await;
     let url = format!("http://{}/", node.api_addr().unwrap());
 
     let port = free_port();
@@ -280,6 +318,155 @@ async fn the_explorer_shows_the_flows_and_updates_live() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(opened, "clicking a block did not open it");
+
+    // The favicon is inline: the browser asks the node for no /favicon.ico.
+    let icon = read(
+        "const l = document.querySelector('link[rel~=\"icon\"]'); return l ? l.getAttribute('href') : null;",
+    )
+    .await;
+    assert!(
+        icon.as_str().is_some_and(|h| h.starts_with("data:")),
+        "no inline icon: {icon}"
+    );
+
+    // Every number in every table lines up under its header: right-aligned
+    // in digits of one width, the header too; ids (in <code>) are text.
+    let aligned = read(
+        "const bad = []; let checked = 0;
+         for (const t of document.querySelectorAll('table')) {
+           const heads = [...t.querySelectorAll('thead th')];
+           for (const r of t.querySelectorAll('tbody tr')) {
+             const cells = [...r.children];
+             if (cells.length !== heads.length) continue;
+             cells.forEach((td, i) => {
+               if (!/^\\d+$/.test(td.textContent.trim()) || td.querySelector('code')) return;
+               checked += 1;
+               const c = getComputedStyle(td), h = getComputedStyle(heads[i]);
+               if (c.textAlign !== 'right' || h.textAlign !== 'right' ||
+                   !c.fontVariantNumeric.includes('tabular-nums'))
+                 bad.push(t.id + ': ' + heads[i].textContent + ' = ' + td.textContent +
+                   ' (' + c.textAlign + ', header ' + h.textAlign + ', ' + c.fontVariantNumeric + ')');
+             });
+           }
+         }
+         return [checked, bad];",
+    )
+    .await;
+    let checked = aligned[0].as_u64().unwrap_or(0);
+    assert!(checked >= 12, "too few numbers checked: {aligned}");
+    assert_eq!(aligned[1], json!([]), "numbers not aligned: {aligned}");
+
+    // The search box: what it found is said under it (`#found`, with its
+    // kind) and shown in its panel.
+    let search = |query: String| {
+        let browser = browser.clone();
+        async move {
+            browser
+                .execute(
+                    "document.getElementById('found').dataset.kind = 'waiting';",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            let input = browser.find(Locator::Id("q")).await.unwrap();
+            input.clear().await.unwrap();
+            input.send_keys(&query).await.unwrap();
+            browser
+                .find(Locator::Css("#search button"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            for _ in 0..200 {
+                let found = browser
+                    .execute(
+                        "const f = document.getElementById('found'); return [f.dataset.kind, f.textContent];",
+                        vec![],
+                    )
+                    .await
+                    .unwrap();
+                if found[0] != "waiting" {
+                    return (
+                        found[0].as_str().unwrap_or("").to_string(),
+                        found[1].as_str().unwrap_or("").to_string(),
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("the search for {query} did not answer");
+        }
+    };
+    let balance_row = |address: Address| {
+        let browser = browser.clone();
+        async move {
+            browser
+                .execute(
+                    "const r = document.querySelector('#accounts tr[data-address=\"' + arguments[0] + '\"]');
+                     return r ? r.children[1].textContent : null;",
+                    vec![json!(address.to_string())],
+                )
+                .await
+                .unwrap()
+        }
+    };
+    // Any account by its address: the miner, and the stranger (in capitals:
+    // hex is hex).
+    let mined = ledger(&node).await.balance(&miner);
+    assert_ne!(mined, Amount::new(0));
+    let (kind, said) = search(miner.to_string()).await;
+    assert_eq!(kind, "account", "{said}");
+    assert!(said.contains(&mined.to_string()), "{said}");
+    assert_eq!(balance_row(miner).await, json!(mined.to_string()));
+    let (kind, said) = search(stranger.to_string().to_uppercase()).await;
+    assert_eq!(kind, "account", "{said}");
+    assert_eq!(balance_row(stranger).await, json!("7"));
+    // The miner's blocks carry its address in the tree.
+    let miner_shown = read(
+        "return [...document.querySelectorAll('#tree g.block.best text')].map(t => t.textContent);",
+    )
+    .await;
+    assert!(
+        miner_shown
+            .as_array()
+            .is_some_and(|t| t.contains(&json!(miner.short()))),
+        "{miner_shown}"
+    );
+    // A dev account by name.
+    let (kind, said) = search("Dave".to_string()).await;
+    assert_eq!(kind, "account", "{said}");
+    assert!(said.contains("dave"), "{said}");
+    // A block by height, a transaction and a contract by id.
+    let (kind, said) = search("1".to_string()).await;
+    assert_eq!(kind, "block", "{said}");
+    let shown = read("return document.getElementById('block').textContent;").await;
+    assert!(shown.as_str().is_some_and(|t| t.contains("#1 ")), "{shown}");
+    let (kind, said) = search(pay_id.to_string()).await;
+    assert_eq!(kind, "tx", "{said}");
+    assert!(said.contains("confirmed"), "{said}");
+    let hit = read("return !!document.querySelector('#block tr.hit[data-tx]');").await;
+    assert_eq!(
+        hit,
+        json!(true),
+        "the transaction is not marked in its block"
+    );
+    let (kind, said) = search(first.to_string()).await;
+    assert_eq!(kind, "contract", "{said}");
+    assert!(said.contains("Released"), "{said}");
+    // What it cannot answer, it says, and says what it takes.
+    for (query, says) in [
+        ("zebra", "dev account name"),
+        ("999999", "no block at height"),
+        ("99999999", "no block, transaction or contract has the id"),
+        (
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg",
+            "dev account name",
+        ),
+    ] {
+        let (kind, said) = search(query.to_string()).await;
+        assert_eq!(kind, "none", "{query}: {said}");
+        assert!(said.contains(says), "{query}: {said}");
+    }
 
     // A screenshot as an artifact.
     let png = browser.screenshot().await.unwrap();

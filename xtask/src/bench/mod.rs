@@ -64,6 +64,20 @@ const SUITES: &[Suite] = &[
     },
 ];
 
+/// `cargo xtask bench --help`.
+const USAGE: &str = "Runs the criterion benchmarks and prints one `bench:` line per figure, then the node at scale (docs/PERFORMANCE.md)
+
+Usage: cargo xtask bench [OPTIONS] [node]
+
+Options:
+      --quick          short runs (CI uses them); the restart chain is 2,000 blocks
+      node, --node-only
+                       only the node at scale: release node processes through their API
+      --blocks <N>     the restart chain's length (default 100,000; 2,000 with --quick)
+      --chain-dir <DIR>
+                       keep and reuse the restart chain in DIR
+  -h, --help           print this help";
+
 /// Runs every suite, then prints the figures; then the node benchmarks
 /// ([`node`]).
 pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
@@ -73,18 +87,26 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
             "--quick" => quick = true,
             "node" | "--node-only" => node_only = true,
             "--blocks" => {
-                let n = args.next().context("--blocks N")?;
+                let n = args
+                    .next()
+                    .with_context(|| format!("--blocks needs a number\n\n{USAGE}"))?;
                 node.blocks = Some(n.parse().with_context(|| format!("--blocks {n}"))?);
             }
             "--chain-dir" => {
-                node.chain_dir = Some(args.next().context("--chain-dir DIR")?.into());
+                node.chain_dir = Some(
+                    args.next()
+                        .with_context(|| format!("--chain-dir needs a directory\n\n{USAGE}"))?
+                        .into(),
+                );
             }
-            other => bail!(
-                "unknown bench option `{other}` (expected --quick, node or --node-only, --blocks N, --chain-dir DIR)"
-            ),
+            other => bail!("unknown bench option `{other}`\n\n{USAGE}"),
         }
     }
     node.quick = quick;

@@ -1,0 +1,56 @@
+//! The release build of the node, which the demo and `cargo xtask bench
+//! node` run as processes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// Builds the node binary in release mode and returns its path. Cargo's
+/// own progress (the `Compiling ...` lines, and its progress bar on a
+/// terminal) goes to this process's stderr, so a first build, which takes
+/// minutes, is seen to advance.
+pub(crate) fn build_node(root: &Path) -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    eprintln!(
+        "xtask: building the node in release mode (cargo build --release -p p2p-node); \
+         a first build takes a few minutes, later ones seconds"
+    );
+    let status = Command::new(&cargo)
+        .current_dir(root)
+        .args(["build", "--release", "-p", "p2p-node"])
+        .status()
+        .with_context(|| format!("cannot run `{cargo} build --release -p p2p-node`"))?;
+    if !status.success() {
+        bail!(
+            "building p2p-node in release mode failed ({}): cargo's errors are above",
+            describe_exit(status)
+        );
+    }
+    let binary = crate::bench::target_dir(root)
+        .join("release")
+        .join("p2p-node");
+    if !binary.is_file() {
+        bail!(
+            "the build succeeded but {} is not there: is CARGO_TARGET_DIR or \
+             build.target-dir set to another directory than xtask sees?",
+            binary.display()
+        );
+    }
+    Ok(binary)
+}
+
+/// A process's end in words: `exited with code 1`, `was killed by signal 9`.
+pub(super) fn describe_exit(status: std::process::ExitStatus) -> String {
+    if let Some(code) = status.code() {
+        return format!("exited with code {code}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return format!("was killed by signal {signal}");
+        }
+    }
+    format!("ended: {status}")
+}

@@ -1,0 +1,364 @@
+//! `cargo xtask simulate`: the four-node escrow demo, end to end, with
+//! fault scenarios.
+//!
+//! It builds the node in release mode, starts N `p2p-node` processes in a
+//! full mesh (P2P on `--base-port` upward, APIs on `--api-base-port`
+//! upward, each on a fresh data directory, each mining to an account of
+//! its own), runs the notebook's two escrow flows through the client and
+//! the API with transactions sent to different nodes, narrates what each
+//! node does, waits until every node agrees, prints a table per node and
+//! checks the balances against what the flows and the mined blocks imply.
+//! It exits 0 only when every check holds. `--keep` leaves the nodes
+//! running and `--stop` stops exactly those nodes.
+//!
+//! xtask depends on none of the project's crates for this: it drives the
+//! node binary as processes (the binary's client subcommands sign the
+//! transactions) and reads the nodes' HTTP APIs.
+//!
+//! # Layout
+//!
+//! - `mod.rs`: the command line and the scenario's outline.
+//! - [`build`]: the release build of the node.
+//! - [`net`]: the node processes and the HTTP calls to them.
+//! - [`narrate`]: waiting for the nodes while telling what they do.
+//! - [`flows`]: the escrow flows and the partition scenario.
+//! - [`report`]: the final table and its checks.
+//! - [`keep`]: `--keep`'s PID file and `--stop`.
+
+mod build;
+mod flows;
+mod keep;
+mod narrate;
+mod net;
+mod report;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, ValueEnum};
+
+pub(crate) use build::build_node;
+use net::Net;
+
+/// How long nodes may disagree on tips of equal work, with nothing pending,
+/// before the demo mines a block to settle them. The tie-break (the
+/// smaller hash) settles them as soon as every node has every tip, which
+/// takes milliseconds on loopback.
+const SETTLE_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Every dev account's balance at genesis.
+const DEV_BALANCE: u64 = 1_000_000;
+/// The coins each block's coinbase creates.
+const REWARD: u64 = 50;
+/// The dev accounts, in the table's order.
+const ACCOUNTS: [&str; 6] = ["alice", "bob", "charlie", "dave", "eve", "ferdie"];
+/// Set by Ctrl-C or SIGTERM: every wait stops, and the network's `Drop`
+/// stops the children (no orphans left listening).
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Longest wait for any one step before the demo gives up.
+const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The command line, as clap parses it.
+#[derive(Parser, Debug)]
+#[command(
+    name = "simulate",
+    bin_name = "cargo xtask simulate",
+    about = "The four-node escrow demo: real node processes on this machine, \
+             narrated, checked at the end (docs/SIMULATION.md)",
+    after_help = "Examples:
+  cargo xtask simulate                     the demo
+  cargo xtask simulate --scenario all      every fault scenario in turn
+  cargo xtask simulate --nodes 6 --keep    six nodes, left running afterwards
+  cargo xtask simulate --stop              stop the nodes that --keep left running"
+)]
+pub(crate) struct Cli {
+    /// How many nodes (at least 2; the partition scenario needs 4).
+    #[arg(long, default_value_t = 4)]
+    nodes: u16,
+    /// The first node's P2P port; node i listens on this port + i.
+    #[arg(long, default_value_t = 5000, value_name = "PORT")]
+    base_port: u16,
+    /// The first node's API port; node i's API is on this port + i.
+    #[arg(long, default_value_t = 8000, value_name = "PORT")]
+    api_base_port: u16,
+    /// What to run: the demo, one fault scenario, or all three.
+    #[arg(long, value_enum, default_value_t = ScenarioArg::Demo)]
+    scenario: ScenarioArg,
+    /// Leave the nodes running afterwards; prints their PIDs, addresses and
+    /// explorer pages, and records them for `--stop`.
+    #[arg(long)]
+    keep: bool,
+    /// Stop the nodes that `--keep` left running: every recorded demo, or
+    /// the one whose data directory is DIR.
+    #[arg(
+        long,
+        value_name = "DIR",
+        num_args = 0..=1,
+        conflicts_with_all = ["nodes", "base_port", "api_base_port", "scenario", "keep"]
+    )]
+    stop: Option<Option<PathBuf>>,
+}
+
+/// `--scenario`'s values.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
+enum ScenarioArg {
+    /// The two escrow flows.
+    Demo,
+    /// A node is killed mid-way and restarted on its data directory.
+    CrashRestart,
+    /// A node joins after the flows, knowing only node 0.
+    LateJoin,
+    /// A 2 + 2 split where each side settles one contract differently.
+    Partition,
+    /// crash-restart, late-join and partition in turn.
+    All,
+}
+
+/// One scenario to run.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Scenario {
+    Demo,
+    CrashRestart,
+    LateJoin,
+    Partition,
+}
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Demo => "demo",
+            Scenario::CrashRestart => "crash-restart",
+            Scenario::LateJoin => "late-join",
+            Scenario::Partition => "partition",
+        }
+    }
+}
+
+/// The options one scenario runs with.
+#[derive(Debug, Clone)]
+struct Options {
+    nodes: usize,
+    base_port: u16,
+    api_base_port: u16,
+    scenario: Scenario,
+    keep: bool,
+}
+
+impl Options {
+    /// Node `index`'s P2P and API ports. [`plan`] checked that every index
+    /// a scenario starts fits below 65,536.
+    fn ports(&self, index: usize) -> anyhow::Result<(u16, u16)> {
+        let port = |base: u16| {
+            u16::try_from(usize::from(base) + index)
+                .with_context(|| format!("node {index}'s port is past 65535"))
+        };
+        Ok((port(self.base_port)?, port(self.api_base_port)?))
+    }
+
+    /// How many nodes the scenario starts in all (late-join adds one).
+    fn total_nodes(&self) -> usize {
+        self.nodes + usize::from(self.scenario == Scenario::LateJoin)
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+enum Invocation {
+    /// Run these scenarios in turn.
+    Run(Options, Vec<Scenario>),
+    /// Stop the nodes of kept demos (every recorded one, or this directory's).
+    Stop(Option<PathBuf>),
+}
+
+/// Parses the arguments after `simulate`; `--help` and bad options come
+/// back as clap's error, which prints the usage.
+fn parse(args: &[String]) -> Result<Cli, clap::Error> {
+    Cli::try_parse_from(std::iter::once("simulate".to_string()).chain(args.iter().cloned()))
+}
+
+/// A bad command line's message: clap's, with the usage line added when
+/// clap left it out (it does for a missing value).
+fn error_text(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    if text.contains("Usage:") {
+        return text;
+    }
+    use clap::CommandFactory;
+    format!("{text}\n{}\n", Cli::command().render_usage())
+}
+
+/// Checks what clap cannot: the node count per scenario and the ports.
+fn plan(cli: Cli) -> anyhow::Result<Invocation> {
+    if let Some(dir) = cli.stop {
+        return Ok(Invocation::Stop(dir));
+    }
+    let scenarios = match cli.scenario {
+        ScenarioArg::Demo => vec![Scenario::Demo],
+        ScenarioArg::CrashRestart => vec![Scenario::CrashRestart],
+        ScenarioArg::LateJoin => vec![Scenario::LateJoin],
+        ScenarioArg::Partition => vec![Scenario::Partition],
+        ScenarioArg::All => vec![
+            Scenario::CrashRestart,
+            Scenario::LateJoin,
+            Scenario::Partition,
+        ],
+    };
+    let nodes = usize::from(cli.nodes);
+    if nodes < 2 {
+        bail!("--nodes {nodes}: the demo needs at least 2 nodes");
+    }
+    if scenarios.contains(&Scenario::Partition) && nodes < 4 {
+        bail!("--nodes {nodes}: the partition scenario needs at least 4 nodes (2 on each side)");
+    }
+    if cli.keep && scenarios.len() > 1 {
+        bail!("--keep runs one scenario at a time: name one with --scenario");
+    }
+    // Late-join starts one node more than --nodes.
+    let most = nodes + usize::from(scenarios.contains(&Scenario::LateJoin));
+    let last = |base: u16| usize::from(base) + most - 1;
+    for (flag, base) in [
+        ("--base-port", cli.base_port),
+        ("--api-base-port", cli.api_base_port),
+    ] {
+        if base == 0 || last(base) > usize::from(u16::MAX) {
+            bail!(
+                "{flag} {base}: {most} nodes need ports {base} to {}, which must lie in 1..=65535",
+                last(base)
+            );
+        }
+    }
+    let (p2p, api) = (usize::from(cli.base_port), usize::from(cli.api_base_port));
+    if p2p <= last(cli.api_base_port) && api <= last(cli.base_port) {
+        bail!(
+            "the P2P ports {p2p}..={} and the API ports {api}..={} overlap: \
+             move one with --base-port or --api-base-port",
+            last(cli.base_port),
+            last(cli.api_base_port)
+        );
+    }
+    let options = Options {
+        nodes,
+        base_port: cli.base_port,
+        api_base_port: cli.api_base_port,
+        scenario: scenarios[0],
+        keep: cli.keep,
+    };
+    Ok(Invocation::Run(options, scenarios))
+}
+
+/// Runs `cargo xtask simulate` with `args` (after `simulate`).
+pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
+    // --help prints the usage and exits 0; a bad option prints what was
+    // wrong and the usage, and exits 2.
+    let cli = match parse(args) {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            eprint!("{}", error_text(&e));
+            std::process::exit(e.exit_code());
+        }
+        Err(e) => e.exit(),
+    };
+    let (mut options, scenarios) = match plan(cli)? {
+        Invocation::Stop(dir) => return keep::stop(root, dir.as_deref()),
+        Invocation::Run(options, scenarios) => (options, scenarios),
+    };
+    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
+        .context("cannot install the Ctrl-C handler")?;
+    net::check_ports(root, &options, &scenarios)?;
+    let binary = build_node(root)?;
+    let mut failed = Vec::new();
+    for scenario in scenarios {
+        options.scenario = scenario;
+        let started = Instant::now();
+        println!(
+            "\n=== scenario: {} ({} nodes) ===",
+            scenario.name(),
+            options.nodes
+        );
+        match run_scenario(root, &binary, &options) {
+            Ok(()) => println!(
+                "=== {}: every node agrees, balances as expected ({:.2} s) ===",
+                scenario.name(),
+                started.elapsed().as_secs_f64()
+            ),
+            Err(e) => {
+                println!("=== {}: FAILED: {e:#} ===", scenario.name());
+                failed.push(scenario.name());
+            }
+        }
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            if options.keep {
+                bail!(
+                    "interrupted; the nodes still running are recorded: \
+                     `cargo xtask simulate --stop` stops them"
+                );
+            }
+            bail!("interrupted: every node was stopped");
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        bail!("failed: {}", failed.join(", "))
+    }
+}
+
+/// Starts the network, runs one scenario on it and checks the outcome;
+/// on failure prints the end of each node's log before the nodes stop.
+fn run_scenario(root: &Path, binary: &Path, o: &Options) -> anyhow::Result<()> {
+    let mut net = Net::new(binary, o.keep)?;
+    let outcome = scenario_on(&mut net, o);
+    if outcome.is_err() {
+        net.print_log_tails();
+    }
+    if o.keep {
+        keep::keep(root, &mut net)?;
+    }
+    outcome
+}
+
+fn scenario_on(net: &mut Net, o: &Options) -> anyhow::Result<()> {
+    let mut addrs = Vec::new();
+    for i in 0..o.nodes {
+        net.start(i, o, &addrs)?;
+        addrs.push(net.node(i)?.p2p.clone());
+    }
+    let (first, last) = (o.ports(0)?, o.ports(o.nodes - 1)?);
+    println!(
+        "started {} nodes: P2P ports {}..={}, APIs {}..={}; each mines to an account of its own:",
+        o.nodes, first.0, last.0, first.1, last.1
+    );
+    for n in net.live() {
+        println!("  node {} mines to {}", n.index, net::prefix(&n.miner, 8));
+    }
+    net.wait_mesh()?;
+    println!(
+        "full mesh: every node is connected to the {} others",
+        o.nodes - 1
+    );
+
+    let expected = match o.scenario {
+        Scenario::Partition => flows::partition(net, o)?,
+        _ => flows::flows(net, o)?,
+    };
+    if o.scenario == Scenario::LateJoin {
+        let index = o.nodes;
+        println!("\nlate join: node {index} starts now, knowing only node 0");
+        let first = net.node(0)?.p2p.clone();
+        net.start(index, o, &[first])?;
+        println!(
+            "    node {index} mines to {}",
+            net::prefix(&net.node(index)?.miner, 8)
+        );
+    }
+    net.settle()?;
+    if !report::report(net, &expected)? {
+        bail!("the nodes disagree or the balances are wrong (✗ lines above)");
+    }
+    Ok(())
+}
