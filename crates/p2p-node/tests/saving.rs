@@ -114,19 +114,16 @@ async fn the_core_serves_while_a_commit_is_in_flight_and_announces_only_once_sav
     assert_eq!(now.height, saved.height);
     assert_eq!(b.snapshot().tip, theirs);
 
-    // Once saved, all of it follows: the answer, the snapshot, and B
-    // hears of A's block (a side branch for B, of equal work).
+    // Once saved, all of it follows: the answer, the snapshot, and the
+    // two nodes settle on one of the two blocks of equal work (the smaller
+    // hash): B hears of A's block if A still holds it best.
     gate.set(false);
     let mined = mining.await.unwrap().unwrap();
     assert_eq!(mined.len(), 1);
     let ours = mined[0];
     assert_eq!(a.snapshot().height, saved.height + 1);
-    wait_for("B to hear of A's block once it is saved", || async {
-        b.query(move |v| v.chain.header(&ours).is_some())
-            .await
-            .unwrap()
-    })
-    .await;
+    wait_same_tip(&[&a, &b]).await;
+    assert_eq!(tip(&a).await.0, ours.min(theirs));
     b.shutdown().await;
     a.shutdown().await;
 }
@@ -135,6 +132,8 @@ async fn the_core_serves_while_a_commit_is_in_flight_and_announces_only_once_sav
 async fn a_query_waits_for_the_commit_in_flight_and_sees_what_it_saved() {
     let gate = Arc::new(Gate::default());
     let a = gated_node(&gate, config()).await;
+    // The start's first commit (the genesis snapshot) is done.
+    tip(&a).await;
     gate.set(true);
     let mining = tokio::spawn({
         let a = a.clone();
@@ -186,5 +185,31 @@ async fn inline_saving_gives_the_same_answers() {
         .unwrap()
         .unwrap();
     assert_eq!(block, Some(mined[0]));
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_panics_in_a_commit_stops_the_node_instead_of_hanging_it() {
+    init_logs();
+    let store = HookedStore {
+        inner: MemoryStore::default(),
+        hook: Arc::new(|| panic!("the test store panics in a commit")),
+    };
+    let a = Node::start_with(
+        config(),
+        Seams {
+            store: Box::new(store),
+            ..Seams::default()
+        },
+    )
+    .await
+    .unwrap();
+    // The saving thread dies with the panic; the core hears of it, stops,
+    // and answers nothing as if it were saved.
+    assert!(matches!(
+        a.mine_blocks(1).await,
+        Err(p2p_node::NodeError::Stopped)
+    ));
+    a.stopped().await;
     a.shutdown().await;
 }

@@ -50,7 +50,9 @@ pub enum PrefixError {
         bad: char,
     },
     /// More hex digits than the id has.
-    #[error("`{given}` has {digits} hex digits; an id has {max}")]
+    #[error(
+        "`{given}` has {digits} hex digits; an id has {max} (give the whole id, or a prefix of at least 8 hex digits)"
+    )]
     TooLong {
         /// The segment as given.
         given: String,
@@ -293,6 +295,7 @@ mod tests {
         }
         let e = IdPrefix::<4>::parse("abcdef123", false).unwrap_err();
         assert!(matches!(e, PrefixError::TooLong { max: 8, .. }), "{e}");
+        assert!(e.to_string().contains("at least 8 hex digits"), "{e}");
         // The message says what to give.
         let e = IdPrefix::<32>::parse("abcd", false).unwrap_err();
         assert!(e.to_string().contains("at least 8 hex digits"), "{e}");

@@ -208,7 +208,7 @@ impl MinerDriver {
     /// hashes, for the core to answer once the blocks are durable.
     pub fn count_mined(&mut self, hash: BlockHash, paid_to: Address) -> Option<MinedReply> {
         let front = self.requests.front_mut()?;
-        if front.to.is_some_and(|to| to != paid_to) {
+        if front.to.unwrap_or(self.account) != paid_to {
             return None;
         }
         front.left = front.left.saturating_sub(1);

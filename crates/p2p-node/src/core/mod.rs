@@ -139,10 +139,12 @@ pub(crate) struct Core {
     saver: saver::Saver,
     /// What waits for the commit in flight, if one is.
     saving: Option<saving::InFlight>,
-    /// Queries waiting for what was accepted to be saved, and since when
-    /// the oldest waits.
+    /// Queries waiting for what was accepted to be saved.
     deferred_queries: Vec<inbox::QueryFn>,
-    queries_since: Option<Instant>,
+    /// Since when something waits for everything accepted to be saved (a
+    /// query, a handle, or the snapshot's chain part): past
+    /// `MAX_QUERY_WAIT` the core saves on the spot (see `saving.rs`).
+    unsaved_wait_since: Option<Instant>,
     /// Handles waiting for the next publication, and for the next one of
     /// everything saved.
     publish_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
@@ -254,7 +256,7 @@ impl Core {
             saver,
             saving: None,
             deferred_queries: Vec::new(),
-            queries_since: None,
+            unsaved_wait_since: None,
             publish_waiters: Vec::new(),
             saved_waiters: Vec::new(),
             clock,
@@ -374,9 +376,14 @@ impl Core {
             for waiter in self.publish_waiters.drain(..) {
                 let _ = waiter.send(());
             }
-        } else if !self.publish_waiters.is_empty() {
-            // Answered with the chain's next publication.
-            self.queries_since.get_or_insert_with(Instant::now);
+        }
+        if !saved {
+            // The snapshot's chain part waits for the blocks being saved;
+            // while blocks keep coming, commits follow one another with
+            // never a moment when all is saved, so it waits at most
+            // `MAX_QUERY_WAIT` (then the core saves on the spot), as do
+            // the handles waiting for it.
+            self.unsaved_wait_since.get_or_insert_with(Instant::now);
         }
         self.maybe_mine();
     }
@@ -385,9 +392,11 @@ impl Core {
         let now = Instant::now();
         match msg {
             CoreMsg::Hello { reply } => {
-                // The tip told to a peer is a saved one.
-                self.flush();
-                let _ = reply.send(self.hello());
+                // The tip told to a peer is a saved one; a node that
+                // cannot save answers nothing.
+                if self.flush() {
+                    let _ = reply.send(self.hello());
+                }
             }
             CoreMsg::Admit {
                 conn,
@@ -399,8 +408,9 @@ impl Core {
                 reply,
             } => {
                 let answer = self.admit(conn, remote, direction, &hello, (sender, queued), now);
-                self.flush();
-                let _ = reply.send(answer.map(|()| Box::new(self.hello())));
+                if self.flush() {
+                    let _ = reply.send(answer.map(|()| Box::new(self.hello())));
+                }
             }
             CoreMsg::Live { conn } => self.on_live(conn),
             CoreMsg::Message { conn, message } => self.on_message(conn, message),
@@ -572,7 +582,7 @@ impl Core {
                 reply,
             } => self.publish_waiters.push(reply),
             Command::Published { saved: true, reply } => {
-                self.queries_since.get_or_insert_with(Instant::now);
+                self.unsaved_wait_since.get_or_insert_with(Instant::now);
                 self.saved_waiters.push(reply);
             }
             Command::SubmitTx { tx, reply } => {

@@ -15,6 +15,9 @@ use std::thread::JoinHandle;
 
 use tokio::sync::Notify;
 
+use escrow::SignedTx;
+
+use crate::BanKey;
 use crate::store::{BlockStore, Commit, StoreError};
 
 /// Runs the core's commits, one at a time.
@@ -27,8 +30,8 @@ enum Mode {
     /// Commits run in [`Saver::start`]; the result waits here.
     Inline(Option<Result<(), StoreError>>),
     Background {
-        /// Commits to the thread; dropped (closing it) when the saver is.
-        jobs: Option<mpsc::Sender<Box<Commit>>>,
+        /// Jobs to the thread; dropped (closing it) when the saver is.
+        jobs: Option<mpsc::Sender<Job>>,
         /// Results from the thread, one per commit, in order.
         results: mpsc::Receiver<Result<(), StoreError>>,
         /// Raised by the thread after each result.
@@ -49,7 +52,7 @@ impl Saver {
     /// Commits run on a thread of their own; falls back to
     /// [`Saver::inline`] if the system refuses a thread.
     pub(super) fn background(store: Arc<dyn BlockStore>) -> Saver {
-        let (jobs, inbox) = mpsc::channel::<Box<Commit>>();
+        let (jobs, inbox) = mpsc::channel::<Job>();
         let (done, results) = mpsc::channel();
         let wake = Arc::new(Notify::new());
         let thread = {
@@ -58,13 +61,24 @@ impl Saver {
             std::thread::Builder::new()
                 .name("saver".into())
                 .spawn(move || {
-                    while let Ok(commit) = inbox.recv() {
-                        let result = store.commit(&commit);
-                        drop(commit);
-                        if done.send(result).is_err() {
-                            break;
+                    // However the thread ends (a panic in a store
+                    // included), the results close, then the core is woken
+                    // to find them closed.
+                    let results = Results {
+                        done: Some(done),
+                        wake,
+                    };
+                    while let Ok(job) = inbox.recv() {
+                        match job {
+                            Job::Commit(commit) => {
+                                let result = store.commit(&commit);
+                                drop(commit);
+                                if !results.send(result) {
+                                    break;
+                                }
+                            }
+                            Job::Side(side) => side.run(&*store),
                         }
-                        wake.notify_one();
                     }
                 })
         };
@@ -102,11 +116,29 @@ impl Saver {
             Mode::Inline(result) => *result = Some(self.store.commit(&commit)),
             Mode::Background { jobs, .. } => {
                 let Some(jobs) = jobs.as_ref() else { return };
-                if let Err(mpsc::SendError(commit)) = jobs.send(Box::new(commit)) {
+                if let Err(mpsc::SendError(Job::Commit(commit))) =
+                    jobs.send(Job::Commit(Box::new(commit)))
+                {
                     // The thread is gone (it cannot be, short of a panic
                     // in the store): commit here rather than lose it.
                     let result = self.store.commit(&commit);
                     self.mode = Mode::Inline(Some(result));
+                }
+            }
+        }
+    }
+
+    /// Saves the mempool or the bans after the commits started before (on
+    /// the thread, in background mode: redb has one writer at a time, so
+    /// the core would otherwise wait for the commit in flight). A failure
+    /// is logged: both are kept for the next start, not promised.
+    pub(super) fn save_side(&mut self, side: Side) {
+        match &mut self.mode {
+            Mode::Inline(_) => side.run(&*self.store),
+            Mode::Background { jobs, .. } => {
+                let Some(jobs) = jobs.as_ref() else { return };
+                if let Err(mpsc::SendError(Job::Side(side))) = jobs.send(Job::Side(side)) {
+                    side.run(&*self.store);
                 }
             }
         }
@@ -141,6 +173,56 @@ impl Saver {
             path: "the block store".into(),
             reason: "the saving thread stopped before the commit completed".into(),
         }
+    }
+}
+
+/// What the saving thread does.
+enum Job {
+    Commit(Box<Commit>),
+    Side(Side),
+}
+
+/// A save of what is kept for the next start but not promised.
+pub(super) enum Side {
+    /// The pending transactions.
+    Mempool(Vec<SignedTx>),
+    /// The active bans, with their expiries in wall-clock milliseconds.
+    Bans(Vec<(BanKey, u64)>),
+}
+
+impl Side {
+    fn run(self, store: &dyn BlockStore) {
+        let (what, result) = match self {
+            Side::Mempool(txs) => ("the mempool", store.put_mempool(&txs)),
+            Side::Bans(bans) => ("the bans", store.put_bans(&bans)),
+        };
+        if let Err(e) = result {
+            tracing::warn!("cannot save {what}: {e}");
+        }
+    }
+}
+
+/// The saving thread's end of the results: raises the core's waker after
+/// each result, and when dropped (after closing the channel, so that a
+/// woken core sees it closed rather than empty).
+struct Results {
+    done: Option<mpsc::Sender<Result<(), StoreError>>>,
+    wake: Arc<Notify>,
+}
+
+impl Results {
+    /// Sends a result and wakes the core; `false` if the core is gone.
+    fn send(&self, result: Result<(), StoreError>) -> bool {
+        let sent = self.done.as_ref().is_some_and(|d| d.send(result).is_ok());
+        self.wake.notify_one();
+        sent
+    }
+}
+
+impl Drop for Results {
+    fn drop(&mut self) {
+        drop(self.done.take());
+        self.wake.notify_one();
     }
 }
 

@@ -14,6 +14,7 @@ use chain_core::BlockHash;
 use crate::core::Core;
 use crate::core::inbox::QueryFn;
 use crate::core::mining::MinedReply;
+use crate::core::saver::Side;
 use crate::core::view::NodeView;
 use crate::store::{Commit, StateSnapshot, StoreError};
 
@@ -34,8 +35,13 @@ impl Core {
         }
     }
 
-    /// Saves the active bans with their expiries in wall-clock time.
+    /// Saves the active bans with their expiries in wall-clock time (after
+    /// the commits started before; nothing once the store failed).
     pub(super) fn save_bans(&mut self) {
+        self.bans_dirty = false;
+        if self.store_failed {
+            return;
+        }
         let now_ms = self.clock.now_ms();
         let bans: Vec<_> = self
             .peers
@@ -46,10 +52,7 @@ impl Core {
                 (key, now_ms.saturating_add(left))
             })
             .collect();
-        match self.store.put_bans(&bans) {
-            Ok(()) => self.bans_dirty = false,
-            Err(e) => tracing::warn!("cannot save the bans: {e}"),
-        }
+        self.saver.save_side(Side::Bans(bans));
     }
 
     /// Re-admits the transactions saved with the store (checked again
@@ -70,18 +73,16 @@ impl Core {
         }
     }
 
-    /// Saves the mempool if it changed (or always, with `force`).
+    /// Saves the mempool if it changed (or always, with `force`), after
+    /// the commits started before; nothing once the store failed.
     pub(super) fn save_mempool(&mut self, force: bool) {
-        if !self.mempool_dirty && !force {
+        if (!self.mempool_dirty && !force) || self.store_failed {
             return;
         }
-        match self.store.put_mempool(self.mempool.txs()) {
-            Ok(()) => {
-                self.mempool_dirty = false;
-                self.mempool_saved = Instant::now();
-            }
-            Err(e) => tracing::warn!("cannot save the mempool: {e}"),
-        }
+        self.mempool_dirty = false;
+        self.mempool_saved = Instant::now();
+        self.saver
+            .save_side(Side::Mempool(self.mempool.txs().to_vec()));
     }
 
     /// Saves what was accepted since the last save (blocks, undo records,
@@ -200,7 +201,9 @@ impl Core {
         for reply in waiting.replies {
             reply.send();
         }
-        if let Some(tip) = waiting.announce {
+        // A tip that a reorganisation replaced during the commit is not
+        // worth a peer's request; the new one follows its own commit.
+        if let Some(tip) = waiting.announce.filter(|t| self.chain.is_on_best_chain(t)) {
             for conn in self.peers.live_conns() {
                 self.announce_saved_block_to(conn, tip);
             }
@@ -223,7 +226,7 @@ impl Core {
     /// it stopped).
     pub(super) fn query(&mut self, f: QueryFn) {
         if self.config.background_saving && !self.is_saved() {
-            self.queries_since.get_or_insert_with(Instant::now);
+            self.unsaved_wait_since.get_or_insert_with(Instant::now);
             self.deferred_queries.push(f);
             self.start_save(false);
             return;
@@ -236,25 +239,29 @@ impl Core {
     /// Runs the deferred queries (everything is saved; the caller then
     /// publishes and answers the handles waiting for a saved snapshot).
     pub(super) fn run_deferred_queries(&mut self) {
-        self.queries_since = None;
+        self.unsaved_wait_since = None;
         for f in std::mem::take(&mut self.deferred_queries) {
             self.run_query(f);
         }
     }
 
-    /// Saves on the spot if the oldest deferred query or wait for a saved
-    /// snapshot has waited [`MAX_QUERY_WAIT`] (blocks that keep coming
-    /// would otherwise starve it); the caller then finds everything saved.
+    /// Saves on the spot if something (a deferred query, a handle, the
+    /// snapshot's chain part) has waited [`MAX_QUERY_WAIT`] for everything
+    /// to be saved (blocks that keep coming would otherwise starve it);
+    /// the caller then finds everything saved. Never while a commit is in
+    /// flight: its completion comes back here, so the wait is at most that
+    /// commit and one more, and the core never sits waiting for the disk.
     pub(super) fn run_overdue_queries(&mut self) {
-        if self
-            .queries_since
-            .is_some_and(|t| t.elapsed() >= MAX_QUERY_WAIT)
+        if self.saving.is_none()
+            && self
+                .unsaved_wait_since
+                .is_some_and(|t| t.elapsed() >= MAX_QUERY_WAIT)
             && !self.flush()
         {
             // The node is stopping: the callers see it stopped.
             self.deferred_queries.clear();
             self.saved_waiters.clear();
-            self.queries_since = None;
+            self.unsaved_wait_since = None;
         }
     }
 
