@@ -7,6 +7,7 @@
 //! transaction's canonical bytes.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use chain_core::{BlockHash, TxId};
 use escrow::{Address, Contract, ContractId, Keypair, Payload, SignedTx};
@@ -20,6 +21,16 @@ use crate::api_types::{
 
 /// The API's token file in a node's data directory (as bitcoind's cookie).
 pub const COOKIE_FILE: &str = "api.cookie";
+
+/// How long a request may take, answer included, unless the client is
+/// given another limit ([`Client::with_timeout`]): a node that accepts the
+/// connection but never answers (stopped with SIGSTOP, wedged) is given
+/// up on, not waited for forever.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long `POST /mine` may take at least: the node answers once it has
+/// mined every block (up to 1,000), which takes long on a hard target.
+pub const MINE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The fewest hex digits an id prefix may have (`GET /blocks/{id}`,
 /// `/txs/{id}`, `/contracts/{id}` accept any unique prefix this long).
@@ -62,6 +73,17 @@ pub enum ClientError {
         url: String,
         /// Why, in a few words (the innermost cause of the request error).
         reason: String,
+    },
+    /// The node accepted the connection but did not answer in time.
+    #[error(
+        "the node at {url} accepted the connection but did not answer within {secs} s: \
+         is it stopped (suspended) or overloaded? (--request-timeout SECS waits longer)"
+    )]
+    NoAnswer {
+        /// The node's API address.
+        url: String,
+        /// The limit that ran out, in seconds.
+        secs: u64,
     },
     /// The node refused the request: its error answer.
     #[error("{message} ({code})")]
@@ -148,13 +170,16 @@ pub struct Client {
     base: String,
     http: reqwest::Client,
     token: Option<String>,
+    timeout: Duration,
 }
 
 impl Client {
-    /// A client of the API at `base` (`http://127.0.0.1:8000`).
+    /// A client of the API at `base` (`http://127.0.0.1:8000`), whose
+    /// requests each take at most [`REQUEST_TIMEOUT`] (`POST /mine` at
+    /// least [`MINE_TIMEOUT`]).
     pub fn new(base: &str, token: Option<String>) -> Client {
-        // A node that does not answer a connection in 5 s is as good as
-        // down; answers themselves may take long (`POST /mine`).
+        // A node that does not accept a connection in 5 s is as good as
+        // down; the answer has the request's whole limit.
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(5))
             .build()
@@ -163,7 +188,16 @@ impl Client {
             base: base.trim_end_matches('/').to_string(),
             http,
             token,
+            timeout: REQUEST_TIMEOUT,
         }
+    }
+
+    /// The same client with requests limited to `timeout` each (`POST
+    /// /mine` to [`MINE_TIMEOUT`] if that is longer).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Client {
+        self.timeout = timeout;
+        self
     }
 
     /// The API's base URL, as given.
@@ -183,13 +217,27 @@ impl Client {
             .map_err(|cause| ClientError::Token { path, cause })
     }
 
-    /// Sends `req` and returns the answer's body, or the node's refusal.
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<String, ClientError> {
-        let unreachable = |e: reqwest::Error| ClientError::Unreachable {
-            url: self.base.clone(),
-            reason: innermost(&e),
+    /// Sends `req`, waiting at most `limit` for the whole answer, and
+    /// returns the answer's body, or the node's refusal.
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        limit: Duration,
+    ) -> Result<String, ClientError> {
+        let unreachable = |e: reqwest::Error| {
+            if e.is_timeout() && !e.is_connect() {
+                ClientError::NoAnswer {
+                    url: self.base.clone(),
+                    secs: limit.as_secs(),
+                }
+            } else {
+                ClientError::Unreachable {
+                    url: self.base.clone(),
+                    reason: innermost(&e),
+                }
+            }
         };
-        let resp = req.send().await.map_err(unreachable)?;
+        let resp = req.timeout(limit).send().await.map_err(unreachable)?;
         let status = resp.status();
         let body = resp.text().await.map_err(unreachable)?;
         if status.is_success() {
@@ -235,7 +283,7 @@ impl Client {
     /// [`ClientError`].
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let body = self
-            .send(self.http.get(format!("{}{path}", self.base)))
+            .send(self.http.get(format!("{}{path}", self.base)), self.timeout)
             .await?;
         self.decode(&format!("GET {path}"), &body)
     }
@@ -255,7 +303,12 @@ impl Client {
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
-        let body = self.send(req).await?;
+        let limit = if path == "/mine" {
+            self.timeout.max(MINE_TIMEOUT)
+        } else {
+            self.timeout
+        };
+        let body = self.send(req, limit).await?;
         self.decode(&format!("POST {path}"), &body)
     }
 

@@ -41,7 +41,7 @@ fn main() -> std::process::ExitCode {
     let json = std::env::args_os()
         .take_while(|a| a != "--")
         .any(|a| a == "--json");
-    let matches = match Cli::command().try_get_matches() {
+    let matches = match command().try_get_matches() {
         Ok(m) => m,
         Err(e) => return usage_error(e, json),
     };
@@ -66,16 +66,28 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// The command line, with the client-only options hidden from `run
+/// --help` (`run` refuses them: [`commands::args::misplaced_option`]).
+fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    // Builds the tree, so that `run` holds its copies of the global options.
+    cmd.build();
+    cmd.mut_subcommand("run", |run| {
+        run.mut_args(|a| {
+            if commands::args::CLIENT_IDS.contains(&a.get_id().as_str()) {
+                a.hide(true)
+            } else {
+                a
+            }
+        })
+    })
+}
+
 /// A command-line error: clap's own text (help and version exit 0), or
 /// with `--json` the error as JSON on stderr; exit code 2.
 fn usage_error(e: clap::Error, json: bool) -> std::process::ExitCode {
     use clap::error::ErrorKind;
-    let informational = matches!(
-        e.kind(),
-        ErrorKind::DisplayHelp
-            | ErrorKind::DisplayVersion
-            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-    );
+    let informational = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
     if !json || informational {
         let _ = e.print();
         return if e.use_stderr() {
@@ -83,6 +95,18 @@ fn usage_error(e: clap::Error, json: bool) -> std::process::ExitCode {
         } else {
             std::process::ExitCode::SUCCESS
         };
+    }
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        // clap's text is the whole help: say what is missing, in one line.
+        let help = e.render().to_string();
+        let usage = help
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Usage: "))
+            .unwrap_or("p2p-node --help")
+            .to_string();
+        let message =
+            format!("a subcommand is missing: usage: {usage}; add --help to list the subcommands");
+        return report(&Failure::usage(message).into(), true);
     }
     report(&anyhow::Error::new(e), true)
 }
@@ -128,7 +152,9 @@ fn load_genesis(path: &Path) -> anyhow::Result<Genesis> {
 fn start_error(e: NodeError) -> anyhow::Error {
     match &e {
         NodeError::Listen { .. } => local(format!(
-            "{e}; give this node another --listen HOST:PORT (port 0 picks a free one)"
+            "{e}; give this node another --listen HOST:PORT (port 0 picks a free one; then give \
+             --data-dir DIR too: without it a node's data directory is ~/.p2p-node/node-PORT, \
+             which every node on port 0 would share)"
         )),
         NodeError::ApiListen { .. } => local(format!(
             "{e}; give this node another --api HOST:PORT (port 0 picks a free one)"

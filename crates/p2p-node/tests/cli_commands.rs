@@ -8,6 +8,7 @@
 #[path = "common/process.rs"]
 mod process;
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -160,8 +161,42 @@ fn wait_follows_a_transaction_to_its_confirmations_or_gives_up() {
     assert!(answer["confirmations"].as_u64().unwrap() >= 1);
 
     // Two confirmations from a node that mines only while transactions
-    // wait: no second block comes, and the wait gives up (exit 4), naming
-    // the transaction and what to do.
+    // wait: the first block comes, then the wait says where the
+    // transaction is and goes on until `mine` adds the second.
+    let mut waiting = Command::new(process::binary())
+        .args(["transfer", "--as", "alice", "bob", "1", "--wait", "2"])
+        .args(["--node", &node.api])
+        .env("P2P_NODE_DATA_DIR", &node.data_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let progress = BufReader::new(waiting.stderr.take().unwrap());
+    let mut said = String::new();
+    // Ends at the line, or when the client exits (its --timeout).
+    for line in progress.lines().map_while(Result::ok) {
+        said.push_str(&line);
+        said.push('\n');
+        if line.contains("1 of 2 confirmations") {
+            break;
+        }
+    }
+    assert!(
+        said.contains("waiting: in block"),
+        "progress on stderr: {said}"
+    );
+    node.ok(&["mine", "1"]);
+    let out = waiting.wait_with_output().unwrap();
+    assert!(out.status.success(), "{said}{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("(2 confirmations)"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Three confirmations never come (one block at most, whatever the
+    // node's speed): the wait gives up (exit 4), naming the transaction and
+    // what to do.
     let out = node.cli(&[
         "transfer",
         "--as",
@@ -169,18 +204,14 @@ fn wait_follows_a_transaction_to_its_confirmations_or_gives_up() {
         "bob",
         "1",
         "--wait",
-        "2",
+        "3",
         "--timeout",
-        "2",
+        "1",
     ]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(
-        err.contains("waiting: in block"),
-        "progress on stderr: {err}"
-    );
-    assert!(
-        err.contains("1 of 2 confirmations after 2 s") && err.contains("mine"),
+        err.contains("of 3 confirmations after 1 s") && err.contains("mine"),
         "{err}"
     );
     // --timeout without --wait is a usage error.

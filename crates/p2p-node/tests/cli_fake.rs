@@ -22,7 +22,9 @@ use serde_json::{Value, json};
 /// One recorded request: method, path, authorization header, body.
 type Request = (String, String, Option<String>, String);
 
-/// A scripted API: `answer(method, path, body)` gives (status, body).
+/// A scripted API: `answer(method, path, body)` gives (status, body);
+/// status 0 is no answer at all (the connection is kept open, as by a
+/// node stopped with SIGSTOP).
 struct Fake {
     url: String,
     seen: Arc<Mutex<Vec<Request>>>,
@@ -35,6 +37,7 @@ impl Fake {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
         std::thread::spawn(move || {
+            let mut held = Vec::new();
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { return };
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -64,6 +67,10 @@ impl Fake {
                 let body = String::from_utf8_lossy(&body).into_owned();
                 let (status, reply) = answer(&method, &path, &body);
                 log.lock().unwrap().push((method, path, auth, body));
+                if status == 0 {
+                    held.push(stream);
+                    continue;
+                }
                 let _ = write!(
                     stream,
                     "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
@@ -354,4 +361,50 @@ fn mine_sends_the_token_and_the_account() {
     );
     let body: Value = serde_json::from_str(&mines[1].3).unwrap();
     assert_eq!(body, json!({"blocks": 1}));
+}
+
+/// [`answer`], but a transaction's lookup is never answered.
+fn silent_lookups(method: &str, path: &str, body: &str) -> (u16, String) {
+    if method == "GET" && path.starts_with("/txs/") {
+        return (0, String::new());
+    }
+    answer(method, path, body)
+}
+
+#[test]
+fn a_node_that_never_answers_is_given_up_on() {
+    let fake = Fake::start(|_, _, _| (0, String::new()));
+    let o = fake.cli(&["status", "--request-timeout", "1"]);
+    let e = err(&o);
+    assert_eq!(o.status.code(), Some(3), "{e}");
+    assert!(
+        e.contains(&format!("the node at {} accepted the connection", fake.url))
+            && e.contains("did not answer within 1 s"),
+        "{e}"
+    );
+    let o = fake.cli(&["status", "--request-timeout", "1", "--json"]);
+    let e: Value = serde_json::from_str(err(&o).trim()).unwrap();
+    assert_eq!(e["code"], "no_answer");
+
+    // `--wait` stops at its --timeout even while a lookup hangs (the
+    // request limit, longer, only keeps a regression from hanging here).
+    let fake = Fake::start(silent_lookups);
+    let o = fake.cli(&[
+        "transfer",
+        "--as",
+        "alice",
+        "bob",
+        "5",
+        "--wait",
+        "--timeout",
+        "2",
+        "--request-timeout",
+        "20",
+    ]);
+    let e = err(&o);
+    assert_eq!(o.status.code(), Some(4), "{e}");
+    assert!(
+        e.contains(&format!("transaction {}", dropped_tx())) && e.contains("did not answer"),
+        "{e}"
+    );
 }

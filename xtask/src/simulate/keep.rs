@@ -252,7 +252,8 @@ fn signal(pid: u32, signal: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SIGTERM, up to ten seconds to stop cleanly, then SIGKILL.
+/// SIGTERM, up to ten seconds to stop cleanly, then SIGKILL if the PID is
+/// still the node's.
 fn terminate(node: &KeptNode) -> anyhow::Result<&'static str> {
     signal(node.pid, "-TERM")?;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -262,8 +263,15 @@ fn terminate(node: &KeptNode) -> anyhow::Result<&'static str> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    signal(node.pid, "-KILL")?;
-    Ok("killed (it did not stop within 10 s of SIGTERM)")
+    // Checked again right before the kill: the node may have exited during
+    // the last sleep, and its PID gone to another process.
+    match now(node) {
+        Now::Ours => {
+            signal(node.pid, "-KILL")?;
+            Ok("killed (it did not stop within 10 s of SIGTERM)")
+        }
+        Now::Gone | Now::Other(_) => Ok("stopped"),
+    }
 }
 
 /// Stops one kept demo's nodes and removes its PID file; a node that

@@ -334,7 +334,8 @@ fn scenario_on(net: &mut Net, o: &Options) -> anyhow::Result<()> {
         o.nodes, first.0, last.0, first.1, last.1
     );
     for n in net.live() {
-        println!("  node {} mines to {}", n.index, net::prefix(&n.miner, 8));
+        // The whole address: accounts take no prefixes (`p2p-node balance ADDRESS`).
+        println!("  node {} mines to {}", n.index, n.miner);
     }
     net.wait_mesh()?;
     println!(
@@ -351,10 +352,7 @@ fn scenario_on(net: &mut Net, o: &Options) -> anyhow::Result<()> {
         println!("\nlate join: node {index} starts now, knowing only node 0");
         let first = net.node(0)?.p2p.clone();
         net.start(index, o, &[first])?;
-        println!(
-            "    node {index} mines to {}",
-            net::prefix(&net.node(index)?.miner, 8)
-        );
+        println!("    node {index} mines to {}", net.node(index)?.miner);
     }
     net.settle()?;
     if !report::report(net, &expected)? {

@@ -125,10 +125,7 @@ pub(super) fn report(net: &Net, expected: &Expected) -> anyhow::Result<bool> {
             ));
         }
         for (to, _) in mined.iter().filter(|(to, _)| net.miner_node(to).is_none()) {
-            problems.push(format!(
-                "blocks pay {}, the account of no demo node",
-                prefix(to, 8)
-            ));
+            problems.push(format!("blocks pay {to}, the account of no demo node"));
         }
         for m in &net.nodes {
             let blocks = mined.get(&m.miner).copied().unwrap_or(0);
@@ -139,7 +136,7 @@ pub(super) fn report(net: &Net, expected: &Expected) -> anyhow::Result<bool> {
                 problems.push(format!(
                     "node {}'s mining account {} has {balance}, expected {} ({blocks} blocks × {REWARD})",
                     m.index,
-                    prefix(&m.miner, 8),
+                    m.miner,
                     REWARD * blocks
                 ));
             }

@@ -53,6 +53,17 @@ pub(crate) struct Global {
     /// omitted.
     #[arg(long, global = true, help_heading = CLIENT)]
     pub token: Option<String>,
+    /// Give up on a request the node has not answered in this many seconds
+    /// (`mine`: at least 600).
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..),
+        help_heading = CLIENT
+    )]
+    pub request_timeout: u64,
     /// Print answers as JSON, and errors as JSON on stderr.
     #[arg(long, global = true, help_heading = CLIENT)]
     pub json: bool,
@@ -452,14 +463,19 @@ pub(crate) fn misplaced_option(matches: &ArgMatches, cli: &Cli) -> Option<String
     }
 }
 
+/// The ids of [`Global`]'s client-only options (`--data-dir` is the
+/// node's too).
+pub(crate) const CLIENT_IDS: [&str; 4] = ["node", "token", "json", "request_timeout"];
+
 /// A client-only option given to a node.
 fn client_option_to_run(m: &ArgMatches) -> Option<String> {
-    ["node", "token", "json"]
+    CLIENT_IDS
         .iter()
         .find(|id| m.value_source(id) == Some(ValueSource::CommandLine))
         .map(|id| {
             format!(
-                "--{id} is an option of the client subcommands, not of a node (`run`); a node's API address is --api"
+                "--{} is an option of the client subcommands, not of a node (`run`); a node's API address is --api",
+                id.replace('_', "-")
             )
         })
 }

@@ -218,7 +218,7 @@ pub(super) async fn mine(ctx: &Ctx, count: u64, to: Option<&Address>) -> anyhow:
             (token, format!("the token read from {}", file.display()))
         }
     };
-    let client = Client::new(&ctx.global.node, Some(token));
+    let client = Client::new(&ctx.global.node, Some(token)).with_timeout(ctx.request_timeout());
     let mined = match to {
         Some(to) => client.mine_to(count, to).await,
         None => client.mine(count).await,

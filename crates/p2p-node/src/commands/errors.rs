@@ -15,7 +15,8 @@ pub(crate) enum Exit {
     Refused = 1,
     /// The command line is wrong.
     Usage = 2,
-    /// The node cannot be reached, or what answers is not a node's API.
+    /// The node cannot be reached, does not answer in time, or what answers
+    /// is not a node's API.
     Unreachable = 3,
     /// `--wait` gave up: not enough confirmations in time.
     Timeout = 4,
@@ -66,6 +67,7 @@ fn classify(
         if let Some(c) = cause.downcast_ref::<ClientError>() {
             let (exit, code) = match c {
                 ClientError::Unreachable { .. } => (Exit::Unreachable, "unreachable".to_string()),
+                ClientError::NoAnswer { .. } => (Exit::Unreachable, "no_answer".to_string()),
                 ClientError::Unexpected { .. } => {
                     (Exit::Unreachable, "unexpected_answer".to_string())
                 }

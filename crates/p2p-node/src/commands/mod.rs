@@ -81,7 +81,12 @@ impl Ctx {
     /// A client of the node `--node` names, without a token (only `mine`
     /// needs one).
     fn client(&self) -> Client {
-        Client::new(&self.global.node, None)
+        Client::new(&self.global.node, None).with_timeout(self.request_timeout())
+    }
+
+    /// `--request-timeout`.
+    fn request_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.global.request_timeout)
     }
 
     /// The data directory whose token the client reads: `--data-dir`, or

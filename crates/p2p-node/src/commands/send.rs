@@ -144,7 +144,8 @@ fn confirmed_text(l: &TxLookupAnswer) -> String {
 
 /// Polls `GET /txs/{id}` until the transaction has `confirmations`,
 /// printing each change on stderr (text mode). A dropped transaction or
-/// the timeout ends the wait with an error.
+/// the timeout ends the wait with an error; each poll waits only for the
+/// time left, so a node that never answers cannot hold the wait past it.
 async fn wait_for(
     ctx: &Ctx,
     client: &Client,
@@ -152,10 +153,17 @@ async fn wait_for(
     confirmations: u64,
     timeout: Duration,
 ) -> anyhow::Result<TxLookupAnswer> {
-    let start = Instant::now();
+    let deadline = Instant::now() + timeout;
     let mut said = String::new();
+    let mut last: Option<TxLookupAnswer> = None;
+    let mut silent = false;
     loop {
-        let l = client.tx(id).await?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(answer) = tokio::time::timeout(left, client.tx(id)).await else {
+            silent = true;
+            break;
+        };
+        let l = answer?;
         let have = l.confirmations.unwrap_or(0);
         let now = match l.status {
             TxStatus::Dropped => {
@@ -181,26 +189,41 @@ async fn wait_for(
             tell!("{now}");
             said = now;
         }
-        if start.elapsed() >= timeout {
+        last = Some(l);
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        tokio::time::sleep(POLL.min(left)).await;
+    }
+    let secs = timeout.as_secs();
+    let message = match last.filter(|_| !silent) {
+        Some(l) => {
             let status = match l.status {
                 TxStatus::Pending => "still pending",
                 _ => "confirmed",
             };
-            return Err(Failure {
-                exit: Exit::Timeout,
-                code: "timeout",
-                message: format!(
-                    "transaction {id} has {have} of {confirmations} confirmations after {} s ({status}); \
-                     is the node mining? (a node run with --mine pending mines only while transactions \
-                     wait: `p2p-node mine N` adds blocks); `p2p-node tx {id}` shows where it is, \
-                     --timeout SECS waits longer",
-                    timeout.as_secs()
-                ),
-            }
-            .into());
+            format!(
+                "transaction {id} has {} of {confirmations} confirmations after {secs} s ({status}); \
+                 is the node mining? (a node run with --mine pending mines only while transactions \
+                 wait: `p2p-node mine N` adds blocks); `p2p-node tx {id}` shows where it is, \
+                 --timeout SECS waits longer",
+                l.confirmations.unwrap_or(0)
+            )
         }
-        tokio::time::sleep(POLL).await;
+        None => format!(
+            "transaction {id}: the node at {} did not answer within the {secs} s of --timeout \
+             (is it stopped or overloaded?); `p2p-node tx {id}` shows where it is, --timeout SECS \
+             waits longer",
+            client.base()
+        ),
+    };
+    Err(Failure {
+        exit: Exit::Timeout,
+        code: "timeout",
+        message,
     }
+    .into())
 }
 
 /// `tx ID`: where a transaction is, and what it does.
