@@ -10,7 +10,25 @@ use anyhow::{Context, bail};
 /// own progress (the `Compiling ...` lines, and its progress bar on a
 /// terminal) goes to this process's stderr, so a first build, which takes
 /// minutes, is seen to advance.
+///
+/// With `XTASK_NODE_BINARY` set, that binary is used instead and nothing is
+/// built: to compare two versions of the node with the same benchmark or
+/// demo (build the other version elsewhere, point this at it).
 pub(crate) fn build_node(root: &Path) -> anyhow::Result<PathBuf> {
+    if let Some(given) = std::env::var_os("XTASK_NODE_BINARY") {
+        let binary = PathBuf::from(given);
+        if !binary.is_file() {
+            bail!(
+                "XTASK_NODE_BINARY is {}, which is not a file",
+                binary.display()
+            );
+        }
+        eprintln!(
+            "xtask: using the node binary {} (XTASK_NODE_BINARY)",
+            binary.display()
+        );
+        return Ok(binary);
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     eprintln!(
         "xtask: building the node in release mode (cargo build --release -p p2p-node); \

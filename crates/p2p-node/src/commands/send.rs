@@ -197,11 +197,15 @@ async fn wait_for(
         tokio::time::sleep(POLL.min(left)).await;
     }
     let secs = timeout.as_secs();
-    let message = match last.filter(|_| !silent) {
+    // The last state the node told, if it told any: the deadline may have
+    // come while a poll was on its way.
+    let message = match last {
         Some(l) => {
-            let status = match l.status {
-                TxStatus::Pending => "still pending",
-                _ => "confirmed",
+            let status = match (l.status, silent) {
+                (TxStatus::Pending, false) => "still pending",
+                (TxStatus::Pending, true) => "still pending when the node last answered",
+                (_, false) => "confirmed",
+                (_, true) => "confirmed when the node last answered",
             };
             format!(
                 "transaction {id} has {} of {confirmations} confirmations after {secs} s ({status}); \
