@@ -41,6 +41,7 @@ impl Gate {
     }
 }
 
+/// A node whose commits pass `gate`.
 async fn gated_node(gate: &Arc<Gate>, config: NodeConfig) -> NodeHandle {
     init_logs();
     let g = Arc::clone(gate);
@@ -62,6 +63,13 @@ async fn gated_node(gate: &Arc<Gate>, config: NodeConfig) -> NodeHandle {
     .unwrap()
 }
 
+/// A test node's configuration, saving in the background.
+fn background() -> NodeConfig {
+    let mut c = config();
+    c.background_saving = true;
+    c
+}
+
 fn transfer(nonce: u64) -> escrow::SignedTx {
     sign(
         "alice",
@@ -76,7 +84,7 @@ fn transfer(nonce: u64) -> escrow::SignedTx {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_core_serves_while_a_commit_is_in_flight_and_announces_only_once_saved() {
     let gate = Arc::new(Gate::default());
-    let a = gated_node(&gate, config()).await;
+    let a = gated_node(&gate, background()).await;
     let b = start(&[a.local_addr()], MiningMode::Off).await;
     wait_for("the two nodes to connect", || async {
         peer_count(&a).await == 1 && peer_count(&b).await == 1
@@ -131,7 +139,7 @@ async fn the_core_serves_while_a_commit_is_in_flight_and_announces_only_once_sav
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_waits_for_the_commit_in_flight_and_sees_what_it_saved() {
     let gate = Arc::new(Gate::default());
-    let a = gated_node(&gate, config()).await;
+    let a = gated_node(&gate, background()).await;
     // The start's first commit (the genesis snapshot) is done.
     tip(&a).await;
     gate.set(true);
@@ -196,7 +204,7 @@ async fn a_store_that_panics_in_a_commit_stops_the_node_instead_of_hanging_it() 
         hook: Arc::new(|| panic!("the test store panics in a commit")),
     };
     let a = Node::start_with(
-        config(),
+        background(),
         Seams {
             store: Box::new(store),
             ..Seams::default()

@@ -344,7 +344,7 @@ impl Core {
             .unsaved_since
             .is_some_and(|t| t.elapsed() >= MAX_SAVE_DELAY)
             || self.chain.new_block_count() >= MAX_UNSAVED_BLOCKS;
-        if self.config.background_saving || !burst || overdue {
+        if !burst || overdue {
             self.start_save(false);
         }
         self.run_overdue_queries();
@@ -577,6 +577,16 @@ impl Core {
         let now = Instant::now();
         match command {
             Command::Query(f) => self.query(f),
+            Command::Published { saved, reply } if !self.config.background_saving => {
+                // Inline, the handle's write is made visible at once: what
+                // waits is saved now, and this event's end publishes.
+                self.flush();
+                if saved {
+                    self.saved_waiters.push(reply);
+                } else {
+                    self.publish_waiters.push(reply);
+                }
+            }
             Command::Published {
                 saved: false,
                 reply,
