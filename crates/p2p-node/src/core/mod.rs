@@ -336,9 +336,9 @@ impl Core {
         {
             self.unsaved_since = Some(Instant::now());
         }
-        // In the background, a commit batches whatever joined while the
-        // previous one ran, so saving starts at once; inline, it waits out
-        // a burst so that the burst is one commit.
+        // While more events wait (a burst of blocks, a "mine N" request),
+        // saving waits too, so that the burst is one commit (a commit in
+        // flight in the background also makes the next one wait).
         let burst = !inbox_empty || self.miner.has_requests();
         let overdue = self
             .unsaved_since
