@@ -311,10 +311,13 @@ impl Miner {
             // block (at the dev target a block takes about a millisecond).
             self.worker(template, &job, &cursor, &found, &done, stop);
         } else {
+            // The caller's thread is one of them: one thread fewer to
+            // start per block.
             std::thread::scope(|scope| {
-                for _ in 0..self.threads {
+                for _ in 1..self.threads {
                     scope.spawn(|| self.worker(template, &job, &cursor, &found, &done, stop));
                 }
+                self.worker(template, &job, &cursor, &found, &done, stop);
             });
         }
         let found = found

@@ -27,6 +27,8 @@ pub(super) struct Spawn<'a> {
     pub(super) mine: &'a str,
     pub(super) genesis: Option<&'a Path>,
     pub(super) peers: &'a [SocketAddr],
+    /// `--miner-threads`.
+    pub(super) miner_threads: usize,
 }
 
 /// A running node process; stopped when dropped.
@@ -49,6 +51,7 @@ impl NodeProc {
         let mut cmd = Command::new(binary);
         cmd.args(["--listen", "127.0.0.1:0", "--api", "127.0.0.1:0"])
             .args(["--mine", s.mine, "--log", "warn"])
+            .args(["--miner-threads", &s.miner_threads.to_string()])
             .arg("--data-dir")
             .arg(s.data_dir)
             .stdin(Stdio::null())

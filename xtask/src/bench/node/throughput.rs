@@ -60,6 +60,7 @@ fn start_mesh(
                 mine: "pending",
                 genesis: Some(genesis),
                 peers: &peers,
+                miner_threads: 1,
             },
         )?);
     }
