@@ -1,8 +1,9 @@
-//! Where commits run: on a thread of their own ([`Saver::background`]), so
+//! Where commits run: inline, on the core ([`Saver::inline`], the
+//! default, and what the deterministic simulator needs), or on a thread of
+//! their own ([`Saver::background`], `NodeConfig::background_saving`), so
 //! that the core goes on admitting transactions and answering peers while
-//! the disk syncs (a redb commit is two fsyncs, several milliseconds on
-//! most disks), or inline ([`Saver::inline`]) for the deterministic
-//! simulator.
+//! the disk syncs: for disks whose fsync takes milliseconds (with this
+//! machine's fast fsync it measured slower: docs/PERFORMANCE.md).
 //!
 //! At most one commit is in flight: the core starts the next only after
 //! the previous one's result, so commits reach the store in order. What
