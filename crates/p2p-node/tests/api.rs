@@ -5,6 +5,7 @@
 mod common;
 
 use chain_core::{Block, BlockHash};
+use common::api::*;
 use common::*;
 use escrow::{Amount, Party, Payload, SignedTx, dev};
 use p2p_node::store::StoreError;
@@ -13,34 +14,6 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
-
-const TOKEN: &str = "test-token";
-
-async fn api_node() -> (Service, String) {
-    init_logs();
-    let mut c = config();
-    c.api = Some("127.0.0.1:0".parse().unwrap());
-    c.api_token = Some(TOKEN.to_string());
-    let node = Service::start(c, Seams::default()).await.unwrap();
-    let url = format!("http://{}", node.api_addr().unwrap());
-    (node, url)
-}
-
-async fn get(url: &str) -> (StatusCode, Value) {
-    let r = reqwest::get(url).await.unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn post(url: &str, body: Value, token: Option<&str>) -> (StatusCode, Value) {
-    let mut req = reqwest::Client::new().post(url).json(&body);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
 
 async fn submit(base: &str, tx: &SignedTx) -> (StatusCode, Value) {
     post(

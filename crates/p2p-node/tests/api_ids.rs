@@ -7,40 +7,16 @@
 
 mod common;
 
+use common::api::*;
 use common::*;
 use escrow::{Amount, Payload, SignedTx, dev};
-use p2p_node::{MiningMode, Seams, Service};
+use p2p_node::MiningMode;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const TOKEN: &str = "test-token";
-
-async fn api_node() -> (Service, String) {
-    init_logs();
-    let mut c = config();
-    c.api = Some("127.0.0.1:0".parse().unwrap());
-    c.api_token = Some(TOKEN.to_string());
-    let node = Service::start(c, Seams::default()).await.unwrap();
-    let url = format!("http://{}", node.api_addr().unwrap());
-    (node, url)
-}
-
-async fn get(url: &str) -> (StatusCode, Value) {
-    let r = reqwest::get(url).await.unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
+/// A control request with the node's token.
 async fn post(url: &str, body: Value) -> (StatusCode, Value) {
-    let r = reqwest::Client::new()
-        .post(url)
-        .json(&body)
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
+    common::api::post(url, body, Some(TOKEN)).await
 }
 
 async fn submit(base: &str, tx: &SignedTx) -> Value {

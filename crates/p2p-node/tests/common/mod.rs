@@ -2,6 +2,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod api;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
