@@ -8,6 +8,9 @@
 //! - `ledger/threads.N`: the repeated-sender block on N threads, for the
 //!   scaling table (N = 1, 2, 4, 8, 16 up to the machine's cores).
 //! - `signatures/threads.N`: the same block's signature checks alone.
+//! - `signatures/single`: the same block's 1,000 signatures checked one at
+//!   a time on one thread, every key seen before (its 100 senders sign
+//!   again and again, as a network's accounts do).
 //! - `cache/all` and `cache/none`: the repeated-sender block on every core
 //!   with a signature cache that holds every one of its signatures (as
 //!   after admission to the mempool) or none of them (but is not empty,
@@ -124,6 +127,13 @@ fn ledger(c: &mut Criterion) {
             b.iter(|| escrow::signature::verify_block(&signed, threads).unwrap())
         });
     }
+    group.bench_function("single", |b| {
+        b.iter(|| {
+            for tx in &signed {
+                escrow::signature::check(tx).unwrap();
+            }
+        })
+    });
     group.finish();
 
     // A block whose signatures are all cached, or none.
