@@ -76,6 +76,9 @@ Options:
       --blocks <N>     the restart chain's length (default 100,000; 2,000 with --quick)
       --chain-dir <DIR>
                        keep and reuse the restart chain in DIR
+      --only <FIGURE>  only one node figure: mine (node.mine_rate), restart
+                       (node.restart and node.rss) or net (net.tx_throughput
+                       and net.api_p99); implies node
   -h, --help           print this help";
 
 /// Runs every suite, then prints the figures; then the node benchmarks
@@ -105,6 +108,15 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
                         .with_context(|| format!("--chain-dir needs a directory\n\n{USAGE}"))?
                         .into(),
                 );
+            }
+            "--only" => {
+                let figure = args
+                    .next()
+                    .with_context(|| format!("--only needs a figure\n\n{USAGE}"))?;
+                node.only = Some(node::Figure::parse(figure).with_context(|| {
+                    format!("--only {figure}: not mine, restart or net\n\n{USAGE}")
+                })?);
+                node_only = true;
             }
             other => bail!("unknown bench option `{other}`\n\n{USAGE}"),
         }

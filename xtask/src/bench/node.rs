@@ -77,6 +77,31 @@ pub struct Options {
     pub blocks: Option<u64>,
     /// Where to keep (and reuse) the restart chain.
     pub chain_dir: Option<PathBuf>,
+    /// Only this figure (`--only`), instead of all.
+    pub only: Option<Figure>,
+}
+
+/// The node figures `--only` can pick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Figure {
+    /// `node.mine_rate`.
+    Mine,
+    /// `node.restart` and `node.rss`.
+    Restart,
+    /// `net.tx_throughput` and `net.api_p99`.
+    Net,
+}
+
+impl Figure {
+    /// The figure named `name` on the command line.
+    pub fn parse(name: &str) -> Option<Figure> {
+        match name {
+            "mine" => Some(Figure::Mine),
+            "restart" => Some(Figure::Restart),
+            "net" => Some(Figure::Net),
+            _ => None,
+        }
+    }
 }
 
 /// The sizes of one run.
@@ -153,13 +178,20 @@ pub fn run(root: &Path, o: &Options) -> anyhow::Result<Vec<String>> {
         println!("{line}");
         lines.push(line);
     };
-    emit(mine_rate(&binary, tmp.path(), &plan)?);
-    let (restart, rss) = restart(&binary, tmp.path(), o, &plan)?;
-    emit(restart);
-    emit(rss);
-    let (throughput, p99) = throughput::throughput(&binary, tmp.path(), &plan)?;
-    emit(throughput);
-    emit(p99);
+    let wanted = |f: Figure| o.only.is_none_or(|only| only == f);
+    if wanted(Figure::Mine) {
+        emit(mine_rate(&binary, tmp.path(), &plan)?);
+    }
+    if wanted(Figure::Restart) {
+        let (restart, rss) = restart(&binary, tmp.path(), o, &plan)?;
+        emit(restart);
+        emit(rss);
+    }
+    if wanted(Figure::Net) {
+        let (throughput, p99) = throughput::throughput(&binary, tmp.path(), &plan)?;
+        emit(throughput);
+        emit(p99);
+    }
     Ok(lines)
 }
 
