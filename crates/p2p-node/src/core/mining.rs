@@ -173,7 +173,12 @@ impl MinerDriver {
             block,
             paid_to,
         });
-        let search = self.miner.mine(header, stop);
+        let urgency = if self.has_requests() {
+            crate::mine::Urgency::Requested
+        } else {
+            crate::mine::Urgency::Background
+        };
+        let search = self.miner.mine(header, urgency, stop);
         tracker.spawn(async move {
             let outcome = search.await;
             let _ = core.send(CoreMsg::Mined { job: id, outcome }).await;

@@ -212,7 +212,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Mine for SimMiner {
-    fn mine(&self, template: Header, stop: CancellationToken) -> BoxFuture<'static, MineOutcome> {
+    fn mine(
+        &self,
+        template: Header,
+        _urgency: crate::mine::Urgency,
+        stop: CancellationToken,
+    ) -> BoxFuture<'static, MineOutcome> {
         let this = self.clone();
         Box::pin(async move {
             loop {
