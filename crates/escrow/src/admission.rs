@@ -119,6 +119,34 @@ impl PendingState {
         Ok(())
     }
 
+    /// [`PendingState::admit`] with the signature's verdict reached before
+    /// (by [`crate::SigCache::precheck`] or [`crate::SigCache::precheck_all`]
+    /// on another thread): the same verdicts and reasons, without the
+    /// check's cost on the caller's thread. A `check` made for another
+    /// transaction or by another cache than the ledger's is ignored, and
+    /// the signature is checked here.
+    ///
+    /// # Errors
+    ///
+    /// As [`PendingState::admit`].
+    pub fn admit_prechecked(
+        &mut self,
+        tx: &SignedTx,
+        check: crate::SigCheck,
+    ) -> Result<(), AdmissionError> {
+        let verified = match self.ledger.take_precheck(tx, check) {
+            Some(verdict) => verdict,
+            None => self.ledger.check_signature_unremembered(tx),
+        }
+        .map_err(|reason| LedgerError::BadSignature {
+            tx: tx.id(),
+            reason,
+        })?;
+        self.apply(tx)?;
+        self.ledger.remember_signature(verified);
+        Ok(())
+    }
+
     /// Admits `tx` whose signature this process has already verified: a
     /// transaction the pool admitted before, or one of a block that passed
     /// validation, re-admitted over a new tip. Everything but the

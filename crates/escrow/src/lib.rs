@@ -40,6 +40,6 @@ pub use contract::{Action, Contract, ContractError, ContractId, HistoryEntry, Pa
 pub use genesis::{Genesis, GenesisFileError};
 pub use keys::{KeyFileError, Keypair};
 pub use ledger::{Ledger, LedgerError, Undo, VerifyMode};
-pub use sigcache::{SigCache, SigCacheStats, Verified};
+pub use sigcache::{SigCache, SigCacheStats, SigCheck, Verified};
 pub use signature::SignatureError;
 pub use tx::{Payload, Signature, SignedTx, Tx, TxBody, TxDecodeError};

@@ -38,6 +38,29 @@ type Digest = [u8; 32];
 #[must_use = "remember it once the transaction is admitted"]
 pub struct Verified(Digest);
 
+/// The signature verdict on one transaction, reached by
+/// [`SigCache::precheck`] or [`SigCache::precheck_all`] before the
+/// transaction reaches the pool, and bound to it and to the cache that
+/// made it: [`SigCache::take_precheck`] gives the verdict only for the
+/// same key, signature and body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SigCheck {
+    digest: Digest,
+    /// `Ok(true)`: a remembered success; `Ok(false)`: checked now.
+    verdict: Result<bool, SignatureError>,
+}
+
+impl SigCheck {
+    /// The verdict: `Ok` if the signature passes the rule.
+    ///
+    /// # Errors
+    ///
+    /// The rule's [`SignatureError`].
+    pub fn verdict(&self) -> Result<(), SignatureError> {
+        self.verdict.map(|_| ())
+    }
+}
+
 /// A bounded, thread-safe set of signatures that passed the signature rule.
 pub struct SigCache {
     salt: [u8; 32],
@@ -191,6 +214,84 @@ impl SigCache {
         Ok(Some(Verified(digest)))
     }
 
+    /// The rule for `tx`, checked now (or found remembered) by whoever
+    /// holds the transaction before the pool does (a connection task, an
+    /// API request), so that the pool's single-threaded admission only
+    /// looks the verdict up: [`crate::PendingState::admit_prechecked`].
+    /// Nothing is remembered: a success is remembered only once the pool
+    /// admits the transaction, as with [`SigCache::check_unremembered`].
+    pub fn precheck(&self, tx: &SignedTx) -> SigCheck {
+        let message = tx.body.to_bytes();
+        let digest = self.digest(&tx.body.sender, &tx.signature.0, &message);
+        let verdict = if self.lookup(&digest) {
+            Ok(true)
+        } else {
+            signature::check_signature(&tx.body.sender, &tx.signature.0, &message).map(|()| false)
+        };
+        SigCheck { digest, verdict }
+    }
+
+    /// [`SigCache::precheck`] for several transactions (those a peer sent
+    /// together), with one ZIP 215 batch for all that are not remembered:
+    /// a batch costs a fraction of the single checks it replaces. If the
+    /// batch fails, every one of its transactions is checked alone, so each
+    /// verdict and reason is exactly the single rule's (see
+    /// [`crate::signature`]): a bad signature costs its sender's batch one
+    /// batch check more, never a wrong verdict.
+    pub fn precheck_all(&self, txs: &[SignedTx]) -> Vec<SigCheck> {
+        let mut checks: Vec<SigCheck> = Vec::with_capacity(txs.len());
+        let mut unknown: Vec<usize> = Vec::new();
+        let mut items: Vec<signature::Item> = Vec::new();
+        for (i, tx) in txs.iter().enumerate() {
+            let item = signature::Item::of(tx);
+            let digest = self.digest(&item.key, &item.signature, &item.message);
+            let known = self.lookup(&digest);
+            checks.push(SigCheck {
+                digest,
+                verdict: Ok(known),
+            });
+            if !known {
+                unknown.push(i);
+                items.push(item);
+            }
+        }
+        // One alone is checked the single way: a batch of one saves nothing.
+        if items.len() > 1 && signature::batch_verdict(&items) {
+            return checks;
+        }
+        for (i, item) in unknown.into_iter().zip(&items) {
+            if let Some(check) = checks.get_mut(i) {
+                check.verdict = signature::Signed::check(item).map(|()| false);
+            }
+        }
+        checks
+    }
+
+    /// The verdict of `check` if it was made by this cache for exactly
+    /// `tx` (same key, signature and body); `None` otherwise, and the
+    /// caller checks the transaction itself. A success comes back as
+    /// [`SigCache::check_unremembered`] gives it: `None` if already
+    /// remembered, else the [`Verified`] to remember on admission.
+    ///
+    /// # Errors
+    ///
+    /// The rule's [`SignatureError`], as the precheck found it.
+    pub fn take_precheck(
+        &self,
+        tx: &SignedTx,
+        check: SigCheck,
+    ) -> Option<Result<Option<Verified>, SignatureError>> {
+        let digest = self.digest(&tx.body.sender, &tx.signature.0, &tx.body.to_bytes());
+        if digest != check.digest {
+            return None;
+        }
+        Some(match check.verdict {
+            Ok(true) => Ok(None),
+            Ok(false) => Ok(Some(Verified(digest))),
+            Err(e) => Err(e),
+        })
+    }
+
     /// Remembers a success checked by [`SigCache::check_unremembered`].
     pub fn remember(&self, verified: Verified) {
         self.insert(verified.0);
@@ -323,5 +424,80 @@ mod tests {
             a.digest(&tx.body.sender, &tx.signature.0, &m),
             b.digest(&tx.body.sender, &tx.signature.0, &m)
         );
+    }
+    /// Signed by alice or with one bit of the signature spoiled.
+    fn batch(spoil: &[usize]) -> Vec<SignedTx> {
+        (0..8)
+            .map(|n| {
+                let mut tx = pay(n);
+                if spoil.contains(&(n as usize)) {
+                    tx.signature.0[3] ^= 0x10;
+                }
+                tx
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_precheck_gives_every_transaction_its_single_verdict() {
+        let cache = SigCache::new(100);
+        for spoil in [&[][..], &[0], &[7], &[2, 5], &[0, 1, 2, 3, 4, 5, 6, 7]] {
+            let txs = batch(spoil);
+            let checks = cache.precheck_all(&txs);
+            assert_eq!(checks.len(), txs.len());
+            for (tx, check) in txs.iter().zip(&checks) {
+                assert_eq!(check.verdict(), tx.check_signature(), "spoiled {spoil:?}");
+                assert_eq!(
+                    check.verdict().is_err(),
+                    spoil.contains(&(tx.body.nonce as usize))
+                );
+                // Bound to the transaction, and found in the same cache.
+                assert_eq!(
+                    cache
+                        .take_precheck(tx, check.clone())
+                        .map(|v| v.map(|_| ())),
+                    Some(tx.check_signature())
+                );
+            }
+            assert!(cache.is_empty(), "a precheck remembers nothing");
+        }
+        // One alone, and none.
+        let one = batch(&[]);
+        assert_eq!(cache.precheck_all(&one[..1])[0].verdict(), Ok(()));
+        assert!(cache.precheck_all(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_precheck_is_bound_to_its_transaction_and_its_cache() {
+        let (cache, other) = (SigCache::new(10), SigCache::new(10));
+        let tx = pay(0);
+        let check = cache.precheck(&tx);
+        assert_eq!(check.verdict(), Ok(()));
+        // Checked now: to be remembered on admission.
+        assert!(matches!(
+            cache.take_precheck(&tx, check.clone()),
+            Some(Ok(Some(_)))
+        ));
+        // Another transaction, or another cache: no verdict to take.
+        assert!(cache.take_precheck(&pay(1), check.clone()).is_none());
+        assert!(other.take_precheck(&tx, check).is_none());
+        let mut spoiled = tx.clone();
+        spoiled.signature.0[0] ^= 1;
+        assert!(cache.take_precheck(&spoiled, cache.precheck(&tx)).is_none());
+        assert_eq!(
+            cache.precheck(&spoiled).verdict(),
+            spoiled.check_signature()
+        );
+        // Remembered: found, nothing more to remember.
+        cache.check(&tx).unwrap();
+        let found = cache.precheck(&tx);
+        assert!(matches!(cache.take_precheck(&tx, found), Some(Ok(None))));
+        assert!(matches!(
+            cache.take_precheck(
+                &tx,
+                cache.precheck_all(std::slice::from_ref(&tx))[0].clone()
+            ),
+            Some(Ok(None))
+        ));
     }
 }

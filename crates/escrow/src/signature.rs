@@ -493,6 +493,15 @@ pub fn verify_split<T: Signed>(items: &[T], parts: usize) -> Result<(), (usize, 
     verify_in_parts(items, parts, parts)
 }
 
+/// Whether every item passes the rule, by one ZIP 215 batch on the
+/// calling thread: `true` means each would pass alone; `false` means at
+/// least one fails (or the system gave no randomness for the batch's
+/// coefficients), and the caller must check them one by one to learn
+/// which and why.
+pub fn batch_verdict<T: Signed>(items: &[T]) -> bool {
+    batch_passes(items, &(0..items.len()).collect::<Vec<_>>())
+}
+
 fn verify_in_parts<T: Signed>(
     items: &[T],
     parts: usize,

@@ -221,3 +221,49 @@ fn a_validly_signed_transaction_that_is_refused_is_not_remembered() {
     pending.admit(&next).unwrap();
     assert_eq!(cache.len(), 1);
 }
+
+#[test]
+fn a_prechecked_admission_gives_the_verdicts_of_a_checked_one() {
+    // Prechecked on "another thread" (by the ledger's cache), admitted with
+    // the verdict: the same results, reasons and remembered entries as
+    // `admit`, and no signature checked again on admission.
+    let (ledger, cache) = ledger_with(100, VerifyMode::Single);
+    let mut checked = PendingState::new(&ledger, 1);
+    let mut prechecked = PendingState::new(&ledger, 1);
+    let mut txs = transfers(&ledger, 6);
+    txs[2] = spoiled(&txs[2]);
+    txs.push(transfer("alice", 9, ledger.network(), "bob", 1)); // a nonce gap
+    let checks = cache.precheck_all(&txs);
+    assert_eq!(cache.len(), 0, "a precheck remembers nothing");
+    for (tx, check) in txs.iter().zip(checks) {
+        let misses = cache.stats().misses;
+        let by_precheck = prechecked.admit_prechecked(tx, check);
+        assert_eq!(
+            cache.stats().misses,
+            misses,
+            "the verdict is looked up, not checked again"
+        );
+        assert_eq!(by_precheck, checked.admit(tx));
+    }
+    assert_eq!(prechecked.ledger().nonce(&addr("alice")), 2);
+    // Admitted ones are remembered, refused ones are not: two admitted by
+    // each path, and the same two.
+    assert_eq!(cache.len(), 2);
+
+    // A verdict made for another transaction, or by another cache, is
+    // ignored: the signature is checked on admission.
+    let other = SigCache::new(10);
+    let mut fresh = PendingState::new(&ledger, 1);
+    let bad = spoiled(&txs[0]);
+    assert!(matches!(
+        fresh.admit_prechecked(&bad, cache.precheck(&txs[0])),
+        Err(AdmissionError::Invalid(LedgerError::BadSignature {
+            reason: SignatureError::Invalid,
+            ..
+        }))
+    ));
+    fresh
+        .admit_prechecked(&txs[0], other.precheck(&bad))
+        .unwrap();
+    assert_eq!(fresh.ledger().nonce(&addr("alice")), 1);
+}

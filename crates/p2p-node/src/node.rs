@@ -324,14 +324,18 @@ impl NodeHandle {
     ///
     /// [`NodeError::Mempool`] naming why it was refused.
     pub async fn submit(&self, tx: SignedTx) -> Result<TxId, NodeError> {
+        // The signature is checked here, on the caller's task, so that
+        // the core only looks the verdict up.
+        let check = Some(escrow::SigCache::shared().precheck(&tx));
         let (reply, rx) = oneshot::channel();
         self.command(Command::SubmitTx {
             tx: Box::new(tx),
+            check,
             reply,
         })
         .await?;
+        // Answered once the snapshot shows the transaction.
         let id = rx.await.map_err(|_| NodeError::Stopped)??;
-        self.published(false).await?;
         Ok(id)
     }
 

@@ -11,7 +11,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use futures::{SinkExt, StreamExt};
+use escrow::SignedTx;
+use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, timeout};
 use tokio_util::codec::Framed;
@@ -191,7 +192,7 @@ impl PeerTask {
                     _ = self.cancel.cancelled() => break Ended::Shutdown,
                     written = &mut writer => break Ended::Writer(written),
                     frame = stream.next() => {
-                        let message = match frame {
+                        let mut message = match frame {
                             Some(Ok(m)) => m,
                             Some(Err(e)) => break Ended::Error(e.into()),
                             None => break Ended::Error(PeerError::Closed),
@@ -199,6 +200,24 @@ impl PeerTask {
                         last_heard = Instant::now();
                         idle.as_mut().reset(last_heard + self.config.idle_timeout);
                         ping.as_mut().reset(last_heard + ping_every);
+                        // Transactions that arrived together are checked
+                        // together: one batch of signatures, one message to
+                        // the core. What follows them (another message, an
+                        // error, the end) is handled after them, in order.
+                        if let Message::Tx(tx) = message {
+                            let (txs, next) = take_buffered_txs(tx, &mut stream);
+                            let checks = escrow::SigCache::shared().precheck_all(&txs);
+                            let txs = txs.into_iter().zip(checks).collect();
+                            if self.core.send(CoreMsg::Txs { conn: self.conn, txs }).await.is_err() {
+                                break Ended::Shutdown;
+                            }
+                            match next {
+                                Some(Some(Ok(m))) => message = m,
+                                Some(Some(Err(e))) => break Ended::Error(e.into()),
+                                Some(None) => break Ended::Error(PeerError::Closed),
+                                None => continue,
+                            }
+                        }
                         match message {
                             Message::Ping { nonce } => {
                                 if ctrl_tx.try_send(Message::Pong { nonce }).is_err() {
@@ -398,6 +417,34 @@ const CONTROL_QUEUE: usize = 64;
 /// How long a last notice may take to write.
 const FAREWELL_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(200);
 
+/// Most transactions checked as one batch (see [`take_buffered_txs`]): a
+/// batch of this size takes the connection's task about a millisecond.
+const MAX_TX_BATCH: usize = 64;
+
+/// `first` and the transactions that follow it already read from the
+/// socket (up to [`MAX_TX_BATCH`] in all), without waiting for more; and
+/// the frame that ended the run, if one did: another message, a decoding
+/// error, or the end of the stream (`Some(None)`). `None` if the run ended
+/// because nothing more was ready, or at the batch limit.
+#[allow(clippy::type_complexity)]
+fn take_buffered_txs<S>(
+    first: SignedTx,
+    stream: &mut S,
+) -> (Vec<SignedTx>, Option<Option<Result<Message, WireError>>>)
+where
+    S: futures::Stream<Item = Result<Message, WireError>> + Unpin,
+{
+    let mut txs = vec![first];
+    while txs.len() < MAX_TX_BATCH {
+        match stream.next().now_or_never() {
+            Some(Some(Ok(Message::Tx(tx)))) => txs.push(tx),
+            None => break,
+            ended => return (txs, ended),
+        }
+    }
+    (txs, None)
+}
+
 /// Why a session ended.
 enum Ended {
     Shutdown,
@@ -410,6 +457,11 @@ enum Ended {
 /// queued bytes once written) and the task's own pongs and pings. Ends with
 /// `Ok` when the core drops the queue, or with the error of a failed or
 /// timed-out write.
+///
+/// Messages that are already queued when one is written go out with it in
+/// one flush (at most [`MAX_WRITE_BATCH`]), so a burst of small messages
+/// (announcements, requests, transactions) costs one system call rather
+/// than one each; a lone message is flushed at once, never held back.
 async fn write_loop(
     sink: &mut futures::stream::SplitSink<&mut Conn, Message>,
     mut out_rx: mpsc::Receiver<Message>,
@@ -417,8 +469,9 @@ async fn write_loop(
     queued: &AtomicUsize,
     write_timeout: std::time::Duration,
 ) -> Result<(), PeerError> {
+    let mut batch: Vec<(Message, bool)> = Vec::new();
     loop {
-        let (message, counted) = tokio::select! {
+        let first = tokio::select! {
             biased;
             m = ctrl_rx.recv() => match m {
                 Some(m) => (m, false),
@@ -429,17 +482,114 @@ async fn write_loop(
                 None => return Ok(()),
             },
         };
-        let size = if counted {
-            wire::frame_len(&message)
-        } else {
-            0
+        batch.push(first);
+        while batch.len() < MAX_WRITE_BATCH {
+            if let Ok(m) = ctrl_rx.try_recv() {
+                batch.push((m, false));
+            } else if let Ok(m) = out_rx.try_recv() {
+                batch.push((m, true));
+            } else {
+                break;
+            }
+        }
+        let mut size = 0usize;
+        let write = async {
+            for (message, counted) in batch.drain(..) {
+                if counted {
+                    size = size.saturating_add(wire::frame_len(&message));
+                }
+                sink.feed(message).await?;
+            }
+            sink.flush().await
         };
-        match timeout(write_timeout, sink.send(message)).await {
+        match timeout(write_timeout, write).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(e.into()),
             Err(_) => return Err(PeerError::TooSlow),
         }
-        // The core counted it before queueing it.
+        // The core counted them before queueing them.
         queued.fetch_sub(size, Ordering::Relaxed);
+    }
+}
+
+/// Most messages written in one flush (see [`write_loop`]).
+const MAX_WRITE_BATCH: usize = 64;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use futures::stream;
+
+    fn tx(nonce: u64) -> SignedTx {
+        SignedTx::sign(
+            &escrow::dev::keypair("alice").unwrap(),
+            nonce,
+            chain_core::BlockHash::ZERO,
+            escrow::Payload::Transfer {
+                to: escrow::dev::address("bob").unwrap(),
+                amount: escrow::Amount::new(1),
+            },
+        )
+    }
+
+    type Frame = Result<Message, WireError>;
+
+    fn nonces(txs: &[SignedTx]) -> Vec<u64> {
+        txs.iter().map(|t| t.body.nonce).collect()
+    }
+
+    #[test]
+    fn buffered_transactions_are_taken_up_to_the_first_other_frame() {
+        let frames: Vec<Frame> = vec![
+            Ok(Message::Tx(tx(1))),
+            Ok(Message::Tx(tx(2))),
+            Ok(Message::Ping { nonce: 9 }),
+            Ok(Message::Tx(tx(3))),
+        ];
+        let mut s = stream::iter(frames);
+        let (txs, next) = take_buffered_txs(tx(0), &mut s);
+        assert_eq!(nonces(&txs), [0, 1, 2]);
+        assert!(matches!(next, Some(Some(Ok(Message::Ping { nonce: 9 })))));
+        // The rest is left in the stream, in order.
+        assert!(matches!(
+            s.next().now_or_never(),
+            Some(Some(Ok(Message::Tx(_))))
+        ));
+    }
+
+    #[test]
+    fn an_error_or_the_end_ends_the_run_and_is_returned() {
+        let frames: Vec<Frame> = vec![
+            Ok(Message::Tx(tx(1))),
+            Err(WireError::UnknownMessage { tag: 99 }),
+        ];
+        let (txs, next) = take_buffered_txs(tx(0), &mut stream::iter(frames));
+        assert_eq!(nonces(&txs), [0, 1]);
+        assert!(matches!(next, Some(Some(Err(_)))));
+        let (txs, next) = take_buffered_txs(tx(0), &mut stream::iter(Vec::<Frame>::new()));
+        assert_eq!(nonces(&txs), [0]);
+        assert!(matches!(next, Some(None)), "the end of the stream");
+    }
+
+    #[test]
+    fn nothing_ready_or_a_full_batch_ends_the_run_without_a_frame() {
+        // Two ready, then a stream that has nothing yet.
+        let ready: Vec<Frame> = vec![Ok(Message::Tx(tx(1))), Ok(Message::Tx(tx(2)))];
+        let mut s = stream::iter(ready).chain(stream::pending());
+        let (txs, next) = take_buffered_txs(tx(0), &mut s);
+        assert_eq!(nonces(&txs), [0, 1, 2]);
+        assert!(next.is_none());
+        // More than a batch: the batch is full, the rest stays.
+        let many: Vec<Frame> = (1..100).map(|n| Ok(Message::Tx(tx(n)))).collect();
+        let mut s = stream::iter(many);
+        let (txs, next) = take_buffered_txs(tx(0), &mut s);
+        assert_eq!(txs.len(), MAX_TX_BATCH);
+        assert!(next.is_none());
+        assert!(matches!(
+            s.next().now_or_never(),
+            Some(Some(Ok(Message::Tx(t)))) if t.body.nonce == MAX_TX_BATCH as u64
+        ));
     }
 }

@@ -153,6 +153,17 @@ impl Ledger {
         }
     }
 
+    /// The verdict of a precheck made by this ledger's cache for `tx`
+    /// (see [`SigCache::take_precheck`]); `None` without a cache, or if
+    /// the check was made by another cache or for another transaction.
+    pub(crate) fn take_precheck(
+        &self,
+        tx: &SignedTx,
+        check: crate::SigCheck,
+    ) -> Option<Result<Option<crate::sigcache::Verified>, SignatureError>> {
+        self.sig_cache.as_ref()?.take_precheck(tx, check)
+    }
+
     /// Remembers a success of [`Ledger::check_signature_unremembered`].
     pub(crate) fn remember_signature(&self, verified: Option<crate::sigcache::Verified>) {
         if let (Some(cache), Some(v)) = (&self.sig_cache, verified) {

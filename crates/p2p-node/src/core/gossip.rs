@@ -15,6 +15,25 @@ use crate::core::{Core, relay};
 use crate::mempool::MempoolError;
 use crate::penalty::Offence;
 
+/// Transaction announcements waiting to be sent (see
+/// [`Core::send_tx_announcements`]).
+#[derive(Debug, Default)]
+pub(super) struct TxAnnouncements {
+    /// The ids each peer is to be told, in the order they were admitted.
+    queued: std::collections::BTreeMap<ConnId, Vec<TxId>>,
+    /// How many ids wait, over all peers.
+    count: usize,
+    /// When the oldest was queued.
+    since: Option<Instant>,
+}
+
+/// The longest a transaction announcement waits for others to join it
+/// while the core is busy.
+const ANNOUNCE_DELAY: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Announcements sent at once however young, so the queue stays small.
+const MAX_QUEUED_ANNOUNCEMENTS: usize = 4_096;
+
 /// Most gossiped transactions kept while they wait for an earlier nonce.
 const MAX_ORPHAN_TXS: usize = 1_000;
 /// How far ahead of its sender's next nonce such a transaction may be.
@@ -65,7 +84,7 @@ impl Core {
             }
             Message::GetTxs(ids) => self.serve_txs(conn, &ids),
             Message::GetBlocks(hashes) => self.serve_blocks(conn, &hashes),
-            Message::Tx(tx) => self.on_tx(conn, tx),
+            Message::Tx(tx) => self.on_tx(conn, tx, None),
             Message::Block(block) => self.on_block(conn, block),
             Message::GetSync { locator, stop } => self.serve_sync(conn, &locator, stop),
             Message::SyncBlocks { blocks, more } => {
@@ -177,7 +196,9 @@ impl Core {
         );
     }
 
-    fn on_tx(&mut self, conn: ConnId, tx: SignedTx) {
+    /// A transaction from a peer, its signature's verdict reached by the
+    /// connection's task if `check` (else checked here).
+    pub(super) fn on_tx(&mut self, conn: ConnId, tx: SignedTx, check: Option<escrow::SigCheck>) {
         let id = tx.id();
         self.requests.tx_arrived(&id);
         if let Some(p) = self.peers.get_mut(conn) {
@@ -185,7 +206,11 @@ impl Core {
         }
         let sender = tx.sender();
         let nonce = tx.body.nonce;
-        match self.mempool.add(tx.clone()) {
+        let added = match check {
+            Some(check) => self.mempool.add_prechecked(tx.clone(), check),
+            None => self.mempool.add(tx.clone()),
+        };
+        match added {
             Ok(id) => {
                 self.peers.note_tx(conn, Instant::now());
                 self.announce_tx(id);
@@ -345,6 +370,8 @@ impl Core {
         );
     }
 
+    /// Queues `id` to be announced to every live peer that does not know
+    /// it; [`Core::send_tx_announcements`] sends the queue.
     pub(super) fn announce_tx(&mut self, id: TxId) {
         for conn in self.peers.live_conns() {
             let Some(peer) = self.peers.get_mut(conn) else {
@@ -354,7 +381,43 @@ impl Core {
                 continue;
             }
             peer.known_txs.insert(id);
-            self.send(conn, Message::AnnounceTxs(Bounded::truncating(vec![id])));
+            self.tx_announcements
+                .queued
+                .entry(conn)
+                .or_default()
+                .push(id);
+            self.tx_announcements.count += 1;
+        }
+        self.tx_announcements.since.get_or_insert_with(Instant::now);
+    }
+
+    /// Sends the queued transaction announcements, one `AnnounceTxs` per
+    /// peer (of at most `MAX_INVENTORY` ids each), if they are due: when
+    /// no other event waits (`idle`), once the oldest has waited
+    /// [`ANNOUNCE_DELAY`], or once [`MAX_QUEUED_ANNOUNCEMENTS`] wait. A
+    /// burst of transactions is thus announced in a few messages instead
+    /// of one per transaction and peer, and a lone one at once.
+    pub(super) fn send_tx_announcements(&mut self, idle: bool) {
+        let Some(since) = self.tx_announcements.since else {
+            return;
+        };
+        if !idle
+            && since.elapsed() < ANNOUNCE_DELAY
+            && self.tx_announcements.count < MAX_QUEUED_ANNOUNCEMENTS
+        {
+            return;
+        }
+        let queued = std::mem::take(&mut self.tx_announcements);
+        for (conn, ids) in queued.queued {
+            if !self.peers.is_connected(conn) {
+                continue;
+            }
+            for chunk in ids.chunks(wire::message::MAX_INVENTORY) {
+                self.send(
+                    conn,
+                    Message::AnnounceTxs(Bounded::truncating(chunk.to_vec())),
+                );
+            }
         }
     }
 

@@ -38,6 +38,13 @@ pub(crate) enum CoreMsg {
     Live { conn: ConnId },
     /// A message from a live peer.
     Message { conn: ConnId, message: Message },
+    /// Transactions a live peer sent one after another (each a
+    /// [`Message::Tx`]), with their signatures' verdicts, reached by the
+    /// connection's task in one batch.
+    Txs {
+        conn: ConnId,
+        txs: Vec<(SignedTx, escrow::SigCheck)>,
+    },
     /// A connection task saw the peer break the protocol.
     Offence {
         conn: ConnId,
@@ -74,9 +81,12 @@ pub(crate) enum Command {
         saved: bool,
         reply: oneshot::Sender<()>,
     },
-    /// Submits a signed transaction.
+    /// Submits a signed transaction, its signature checked by the caller
+    /// (`check`, if any). A success is answered once the snapshot's
+    /// mempool part shows the transaction.
     SubmitTx {
         tx: Box<SignedTx>,
+        check: Option<escrow::SigCheck>,
         reply: oneshot::Sender<Result<TxId, MempoolError>>,
     },
     /// Mines `count` blocks on this node, their rewards to `to` (the
@@ -96,4 +106,26 @@ pub(crate) enum Command {
     Partition(Vec<SocketAddr>),
     /// Lifts every partition and redials the addresses it cut.
     Heal,
+}
+
+/// What waits for the next publication of the snapshot's mempool part.
+pub(crate) enum PublishWaiter {
+    /// [`Command::Published`] without `saved`.
+    Published(oneshot::Sender<()>),
+    /// An admitted [`Command::SubmitTx`].
+    Submitted(oneshot::Sender<Result<TxId, MempoolError>>, TxId),
+}
+
+impl PublishWaiter {
+    /// Answers it: the snapshot now shows what it waited for.
+    pub(crate) fn answer(self) {
+        match self {
+            PublishWaiter::Published(reply) => {
+                let _ = reply.send(());
+            }
+            PublishWaiter::Submitted(reply, id) => {
+                let _ = reply.send(Ok(id));
+            }
+        }
+    }
 }

@@ -147,7 +147,7 @@ pub(crate) struct Core {
     unsaved_wait_since: Option<Instant>,
     /// Handles waiting for the next publication, and for the next one of
     /// everything saved.
-    publish_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
+    publish_waiters: Vec<inbox::PublishWaiter>,
     saved_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
     /// Blocks and transactions applied since the last state snapshot, and
     /// whether the store has one.
@@ -178,6 +178,8 @@ pub(crate) struct Core {
     /// sender (asked of different peers, they can arrive in any order),
     /// by sender and nonce; admitted once the gap closes. Bounded.
     orphan_txs: std::collections::BTreeMap<(escrow::Address, u64), escrow::SignedTx>,
+    /// Transaction announcements not yet sent.
+    tx_announcements: gossip::TxAnnouncements,
     /// Counters for `/metrics`.
     metrics: Metrics,
     /// When the mempool was last saved, and whether it changed since.
@@ -268,6 +270,7 @@ impl Core {
             events,
             reported_peers: 0,
             orphan_txs: std::collections::BTreeMap::new(),
+            tx_announcements: gossip::TxAnnouncements::default(),
             metrics: Metrics {
                 started: Some(now),
                 ..Metrics::default()
@@ -348,6 +351,7 @@ impl Core {
             self.start_save(false);
         }
         self.run_overdue_queries();
+        self.send_tx_announcements(inbox_empty);
         let saved = self.is_saved() && !self.cancel.is_cancelled();
         if self.bans_dirty {
             self.save_bans();
@@ -374,7 +378,7 @@ impl Core {
         };
         if mempool_published {
             for waiter in self.publish_waiters.drain(..) {
-                let _ = waiter.send(());
+                waiter.answer();
             }
         }
         if !saved {
@@ -414,6 +418,14 @@ impl Core {
             }
             CoreMsg::Live { conn } => self.on_live(conn),
             CoreMsg::Message { conn, message } => self.on_message(conn, message),
+            CoreMsg::Txs { conn, txs } => {
+                for (tx, check) in txs {
+                    if !self.peers.is_connected(conn) {
+                        break;
+                    }
+                    self.on_tx(conn, tx, Some(check));
+                }
+            }
             CoreMsg::Offence {
                 conn,
                 remote,
@@ -584,24 +596,43 @@ impl Core {
                 if saved {
                     self.saved_waiters.push(reply);
                 } else {
-                    self.publish_waiters.push(reply);
+                    self.publish_waiters
+                        .push(inbox::PublishWaiter::Published(reply));
                 }
             }
             Command::Published {
                 saved: false,
                 reply,
-            } => self.publish_waiters.push(reply),
+            } => self
+                .publish_waiters
+                .push(inbox::PublishWaiter::Published(reply)),
             Command::Published { saved: true, reply } => {
                 self.unsaved_wait_since.get_or_insert_with(Instant::now);
                 self.saved_waiters.push(reply);
             }
-            Command::SubmitTx { tx, reply } => {
-                let result = self.mempool.add(*tx);
-                if let Ok(id) = &result {
-                    self.announce_tx(*id);
-                    self.emit_mempool();
+            Command::SubmitTx { tx, check, reply } => {
+                let result = match check {
+                    Some(check) => self.mempool.add_prechecked(*tx, check),
+                    None => self.mempool.add(*tx),
+                };
+                match result {
+                    Ok(id) => {
+                        self.announce_tx(id);
+                        self.emit_mempool();
+                        // Answered with the publication that shows it;
+                        // inline, what waits to be saved is saved now, so
+                        // that this event's end publishes (as for
+                        // `Published`).
+                        if !self.config.background_saving {
+                            self.flush();
+                        }
+                        self.publish_waiters
+                            .push(inbox::PublishWaiter::Submitted(reply, id));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
                 }
-                let _ = reply.send(result);
             }
             Command::Mine { count, to, reply } => self.miner.request(count, to, reply),
             Command::SetMining(mode) => self.miner.set_mode(mode, self.mempool.is_empty()),

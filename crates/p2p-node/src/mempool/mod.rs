@@ -183,14 +183,34 @@ impl Mempool {
     ///
     /// [`MempoolError`] naming why not; the pool is unchanged then.
     pub fn add(&mut self, tx: SignedTx) -> Result<TxId, MempoolError> {
-        self.insert(tx, true)
+        self.insert(tx, true, None)
+    }
+
+    /// [`Mempool::add`] with the signature's verdict reached before, on
+    /// another thread ([`escrow::SigCache::precheck`]): the same results
+    /// without the signature check's cost here.
+    ///
+    /// # Errors
+    ///
+    /// As [`Mempool::add`].
+    pub fn add_prechecked(
+        &mut self,
+        tx: SignedTx,
+        check: escrow::SigCheck,
+    ) -> Result<TxId, MempoolError> {
+        self.insert(tx, true, Some(check))
     }
 
     /// Adds `tx`, with the pool's limits and a signature check (a new
     /// transaction), or without either (one re-admitted by a rebuild,
     /// whose signature was verified when it first entered the pool or
     /// when its block was validated).
-    fn insert(&mut self, tx: SignedTx, new: bool) -> Result<TxId, MempoolError> {
+    fn insert(
+        &mut self,
+        tx: SignedTx,
+        new: bool,
+        check: Option<escrow::SigCheck>,
+    ) -> Result<TxId, MempoolError> {
         let limits = new;
         let id = tx.id();
         if self.ids.contains_key(&id) {
@@ -208,7 +228,9 @@ impl Mempool {
                 });
             }
         }
-        if new {
+        if let (true, Some(check)) = (new, check) {
+            self.state.admit_prechecked(&tx, check)?;
+        } else if new {
             self.state.admit(&tx)?;
         } else {
             self.state.admit_verified(&tx)?;
@@ -245,7 +267,7 @@ impl Mempool {
         let mut dropped = Vec::new();
         for tx in returned.into_iter().chain(old) {
             let id = tx.id();
-            match self.insert(tx.clone(), false) {
+            match self.insert(tx.clone(), false, None) {
                 Ok(_) | Err(MempoolError::Duplicate(_)) => {}
                 Err(_) if included(&id) => {}
                 Err(e) => {
