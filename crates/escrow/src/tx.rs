@@ -116,8 +116,7 @@ pub struct TxBody {
 impl TxBody {
     /// The canonical bytes: what is signed and hashed.
     pub fn to_bytes(&self) -> Vec<u8> {
-        // postcard cannot fail on these types (no maps, no unsized data).
-        postcard::to_stdvec(self).unwrap_or_default()
+        encode(self)
     }
 
     /// The sender's address.
@@ -223,7 +222,7 @@ impl SignedTx {
 
     /// The canonical bytes of the whole signed transaction.
     pub fn to_bytes(&self) -> Vec<u8> {
-        postcard::to_stdvec(self).unwrap_or_default()
+        encode(self)
     }
 
     /// Decodes a signed transaction, refusing trailing bytes and
@@ -292,7 +291,7 @@ const UNSIGNED_ID_CONTEXT: &str = "escrow-chain 2026 unsigned tx id";
 impl Tx {
     /// The canonical bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        postcard::to_stdvec(self).unwrap_or_default()
+        encode(self)
     }
 
     /// A short name.
@@ -306,14 +305,39 @@ impl Tx {
     }
 }
 
+/// The postcard bytes of a transaction or a body, into a vector sized
+/// for a transfer from the start (these are encoded several times per
+/// transaction and block: ids, commitments, signatures, the store). The
+/// types have no maps and no unsized data: postcard cannot fail on them.
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_extend(value, Vec::with_capacity(ENCODE_CAPACITY)).unwrap_or_default()
+}
+
+/// Bytes reserved by [`encode`]: a signed transfer's encoding fits.
+const ENCODE_CAPACITY: usize = 192;
+
+/// The key of signed commitments ([`SIGNED_COMMITMENT_CONTEXT`]), derived
+/// once.
+fn signed_commitment_key() -> &'static [u8; 32] {
+    static KEY: std::sync::LazyLock<[u8; 32]> =
+        std::sync::LazyLock::new(|| blake3::derive_key(SIGNED_COMMITMENT_CONTEXT, b""));
+    &KEY
+}
+
+/// The key of unsigned ids ([`UNSIGNED_ID_CONTEXT`]), derived once.
+fn unsigned_id_key() -> &'static [u8; 32] {
+    static KEY: std::sync::LazyLock<[u8; 32]> =
+        std::sync::LazyLock::new(|| blake3::derive_key(UNSIGNED_ID_CONTEXT, b""));
+    &KEY
+}
+
 impl Transaction for Tx {
     fn id(&self) -> TxId {
         match self {
             Tx::Signed(s) => s.id(),
-            other => {
-                let key = blake3::derive_key(UNSIGNED_ID_CONTEXT, b"");
-                TxId::from_bytes(*blake3::keyed_hash(&key, &other.to_bytes()).as_bytes())
-            }
+            other => TxId::from_bytes(
+                *blake3::keyed_hash(unsigned_id_key(), &other.to_bytes()).as_bytes(),
+            ),
         }
     }
 
@@ -321,16 +345,17 @@ impl Transaction for Tx {
     /// leaves it out); other kinds commit to their id.
     fn commitment(&self) -> TxId {
         match self {
-            Tx::Signed(s) => {
-                let key = blake3::derive_key(SIGNED_COMMITMENT_CONTEXT, b"");
-                TxId::from_bytes(*blake3::keyed_hash(&key, &s.to_bytes()).as_bytes())
-            }
+            Tx::Signed(s) => TxId::from_bytes(
+                *blake3::keyed_hash(signed_commitment_key(), &s.to_bytes()).as_bytes(),
+            ),
             other => other.id(),
         }
     }
 
     fn encoded_len(&self) -> usize {
-        self.to_bytes().len()
+        // Counted, not encoded: no allocation.
+        postcard::serialize_with_flavor(self, postcard::ser_flavors::Size::default())
+            .unwrap_or(usize::MAX)
     }
 }
 
