@@ -61,6 +61,15 @@ pub struct NodeConfig {
     pub miner_account: Address,
     /// Compute threads for the miner.
     pub miner_threads: usize,
+    /// The shortest time from a block's parent (by its timestamp, on the
+    /// node's clock) to a block this node mines on its own
+    /// ([`MiningMode::Pending`] or [`MiningMode::Continuous`]); "mine N"
+    /// requests do not wait. Zero (the default) mines as soon as it can.
+    /// A dev network's target is met in about a millisecond, so without
+    /// it a node mining while transactions wait makes hundreds of small
+    /// blocks a second, each of which every node validates, saves and
+    /// relays (the geth dev mode's `--dev.period` is the same idea).
+    pub block_interval: Duration,
     /// Outbound connections the node keeps: it dials addresses from its
     /// address book (configured, then learned) until it has this many, and
     /// no more.
@@ -163,6 +172,7 @@ impl NodeConfig {
             mining: MiningMode::Off,
             miner_account: escrow::dev::address("ferdie").unwrap_or(Address::ZERO),
             miner_threads: 1,
+            block_interval: Duration::ZERO,
             max_outbound: 8,
             max_inbound: 24,
             max_pending: 256,

@@ -102,6 +102,12 @@ pub(crate) struct RunArgs {
     /// Miner threads.
     #[arg(long, default_value_t = 1)]
     pub miner_threads: usize,
+    /// The shortest time, in milliseconds, from a block's parent (its
+    /// timestamp) to a block this node mines on its own (`pending` or
+    /// `continuous`; "mine N" requests do not wait). 0 mines as soon as it
+    /// can, which at the dev target is hundreds of blocks a second.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub block_interval: u64,
     /// Save a snapshot of the ledger every this many blocks (and at every
     /// clean stop): a start after a crash applies at most that many again.
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -117,7 +123,7 @@ pub(crate) struct RunArgs {
 }
 
 /// The ids of [`RunArgs`]' options, as clap names them.
-const RUN_IDS: [&str; 10] = [
+const RUN_IDS: [&str; 11] = [
     "listen",
     "advertise",
     "api",
@@ -125,6 +131,7 @@ const RUN_IDS: [&str; 10] = [
     "mine",
     "miner",
     "miner_threads",
+    "block_interval",
     "snapshot_every",
     "genesis",
     "log",

@@ -217,6 +217,11 @@ impl Core {
         if !self.miner.wants_job(self.mempool.is_empty()) || self.cancel.is_cancelled() {
             return;
         }
+        if let Some(wait) = self.block_interval_left() {
+            // Woken when it has passed (see `Core::run`).
+            self.mine_at = Some(Instant::now() + wait);
+            return;
+        }
         let params = self.chain.params();
         let paid_to = self.miner.paid_to();
         let mut transactions = vec![Tx::Coinbase {
@@ -240,6 +245,22 @@ impl Core {
         };
         self.miner
             .start(block, paid_to, self.inbox.clone(), &self.tracker);
+    }
+
+    /// How long the node's own mining still waits before it may mine on
+    /// the tip ([`crate::NodeConfig::block_interval`] after the tip's
+    /// timestamp); `None` if it may mine now (no interval, an open "mine
+    /// N" request, or the time has passed).
+    fn block_interval_left(&self) -> Option<std::time::Duration> {
+        let interval = self.config.block_interval;
+        if interval.is_zero() || self.miner.has_requests() {
+            return None;
+        }
+        let parent = self.chain.header(&self.chain.tip())?;
+        let interval_ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
+        let due = parent.timestamp_ms.saturating_add(interval_ms);
+        let now = self.clock.now_ms();
+        (now < due).then(|| std::time::Duration::from_millis(due - now))
     }
 
     /// The miner found a block paying `paid_to`: accept it and, if it

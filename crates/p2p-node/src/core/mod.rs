@@ -178,6 +178,9 @@ pub(crate) struct Core {
     /// sender (asked of different peers, they can arrive in any order),
     /// by sender and nonce; admitted once the gap closes. Bounded.
     orphan_txs: std::collections::BTreeMap<(escrow::Address, u64), escrow::SignedTx>,
+    /// When the node's own mining may start on the tip, if it waits for
+    /// the block interval ([`crate::NodeConfig::block_interval`]).
+    mine_at: Option<Instant>,
     /// Transaction announcements not yet sent.
     tx_announcements: gossip::TxAnnouncements,
     /// Counters for `/metrics`.
@@ -271,6 +274,7 @@ impl Core {
             reported_peers: 0,
             orphan_txs: std::collections::BTreeMap::new(),
             tx_announcements: gossip::TxAnnouncements::default(),
+            mine_at: None,
             metrics: Metrics {
                 started: Some(now),
                 ..Metrics::default()
@@ -309,6 +313,9 @@ impl Core {
                 _ = self.cancel.cancelled() => break,
                 _ = tick.tick() => self.on_tick(),
                 _ = saved.notified(), if self.saving.is_some() => self.poll_saved(),
+                // The block interval has passed: `after_event` mines.
+                () = tokio::time::sleep_until(self.mine_at.unwrap_or_else(Instant::now)),
+                    if self.mine_at.is_some() => self.mine_at = None,
                 msg = rx.recv() => match msg {
                     Some(msg) => self.dispatch(msg),
                     None => break,
