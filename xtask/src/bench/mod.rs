@@ -76,6 +76,9 @@ Options:
       --blocks <N>     the restart chain's length (default 100,000; 2,000 with --quick)
       --chain-dir <DIR>
                        keep and reuse the restart chain in DIR
+      --block-interval <MS>
+                       the four nodes' --block-interval in net.tx_throughput
+                       (default 200; 0: mine as fast as the dev target allows)
       --only <FIGURE>  only one node figure: mine (node.mine_rate), restart
                        (node.restart and node.rss) or net (net.tx_throughput
                        and net.api_p99); implies node
@@ -108,6 +111,13 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
                         .with_context(|| format!("--chain-dir needs a directory\n\n{USAGE}"))?
                         .into(),
                 );
+            }
+            "--block-interval" => {
+                let n = args
+                    .next()
+                    .with_context(|| format!("--block-interval needs milliseconds\n\n{USAGE}"))?;
+                node.block_interval_ms =
+                    Some(n.parse().with_context(|| format!("--block-interval {n}"))?);
             }
             "--only" => {
                 let figure = args

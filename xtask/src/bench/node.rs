@@ -79,6 +79,9 @@ pub struct Options {
     pub chain_dir: Option<PathBuf>,
     /// Only this figure (`--only`), instead of all.
     pub only: Option<Figure>,
+    /// The four nodes' `--block-interval` in `net.tx_throughput`, instead
+    /// of the default.
+    pub block_interval_ms: Option<u64>,
 }
 
 /// The node figures `--only` can pick.
@@ -113,6 +116,7 @@ struct Plan {
     accounts: usize,
     txs_per_account: u64,
     submitters: usize,
+    block_interval_ms: u64,
 }
 
 impl Plan {
@@ -126,6 +130,7 @@ impl Plan {
                 accounts: 200,
                 txs_per_account: 10,
                 submitters: 8,
+                block_interval_ms: BLOCK_INTERVAL_MS,
             }
         } else {
             Plan {
@@ -136,14 +141,23 @@ impl Plan {
                 accounts: 1_000,
                 txs_per_account: 20,
                 submitters: 16,
+                block_interval_ms: BLOCK_INTERVAL_MS,
             }
         };
         if let Some(n) = o.blocks {
             plan.restart_blocks = n;
         }
+        if let Some(ms) = o.block_interval_ms {
+            plan.block_interval_ms = ms;
+        }
         plan
     }
 }
+
+/// The four nodes' `--block-interval` in `net.tx_throughput` (see
+/// `docs/PERFORMANCE.md`: without one, nodes mining while transactions
+/// wait at the dev target make hundreds of small blocks a second).
+const BLOCK_INTERVAL_MS: u64 = 200;
 
 /// Set by Ctrl-C or SIGTERM: the loops stop, and the nodes and
 /// directories are cleaned up on the way out.
@@ -319,6 +333,7 @@ fn mine_rate_with(binary: &Path, tmp: &Path, plan: &Plan, threads: usize) -> any
             genesis: None,
             peers: &[],
             miner_threads: threads,
+            block_interval_ms: 0,
         },
     )?;
     let started = Instant::now();
@@ -356,6 +371,7 @@ fn restart(
                 genesis: None,
                 peers: &[],
                 miner_threads: 1,
+                block_interval_ms: 0,
             },
         )?;
         mine_to(&http, &node, plan.restart_blocks)?
@@ -379,6 +395,7 @@ fn restart(
                 genesis: None,
                 peers: &[],
                 miner_threads: 1,
+                block_interval_ms: 0,
             },
         )?;
         let status = loop {

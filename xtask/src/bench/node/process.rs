@@ -29,6 +29,9 @@ pub(super) struct Spawn<'a> {
     pub(super) peers: &'a [SocketAddr],
     /// `--miner-threads`.
     pub(super) miner_threads: usize,
+    /// `--block-interval` in milliseconds (not passed when 0, so that an
+    /// older binary given by `XTASK_NODE_BINARY` still starts).
+    pub(super) block_interval_ms: u64,
 }
 
 /// A running node process; stopped when dropped.
@@ -59,6 +62,9 @@ impl NodeProc {
             .stderr(stderr);
         if let Some(g) = s.genesis {
             cmd.arg("--genesis").arg(g);
+        }
+        if s.block_interval_ms > 0 {
+            cmd.args(["--block-interval", &s.block_interval_ms.to_string()]);
         }
         for p in s.peers {
             cmd.args(["--peer", &p.to_string()]);
