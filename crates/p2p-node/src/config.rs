@@ -61,8 +61,9 @@ pub struct NodeConfig {
     pub miner_account: Address,
     /// Compute threads for the miner.
     pub miner_threads: usize,
-    /// The shortest time from a block's parent (by its timestamp, on the
-    /// node's clock) to a block this node mines on its own
+    /// The shortest time from the moment this node adopted a block as its
+    /// best tip (on its own clock: timestamps, which may lie ahead, play
+    /// no part) to a block it mines on that tip on its own
     /// ([`MiningMode::Pending`] or [`MiningMode::Continuous`]); "mine N"
     /// requests do not wait. Zero (the default) mines as soon as it can.
     /// A dev network's target is met in about a millisecond, so without
@@ -111,8 +112,9 @@ pub struct NodeConfig {
     /// Bytes (whole frames) queued for one peer before it counts as too
     /// slow and is dropped: what a peer that never reads can cost.
     pub peer_queue_bytes: usize,
-    /// How long one frame may take to write before the peer counts as too
-    /// slow and the connection is closed.
+    /// How long one write may take before the peer counts as too slow
+    /// and is dropped: one frame, or several small ones queued together
+    /// (at most 64 KiB past the first; see `docs/PROTOCOL.md`).
     pub write_timeout: Duration,
     /// What the node uploads to one peer in answer to its requests: at most
     /// `upload_burst` bytes at once, refilled at `upload_rate` bytes per

@@ -42,20 +42,25 @@ pub enum Urgency {
     Requested,
 }
 
-/// Real hashing: chain-core's miner on a thread of its own at a low
-/// scheduling priority (see [`Urgency`]), which the threads it starts
-/// inherit. Mining uses what CPU the node's own work leaves: a node that
-/// mines never makes its peers, its API or its validation wait on hashing.
-/// The thread ends when the last clone of the miner is dropped.
+/// Real hashing: chain-core's miner on two threads of their own, one per
+/// [`Urgency`], each at its low scheduling priority, which the search
+/// threads it starts inherit. Mining uses what CPU the node's own work
+/// leaves: a node that mines never makes its peers, its API or its
+/// validation wait on hashing. The threads end when the last clone of the
+/// miner is dropped.
 #[derive(Clone, Debug)]
 pub struct HashMiner {
-    jobs: Arc<std::sync::Mutex<std::sync::mpsc::Sender<Job>>>,
+    /// The job queues of the two mining threads: [`Urgency::Background`]'s
+    /// and [`Urgency::Requested`]'s. Each thread keeps the priority it set
+    /// at its start: an unprivileged process may enter `SCHED_IDLE` but
+    /// not leave it, so one thread cannot serve both.
+    background: Arc<std::sync::Mutex<std::sync::mpsc::Sender<Job>>>,
+    requested: Arc<std::sync::Mutex<std::sync::mpsc::Sender<Job>>>,
 }
 
-/// One search for the mining thread.
+/// One search for a mining thread.
 struct Job {
     template: Header,
-    urgency: Urgency,
     stop: Arc<AtomicBool>,
     reply: tokio::sync::oneshot::Sender<MineOutcome>,
 }
@@ -69,36 +74,49 @@ impl std::fmt::Debug for Job {
 }
 
 impl HashMiner {
-    /// A miner on `threads` threads (at least one).
+    /// A miner on `threads` threads (at least one) per search.
     pub fn new(threads: usize) -> HashMiner {
-        let miner = Miner::new(threads.max(1));
-        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
-        let spawned = std::thread::Builder::new()
-            .name("miner".into())
-            .spawn(move || {
-                let mut current = None;
-                while let Ok(job) = rx.recv() {
-                    if current != Some(job.urgency) {
-                        set_priority(job.urgency);
-                        current = Some(job.urgency);
-                    }
-                    let outcome = miner
-                        .mine(&job.template, &job.stop)
-                        .unwrap_or(MineOutcome::Exhausted);
-                    let _ = job.reply.send(outcome);
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::error!("cannot start the mining thread, the node will not mine: {e}");
-        }
         HashMiner {
-            jobs: Arc::new(std::sync::Mutex::new(jobs)),
+            background: Arc::new(std::sync::Mutex::new(mining_thread(
+                threads,
+                Urgency::Background,
+            ))),
+            requested: Arc::new(std::sync::Mutex::new(mining_thread(
+                threads,
+                Urgency::Requested,
+            ))),
         }
     }
 }
 
-/// Sets the calling thread's scheduling priority for `urgency`, as far as
-/// the system allows; the search threads it starts inherit it.
+/// Starts a mining thread at `urgency`'s priority and returns its job
+/// queue; the thread ends when the queue's last sender is dropped.
+fn mining_thread(threads: usize, urgency: Urgency) -> std::sync::mpsc::Sender<Job> {
+    let miner = Miner::new(threads.max(1));
+    let (jobs, rx) = std::sync::mpsc::channel::<Job>();
+    let name = match urgency {
+        Urgency::Background => "miner",
+        Urgency::Requested => "miner-requested",
+    };
+    let spawned = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            set_priority(urgency);
+            while let Ok(job) = rx.recv() {
+                let outcome = miner
+                    .mine(&job.template, &job.stop)
+                    .unwrap_or(MineOutcome::Exhausted);
+                let _ = job.reply.send(outcome);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the mining thread, the node will not mine: {e}");
+    }
+    jobs
+}
+
+/// Sets the calling thread's scheduling priority for `urgency`, once, as
+/// far as the system allows; the search threads it starts inherit it.
 ///
 /// - [`Urgency::Background`]: on Linux `SCHED_IDLE`: the thread runs only
 ///   on a CPU that nothing else wants, so even four nodes mining on two
@@ -141,13 +159,15 @@ impl Mine for HashMiner {
     ) -> BoxFuture<'static, MineOutcome> {
         let (reply, done) = tokio::sync::oneshot::channel();
         let flag = Arc::new(AtomicBool::new(false));
-        let sent = self
-            .jobs
+        let queue = match urgency {
+            Urgency::Background => &self.background,
+            Urgency::Requested => &self.requested,
+        };
+        let sent = queue
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .send(Job {
                 template,
-                urgency,
                 stop: flag.clone(),
                 reply,
             });

@@ -459,9 +459,11 @@ enum Ended {
 /// timed-out write.
 ///
 /// Messages that are already queued when one is written go out with it in
-/// one flush (at most [`MAX_WRITE_BATCH`]), so a burst of small messages
-/// (announcements, requests, transactions) costs one system call rather
-/// than one each; a lone message is flushed at once, never held back.
+/// one flush (at most [`MAX_WRITE_BATCH`] messages and, past the first,
+/// [`MAX_WRITE_BATCH_BYTES`]), so a burst of small messages (announcements,
+/// requests, transactions) costs one system call rather than one each; a
+/// lone message is flushed at once, never held back. The write timeout
+/// covers one such flush: a large frame is written alone, as before.
 async fn write_loop(
     sink: &mut futures::stream::SplitSink<&mut Conn, Message>,
     mut out_rx: mpsc::Receiver<Message>,
@@ -469,9 +471,12 @@ async fn write_loop(
     queued: &AtomicUsize,
     write_timeout: std::time::Duration,
 ) -> Result<(), PeerError> {
-    let mut batch: Vec<(Message, bool)> = Vec::new();
+    // Each message with the bytes the core counted for it (0 for the
+    // task's own pings and pongs).
+    let counted = |m: &Message, core: bool| if core { wire::frame_len(m) } else { 0 };
+    let mut batch: Vec<Message> = Vec::new();
     loop {
-        let first = tokio::select! {
+        let (first, core) = tokio::select! {
             biased;
             m = ctrl_rx.recv() => match m {
                 Some(m) => (m, false),
@@ -482,38 +487,60 @@ async fn write_loop(
                 None => return Ok(()),
             },
         };
+        let mut size = counted(&first, core);
+        let mut bytes = wire::frame_len(&first);
         batch.push(first);
-        while batch.len() < MAX_WRITE_BATCH {
-            if let Ok(m) = ctrl_rx.try_recv() {
-                batch.push((m, false));
+        while batch.len() < MAX_WRITE_BATCH && bytes < MAX_WRITE_BATCH_BYTES {
+            let (m, core) = if let Ok(m) = ctrl_rx.try_recv() {
+                (m, false)
             } else if let Ok(m) = out_rx.try_recv() {
-                batch.push((m, true));
+                (m, true)
             } else {
                 break;
+            };
+            let len = wire::frame_len(&m);
+            if bytes.saturating_add(len) > MAX_WRITE_BATCH_BYTES {
+                // Too big to join: the batch so far goes first.
+                write_batch(sink, &mut batch, write_timeout).await?;
+                queued.fetch_sub(size, Ordering::Relaxed);
+                size = 0;
+                bytes = 0;
             }
+            size = size.saturating_add(counted(&m, core));
+            bytes = bytes.saturating_add(len);
+            batch.push(m);
         }
-        let mut size = 0usize;
-        let write = async {
-            for (message, counted) in batch.drain(..) {
-                if counted {
-                    size = size.saturating_add(wire::frame_len(&message));
-                }
-                sink.feed(message).await?;
-            }
-            sink.flush().await
-        };
-        match timeout(write_timeout, write).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e.into()),
-            Err(_) => return Err(PeerError::TooSlow),
-        }
+        write_batch(sink, &mut batch, write_timeout).await?;
         // The core counted them before queueing them.
         queued.fetch_sub(size, Ordering::Relaxed);
     }
 }
 
+/// Writes `batch` (emptying it) and flushes, within `write_timeout`.
+async fn write_batch(
+    sink: &mut futures::stream::SplitSink<&mut Conn, Message>,
+    batch: &mut Vec<Message>,
+    write_timeout: std::time::Duration,
+) -> Result<(), PeerError> {
+    let write = async {
+        for message in batch.drain(..) {
+            sink.feed(message).await?;
+        }
+        sink.flush().await
+    };
+    match timeout(write_timeout, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err(PeerError::TooSlow),
+    }
+}
+
 /// Most messages written in one flush (see [`write_loop`]).
 const MAX_WRITE_BATCH: usize = 64;
+
+/// Most bytes of frames gathered into one flush past its first frame (see
+/// [`write_loop`]).
+const MAX_WRITE_BATCH_BYTES: usize = 64 * 1024;
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,5 @@
 //! `NodeConfig::block_interval`: a node's own mining waits that long after
-//! the parent's timestamp; "mine N" requests do not wait.
+//! it adopts a new tip, on its own clock; "mine N" requests do not wait.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -70,5 +70,33 @@ async fn requested_blocks_do_not_wait_for_the_interval() {
         times[last] < times[last - 3] + 3_600_000,
         "requested blocks waited for the interval: {times:?}"
     );
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tip_stamped_in_the_future_does_not_stall_mining() {
+    // A peer's block stamped an hour ahead (within the two hours consensus
+    // allows): the interval runs from its adoption, not from its stamp.
+    let node = start_with_interval(Duration::from_millis(200), MiningMode::Off).await;
+    let mut raw = live_raw_peer(&node).await;
+    let chain = genesis().chain().unwrap();
+    let mut header = chain.template(&coinbase_only(), now_ms() + 3_600_000);
+    while !meets_target(&header) {
+        header.nonce += 1;
+    }
+    let block = chain_core::Block {
+        header,
+        transactions: coinbase_only(),
+    };
+    let ahead = block.hash();
+    futures::SinkExt::send(&mut raw.framed, wire::Message::Block(block))
+        .await
+        .unwrap();
+    wait_for("the future block adopted", || async {
+        tip(&node).await.0 == ahead
+    })
+    .await;
+    node.set_mining(MiningMode::Continuous).await.unwrap();
+    wait_for("a block mined on it", || async { tip(&node).await.1 >= 2 }).await;
     node.shutdown().await;
 }

@@ -78,7 +78,7 @@ Options:
                        keep and reuse the restart chain in DIR
       --block-interval <MS>
                        the four nodes' --block-interval in net.tx_throughput
-                       (default 200; 0: mine as fast as the dev target allows)
+                       (default 500; 0: mine as fast as the dev target allows)
       --only <FIGURE>  only one node figure: mine (node.mine_rate), restart
                        (node.restart and node.rss) or net (net.tx_throughput
                        and net.api_p99); implies node

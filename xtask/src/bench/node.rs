@@ -157,7 +157,7 @@ impl Plan {
 /// The four nodes' `--block-interval` in `net.tx_throughput` (see
 /// `docs/PERFORMANCE.md`: without one, nodes mining while transactions
 /// wait at the dev target make hundreds of small blocks a second).
-const BLOCK_INTERVAL_MS: u64 = 200;
+const BLOCK_INTERVAL_MS: u64 = 500;
 
 /// Set by Ctrl-C or SIGTERM: the loops stop, and the nodes and
 /// directories are cleaned up on the way out.

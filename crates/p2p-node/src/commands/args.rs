@@ -102,8 +102,8 @@ pub(crate) struct RunArgs {
     /// Miner threads.
     #[arg(long, default_value_t = 1)]
     pub miner_threads: usize,
-    /// The shortest time, in milliseconds, from a block's parent (its
-    /// timestamp) to a block this node mines on its own (`pending` or
+    /// The shortest time, in milliseconds, from the moment the node adopts
+    /// a new best tip to a block it mines on it on its own (`pending` or
     /// `continuous`; "mine N" requests do not wait). 0 mines as soon as it
     /// can, which at the dev target is hundreds of blocks a second.
     #[arg(long, value_name = "MS", default_value_t = 0)]

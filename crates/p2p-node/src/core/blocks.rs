@@ -110,6 +110,7 @@ impl Core {
     /// back what undone blocks held, tell watchers, and stop the miner,
     /// whose template now has a stale parent.
     pub(super) fn on_new_best(&mut self, reorg: &Reorg<Tx>) {
+        self.tip_adopted = Some(Instant::now());
         for block in &reorg.undone {
             self.unsaved_index
                 .push(IndexChange::Undone(std::sync::Arc::clone(block)));
@@ -248,19 +249,18 @@ impl Core {
     }
 
     /// How long the node's own mining still waits before it may mine on
-    /// the tip ([`crate::NodeConfig::block_interval`] after the tip's
-    /// timestamp); `None` if it may mine now (no interval, an open "mine
-    /// N" request, or the time has passed).
+    /// the tip: [`crate::NodeConfig::block_interval`] from the moment the
+    /// node adopted it, on the node's own clock (a block's timestamp may
+    /// lie up to two hours ahead, and must not stall mining); `None` if it
+    /// may mine now (no interval, an open "mine N" request, the time has
+    /// passed, or no tip was adopted since the start).
     fn block_interval_left(&self) -> Option<std::time::Duration> {
         let interval = self.config.block_interval;
         if interval.is_zero() || self.miner.has_requests() {
             return None;
         }
-        let parent = self.chain.header(&self.chain.tip())?;
-        let interval_ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
-        let due = parent.timestamp_ms.saturating_add(interval_ms);
-        let now = self.clock.now_ms();
-        (now < due).then(|| std::time::Duration::from_millis(due - now))
+        let left = interval.saturating_sub(self.tip_adopted?.elapsed());
+        (!left.is_zero()).then_some(left)
     }
 
     /// The miner found a block paying `paid_to`: accept it and, if it

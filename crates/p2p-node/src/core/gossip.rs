@@ -27,9 +27,18 @@ pub(super) struct TxAnnouncements {
     since: Option<Instant>,
 }
 
-/// The longest a transaction announcement waits for others to join it
-/// while the core is busy.
-const ANNOUNCE_DELAY: std::time::Duration = std::time::Duration::from_millis(5);
+impl TxAnnouncements {
+    /// When the queued announcements are due, if any are queued.
+    pub(super) fn due(&self) -> Option<Instant> {
+        self.since.map(|t| t + ANNOUNCE_DELAY)
+    }
+}
+
+/// How long a transaction announcement waits for others to join it (as
+/// Bitcoin's "trickle", shorter): 20 ms gathers a few dozen transactions
+/// per message at a few thousand a second, and adds 20 ms per hop to
+/// their relay, not to anyone's submission.
+const ANNOUNCE_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Announcements sent at once however young, so the queue stays small.
 const MAX_QUEUED_ANNOUNCEMENTS: usize = 4_096;
@@ -206,6 +215,9 @@ impl Core {
         }
         let sender = tx.sender();
         let nonce = tx.body.nonce;
+        // Kept with the transaction if it has to wait for an earlier
+        // nonce, so that its admission then need not check it again.
+        let kept = check.clone();
         let added = match check {
             Some(check) => self.mempool.add_prechecked(tx.clone(), check),
             None => self.mempool.add(tx.clone()),
@@ -224,7 +236,7 @@ impl Core {
                 && self.orphan_txs.len() < MAX_ORPHAN_TXS =>
             {
                 debug!(conn, %id, expected, got, "transaction waits for an earlier nonce");
-                self.orphan_txs.insert((sender, nonce), tx);
+                self.orphan_txs.insert((sender, nonce), (tx, kept));
             }
             Err(MempoolError::Invalid(escrow::AdmissionError::Invalid(
                 e @ (LedgerError::BadSignature { .. } | LedgerError::WrongNetwork { .. }),
@@ -246,12 +258,17 @@ impl Core {
                 if nonce > next {
                     continue;
                 }
-                let Some(tx) = self.orphan_txs.remove(&(sender, nonce)) else {
+                let Some((tx, check)) = self.orphan_txs.remove(&(sender, nonce)) else {
                     continue;
                 };
-                if nonce == next
-                    && let Ok(id) = self.mempool.add(tx)
-                {
+                if nonce != next {
+                    continue;
+                }
+                let added = match check {
+                    Some(check) => self.mempool.add_prechecked(tx, check),
+                    None => self.mempool.add(tx),
+                };
+                if let Ok(id) = added {
                     self.announce_tx(id);
                     progress = true;
                 }
@@ -371,7 +388,7 @@ impl Core {
     }
 
     /// Queues `id` to be announced to every live peer that does not know
-    /// it; [`Core::send_tx_announcements`] sends the queue.
+    /// it; [`Core::send_tx_announcements`] sends the queue once due.
     pub(super) fn announce_tx(&mut self, id: TxId) {
         for conn in self.peers.live_conns() {
             let Some(peer) = self.peers.get_mut(conn) else {
@@ -387,31 +404,32 @@ impl Core {
                 .or_default()
                 .push(id);
             self.tx_announcements.count += 1;
+            self.tx_announcements.since.get_or_insert_with(Instant::now);
         }
-        self.tx_announcements.since.get_or_insert_with(Instant::now);
     }
 
     /// Sends the queued transaction announcements, one `AnnounceTxs` per
-    /// peer (of at most `MAX_INVENTORY` ids each), if they are due: when
-    /// no other event waits (`idle`), once the oldest has waited
-    /// [`ANNOUNCE_DELAY`], or once [`MAX_QUEUED_ANNOUNCEMENTS`] wait. A
-    /// burst of transactions is thus announced in a few messages instead
-    /// of one per transaction and peer, and a lone one at once.
-    pub(super) fn send_tx_announcements(&mut self, idle: bool) {
-        let Some(since) = self.tx_announcements.since else {
+    /// peer (of at most `MAX_INVENTORY` ids each), if they are due: once
+    /// the oldest has waited [`ANNOUNCE_DELAY`] (the core wakes itself
+    /// then, see [`TxAnnouncements::due`]), or once
+    /// [`MAX_QUEUED_ANNOUNCEMENTS`] wait. The transactions a node admits
+    /// meanwhile are thus announced in one message per peer, which that
+    /// peer answers with one request, whose answer's signatures it checks
+    /// as one batch.
+    pub(super) fn send_tx_announcements(&mut self) {
+        let Some(due) = self.tx_announcements.due() else {
             return;
         };
-        if !idle
-            && since.elapsed() < ANNOUNCE_DELAY
-            && self.tx_announcements.count < MAX_QUEUED_ANNOUNCEMENTS
-        {
+        if Instant::now() < due && self.tx_announcements.count < MAX_QUEUED_ANNOUNCEMENTS {
             return;
         }
         let queued = std::mem::take(&mut self.tx_announcements);
-        for (conn, ids) in queued.queued {
+        for (conn, mut ids) in queued.queued {
             if !self.peers.is_connected(conn) {
                 continue;
             }
+            // Mined (or dropped) meanwhile: not worth the peer's request.
+            ids.retain(|id| self.mempool.contains(id));
             for chunk in ids.chunks(wire::message::MAX_INVENTORY) {
                 self.send(
                     conn,

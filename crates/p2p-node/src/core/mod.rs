@@ -177,10 +177,16 @@ pub(crate) struct Core {
     /// Gossiped transactions that came before an earlier nonce of their
     /// sender (asked of different peers, they can arrive in any order),
     /// by sender and nonce; admitted once the gap closes. Bounded.
-    orphan_txs: std::collections::BTreeMap<(escrow::Address, u64), escrow::SignedTx>,
+    /// With the signature's verdict of the connection's task, if any.
+    orphan_txs: std::collections::BTreeMap<
+        (escrow::Address, u64),
+        (escrow::SignedTx, Option<escrow::SigCheck>),
+    >,
     /// When the node's own mining may start on the tip, if it waits for
     /// the block interval ([`crate::NodeConfig::block_interval`]).
     mine_at: Option<Instant>,
+    /// When the best tip last changed (none since the start).
+    tip_adopted: Option<Instant>,
     /// Transaction announcements not yet sent.
     tx_announcements: gossip::TxAnnouncements,
     /// Counters for `/metrics`.
@@ -275,6 +281,7 @@ impl Core {
             orphan_txs: std::collections::BTreeMap::new(),
             tx_announcements: gossip::TxAnnouncements::default(),
             mine_at: None,
+            tip_adopted: None,
             metrics: Metrics {
                 started: Some(now),
                 ..Metrics::default()
@@ -313,6 +320,9 @@ impl Core {
                 _ = self.cancel.cancelled() => break,
                 _ = tick.tick() => self.on_tick(),
                 _ = saved.notified(), if self.saving.is_some() => self.poll_saved(),
+                // Transaction announcements are due: `after_event` sends them.
+                () = tokio::time::sleep_until(self.tx_announcements.due().unwrap_or_else(Instant::now)),
+                    if self.tx_announcements.due().is_some() => {}
                 // The block interval has passed: `after_event` mines.
                 () = tokio::time::sleep_until(self.mine_at.unwrap_or_else(Instant::now)),
                     if self.mine_at.is_some() => self.mine_at = None,
@@ -358,7 +368,7 @@ impl Core {
             self.start_save(false);
         }
         self.run_overdue_queries();
-        self.send_tx_announcements(inbox_empty);
+        self.send_tx_announcements();
         let saved = self.is_saved() && !self.cancel.is_cancelled();
         if self.bans_dirty {
             self.save_bans();
