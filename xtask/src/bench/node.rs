@@ -8,8 +8,8 @@
 //! bench: node.mine_rate = 990 blocks/s (2000 blocks on a fresh node, --miner-threads 2: this machine's cores; 1 thread: 680 blocks/s; fsync bound 7000/s on ext4)
 //! bench: node.restart = 4012.3 ms (100000 blocks, median of 5: 40.1 us/block, min 3950.0, max 4100.2)
 //! bench: node.rss = 152.0 MB (100000 blocks, idle: 1.52 KB/block)
-//! bench: net.tx_throughput = 620 tx/s (4 nodes, 20000 transfers from 1000 accounts applied on all four in 32.3 s, 95 blocks; signature bound 10500 tx/s)
-//! bench: net.api_p99 = 37.0 ms (under load: p50 4.1 ms, 20000 submissions from 16 threads, 0 retried)
+//! bench: net.tx_throughput = 5500 tx/s (4 nodes, --block-interval 500, 20000 of 20000 transfers from 1000 accounts applied on all four in 3.6 s, 7 blocks; signature bound 8500 tx/s: ...)
+//! bench: net.api_p99 = 19.0 ms (under load: p50 1.0 ms, 20000 submissions, 16 at a time, in 3.4 s, 0 retried for a full mempool)
 //! ```
 //!
 //! (the numbers above only show the form). How each is measured:
@@ -29,10 +29,12 @@
 //! - `node.rss`: `VmRSS` from `/proc/PID/status` of that node once started
 //!   and idle for a second (the median over the restarts).
 //! - `net.tx_throughput`: four nodes (`--mine pending`, one miner thread
-//!   each) in a full mesh on a genesis that funds many accounts; every
+//!   each, `--block-interval 500` unless `--block-interval MS` says
+//!   otherwise) in a full mesh on a genesis that funds many accounts; every
 //!   account's transfers, signed here with the escrow library, are
-//!   submitted to one of the four APIs (`POST /txs`) by 16 threads (8 with
-//!   `--quick`), an account's in nonce order. The run ends when all four
+//!   submitted to one of the four APIs (`POST /txs`) by 16 concurrent
+//!   requests (8 with `--quick`) of an async client on two threads, an
+//!   account's in nonce order. The run ends when all four
 //!   nodes have an empty mempool and the same tip; the figure is the
 //!   transfers applied on all four (the sum of the accounts' nonces, read
 //!   from every node) over the time from the first submission. The bound
