@@ -105,18 +105,8 @@ impl PendingState {
     /// network, nonce gap or replay, overspend, a contract rule); the state
     /// is unchanged then.
     pub fn admit(&mut self, tx: &SignedTx) -> Result<(), AdmissionError> {
-        // Remembered in the signature cache only once admitted: validly
-        // signed transactions that do not apply cannot flush it.
-        let verified = self
-            .ledger
-            .check_signature_unremembered(tx)
-            .map_err(|reason| LedgerError::BadSignature {
-                tx: tx.id(),
-                reason,
-            })?;
-        self.apply(tx)?;
-        self.ledger.remember_signature(verified);
-        Ok(())
+        let verdict = self.ledger.check_signature_unremembered(tx);
+        self.admit_with(tx, verdict)
     }
 
     /// [`PendingState::admit`] with the signature's verdict reached before
@@ -134,11 +124,22 @@ impl PendingState {
         tx: &SignedTx,
         check: crate::SigCheck,
     ) -> Result<(), AdmissionError> {
-        let verified = match self.ledger.take_precheck(tx, check) {
+        let verdict = match self.ledger.take_precheck(tx, check) {
             Some(verdict) => verdict,
             None => self.ledger.check_signature_unremembered(tx),
-        }
-        .map_err(|reason| LedgerError::BadSignature {
+        };
+        self.admit_with(tx, verdict)
+    }
+
+    /// Admits `tx` with its signature's verdict. A success is remembered in
+    /// the signature cache only once the transaction applies: validly
+    /// signed transactions that do not apply cannot flush it.
+    fn admit_with(
+        &mut self,
+        tx: &SignedTx,
+        verdict: Result<Option<crate::sigcache::Verified>, crate::SignatureError>,
+    ) -> Result<(), AdmissionError> {
+        let verified = verdict.map_err(|reason| LedgerError::BadSignature {
             tx: tx.id(),
             reason,
         })?;

@@ -9,25 +9,14 @@ mod common;
 
 use chain_core::TxId;
 use common::*;
-use escrow::{Amount, Payload, SignedTx};
+use escrow::SignedTx;
 use futures::SinkExt;
 use p2p_node::{MiningMode, NodeHandle};
 use wire::Message;
 
 /// Alice's transfers to bob with nonces `0..n`.
 fn transfers(n: u64) -> Vec<SignedTx> {
-    (0..n)
-        .map(|nonce| {
-            sign(
-                "alice",
-                nonce,
-                Payload::Transfer {
-                    to: addr("bob"),
-                    amount: Amount::new(1),
-                },
-            )
-        })
-        .collect()
+    (0..n).map(alice_pays_bob).collect()
 }
 
 /// Writes every transaction as a `Tx` frame, all in one write.

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use common::*;
-use escrow::{Amount, Payload};
 use p2p_node::store::MemoryStore;
 use p2p_node::{MiningMode, Node, NodeConfig, NodeHandle, Seams};
 
@@ -68,17 +67,6 @@ fn background() -> NodeConfig {
     let mut c = config();
     c.background_saving = true;
     c
-}
-
-fn transfer(nonce: u64) -> escrow::SignedTx {
-    sign(
-        "alice",
-        nonce,
-        Payload::Transfer {
-            to: addr("bob"),
-            amount: Amount::new(1),
-        },
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,7 +158,7 @@ async fn a_query_waits_for_the_commit_in_flight_and_sees_what_it_saved() {
     );
     assert_eq!(mining.await.unwrap().unwrap(), vec![tip]);
     // And a submission is visible in the snapshot once answered.
-    a.submit(transfer(0)).await.unwrap();
+    a.submit(alice_pays_bob(0)).await.unwrap();
     let snapshot = a.snapshot();
     assert_eq!(snapshot.mempool_len, 1);
     assert_eq!(snapshot.pending.nonce(&addr("alice")), 1);
@@ -184,7 +172,7 @@ async fn inline_saving_gives_the_same_answers() {
     let mut c = config();
     c.background_saving = false;
     let a = gated_node(&gate, c).await;
-    let id = a.submit(transfer(0)).await.unwrap();
+    let id = a.submit(alice_pays_bob(0)).await.unwrap();
     let mined = a.mine_blocks(2).await.unwrap();
     assert_eq!(a.snapshot().tip, mined[1]);
     let block = a

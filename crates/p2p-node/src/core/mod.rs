@@ -28,6 +28,7 @@
 //!   best tip (index, mempool, events), and building and taking in mined
 //!   blocks.
 //! - `mining`: the miner's job, its stop flag and the "mine N" requests.
+//! - `commands`: the core's handling of the node handle's commands.
 //!
 //! The core itself keeps the chain, the mempool, the store and the blocks
 //! not yet saved, the transaction index, the event channel and the
@@ -38,6 +39,7 @@
 //! and is dropped, so one slow peer cannot grow the node's memory.
 
 mod blocks;
+mod commands;
 mod gossip;
 mod inbox;
 mod mining;
@@ -596,77 +598,6 @@ impl Core {
         // Short of outbound peers and of addresses: ask a peer for more.
         if let Some(conn) = self.peers.addr_request(now) {
             self.send(conn, Message::GetAddrs);
-        }
-    }
-
-    // ---- commands -----------------------------------------------------
-
-    /// Routes a command of the node's handle.
-    fn on_command(&mut self, command: Command) {
-        let now = Instant::now();
-        match command {
-            Command::Query(f) => self.query(f),
-            Command::Published { saved, reply } if !self.config.background_saving => {
-                // Inline, the handle's write is made visible at once: what
-                // waits is saved now, and this event's end publishes.
-                self.flush();
-                if saved {
-                    self.saved_waiters.push(reply);
-                } else {
-                    self.publish_waiters
-                        .push(inbox::PublishWaiter::Published(reply));
-                }
-            }
-            Command::Published {
-                saved: false,
-                reply,
-            } => self
-                .publish_waiters
-                .push(inbox::PublishWaiter::Published(reply)),
-            Command::Published { saved: true, reply } => {
-                self.unsaved_wait_since.get_or_insert_with(Instant::now);
-                self.saved_waiters.push(reply);
-            }
-            Command::SubmitTx { tx, check, reply } => {
-                let result = match check {
-                    Some(check) => self.mempool.add_prechecked(*tx, check),
-                    None => self.mempool.add(*tx),
-                };
-                match result {
-                    Ok(id) => {
-                        self.announce_tx(id);
-                        self.emit_mempool();
-                        // Answered with the publication that shows it;
-                        // inline, what waits to be saved is saved now, so
-                        // that this event's end publishes (as for
-                        // `Published`).
-                        if !self.config.background_saving {
-                            self.flush();
-                        }
-                        self.publish_waiters
-                            .push(inbox::PublishWaiter::Submitted(reply, id));
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
-                }
-            }
-            Command::Mine { count, to, reply } => self.miner.request(count, to, reply),
-            Command::SetMining(mode) => self.miner.set_mode(mode, self.mempool.is_empty()),
-            Command::Partition(addrs) => {
-                let cut = self.peers.partition(&addrs);
-                info!(cut, addrs = addrs.len(), "partitioned");
-            }
-            Command::Heal => {
-                self.peers.heal(now);
-                info!("partition healed");
-                self.dial_due();
-            }
-            Command::AddPeer(addr) => {
-                self.peers.watch(addr);
-                self.peers.retry_now(addr, now);
-                self.dial_due();
-            }
         }
     }
 }

@@ -215,6 +215,18 @@ pub fn sign(who: &str, nonce: u64, payload: escrow::Payload) -> escrow::SignedTx
     )
 }
 
+/// Alice's transfer of 1 to bob with this nonce, signed.
+pub fn alice_pays_bob(nonce: u64) -> escrow::SignedTx {
+    sign(
+        "alice",
+        nonce,
+        escrow::Payload::Transfer {
+            to: addr("bob"),
+            amount: escrow::Amount::new(1),
+        },
+    )
+}
+
 /// A dev account's address.
 pub fn addr(who: &str) -> escrow::Address {
     escrow::dev::address(who).unwrap()

@@ -59,17 +59,22 @@
 //! is not cached: it is the rule's definition.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use curve25519_dalek::Scalar;
 use curve25519_dalek::edwards::CompressedEdwardsY;
-use ed25519_zebra::{Signature as ZebraSignature, VerificationKey, VerificationKeyBytes};
+use ed25519_zebra::{Signature as ZebraSignature, VerificationKeyBytes};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use rayon::prelude::*;
 
 use crate::account::PublicKey;
+
+mod keys;
+
 use crate::tx::SignedTx;
+pub use keys::KEY_CACHE_CAPACITY;
+use keys::{KEYS, KeyCache};
 
 /// Why a signature is refused: the first step of the rule (see the module
 /// docs) that fails.
@@ -159,137 +164,6 @@ fn check_signature_with(
     check_s(signature)?;
     key.verify(&ZebraSignature::from_bytes(signature), message)
         .map_err(|_| SignatureError::Invalid)
-}
-
-/// The most keys the process's key cache holds (see the module docs): more
-/// than a busy network's active accounts, at under 300 bytes a key.
-pub const KEY_CACHE_CAPACITY: usize = 16_384;
-
-/// The process's keys that passed steps 1 to 3, ready for step 5.
-static KEYS: LazyLock<KeyCache> = LazyLock::new(|| KeyCache::new(KEY_CACHE_CAPACITY));
-
-/// A bounded, thread-safe map from a key's bytes to the key, decoded, for
-/// keys that passed steps 1 to 3 of the rule.
-struct KeyCache {
-    capacity: usize,
-    ring: Mutex<Ring>,
-}
-
-/// The cache's keys: a ring of slots swept by a clock hand, and where each
-/// key's slot is.
-#[derive(Default)]
-struct Ring {
-    /// A key's bytes to its slot. The hasher is `std`'s, keyed at random
-    /// per map, so no one can choose keys that collide.
-    index: HashMap<[u8; 32], usize>,
-    slots: Vec<Slot>,
-    /// The next slot the sweep looks at when one must be freed.
-    hand: usize,
-}
-
-struct Slot {
-    key: VerificationKey,
-    /// Used since the hand last passed: spared once.
-    used: bool,
-}
-
-impl KeyCache {
-    /// An empty cache that holds at most `capacity` keys (none if 0).
-    fn new(capacity: usize) -> KeyCache {
-        KeyCache {
-            capacity,
-            ring: Mutex::new(Ring::default()),
-        }
-    }
-
-    /// Steps 1 to 3 for `key`: the key, decoded, from the cache, or checked
-    /// and remembered if it passes.
-    ///
-    /// # Errors
-    ///
-    /// As [`check_key`]; failures are not remembered.
-    fn check(&self, key: &PublicKey) -> Result<VerificationKey, SignatureError> {
-        if let Some(ready) = self.get(key) {
-            return Ok(ready);
-        }
-        check_key(key)?;
-        // Decodes the bytes with the same function as step 1 did, so it
-        // cannot fail once step 1 passed; were it to, step 1's reason is the
-        // one that fits, and nothing is remembered.
-        let ready = VerificationKey::try_from(key.0).map_err(|_| SignatureError::InvalidKey)?;
-        self.insert(ready);
-        Ok(ready)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Ring> {
-        // Nothing under the lock panics; and were the ring left half
-        // changed, a lookup still returns only a key with the bytes asked
-        // for.
-        self.ring.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The key remembered for `key`'s bytes, if any.
-    fn get(&self, key: &PublicKey) -> Option<VerificationKey> {
-        let mut ring = self.lock();
-        let at = *ring.index.get(&key.0)?;
-        let slot = ring.slots.get_mut(at)?;
-        if slot.key.as_ref() != key.0.as_slice() {
-            return None;
-        }
-        slot.used = true;
-        Some(slot.key)
-    }
-
-    /// Remembers `ready` (a key that passed steps 1 to 3), freeing a slot if
-    /// the cache is full.
-    fn insert(&self, ready: VerificationKey) {
-        if self.capacity == 0 {
-            return;
-        }
-        let bytes: [u8; 32] = ready.into();
-        let mut ring = self.lock();
-        if ring.index.contains_key(&bytes) {
-            // Another thread checked the same key meanwhile.
-            return;
-        }
-        let slot = Slot {
-            key: ready,
-            used: false,
-        };
-        if ring.slots.len() < self.capacity {
-            let at = ring.slots.len();
-            ring.slots.push(slot);
-            ring.index.insert(bytes, at);
-            return;
-        }
-        // The clock sweep: the first slot not used since the hand last
-        // passed it; used ones are spared once. It stops within two turns.
-        let len = ring.slots.len();
-        let mut at = ring.hand % len;
-        loop {
-            let Some(candidate) = ring.slots.get_mut(at) else {
-                return;
-            };
-            if !candidate.used {
-                break;
-            }
-            candidate.used = false;
-            at = (at + 1) % len;
-        }
-        ring.hand = (at + 1) % len;
-        let Some(victim) = ring.slots.get_mut(at) else {
-            return;
-        };
-        let old: [u8; 32] = std::mem::replace(victim, slot).key.into();
-        ring.index.remove(&old);
-        ring.index.insert(bytes, at);
-    }
-
-    /// How many keys the cache holds.
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.lock().index.len()
-    }
 }
 
 /// The whole rule for one signed transaction.
@@ -637,7 +511,7 @@ mod tests {
     use crate::tx::Payload;
     use chain_core::BlockHash;
 
-    fn transfer(key: &Keypair, nonce: u64) -> SignedTx {
+    pub(super) fn transfer(key: &Keypair, nonce: u64) -> SignedTx {
         SignedTx::sign(
             key,
             nonce,
@@ -710,237 +584,6 @@ mod tests {
                 part.iter().map(|&i| items[i].key).collect();
             assert!(senders.len() <= 4, "{} senders in a part", senders.len());
         }
-    }
-
-    /// The rule without the key cache: the code before it, as the oracle.
-    fn uncached(
-        key: &PublicKey,
-        signature: &[u8; 64],
-        message: &[u8],
-    ) -> Result<(), SignatureError> {
-        check_key(key)?;
-        check_s(signature)?;
-        let key = VerificationKey::try_from(key.0).map_err(|_| SignatureError::InvalidKey)?;
-        key.verify(&ZebraSignature::from_bytes(signature), message)
-            .map_err(|_| SignatureError::Invalid)
-    }
-
-    /// The eight points of small order, canonically encoded (as in
-    /// `tests/signatures.rs`).
-    const SMALL_ORDER: [&str; 8] = [
-        "0100000000000000000000000000000000000000000000000000000000000000",
-        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-        "0000000000000000000000000000000000000000000000000000000000000000",
-        "0000000000000000000000000000000000000000000000000000000000000080",
-        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
-        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
-        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
-        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
-    ];
-
-    fn small_order() -> Vec<[u8; 32]> {
-        SMALL_ORDER
-            .iter()
-            .map(|h| {
-                let mut out = [0u8; 32];
-                hex::decode_to_slice(h, &mut out).unwrap();
-                out
-            })
-            .collect()
-    }
-
-    /// Every string that decodes to a point but is not its canonical
-    /// encoding (as in `tests/signatures.rs`): `y + p` for the `y < 19` on
-    /// the curve, and the sign bit set on `x = 0`.
-    fn non_canonical() -> Vec<[u8; 32]> {
-        let mut out = Vec::new();
-        for y in 0u8..19 {
-            for sign in [0u8, 0x80] {
-                let mut b = [0xffu8; 32];
-                b[0] = 0xed + y;
-                b[31] = 0x7f | sign;
-                if CompressedEdwardsY(b).decompress().is_some() {
-                    out.push(b);
-                }
-            }
-        }
-        for mut b in small_order().into_iter().take(2) {
-            b[31] |= 0x80;
-            out.push(b);
-        }
-        out
-    }
-
-    /// Strings that are no point at all.
-    fn not_points() -> Vec<[u8; 32]> {
-        (2u8..=255)
-            .map(|y| {
-                let mut b = [0u8; 32];
-                b[0] = y;
-                b
-            })
-            .filter(|b| CompressedEdwardsY(*b).decompress().is_none())
-            .take(4)
-            .collect()
-    }
-
-    /// A key, a signature and a message.
-    type Case = (PublicKey, [u8; 64], Vec<u8>);
-
-    /// For each honest key: a valid signature, one with a flipped bit and
-    /// one with `S` past the order; for each small-order key, a signature
-    /// (`R` small order, `S = 0`) that passes the equation, and `S = L`;
-    /// for each non-canonical or non-point key, the same two.
-    fn cases(honest: &[Keypair]) -> Vec<Case> {
-        let mut out = Vec::new();
-        for key in honest {
-            let tx = transfer(key, 3);
-            let message = tx.body.to_bytes();
-            out.push((key.public(), tx.signature.0, message.clone()));
-            let mut bad = tx.signature.0;
-            bad[7] ^= 2;
-            out.push((key.public(), bad, message.clone()));
-            let mut high = tx.signature.0;
-            high[63] |= 0xf0;
-            out.push((key.public(), high, message));
-        }
-        let torsion = small_order();
-        let weird = torsion
-            .iter()
-            .chain(&non_canonical())
-            .chain(&not_points())
-            .copied()
-            .collect::<Vec<_>>();
-        for a in weird {
-            let mut zero_s = [0u8; 64];
-            zero_s[..32].copy_from_slice(&torsion[0]);
-            let mut high_s = zero_s;
-            high_s[32..].copy_from_slice(&[0xff; 32]);
-            out.push((PublicKey(a), zero_s, b"anything".to_vec()));
-            out.push((PublicKey(a), high_s, b"anything".to_vec()));
-        }
-        out
-    }
-
-    fn honest_keys(n: u8) -> Vec<Keypair> {
-        (1..=n).map(|i| Keypair::from_seed([i; 32])).collect()
-    }
-
-    #[test]
-    fn the_cache_gives_the_uncached_verdict_the_first_and_second_time() {
-        let honest = honest_keys(4);
-        let cases = cases(&honest);
-        let cache = KeyCache::new(64);
-        let mut reasons = std::collections::HashSet::new();
-        for round in ["first", "second"] {
-            for (n, (key, signature, message)) in cases.iter().enumerate() {
-                let expected = uncached(key, signature, message);
-                reasons.insert(expected);
-                assert_eq!(
-                    check_signature_with(&cache, key, signature, message),
-                    expected,
-                    "case {n}, {round} time"
-                );
-            }
-        }
-        // Every verdict of the rule was tried.
-        assert_eq!(reasons.len(), 6, "{reasons:?}");
-        // Only the honest keys were remembered.
-        assert_eq!(cache.len(), honest.len());
-        for key in &honest {
-            let ready = cache.get(&key.public()).unwrap();
-            assert_eq!(ready.as_ref(), key.public().0.as_slice());
-        }
-        for (key, _, _) in &cases {
-            if check_key(key).is_err() {
-                assert!(cache.get(key).is_none());
-            }
-        }
-    }
-
-    #[test]
-    fn a_small_cache_evicts_and_keeps_the_verdicts() {
-        let honest = honest_keys(10);
-        let cases = cases(&honest);
-        for capacity in [0, 1, 2, 3] {
-            let cache = KeyCache::new(capacity);
-            // Several rounds, in an order that changes, so keys are evicted
-            // and come back.
-            for round in 0..4 {
-                for (n, (key, signature, message)) in
-                    cases.iter().enumerate().filter(|(n, _)| n % 4 != round)
-                {
-                    assert_eq!(
-                        check_signature_with(&cache, key, signature, message),
-                        uncached(key, signature, message),
-                        "case {n}, round {round}, capacity {capacity}"
-                    );
-                    assert!(cache.len() <= capacity);
-                }
-            }
-            // The index and the slots agree.
-            let ring = cache.lock();
-            assert_eq!(ring.index.len(), ring.slots.len());
-            for (bytes, &at) in &ring.index {
-                assert_eq!(ring.slots[at].key.as_ref(), bytes.as_slice());
-            }
-        }
-    }
-
-    #[test]
-    fn a_key_in_use_outlives_a_flood_of_new_ones() {
-        let hot = dev::keypair("alice").unwrap();
-        let tx = transfer(&hot, 0);
-        let message = tx.body.to_bytes();
-        let cache = KeyCache::new(4);
-        for (i, new) in honest_keys(40).iter().enumerate() {
-            assert_eq!(
-                check_signature_with(&cache, &hot.public(), &tx.signature.0, &message),
-                Ok(())
-            );
-            let other = transfer(new, 0);
-            assert_eq!(
-                check_signature_with(
-                    &cache,
-                    &new.public(),
-                    &other.signature.0,
-                    &other.body.to_bytes()
-                ),
-                Ok(())
-            );
-            assert!(cache.get(&hot.public()).is_some(), "evicted after {i}");
-            assert_eq!(cache.len(), (i + 2).min(4));
-        }
-    }
-
-    #[test]
-    fn batches_give_the_single_verdict_with_keys_seen_before() {
-        let honest = honest_keys(3);
-        let weak = PublicKey(small_order()[4]);
-        let mut items: Vec<Item> = (0..120)
-            .map(|i| Item::of(&transfer(&honest[i % 3], i as u64)))
-            .collect();
-        // A weak key whose signature passes the equation, late in the
-        // block: only the key rule refuses it.
-        let mut forged = [0u8; 64];
-        forged[..32].copy_from_slice(&small_order()[0]);
-        items[90] = Item {
-            key: weak,
-            signature: forged,
-            message: b"theft".to_vec(),
-        };
-        // The first time the keys are seen, then again (in the cache now).
-        for round in 0..2 {
-            for parts in [1, 2, 3] {
-                assert_eq!(
-                    verify_split(&items, parts),
-                    Err((90, SignatureError::WeakKey)),
-                    "round {round}, {parts} parts"
-                );
-            }
-        }
-        items[90] = Item::of(&transfer(&honest[0], 90));
-        assert_eq!(verify_split(&items, 2), Ok(()));
     }
 
     #[test]
