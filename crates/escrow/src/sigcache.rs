@@ -59,6 +59,17 @@ impl SigCheck {
     pub fn verdict(&self) -> Result<(), SignatureError> {
         self.verdict.map(|_| ())
     }
+
+    /// The verdict as [`SigCache::check_unremembered`] gives it: `None` for
+    /// a remembered success, the [`Verified`] to remember for one checked
+    /// now.
+    fn unremembered(self) -> Result<Option<Verified>, SignatureError> {
+        match self.verdict {
+            Ok(true) => Ok(None),
+            Ok(false) => Ok(Some(Verified(self.digest))),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// A bounded, thread-safe set of signatures that passed the signature rule.
@@ -205,13 +216,7 @@ impl SigCache {
     ///
     /// As [`SigCache::check_signature`].
     pub fn check_unremembered(&self, tx: &SignedTx) -> Result<Option<Verified>, SignatureError> {
-        let message = tx.body.to_bytes();
-        let digest = self.digest(&tx.body.sender, &tx.signature.0, &message);
-        if self.lookup(&digest) {
-            return Ok(None);
-        }
-        signature::check_signature(&tx.body.sender, &tx.signature.0, &message)?;
-        Ok(Some(Verified(digest)))
+        self.precheck(tx).unremembered()
     }
 
     /// The rule for `tx`, checked now (or found remembered) by whoever
@@ -282,14 +287,7 @@ impl SigCache {
         check: SigCheck,
     ) -> Option<Result<Option<Verified>, SignatureError>> {
         let digest = self.digest(&tx.body.sender, &tx.signature.0, &tx.body.to_bytes());
-        if digest != check.digest {
-            return None;
-        }
-        Some(match check.verdict {
-            Ok(true) => Ok(None),
-            Ok(false) => Ok(Some(Verified(digest))),
-            Err(e) => Err(e),
-        })
+        (digest == check.digest).then(|| check.unremembered())
     }
 
     /// Remembers a success checked by [`SigCache::check_unremembered`].
@@ -351,21 +349,11 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::SignedTx;
     use crate::dev;
-    use crate::tx::Payload;
-    use crate::{Amount, SignedTx};
-    use chain_core::BlockHash;
 
     fn pay(nonce: u64) -> SignedTx {
-        SignedTx::sign(
-            &dev::keypair("alice").unwrap(),
-            nonce,
-            BlockHash::from_bytes([7; 32]),
-            Payload::Transfer {
-                to: dev::address("bob").unwrap(),
-                amount: Amount::new(1),
-            },
-        )
+        crate::signature::tests::transfer(&dev::keypair("alice").unwrap(), nonce)
     }
 
     #[test]

@@ -54,8 +54,8 @@ pub struct HashMiner {
     /// and [`Urgency::Requested`]'s. Each thread keeps the priority it set
     /// at its start: an unprivileged process may enter `SCHED_IDLE` but
     /// not leave it, so one thread cannot serve both.
-    background: Arc<std::sync::Mutex<std::sync::mpsc::Sender<Job>>>,
-    requested: Arc<std::sync::Mutex<std::sync::mpsc::Sender<Job>>>,
+    background: std::sync::mpsc::Sender<Job>,
+    requested: std::sync::mpsc::Sender<Job>,
 }
 
 /// One search for a mining thread.
@@ -77,14 +77,8 @@ impl HashMiner {
     /// A miner on `threads` threads (at least one) per search.
     pub fn new(threads: usize) -> HashMiner {
         HashMiner {
-            background: Arc::new(std::sync::Mutex::new(mining_thread(
-                threads,
-                Urgency::Background,
-            ))),
-            requested: Arc::new(std::sync::Mutex::new(mining_thread(
-                threads,
-                Urgency::Requested,
-            ))),
+            background: mining_thread(threads, Urgency::Background),
+            requested: mining_thread(threads, Urgency::Requested),
         }
     }
 }
@@ -163,14 +157,11 @@ impl Mine for HashMiner {
             Urgency::Background => &self.background,
             Urgency::Requested => &self.requested,
         };
-        let sent = queue
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .send(Job {
-                template,
-                stop: flag.clone(),
-                reply,
-            });
+        let sent = queue.send(Job {
+            template,
+            stop: flag.clone(),
+            reply,
+        });
         Box::pin(async move {
             if sent.is_err() {
                 return MineOutcome::Exhausted;

@@ -471,9 +471,8 @@ async fn write_loop(
     queued: &AtomicUsize,
     write_timeout: std::time::Duration,
 ) -> Result<(), PeerError> {
-    // Each message with the bytes the core counted for it (0 for the
-    // task's own pings and pongs).
-    let counted = |m: &Message, core: bool| if core { wire::frame_len(m) } else { 0 };
+    // `size`: the bytes the core counted for the batch (not the task's
+    // own pings and pongs); `bytes`: the batch's frames.
     let mut batch: Vec<Message> = Vec::new();
     loop {
         let (first, core) = tokio::select! {
@@ -487,8 +486,8 @@ async fn write_loop(
                 None => return Ok(()),
             },
         };
-        let mut size = counted(&first, core);
         let mut bytes = wire::frame_len(&first);
+        let mut size = if core { bytes } else { 0 };
         batch.push(first);
         while batch.len() < MAX_WRITE_BATCH && bytes < MAX_WRITE_BATCH_BYTES {
             let (m, core) = if let Ok(m) = ctrl_rx.try_recv() {
@@ -506,7 +505,9 @@ async fn write_loop(
                 size = 0;
                 bytes = 0;
             }
-            size = size.saturating_add(counted(&m, core));
+            if core {
+                size = size.saturating_add(len);
+            }
             bytes = bytes.saturating_add(len);
             batch.push(m);
         }

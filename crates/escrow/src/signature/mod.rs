@@ -69,10 +69,10 @@ use rand_chacha::rand_core::SeedableRng;
 use rayon::prelude::*;
 
 use crate::account::PublicKey;
+use crate::tx::SignedTx;
 
 mod keys;
 
-use crate::tx::SignedTx;
 pub use keys::KEY_CACHE_CAPACITY;
 use keys::{KEYS, KeyCache};
 
@@ -503,7 +503,7 @@ fn pool(threads: usize) -> Option<Arc<rayon::ThreadPool>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::Amount;
     use crate::dev;
@@ -511,7 +511,8 @@ mod tests {
     use crate::tx::Payload;
     use chain_core::BlockHash;
 
-    pub(super) fn transfer(key: &Keypair, nonce: u64) -> SignedTx {
+    /// A transfer of 1 to bob by `key` (for the crate's tests).
+    pub(crate) fn transfer(key: &Keypair, nonce: u64) -> SignedTx {
         SignedTx::sign(
             key,
             nonce,
