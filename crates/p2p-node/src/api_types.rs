@@ -36,6 +36,11 @@ pub struct StatusAnswer {
     pub mempool: usize,
     /// The mining mode: `off`, `pending` or `continuous`.
     pub mining: String,
+    /// When the node started, in milliseconds since the Unix epoch: the
+    /// pending transactions of a node that crashed are those it had saved
+    /// (see `docs/API.md`, "Restarts"), so a client that cannot find one
+    /// it sent before this moment sends it again.
+    pub started_at_ms: u64,
 }
 
 /// `GET /accounts/{account}`: an account's balance and nonce, confirmed

@@ -182,6 +182,7 @@ impl Node {
                 );
             })
         };
+        let started_at_ms = seams.clock.now_ms();
         let core = Core::new(CoreParts {
             config: config.clone(),
             node_id,
@@ -220,6 +221,7 @@ impl Node {
             tracker,
             events,
             snapshots,
+            started_at_ms,
         };
         info!(%local_addr, node = %hex::encode(&node_id.0[..4]), "node started");
         Ok(handle)
@@ -236,9 +238,19 @@ pub struct NodeHandle {
     cancel: CancellationToken,
     tracker: TaskTracker,
     snapshots: tokio::sync::watch::Receiver<Arc<Snapshot>>,
+    /// When the node started, in milliseconds since the Unix epoch, read
+    /// from its clock seam.
+    started_at_ms: u64,
 }
 
 impl NodeHandle {
+    /// When the node started, in milliseconds since the Unix epoch (by the
+    /// node's clock): a client that cannot find a transaction it sent can
+    /// tell whether the node restarted since.
+    pub fn started_at_ms(&self) -> u64 {
+        self.started_at_ms
+    }
+
     /// Where the node listens.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr

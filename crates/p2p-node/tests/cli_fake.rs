@@ -123,6 +123,7 @@ fn status() -> String {
         peers: 0,
         mempool: 0,
         mining: "off".into(),
+        started_at_ms: 1_700_000_000_000,
     })
     .unwrap()
 }

@@ -436,14 +436,25 @@ fn single(args: &Args, out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn sweep_intervals(args: &Args, sweep: &str, out: &Path) -> anyhow::Result<()> {
+/// The block intervals of `--sweep block-interval=2s,5s,...`; an error
+/// names the piece it could not read and shows the form expected.
+fn parse_sweep(sweep: &str) -> anyhow::Result<Vec<Duration>> {
+    const FORM: &str =
+        "expected block-interval=DURATION,DURATION,..., for example block-interval=2s,5s,10s,30s";
     let Some(list) = sweep.strip_prefix("block-interval=") else {
-        bail!("--sweep `{sweep}`: expected block-interval=1s,2s,5s,...");
+        bail!("--sweep `{sweep}`: {FORM}");
     };
-    let intervals = list
-        .split(',')
-        .map(|x| humantime::parse_duration(x.trim()).with_context(|| format!("--sweep: `{x}`")))
-        .collect::<anyhow::Result<Vec<Duration>>>()?;
+    list.split(',')
+        .map(|x| {
+            humantime::parse_duration(x.trim()).with_context(|| {
+                format!("--sweep: `{x}` is not a duration such as 500ms, 2s or 1m ({FORM})")
+            })
+        })
+        .collect()
+}
+
+fn sweep_intervals(args: &Args, sweep: &str, out: &Path) -> anyhow::Result<()> {
+    let intervals = parse_sweep(sweep)?;
     let mut points = Vec::new();
     let mut delays = Vec::new();
     let mut reports = Vec::new();

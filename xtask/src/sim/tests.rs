@@ -89,3 +89,21 @@ fn options_are_checked() {
         ))
     );
 }
+
+#[test]
+fn a_sweep_is_read_and_a_bad_one_shows_the_form_expected() {
+    assert_eq!(
+        parse_sweep("block-interval=500ms,2s,1m").unwrap(),
+        [
+            Duration::from_millis(500),
+            Duration::from_secs(2),
+            Duration::from_secs(60)
+        ]
+    );
+    // The README's old placeholder, pasted as written.
+    let err = format!("{:#}", parse_sweep("block-interval=...").unwrap_err());
+    assert!(err.contains("`...` is not a duration"), "{err}");
+    assert!(err.contains("block-interval=2s,5s,10s"), "{err}");
+    let err = format!("{:#}", parse_sweep("interval=2s").unwrap_err());
+    assert!(err.contains("expected block-interval="), "{err}");
+}

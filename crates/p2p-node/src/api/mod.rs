@@ -212,6 +212,7 @@ async fn status(State(api): State<Api>) -> Json<StatusAnswer> {
         peers: snap.peers.len(),
         mempool: snap.mempool_len,
         mining: snap.mining.name().to_string(),
+        started_at_ms: api.node.started_at_ms(),
     })
 }
 

@@ -232,7 +232,25 @@ async fn wait_for(
 
 /// `tx ID`: where a transaction is, and what it does.
 pub(super) async fn tx(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
-    let l = ctx.client().tx_by_id(id).await?;
+    let client = ctx.client();
+    let l = match client.tx_by_id(id).await {
+        Ok(l) => l,
+        Err(e) if matches!(&e, ClientError::Refused { code, .. } if code == "not_found") => {
+            // A node keeps its pending transactions over a clean stop, but
+            // after a crash only those it had saved (every 10 s): say when
+            // it started, so whoever sent this one before can send it again.
+            let Ok(status) = client.status().await else {
+                return Err(e.into());
+            };
+            return Err(Failure {
+                exit: Exit::Refused,
+                code: "not_found",
+                message: format!("{e}; {}", restarted_hint(status.started_at_ms)),
+            }
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     ctx.print(&l, || {
         let status = match l.status {
             TxStatus::Pending => "pending in the mempool".to_string(),
@@ -249,4 +267,18 @@ pub(super) async fn tx(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
             describe(&l.tx)
         )
     })
+}
+
+/// What `tx` adds when a node does not know a transaction: when the node
+/// started, and what a crash before then loses.
+fn restarted_hint(started_at_ms: u64) -> String {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let up_s = now_ms.saturating_sub(started_at_ms) / 1_000;
+    format!(
+        "the node has been running for {up_s} s; a node that crashed keeps only the pending \
+         transactions it had saved (every 10 s and at a clean stop), so a transaction sent \
+         before it started may be gone: send it again"
+    )
 }
