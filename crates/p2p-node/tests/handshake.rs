@@ -186,3 +186,60 @@ async fn a_dialling_node_takes_the_listeners_ack_and_session_cut_anywhere() {
     }
     node.shutdown().await;
 }
+
+/// The reporter's case, as sent: after the handshake, the dialler writes its
+/// `HandshakeAck` with the first bytes of a 7-byte `Ping` in one write, and
+/// the rest 50 ms later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_sent_with_the_head_of_a_seven_byte_ping_is_not_punished() {
+    let node = start(&[], MiningMode::Off).await;
+    let mut codec = WireCodec::new();
+    let mut ack = BytesMut::new();
+    codec.encode(Message::HandshakeAck, &mut ack).unwrap();
+    let mut ping = BytesMut::new();
+    codec
+        .encode(Message::Ping { nonce: 300 }, &mut ping)
+        .unwrap();
+    assert_eq!(ping.len(), 7);
+    for cut in 1..ping.len() {
+        let mut raw = RawPeer::connect(node.local_addr()).await;
+        let hello = raw.hello(genesis().network_id());
+        let mut first = BytesMut::new();
+        codec.encode(Message::Handshake(hello), &mut first).unwrap();
+        raw.framed.get_mut().write_all(&first).await.unwrap();
+        for expect in ["handshake", "ack"] {
+            match raw.next().await {
+                Some(Message::Handshake(_)) if expect == "handshake" => {}
+                Some(Message::HandshakeAck) if expect == "ack" => {}
+                other => panic!("expected the node's {expect}, got {other:?}"),
+            }
+        }
+        let mut head = ack.to_vec();
+        head.extend_from_slice(&ping[..cut]);
+        raw.framed.get_mut().write_all(&head).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        raw.framed.get_mut().write_all(&ping[cut..]).await.unwrap();
+        loop {
+            match raw.next().await {
+                Some(Message::Pong { nonce }) => {
+                    assert_eq!(nonce, 300, "cut at {cut}");
+                    break;
+                }
+                Some(Message::Notice { reason, text }) => {
+                    panic!(
+                        "cut at {cut}: the node sent a notice: {reason:?} {}",
+                        text.as_str()
+                    )
+                }
+                Some(_) => {}
+                None => panic!("cut at {cut}: the node closed the connection"),
+            }
+        }
+        assert_eq!(
+            penalty_of(&node, raw.node_id).await,
+            Some(0),
+            "cut at {cut}"
+        );
+    }
+    node.shutdown().await;
+}
