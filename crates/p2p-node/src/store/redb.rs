@@ -56,14 +56,14 @@ pub(super) const HEADERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("
 /// Block bodies by hash, checksummed.
 pub(super) const BODIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bodies");
 /// Undo records by block hash, checksummed.
-const UNDO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("undo");
+pub(super) const UNDO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("undo");
 /// The transaction index: id to best-chain block hash.
-const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
+pub(super) const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
 /// The ledger snapshot, checksummed.
 pub(super) const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
 /// Saved lists: key `pending` = the mempool's transactions in order, key
 /// `bans` = the active bans with their expiries; checksummed.
-const MEMPOOL: TableDefinition<&str, &[u8]> = TableDefinition::new("mempool");
+pub(super) const MEMPOOL: TableDefinition<&str, &[u8]> = TableDefinition::new("mempool");
 /// The format this node writes. A store of another format is refused.
 /// Version 3: headers, bodies, undo records, the transaction index and a
 /// ledger snapshot in tables of their own (version 2 kept only blocks, in
@@ -91,7 +91,10 @@ thread_local! {
 
 /// Runs `f`, turning a panic inside it (redb's b-tree code on corrupt
 /// pages) into [`StoreError::Corrupt`] naming `path`.
-fn contain<T>(path: &Path, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+pub(super) fn contain<T>(
+    path: &Path,
+    f: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
     static HOOK: Once = Once::new();
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
