@@ -9,7 +9,7 @@
 //! | `headers` | block hash (32 bytes) | the 96-byte header |
 //! | `bodies` | block hash | checksum, then the block's postcard bytes |
 //! | `undo` | block hash | checksum, then the undo record's postcard bytes |
-//! | `txs` | transaction id | the best-chain block holding it |
+//! | `txs` | transaction id | the best-chain block holding it (no checksum) |
 //! | `state` | `"snapshot"` | checksum, then the [`StateSnapshot`]'s postcard bytes |
 //! | `mempool` | `"pending"`, `"bans"` | checksum, then the list's postcard bytes |
 //!
@@ -23,7 +23,10 @@
 //! with a panic, and never with data silently dropped:
 //!
 //! - Every value is checked when it is read: headers against their hash,
-//!   everything else against its checksum.
+//!   index entries against the block they name (by the API), everything
+//!   else against its checksum. A body that fails is a damaged block
+//!   (`damage.rs`): an error wherever it is read, and repaired from peers.
+//!   `check.rs` reads every record at once (`p2p-node check`).
 //! - An existing file is first opened read-only and what a start needs
 //!   (format, every header, the snapshot) is read and checked without a
 //!   byte written; only then is it opened for writing. A file that needs
