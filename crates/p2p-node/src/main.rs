@@ -168,6 +168,12 @@ fn start_error(e: NodeError) -> anyhow::Error {
 fn store_error(e: StoreError) -> anyhow::Error {
     match &e {
         StoreError::Locked { .. } => local(format!("{e} (--data-dir DIR)")),
+        StoreError::Corrupt { path, .. } => local(format!(
+            "{e}; list every damaged record with `p2p-node check --data-dir {}`, then move {} \
+             aside and start again to sync the chain from peers",
+            path.parent().unwrap_or(path).display(),
+            path.display()
+        )),
         _ => local(e.to_string()),
     }
 }

@@ -18,7 +18,7 @@ use crate::core::{Command, Core, CoreMsg, CoreParts, NodeChain, NodeView, Snapsh
 use crate::mempool::MempoolError;
 use crate::mine::{HashMiner, Mine};
 use crate::peer::spawn_dial;
-use crate::store::{BlockStore, MemoryStore, StoreArchive, StoreError, Stored};
+use crate::store::{BlockStore, DamagedBlocks, MemoryStore, StoreArchive, StoreError, Stored};
 use crate::transport::{TcpTransport, Transport};
 
 /// Why a node could not start, or a request could not be served.
@@ -138,7 +138,8 @@ impl Node {
         let store: Arc<dyn BlockStore> = Arc::from(seams.store);
         let stored = store.load()?;
         let snapshot_height = stored.snapshot.as_ref().map(|s| s.height);
-        let mut chain = restore(&config.genesis, stored, store.clone())?;
+        let damaged = Arc::new(DamagedBlocks::default());
+        let mut chain = restore(&config.genesis, stored, store.clone(), damaged.clone())?;
         chain.set_max_orphans(256);
         chain.set_memory_window(config.memory_window);
         let listener = seams
@@ -192,6 +193,7 @@ impl Node {
             listen_addr: Some(config.advertise.unwrap_or(local_addr)),
             chain,
             store,
+            damaged,
             snapshot_height,
             clock: seams.clock,
             inbox: tx.clone(),
@@ -455,6 +457,7 @@ fn restore(
     genesis: &escrow::Genesis,
     stored: Stored,
     store: Arc<dyn BlockStore>,
+    damaged: Arc<DamagedBlocks>,
 ) -> Result<NodeChain, NodeError> {
     let fresh = genesis
         .chain()
@@ -478,7 +481,7 @@ fn restore(
         genesis.ledger(),
         stored.headers,
         snapshot,
-        Arc::new(StoreArchive(store)),
+        Arc::new(StoreArchive { store, damaged }),
     )
     .map_err(|e| NodeError::Restore(e.to_string()))?;
     if let Some(e) = refused {

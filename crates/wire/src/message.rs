@@ -98,6 +98,10 @@ pub enum Reason {
     ShuttingDown,
     /// Anything else; the text says what.
     Other,
+    /// The sender cannot serve what was asked: a block it would have to
+    /// send is damaged in its store (the text names it). It closes rather
+    /// than answer with a chain that stops short; ask another peer.
+    StoreDamaged,
 }
 
 /// A P2P message. The variant order is the wire tag and part of the

@@ -23,6 +23,7 @@ use super::prefix::{IdPrefix, Lookup, Matches, ambiguous_message};
 use super::{Api, ApiError};
 use crate::api_types::{BlockAnswer, TxAnswer, TxLookupAnswer, TxStatus};
 use crate::core::NodeView;
+use crate::store::REMEDY;
 
 /// The id or prefix in a path, or a 400 with `code`.
 fn parse<const N: usize>(
@@ -65,13 +66,38 @@ pub(super) async fn block_by_id(
                 Some(bytes) => BlockHash::from_bytes(bytes),
                 None => one(block_matches(v, &prefix).lookup(), "block", &given)?,
             };
-            v.chain
-                .block(&hash)
+            read_block(v, &hash)?
                 .map(|b| BlockAnswer::new(&b, v.chain.is_on_best_chain(&hash)))
                 .ok_or_else(|| ApiError::not_found(format!("no block {hash}")))
         })
         .await?
         .map(Json)
+}
+
+/// A block of the tree by hash (`None` if the tree does not hold it), or
+/// `store_error` naming it if the store cannot give it back.
+///
+/// # Errors
+///
+/// `store_error` (500): the block is damaged or the store unreadable.
+pub(super) fn read_block(
+    v: &NodeView<'_>,
+    hash: &BlockHash,
+) -> Result<Option<std::sync::Arc<chain_core::Block<Tx>>>, ApiError> {
+    v.chain.try_block(hash).map_err(|e| {
+        let height = v.chain.header(hash).map_or_else(
+            || "unknown height".to_string(),
+            |h| format!("height {}", h.height),
+        );
+        store_error(format!(
+            "block {hash} at {height} cannot be read from the store: {e}; {REMEDY}"
+        ))
+    })
+}
+
+/// A `store_error` (500) with `message`.
+pub(super) fn store_error(message: String) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store_error", message)
 }
 
 /// The blocks of the tree whose hashes start with `prefix`.
@@ -101,13 +127,7 @@ pub fn tx_matches(v: &NodeView<'_>, prefix: &IdPrefix<32>) -> Result<Matches<TxI
     let confirmed = v
         .store
         .txs_in_range(&low, &high, super::prefix::MAX_COUNTED + 1)
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "store_error",
-                format!("the transaction index cannot be read: {e}"),
-            )
-        })?;
+        .map_err(|e| store_error(format!("the transaction index cannot be read: {e}")))?;
     m.extend(confirmed);
     let pending = v.mempool.txs().iter().map(escrow::SignedTx::id);
     m.extend(pending.filter(|id| prefix.matches(id.as_bytes())));
@@ -134,7 +154,7 @@ pub(super) async fn tx_by_id(
                 Some(bytes) => TxId::from_bytes(bytes),
                 None => one(tx_matches(v, &prefix)?.lookup(), "transaction", &given)?,
             };
-            tx_status(v, &id).ok_or_else(|| ApiError::not_found(format!("no transaction {id}")))
+            tx_status(v, &id)?.ok_or_else(|| ApiError::not_found(format!("no transaction {id}")))
         })
         .await?
         .map(Json)
@@ -143,42 +163,70 @@ pub(super) async fn tx_by_id(
 /// Where transaction `id` stands: pending, confirmed on the best chain
 /// (with its confirmations), or dropped; `None` if the node does not know
 /// it (a transaction only in a side branch's block is not confirmed).
-fn tx_status(v: &NodeView<'_>, id: &TxId) -> Option<TxLookupAnswer> {
+///
+/// # Errors
+///
+/// `store_error` if the index or the block it names cannot be read, or the
+/// index is damaged (it names a block the node does not hold, or a
+/// best-chain block that does not hold the transaction).
+fn tx_status(v: &NodeView<'_>, id: &TxId) -> Result<Option<TxLookupAnswer>, ApiError> {
     if let Some(tx) = v.mempool.get(id) {
-        return Some(TxLookupAnswer {
+        return Ok(Some(TxLookupAnswer {
             status: TxStatus::Pending,
             block: None,
             height: None,
             confirmations: None,
             reason: None,
             tx: TxAnswer::from(&Tx::Signed(tx.clone())),
-        });
+        }));
     }
-    // The index holds best-chain blocks only; the check guards against an
-    // index behind the tree.
-    let confirmed = v.tx_block(id).filter(|h| v.chain.is_on_best_chain(h));
+    let indexed = v.store.tx_block(id).map_err(|e| {
+        store_error(format!(
+            "the transaction index cannot be read for {id}: {e}; {REMEDY}"
+        ))
+    })?;
+    let damaged_index = |hash: &BlockHash, what: &str| {
+        store_error(format!(
+            "the transaction index is damaged: it puts transaction {id} in block {hash}, {what}; \
+             {REMEDY}"
+        ))
+    };
+    if let Some(hash) = &indexed
+        && !v.chain.contains(hash)
+    {
+        return Err(damaged_index(hash, "which this node does not hold"));
+    }
+    // The index holds best-chain blocks only; a block of a side branch is
+    // one a reorganisation not yet saved to the index left behind.
+    let confirmed = indexed.filter(|h| v.chain.is_on_best_chain(h));
     let Some(hash) = confirmed else {
-        let dropped = v.mempool.dropped(id)?;
-        return Some(TxLookupAnswer {
+        let Some(dropped) = v.mempool.dropped(id) else {
+            return Ok(None);
+        };
+        return Ok(Some(TxLookupAnswer {
             status: TxStatus::Dropped,
             block: None,
             height: None,
             confirmations: None,
             reason: Some(dropped.reason.clone()),
             tx: TxAnswer::from(&Tx::Signed(dropped.tx.clone())),
-        });
+        }));
     };
-    let block = v.chain.block(&hash)?;
-    let tx = block.transactions.iter().find(|t| t.id() == *id)?;
+    let Some(block) = read_block(v, &hash)? else {
+        return Err(damaged_index(&hash, "which this node does not hold"));
+    };
+    let Some(tx) = block.transactions.iter().find(|t| t.id() == *id) else {
+        return Err(damaged_index(&hash, "which does not hold it"));
+    };
     let height = block.header.height;
-    Some(TxLookupAnswer {
+    Ok(Some(TxLookupAnswer {
         status: TxStatus::Confirmed,
         block: Some(hash),
         height: Some(height),
         confirmations: Some(v.chain.height().saturating_sub(height) + 1),
         reason: None,
         tx: TxAnswer::from(tx),
-    })
+    }))
 }
 
 /// `GET /contracts/{id}`: from the snapshot, never waiting for the core.

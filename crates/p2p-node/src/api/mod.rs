@@ -235,15 +235,16 @@ async fn blocks(
     let Some((from, to)) = page(&r, snap.height)? else {
         return Ok(Json(Vec::new()));
     };
-    // Recent heights (the usual page) come from the snapshot; older ones
-    // are looked up on the core, one block per height.
+    // Recent heights (the usual page) come from the snapshot; older ones,
+    // and a page with a height the snapshot lacks (its block could not be
+    // read back), are looked up on the core, one block per height.
     if from >= snap.recent.low() {
-        return Ok(Json(
-            (from..=to)
-                .filter_map(|h| snap.recent.best_at(h))
-                .map(|b| BlockAnswer::new(b, true))
-                .collect(),
-        ));
+        let recent: Option<Vec<BlockAnswer>> = (from..=to)
+            .map(|h| snap.recent.best_at(h).map(|b| BlockAnswer::new(b, true)))
+            .collect();
+        if let Some(answers) = recent {
+            return Ok(Json(answers));
+        }
     }
     let v = api
         .node
@@ -251,12 +252,14 @@ async fn blocks(
             let Some((from, to)) = page(&r, v.chain.height())? else {
                 return Ok(Vec::new());
             };
-            Ok::<Vec<BlockAnswer>, ApiError>(
-                (from..=to)
-                    .filter_map(|h| v.chain.block_at_height(h))
-                    .map(|b| BlockAnswer::new(&b, true))
-                    .collect(),
-            )
+            (from..=to)
+                .filter_map(|h| v.chain.hash_at_height(h))
+                .map(|hash| -> Result<Option<BlockAnswer>, ApiError> {
+                    let block = lookup::read_block(v, &hash)?;
+                    Ok(block.map(|b| BlockAnswer::new(&b, true)))
+                })
+                .filter_map(Result::transpose)
+                .collect::<Result<Vec<BlockAnswer>, ApiError>>()
         })
         .await??;
     Ok(Json(v))
@@ -326,13 +329,15 @@ async fn block_by_height(
     })?;
     api.node
         .query(move |v| {
-            v.chain
-                .block_at_height(height)
-                .map(|b| BlockAnswer::new(&b, true))
+            let block = match v.chain.hash_at_height(height) {
+                Some(hash) => lookup::read_block(v, &hash)?,
+                None => None,
+            };
+            block
+                .map(|b| Json(BlockAnswer::new(&b, true)))
+                .ok_or_else(|| ApiError::not_found(format!("no block at height {height}")))
         })
         .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no block at height {height}")))
 }
 
 fn parse_account(s: &str) -> Result<Address, ApiError> {

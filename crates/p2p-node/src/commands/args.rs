@@ -250,6 +250,9 @@ pub(crate) enum Command {
     /// Genesis files: a network of your own.
     #[command(subcommand)]
     Genesis(GenesisCommand),
+    /// Reads back every record of a stopped node's store (--data-dir) and
+    /// lists the damaged ones (exit 6 if any).
+    Check,
     /// Prints a shell completion script (bash, zsh, fish, elvish,
     /// powershell).
     Completions {

@@ -1,5 +1,5 @@
 //! The subcommands that need no node: `keygen`, `address`, `genesis init`,
-//! `completions`; and reading an account from a name or a key file.
+//! `completions`, `check` (a stopped node's store); and reading an account from a name or a key file.
 
 use std::io::Write;
 use std::path::Path;
@@ -38,6 +38,53 @@ pub(super) fn keygen(ctx: &Ctx, out: &Path) -> anyhow::Result<()> {
     key.save(out)?;
     let answer = json!({"address": key.address(), "file": out});
     ctx.print(&answer, || key.address().to_string())
+}
+
+/// `check`: reads back every record of the store in the data directory
+/// (the node stopped) and lists the damaged ones; a damaged store is a
+/// failure (exit 6, `store_damaged`), after the report.
+pub(super) fn check(ctx: &Ctx) -> anyhow::Result<()> {
+    let dir = ctx.data_dir();
+    let file = dir.join(p2p_node::store::STORE_FILE);
+    let report = p2p_node::store::check(&dir).map_err(|e| Failure {
+        exit: super::errors::Exit::Local,
+        code: "store_damaged",
+        message: format!(
+            "{e}; move {} aside and start the node again to sync the chain from peers",
+            file.display()
+        ),
+    })?;
+    let damage: Vec<_> = report
+        .damage
+        .iter()
+        .map(|d| json!({"table": d.table, "key": d.key, "problem": d.problem}))
+        .collect();
+    let answer = json!({"file": file, "records": report.records, "damage": damage});
+    ctx.print(&answer, || {
+        let mut lines: Vec<String> = report
+            .records
+            .iter()
+            .map(|(table, n)| format!("{table}: {n} records"))
+            .collect();
+        lines.extend(report.damage.iter().map(|d| format!("damaged: {d}")));
+        lines.join("\n")
+    })?;
+    if report.is_intact() {
+        return Ok(());
+    }
+    Err(Failure {
+        exit: super::errors::Exit::Local,
+        code: "store_damaged",
+        message: format!(
+            "{} damaged records in {}; start the node with --peer HOST:PORT of a node that has \
+             the chain: it fetches a good copy of each damaged block and repairs its store; \
+             damage elsewhere (undo records, the index, the snapshot): move the file aside and \
+             start again to sync the chain from peers",
+            report.damage.len(),
+            file.display()
+        ),
+    }
+    .into())
 }
 
 /// `completions SHELL`: the script on stdout (written whole; a closed

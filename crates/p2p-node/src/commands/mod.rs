@@ -13,7 +13,7 @@
 //! - [`chain`]: reading the chain: status, blocks, contracts, peers,
 //!   mempool; `mine`.
 //! - [`local`]: what needs no node: keys, addresses, genesis files,
-//!   completions.
+//!   completions, checking a stopped node's store.
 
 pub(crate) mod args;
 mod chain;
@@ -65,6 +65,7 @@ pub(crate) async fn run(command: Command, global: Global) -> anyhow::Result<()> 
         Command::Mine { count, to } => chain::mine(&ctx, count, to.as_ref()).await,
         Command::Keygen { out } => local::keygen(&ctx, &out),
         Command::Genesis(args::GenesisCommand::Init(g)) => local::genesis_init(&ctx, &g),
+        Command::Check => local::check(&ctx),
         Command::Completions { shell } => {
             local::completions(shell);
             Ok(())

@@ -188,7 +188,19 @@ impl Core {
             return;
         }
         let budget = self.config.max_frame.saturating_sub(64 * 1024);
-        let (blocks, more) = relay::sync(&self.chain, locator, stop, budget);
+        let (blocks, more) = match relay::sync(&self.chain, locator, stop, budget) {
+            Ok(answer) => answer,
+            Err(damaged) => {
+                // Never a chain that stops short: the peer is told why and
+                // syncs from another (the damage is logged where it was
+                // found, and the core asks peers for a good copy).
+                let text = damaged.to_string();
+                tracing::warn!(conn, "a sync answer cannot be served: {text}");
+                self.peers
+                    .drop_peer(conn, Some((wire::Reason::StoreDamaged, &text)));
+                return;
+            }
+        };
         let size = blocks.iter().map(Block::size).sum();
         if !self.upload_allowed(conn, size, "a sync answer") {
             return;
@@ -286,6 +298,9 @@ impl Core {
         let solicited = self.requests.block_arrived(&hash);
         if let Some(p) = self.peers.get_mut(conn) {
             p.known_blocks.insert(hash);
+        }
+        if self.repair(conn, &block) {
+            return;
         }
         let new = !self.chain.contains(&hash);
         if let Some(best) = self.accept_block(block, Some((conn, solicited))) {

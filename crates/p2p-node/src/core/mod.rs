@@ -46,6 +46,7 @@ mod mining;
 mod peers;
 mod published;
 mod relay;
+mod repair;
 mod requests;
 mod saver;
 mod saving;
@@ -68,7 +69,7 @@ use crate::clock::Clock;
 use crate::config::NodeConfig;
 use crate::mempool::Mempool;
 use crate::penalty::Offence;
-use crate::store::{BlockStore, IndexChange};
+use crate::store::{BlockStore, DamagedBlocks, IndexChange};
 use mining::{MinedReply, MinerDriver};
 use peers::PeerTable;
 use requests::Requests;
@@ -94,6 +95,9 @@ pub(crate) struct CoreParts {
     /// Where accepted blocks are saved (shared with the chain, which reads
     /// old bodies back from it).
     pub store: Arc<dyn BlockStore>,
+    /// The stored blocks found damaged (by the chain's archive), which the
+    /// core asks its peers for and repairs (`core/repair.rs`).
+    pub damaged: Arc<DamagedBlocks>,
     /// The height of the state snapshot the chain was restored from, if
     /// the store had one.
     pub snapshot_height: Option<u64>,
@@ -126,6 +130,8 @@ pub(crate) struct Core {
     chain: NodeChain,
     mempool: Mempool,
     store: Arc<dyn BlockStore>,
+    /// Stored blocks found damaged, waiting for a good copy from a peer.
+    damaged: Arc<DamagedBlocks>,
     /// Best-chain changes not yet saved to the transaction index. The
     /// blocks themselves and their undo records wait in the chain
     /// ([`chain_core::Chain::take_new_blocks`]); all are saved in one
@@ -221,6 +227,7 @@ impl Core {
             listen_addr,
             chain,
             store,
+            damaged,
             clock,
             inbox,
             cancel,
@@ -262,6 +269,7 @@ impl Core {
             chain,
             mempool,
             store,
+            damaged,
             unsaved_index: Vec::new(),
             unsaved_since: None,
             to_announce: None,
@@ -370,6 +378,7 @@ impl Core {
             self.start_save(false);
         }
         self.run_overdue_queries();
+        self.ask_for_damaged();
         self.send_tx_announcements();
         let saved = self.is_saved() && !self.cancel.is_cancelled();
         if self.bans_dirty {

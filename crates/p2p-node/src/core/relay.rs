@@ -49,16 +49,33 @@ pub(crate) fn blocks(chain: &NodeChain, hashes: &[BlockHash]) -> (Vec<BlockHash>
     (found, missing)
 }
 
+/// A best-chain block that an answer must include but the store cannot
+/// give back (it is damaged: the archive has logged it).
+#[derive(Debug, thiserror::Error)]
+#[error("block {hash} at height {height} is damaged in this node's store; sync from another peer")]
+pub(crate) struct Unreadable {
+    /// The block.
+    pub hash: BlockHash,
+    /// Its height.
+    pub height: u64,
+}
+
 /// The answer to `GetSync`: best-chain blocks after the first locator hash
 /// on our best chain (after genesis if none is), up to `stop`, at most
 /// [`MAX_SYNC_BLOCKS`] and about `budget` bytes (at least one block), and
 /// whether more follow.
+///
+/// # Errors
+///
+/// [`Unreadable`] if a block the answer would include cannot be read back:
+/// an answer that stopped before it would tell the peer a chain that ends
+/// there.
 pub(crate) fn sync(
     chain: &NodeChain,
     locator: &[BlockHash],
     stop: BlockHash,
     budget: usize,
-) -> (Vec<Block<Tx>>, bool) {
+) -> Result<(Vec<Block<Tx>>, bool), Unreadable> {
     let start = locator
         .iter()
         .find(|h| chain.is_on_best_chain(h))
@@ -68,14 +85,17 @@ pub(crate) fn sync(
     let mut size = 0usize;
     let mut height = start;
     while blocks.len() < MAX_SYNC_BLOCKS {
-        let Some(block) = chain.block_at_height(height) else {
+        let Some(hash) = chain.hash_at_height(height) else {
             break;
+        };
+        let block = match chain.try_block(&hash) {
+            Ok(Some(block)) => block,
+            _ => return Err(Unreadable { hash, height }),
         };
         size = size.saturating_add(block.size() + 16);
         if size > budget && !blocks.is_empty() {
             break;
         }
-        let hash = block.hash();
         blocks.push((*block).clone());
         height += 1;
         if hash == stop {
@@ -83,7 +103,7 @@ pub(crate) fn sync(
         }
     }
     let more = height <= chain.height() && blocks.last().is_none_or(|b| b.hash() != stop);
-    (blocks, more)
+    Ok((blocks, more))
 }
 
 #[cfg(test)]
@@ -133,7 +153,7 @@ mod tests {
         let c = chain(6);
         let best = c.best_chain().to_vec();
         // From genesis (a locator of just genesis).
-        let (blocks, more) = sync(&c, &best[..1], BlockHash::ZERO, usize::MAX);
+        let (blocks, more) = sync(&c, &best[..1], BlockHash::ZERO, usize::MAX).unwrap();
         assert_eq!(blocks.len(), 6);
         assert!(!more);
         // From height 2, stopping at height 4.
@@ -142,12 +162,13 @@ mod tests {
             &[BlockHash::from_bytes([9; 32]), best[2]],
             best[4],
             usize::MAX,
-        );
+        )
+        .unwrap();
         let heights: Vec<u64> = blocks.iter().map(|b| b.header.height).collect();
         assert_eq!(heights, vec![3, 4]);
         assert!(!more, "the stop hash was reached");
         // A budget of one byte still sends one block, and says more follow.
-        let (blocks, more) = sync(&c, &best[..1], BlockHash::ZERO, 1);
+        let (blocks, more) = sync(&c, &best[..1], BlockHash::ZERO, 1).unwrap();
         assert_eq!(blocks.len(), 1);
         assert!(more);
         // A locator we do not know: from genesis.
@@ -156,10 +177,11 @@ mod tests {
             &[BlockHash::from_bytes([7; 32])],
             BlockHash::ZERO,
             usize::MAX,
-        );
+        )
+        .unwrap();
         assert_eq!(blocks.first().map(|b| b.header.height), Some(1));
         // Already at the tip: nothing, and nothing more.
-        let (blocks, more) = sync(&c, &best[6..], BlockHash::ZERO, usize::MAX);
+        let (blocks, more) = sync(&c, &best[6..], BlockHash::ZERO, usize::MAX).unwrap();
         assert!(blocks.is_empty());
         assert!(!more);
     }

@@ -31,7 +31,9 @@ impl Core {
                     .collect();
                 self.peers.restore_bans(left, Instant::now());
             }
-            Err(e) => tracing::warn!("the saved bans cannot be read: {e}"),
+            // A cache, not the chain: it is written whole again at the next
+            // save, which repairs it.
+            Err(e) => tracing::error!("the saved bans cannot be read, starting without: {e}"),
         }
     }
 
@@ -69,7 +71,7 @@ impl Core {
                     info!(kept, of = count, "reloaded the saved mempool");
                 }
             }
-            Err(e) => tracing::warn!("the saved mempool cannot be read, starting empty: {e}"),
+            Err(e) => tracing::error!("the saved mempool cannot be read, starting empty: {e}"),
         }
     }
 

@@ -25,8 +25,13 @@ use escrow::{Ledger, SignedTx, Tx, Undo};
 
 use crate::penalty::BanKey;
 
+mod check;
+mod damage;
 mod redb;
 mod redb_read;
+
+pub use self::check::{CheckReport, Damage, check};
+pub use self::damage::{DamagedBlocks, REMEDY};
 
 pub use self::redb::{BEFORE_REPAIR_SUFFIX, FORMAT_VERSION, RedbStore, STORE_FILE};
 
@@ -337,20 +342,35 @@ impl BlockStore for MemoryStore {
 }
 
 /// The store as the block tree's archive: bodies and undo records read
-/// back by hash.
-pub(crate) struct StoreArchive(pub Arc<dyn BlockStore>);
+/// back by hash. The tree only asks for blocks it holds, so a body that is
+/// missing is as damaged as one that fails its checksum: both are errors,
+/// recorded in `damaged` (and logged there, once).
+pub(crate) struct StoreArchive {
+    /// The store.
+    pub store: Arc<dyn BlockStore>,
+    /// The blocks found damaged, shared with the core that repairs them.
+    pub damaged: Arc<DamagedBlocks>,
+}
 
 impl chain_core::Archive<Ledger> for StoreArchive {
     fn block(&self, hash: &BlockHash) -> Result<Option<Block<Tx>>, chain_core::ArchiveError> {
-        self.0
-            .block(hash)
-            .map_err(|e| chain_core::ArchiveError(e.to_string()))
+        let why = match self.store.block(hash) {
+            Ok(Some(block)) => return Ok(Some(block)),
+            Ok(None) => format!("the body of block {hash} is not in the store"),
+            Err(e @ StoreError::Corrupt { .. }) => e.to_string(),
+            // Not the record's fault (the disk failed): not a repair's
+            // business either.
+            Err(e) => return Err(chain_core::ArchiveError(e.to_string())),
+        };
+        self.damaged.found(*hash, &why);
+        Err(chain_core::ArchiveError(why))
     }
 
     fn undo(&self, hash: &BlockHash) -> Result<Option<Undo>, chain_core::ArchiveError> {
-        self.0
-            .undo(hash)
-            .map_err(|e| chain_core::ArchiveError(e.to_string()))
+        self.store.undo(hash).map_err(|e| {
+            tracing::error!(block = %hash, "a stored undo record cannot be read: {e}; {REMEDY}");
+            chain_core::ArchiveError(e.to_string())
+        })
     }
 }
 

@@ -9,7 +9,7 @@
 //! | `headers` | block hash (32 bytes) | the 96-byte header |
 //! | `bodies` | block hash | checksum, then the block's postcard bytes |
 //! | `undo` | block hash | checksum, then the undo record's postcard bytes |
-//! | `txs` | transaction id | the best-chain block holding it |
+//! | `txs` | transaction id | the best-chain block holding it (no checksum) |
 //! | `state` | `"snapshot"` | checksum, then the [`StateSnapshot`]'s postcard bytes |
 //! | `mempool` | `"pending"`, `"bans"` | checksum, then the list's postcard bytes |
 //!
@@ -23,7 +23,10 @@
 //! with a panic, and never with data silently dropped:
 //!
 //! - Every value is checked when it is read: headers against their hash,
-//!   everything else against its checksum.
+//!   index entries against the block they name (by the API), everything
+//!   else against its checksum. A body that fails is a damaged block
+//!   (`damage.rs`): an error wherever it is read, and repaired from peers.
+//!   `check.rs` reads every record at once (`p2p-node check`).
 //! - An existing file is first opened read-only and what a start needs
 //!   (format, every header, the snapshot) is read and checked without a
 //!   byte written; only then is it opened for writing. A file that needs
@@ -56,14 +59,14 @@ pub(super) const HEADERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("
 /// Block bodies by hash, checksummed.
 pub(super) const BODIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bodies");
 /// Undo records by block hash, checksummed.
-const UNDO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("undo");
+pub(super) const UNDO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("undo");
 /// The transaction index: id to best-chain block hash.
-const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
+pub(super) const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
 /// The ledger snapshot, checksummed.
 pub(super) const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
 /// Saved lists: key `pending` = the mempool's transactions in order, key
 /// `bans` = the active bans with their expiries; checksummed.
-const MEMPOOL: TableDefinition<&str, &[u8]> = TableDefinition::new("mempool");
+pub(super) const MEMPOOL: TableDefinition<&str, &[u8]> = TableDefinition::new("mempool");
 /// The format this node writes. A store of another format is refused.
 /// Version 3: headers, bodies, undo records, the transaction index and a
 /// ledger snapshot in tables of their own (version 2 kept only blocks, in
@@ -91,7 +94,10 @@ thread_local! {
 
 /// Runs `f`, turning a panic inside it (redb's b-tree code on corrupt
 /// pages) into [`StoreError::Corrupt`] naming `path`.
-fn contain<T>(path: &Path, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+pub(super) fn contain<T>(
+    path: &Path,
+    f: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
     static HOOK: Once = Once::new();
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();

@@ -265,6 +265,7 @@ fn arb_reason() -> impl Strategy<Value = Reason> {
         Just(Reason::IdleTimeout),
         Just(Reason::ShuttingDown),
         Just(Reason::Other),
+        Just(Reason::StoreDamaged),
     ]
 }
 

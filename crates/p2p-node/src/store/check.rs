@@ -1,0 +1,365 @@
+//! `p2p-node check`: every record of a stopped node's store read back and
+//! checked, as bitcoind's `-checkblocks` does, without a byte written.
+//!
+//! A start reads and checks only the headers and the snapshot (its cost
+//! must not grow with the blocks' contents); this pass reads everything:
+//! each header against its hash, each body against its checksum, its hash
+//! and its header's merkle root, each undo record, the transaction index
+//! against the blocks it names, the snapshot against the headers, and the
+//! saved mempool and bans. Every damaged record is listed, not just the
+//! first.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use ::redb::{ReadableDatabase, ReadableTable};
+use chain_core::{Block, BlockHash, Header, Transaction, TxId};
+use escrow::{SignedTx, Tx, Undo};
+
+use super::redb::{
+    BODIES, FORMAT_VERSION, HEADERS, MEMPOOL, READ_ONLY_CACHE_BYTES, STATE, STORE_FILE, TXS, UNDO,
+    contain,
+};
+use super::redb_read::{decode_checked, locked, open_optional};
+use super::{StateSnapshot, StoreError};
+use crate::penalty::BanKey;
+
+/// One damaged record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Damage {
+    /// The table (`headers`, `bodies`, `undo`, `txs`, `state`, `mempool`).
+    pub table: &'static str,
+    /// The record's key, as text (hex for hashes and ids).
+    pub key: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.table, self.key, self.problem)
+    }
+}
+
+/// What [`check`] found: how many records each table holds, and every
+/// damaged one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    /// Records read, by table.
+    pub records: BTreeMap<&'static str, u64>,
+    /// The damaged records, table by table.
+    pub damage: Vec<Damage>,
+}
+
+impl CheckReport {
+    /// Whether every record is intact.
+    pub fn is_intact(&self) -> bool {
+        self.damage.is_empty()
+    }
+
+    fn count(&mut self, table: &'static str) {
+        *self.records.entry(table).or_insert(0) += 1;
+    }
+
+    fn damaged(&mut self, table: &'static str, key: impl Into<String>, problem: impl Into<String>) {
+        self.damage.push(Damage {
+            table,
+            key: key.into(),
+            problem: problem.into(),
+        });
+    }
+}
+
+/// Reads every record of the store in `dir` (`chain.redb`) and checks it.
+/// The node must be stopped: redb locks the file while a node has it open.
+///
+/// # Errors
+///
+/// [`StoreError`] if the file cannot be opened at all (missing, locked,
+/// another format, not a redb file, or not closed cleanly: a node's start
+/// repairs that); damaged records are in the report, not errors.
+pub fn check(dir: &Path) -> Result<CheckReport, StoreError> {
+    let path = dir.join(STORE_FILE);
+    if !path.exists() {
+        return Err(StoreError::Open {
+            path,
+            reason: "there is no store here (check --data-dir)".to_string(),
+        });
+    }
+    contain(&path, || check_file(&path))
+}
+
+fn check_file(path: &Path) -> Result<CheckReport, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let db = match ::redb::Builder::new()
+        .set_cache_size(READ_ONLY_CACHE_BYTES)
+        .open_read_only(path)
+    {
+        Ok(db) => db,
+        Err(::redb::DatabaseError::DatabaseAlreadyOpen) => return Err(locked(path)),
+        Err(::redb::DatabaseError::RepairAborted) => {
+            return Err(corrupt(
+                "it was not closed cleanly: start the node once (redb repairs it), stop it, \
+                 and check again"
+                    .to_string(),
+            ));
+        }
+        Err(e) => return Err(corrupt(e.to_string())),
+    };
+    let read = db.begin_read().map_err(|e| corrupt(e.to_string()))?;
+    let format = match open_optional(&read, super::redb::META, path)? {
+        Some(meta) => meta
+            .get("format")
+            .map_err(|e| corrupt(e.to_string()))?
+            .map(|v| v.value()),
+        None => None,
+    };
+    if let Some(found) = format
+        && found != FORMAT_VERSION
+    {
+        return Err(StoreError::Version {
+            path: path.to_path_buf(),
+            found,
+            expected: FORMAT_VERSION,
+        });
+    }
+    let mut report = CheckReport::default();
+    let headers = check_headers(&read, path, &mut report)?;
+    let txs_of = check_bodies(&read, path, &headers, &mut report)?;
+    check_undo(&read, path, &headers, &mut report)?;
+    check_index(&read, path, &txs_of, &mut report)?;
+    check_lists(&read, path, &headers, &mut report)?;
+    Ok(report)
+}
+
+/// The readable hash of a key, or the damage of one that is not 32 bytes.
+fn hash_key(key: &[u8]) -> Option<[u8; 32]> {
+    key.try_into().ok()
+}
+
+/// Every header: decodes, hashes to its key. Returns the intact ones.
+fn check_headers(
+    read: &::redb::ReadTransaction,
+    path: &Path,
+    report: &mut CheckReport,
+) -> Result<BTreeMap<BlockHash, Header>, StoreError> {
+    let mut headers = BTreeMap::new();
+    let Some(table) = open_optional(read, HEADERS, path)? else {
+        return Ok(headers);
+    };
+    for entry in table.iter().map_err(|e| backend(path, e))? {
+        let (key, value) = entry.map_err(|e| backend(path, e))?;
+        report.count("headers");
+        let key_hex = hex::encode(key.value());
+        match Header::from_bytes(value.value()) {
+            Ok(header) if header.hash().as_bytes()[..] == *key.value() => {
+                headers.insert(header.hash(), header);
+            }
+            Ok(header) => {
+                report.damaged("headers", key_hex, format!("hashes to {}", header.hash()));
+            }
+            Err(e) => report.damaged("headers", key_hex, format!("does not decode: {e}")),
+        }
+    }
+    Ok(headers)
+}
+
+/// Every body: checksum, decodes, hash is its key, transactions match the
+/// header's merkle root; and every header has a body. Returns the
+/// transaction ids of each body, `None` for a damaged one.
+fn check_bodies(
+    read: &::redb::ReadTransaction,
+    path: &Path,
+    headers: &BTreeMap<BlockHash, Header>,
+    report: &mut CheckReport,
+) -> Result<BTreeMap<BlockHash, Option<HashSet<TxId>>>, StoreError> {
+    let mut txs_of = BTreeMap::new();
+    let mut seen = HashSet::new();
+    if let Some(table) = open_optional(read, BODIES, path)? {
+        for entry in table.iter().map_err(|e| backend(path, e))? {
+            let (key, value) = entry.map_err(|e| backend(path, e))?;
+            report.count("bodies");
+            let key_hex = hex::encode(key.value());
+            let Some(hash) = hash_key(key.value()).map(BlockHash::from_bytes) else {
+                report.damaged("bodies", key_hex, "the key is not a block hash");
+                continue;
+            };
+            seen.insert(hash);
+            txs_of.insert(hash, None);
+            let block: Block<Tx> = match decode_checked(path, "the body", value.value()) {
+                Ok(b) => b,
+                Err(e) => {
+                    report.damaged("bodies", key_hex, reason(e));
+                    continue;
+                }
+            };
+            if block.hash() != hash {
+                report.damaged("bodies", key_hex, format!("holds block {}", block.hash()));
+                continue;
+            }
+            let root = chain_core::merkle_root(&block.commitments());
+            if root != block.header.merkle_root {
+                report.damaged(
+                    "bodies",
+                    key_hex,
+                    "its transactions do not match its header",
+                );
+                continue;
+            }
+            txs_of.insert(hash, Some(block.transactions.iter().map(Tx::id).collect()));
+        }
+    }
+    for (hash, header) in headers {
+        if !seen.contains(hash) {
+            report.damaged(
+                "bodies",
+                hash.to_string(),
+                format!(
+                    "missing: the header at height {} has no body",
+                    header.height
+                ),
+            );
+        }
+    }
+    Ok(txs_of)
+}
+
+/// Every undo record: checksum, decodes, belongs to a stored header.
+fn check_undo(
+    read: &::redb::ReadTransaction,
+    path: &Path,
+    headers: &BTreeMap<BlockHash, Header>,
+    report: &mut CheckReport,
+) -> Result<(), StoreError> {
+    let Some(table) = open_optional(read, UNDO, path)? else {
+        return Ok(());
+    };
+    for entry in table.iter().map_err(|e| backend(path, e))? {
+        let (key, value) = entry.map_err(|e| backend(path, e))?;
+        report.count("undo");
+        let key_hex = hex::encode(key.value());
+        if let Err(e) = decode_checked::<Undo>(path, "the undo record", value.value()) {
+            report.damaged("undo", key_hex, reason(e));
+            continue;
+        }
+        let known =
+            hash_key(key.value()).is_some_and(|h| headers.contains_key(&BlockHash::from_bytes(h)));
+        if !known {
+            report.damaged("undo", key_hex, "no stored header has this hash");
+        }
+    }
+    Ok(())
+}
+
+/// Every index entry: a transaction id to a block whose body holds that
+/// transaction (an entry naming a damaged body is not listed again: the
+/// body is).
+fn check_index(
+    read: &::redb::ReadTransaction,
+    path: &Path,
+    txs_of: &BTreeMap<BlockHash, Option<HashSet<TxId>>>,
+    report: &mut CheckReport,
+) -> Result<(), StoreError> {
+    let Some(table) = open_optional(read, TXS, path)? else {
+        return Ok(());
+    };
+    for entry in table.iter().map_err(|e| backend(path, e))? {
+        let (key, value) = entry.map_err(|e| backend(path, e))?;
+        report.count("txs");
+        let key_hex = hex::encode(key.value());
+        let (Some(id), Some(block)) = (hash_key(key.value()), hash_key(value.value())) else {
+            report.damaged("txs", key_hex, "the key or the value is not 32 bytes");
+            continue;
+        };
+        let (id, block) = (TxId::from_bytes(id), BlockHash::from_bytes(block));
+        match txs_of.get(&block) {
+            Some(Some(ids)) if ids.contains(&id) => {}
+            Some(None) => {}
+            Some(Some(_)) => {
+                report.damaged("txs", key_hex, format!("block {block} does not hold it"));
+            }
+            None => report.damaged(
+                "txs",
+                key_hex,
+                format!("names block {block}, which is not stored"),
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// The snapshot (checksum, decodes, at a stored header of its height) and
+/// the saved mempool and bans (checksum, decode).
+fn check_lists(
+    read: &::redb::ReadTransaction,
+    path: &Path,
+    headers: &BTreeMap<BlockHash, Header>,
+    report: &mut CheckReport,
+) -> Result<(), StoreError> {
+    if let Some(table) = open_optional(read, STATE, path)? {
+        for entry in table.iter().map_err(|e| backend(path, e))? {
+            let (key, value) = entry.map_err(|e| backend(path, e))?;
+            report.count("state");
+            let key = key.value().to_string();
+            if key != "snapshot" {
+                report.damaged("state", key, "an unknown key");
+                continue;
+            }
+            match decode_checked::<StateSnapshot>(path, "the snapshot", value.value()) {
+                Ok(s) if headers.get(&s.block).is_some_and(|h| h.height == s.height) => {}
+                Ok(s) => report.damaged(
+                    "state",
+                    key,
+                    format!(
+                        "it is at block {} (height {}), not a stored header",
+                        s.block, s.height
+                    ),
+                ),
+                Err(e) => report.damaged("state", key, reason(e)),
+            }
+        }
+    }
+    if let Some(table) = open_optional(read, MEMPOOL, path)? {
+        for entry in table.iter().map_err(|e| backend(path, e))? {
+            let (key, value) = entry.map_err(|e| backend(path, e))?;
+            report.count("mempool");
+            let key = key.value().to_string();
+            let decoded = match key.as_str() {
+                "pending" => {
+                    decode_checked::<Vec<SignedTx>>(path, "the list", value.value()).map(drop)
+                }
+                "bans" => {
+                    decode_checked::<Vec<(BanKey, u64)>>(path, "the list", value.value()).map(drop)
+                }
+                _ => {
+                    report.damaged("mempool", key, "an unknown key");
+                    continue;
+                }
+            };
+            if let Err(e) = decoded {
+                report.damaged("mempool", key, reason(e));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A read that failed inside redb: the file itself is unreadable there.
+fn backend(path: &Path, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+/// The reason of a record's error, without the file's name (the report
+/// names it once).
+fn reason(e: StoreError) -> String {
+    match e {
+        StoreError::Corrupt { reason, .. } | StoreError::Backend { reason, .. } => reason,
+        other => other.to_string(),
+    }
+}
