@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chain_core::TxId;
@@ -84,4 +85,86 @@ async fn patient_node(request_timeout: Duration) -> NodeHandle {
     let mut c = patient_config();
     c.request_timeout = request_timeout;
     Node::start(c).await.unwrap()
+}
+
+/// An honest peer that announces 300 transactions at once, more than the
+/// bound, and answers every request: it is asked for at most 100 at a
+/// time, and every transaction is fetched and pooled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_honest_peer_that_announces_more_than_the_bound_has_all_fetched() {
+    let node = patient_node(Duration::from_secs(60)).await;
+    let mut raw = live_raw_peer(&node).await;
+    let mut txs: HashMap<TxId, escrow::SignedTx> = HashMap::new();
+    let mut ids = Vec::new();
+    for who in escrow::dev::DEV_ACCOUNTS {
+        for nonce in 0..50 {
+            let tx = sign(
+                who,
+                nonce,
+                escrow::Payload::Transfer {
+                    to: addr("bob"),
+                    amount: escrow::Amount::new(1),
+                },
+            );
+            ids.push(tx.id());
+            txs.insert(tx.id(), tx);
+        }
+    }
+    raw.framed
+        .send(Message::AnnounceTxs(Bounded::truncating(ids.clone())))
+        .await
+        .unwrap();
+    let mut asked = Vec::new();
+    while asked.len() < ids.len() {
+        match raw.next().await {
+            Some(Message::GetTxs(wanted)) => {
+                assert!(wanted.len() <= MAX_IN_FLIGHT, "{} at once", wanted.len());
+                for id in wanted.iter() {
+                    raw.framed
+                        .feed(Message::Tx(txs.get(id).unwrap().clone()))
+                        .await
+                        .unwrap();
+                }
+                SinkExt::<Message>::flush(&mut raw.framed).await.unwrap();
+                asked.extend(wanted.iter().copied());
+            }
+            Some(_) => {}
+            None => panic!("the node closed the connection"),
+        }
+    }
+    assert_eq!(asked, ids, "each asked once, in the order announced");
+    wait_for("all 300 pooled", || async {
+        node.query(|v| v.mempool.len()).await.unwrap() == 300
+    })
+    .await;
+    node.shutdown().await;
+}
+
+/// A peer that never delivers: its request times out and the transaction
+/// is asked of another peer that announced it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_times_out_goes_to_another_announcer() {
+    let node = patient_node(Duration::from_millis(300)).await;
+    let tx = alice_pays_bob(0);
+    let id = tx.id();
+    let mut silent = live_raw_peer(&node).await;
+    let asked = announce_and_collect(&mut silent, &[id]).await;
+    assert_eq!(asked, vec![id]);
+    let mut other = live_raw_peer(&node).await;
+    let asked = announce_and_collect(&mut other, &[id]).await;
+    assert!(asked.is_empty(), "asked of one peer at a time");
+    // Once the silent peer's request times out, the other is asked.
+    loop {
+        match other.next().await {
+            Some(Message::GetTxs(ids)) if ids.contains(&id) => break,
+            Some(_) => {}
+            None => panic!("the node closed the connection"),
+        }
+    }
+    other.framed.send(Message::Tx(tx)).await.unwrap();
+    wait_for("the transaction pooled", || async {
+        node.query(move |v| v.mempool.contains(&id)).await.unwrap()
+    })
+    .await;
+    node.shutdown().await;
 }
