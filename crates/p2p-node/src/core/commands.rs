@@ -36,6 +36,7 @@ impl Core {
                 self.saved_waiters.push(reply);
             }
             Command::SubmitTx { tx, check, reply } => {
+                let sender = tx.sender();
                 let result = match check {
                     Some(check) => self.mempool.add_prechecked(*tx, check),
                     None => self.mempool.add(*tx),
@@ -43,6 +44,8 @@ impl Core {
                 match result {
                     Ok(id) => {
                         self.announce_tx(id);
+                        // Its gossiped successors may be waiting for it.
+                        self.admit_orphans_of(sender);
                         self.emit_mempool();
                         // Answered with the publication that shows it;
                         // inline, what waits to be saved is saved now, so

@@ -13,6 +13,7 @@ use wire::{Bounded, Message};
 use crate::core::view::ConnId;
 use crate::core::{Core, relay};
 use crate::mempool::MempoolError;
+use crate::mempool::orphans::SenderState;
 use crate::penalty::Offence;
 
 /// Transaction announcements waiting to be sent (see
@@ -43,11 +44,6 @@ const ANNOUNCE_DELAY: std::time::Duration = std::time::Duration::from_millis(20)
 /// Announcements sent at once however young, so the queue stays small.
 const MAX_QUEUED_ANNOUNCEMENTS: usize = 4_096;
 
-/// Most gossiped transactions kept while they wait for an earlier nonce.
-const MAX_ORPHAN_TXS: usize = 1_000;
-/// How far ahead of its sender's next nonce such a transaction may be.
-const MAX_NONCE_GAP: u64 = 100;
-
 impl Core {
     /// Routes a live peer's message to the part that handles it.
     pub(super) fn on_message(&mut self, conn: ConnId, message: Message) {
@@ -66,13 +62,11 @@ impl Core {
                 if let Some(p) = self.peers.get_mut(conn) {
                     ids.iter().for_each(|id| p.known_txs.insert(*id));
                 }
+                // Asked of it, a bounded number at a time, once this
+                // event is handled (`send_tx_requests`).
                 let pool = &self.mempool;
-                let wanted = self
-                    .requests
-                    .want_txs(conn, &ids, |id| pool.contains(id), now);
-                if !wanted.is_empty() {
-                    self.send(conn, Message::GetTxs(Bounded::truncating(wanted)));
-                }
+                self.requests
+                    .announced_txs(conn, &ids, |id| pool.contains(id));
             }
             Message::AnnounceBlocks(hashes) => {
                 if let Some(p) = self.peers.get_mut(conn) {
@@ -226,7 +220,6 @@ impl Core {
             p.known_txs.insert(id);
         }
         let sender = tx.sender();
-        let nonce = tx.body.nonce;
         // Kept with the transaction if it has to wait for an earlier
         // nonce, so that its admission then need not check it again.
         let kept = check.clone();
@@ -238,17 +231,29 @@ impl Core {
             Ok(id) => {
                 self.peers.note_tx(conn, Instant::now());
                 self.announce_tx(id);
-                self.admit_orphans();
+                self.admit_orphans_of(sender);
                 self.emit_mempool();
             }
             Err(MempoolError::Invalid(escrow::AdmissionError::Invalid(
                 LedgerError::BadNonce { expected, got, .. },
-            ))) if got > expected
-                && got - expected <= MAX_NONCE_GAP
-                && self.orphan_txs.len() < MAX_ORPHAN_TXS =>
-            {
-                debug!(conn, %id, expected, got, "transaction waits for an earlier nonce");
-                self.orphan_txs.insert((sender, nonce), (tx, kept));
+            ))) if got > expected => {
+                // Its predecessor may be on its way from another peer: it
+                // waits, if the orphan pool's rules let it. Refusals are
+                // not penalised: a node behind the chain sees honest
+                // peers' transactions as orphans of senders that hold
+                // nothing (docs/PROTOCOL.md, "Orphan transactions").
+                let pending = self.mempool.pending_ledger();
+                let state = SenderState {
+                    next_nonce: expected,
+                    funded: !pending.balance(&sender).is_zero()
+                        || self.mempool.pending_of(&sender) > 0,
+                };
+                match self.orphans.offer(tx, kept, conn, state, Instant::now()) {
+                    Ok(evicted) => {
+                        debug!(conn, %id, expected, got, ?evicted, "transaction waits for an earlier nonce");
+                    }
+                    Err(why) => debug!(conn, %id, "transaction not kept to wait: {why}"),
+                }
             }
             Err(MempoolError::Invalid(escrow::AdmissionError::Invalid(
                 e @ (LedgerError::BadSignature { .. } | LedgerError::WrongNetwork { .. }),
@@ -259,34 +264,33 @@ impl Core {
         }
     }
 
-    /// Admits the waiting transactions whose earlier nonces have arrived
-    /// (by gossip or in a block), and forgets those a block has passed.
+    /// Admits every sender's waiting transactions whose earlier nonces are
+    /// now pending (after a new tip), and forgets those a block passed.
     pub(super) fn admit_orphans(&mut self) {
+        for sender in self.orphans.senders() {
+            self.admit_orphans_of(sender);
+        }
+    }
+
+    /// Admits `sender`'s waiting transactions, in nonce order, as long as
+    /// the next one waits (a transaction of `sender` was just admitted).
+    pub(super) fn admit_orphans_of(&mut self, sender: escrow::Address) {
         loop {
-            let mut progress = false;
-            let keys: Vec<(escrow::Address, u64)> = self.orphan_txs.keys().copied().collect();
-            for (sender, nonce) in keys {
-                let next = self.mempool.pending_ledger().nonce(&sender);
-                if nonce > next {
-                    continue;
-                }
-                let Some((tx, check)) = self.orphan_txs.remove(&(sender, nonce)) else {
-                    continue;
-                };
-                if nonce != next {
-                    continue;
-                }
-                let added = match check {
-                    Some(check) => self.mempool.add_prechecked(tx, check),
-                    None => self.mempool.add(tx),
-                };
-                if let Ok(id) = added {
-                    self.announce_tx(id);
-                    progress = true;
-                }
-            }
-            if !progress {
+            let next = self.mempool.pending_ledger().nonce(&sender);
+            let Some((tx, check)) = self.orphans.take_next(&sender, next) else {
                 return;
+            };
+            let id = tx.id();
+            let added = match check {
+                Some(check) => self.mempool.add_prechecked(tx, check),
+                None => self.mempool.add(tx),
+            };
+            match added {
+                Ok(id) => self.announce_tx(id),
+                Err(e) => {
+                    debug!(%id, "waiting transaction not pooled: {e}");
+                    return;
+                }
             }
         }
     }
@@ -355,22 +359,32 @@ impl Core {
 
     // ---- sending ------------------------------------------------------
 
-    /// Sends requests that move to another announcer.
+    /// Sends block requests that move to another announcer.
     pub(super) fn ask_again(&mut self, retries: super::requests::Retries) {
-        let mut by_peer: std::collections::BTreeMap<ConnId, (Vec<TxId>, Vec<BlockHash>)> =
+        let mut by_peer: std::collections::BTreeMap<ConnId, Vec<BlockHash>> =
             std::collections::BTreeMap::new();
-        for (conn, id) in retries.txs {
-            by_peer.entry(conn).or_default().0.push(id);
-        }
         for (conn, hash) in retries.blocks {
-            by_peer.entry(conn).or_default().1.push(hash);
+            by_peer.entry(conn).or_default().push(hash);
         }
-        for (conn, (txs, blocks)) in by_peer {
-            if !txs.is_empty() {
-                self.send(conn, Message::GetTxs(Bounded::truncating(txs)));
+        for (conn, blocks) in by_peer {
+            self.send(conn, Message::GetBlocks(Bounded::truncating(blocks)));
+        }
+    }
+
+    /// Asks each peer for the announced transactions it has room for (at
+    /// most `MAX_IN_FLIGHT` outstanding, see `tx_requests.rs`): after every
+    /// event, so the slots one event freed are refilled by one `GetTxs`.
+    pub(super) fn send_tx_requests(&mut self) {
+        let pool = &self.mempool;
+        let requests = self
+            .requests
+            .tx_requests(|id| pool.contains(id), Instant::now());
+        for (conn, ids) in requests {
+            if !self.peers.is_connected(conn) {
+                continue;
             }
-            if !blocks.is_empty() {
-                self.send(conn, Message::GetBlocks(Bounded::truncating(blocks)));
+            for chunk in ids.chunks(wire::message::MAX_INVENTORY) {
+                self.send(conn, Message::GetTxs(Bounded::truncating(chunk.to_vec())));
             }
         }
     }

@@ -20,7 +20,8 @@
 //!   readers use without asking the core.
 //! - `peers`: the peer table (connected peers, address book, bans, dial
 //!   planning, penalties, partitions).
-//! - `requests`: what was asked of whom and when.
+//! - `requests`: what was asked of whom and when; `tx_requests` bounds
+//!   the transactions asked of each peer at a time.
 //! - `relay`: read-only answers to `GetTxs`, `GetBlocks` and `GetSync`.
 //! - `gossip`: the core's handlers of what live peers send, routing each
 //!   message to the parts above.
@@ -50,6 +51,7 @@ mod repair;
 mod requests;
 mod saver;
 mod saving;
+mod tx_requests;
 mod view;
 
 use std::net::SocketAddr;
@@ -68,6 +70,7 @@ use wire::{Bounded, Handshake, Message, NodeId, PROTOCOL_VERSION, Reason};
 use crate::clock::Clock;
 use crate::config::NodeConfig;
 use crate::mempool::Mempool;
+use crate::mempool::orphans::OrphanPool;
 use crate::penalty::Offence;
 use crate::store::{BlockStore, DamagedBlocks, IndexChange};
 use mining::{MinedReply, MinerDriver};
@@ -183,13 +186,9 @@ pub(crate) struct Core {
     /// The live peer count last announced to watchers.
     reported_peers: usize,
     /// Gossiped transactions that came before an earlier nonce of their
-    /// sender (asked of different peers, they can arrive in any order),
-    /// by sender and nonce; admitted once the gap closes. Bounded.
-    /// With the signature's verdict of the connection's task, if any.
-    orphan_txs: std::collections::BTreeMap<
-        (escrow::Address, u64),
-        (escrow::SignedTx, Option<escrow::SigCheck>),
-    >,
+    /// sender, admitted once the gap closes (bounded per peer, per sender
+    /// and in total; see `mempool/orphans.rs`).
+    orphans: OrphanPool,
     /// When the node's own mining may start on the tip, if it waits for
     /// the block interval ([`crate::NodeConfig::block_interval`]).
     mine_at: Option<Instant>,
@@ -288,7 +287,7 @@ impl Core {
             dialer,
             events,
             reported_peers: 0,
-            orphan_txs: std::collections::BTreeMap::new(),
+            orphans: OrphanPool::new(),
             tx_announcements: gossip::TxAnnouncements::default(),
             mine_at: None,
             tip_adopted: None,
@@ -379,6 +378,7 @@ impl Core {
         }
         self.run_overdue_queries();
         self.ask_for_damaged();
+        self.send_tx_requests();
         self.send_tx_announcements();
         let saved = self.is_saved() && !self.cancel.is_cancelled();
         if self.bans_dirty {
@@ -463,6 +463,7 @@ impl Core {
             }
             CoreMsg::Gone { conn } => {
                 self.peers.on_gone(conn, now);
+                self.orphans.forget_peer(conn);
                 let retries = self.requests.forget_peer(conn, now);
                 self.ask_again(retries);
             }
@@ -598,6 +599,7 @@ impl Core {
     fn on_tick(&mut self) {
         let now = Instant::now();
         self.peers.expire_bans(now);
+        self.orphans.expire(now);
         let retries = self.requests.expire(now, self.config.request_timeout);
         self.ask_again(retries);
         self.dial_due();

@@ -3,7 +3,8 @@
 //! to. Every peer that announces an item while it is asked of another is
 //! remembered: if the asked peer times out, answers `NotFound` or goes
 //! away, the item is asked of the next announcer, so a transaction does not
-//! go missing because the first peer to announce it left.
+//! go missing because the first peer to announce it left. Transactions
+//! are asked of each peer a bounded number at a time (`tx_requests.rs`).
 //!
 //! A block that arrives after its request timed out was still asked for: a
 //! busy honest peer answers late during fork races. Timed-out block
@@ -17,6 +18,7 @@ use std::time::Duration;
 use chain_core::{BlockHash, TxId};
 use tokio::time::Instant;
 
+use crate::core::tx_requests::{MAX_OTHERS, TxRequests};
 use crate::core::view::ConnId;
 
 /// One outstanding request: when and of whom it was asked, and the other
@@ -28,29 +30,25 @@ struct Asked {
     others: Vec<ConnId>,
 }
 
-/// Most other announcers remembered per item.
-const MAX_OTHERS: usize = 8;
-
 /// Outstanding requests (see the module docs).
 #[derive(Default)]
 pub(crate) struct Requests {
     blocks: BTreeMap<BlockHash, Asked>,
-    txs: BTreeMap<TxId, Asked>,
+    txs: TxRequests,
     /// Block requests that timed out, oldest first.
     late_blocks: VecDeque<BlockHash>,
     late_set: BTreeSet<BlockHash>,
     syncing: BTreeSet<ConnId>,
 }
 
-/// Requests to send again, to another peer that announced the item: what
-/// [`Requests::expire`], [`Requests::forget_peer`] and
-/// [`Requests::not_found`] hand back.
+/// Block requests to send again, to another peer that announced the
+/// block: what [`Requests::expire`], [`Requests::forget_peer`] and
+/// [`Requests::not_found`] hand back. (Transactions to ask again wait in
+/// their next announcer's queue: see [`Requests::tx_requests`].)
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Retries {
     /// Blocks to ask of these peers.
     pub blocks: Vec<(ConnId, BlockHash)>,
-    /// Transactions to ask of these peers.
-    pub txs: Vec<(ConnId, TxId)>,
 }
 
 /// How many timed-out block requests are remembered.
@@ -136,15 +134,25 @@ impl Requests {
         want(&mut self.blocks, conn, announced, known, now)
     }
 
-    /// The transactions `conn` announced to ask it for (see [`want`]).
-    pub fn want_txs(
+    /// `conn` announced these transactions; they are asked of it by
+    /// [`Requests::tx_requests`], a bounded number at a time.
+    pub fn announced_txs(
         &mut self,
         conn: ConnId,
         announced: &[TxId],
         known: impl Fn(&TxId) -> bool,
+    ) {
+        self.txs.announced(conn, announced, known);
+    }
+
+    /// The transactions to ask of each peer now (see
+    /// [`TxRequests::requests`]).
+    pub fn tx_requests(
+        &mut self,
+        known: impl Fn(&TxId) -> bool,
         now: Instant,
-    ) -> Vec<TxId> {
-        want(&mut self.txs, conn, announced, known, now)
+    ) -> Vec<(ConnId, Vec<TxId>)> {
+        self.txs.requests(known, now)
     }
 
     /// A block arrived; returns whether it had been asked for (even if the
@@ -156,7 +164,7 @@ impl Requests {
 
     /// A transaction arrived.
     pub fn tx_arrived(&mut self, id: &TxId) {
-        self.txs.remove(id);
+        self.txs.arrived(id);
     }
 
     /// `conn` had none of these: they are asked of the next announcer.
@@ -169,13 +177,7 @@ impl Requests {
     ) -> Retries {
         let mut retries = Retries::default();
         let mut gone_blocks = Vec::new();
-        reassign(
-            &mut self.txs,
-            now,
-            |k, a| a.of == conn && txs.contains(k),
-            &mut retries.txs,
-            &mut Vec::new(),
-        );
+        self.txs.not_found(conn, txs);
         reassign(
             &mut self.blocks,
             now,
@@ -193,13 +195,7 @@ impl Requests {
         let mut retries = Retries::default();
         let old = |a: &Asked| now.saturating_duration_since(a.at) >= timeout;
         let mut expired_blocks = Vec::new();
-        reassign(
-            &mut self.txs,
-            now,
-            |_, a| old(a),
-            &mut retries.txs,
-            &mut Vec::new(),
-        );
+        self.txs.expire(now, timeout);
         reassign(
             &mut self.blocks,
             now,
@@ -240,17 +236,11 @@ impl Requests {
     /// announcer now (returned), and it is no announcer any more.
     pub fn forget_peer(&mut self, conn: ConnId, now: Instant) -> Retries {
         self.syncing.remove(&conn);
-        for a in self.txs.values_mut().chain(self.blocks.values_mut()) {
+        self.txs.forget_peer(conn);
+        for a in self.blocks.values_mut() {
             a.others.retain(|c| *c != conn);
         }
         let mut retries = Retries::default();
-        reassign(
-            &mut self.txs,
-            now,
-            |_, a| a.of == conn,
-            &mut retries.txs,
-            &mut Vec::new(),
-        );
         reassign(
             &mut self.blocks,
             now,
@@ -327,13 +317,16 @@ mod tests {
         let mut r = Requests::default();
         let now = Instant::now();
         let id = TxId::from_bytes([4; 32]);
-        assert_eq!(r.want_txs(1, &[id], |_| false, now), vec![id]);
+        r.announced_txs(1, &[id], |_| false);
+        assert_eq!(r.tx_requests(|_| false, now), vec![(1, vec![id])]);
         assert_eq!(r.want_blocks(1, &[hash(4)], |_| false, now), vec![hash(4)]);
         r.not_found(1, &[id], &[hash(4)], now);
-        assert_eq!(r.want_txs(1, &[id], |_| false, now), vec![id]);
+        r.announced_txs(1, &[id], |_| false);
+        assert_eq!(r.tx_requests(|_| false, now), vec![(1, vec![id])]);
         assert_eq!(r.want_blocks(1, &[hash(4)], |_| false, now), vec![hash(4)]);
         r.tx_arrived(&id);
-        assert_eq!(r.want_txs(1, &[id], |_| false, now), vec![id]);
+        r.announced_txs(1, &[id], |_| false);
+        assert_eq!(r.tx_requests(|_| false, now), vec![(1, vec![id])]);
     }
 
     #[test]
@@ -355,18 +348,24 @@ mod tests {
         let now = Instant::now();
         let timeout = Duration::from_secs(5);
         let id = TxId::from_bytes([6; 32]);
-        assert_eq!(r.want_txs(1, &[id], |_| false, now), vec![id]);
+        let none = |_: &TxId| false;
+        r.announced_txs(1, &[id], none);
+        assert_eq!(r.tx_requests(none, now), vec![(1, vec![id])]);
         // Peers 2 and 3 announce it too: not asked now, remembered.
-        assert!(r.want_txs(2, &[id], |_| false, now).is_empty());
-        assert!(r.want_txs(3, &[id], |_| false, now).is_empty());
+        r.announced_txs(2, &[id], none);
+        r.announced_txs(3, &[id], none);
+        assert!(r.tx_requests(none, now).is_empty());
         // Peer 1 goes away: peer 2 is asked at once.
-        assert_eq!(r.forget_peer(1, now).txs, vec![(2, id)]);
+        r.forget_peer(1, now);
+        assert_eq!(r.tx_requests(none, now), vec![(2, vec![id])]);
         // Peer 2 does not answer in time: peer 3 is asked.
-        assert_eq!(r.expire(now + timeout, timeout).txs, vec![(3, id)]);
+        r.expire(now + timeout, timeout);
+        assert_eq!(r.tx_requests(none, now), vec![(3, vec![id])]);
         // Peer 3 lacks it: nobody is left; the next announcer is asked.
-        let retries = r.not_found(3, &[id], &[], now + timeout);
-        assert!(retries.txs.is_empty());
-        assert_eq!(r.want_txs(4, &[id], |_| false, now), vec![id]);
+        r.not_found(3, &[id], &[], now + timeout);
+        assert!(r.tx_requests(none, now).is_empty());
+        r.announced_txs(4, &[id], none);
+        assert_eq!(r.tx_requests(none, now), vec![(4, vec![id])]);
         // Blocks the same way.
         assert_eq!(r.want_blocks(1, &[hash(7)], |_| false, now), vec![hash(7)]);
         assert!(r.want_blocks(2, &[hash(7)], |_| false, now).is_empty());

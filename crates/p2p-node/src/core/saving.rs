@@ -274,6 +274,7 @@ impl Core {
             metrics: &self.metrics,
             chain: &self.chain,
             mempool: &self.mempool,
+            orphans: &self.orphans,
             peers: self.peers.infos(now),
             bans: self.peers.bans(now),
             node_id: self.node_id,

@@ -12,6 +12,7 @@ use wire::NodeId;
 
 use crate::config::MiningMode;
 use crate::mempool::Mempool;
+use crate::mempool::orphans::OrphanPool;
 use crate::penalty::BanKey;
 use crate::store::BlockStore;
 
@@ -84,6 +85,8 @@ pub struct NodeView<'a> {
     pub metrics: &'a Metrics,
     /// Pending transactions.
     pub mempool: &'a Mempool,
+    /// Gossiped transactions waiting for an earlier nonce of their sender.
+    pub orphans: &'a OrphanPool,
     /// Live peers.
     pub peers: Vec<PeerInfo>,
     /// Active bans and the time left on each.

@@ -36,6 +36,8 @@
 //! re-admitted in pool order over the new tip, and the new pending state
 //! is the old one with the dirty entries taken from that re-admission.
 
+pub mod orphans;
+
 use std::collections::{HashMap, VecDeque};
 
 use std::collections::HashSet;
@@ -438,6 +440,11 @@ impl Mempool {
     /// apply in), if it is pending.
     pub fn position(&self, id: &TxId) -> Option<usize> {
         self.ids.get(id).copied()
+    }
+
+    /// How many of `sender`'s transactions are pending.
+    pub fn pending_of(&self, sender: &Address) -> usize {
+        self.per_account.get(sender).copied().unwrap_or(0)
     }
 
     /// Whether `id` is pending.

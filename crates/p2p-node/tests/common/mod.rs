@@ -387,3 +387,13 @@ impl p2p_node::store::BlockStore for HookedStore {
         self.inner.load_bans()
     }
 }
+
+/// A test node's configuration for raw peers that stay silent for the
+/// length of a test (they do not ping): pings and the idle timeout far
+/// off.
+pub fn patient_config() -> NodeConfig {
+    let mut c = config();
+    c.idle_timeout = Duration::from_secs(300);
+    c.ping_interval = Duration::from_secs(100);
+    c
+}
