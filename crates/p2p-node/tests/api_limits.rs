@@ -226,6 +226,4 @@ async fn a_half_sent_request_does_not_hold_up_the_stop() {
     // Both were closed by the server.
     until_closed(half, false).await;
     until_closed(silent, false).await;
-    // And the port is no longer served.
-    assert!(TcpStream::connect(&target).await.is_err());
 }
