@@ -62,8 +62,10 @@ pub struct AccountAnswer {
     pub pending_nonce: u64,
 }
 
-/// `POST /txs` body: the transaction's canonical bytes in hex.
+/// `POST /txs` body: the transaction's canonical bytes in hex. Any other
+/// key is refused (`unknown_field`), as in every request body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SubmitTx {
     /// `SignedTx::to_bytes()`, hex.
     pub tx: String,
@@ -294,8 +296,9 @@ pub struct PeerAnswer {
     pub queued_bytes: usize,
 }
 
-/// `POST /mine` body.
+/// `POST /mine` body. Any other key is refused (`unknown_field`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MineRequest {
     /// How many blocks to mine (1 to 1000).
     pub blocks: u64,

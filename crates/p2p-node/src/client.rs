@@ -179,9 +179,13 @@ impl Client {
     /// least [`MINE_TIMEOUT`]).
     pub fn new(base: &str, token: Option<String>) -> Client {
         // A node that does not accept a connection in 5 s is as good as
-        // down; the answer has the request's whole limit.
+        // down; the answer has the request's whole limit. An idle
+        // kept-alive connection is given up after 5 s, before the node
+        // closes it (`ApiLimits::header_timeout`, 10 s by default), so a
+        // request is never sent on a connection the node is closing.
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(5))
+            .pool_idle_timeout(std::time::Duration::from_secs(5))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         Client {

@@ -155,6 +155,9 @@ pub struct NodeConfig {
     /// The token that guards the API's control endpoints (mine, peers);
     /// without one they are refused.
     pub api_token: Option<String>,
+    /// The API server's limits: connections, the time to send a request
+    /// head, head and body sizes (`docs/API.md`, "Limits").
+    pub api_limits: crate::api::ApiLimits,
 }
 
 impl NodeConfig {
@@ -200,6 +203,7 @@ impl NodeConfig {
             background_saving: false,
             api: None,
             api_token: None,
+            api_limits: crate::api::ApiLimits::default(),
         }
     }
 }

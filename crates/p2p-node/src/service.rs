@@ -35,6 +35,7 @@ impl Service {
     pub async fn start(config: NodeConfig, seams: Seams) -> Result<Service, NodeError> {
         let api = config.api;
         let token = config.api_token.clone();
+        let limits = config.api_limits.clone();
         let node = Node::start_with(config, seams).await?;
         let Some(addr) = api else {
             return Ok(Service {
@@ -56,13 +57,13 @@ impl Service {
                 return Err(NodeError::ApiListen { addr, source });
             }
         };
-        let router = crate::api::router(node.clone(), token);
+        let router = crate::api::router(node.clone(), token, &limits);
         let stopped = {
             let node = node.clone();
             async move { node.stopped().await }
         };
         let server = tokio::spawn(async move {
-            if let Err(e) = crate::api::serve(listener, router, stopped).await {
+            if let Err(e) = crate::api::serve(listener, router, &limits, stopped).await {
                 warn!("the API server stopped: {e}");
             }
         });

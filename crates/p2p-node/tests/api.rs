@@ -240,11 +240,12 @@ async fn every_endpoint_answers_and_every_error_has_a_code() {
     assert_eq!(s, StatusCode::NO_CONTENT);
     wait_for("the peer back", || async { peer_count(&node).await == 1 }).await;
 
-    // Malformed requests are JSON errors too.
+    // Malformed requests are JSON errors too (every kind of bad body:
+    // tests/api_input.rs).
     let (s, body) = post(&format!("{base}/txs"), json!({"nope": 1}), None).await;
     assert_eq!(
         (s, body["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("bad_json"))
+        (StatusCode::BAD_REQUEST, Some("unknown_field"))
     );
     let (s, body) = get(&format!("{base}/blocks/height/abc")).await;
     assert_eq!(

@@ -12,6 +12,9 @@
 //! holds node state across an `.await`. Every JSON answer is one of the serde
 //! types of [`crate::api_types`], which the client reads back. Errors are
 //! JSON `{"code", "message"}` ([`ErrorAnswer`]) with a stable code.
+//! Bodies and query strings follow one rule for every endpoint
+//! ([`input`]); the server's limits on connections, request heads and
+//! bodies are [`ApiLimits`] ([`serve`]).
 //! Endpoints that change the node rather than submit a signed transaction
 //! (`POST /mine`, `POST /peers`, `POST /admin/*`) need the node's token as
 //! `Authorization: Bearer <token>`.
@@ -19,8 +22,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -40,27 +42,33 @@ use crate::node::NodeHandle;
 pub const MAX_BLOCKS_PER_PAGE: u64 = 100;
 
 pub(crate) mod error;
+mod input;
 mod lookup;
 pub mod prefix;
+mod serve;
 
 pub use error::ApiError;
+use input::{JsonBody, NoBody};
+pub use serve::{ApiLimits, serve};
 
 #[derive(Clone)]
 struct Api {
     node: NodeHandle,
     token: Option<Arc<str>>,
+    limits: Arc<ApiLimits>,
 }
 
 /// The API's routes over a running node. `token` guards the endpoints
-/// that change the node; without one they are refused.
-pub fn router(node: NodeHandle, token: Option<String>) -> Router {
+/// that change the node; without one they are refused. `limits` bound
+/// request bodies (the rest of them apply in [`serve`]).
+pub fn router(node: NodeHandle, token: Option<String>, limits: &ApiLimits) -> Router {
     let api = Api {
         node,
         token: token.map(Arc::from),
+        limits: Arc::new(limits.clone()),
     };
     Router::new()
         .route("/status", get(status))
-        .route("/blocks", get(blocks))
         .route("/blocks/{id}", get(lookup::block_by_id))
         .route("/blocks/height/{height}", get(block_by_height))
         .route("/txs", post(submit))
@@ -76,24 +84,15 @@ pub fn router(node: NodeHandle, token: Option<String>) -> Router {
         .route("/metrics", get(metrics))
         .route("/", get(explorer))
         .route("/events", get(events))
+        // Every route above takes no query parameter; the two below read
+        // theirs with `input::query`.
+        .route_layer(axum::middleware::from_fn(input::no_query))
+        .route("/blocks", get(blocks))
         .route("/tree", get(tree))
         .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .with_state(api)
-}
-
-/// Serves the API on `listener` until `shutdown` resolves.
-///
-/// # Errors
-///
-/// The server's I/O error.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
 }
 
 /// The explorer page: one self-contained HTML file (styles and script
@@ -140,17 +139,16 @@ async fn events(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct TreeQuery {
+    #[serde(default, deserialize_with = "input::count")]
     depth: Option<u64>,
 }
 
 /// `GET /tree?depth=N`: every block (side branches included) of the last
 /// N heights (default 30, at most 200), for drawing the block tree.
-async fn tree(
-    State(api): State<Api>,
-    q: Result<Query<TreeQuery>, QueryRejection>,
-) -> Result<Json<TreeAnswer>, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::bad_request("bad_range", e.body_text()))?;
+async fn tree(State(api): State<Api>, RawQuery(q): RawQuery) -> Result<Json<TreeAnswer>, ApiError> {
+    let q: TreeQuery = input::query(q.as_deref(), "bad_range")?;
     let depth = q.depth.unwrap_or(30).clamp(1, 200);
     let snap = api.node.snapshot();
     let from = snap.height.saturating_sub(depth - 1);
@@ -172,10 +170,13 @@ async fn unknown_route(uri: axum::http::Uri) -> ApiError {
     ApiError::not_found(format!("no endpoint {}", uri.path()))
 }
 
-/// A JSON body, or the `bad_json` error naming what is wrong with it.
-fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    b.map(|Json(t)| t)
-        .map_err(|e| ApiError::bad_request("bad_json", e.body_text()))
+/// A path that exists, with a method it does not take.
+async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not take {method}", uri.path()),
+    )
 }
 
 fn authorised(api: &Api, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -217,9 +218,13 @@ async fn status(State(api): State<Api>) -> Json<StatusAnswer> {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Range {
+    #[serde(default, deserialize_with = "input::count")]
     from: Option<u64>,
+    #[serde(default, deserialize_with = "input::count")]
     to: Option<u64>,
+    #[serde(default, deserialize_with = "input::count")]
     last: Option<u64>,
 }
 
@@ -228,9 +233,9 @@ struct Range {
 /// [`page`]).
 async fn blocks(
     State(api): State<Api>,
-    r: Result<Query<Range>, QueryRejection>,
+    RawQuery(r): RawQuery,
 ) -> Result<Json<Vec<BlockAnswer>>, ApiError> {
-    let Query(r) = r.map_err(|e| ApiError::bad_request("bad_range", e.body_text()))?;
+    let r: Range = input::query(r.as_deref(), "bad_range")?;
     let snap = api.node.snapshot();
     let Some((from, to)) = page(&r, snap.height)? else {
         return Ok(Json(Vec::new()));
@@ -324,7 +329,7 @@ async fn block_by_height(
     State(api): State<Api>,
     Path(height): Path<String>,
 ) -> Result<Json<BlockAnswer>, ApiError> {
-    let height: u64 = height.parse().map_err(|_| {
+    let height = input::parse_count(&height).ok_or_else(|| {
         ApiError::bad_request("bad_height", format!("`{height}` is not a block height"))
     })?;
     api.node
@@ -389,6 +394,7 @@ async fn peers(State(api): State<Api>) -> Json<Vec<PeerAnswer>> {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct AddPeer {
     addr: SocketAddr,
 }
@@ -396,10 +402,10 @@ struct AddPeer {
 async fn add_peer(
     State(api): State<Api>,
     headers: HeaderMap,
-    b: Result<Json<AddPeer>, JsonRejection>,
+    b: Result<JsonBody<AddPeer>, ApiError>,
 ) -> Result<StatusCode, ApiError> {
     authorised(&api, &headers)?;
-    let b = body(b)?;
+    let JsonBody(b) = b?;
     api.node.add_peer(b.addr).await?;
     Ok(StatusCode::ACCEPTED)
 }
@@ -420,9 +426,9 @@ async fn mempool(State(api): State<Api>) -> Result<Json<Vec<TxAnswer>>, ApiError
 
 async fn submit(
     State(api): State<Api>,
-    b: Result<Json<SubmitTx>, JsonRejection>,
+    b: Result<JsonBody<SubmitTx>, ApiError>,
 ) -> Result<(StatusCode, Json<SubmitAnswer>), ApiError> {
-    let b = body(b)?;
+    let JsonBody(b) = b?;
     let bytes = hex::decode(b.tx.trim())
         .map_err(|e| ApiError::bad_request("bad_encoding", format!("tx is not hex: {e}")))?;
     let tx = SignedTx::from_bytes(&bytes)
@@ -436,6 +442,7 @@ async fn submit(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Partition {
     /// P2P listening addresses to cut off.
     block: Vec<SocketAddr>,
@@ -444,16 +451,21 @@ struct Partition {
 async fn partition(
     State(api): State<Api>,
     headers: HeaderMap,
-    b: Result<Json<Partition>, JsonRejection>,
+    b: Result<JsonBody<Partition>, ApiError>,
 ) -> Result<StatusCode, ApiError> {
     authorised(&api, &headers)?;
-    let b = body(b)?;
+    let JsonBody(b) = b?;
     api.node.partition(b.block).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn heal(State(api): State<Api>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
+async fn heal(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    b: Result<NoBody, ApiError>,
+) -> Result<StatusCode, ApiError> {
     authorised(&api, &headers)?;
+    b?;
     api.node.heal().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -461,10 +473,10 @@ async fn heal(State(api): State<Api>, headers: HeaderMap) -> Result<StatusCode, 
 async fn mine(
     State(api): State<Api>,
     headers: HeaderMap,
-    b: Result<Json<MineRequest>, JsonRejection>,
+    b: Result<JsonBody<MineRequest>, ApiError>,
 ) -> Result<Json<MineAnswer>, ApiError> {
     authorised(&api, &headers)?;
-    let b = body(b)?;
+    let JsonBody(b) = b?;
     if b.blocks == 0 || b.blocks > 1_000 {
         return Err(ApiError::bad_request(
             "bad_count",

@@ -1,5 +1,6 @@
 //! A node with its HTTP API on 127.0.0.1:0, and plain JSON requests to it.
 
+use p2p_node::api::ApiLimits;
 use p2p_node::{Seams, Service};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -11,10 +12,16 @@ pub const TOKEN: &str = "test-token";
 
 /// A node serving its API on an OS-chosen port, and the API's base URL.
 pub async fn api_node() -> (Service, String) {
+    api_node_with(ApiLimits::default()).await
+}
+
+/// [`api_node`] with the server's limits set to `limits`.
+pub async fn api_node_with(limits: ApiLimits) -> (Service, String) {
     init_logs();
     let mut c = config();
     c.api = Some("127.0.0.1:0".parse().unwrap());
     c.api_token = Some(TOKEN.to_string());
+    c.api_limits = limits;
     let node = Service::start(c, Seams::default()).await.unwrap();
     let url = format!("http://{}", node.api_addr().unwrap());
     (node, url)
