@@ -25,8 +25,8 @@ use escrow::{Ledger, SignedTx, Tx, Undo};
 
 use crate::penalty::BanKey;
 
-mod redb;
-mod redb_read;
+pub(crate) mod redb;
+pub(crate) mod redb_read;
 
 pub use self::redb::{BEFORE_REPAIR_SUFFIX, FORMAT_VERSION, RedbStore, STORE_FILE};
 
