@@ -115,17 +115,23 @@ impl Genesis {
             path: path.to_path_buf(),
             source,
         })?;
-        let genesis: Genesis =
-            serde_json::from_str(&text).map_err(|e| GenesisFileError::Invalid {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
-        genesis
-            .check()
-            .map_err(|reason| GenesisFileError::Invalid {
-                path: path.to_path_buf(),
-                reason,
-            })?;
+        Genesis::from_json(&text).map_err(|reason| GenesisFileError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        })
+    }
+
+    /// Reads a genesis from the text of a genesis file: what
+    /// [`Genesis::load`] does once the file is read (the fuzz target
+    /// `genesis` calls it directly).
+    ///
+    /// # Errors
+    ///
+    /// What is wrong with the text: JSON that is not a genesis, or a
+    /// genesis that breaks a rule JSON cannot express.
+    pub fn from_json(text: &str) -> Result<Genesis, String> {
+        let genesis: Genesis = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        genesis.check()?;
         Ok(genesis)
     }
 

@@ -28,6 +28,8 @@
 //!   that return those answers.
 //! - [`sim`]: the deterministic simulator, many nodes on simulated seams
 //!   in one process (`cargo xtask sim`).
+//! - `fuzzing` (hidden): the store's record decoders, for the cargo-fuzz
+//!   targets in `fuzz/`.
 //! - Seams for simulation: [`transport`] (listening and dialling),
 //!   [`clock`] (block timestamps), [`store`] (accepted blocks, the saved
 //!   mempool and bans), [`mine`] (proof of work), and the node id in
@@ -48,6 +50,8 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod core;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod listener;
 pub mod mempool;
 pub mod mine;

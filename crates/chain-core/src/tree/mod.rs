@@ -389,10 +389,14 @@ impl<S: StateMachine> Chain<S> {
     fn parent_context(&self, parent: &BlockHash) -> Option<ParentContext> {
         let entry = self.blocks.get(parent)?;
         let header = entry.header;
-        let mut timestamps = Vec::with_capacity(self.params.median_time_span);
+        // The span comes from the genesis file: reserve no more than the
+        // branch holds, never what the file says.
+        let span = self.params.median_time_span.max(1);
+        let held = usize::try_from(header.height).map_or(usize::MAX, |h| h.saturating_add(1));
+        let mut timestamps = Vec::with_capacity(span.min(held));
         let mut cursor = Some(*parent);
         while let Some(hash) = cursor {
-            if timestamps.len() >= self.params.median_time_span.max(1) {
+            if timestamps.len() >= span {
                 break;
             }
             let Some(e) = self.blocks.get(&hash) else {

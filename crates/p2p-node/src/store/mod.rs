@@ -27,8 +27,8 @@ use crate::penalty::BanKey;
 
 mod check;
 mod damage;
-mod redb;
-mod redb_read;
+pub(crate) mod redb;
+pub(crate) mod redb_read;
 
 pub use self::check::{CheckReport, Damage, check};
 pub use self::damage::{DamagedBlocks, REMEDY};

@@ -124,7 +124,7 @@ pub(super) fn contain<T>(
 }
 
 /// A value with its checksum in front.
-fn checksummed(bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn checksummed(bytes: &[u8]) -> Vec<u8> {
     let mut value = blake3::hash(bytes).as_bytes().to_vec();
     value.extend_from_slice(bytes);
     value

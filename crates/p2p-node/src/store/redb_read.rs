@@ -11,7 +11,7 @@ use super::redb::{FORMAT_VERSION, HEADERS, META, READ_ONLY_CACHE_BYTES, STATE};
 use super::{StoreError, Stored};
 
 /// Checks and decodes a checksummed value; `what` names it in errors.
-pub(super) fn decode_checked<T: serde::de::DeserializeOwned>(
+pub(crate) fn decode_checked<T: serde::de::DeserializeOwned>(
     path: &Path,
     what: &str,
     value: &[u8],
