@@ -570,3 +570,32 @@ fn a_closed_stdout_is_not_a_panic() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn a_transaction_the_node_does_not_know_says_when_the_node_started_and_what_a_crash_loses() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(dir.path(), &["--mine", "off"]);
+    let unknown = "ab".repeat(32);
+    let out = node.cli(&["tx", &unknown]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(text.contains("(not_found)"), "{text}");
+    assert!(text.contains("the node has been running for"), "{text}");
+    assert!(text.contains("send it again"), "{text}");
+    // As JSON: the same code, the same message.
+    let out = node.cli(&["tx", &unknown, "--json"]);
+    let e = json_error(&out);
+    assert_eq!(e["code"], "not_found");
+    assert!(
+        e["message"].as_str().unwrap().contains("running for"),
+        "{e}"
+    );
+    // /status says when it started, by the node's clock: not in the future.
+    let started = node.status()["started_at_ms"].as_u64().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(started > 0 && started <= now, "started_at_ms {started}");
+    node.stop();
+}
