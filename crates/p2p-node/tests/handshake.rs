@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use common::*;
-use p2p_node::{MiningMode, NodeHandle};
+use p2p_node::{MiningMode, Node, NodeHandle};
 use tokio::io::AsyncWriteExt;
 use tokio_util::codec::Encoder;
 use wire::{Message, NodeId, WireCodec};
@@ -38,15 +38,13 @@ fn frames(raw: &RawPeer) -> (Vec<u8>, Vec<u8>) {
     (hello.to_vec(), session.to_vec())
 }
 
-/// Reads until the node's pong for our ping; panics on anything that ends
-/// the connection.
+/// Reads until the node's pong for our ping (nonce `0xdead_beef`); panics
+/// on anything that ends the connection.
 async fn until_pong(raw: &mut RawPeer) {
     loop {
         match raw.next().await {
-            Some(Message::Pong { nonce }) => {
-                assert_eq!(nonce, 0xdead_beef);
-                return;
-            }
+            // (A pong for a ping sent before ours comes first.)
+            Some(Message::Pong { nonce: 0xdead_beef }) => return,
             Some(Message::Notice { reason, text }) => {
                 panic!("the node sent a notice: {reason:?} {}", text.as_str())
             }
@@ -240,6 +238,145 @@ async fn an_ack_sent_with_the_head_of_a_seven_byte_ping_is_not_punished() {
             Some(0),
             "cut at {cut}"
         );
+    }
+    node.shutdown().await;
+}
+
+/// One of every message an honest peer may send once the connection is
+/// live (all but `Handshake`, `HandshakeAck` and `Notice`, which end or
+/// break the handshake's rules), as a node would send them: none of them
+/// earns a penalty when it arrives whole.
+fn every_session_message() -> Vec<Message> {
+    use wire::Bounded;
+    let network = genesis().network_id();
+    let block = child_of_genesis(coinbase_only(), meets_target);
+    let tx = alice_pays_bob(0);
+    vec![
+        Message::Ping { nonce: 300 },
+        Message::Pong { nonce: 7 },
+        Message::AnnounceTxs(Bounded::truncating(vec![tx.id()])),
+        Message::AnnounceBlocks(Bounded::truncating(vec![block.hash()])),
+        Message::GetTxs(Bounded::truncating(vec![tx.id()])),
+        Message::GetBlocks(Bounded::truncating(vec![network])),
+        Message::Tx(tx),
+        Message::Block(block.clone()),
+        Message::GetSync {
+            locator: Bounded::truncating(vec![network]),
+            stop: chain_core::BlockHash::ZERO,
+        },
+        Message::SyncBlocks {
+            blocks: Bounded::truncating(vec![block]),
+            more: false,
+        },
+        Message::GetAddrs,
+        Message::Addrs(Bounded::truncating(vec!["127.0.0.1:9".parse().unwrap()])),
+        Message::NotFound {
+            txs: Bounded::truncating(vec![]),
+            blocks: Bounded::truncating(vec![]),
+        },
+    ]
+}
+
+fn encoded(m: Message) -> Vec<u8> {
+    let mut bytes = BytesMut::new();
+    WireCodec::new().encode(m, &mut bytes).unwrap();
+    bytes.to_vec()
+}
+
+/// Sends, on a connection just past the handshake, `ack` with the first
+/// `cut` bytes of `frame` in one write, the rest after a pause, then a
+/// whole `Ping`; the node must answer the ping and hold nothing against
+/// the peer.
+async fn ack_then_split(
+    node: &NodeHandle,
+    raw: &mut RawPeer,
+    ack: &[u8],
+    frame: &[u8],
+    cut: usize,
+    what: &str,
+) {
+    let mut head = ack.to_vec();
+    head.extend_from_slice(&frame[..cut]);
+    raw.framed.get_mut().write_all(&head).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    let mut rest = frame[cut..].to_vec();
+    rest.extend_from_slice(&encoded(Message::Ping { nonce: 0xdead_beef }));
+    raw.framed.get_mut().write_all(&rest).await.unwrap();
+    until_pong(raw).await;
+    assert_eq!(
+        penalty_of(node, raw.node_id).await,
+        Some(0),
+        "{what} cut at byte {cut} of {}: an honest peer, unpunished",
+        frame.len()
+    );
+}
+
+/// The node listens: it receives the dialler's ack, and with it the head
+/// of whatever comes next, every message kind cut at every byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_ack_every_message_cut_at_every_byte_is_understood_by_a_listening_node() {
+    init_logs();
+    let node = Node::start(patient_config()).await.unwrap();
+    let ack = encoded(Message::HandshakeAck);
+    for message in every_session_message() {
+        let kind = message.kind();
+        let frame = encoded(message);
+        for cut in 0..frame.len() {
+            let mut raw = RawPeer::connect(node.local_addr()).await;
+            let hello = encoded(Message::Handshake(raw.hello(genesis().network_id())));
+            raw.framed.get_mut().write_all(&hello).await.unwrap();
+            for expect in ["handshake", "ack"] {
+                match raw.next().await {
+                    Some(Message::Handshake(_)) if expect == "handshake" => {}
+                    Some(Message::HandshakeAck) if expect == "ack" => {}
+                    other => panic!("expected the node's {expect}, got {other:?}"),
+                }
+            }
+            ack_then_split(&node, &mut raw, &ack, &frame, cut, kind).await;
+        }
+    }
+    node.shutdown().await;
+}
+
+/// The node dials: it receives the listener's ack (after the listener's
+/// handshake), and with it the head of whatever comes next, every message
+/// kind cut at every byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_ack_every_message_cut_at_every_byte_is_understood_by_a_dialling_node() {
+    use futures::StreamExt;
+    use tokio_util::codec::Framed;
+    init_logs();
+    let node = Node::start(patient_config()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let here = listener.local_addr().unwrap();
+    let ack = encoded(Message::HandshakeAck);
+    for message in every_session_message() {
+        let kind = message.kind();
+        let frame = encoded(message);
+        for cut in 0..frame.len() {
+            node.add_peer(here).await.unwrap();
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut framed = Framed::new(stream, WireCodec::new());
+            let Some(Ok(Message::Handshake(_))) = framed.next().await else {
+                panic!("the node did not start with its handshake");
+            };
+            // A fresh node id for each round, so no ban or duplicate rule
+            // carries over.
+            let mut me = RawPeer::connect(node.local_addr()).await;
+            me.framed = framed;
+            let mut hello = me.hello(genesis().network_id());
+            hello.listen_addr = Some(here);
+            let hello = encoded(Message::Handshake(hello));
+            me.framed.get_mut().write_all(&hello).await.unwrap();
+            // Our ack goes with the next frame's head: the node's own ack
+            // comes only after it has read ours.
+            ack_then_split(&node, &mut me, &ack, &frame, cut, kind).await;
+            drop(me);
+            wait_for("the node sees the connection gone", || async {
+                peer_count(&node).await == 0
+            })
+            .await;
+        }
     }
     node.shutdown().await;
 }
