@@ -40,6 +40,7 @@ pub struct StatusAnswer {
     /// pending transactions of a node that crashed are those it had saved
     /// (see `docs/API.md`, "Restarts"), so a client that cannot find one
     /// it sent before this moment sends it again.
+    #[serde(default)]
     pub started_at_ms: u64,
 }
 

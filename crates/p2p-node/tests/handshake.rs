@@ -380,3 +380,75 @@ async fn after_the_ack_every_message_cut_at_every_byte_is_understood_by_a_dialli
     }
     node.shutdown().await;
 }
+
+/// What the outside report's client really sent: its reader answered the
+/// node's `GetAddrs` (sent as soon as the handshake is over) with an
+/// `Addrs` written from another thread *between* the two halves of its
+/// `Ping`. The bytes on the wire are then no stream of frames (the `Addrs`
+/// frame sits inside the `Ping` frame), and the node refuses them as
+/// `docs/PROTOCOL.md` says ("Frames", "Bad input"): an undecodable frame,
+/// penalty 100, a ban. Written whole, one after the other, the same frames
+/// are understood. The node keeps serving either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_written_inside_another_is_refused_and_the_same_frames_whole_are_understood() {
+    init_logs();
+    let node = Node::start(patient_config()).await.unwrap();
+    let ack = encoded(Message::HandshakeAck);
+    let ping = encoded(Message::Ping { nonce: 300 });
+    let addrs = encoded(Message::Addrs(wire::Bounded::truncating(vec![
+        "127.0.0.1:9".parse().unwrap(),
+    ])));
+    for (cut, interleaved) in [(3, true), (3, false), (1, true), (5, true)] {
+        let mut raw = RawPeer::connect(node.local_addr()).await;
+        let hello = encoded(Message::Handshake(raw.hello(genesis().network_id())));
+        raw.framed.get_mut().write_all(&hello).await.unwrap();
+        for _ in ["handshake", "ack"] {
+            assert!(raw.next().await.is_some(), "the node's handshake and ack");
+        }
+        let mut bytes = ack.clone();
+        bytes.extend_from_slice(&ping[..cut]);
+        if interleaved {
+            bytes.extend_from_slice(&addrs);
+            bytes.extend_from_slice(&ping[cut..]);
+        } else {
+            bytes.extend_from_slice(&ping[cut..]);
+            bytes.extend_from_slice(&addrs);
+        }
+        raw.framed.get_mut().write_all(&bytes).await.unwrap();
+        let id = raw.node_id;
+        if interleaved {
+            // No pong: the connection ends, and the peer is banned.
+            loop {
+                match raw.next().await {
+                    Some(Message::Pong { nonce: 300 }) => {
+                        panic!("cut {cut}: a broken stream was understood")
+                    }
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+            wait_for("the peer banned", || async {
+                node.query(move |v| v.bans.iter().any(|(k, _)| *k == p2p_node::BanKey::Node(id)))
+                    .await
+                    .unwrap()
+            })
+            .await;
+        } else {
+            loop {
+                match raw.next().await {
+                    Some(Message::Pong { nonce: 300 }) => break,
+                    Some(Message::Notice { reason, text }) => {
+                        panic!("cut {cut}: {reason:?} {}", text.as_str())
+                    }
+                    Some(_) => {}
+                    None => panic!("cut {cut}: the node closed the connection"),
+                }
+            }
+            assert_eq!(penalty_of(&node, id).await, Some(0));
+        }
+    }
+    // The node still serves an honest peer.
+    let mut honest = RawPeer::connect(node.local_addr()).await;
+    honest.handshake(genesis().network_id()).await.unwrap();
+    node.shutdown().await;
+}

@@ -144,7 +144,10 @@ async fn an_honest_peer_that_announces_more_than_the_bound_has_all_fetched() {
 /// is asked of another peer that announced it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_that_times_out_goes_to_another_announcer() {
-    let node = patient_node(Duration::from_millis(300)).await;
+    // The timeout must outlast the second peer's handshake and
+    // announcement, however busy the machine: 5 s (the core checks it on
+    // its 100 ms tick), and `RawPeer::next` waits 10 s for the request.
+    let node = patient_node(Duration::from_secs(5)).await;
     let tx = alice_pays_bob(0);
     let id = tx.id();
     let mut silent = live_raw_peer(&node).await;

@@ -63,10 +63,12 @@ impl Core {
                     ids.iter().for_each(|id| p.known_txs.insert(*id));
                 }
                 // Asked of it, a bounded number at a time, once this
-                // event is handled (`send_tx_requests`).
-                let pool = &self.mempool;
-                self.requests
-                    .announced_txs(conn, &ids, |id| pool.contains(id));
+                // event is handled (`send_tx_requests`); not if it is
+                // pending or waits for an earlier nonce already.
+                let (pool, orphans) = (&self.mempool, &self.orphans);
+                self.requests.announced_txs(conn, &ids, |id| {
+                    pool.contains(id) || orphans.contains_id(id)
+                });
             }
             Message::AnnounceBlocks(hashes) => {
                 if let Some(p) = self.peers.get_mut(conn) {
@@ -375,10 +377,11 @@ impl Core {
     /// most `MAX_IN_FLIGHT` outstanding, see `tx_requests.rs`): after every
     /// event, so the slots one event freed are refilled by one `GetTxs`.
     pub(super) fn send_tx_requests(&mut self) {
-        let pool = &self.mempool;
-        let requests = self
-            .requests
-            .tx_requests(|id| pool.contains(id), Instant::now());
+        let (pool, orphans) = (&self.mempool, &self.orphans);
+        let requests = self.requests.tx_requests(
+            |id| pool.contains(id) || orphans.contains_id(id),
+            Instant::now(),
+        );
         for (conn, ids) in requests {
             if !self.peers.is_connected(conn) {
                 continue;

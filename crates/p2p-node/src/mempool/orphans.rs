@@ -27,6 +27,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use chain_core::TxId;
 use escrow::{Address, SigCheck, SignedTx};
 use tokio::time::Instant;
 
@@ -107,6 +108,8 @@ pub struct OrphanPool {
     by_seq: BTreeMap<u64, (Address, u64)>,
     /// Each peer's, in arrival order.
     by_peer: BTreeMap<PeerId, BTreeSet<u64>>,
+    /// Their ids: an announced id that waits here is not asked for again.
+    ids: BTreeSet<TxId>,
     next_seq: u64,
 }
 
@@ -165,6 +168,7 @@ impl OrphanPool {
         };
         let seq = self.next_seq;
         self.next_seq += 1;
+        self.ids.insert(tx.id());
         self.entries.insert(
             (address, nonce),
             Orphan {
@@ -251,8 +255,10 @@ impl OrphanPool {
             return 0;
         };
         for seq in &seqs {
-            if let Some(key) = self.by_seq.remove(seq) {
-                self.entries.remove(&key);
+            if let Some(key) = self.by_seq.remove(seq)
+                && let Some(orphan) = self.entries.remove(&key)
+            {
+                self.ids.remove(&orphan.tx.id());
             }
         }
         seqs.len()
@@ -260,6 +266,7 @@ impl OrphanPool {
 
     fn remove(&mut self, key: &(Address, u64)) -> Option<Orphan> {
         let orphan = self.entries.remove(key)?;
+        self.ids.remove(&orphan.tx.id());
         self.by_seq.remove(&orphan.seq);
         if let Some(seqs) = self.by_peer.get_mut(&orphan.from) {
             seqs.remove(&orphan.seq);
@@ -290,6 +297,11 @@ impl OrphanPool {
         self.entries
             .range((*sender, 0)..=(*sender, u64::MAX))
             .count()
+    }
+
+    /// Whether the transaction `id` waits here.
+    pub fn contains_id(&self, id: &TxId) -> bool {
+        self.ids.contains(id)
     }
 
     /// Whether the orphan of `sender` with `nonce` waits.

@@ -260,3 +260,27 @@ fn a_peers_orphans_go_when_it_disconnects() {
     fill(&mut pool, &[3], 21, next, now);
     assert_eq!(pool.held_by(3), 1);
 }
+
+#[test]
+fn the_ids_waiting_are_known_until_they_leave_by_any_way() {
+    let mut pool = OrphanPool::new();
+    let now = Instant::now();
+    let k = key(2);
+    let (one, two, three) = (tx(&k, 1), tx(&k, 2), tx(&k, 3));
+    for t in [&one, &two, &three] {
+        pool.offer(t.clone(), None, 7, FRESH, now).unwrap();
+    }
+    assert!(pool.contains_id(&one.id()) && pool.contains_id(&three.id()));
+    // Taken to be admitted.
+    pool.take_next(&k.address(), 1).unwrap();
+    assert!(!pool.contains_id(&one.id()));
+    // Dropped with its peer.
+    pool.forget_peer(7);
+    assert!(!pool.contains_id(&two.id()) && !pool.contains_id(&three.id()));
+    // Expired.
+    pool.offer(two.clone(), None, 8, FRESH, now).unwrap();
+    assert!(pool.contains_id(&two.id()));
+    pool.expire(now + EXPIRY);
+    assert!(!pool.contains_id(&two.id()));
+    assert!(pool.is_empty());
+}
