@@ -50,7 +50,8 @@ for mode in '\x00' '\x01' '\x03'; do
     { printf "$mode"; payload tx; } | put tx
 done
 
-# api: byte 0 = the endpoint (see fuzz_targets/api.rs), then the rest.
+# api: byte 0 = the endpoint and headers (see fuzz_targets/api.rs), then
+# the rest.
 txhex=$(payload tx | xxd -p | tr -d '\n')
 printf '\x00{"tx":"%s"}' "$txhex" | put api
 printf '\x01{"addr":"127.0.0.1:9"}' | put api
@@ -68,6 +69,12 @@ printf '\x0b' | put api
 payload tx | { printf '\x0b'; cat; } | put api
 printf '\x0c' | put api
 printf '\x0dstatus' | put api
+# bit 6: no token (401 on control endpoints); bit 7: not JSON (415); a
+# body over the harness's 1024-byte limit (413).
+printf '\x42{"blocks":1,"to":"bob"}' | put api
+printf '\x80{"tx":"%s"}' "$txhex" | put api
+printf '\xcc{}' | put api
+{ printf '\x00{"tx":"'; head -c 1100 /dev/zero | tr '\0' 'a'; printf '"}'; } | put api
 
 # store: byte 0 = the record (and bits 4, 5), byte 1 = fix_up bits; an
 # empty rest is the base store's own record.
