@@ -146,8 +146,21 @@ fn sigkill_loses_no_announced_block_and_the_node_catches_up() {
     let mut a = NodeProcess::start(a_dir.path(), &mining);
     let a_p2p = a.p2p.to_string();
     let b = NodeProcess::start(b_dir.path(), &["--mine", "off", "--peer", &a_p2p]);
+    // The height b had when a last started mining.
+    let mut b_before = 0;
     for round in 0..4u64 {
-        std::thread::sleep(Duration::from_millis(150 + 97 * round));
+        // Kill a once b has a new block from it (however slowly a mines: on
+        // a busy machine its mining threads, which run at the lowest
+        // priority, get little CPU), at a moment that varies per round.
+        let deadline = std::time::Instant::now() + process::HANG_GUARD;
+        while b.status()["height"].as_u64().unwrap() <= b_before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: b received no new block from a"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(97 * round));
         a.crash();
         let b_status = b.status();
         let b_tip = b_status["tip"].as_str().unwrap().to_string();
@@ -189,7 +202,7 @@ fn sigkill_loses_no_announced_block_and_the_node_catches_up() {
             a_dir.path(),
             &["--mine", "off", "--peer", &b.p2p.to_string()],
         );
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let deadline = std::time::Instant::now() + process::HANG_GUARD;
         while a.status()["tip"].as_str() != Some(b_new_tip.as_str()) {
             assert!(
                 std::time::Instant::now() < deadline,
@@ -198,6 +211,7 @@ fn sigkill_loses_no_announced_block_and_the_node_catches_up() {
             std::thread::sleep(Duration::from_millis(20));
         }
         a.stop();
+        b_before = b.status()["height"].as_u64().unwrap();
         let b_p2p = b.p2p.to_string();
         let args: Vec<&str> = mining.iter().copied().chain(["--peer", &b_p2p]).collect();
         a = NodeProcess::start(a_dir.path(), &args);

@@ -305,7 +305,7 @@ fn node_that_must_fail(args: &[&str]) -> Output {
         .unwrap();
     let stdout = read_all(child.stdout.take().unwrap());
     let stderr = read_all(child.stderr.take().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + process::HANG_GUARD;
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
@@ -457,7 +457,7 @@ fn host_names_resolve_and_a_name_that_does_not_is_a_clear_error() {
             "localhost:1",
         ],
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + process::HANG_GUARD;
     while a.status()["peers"] != 1 {
         assert!(Instant::now() < deadline, "b did not connect to a by name");
         std::thread::sleep(Duration::from_millis(20));
@@ -510,7 +510,7 @@ fn no_colour_codes_when_the_output_is_not_a_terminal() {
     // The node logs as it starts (info): wait until it has started and
     // logged, then stop it (SIGTERM).
     let mut logs = String::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + process::HANG_GUARD;
     while !(logs.contains("api listening on") && logs.contains("INFO")) {
         let left = deadline.saturating_duration_since(Instant::now());
         match seen.recv_timeout(left) {

@@ -190,7 +190,16 @@ async fn a_node_learns_its_other_peers_through_address_gossip() {
             .unwrap()
     })
     .await;
-    // And never two connections between the same two nodes.
+    // Every node sees both others (each side admits a connection on its
+    // own schedule, so wait for all three)...
+    for n in [&a, &b, &c] {
+        wait_for("every node with both others", || async {
+            peer_count(n).await == 2
+        })
+        .await;
+    }
+    // ...and never two connections between the same two nodes, even a
+    // moment later.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     for n in [&a, &b, &c] {
         let ids = n

@@ -84,9 +84,16 @@ async fn a_hundred_nodes_told_two_peers_each_fill_their_slots_and_agree() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn silent_sockets_reopened_for_seconds_do_not_keep_an_honest_peer_out() {
+async fn two_hundred_silent_sockets_do_not_keep_an_honest_peer_out() {
     init_logs();
-    let node = start(&[], MiningMode::Off).await;
+    // A handshake timeout longer than the test: no silent socket is closed
+    // by its timeout, so an honest peer gets in only because sockets in
+    // their handshake have a budget of their own (256), apart from the
+    // peers' slots. No assertion on how long that takes: on a busy machine
+    // it may take longer, and without the budget it never happens.
+    let mut c = config();
+    c.handshake_timeout = Duration::from_secs(600);
+    let node = Node::start(c).await.unwrap();
     let addr = node.local_addr();
     let stop = tokio_util::sync::CancellationToken::new();
     // 200 sockets that never speak, each reopened as soon as it closes.
@@ -108,22 +115,16 @@ async fn silent_sockets_reopened_for_seconds_do_not_keep_an_honest_peer_out() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    // Honest peers come and go during the flood, for longer than the
-    // handshake timeout (2 s here) so that the silent sockets are closed
-    // and reopened meanwhile; each honest peer is admitted at once and
-    // stays.
+    // Honest peers come and go during the flood; each is admitted (the
+    // handshake's answer comes within `RawPeer::next`'s 10-second guard,
+    // far less than the 600-second timeout that is the only other way a
+    // slot could free) and stays.
     for _ in 0..10 {
-        let started = std::time::Instant::now();
         let mut honest = RawPeer::connect(addr).await;
         honest
             .handshake(genesis().network_id())
             .await
             .expect("an honest handshake during the flood");
-        let took = started.elapsed();
-        assert!(
-            took < Duration::from_secs(1),
-            "an honest handshake took {took:?} during the flood"
-        );
         let id = honest.node_id;
         let is_live = || {
             let node = node.clone();
