@@ -46,6 +46,7 @@ mod input;
 mod lookup;
 pub mod prefix;
 mod serve;
+mod stall;
 
 pub use error::ApiError;
 use input::{JsonBody, NoBody};
@@ -118,6 +119,7 @@ async fn events(
     let stream = futures::stream::unfold((rx, node), |(mut rx, node)| async move {
         loop {
             let next = tokio::select! {
+                biased;
                 _ = node.stopped() => return None,
                 r = rx.recv() => r,
             };

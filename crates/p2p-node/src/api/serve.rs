@@ -13,11 +13,20 @@
 //!   (slowloris), holds each slot for at most that long.
 //! - A request head is at most [`ApiLimits::max_header_bytes`] (hyper
 //!   answers `431` and closes the connection).
+//! - A write of an answer that makes no progress for
+//!   [`ApiLimits::write_timeout`] (the client reads nothing, the socket's
+//!   buffers are full) fails, and the connection is closed
+//!   ([`super::stall`]), so a client that asks for large answers or
+//!   subscribes to `GET /events` and never reads holds its slot for at
+//!   most that long past when its buffers fill. A client that reads,
+//!   however slowly, is never cut off.
 //!
 //! Shutdown: once the shutdown future resolves the loop stops accepting,
-//! each connection finishes the request it is answering and closes, and
-//! after [`ApiLimits::header_timeout`] any connection still open is
-//! dropped, so a half-sent request head cannot hold the node's stop.
+//! each connection finishes the request it is answering and closes (one
+//! that never sent a byte, or sits idle between requests, closes at once:
+//! hyper's graceful shutdown treats it as idle), and after
+//! [`ApiLimits::header_timeout`] any connection still open is dropped, so
+//! a half-sent request head cannot hold the node's stop.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,12 +41,19 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use super::stall::WriteStall;
+
 /// The HTTP server's limits (`docs/API.md`, "Limits").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiLimits {
     /// Time a connection has to send a whole request head, from when it
     /// opens or its previous answer was sent.
     pub header_timeout: Duration,
+    /// Time a write of an answer may make no progress (the client reads
+    /// nothing and the socket's buffers are full) before the connection
+    /// is closed. Bounds a stall, not a connection's life: an event
+    /// stream whose client reads lives on.
+    pub write_timeout: Duration,
     /// Time a request has to send its whole body, from when its handler
     /// starts reading it (`408 body_timeout` after).
     pub body_timeout: Duration,
@@ -53,6 +69,7 @@ impl Default for ApiLimits {
     fn default() -> ApiLimits {
         ApiLimits {
             header_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(10),
             max_connections: 512,
             max_header_bytes: 16 * 1024,
@@ -86,13 +103,17 @@ pub async fn serve(
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
+            // Shutdown first: once it resolves no further connection is
+            // taken, whatever else is ready.
+            biased;
             () = &mut shutdown => break,
             // Reap finished connections so the set stays as small as the
             // connections open.
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             (stream, permit) = accept(&listener, &permits) => {
+                let io = WriteStall::new(stream, limits.write_timeout);
                 let conn = http.serve_connection(
-                    TokioIo::new(stream),
+                    TokioIo::new(io),
                     TowerToHyperService::new(router.clone()),
                 );
                 let stop = stop.clone();
@@ -101,8 +122,9 @@ pub async fn serve(
                     let _permit = permit;
                     tokio::pin!(conn);
                     let done = tokio::select! {
-                        r = conn.as_mut() => Some(r),
+                        biased;
                         () = stop.cancelled() => None,
+                        r = conn.as_mut() => Some(r),
                     };
                     let result = match done {
                         Some(r) => r,
@@ -112,7 +134,12 @@ pub async fn serve(
                         }
                     };
                     if let Err(e) = result {
-                        debug!("API connection closed: {e}");
+                        // hyper's error names its step ("error writing a
+                        // body"); its source says why (the write deadline).
+                        match std::error::Error::source(&e) {
+                            Some(cause) => debug!("API connection closed: {e}: {cause}"),
+                            None => debug!("API connection closed: {e}"),
+                        }
                     }
                 });
             }
