@@ -462,6 +462,18 @@ async fn check_lists_the_damaged_records_and_fails() {
     assert_eq!(report["damage"][0]["key"], hash.to_string(), "{report}");
     let err: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
     assert_eq!(err["code"], "store_damaged", "{err}");
+    // What to do, as the node does it: which damage a start repairs, which
+    // a read repairs (and how to make the node read it), which it cannot.
+    let message = err["message"].as_str().unwrap();
+    for what in [
+        "--peer",
+        "after the last ledger snapshot is fetched again at start",
+        "p2p-node block HASH",
+        "undo records",
+        "move the file aside",
+    ] {
+        assert!(message.contains(what), "{what:?} in {message}");
+    }
 }
 
 /// Runs a node on the store in `dir` that syncs from `peer` until its tip
