@@ -596,3 +596,36 @@ async fn a_damaged_block_after_the_last_snapshot_does_not_stop_the_start_and_is_
     let report = p2p_node::store::check(dir.path()).unwrap();
     assert!(report.is_intact(), "{:?}", report.damage);
 }
+
+/// `check` on an index entry that names an intact stored block which does
+/// not hold the transaction: that entry is listed, and only it (the check
+/// counts entries per block rather than keeping every transaction id).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_names_an_index_entry_whose_block_does_not_hold_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = save_chain(dir.path(), 4).await;
+    assert!(p2p_node::store::check(dir.path()).unwrap().is_intact());
+    let id = Tx::Signed(saved.tx(2).clone()).id();
+    {
+        let db = ::redb::Database::open(dir.path().join(STORE_FILE)).unwrap();
+        let write = db.begin_write().unwrap();
+        {
+            let mut t = write.open_table(TXS).unwrap();
+            t.insert(
+                id.as_bytes().as_slice(),
+                saved.hashes[4].as_bytes().as_slice(),
+            )
+            .unwrap();
+        }
+        write.commit().unwrap();
+    }
+    let report = p2p_node::store::check(dir.path()).unwrap();
+    assert_eq!(
+        report.damage,
+        vec![p2p_node::store::Damage {
+            table: "txs",
+            key: id.to_string(),
+            problem: format!("block {} does not hold it", saved.hashes[4]),
+        }]
+    );
+}
