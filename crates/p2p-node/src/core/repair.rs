@@ -239,7 +239,9 @@ impl Core {
             return;
         };
         let wanted = self.requests.want_blocks(conn, &hashes, |_| false, now);
-        info!(
+        // Debug: a block no peer has is asked for again and again; it was
+        // logged at error level once, when it was found.
+        tracing::debug!(
             conn,
             blocks = hashes.len(),
             first = %hashes[0],
