@@ -41,6 +41,7 @@ pub use params::{ChainParams, Retarget};
 pub use pow::{CompactTarget, CompactTargetError, Target, Work};
 pub use state::{BlockContext, StateMachine};
 pub use tree::{
-    Archive, ArchiveError, Chain, InsertError, Inserted, Reorg, RestoreError, Snapshot,
+    Archive, ArchiveError, Chain, InsertError, Inserted, Reorg, RestoreError, Restored, Snapshot,
+    Unrestored,
 };
 pub use validate::ValidationError;

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -21,6 +21,8 @@ struct MemArchive {
     undo: Mutex<HashMap<BlockHash, usize>>,
     reads: AtomicUsize,
     failing: AtomicBool,
+    /// Bodies that read back damaged (a disk flipped them).
+    damaged: Mutex<HashSet<BlockHash>>,
 }
 
 impl Archive<TestState> for MemArchive {
@@ -29,6 +31,9 @@ impl Archive<TestState> for MemArchive {
             return Err(ArchiveError("disk on fire".into()));
         }
         self.reads.fetch_add(1, Ordering::SeqCst);
+        if self.damaged.lock().unwrap().contains(hash) {
+            return Err(ArchiveError(format!("block {hash} fails its checksum")));
+        }
         Ok(self.blocks.lock().unwrap().get(hash).cloned())
     }
 
@@ -38,6 +43,10 @@ impl Archive<TestState> for MemArchive {
         }
         self.reads.fetch_add(1, Ordering::SeqCst);
         Ok(self.undo.lock().unwrap().get(hash).copied())
+    }
+
+    fn is_damaged(&self, hash: &BlockHash) -> bool {
+        self.damaged.lock().unwrap().contains(hash)
     }
 }
 
@@ -70,7 +79,7 @@ impl MemArchive {
 fn archived_chain(window: u64) -> (Chain<TestState>, Arc<MemArchive>, ChainParams) {
     let params = params();
     let archive = Arc::new(MemArchive::default());
-    let (mut chain, failure) = Chain::restore(
+    let restored = Chain::restore(
         params.clone(),
         genesis(&params),
         TestState::default(),
@@ -79,7 +88,8 @@ fn archived_chain(window: u64) -> (Chain<TestState>, Arc<MemArchive>, ChainParam
         archive.clone(),
     )
     .unwrap();
-    assert!(failure.is_none());
+    assert!(restored.refused.is_none());
+    let mut chain = restored.chain;
     chain.set_memory_window(window);
     (chain, archive, params)
 }
@@ -262,7 +272,7 @@ fn restored_at(
         height: snapshot_height,
         state: prefix.state().clone(),
     };
-    let (chain, failure) = Chain::restore(
+    let restored = Chain::restore(
         params.clone(),
         genesis(&params),
         TestState::default(),
@@ -270,8 +280,9 @@ fn restored_at(
         Some(snapshot),
         archive.clone(),
     )?;
-    assert!(failure.is_none());
-    Ok(chain)
+    assert!(restored.refused.is_none());
+    assert!(restored.unrestored.is_empty());
+    Ok(restored.chain)
 }
 
 #[test]
@@ -296,7 +307,7 @@ fn restoring_from_a_snapshot_reads_only_the_blocks_above_it() {
     assert_eq!(behind.tip(), chain.tip());
     assert_eq!(behind.state(), chain.state());
     // No snapshot: built from genesis.
-    let (from_genesis, _) = Chain::restore(
+    let from_genesis = Chain::restore(
         params.clone(),
         genesis(&params),
         TestState::default(),
@@ -304,7 +315,8 @@ fn restoring_from_a_snapshot_reads_only_the_blocks_above_it() {
         None,
         archive.clone(),
     )
-    .unwrap();
+    .unwrap()
+    .chain;
     assert_eq!(from_genesis.state(), chain.state());
     // A restored chain keeps working: a deep reorg reads undo records that
     // the first run archived.
@@ -426,4 +438,93 @@ fn an_archive_that_fails_leaves_the_tree_as_it_was() {
         .cloned()
         .collect();
     assert_eq!(chain.state(), replayed(&all).state());
+}
+
+/// A crash leaves blocks after the snapshot; one of their bodies reads back
+/// damaged. The restore stops just below it (the best chain ends at the
+/// last block that applied), leaves it and every block above it out of the
+/// tree without remembering them as invalid, and inserting them again (a
+/// good copy from a peer) brings the chain to its old tip by the normal
+/// path. A disk that fails is still an error.
+#[test]
+fn a_damaged_body_after_the_snapshot_stops_the_replay_below_it() {
+    let (mut chain, archive, params) = archived_chain(4);
+    let blocks = branch(&chain.tip_header(), 10, 1, &params);
+    for b in &blocks {
+        chain.insert(b.clone(), NOW).unwrap();
+        archive.save(&mut chain);
+    }
+    // A side branch from height 6 (less work): left out with the rest.
+    let side = branch(&blocks[5].header, 2, 500, &params);
+    for b in &side {
+        assert!(matches!(
+            chain.insert(b.clone(), NOW).unwrap(),
+            Inserted::SideBranch
+        ));
+        archive.save(&mut chain);
+    }
+    // Snapshot at 3; the body at height 6 is damaged.
+    let damaged = blocks[5].hash();
+    archive.damaged.lock().unwrap().insert(damaged);
+    let prefix = replayed(&blocks[..3]);
+    let snapshot = || Snapshot {
+        block: prefix.tip(),
+        height: 3,
+        state: prefix.state().clone(),
+    };
+    let restored = Chain::restore(
+        params.clone(),
+        genesis(&params),
+        TestState::default(),
+        archive.headers(),
+        Some(snapshot()),
+        archive.clone(),
+    )
+    .unwrap();
+    assert!(restored.refused.is_none());
+    let mut chain2 = restored.chain;
+    assert_eq!(chain2.height(), 5);
+    assert_eq!(chain2.tip(), blocks[4].hash());
+    assert_eq!(chain2.state(), replayed(&blocks[..5]).state());
+    let [cut] = restored.unrestored.as_slice() else {
+        panic!("{:?}", restored.unrestored);
+    };
+    assert_eq!((cut.block, cut.height), (damaged, 6));
+    assert!(
+        cut.reason.to_string().contains("checksum"),
+        "{}",
+        cut.reason
+    );
+    // Heights 6..=10 of the main branch and 7..=8 of the side one.
+    assert_eq!(cut.left_out.len(), 5 + 2);
+    assert_eq!(cut.left_out[0], (damaged, 6));
+    assert!(cut.left_out.windows(2).all(|w| w[0].1 <= w[1].1));
+    for b in &blocks[5..] {
+        assert!(!chain2.contains(&b.hash()));
+        assert!(!chain2.is_known_invalid(&b.hash()), "not invalid");
+    }
+    // Good copies, inserted again, move the chain forward.
+    archive.damaged.lock().unwrap().clear();
+    for b in &blocks[5..] {
+        chain2.insert(b.clone(), NOW).unwrap();
+    }
+    assert_eq!(chain2.tip(), chain.tip());
+    assert_eq!(chain2.state(), chain.state());
+    assert_eq!(
+        chain2.take_new_blocks().len(),
+        5,
+        "the copies are saved again"
+    );
+    // A disk that fails (not a damaged record) still fails the restore.
+    archive.failing.store(true, Ordering::SeqCst);
+    let err = Chain::restore(
+        params.clone(),
+        genesis(&params),
+        TestState::default(),
+        archive.headers(),
+        Some(snapshot()),
+        archive.clone(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, RestoreError::Archive(_)), "{err}");
 }

@@ -139,7 +139,8 @@ impl Node {
         let stored = store.load()?;
         let snapshot_height = stored.snapshot.as_ref().map(|s| s.height);
         let damaged = Arc::new(DamagedBlocks::default());
-        let mut chain = restore(&config.genesis, stored, store.clone(), damaged.clone())?;
+        let (mut chain, unrestored) =
+            restore(&config.genesis, stored, store.clone(), damaged.clone())?;
         chain.set_max_orphans(256);
         chain.set_memory_window(config.memory_window);
         let listener = seams
@@ -194,6 +195,7 @@ impl Node {
             chain,
             store,
             damaged,
+            unrestored,
             snapshot_height,
             clock: seams.clock,
             inbox: tx.clone(),
@@ -452,13 +454,15 @@ impl NodeHandle {
 /// Rebuilds the chain from the store: its headers, its state snapshot
 /// (checked against the network and the blocks' rewards first), and the
 /// blocks saved after the snapshot, applied again. Stored blocks that no
-/// longer apply are reported, not fatal.
+/// longer apply are reported, not fatal; so is a damaged body among those
+/// applied again: the chain is restored below it, and the blocks left out
+/// are returned, for the core to fetch again from peers.
 fn restore(
     genesis: &escrow::Genesis,
     stored: Stored,
     store: Arc<dyn BlockStore>,
     damaged: Arc<DamagedBlocks>,
-) -> Result<NodeChain, NodeError> {
+) -> Result<(NodeChain, Vec<chain_core::Unrestored>), NodeError> {
     let fresh = genesis
         .chain()
         .map_err(|e| NodeError::Genesis(e.to_string()))?;
@@ -475,7 +479,11 @@ fn restore(
         None => None,
     };
     let from = snapshot.as_ref().map_or(0, |s| s.height);
-    let (chain, refused) = NodeChain::restore(
+    let chain_core::Restored {
+        chain,
+        refused,
+        unrestored,
+    } = NodeChain::restore(
         genesis.params.clone(),
         genesis.block(),
         genesis.ledger(),
@@ -496,7 +504,7 @@ fn restore(
         );
     }
     release_freed_memory();
-    Ok(chain)
+    Ok((chain, unrestored))
 }
 
 /// Hands the heap memory freed by the restore (the header pass's

@@ -462,4 +462,170 @@ async fn check_lists_the_damaged_records_and_fails() {
     assert_eq!(report["damage"][0]["key"], hash.to_string(), "{report}");
     let err: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
     assert_eq!(err["code"], "store_damaged", "{err}");
+    // What to do, as the node does it: which damage a start repairs, which
+    // a read repairs (and how to make the node read it), which it cannot.
+    let message = err["message"].as_str().unwrap();
+    for what in [
+        "--peer",
+        "after the last ledger snapshot is fetched again at start",
+        "p2p-node block HASH",
+        "undo records",
+        "move the file aside",
+    ] {
+        assert!(message.contains(what), "{what:?} in {message}");
+    }
+}
+
+/// Runs a node on the store in `dir` that syncs from `peer` until its tip
+/// is `until`, then ends it as a crash (`kill -9`) would: its runtime is
+/// dropped with the node running, so no clean stop writes a ledger
+/// snapshot at the tip. The store keeps the snapshot its first commit
+/// wrote (at genesis) and every block after it: all of them are applied
+/// again at the next start.
+fn sync_then_crash(dir: &Path, peer: SocketAddr, until: BlockHash) {
+    let dir = dir.to_path_buf();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut c = config();
+            c.peers = vec![peer];
+            let store = RedbStore::open(&dir).unwrap();
+            let node = p2p_node::Node::start_with(
+                c,
+                Seams {
+                    store: Box::new(store),
+                    ..Seams::default()
+                },
+            )
+            .await
+            .unwrap();
+            wait_for("the copy to sync", || async { tip(&node).await.0 == until }).await;
+        });
+        // No shutdown: the tasks are dropped where they stand.
+        drop(rt);
+    })
+    .join()
+    .unwrap();
+}
+
+/// A node with five blocks (each with a transfer), in memory.
+async fn good_node() -> p2p_node::NodeHandle {
+    let good = start(&[], p2p_node::MiningMode::Off).await;
+    for nonce in 0..5 {
+        good.submit(sign(
+            "alice",
+            nonce,
+            Payload::Transfer {
+                to: addr("bob"),
+                amount: Amount::new(1),
+            },
+        ))
+        .await
+        .unwrap();
+        good.mine_blocks(1).await.unwrap();
+    }
+    good
+}
+
+/// The reviewer's case: after a crash, the blocks saved since the last
+/// ledger snapshot are applied again at start, and one of their bodies is
+/// damaged. The start does not fail: the chain is restored below the
+/// damaged block, and the node fetches it and the blocks above it from a
+/// peer, by the normal path, and saves them: its store is intact again.
+/// Without a peer it runs at the height below, and the damage stays for
+/// `check` to find.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_block_after_the_last_snapshot_does_not_stop_the_start_and_is_fetched_again() {
+    let good = good_node().await;
+    let (good_tip, _) = tip(&good).await;
+    let hashes = good.query(|v| v.chain.best_chain().to_vec()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    sync_then_crash(dir.path(), good.local_addr(), good_tip);
+    assert!(flip_value(
+        dir.path(),
+        BODIES,
+        hashes[3].as_bytes().as_slice(),
+        40
+    ));
+    let report = p2p_node::store::check(dir.path()).unwrap();
+    assert_eq!(report.damage.len(), 1, "{:?}", report.damage);
+
+    // Alone: it starts, at the block below the damaged one.
+    let alone = copy_store(dir.path());
+    {
+        let (node, url) = node_on(alone.path(), &[]).await.unwrap_or_else(|e| {
+            panic!("a damaged block after the snapshot stopped the start: {e}")
+        });
+        assert_eq!(tip(&node).await, (hashes[2], 2));
+        let (status, body) = get(&format!("{url}/blocks/height/2")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        node.shutdown().await;
+    }
+    assert!(!p2p_node::store::check(alone.path()).unwrap().is_intact());
+
+    // With a peer: fetched again and saved.
+    let (node, url) = node_on(dir.path(), &[good.local_addr()])
+        .await
+        .unwrap_or_else(|e| panic!("a damaged block after the snapshot stopped the start: {e}"));
+    wait_for("the chain to move forward again", || async {
+        tip(&node).await.0 == good_tip
+    })
+    .await;
+    let (status, body) = get(&format!("{url}/blocks/height/3")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["hash"], hashes[3].to_string());
+    // Its transfer (alice's third) is found through the index again.
+    let transfer = sign(
+        "alice",
+        2,
+        Payload::Transfer {
+            to: addr("bob"),
+            amount: Amount::new(1),
+        },
+    );
+    let id = Tx::Signed(transfer).id();
+    let (status, body) = get(&format!("{url}/txs/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["block"], hashes[3].to_string(), "{body}");
+    node.shutdown().await;
+    good.shutdown().await;
+    let report = p2p_node::store::check(dir.path()).unwrap();
+    assert!(report.is_intact(), "{:?}", report.damage);
+}
+
+/// `check` on an index entry that names an intact stored block which does
+/// not hold the transaction: that entry is listed, and only it (the check
+/// counts entries per block rather than keeping every transaction id).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_names_an_index_entry_whose_block_does_not_hold_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = save_chain(dir.path(), 4).await;
+    assert!(p2p_node::store::check(dir.path()).unwrap().is_intact());
+    let id = Tx::Signed(saved.tx(2).clone()).id();
+    {
+        let db = ::redb::Database::open(dir.path().join(STORE_FILE)).unwrap();
+        let write = db.begin_write().unwrap();
+        {
+            let mut t = write.open_table(TXS).unwrap();
+            t.insert(
+                id.as_bytes().as_slice(),
+                saved.hashes[4].as_bytes().as_slice(),
+            )
+            .unwrap();
+        }
+        write.commit().unwrap();
+    }
+    let report = p2p_node::store::check(dir.path()).unwrap();
+    assert_eq!(
+        report.damage,
+        vec![p2p_node::store::Damage {
+            table: "txs",
+            key: id.to_string(),
+            problem: format!("block {} does not hold it", saved.hashes[4]),
+        }]
+    );
 }

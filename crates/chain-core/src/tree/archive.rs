@@ -45,6 +45,36 @@ pub trait Archive<S: StateMachine>: Send + Sync {
     ///
     /// [`ArchiveError`] if the archive cannot be read.
     fn undo(&self, hash: &BlockHash) -> Result<Option<S::Undo>, ArchiveError>;
+
+    /// Whether the body of block `hash` is damaged in the archive (missing,
+    /// or failing its checks), as opposed to the archive failing to read
+    /// at all: a good copy of the block, from wherever, would repair it.
+    /// [`Chain::restore`](super::Chain::restore) stops its replay just
+    /// below such a block instead of failing. The default: never (every
+    /// failure is the archive's).
+    fn is_damaged(&self, hash: &BlockHash) -> bool {
+        let _ = hash;
+        false
+    }
+}
+
+/// A block [`Chain::restore`](super::Chain::restore) could not apply
+/// because its body is damaged in the archive ([`Archive::is_damaged`]):
+/// it and every block above it were left out of the tree, so that the
+/// best chain ends at the last block that applied. Fetching the blocks
+/// again (from peers) and inserting them brings the chain forward by the
+/// normal path.
+#[derive(Debug, Clone)]
+pub struct Unrestored {
+    /// The damaged block.
+    pub block: BlockHash,
+    /// Its height.
+    pub height: u64,
+    /// Why its body cannot be read.
+    pub reason: ArchiveError,
+    /// The block and every stored block above it (its descendants, on any
+    /// branch) that were left out with it, lowest first.
+    pub left_out: Vec<(BlockHash, u64)>,
 }
 
 /// Why a tree cannot be restored from what a store holds: the store

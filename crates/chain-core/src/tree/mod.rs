@@ -50,9 +50,9 @@ mod orphans;
 mod outcome;
 mod reorg;
 mod restore;
-pub use restore::Snapshot;
+pub use restore::{Restored, Snapshot};
 
-pub use archive::{Archive, ArchiveError, RestoreError};
+pub use archive::{Archive, ArchiveError, RestoreError, Unrestored};
 use orphans::OrphanPool;
 pub use outcome::{GenesisError, InsertError, Inserted, Reorg};
 

@@ -6,7 +6,7 @@
 use std::cmp::Reverse;
 use std::collections::{HashMap, HashSet};
 
-use super::{ArchiveError, Chain, InsertError, MAX_REMEMBERED_INVALID, Reorg};
+use super::{ArchiveError, Chain, InsertError, MAX_REMEMBERED_INVALID, Reorg, Unrestored};
 use crate::hash::BlockHash;
 use crate::state::{BlockContext, StateMachine};
 
@@ -23,6 +23,18 @@ impl<S: StateMachine> Chain<S> {
     ///
     /// [`ArchiveError`] if the archive cannot be read.
     pub(super) fn activate_best(&mut self) -> Result<Option<InsertError<S::Error>>, ArchiveError> {
+        self.activate(None)
+    }
+
+    /// [`Chain::activate_best`]; with `unrestored` (a restore), a body the
+    /// archive holds damaged ([`super::Archive::is_damaged`]) is not an
+    /// error: the blocks before it on the path are applied, and it and its
+    /// descendants leave the tree (listed in `unrestored`), so that fork
+    /// choice runs again without them.
+    pub(super) fn activate(
+        &mut self,
+        mut unrestored: Option<&mut Vec<Unrestored>>,
+    ) -> Result<Option<InsertError<S::Error>>, ArchiveError> {
         let mut last_error = None;
         loop {
             let Some(&(_, Reverse(best))) = self.candidates.last() else {
@@ -52,11 +64,31 @@ impl<S: StateMachine> Chain<S> {
                 archived_undo.push(record);
             }
             let mut bodies = Vec::with_capacity(path.len());
+            let mut damaged = None;
             for hash in &path {
-                let body = self
-                    .try_block(hash)?
-                    .ok_or_else(|| ArchiveError(format!("block {hash} is not in the tree")))?;
-                bodies.push(body);
+                match self.try_block(hash) {
+                    Ok(Some(body)) => bodies.push(body),
+                    Ok(None) => {
+                        return Err(ArchiveError(format!("block {hash} is not in the tree")));
+                    }
+                    Err(e) => {
+                        let is_damaged = self.archive.as_ref().is_some_and(|a| a.is_damaged(hash));
+                        if unrestored.is_none() || !is_damaged {
+                            return Err(e);
+                        }
+                        damaged = Some((*hash, e));
+                        break;
+                    }
+                }
+            }
+            if bodies.is_empty()
+                && let Some((hash, reason)) = damaged.take()
+            {
+                // Nothing of the path applies: the state stays where it is.
+                if let Some(list) = unrestored.as_deref_mut() {
+                    list.push(self.leave_out(hash, reason));
+                }
+                continue;
             }
             // Undo down to the fork point: the records in memory (the
             // newest), then the archived ones.
@@ -94,6 +126,33 @@ impl<S: StateMachine> Chain<S> {
                     }
                 }
             }
+            // A damaged body that an invalid block before it did not take
+            // out of the tree already.
+            if let Some((hash, reason)) = damaged
+                && self.blocks.contains_key(&hash)
+                && let Some(list) = unrestored.as_deref_mut()
+            {
+                list.push(self.leave_out(hash, reason));
+            }
+        }
+    }
+
+    /// Takes `hash` and its descendants out of the tree without
+    /// remembering them as invalid (their bodies are damaged in the
+    /// archive, not wrong): what [`Chain::restore`] reports of them.
+    fn leave_out(&mut self, hash: BlockHash, reason: ArchiveError) -> Unrestored {
+        let height = self.blocks.get(&hash).map_or(0, |e| e.header.height);
+        let mut left_out: Vec<(BlockHash, u64)> = self
+            .remove_subtree(hash)
+            .into_iter()
+            .map(|(h, header)| (h, header.height))
+            .collect();
+        left_out.sort_unstable_by_key(|&(h, height)| (height, h));
+        Unrestored {
+            block: hash,
+            height,
+            reason,
+            left_out,
         }
     }
 
@@ -115,14 +174,26 @@ impl<S: StateMachine> Chain<S> {
 
     /// Removes `hash` and all its descendants from the tree and remembers
     /// them as invalid. Its parent may be a tip again.
+    fn invalidate(&mut self, hash: BlockHash) {
+        if !self.blocks.contains_key(&hash) {
+            self.remember_invalid(hash);
+            return;
+        }
+        for (h, _) in self.remove_subtree(hash) {
+            self.remember_invalid(h);
+        }
+    }
+
+    /// Removes `hash` and all its descendants from the tree (and from what
+    /// waits to be saved) and returns them with their headers. Its parent
+    /// may be a tip again.
     ///
     /// The tree keeps no child lists (they would cost memory on every
     /// block for a rare event): the descendants are found by one pass over
     /// the blocks from `hash`'s height up.
-    fn invalidate(&mut self, hash: BlockHash) {
+    fn remove_subtree(&mut self, hash: BlockHash) -> Vec<(BlockHash, crate::header::Header)> {
         let Some(root) = self.blocks.get(&hash).map(|e| e.header) else {
-            self.remember_invalid(hash);
-            return;
+            return Vec::new();
         };
         let mut children: HashMap<BlockHash, Vec<BlockHash>> = HashMap::new();
         for (h, e) in &self.blocks {
@@ -132,17 +203,18 @@ impl<S: StateMachine> Chain<S> {
         }
         let siblings = children.remove(&root.parent).unwrap_or_default();
         let mut removed = HashSet::new();
+        let mut out = Vec::new();
         let mut stack = vec![hash];
         while let Some(h) = stack.pop() {
             if let Some(entry) = self.blocks.remove(&h) {
                 self.candidates.remove(&(entry.cumulative_work, Reverse(h)));
                 self.resident.remove(&(entry.header.height, h));
                 stack.extend(children.remove(&h).unwrap_or_default());
+                out.push((h, entry.header));
             }
             removed.insert(h);
-            self.remember_invalid(h);
         }
-        // An invalid block is not saved: it is no longer in the tree.
+        // A block no longer in the tree is not saved.
         self.new_blocks.retain(|b| !removed.contains(&b.hash()));
         // The parent is a tip again if the invalid block was its only child.
         if siblings.iter().all(|s| removed.contains(s))
@@ -151,6 +223,7 @@ impl<S: StateMachine> Chain<S> {
             self.candidates
                 .insert((parent.cumulative_work, Reverse(root.parent)));
         }
+        out
     }
 
     /// Remembers `hash` as invalid, and every orphan waiting on it, and on

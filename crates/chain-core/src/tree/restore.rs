@@ -11,7 +11,7 @@ use std::cmp::Reverse;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::{Archive, Chain, Entry, InsertError, RestoreError};
+use super::{Archive, Chain, Entry, InsertError, RestoreError, Unrestored};
 use crate::hash::BlockHash;
 use crate::header::{Block, Header};
 use crate::params::ChainParams;
@@ -28,6 +28,20 @@ pub struct Snapshot<S> {
     pub state: S,
 }
 
+/// What [`Chain::restore`] brought back.
+#[derive(Debug)]
+pub struct Restored<S: StateMachine> {
+    /// The tree, at the best stored branch that applied.
+    pub chain: Chain<S>,
+    /// A stored block whose transactions were refused (marked invalid as
+    /// [`Chain::insert`] would), for the caller to report.
+    pub refused: Option<InsertError<S::Error>>,
+    /// The stored blocks whose body is damaged in the archive, each with
+    /// the blocks above it that were left out of the tree with it (empty
+    /// when every body the restore needed was read back).
+    pub unrestored: Vec<Unrestored>,
+}
+
 impl<S: StateMachine> Chain<S> {
     /// Restores a tree from what a store holds: the headers of every stored
     /// block with their hashes (genesis aside, in any order; the caller
@@ -39,16 +53,25 @@ impl<S: StateMachine> Chain<S> {
     /// `empty` is the state before genesis (as for [`Chain::new`]). The
     /// tree then moves to the best stored branch, reading what it needs
     /// from the archive; a stored block whose transactions are refused
-    /// then is marked invalid as [`Chain::insert`] would, and returned as
-    /// the second value (for the caller to report), not as an error.
+    /// then is marked invalid as [`Chain::insert`] would, and returned in
+    /// [`Restored::refused`] (for the caller to report), not as an error.
+    ///
+    /// A block to apply whose body the archive holds damaged
+    /// ([`Archive::is_damaged`]: a crash or a disk flipped it) does not
+    /// fail the restore: the replay stops just below it, and it and every
+    /// block above it are left out of the tree (not remembered as invalid:
+    /// a good copy is welcome), listed in [`Restored::unrestored`]. The
+    /// best chain then ends at the last block that applied, and inserting
+    /// the left-out blocks again (fetched from peers) moves it forward by
+    /// the normal path.
     ///
     /// # Errors
     ///
     /// [`RestoreError`] naming what in the store disagrees: a header whose
     /// parent is not stored, a height that does not follow its parent's, a
     /// snapshot at a block not stored or at another height, an archive
-    /// that cannot be read.
-    #[allow(clippy::type_complexity)]
+    /// that cannot be read (an undo record included: those are not
+    /// fetched from peers).
     pub fn restore(
         params: ChainParams,
         genesis: Block<S::Tx>,
@@ -56,7 +79,7 @@ impl<S: StateMachine> Chain<S> {
         mut headers: Vec<(BlockHash, Header)>,
         snapshot: Option<Snapshot<S>>,
         archive: Arc<dyn Archive<S>>,
-    ) -> Result<(Self, Option<InsertError<S::Error>>), RestoreError> {
+    ) -> Result<Restored<S>, RestoreError> {
         let mut chain =
             Chain::new(params, genesis, empty).map_err(|e| RestoreError::Genesis(e.to_string()))?;
         let genesis_hash = chain.genesis_hash();
@@ -139,10 +162,15 @@ impl<S: StateMachine> Chain<S> {
             chain.state = snapshot.state;
         }
         chain.archive = Some(archive);
-        let failure = chain.activate_best()?;
+        let mut unrestored = Vec::new();
+        let refused = chain.activate(Some(&mut unrestored))?;
         // What the store holds needs no saving again.
         chain.new_blocks.clear();
-        Ok((chain, failure))
+        Ok(Restored {
+            chain,
+            refused,
+            unrestored,
+        })
     }
 
     /// How many of the most recent blocks keep their body and undo record

@@ -76,10 +76,12 @@ pub(super) fn check(ctx: &Ctx) -> anyhow::Result<()> {
         exit: super::errors::Exit::Local,
         code: "store_damaged",
         message: format!(
-            "{} damaged records in {}; start the node with --peer HOST:PORT of a node that has \
-             the chain: it fetches a good copy of each damaged block and repairs its store; \
-             damage elsewhere (undo records, the index, the snapshot): move the file aside and \
-             start again to sync the chain from peers",
+            "{} damaged records in {}; damaged bodies: start the node with --peer HOST:PORT of \
+             a node that has the chain: a body among the blocks saved after the last ledger \
+             snapshot is fetched again at start, any other once the node reads it (ask the \
+             running node for it: `p2p-node block HASH`), and written back; damage elsewhere \
+             (headers, undo records, the index, the snapshot): move the file aside and start \
+             again to sync the chain from peers",
             report.damage.len(),
             file.display()
         ),

@@ -98,9 +98,12 @@ pub(crate) struct CoreParts {
     /// Where accepted blocks are saved (shared with the chain, which reads
     /// old bodies back from it).
     pub store: Arc<dyn BlockStore>,
-    /// The stored blocks found damaged (by the chain's archive), which the
-    /// core asks its peers for and repairs (`core/repair.rs`).
+    /// Where the chain's archive records the stored blocks it finds
+    /// damaged; the core takes them and repairs them (`core/repair.rs`).
     pub damaged: Arc<DamagedBlocks>,
+    /// The blocks the restore left out because a body was damaged: the
+    /// core fetches them again (`core/repair.rs`).
+    pub unrestored: Vec<chain_core::Unrestored>,
     /// The height of the state snapshot the chain was restored from, if
     /// the store had one.
     pub snapshot_height: Option<u64>,
@@ -133,8 +136,10 @@ pub(crate) struct Core {
     chain: NodeChain,
     mempool: Mempool,
     store: Arc<dyn BlockStore>,
-    /// Stored blocks found damaged, waiting for a good copy from a peer.
-    damaged: Arc<DamagedBlocks>,
+    /// Where the chain's archive records the damaged blocks it finds.
+    found_damaged: Arc<DamagedBlocks>,
+    /// The damaged blocks wanted from peers, and the repair request out.
+    repairs: repair::Repairs,
     /// Best-chain changes not yet saved to the transaction index. The
     /// blocks themselves and their undo records wait in the chain
     /// ([`chain_core::Chain::take_new_blocks`]); all are saved in one
@@ -227,6 +232,7 @@ impl Core {
             chain,
             store,
             damaged,
+            unrestored,
             clock,
             inbox,
             cancel,
@@ -268,7 +274,8 @@ impl Core {
             chain,
             mempool,
             store,
-            damaged,
+            found_damaged: damaged,
+            repairs: repair::Repairs::default(),
             unsaved_index: Vec::new(),
             unsaved_since: None,
             to_announce: None,
@@ -300,6 +307,7 @@ impl Core {
             bans_dirty: false,
             published,
         };
+        core.want_unrestored(unrestored);
         core.reload_mempool();
         core.reload_bans();
         core.publish();

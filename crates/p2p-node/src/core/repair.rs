@@ -1,15 +1,36 @@
-//! Repairing damaged blocks from peers. The chain's archive records every
-//! best-chain block whose stored body cannot be read back
-//! ([`crate::store::DamagedBlocks`]); the core asks its live peers for each
-//! with `GetBlocks` (again every few seconds until a good copy
-//! comes), and writes back a copy whose body matches the header the
-//! tree holds (its hash is the one asked for, so only the body needs
-//! checking: merkle root, limits). A copy that does not match is the
-//! sender's offence, as any block whose body lies about its header.
+//! Repairing damaged blocks from peers.
+//!
+//! Two kinds of block are repaired:
+//!
+//! - a block the tree holds whose stored body a read found damaged (the
+//!   chain's archive records it, [`crate::store::DamagedBlocks`]; the core
+//!   takes the record after every event);
+//! - a block a start could not apply because its body is damaged, and the
+//!   blocks above it: the restore left them out of the tree
+//!   ([`chain_core::Unrestored`]), so the best chain ends below them.
+//!
+//! [`Repairs`] owns what is wanted. The core asks **one peer at a time**
+//! for at most [`MAX_PER_REQUEST`] of them (the lowest first), with
+//! `GetBlocks` through the block-request machinery (`requests.rs`), so the
+//! answer counts as asked for and a peer that does not answer within the
+//! request timeout, answers `NotFound` or leaves frees the request; the
+//! next request goes to the next live peer in turn, and a peer is asked
+//! at most once every [`ASK_AGAIN_AFTER`] (an answer of 16 blocks then
+//! stays well within an honest peer's upload allowance).
+//!
+//! A copy of a block the tree holds is checked against its header (its
+//! hash is the one asked for, so only the body needs checking: merkle
+//! root, limits; a copy that does not match is the sender's offence) and
+//! goes into the next commit through the saver (`saving.rs`), like any
+//! block; a left-out block is offered to the chain as any block from a
+//! peer, and saved with the next commit as any new block. Either counts as
+//! repaired only once that commit's result comes back.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use chain_core::{Block, validate};
+use chain_core::{Block, BlockHash, validate};
 use escrow::Tx;
 use tokio::time::Instant;
 use tracing::{error, info};
@@ -18,38 +39,228 @@ use wire::{Bounded, Message};
 use crate::core::Core;
 use crate::core::view::ConnId;
 use crate::penalty::Offence;
-use crate::store::Commit;
+use crate::store::REMEDY;
 
-impl Core {
-    /// Asks every live peer for the damaged blocks that are due (none
-    /// asked yet, or asked long enough ago with no good copy since).
-    pub(super) fn ask_for_damaged(&mut self) {
-        if self.damaged.is_empty() || self.store_failed {
-            return;
+/// The most hashes one repair request carries.
+pub(super) const MAX_PER_REQUEST: usize = 16;
+
+/// A peer is asked for damaged blocks at most once in this long.
+pub(super) const ASK_AGAIN_AFTER: Duration = Duration::from_secs(5);
+
+/// One block wanted.
+#[derive(Debug)]
+struct Wanted {
+    height: u64,
+    /// A good copy is in a commit being saved, or waits for the next.
+    writing: bool,
+}
+
+/// The damaged blocks the core repairs (see the module docs).
+#[derive(Debug, Default)]
+pub(super) struct Repairs {
+    wanted: BTreeMap<BlockHash, Wanted>,
+    /// Good copies of blocks the tree holds, for the next commit.
+    to_write: Vec<Arc<Block<Tx>>>,
+    /// The repair request out: to whom, for which blocks.
+    out: Option<(ConnId, Vec<BlockHash>)>,
+    /// When each peer was last asked.
+    asked_at: BTreeMap<ConnId, Instant>,
+    /// The peer asked last: the next request goes to the one after it.
+    last: Option<ConnId>,
+}
+
+impl Repairs {
+    /// Whether no block is wanted.
+    pub fn is_empty(&self) -> bool {
+        self.wanted.is_empty()
+    }
+
+    /// Whether `hash` is wanted.
+    pub fn contains(&self, hash: &BlockHash) -> bool {
+        self.wanted.contains_key(hash)
+    }
+
+    /// How many blocks are wanted.
+    pub fn len(&self) -> usize {
+        self.wanted.len()
+    }
+
+    /// Wants `hash` (at `height`); false if it was wanted already.
+    pub fn want(&mut self, hash: BlockHash, height: u64) -> bool {
+        if self.wanted.contains_key(&hash) {
+            return false;
         }
-        let peers = self.peers.live_conns();
-        if peers.is_empty() {
-            return;
+        self.wanted.insert(
+            hash,
+            Wanted {
+                height,
+                writing: false,
+            },
+        );
+        true
+    }
+
+    /// The next request to send, if one is due: none while the last one
+    /// is still out (`still_asked` says which of its blocks the request
+    /// machinery still waits for), else to the next of `live` (in turn)
+    /// not asked in the last [`ASK_AGAIN_AFTER`], for the lowest
+    /// [`MAX_PER_REQUEST`] blocks wanted that no copy is being written of.
+    pub fn next_request(
+        &mut self,
+        live: &[ConnId],
+        now: Instant,
+        still_asked: impl Fn(&BlockHash) -> bool,
+    ) -> Option<(ConnId, Vec<BlockHash>)> {
+        if let Some((conn, hashes)) = &self.out {
+            let waiting = live.contains(conn)
+                && hashes
+                    .iter()
+                    .any(|h| still_asked(h) && self.wanted.get(h).is_some_and(|w| !w.writing));
+            if waiting {
+                return None;
+            }
+            self.out = None;
         }
-        let due = self.damaged.due(Instant::now());
+        self.asked_at.retain(|c, _| live.contains(c));
+        let mut peers = live.to_vec();
+        peers.sort_unstable();
+        let start = self
+            .last
+            .map_or(0, |last| peers.partition_point(|c| *c <= last));
+        let conn = (0..peers.len())
+            .map(|i| peers[(start + i) % peers.len()])
+            .find(|c| {
+                self.asked_at
+                    .get(c)
+                    .is_none_or(|t| now.saturating_duration_since(*t) >= ASK_AGAIN_AFTER)
+            })?;
+        let mut due: Vec<(u64, BlockHash)> = self
+            .wanted
+            .iter()
+            .filter(|(_, w)| !w.writing)
+            .map(|(h, w)| (w.height, *h))
+            .collect();
         if due.is_empty() {
-            return;
+            return None;
         }
-        for hash in &due {
-            let height = self.chain.header(hash).map(|h| h.height);
-            info!(block = %hash, ?height, peers = peers.len(), "asking peers for a good copy of a damaged block");
-        }
-        for conn in peers {
-            self.send(conn, Message::GetBlocks(Bounded::truncating(due.clone())));
+        due.sort_unstable();
+        let hashes: Vec<BlockHash> = due
+            .into_iter()
+            .take(MAX_PER_REQUEST)
+            .map(|(_, h)| h)
+            .collect();
+        self.asked_at.insert(conn, now);
+        self.last = Some(conn);
+        self.out = Some((conn, hashes.clone()));
+        Some((conn, hashes))
+    }
+
+    /// A good copy of a wanted block the tree holds: written with the next
+    /// commit. False if it is not wanted, or a copy is being written.
+    pub fn copy(&mut self, block: Arc<Block<Tx>>) -> bool {
+        match self.wanted.get_mut(&block.hash()) {
+            Some(w) if !w.writing => {
+                w.writing = true;
+                self.to_write.push(block);
+                true
+            }
+            _ => false,
         }
     }
 
-    /// A block from `conn`: if it is one the store holds damaged, writes it
-    /// back when its body matches its header, and returns true (the block
-    /// is handled); false if it is not one we wait for.
+    /// Adds to a commit's blocks the good copies waiting, and returns the
+    /// wanted blocks the commit now saves (copies, and left-out blocks the
+    /// chain took in again): repaired once it is durable.
+    pub fn add_to_commit(&mut self, blocks: &mut Vec<Arc<Block<Tx>>>) -> Vec<BlockHash> {
+        blocks.append(&mut self.to_write);
+        let mut saving = Vec::new();
+        for block in blocks.iter() {
+            let hash = block.hash();
+            if let Some(w) = self.wanted.get_mut(&hash) {
+                w.writing = true;
+                saving.push(hash);
+            }
+        }
+        saving
+    }
+
+    /// The commit that saved `hashes` is durable: they are repaired.
+    /// Returns each with its height.
+    pub fn saved(&mut self, hashes: &[BlockHash]) -> Vec<(BlockHash, u64)> {
+        hashes
+            .iter()
+            .filter_map(|h| self.wanted.remove(h).map(|w| (*h, w.height)))
+            .collect()
+    }
+}
+
+impl Core {
+    /// Wants again the blocks the restore left out because a body was
+    /// damaged (logged here, once each, with what the node does about it).
+    pub(super) fn want_unrestored(&mut self, unrestored: Vec<chain_core::Unrestored>) {
+        for cut in unrestored {
+            error!(
+                block = %cut.block,
+                height = cut.height,
+                "a stored block after the last ledger snapshot is damaged: {}; the chain was \
+                 restored up to height {}, and this block and the {} stored above it are \
+                 fetched again from peers",
+                cut.reason,
+                cut.height.saturating_sub(1),
+                cut.left_out.len().saturating_sub(1)
+            );
+            for (hash, height) in cut.left_out {
+                self.repairs.want(hash, height);
+            }
+        }
+    }
+
+    /// Takes the damaged blocks the archive found (logging each once) and
+    /// sends the next repair request, if one is due (see [`Repairs`]).
+    pub(super) fn ask_for_damaged(&mut self) {
+        for (hash, why) in self.found_damaged.take() {
+            let Some(height) = self.chain.header(&hash).map(|h| h.height) else {
+                continue;
+            };
+            if self.repairs.want(hash, height) {
+                error!(block = %hash, height, "a stored block is damaged: {why}; {REMEDY}");
+            }
+        }
+        if self.repairs.is_empty() || self.store_failed {
+            return;
+        }
+        let now = Instant::now();
+        let live = self.peers.live_conns();
+        let requests = &self.requests;
+        let Some((conn, hashes)) = self
+            .repairs
+            .next_request(&live, now, |h| requests.is_block_asked(h))
+        else {
+            return;
+        };
+        let wanted = self.requests.want_blocks(conn, &hashes, |_| false, now);
+        // Debug: a block no peer has is asked for again and again; it was
+        // logged at error level once, when it was found.
+        tracing::debug!(
+            conn,
+            blocks = hashes.len(),
+            first = %hashes[0],
+            damaged = self.repairs.len(),
+            "asking a peer for good copies of damaged blocks"
+        );
+        if !wanted.is_empty() {
+            self.send(conn, Message::GetBlocks(Bounded::truncating(wanted)));
+        }
+    }
+
+    /// A block from `conn`: if it is a damaged block the tree holds, and
+    /// its body matches its header, it is written back with the next
+    /// commit; returns true (the block is handled). False for any other
+    /// block, a left-out one included (the chain takes it in as any
+    /// block).
     pub(super) fn repair(&mut self, conn: ConnId, block: &Block<Tx>) -> bool {
         let hash = block.hash();
-        if !self.damaged.contains(&hash) {
+        if !self.repairs.contains(&hash) || !self.chain.contains(&hash) {
             return false;
         }
         if let Err(e) = validate::check_block(block, self.chain.params()) {
@@ -59,25 +270,89 @@ impl Core {
             );
             return true;
         }
-        let height = block.header.height;
-        let commit = Commit {
-            blocks: vec![Arc::new(block.clone())],
-            ..Commit::default()
-        };
-        // Read back, so that a repair is reported only once the store
-        // serves the block again.
-        match self
-            .store
-            .commit(&commit)
-            .and_then(|()| self.store.block(&hash))
-        {
-            Ok(Some(_)) => {
-                self.damaged.repaired(&hash);
-                info!(block = %hash, height, conn, "repaired a damaged block with a peer's copy");
-            }
-            Ok(None) => error!(block = %hash, "the repaired block is still not in the store"),
-            Err(e) => error!(block = %hash, "the damaged block cannot be written back: {e}"),
+        if self.repairs.copy(Arc::new(block.clone())) {
+            info!(block = %hash, height = block.header.height, conn, "a good copy of a damaged block came; writing it back");
+            self.unsaved_since.get_or_insert_with(Instant::now);
         }
         true
+    }
+
+    /// The commit that saved `hashes` is durable.
+    pub(super) fn repaired(&mut self, hashes: &[BlockHash]) {
+        for (hash, height) in self.repairs.saved(hashes) {
+            info!(block = %hash, height, "repaired a damaged block with a peer's copy");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash(i: u64) -> BlockHash {
+        let mut b = [0u8; 32];
+        b[..8].copy_from_slice(&i.to_be_bytes());
+        BlockHash::from_bytes(b)
+    }
+
+    #[test]
+    fn one_peer_at_a_time_in_turn_at_most_sixteen_lowest_first() {
+        let mut r = Repairs::default();
+        // 40 damaged blocks, wanted in no particular order.
+        for i in (1..=40).rev() {
+            assert!(r.want(hash(i), 100 + i));
+        }
+        assert!(!r.want(hash(3), 103), "once");
+        let live = [7, 3, 5];
+        let now = Instant::now();
+        let (conn, first) = r.next_request(&live, now, |_| false).unwrap();
+        assert_eq!(conn, 3, "the lowest connection first");
+        assert_eq!(first, (1..=16).map(hash).collect::<Vec<_>>());
+        // While it is out, nobody else is asked.
+        assert_eq!(r.next_request(&live, now, |_| true), None);
+        // It timed out (or came back NotFound): the next peer in turn.
+        let (conn, again) = r.next_request(&live, now, |_| false).unwrap();
+        assert_eq!((conn, again.len()), (5, MAX_PER_REQUEST));
+        let (conn, _) = r.next_request(&live, now, |_| false).unwrap();
+        assert_eq!(conn, 7);
+        // Every peer asked in the last ASK_AGAIN_AFTER: nobody is.
+        assert_eq!(r.next_request(&live, now, |_| false), None);
+        let later = now + ASK_AGAIN_AFTER;
+        assert_eq!(r.next_request(&live, later, |_| false).unwrap().0, 3);
+        // A peer that leaves while asked frees the request.
+        assert_eq!(r.next_request(&[5, 7], later, |_| true).unwrap().0, 5);
+    }
+
+    #[test]
+    fn a_block_counts_as_repaired_only_once_its_commit_is_saved() {
+        let mut r = Repairs::default();
+        let block = Arc::new(Block::<Tx> {
+            header: chain_core::Header {
+                version: chain_core::HEADER_VERSION,
+                height: 3,
+                parent: hash(2),
+                merkle_root: chain_core::merkle_root(&[]),
+                timestamp_ms: 1,
+                target: chain_core::CompactTarget::from_u32(0x2000_ffff),
+                nonce: 0,
+            },
+            transactions: Vec::new(),
+        });
+        let h = block.hash();
+        let other = hash(9);
+        r.want(h, 3);
+        r.want(other, 4);
+        assert!(r.copy(block.clone()));
+        assert!(!r.copy(block.clone()), "one copy at a time");
+        // A copy being written is not asked for again.
+        let (_, asked) = r.next_request(&[1], Instant::now(), |_| false).unwrap();
+        assert_eq!(asked, vec![other]);
+        let mut blocks = Vec::new();
+        assert_eq!(r.add_to_commit(&mut blocks), vec![h]);
+        assert_eq!(blocks.len(), 1);
+        assert!(r.contains(&h), "still wanted until the commit is saved");
+        assert_eq!(r.saved(&[h]), vec![(h, 3)]);
+        assert!(!r.contains(&h));
+        assert_eq!(r.len(), 1);
     }
 }

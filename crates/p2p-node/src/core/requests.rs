@@ -162,6 +162,12 @@ impl Requests {
         self.blocks.remove(hash).is_some() || late
     }
 
+    /// Whether a request for the block waits for its answer (not arrived,
+    /// not timed out, not answered `NotFound`, its peer not gone).
+    pub fn is_block_asked(&self, hash: &BlockHash) -> bool {
+        self.blocks.contains_key(hash)
+    }
+
     /// A transaction arrived.
     pub fn tx_arrived(&mut self, id: &TxId) {
         self.txs.arrived(id);

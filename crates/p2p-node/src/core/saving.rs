@@ -130,8 +130,12 @@ impl Core {
             || !self.has_snapshot
             || blocks >= self.config.snapshot_every
             || txs >= self.config.snapshot_every.saturating_mul(10);
+        let mut new_blocks = self.chain.take_new_blocks();
+        // Good copies of damaged blocks go with the blocks accepted: one
+        // commit in flight, in order, as any save.
+        let repairing = self.repairs.add_to_commit(&mut new_blocks);
         let commit = Commit {
-            blocks: self.chain.take_new_blocks(),
+            blocks: new_blocks,
             undo: self.chain.take_new_undo(),
             index: std::mem::take(&mut self.unsaved_index),
             snapshot: (snapshot && (blocks > 0 || !self.has_snapshot)).then(|| StateSnapshot {
@@ -144,6 +148,7 @@ impl Core {
         let waiting = InFlight {
             replies: std::mem::take(&mut self.mined_replies),
             announce: self.to_announce.take(),
+            repairing,
         };
         if commit.is_empty() {
             self.release(waiting);
@@ -198,8 +203,10 @@ impl Core {
         true
     }
 
-    /// Answers and announces what waited for a commit that is now durable.
+    /// Answers and announces what waited for a commit that is now durable
+    /// (and counts the damaged blocks it wrote back as repaired).
     fn release(&mut self, waiting: InFlight) {
+        self.repaired(&waiting.repairing);
         for reply in waiting.replies {
             reply.send();
         }
@@ -289,8 +296,10 @@ impl Core {
 const MAX_QUERY_WAIT: Duration = Duration::from_millis(100);
 
 /// What waits for the commit in flight: the "mine N" answers and the tip
-/// announcement of the blocks it saves.
+/// announcement of the blocks it saves, and the damaged blocks it writes
+/// back.
 pub(super) struct InFlight {
     replies: Vec<MinedReply>,
     announce: Option<BlockHash>,
+    repairing: Vec<BlockHash>,
 }

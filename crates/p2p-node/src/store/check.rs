@@ -128,9 +128,9 @@ fn check_file(path: &Path) -> Result<CheckReport, StoreError> {
     }
     let mut report = CheckReport::default();
     let headers = check_headers(&read, path, &mut report)?;
-    let txs_of = check_bodies(&read, path, &headers, &mut report)?;
+    let bodies = check_bodies(&read, path, &headers, &mut report)?;
     check_undo(&read, path, &headers, &mut report)?;
-    check_index(&read, path, &txs_of, &mut report)?;
+    check_index(&read, path, &bodies, &mut report)?;
     check_lists(&read, path, &headers, &mut report)?;
     Ok(report)
 }
@@ -167,17 +167,27 @@ fn check_headers(
     Ok(headers)
 }
 
+/// What the body pass learnt of one stored body: whether it is intact, and
+/// how many of its transactions the index puts in it. A few words a block,
+/// never a list of its transactions: the check's memory grows with the
+/// number of blocks, as a node's does, not with their contents.
+#[derive(Clone, Copy, Debug, Default)]
+struct BodyCheck {
+    intact: bool,
+    indexed: u64,
+}
+
 /// Every body: checksum, decodes, hash is its key, transactions match the
-/// header's merkle root; and every header has a body. Returns the
-/// transaction ids of each body, `None` for a damaged one.
+/// header's merkle root; and every header has a body. For each intact body,
+/// counts its transactions whose index entry names it.
 fn check_bodies(
     read: &::redb::ReadTransaction,
     path: &Path,
     headers: &BTreeMap<BlockHash, Header>,
     report: &mut CheckReport,
-) -> Result<BTreeMap<BlockHash, Option<HashSet<TxId>>>, StoreError> {
-    let mut txs_of = BTreeMap::new();
-    let mut seen = HashSet::new();
+) -> Result<BTreeMap<BlockHash, BodyCheck>, StoreError> {
+    let mut bodies = BTreeMap::new();
+    let index = open_optional(read, TXS, path)?;
     if let Some(table) = open_optional(read, BODIES, path)? {
         for entry in table.iter().map_err(|e| backend(path, e))? {
             let (key, value) = entry.map_err(|e| backend(path, e))?;
@@ -187,33 +197,33 @@ fn check_bodies(
                 report.damaged("bodies", key_hex, "the key is not a block hash");
                 continue;
             };
-            seen.insert(hash);
-            txs_of.insert(hash, None);
-            let block: Block<Tx> = match decode_checked(path, "the body", value.value()) {
-                Ok(b) => b,
-                Err(e) => {
-                    report.damaged("bodies", key_hex, reason(e));
-                    continue;
-                }
+            bodies.insert(hash, BodyCheck::default());
+            let Some(block) = intact_body(path, &hash, value.value(), report) else {
+                continue;
             };
-            if block.hash() != hash {
-                report.damaged("bodies", key_hex, format!("holds block {}", block.hash()));
-                continue;
+            let ids: HashSet<TxId> = block.transactions.iter().map(Tx::id).collect();
+            let mut indexed = 0;
+            if let Some(index) = &index {
+                for id in ids {
+                    let entry = index
+                        .get(id.as_bytes().as_slice())
+                        .map_err(|e| backend(path, e))?;
+                    if entry.is_some_and(|v| v.value() == hash.as_bytes().as_slice()) {
+                        indexed += 1;
+                    }
+                }
             }
-            let root = chain_core::merkle_root(&block.commitments());
-            if root != block.header.merkle_root {
-                report.damaged(
-                    "bodies",
-                    key_hex,
-                    "its transactions do not match its header",
-                );
-                continue;
-            }
-            txs_of.insert(hash, Some(block.transactions.iter().map(Tx::id).collect()));
+            bodies.insert(
+                hash,
+                BodyCheck {
+                    intact: true,
+                    indexed,
+                },
+            );
         }
     }
     for (hash, header) in headers {
-        if !seen.contains(hash) {
+        if !bodies.contains_key(hash) {
             report.damaged(
                 "bodies",
                 hash.to_string(),
@@ -224,7 +234,39 @@ fn check_bodies(
             );
         }
     }
-    Ok(txs_of)
+    Ok(bodies)
+}
+
+/// The body stored under `hash` if it is intact (checksum, decodes, is the
+/// block `hash`, its transactions match its header); else `None`, with the
+/// damage reported.
+fn intact_body(
+    path: &Path,
+    hash: &BlockHash,
+    value: &[u8],
+    report: &mut CheckReport,
+) -> Option<Block<Tx>> {
+    let key_hex = hash.to_string();
+    let block: Block<Tx> = match decode_checked(path, "the body", value) {
+        Ok(b) => b,
+        Err(e) => {
+            report.damaged("bodies", key_hex, reason(e));
+            return None;
+        }
+    };
+    if block.hash() != *hash {
+        report.damaged("bodies", key_hex, format!("holds block {}", block.hash()));
+        return None;
+    }
+    if chain_core::merkle_root(&block.commitments()) != block.header.merkle_root {
+        report.damaged(
+            "bodies",
+            key_hex,
+            "its transactions do not match its header",
+        );
+        return None;
+    }
+    Some(block)
 }
 
 /// Every undo record: checksum, decodes, belongs to a stored header.
@@ -256,31 +298,31 @@ fn check_undo(
 
 /// Every index entry: a transaction id to a block whose body holds that
 /// transaction (an entry naming a damaged body is not listed again: the
-/// body is).
+/// body is). Entries naming each block are counted; a block named by more
+/// entries than the body pass matched holds fewer of them than the index
+/// says, and only those blocks are read again, to name the entries.
 fn check_index(
     read: &::redb::ReadTransaction,
     path: &Path,
-    txs_of: &BTreeMap<BlockHash, Option<HashSet<TxId>>>,
+    bodies: &BTreeMap<BlockHash, BodyCheck>,
     report: &mut CheckReport,
 ) -> Result<(), StoreError> {
     let Some(table) = open_optional(read, TXS, path)? else {
         return Ok(());
     };
+    let mut named: BTreeMap<BlockHash, u64> = BTreeMap::new();
     for entry in table.iter().map_err(|e| backend(path, e))? {
         let (key, value) = entry.map_err(|e| backend(path, e))?;
         report.count("txs");
         let key_hex = hex::encode(key.value());
-        let (Some(id), Some(block)) = (hash_key(key.value()), hash_key(value.value())) else {
+        let (Some(_), Some(block)) = (hash_key(key.value()), hash_key(value.value())) else {
             report.damaged("txs", key_hex, "the key or the value is not 32 bytes");
             continue;
         };
-        let (id, block) = (TxId::from_bytes(id), BlockHash::from_bytes(block));
-        match txs_of.get(&block) {
-            Some(Some(ids)) if ids.contains(&id) => {}
-            Some(None) => {}
-            Some(Some(_)) => {
-                report.damaged("txs", key_hex, format!("block {block} does not hold it"));
-            }
+        let block = BlockHash::from_bytes(block);
+        match bodies.get(&block) {
+            Some(b) if b.intact => *named.entry(block).or_insert(0) += 1,
+            Some(_) => {}
             None => report.damaged(
                 "txs",
                 key_hex,
@@ -288,10 +330,48 @@ fn check_index(
             ),
         }
     }
+    // The blocks some entry wrongly names, with the ids each holds.
+    let mut wrong: BTreeMap<BlockHash, HashSet<TxId>> = BTreeMap::new();
+    if let Some(stored) = open_optional(read, BODIES, path)? {
+        for (block, count) in named {
+            if bodies.get(&block).is_some_and(|b| b.indexed >= count) {
+                continue;
+            }
+            let value = stored
+                .get(block.as_bytes().as_slice())
+                .map_err(|e| backend(path, e))?;
+            let body: Option<Block<Tx>> =
+                value.and_then(|v| decode_checked(path, "the body", v.value()).ok());
+            let ids = body.map_or_else(HashSet::new, |b| {
+                b.transactions.iter().map(Tx::id).collect()
+            });
+            wrong.insert(block, ids);
+        }
+    }
+    if wrong.is_empty() {
+        return Ok(());
+    }
+    for entry in table.iter().map_err(|e| backend(path, e))? {
+        let (key, value) = entry.map_err(|e| backend(path, e))?;
+        let (Some(id), Some(block)) = (hash_key(key.value()), hash_key(value.value())) else {
+            continue;
+        };
+        let block = BlockHash::from_bytes(block);
+        if let Some(ids) = wrong.get(&block)
+            && !ids.contains(&TxId::from_bytes(id))
+        {
+            report.damaged(
+                "txs",
+                hex::encode(key.value()),
+                format!("block {block} does not hold it"),
+            );
+        }
+    }
     Ok(())
 }
 
-/// The snapshot (checksum, decodes, at a stored header of its height) and
+/// The snapshot (checksum, decodes, at a stored header of its height, or at
+/// height 0: genesis) and
 /// the saved mempool and bans (checksum, decode).
 fn check_lists(
     read: &::redb::ReadTransaction,
@@ -310,6 +390,10 @@ fn check_lists(
             }
             match decode_checked::<StateSnapshot>(path, "the snapshot", value.value()) {
                 Ok(s) if headers.get(&s.block).is_some_and(|h| h.height == s.height) => {}
+                // At genesis, which is not stored (every node has it from
+                // its genesis file; the start checks the network): what a
+                // node's first commit writes.
+                Ok(s) if s.height == 0 && !headers.contains_key(&s.block) => {}
                 Ok(s) => report.damaged(
                     "state",
                     key,

@@ -1,81 +1,61 @@
-//! Damaged blocks: the best-chain blocks whose stored body could not be
-//! read back (it fails its checksum, does not decode, or is missing), as
-//! the chain's archive found them.
+//! Damaged blocks as the chain's archive finds them: the blocks whose
+//! stored body could not be read back (it fails its checksum, does not
+//! decode, or is missing).
 //!
-//! The archive ([`super::StoreArchive`]) records each one the first time a
-//! read of it fails and logs it then, at error level, once; every read of
-//! it fails the same way, so no reader serves, hides or skips it silently.
-//! The core asks its peers for a good copy ([`DamagedBlocks::due`]): the
-//! hash is known from the header chain, so a copy is good if its body
-//! matches that header, and the core writes it back into the store
-//! ([`DamagedBlocks::repaired`]).
+//! The archive ([`super::StoreArchive`]) only records each one here when a
+//! read of it fails; every read of it fails the same way, so no reader
+//! serves, hides or skips it silently. The core takes what was recorded
+//! after every event ([`DamagedBlocks::take`]) and owns the repair from
+//! there (`core/repair.rs`): it logs the block once, asks its peers for a
+//! good copy (the hash is known from the header chain, so a copy is good
+//! if its body matches that header) and writes it back with its next
+//! commit.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
 
 use chain_core::BlockHash;
-use tokio::time::Instant;
 
-/// What the operator can do about a damaged block, in every error that
-/// names one.
-pub const REMEDY: &str = "the node asks its peers for a good copy and repairs its store; \
-     if none has it, stop the node, list the damage with `p2p-node check --data-dir DIR`, \
-     and move chain.redb aside to sync the chain again from peers";
+/// What the operator can do about a damaged block body, in every error
+/// that names one.
+pub const REMEDY: &str = "a running node with peers fetches a good copy of a damaged block it \
+     has read and writes it back (and a start that finds one after the last snapshot restores \
+     the chain below it and fetches it and the blocks above again); if no peer has it, stop the \
+     node, list the damage with `p2p-node check --data-dir DIR`, and move chain.redb aside to \
+     sync the chain again from peers";
 
-/// How long the core waits for a good copy before asking its peers again.
-pub const ASK_AGAIN_AFTER: Duration = Duration::from_secs(5);
+/// What the operator can do about a damaged undo record: peers do not
+/// have it (it is this node's own record of how to take a block back off
+/// its ledger).
+pub const UNDO_REMEDY: &str = "undo records are not fetched from peers: the node cannot \
+     reorganise below that block; stop the node, list the damage with `p2p-node check \
+     --data-dir DIR`, and move chain.redb aside to sync the chain again from peers";
 
-/// The damaged blocks found so far, each with when peers were last asked
-/// for a copy (`None`: not yet). Shared by the archive, which finds them,
-/// and the core, which repairs them.
+/// The damaged blocks the archive found since the core last took them,
+/// each with the store's error. Written by the archive (whichever task
+/// reads), taken by the core, which owns the repair.
 #[derive(Debug, Default)]
 pub struct DamagedBlocks {
-    blocks: Mutex<BTreeMap<BlockHash, Option<Instant>>>,
+    found: Mutex<BTreeMap<BlockHash, String>>,
 }
 
 impl DamagedBlocks {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<BlockHash, Option<Instant>>> {
-        self.blocks.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Records that `hash` cannot be read back; logs it at error level the
-    /// first time (`why` is the store's error).
+    /// Records that `hash` cannot be read back (`why` is the store's
+    /// error). A block found again before the core took it is recorded
+    /// once, so the record stays as small as the set of damaged blocks.
     pub fn found(&self, hash: BlockHash, why: &str) {
-        let new = self.lock().insert(hash, None).is_none();
-        if new {
-            tracing::error!(block = %hash, "a stored block is damaged: {why}; {REMEDY}");
-        }
+        self.found
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(hash)
+            .or_insert_with(|| why.to_string());
     }
 
-    /// Whether `hash` is known to be damaged.
-    pub fn contains(&self, hash: &BlockHash) -> bool {
-        self.lock().contains_key(hash)
-    }
-
-    /// Whether no damaged block is known.
-    pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
-    }
-
-    /// The damaged blocks to ask peers for now: those never asked for, and
-    /// those asked for at least [`ASK_AGAIN_AFTER`] ago. Each is marked as
-    /// asked at `now`.
-    pub fn due(&self, now: Instant) -> Vec<BlockHash> {
-        let mut blocks = self.lock();
-        let mut due = Vec::new();
-        for (hash, asked) in blocks.iter_mut() {
-            if asked.is_none_or(|t| now.saturating_duration_since(t) >= ASK_AGAIN_AFTER) {
-                *asked = Some(now);
-                due.push(*hash);
-            }
-        }
-        due
-    }
-
-    /// Forgets `hash`: a good copy was written back.
-    pub fn repaired(&self, hash: &BlockHash) {
-        self.lock().remove(hash);
+    /// The blocks found damaged since the last call, each with why.
+    pub fn take(&self) -> Vec<(BlockHash, String)> {
+        std::mem::take(&mut *self.found.lock().unwrap_or_else(PoisonError::into_inner))
+            .into_iter()
+            .collect()
     }
 }
 
@@ -84,19 +64,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_damaged_block_is_asked_for_once_per_interval_until_repaired() {
+    fn a_block_found_twice_before_it_is_taken_is_recorded_once() {
         let damaged = DamagedBlocks::default();
         let hash = BlockHash::from_bytes([3; 32]);
-        assert!(damaged.is_empty());
+        assert!(damaged.take().is_empty());
         damaged.found(hash, "fails its checksum");
-        damaged.found(hash, "fails its checksum");
-        assert!(damaged.contains(&hash));
-        let now = Instant::now();
-        assert_eq!(damaged.due(now), vec![hash]);
-        assert!(damaged.due(now + Duration::from_secs(1)).is_empty());
-        assert_eq!(damaged.due(now + ASK_AGAIN_AFTER), vec![hash]);
-        damaged.repaired(&hash);
-        assert!(!damaged.contains(&hash));
-        assert!(damaged.due(now + ASK_AGAIN_AFTER * 2).is_empty());
+        damaged.found(hash, "fails its checksum again");
+        assert_eq!(
+            damaged.take(),
+            vec![(hash, "fails its checksum".to_string())]
+        );
+        assert!(damaged.take().is_empty(), "taken");
     }
 }

@@ -31,7 +31,7 @@ pub(crate) mod redb;
 pub(crate) mod redb_read;
 
 pub use self::check::{CheckReport, Damage, check};
-pub use self::damage::{DamagedBlocks, REMEDY};
+pub use self::damage::{DamagedBlocks, REMEDY, UNDO_REMEDY};
 
 pub use self::redb::{BEFORE_REPAIR_SUFFIX, FORMAT_VERSION, RedbStore, STORE_FILE};
 
@@ -344,33 +344,49 @@ impl BlockStore for MemoryStore {
 /// The store as the block tree's archive: bodies and undo records read
 /// back by hash. The tree only asks for blocks it holds, so a body that is
 /// missing is as damaged as one that fails its checksum: both are errors,
-/// recorded in `damaged` (and logged there, once).
+/// recorded in `damaged` for the core, which logs and repairs them.
 pub(crate) struct StoreArchive {
     /// The store.
     pub store: Arc<dyn BlockStore>,
-    /// The blocks found damaged, shared with the core that repairs them.
+    /// Where the damaged blocks found are recorded (the core takes them).
     pub damaged: Arc<DamagedBlocks>,
+}
+
+/// Whether a read of a block body failed because the record is damaged
+/// (missing, or failing its checks), not because the store cannot be
+/// read: a good copy of the block repairs the first, not the second.
+fn is_damaged_body(read: &Result<Option<Block<Tx>>, StoreError>) -> bool {
+    matches!(read, Ok(None) | Err(StoreError::Corrupt { .. }))
 }
 
 impl chain_core::Archive<Ledger> for StoreArchive {
     fn block(&self, hash: &BlockHash) -> Result<Option<Block<Tx>>, chain_core::ArchiveError> {
-        let why = match self.store.block(hash) {
+        let read = self.store.block(hash);
+        let damaged = is_damaged_body(&read);
+        let why = match read {
             Ok(Some(block)) => return Ok(Some(block)),
             Ok(None) => format!("the body of block {hash} is not in the store"),
-            Err(e @ StoreError::Corrupt { .. }) => e.to_string(),
-            // Not the record's fault (the disk failed): not a repair's
-            // business either.
-            Err(e) => return Err(chain_core::ArchiveError(e.to_string())),
+            Err(e) => e.to_string(),
         };
-        self.damaged.found(*hash, &why);
+        // A store that cannot be read is not the record's fault: not a
+        // repair's business either.
+        if damaged {
+            self.damaged.found(*hash, &why);
+        }
         Err(chain_core::ArchiveError(why))
     }
 
     fn undo(&self, hash: &BlockHash) -> Result<Option<Undo>, chain_core::ArchiveError> {
         self.store.undo(hash).map_err(|e| {
-            tracing::error!(block = %hash, "a stored undo record cannot be read: {e}; {REMEDY}");
+            tracing::error!(block = %hash, "a stored undo record cannot be read: {e}; {UNDO_REMEDY}");
             chain_core::ArchiveError(e.to_string())
         })
+    }
+
+    fn is_damaged(&self, hash: &BlockHash) -> bool {
+        // Read again rather than remember: the answer is the store's, and
+        // this is asked only after a read failed.
+        is_damaged_body(&self.store.block(hash))
     }
 }
 
