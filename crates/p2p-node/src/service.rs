@@ -89,6 +89,7 @@ impl Service {
     /// that cannot save stops it), then stops both.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
         tokio::select! {
+            biased;
             () = shutdown => {}
             () = self.node.stopped() => {}
         }
