@@ -54,6 +54,22 @@ async fn until_pong(raw: &mut RawPeer) {
     }
 }
 
+/// Dials `node` as a raw peer, sends our handshake and reads the node's
+/// handshake and ack: what follows is ours to send, the ack first.
+async fn dial_until_acked(node: &NodeHandle) -> RawPeer {
+    let mut raw = RawPeer::connect(node.local_addr()).await;
+    let hello = encoded(Message::Handshake(raw.hello(genesis().network_id())));
+    raw.framed.get_mut().write_all(&hello).await.unwrap();
+    for expect in ["handshake", "ack"] {
+        match raw.next().await {
+            Some(Message::Handshake(_)) if expect == "handshake" => {}
+            Some(Message::HandshakeAck) if expect == "ack" => {}
+            other => panic!("expected the node's {expect}, got {other:?}"),
+        }
+    }
+    raw
+}
+
 async fn penalty_of(node: &NodeHandle, id: NodeId) -> Option<u32> {
     node.query(move |v| v.peers.iter().find(|p| p.node_id == id).map(|p| p.score))
         .await
@@ -67,16 +83,8 @@ async fn the_session_split_at_every_byte_after_the_handshake_is_understood() {
     let (_, session) = frames(&probe);
     drop(probe);
     for cut in 0..=session.len() {
-        let mut raw = RawPeer::connect(node.local_addr()).await;
-        let (hello, session) = frames(&raw);
-        raw.framed.get_mut().write_all(&hello).await.unwrap();
-        for expect in ["handshake", "ack"] {
-            match raw.next().await {
-                Some(Message::Handshake(_)) if expect == "handshake" => {}
-                Some(Message::HandshakeAck) if expect == "ack" => {}
-                other => panic!("expected the node's {expect}, got {other:?}"),
-            }
-        }
+        let mut raw = dial_until_acked(&node).await;
+        let (_, session) = frames(&raw);
         // The ack and the start of the session in one write, the rest a
         // moment later.
         raw.framed
@@ -200,18 +208,7 @@ async fn an_ack_sent_with_the_head_of_a_seven_byte_ping_is_not_punished() {
         .unwrap();
     assert_eq!(ping.len(), 7);
     for cut in 1..ping.len() {
-        let mut raw = RawPeer::connect(node.local_addr()).await;
-        let hello = raw.hello(genesis().network_id());
-        let mut first = BytesMut::new();
-        codec.encode(Message::Handshake(hello), &mut first).unwrap();
-        raw.framed.get_mut().write_all(&first).await.unwrap();
-        for expect in ["handshake", "ack"] {
-            match raw.next().await {
-                Some(Message::Handshake(_)) if expect == "handshake" => {}
-                Some(Message::HandshakeAck) if expect == "ack" => {}
-                other => panic!("expected the node's {expect}, got {other:?}"),
-            }
-        }
+        let mut raw = dial_until_acked(&node).await;
         let mut head = ack.to_vec();
         head.extend_from_slice(&ping[..cut]);
         raw.framed.get_mut().write_all(&head).await.unwrap();
@@ -322,16 +319,7 @@ async fn after_the_ack_every_message_cut_at_every_byte_is_understood_by_a_listen
         let kind = message.kind();
         let frame = encoded(message);
         for cut in 0..frame.len() {
-            let mut raw = RawPeer::connect(node.local_addr()).await;
-            let hello = encoded(Message::Handshake(raw.hello(genesis().network_id())));
-            raw.framed.get_mut().write_all(&hello).await.unwrap();
-            for expect in ["handshake", "ack"] {
-                match raw.next().await {
-                    Some(Message::Handshake(_)) if expect == "handshake" => {}
-                    Some(Message::HandshakeAck) if expect == "ack" => {}
-                    other => panic!("expected the node's {expect}, got {other:?}"),
-                }
-            }
+            let mut raw = dial_until_acked(&node).await;
             ack_then_split(&node, &mut raw, &ack, &frame, cut, kind).await;
         }
     }
@@ -399,12 +387,7 @@ async fn a_frame_written_inside_another_is_refused_and_the_same_frames_whole_are
         "127.0.0.1:9".parse().unwrap(),
     ])));
     for (cut, interleaved) in [(3, true), (3, false), (1, true), (5, true)] {
-        let mut raw = RawPeer::connect(node.local_addr()).await;
-        let hello = encoded(Message::Handshake(raw.hello(genesis().network_id())));
-        raw.framed.get_mut().write_all(&hello).await.unwrap();
-        for _ in ["handshake", "ack"] {
-            assert!(raw.next().await.is_some(), "the node's handshake and ack");
-        }
+        let mut raw = dial_until_acked(&node).await;
         let mut bytes = ack.clone();
         bytes.extend_from_slice(&ping[..cut]);
         if interleaved {

@@ -17,10 +17,9 @@ use chain_core::{Block, BlockHash, Header, Transaction, TxId};
 use escrow::{SignedTx, Tx, Undo};
 
 use super::redb::{
-    BODIES, FORMAT_VERSION, HEADERS, MEMPOOL, READ_ONLY_CACHE_BYTES, STATE, STORE_FILE, TXS, UNDO,
-    contain,
+    BODIES, FORMAT_VERSION, HEADERS, MEMPOOL, STATE, STORE_FILE, TXS, UNDO, contain,
 };
-use super::redb_read::{decode_checked, locked, open_optional};
+use super::redb_read::{decode_checked, open_optional, open_read_only};
 use super::{StateSnapshot, StoreError};
 use crate::penalty::BanKey;
 
@@ -94,29 +93,14 @@ fn check_file(path: &Path) -> Result<CheckReport, StoreError> {
         path: path.to_path_buf(),
         reason,
     };
-    let db = match ::redb::Builder::new()
-        .set_cache_size(READ_ONLY_CACHE_BYTES)
-        .open_read_only(path)
-    {
-        Ok(db) => db,
-        Err(::redb::DatabaseError::DatabaseAlreadyOpen) => return Err(locked(path)),
-        Err(::redb::DatabaseError::RepairAborted) => {
-            return Err(corrupt(
-                "it was not closed cleanly: start the node once (redb repairs it), stop it, \
-                 and check again"
-                    .to_string(),
-            ));
-        }
-        Err(e) => return Err(corrupt(e.to_string())),
+    let Some((db, format)) = open_read_only(path)? else {
+        return Err(corrupt(
+            "it was not closed cleanly: start the node once (redb repairs it), stop it, \
+             and check again"
+                .to_string(),
+        ));
     };
     let read = db.begin_read().map_err(|e| corrupt(e.to_string()))?;
-    let format = match open_optional(&read, super::redb::META, path)? {
-        Some(meta) => meta
-            .get("format")
-            .map_err(|e| corrupt(e.to_string()))?
-            .map(|v| v.value()),
-        None => None,
-    };
     if let Some(found) = format
         && found != FORMAT_VERSION
     {

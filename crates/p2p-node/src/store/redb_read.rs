@@ -96,9 +96,12 @@ pub(super) enum Validation {
     NeedsRepair,
 }
 
-/// Reads an existing store's format, headers and snapshot without writing
-/// a byte.
-pub(super) fn validate_read_only(path: &Path) -> Result<Validation, StoreError> {
+/// An existing store opened for reading only, with the format it records
+/// (`None`: created but never written to); `None` if it was not closed
+/// cleanly and redb must repair it before it can be read.
+pub(super) fn open_read_only(
+    path: &Path,
+) -> Result<Option<(::redb::ReadOnlyDatabase, Option<u64>)>, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
         path: path.to_path_buf(),
         reason,
@@ -108,7 +111,7 @@ pub(super) fn validate_read_only(path: &Path) -> Result<Validation, StoreError> 
         .open_read_only(path)
     {
         Ok(db) => db,
-        Err(::redb::DatabaseError::RepairAborted) => return Ok(Validation::NeedsRepair),
+        Err(::redb::DatabaseError::RepairAborted) => return Ok(None),
         Err(::redb::DatabaseError::DatabaseAlreadyOpen) => return Err(locked(path)),
         Err(::redb::DatabaseError::Storage(::redb::StorageError::Io(e))) => {
             return Err(StoreError::Open {
@@ -118,18 +121,35 @@ pub(super) fn validate_read_only(path: &Path) -> Result<Validation, StoreError> 
         }
         Err(e) => return Err(corrupt(e.to_string())),
     };
-    let read = db.begin_read().map_err(|e| corrupt(e.to_string()))?;
-    let format = match open_optional(&read, META, path)? {
-        Some(meta) => meta
-            .get("format")
-            .map_err(|e| corrupt(e.to_string()))?
-            .map(|v| v.value()),
-        None => None,
+    let format = {
+        let read = db.begin_read().map_err(|e| corrupt(e.to_string()))?;
+        match open_optional(&read, META, path)? {
+            Some(meta) => meta
+                .get("format")
+                .map_err(|e| corrupt(e.to_string()))?
+                .map(|v| v.value()),
+            None => None,
+        }
+    };
+    Ok(Some((db, format)))
+}
+
+/// Reads an existing store's format, headers and snapshot without writing
+/// a byte.
+pub(super) fn validate_read_only(path: &Path) -> Result<Validation, StoreError> {
+    let Some((db, format)) = open_read_only(path)? else {
+        return Ok(Validation::NeedsRepair);
     };
     match format {
-        Some(FORMAT_VERSION) => Ok(Validation::Intact(Some(Box::new(read_stored(
-            &read, path,
-        )?)))),
+        Some(FORMAT_VERSION) => {
+            let read = db.begin_read().map_err(|e| StoreError::Corrupt {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+            Ok(Validation::Intact(Some(Box::new(read_stored(
+                &read, path,
+            )?))))
+        }
         Some(found) => Err(StoreError::Version {
             path: path.to_path_buf(),
             found,
