@@ -136,7 +136,7 @@ async fn funded_keys(node: &NodeHandle, first: u32, count: u32) -> Vec<Keypair> 
 
 /// How many orphans the node holds.
 async fn orphan_count(node: &NodeHandle) -> usize {
-    node.query(|v| v.orphans.len()).await.unwrap()
+    node.query(|v| v.mempool.orphans().len()).await.unwrap()
 }
 
 /// One peer, funded senders, gaps up to and past the limit: it holds at
@@ -159,8 +159,9 @@ async fn one_peer_with_funded_senders_holds_at_most_its_share_until_it_leaves() 
     let (held, too_far) = node
         .query(move |v| {
             (
-                v.orphans.len(),
-                v.orphans.contains(&far, MAX_NONCE_GAP + 1) || v.orphans.contains(&far, 10_000),
+                v.mempool.orphans().len(),
+                v.mempool.orphans().contains(&far, MAX_NONCE_GAP + 1)
+                    || v.mempool.orphans().contains(&far, 10_000),
             )
         })
         .await
@@ -196,7 +197,12 @@ async fn many_peers_cannot_fill_the_pool_with_one_sender() {
         peers.push(raw);
     }
     let (held, of_sender) = node
-        .query(move |v| (v.orphans.len(), v.orphans.of_sender(&sender)))
+        .query(move |v| {
+            (
+                v.mempool.orphans().len(),
+                v.mempool.orphans().of_sender(&sender),
+            )
+        })
         .await
         .unwrap();
     assert_eq!(of_sender, MAX_PER_SENDER);

@@ -136,7 +136,9 @@ impl Core {
             debug!(height = self.chain.height(), tip = %reorg.new_tip, "new tip");
         }
         self.return_undone_txs(reorg);
-        self.admit_orphans();
+        for id in self.mempool.admit_waiting() {
+            self.announce_tx(id);
+        }
         self.emit(NodeEvent::Tip {
             height: self.chain.height(),
             hash: reorg.new_tip,
@@ -195,11 +197,7 @@ impl Core {
         }
         for id in returned_ids {
             if self.mempool.contains(&id) {
-                for conn in self.peers.live_conns() {
-                    if let Some(p) = self.peers.get_mut(conn) {
-                        p.known_txs.forget(&id);
-                    }
-                }
+                self.peers.forget_tx(&id);
                 self.announce_tx(id);
             }
         }

@@ -7,6 +7,7 @@ use tracing::info;
 
 use crate::core::Core;
 use crate::core::inbox::{self, Command};
+use crate::mempool::Offered;
 
 impl Core {
     /// Routes a command of the node's handle.
@@ -36,16 +37,13 @@ impl Core {
                 self.saved_waiters.push(reply);
             }
             Command::SubmitTx { tx, check, reply } => {
-                let sender = tx.sender();
-                let result = match check {
-                    Some(check) => self.mempool.add_prechecked(*tx, check),
-                    None => self.mempool.add(*tx),
-                };
-                match result {
-                    Ok(id) => {
-                        self.announce_tx(id);
-                        // Its gossiped successors may be waiting for it.
-                        self.admit_orphans_of(sender);
+                // Its gossiped successors may be waiting for it: they
+                // come in after it.
+                match self.mempool.offer(*tx, check, None, now) {
+                    Offered::Added { id, freed } => {
+                        for id in std::iter::once(id).chain(freed) {
+                            self.announce_tx(id);
+                        }
                         self.emit_mempool();
                         // Answered with the publication that shows it;
                         // inline, what waits to be saved is saved now, so
@@ -57,9 +55,11 @@ impl Core {
                         self.publish_waiters
                             .push(inbox::PublishWaiter::Submitted(reply, id));
                     }
-                    Err(e) => {
+                    Offered::Refused(e) => {
                         let _ = reply.send(Err(e));
                     }
+                    // A user's transaction never waits (`Mempool::offer`).
+                    Offered::Waiting { .. } | Offered::NotKept(_) => {}
                 }
             }
             Command::Mine { count, to, reply } => self.miner.request(count, to, reply),

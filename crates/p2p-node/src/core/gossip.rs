@@ -12,37 +12,8 @@ use wire::{Bounded, Message};
 
 use crate::core::view::ConnId;
 use crate::core::{Core, relay};
-use crate::mempool::MempoolError;
-use crate::mempool::orphans::SenderState;
+use crate::mempool::{MempoolError, Offered};
 use crate::penalty::Offence;
-
-/// Transaction announcements waiting to be sent (see
-/// [`Core::send_tx_announcements`]).
-#[derive(Debug, Default)]
-pub(super) struct TxAnnouncements {
-    /// The ids each peer is to be told, in the order they were admitted.
-    queued: std::collections::BTreeMap<ConnId, Vec<TxId>>,
-    /// How many ids wait, over all peers.
-    count: usize,
-    /// When the oldest was queued.
-    since: Option<Instant>,
-}
-
-impl TxAnnouncements {
-    /// When the queued announcements are due, if any are queued.
-    pub(super) fn due(&self) -> Option<Instant> {
-        self.since.map(|t| t + ANNOUNCE_DELAY)
-    }
-}
-
-/// How long a transaction announcement waits for others to join it (as
-/// Bitcoin's "trickle", shorter): 20 ms gathers a few dozen transactions
-/// per message at a few thousand a second, and adds 20 ms per hop to
-/// their relay, not to anyone's submission.
-const ANNOUNCE_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
-
-/// Announcements sent at once however young, so the queue stays small.
-const MAX_QUEUED_ANNOUNCEMENTS: usize = 4_096;
 
 impl Core {
     /// Routes a live peer's message to the part that handles it.
@@ -59,21 +30,15 @@ impl Core {
             }
             Message::Ping { .. } | Message::Pong { .. } | Message::Notice { .. } => {}
             Message::AnnounceTxs(ids) => {
-                if let Some(p) = self.peers.get_mut(conn) {
-                    ids.iter().for_each(|id| p.known_txs.insert(*id));
-                }
+                self.peers.knows_txs(conn, ids.iter());
                 // Asked of it, a bounded number at a time, once this
                 // event is handled (`send_tx_requests`); not if it is
                 // pending or waits for an earlier nonce already.
-                let (pool, orphans) = (&self.mempool, &self.orphans);
-                self.requests.announced_txs(conn, &ids, |id| {
-                    pool.contains(id) || orphans.contains_id(id)
-                });
+                let pool = &self.mempool;
+                self.requests.announced_txs(conn, &ids, |id| pool.knows(id));
             }
             Message::AnnounceBlocks(hashes) => {
-                if let Some(p) = self.peers.get_mut(conn) {
-                    hashes.iter().for_each(|h| p.known_blocks.insert(*h));
-                }
+                self.peers.knows_blocks(conn, hashes.iter());
                 let chain = &self.chain;
                 let known = |h: &BlockHash| {
                     chain.contains(h) || chain.is_orphan(h) || chain.is_known_invalid(h)
@@ -132,9 +97,7 @@ impl Core {
             if !self.upload_allowed(conn, size, "a transaction") {
                 return;
             }
-            if let Some(p) = self.peers.get_mut(conn) {
-                p.known_txs.insert(tx.id());
-            }
+            self.peers.knows_txs(conn, [&tx.id()]);
             self.send(conn, Message::Tx(tx));
         }
         if !missing.is_empty() {
@@ -163,9 +126,7 @@ impl Core {
             if !self.upload_allowed(conn, block.size(), "a block") {
                 return;
             }
-            if let Some(p) = self.peers.get_mut(conn) {
-                p.known_blocks.insert(block.hash());
-            }
+            self.peers.knows_blocks(conn, [&block.hash()]);
             self.send(conn, Message::Block((*block).clone()));
         }
         if !missing.is_empty() {
@@ -201,9 +162,8 @@ impl Core {
         if !self.upload_allowed(conn, size, "a sync answer") {
             return;
         }
-        if let Some(p) = self.peers.get_mut(conn) {
-            blocks.iter().for_each(|b| p.known_blocks.insert(b.hash()));
-        }
+        let hashes: Vec<BlockHash> = blocks.iter().map(Block::hash).collect();
+        self.peers.knows_blocks(conn, &hashes);
         self.send(
             conn,
             Message::SyncBlocks {
@@ -214,86 +174,38 @@ impl Core {
     }
 
     /// A transaction from a peer, its signature's verdict reached by the
-    /// connection's task if `check` (else checked here).
+    /// connection's task if `check` (else checked here): the mempool
+    /// admits it (with the waiting ones it lets in), keeps it waiting for
+    /// an earlier nonce, or refuses it; only a bad signature or another
+    /// network's transaction is the peer's fault.
     pub(super) fn on_tx(&mut self, conn: ConnId, tx: SignedTx, check: Option<escrow::SigCheck>) {
         let id = tx.id();
         self.requests.tx_arrived(&id);
-        if let Some(p) = self.peers.get_mut(conn) {
-            p.known_txs.insert(id);
-        }
-        let sender = tx.sender();
-        // Kept with the transaction if it has to wait for an earlier
-        // nonce, so that its admission then need not check it again.
-        let kept = check.clone();
-        let added = match check {
-            Some(check) => self.mempool.add_prechecked(tx.clone(), check),
-            None => self.mempool.add(tx.clone()),
-        };
-        match added {
-            Ok(id) => {
-                self.peers.note_tx(conn, Instant::now());
-                self.announce_tx(id);
-                self.admit_orphans_of(sender);
+        self.peers.knows_txs(conn, [&id]);
+        let now = Instant::now();
+        match self.mempool.offer(tx, check, Some(conn), now) {
+            Offered::Added { id, freed } => {
+                self.peers.note_tx(conn, now);
+                for id in std::iter::once(id).chain(freed) {
+                    self.announce_tx(id);
+                }
                 self.emit_mempool();
             }
-            Err(MempoolError::Invalid(escrow::AdmissionError::Invalid(
-                LedgerError::BadNonce { expected, got, .. },
-            ))) if got > expected => {
-                // Its predecessor may be on its way from another peer: it
-                // waits, if the orphan pool's rules let it. Refusals are
-                // not penalised: a node behind the chain sees honest
-                // peers' transactions as orphans of senders that hold
-                // nothing (docs/PROTOCOL.md, "Orphan transactions").
-                let pending = self.mempool.pending_ledger();
-                let state = SenderState {
-                    next_nonce: expected,
-                    funded: !pending.balance(&sender).is_zero()
-                        || self.mempool.pending_of(&sender) > 0,
-                };
-                match self.orphans.offer(tx, kept, conn, state, Instant::now()) {
-                    Ok(evicted) => {
-                        debug!(conn, %id, expected, got, ?evicted, "transaction waits for an earlier nonce");
-                    }
-                    Err(why) => debug!(conn, %id, "transaction not kept to wait: {why}"),
-                }
+            // Its predecessor may be on its way from another peer. Neither
+            // waiting nor a refusal to wait is penalised: a node behind
+            // the chain sees honest peers' transactions as orphans of
+            // senders that hold nothing (docs/PROTOCOL.md, "Orphan
+            // transactions").
+            Offered::Waiting { evicted } => {
+                debug!(conn, %id, ?evicted, "transaction waits for an earlier nonce");
             }
-            Err(MempoolError::Invalid(escrow::AdmissionError::Invalid(
+            Offered::NotKept(why) => debug!(conn, %id, "transaction not kept to wait: {why}"),
+            Offered::Refused(MempoolError::Invalid(escrow::AdmissionError::Invalid(
                 e @ (LedgerError::BadSignature { .. } | LedgerError::WrongNetwork { .. }),
             ))) => {
                 self.punish(conn, Offence::InvalidTx(e.to_string()));
             }
-            Err(e) => debug!(conn, %id, "transaction not pooled: {e}"),
-        }
-    }
-
-    /// Admits every sender's waiting transactions whose earlier nonces are
-    /// now pending (after a new tip), and forgets those a block passed.
-    pub(super) fn admit_orphans(&mut self) {
-        for sender in self.orphans.senders() {
-            self.admit_orphans_of(sender);
-        }
-    }
-
-    /// Admits `sender`'s waiting transactions, in nonce order, as long as
-    /// the next one waits (a transaction of `sender` was just admitted).
-    pub(super) fn admit_orphans_of(&mut self, sender: escrow::Address) {
-        loop {
-            let next = self.mempool.pending_ledger().nonce(&sender);
-            let Some((tx, check)) = self.orphans.take_next(&sender, next) else {
-                return;
-            };
-            let id = tx.id();
-            let added = match check {
-                Some(check) => self.mempool.add_prechecked(tx, check),
-                None => self.mempool.add(tx),
-            };
-            match added {
-                Ok(id) => self.announce_tx(id),
-                Err(e) => {
-                    debug!(%id, "waiting transaction not pooled: {e}");
-                    return;
-                }
-            }
+            Offered::Refused(e) => debug!(conn, %id, "transaction not pooled: {e}"),
         }
     }
 
@@ -302,9 +214,7 @@ impl Core {
         // A block we asked for after its announcement may be an orphan
         // without any fault of the sender: we are behind.
         let solicited = self.requests.block_arrived(&hash);
-        if let Some(p) = self.peers.get_mut(conn) {
-            p.known_blocks.insert(hash);
-        }
+        self.peers.knows_blocks(conn, [&hash]);
         if self.repair(conn, &block) {
             return;
         }
@@ -335,10 +245,8 @@ impl Core {
         let mut last_best = None;
         for block in blocks {
             let hash = block.hash();
-            if let Some(p) = self.peers.get_mut(conn) {
-                p.known_blocks.insert(hash);
-                p.best_height = p.best_height.max(block.header.height);
-            }
+            self.peers.knows_blocks(conn, [&hash]);
+            self.peers.saw_height(conn, block.header.height);
             let new = !self.chain.contains(&hash);
             if let Some(best) = self.accept_block(block, Some((conn, false))) {
                 last_best = Some(best);
@@ -377,11 +285,10 @@ impl Core {
     /// most `MAX_IN_FLIGHT` outstanding, see `tx_requests.rs`): after every
     /// event, so the slots one event freed are refilled by one `GetTxs`.
     pub(super) fn send_tx_requests(&mut self) {
-        let (pool, orphans) = (&self.mempool, &self.orphans);
-        let requests = self.requests.tx_requests(
-            |id| pool.contains(id) || orphans.contains_id(id),
-            Instant::now(),
-        );
+        let pool = &self.mempool;
+        let requests = self
+            .requests
+            .tx_requests(|id| pool.knows(id), Instant::now());
         for (conn, ids) in requests {
             if !self.peers.is_connected(conn) {
                 continue;
@@ -406,13 +313,9 @@ impl Core {
 
     /// [`Core::announce_block_to`] for a block known to be saved.
     pub(super) fn announce_saved_block_to(&mut self, conn: ConnId, hash: BlockHash) {
-        let Some(peer) = self.peers.get_mut(conn) else {
-            return;
-        };
-        if peer.known_blocks.contains(&hash) {
+        if !self.peers.tell_block(conn, hash) {
             return;
         }
-        peer.known_blocks.insert(hash);
         self.send(
             conn,
             Message::AnnounceBlocks(Bounded::truncating(vec![hash])),
@@ -422,46 +325,18 @@ impl Core {
     /// Queues `id` to be announced to every live peer that does not know
     /// it; [`Core::send_tx_announcements`] sends the queue once due.
     pub(super) fn announce_tx(&mut self, id: TxId) {
-        for conn in self.peers.live_conns() {
-            let Some(peer) = self.peers.get_mut(conn) else {
-                continue;
-            };
-            if peer.known_txs.contains(&id) {
-                continue;
-            }
-            peer.known_txs.insert(id);
-            self.tx_announcements
-                .queued
-                .entry(conn)
-                .or_default()
-                .push(id);
-            self.tx_announcements.count += 1;
-            self.tx_announcements.since.get_or_insert_with(Instant::now);
-        }
+        let peers = self.peers.tell_tx(id);
+        self.mempool.queue_announcement(peers, id, Instant::now());
     }
 
     /// Sends the queued transaction announcements, one `AnnounceTxs` per
-    /// peer (of at most `MAX_INVENTORY` ids each), if they are due: once
-    /// the oldest has waited [`ANNOUNCE_DELAY`] (the core wakes itself
-    /// then, see [`TxAnnouncements::due`]), or once
-    /// [`MAX_QUEUED_ANNOUNCEMENTS`] wait. The transactions a node admits
-    /// meanwhile are thus announced in one message per peer, which that
-    /// peer answers with one request, whose answer's signatures it checks
-    /// as one batch.
+    /// peer (of at most `MAX_INVENTORY` ids each), if they are due (see
+    /// `mempool/announce.rs`; the core wakes itself then).
     pub(super) fn send_tx_announcements(&mut self) {
-        let Some(due) = self.tx_announcements.due() else {
-            return;
-        };
-        if Instant::now() < due && self.tx_announcements.count < MAX_QUEUED_ANNOUNCEMENTS {
-            return;
-        }
-        let queued = std::mem::take(&mut self.tx_announcements);
-        for (conn, mut ids) in queued.queued {
+        for (conn, ids) in self.mempool.take_due_announcements(Instant::now()) {
             if !self.peers.is_connected(conn) {
                 continue;
             }
-            // Mined (or dropped) meanwhile: not worth the peer's request.
-            ids.retain(|id| self.mempool.contains(id));
             for chunk in ids.chunks(wire::message::MAX_INVENTORY) {
                 self.send(
                     conn,

@@ -70,7 +70,6 @@ use wire::{Bounded, Handshake, Message, NodeId, PROTOCOL_VERSION, Reason};
 use crate::clock::Clock;
 use crate::config::NodeConfig;
 use crate::mempool::Mempool;
-use crate::mempool::orphans::OrphanPool;
 use crate::penalty::Offence;
 use crate::store::{BlockStore, DamagedBlocks, IndexChange};
 use mining::{MinedReply, MinerDriver};
@@ -190,17 +189,11 @@ pub(crate) struct Core {
     events: tokio::sync::broadcast::Sender<NodeEvent>,
     /// The live peer count last announced to watchers.
     reported_peers: usize,
-    /// Gossiped transactions that came before an earlier nonce of their
-    /// sender, admitted once the gap closes (bounded per peer, per sender
-    /// and in total; see `mempool/orphans.rs`).
-    orphans: OrphanPool,
     /// When the node's own mining may start on the tip, if it waits for
     /// the block interval ([`crate::NodeConfig::block_interval`]).
     mine_at: Option<Instant>,
     /// When the best tip last changed (none since the start).
     tip_adopted: Option<Instant>,
-    /// Transaction announcements not yet sent.
-    tx_announcements: gossip::TxAnnouncements,
     /// Counters for `/metrics`.
     metrics: Metrics,
     /// When the mempool was last saved, and whether it changed since.
@@ -294,8 +287,6 @@ impl Core {
             dialer,
             events,
             reported_peers: 0,
-            orphans: OrphanPool::new(),
-            tx_announcements: gossip::TxAnnouncements::default(),
             mine_at: None,
             tip_adopted: None,
             metrics: Metrics {
@@ -310,7 +301,7 @@ impl Core {
         core.want_unrestored(unrestored);
         core.reload_mempool();
         core.reload_bans();
-        core.publish();
+        core.publish(true);
         core
     }
 
@@ -338,8 +329,8 @@ impl Core {
                 _ = tick.tick() => self.on_tick(),
                 _ = saved.notified(), if self.saving.is_some() => self.poll_saved(),
                 // Transaction announcements are due: `after_event` sends them.
-                () = tokio::time::sleep_until(self.tx_announcements.due().unwrap_or_else(Instant::now)),
-                    if self.tx_announcements.due().is_some() => {}
+                () = tokio::time::sleep_until(self.mempool.announcements_due().unwrap_or_else(Instant::now)),
+                    if self.mempool.announcements_due().is_some() => {}
                 // The block interval has passed: `after_event` mines.
                 () = tokio::time::sleep_until(self.mine_at.unwrap_or_else(Instant::now)),
                     if self.mine_at.is_some() => self.mine_at = None,
@@ -400,7 +391,7 @@ impl Core {
         // Only once what the event accepted is durable.
         if saved {
             self.run_deferred_queries();
-            self.publish();
+            self.publish(true);
             for waiter in self.saved_waiters.drain(..) {
                 let _ = waiter.send(());
             }
@@ -408,7 +399,7 @@ impl Core {
         let mempool_published = if saved {
             true
         } else if !self.store_failed && !self.cancel.is_cancelled() {
-            self.publish_unsaved()
+            self.publish(false)
         } else {
             false
         };
@@ -471,7 +462,7 @@ impl Core {
             }
             CoreMsg::Gone { conn } => {
                 self.peers.on_gone(conn, now);
-                self.orphans.forget_peer(conn);
+                self.mempool.forget_peer(conn);
                 let retries = self.requests.forget_peer(conn, now);
                 self.ask_again(retries);
             }
@@ -490,6 +481,27 @@ impl Core {
                 }
             }
             CoreMsg::Command(c) => self.on_command(c),
+        }
+    }
+
+    /// Publishes the snapshot: all of it if `saved` (everything accepted is
+    /// durable), else what does not wait for a save (see
+    /// [`published::Publisher::publish_unsaved`]). Returns whether the
+    /// mempool part is current.
+    fn publish(&mut self, saved: bool) -> bool {
+        let from = published::Sources {
+            chain: &self.chain,
+            mempool: &self.mempool,
+            mining: self.miner.mode(),
+            peers: self.peers.infos(Instant::now()),
+            metrics: &self.metrics,
+            events: &self.events,
+        };
+        if saved {
+            self.published.publish(&from);
+            true
+        } else {
+            self.published.publish_unsaved(&from)
         }
     }
 
@@ -559,16 +571,7 @@ impl Core {
         // connected, after a partition say, never reached it).
         let tip = self.chain.tip();
         self.announce_block_to(conn, tip);
-        let ids = self.mempool.ids();
-        let mut fresh = Vec::new();
-        if let Some(p) = self.peers.get_mut(conn) {
-            for id in ids {
-                if !p.known_txs.contains(&id) {
-                    p.known_txs.insert(id);
-                    fresh.push(id);
-                }
-            }
-        }
+        let fresh = self.peers.tell_txs(conn, self.mempool.ids());
         for chunk in fresh.chunks(wire::message::MAX_INVENTORY) {
             self.send(
                 conn,
@@ -607,7 +610,7 @@ impl Core {
     fn on_tick(&mut self) {
         let now = Instant::now();
         self.peers.expire_bans(now);
-        self.orphans.expire(now);
+        self.mempool.expire_orphans(now);
         let retries = self.requests.expire(now, self.config.request_timeout);
         self.ask_again(retries);
         self.dial_due();

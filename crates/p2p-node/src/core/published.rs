@@ -17,11 +17,9 @@ use std::sync::Arc;
 use chain_core::{Block, BlockHash, Work};
 use escrow::{Ledger, Tx};
 use tokio::sync::watch;
-use tokio::time::Instant;
 use wire::NodeId;
 
 use crate::config::MiningMode;
-use crate::core::Core;
 use crate::core::view::{Metrics, NodeChain, NodeEvent, PeerInfo};
 
 /// How many heights below the tip (the tip's included) [`RecentBlocks`]
@@ -299,97 +297,110 @@ impl Publisher {
     }
 }
 
-impl Core {
+/// What a publication reads: the core's parts, lent for the moment.
+pub(crate) struct Sources<'a> {
+    /// The chain (the tip, the ledger, the blocks).
+    pub chain: &'a NodeChain,
+    /// The pending transactions.
+    pub mempool: &'a crate::mempool::Mempool,
+    /// The mining mode.
+    pub mining: MiningMode,
+    /// The live peers.
+    pub peers: Vec<PeerInfo>,
+    /// The counters.
+    pub metrics: &'a Metrics,
+    /// Where watchers are told of the step's events.
+    pub events: &'a tokio::sync::broadcast::Sender<NodeEvent>,
+}
+
+impl Publisher {
     /// Publishes a new snapshot if this step changed something a reader
     /// sees, then sends the step's events to watchers. Called at the end of
     /// every event, after what it accepted is saved: a snapshot never shows
     /// a block that is not durable, and a watcher told of a change finds it
     /// in the snapshot.
-    pub(super) fn publish(&mut self) {
-        self.publish_with(true);
+    pub fn publish(&mut self, from: &Sources<'_>) {
+        self.publish_with(from, true);
     }
 
-    /// Publishes what does not wait for a save while blocks do (a commit in
-    /// flight, or blocks not yet handed to it): the peers and the counters,
-    /// and the mempool if the tip is still the published one (so that the
-    /// snapshot stays consistent: a transaction never leaves the pending
-    /// view before its block is in the chain's view). The chain's part
-    /// (tip, ledger, blocks) and its events stay as last published until
-    /// [`Core::publish`]. Returns whether the mempool part is current: a
-    /// submission is then visible without waiting for the commit.
-    pub(super) fn publish_unsaved(&mut self) -> bool {
-        self.publish_with(false)
+    /// Publishes what does not wait for a save while blocks do (blocks not
+    /// yet saved): the peers and the counters, and the mempool if the tip
+    /// is still the published one (so that the snapshot stays consistent:
+    /// a transaction never leaves the pending view before its block is in
+    /// the chain's view). The chain's part (tip, ledger, blocks) and its
+    /// events stay as last published until [`Publisher::publish`]. Returns
+    /// whether the mempool part is current: a submission is then visible
+    /// without waiting for the commit.
+    pub fn publish_unsaved(&mut self, from: &Sources<'_>) -> bool {
+        self.publish_with(from, false)
     }
 
-    fn publish_with(&mut self, chain: bool) -> bool {
-        let now = Instant::now();
-        let old = self.published.sender.borrow().clone();
-        let mempool_current = chain || self.chain.tip() == old.tip;
+    fn publish_with(&mut self, from: &Sources<'_>, chain: bool) -> bool {
+        let old = self.sender.borrow().clone();
+        let mempool_current = chain || from.chain.tip() == old.tip;
         let events = if chain {
-            std::mem::take(&mut self.published.events)
+            std::mem::take(&mut self.events)
         } else {
-            let (held, now_sent) = std::mem::take(&mut self.published.events)
-                .into_iter()
-                .partition(|e| match e {
-                    NodeEvent::Tip { .. } | NodeEvent::Fork { .. } => true,
-                    NodeEvent::Mempool { .. } => !mempool_current,
-                    NodeEvent::Peers { .. } => false,
-                });
-            self.published.events = held;
+            let (held, now_sent) =
+                std::mem::take(&mut self.events)
+                    .into_iter()
+                    .partition(|e| match e {
+                        NodeEvent::Tip { .. } | NodeEvent::Fork { .. } => true,
+                        NodeEvent::Mempool { .. } => !mempool_current,
+                        NodeEvent::Peers { .. } => false,
+                    });
+            self.events = held;
             now_sent
         };
         let mut new = Snapshot::clone(&old);
         let mut changed = false;
 
         let mut joined = Vec::new();
-        if chain && self.chain.tip() != old.tip {
-            new.tip = self.chain.tip();
-            new.height = self.chain.height();
-            new.total_work = self.chain.total_work();
-            new.state = Arc::new(self.chain.state().clone());
-            joined = new.recent.follow(&self.chain);
+        if chain && from.chain.tip() != old.tip {
+            new.tip = from.chain.tip();
+            new.height = from.chain.height();
+            new.total_work = from.chain.total_work();
+            new.state = Arc::new(from.chain.state().clone());
+            joined = new.recent.follow(from.chain);
             changed = true;
         }
         for event in &events {
             if let NodeEvent::Fork { hash, .. } = event
-                && let Some(block) = self.chain.block(hash)
+                && let Some(block) = from.chain.block(hash)
             {
                 new.recent.add(&block);
                 joined.push(*hash);
                 changed = true;
             }
         }
-        self.published
-            .connect_orphans(&self.chain, &mut new.recent, joined);
-        let mempool_changes = self.mempool.changes();
-        if mempool_current && mempool_changes != self.published.mempool_changes {
-            self.published.mempool_changes = mempool_changes;
-            new.pending = Arc::new(self.mempool.pending_ledger().clone());
-            new.mempool_len = self.mempool.len();
+        self.connect_orphans(from.chain, &mut new.recent, joined);
+        let mempool_changes = from.mempool.changes();
+        if mempool_current && mempool_changes != self.mempool_changes {
+            self.mempool_changes = mempool_changes;
+            new.pending = Arc::new(from.mempool.pending_ledger().clone());
+            new.mempool_len = from.mempool.len();
             changed = true;
         }
-        let mining = self.miner.mode();
-        if mining != old.mining {
-            new.mining = mining;
+        if from.mining != old.mining {
+            new.mining = from.mining;
             changed = true;
         }
-        let peers = self.peers.infos(now);
-        if peers.as_slice() != &*old.peers {
-            new.peers = Arc::from(peers);
+        if from.peers.as_slice() != &*old.peers {
+            new.peers = Arc::from(from.peers.clone());
             changed = true;
         }
-        if self.metrics != *old.metrics {
-            new.metrics = Arc::new(self.metrics.clone());
+        if *from.metrics != *old.metrics {
+            new.metrics = Arc::new(from.metrics.clone());
             changed = true;
         }
 
         if changed {
             new.seq = old.seq + 1;
-            self.published.sender.send_replace(Arc::new(new));
+            self.sender.send_replace(Arc::new(new));
         }
         for event in events {
             // No watcher is fine.
-            let _ = self.events.send(event);
+            let _ = from.events.send(event);
         }
         mempool_current
     }

@@ -206,7 +206,7 @@ mod tests {
                 amount: Amount::new(3),
             },
         );
-        let id = pool.add(tx.clone()).unwrap();
+        let id = pool.add(tx.clone(), None).unwrap();
         let other = TxId::from_bytes([2; 32]);
         let (found, missing) = txs(&pool, &[other, id]);
         assert_eq!(found, vec![tx]);
@@ -229,7 +229,7 @@ mod tests {
                     amount: Amount::new(1),
                 },
             );
-            ids.push(pool.add(tx).unwrap());
+            ids.push(pool.add(tx, None).unwrap());
         }
         // Asked in the ids' order (as retries after a timeout are), or
         // backwards: served by nonce, so a peer can admit them one by one.

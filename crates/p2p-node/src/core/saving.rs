@@ -65,7 +65,7 @@ impl Core {
                 let count = saved.len();
                 let kept = saved
                     .into_iter()
-                    .filter(|tx| self.mempool.add(tx.clone()).is_ok())
+                    .filter(|tx| self.mempool.add(tx.clone(), None).is_ok())
                     .count();
                 if count > 0 {
                     info!(kept, of = count, "reloaded the saved mempool");
@@ -281,7 +281,6 @@ impl Core {
             metrics: &self.metrics,
             chain: &self.chain,
             mempool: &self.mempool,
-            orphans: &self.orphans,
             peers: self.peers.infos(now),
             bans: self.peers.bans(now),
             node_id: self.node_id,

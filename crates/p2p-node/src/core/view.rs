@@ -12,7 +12,6 @@ use wire::NodeId;
 
 use crate::config::MiningMode;
 use crate::mempool::Mempool;
-use crate::mempool::orphans::OrphanPool;
 use crate::penalty::BanKey;
 use crate::store::BlockStore;
 
@@ -83,10 +82,9 @@ pub struct NodeView<'a> {
     pub store: &'a dyn BlockStore,
     /// Monitoring counters.
     pub metrics: &'a Metrics,
-    /// Pending transactions.
+    /// Pending transactions, and those waiting for an earlier nonce of
+    /// their sender ([`Mempool::orphans`]).
     pub mempool: &'a Mempool,
-    /// Gossiped transactions waiting for an earlier nonce of their sender.
-    pub orphans: &'a OrphanPool,
     /// Live peers.
     pub peers: Vec<PeerInfo>,
     /// Active bans and the time left on each.

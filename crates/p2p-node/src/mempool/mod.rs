@@ -35,15 +35,31 @@
 //! values they did before, so they stay, unchecked; the others are
 //! re-admitted in pool order over the new tip, and the new pending state
 //! is the old one with the dirty entries taken from that re-admission.
+//!
+//! # What else the pool owns
+//!
+//! - The orphan transactions ([`orphans`]): gossiped transactions that came
+//!   before an earlier nonce of their sender, admitted once the gap closes.
+//!   [`Mempool::offer`] is the one entry for a transaction from anywhere:
+//!   it admits, keeps a peer's nonce-gap transaction waiting, and admits
+//!   the waiting ones an admission let in.
+//! - The trickle queue ([`announce`]): admitted ids waiting to be
+//!   announced to each peer.
 
+pub mod announce;
 pub mod orphans;
 
-use std::collections::{HashMap, VecDeque};
-
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use chain_core::TxId;
-use escrow::{Address, AdmissionError, ContractId, Ledger, Payload, PendingState, SignedTx, Tx};
+use escrow::{
+    Address, AdmissionError, ContractId, Ledger, LedgerError, Payload, PendingState, SigCheck,
+    SignedTx, Tx,
+};
+use tokio::time::Instant;
+
+use announce::Announcements;
+use orphans::{OrphanPool, OrphanRefusal, PeerId, SenderState};
 
 /// Why a transaction was not added.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -141,8 +157,36 @@ impl Meta {
     }
 }
 
+/// What became of a transaction offered to the pool
+/// ([`Mempool::offer`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Offered {
+    /// Pending now, and so are the waiting transactions its admission let
+    /// in: all are news to peers.
+    Added {
+        /// The offered transaction's id.
+        id: TxId,
+        /// The waiting transactions it let in, in admission order.
+        freed: Vec<TxId>,
+    },
+    /// A peer's transaction whose nonce is ahead of its sender's next:
+    /// kept to wait for its predecessors (evicting the orphan named, if
+    /// the orphan pool was full).
+    Waiting {
+        /// The orphan evicted to make room (its sender and nonce).
+        evicted: Option<(Address, u64)>,
+    },
+    /// A peer's transaction whose nonce is ahead of its sender's next, not
+    /// kept to wait (the orphan pool's rules refused it): not the peer's
+    /// fault (see `docs/PROTOCOL.md`, "Orphan transactions").
+    NotKept(OrphanRefusal),
+    /// Not pooled.
+    Refused(MempoolError),
+}
+
 /// Pending transactions in admission order (which keeps each sender's
-/// nonces in order).
+/// nonces in order), with the orphan transactions waiting for an earlier
+/// nonce and the trickle queue of announcements.
 #[cfg_attr(test, derive(Clone))]
 pub struct Mempool {
     txs: Vec<SignedTx>,
@@ -159,6 +203,10 @@ pub struct Mempool {
     dropped_order: VecDeque<TxId>,
     /// How many times the pool changed (see [`Mempool::changes`]).
     changes: u64,
+    /// Peers' transactions waiting for an earlier nonce of their sender.
+    orphans: OrphanPool,
+    /// Admitted ids waiting to be announced to each peer.
+    announcements: Announcements,
 }
 
 impl Mempool {
@@ -176,31 +224,149 @@ impl Mempool {
             max_per_account,
             dropped: HashMap::new(),
             dropped_order: VecDeque::new(),
+            orphans: OrphanPool::new(),
+            announcements: Announcements::default(),
         }
     }
 
-    /// Adds `tx` if it applies after everything pending.
+    /// Adds `tx` if it applies after everything pending; `check` is its
+    /// signature's verdict if reached before, on another thread
+    /// ([`escrow::SigCache::precheck`]): the same results without the
+    /// signature check's cost here. Waiting transactions stay waiting
+    /// (see [`Mempool::offer`]).
     ///
     /// # Errors
     ///
     /// [`MempoolError`] naming why not; the pool is unchanged then.
-    pub fn add(&mut self, tx: SignedTx) -> Result<TxId, MempoolError> {
-        self.insert(tx, true, None)
+    pub fn add(&mut self, tx: SignedTx, check: Option<SigCheck>) -> Result<TxId, MempoolError> {
+        self.insert(tx, true, check)
     }
 
-    /// [`Mempool::add`] with the signature's verdict reached before, on
-    /// another thread ([`escrow::SigCache::precheck`]): the same results
-    /// without the signature check's cost here.
-    ///
-    /// # Errors
-    ///
-    /// As [`Mempool::add`].
-    pub fn add_prechecked(
+    /// Offers `tx` (with its signature's verdict, if reached), from peer
+    /// `from` or, if `None`, from this node's own user: admitted if it
+    /// applies, and then the sender's waiting transactions it lets in; a
+    /// peer's transaction whose nonce is ahead of its sender's next waits
+    /// for its predecessors if the orphan pool's rules let it (a user's is
+    /// refused: the user is told at once). `now` dates a kept orphan.
+    pub fn offer(
         &mut self,
         tx: SignedTx,
-        check: escrow::SigCheck,
-    ) -> Result<TxId, MempoolError> {
-        self.insert(tx, true, Some(check))
+        check: Option<SigCheck>,
+        from: Option<PeerId>,
+        now: Instant,
+    ) -> Offered {
+        let sender = tx.sender();
+        // Kept with the transaction if it has to wait for an earlier
+        // nonce, so that its admission then need not check it again.
+        let kept = from.map(|_| (tx.clone(), check.clone()));
+        match self.add(tx, check) {
+            Ok(id) => Offered::Added {
+                id,
+                freed: self.admit_waiting_of(sender),
+            },
+            Err(e) => {
+                let gap = match &e {
+                    MempoolError::Invalid(AdmissionError::Invalid(LedgerError::BadNonce {
+                        expected,
+                        got,
+                        ..
+                    })) if got > expected => Some(*expected),
+                    _ => None,
+                };
+                let (Some(next_nonce), Some(peer), Some((tx, check))) = (gap, from, kept) else {
+                    return Offered::Refused(e);
+                };
+                let state = SenderState {
+                    next_nonce,
+                    funded: !self.pending_ledger().balance(&sender).is_zero()
+                        || self.pending_of(&sender) > 0,
+                };
+                match self.orphans.offer(tx, check, peer, state, now) {
+                    Ok(evicted) => Offered::Waiting { evicted },
+                    Err(why) => Offered::NotKept(why),
+                }
+            }
+        }
+    }
+
+    /// Admits every sender's waiting transactions whose earlier nonces are
+    /// now pending (after a new tip), and forgets those a block passed.
+    /// Returns the admitted ids, in admission order.
+    pub fn admit_waiting(&mut self) -> Vec<TxId> {
+        let mut ids = Vec::new();
+        for sender in self.orphans.senders() {
+            ids.extend(self.admit_waiting_of(sender));
+        }
+        ids
+    }
+
+    /// Admits `sender`'s waiting transactions, in nonce order, as long as
+    /// the next one waits; returns their ids.
+    fn admit_waiting_of(&mut self, sender: Address) -> Vec<TxId> {
+        let mut ids = Vec::new();
+        loop {
+            let next = self.pending_ledger().nonce(&sender);
+            let Some((tx, check)) = self.orphans.take_next(&sender, next) else {
+                return ids;
+            };
+            let id = tx.id();
+            match self.add(tx, check) {
+                Ok(id) => ids.push(id),
+                Err(e) => {
+                    tracing::debug!(%id, "waiting transaction not pooled: {e}");
+                    return ids;
+                }
+            }
+        }
+    }
+
+    /// Whether `id` is pending or waits for an earlier nonce: an announced
+    /// id the pool knows is not asked for.
+    pub fn knows(&self, id: &TxId) -> bool {
+        self.contains(id) || self.orphans.contains_id(id)
+    }
+
+    /// The orphan transactions waiting for an earlier nonce.
+    pub fn orphans(&self) -> &OrphanPool {
+        &self.orphans
+    }
+
+    /// Drops the orphans past their expiry at `now`; returns how many.
+    pub fn expire_orphans(&mut self, now: Instant) -> usize {
+        self.orphans.expire(now)
+    }
+
+    /// Drops the orphans that came from `peer` (it disconnected); returns
+    /// how many.
+    pub fn forget_peer(&mut self, peer: PeerId) -> usize {
+        self.orphans.forget_peer(peer)
+    }
+
+    /// Queues `id` to be announced to each of `peers` (those the peer
+    /// table says do not know it), at `now`.
+    pub fn queue_announcement(
+        &mut self,
+        peers: impl IntoIterator<Item = PeerId>,
+        id: TxId,
+        now: Instant,
+    ) {
+        self.announcements.queue(peers, id, now);
+    }
+
+    /// When the queued announcements are due, if any are queued.
+    pub fn announcements_due(&self) -> Option<Instant> {
+        self.announcements.due()
+    }
+
+    /// The queued announcements if they are due at `now` (else none), by
+    /// peer, less the ids no longer pending (mined or dropped meanwhile:
+    /// not worth the peer's request).
+    pub fn take_due_announcements(&mut self, now: Instant) -> Vec<(PeerId, Vec<TxId>)> {
+        let mut due = self.announcements.take_due(now);
+        for (_, ids) in &mut due {
+            ids.retain(|id| self.ids.contains_key(id));
+        }
+        due
     }
 
     /// Adds `tx`, with the pool's limits and a signature check (a new

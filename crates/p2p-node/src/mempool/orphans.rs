@@ -89,6 +89,7 @@ pub struct SenderState {
 }
 
 /// One waiting transaction.
+#[derive(Clone)]
 struct Orphan {
     tx: SignedTx,
     check: Option<SigCheck>,
@@ -100,7 +101,7 @@ struct Orphan {
 }
 
 /// The orphan transactions (see the module docs).
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct OrphanPool {
     /// By sender and nonce.
     entries: BTreeMap<(Address, u64), Orphan>,

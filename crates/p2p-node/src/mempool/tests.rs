@@ -23,21 +23,24 @@ fn bounded_in_total_and_per_account() {
     let chain = Genesis::dev().chain().unwrap();
     let ledger = chain.state();
     let mut pool = Mempool::new(ledger, 1, 3, 2);
-    pool.add(pay(ledger, "alice", 0, 1)).unwrap();
+    pool.add(pay(ledger, "alice", 0, 1), None).unwrap();
     let again = pay(ledger, "alice", 0, 1);
-    assert!(matches!(pool.add(again), Err(MempoolError::Duplicate(_))));
-    pool.add(pay(ledger, "alice", 1, 1)).unwrap();
     assert!(matches!(
-        pool.add(pay(ledger, "alice", 2, 1)),
+        pool.add(again, None),
+        Err(MempoolError::Duplicate(_))
+    ));
+    pool.add(pay(ledger, "alice", 1, 1), None).unwrap();
+    assert!(matches!(
+        pool.add(pay(ledger, "alice", 2, 1), None),
         Err(MempoolError::AccountFull { max: 2, .. })
     ));
-    pool.add(pay(ledger, "charlie", 0, 1)).unwrap();
+    pool.add(pay(ledger, "charlie", 0, 1), None).unwrap();
     assert!(matches!(
-        pool.add(pay(ledger, "dave", 0, 1)),
+        pool.add(pay(ledger, "dave", 0, 1), None),
         Err(MempoolError::Full { max: 3 })
     ));
     assert!(matches!(
-        pool.add(pay(ledger, "dave", 5, 1)),
+        pool.add(pay(ledger, "dave", 5, 1), None),
         Err(MempoolError::Full { .. })
     ));
     assert_eq!(pool.len(), 3);
@@ -50,9 +53,9 @@ fn rebuild_keeps_what_still_applies_in_order() {
     let mut pool = Mempool::new(ledger, 1, 100, 100);
     let a0 = pay(ledger, "alice", 0, 1);
     let a1 = pay(ledger, "alice", 1, 1);
-    pool.add(a1.clone()).unwrap_err();
-    pool.add(a0.clone()).unwrap();
-    pool.add(a1.clone()).unwrap();
+    pool.add(a1.clone(), None).unwrap_err();
+    pool.add(a0.clone(), None).unwrap();
+    pool.add(a1.clone(), None).unwrap();
     // a0 comes back from an undone block ahead of the pool: order kept,
     // no duplicates.
     let dropped = pool.rebuild(ledger, 1, vec![a0.clone()], |_| false);
@@ -67,7 +70,7 @@ fn a_rebuild_keeps_every_accepted_transaction_whatever_the_limits() {
     let chain = Genesis::dev().chain().unwrap();
     let ledger = chain.state();
     let mut pool = Mempool::new(ledger, 1, 4, 2);
-    pool.add(pay(ledger, "alice", 3, 1)).unwrap_err();
+    pool.add(pay(ledger, "alice", 3, 1), None).unwrap_err();
     // Five of alice's transactions come back from undone blocks; the
     // pool allows two per account and four in all on admission.
     let returned: Vec<SignedTx> = (0..5).map(|n| pay(ledger, "alice", n, 1)).collect();
@@ -76,7 +79,7 @@ fn a_rebuild_keeps_every_accepted_transaction_whatever_the_limits() {
     assert_eq!(pool.len(), 5);
     // New admissions still meet the limits.
     assert!(matches!(
-        pool.add(pay(ledger, "charlie", 0, 1)),
+        pool.add(pay(ledger, "charlie", 0, 1), None),
         Err(MempoolError::Full { max: 4 })
     ));
 }
@@ -87,7 +90,7 @@ fn a_transaction_that_no_longer_applies_is_dropped_with_its_reason() {
     let ledger = chain.state();
     let mut pool = Mempool::new(ledger, 1, 100, 100);
     let spend = pay(ledger, "alice", 0, 999_000);
-    let id = pool.add(spend).unwrap();
+    let id = pool.add(spend, None).unwrap();
     // A new tip where alice's balance is gone (another transaction of
     // hers, with the same nonce, was mined): pretend by a ledger where
     // her nonce 0 is taken.
@@ -102,7 +105,7 @@ fn a_transaction_that_no_longer_applies_is_dropped_with_its_reason() {
     assert!(why.reason.contains("nonce"), "{}", why.reason);
     // Mined instead of dropped: not remembered as dropped.
     let mut pool = Mempool::new(ledger, 1, 100, 100);
-    let id = pool.add(pay(ledger, "alice", 0, 5)).unwrap();
+    let id = pool.add(pay(ledger, "alice", 0, 5), None).unwrap();
     assert!(pool.rebuild(&taken, 2, Vec::new(), |t| *t == id).is_empty());
     assert!(pool.dropped(&id).is_none());
 }
@@ -219,7 +222,7 @@ fn extending_is_the_same_as_rebuilding() {
             let mut full = inc.clone();
             for _ in 0..(4 + dice.below(12)) {
                 let tx = random_tx(&mut dice, inc.pending_ledger(), height + 1, &contracts);
-                let (a, b) = (inc.add(tx.clone()), full.add(tx.clone()));
+                let (a, b) = (inc.add(tx.clone(), None), full.add(tx.clone(), None));
                 assert_eq!(a, b);
                 if a.is_ok() && matches!(tx.body.payload, Payload::EscrowCreate { .. }) {
                     contracts.push(ContractId::from_tx(&tx.id()));
@@ -280,8 +283,8 @@ fn extending_rechecks_only_what_the_block_touched() {
     let mut pool = Mempool::new(ledger, 1, 100, 100);
     let alice = pay(ledger, "alice", 0, 1);
     let charlie = pay(ledger, "charlie", 0, 1);
-    pool.add(alice.clone()).unwrap();
-    pool.add(charlie.clone()).unwrap();
+    pool.add(alice.clone(), None).unwrap();
+    pool.add(charlie.clone(), None).unwrap();
     // A block with another transaction of dave's, to eve: neither
     // alice, nor charlie, nor bob (their payee) is touched.
     let mut next = PendingState::new(ledger, 1);
@@ -326,4 +329,111 @@ fn extending_rechecks_only_what_the_block_touched() {
     assert_eq!(pool.txs(), &[charlie][..]);
     assert!(pool.dropped(&alice.id()).is_none());
     assert_eq!(pool.ids().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_peers_transaction_ahead_of_its_nonce_waits_and_comes_in_with_its_predecessor() {
+    let chain = Genesis::dev().chain().unwrap();
+    let ledger = chain.state();
+    let mut pool = Mempool::new(ledger, 1, 100, 100);
+    let now = tokio::time::Instant::now();
+    let (a0, a1, a2) = (
+        pay(ledger, "alice", 0, 1),
+        pay(ledger, "alice", 1, 1),
+        pay(ledger, "alice", 2, 1),
+    );
+    assert_eq!(
+        pool.offer(a2.clone(), None, Some(7), now),
+        Offered::Waiting { evicted: None }
+    );
+    assert_eq!(
+        pool.offer(a1.clone(), None, Some(8), now),
+        Offered::Waiting { evicted: None }
+    );
+    assert!(
+        pool.knows(&a1.id()) && !pool.contains(&a1.id()),
+        "waiting, not pending"
+    );
+    assert_eq!(
+        pool.offer(a0.clone(), None, Some(9), now),
+        Offered::Added {
+            id: a0.id(),
+            freed: vec![a1.id(), a2.id()]
+        },
+        "the predecessor lets the waiting ones in, in nonce order"
+    );
+    assert_eq!(pool.len(), 3);
+    assert!(pool.orphans().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_users_transaction_ahead_of_its_nonce_is_refused_not_kept() {
+    let chain = Genesis::dev().chain().unwrap();
+    let ledger = chain.state();
+    let mut pool = Mempool::new(ledger, 1, 100, 100);
+    let now = tokio::time::Instant::now();
+    let ahead = pay(ledger, "alice", 3, 1);
+    let offered = pool.offer(ahead.clone(), None, None, now);
+    assert!(
+        matches!(
+            offered,
+            Offered::Refused(MempoolError::Invalid(AdmissionError::Invalid(
+                LedgerError::BadNonce {
+                    expected: 0,
+                    got: 3,
+                    ..
+                }
+            )))
+        ),
+        "{offered:?}"
+    );
+    assert!(!pool.knows(&ahead.id()));
+    // A nonce already taken is refused whoever sends it.
+    pool.offer(pay(ledger, "alice", 0, 1), None, None, now);
+    let behind = pool.offer(pay(ledger, "alice", 0, 2), None, Some(1), now);
+    assert!(matches!(behind, Offered::Refused(_)), "{behind:?}");
+    // An unfunded sender's orphan is not kept, and that is not refused as
+    // invalid (the peer is not at fault).
+    let stranger = SignedTx::sign(
+        &escrow::Keypair::from_seed([0x77; 32]),
+        1,
+        ledger.network(),
+        Payload::Transfer {
+            to: dev::address("bob").unwrap(),
+            amount: Amount::new(1),
+        },
+    );
+    assert_eq!(
+        pool.offer(stranger, None, Some(1), now),
+        Offered::NotKept(orphans::OrphanRefusal::Unfunded)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiting_transactions_go_with_their_peer_and_announcements_skip_what_left() {
+    let chain = Genesis::dev().chain().unwrap();
+    let ledger = chain.state();
+    let mut pool = Mempool::new(ledger, 1, 100, 100);
+    let now = tokio::time::Instant::now();
+    pool.offer(pay(ledger, "alice", 2, 1), None, Some(4), now);
+    assert_eq!(pool.forget_peer(4), 1);
+    assert!(pool.orphans().is_empty());
+
+    let kept = pay(ledger, "charlie", 0, 1);
+    pool.add(kept.clone(), None).unwrap();
+    pool.queue_announcement([1, 2], kept.id(), now);
+    let gone = pay(ledger, "alice", 0, 1);
+    pool.queue_announcement([1], gone.id(), now);
+    assert_eq!(
+        pool.announcements_due(),
+        Some(now + announce::ANNOUNCE_DELAY)
+    );
+    assert!(pool.take_due_announcements(now).is_empty(), "not due yet");
+    let due = pool.take_due_announcements(now + announce::ANNOUNCE_DELAY);
+    assert_eq!(
+        due,
+        vec![(1, vec![kept.id()]), (2, vec![kept.id()])],
+        "an id no longer pending is not announced"
+    );
+    assert_eq!(pool.announcements_due(), None);
 }

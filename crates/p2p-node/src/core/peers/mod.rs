@@ -10,7 +10,7 @@
 //! queue is full is too slow and is dropped.
 
 use rand_chacha::rand_core::SeedableRng;
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,62 +25,23 @@ use wire::{Handshake, Message, NodeId, Reason};
 use crate::config::NodeConfig;
 use crate::core::view::{ConnId, Direction, PeerInfo};
 use crate::penalty::{BanKey, Bans, Offence, Score};
+use known::KnownSet;
 
 /// Most addresses kept in the address book.
 const MAX_ADDR_BOOK: usize = 1_000;
 /// Most hashes remembered per peer as known to it.
 const MAX_KNOWN: usize = 20_000;
 
-/// A set that forgets its oldest entries past a bound.
-pub(crate) struct KnownSet<T: std::hash::Hash + Eq + Copy> {
-    set: HashSet<T>,
-    order: VecDeque<T>,
-    max: usize,
-}
-
-impl<T: std::hash::Hash + Eq + Copy> KnownSet<T> {
-    fn new(max: usize) -> Self {
-        Self {
-            set: HashSet::new(),
-            order: VecDeque::new(),
-            max,
-        }
-    }
-
-    /// Remembers `item`, forgetting the oldest past the bound.
-    pub fn insert(&mut self, item: T) {
-        if self.set.insert(item) {
-            self.order.push_back(item);
-            if self.order.len() > self.max
-                && let Some(old) = self.order.pop_front()
-            {
-                self.set.remove(&old);
-            }
-        }
-    }
-
-    /// Whether `item` is remembered.
-    pub fn contains(&self, item: &T) -> bool {
-        self.set.contains(item)
-    }
-
-    /// Forgets `item` (its slot in the eviction order stays until it ages
-    /// out; evicting an item that was re-inserted only forgets it early).
-    pub fn forget(&mut self, item: &T) {
-        self.set.remove(item);
-    }
-}
-
 /// A connection the table knows.
-pub(crate) struct Peer {
+struct Peer {
     /// The socket address of the connection.
-    pub remote: SocketAddr,
+    remote: SocketAddr,
     /// Who dialled.
-    pub direction: Direction,
+    direction: Direction,
     /// The peer's node id.
-    pub node_id: NodeId,
+    node_id: NodeId,
     /// Where the peer listens, as it said.
-    pub listen_addr: Option<SocketAddr>,
+    listen_addr: Option<SocketAddr>,
     /// `None` once the table has dropped the peer (the task is closing).
     sender: Option<mpsc::Sender<Message>>,
     /// Bytes queued and not yet written (shared with the connection's
@@ -88,13 +49,13 @@ pub(crate) struct Peer {
     queued: Arc<AtomicUsize>,
     live: bool,
     /// Blocks the peer has or was told of.
-    pub known_blocks: KnownSet<BlockHash>,
+    known_blocks: KnownSet<BlockHash>,
     /// Transactions the peer has or was told of.
-    pub known_txs: KnownSet<TxId>,
+    known_txs: KnownSet<TxId>,
     /// The most work the peer has said it has.
-    pub best_work: Work,
+    best_work: Work,
     /// The peer's best height as last known.
-    pub best_height: u64,
+    best_height: u64,
     score: Score,
     /// Upload allowance left, in bytes, as of `allowance_at`.
     allowance: usize,
@@ -211,11 +172,6 @@ impl PeerTable {
             table.watch(addr);
         }
         table
-    }
-
-    /// A known connection, to update what is known of it.
-    pub fn get_mut(&mut self, conn: ConnId) -> Option<&mut Peer> {
-        self.peers.get_mut(&conn)
     }
 
     /// Whether the table still talks to `conn`.
@@ -401,32 +357,6 @@ impl PeerTable {
             .map(|(c, _)| *c)
     }
 
-    /// `conn` has the block at `height` with `work` cumulative work (it
-    /// announced or sent it): what `/peers` shows and sync decisions use
-    /// follow the peer's announcements, not only its handshake.
-    pub fn saw_tip(&mut self, conn: ConnId, height: u64, work: Work) {
-        if let Some(p) = self.peers.get_mut(&conn) {
-            p.best_height = p.best_height.max(height);
-            if work > p.best_work {
-                p.best_work = work;
-            }
-        }
-    }
-
-    /// `conn` sent a block that was new to us (protects it from eviction).
-    pub fn note_block(&mut self, conn: ConnId, now: Instant) {
-        if let Some(p) = self.peers.get_mut(&conn) {
-            p.last_block = Some(now);
-        }
-    }
-
-    /// `conn` sent a transaction we admitted (protects it from eviction).
-    pub fn note_tx(&mut self, conn: ConnId, now: Instant) {
-        if let Some(p) = self.peers.get_mut(&conn) {
-            p.last_tx = Some(now);
-        }
-    }
-
     /// The handshake completed: the peer is live. Returns the work it said
     /// it has, for the core to decide whether to sync from it.
     pub fn on_live(&mut self, conn: ConnId) -> Option<Work> {
@@ -608,6 +538,7 @@ impl PeerTable {
 }
 
 mod addrs;
+mod known;
 
 #[cfg(test)]
 mod tests;
