@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use chain_core::{Block, Header, InsertError, Inserted, Reorg, Transaction, TxId};
+use chain_core::{Block, InsertError, Inserted, Reorg, Transaction, TxId};
 use escrow::{LedgerError, SignedTx, Tx};
 use tokio::time::Instant;
 use tracing::{debug, info};
@@ -110,7 +110,6 @@ impl Core {
     /// back what undone blocks held, tell watchers, and stop the miner,
     /// whose template now has a stale parent.
     pub(super) fn on_new_best(&mut self, reorg: &Reorg<Tx>) {
-        self.tip_adopted = Some(Instant::now());
         for block in &reorg.undone {
             self.unsaved_index
                 .push(IndexChange::Undone(std::sync::Arc::clone(block)));
@@ -145,7 +144,7 @@ impl Core {
             undone: reorg.undone.len(),
         });
         self.emit_mempool();
-        self.miner.stop();
+        self.miner.tip_moved(Instant::now());
     }
 
     /// Moves the mempool to the new tip: incrementally when the tip only
@@ -210,55 +209,14 @@ impl Core {
         self.to_announce = Some(reorg.new_tip);
     }
 
-    /// Starts a job on a fresh template if the node should mine and no job
-    /// runs.
+    /// Starts a job on a fresh template if the node should mine, no job
+    /// runs and the block interval has passed (`core/mining.rs`).
     pub(super) fn maybe_mine(&mut self) {
-        if !self.miner.wants_job(self.mempool.is_empty()) || self.cancel.is_cancelled() {
+        if self.cancel.is_cancelled() {
             return;
         }
-        if let Some(wait) = self.block_interval_left() {
-            // Woken when it has passed (see `Core::run`).
-            self.mine_at = Some(Instant::now() + wait);
-            return;
-        }
-        let params = self.chain.params();
-        let paid_to = self.miner.paid_to();
-        let mut transactions = vec![Tx::Coinbase {
-            to: paid_to,
-            height: self.chain.height() + 1,
-        }];
-        let mut size = Header::SIZE + 64;
-        for tx in self.mempool.txs() {
-            let tx = Tx::Signed(tx.clone());
-            let len = chain_core::Transaction::encoded_len(&tx);
-            if transactions.len() >= params.max_block_txs || size + len > params.max_block_bytes {
-                break;
-            }
-            size += len;
-            transactions.push(tx);
-        }
-        let header = self.chain.template(&transactions, self.clock.now_ms());
-        let block = Block {
-            header,
-            transactions,
-        };
         self.miner
-            .start(block, paid_to, self.inbox.clone(), &self.tracker);
-    }
-
-    /// How long the node's own mining still waits before it may mine on
-    /// the tip: [`crate::NodeConfig::block_interval`] from the moment the
-    /// node adopted it, on the node's own clock (a block's timestamp may
-    /// lie up to two hours ahead, and must not stall mining); `None` if it
-    /// may mine now (no interval, an open "mine N" request, the time has
-    /// passed, or no tip was adopted since the start).
-    fn block_interval_left(&self) -> Option<std::time::Duration> {
-        let interval = self.config.block_interval;
-        if interval.is_zero() || self.miner.has_requests() {
-            return None;
-        }
-        let left = interval.saturating_sub(self.tip_adopted?.elapsed());
-        (!left.is_zero()).then_some(left)
+            .maybe_start(&self.chain, &self.mempool, &*self.clock, Instant::now());
     }
 
     /// The miner found a block paying `paid_to`: accept it and, if it
@@ -267,17 +225,7 @@ impl Core {
     pub(super) fn on_mined(&mut self, block: Block<Tx>, paid_to: escrow::Address) {
         let hash = block.hash();
         let header = block.header;
-        // At most one line a second at the info level: a node mining
-        // thousands of blocks a second must not spend its time logging.
-        let (last, quiet) = &mut self.mined_log;
-        if last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1)) {
-            info!(height = header.height, %hash, txs = block.transactions.len(), also = *quiet, "mined a block");
-            *last = Some(Instant::now());
-            *quiet = 0;
-        } else {
-            debug!(height = header.height, %hash, txs = block.transactions.len(), "mined a block");
-            *quiet += 1;
-        }
+        self.miner.log_found(&block, Instant::now());
         let work = header.target.to_target().map_or(0.0, |t| t.work().as_f64());
         if let Some(reorg) = self.accept_block(block, None) {
             self.metrics.blocks_mined += 1;

@@ -1,25 +1,31 @@
 //! The miner's driver: the mining mode, the running job with its stop
-//! flag, and the "mine N blocks" requests of the API.
+//! flag, the "mine N blocks" requests of the API, the block interval's
+//! wait, and the block template.
 //!
 //! [`MinerDriver`] decides whether the node should be mining and runs one
 //! job at a time through the `Mine` seam (live, on the miner's own
-//! low-priority thread); the core builds the block template
-//! and accepts what the job finds. A block found for a request is counted
+//! low-priority thread), on a template of the tip and the mempool; the
+//! core accepts what the job finds. A block found for a request is counted
 //! before the next job starts: the core counts it right after accepting it,
 //! and starts jobs only at the end of handling a message.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chain_core::miner::MineOutcome;
-use chain_core::{Block, BlockHash};
+use chain_core::{Block, BlockHash, Header};
 use escrow::{Address, Tx};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::clock::Clock;
 use crate::config::MiningMode;
 use crate::core::inbox::CoreMsg;
+use crate::core::view::NodeChain;
+use crate::mempool::Mempool;
 use crate::mine::Mine;
 
 /// The miner's current job.
@@ -63,18 +69,127 @@ pub(crate) struct MinerDriver {
     job: Option<Job>,
     next_job: u64,
     requests: VecDeque<MineRequest>,
+    /// Where a job's outcome goes (the core's inbox), and the node's
+    /// tasks, which a job joins.
+    core: mpsc::Sender<CoreMsg>,
+    tracker: TaskTracker,
+    /// How long the node's own mining waits after adopting a tip
+    /// ([`crate::NodeConfig::block_interval`]; zero: no wait).
+    interval: Duration,
+    /// When the best tip last changed (none since the start).
+    tip_adopted: Option<Instant>,
+    /// When mining may start on the tip, if it waits for the interval.
+    wake_at: Option<Instant>,
+    /// When a mined block was last logged at the info level, and how many
+    /// were mined since without a line of their own.
+    log: (Option<Instant>, u64),
+}
+
+/// What a driver is built from.
+pub(crate) struct DriverParts {
+    /// How proof of work is found.
+    pub miner: Arc<dyn Mine>,
+    /// The mining mode at the start.
+    pub mode: MiningMode,
+    /// Who the rewards pay when no request says otherwise.
+    pub account: Address,
+    /// How long the node's own mining waits after adopting a tip.
+    pub interval: Duration,
+    /// The core's inbox, where a job's outcome goes.
+    pub core: mpsc::Sender<CoreMsg>,
+    /// The node's tasks.
+    pub tracker: TaskTracker,
 }
 
 impl MinerDriver {
-    /// A driver that mines with `miner`, in `mode`, paying `account`.
-    pub fn new(miner: Arc<dyn Mine>, mode: MiningMode, account: Address) -> MinerDriver {
+    /// A driver that mines with `parts.miner`, in `parts.mode`, paying
+    /// `parts.account`.
+    pub fn new(parts: DriverParts) -> MinerDriver {
         MinerDriver {
-            miner,
-            mode,
-            account,
+            miner: parts.miner,
+            mode: parts.mode,
+            account: parts.account,
             job: None,
             next_job: 0,
             requests: VecDeque::new(),
+            core: parts.core,
+            tracker: parts.tracker,
+            interval: parts.interval,
+            tip_adopted: None,
+            wake_at: None,
+            log: (None, 0),
+        }
+    }
+
+    /// The best tip moved at `now`: the running job's template has a stale
+    /// parent and stops, and the block interval counts from now.
+    pub fn tip_moved(&mut self, now: Instant) {
+        self.tip_adopted = Some(now);
+        self.stop();
+    }
+
+    /// When the block interval has passed and mining may start, if it
+    /// waits (the core wakes itself then and calls [`MinerDriver::woken`]).
+    pub fn wake_at(&self) -> Option<Instant> {
+        self.wake_at
+    }
+
+    /// The core woke at [`MinerDriver::wake_at`].
+    pub fn woken(&mut self) {
+        self.wake_at = None;
+    }
+
+    /// Starts a job on a fresh template of `chain`'s tip and `mempool`
+    /// (stamped by the node's `clock`) if the node should mine, no
+    /// job runs, and the block interval has passed (else waits for it).
+    pub fn maybe_start(
+        &mut self,
+        chain: &NodeChain,
+        mempool: &Mempool,
+        clock: &dyn Clock,
+        now: Instant,
+    ) {
+        if !self.wants_job(mempool.is_empty()) {
+            return;
+        }
+        if let Some(wait) = self.interval_left(now) {
+            self.wake_at = Some(now + wait);
+            return;
+        }
+        let paid_to = self.paid_to();
+        let block = template(chain, mempool, paid_to, clock.now_ms());
+        self.start(block, paid_to);
+    }
+
+    /// How long the node's own mining still waits before it may mine on
+    /// the tip: the block interval from the moment the node adopted it, on
+    /// the node's own clock (a block's timestamp may lie up to two hours
+    /// ahead, and must not stall mining); `None` if it may mine now (no
+    /// interval, an open "mine N" request, the time has passed, or no tip
+    /// was adopted since the start).
+    fn interval_left(&self, now: Instant) -> Option<Duration> {
+        if self.interval.is_zero() || self.has_requests() {
+            return None;
+        }
+        let left = self
+            .interval
+            .saturating_sub(now.saturating_duration_since(self.tip_adopted?));
+        (!left.is_zero()).then_some(left)
+    }
+
+    /// Logs a block the node mined: at most one line a second at the info
+    /// level (a node mining thousands of blocks a second must not spend its
+    /// time logging), the rest at debug.
+    pub fn log_found(&mut self, block: &Block<Tx>, now: Instant) {
+        let (hash, height, txs) = (block.hash(), block.header.height, block.transactions.len());
+        let (last, quiet) = &mut self.log;
+        if last.is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1)) {
+            tracing::info!(height, %hash, txs, also = *quiet, "mined a block");
+            *last = Some(now);
+            *quiet = 0;
+        } else {
+            tracing::debug!(height, %hash, txs, "mined a block");
+            *quiet += 1;
         }
     }
 
@@ -154,15 +269,10 @@ impl MinerDriver {
     }
 
     /// Starts a job on `block` (its header's nonce is the miner's to find,
-    /// its reward pays `paid_to`) as a task of `tracker`; the outcome comes
-    /// back to the core as [`CoreMsg::Mined`].
-    pub fn start(
-        &mut self,
-        block: Block<Tx>,
-        paid_to: Address,
-        core: mpsc::Sender<CoreMsg>,
-        tracker: &TaskTracker,
-    ) {
+    /// its reward pays `paid_to`) as a node task; the outcome comes back to
+    /// the core as [`CoreMsg::Mined`].
+    fn start(&mut self, block: Block<Tx>, paid_to: Address) {
+        let core = self.core.clone();
         let stop = CancellationToken::new();
         let id = self.next_job;
         self.next_job += 1;
@@ -179,7 +289,7 @@ impl MinerDriver {
             crate::mine::Urgency::Background
         };
         let search = self.miner.mine(header, urgency, stop);
-        tracker.spawn(async move {
+        self.tracker.spawn(async move {
             let outcome = search.await;
             let _ = core.send(CoreMsg::Mined { job: id, outcome }).await;
         });
@@ -234,6 +344,32 @@ impl MinerDriver {
     }
 }
 
+/// A block template on `chain`'s tip paying `paid_to`, stamped `now_ms`:
+/// the coinbase, then the mempool's transactions in pool order (each
+/// sender's nonces in order) while they fit the block's limits.
+fn template(chain: &NodeChain, mempool: &Mempool, paid_to: Address, now_ms: u64) -> Block<Tx> {
+    let params = chain.params();
+    let mut transactions = vec![Tx::Coinbase {
+        to: paid_to,
+        height: chain.height() + 1,
+    }];
+    let mut size = Header::SIZE + 64;
+    for tx in mempool.txs() {
+        let tx = Tx::Signed(tx.clone());
+        let len = chain_core::Transaction::encoded_len(&tx);
+        if transactions.len() >= params.max_block_txs || size + len > params.max_block_bytes {
+            break;
+        }
+        size += len;
+        transactions.push(tx);
+    }
+    let header = chain.template(&transactions, now_ms);
+    Block {
+        header,
+        transactions,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -242,6 +378,19 @@ mod tests {
 
     fn hash(b: u8) -> BlockHash {
         BlockHash::from_bytes([b; 32])
+    }
+
+    /// A driver in `mode` paying `account('f')`, its jobs' outcomes sent to
+    /// `core` as tasks of `tracker`, with no block interval.
+    fn driver(mode: MiningMode, core: mpsc::Sender<CoreMsg>, tracker: &TaskTracker) -> MinerDriver {
+        MinerDriver::new(DriverParts {
+            miner: Arc::new(crate::mine::HashMiner::new(1)),
+            mode,
+            account: account('f'),
+            interval: Duration::ZERO,
+            core,
+            tracker: tracker.clone(),
+        })
     }
 
     /// A dev account by its initial.
@@ -255,11 +404,8 @@ mod tests {
 
     #[test]
     fn a_request_for_another_account_counts_only_blocks_that_pay_it() {
-        let mut d = MinerDriver::new(
-            Arc::new(crate::mine::HashMiner::new(1)),
-            MiningMode::Off,
-            account('f'),
-        );
+        let (tx, _rx) = mpsc::channel(1);
+        let mut d = driver(MiningMode::Off, tx, &TaskTracker::new());
         assert_eq!(d.paid_to(), account('f'));
         let (reply, mut rx) = oneshot::channel();
         d.request(2, Some(account('e')), reply);
@@ -289,12 +435,8 @@ mod tests {
         };
         let (tx, mut rx) = mpsc::channel(4);
         let tracker = TaskTracker::new();
-        let mut d = MinerDriver::new(
-            Arc::new(crate::mine::HashMiner::new(1)),
-            MiningMode::Continuous,
-            account('f'),
-        );
-        d.start(block.clone(), account('f'), tx.clone(), &tracker);
+        let mut d = driver(MiningMode::Continuous, tx, &tracker);
+        d.start(block.clone(), account('f'));
         let (reply, _rx) = oneshot::channel();
         d.request(1, None, reply);
         assert!(
@@ -309,7 +451,7 @@ mod tests {
         );
         d.count_mined(hash(1), account('f')).unwrap().send();
         d.stop();
-        d.start(block, account('f'), tx, &tracker);
+        d.start(block, account('f'));
         let (reply, _rx3) = oneshot::channel();
         d.request(1, Some(account('e')), reply);
         assert_eq!(d.paid_to(), account('e'));
@@ -321,11 +463,8 @@ mod tests {
 
     #[test]
     fn the_mode_and_open_requests_decide_whether_to_mine() {
-        let mut d = MinerDriver::new(
-            Arc::new(crate::mine::HashMiner::new(1)),
-            MiningMode::Off,
-            account('f'),
-        );
+        let (tx, _rx) = mpsc::channel(1);
+        let mut d = driver(MiningMode::Off, tx, &TaskTracker::new());
         assert!(!d.should_mine(false));
         d.set_mode(MiningMode::WhenPending, true);
         assert!(!d.should_mine(true));
@@ -341,11 +480,8 @@ mod tests {
 
     #[test]
     fn a_request_is_answered_after_its_last_block_is_counted() {
-        let mut d = MinerDriver::new(
-            Arc::new(crate::mine::HashMiner::new(1)),
-            MiningMode::Off,
-            account('f'),
-        );
+        let (tx, _rx) = mpsc::channel(1);
+        let mut d = driver(MiningMode::Off, tx, &TaskTracker::new());
         let (reply, mut rx) = oneshot::channel();
         d.request(2, None, reply);
         let (second, mut rx2) = oneshot::channel();
@@ -391,12 +527,8 @@ mod tests {
         };
         let (tx, mut rx) = mpsc::channel(4);
         let tracker = TaskTracker::new();
-        let mut d = MinerDriver::new(
-            Arc::new(crate::mine::HashMiner::new(1)),
-            MiningMode::Continuous,
-            account('f'),
-        );
-        d.start(block.clone(), account('f'), tx.clone(), &tracker);
+        let mut d = driver(MiningMode::Continuous, tx, &tracker);
+        d.start(block.clone(), account('f'));
         assert!(!d.wants_job(true), "one job at a time");
         let Some(CoreMsg::Mined { job, outcome }) = rx.recv().await else {
             panic!("no outcome");
@@ -406,12 +538,70 @@ mod tests {
         assert_eq!(found.transactions, block.transactions);
         assert!(chain_core::validate::check_block(&found, chain.params()).is_ok());
         // A job stopped for a new tip: its outcome is ignored.
-        d.start(block, account('f'), tx, &tracker);
+        d.start(block, account('f'));
         d.stop();
         let Some(CoreMsg::Mined { job, outcome }) = rx.recv().await else {
             panic!("no outcome");
         };
         assert!(d.finished(job, outcome).is_none());
+        tracker.close();
+        tracker.wait().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_nodes_own_mining_waits_the_interval_after_a_new_tip_then_mines_the_mempool() {
+        let genesis = escrow::Genesis::dev();
+        let chain = genesis.chain().unwrap();
+        let mut mempool = Mempool::new(chain.state(), 1, 10, 10);
+        let pay = escrow::SignedTx::sign(
+            &escrow::dev::keypair("alice").unwrap(),
+            0,
+            chain.state().network(),
+            escrow::Payload::Transfer {
+                to: account('b'),
+                amount: escrow::Amount::new(1),
+            },
+        );
+        mempool.add(pay.clone(), None).unwrap();
+        let (tx, mut rx) = mpsc::channel(4);
+        let tracker = TaskTracker::new();
+        let mut d = MinerDriver::new(DriverParts {
+            miner: Arc::new(crate::mine::HashMiner::new(1)),
+            mode: MiningMode::Continuous,
+            account: account('f'),
+            interval: Duration::from_secs(10),
+            core: tx,
+            tracker: tracker.clone(),
+        });
+        let clock = crate::clock::SystemClock;
+        // No tip adopted since the start: no wait.
+        d.maybe_start(&chain, &mempool, &clock, Instant::now());
+        assert!(!d.wants_job(false), "a job runs");
+        let start = Instant::now();
+        d.tip_moved(start);
+        assert!(d.wants_job(false), "a new tip stops the job");
+        d.maybe_start(&chain, &mempool, &clock, start + Duration::from_secs(4));
+        assert_eq!(d.wake_at(), Some(start + Duration::from_secs(10)));
+        assert!(d.wants_job(false), "waiting, not mining");
+        d.woken();
+        d.maybe_start(&chain, &mempool, &clock, start + Duration::from_secs(10));
+        assert!(!d.wants_job(false), "the interval passed: a job runs");
+        // The stopped job's outcome is stale; the running one's is found.
+        let mut found = None;
+        while found.is_none() {
+            let Some(CoreMsg::Mined { job, outcome }) = rx.recv().await else {
+                panic!("no outcome");
+            };
+            found = d.finished(job, outcome);
+        }
+        let (block, paid_to) = found.unwrap();
+        assert_eq!(paid_to, account('f'));
+        assert_eq!(
+            block.transactions.len(),
+            2,
+            "the coinbase and the pending payment"
+        );
+        assert_eq!(block.transactions[1], Tx::Signed(pay));
         tracker.close();
         tracker.wait().await;
     }

@@ -172,28 +172,13 @@ pub(crate) struct Core {
     /// stopping, and saves, announces, answers and publishes nothing more,
     /// so the store keeps its last whole commit.
     store_failed: bool,
-    /// When a mined block was last logged at the info level, and how many
-    /// were mined since without a line of their own.
-    mined_log: (Option<Instant>, u64),
     clock: Arc<dyn Clock>,
-    inbox: mpsc::Sender<CoreMsg>,
     cancel: CancellationToken,
-    tracker: TaskTracker,
     next_conn: Arc<AtomicU64>,
     dialer: Dialer,
     peers: PeerTable,
     requests: Requests,
     miner: MinerDriver,
-    /// Where changes are announced to watchers (a bounded broadcast: a
-    /// watcher that falls behind misses events, never slows the core).
-    events: tokio::sync::broadcast::Sender<NodeEvent>,
-    /// The live peer count last announced to watchers.
-    reported_peers: usize,
-    /// When the node's own mining may start on the tip, if it waits for
-    /// the block interval ([`crate::NodeConfig::block_interval`]).
-    mine_at: Option<Instant>,
-    /// When the best tip last changed (none since the start).
-    tip_adopted: Option<Instant>,
     /// Counters for `/metrics`.
     metrics: Metrics,
     /// When the mempool was last saved, and whether it changed since.
@@ -244,7 +229,7 @@ impl Core {
             config.mempool_max_per_account,
         );
         let now = Instant::now();
-        let published = published::Publisher::new(&chain, node_id, config.mining);
+        let published = published::Publisher::new(&chain, node_id, config.mining, events);
         let saver = if config.background_saving {
             saver::Saver::background(Arc::clone(&store))
         } else {
@@ -253,7 +238,14 @@ impl Core {
         let mut core = Core {
             peers: PeerTable::new(config.clone(), node_id, listen_addr, now, seed),
             requests: Requests::default(),
-            miner: MinerDriver::new(miner, config.mining, config.miner_account),
+            miner: MinerDriver::new(mining::DriverParts {
+                miner,
+                mode: config.mining,
+                account: config.miner_account,
+                interval: config.block_interval,
+                core: inbox,
+                tracker,
+            }),
             config,
             node_id,
             listen_addr,
@@ -263,7 +255,6 @@ impl Core {
             ),
             has_snapshot: snapshot_height.is_some(),
             store_failed: false,
-            mined_log: (None, 0),
             chain,
             mempool,
             store,
@@ -280,15 +271,9 @@ impl Core {
             publish_waiters: Vec::new(),
             saved_waiters: Vec::new(),
             clock,
-            inbox,
             cancel,
-            tracker,
             next_conn,
             dialer,
-            events,
-            reported_peers: 0,
-            mine_at: None,
-            tip_adopted: None,
             metrics: Metrics {
                 started: Some(now),
                 ..Metrics::default()
@@ -332,8 +317,8 @@ impl Core {
                 () = tokio::time::sleep_until(self.mempool.announcements_due().unwrap_or_else(Instant::now)),
                     if self.mempool.announcements_due().is_some() => {}
                 // The block interval has passed: `after_event` mines.
-                () = tokio::time::sleep_until(self.mine_at.unwrap_or_else(Instant::now)),
-                    if self.mine_at.is_some() => self.mine_at = None,
+                () = tokio::time::sleep_until(self.miner.wake_at().unwrap_or_else(Instant::now)),
+                    if self.miner.wake_at().is_some() => self.miner.woken(),
                 msg = rx.recv() => match msg {
                     Some(msg) => self.dispatch(msg),
                     None => break,
@@ -383,11 +368,7 @@ impl Core {
         if self.bans_dirty {
             self.save_bans();
         }
-        let live = self.peers.live_count();
-        if live != self.reported_peers {
-            self.reported_peers = live;
-            self.emit(NodeEvent::Peers { count: live });
-        }
+        self.published.live_peers(self.peers.live_count());
         // Only once what the event accepted is durable.
         if saved {
             self.run_deferred_queries();
@@ -495,7 +476,6 @@ impl Core {
             mining: self.miner.mode(),
             peers: self.peers.infos(Instant::now()),
             metrics: &self.metrics,
-            events: &self.events,
         };
         if saved {
             self.published.publish(&from);

@@ -205,6 +205,11 @@ pub(crate) struct Publisher {
     mempool_changes: u64,
     /// Events of the current step, not yet sent.
     events: Vec<NodeEvent>,
+    /// Where watchers are told of events (a bounded broadcast: a watcher
+    /// that falls behind misses events, never slows the core).
+    watchers: tokio::sync::broadcast::Sender<NodeEvent>,
+    /// The live peer count last told to watchers.
+    reported_peers: usize,
     /// Blocks that waited for their parent, by parent and hash: when a
     /// block joins the tree, the orphans it connects join with it, and only
     /// the first is reported (a `Fork` event or the new tip), so the
@@ -216,7 +221,12 @@ pub(crate) struct Publisher {
 impl Publisher {
     /// A publisher whose first snapshot is `chain`'s (the rest empty until
     /// the core's first publication). Scans the tree once.
-    pub fn new(chain: &NodeChain, node_id: NodeId, mining: MiningMode) -> Publisher {
+    pub fn new(
+        chain: &NodeChain,
+        node_id: NodeId,
+        mining: MiningMode,
+        watchers: tokio::sync::broadcast::Sender<NodeEvent>,
+    ) -> Publisher {
         let state = Arc::new(chain.state().clone());
         let first = Snapshot {
             seq: 0,
@@ -238,6 +248,8 @@ impl Publisher {
             sender,
             mempool_changes: u64::MAX,
             events: Vec::new(),
+            watchers,
+            reported_peers: 0,
             orphans: std::collections::BTreeSet::new(),
             orphan_order: std::collections::VecDeque::new(),
         }
@@ -295,6 +307,15 @@ impl Publisher {
     pub fn defer(&mut self, event: NodeEvent) {
         self.events.push(event);
     }
+
+    /// `live` peers are connected now: watchers are told if the count
+    /// changed since they were last told.
+    pub fn live_peers(&mut self, live: usize) {
+        if live != self.reported_peers {
+            self.reported_peers = live;
+            self.defer(NodeEvent::Peers { count: live });
+        }
+    }
 }
 
 /// What a publication reads: the core's parts, lent for the moment.
@@ -309,8 +330,6 @@ pub(crate) struct Sources<'a> {
     pub peers: Vec<PeerInfo>,
     /// The counters.
     pub metrics: &'a Metrics,
-    /// Where watchers are told of the step's events.
-    pub events: &'a tokio::sync::broadcast::Sender<NodeEvent>,
 }
 
 impl Publisher {
@@ -400,7 +419,7 @@ impl Publisher {
         }
         for event in events {
             // No watcher is fine.
-            let _ = from.events.send(event);
+            let _ = self.watchers.send(event);
         }
         mempool_current
     }
