@@ -11,7 +11,7 @@ use wire::message::MAX_ADDRS;
 use wire::{Bounded, Message};
 
 use crate::core::view::ConnId;
-use crate::core::{Core, relay};
+use crate::core::{Core, relay, repair};
 use crate::mempool::{MempoolError, Offered};
 use crate::penalty::Offence;
 
@@ -215,8 +215,18 @@ impl Core {
         // without any fault of the sender: we are behind.
         let solicited = self.requests.block_arrived(&hash);
         self.peers.knows_blocks(conn, [&hash]);
-        if self.repair(conn, &block) {
-            return;
+        match self.repairs.offer(&self.chain, conn, &block) {
+            repair::Offered::NotWanted => {}
+            repair::Offered::Copied => {
+                // Written back with the next commit.
+                self.unsaved_since.get_or_insert_with(Instant::now);
+                return;
+            }
+            repair::Offered::Again => return,
+            repair::Offered::Bad(offence) => {
+                self.punish(conn, offence);
+                return;
+            }
         }
         let new = !self.chain.contains(&hash);
         if let Some(best) = self.accept_block(block, Some((conn, solicited))) {

@@ -135,8 +135,6 @@ pub(crate) struct Core {
     chain: NodeChain,
     mempool: Mempool,
     store: Arc<dyn BlockStore>,
-    /// Where the chain's archive records the damaged blocks it finds.
-    found_damaged: Arc<DamagedBlocks>,
     /// The damaged blocks wanted from peers, and the repair request out.
     repairs: repair::Repairs,
     /// Best-chain changes not yet saved to the transaction index. The
@@ -258,8 +256,7 @@ impl Core {
             chain,
             mempool,
             store,
-            found_damaged: damaged,
-            repairs: repair::Repairs::default(),
+            repairs: repair::Repairs::new(damaged),
             unsaved_index: Vec::new(),
             unsaved_since: None,
             to_announce: None,
@@ -283,7 +280,7 @@ impl Core {
             bans_dirty: false,
             published,
         };
-        core.want_unrestored(unrestored);
+        core.repairs.want_unrestored(unrestored);
         core.reload_mempool();
         core.reload_bans();
         core.publish(true);
@@ -557,6 +554,22 @@ impl Core {
                 conn,
                 Message::AnnounceTxs(Bounded::truncating(chunk.to_vec())),
             );
+        }
+    }
+
+    /// Takes the damaged blocks the archive found and sends the next
+    /// repair request, if one is due (`core/repair.rs`).
+    fn ask_for_damaged(&mut self) {
+        self.repairs.take_found(&self.chain);
+        if self.store_failed {
+            return;
+        }
+        let live = self.peers.live_conns();
+        if let Some((conn, wanted)) =
+            self.repairs
+                .request(&live, &mut self.requests, Instant::now())
+        {
+            self.send(conn, Message::GetBlocks(Bounded::truncating(wanted)));
         }
     }
 

@@ -34,12 +34,11 @@ use chain_core::{Block, BlockHash, validate};
 use escrow::Tx;
 use tokio::time::Instant;
 use tracing::{error, info};
-use wire::{Bounded, Message};
 
-use crate::core::Core;
-use crate::core::view::ConnId;
+use crate::core::requests::Requests;
+use crate::core::view::{ConnId, NodeChain};
 use crate::penalty::Offence;
-use crate::store::REMEDY;
+use crate::store::{DamagedBlocks, REMEDY};
 
 /// The most hashes one repair request carries.
 pub(super) const MAX_PER_REQUEST: usize = 16;
@@ -67,9 +66,21 @@ pub(super) struct Repairs {
     asked_at: BTreeMap<ConnId, Instant>,
     /// The peer asked last: the next request goes to the one after it.
     last: Option<ConnId>,
+    /// Where the chain's archive records the stored blocks it finds
+    /// damaged.
+    found: Arc<DamagedBlocks>,
 }
 
 impl Repairs {
+    /// Nothing wanted yet; the damaged blocks the archive records in
+    /// `found` are wanted once taken ([`Repairs::take_found`]).
+    pub fn new(found: Arc<DamagedBlocks>) -> Repairs {
+        Repairs {
+            found,
+            ..Repairs::default()
+        }
+    }
+
     /// Whether no block is wanted.
     pub fn is_empty(&self) -> bool {
         self.wanted.is_empty()
@@ -194,10 +205,24 @@ impl Repairs {
     }
 }
 
-impl Core {
+/// What became of a block offered as a repair ([`Repairs::offer`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Offered {
+    /// Not a damaged block the tree holds: the chain takes it in as any
+    /// block (a left-out one included).
+    NotWanted,
+    /// A good copy: it is written back with the next commit.
+    Copied,
+    /// A good copy of a block already being written back.
+    Again,
+    /// A copy whose body does not match its header: the sender's offence.
+    Bad(Offence),
+}
+
+impl Repairs {
     /// Wants again the blocks the restore left out because a body was
     /// damaged (logged here, once each, with what the node does about it).
-    pub(super) fn want_unrestored(&mut self, unrestored: Vec<chain_core::Unrestored>) {
+    pub fn want_unrestored(&mut self, unrestored: Vec<chain_core::Unrestored>) {
         for cut in unrestored {
             error!(
                 block = %cut.block,
@@ -210,76 +235,76 @@ impl Core {
                 cut.left_out.len().saturating_sub(1)
             );
             for (hash, height) in cut.left_out {
-                self.repairs.want(hash, height);
+                self.want(hash, height);
             }
         }
     }
 
-    /// Takes the damaged blocks the archive found (logging each once) and
-    /// sends the next repair request, if one is due (see [`Repairs`]).
-    pub(super) fn ask_for_damaged(&mut self) {
-        for (hash, why) in self.found_damaged.take() {
-            let Some(height) = self.chain.header(&hash).map(|h| h.height) else {
+    /// Takes the damaged blocks the chain's archive found since the last
+    /// call (those of `chain`'s tree), logging each once.
+    pub fn take_found(&mut self, chain: &NodeChain) {
+        for (hash, why) in self.found.take() {
+            let Some(height) = chain.header(&hash).map(|h| h.height) else {
                 continue;
             };
-            if self.repairs.want(hash, height) {
+            if self.want(hash, height) {
                 error!(block = %hash, height, "a stored block is damaged: {why}; {REMEDY}");
             }
         }
-        if self.repairs.is_empty() || self.store_failed {
-            return;
+    }
+
+    /// The next repair request, if one is due at `now`: the peer of `live`
+    /// to ask and the hashes to ask it for, recorded in `requests` as
+    /// asked (so the answer counts as asked for, and a peer that does not
+    /// answer frees it).
+    pub fn request(
+        &mut self,
+        live: &[ConnId],
+        requests: &mut Requests,
+        now: Instant,
+    ) -> Option<(ConnId, Vec<BlockHash>)> {
+        if self.is_empty() {
+            return None;
         }
-        let now = Instant::now();
-        let live = self.peers.live_conns();
-        let requests = &self.requests;
-        let Some((conn, hashes)) = self
-            .repairs
-            .next_request(&live, now, |h| requests.is_block_asked(h))
-        else {
-            return;
-        };
-        let wanted = self.requests.want_blocks(conn, &hashes, |_| false, now);
+        let (conn, hashes) = self.next_request(live, now, |h| requests.is_block_asked(h))?;
+        let wanted = requests.want_blocks(conn, &hashes, |_| false, now);
         // Debug: a block no peer has is asked for again and again; it was
         // logged at error level once, when it was found.
         tracing::debug!(
             conn,
             blocks = hashes.len(),
-            first = %hashes[0],
-            damaged = self.repairs.len(),
+            first = ?hashes.first(),
+            damaged = self.len(),
             "asking a peer for good copies of damaged blocks"
         );
-        if !wanted.is_empty() {
-            self.send(conn, Message::GetBlocks(Bounded::truncating(wanted)));
-        }
+        (!wanted.is_empty()).then_some((conn, wanted))
     }
 
-    /// A block from `conn`: if it is a damaged block the tree holds, and
-    /// its body matches its header, it is written back with the next
-    /// commit; returns true (the block is handled). False for any other
-    /// block, a left-out one included (the chain takes it in as any
-    /// block).
-    pub(super) fn repair(&mut self, conn: ConnId, block: &Block<Tx>) -> bool {
+    /// A block from `conn`: if it is a damaged block `chain`'s tree holds,
+    /// and its body matches its header, it is kept to be written back with
+    /// the next commit.
+    pub fn offer(&mut self, chain: &NodeChain, conn: ConnId, block: &Block<Tx>) -> Offered {
         let hash = block.hash();
-        if !self.repairs.contains(&hash) || !self.chain.contains(&hash) {
-            return false;
+        if !self.contains(&hash) || !chain.contains(&hash) {
+            return Offered::NotWanted;
         }
-        if let Err(e) = validate::check_block(block, self.chain.params()) {
-            self.punish(
-                conn,
-                Offence::InvalidBlock(format!("a copy of block {hash} that fails its header: {e}")),
-            );
-            return true;
+        if let Err(e) = validate::check_block(block, chain.params()) {
+            return Offered::Bad(Offence::InvalidBlock(format!(
+                "a copy of block {hash} that fails its header: {e}"
+            )));
         }
-        if self.repairs.copy(Arc::new(block.clone())) {
+        if self.copy(Arc::new(block.clone())) {
             info!(block = %hash, height = block.header.height, conn, "a good copy of a damaged block came; writing it back");
-            self.unsaved_since.get_or_insert_with(Instant::now);
+            Offered::Copied
+        } else {
+            Offered::Again
         }
-        true
     }
 
-    /// The commit that saved `hashes` is durable.
-    pub(super) fn repaired(&mut self, hashes: &[BlockHash]) {
-        for (hash, height) in self.repairs.saved(hashes) {
+    /// The commit that saved `hashes` is durable: the repaired blocks are
+    /// no longer wanted (logged).
+    pub fn repaired(&mut self, hashes: &[BlockHash]) {
+        for (hash, height) in self.saved(hashes) {
             info!(block = %hash, height, "repaired a damaged block with a peer's copy");
         }
     }

@@ -206,7 +206,7 @@ impl Core {
     /// Answers and announces what waited for a commit that is now durable
     /// (and counts the damaged blocks it wrote back as repaired).
     fn release(&mut self, waiting: InFlight) {
-        self.repaired(&waiting.repairing);
+        self.repairs.repaired(&waiting.repairing);
         for reply in waiting.replies {
             reply.send();
         }
