@@ -122,7 +122,7 @@ impl PendingState {
     pub fn admit_prechecked(
         &mut self,
         tx: &SignedTx,
-        check: crate::SigCheck,
+        check: crate::signature::cache::SigCheck,
     ) -> Result<(), AdmissionError> {
         let verdict = match self.ledger.take_precheck(tx, check) {
             Some(verdict) => verdict,
@@ -137,7 +137,10 @@ impl PendingState {
     fn admit_with(
         &mut self,
         tx: &SignedTx,
-        verdict: Result<Option<crate::sigcache::Verified>, crate::SignatureError>,
+        verdict: Result<
+            Option<crate::signature::cache::Verified>,
+            crate::signature::SignatureError,
+        >,
     ) -> Result<(), AdmissionError> {
         let verified = verdict.map_err(|reason| LedgerError::BadSignature {
             tx: tx.id(),

@@ -10,7 +10,7 @@
 //! and live in key files.
 
 use crate::account::Address;
-use crate::keys::Keypair;
+use crate::key_file::Keypair;
 
 /// The dev account names, in the notebook's order.
 pub const DEV_ACCOUNTS: [&str; 6] = ["alice", "bob", "charlie", "dave", "eve", "ferdie"];

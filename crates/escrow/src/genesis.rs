@@ -199,7 +199,8 @@ impl Genesis {
     /// The genesis block does not apply (an allocation overflows, say).
     pub fn chain(
         &self,
-    ) -> Result<chain_core::Chain<Ledger>, chain_core::tree::GenesisError<crate::LedgerError>> {
+    ) -> Result<chain_core::Chain<Ledger>, chain_core::tree::GenesisError<crate::ledger::LedgerError>>
+    {
         chain_core::Chain::new(self.params.clone(), self.block(), self.ledger())
     }
 }

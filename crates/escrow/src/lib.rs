@@ -9,12 +9,13 @@
 //!
 //! - [`amount`]: [`Amount`], checked arithmetic only.
 //! - [`account`]: [`Address`] (derived from a public key) and [`PublicKey`].
-//! - [`keys`]: [`Keypair`] and key files.
+//! - [`key_file`]: [`Keypair`] and key files.
 //! - [`dev`]: the well-known, insecure dev accounts.
 //! - [`tx`]: signed transactions, payloads, the block transaction [`Tx`].
 //! - [`contract`]: the escrow contract state machine.
-//! - [`signature`]: the one signature rule, single and batch, on every core.
-//! - [`sigcache`]: [`SigCache`], the rule's remembered successes.
+//! - [`signature`]: the one signature rule, single and batch, on every core,
+//!   with its key cache; [`signature::cache`]: [`SigCache`], the rule's
+//!   remembered successes.
 //! - [`ledger`]: balances, nonces and contracts; apply and undo blocks.
 //! - [`genesis`]: the genesis allocation and network rules.
 //! - [`admission`]: the mempool's admission check.
@@ -27,19 +28,26 @@ pub mod amount;
 pub mod contract;
 pub mod dev;
 pub mod genesis;
-pub mod keys;
+pub mod key_file;
 pub mod ledger;
-pub mod sigcache;
 pub mod signature;
 pub mod tx;
+
+/// The former name of [`key_file`]: paths written against it still work.
+#[doc(hidden)]
+pub use key_file as keys;
+/// The former name of [`signature::cache`]: paths written against it
+/// still work.
+#[doc(hidden)]
+pub use signature::cache as sigcache;
 
 pub use account::{Address, PublicKey};
 pub use admission::{AdmissionError, PendingState, check_admission};
 pub use amount::Amount;
 pub use contract::{Action, Contract, ContractError, ContractId, HistoryEntry, Party, State};
 pub use genesis::{Genesis, GenesisFileError};
-pub use keys::{KeyFileError, Keypair};
+pub use key_file::{KeyFileError, Keypair};
 pub use ledger::{Ledger, LedgerError, Undo, VerifyMode};
-pub use sigcache::{SigCache, SigCacheStats, SigCheck, Verified};
 pub use signature::SignatureError;
+pub use signature::cache::{SigCache, SigCacheStats, SigCheck, Verified};
 pub use tx::{Payload, Signature, SignedTx, Tx, TxBody, TxDecodeError};

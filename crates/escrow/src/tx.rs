@@ -33,7 +33,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::account::{Address, PublicKey};
 use crate::amount::Amount;
 use crate::contract::{ContractId, Party};
-use crate::keys::Keypair;
+use crate::key_file::Keypair;
 
 /// What a signed transaction does.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -157,7 +157,7 @@ pub struct NodeConfig {
     pub api_token: Option<String>,
     /// The API server's limits: connections, the time to send a request
     /// head, head and body sizes (`docs/API.md`, "Limits").
-    pub api_limits: crate::api::ApiLimits,
+    pub api_limits: crate::api::serve::ApiLimits,
 }
 
 impl NodeConfig {
@@ -203,7 +203,7 @@ impl NodeConfig {
             background_saving: false,
             api: None,
             api_token: None,
-            api_limits: crate::api::ApiLimits::default(),
+            api_limits: crate::api::serve::ApiLimits::default(),
         }
     }
 }

@@ -22,6 +22,7 @@ use wire::{Handshake, Message, Reason, WireCodec, WireError};
 
 use crate::config::NodeConfig;
 use crate::core::{ConnId, CoreMsg, Direction};
+use crate::listener::pending::PendingSlot;
 use crate::penalty::Offence;
 use crate::transport::BoxStream;
 use crate::transport::Transport;
@@ -59,7 +60,7 @@ pub(crate) struct PeerTask {
     pub cancel: CancellationToken,
     /// For an inbound connection, its place among the connections still
     /// in their handshake; given back once the handshake is over.
-    pub pending: Option<crate::listener::PendingSlot>,
+    pub pending: Option<PendingSlot>,
 }
 
 impl PeerTask {

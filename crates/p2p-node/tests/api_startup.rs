@@ -11,11 +11,14 @@
 mod common;
 
 use std::io::Write;
-use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use common::*;
+use futures::future::BoxFuture;
 use p2p_node::store::{RedbStore, StoreError};
+use p2p_node::transport::{BoxStream, Listener, TcpTransport, Transport};
 use p2p_node::{Node, NodeError, Seams, Service};
 
 /// Everything logged in this test binary.
@@ -146,6 +149,37 @@ fn unused_addr() -> std::net::SocketAddr {
     l.local_addr().unwrap()
 }
 
+/// TCP, counting the dials to one address. The core dials a failed
+/// address again only once it has handled the failure (and warned, or
+/// not), so a dial started means every failure before it was handled.
+struct CountingTransport {
+    to: SocketAddr,
+    dials: Arc<AtomicUsize>,
+}
+
+impl Transport for CountingTransport {
+    fn bind(&self, addr: SocketAddr) -> BoxFuture<'_, std::io::Result<Box<dyn Listener>>> {
+        TcpTransport.bind(addr)
+    }
+
+    fn connect(&self, addr: SocketAddr) -> BoxFuture<'_, std::io::Result<BoxStream>> {
+        if addr == self.to {
+            self.dials.fetch_add(1, Ordering::SeqCst);
+        }
+        TcpTransport.connect(addr)
+    }
+}
+
+/// Waits until the node has dialled `dials`' address three more times:
+/// at least two more failures handled since the call.
+async fn three_more_dials(dials: &AtomicUsize) {
+    let from = dials.load(Ordering::SeqCst);
+    wait_for("three more dials", || async {
+        dials.load(Ordering::SeqCst) >= from + 3
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_peer_is_warned_about_once_per_change() {
     capture_logs();
@@ -153,13 +187,21 @@ async fn an_unreachable_peer_is_warned_about_once_per_change() {
     let needle = format!("cannot reach peer {peer}");
     let mut c = config();
     c.peers = vec![peer];
-    let node = Node::start(c).await.unwrap();
+    let dials = Arc::new(AtomicUsize::new(0));
+    let seams = Seams {
+        transport: Arc::new(CountingTransport {
+            to: peer,
+            dials: dials.clone(),
+        }),
+        ..Seams::default()
+    };
+    let node = Node::start_with(c, seams).await.unwrap();
     wait_for("the warning", || async { !logged(&needle).is_empty() }).await;
     let line = logged(&needle).remove(0);
     assert!(line.contains("WARN"), "{line}");
     assert!(line.contains("refused"), "names the error: {line}");
     // Retries (backoff 50 ms to 500 ms) say nothing more.
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    three_more_dials(&dials).await;
     assert_eq!(logged(&needle).len(), 1, "{:?}", logged(&needle));
 
     // Reached, then gone: said once more.
@@ -175,7 +217,7 @@ async fn an_unreachable_peer_is_warned_about_once_per_change() {
         logged(&needle).len() == 2
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    three_more_dials(&dials).await;
     assert_eq!(logged(&needle).len(), 2, "{:?}", logged(&needle));
     node.shutdown().await;
 }

@@ -152,14 +152,11 @@ fn sigkill_loses_no_announced_block_and_the_node_catches_up() {
         // Kill a once b has a new block from it (however slowly a mines: on
         // a busy machine its mining threads, which run at the lowest
         // priority, get little CPU), at a moment that varies per round.
-        let deadline = std::time::Instant::now() + process::HANG_GUARD;
-        while b.status()["height"].as_u64().unwrap() <= b_before {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "round {round}: b received no new block from a"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        process::wait_until(&format!("round {round}: a new block from a at b"), || {
+            b.status()["height"].as_u64().unwrap() > b_before
+        });
+        // The stimulus, not a wait: the kill lands at another moment of
+        // a's mining and saving each round.
         std::thread::sleep(Duration::from_millis(97 * round));
         a.crash();
         let b_status = b.status();
@@ -202,14 +199,9 @@ fn sigkill_loses_no_announced_block_and_the_node_catches_up() {
             a_dir.path(),
             &["--mine", "off", "--peer", &b.p2p.to_string()],
         );
-        let deadline = std::time::Instant::now() + process::HANG_GUARD;
-        while a.status()["tip"].as_str() != Some(b_new_tip.as_str()) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "round {round}: a did not sync"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        process::wait_until(&format!("round {round}: a to sync"), || {
+            a.status()["tip"].as_str() == Some(b_new_tip.as_str())
+        });
         a.stop();
         b_before = b.status()["height"].as_u64().unwrap();
         let b_p2p = b.p2p.to_string();

@@ -290,11 +290,9 @@ fn peers_and_mempool() {
         b_dir.path(),
         &["--mine", "off", "--peer", &a.p2p.to_string()],
     );
-    let deadline = std::time::Instant::now() + process::HANG_GUARD;
-    while a.status()["peers"] != 1 || b.status()["peers"] != 1 {
-        assert!(std::time::Instant::now() < deadline, "no connection");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    process::wait_until("a connection", || {
+        a.status()["peers"] == 1 && b.status()["peers"] == 1
+    });
     let peers = b.ok(&["peers"]);
     assert_eq!(peers.lines().count(), 1, "{peers}");
     assert!(

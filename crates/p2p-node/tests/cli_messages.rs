@@ -10,7 +10,7 @@ mod process;
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use process::NodeProcess;
 use serde_json::Value;
@@ -292,9 +292,9 @@ fn read_all(mut r: impl std::io::Read + Send + 'static) -> std::thread::JoinHand
 }
 
 /// Starts a node with `args` (no data directory of its own given here)
-/// and returns its output once it exits; a node still running after 20 s
-/// (a hang guard) is killed while it is still our unreaped child, so the
-/// kill cannot reach another process.
+/// and returns its output once it exits; a node still running after
+/// `process::HANG_GUARD` (a hang) is killed while it is still our unreaped
+/// child, so the kill cannot reach another process.
 fn node_that_must_fail(args: &[&str]) -> Output {
     let mut child = Command::new(process::binary())
         .args(args)
@@ -305,17 +305,7 @@ fn node_that_must_fail(args: &[&str]) -> Output {
         .unwrap();
     let stdout = read_all(child.stdout.take().unwrap());
     let stderr = read_all(child.stderr.take().unwrap());
-    let deadline = Instant::now() + process::HANG_GUARD;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break child.wait().unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = process::wait_or_kill(&mut child);
     Output {
         status,
         stdout: stdout.join().unwrap(),
@@ -457,11 +447,7 @@ fn host_names_resolve_and_a_name_that_does_not_is_a_clear_error() {
             "localhost:1",
         ],
     );
-    let deadline = Instant::now() + process::HANG_GUARD;
-    while a.status()["peers"] != 1 {
-        assert!(Instant::now() < deadline, "b did not connect to a by name");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    process::wait_until("b to connect to a by name", || a.status()["peers"] == 1);
     b.stop();
     a.stop();
 

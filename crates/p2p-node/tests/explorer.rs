@@ -17,7 +17,6 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use common::*;
 use escrow::{Address, Amount, ContractId, Party, Payload, State, dev};
@@ -135,6 +134,33 @@ fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// Polls `probe` through [`wait_for`] until it finds something, and
+/// returns what it found (the page announces nothing to wait on).
+async fn wait_for_some<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let found = std::sync::Mutex::new(None);
+    wait_for(what, || {
+        let next = probe();
+        let found = &found;
+        async move {
+            let value = next.await;
+            let some = value.is_some();
+            if some {
+                *found.lock().unwrap() = value;
+            }
+            some
+        }
+    })
+    .await;
+    found
+        .into_inner()
+        .unwrap()
+        .expect("wait_for returns once found")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_explorer_shows_the_flows_and_updates_live() {
     let (chromium, chromedriver) = ("/usr/bin/chromium", "/usr/bin/chromedriver");
@@ -198,21 +224,14 @@ async fn the_explorer_shows_the_flows_and_updates_live() {
     );
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
     let webdriver = format!("http://127.0.0.1:{port}");
-    let mut client = None;
-    for _ in 0..100 {
-        match ClientBuilder::new(connector.clone())
+    let browser = wait_for_some("chromedriver to answer", || async {
+        ClientBuilder::new(connector.clone())
             .capabilities(caps.clone())
             .connect(&webdriver)
             .await
-        {
-            Ok(c) => {
-                client = Some(c);
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-    let browser = client.expect("chromedriver answers");
+            .ok()
+    })
+    .await;
     browser.goto(&url).await.unwrap();
 
     // Both contracts with their final states, and the height.
@@ -221,19 +240,17 @@ async fn the_explorer_shows_the_flows_and_updates_live() {
         let browser = browser.clone();
         async move { browser.execute(script, vec![]).await.unwrap() }
     };
-    let mut states = json!(null);
-    for _ in 0..200 {
-        states = read(
+    let states = wait_for_some("both contracts listed", || async {
+        read(
             "return [...document.querySelectorAll('tr[data-contract]')]\
              .map(r => [r.dataset.contract, r.dataset.state]);",
         )
-        .await;
-        if states.as_array().is_some_and(|a| a.len() == 2) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let states = states.as_array().cloned().unwrap_or_default();
+        .await
+        .as_array()
+        .filter(|a| a.len() == 2)
+        .cloned()
+    })
+    .await;
     assert!(
         states.contains(&json!([first.to_string(), "Released"])),
         "{states:?}"
@@ -258,44 +275,32 @@ async fn the_explorer_shows_the_flows_and_updates_live() {
     read("window.__same_page = true; return 1;").await;
     node.mine_blocks(1).await.unwrap();
     let want = (height + 1).to_string();
-    let mut seen = false;
-    for _ in 0..200 {
-        let now = read(
+    wait_for("the new block to appear live", || async {
+        read(
             "return [document.getElementById('height').textContent, \
              !!document.querySelector('#tree g.block[data-height=\"' + \
              document.getElementById('height').textContent + '\"]'), \
              window.__same_page === true];",
         )
-        .await;
-        if now == json!([want, true, true]) {
-            seen = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(seen, "the new block did not appear live");
+        .await
+            == json!([want, true, true])
+    })
+    .await;
 
     // A fork: a node that mined its own block 1 meets ours, which keeps
     // its heavier chain and draws the other block beside it.
     let other = start(&[], MiningMode::Off).await;
     let side = other.mine_blocks(1).await.unwrap()[0];
     other.add_peer(node.local_addr()).await.unwrap();
-    let mut drawn = false;
-    for _ in 0..200 {
-        let found = read(
+    wait_for("the side branch to be drawn", || async {
+        read(
             "return [...document.querySelectorAll('#tree g.block.side')].map(g => g.dataset.hash);",
         )
-        .await;
-        if found
-            .as_array()
-            .is_some_and(|a| a.contains(&json!(side.to_string())))
-        {
-            drawn = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(drawn, "the side branch was not drawn");
+        .await
+        .as_array()
+        .is_some_and(|a| a.contains(&json!(side.to_string())))
+    })
+    .await;
 
     // A click opens a block with its transactions.
     browser
@@ -305,19 +310,13 @@ async fn the_explorer_shows_the_flows_and_updates_live() {
         .click()
         .await
         .unwrap();
-    let mut opened = false;
-    for _ in 0..200 {
-        let text = read("return document.getElementById('block').textContent;").await;
-        if text
+    wait_for("the clicked block to open", || async {
+        read("return document.getElementById('block').textContent;")
+            .await
             .as_str()
             .is_some_and(|t| t.contains("on the best chain") && t.contains("coinbase"))
-        {
-            opened = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(opened, "clicking a block did not open it");
+    })
+    .await;
 
     // The favicon is inline: the browser asks the node for no /favicon.ico.
     let icon = read(
@@ -378,7 +377,7 @@ async fn the_explorer_shows_the_flows_and_updates_live() {
                 .click()
                 .await
                 .unwrap();
-            for _ in 0..200 {
+            wait_for_some(&format!("the search for {query} to answer"), || async {
                 let found = browser
                     .execute(
                         "const f = document.getElementById('found'); return [f.dataset.kind, f.textContent];",
@@ -386,15 +385,14 @@ async fn the_explorer_shows_the_flows_and_updates_live() {
                     )
                     .await
                     .unwrap();
-                if found[0] != "waiting" {
-                    return (
+                (found[0] != "waiting").then(|| {
+                    (
                         found[0].as_str().unwrap_or("").to_string(),
                         found[1].as_str().unwrap_or("").to_string(),
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            panic!("the search for {query} did not answer");
+                    )
+                })
+            })
+            .await
         }
     };
     let balance_row = |address: Address| {

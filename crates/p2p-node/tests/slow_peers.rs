@@ -8,7 +8,7 @@ mod common;
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -17,6 +17,7 @@ use futures::future::BoxFuture;
 use p2p_node::transport::{BoxStream, Listener, TcpTransport, Transport};
 use p2p_node::{Node, NodeHandle, Seams};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::sync::mpsc;
 use tokio_util::codec::{Decoder, Encoder};
 use wire::{Bounded, Message, WireCodec};
 
@@ -80,11 +81,19 @@ async fn a_peer_that_never_reads_is_dropped_at_its_byte_budget() {
 }
 
 /// A transport whose outgoing connections are in-memory pipes of 64 bytes,
-/// the far end handed to the test: a peer that stops reading blocks the
-/// node's writes at once.
-#[derive(Clone, Default)]
+/// the far end handed to the test as each dial happens: a peer that stops
+/// reading blocks the node's writes at once.
+#[derive(Clone)]
 struct PipeTransport {
-    far_ends: Arc<Mutex<Vec<DuplexStream>>>,
+    far_ends: mpsc::UnboundedSender<DuplexStream>,
+}
+
+impl PipeTransport {
+    /// The transport, and where the far end of each dial arrives.
+    fn new() -> (PipeTransport, mpsc::UnboundedReceiver<DuplexStream>) {
+        let (far_ends, dials) = mpsc::unbounded_channel();
+        (PipeTransport { far_ends }, dials)
+    }
 }
 
 impl Transport for PipeTransport {
@@ -95,7 +104,8 @@ impl Transport for PipeTransport {
     fn connect(&self, _addr: SocketAddr) -> BoxFuture<'_, io::Result<BoxStream>> {
         Box::pin(async move {
             let (near, far) = tokio::io::duplex(64);
-            self.far_ends.lock().unwrap().push(far);
+            // The test may have stopped listening: then nobody reads.
+            let _ = self.far_ends.send(far);
             Ok(Box::new(near) as BoxStream)
         })
     }
@@ -118,25 +128,23 @@ async fn read_frame(pipe: &mut DuplexStream, buf: &mut BytesMut) -> Message {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_idle_timer_fires_while_a_write_to_the_peer_is_blocked() {
     init_logs();
-    let transport = PipeTransport::default();
+    let (transport, mut dials) = PipeTransport::new();
     let mut c = config();
     c.idle_timeout = Duration::from_millis(500);
     c.ping_interval = Duration::from_secs(60);
     c.write_timeout = Duration::from_secs(60);
     let seams = Seams {
-        transport: Arc::new(transport.clone()),
+        transport: Arc::new(transport),
         ..Seams::default()
     };
     let node = Node::start_with(c, seams).await.unwrap();
     node.mine_blocks(5).await.unwrap();
     // The node dials "a peer": our end of the pipe.
     node.add_peer("127.0.0.1:9".parse().unwrap()).await.unwrap();
-    let mut far = loop {
-        if let Some(p) = transport.far_ends.lock().unwrap().pop() {
-            break p;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    let mut far = tokio::time::timeout(Duration::from_secs(120), dials.recv())
+        .await
+        .expect("the node dialled (a hang guard)")
+        .expect("the transport is alive");
     let mut buf = BytesMut::new();
     let Message::Handshake(_) = read_frame(&mut far, &mut buf).await else {
         panic!("the node did not start with its handshake");

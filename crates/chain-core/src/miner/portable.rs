@@ -5,7 +5,7 @@
 //! this is the single-stream hardware rate; elsewhere it is `sha2`'s
 //! software compression.
 
-use super::{Job, meets_target};
+use super::job::{Job, meets_target};
 
 /// The first nonce in `start..start + count` that meets the job's target.
 /// The caller guarantees `start + count - 1` does not overflow.

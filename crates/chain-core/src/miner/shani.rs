@@ -29,7 +29,7 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use super::Job;
+use super::job::Job;
 
 /// SHA-256 round constants (FIPS 180-4, 4.2.2).
 const K: [u32; 64] = [

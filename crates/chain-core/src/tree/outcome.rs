@@ -33,7 +33,7 @@ pub enum InsertError<E> {
     /// the same insert may have moved the state (see [`Chain::insert`](crate::tree::Chain::insert)):
     /// the caller should stop and save nothing more.
     #[error(transparent)]
-    Archive(#[from] crate::tree::ArchiveError),
+    Archive(#[from] super::archive::ArchiveError),
 }
 
 impl<E> InsertError<E> {

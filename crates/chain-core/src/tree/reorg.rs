@@ -6,7 +6,9 @@
 use std::cmp::Reverse;
 use std::collections::{HashMap, HashSet};
 
-use super::{ArchiveError, Chain, InsertError, MAX_REMEMBERED_INVALID, Reorg, Unrestored};
+use super::archive::{ArchiveError, Unrestored};
+use super::chain::{Chain, MAX_REMEMBERED_INVALID};
+use super::outcome::{InsertError, Reorg};
 use crate::hash::BlockHash;
 use crate::state::{BlockContext, StateMachine};
 

@@ -11,7 +11,9 @@ use std::cmp::Reverse;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::{Archive, Chain, Entry, InsertError, RestoreError, Unrestored};
+use super::archive::{Archive, RestoreError, Unrestored};
+use super::chain::{Chain, Entry};
+use super::outcome::InsertError;
 use crate::hash::BlockHash;
 use crate::header::{Block, Header};
 use crate::params::ChainParams;

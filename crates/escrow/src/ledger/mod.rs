@@ -22,7 +22,7 @@ use chain_core::{BlockContext, BlockHash, ChainParams, StateMachine, TxId};
 use crate::account::Address;
 use crate::amount::Amount;
 use crate::contract::{Contract, ContractError, ContractId, Payout};
-use crate::sigcache::SigCache;
+use crate::signature::cache::SigCache;
 use crate::signature::{self, Item, SignatureError, Signed};
 use crate::tx::{Payload, SignedTx, Tx};
 
@@ -146,7 +146,7 @@ impl Ledger {
     pub(crate) fn check_signature_unremembered(
         &self,
         tx: &SignedTx,
-    ) -> Result<Option<crate::sigcache::Verified>, SignatureError> {
+    ) -> Result<Option<crate::signature::cache::Verified>, SignatureError> {
         match &self.sig_cache {
             Some(cache) => cache.check_unremembered(tx),
             None => tx.check_signature().map(|()| None),
@@ -159,13 +159,13 @@ impl Ledger {
     pub(crate) fn take_precheck(
         &self,
         tx: &SignedTx,
-        check: crate::SigCheck,
-    ) -> Option<Result<Option<crate::sigcache::Verified>, SignatureError>> {
+        check: crate::signature::cache::SigCheck,
+    ) -> Option<Result<Option<crate::signature::cache::Verified>, SignatureError>> {
         self.sig_cache.as_ref()?.take_precheck(tx, check)
     }
 
     /// Remembers a success of [`Ledger::check_signature_unremembered`].
-    pub(crate) fn remember_signature(&self, verified: Option<crate::sigcache::Verified>) {
+    pub(crate) fn remember_signature(&self, verified: Option<crate::signature::cache::Verified>) {
         if let (Some(cache), Some(v)) = (&self.sig_cache, verified) {
             cache.remember(v);
         }

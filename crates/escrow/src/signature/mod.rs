@@ -62,7 +62,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use curve25519_dalek::Scalar;
-use curve25519_dalek::edwards::CompressedEdwardsY;
 use ed25519_zebra::{Signature as ZebraSignature, VerificationKeyBytes};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -71,62 +70,15 @@ use rayon::prelude::*;
 use crate::account::PublicKey;
 use crate::tx::SignedTx;
 
-mod keys;
+pub mod cache;
+mod error;
+mod key_cache;
+mod key_rule;
 
-pub use keys::KEY_CACHE_CAPACITY;
-use keys::{KEYS, KeyCache};
-
-/// Why a signature is refused: the first step of the rule (see the module
-/// docs) that fails.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
-pub enum SignatureError {
-    /// The sender key's bytes are not a point of the curve.
-    #[error("the sender key is not a point of the curve")]
-    InvalidKey,
-    /// The sender key is a point, but not in its canonical encoding.
-    #[error("the sender key is not canonically encoded")]
-    NonCanonicalKey,
-    /// The sender key has small order: anyone could sign for it.
-    #[error("the sender key has small order (a weak key anyone can sign for)")]
-    WeakKey,
-    /// The signature's `S` is not below the group order.
-    #[error("the signature's S is not below the group order (non-canonical)")]
-    NonCanonicalS,
-    /// The verification equation does not hold.
-    #[error("the signature does not verify")]
-    Invalid,
-}
-
-impl SignatureError {
-    /// The stable code the HTTP API reports for this reason.
-    pub fn code(self) -> &'static str {
-        match self {
-            SignatureError::InvalidKey => "invalid_key",
-            SignatureError::NonCanonicalKey => "non_canonical_key",
-            SignatureError::WeakKey => "weak_key",
-            SignatureError::NonCanonicalS => "non_canonical_signature",
-            SignatureError::Invalid => "bad_signature",
-        }
-    }
-}
-
-/// Steps 1 to 3 of the rule: whether `key` may send transactions.
-///
-/// # Errors
-///
-/// [`SignatureError::InvalidKey`], [`SignatureError::NonCanonicalKey`] or
-/// [`SignatureError::WeakKey`].
-pub fn check_key(key: &PublicKey) -> Result<(), SignatureError> {
-    let compressed = CompressedEdwardsY(key.0);
-    let point = compressed.decompress().ok_or(SignatureError::InvalidKey)?;
-    if point.compress() != compressed {
-        return Err(SignatureError::NonCanonicalKey);
-    }
-    if point.is_small_order() {
-        return Err(SignatureError::WeakKey);
-    }
-    Ok(())
-}
+pub use error::SignatureError;
+pub use key_cache::KEY_CACHE_CAPACITY;
+use key_cache::{KEYS, KeyCache};
+pub use key_rule::check_key;
 
 /// Step 4: whether the signature's `S` is canonical.
 fn check_s(signature: &[u8; 64]) -> Result<(), SignatureError> {
@@ -505,9 +457,9 @@ fn pool(threads: usize) -> Option<Arc<rayon::ThreadPool>> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::Amount;
+    use crate::amount::Amount;
     use crate::dev;
-    use crate::keys::Keypair;
+    use crate::key_file::Keypair;
     use crate::tx::Payload;
     use chain_core::BlockHash;
 

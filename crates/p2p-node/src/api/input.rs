@@ -28,7 +28,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
-use super::{Api, ApiError};
+use super::error::ApiError;
+use super::state::Api;
 
 /// The error code of a serde data error: `unknown_field`,
 /// `missing_field`, `duplicate_field`, or `otherwise` (a value of the

@@ -19,8 +19,9 @@ use axum::http::StatusCode;
 use chain_core::{BlockHash, Transaction, TxId};
 use escrow::{Action, Contract, ContractId, Tx};
 
+use super::error::ApiError;
 use super::prefix::{IdPrefix, Lookup, Matches, ambiguous_message};
-use super::{Api, ApiError};
+use super::state::Api;
 use crate::api_types::{BlockAnswer, TxAnswer, TxLookupAnswer, TxStatus};
 use crate::core::NodeView;
 use crate::store::REMEDY;

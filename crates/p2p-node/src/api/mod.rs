@@ -45,19 +45,14 @@ pub(crate) mod error;
 mod input;
 mod lookup;
 pub mod prefix;
-mod serve;
+pub(crate) mod serve;
 mod stall;
+mod state;
 
 pub use error::ApiError;
 use input::{JsonBody, NoBody};
 pub use serve::{ApiLimits, serve};
-
-#[derive(Clone)]
-struct Api {
-    node: NodeHandle,
-    token: Option<Arc<str>>,
-    limits: Arc<ApiLimits>,
-}
+use state::Api;
 
 /// The API's routes over a running node. `token` guards the endpoints
 /// that change the node; without one they are refused. `limits` bound

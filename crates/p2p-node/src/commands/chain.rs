@@ -7,7 +7,7 @@ use p2p_node::api_types::{BlockAnswer, TxAnswer};
 use p2p_node::client::{COOKIE_FILE, Client, ClientError};
 use serde_json::json;
 
-use super::Ctx;
+use super::ctx::Ctx;
 use super::errors::Failure;
 use super::words::{contract_line, contract_text, describe, utc, who};
 

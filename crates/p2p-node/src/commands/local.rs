@@ -10,8 +10,8 @@ use escrow::genesis::{Allocation, DEV_BALANCE};
 use escrow::{Address, Amount, Genesis, Keypair, dev};
 use serde_json::json;
 
-use super::Ctx;
 use super::args::{AccountArg, Cli, GenesisInit};
+use super::ctx::Ctx;
 use super::errors::Failure;
 use super::words::who;
 

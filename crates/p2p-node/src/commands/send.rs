@@ -5,14 +5,14 @@
 use std::time::{Duration, Instant};
 
 use chain_core::TxId;
-use escrow::{ContractId, Party, Payload};
+use escrow::{ContractId, Keypair, Party, Payload, dev};
 use p2p_node::api_types::{SubmitAnswer, TxLookupAnswer, TxStatus};
 use p2p_node::client::{Client, ClientError};
 
 use super::args::{EscrowCommand, Signer, WaitArgs};
+use super::ctx::Ctx;
 use super::errors::{Exit, Failure};
 use super::words::{describe, name_dev_accounts};
-use super::{Ctx, signer_key};
 
 /// How often `--wait` asks the node.
 const POLL: Duration = Duration::from_millis(200);
@@ -281,4 +281,19 @@ fn restarted_hint(started_at_ms: u64) -> String {
          transactions it had saved (every 10 s and at a clean stop), so a transaction sent \
          before it started may be gone: send it again"
     )
+}
+
+/// The key `signer` names: a dev account's or a key file's.
+fn signer_key(signer: &Signer) -> anyhow::Result<Keypair> {
+    match (&signer.as_account, &signer.key) {
+        (Some(name), None) => dev::keypair(name).ok_or_else(|| {
+            Failure::usage(format!(
+                "`{name}` is not a dev account ({}); sign with --as NAME or --key FILE",
+                dev::DEV_ACCOUNTS.join(", ")
+            ))
+            .into()
+        }),
+        (None, Some(path)) => Ok(Keypair::load(path)?),
+        _ => Err(Failure::usage("say who signs: --as NAME (a dev account) or --key FILE").into()),
+    }
 }

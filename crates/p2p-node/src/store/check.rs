@@ -16,11 +16,11 @@ use ::redb::{ReadableDatabase, ReadableTable};
 use chain_core::{Block, BlockHash, Header, Transaction, TxId};
 use escrow::{SignedTx, Tx, Undo};
 
-use super::redb::{
-    BODIES, FORMAT_VERSION, HEADERS, MEMPOOL, STATE, STORE_FILE, TXS, UNDO, contain,
-};
+use super::block_store::StateSnapshot;
+use super::error::StoreError;
+use super::redb::{STORE_FILE, contain};
 use super::redb_read::{decode_checked, open_optional, open_read_only};
-use super::{StateSnapshot, StoreError};
+use super::redb_tables::{BODIES, FORMAT_VERSION, HEADERS, MEMPOOL, STATE, TXS, UNDO};
 use crate::penalty::BanKey;
 
 /// One damaged record.

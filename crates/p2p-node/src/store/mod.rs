@@ -12,218 +12,34 @@
 //! records are read back one at a time when something needs them (a
 //! reorg, a peer syncing, the API).
 //!
+//! The seam is [`BlockStore`] (in `block_store.rs`, with what crosses it);
+//! every store fails with a [`StoreError`] (`error.rs`).
 //! [`MemoryStore`] keeps everything in memory (tests, benchmarks);
-//! [`RedbStore`] (in `redb.rs`) keeps it in a redb database in the node's
-//! data directory, crash-safe.
+//! [`RedbStore`] (in `redb.rs`, its tables in `redb_tables.rs`) keeps it in
+//! a redb database in the node's data directory, crash-safe.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use chain_core::{Block, BlockHash, Header, Transaction, TxId};
+use chain_core::{Block, BlockHash, Transaction, TxId};
 use escrow::{Ledger, SignedTx, Tx, Undo};
 
 use crate::penalty::BanKey;
 
+mod block_store;
 mod check;
 mod damage;
+mod error;
 pub(crate) mod redb;
 pub(crate) mod redb_read;
+mod redb_tables;
 
+pub use self::block_store::{BlockStore, Commit, IndexChange, StateSnapshot, Stored};
 pub use self::check::{CheckReport, Damage, check};
 pub use self::damage::{DamagedBlocks, REMEDY, UNDO_REMEDY};
-
-pub use self::redb::{BEFORE_REPAIR_SUFFIX, FORMAT_VERSION, RedbStore, STORE_FILE};
-
-/// A store failed. Every variant names the file.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database could not be opened or created.
-    #[error("cannot open the store {path}: {reason}")]
-    Open {
-        /// The database file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-    /// Another process (a node running on the same data directory) has
-    /// the database open: redb locks the file while it is open.
-    #[error(
-        "another node is using {} (its store is locked): stop that node, or give this one \
-         another data directory",
-        dir.display()
-    )]
-    Locked {
-        /// The data directory.
-        dir: PathBuf,
-    },
-    /// The database was written by an incompatible version of the node.
-    #[error(
-        "the store {path} has format version {found}; this node reads version {expected} \
-         (move it aside to start afresh: nothing was changed)"
-    )]
-    Version {
-        /// The database file.
-        path: PathBuf,
-        /// The version in the file.
-        found: u64,
-        /// The version this node writes.
-        expected: u64,
-    },
-    /// The database holds data this node cannot read, or data that
-    /// disagrees with itself.
-    #[error("the store {path} is corrupt: {reason} (nothing was changed)")]
-    Corrupt {
-        /// The database file.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A read or a write failed.
-    #[error("store {path}: {reason}")]
-    Backend {
-        /// The database file.
-        path: PathBuf,
-        /// What failed.
-        reason: String,
-    },
-}
-
-/// The ledger at one block, as saved.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct StateSnapshot {
-    /// The block the ledger is at.
-    pub block: BlockHash,
-    /// Its height.
-    pub height: u64,
-    /// The ledger after that block.
-    pub ledger: Ledger,
-}
-
-/// One change of the best chain, for the transaction index.
-#[derive(Clone, Debug)]
-pub enum IndexChange {
-    /// The block joined the best chain: its transactions point to it.
-    Applied(Arc<Block<Tx>>),
-    /// The block left the best chain: its transactions no longer point to
-    /// it.
-    Undone(Arc<Block<Tx>>),
-}
-
-/// What one atomic commit saves: all of it or none of it survives a
-/// crash.
-#[derive(Clone, Debug, Default)]
-pub struct Commit {
-    /// Blocks that joined the tree (best chain or side branch).
-    pub blocks: Vec<Arc<Block<Tx>>>,
-    /// The undo record of each block applied to the ledger.
-    pub undo: Vec<(BlockHash, Undo)>,
-    /// Best-chain changes, in the order they happened.
-    pub index: Vec<IndexChange>,
-    /// The ledger at the tip, when it is time for a new snapshot.
-    pub snapshot: Option<StateSnapshot>,
-}
-
-impl Commit {
-    /// Whether there is nothing to save.
-    pub fn is_empty(&self) -> bool {
-        self.blocks.is_empty()
-            && self.undo.is_empty()
-            && self.index.is_empty()
-            && self.snapshot.is_none()
-    }
-}
-
-/// What a start reads: every stored header and the latest snapshot.
-#[derive(Clone, Debug, Default)]
-pub struct Stored {
-    /// The hash and header of every stored block, in no particular order
-    /// (each hash checked against its header).
-    pub headers: Vec<(BlockHash, Header)>,
-    /// The ledger saved last, if any.
-    pub snapshot: Option<StateSnapshot>,
-}
-
-/// Keeps accepted blocks, the state and the node's lists. Shared: the
-/// core writes, the block tree and the API read.
-pub trait BlockStore: Send + Sync + 'static {
-    /// Saves a commit durably and atomically: when this returns, all of it
-    /// survives a crash; a crash before leaves none of it.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if it cannot be saved.
-    fn commit(&self, commit: &Commit) -> Result<(), StoreError>;
-
-    /// Every stored header and the latest snapshot: what a start needs.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if the store cannot be read.
-    fn load(&self) -> Result<Stored, StoreError>;
-
-    /// A stored block by hash.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if the store cannot be read or the block is damaged.
-    fn block(&self, hash: &BlockHash) -> Result<Option<Block<Tx>>, StoreError>;
-
-    /// A stored undo record by block hash.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if the store cannot be read or the record is damaged.
-    fn undo(&self, hash: &BlockHash) -> Result<Option<Undo>, StoreError>;
-
-    /// The best-chain block holding a transaction, by the index.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if the store cannot be read.
-    fn tx_block(&self, id: &TxId) -> Result<Option<BlockHash>, StoreError>;
-
-    /// The ids in the transaction index from `low` to `high` (both
-    /// included, in byte order), lowest first, at most `limit`: the
-    /// confirmed transactions whose ids start with a prefix
-    /// (`crate::api::prefix`) are those between the prefix padded with
-    /// zeros and with `ff`s.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if the store cannot be read.
-    fn txs_in_range(&self, low: &TxId, high: &TxId, limit: usize) -> Result<Vec<TxId>, StoreError>;
-
-    /// Saves the pending transactions, replacing those saved before (as
-    /// bitcoind's `mempool.dat`).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if they cannot be saved.
-    fn put_mempool(&self, txs: &[SignedTx]) -> Result<(), StoreError>;
-
-    /// The pending transactions saved last (none if never saved).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if the store cannot be read.
-    fn load_mempool(&self) -> Result<Vec<SignedTx>, StoreError>;
-
-    /// Saves the active bans, each with its expiry in milliseconds since
-    /// the Unix epoch, replacing those saved before.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if they cannot be saved.
-    fn put_bans(&self, bans: &[(BanKey, u64)]) -> Result<(), StoreError>;
-
-    /// The bans saved last, with their expiries (none if never saved).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if the store cannot be read.
-    fn load_bans(&self) -> Result<Vec<(BanKey, u64)>, StoreError>;
-}
+pub use self::error::StoreError;
+pub use self::redb::{BEFORE_REPAIR_SUFFIX, RedbStore, STORE_FILE};
+pub use self::redb_tables::FORMAT_VERSION;
 
 /// What a [`MemoryStore`] holds.
 #[derive(Debug, Default)]

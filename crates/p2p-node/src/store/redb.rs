@@ -1,20 +1,7 @@
 //! [`RedbStore`]: the store in a redb database (`chain.redb` in the data
 //! directory).
 //!
-//! # Tables (format 3)
-//!
-//! | table | key | value |
-//! |---|---|---|
-//! | `meta` | `"format"` | [`FORMAT_VERSION`] |
-//! | `headers` | block hash (32 bytes) | the 96-byte header |
-//! | `bodies` | block hash | checksum, then the block's postcard bytes |
-//! | `undo` | block hash | checksum, then the undo record's postcard bytes |
-//! | `txs` | transaction id | the best-chain block holding it (no checksum) |
-//! | `state` | `"snapshot"` | checksum, then the [`StateSnapshot`]'s postcard bytes |
-//! | `mempool` | `"pending"`, `"bans"` | checksum, then the list's postcard bytes |
-//!
-//! Each checksum is the 32-byte BLAKE3 hash of the bytes after it; a
-//! header is checked by its hash, which is its key.
+//! The tables and the format version are defined in `redb_tables.rs`.
 //!
 //! # A damaged file
 //!
@@ -46,32 +33,13 @@ use ::redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use chain_core::{Block, BlockHash, Transaction, TxId};
 use escrow::{SignedTx, Tx, Undo};
 
+use super::block_store::{BlockStore, Commit, IndexChange, Stored};
+use super::error::StoreError;
 use super::redb_read::{
     Validation, decode_checked, locked, open_optional, read_stored, validate_read_only,
 };
-use super::{BlockStore, Commit, IndexChange, StoreError, Stored};
+use super::redb_tables::{BODIES, FORMAT_VERSION, HEADERS, MEMPOOL, META, STATE, TXS, UNDO};
 use crate::penalty::BanKey;
-
-/// Store metadata: `format` = [`FORMAT_VERSION`].
-pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-/// Block headers by hash.
-pub(super) const HEADERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("headers");
-/// Block bodies by hash, checksummed.
-pub(super) const BODIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bodies");
-/// Undo records by block hash, checksummed.
-pub(super) const UNDO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("undo");
-/// The transaction index: id to best-chain block hash.
-pub(super) const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
-/// The ledger snapshot, checksummed.
-pub(super) const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
-/// Saved lists: key `pending` = the mempool's transactions in order, key
-/// `bans` = the active bans with their expiries; checksummed.
-pub(super) const MEMPOOL: TableDefinition<&str, &[u8]> = TableDefinition::new("mempool");
-/// The format this node writes. A store of another format is refused.
-/// Version 3: headers, bodies, undo records, the transaction index and a
-/// ledger snapshot in tables of their own (version 2 kept only blocks, in
-/// save order, and replayed them all at every start).
-pub const FORMAT_VERSION: u64 = 3;
 
 /// The copy of a store kept before redb's crash recovery rewrites it.
 pub const BEFORE_REPAIR_SUFFIX: &str = "before-repair";
@@ -83,8 +51,6 @@ pub const STORE_FILE: &str = "chain.redb";
 /// at start and bodies one at a time after, so a small cache serves it, and
 /// the node's memory stays bounded by its own index.
 const CACHE_BYTES: usize = 8 << 20;
-/// The read-only pass at open reads each page once: it needs no cache.
-pub(super) const READ_ONLY_CACHE_BYTES: usize = 256 << 10;
 
 thread_local! {
     /// Whether this thread is inside [`contain`] (its panics are reported

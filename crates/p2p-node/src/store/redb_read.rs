@@ -7,8 +7,12 @@ use std::path::Path;
 use ::redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use chain_core::Header;
 
-use super::redb::{FORMAT_VERSION, HEADERS, META, READ_ONLY_CACHE_BYTES, STATE};
-use super::{StoreError, Stored};
+use super::block_store::Stored;
+use super::error::StoreError;
+use super::redb_tables::{FORMAT_VERSION, HEADERS, META, STATE};
+
+/// The read-only pass at open reads each page once: it needs no cache.
+const READ_ONLY_CACHE_BYTES: usize = 256 << 10;
 
 /// Checks and decodes a checksummed value; `what` names it in errors.
 pub(crate) fn decode_checked<T: serde::de::DeserializeOwned>(

@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use super::redb::{BODIES, HEADERS, META, STATE};
+use super::redb_tables::{BODIES, HEADERS, META, STATE};
 use super::*;
 use ::redb::ReadableDatabase;
 use escrow::Genesis;

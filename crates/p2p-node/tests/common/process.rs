@@ -15,6 +15,46 @@ use std::time::{Duration, Instant};
 /// a busy machine, so no test depends on the machine's speed.
 pub const HANG_GUARD: Duration = Duration::from_secs(120);
 
+/// Polls `check` until it holds; `false` if it still does not after
+/// [`HANG_GUARD`]. A child process's state is read through its API or its
+/// output, which announce nothing: this is the processes' twin of
+/// `common::wait_for`, and the one place their tests poll.
+pub fn poll_until(mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + HANG_GUARD;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Polls `check` until it holds (see [`poll_until`]); panics after
+/// [`HANG_GUARD`], naming `what` it waited for.
+pub fn wait_until(what: &str, check: impl FnMut() -> bool) {
+    assert!(poll_until(check), "timed out waiting for {what}");
+}
+
+/// Waits for `child` to exit and returns its status; kills it if it is
+/// still running after [`HANG_GUARD`] (a hang), and returns that status.
+/// Blocks on the exit itself: a watchdog thread does the killing.
+pub fn wait_or_kill(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id();
+    let (exited, watch) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = watch.recv_timeout(HANG_GUARD) {
+            unsafe_kill(pid, libc::SIGKILL);
+        }
+    });
+    let status = child.wait().unwrap();
+    drop(exited);
+    let _ = watchdog.join();
+    status
+}
+
 /// The binary under test.
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_p2p-node"))
@@ -94,16 +134,7 @@ impl NodeProcess {
     /// Whether the node wrote `needle` to stderr (waiting a little for the
     /// reader thread, which runs behind the process).
     pub fn said(&self, needle: &str) -> bool {
-        let deadline = Instant::now() + HANG_GUARD;
-        loop {
-            if self.stderr.lock().unwrap().contains(needle) {
-                return true;
-            }
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        poll_until(|| self.stderr.lock().unwrap().contains(needle))
     }
 
     /// Runs a client subcommand against this node.
@@ -135,11 +166,9 @@ impl NodeProcess {
 
     /// Waits until the mempool is empty (everything mined).
     pub fn wait_mined(&self) {
-        let deadline = Instant::now() + HANG_GUARD;
-        while self.status()["mempool"] != 0 {
-            assert!(Instant::now() < deadline, "transactions were not mined");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until("the transactions to be mined", || {
+            self.status()["mempool"] == 0
+        });
     }
 
     /// Stops the node with SIGTERM and waits for it.

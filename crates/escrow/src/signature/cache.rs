@@ -349,7 +349,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::SignedTx;
     use crate::dev;
 
     fn pay(nonce: u64) -> SignedTx {
