@@ -1,7 +1,7 @@
 //! The core's answers to what peers send: the router for live peers'
 //! messages, and the handlers of announcements, requests, transactions,
 //! blocks and sync answers. Each handler asks the part that owns the state
-//! (the peer table, the requests, the relay) and acts on its answer.
+//! (the peer table, the requests, the mempool; `serve.rs` answers requests) and acts on its answer.
 
 use chain_core::{Block, BlockHash, TxId};
 use escrow::{LedgerError, SignedTx, Tx};
@@ -11,7 +11,7 @@ use wire::message::MAX_ADDRS;
 use wire::{Bounded, Message};
 
 use crate::core::view::ConnId;
-use crate::core::{Core, relay, repair};
+use crate::core::{Core, repair, serve};
 use crate::mempool::{MempoolError, Offered};
 use crate::penalty::Offence;
 
@@ -52,11 +52,32 @@ impl Core {
                     self.send(conn, Message::GetBlocks(Bounded::truncating(wanted)));
                 }
             }
-            Message::GetTxs(ids) => self.serve_txs(conn, &ids),
-            Message::GetBlocks(hashes) => self.serve_blocks(conn, &hashes),
+            Message::GetTxs(ids) => {
+                let served = serve::serve_txs(&mut self.peers, &self.mempool, conn, &ids);
+                self.punish_refused(conn, served);
+            }
+            Message::GetBlocks(hashes) => {
+                // Only saved blocks are served.
+                if self.flush() {
+                    let served = serve::serve_blocks(&mut self.peers, &self.chain, conn, &hashes);
+                    self.punish_refused(conn, served);
+                }
+            }
             Message::Tx(tx) => self.on_tx(conn, tx, None),
             Message::Block(block) => self.on_block(conn, block),
-            Message::GetSync { locator, stop } => self.serve_sync(conn, &locator, stop),
+            Message::GetSync { locator, stop } => {
+                if self.flush() {
+                    let budget = self.config.max_frame.saturating_sub(64 * 1024);
+                    let served = serve::serve_sync(
+                        &mut self.peers,
+                        &self.chain,
+                        conn,
+                        (&locator, stop),
+                        budget,
+                    );
+                    self.punish_refused(conn, served);
+                }
+            }
             Message::SyncBlocks { blocks, more } => {
                 self.on_sync_blocks(conn, blocks.into_inner(), more);
             }
@@ -75,102 +96,6 @@ impl Core {
                 self.ask_again(retries);
             }
         }
-    }
-
-    /// Takes an answer's bytes from the peer's upload allowance; if it
-    /// does not fit, the request is refused and the peer penalised.
-    fn upload_allowed(&mut self, conn: ConnId, bytes: usize, what: &str) -> bool {
-        if self.peers.charge_upload(conn, bytes, Instant::now()) {
-            return true;
-        }
-        self.punish(
-            conn,
-            Offence::UploadBudget(format!("{what} of {bytes} bytes refused")),
-        );
-        false
-    }
-
-    fn serve_txs(&mut self, conn: ConnId, ids: &[TxId]) {
-        let (found, missing) = relay::txs(&self.mempool, ids);
-        for tx in found {
-            let size = tx.to_bytes().len();
-            if !self.upload_allowed(conn, size, "a transaction") {
-                return;
-            }
-            self.peers.knows_txs(conn, [&tx.id()]);
-            self.send(conn, Message::Tx(tx));
-        }
-        if !missing.is_empty() {
-            self.send(
-                conn,
-                Message::NotFound {
-                    txs: Bounded::truncating(missing),
-                    blocks: Bounded::default(),
-                },
-            );
-        }
-    }
-
-    fn serve_blocks(&mut self, conn: ConnId, hashes: &[BlockHash]) {
-        if !self.flush() {
-            return;
-        }
-        let (found, mut missing) = relay::blocks(&self.chain, hashes);
-        for hash in found {
-            let Some(block) = self.chain.block(&hash) else {
-                // Held, but its body cannot be read back (the store is
-                // failing): say so rather than nothing.
-                missing.push(hash);
-                continue;
-            };
-            if !self.upload_allowed(conn, block.size(), "a block") {
-                return;
-            }
-            self.peers.knows_blocks(conn, [&block.hash()]);
-            self.send(conn, Message::Block((*block).clone()));
-        }
-        if !missing.is_empty() {
-            self.send(
-                conn,
-                Message::NotFound {
-                    txs: Bounded::default(),
-                    blocks: Bounded::truncating(missing),
-                },
-            );
-        }
-    }
-
-    fn serve_sync(&mut self, conn: ConnId, locator: &[BlockHash], stop: BlockHash) {
-        if !self.flush() {
-            return;
-        }
-        let budget = self.config.max_frame.saturating_sub(64 * 1024);
-        let (blocks, more) = match relay::sync(&self.chain, locator, stop, budget) {
-            Ok(answer) => answer,
-            Err(damaged) => {
-                // Never a chain that stops short: the peer is told why and
-                // syncs from another (the damage is logged where it was
-                // found, and the core asks peers for a good copy).
-                let text = damaged.to_string();
-                tracing::warn!(conn, "a sync answer cannot be served: {text}");
-                self.peers
-                    .drop_peer(conn, Some((wire::Reason::StoreDamaged, &text)));
-                return;
-            }
-        };
-        let size = blocks.iter().map(Block::size).sum();
-        if !self.upload_allowed(conn, size, "a sync answer") {
-            return;
-        }
-        let hashes: Vec<BlockHash> = blocks.iter().map(Block::hash).collect();
-        self.peers.knows_blocks(conn, &hashes);
-        self.send(
-            conn,
-            Message::SyncBlocks {
-                blocks: Bounded::truncating(blocks),
-                more,
-            },
-        );
     }
 
     /// A transaction from a peer, its signature's verdict reached by the
@@ -274,6 +199,13 @@ impl Core {
         }
         if more {
             self.request_sync(conn);
+        }
+    }
+
+    /// Punishes `conn` for a request refused as past its upload allowance.
+    fn punish_refused(&mut self, conn: ConnId, served: Result<(), Offence>) {
+        if let Err(offence) = served {
+            self.punish(conn, offence);
         }
     }
 

@@ -22,7 +22,8 @@
 //!   planning, penalties, partitions).
 //! - `requests`: what was asked of whom and when; `tx_requests` bounds
 //!   the transactions asked of each peer at a time.
-//! - `relay`: read-only answers to `GetTxs`, `GetBlocks` and `GetSync`.
+//! - `serve`: the answers to `GetTxs`, `GetBlocks` and `GetSync`, sent as
+//!   each peer's upload allowance lets them.
 //! - `gossip`: the core's handlers of what live peers send, routing each
 //!   message to the parts above.
 //! - `blocks`: the core's handling of blocks: accepting one, following the
@@ -46,11 +47,11 @@ mod inbox;
 mod mining;
 mod peers;
 mod published;
-mod relay;
 mod repair;
 mod requests;
 mod saver;
 mod saving;
+mod serve;
 mod tx_requests;
 mod view;
 

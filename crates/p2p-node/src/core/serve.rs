@@ -1,14 +1,145 @@
-//! Read-only answers to what peers ask for: transactions and blocks by
-//! hash, and a run of best-chain blocks from a locator for sync. Each
-//! answer is what to send back, computed from the chain and the mempool
-//! without changing them.
+//! Serving what peers ask for: transactions and blocks by hash
+//! (`GetTxs`, `GetBlocks`), and a run of best-chain blocks from a locator
+//! for sync (`GetSync`).
+//!
+//! Each answer is computed from the chain and the mempool without changing
+//! them ([`txs`], [`blocks`], [`sync`]), then sent through the peer table
+//! as the peer's upload allowance lets it ([`serve_txs`], [`serve_blocks`],
+//! [`serve_sync`]): an answer that does not fit is refused, and the
+//! refusal is the peer's offence, returned for the core to punish. What is
+//! sent counts as known to the peer.
 
 use chain_core::{Block, BlockHash, TxId};
 use escrow::{SignedTx, Tx};
+use tokio::time::Instant;
 use wire::message::MAX_SYNC_BLOCKS;
+use wire::{Bounded, Message};
 
-use crate::core::view::NodeChain;
+use crate::core::peers::PeerTable;
+use crate::core::view::{ConnId, NodeChain};
 use crate::mempool::Mempool;
+use crate::penalty::Offence;
+
+/// Takes an answer's `bytes` from `conn`'s upload allowance.
+///
+/// # Errors
+///
+/// The offence, if it does not fit: the request is refused.
+fn charge(peers: &mut PeerTable, conn: ConnId, bytes: usize, what: &str) -> Result<(), Offence> {
+    if peers.charge_upload(conn, bytes, Instant::now()) {
+        Ok(())
+    } else {
+        Err(Offence::UploadBudget(format!(
+            "{what} of {bytes} bytes refused"
+        )))
+    }
+}
+
+/// Answers `GetTxs`: the pending transactions asked for, in pool order,
+/// then a `NotFound` for the rest.
+///
+/// # Errors
+///
+/// The offence if the answer does not fit the peer's upload allowance (what
+/// fitted before it was sent).
+pub(super) fn serve_txs(
+    peers: &mut PeerTable,
+    mempool: &Mempool,
+    conn: ConnId,
+    ids: &[TxId],
+) -> Result<(), Offence> {
+    let (found, missing) = txs(mempool, ids);
+    for tx in found {
+        charge(peers, conn, tx.to_bytes().len(), "a transaction")?;
+        peers.knows_txs(conn, [&tx.id()]);
+        peers.send(conn, Message::Tx(tx));
+    }
+    if !missing.is_empty() {
+        peers.send(
+            conn,
+            Message::NotFound {
+                txs: Bounded::truncating(missing),
+                blocks: Bounded::default(),
+            },
+        );
+    }
+    Ok(())
+}
+
+/// Answers `GetBlocks`: the blocks asked for that the chain holds, each
+/// read back as the allowance lets it, then a `NotFound` for the rest (and
+/// for a held block whose body cannot be read back: the store is failing).
+///
+/// # Errors
+///
+/// As [`serve_txs`].
+pub(super) fn serve_blocks(
+    peers: &mut PeerTable,
+    chain: &NodeChain,
+    conn: ConnId,
+    hashes: &[BlockHash],
+) -> Result<(), Offence> {
+    let (found, mut missing) = blocks(chain, hashes);
+    for hash in found {
+        let Some(block) = chain.block(&hash) else {
+            // Held, but its body cannot be read back (the store is
+            // failing): say so rather than nothing.
+            missing.push(hash);
+            continue;
+        };
+        charge(peers, conn, block.size(), "a block")?;
+        peers.knows_blocks(conn, [&block.hash()]);
+        peers.send(conn, Message::Block((*block).clone()));
+    }
+    if !missing.is_empty() {
+        peers.send(
+            conn,
+            Message::NotFound {
+                txs: Bounded::default(),
+                blocks: Bounded::truncating(missing),
+            },
+        );
+    }
+    Ok(())
+}
+
+/// Answers `GetSync` with at most about `budget` bytes of blocks. An
+/// answer that cannot be read back whole is never sent short: the peer is
+/// told why and dropped, and syncs from another (the damage is logged
+/// where it was found, and the core asks peers for a good copy).
+///
+/// # Errors
+///
+/// As [`serve_txs`].
+pub(super) fn serve_sync(
+    peers: &mut PeerTable,
+    chain: &NodeChain,
+    conn: ConnId,
+    (locator, stop): (&[BlockHash], BlockHash),
+    budget: usize,
+) -> Result<(), Offence> {
+    let (blocks, more) = match sync(chain, locator, stop, budget) {
+        Ok(answer) => answer,
+        Err(damaged) => {
+            let text = damaged.to_string();
+            tracing::warn!(conn, "a sync answer cannot be served: {text}");
+            peers.drop_peer(conn, Some((wire::Reason::StoreDamaged, &text)));
+            return Ok(());
+        }
+    };
+    let size = blocks.iter().map(Block::size).sum();
+    charge(peers, conn, size, "a sync answer")?;
+    let hashes: Vec<BlockHash> = blocks.iter().map(Block::hash).collect();
+    peers.knows_blocks(conn, &hashes);
+    peers.send(
+        conn,
+        Message::SyncBlocks {
+            blocks: Bounded::truncating(blocks),
+            more,
+        },
+    );
+    Ok(())
+}
 
 /// The pending transactions asked for, and the ids the pool does not hold.
 /// An id asked for twice in one request is answered once. The transactions
