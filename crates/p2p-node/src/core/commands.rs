@@ -6,7 +6,8 @@ use tokio::time::Instant;
 use tracing::info;
 
 use crate::core::Core;
-use crate::core::inbox::{self, Command};
+use crate::core::inbox::{self, Command, QueryFn};
+use crate::core::view::NodeView;
 
 impl Core {
     /// Routes a command of the node's handle.
@@ -14,26 +15,16 @@ impl Core {
         let now = Instant::now();
         match command {
             Command::Query(f) => self.query(f),
-            Command::Published { saved, reply } if !self.config.background_saving => {
-                // Inline, the handle's write is made visible at once: what
-                // waits is saved now, and this event's end publishes.
+            Command::Published { saved, reply } => {
+                // The handle's write is made visible at once: what waits
+                // is saved now, and this event's end publishes.
                 self.flush();
                 if saved {
-                    self.saved_waiters.push(reply);
+                    self.durable.wait_saved(reply);
                 } else {
                     self.publish_waiters
                         .push(inbox::PublishWaiter::Published(reply));
                 }
-            }
-            Command::Published {
-                saved: false,
-                reply,
-            } => self
-                .publish_waiters
-                .push(inbox::PublishWaiter::Published(reply)),
-            Command::Published { saved: true, reply } => {
-                self.unsaved_wait_since.get_or_insert_with(Instant::now);
-                self.saved_waiters.push(reply);
             }
             Command::SubmitTx { tx, check, reply } => {
                 let sender = tx.sender();
@@ -48,12 +39,9 @@ impl Core {
                         self.admit_orphans_of(sender);
                         self.emit_mempool();
                         // Answered with the publication that shows it;
-                        // inline, what waits to be saved is saved now, so
-                        // that this event's end publishes (as for
-                        // `Published`).
-                        if !self.config.background_saving {
-                            self.flush();
-                        }
+                        // what waits to be saved is saved now, so that
+                        // this event's end publishes (as for `Published`).
+                        self.flush();
                         self.publish_waiters
                             .push(inbox::PublishWaiter::Submitted(reply, id));
                     }
@@ -79,5 +67,27 @@ impl Core {
                 self.dial_due();
             }
         }
+    }
+
+    /// Runs a query of the node's handle on what is saved: what waits to
+    /// be saved is saved first. A node whose store failed answers nothing
+    /// (the caller sees it stopped).
+    fn query(&mut self, f: QueryFn) {
+        if !self.flush() {
+            return;
+        }
+        let now = Instant::now();
+        let view = NodeView {
+            store: self.durable.store(),
+            metrics: &self.metrics,
+            chain: &self.chain,
+            mempool: &self.mempool,
+            orphans: &self.orphans,
+            peers: self.peers.infos(now),
+            bans: self.peers.bans(now),
+            node_id: self.node_id,
+            mining: self.miner.mode(),
+        };
+        f(&view);
     }
 }

@@ -21,10 +21,10 @@
 //! A copy of a block the tree holds is checked against its header (its
 //! hash is the one asked for, so only the body needs checking: merkle
 //! root, limits; a copy that does not match is the sender's offence) and
-//! goes into the next commit through the saver (`saving.rs`), like any
-//! block; a left-out block is offered to the chain as any block from a
-//! peer, and saved with the next commit as any new block. Either counts as
-//! repaired only once that commit's result comes back.
+//! goes into the next commit (`durable.rs`), like any block; a left-out
+//! block is offered to the chain as any block from a peer, and saved with
+//! the next commit as any new block. Either counts as repaired only once
+//! that commit's result comes back.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -226,7 +226,7 @@ impl Core {
                 error!(block = %hash, height, "a stored block is damaged: {why}; {REMEDY}");
             }
         }
-        if self.repairs.is_empty() || self.store_failed {
+        if self.repairs.is_empty() || self.durable.failed() {
             return;
         }
         let now = Instant::now();
@@ -272,7 +272,7 @@ impl Core {
         }
         if self.repairs.copy(Arc::new(block.clone())) {
             info!(block = %hash, height = block.header.height, conn, "a good copy of a damaged block came; writing it back");
-            self.unsaved_since.get_or_insert_with(Instant::now);
+            self.durable.note_unsaved();
         }
         true
     }
