@@ -139,16 +139,6 @@ pub struct NodeConfig {
     /// How many recent blocks keep their body and undo record in memory;
     /// older ones are read back from the store when needed.
     pub memory_window: u64,
-    /// Whether commits run on a thread of their own while the core goes on
-    /// serving (admitting transactions, answering peers); what must wait
-    /// for durability (announcing a tip, answering "mine N", publishing to
-    /// the API) waits for the commit's completion either way. Off by
-    /// default: with a disk whose fsync is fast (a fraction of a
-    /// millisecond here) it measured slower in the four-node benchmark
-    /// (docs/PERFORMANCE.md, "Saving in the background"); it is for disks
-    /// whose fsync takes milliseconds. The deterministic simulator keeps it
-    /// off, since a thread's timing would make its runs differ.
-    pub background_saving: bool,
     /// Where to serve the HTTP API, if at all (by [`crate::Service`]: a
     /// [`crate::Node`] alone does not serve it).
     pub api: Option<SocketAddr>,
@@ -200,7 +190,6 @@ impl NodeConfig {
             tick_interval: Duration::from_millis(100),
             snapshot_every: 1_000,
             memory_window: chain_core::tree::DEFAULT_MEMORY_WINDOW,
-            background_saving: false,
             api: None,
             api_token: None,
             api_limits: crate::api::serve::ApiLimits::default(),

@@ -13,7 +13,6 @@ use tracing::{debug, info};
 use crate::core::Core;
 use crate::core::view::{ConnId, NodeEvent};
 use crate::penalty::Offence;
-use crate::store::IndexChange;
 
 impl Core {
     /// Offers a block to the chain. Returns the new best-chain change, if
@@ -29,12 +28,11 @@ impl Core {
         let old_tip = self.chain.tip();
         match self.chain.insert(block, now) {
             Ok(Inserted::NewBest(reorg)) => {
-                self.unsaved_since.get_or_insert_with(Instant::now);
                 self.on_new_best(&reorg);
                 Some(reorg)
             }
             Ok(Inserted::SideBranch) => {
-                self.unsaved_since.get_or_insert_with(Instant::now);
+                self.durable.note_unsaved();
                 if let Some(header) = self.chain.header(&hash) {
                     self.emit(NodeEvent::Fork {
                         height: header.height,
@@ -64,7 +62,7 @@ impl Core {
                 // The state may have moved without the change reported:
                 // save nothing more, so the store keeps its last whole
                 // commit.
-                self.store_failed = true;
+                self.durable.store_unreadable();
                 self.cancel.cancel();
                 None
             }
@@ -82,7 +80,7 @@ impl Core {
                             tracing::error!(
                                 "the block store cannot be read, stopping the node: {e}"
                             );
-                            self.store_failed = true;
+                            self.durable.store_unreadable();
                             self.cancel.cancel();
                         }
                     }
@@ -110,16 +108,7 @@ impl Core {
     /// back what undone blocks held, tell watchers, and stop the miner,
     /// whose template now has a stale parent.
     pub(super) fn on_new_best(&mut self, reorg: &Reorg<Tx>) {
-        for block in &reorg.undone {
-            self.unsaved_index
-                .push(IndexChange::Undone(std::sync::Arc::clone(block)));
-        }
-        for block in &reorg.applied {
-            self.unsaved_index
-                .push(IndexChange::Applied(std::sync::Arc::clone(block)));
-            self.since_snapshot.0 += 1;
-            self.since_snapshot.1 += block.transactions.len() as u64;
-        }
+        self.durable.accepted(reorg);
         self.metrics.blocks_accepted += reorg.applied.len() as u64;
         if reorg.is_reorg() {
             self.metrics.reorgs += 1;
@@ -206,7 +195,7 @@ impl Core {
     /// flush). Announcing the tip is enough: a peer missing its ancestors
     /// syncs.
     pub(super) fn announce_new_best(&mut self, reorg: &Reorg<Tx>) {
-        self.to_announce = Some(reorg.new_tip);
+        self.durable.announce(reorg.new_tip);
     }
 
     /// Starts a job on a fresh template if the node should mine, no job
@@ -231,7 +220,7 @@ impl Core {
             self.metrics.blocks_mined += 1;
             self.metrics.work_mined += work;
             if let Some(reply) = self.miner.count_mined(hash, paid_to) {
-                self.mined_replies.push(reply);
+                self.durable.reply_when_saved(reply);
             }
             self.announce_new_best(&reorg);
         }

@@ -6,7 +6,8 @@ use tokio::time::Instant;
 use tracing::info;
 
 use crate::core::Core;
-use crate::core::inbox::{self, Command};
+use crate::core::inbox::{self, Command, QueryFn};
+use crate::core::view::NodeView;
 use crate::mempool::Offered;
 
 impl Core {
@@ -15,26 +16,16 @@ impl Core {
         let now = Instant::now();
         match command {
             Command::Query(f) => self.query(f),
-            Command::Published { saved, reply } if !self.config.background_saving => {
-                // Inline, the handle's write is made visible at once: what
-                // waits is saved now, and this event's end publishes.
+            Command::Published { saved, reply } => {
+                // The handle's write is made visible at once: what waits
+                // is saved now, and this event's end publishes.
                 self.flush();
                 if saved {
-                    self.saved_waiters.push(reply);
+                    self.durable.wait_saved(reply);
                 } else {
                     self.publish_waiters
                         .push(inbox::PublishWaiter::Published(reply));
                 }
-            }
-            Command::Published {
-                saved: false,
-                reply,
-            } => self
-                .publish_waiters
-                .push(inbox::PublishWaiter::Published(reply)),
-            Command::Published { saved: true, reply } => {
-                self.unsaved_wait_since.get_or_insert_with(Instant::now);
-                self.saved_waiters.push(reply);
             }
             Command::SubmitTx { tx, check, reply } => {
                 // Its gossiped successors may be waiting for it: they
@@ -46,12 +37,9 @@ impl Core {
                         }
                         self.emit_mempool();
                         // Answered with the publication that shows it;
-                        // inline, what waits to be saved is saved now, so
-                        // that this event's end publishes (as for
-                        // `Published`).
-                        if !self.config.background_saving {
-                            self.flush();
-                        }
+                        // what waits to be saved is saved now, so that
+                        // this event's end publishes (as for `Published`).
+                        self.flush();
                         self.publish_waiters
                             .push(inbox::PublishWaiter::Submitted(reply, id));
                     }
@@ -79,5 +67,26 @@ impl Core {
                 self.dial_due();
             }
         }
+    }
+
+    /// Runs a query of the node's handle on what is saved: what waits to
+    /// be saved is saved first. A node whose store failed answers nothing
+    /// (the caller sees it stopped).
+    fn query(&mut self, f: QueryFn) {
+        if !self.flush() {
+            return;
+        }
+        let now = Instant::now();
+        let view = NodeView {
+            store: self.durable.store(),
+            metrics: &self.metrics,
+            chain: &self.chain,
+            mempool: &self.mempool,
+            peers: self.peers.infos(now),
+            bans: self.peers.bans(now),
+            node_id: self.node_id,
+            mining: self.miner.mode(),
+        };
+        f(&view);
     }
 }

@@ -144,7 +144,7 @@ impl Core {
             repair::Offered::NotWanted => {}
             repair::Offered::Copied => {
                 // Written back with the next commit.
-                self.unsaved_since.get_or_insert_with(Instant::now);
+                self.durable.note_unsaved();
                 return;
             }
             repair::Offered::Again => return,

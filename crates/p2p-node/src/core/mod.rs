@@ -30,11 +30,19 @@
 //!   best tip (index, mempool, events), and building and taking in mined
 //!   blocks.
 //! - `mining`: the miner's job, its stop flag and the "mine N" requests.
+//! - `durable`: a block is durable before it is announced. It owns the
+//!   store handle, the transaction-index changes not yet saved, the tip
+//!   waiting to be announced, the "mine N" answers and the handles waiting
+//!   for a save, the snapshot counters and whether the store failed; it
+//!   decides when to commit (one commit per burst) and hands back what a
+//!   commit released (the tip to announce, the answers), which the core
+//!   only routes: the tip through `gossip`'s `announce_saved_block_to`,
+//!   the one place that tells peers of a block.
 //! - `commands`: the core's handling of the node handle's commands.
 //!
-//! The core itself keeps the chain, the mempool, the store and the blocks
-//! not yet saved, the transaction index, the event channel and the
-//! metrics; it accepts blocks and follows the best tip.
+//! The core itself keeps the chain (lent to `durable` for each commit),
+//! the mempool, the event channel and the metrics; it accepts blocks and
+//! follows the best tip.
 //!
 //! The core never waits on a peer: it hands messages to each connection's
 //! bounded queue with `try_send`, and a peer whose queue is full is too slow
@@ -42,6 +50,7 @@
 
 mod blocks;
 mod commands;
+mod durable;
 mod gossip;
 mod inbox;
 mod mining;
@@ -49,8 +58,6 @@ mod peers;
 mod published;
 mod repair;
 mod requests;
-mod saver;
-mod saving;
 mod serve;
 mod tx_requests;
 mod view;
@@ -60,7 +67,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use chain_core::BlockHash;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -72,8 +78,9 @@ use crate::clock::Clock;
 use crate::config::NodeConfig;
 use crate::mempool::Mempool;
 use crate::penalty::Offence;
-use crate::store::{BlockStore, DamagedBlocks, IndexChange};
-use mining::{MinedReply, MinerDriver};
+use crate::store::{BlockStore, DamagedBlocks};
+use durable::{Durable, Released, Stopped};
+use mining::MinerDriver;
 use peers::PeerTable;
 use requests::Requests;
 
@@ -135,42 +142,14 @@ pub(crate) struct Core {
     listen_addr: Option<SocketAddr>,
     chain: NodeChain,
     mempool: Mempool,
-    store: Arc<dyn BlockStore>,
     /// The damaged blocks wanted from peers, and the repair request out.
     repairs: repair::Repairs,
-    /// Best-chain changes not yet saved to the transaction index. The
-    /// blocks themselves and their undo records wait in the chain
-    /// ([`chain_core::Chain::take_new_blocks`]); all are saved in one
-    /// commit before anything announces or serves them.
-    unsaved_index: Vec<IndexChange>,
-    /// When the oldest change not yet saved was made.
-    unsaved_since: Option<Instant>,
-    /// The tip to announce to every peer once it is saved.
-    to_announce: Option<BlockHash>,
-    /// "Mine N" answers to send once their blocks are saved.
-    mined_replies: Vec<MinedReply>,
-    /// Runs the commits (on a thread of its own by default).
-    saver: saver::Saver,
-    /// What waits for the commit in flight, if one is.
-    saving: Option<saving::InFlight>,
-    /// Queries waiting for what was accepted to be saved.
-    deferred_queries: Vec<inbox::QueryFn>,
-    /// Since when something waits for everything accepted to be saved (a
-    /// query, a handle, or the snapshot's chain part): past
-    /// `MAX_QUERY_WAIT` the core saves on the spot (see `saving.rs`).
-    unsaved_wait_since: Option<Instant>,
-    /// Handles waiting for the next publication, and for the next one of
-    /// everything saved.
+    /// The store, and everything between accepting a block and telling
+    /// anyone of it (see `durable.rs`). Once the store failed, the node is
+    /// stopping, and saves, announces, answers and publishes nothing more.
+    durable: Durable,
+    /// Handles waiting for the next publication.
     publish_waiters: Vec<inbox::PublishWaiter>,
-    saved_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
-    /// Blocks and transactions applied since the last state snapshot, and
-    /// whether the store has one.
-    since_snapshot: (u64, u64),
-    has_snapshot: bool,
-    /// A save failed, or the store could not be read back: the node is
-    /// stopping, and saves, announces, answers and publishes nothing more,
-    /// so the store keeps its last whole commit.
-    store_failed: bool,
     clock: Arc<dyn Clock>,
     cancel: CancellationToken,
     next_conn: Arc<AtomicU64>,
@@ -192,12 +171,6 @@ pub(crate) struct Core {
 
 /// How often a changed mempool is saved (it is also saved at shutdown).
 const MEMPOOL_SAVE_EVERY: Duration = Duration::from_secs(10);
-
-/// While more events wait (a burst of blocks, a "mine N" request), saving
-/// waits too, so that the burst's blocks are made durable in one commit;
-/// but never longer than this, nor for more blocks than this.
-const MAX_SAVE_DELAY: Duration = Duration::from_millis(50);
-const MAX_UNSAVED_BLOCKS: usize = 1_000;
 
 impl Core {
     /// A core over a chain that is already loaded.
@@ -229,11 +202,7 @@ impl Core {
         );
         let now = Instant::now();
         let published = published::Publisher::new(&chain, node_id, config.mining, events);
-        let saver = if config.background_saving {
-            saver::Saver::background(Arc::clone(&store))
-        } else {
-            saver::Saver::inline(Arc::clone(&store))
-        };
+        let durable = Durable::new(store, config.snapshot_every, &chain, snapshot_height);
         let mut core = Core {
             peers: PeerTable::new(config.clone(), node_id, listen_addr, now, seed),
             requests: Requests::default(),
@@ -248,26 +217,11 @@ impl Core {
             config,
             node_id,
             listen_addr,
-            since_snapshot: (
-                snapshot_height.map_or(chain.height(), |h| chain.height().saturating_sub(h)),
-                0,
-            ),
-            has_snapshot: snapshot_height.is_some(),
-            store_failed: false,
+            durable,
             chain,
             mempool,
-            store,
             repairs: repair::Repairs::new(damaged),
-            unsaved_index: Vec::new(),
-            unsaved_since: None,
-            to_announce: None,
-            mined_replies: Vec::new(),
-            saver,
-            saving: None,
-            deferred_queries: Vec::new(),
-            unsaved_wait_since: None,
             publish_waiters: Vec::new(),
-            saved_waiters: Vec::new(),
             clock,
             cancel,
             next_conn,
@@ -299,18 +253,13 @@ impl Core {
             tokio::time::interval(self.config.tick_interval.max(Duration::from_millis(1)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.after_event(true);
-        // Raised when a background commit completes (never, inline).
-        let saved = self.saver.waker().unwrap_or_default();
         loop {
             // Biased, so a simulated run is reproducible; the tick comes
-            // before messages so a busy inbox never starves it, and a
-            // completed commit before messages so what waited for it is
-            // answered first.
+            // before messages so a busy inbox never starves it.
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => break,
                 _ = tick.tick() => self.on_tick(),
-                _ = saved.notified(), if self.saving.is_some() => self.poll_saved(),
                 // Transaction announcements are due: `after_event` sends them.
                 () = tokio::time::sleep_until(self.mempool.announcements_due().unwrap_or_else(Instant::now)),
                     if self.mempool.announcements_due().is_some() => {}
@@ -336,48 +285,35 @@ impl Core {
     }
 
     /// What follows every event: save what was accepted (unless more events
-    /// wait, see [`MAX_SAVE_DELAY`]), tell watchers whether the peer count
-    /// changed, publish the snapshot (then the step's events) if nothing
-    /// waits to be saved, and start mining if the node should. Jobs start
-    /// only here, so a block mined for a request is counted before the next
-    /// job begins.
+    /// wait, see `durable.rs`) and route what that released, tell watchers
+    /// whether the peer count changed, publish the snapshot (then the
+    /// step's events) if nothing waits to be saved, and start mining if the
+    /// node should. Jobs start only here, so a block mined for a request is
+    /// counted before the next job begins.
     fn after_event(&mut self, inbox_empty: bool) {
-        if self.unsaved_since.is_none()
-            && (self.chain.new_block_count() > 0 || !self.unsaved_index.is_empty())
-        {
-            self.unsaved_since = Some(Instant::now());
-        }
         // While more events wait (a burst of blocks, a "mine N" request),
-        // saving waits too, so that the burst is one commit (a commit in
-        // flight in the background also makes the next one wait).
-        let burst = !inbox_empty || self.miner.has_requests();
-        let overdue = self
-            .unsaved_since
-            .is_some_and(|t| t.elapsed() >= MAX_SAVE_DELAY)
-            || self.chain.new_block_count() >= MAX_UNSAVED_BLOCKS;
-        if !burst || overdue {
-            self.start_save(false);
-        }
-        self.run_overdue_queries();
+        // saving waits too, so that the burst is one commit.
+        let more_coming = !inbox_empty || self.miner.has_requests();
+        let released = self
+            .durable
+            .after_event(&mut self.chain, &mut self.repairs, more_coming);
+        self.route(released);
         self.ask_for_damaged();
         self.send_tx_requests();
         self.send_tx_announcements();
-        let saved = self.is_saved() && !self.cancel.is_cancelled();
+        let saved = self.durable.is_saved(&self.chain) && !self.cancel.is_cancelled();
         if self.bans_dirty {
             self.save_bans();
         }
         self.published.live_peers(self.peers.live_count());
         // Only once what the event accepted is durable.
         if saved {
-            self.run_deferred_queries();
             self.publish(true);
-            for waiter in self.saved_waiters.drain(..) {
-                let _ = waiter.send(());
-            }
+            self.durable.answer_saved_waiters();
         }
         let mempool_published = if saved {
             true
-        } else if !self.store_failed && !self.cancel.is_cancelled() {
+        } else if !self.durable.failed() && !self.cancel.is_cancelled() {
             self.publish(false)
         } else {
             false
@@ -387,15 +323,46 @@ impl Core {
                 waiter.answer();
             }
         }
-        if !saved {
-            // The snapshot's chain part waits for the blocks being saved;
-            // while blocks keep coming, commits follow one another with
-            // never a moment when all is saved, so it waits at most
-            // `MAX_QUERY_WAIT` (then the core saves on the spot), as do
-            // the handles waiting for it.
-            self.unsaved_wait_since.get_or_insert_with(Instant::now);
-        }
         self.maybe_mine();
+    }
+
+    /// Saves what was accepted since the last save (see
+    /// [`Durable::flush`]) and routes what waited for it: what a caller
+    /// that serves or tells the tip needs. `false` if the node cannot save
+    /// (a failing store stops it: it cannot promise that what it announces
+    /// survives a crash).
+    fn flush(&mut self) -> bool {
+        self.flush_with(false)
+    }
+
+    /// [`Core::flush`], with a snapshot whatever the counters say if
+    /// `snapshot` (at a clean stop).
+    fn flush_with(&mut self, snapshot: bool) -> bool {
+        let released = self
+            .durable
+            .flush(&mut self.chain, &mut self.repairs, snapshot);
+        self.route(released)
+    }
+
+    /// Routes what a commit released: the damaged blocks it wrote back are
+    /// repaired, the "mine N" requests answered, and the new tip announced
+    /// to every live peer. A failed commit stops the node, with nothing
+    /// announced or answered. Returns whether the node can still save.
+    fn route(&mut self, released: Result<Released, Stopped>) -> bool {
+        let Ok(released) = released else {
+            self.cancel.cancel();
+            return false;
+        };
+        self.repairs.repaired(&released.repaired);
+        for reply in released.replies {
+            reply.send();
+        }
+        if let Some(tip) = released.announce {
+            for conn in self.peers.live_conns() {
+                self.announce_saved_block_to(conn, tip);
+            }
+        }
+        true
     }
 
     fn dispatch(&mut self, msg: CoreMsg) {
@@ -562,7 +529,7 @@ impl Core {
     /// repair request, if one is due (`core/repair.rs`).
     fn ask_for_damaged(&mut self) {
         self.repairs.take_found(&self.chain);
-        if self.store_failed {
+        if self.durable.failed() {
             return;
         }
         let live = self.peers.live_conns();
@@ -614,6 +581,50 @@ impl Core {
         // Short of outbound peers and of addresses: ask a peer for more.
         if let Some(conn) = self.peers.addr_request(now) {
             self.send(conn, Message::GetAddrs);
+        }
+    }
+
+    // ---- the mempool and bans, kept for the next start ----------------
+
+    /// Re-admits the transactions saved with the store (checked again
+    /// against the current tip; those that no longer apply are let go).
+    fn reload_mempool(&mut self) {
+        let saved = self.durable.load_mempool();
+        let count = saved.len();
+        let kept = saved
+            .into_iter()
+            .filter(|tx| self.mempool.add(tx.clone(), None).is_ok())
+            .count();
+        if count > 0 {
+            info!(kept, of = count, "reloaded the saved mempool");
+        }
+    }
+
+    /// Saves the mempool if it changed (or always, with `force`).
+    fn save_mempool(&mut self, force: bool) {
+        if (!self.mempool_dirty && !force) || self.durable.failed() {
+            return;
+        }
+        self.mempool_dirty = false;
+        self.mempool_saved = Instant::now();
+        self.durable.save_mempool(self.mempool.txs());
+    }
+
+    /// Bans again what the store says a previous run banned, for the time
+    /// left (bans persist across restarts until they expire).
+    fn reload_bans(&mut self) {
+        if let Some(left) = self.durable.load_bans(self.clock.now_ms()) {
+            self.peers.restore_bans(left, Instant::now());
+        }
+    }
+
+    /// Saves the active bans with their expiries in wall-clock time.
+    fn save_bans(&mut self) {
+        self.bans_dirty = false;
+        if !self.durable.failed() {
+            let now_ms = self.clock.now_ms();
+            self.durable
+                .save_bans(self.peers.bans(Instant::now()), now_ms);
         }
     }
 }

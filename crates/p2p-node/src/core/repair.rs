@@ -21,10 +21,10 @@
 //! A copy of a block the tree holds is checked against its header (its
 //! hash is the one asked for, so only the body needs checking: merkle
 //! root, limits; a copy that does not match is the sender's offence) and
-//! goes into the next commit through the saver (`saving.rs`), like any
-//! block; a left-out block is offered to the chain as any block from a
-//! peer, and saved with the next commit as any new block. Either counts as
-//! repaired only once that commit's result comes back.
+//! goes into the next commit (`durable.rs`), like any block; a left-out
+//! block is offered to the chain as any block from a peer, and saved with
+//! the next commit as any new block. Either counts as repaired only once
+//! that commit's result comes back.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

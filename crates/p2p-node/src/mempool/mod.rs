@@ -48,18 +48,17 @@
 
 pub mod announce;
 pub mod orphans;
+mod touch;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use chain_core::TxId;
-use escrow::{
-    Address, AdmissionError, ContractId, Ledger, LedgerError, Payload, PendingState, SigCheck,
-    SignedTx, Tx,
-};
+use escrow::{Address, AdmissionError, Ledger, LedgerError, PendingState, SigCheck, SignedTx, Tx};
 use tokio::time::Instant;
 
 use announce::Announcements;
 use orphans::{OrphanPool, OrphanRefusal, PeerId, SenderState};
+use touch::{Entry, Meta};
 
 /// Why a transaction was not added.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -96,65 +95,6 @@ pub struct Dropped {
     pub tx: SignedTx,
     /// The rule it broke on the new best chain.
     pub reason: String,
-}
-
-/// An entry of the state a transaction reads or writes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Entry {
-    /// A balance and nonce.
-    Account(Address),
-    /// A contract.
-    Contract(ContractId),
-}
-
-/// What the pool knows of a pending transaction without hashing it again.
-#[derive(Clone, Debug)]
-struct Meta {
-    id: TxId,
-    sender: Address,
-    /// The entries it touches (see the module docs).
-    entries: Vec<Entry>,
-    /// Whether it creates or acts on a contract: its outcome depends on
-    /// the height.
-    contract: bool,
-}
-
-impl Meta {
-    /// The entries `tx` from `sender` touches; a contract's parties are
-    /// read from `ledger` (where the contract is, if `tx` applied).
-    fn of(tx: &SignedTx, id: TxId, sender: Address, ledger: &Ledger) -> Meta {
-        let mut entries = vec![Entry::Account(sender)];
-        let party = |entries: &mut Vec<Entry>, c: &ContractId| {
-            entries.push(Entry::Contract(*c));
-            if let Some(contract) = ledger.contract(c) {
-                entries.push(Entry::Account(contract.buyer));
-                entries.push(Entry::Account(contract.seller));
-            }
-        };
-        let contract = match &tx.body.payload {
-            Payload::Transfer { to, .. } => {
-                entries.push(Entry::Account(*to));
-                false
-            }
-            Payload::EscrowCreate { .. } => {
-                entries.push(Entry::Contract(ContractId::from_tx(&id)));
-                true
-            }
-            Payload::ConfirmDelivery { contract }
-            | Payload::RaiseDispute { contract }
-            | Payload::Resolve { contract, .. }
-            | Payload::RefundBuyer { contract } => {
-                party(&mut entries, contract);
-                true
-            }
-        };
-        Meta {
-            id,
-            sender,
-            entries,
-            contract,
-        }
-    }
 }
 
 /// What became of a transaction offered to the pool

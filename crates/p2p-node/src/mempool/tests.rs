@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use escrow::{Amount, Genesis, dev};
+use escrow::{Amount, ContractId, Genesis, Payload, dev};
 
 fn pay(ledger: &Ledger, who: &str, nonce: u64, amount: u64) -> SignedTx {
     SignedTx::sign(

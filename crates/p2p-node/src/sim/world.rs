@@ -224,8 +224,6 @@ impl World {
             let mut config = NodeConfig::new(genesis.clone());
             config.listen = host_addr(i);
             config.tick_interval = opts.tick_interval;
-            // A saving thread's timing would make runs of one seed differ.
-            config.background_saving = false;
             config.mining = if shares.get(i).copied().unwrap_or(0.0) > 0.0 {
                 MiningMode::Continuous
             } else {
