@@ -89,16 +89,24 @@ pub(super) struct Durable {
     has_snapshot: bool,
     /// A save failed, or the store could not be read back.
     failed: bool,
+    /// When the mempool was last saved, and whether it changed since.
+    mempool_saved: Instant,
+    mempool_dirty: bool,
 }
+
+/// How often a changed mempool is saved (it is also saved at shutdown).
+const MEMPOOL_SAVE_EVERY: Duration = Duration::from_secs(10);
 
 impl Durable {
     /// The durability part of a node whose `chain` was restored from
-    /// `store`, from a ledger snapshot at `snapshot_height` if it had one.
+    /// `store`, from a ledger snapshot at `snapshot_height` if it had one,
+    /// started at `now` (the mempool counts as saved then).
     pub fn new(
         store: Arc<dyn BlockStore>,
         snapshot_every: u64,
         chain: &NodeChain,
         snapshot_height: Option<u64>,
+        now: Instant,
     ) -> Durable {
         Durable {
             store,
@@ -114,6 +122,8 @@ impl Durable {
             ),
             has_snapshot: snapshot_height.is_some(),
             failed: false,
+            mempool_saved: now,
+            mempool_dirty: false,
         }
     }
 
@@ -282,6 +292,27 @@ impl Durable {
     }
 
     // ---- what is kept for the next start, not promised -------------------
+
+    /// The mempool changed: it is saved at the next due save.
+    pub fn mempool_changed(&mut self) {
+        self.mempool_dirty = true;
+    }
+
+    /// Whether the mempool's periodic save is due at `now`.
+    pub fn mempool_save_due(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.mempool_saved) >= MEMPOOL_SAVE_EVERY
+    }
+
+    /// Saves the pending transactions `txs` if they changed since the last
+    /// save (or whatever, with `force`), and notes when.
+    pub fn save_changed_mempool(&mut self, txs: &[SignedTx], force: bool) {
+        if (!self.mempool_dirty && !force) || self.failed {
+            return;
+        }
+        self.mempool_dirty = false;
+        self.mempool_saved = Instant::now();
+        self.save_mempool(txs);
+    }
 
     /// Saves the pending transactions (nothing once the store failed; a
     /// failure is logged).

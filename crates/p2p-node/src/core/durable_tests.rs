@@ -96,6 +96,7 @@ fn setup() -> (NodeChain, Durable, Arc<CountingStore>, Repairs) {
         1_000,
         &chain,
         None,
+        Instant::now(),
     );
     (chain, durable, store, Repairs::default())
 }
@@ -334,4 +335,27 @@ fn bans_are_saved_as_expiries_and_loaded_as_time_left() {
         durable.load_bans(2_000_000),
         Some(vec![(key, Duration::ZERO)])
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_mempool_is_saved_when_changed_or_forced_and_due_every_ten_seconds() {
+    let (_chain, mut durable, store, _) = setup();
+    let start = Instant::now();
+    assert!(!durable.mempool_save_due(start));
+    assert!(durable.mempool_save_due(start + Duration::from_secs(10)));
+    // Unchanged: nothing saved.
+    durable.save_changed_mempool(&[alice_pays_bob()], false);
+    assert!(store.load_mempool().unwrap().is_empty());
+    // Changed: saved once, and the next save is due ten seconds later.
+    tokio::time::advance(Duration::from_secs(3)).await;
+    durable.mempool_changed();
+    durable.save_changed_mempool(&[alice_pays_bob()], false);
+    assert_eq!(store.load_mempool().unwrap(), vec![alice_pays_bob()]);
+    assert!(!durable.mempool_save_due(start + Duration::from_secs(10)));
+    assert!(durable.mempool_save_due(start + Duration::from_secs(13)));
+    durable.save_changed_mempool(&[], false);
+    assert_eq!(store.load_mempool().unwrap().len(), 1, "unchanged since");
+    // Forced (at a clean stop): saved whatever.
+    durable.save_changed_mempool(&[], true);
+    assert!(store.load_mempool().unwrap().is_empty());
 }

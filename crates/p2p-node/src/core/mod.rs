@@ -11,45 +11,56 @@
 //! # Parts
 //!
 //! [`Core`] is a coordinator over parts that each own their state and
-//! answer with decisions as values, so each is tested alone:
+//! answer with decisions as values, so each is tested alone. `impl Core`
+//! is this file only: it routes each event to the parts and applies what
+//! they answer, in a fixed order.
 //!
 //! - `inbox`: [`CoreMsg`] and [`Command`], what the core is sent.
 //! - `view`: what the outside reads ([`NodeView`], [`NodeEvent`],
-//!   [`Metrics`], [`PeerInfo`], [`ConnId`], [`Direction`]).
+//!   [`Metrics`] and how they count, [`PeerInfo`], [`ConnId`],
+//!   [`Direction`]).
 //! - `published`: the [`Snapshot`] published after every event, which
 //!   readers use without asking the core.
-//! - `peers`: the peer table (connected peers, address book, bans, dial
-//!   planning, penalties, partitions).
-//! - `requests`: what was asked of whom and when; `tx_requests` bounds
-//!   the transactions asked of each peer at a time.
+//! - `peers`: the peer table (connected peers, address book, bans and
+//!   whether they changed, dial planning, penalties, partitions, what each
+//!   peer knows, our handshake).
+//! - `dialing`: connection numbers and the dialer; it dials what the peer
+//!   table plans.
+//! - `requests`: what was asked of whom and when, and the `GetBlocks` and
+//!   `GetSync` to send; `tx_requests` bounds the transactions asked of
+//!   each peer at a time.
 //! - `serve`: the answers to `GetTxs`, `GetBlocks` and `GetSync`, sent as
 //!   each peer's upload allowance lets them.
-//! - `gossip`: the core's handlers of what live peers send, routing each
-//!   message to the parts above.
-//! - `blocks`: the core's handling of blocks: accepting one, following the
-//!   best tip (index, mempool, events), and building and taking in mined
-//!   blocks.
-//! - `mining`: the miner's job, its stop flag and the "mine N" requests.
+//! - `gossip`: transaction inventories as messages, which refused
+//!   transactions are the sender's fault, the network check of a
+//!   handshake.
+//! - `blocks`: offering a block to the chain, answered as an outcome
+//!   (`Accepted`: a new best tip, a side branch, an orphan, a refusal and
+//!   the sender's offence, an unreadable store).
+//! - the mempool (`crate::mempool`): admission, orphan transactions, the
+//!   trickle queue of announcements, and following a new tip (it names the
+//!   undone transactions to announce again).
+//! - `mining`: the miner's job, the block interval, the template, its stop
+//!   flag and the "mine N" requests.
+//! - `repair`: the damaged stored blocks wanted from peers.
 //! - `durable`: a block is durable before it is announced. It owns the
 //!   store handle, the transaction-index changes not yet saved, the tip
 //!   waiting to be announced, the "mine N" answers and the handles waiting
-//!   for a save, the snapshot counters and whether the store failed; it
-//!   decides when to commit (one commit per burst) and hands back what a
-//!   commit released (the tip to announce, the answers), which the core
-//!   only routes: the tip through `gossip`'s `announce_saved_block_to`,
-//!   the one place that tells peers of a block.
-//! - `commands`: the core's handling of the node handle's commands.
+//!   for a save, the snapshot counters, whether the store failed, and when
+//!   the mempool is saved; it decides when to commit (one commit per
+//!   burst) and hands back what a commit released (the tip to announce,
+//!   the answers), which the core only routes: the tip through
+//!   `announce_saved_block_to`, the one place that tells peers of a block.
 //!
-//! The core itself keeps the chain (lent to `durable` for each commit),
-//! the mempool, the event channel and the metrics; it accepts blocks and
-//! follows the best tip.
+//! The core itself keeps the chain (lent to `blocks` for each insert and
+//! to `durable` for each commit), the mempool, the clock and the metrics.
 //!
 //! The core never waits on a peer: it hands messages to each connection's
 //! bounded queue with `try_send`, and a peer whose queue is full is too slow
 //! and is dropped, so one slow peer cannot grow the node's memory.
 
 mod blocks;
-mod commands;
+mod dialing;
 mod durable;
 mod gossip;
 mod inbox;
@@ -64,33 +75,36 @@ mod view;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use chain_core::{ArchiveError, Block, BlockHash, Reorg, TxId};
+use escrow::{SignedTx, Tx};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
-use wire::{Bounded, Handshake, Message, NodeId, PROTOCOL_VERSION, Reason};
+use tracing::{debug, info, warn};
+use wire::message::MAX_ADDRS;
+use wire::{Bounded, Message, NodeId};
 
 use crate::clock::Clock;
 use crate::config::NodeConfig;
-use crate::mempool::Mempool;
+use crate::mempool::{Mempool, Offered};
 use crate::penalty::Offence;
 use crate::store::{BlockStore, DamagedBlocks};
+use blocks::Accepted;
+use dialing::Dialing;
 use durable::{Durable, Released, Stopped};
+use inbox::QueryFn;
 use mining::MinerDriver;
 use peers::PeerTable;
 use requests::Requests;
 
+pub(crate) use dialing::Dialer;
 pub(crate) use inbox::{Command, CoreMsg};
 pub use published::{RECENT_HEIGHTS, RecentBlocks, Snapshot};
 pub use view::{ConnId, Direction, Metrics, NodeChain, NodeEvent, NodeView, PeerInfo};
-
-/// How the core opens an outbound connection: starts a connection task
-/// for connection `conn` to `addr` (the node wires it to the transport).
-pub(crate) type Dialer = Box<dyn Fn(ConnId, SocketAddr) + Send>;
 
 /// Everything a core is built from.
 pub(crate) struct CoreParts {
@@ -134,12 +148,10 @@ pub(crate) struct CoreParts {
     pub seed: [u8; 32],
 }
 
-/// The core's state.
+/// The core: the chain, the mempool, the clock and the metrics, and the
+/// parts it coordinates (see the module docs).
 pub(crate) struct Core {
     config: Arc<NodeConfig>,
-    node_id: NodeId,
-    /// The address peers are told to dial.
-    listen_addr: Option<SocketAddr>,
     chain: NodeChain,
     mempool: Mempool,
     /// The damaged blocks wanted from peers, and the repair request out.
@@ -152,25 +164,16 @@ pub(crate) struct Core {
     publish_waiters: Vec<inbox::PublishWaiter>,
     clock: Arc<dyn Clock>,
     cancel: CancellationToken,
-    next_conn: Arc<AtomicU64>,
-    dialer: Dialer,
+    dialing: Dialing,
     peers: PeerTable,
     requests: Requests,
     miner: MinerDriver,
     /// Counters for `/metrics`.
     metrics: Metrics,
-    /// When the mempool was last saved, and whether it changed since.
-    mempool_saved: Instant,
-    mempool_dirty: bool,
-    /// Whether a ban was added since the bans were last saved.
-    bans_dirty: bool,
     /// What readers see without asking the core: the snapshot published
     /// after each event, and the event's changes for watchers.
     published: published::Publisher,
 }
-
-/// How often a changed mempool is saved (it is also saved at shutdown).
-const MEMPOOL_SAVE_EVERY: Duration = Duration::from_secs(10);
 
 impl Core {
     /// A core over a chain that is already loaded.
@@ -202,7 +205,7 @@ impl Core {
         );
         let now = Instant::now();
         let published = published::Publisher::new(&chain, node_id, config.mining, events);
-        let durable = Durable::new(store, config.snapshot_every, &chain, snapshot_height);
+        let durable = Durable::new(store, config.snapshot_every, &chain, snapshot_height, now);
         let mut core = Core {
             peers: PeerTable::new(config.clone(), node_id, listen_addr, now, seed),
             requests: Requests::default(),
@@ -215,8 +218,6 @@ impl Core {
                 tracker,
             }),
             config,
-            node_id,
-            listen_addr,
             durable,
             chain,
             mempool,
@@ -224,20 +225,20 @@ impl Core {
             publish_waiters: Vec::new(),
             clock,
             cancel,
-            next_conn,
-            dialer,
+            dialing: Dialing::new(next_conn, dialer),
             metrics: Metrics {
                 started: Some(now),
                 ..Metrics::default()
             },
-            mempool_saved: now,
-            mempool_dirty: false,
-            bans_dirty: false,
             published,
         };
         core.repairs.want_unrestored(unrestored);
-        core.reload_mempool();
-        core.reload_bans();
+        // The saved mempool and bans, kept for this start.
+        let saved = core.durable.load_mempool();
+        core.mempool.reload(saved);
+        if let Some(left) = core.durable.load_bans(core.clock.now_ms()) {
+            core.peers.restore_bans(left, Instant::now());
+        }
         core.publish(true);
         core
     }
@@ -277,7 +278,7 @@ impl Core {
         // A clean stop leaves a snapshot at the tip: the next start applies
         // nothing again.
         self.flush_with(true);
-        self.save_mempool(true);
+        self.durable.save_changed_mempool(self.mempool.txs(), true);
         self.save_bans();
         // Dropping every sender lets each connection task finish.
         self.peers.clear();
@@ -285,7 +286,8 @@ impl Core {
     }
 
     /// What follows every event: save what was accepted (unless more events
-    /// wait, see `durable.rs`) and route what that released, tell watchers
+    /// wait, see `durable.rs`) and route what that released, send the
+    /// requests and announcements due, save new bans, tell watchers
     /// whether the peer count changed, publish the snapshot (then the
     /// step's events) if nothing waits to be saved, and start mining if the
     /// node should. Jobs start only here, so a block mined for a request is
@@ -299,10 +301,20 @@ impl Core {
             .after_event(&mut self.chain, &mut self.repairs, more_coming);
         self.route(released);
         self.ask_for_damaged();
-        self.send_tx_requests();
-        self.send_tx_announcements();
+        // The slots this event freed are refilled by one `GetTxs` a peer.
+        let pool = &self.mempool;
+        let asked = self
+            .requests
+            .tx_requests(|id| pool.knows(id), Instant::now());
+        for (conn, ids) in asked {
+            self.send_all(conn, gossip::tx_inventory(&ids, Message::GetTxs));
+        }
+        // The queued announcements, one `AnnounceTxs` a peer, once due.
+        for (conn, ids) in self.mempool.take_due_announcements(Instant::now()) {
+            self.send_all(conn, gossip::tx_inventory(&ids, Message::AnnounceTxs));
+        }
         let saved = self.durable.is_saved(&self.chain) && !self.cancel.is_cancelled();
-        if self.bans_dirty {
+        if self.peers.take_bans_changed() {
             self.save_bans();
         }
         self.published.live_peers(self.peers.live_count());
@@ -323,7 +335,11 @@ impl Core {
                 waiter.answer();
             }
         }
-        self.maybe_mine();
+        if !self.cancel.is_cancelled() {
+            let (chain, pool) = (&self.chain, &self.mempool);
+            self.miner
+                .maybe_start(chain, pool, &*self.clock, Instant::now());
+        }
     }
 
     /// Saves what was accepted since the last save (see
@@ -372,7 +388,7 @@ impl Core {
                 // The tip told to a peer is a saved one; a node that
                 // cannot save answers nothing.
                 if self.flush() {
-                    let _ = reply.send(self.hello());
+                    let _ = reply.send(self.peers.hello(&self.chain));
                 }
             }
             CoreMsg::Admit {
@@ -384,9 +400,14 @@ impl Core {
                 queued,
                 reply,
             } => {
-                let answer = self.admit(conn, remote, direction, &hello, (sender, queued), now);
+                let answer =
+                    gossip::check_network(self.chain.genesis_hash(), &hello).and_then(|()| {
+                        let queue = (sender, queued);
+                        self.peers
+                            .admit(conn, remote, direction, &hello, queue, now)
+                    });
                 if self.flush() {
-                    let _ = reply.send(answer.map(|()| Box::new(self.hello())));
+                    let _ = reply.send(answer.map(|()| Box::new(self.peers.hello(&self.chain))));
                 }
             }
             CoreMsg::Live { conn } => self.on_live(conn),
@@ -404,13 +425,13 @@ impl Core {
                 remote,
                 offence,
             } => {
-                self.punish_at(conn, Some(remote), &offence, now);
+                self.peers.punish(conn, Some(remote), &offence, now);
             }
             CoreMsg::Gone { conn } => {
                 self.peers.on_gone(conn, now);
                 self.mempool.forget_peer(conn);
                 let retries = self.requests.forget_peer(conn, now);
-                self.ask_again(retries);
+                self.send_each(retries.into_messages());
             }
             CoreMsg::DialFailed { conn, addr, error } => {
                 if self.peers.dial_failed(conn, addr, now) {
@@ -450,64 +471,21 @@ impl Core {
         }
     }
 
-    /// Tells watchers of `event` once the step's snapshot is published.
-    fn emit(&mut self, event: NodeEvent) {
-        self.published.defer(event);
-    }
-
-    /// The mempool changed: tell watchers, and save it soon.
+    /// The mempool changed: tell watchers once the step's snapshot is
+    /// published, and save it soon.
     fn emit_mempool(&mut self) {
-        self.mempool_dirty = true;
-        self.emit(NodeEvent::Mempool {
-            size: self.mempool.len(),
-        });
+        self.durable.mempool_changed();
+        let size = self.mempool.len();
+        self.published.defer(NodeEvent::Mempool { size });
     }
 
     // ---- peers --------------------------------------------------------
-
-    fn hello(&self) -> Handshake {
-        Handshake {
-            version: PROTOCOL_VERSION,
-            network: self.chain.genesis_hash(),
-            node_id: self.node_id,
-            listen_addr: self.listen_addr,
-            best_tip: self.chain.tip(),
-            best_height: self.chain.height(),
-            total_work: self.chain.total_work(),
-            user_agent: wire::BoundedString::truncating(concat!(
-                "p2p-node/",
-                env!("CARGO_PKG_VERSION")
-            )),
-        }
-    }
-
-    fn admit(
-        &mut self,
-        conn: ConnId,
-        remote: SocketAddr,
-        direction: Direction,
-        hello: &Handshake,
-        queue: (mpsc::Sender<Message>, Arc<std::sync::atomic::AtomicUsize>),
-        now: Instant,
-    ) -> Result<(), (Reason, String)> {
-        if hello.network != self.chain.genesis_hash() {
-            return Err((
-                Reason::WrongNetwork,
-                format!(
-                    "this node runs network {}, not {}",
-                    self.chain.genesis_hash(),
-                    hello.network
-                ),
-            ));
-        }
-        self.peers.admit(conn, remote, direction, hello, queue, now)
-    }
 
     fn on_live(&mut self, conn: ConnId) {
         let Some(work) = self.peers.on_live(conn) else {
             return;
         };
-        self.send(conn, Message::GetAddrs);
+        self.peers.send(conn, Message::GetAddrs);
         if work > self.chain.total_work() {
             self.request_sync(conn);
         }
@@ -515,14 +493,12 @@ impl Core {
         // every pending transaction (announcements made while it was not
         // connected, after a partition say, never reached it).
         let tip = self.chain.tip();
-        self.announce_block_to(conn, tip);
-        let fresh = self.peers.tell_txs(conn, self.mempool.ids());
-        for chunk in fresh.chunks(wire::message::MAX_INVENTORY) {
-            self.send(
-                conn,
-                Message::AnnounceTxs(Bounded::truncating(chunk.to_vec())),
-            );
+        // A block is durable before anyone hears of it.
+        if self.flush() {
+            self.announce_saved_block_to(conn, tip);
         }
+        let fresh = self.peers.tell_txs(conn, self.mempool.ids());
+        self.send_all(conn, gossip::tx_inventory(&fresh, Message::AnnounceTxs));
     }
 
     /// Takes the damaged blocks the archive found and sends the next
@@ -537,34 +513,20 @@ impl Core {
             self.repairs
                 .request(&live, &mut self.requests, Instant::now())
         {
-            self.send(conn, Message::GetBlocks(Bounded::truncating(wanted)));
+            self.peers
+                .send(conn, Message::GetBlocks(Bounded::truncating(wanted)));
         }
     }
 
+    /// Punishes `conn` for `offence` (a ban is saved after the event).
     fn punish(&mut self, conn: ConnId, offence: Offence) {
-        self.punish_at(conn, None, &offence, Instant::now());
+        self.peers.punish(conn, None, &offence, Instant::now());
     }
 
-    fn punish_at(
-        &mut self,
-        conn: ConnId,
-        remote: Option<SocketAddr>,
-        offence: &Offence,
-        now: Instant,
-    ) {
-        use peers::Punished;
-        if let Punished::Banned | Punished::BannedBeforeHandshake =
-            self.peers.punish(conn, remote, offence, now)
-        {
-            self.bans_dirty = true;
-        }
-    }
-
-    fn dial_due(&mut self) {
-        for addr in self.peers.dial_plan(Instant::now()) {
-            let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
-            self.peers.dialing(conn, addr);
-            (self.dialer)(conn, addr);
+    /// Punishes `conn` for a request refused as past its upload allowance.
+    fn punish_refused(&mut self, conn: ConnId, served: Result<(), Offence>) {
+        if let Err(offence) = served {
+            self.punish(conn, offence);
         }
     }
 
@@ -573,58 +535,438 @@ impl Core {
         self.peers.expire_bans(now);
         self.mempool.expire_orphans(now);
         let retries = self.requests.expire(now, self.config.request_timeout);
-        self.ask_again(retries);
-        self.dial_due();
-        if now.saturating_duration_since(self.mempool_saved) >= MEMPOOL_SAVE_EVERY {
-            self.save_mempool(false);
+        self.send_each(retries.into_messages());
+        self.dialing.dial_due(&mut self.peers, Instant::now());
+        if self.durable.mempool_save_due(now) {
+            self.durable.save_changed_mempool(self.mempool.txs(), false);
         }
         // Short of outbound peers and of addresses: ask a peer for more.
         if let Some(conn) = self.peers.addr_request(now) {
-            self.send(conn, Message::GetAddrs);
-        }
-    }
-
-    // ---- the mempool and bans, kept for the next start ----------------
-
-    /// Re-admits the transactions saved with the store (checked again
-    /// against the current tip; those that no longer apply are let go).
-    fn reload_mempool(&mut self) {
-        let saved = self.durable.load_mempool();
-        let count = saved.len();
-        let kept = saved
-            .into_iter()
-            .filter(|tx| self.mempool.add(tx.clone(), None).is_ok())
-            .count();
-        if count > 0 {
-            info!(kept, of = count, "reloaded the saved mempool");
-        }
-    }
-
-    /// Saves the mempool if it changed (or always, with `force`).
-    fn save_mempool(&mut self, force: bool) {
-        if (!self.mempool_dirty && !force) || self.durable.failed() {
-            return;
-        }
-        self.mempool_dirty = false;
-        self.mempool_saved = Instant::now();
-        self.durable.save_mempool(self.mempool.txs());
-    }
-
-    /// Bans again what the store says a previous run banned, for the time
-    /// left (bans persist across restarts until they expire).
-    fn reload_bans(&mut self) {
-        if let Some(left) = self.durable.load_bans(self.clock.now_ms()) {
-            self.peers.restore_bans(left, Instant::now());
+            self.peers.send(conn, Message::GetAddrs);
         }
     }
 
     /// Saves the active bans with their expiries in wall-clock time.
     fn save_bans(&mut self) {
-        self.bans_dirty = false;
         if !self.durable.failed() {
             let now_ms = self.clock.now_ms();
             self.durable
                 .save_bans(self.peers.bans(Instant::now()), now_ms);
         }
+    }
+
+    // ---- what peers send ----------------------------------------------
+
+    /// Routes a live peer's message to the part that handles it.
+    fn on_message(&mut self, conn: ConnId, message: Message) {
+        if !self.peers.is_connected(conn) {
+            // Being dropped: ignore the rest of what it sent.
+            return;
+        }
+        tracing::trace!(conn, kind = message.kind(), "message");
+        let now = Instant::now();
+        match message {
+            Message::Handshake(_) | Message::HandshakeAck => {
+                self.punish(conn, Offence::Protocol("a second handshake"));
+            }
+            Message::Ping { .. } | Message::Pong { .. } | Message::Notice { .. } => {}
+            Message::AnnounceTxs(ids) => {
+                self.peers.knows_txs(conn, ids.iter());
+                // Asked of it after this event, a bounded number at a
+                // time; not if pending or waiting for an earlier nonce.
+                let pool = &self.mempool;
+                self.requests.announced_txs(conn, &ids, |id| pool.knows(id));
+            }
+            Message::AnnounceBlocks(hashes) => {
+                self.peers.knows_blocks(conn, hashes.iter());
+                let chain = &self.chain;
+                let known = |h: &BlockHash| {
+                    chain.contains(h) || chain.is_orphan(h) || chain.is_known_invalid(h)
+                };
+                let wanted = self.requests.want_blocks(conn, &hashes, known, now);
+                // What the peer announced and we have tells its height now.
+                for hash in hashes.iter() {
+                    self.note_peer_has(conn, hash);
+                }
+                if !wanted.is_empty() {
+                    self.peers
+                        .send(conn, Message::GetBlocks(Bounded::truncating(wanted)));
+                }
+            }
+            Message::GetTxs(ids) => {
+                let served = serve::serve_txs(&mut self.peers, &self.mempool, conn, &ids);
+                self.punish_refused(conn, served);
+            }
+            // Only saved blocks are served.
+            Message::GetBlocks(hashes) => {
+                if self.flush() {
+                    let served = serve::serve_blocks(&mut self.peers, &self.chain, conn, &hashes);
+                    self.punish_refused(conn, served);
+                }
+            }
+            Message::Tx(tx) => self.on_tx(conn, tx, None),
+            Message::Block(block) => self.on_block(conn, block),
+            Message::GetSync { locator, stop } => {
+                if self.flush() {
+                    let budget = self.config.max_frame.saturating_sub(64 * 1024);
+                    let asked = (&locator[..], stop);
+                    let served =
+                        serve::serve_sync(&mut self.peers, &self.chain, conn, asked, budget);
+                    self.punish_refused(conn, served);
+                }
+            }
+            Message::SyncBlocks { blocks, more } => {
+                self.on_sync_blocks(conn, blocks.into_inner(), more);
+            }
+            Message::GetAddrs => {
+                let addrs = self.peers.addrs_for(conn, MAX_ADDRS, now);
+                self.peers
+                    .send(conn, Message::Addrs(Bounded::truncating(addrs)));
+            }
+            Message::Addrs(addrs) => {
+                for addr in addrs.iter() {
+                    self.peers.learn_addr(*addr, now);
+                }
+                self.dialing.dial_due(&mut self.peers, Instant::now());
+            }
+            Message::NotFound { txs, blocks } => {
+                let retries = self.requests.not_found(conn, &txs, &blocks, now);
+                self.send_each(retries.into_messages());
+            }
+        }
+    }
+
+    /// A transaction from a peer, its signature's verdict reached by the
+    /// connection's task if `check` (else checked here): the mempool
+    /// admits it (with the waiting ones it lets in), keeps it waiting for
+    /// an earlier nonce, or refuses it; only some refusals are the peer's
+    /// fault (`gossip::tx_offence`).
+    fn on_tx(&mut self, conn: ConnId, tx: SignedTx, check: Option<escrow::SigCheck>) {
+        let id = tx.id();
+        self.requests.tx_arrived(&id);
+        self.peers.knows_txs(conn, [&id]);
+        let now = Instant::now();
+        match self.mempool.offer(tx, check, Some(conn), now) {
+            Offered::Added { id, freed } => {
+                self.peers.note_tx(conn, now);
+                self.admitted(id, freed);
+            }
+            // Its predecessor may be on its way from another peer. Neither
+            // waiting nor a refusal to wait is penalised: a node behind
+            // the chain sees honest peers' transactions as orphans of
+            // senders that hold nothing (docs/PROTOCOL.md, "Orphan
+            // transactions").
+            Offered::Waiting { evicted } => {
+                debug!(conn, %id, ?evicted, "transaction waits for an earlier nonce");
+            }
+            Offered::NotKept(why) => debug!(conn, %id, "transaction not kept to wait: {why}"),
+            Offered::Refused(e) => match gossip::tx_offence(&e) {
+                Some(offence) => self.punish(conn, offence),
+                None => debug!(conn, %id, "transaction not pooled: {e}"),
+            },
+        }
+    }
+
+    /// The mempool admitted `id` and the waiting ones it let in (`freed`):
+    /// they are announced, and watchers told.
+    fn admitted(&mut self, id: TxId, freed: Vec<TxId>) {
+        for id in std::iter::once(id).chain(freed) {
+            self.announce_tx(id);
+        }
+        self.emit_mempool();
+    }
+
+    fn on_block(&mut self, conn: ConnId, block: Block<Tx>) {
+        let hash = block.hash();
+        // A block we asked for after its announcement may be an orphan
+        // without any fault of the sender: we are behind.
+        let solicited = self.requests.block_arrived(&hash);
+        self.peers.knows_blocks(conn, [&hash]);
+        match self.repairs.offer(&self.chain, conn, &block) {
+            repair::Offered::NotWanted => {}
+            // Written back with the next commit.
+            repair::Offered::Copied => return self.durable.note_unsaved(),
+            repair::Offered::Again => return,
+            repair::Offered::Bad(offence) => return self.punish(conn, offence),
+        }
+        let new = !self.chain.contains(&hash);
+        if let Some(best) = self.accept_block(block, Some((conn, solicited))) {
+            self.durable.announce(best.new_tip);
+        }
+        if new && self.chain.contains(&hash) {
+            self.peers.note_block(conn, Instant::now());
+        }
+        self.note_peer_has(conn, &hash);
+    }
+
+    /// `conn` has the block `hash`: if we have it too, its height and work
+    /// update what we know of the peer.
+    fn note_peer_has(&mut self, conn: ConnId, hash: &BlockHash) {
+        if let (Some(header), Some(work)) =
+            (self.chain.header(hash), self.chain.cumulative_work(hash))
+        {
+            self.peers.saw_tip(conn, header.height, work);
+        }
+    }
+
+    fn on_sync_blocks(&mut self, conn: ConnId, blocks: Vec<Block<Tx>>, more: bool) {
+        // A sync answer must connect to the locator we sent: its orphans
+        // are the sender's fault, as are unasked-for ones.
+        self.requests.sync_answered(conn);
+        let mut last_best = None;
+        for block in blocks {
+            let hash = block.hash();
+            self.peers.knows_blocks(conn, [&hash]);
+            self.peers.saw_height(conn, block.header.height);
+            let new = !self.chain.contains(&hash);
+            if let Some(best) = self.accept_block(block, Some((conn, false))) {
+                last_best = Some(best.new_tip);
+            }
+            if !self.peers.is_connected(conn) {
+                return;
+            }
+            if new && self.chain.contains(&hash) {
+                self.peers.note_block(conn, Instant::now());
+            }
+            self.note_peer_has(conn, &hash);
+        }
+        if let Some(tip) = last_best {
+            self.durable.announce(tip);
+        }
+        if more {
+            self.request_sync(conn);
+        }
+    }
+
+    // ---- blocks -------------------------------------------------------
+
+    /// Offers a block to the chain (`blocks::insert`) and applies the
+    /// outcome. Returns the new best-chain change, if the block moved the
+    /// tip; the caller announces it. `from` is the peer that sent it and
+    /// whether we had asked for it by hash.
+    fn accept_block(
+        &mut self,
+        block: Block<Tx>,
+        from: Option<(ConnId, bool)>,
+    ) -> Option<Reorg<Tx>> {
+        let now_ms = self.clock.now_ms();
+        match blocks::insert(&mut self.chain, block, now_ms) {
+            Accepted::NewBest(reorg) => {
+                self.on_new_best(&reorg);
+                return Some(reorg);
+            }
+            Accepted::SideBranch { hash, height } => {
+                self.durable.note_unsaved();
+                if let Some(height) = height {
+                    self.published.defer(NodeEvent::Fork { height, hash });
+                }
+                self.metrics.blocks_accepted += 1;
+            }
+            Accepted::Orphan {
+                hash,
+                missing_parent,
+            } => {
+                self.published.orphan(missing_parent, hash);
+                if let Some((conn, solicited)) = from {
+                    if !solicited {
+                        self.punish(conn, Offence::Orphan(missing_parent.to_string()));
+                    }
+                    if self.peers.is_connected(conn) && !self.requests.is_syncing(conn) {
+                        self.request_sync(conn);
+                    }
+                }
+            }
+            Accepted::Duplicate => {}
+            Accepted::StoreUnreadable(e) => self.stop_unreadable(&e),
+            Accepted::Refused {
+                reason,
+                offence,
+                moved,
+            } => {
+                // The tip moved up to the invalid block all the same: what
+                // follows the tip must follow it.
+                match moved {
+                    Some(Ok(reorg)) => {
+                        self.on_new_best(&reorg);
+                        self.durable.announce(reorg.new_tip);
+                    }
+                    Some(Err(e)) => self.stop_unreadable(&e),
+                    None => {}
+                }
+                self.metrics.count_refused(reason);
+                if let Some((conn, _)) = from {
+                    self.punish(conn, offence);
+                }
+            }
+        }
+        None
+    }
+
+    /// The store cannot be read back: the state may have moved without the
+    /// change reported, so the node saves nothing more and stops.
+    fn stop_unreadable(&mut self, e: &ArchiveError) {
+        tracing::error!("the block store cannot be read, stopping the node: {e}");
+        self.durable.store_unreadable();
+        self.cancel.cancel();
+    }
+
+    /// The best tip moved: index the new blocks, count the move, move the
+    /// mempool and announce again what undone blocks held, admit what
+    /// waited, tell watchers, and stop the miner, whose template now has a
+    /// stale parent. The new tip is announced once saved (the caller).
+    fn on_new_best(&mut self, reorg: &Reorg<Tx>) {
+        self.durable.accepted(reorg);
+        let (applied, undone) = (reorg.applied.len(), reorg.undone.len());
+        self.metrics.count_best_move(applied, undone);
+        let next_height = self.chain.height() + 1;
+        for id in self
+            .mempool
+            .follow_tip(self.chain.state(), next_height, reorg)
+        {
+            self.peers.forget_tx(&id);
+            self.announce_tx(id);
+        }
+        for id in self.mempool.admit_waiting() {
+            self.announce_tx(id);
+        }
+        let (height, hash) = (self.chain.height(), reorg.new_tip);
+        self.published.defer(NodeEvent::Tip {
+            height,
+            hash,
+            undone,
+        });
+        self.emit_mempool();
+        self.miner.tip_moved(Instant::now());
+    }
+
+    /// The miner found a block paying `paid_to`: accept it and, if it
+    /// joined the best chain, count it toward the open requests before any
+    /// new job starts.
+    fn on_mined(&mut self, block: Block<Tx>, paid_to: escrow::Address) {
+        let hash = block.hash();
+        self.miner.log_found(&block, Instant::now());
+        let target = block.header.target.to_target();
+        let work = target.map_or(0.0, |t| t.work().as_f64());
+        if let Some(reorg) = self.accept_block(block, None) {
+            self.metrics.count_mined(work);
+            if let Some(reply) = self.miner.count_mined(hash, paid_to) {
+                self.durable.reply_when_saved(reply);
+            }
+            self.durable.announce(reorg.new_tip);
+        }
+        if !self.miner.should_mine(self.mempool.is_empty()) {
+            self.miner.stop();
+        }
+    }
+
+    // ---- sending ------------------------------------------------------
+
+    /// Sends `messages` to `conn` (nothing if it is not connected).
+    fn send_all(&mut self, conn: ConnId, messages: Vec<Message>) {
+        for message in messages {
+            self.peers.send(conn, message);
+        }
+    }
+
+    /// Sends each message to its peer.
+    fn send_each(&mut self, messages: Vec<(ConnId, Message)>) {
+        for (conn, message) in messages {
+            self.peers.send(conn, message);
+        }
+    }
+
+    /// Tells `conn` of the block `hash`, known to be saved, unless it knows.
+    fn announce_saved_block_to(&mut self, conn: ConnId, hash: BlockHash) {
+        if self.peers.tell_block(conn, hash) {
+            let hashes = Bounded::truncating(vec![hash]);
+            self.peers.send(conn, Message::AnnounceBlocks(hashes));
+        }
+    }
+
+    /// Queues `id` to be announced to every live peer that does not know
+    /// it (`mempool/announce.rs`; sent after the event once due).
+    fn announce_tx(&mut self, id: TxId) {
+        let peers = self.peers.tell_tx(id);
+        self.mempool.queue_announcement(peers, id, Instant::now());
+    }
+
+    fn request_sync(&mut self, conn: ConnId) {
+        let asked = self.requests.get_sync(conn, self.chain.locator());
+        self.peers.send(conn, asked);
+    }
+
+    // ---- the node handle's commands -----------------------------------
+
+    /// Routes a command of the node's handle.
+    fn on_command(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::Query(f) => self.query(f),
+            Command::Published { saved, reply } => {
+                // The handle's write is made visible at once: what waits
+                // is saved now, and this event's end publishes.
+                self.flush();
+                if saved {
+                    self.durable.wait_saved(reply);
+                } else {
+                    let waiter = inbox::PublishWaiter::Published(reply);
+                    self.publish_waiters.push(waiter);
+                }
+            }
+            // Its gossiped successors may be waiting for it: they come in
+            // after it. A user's transaction never waits (`Mempool::offer`).
+            Command::SubmitTx { tx, check, reply } => {
+                match self.mempool.offer(*tx, check, None, now) {
+                    Offered::Added { id, freed } => {
+                        self.admitted(id, freed);
+                        // Answered with the publication that shows it (what
+                        // waits to be saved is saved now, as for `Published`).
+                        self.flush();
+                        let waiter = inbox::PublishWaiter::Submitted(reply, id);
+                        self.publish_waiters.push(waiter);
+                    }
+                    Offered::Refused(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                    Offered::Waiting { .. } | Offered::NotKept(_) => {}
+                }
+            }
+            Command::Mine { count, to, reply } => self.miner.request(count, to, reply),
+            Command::SetMining(mode) => self.miner.set_mode(mode, self.mempool.is_empty()),
+            Command::Partition(addrs) => {
+                let cut = self.peers.partition(&addrs);
+                info!(cut, addrs = addrs.len(), "partitioned");
+            }
+            Command::Heal => {
+                self.peers.heal(now);
+                info!("partition healed");
+                self.dialing.dial_due(&mut self.peers, Instant::now());
+            }
+            Command::AddPeer(addr) => {
+                self.peers.watch(addr);
+                self.peers.retry_now(addr, now);
+                self.dialing.dial_due(&mut self.peers, Instant::now());
+            }
+        }
+    }
+
+    /// Runs a query of the node's handle on what is saved: what waits to
+    /// be saved is saved first. A node whose store failed answers nothing
+    /// (the caller sees it stopped).
+    fn query(&mut self, f: QueryFn) {
+        if !self.flush() {
+            return;
+        }
+        let now = Instant::now();
+        f(&NodeView {
+            store: self.durable.store(),
+            metrics: &self.metrics,
+            chain: &self.chain,
+            mempool: &self.mempool,
+            peers: self.peers.infos(now),
+            bans: self.peers.bans(now),
+            node_id: self.peers.node_id(),
+            mining: self.miner.mode(),
+        });
     }
 }

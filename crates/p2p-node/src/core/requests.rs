@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use chain_core::{BlockHash, TxId};
 use tokio::time::Instant;
+use wire::{Bounded, Message};
 
 use crate::core::tx_requests::{MAX_OTHERS, TxRequests};
 use crate::core::view::ConnId;
@@ -49,6 +50,20 @@ pub(crate) struct Requests {
 pub(crate) struct Retries {
     /// Blocks to ask of these peers.
     pub blocks: Vec<(ConnId, BlockHash)>,
+}
+
+impl Retries {
+    /// The requests to send: one `GetBlocks` per peer, peers in order.
+    pub fn into_messages(self) -> Vec<(ConnId, Message)> {
+        let mut by_peer: BTreeMap<ConnId, Vec<BlockHash>> = BTreeMap::new();
+        for (conn, hash) in self.blocks {
+            by_peer.entry(conn).or_default().push(hash);
+        }
+        by_peer
+            .into_iter()
+            .map(|(conn, blocks)| (conn, Message::GetBlocks(Bounded::truncating(blocks))))
+            .collect()
+    }
 }
 
 /// How many timed-out block requests are remembered.
@@ -223,6 +238,16 @@ impl Requests {
         retries
     }
 
+    /// The `GetSync` to send `conn` for the blocks after `locator` (our
+    /// best chain's locator); it is recorded as sent.
+    pub fn get_sync(&mut self, conn: ConnId, locator: Vec<BlockHash>) -> Message {
+        self.sync_sent(conn);
+        Message::GetSync {
+            locator: Bounded::truncating(locator),
+            stop: BlockHash::ZERO,
+        }
+    }
+
     /// A `GetSync` went to `conn`.
     pub fn sync_sent(&mut self, conn: ConnId) {
         self.syncing.insert(conn);
@@ -333,6 +358,28 @@ mod tests {
         r.tx_arrived(&id);
         r.announced_txs(1, &[id], |_| false);
         assert_eq!(r.tx_requests(|_| false, now), vec![(1, vec![id])]);
+    }
+
+    #[test]
+    fn retries_become_one_get_blocks_per_peer_and_a_sync_request_is_recorded() {
+        let retries = Retries {
+            blocks: vec![(2, hash(1)), (1, hash(2)), (2, hash(3))],
+        };
+        let sent = retries.into_messages();
+        assert_eq!(sent.len(), 2);
+        assert!(matches!(&sent[0], (1, Message::GetBlocks(h)) if h.to_vec() == vec![hash(2)]));
+        assert!(
+            matches!(&sent[1], (2, Message::GetBlocks(h)) if h.to_vec() == vec![hash(1), hash(3)])
+        );
+        assert!(Retries::default().into_messages().is_empty());
+        let mut r = Requests::default();
+        let asked = r.get_sync(4, vec![hash(9), hash(0)]);
+        assert!(r.is_syncing(4));
+        assert!(matches!(
+            asked,
+            Message::GetSync { locator, stop }
+                if locator.to_vec() == vec![hash(9), hash(0)] && stop == BlockHash::ZERO
+        ));
     }
 
     #[test]

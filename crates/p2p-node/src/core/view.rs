@@ -146,3 +146,50 @@ pub struct Metrics {
     /// When the node started.
     pub started: Option<Instant>,
 }
+
+impl Metrics {
+    /// Counts a move of the best tip: the blocks it applied, and whether
+    /// (and how deep) it undid any.
+    pub(crate) fn count_best_move(&mut self, applied: usize, undone: usize) {
+        self.blocks_accepted += applied as u64;
+        if undone > 0 {
+            self.reorgs += 1;
+            self.max_reorg_depth = self.max_reorg_depth.max(undone as u64);
+        }
+    }
+
+    /// Counts a block refused for `reason`.
+    pub(crate) fn count_refused(&mut self, reason: String) {
+        *self.blocks_rejected.entry(reason).or_insert(0) += 1;
+    }
+
+    /// Counts a block this node mined that joined its best chain, and the
+    /// expected hashes (`work`) behind it.
+    pub(crate) fn count_mined(&mut self, work: f64) {
+        self.blocks_mined += 1;
+        self.work_mined += work;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_count_moves_reorgs_refusals_and_mined_blocks() {
+        let mut m = Metrics::default();
+        m.count_best_move(2, 0);
+        assert_eq!((m.blocks_accepted, m.reorgs, m.max_reorg_depth), (2, 0, 0));
+        m.count_best_move(3, 2);
+        m.count_best_move(1, 1);
+        assert_eq!((m.blocks_accepted, m.reorgs, m.max_reorg_depth), (6, 2, 2));
+        m.count_refused("State".to_string());
+        m.count_refused("State".to_string());
+        m.count_refused("KnownInvalid".to_string());
+        assert_eq!(m.blocks_rejected.get("State"), Some(&2));
+        assert_eq!(m.blocks_rejected.get("KnownInvalid"), Some(&1));
+        m.count_mined(4.0);
+        m.count_mined(0.5);
+        assert_eq!((m.blocks_mined, m.work_mined), (2, 4.5));
+    }
+}

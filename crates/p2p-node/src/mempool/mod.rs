@@ -45,8 +45,12 @@
 //!   the waiting ones an admission let in.
 //! - The trickle queue ([`announce`]): admitted ids waiting to be
 //!   announced to each peer.
+//! - Following the chain (`follow.rs`): [`Mempool::follow_tip`] moves the
+//!   pool to a new best tip and names the undone blocks' transactions to
+//!   announce again; [`Mempool::reload`] takes back a saved pool.
 
 pub mod announce;
+mod follow;
 pub mod orphans;
 mod touch;
 

@@ -20,10 +20,10 @@ use chain_core::{BlockHash, TxId, Work};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, warn};
-use wire::{Handshake, Message, NodeId, Reason};
+use wire::{Handshake, Message, NodeId, PROTOCOL_VERSION, Reason};
 
 use crate::config::NodeConfig;
-use crate::core::view::{ConnId, Direction, PeerInfo};
+use crate::core::view::{ConnId, Direction, NodeChain, PeerInfo};
 use crate::penalty::{BanKey, Bans, Offence, Score};
 use known::KnownSet;
 
@@ -140,6 +140,8 @@ pub(crate) struct PeerTable {
     /// The table's random choices (which addresses to dial first, whom to
     /// ask for addresses), seeded by the node (`Seams::seed`).
     rng: rand_chacha::ChaCha8Rng,
+    /// Whether a ban was added since [`PeerTable::take_bans_changed`].
+    bans_changed: bool,
 }
 
 /// How many inbound peers each protection of the eviction rule keeps.
@@ -166,12 +168,35 @@ impl PeerTable {
             last_addr_request: None,
             dialing: BTreeMap::new(),
             watched: BTreeMap::new(),
+            bans_changed: false,
         };
         for addr in table.config.peers.clone() {
             table.learn_addr(addr, now);
             table.watch(addr);
         }
         table
+    }
+
+    /// This node's handshake, telling of `chain`'s tip.
+    pub fn hello(&self, chain: &NodeChain) -> Handshake {
+        Handshake {
+            version: PROTOCOL_VERSION,
+            network: chain.genesis_hash(),
+            node_id: self.node_id,
+            listen_addr: self.listen_addr,
+            best_tip: chain.tip(),
+            best_height: chain.height(),
+            total_work: chain.total_work(),
+            user_agent: wire::BoundedString::truncating(concat!(
+                "p2p-node/",
+                env!("CARGO_PKG_VERSION")
+            )),
+        }
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
     }
 
     /// Whether the table still talks to `conn`.
@@ -419,6 +444,7 @@ impl PeerTable {
                 warn!(%remote, "banned before its handshake: {offence}");
                 self.bans
                     .ban([BanKey::Addr(remote)], self.config.ban_duration, now);
+                self.bans_changed = true;
                 return Punished::BannedBeforeHandshake;
             }
             return Punished::Nobody;
@@ -431,9 +457,16 @@ impl PeerTable {
         let mut keys = vec![BanKey::Node(peer.node_id), BanKey::Addr(peer.remote)];
         keys.extend(peer.listen_addr.map(BanKey::Addr));
         self.bans.ban(keys, self.config.ban_duration, now);
+        self.bans_changed = true;
         warn!(conn, remote = %peer.remote, "peer banned for {:?}", self.config.ban_duration);
         self.drop_peer(conn, Some((Reason::Banned, "too many protocol violations")));
         Punished::Banned
+    }
+
+    /// Whether a ban was added since the last call (the bans are then
+    /// saved for the next start); clears the mark.
+    pub fn take_bans_changed(&mut self) -> bool {
+        std::mem::take(&mut self.bans_changed)
     }
 
     /// Bans again what a previous run banned, for the time left on each.
@@ -540,5 +573,7 @@ impl PeerTable {
 mod addrs;
 mod known;
 
+#[cfg(test)]
+mod hello_tests;
 #[cfg(test)]
 mod tests;
