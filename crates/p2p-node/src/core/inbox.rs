@@ -1,21 +1,69 @@
-//! The core's inbox: every message the core is sent, and the commands of the
-//! [`crate::NodeHandle`]. This is the only part of the core that connection
+//! The core's inbox: every message the core is sent, the commands of the
+//! [`crate::NodeHandle`], and the [`CoreParts`] a core is built from. This is the only part of the core that connection
 //! tasks and the handle need.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use chain_core::miner::MineOutcome;
 use chain_core::{BlockHash, TxId};
 use escrow::SignedTx;
 use tokio::sync::{mpsc, oneshot};
-use wire::{Handshake, Message, Reason};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use wire::{Handshake, Message, NodeId, Reason};
 
+use crate::clock::Clock;
 use crate::config::MiningMode;
-use crate::core::view::{ConnId, Direction, NodeView};
+use crate::config::NodeConfig;
+use crate::core::dialing::Dialer;
+use crate::core::view::{ConnId, Direction, NodeChain, NodeEvent, NodeView};
 use crate::mempool::MempoolError;
 use crate::penalty::Offence;
+use crate::store::{BlockStore, DamagedBlocks};
+
+/// Everything a core is built from.
+pub(crate) struct CoreParts {
+    /// The node's configuration.
+    pub config: Arc<NodeConfig>,
+    /// This node's id.
+    pub node_id: NodeId,
+    /// The address peers are told to dial.
+    pub listen_addr: Option<SocketAddr>,
+    /// The chain, loaded from the store.
+    pub chain: NodeChain,
+    /// Where accepted blocks are saved (shared with the chain, which reads
+    /// old bodies back from it).
+    pub store: Arc<dyn BlockStore>,
+    /// Where the chain's archive records the stored blocks it finds
+    /// damaged; the core takes them and repairs them (`core/repair.rs`).
+    pub damaged: Arc<DamagedBlocks>,
+    /// The blocks the restore left out because a body was damaged: the
+    /// core fetches them again (`core/repair.rs`).
+    pub unrestored: Vec<chain_core::Unrestored>,
+    /// The height of the state snapshot the chain was restored from, if
+    /// the store had one.
+    pub snapshot_height: Option<u64>,
+    /// Block timestamps.
+    pub clock: Arc<dyn Clock>,
+    /// The core's own inbox, for the tasks it starts (the miner).
+    pub inbox: mpsc::Sender<CoreMsg>,
+    /// Stops the node.
+    pub cancel: CancellationToken,
+    /// The node's tasks.
+    pub tracker: TaskTracker,
+    /// Connection numbers, shared with the accept loop.
+    pub next_conn: Arc<AtomicU64>,
+    /// Where changes are announced to watchers.
+    pub events: tokio::sync::broadcast::Sender<NodeEvent>,
+    /// How outbound connections are opened.
+    pub dialer: Dialer,
+    /// How proof of work is found.
+    pub miner: Arc<dyn crate::mine::Mine>,
+    /// The seed of the peer table's random choices.
+    pub seed: [u8; 32],
+}
 
 /// What the core is asked to do.
 pub(crate) enum CoreMsg {

@@ -73,9 +73,7 @@ mod serve;
 mod tx_requests;
 mod view;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use chain_core::{ArchiveError, Block, BlockHash, Reorg, TxId};
@@ -83,16 +81,14 @@ use escrow::{SignedTx, Tx};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 use wire::message::MAX_ADDRS;
-use wire::{Bounded, Message, NodeId};
+use wire::{Bounded, Message};
 
 use crate::clock::Clock;
 use crate::config::NodeConfig;
 use crate::mempool::{Mempool, Offered};
 use crate::penalty::Offence;
-use crate::store::{BlockStore, DamagedBlocks};
 use blocks::Accepted;
 use dialing::Dialing;
 use durable::{Durable, Released, Stopped};
@@ -101,52 +97,9 @@ use mining::MinerDriver;
 use peers::PeerTable;
 use requests::Requests;
 
-pub(crate) use dialing::Dialer;
-pub(crate) use inbox::{Command, CoreMsg};
+pub(crate) use inbox::{Command, CoreMsg, CoreParts};
 pub use published::{RECENT_HEIGHTS, RecentBlocks, Snapshot};
 pub use view::{ConnId, Direction, Metrics, NodeChain, NodeEvent, NodeView, PeerInfo};
-
-/// Everything a core is built from.
-pub(crate) struct CoreParts {
-    /// The node's configuration.
-    pub config: Arc<NodeConfig>,
-    /// This node's id.
-    pub node_id: NodeId,
-    /// The address peers are told to dial.
-    pub listen_addr: Option<SocketAddr>,
-    /// The chain, loaded from the store.
-    pub chain: NodeChain,
-    /// Where accepted blocks are saved (shared with the chain, which reads
-    /// old bodies back from it).
-    pub store: Arc<dyn BlockStore>,
-    /// Where the chain's archive records the stored blocks it finds
-    /// damaged; the core takes them and repairs them (`core/repair.rs`).
-    pub damaged: Arc<DamagedBlocks>,
-    /// The blocks the restore left out because a body was damaged: the
-    /// core fetches them again (`core/repair.rs`).
-    pub unrestored: Vec<chain_core::Unrestored>,
-    /// The height of the state snapshot the chain was restored from, if
-    /// the store had one.
-    pub snapshot_height: Option<u64>,
-    /// Block timestamps.
-    pub clock: Arc<dyn Clock>,
-    /// The core's own inbox, for the tasks it starts (the miner).
-    pub inbox: mpsc::Sender<CoreMsg>,
-    /// Stops the node.
-    pub cancel: CancellationToken,
-    /// The node's tasks.
-    pub tracker: TaskTracker,
-    /// Connection numbers, shared with the accept loop.
-    pub next_conn: Arc<AtomicU64>,
-    /// Where changes are announced to watchers.
-    pub events: tokio::sync::broadcast::Sender<NodeEvent>,
-    /// How outbound connections are opened.
-    pub dialer: Dialer,
-    /// How proof of work is found.
-    pub miner: Arc<dyn crate::mine::Mine>,
-    /// The seed of the peer table's random choices.
-    pub seed: [u8; 32],
-}
 
 /// The core: the chain, the mempool, the clock and the metrics, and the
 /// parts it coordinates (see the module docs).
@@ -177,62 +130,46 @@ pub(crate) struct Core {
 
 impl Core {
     /// A core over a chain that is already loaded.
-    pub fn new(parts: CoreParts) -> Core {
-        let CoreParts {
-            config,
-            node_id,
-            listen_addr,
-            chain,
-            store,
-            damaged,
-            unrestored,
-            clock,
-            inbox,
-            cancel,
-            tracker,
-            next_conn,
-            events,
-            dialer,
-            miner,
-            seed,
-            snapshot_height,
-        } = parts;
-        let mempool = Mempool::new(
-            chain.state(),
-            chain.height() + 1,
-            config.mempool_max,
-            config.mempool_max_per_account,
-        );
+    pub fn new(p: CoreParts) -> Core {
+        let (config, chain) = (p.config, p.chain);
+        let (max, per_account) = (config.mempool_max, config.mempool_max_per_account);
+        let mempool = Mempool::new(chain.state(), chain.height() + 1, max, per_account);
         let now = Instant::now();
-        let published = published::Publisher::new(&chain, node_id, config.mining, events);
-        let durable = Durable::new(store, config.snapshot_every, &chain, snapshot_height, now);
+        let published = published::Publisher::new(&chain, p.node_id, config.mining, p.events);
+        let durable = Durable::new(
+            p.store,
+            config.snapshot_every,
+            &chain,
+            p.snapshot_height,
+            now,
+        );
         let mut core = Core {
-            peers: PeerTable::new(config.clone(), node_id, listen_addr, now, seed),
+            peers: PeerTable::new(config.clone(), p.node_id, p.listen_addr, now, p.seed),
             requests: Requests::default(),
             miner: MinerDriver::new(mining::DriverParts {
-                miner,
+                miner: p.miner,
                 mode: config.mining,
                 account: config.miner_account,
                 interval: config.block_interval,
-                core: inbox,
-                tracker,
+                core: p.inbox,
+                tracker: p.tracker,
             }),
             config,
             durable,
             chain,
             mempool,
-            repairs: repair::Repairs::new(damaged),
+            repairs: repair::Repairs::new(p.damaged),
             publish_waiters: Vec::new(),
-            clock,
-            cancel,
-            dialing: Dialing::new(next_conn, dialer),
+            clock: p.clock,
+            cancel: p.cancel,
+            dialing: Dialing::new(p.next_conn, p.dialer),
             metrics: Metrics {
                 started: Some(now),
                 ..Metrics::default()
             },
             published,
         };
-        core.repairs.want_unrestored(unrestored);
+        core.repairs.want_unrestored(p.unrestored);
         // The saved mempool and bans, kept for this start.
         let saved = core.durable.load_mempool();
         core.mempool.reload(saved);
