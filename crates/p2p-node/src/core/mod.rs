@@ -515,19 +515,9 @@ impl Core {
                 self.requests.announced_txs(conn, &ids, |id| pool.knows(id));
             }
             Message::AnnounceBlocks(hashes) => {
-                self.peers.knows_blocks(conn, hashes.iter());
-                let chain = &self.chain;
-                let known = |h: &BlockHash| {
-                    chain.contains(h) || chain.is_orphan(h) || chain.is_known_invalid(h)
-                };
-                let wanted = self.requests.want_blocks(conn, &hashes, known, now);
-                // What the peer announced and we have tells its height now.
-                for hash in hashes.iter() {
-                    self.note_peer_has(conn, hash);
-                }
-                if !wanted.is_empty() {
-                    self.peers
-                        .send(conn, Message::GetBlocks(Bounded::truncating(wanted)));
+                let parts = (&mut self.peers, &mut self.requests, &self.chain);
+                if let Some(ask) = gossip::announced_blocks(parts, conn, &hashes, now) {
+                    self.peers.send(conn, ask);
                 }
             }
             Message::GetTxs(ids) => {
@@ -630,20 +620,12 @@ impl Core {
         if let Some(best) = self.accept_block(block, Some((conn, solicited))) {
             self.durable.announce(best.new_tip);
         }
-        if new && self.chain.contains(&hash) {
-            self.peers.note_block(conn, Instant::now());
-        }
-        self.note_peer_has(conn, &hash);
-    }
-
-    /// `conn` has the block `hash`: if we have it too, its height and work
-    /// update what we know of the peer.
-    fn note_peer_has(&mut self, conn: ConnId, hash: &BlockHash) {
-        if let (Some(header), Some(work)) =
-            (self.chain.header(hash), self.chain.cumulative_work(hash))
-        {
-            self.peers.saw_tip(conn, header.height, work);
-        }
+        gossip::sent_block(
+            &mut self.peers,
+            &self.chain,
+            (conn, &hash, new),
+            Instant::now,
+        );
     }
 
     fn on_sync_blocks(&mut self, conn: ConnId, blocks: Vec<Block<Tx>>, more: bool) {
@@ -662,10 +644,12 @@ impl Core {
             if !self.peers.is_connected(conn) {
                 return;
             }
-            if new && self.chain.contains(&hash) {
-                self.peers.note_block(conn, Instant::now());
-            }
-            self.note_peer_has(conn, &hash);
+            gossip::sent_block(
+                &mut self.peers,
+                &self.chain,
+                (conn, &hash, new),
+                Instant::now,
+            );
         }
         if let Some(tip) = last_best {
             self.durable.announce(tip);
