@@ -48,7 +48,7 @@ pub mod prefix;
 mod serve;
 mod stall;
 
-pub use error::ApiError;
+pub use error::{ApiError, mempool_code};
 use input::{JsonBody, NoBody};
 pub use serve::{ApiLimits, serve};
 
