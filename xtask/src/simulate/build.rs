@@ -1,5 +1,5 @@
-//! The release build of the node, which the demo and `cargo xtask bench
-//! node` run as processes.
+//! The release builds xtask runs as processes: the node, which the demo
+//! and `cargo xtask bench node` run, and the simulator (`cargo xtask sim`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,25 +29,30 @@ pub(crate) fn build_node(root: &Path) -> anyhow::Result<PathBuf> {
         );
         return Ok(binary);
     }
+    build_release(root, "p2p-node", "the node")
+}
+
+/// Builds `package`'s binary of the same name in release mode (`what` says
+/// what it is, for the message) and returns its path. Cargo's progress goes
+/// to this process's stderr, as for [`build_node`].
+pub(crate) fn build_release(root: &Path, package: &str, what: &str) -> anyhow::Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     eprintln!(
-        "xtask: building the node in release mode (cargo build --release -p p2p-node); \
+        "xtask: building {what} in release mode (cargo build --release -p {package}); \
          a first build takes a few minutes, later ones seconds"
     );
     let status = Command::new(&cargo)
         .current_dir(root)
-        .args(["build", "--release", "-p", "p2p-node"])
+        .args(["build", "--release", "-p", package])
         .status()
-        .with_context(|| format!("cannot run `{cargo} build --release -p p2p-node`"))?;
+        .with_context(|| format!("cannot run `{cargo} build --release -p {package}`"))?;
     if !status.success() {
         bail!(
-            "building p2p-node in release mode failed ({}): cargo's errors are above",
+            "building {package} in release mode failed ({}): cargo's errors are above",
             describe_exit(status)
         );
     }
-    let binary = crate::bench::target_dir(root)
-        .join("release")
-        .join("p2p-node");
+    let binary = crate::bench::target_dir(root).join("release").join(package);
     if !binary.is_file() {
         bail!(
             "the build succeeded but {} is not there: is CARGO_TARGET_DIR or \

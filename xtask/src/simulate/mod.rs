@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 
-pub(crate) use build::build_node;
+pub(crate) use build::{build_node, build_release};
 use net::Net;
 
 /// How long nodes may disagree on tips of equal work, with nothing pending,
