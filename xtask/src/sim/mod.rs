@@ -14,7 +14,7 @@ use anyhow::Context;
 /// run about three times slower in an unoptimised build, so it is always
 /// the release one (`cargo run -p sim -- ARGS` runs the unoptimised one).
 pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
-    let binary = crate::simulate::build_release(root, "sim", "the simulator")?;
+    let binary = crate::build::release_binaries(root)?.sim;
     let status = Command::new(&binary)
         .args(args)
         .status()
