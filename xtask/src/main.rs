@@ -18,10 +18,24 @@
 //! - `sim` ([`sim`]): the deterministic simulator: hundreds of real nodes
 //!   in a simulated network, one run, a sweep or a fault swarm, with a
 //!   report and pictures (`docs/SIMULATION.md`).
+//!
+//! xtask depends on no crate of the workspace: [`build`] builds the
+//! release binaries the tasks run (the node, the load generator), all in
+//! one cargo invocation, and the tasks drive them as processes. `cargo
+//! xtask` runs xtask itself in release too (`.cargo/config.toml`), so a
+//! first run compiles the workspace's dependencies once, for both.
+//!
+//! `tidy` (tests only, part of `cargo test --workspace`): checks over the
+//! source tree and the documentation (import circles, `//!` headers, file
+//! length, paths the documents name).
 
 mod bench;
+mod build;
+mod http;
 mod sim;
 mod simulate;
+#[cfg(test)]
+mod tidy;
 
 use std::path::PathBuf;
 

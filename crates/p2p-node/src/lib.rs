@@ -26,14 +26,13 @@
 //!   the API that writes them and the client that reads them.
 //! - [`client`]: the command-line client's side of that API: typed calls
 //!   that return those answers.
-//! - [`sim`]: the deterministic simulator, many nodes on simulated seams
-//!   in one process (`cargo xtask sim`).
 //! - `fuzzing` (hidden): the store's record decoders, for the cargo-fuzz
 //!   targets in `fuzz/`.
 //! - Seams for simulation: [`transport`] (listening and dialling),
 //!   [`clock`] (block timestamps), [`store`] (accepted blocks, the saved
-//!   mempool and bans), [`mine`] (proof of work), and the node id in
-//!   [`Seams`].
+//!   mempool and bans), [`mine`] (proof of work), and the node id and seed
+//!   in [`Seams`]. The simulator (the `sim` crate, `crates/sim`) fills
+//!   them with fakes; none ships here.
 //!
 //! # Tasks
 //!
@@ -59,7 +58,6 @@ pub mod node;
 pub mod peer;
 pub mod penalty;
 pub mod service;
-pub mod sim;
 pub mod store;
 pub mod transport;
 

@@ -4,7 +4,7 @@
 //! found is a [`Mine`]. [`HashMiner`] is the real one: chain-core's
 //! multi-threaded SHA-256 search on a thread of its own, at a low
 //! priority. The simulator
-//! (`crate::sim`) provides another that finds blocks when its Poisson
+//! (the `sim` crate) provides another that finds blocks when its Poisson
 //! lottery says this node's share of the hash power would have, so a
 //! simulated day of ten-minute blocks costs no hashing.
 

@@ -80,7 +80,7 @@ fn listen_cause(e: &std::io::Error) -> String {
 }
 
 /// The seams a node runs on: how it connects, what time it is, where blocks
-/// are kept, how it mines and who it is. The simulator (`crate::sim`)
+/// are kept, how it mines and who it is. The simulator (the `sim` crate)
 /// replaces each with a deterministic one.
 pub struct Seams {
     /// Listening and dialling.

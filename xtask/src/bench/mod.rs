@@ -34,7 +34,7 @@
 
 mod node;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, bail};
@@ -139,38 +139,42 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the criterion suites and prints their figures.
+/// Runs the criterion suites, all in one `cargo bench` (one build, one
+/// feature set for the four packages: built one at a time, a package's
+/// dependencies would be rebuilt whenever the next package's
+/// dev-dependencies unify their features differently), and prints their
+/// figures.
 fn criterion_suites(root: &Path, quick: bool) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut args = vec!["bench"];
     for suite in SUITES {
-        let mut cmd = Command::new(&cargo);
-        cmd.current_dir(root)
-            .args(["bench", "-p", suite.package, "--bench", suite.bench, "--"]);
-        if quick {
-            cmd.args(["--quick", "--warm-up-time", "1", "--measurement-time", "2"]);
-        }
-        eprintln!(
-            "xtask: running {} benchmarks ({})",
-            suite.package, suite.bench
-        );
-        let status = cmd
-            .status()
-            .with_context(|| format!("could not run cargo bench -p {}", suite.package))?;
-        if !status.success() {
-            bail!("cargo bench -p {} failed with {status}", suite.package);
-        }
+        args.extend(["-p", suite.package]);
     }
-    let criterion = target_dir(root).join("criterion");
+    for suite in SUITES {
+        args.extend(["--bench", suite.bench]);
+    }
+    args.push("--");
+    if quick {
+        args.extend(["--quick", "--warm-up-time", "1", "--measurement-time", "2"]);
+    }
+    let names: Vec<String> = SUITES
+        .iter()
+        .map(|s| format!("{} ({})", s.package, s.bench))
+        .collect();
+    eprintln!("xtask: running the benchmarks of {}", names.join(", "));
+    let status = Command::new(&cargo)
+        .current_dir(root)
+        .args(&args)
+        .status()
+        .with_context(|| format!("could not run cargo {}", args.join(" ")))?;
+    if !status.success() {
+        bail!("cargo {} failed with {status}", args.join(" "));
+    }
+    let criterion = crate::build::target_dir(root).join("criterion");
     for line in report(&criterion)? {
         println!("{line}");
     }
     Ok(())
-}
-
-pub(crate) fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
 }
 
 /// Reads one of criterion's JSON outputs for `group/id`.

@@ -31,18 +31,18 @@
 //! - `net.tx_throughput`: four nodes (`--mine pending`, one miner thread
 //!   each, `--block-interval 500` unless `--block-interval MS` says
 //!   otherwise) in a full mesh on a genesis that funds many accounts; every
-//!   account's transfers, signed here with the escrow library, are
-//!   submitted to one of the four APIs (`POST /txs`) by 16 concurrent
-//!   requests (8 with `--quick`) of an async client on two threads, an
-//!   account's in nonce order. The run ends when all four
+//!   account's transfers, signed with the escrow library by `loadgen`
+//!   (`crates/loadgen`, a release binary built with the node), are
+//!   submitted by it to one of the four APIs (`POST /txs`) by 16
+//!   concurrent requests (8 with `--quick`) of an async client on two
+//!   threads, an account's in nonce order. The run ends when all four
 //!   nodes have an empty mempool and the same tip; the figure is the
 //!   transfers applied on all four (the sum of the accounts' nonces, read
 //!   from every node) over the time from the first submission. The bound
 //!   in the detail: each transfer costs one single signature check at
 //!   admission and one share of a batch check in its block, on each of the
-//!   four nodes, all on this machine's cores; both costs are measured here,
-//!   in this process (the fastest of five rounds; `escrow`'s own code at
-//!   the profile xtask is built with, its dependencies optimised).
+//!   four nodes, all on this machine's cores; both costs are measured in
+//!   `loadgen` (the fastest of five rounds; release build, as the node).
 //! - `net.api_p99`: the 99th percentile (and the median) of the
 //!   `POST /txs` latencies of that run, accepted submissions only;
 //!   submissions refused for a full mempool are retried and counted.
@@ -69,6 +69,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use process::{NodeProc, Spawn, http};
+
+use crate::http::Client;
 
 /// What the node benchmarks run with.
 #[derive(Debug, Default)]
@@ -184,7 +186,8 @@ pub fn run(root: &Path, o: &Options) -> anyhow::Result<Vec<String>> {
     if ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst)).is_err() {
         eprintln!("xtask: no Ctrl-C handler: an interrupted run may leave its temporary directory");
     }
-    let binary = crate::simulate::build_node(root)?;
+    let binaries = crate::build::release_binaries(root)?;
+    let binary = binaries.node.as_path();
     let tmp = tempfile::Builder::new()
         .prefix("escrow-bench-")
         .tempdir()
@@ -196,15 +199,16 @@ pub fn run(root: &Path, o: &Options) -> anyhow::Result<Vec<String>> {
     };
     let wanted = |f: Figure| o.only.is_none_or(|only| only == f);
     if wanted(Figure::Mine) {
-        emit(mine_rate(&binary, tmp.path(), &plan)?);
+        emit(mine_rate(binary, tmp.path(), &plan)?);
     }
     if wanted(Figure::Restart) {
-        let (restart, rss) = restart(&binary, tmp.path(), o, &plan)?;
+        let (restart, rss) = restart(binary, tmp.path(), o, &plan)?;
         emit(restart);
         emit(rss);
     }
     if wanted(Figure::Net) {
-        let (throughput, p99) = throughput::throughput(&binary, tmp.path(), &plan)?;
+        let (throughput, p99) =
+            throughput::throughput(binary, &binaries.loadgen, tmp.path(), &plan)?;
         emit(throughput);
         emit(p99);
     }
@@ -214,15 +218,6 @@ pub fn run(root: &Path, o: &Options) -> anyhow::Result<Vec<String>> {
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
-/// The `p`-th quantile (0 to 1) of sorted values, nearest rank.
-fn quantile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 /// Rate of 4 KiB `write + fdatasync` in `dir`, per second: the fastest of
@@ -269,7 +264,7 @@ fn fs_type(dir: &Path) -> String {
 }
 
 /// Mines until the node's height is `blocks`, `MINE_MAX` at a time.
-fn mine_to(http: &reqwest::blocking::Client, node: &NodeProc, blocks: u64) -> anyhow::Result<u64> {
+fn mine_to(http: &Client, node: &NodeProc, blocks: u64) -> anyhow::Result<u64> {
     let mut height = node.status(http)?.height;
     let from = height;
     let started = Instant::now();
@@ -324,7 +319,7 @@ fn mine_rate_with(binary: &Path, tmp: &Path, plan: &Plan, threads: usize) -> any
         "xtask: node.mine_rate: {} blocks on a fresh node, {threads} miner thread(s)",
         plan.mine_blocks
     );
-    let http = http()?;
+    let http = http();
     let dir = tmp.join(format!("mine-{threads}"));
     let node = NodeProc::start(
         binary,
@@ -349,7 +344,7 @@ fn restart(
     o: &Options,
     plan: &Plan,
 ) -> anyhow::Result<(String, String)> {
-    let http = http()?;
+    let http = http();
     let dir = match &o.chain_dir {
         Some(d) => {
             std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
@@ -442,14 +437,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quantiles_are_nearest_rank() {
-        let sorted: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(quantile(&sorted, 0.5), 50.0);
-        assert_eq!(quantile(&sorted, 0.99), 99.0);
-        assert_eq!(quantile(&sorted, 1.0), 100.0);
-        assert_eq!(quantile(&sorted, 0.0), 1.0);
-        assert_eq!(quantile(&[7.0], 0.99), 7.0);
-        assert!(quantile(&[], 0.5).is_nan());
+    fn the_median_is_the_middle_value() {
         let mut values = vec![3.0, 1.0, 2.0];
         assert_eq!(median(&mut values), 2.0);
     }

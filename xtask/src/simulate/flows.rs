@@ -10,10 +10,7 @@ use serde_json::json;
 
 use super::net::{Net, prefix};
 use super::report::Expected;
-use super::{DEV_BALANCE, Options, STEP_TIMEOUT, Scenario};
-
-/// Hex digits printed of a contract id (its first group).
-pub(super) const CONTRACT_DIGITS: usize = 8;
+use super::setup::{CONTRACT_DIGITS, DEV_BALANCE, Options, STEP_TIMEOUT, Scenario};
 
 /// The notebook's two flows, each transaction sent to a different node.
 pub(super) fn flows(net: &mut Net, o: &Options) -> anyhow::Result<Expected> {

@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use super::flows::CONTRACT_DIGITS;
 use super::narrate::ID_DIGITS;
 use super::net::{Net, prefix};
+use super::setup::CONTRACT_DIGITS;
 
 /// The PID file's name in a kept demo's directory.
 pub(super) const PID_FILE: &str = "nodes.pid";
@@ -92,7 +92,7 @@ pub(super) fn parse_pid_file(text: &str) -> anyhow::Result<Vec<KeptNode>> {
 
 /// The file that lists the directories of demos left running.
 fn registry(root: &Path) -> PathBuf {
-    crate::bench::target_dir(root).join("simulate-kept.txt")
+    crate::build::target_dir(root).join("simulate-kept.txt")
 }
 
 /// The directories of kept demos whose PID file is still there.

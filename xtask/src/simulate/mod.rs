@@ -18,50 +18,32 @@
 //! # Layout
 //!
 //! - `mod.rs`: the command line and the scenario's outline.
-//! - [`build`]: the release build of the node.
 //! - [`net`]: the node processes and the HTTP calls to them.
 //! - [`narrate`]: waiting for the nodes while telling what they do.
 //! - [`flows`]: the escrow flows and the partition scenario.
 //! - [`report`]: the final table and its checks.
 //! - [`keep`]: `--keep`'s PID file and `--stop`.
+//! - [`setup`]: what they all share: the options, the scenarios, the
+//!   constants.
 
-mod build;
 mod flows;
 mod keep;
 mod narrate;
 mod net;
 mod report;
+mod setup;
 #[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 
-pub(crate) use build::build_node;
 use net::Net;
-
-/// How long nodes may disagree on tips of equal work, with nothing pending,
-/// before the demo mines a block to settle them. The tie-break (the
-/// smaller hash) settles them as soon as every node has every tip, which
-/// takes milliseconds on loopback.
-const SETTLE_PATIENCE: Duration = Duration::from_secs(2);
-
-/// Every dev account's balance at genesis.
-const DEV_BALANCE: u64 = 1_000_000;
-/// The coins each block's coinbase creates.
-const REWARD: u64 = 50;
-/// The dev accounts, in the table's order.
-const ACCOUNTS: [&str; 6] = ["alice", "bob", "charlie", "dave", "eve", "ferdie"];
-/// Set by Ctrl-C or SIGTERM: every wait stops, and the network's `Drop`
-/// stops the children (no orphans left listening).
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-/// Longest wait for any one step before the demo gives up.
-const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+use setup::{INTERRUPTED, Options, Scenario};
 
 /// The command line, as clap parses it.
 #[derive(Parser, Debug)]
@@ -117,53 +99,6 @@ enum ScenarioArg {
     Partition,
     /// crash-restart, late-join and partition in turn.
     All,
-}
-
-/// One scenario to run.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Scenario {
-    Demo,
-    CrashRestart,
-    LateJoin,
-    Partition,
-}
-
-impl Scenario {
-    fn name(self) -> &'static str {
-        match self {
-            Scenario::Demo => "demo",
-            Scenario::CrashRestart => "crash-restart",
-            Scenario::LateJoin => "late-join",
-            Scenario::Partition => "partition",
-        }
-    }
-}
-
-/// The options one scenario runs with.
-#[derive(Debug, Clone)]
-struct Options {
-    nodes: usize,
-    base_port: u16,
-    api_base_port: u16,
-    scenario: Scenario,
-    keep: bool,
-}
-
-impl Options {
-    /// Node `index`'s P2P and API ports. [`plan`] checked that every index
-    /// a scenario starts fits below 65,536.
-    fn ports(&self, index: usize) -> anyhow::Result<(u16, u16)> {
-        let port = |base: u16| {
-            u16::try_from(usize::from(base) + index)
-                .with_context(|| format!("node {index}'s port is past 65535"))
-        };
-        Ok((port(self.base_port)?, port(self.api_base_port)?))
-    }
-
-    /// How many nodes the scenario starts in all (late-join adds one).
-    fn total_nodes(&self) -> usize {
-        self.nodes + usize::from(self.scenario == Scenario::LateJoin)
-    }
 }
 
 /// What the command line asks for.
@@ -269,8 +204,8 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     };
     ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
         .context("cannot install the Ctrl-C handler")?;
-    net::check_ports(root, &options, &scenarios)?;
-    let binary = build_node(root)?;
+    net::check_ports(&options, &scenarios, &keep::recorded(root))?;
+    let binary = crate::build::node_binary(root)?;
     let mut failed = Vec::new();
     for scenario in scenarios {
         options.scenario = scenario;

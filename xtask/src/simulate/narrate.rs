@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 use super::net::{Net, prefix};
-use super::{INTERRUPTED, SETTLE_PATIENCE, STEP_TIMEOUT};
+use super::setup::{INTERRUPTED, SETTLE_PATIENCE, STEP_TIMEOUT};
 
 /// Hex digits printed of a transaction id or a block hash.
 pub(super) const ID_DIGITS: usize = 12;

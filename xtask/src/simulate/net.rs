@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-use super::build::describe_exit;
-use super::{INTERRUPTED, Options, STEP_TIMEOUT, Scenario};
+use super::setup::{INTERRUPTED, Options, STEP_TIMEOUT, Scenario};
+use crate::build::describe_exit;
 
 /// One node process.
 pub(super) struct NodeProc {
@@ -46,7 +46,7 @@ pub(super) struct Net {
     pub(super) binary: PathBuf,
     pub(super) nodes: Vec<NodeProc>,
     pub(super) dir: Option<tempfile::TempDir>,
-    http: reqwest::blocking::Client,
+    http: crate::http::Client,
     pub(super) keep: bool,
     /// Reorganisations already narrated, per node.
     pub(super) reorgs: BTreeMap<usize, u64>,
@@ -112,8 +112,13 @@ pub(super) fn tail(path: &Path, n: usize) -> String {
 
 /// Checks, before anything is built or started, that every port the
 /// scenarios need is free, so that a taken port is named up front rather
-/// than found as a node that exits at start.
-pub(super) fn check_ports(root: &Path, o: &Options, scenarios: &[Scenario]) -> anyhow::Result<()> {
+/// than found as a node that exits at start. `kept`: the demos `--keep`
+/// left running, named in the error as a likely holder of the ports.
+pub(super) fn check_ports(
+    o: &Options,
+    scenarios: &[Scenario],
+    kept: &[PathBuf],
+) -> anyhow::Result<()> {
     let most = scenarios
         .iter()
         .map(|s| {
@@ -137,7 +142,6 @@ pub(super) fn check_ports(root: &Path, o: &Options, scenarios: &[Scenario]) -> a
     if taken.is_empty() {
         return Ok(());
     }
-    let kept = super::keep::recorded(root);
     let hint = if kept.is_empty() {
         "another program listens there (`ss -ltnp` shows which)".to_string()
     } else {
@@ -173,9 +177,7 @@ impl Net {
                     .tempdir()
                     .context("cannot create the demo's temporary directory")?,
             ),
-            http: reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()?,
+            http: crate::http::Client::new(Duration::from_secs(30)),
             keep,
             reorgs: BTreeMap::new(),
             spinner: 0,
@@ -316,15 +318,9 @@ impl Net {
     /// `GET path` on a node: the JSON answer, or `null` for an error status.
     pub(super) fn get(&self, node: &NodeProc, path: &str) -> anyhow::Result<Value> {
         let url = format!("{}{path}", node.api);
-        let resp = self
-            .http
-            .get(&url)
-            .send()
-            .with_context(|| format!("GET {url}"))?;
-        if resp.status().is_success() {
-            Ok(resp
-                .json()
-                .with_context(|| format!("GET {url}: the answer is not JSON"))?)
+        let resp = self.http.get(&url)?;
+        if resp.is_success() {
+            Ok(resp.json().with_context(|| format!("GET {url}"))?)
         } else {
             Ok(Value::Null)
         }
@@ -336,28 +332,21 @@ impl Net {
         let token = std::fs::read_to_string(&cookie)
             .with_context(|| format!("node {}'s token ({})", node.index, cookie.display()))?;
         let url = format!("{}{path}", node.api);
-        let resp = self
-            .http
-            .post(&url)
-            .bearer_auth(token.trim())
-            .json(&body)
-            .send()
-            .with_context(|| format!("POST {url}"))?;
-        let status = resp.status();
-        let text = resp.text()?;
-        if !status.is_success() {
-            bail!("POST {url}: {status} {text}");
+        let resp = self.http.post(&url, Some(token.trim()), &body)?;
+        if !resp.is_success() {
+            bail!("POST {url}: {} {}", resp.status, resp.body);
         }
-        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+        Ok(serde_json::from_str(&resp.body).unwrap_or(Value::Null))
     }
 
     /// A node's Prometheus metrics, read once: name -> value.
     pub(super) fn metrics(&self, node: &NodeProc) -> BTreeMap<String, u64> {
         let url = format!("{}/metrics", node.api);
-        let Ok(text) = self.http.get(&url).send().and_then(|r| r.text()) else {
+        let Ok(resp) = self.http.get(&url) else {
             return BTreeMap::new();
         };
-        text.lines()
+        resp.body
+            .lines()
             .filter(|l| !l.starts_with('#'))
             .filter_map(|l| {
                 let (name, value) = l.split_once(' ')?;

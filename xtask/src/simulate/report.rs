@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use anyhow::bail;
 use serde_json::Value;
 
-use super::flows::CONTRACT_DIGITS;
 use super::narrate::ID_DIGITS;
 use super::net::{Net, NodeProc, prefix};
-use super::{ACCOUNTS, REWARD};
+use super::setup::CONTRACT_DIGITS;
+use super::setup::{ACCOUNTS, REWARD};
 
 /// What the flows should leave behind.
 pub(super) struct Expected {

@@ -11,8 +11,8 @@ use std::sync::atomic::AtomicBool;
 
 use chain_core::miner::{MineOutcome, Miner};
 use chain_core::{
-    Block, BlockContext, BlockHash, ChainParams, Header, StateMachine, Target, Transaction, TxId,
-    merkle_root,
+    Block, BlockContext, BlockHash, Chain, ChainParams, Header, StateMachine, Target, Transaction,
+    TxId, merkle_root,
 };
 use serde::{Deserialize, Serialize};
 
@@ -194,4 +194,16 @@ pub fn child_losing_to(
         .map(|payload| child(parent, vec![make(payload)], params))
         .find(|b| b.hash() > *rival)
         .expect("half of all payloads lose")
+}
+
+/// A chain at genesis on the test rules, and those rules.
+pub fn new_chain() -> (Chain<TestState>, ChainParams) {
+    let params = params();
+    let chain = Chain::new(params.clone(), genesis(&params), TestState::default()).unwrap();
+    (chain, params)
+}
+
+/// The header of `chain`'s best tip.
+pub fn tip_header(chain: &Chain<TestState>) -> chain_core::Header {
+    chain.tip_header()
 }

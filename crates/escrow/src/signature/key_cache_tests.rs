@@ -22,7 +22,7 @@ fn uncached(key: &PublicKey, signature: &[u8; 64], message: &[u8]) -> Result<(),
 }
 
 /// The eight points of small order, canonically encoded (as in
-/// `tests/signatures.rs`).
+/// `tests/common/crafted.rs`).
 const SMALL_ORDER: [&str; 8] = [
     "0100000000000000000000000000000000000000000000000000000000000000",
     "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
@@ -46,7 +46,7 @@ fn small_order() -> Vec<[u8; 32]> {
 }
 
 /// Every string that decodes to a point but is not its canonical
-/// encoding (as in `tests/signatures.rs`): `y + p` for the `y < 19` on
+/// encoding (as in `tests/common/crafted.rs`): `y + p` for the `y < 19` on
 /// the curve, and the sign bit set on `x = 0`.
 fn non_canonical() -> Vec<[u8; 32]> {
     let mut out = Vec::new();

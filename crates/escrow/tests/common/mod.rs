@@ -1,7 +1,10 @@
-//! Helpers for escrow's tests: a dev ledger, and blocks applied straight to
-//! the state machine (no mining) at chosen heights.
+//! Helpers for escrow's tests: a dev ledger, blocks applied straight to the
+//! state machine (no mining) at chosen heights, and (in `crafted`) crafted
+//! signatures for the signature-rule tests.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod crafted;
 
 use chain_core::{BlockContext, BlockHash, StateMachine, Transaction};
 use escrow::{

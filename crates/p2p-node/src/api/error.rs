@@ -101,8 +101,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The stable error code of a refused transaction: the rule it broke.
-pub(crate) fn mempool_code(e: &crate::mempool::MempoolError) -> &'static str {
+/// The stable error code of a refused transaction: the rule it broke (the
+/// `code` the API answers with, which the simulator counts by).
+pub fn mempool_code(e: &crate::mempool::MempoolError) -> &'static str {
     use crate::mempool::MempoolError as M;
     use escrow::{AdmissionError as A, ContractError as C, LedgerError as L};
     match e {

@@ -49,7 +49,7 @@ pub(crate) mod serve;
 mod stall;
 mod state;
 
-pub use error::ApiError;
+pub use error::{ApiError, mempool_code};
 use input::{JsonBody, NoBody};
 pub use serve::{ApiLimits, serve};
 use state::Api;

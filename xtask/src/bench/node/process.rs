@@ -1,5 +1,6 @@
 //! A `p2p-node` process started for a benchmark, and the HTTP calls the
-//! benchmarks make.
+//! benchmarks make: JSON read into the few fields used here (the API's
+//! answers as documented in `docs/API.md`), no type of the node's crate.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -9,13 +10,43 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use p2p_node::api_types::{MineAnswer, MineRequest, StatusAnswer};
+use serde_json::Value;
 
-pub(super) fn http() -> anyhow::Result<reqwest::blocking::Client> {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(600))
-        .build()
-        .context("cannot make an HTTP client")
+use crate::http::Client;
+
+/// The file in a node's data directory that holds its API token.
+const COOKIE_FILE: &str = "api.cookie";
+
+/// The fields of `GET /status` the benchmarks read.
+#[derive(Debug)]
+pub(super) struct Status {
+    pub(super) height: u64,
+    /// The tip's hash, compared only for equality between nodes.
+    pub(super) tip: Value,
+    pub(super) peers: u64,
+    pub(super) mempool: u64,
+}
+
+impl Status {
+    fn from_json(answer: &Value) -> anyhow::Result<Status> {
+        let number = |field: &str| {
+            answer[field]
+                .as_u64()
+                .with_context(|| format!("GET /status: no {field} in {answer}"))
+        };
+        Ok(Status {
+            height: number("height")?,
+            tip: answer["tip"].clone(),
+            peers: number("peers")?,
+            mempool: number("mempool")?,
+        })
+    }
+}
+
+/// The client of every benchmark request but the load (`loadgen`'s):
+/// `POST /mine` of a thousand blocks takes a while.
+pub(super) fn http() -> Client {
+    Client::new(Duration::from_secs(600))
 }
 
 /// How a node is started.
@@ -119,7 +150,7 @@ impl NodeProc {
             }
         }
         node.p2p = p2p.context("the node printed its API address but not its P2P address")?;
-        let cookie = s.data_dir.join(p2p_node::client::COOKIE_FILE);
+        let cookie = s.data_dir.join(COOKIE_FILE);
         node.token = std::fs::read_to_string(&cookie)
             .with_context(|| format!("cannot read the token {}", cookie.display()))?
             .trim()
@@ -133,31 +164,28 @@ impl NodeProc {
         lines[lines.len().saturating_sub(5)..].join(" | ")
     }
 
-    pub(super) fn status(&self, http: &reqwest::blocking::Client) -> anyhow::Result<StatusAnswer> {
-        get(http, &format!("{}/status", self.api))
+    pub(super) fn status(&self, http: &Client) -> anyhow::Result<Status> {
+        Status::from_json(&get(http, &format!("{}/status", self.api))?)
     }
 
     /// `POST /mine` of `blocks` (at most [`MINE_MAX`]).
-    pub(super) fn mine(&self, http: &reqwest::blocking::Client, blocks: u64) -> anyhow::Result<()> {
+    pub(super) fn mine(&self, http: &Client, blocks: u64) -> anyhow::Result<()> {
         let url = format!("{}/mine", self.api);
-        let resp = http
-            .post(&url)
-            .bearer_auth(&self.token)
-            .json(&MineRequest { blocks, to: None })
-            .send()
-            .with_context(|| format!("POST {url}"))?;
-        let status = resp.status();
-        let text = resp.text().with_context(|| format!("POST {url}"))?;
-        if !status.is_success() {
-            bail!("POST {url}: {status} {text}");
+        let resp = http.post(
+            &url,
+            Some(&self.token),
+            &serde_json::json!({ "blocks": blocks }),
+        )?;
+        if !resp.is_success() {
+            bail!("POST {url}: {} {}", resp.status, resp.body);
         }
-        let answer: MineAnswer =
-            serde_json::from_str(&text).with_context(|| format!("POST {url}: {text}"))?;
-        if answer.blocks.len() as u64 != blocks {
-            bail!(
-                "POST {url} mined {} blocks of {blocks}",
-                answer.blocks.len()
-            );
+        let mined = resp
+            .json()
+            .ok()
+            .and_then(|a| a["blocks"].as_array().map(Vec::len))
+            .with_context(|| format!("POST {url}: {}", resp.body))?;
+        if mined as u64 != blocks {
+            bail!("POST {url} mined {mined} blocks of {blocks}");
         }
         Ok(())
     }
@@ -199,15 +227,12 @@ impl Drop for NodeProc {
     }
 }
 
-pub(super) fn get<T: serde::de::DeserializeOwned>(
-    http: &reqwest::blocking::Client,
-    url: &str,
-) -> anyhow::Result<T> {
-    let resp = http.get(url).send().with_context(|| format!("GET {url}"))?;
-    let status = resp.status();
-    let text = resp.text().with_context(|| format!("GET {url}"))?;
-    if !status.is_success() {
-        bail!("GET {url}: {status} {text}");
+/// `GET url`, its JSON answer; an error status is an error.
+pub(super) fn get(http: &Client, url: &str) -> anyhow::Result<Value> {
+    let resp = http.get(url)?;
+    if !resp.is_success() {
+        bail!("GET {url}: {} {}", resp.status, resp.body);
     }
-    serde_json::from_str(&text).with_context(|| format!("GET {url}: unexpected answer {text}"))
+    serde_json::from_str(&resp.body)
+        .with_context(|| format!("GET {url}: unexpected answer {}", resp.body))
 }

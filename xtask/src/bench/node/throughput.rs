@@ -1,45 +1,77 @@
 //! `net.tx_throughput` and `net.api_p99`: four nodes, signed transfers
-//! submitted concurrently to their APIs.
+//! submitted concurrently to their APIs. The transfers are made, signed
+//! and submitted by `loadgen` (`crates/loadgen`, a release binary built
+//! with the node): this file starts the nodes, runs it, and reads the
+//! outcome from the nodes' APIs.
 
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use escrow::genesis::Allocation;
-use escrow::{Amount, Genesis, Keypair, Payload, SignedTx};
-use p2p_node::api_types::{AccountAnswer, StatusAnswer, SubmitTx};
+use serde_json::Value;
 
-use super::process::{NodeProc, Spawn, get, http};
-use super::{Plan, check_interrupted, quantile};
+use super::process::{NodeProc, Spawn, Status, get, http};
+use super::{Plan, check_interrupted};
+use crate::build::describe_exit;
+use crate::http::Client;
 
-/// The key of benchmark account `i`: a fixed seed, so runs are alike.
-fn account_key(i: usize) -> Keypair {
-    let mut seed = *b"xtask bench account ............";
-    seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
-    Keypair::from_seed(seed)
+/// Runs `loadgen ARGS`; returns its JSON answer and when it was printed
+/// (the submission's end, read from the pipe as it is written). Ctrl-C
+/// or SIGTERM stops it.
+fn loadgen(binary: &Path, args: &[String]) -> anyhow::Result<(Value, Instant)> {
+    let what = format!("loadgen {}", args.first().map_or("", String::as_str));
+    let mut child = Command::new(binary)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    let stdout = child
+        .stdout
+        .take()
+        .context("loadgen's stdout is not piped")?;
+    let (send, recv) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let read = BufReader::new(stdout).read_line(&mut line);
+        let _ = send.send((read.map(|_| line), Instant::now()));
+    });
+    let (line, at) = loop {
+        match recv.recv_timeout(Duration::from_millis(50)) {
+            Ok(answer) => break answer,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Err(e) = check_interrupted() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(e);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                bail!("{what}: its output was lost")
+            }
+        }
+    };
+    let status = child
+        .wait()
+        .with_context(|| format!("{what}: cannot wait"))?;
+    if !status.success() {
+        bail!("{what} {}: its errors are above", describe_exit(status));
+    }
+    let line = line.with_context(|| format!("{what}: cannot read its answer"))?;
+    let answer = serde_json::from_str(line.trim())
+        .with_context(|| format!("{what}: its answer is not JSON: {line}"))?;
+    Ok((answer, at))
 }
 
-/// Microseconds per transaction of a single signature check and of a
-/// one-thread batch check, measured on `txs`: the fastest of five rounds,
-/// since other work on the machine only ever slows a round down.
-fn signature_costs(txs: &[SignedTx]) -> anyhow::Result<(f64, f64)> {
-    let sample = &txs[..txs.len().min(1_000)];
-    let refs: Vec<&SignedTx> = sample.iter().collect();
-    let (mut single, mut batch) = (f64::INFINITY, f64::INFINITY);
-    for _ in 0..5 {
-        let started = Instant::now();
-        for tx in sample.iter().take(200) {
-            escrow::signature::check(tx).context("a benchmark transaction does not verify")?;
-        }
-        let per_tx = started.elapsed().as_secs_f64() * 1e6 / sample.len().min(200) as f64;
-        single = single.min(per_tx);
-        let started = Instant::now();
-        escrow::signature::verify_block(&refs, 1)
-            .map_err(|(i, e)| anyhow::anyhow!("benchmark transaction {i} does not verify: {e}"))?;
-        batch = batch.min(started.elapsed().as_secs_f64() * 1e6 / sample.len() as f64);
-    }
-    Ok((single, batch))
+/// A number in loadgen's answer.
+fn number(answer: &Value, field: &str) -> anyhow::Result<f64> {
+    answer[field]
+        .as_f64()
+        .with_context(|| format!("loadgen's answer has no number {field}: {answer}"))
 }
 
 /// Four nodes in a full mesh on `genesis`, mining while transactions wait.
@@ -47,7 +79,7 @@ fn start_mesh(
     binary: &Path,
     tmp: &Path,
     genesis: &Path,
-    http: &reqwest::blocking::Client,
+    http: &Client,
     plan: &Plan,
 ) -> anyhow::Result<Vec<NodeProc>> {
     let mut nodes: Vec<NodeProc> = Vec::new();
@@ -82,94 +114,9 @@ fn start_mesh(
     }
 }
 
-/// What one submitting thread saw.
-#[derive(Default)]
-struct Submitted {
-    latencies_ms: Vec<f64>,
-    retried: u64,
-}
-
-/// Submits `txs[a]` (account `a`'s transfers in nonce order) for the
-/// accounts `a` with `a % tasks == t`, to node `a % 4`, nonce by nonce
-/// across the accounts; retries what a full mempool refused. One of
-/// `tasks` concurrent tasks, each with one request in flight.
-async fn submit(
-    http: reqwest::Client,
-    apis: std::sync::Arc<Vec<String>>,
-    txs: std::sync::Arc<Vec<Vec<String>>>,
-    t: usize,
-    tasks: usize,
-) -> anyhow::Result<Submitted> {
-    let mut out = Submitted::default();
-    let mine: Vec<usize> = (t..txs.len()).step_by(tasks).collect();
-    let rounds = txs.iter().map(Vec::len).max().unwrap_or(0);
-    for n in 0..rounds {
-        for &a in &mine {
-            check_interrupted()?;
-            let Some(tx) = txs[a].get(n) else { continue };
-            let url = format!("{}/txs", apis[a % apis.len()]);
-            let body = SubmitTx { tx: tx.clone() };
-            loop {
-                let started = Instant::now();
-                let resp = http
-                    .post(&url)
-                    .json(&body)
-                    .send()
-                    .await
-                    .with_context(|| format!("POST {url}"))?;
-                let status = resp.status();
-                let text = resp.text().await.unwrap_or_default();
-                let elapsed = started.elapsed().as_secs_f64() * 1e3;
-                if status.is_success() {
-                    out.latencies_ms.push(elapsed);
-                    break;
-                }
-                if text.contains("mempool_full") || text.contains("account_full") {
-                    out.retried += 1;
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-                bail!("POST {url}: {status} {text}");
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Runs the `tasks` submitters of [`submit`] on a runtime of two threads
-/// (the client is not what is measured: an async client spends less of
-/// the machine's CPU per request than a thread per request does).
-fn submit_all(
-    apis: &[String],
-    txs: Vec<Vec<String>>,
-    tasks: usize,
-) -> anyhow::Result<Vec<Submitted>> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the submitting runtime")?;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(600))
-        .pool_max_idle_per_host(tasks)
-        .build()
-        .context("cannot make an HTTP client")?;
-    let apis = std::sync::Arc::new(apis.to_vec());
-    let txs = std::sync::Arc::new(txs);
-    runtime.block_on(async {
-        let handles: Vec<_> = (0..tasks)
-            .map(|t| tokio::spawn(submit(http.clone(), apis.clone(), txs.clone(), t, tasks)))
-            .collect();
-        let mut all = Vec::new();
-        for h in handles {
-            all.push(h.await.context("a submitting task panicked")??);
-        }
-        Ok(all)
-    })
-}
-
 pub(super) fn throughput(
     binary: &Path,
+    loadgen_binary: &Path,
     tmp: &Path,
     plan: &Plan,
 ) -> anyhow::Result<(String, String)> {
@@ -177,69 +124,64 @@ pub(super) fn throughput(
         "xtask: net.tx_throughput: 4 nodes, {} accounts x {} transfers",
         plan.accounts, plan.txs_per_account
     );
-    let http = http()?;
-    let keys: Vec<Keypair> = (0..plan.accounts).map(account_key).collect();
-    let mut genesis = Genesis::dev();
-    genesis.name = "escrow-chain bench".to_string();
-    genesis.allocations.extend(keys.iter().map(|k| Allocation {
-        to: k.address(),
-        amount: Amount::new(1_000_000),
-    }));
-    let genesis_path = tmp.join("genesis.json");
-    std::fs::write(&genesis_path, genesis.to_json())
-        .with_context(|| format!("cannot write {}", genesis_path.display()))?;
-    let network = genesis.network_id();
-    let signed: Vec<Vec<SignedTx>> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            let to = keys[(i + 1) % keys.len()].address();
-            (0..plan.txs_per_account)
-                .map(|nonce| {
-                    SignedTx::sign(
-                        k,
-                        nonce,
-                        network,
-                        Payload::Transfer {
-                            to,
-                            amount: Amount::new(1),
-                        },
-                    )
-                })
-                .collect()
-        })
-        .collect();
-    let flat: Vec<SignedTx> = signed.iter().flatten().cloned().collect();
-    let (single_us, batch_us) = signature_costs(&flat)?;
+    let http = http();
+    let load = tmp.join("load");
+    let (prepared, _) = loadgen(
+        loadgen_binary,
+        &[
+            "prepare".to_string(),
+            "--accounts".to_string(),
+            plan.accounts.to_string(),
+            "--txs-per-account".to_string(),
+            plan.txs_per_account.to_string(),
+            "--out".to_string(),
+            load.display().to_string(),
+        ],
+    )?;
+    let single_us = number(&prepared, "single_us")?;
+    let batch_us = number(&prepared, "batch_us")?;
+    let total = number(&prepared, "transfers")? as u64;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let bound = cores * 1e6 / (4.0 * (single_us + batch_us));
-    let txs: Vec<Vec<String>> = signed
-        .iter()
-        .map(|v| v.iter().map(|t| hex::encode(t.to_bytes())).collect())
+    let transfers = load.join("transfers.txt");
+    let addresses: Vec<String> = std::fs::read_to_string(&transfers)
+        .with_context(|| format!("cannot read {}", transfers.display()))?
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
         .collect();
-    let total = flat.len();
 
-    let nodes = start_mesh(binary, tmp, &genesis_path, &http, plan)?;
-    let apis: Vec<String> = nodes.iter().map(|n| n.api.clone()).collect();
+    let nodes = start_mesh(binary, tmp, &load.join("genesis.json"), &http, plan)?;
     let start_height = nodes.first().context("no nodes")?.status(&http)?.height;
-    let started = Instant::now();
-    let results = submit_all(&apis, txs, plan.submitters)?;
-    let mut latencies = Vec::new();
-    let mut retried = 0;
-    for r in results {
-        latencies.extend(r.latencies_ms);
-        retried += r.retried;
+    let mut args = vec![
+        "submit".to_string(),
+        "--transfers".to_string(),
+        transfers.display().to_string(),
+        "--concurrency".to_string(),
+        plan.submitters.to_string(),
+    ];
+    for n in &nodes {
+        args.extend(["--api".to_string(), n.api.clone()]);
     }
-    let submitted_s = started.elapsed().as_secs_f64();
+    let (submitted, submitted_at) = loadgen(loadgen_binary, &args)?;
+    let submitted_s = number(&submitted, "seconds")?;
+    // The time from the first submission: loadgen measured the submission
+    // itself, from its first request to its last answer.
+    let started = submitted_at
+        .checked_sub(Duration::from_secs_f64(submitted_s))
+        .unwrap_or(submitted_at);
+    let accepted = number(&submitted, "accepted")? as u64;
+    let retried = number(&submitted, "retried")? as u64;
+    // No latencies at all (nothing submitted) is answered as null.
+    let p50 = submitted["p50_ms"].as_f64().unwrap_or(f64::NAN);
+    let p99 = submitted["p99_ms"].as_f64().unwrap_or(f64::NAN);
     eprintln!(
-        "xtask: net.tx_throughput: {} submitted in {submitted_s:.1} s; waiting for all four nodes",
-        latencies.len()
+        "xtask: net.tx_throughput: {accepted} submitted in {submitted_s:.1} s; waiting for all four nodes"
     );
     let deadline =
         Instant::now() + Duration::from_secs(if plan.accounts > 500 { 600 } else { 120 });
     let (elapsed, height) = loop {
         check_interrupted()?;
-        let statuses: Vec<StatusAnswer> = nodes
+        let statuses: Vec<Status> = nodes
             .iter()
             .map(|n| n.status(&http))
             .collect::<anyhow::Result<_>>()?;
@@ -262,17 +204,19 @@ pub(super) fn throughput(
     let mut applied = u64::MAX;
     for n in &nodes {
         let mut sum = 0;
-        for k in &keys {
-            let a: AccountAnswer = get(&http, &format!("{}/accounts/{}", n.api, k.address()))?;
-            sum += a.nonce;
+        for address in &addresses {
+            let url = format!("{}/accounts/{address}", n.api);
+            let account = get(&http, &url)?;
+            sum += account["nonce"]
+                .as_u64()
+                .with_context(|| format!("GET {url}: no nonce in {account}"))?;
         }
         applied = applied.min(sum);
     }
     drop(nodes);
-    if applied < total as u64 {
+    if applied < total {
         eprintln!("xtask: net.tx_throughput: only {applied} of {total} transfers were applied");
     }
-    latencies.sort_by(f64::total_cmp);
     let rate = applied as f64 / elapsed;
     Ok((
         format!(
@@ -283,42 +227,7 @@ pub(super) fn throughput(
         ),
         format!(
             "bench: net.api_p99 = {:.1} ms (under load: p50 {:.1} ms, {} submissions, {} at a time, in {submitted_s:.1} s, {retried} retried for a full mempool)",
-            quantile(&latencies, 0.99),
-            quantile(&latencies, 0.5),
-            latencies.len(),
-            plan.submitters
+            p99, p50, accepted, plan.submitters
         ),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn benchmark_accounts_are_distinct_and_their_transfers_verify() {
-        let keys: Vec<Keypair> = (0..50).map(account_key).collect();
-        let mut addresses: Vec<_> = keys.iter().map(Keypair::address).collect();
-        addresses.sort();
-        addresses.dedup();
-        assert_eq!(addresses.len(), 50);
-        let network = Genesis::dev().network_id();
-        let txs: Vec<SignedTx> = keys
-            .iter()
-            .map(|k| {
-                let to = addresses[0];
-                SignedTx::sign(
-                    k,
-                    0,
-                    network,
-                    Payload::Transfer {
-                        to,
-                        amount: Amount::new(1),
-                    },
-                )
-            })
-            .collect();
-        let (single, batch) = signature_costs(&txs).unwrap();
-        assert!(single > 0.0 && batch > 0.0);
-    }
 }

@@ -15,7 +15,7 @@ use chain_core::TxId;
 use escrow::{Address, Amount, ContractId, Keypair, Party, Payload, SignedTx};
 use tokio::time::Instant;
 
-use super::SimRng;
+use crate::rng::SimRng;
 
 /// What a user's outstanding transaction does, for the flow it belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

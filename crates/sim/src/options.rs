@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::net::Latency;
-use super::report::round3;
+use crate::net::Latency;
 
 /// When the main phase ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -19,7 +18,12 @@ pub enum Stop {
     Blocks(u64),
 }
 
-pub(super) fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+/// `x` rounded to three decimals, so reports stay short and stable.
+pub(crate) fn round3(x: f64) -> f64 {
+    (x * 1_000.0).round() / 1_000.0
+}
+
+pub(crate) fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(round3(d.as_secs_f64()))
 }
 
@@ -83,6 +87,12 @@ pub struct Faults {
     /// Mean time between fault events (a Poisson process).
     #[serde(serialize_with = "secs")]
     pub mean_gap: Duration,
+    /// Also the store's faults: a failed commit (the node stops, and
+    /// restarts later) and slow commits. Off by default, so a swarm seed
+    /// without them draws the schedule (and writes the report) it drew
+    /// before they existed; absent from the report when off.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub store: bool,
 }
 
 /// Everything a run depends on. The same options give the same run.

@@ -16,6 +16,7 @@
 //! simulated time ([`Violation`]).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,19 +28,22 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wire::NodeId;
 
-pub use super::options::{Faults, HashPower, Regions, SimOptions, Stop, bitcoin_regions};
-pub use super::report::{
+pub use crate::options::{Faults, HashPower, Regions, SimOptions, Stop, bitcoin_regions};
+pub use crate::report::{
     BlockStats, Outcome, Reorgs, Report, Summary, TreeBlock, TxStats, Violation,
 };
 
-use super::checks::Ask;
-use super::load::{Load, User};
-use super::net::{HostSpec, Latency, SimNet, host_addr};
-use super::report::round3;
-use super::{Lottery, SimClock, SimMiner, SimRng, SimStore};
-use crate::config::{MiningMode, NodeConfig};
-use crate::core::NodeChain;
-use crate::node::{Node, NodeHandle, Seams};
+use p2p_node::core::NodeChain;
+use p2p_node::{MiningMode, Node, NodeConfig, NodeError, NodeHandle, Seams};
+
+use crate::clock::SimClock;
+use crate::load::{Load, User};
+use crate::miner::{Lottery, SimMiner};
+use crate::net::{HostSpec, Latency, SimNet, host_addr};
+use crate::options::round3;
+use crate::probe::Ask;
+use crate::rng::SimRng;
+use crate::store::SimStore;
 
 /// Why a run could not be made at all (as opposed to a violated check,
 /// which is part of its [`Outcome`]).
@@ -122,6 +126,8 @@ pub(super) struct Shared {
     pub(super) settled: Option<(u64, BlockHash)>,
     pub(super) load: Load,
     pub(super) fault_events: BTreeMap<String, u64>,
+    /// Nodes that stopped on a failed commit.
+    pub(super) store_stops: u64,
 }
 
 /// The world of a run, shared by its tasks.
@@ -139,6 +145,8 @@ pub(super) struct World {
     /// Cancelled when the main phase ends: faults stop.
     pub(super) heal: CancellationToken,
     pub(super) start: Instant,
+    /// Commits that took time (each stalled its node).
+    pub(super) slow_commits: Arc<AtomicU64>,
 }
 
 fn key_for(seed: u64, role: &str, i: usize) -> Keypair {
@@ -219,6 +227,7 @@ impl World {
             &shares,
             opts.block_interval,
         )));
+        let slow_commits = Arc::new(AtomicU64::new(0));
         let mut slots = Vec::new();
         for i in 0..opts.nodes {
             let mut config = NodeConfig::new(genesis.clone());
@@ -242,9 +251,23 @@ impl World {
                 }
             }
             config.peers = seeds;
+            // A slow commit stalls the node: its links hold their bytes
+            // until the commit would have finished (see `store.rs`).
+            let mut store = SimStore::default();
+            let stalled = net.clone();
+            let count = slow_commits.clone();
+            store.on_stall(move |d| {
+                count.fetch_add(1, Ordering::Relaxed);
+                stalled.stall(i);
+                let net = stalled.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(d).await;
+                    net.unstall(i);
+                });
+            });
             slots.push(Slot {
                 handle: None,
-                store: SimStore::default(),
+                store,
                 config,
                 generation: 0,
             });
@@ -293,11 +316,13 @@ impl World {
                 settled: None,
                 load,
                 fault_events: BTreeMap::new(),
+                store_stops: 0,
             }),
             miners,
             abort: CancellationToken::new(),
             heal: CancellationToken::new(),
             start: Instant::now(),
+            slow_commits,
             opts,
         }))
     }
@@ -429,9 +454,9 @@ impl World {
             let mut s = lock(&self.shared);
             match result {
                 Ok(_) => s.load.accepted(&send, Instant::now()),
-                Err(crate::NodeError::Mempool(e)) => {
+                Err(NodeError::Mempool(e)) => {
                     s.load
-                        .refused(&send, crate::api::error::mempool_code(&e).to_string());
+                        .refused(&send, p2p_node::api::mempool_code(&e).to_string());
                 }
                 Err(e) => s.load.refused(&send, e.to_string()),
             }

@@ -4,6 +4,7 @@
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::state::host_index;
 use super::*;
 
 const LATENCY: Duration = Duration::from_millis(100);
@@ -96,6 +97,31 @@ async fn a_held_link_delivers_on_release() {
     let mut got = [0u8; 4];
     server.read_exact(&mut got).await.unwrap();
     assert_eq!(&got, b"wait");
+    assert_eq!(released.elapsed(), LATENCY);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_host_holds_both_directions_until_each_stall_ends() {
+    let net = net();
+    let (mut client, mut server) = pair(&net).await;
+    // Two stalls overlap (two slow commits): the host is free once both
+    // ended.
+    net.stall(1);
+    net.stall(1);
+    client.write_all(b"in").await.unwrap();
+    server.write_all(b"out").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    net.unstall(1);
+    let mut got = [0u8; 2];
+    let read = tokio::time::timeout(Duration::from_secs(5), server.read_exact(&mut got)).await;
+    assert!(read.is_err(), "still held by the second stall");
+    net.unstall(1);
+    let released = Instant::now();
+    server.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"in");
+    let mut back = [0u8; 3];
+    client.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"out");
     assert_eq!(released.elapsed(), LATENCY);
 }
 

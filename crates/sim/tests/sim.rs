@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use p2p_node::sim::world::{Faults, SimOptions, Stop, run};
+use sim::world::{Faults, SimOptions, Stop, run};
 
 fn small(seed: u64) -> SimOptions {
     let mut o = SimOptions::new(6, seed);
@@ -42,6 +42,7 @@ fn a_swarm_seed_heals() {
     o.stop = Stop::Duration(Duration::from_secs(600));
     o.faults = Some(Faults {
         mean_gap: Duration::from_secs(30),
+        store: false,
     });
     let out = run(&o).unwrap();
     println!("{}", serde_json::to_string_pretty(&out.report).unwrap());
@@ -55,11 +56,50 @@ fn the_same_swarm_seed_gives_the_same_report() {
         o.stop = Stop::Duration(Duration::from_secs(300));
         o.faults = Some(Faults {
             mean_gap: Duration::from_secs(20),
+            store: false,
         });
         serde_json::to_string(&run(&o).unwrap().report).unwrap()
     };
     assert_eq!(swarm(4), swarm(4));
 }
+
+#[test]
+fn a_swarm_with_store_faults_heals_and_its_checks_hold() {
+    let mut o = small(STORE_SEED);
+    o.stop = Stop::Duration(Duration::from_secs(600));
+    o.faults = Some(Faults {
+        mean_gap: Duration::from_secs(20),
+        store: true,
+    });
+    let out = run(&o).unwrap();
+    let r = &out.report;
+    println!("{}", serde_json::to_string_pretty(r).unwrap());
+    assert_eq!(r.violation, None);
+    assert!(r.settled_after_heal_s.is_some());
+    // Both store faults were drawn and did what they do: nodes stopped on
+    // a failed commit (and came back: the nodes agreed after the heal),
+    // commits stalled their nodes.
+    assert!(
+        r.fault_events.get("store_fail").is_some_and(|n| *n > 0),
+        "{r:?}"
+    );
+    assert!(
+        r.fault_events.get("store_slow").is_some_and(|n| *n > 0),
+        "{r:?}"
+    );
+    assert!(out.store_stops > 0);
+    assert!(out.slow_commits > 0);
+    // The report says so, and stays reproducible.
+    let json = serde_json::to_string(r).unwrap();
+    assert!(json.contains("\"store\":true"), "{json}");
+    assert_eq!(
+        json,
+        serde_json::to_string(&run(&o).unwrap().report).unwrap()
+    );
+}
+
+/// A seed whose swarm draws both store faults (chosen by running it).
+const STORE_SEED: u64 = 11;
 
 #[test]
 fn a_broken_check_stops_the_run_and_says_which_when_and_why() {

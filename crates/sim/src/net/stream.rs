@@ -1,77 +1,27 @@
-//! One simulated connection: two one-way pipes of timed chunks, and the
-//! stream a node reads and writes (see the parent module for the model).
+//! One end of a simulated connection, the stream a node reads and writes:
+//! its reads wait for the chunks' arrival times, its writes take the
+//! host's uplink and the link's latency (see the parent module for the
+//! model).
 
-use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-use super::{SEND_WINDOW, SimNet, lock};
+use super::pipe::{Chunk, MAX_UNREAD, PipeRef};
+use super::state::{NetState, lock};
 
-/// Most bytes a connection holds unread (the sender's buffer and the
-/// receiver's window together): past it, writes wait, as a TCP writer
-/// does when the peer does not read or a partition swallows its segments.
-pub(super) const MAX_UNREAD: usize = 4 << 20;
-
-/// One chunk of bytes in flight.
-pub(super) struct Chunk {
-    /// When its last byte leaves the sender.
-    pub(super) departs: Instant,
-    /// When the reader sees it; `None` while its link is blocked or held.
-    pub(super) arrives: Option<Instant>,
-    pub(super) bytes: Vec<u8>,
-    /// How far the reader has read into it.
-    pub(super) read: usize,
-}
-
-/// One direction of a connection.
-pub(super) struct Pipe {
-    pub(super) from: usize,
-    pub(super) to: usize,
-    pub(super) chunks: VecDeque<Chunk>,
-    /// Bytes written and not yet read (in flight, held, or waiting to be
-    /// read): bounded by [`MAX_UNREAD`], as TCP's buffers bound them.
-    pub(super) unread: usize,
-    /// The latest arrival so far: bytes arrive in order.
-    pub(super) last_arrival: Instant,
-    /// The latest departure so far, for the send window.
-    pub(super) last_departure: Instant,
-    /// The writer closed: the reader sees end of stream at this time (after
-    /// the bytes before it).
-    pub(super) eof_at: Option<Instant>,
-    /// Writes fail from this time (the reader's host crashed).
-    pub(super) reset_at: Option<Instant>,
-    /// The writer's host crashed: its writes fail at once.
-    pub(super) writer_dead: bool,
-    /// The reader's host crashed: its reads fail at once.
-    pub(super) reader_dead: bool,
-    pub(super) reader: Option<Waker>,
-    pub(super) writer: Option<Waker>,
-}
-
-impl Pipe {
-    pub(super) fn wake_reader(&mut self) {
-        if let Some(w) = self.reader.take() {
-            w.wake();
-        }
-    }
-    pub(super) fn wake_writer(&mut self) {
-        if let Some(w) = self.writer.take() {
-            w.wake();
-        }
-    }
-}
-
-pub(super) type PipeRef = Arc<Mutex<Pipe>>;
+/// How far ahead of now a connection's queued bytes may finish sending
+/// before a write waits: the simulated socket's send buffer, in time.
+const SEND_WINDOW: Duration = Duration::from_secs(2);
 
 /// One end of a simulated connection.
 pub struct SimStream {
-    net: SimNet,
+    net: Arc<Mutex<NetState>>,
     read: PipeRef,
     write: PipeRef,
     read_timer: Option<Pin<Box<Sleep>>>,
@@ -79,7 +29,7 @@ pub struct SimStream {
 }
 
 impl SimStream {
-    pub(super) fn new(net: SimNet, read: PipeRef, write: PipeRef) -> SimStream {
+    pub(super) fn new(net: Arc<Mutex<NetState>>, read: PipeRef, write: PipeRef) -> SimStream {
         SimStream {
             net,
             read,
@@ -166,7 +116,7 @@ impl AsyncWrite for SimStream {
         }
         loop {
             let now = Instant::now();
-            let mut s = lock(&this.net.state);
+            let mut s = lock(&this.net);
             let mut p = lock(&this.write);
             if p.writer_dead || p.eof_at.is_some() {
                 return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
@@ -241,7 +191,7 @@ impl SimStream {
             let p = lock(&self.write);
             let (from, to) = (p.from, p.to);
             drop(p);
-            lock(&self.net.state).latency(from, to)
+            lock(&self.net).latency(from, to)
         };
         let mut p = lock(&self.write);
         if p.eof_at.is_none() {

@@ -1,16 +1,20 @@
 //! The swarm's faults: a schedule drawn from the seed, as a Poisson
 //! process, of partitions (two-way and one-way), held links, latency
-//! spikes and crashes, each undone after a drawn time.
+//! spikes and crashes, and (with [`Faults::store`]) failed and slow
+//! commits, each undone after a drawn time.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
+use p2p_node::NodeHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::SimRng;
-use super::options::Faults;
-use super::world::{World, lock};
+use crate::options::Faults;
+use crate::rng::SimRng;
+use crate::store::SimStore;
+use crate::world::{World, lock};
 
 impl World {
     /// The swarm's faults: a random schedule drawn from the seed.
@@ -28,7 +32,9 @@ impl World {
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(rng.exp(faults.mean_gap)) => {}
             }
-            let roll = rng.below(6);
+            // The store's faults only when asked: without them a seed
+            // draws the schedule it always drew.
+            let roll = rng.below(if faults.store { 8 } else { 6 });
             let lasts = |rng: &mut SimRng, lo: u64, hi: u64| {
                 Duration::from_secs(lo + rng.below((hi - lo) as usize) as u64)
             };
@@ -91,6 +97,40 @@ impl World {
                     });
                     "latency_spike"
                 }
+                6 => {
+                    // The next commit of a node fails: it stops, as a node
+                    // does on a store error, and restarts later on what it
+                    // had made durable.
+                    let a = rng.below(n);
+                    let Some((handle, store, generation)) = self.running(a) else {
+                        continue;
+                    };
+                    let d = lasts(&mut rng, 5, 120);
+                    store.fail_next_commit();
+                    let me = self.clone();
+                    tasks.spawn(async move {
+                        me.after_failed_commit(a, handle, store, generation, d)
+                            .await;
+                    });
+                    "store_fail"
+                }
+                7 => {
+                    // A slow disk: every commit of a node takes 50 ms to
+                    // 2 s of simulated time, for a while.
+                    let a = rng.below(n);
+                    let Some((_, store, _)) = self.running(a) else {
+                        continue;
+                    };
+                    let latency = Duration::from_millis(50 * (1 + rng.below(40) as u64));
+                    let d = lasts(&mut rng, 10, 120);
+                    store.set_commit_latency(Some(latency));
+                    let heal = self.heal.clone();
+                    tasks.spawn(async move {
+                        until(d, &heal).await;
+                        store.set_commit_latency(None);
+                    });
+                    "store_slow"
+                }
                 _ => {
                     let a = rng.below(n);
                     if self.handle(a).is_none() {
@@ -117,6 +157,65 @@ impl World {
                 .fault_events
                 .entry(kind.to_string())
                 .or_insert(0) += 1;
+        }
+    }
+}
+
+impl World {
+    /// Node `i`'s handle, store and generation, if it is up.
+    fn running(&self, i: usize) -> Option<(NodeHandle, SimStore, u64)> {
+        let slots = lock(&self.slots);
+        let slot = slots.get(i)?;
+        let handle = slot.handle.clone()?;
+        Some((handle, slot.store.clone(), slot.generation))
+    }
+
+    /// After [`SimStore::fail_next_commit`] on node `i`: once the node
+    /// stops on the failed commit, it is down (its process exited: its
+    /// connections are reset) until it restarts `downtime` later, or at
+    /// the heal. A fault that the heal finds still armed is disarmed.
+    async fn after_failed_commit(
+        self: Arc<Self>,
+        i: usize,
+        handle: NodeHandle,
+        store: SimStore,
+        generation: u64,
+        downtime: Duration,
+    ) {
+        tokio::select! {
+            biased;
+            () = self.heal.cancelled() => {}
+            () = handle.stopped() => {}
+        }
+        if handle.stopped().now_or_never().is_none() {
+            // The heal came first: no commit failed.
+            store.clear_faults();
+            return;
+        }
+        // Down, unless a crash took the node first (its own task restarts
+        // it).
+        let taken = {
+            let mut slots = lock(&self.slots);
+            match slots.get_mut(i) {
+                Some(slot) if slot.generation == generation && slot.handle.is_some() => {
+                    slot.handle = None;
+                    slot.store.crash();
+                    true
+                }
+                _ => false,
+            }
+        };
+        if !taken {
+            return;
+        }
+        lock(&self.shared).store_stops += 1;
+        self.net.crash(i);
+        handle.shutdown().await;
+        if until(downtime, &self.heal).await
+            && !self.abort.is_cancelled()
+            && let Err(e) = self.start_node(i).await
+        {
+            self.violate("liveness", Some(i), e.to_string());
         }
     }
 }

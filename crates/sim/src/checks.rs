@@ -1,111 +1,21 @@
 //! The safety checks a run makes on every node (see `docs/SIMULATION.md`,
 //! "A run's phases and what is checked"): the watchers that follow each
-//! node's events, the periodic round that settles blocks, and the probe
-//! each of them runs inside a query on the node's own state.
+//! node's events and the periodic round that settles blocks, each running
+//! the probe (`probe.rs`) inside a query on the node's own state.
 
 use std::sync::Arc;
 
-use chain_core::{BlockHash, TxId};
-use escrow::{Action, Amount};
+use chain_core::BlockHash;
+use p2p_node::store::BlockStore;
+use p2p_node::{NodeEvent, NodeHandle};
 use tokio::time::Instant;
 
-use super::world::{World, lock};
-use crate::core::{NodeEvent, NodeView};
-use crate::node::NodeHandle;
+use crate::probe::{Ask, Probe, probe};
+use crate::world::{World, lock};
 
 /// A block with this many blocks on top of it on every node is settled:
 /// from then on no node's best chain may ever lose it.
 pub const SETTLED_DEPTH: u64 = 2;
-
-/// What one look at a node found.
-pub(crate) struct Probe {
-    pub height: u64,
-    pub tip: BlockHash,
-    pub mempool: usize,
-    /// The best chain's block at each height asked about.
-    pub at_heights: Vec<Option<BlockHash>>,
-    /// Which of the transactions asked about are on the best chain.
-    pub confirmed: Vec<usize>,
-    /// A broken invariant, in words.
-    pub problem: Option<String>,
-}
-
-/// What to look at.
-pub(crate) struct Ask {
-    /// The genesis allocations' sum.
-    pub genesis_total: Amount,
-    /// Heights whose best-chain block is wanted.
-    pub heights: Vec<u64>,
-    /// Outstanding transactions (user, id) to look for.
-    pub waiting: Vec<(usize, TxId)>,
-    /// Check conservation (one pass over accounts and contracts).
-    pub supply: bool,
-    /// Also walk every contract's history (another pass over contracts).
-    pub contracts: bool,
-}
-
-pub(crate) fn probe(view: &NodeView<'_>, ask: &Ask) -> Probe {
-    let chain = view.chain;
-    let height = chain.height();
-    let best = chain.best_chain();
-    let ledger = chain.state();
-    let mut problem = None;
-    // Conservation: balances plus funds held by open contracts equal the
-    // genesis allocations plus one reward per block.
-    let expected = u128::from(ask.genesis_total.get())
-        + u128::from(ledger.coinbase_reward().get()) * u128::from(height);
-    match ledger.total_supply().filter(|_| ask.supply) {
-        None if !ask.supply => {}
-        Some(held) if u128::from(held.get()) == expected => {}
-        Some(held) => {
-            problem = Some(format!(
-                "supply: balances plus escrowed funds are {} at height {height}, \
-                 genesis plus rewards is {expected}",
-                held.get()
-            ));
-        }
-        None => problem = Some("supply: the sum of balances overflows".to_string()),
-    }
-    if ask.contracts && problem.is_none() {
-        problem = ledger.contracts().values().find_map(|c| {
-            let payouts = c
-                .history
-                .iter()
-                .filter(|h| {
-                    matches!(
-                        h.action,
-                        Action::DeliveryConfirmed | Action::Resolved(_) | Action::Refunded
-                    )
-                })
-                .count();
-            if payouts > 1 {
-                Some(format!("contract {} paid out {payouts} times", c.id))
-            } else if c.state.is_final() != (payouts == 1) {
-                Some(format!(
-                    "contract {} is {} with {payouts} payouts in its history",
-                    c.id,
-                    c.state.name()
-                ))
-            } else {
-                None
-            }
-        });
-    }
-    let at = |h: u64| usize::try_from(h).ok().and_then(|i| best.get(i)).copied();
-    Probe {
-        height,
-        tip: chain.tip(),
-        mempool: view.mempool.len(),
-        at_heights: ask.heights.iter().map(|h| at(*h)).collect(),
-        confirmed: ask
-            .waiting
-            .iter()
-            .filter(|(_, id)| view.tx_block(id).is_some())
-            .map(|(u, _)| *u)
-            .collect(),
-        problem,
-    }
-}
 
 impl World {
     /// Follows node `i`'s events: stamps blocks, checks the node after
@@ -125,6 +35,7 @@ impl World {
             };
             match event {
                 Ok(NodeEvent::Tip { hash, undone, .. }) => {
+                    self.durable(i, hash);
                     self.stamp(i, hash);
                     if undone > 0 {
                         *lock(&self.shared).reorgs.entry(undone as u64).or_insert(0) += 1;
@@ -145,6 +56,22 @@ impl World {
                 Ok(_) => {}
                 Err(RecvError::Closed) => break,
             }
+        }
+    }
+
+    /// A node tells of a tip only once it is durable (the store has it),
+    /// as it announces a block to its peers only then: a failed commit
+    /// announces nothing.
+    fn durable(&self, i: usize, hash: BlockHash) {
+        let Some(store) = lock(&self.slots).get(i).map(|s| s.store.clone()) else {
+            return;
+        };
+        if !matches!(store.block(&hash), Ok(Some(_))) {
+            self.violate(
+                "durability",
+                Some(i),
+                format!("node {i} told of block {hash} as its tip before its store had it"),
+            );
         }
     }
 
@@ -173,7 +100,7 @@ impl World {
             next = block.header.parent;
             missing.push(block);
         }
-        let now_ms = crate::clock::Clock::now_ms(&self.clock);
+        let now_ms = p2p_node::clock::Clock::now_ms(&self.clock);
         for block in missing.into_iter().rev() {
             let hash = block.hash();
             let refused = lock(&self.shared)

@@ -54,6 +54,7 @@ fn a_replay_command_gives_the_same_options() {
         "--nodes 40 --block-interval 2m --latency 20ms..80ms --bandwidth 5mbit --blocks 300",
         "--latency 100ms --duration 6h --users 70 --escrow-share 0 --settle-bound 20m",
         "--swarm --duration 90s --fault-gap 1500ms --block-interval 2500ms",
+        "--swarm --seeds 3 --store-faults --nodes 6",
     ] {
         let args = parse(line);
         let replay = args.replay(args.seed);
@@ -79,6 +80,8 @@ fn options_are_checked() {
         let args = parse(bad);
         assert!(args.options(1).is_err(), "{bad}");
     }
+    // The store's faults belong to a swarm.
+    assert!(Args::try_parse_from(["sim", "--store-faults"]).is_err());
     assert_eq!(parse_bandwidth("20mbit").unwrap(), 20_000_000);
     assert_eq!(parse_bandwidth("1.5gbit").unwrap(), 1_500_000_000);
     assert_eq!(

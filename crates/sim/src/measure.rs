@@ -1,196 +1,17 @@
-//! What a run reports: the [`Report`] (simulated results only, the same
-//! bytes for the same seed and options), the data behind the pictures,
-//! and how both are computed from what the watchers recorded.
+//! The report of a run computed from what the watchers recorded: the
+//! block tree, propagation times, reorganisations, the load's figures.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 
 use chain_core::BlockHash;
 use escrow::Tx;
-use serde::Serialize;
 use tokio::time::Instant;
 
-use super::net::Latency;
-use super::options::{Faults, Stop};
-use super::world::{World, lock};
-
-/// A broken check: which, where, when.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Violation {
-    /// The check: `supply`, `contracts`, `settled`, `validity` or
-    /// `liveness`.
-    pub check: String,
-    /// The node it was seen on, if one.
-    pub node: Option<usize>,
-    /// Simulated seconds since the start.
-    pub at_s: f64,
-    /// What was wrong.
-    pub detail: String,
-}
-
-/// Percentiles of a sample.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct Summary {
-    /// How many values.
-    pub count: usize,
-    /// Their mean.
-    pub mean: f64,
-    /// Median.
-    pub p50: f64,
-    /// 90th percentile.
-    pub p90: f64,
-    /// 99th percentile.
-    pub p99: f64,
-    /// Largest.
-    pub max: f64,
-}
-
-/// `x` rounded to three decimals, so reports stay short and stable.
-pub(crate) fn round3(x: f64) -> f64 {
-    (x * 1_000.0).round() / 1_000.0
-}
-
-/// The value at quantile `q` of sorted `v` (nearest rank).
-fn quantile(v: &[f64], q: f64) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
-    v.get(rank - 1).copied().unwrap_or(0.0)
-}
-
-impl Summary {
-    /// The summary of `values`.
-    pub fn of(mut values: Vec<f64>) -> Summary {
-        values.sort_by(f64::total_cmp);
-        let count = values.len();
-        let mean = if count == 0 {
-            0.0
-        } else {
-            values.iter().sum::<f64>() / count as f64
-        };
-        Summary {
-            count,
-            mean: round3(mean),
-            p50: round3(quantile(&values, 0.5)),
-            p90: round3(quantile(&values, 0.9)),
-            p99: round3(quantile(&values, 0.99)),
-            max: round3(values.last().copied().unwrap_or(0.0)),
-        }
-    }
-}
-
-/// What the blocks came to.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct BlockStats {
-    /// Blocks found by any node.
-    pub found: u64,
-    /// The final best chain's height.
-    pub best_height: u64,
-    /// Found blocks not on the final best chain.
-    pub stale: u64,
-    /// `stale / found`.
-    pub stale_rate: f64,
-}
-
-/// Reorganisations seen on the nodes.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Reorgs {
-    /// How many, over all nodes.
-    pub count: u64,
-    /// The deepest.
-    pub max_depth: u64,
-    /// How many of each depth (blocks undone).
-    pub depth_histogram: BTreeMap<u64, u64>,
-}
-
-/// What the load came to.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct TxStats {
-    /// Accepted by their home node.
-    pub submitted: u64,
-    /// Seen on their home node's best chain.
-    pub confirmed: u64,
-    /// Refused at submission, by the API's error code.
-    pub refused: BTreeMap<String, u64>,
-    /// Accepted, by kind.
-    pub by_kind: BTreeMap<String, u64>,
-    /// Submission to the home node's best chain, milliseconds.
-    pub confirmation_ms: Summary,
-}
-
-/// The report of a run: simulated results only, so the same seed and
-/// options give the same bytes.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Report {
-    /// The seed.
-    pub seed: u64,
-    /// Nodes.
-    pub nodes: usize,
-    /// Mean block interval, seconds.
-    pub block_interval_s: f64,
-    /// The latency model, in words.
-    pub latency: String,
-    /// The stop condition.
-    pub stop: Stop,
-    /// The faults, for a swarm.
-    pub faults: Option<Faults>,
-    /// Simulated seconds the main phase lasted.
-    pub main_phase_s: f64,
-    /// Simulated seconds in all.
-    pub simulated_s: f64,
-    /// Blocks found, stale rate.
-    pub blocks: BlockStats,
-    /// Time from a block's discovery until 50 %, 90 % and 100 % of the
-    /// nodes have it (milliseconds), over the blocks of the final best
-    /// chain.
-    pub propagation_ms: BTreeMap<String, Summary>,
-    /// Per best-chain block, the mean over the nodes of the time until the
-    /// node had it (milliseconds): the propagation delay `d` of Decker and
-    /// Wattenhofer's model, stale rate ≈ 1 − exp(−d / interval).
-    pub node_delay_ms: Summary,
-    /// Reorganisations.
-    pub reorgs: Reorgs,
-    /// The load.
-    pub transactions: TxStats,
-    /// Bytes each node wrote to its connections.
-    pub bytes_sent_per_node: Summary,
-    /// Fault events injected, by kind.
-    pub fault_events: BTreeMap<String, u64>,
-    /// Seconds from the heal until every node agreed, if they did.
-    pub settled_after_heal_s: Option<f64>,
-    /// The highest block every node had with [`SETTLED_DEPTH`] blocks on
-    /// top of it.
-    pub settled_height: u64,
-    /// The first broken check, if any.
-    pub violation: Option<Violation>,
-}
-
-/// One block of the final tree, for the picture.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TreeBlock {
-    /// Its height.
-    pub height: u64,
-    /// Its hash.
-    pub hash: BlockHash,
-    /// Its parent's index in the same list.
-    pub parent: Option<usize>,
-    /// On the final best chain.
-    pub best: bool,
-    /// The node that mined it.
-    pub miner: Option<usize>,
-}
-
-/// A run's report and the data behind its pictures.
-#[derive(Clone, Debug)]
-pub struct Outcome {
-    /// The report.
-    pub report: Report,
-    /// Propagation times (ms) to 50 %, 90 % and 100 % of the nodes, one
-    /// value per best-chain block.
-    pub propagation: [Vec<f64>; 3],
-    /// Every block found, by height then hash.
-    pub tree: Vec<TreeBlock>,
-}
+use crate::net::Latency;
+use crate::options::round3;
+use crate::report::{BlockStats, Outcome, Reorgs, Report, Summary, TreeBlock, TxStats};
+use crate::world::{World, lock};
 
 impl World {
     pub(super) fn report(&self, main_phase_s: f64, settled_after: Option<f64>) -> Outcome {
@@ -348,6 +169,8 @@ impl World {
             report,
             propagation,
             tree,
+            store_stops: s.store_stops,
+            slow_commits: self.slow_commits.load(Ordering::Relaxed),
         }
     }
 }

@@ -1,0 +1,590 @@
+//! The `sim` binary's command line, which `cargo xtask sim` builds in
+//! release mode and runs.
+//!
+//! One run (`--nodes --block-interval --latency --duration|--blocks
+//! --seed --out`), a sweep of block intervals (`--sweep
+//! block-interval=...`), or a fault swarm (`--swarm --seeds N`). The
+//! simulator itself is the `sim` library; this module parses options,
+//! prints, and writes the report, the run's wall-clock figures and the
+//! pictures ([`svg`]). `docs/SIMULATION.md` documents every option.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use sim::net::Latency;
+use sim::world::{
+    Faults, HashPower, Outcome, Report, SimOptions, Stop, bitcoin_regions, run as run_sim,
+};
+
+mod svg;
+
+use svg::{CdfSeries, TreeBlock};
+
+/// The simulator: real nodes in a simulated network, deterministic per seed.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "cargo xtask sim",
+    about = "The deterministic simulator: real nodes in a simulated network, one run, a sweep or a fault swarm (docs/SIMULATION.md)",
+    long_about = None
+)]
+pub struct Args {
+    /// Nodes in the network.
+    #[arg(long)]
+    nodes: Option<usize>,
+    /// The seed of every random draw (the first seed of a swarm).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Mean time between blocks over the whole network (`600s`, `10m`,
+    /// `2s`; default 1m, 10s in a swarm).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    block_interval: Option<Duration>,
+    /// Link latency: `bitcoin` (SimBlock's six regions, with their
+    /// bandwidths), `100ms` (every link), or `50ms..150ms` (uniform per
+    /// link).
+    #[arg(long, default_value = "bitcoin")]
+    latency: String,
+    /// Upload bandwidth of every node (`20mbit`, `1gbit`, `500kbit`);
+    /// ignored with `--latency bitcoin`, whose regions have their own.
+    #[arg(long, default_value = "20mbit")]
+    bandwidth: String,
+    /// How many other nodes each node is told at start; it finds the rest
+    /// through address gossip.
+    #[arg(long, default_value_t = 4)]
+    seeds_per_node: usize,
+    /// Stop after this much simulated time.
+    #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "blocks")]
+    duration: Option<Duration>,
+    /// Stop once the best chain reaches this height.
+    #[arg(long)]
+    blocks: Option<u64>,
+    /// Signed transactions per simulated second, over the whole network.
+    #[arg(long, default_value_t = 1.0)]
+    tx_rate: f64,
+    /// The share of the load that is escrow steps (create, confirm,
+    /// dispute, resolve, refund); the rest are transfers.
+    #[arg(long, default_value_t = 0.3)]
+    escrow_share: f64,
+    /// Simulated users, each funded in genesis and homed on one node
+    /// (default: twice the nodes, at least 20).
+    #[arg(long)]
+    users: Option<usize>,
+    /// How the hash power is shared: `equal`, or `skewed` (exponentially
+    /// distributed shares).
+    #[arg(long, default_value = "equal")]
+    hash_power: String,
+    /// How long after the heal every node must agree on one tip with an
+    /// empty mempool.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    settle_bound: Option<Duration>,
+    /// Where to write the report and pictures (default
+    /// `target/sim/<kind>-seed<seed>`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Runs a series: `block-interval=1s,2s,5s,10s` (the only parameter
+    /// swept), and plots the stale rate against Decker and Wattenhofer's
+    /// model.
+    #[arg(long)]
+    sweep: Option<String>,
+    /// The fault swarm: each seed draws partitions, held links, latency
+    /// spikes and crashes, then heals; the checks must hold.
+    #[arg(long)]
+    swarm: bool,
+    /// How many seeds a swarm runs, from `--seed` upward.
+    #[arg(long, default_value_t = 20)]
+    seeds: u64,
+    /// Mean simulated time between fault events in a swarm.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "20s")]
+    fault_gap: Duration,
+    /// The swarm also fails commits (the node stops, and restarts later)
+    /// and slows them (the node stalls while its store commits).
+    #[arg(long, requires = "swarm")]
+    store_faults: bool,
+    /// Runs twice and fails unless the two reports are byte-identical.
+    #[arg(long)]
+    twice: bool,
+}
+
+/// A duration as one shell word (`90s`, `1500ms`), for replay commands.
+fn dur(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// Parses `20mbit`, `500kbit`, `1gbit` or a number of bits per second.
+fn parse_bandwidth(s: &str) -> anyhow::Result<u64> {
+    let lower = s.trim().to_ascii_lowercase();
+    let (number, scale) = [("gbit", 1e9), ("mbit", 1e6), ("kbit", 1e3), ("bit", 1.0)]
+        .iter()
+        .find_map(|(unit, scale)| lower.strip_suffix(unit).map(|n| (n.to_string(), *scale)))
+        .unwrap_or((lower.clone(), 1.0));
+    let value: f64 = number
+        .trim()
+        .parse()
+        .with_context(|| format!("bandwidth `{s}`: expected e.g. 20mbit, 500kbit, 1gbit"))?;
+    if value.is_nan() || value <= 0.0 {
+        bail!("bandwidth `{s}` must be positive");
+    }
+    Ok((value * scale) as u64)
+}
+
+/// Parses the latency option: `bitcoin`, `100ms` or `50ms..150ms`.
+fn parse_latency(s: &str) -> anyhow::Result<Option<Latency>> {
+    if s == "bitcoin" {
+        return Ok(None);
+    }
+    let d = |x: &str| {
+        humantime::parse_duration(x.trim())
+            .with_context(|| format!("latency `{s}`: expected bitcoin, 100ms or 50ms..150ms"))
+    };
+    Ok(Some(match s.split_once("..") {
+        Some((lo, hi)) => {
+            let (lo, hi) = (d(lo)?, d(hi)?);
+            if hi < lo {
+                bail!("latency `{s}`: the upper bound is below the lower");
+            }
+            Latency::Uniform(lo, hi)
+        }
+        None => Latency::Fixed(d(s)?),
+    }))
+}
+
+impl Args {
+    fn options(&self, seed: u64) -> anyhow::Result<SimOptions> {
+        let swarm = self.swarm;
+        let nodes = self.nodes.unwrap_or(if swarm { 8 } else { 50 });
+        let mut o = SimOptions::new(nodes, seed);
+        o.progress = !swarm;
+        o.block_interval = self.block_interval.unwrap_or(if swarm {
+            Duration::from_secs(10)
+        } else {
+            Duration::from_secs(60)
+        });
+        match parse_latency(&self.latency)? {
+            Some(l) => o.latency = l,
+            None => o.regions = Some(bitcoin_regions()),
+        }
+        o.upload_bps = parse_bandwidth(&self.bandwidth)?;
+        o.seeds_per_node = self.seeds_per_node;
+        o.stop = match (self.duration, self.blocks) {
+            (Some(d), _) => Stop::Duration(d),
+            (None, Some(n)) => Stop::Blocks(n),
+            (None, None) if swarm => Stop::Duration(Duration::from_secs(600)),
+            (None, None) => Stop::Blocks(100),
+        };
+        if self.tx_rate.is_nan() || self.tx_rate < 0.0 || !(0.0..=1.0).contains(&self.escrow_share)
+        {
+            bail!("--tx-rate must be at least 0 and --escrow-share between 0 and 1");
+        }
+        o.tx_rate = self.tx_rate;
+        o.escrow_share = self.escrow_share;
+        if let Some(u) = self.users {
+            o.users = u;
+        }
+        o.hash_power = match self.hash_power.as_str() {
+            "equal" => HashPower::Equal,
+            "skewed" => HashPower::Skewed,
+            other => bail!("--hash-power `{other}`: expected equal or skewed"),
+        };
+        o.settle_bound = self
+            .settle_bound
+            .unwrap_or_else(|| (o.block_interval * 30).max(Duration::from_secs(300)));
+        if swarm {
+            o.faults = Some(Faults {
+                mean_gap: self.fault_gap,
+                store: self.store_faults,
+            });
+        }
+        Ok(o)
+    }
+
+    /// This run's options as `cargo xtask sim` arguments, with `seed`.
+    fn replay(&self, seed: u64) -> String {
+        let mut parts = vec!["cargo xtask sim".to_string()];
+        if self.swarm {
+            parts.push("--swarm --seeds 1".into());
+            parts.push(format!("--fault-gap {}", dur(self.fault_gap)));
+            if self.store_faults {
+                parts.push("--store-faults".into());
+            }
+        }
+        parts.push(format!("--seed {seed}"));
+        if let Some(n) = self.nodes {
+            parts.push(format!("--nodes {n}"));
+        }
+        if let Some(b) = self.block_interval {
+            parts.push(format!("--block-interval {}", dur(b)));
+        }
+        parts.push(format!("--latency {}", self.latency));
+        parts.push(format!("--bandwidth {}", self.bandwidth));
+        parts.push(format!("--seeds-per-node {}", self.seeds_per_node));
+        if let Some(d) = self.duration {
+            parts.push(format!("--duration {}", dur(d)));
+        }
+        if let Some(b) = self.blocks {
+            parts.push(format!("--blocks {b}"));
+        }
+        parts.push(format!("--tx-rate {}", self.tx_rate));
+        parts.push(format!("--escrow-share {}", self.escrow_share));
+        if let Some(u) = self.users {
+            parts.push(format!("--users {u}"));
+        }
+        parts.push(format!("--hash-power {}", self.hash_power));
+        if let Some(s) = self.settle_bound {
+            parts.push(format!("--settle-bound {}", dur(s)));
+        }
+        parts.join(" ")
+    }
+}
+
+/// Runs the simulator with `args` (the command line after the program's
+/// name).
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let args = match Args::try_parse_from(
+        std::iter::once("sim".to_string()).chain(args.iter().cloned()),
+    ) {
+        Ok(a) => a,
+        Err(e) if e.use_stderr() => bail!("{e}"),
+        Err(e) => {
+            // --help and --version.
+            print!("{e}");
+            return Ok(());
+        }
+    };
+    // The nodes log through tracing; RUST_LOG=debug shows it (without
+    // wall-clock times, which mean nothing in a simulated run).
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .without_time()
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+    let kind = if args.swarm {
+        "swarm"
+    } else if args.sweep.is_some() {
+        "sweep"
+    } else {
+        "run"
+    };
+    let out = args.out.clone().unwrap_or_else(|| {
+        project_root()
+            .join("target/sim")
+            .join(format!("{kind}-seed{}", args.seed))
+    });
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    if args.swarm {
+        swarm(&args, &out)
+    } else if let Some(sweep) = &args.sweep {
+        sweep_intervals(&args, sweep, &out)
+    } else {
+        single(&args, &out)
+    }
+}
+
+/// The workspace root (this crate is `crates/sim` in it): where the
+/// default output directory, `target/sim`, is.
+fn project_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(manifest)
+        .to_path_buf()
+}
+
+/// One run, timed.
+fn timed(options: &SimOptions) -> anyhow::Result<(Outcome, Duration)> {
+    let wall = Instant::now();
+    let outcome = run_sim(options).context("the simulation could not run")?;
+    Ok((outcome, wall.elapsed()))
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn write_run(out: &Path, report: &Report, wall: Duration) -> anyhow::Result<()> {
+    let speedup = report.simulated_s / wall.as_secs_f64().max(1e-9);
+    write_json(
+        &out.join("run.json"),
+        &serde_json::json!({
+            "wall_s": (wall.as_secs_f64() * 1_000.0).round() / 1_000.0,
+            "simulated_s": report.simulated_s,
+            "simulated_per_wall_second": speedup.round(),
+        }),
+    )
+}
+
+fn print_summary(report: &Report, wall: Duration) {
+    let b = &report.blocks;
+    let p = &report.propagation_ms;
+    let get = |k: &str| p.get(k).map_or(0.0, |s| s.p50);
+    println!(
+        "{} nodes, {:.0} s blocks, {}: {} blocks found, best height {}, stale rate {:.2} %",
+        report.nodes,
+        report.block_interval_s,
+        report.latency,
+        b.found,
+        b.best_height,
+        b.stale_rate * 100.0
+    );
+    println!(
+        "  propagation (median over blocks): 50 % of nodes {:.0} ms, 90 % {:.0} ms, 100 % {:.0} ms; mean per node {:.0} ms",
+        get("50%"),
+        get("90%"),
+        get("100%"),
+        report.node_delay_ms.mean
+    );
+    let t = &report.transactions;
+    println!(
+        "  transactions: {} accepted, {} confirmed, median confirmation {:.1} s; reorgs {} (deepest {})",
+        t.submitted,
+        t.confirmed,
+        t.confirmation_ms.p50 / 1_000.0,
+        report.reorgs.count,
+        report.reorgs.max_depth
+    );
+    println!(
+        "  bytes sent per node: mean {:.0} KiB, max {:.0} KiB",
+        report.bytes_sent_per_node.mean / 1_024.0,
+        report.bytes_sent_per_node.max / 1_024.0
+    );
+    println!(
+        "  simulated {:.0} s in {:.2} s of wall time ({:.0}x)",
+        report.simulated_s,
+        wall.as_secs_f64(),
+        report.simulated_s / wall.as_secs_f64().max(1e-9)
+    );
+}
+
+fn pictures(out: &Path, outcome: &Outcome) -> anyhow::Result<()> {
+    let series: Vec<CdfSeries> = ["50 % of nodes", "90 % of nodes", "100 % of nodes"]
+        .iter()
+        .zip(outcome.propagation.iter())
+        .map(|(label, values)| CdfSeries {
+            label: (*label).to_string(),
+            values_ms: values.clone(),
+        })
+        .collect();
+    let r = &outcome.report;
+    svg::propagation_cdf(
+        &out.join("propagation.svg"),
+        &format!(
+            "Time until a block reaches 50/90/100 % of {} nodes (seed {})",
+            r.nodes, r.seed
+        ),
+        &series,
+    )?;
+    let tree: Vec<TreeBlock> = outcome
+        .tree
+        .iter()
+        .map(|b| TreeBlock {
+            height: b.height,
+            label: b.hash.to_string().chars().take(8).collect(),
+            parent: b.parent,
+            best: b.best,
+            miner: b.miner,
+        })
+        .collect();
+    svg::block_tree(
+        &out.join("block-tree.svg"),
+        &format!(
+            "Block tree: {} blocks, {} stale (seed {})",
+            r.blocks.found, r.blocks.stale, r.seed
+        ),
+        &tree,
+    )
+}
+
+fn single(args: &Args, out: &Path) -> anyhow::Result<()> {
+    let options = args.options(args.seed)?;
+    let (outcome, wall) = timed(&options)?;
+    let report = &outcome.report;
+    write_json(&out.join("report.json"), report)?;
+    write_run(out, report, wall)?;
+    pictures(out, &outcome)?;
+    print_summary(report, wall);
+    if args.twice {
+        let (again, _) = timed(&options)?;
+        let a = serde_json::to_string_pretty(report)?;
+        let b = serde_json::to_string_pretty(&again.report)?;
+        if a != b {
+            std::fs::write(out.join("report.second.json"), b)?;
+            bail!(
+                "not deterministic: the same seed and options gave two different reports \
+                 ({} and report.second.json)",
+                out.join("report.json").display()
+            );
+        }
+        println!("  determinism: a second run gave a byte-identical report");
+    }
+    println!("  wrote {}", out.display());
+    if let Some(v) = &report.violation {
+        bail!(
+            "check `{}` failed at {:.3} s{}: {}\nreplay: {}",
+            v.check,
+            v.at_s,
+            v.node.map(|n| format!(" on node {n}")).unwrap_or_default(),
+            v.detail,
+            args.replay(args.seed)
+        );
+    }
+    Ok(())
+}
+
+/// The block intervals of `--sweep block-interval=2s,5s,...`; an error
+/// names the piece it could not read and shows the form expected.
+fn parse_sweep(sweep: &str) -> anyhow::Result<Vec<Duration>> {
+    const FORM: &str =
+        "expected block-interval=DURATION,DURATION,..., for example block-interval=2s,5s,10s,30s";
+    let Some(list) = sweep.strip_prefix("block-interval=") else {
+        bail!("--sweep `{sweep}`: {FORM}");
+    };
+    list.split(',')
+        .map(|x| {
+            humantime::parse_duration(x.trim()).with_context(|| {
+                format!("--sweep: `{x}` is not a duration such as 500ms, 2s or 1m ({FORM})")
+            })
+        })
+        .collect()
+}
+
+fn sweep_intervals(args: &Args, sweep: &str, out: &Path) -> anyhow::Result<()> {
+    let intervals = parse_sweep(sweep)?;
+    let mut points = Vec::new();
+    let mut delays = Vec::new();
+    let mut reports = Vec::new();
+    for interval in intervals {
+        let mut options = args.options(args.seed)?;
+        options.block_interval = interval;
+        let (outcome, wall) = timed(&options)?;
+        let r = outcome.report;
+        let dir = out.join(format!("interval-{}", dur(interval)));
+        std::fs::create_dir_all(&dir)?;
+        write_json(&dir.join("report.json"), &r)?;
+        let d = r.node_delay_ms.mean / 1_000.0;
+        let model = 1.0 - (-d / interval.as_secs_f64()).exp();
+        println!(
+            "interval {:>6}: stale rate {:.2} % (model {:.2} %, d = {:.0} ms), {} blocks, {:.1} s wall",
+            humantime::format_duration(interval).to_string(),
+            r.blocks.stale_rate * 100.0,
+            model * 100.0,
+            d * 1_000.0,
+            r.blocks.found,
+            wall.as_secs_f64()
+        );
+        if let Some(v) = &r.violation {
+            let mut one = args.clone();
+            one.sweep = None;
+            one.block_interval = Some(interval);
+            bail!(
+                "interval {}: check `{}` failed at {:.3} s{}: {}\nreplay: {}",
+                humantime::format_duration(interval),
+                v.check,
+                v.at_s,
+                v.node.map(|n| format!(" on node {n}")).unwrap_or_default(),
+                v.detail,
+                one.replay(args.seed)
+            );
+        }
+        points.push((interval.as_secs_f64(), r.blocks.stale_rate));
+        delays.push(d);
+        reports.push(serde_json::json!({
+            "block_interval_s": interval.as_secs_f64(),
+            "stale_rate": r.blocks.stale_rate,
+            "model_stale_rate": (model * 1e6).round() / 1e6,
+            "node_delay_ms": r.node_delay_ms.mean,
+            "blocks_found": r.blocks.found,
+        }));
+    }
+    let d = delays.iter().sum::<f64>() / delays.len().max(1) as f64;
+    let (lo, hi) = points
+        .iter()
+        .fold((f64::MAX, 0.0f64), |(lo, hi), p| (lo.min(p.0), hi.max(p.0)));
+    let model: Vec<(f64, f64)> = (0..=100)
+        .map(|k| {
+            let t = lo * (hi / lo).powf(f64::from(k) / 100.0);
+            (t, 1.0 - (-d / t).exp())
+        })
+        .filter(|p| p.0.is_finite())
+        .collect();
+    write_json(
+        &out.join("sweep.json"),
+        &serde_json::json!({ "seed": args.seed, "mean_node_delay_s": (d * 1e3).round() / 1e3, "points": reports }),
+    )?;
+    svg::stale_vs_interval(
+        &out.join("stale-vs-interval.svg"),
+        "Stale rate against block interval",
+        &points,
+        &model,
+        &format!("1 - exp(-d/T), d = {:.0} ms (measured)", d * 1_000.0),
+    )?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+fn swarm(args: &Args, out: &Path) -> anyhow::Result<()> {
+    let mut failed = Vec::new();
+    let mut rows = Vec::new();
+    let wall = Instant::now();
+    for seed in args.seed..args.seed.saturating_add(args.seeds) {
+        let options = args.options(seed)?;
+        let (outcome, took) = timed(&options)?;
+        let r = &outcome.report;
+        let faults: u64 = r.fault_events.values().sum();
+        match &r.violation {
+            None => println!(
+                "seed {seed}: ok: {} blocks (settled to {}), {} faults, {} transactions, agreed {:.0} s after the heal ({:.1} s wall)",
+                r.blocks.found,
+                r.settled_height,
+                faults,
+                r.transactions.submitted,
+                r.settled_after_heal_s.unwrap_or(0.0),
+                took.as_secs_f64()
+            ),
+            Some(v) => {
+                println!(
+                    "seed {seed}: FAILED: check `{}` at {:.3} s{}: {}\n  replay: {}",
+                    v.check,
+                    v.at_s,
+                    v.node.map(|n| format!(" on node {n}")).unwrap_or_default(),
+                    v.detail,
+                    args.replay(seed)
+                );
+                failed.push(seed);
+                write_json(&out.join(format!("failed-seed{seed}.json")), r)?;
+            }
+        }
+        rows.push(serde_json::json!({
+            "seed": seed,
+            "ok": r.violation.is_none(),
+            "blocks": r.blocks.found,
+            "best_height": r.blocks.best_height,
+            "settled_height": r.settled_height,
+            "faults": r.fault_events,
+            "settled_after_heal_s": r.settled_after_heal_s,
+        }));
+    }
+    write_json(&out.join("swarm.json"), &rows)?;
+    println!(
+        "swarm: {} seeds, {} failed, {:.1} s wall; wrote {}",
+        args.seeds,
+        failed.len(),
+        wall.elapsed().as_secs_f64(),
+        out.display()
+    );
+    if !failed.is_empty() {
+        bail!("swarm seeds failed: {failed:?}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,98 @@
+//! The probe a check runs inside a query on a node's own state: what one
+//! look at a node finds (height, tip, the blocks and transactions asked
+//! about) and whether an invariant is broken (conservation of funds, every
+//! contract's payouts).
+
+use chain_core::{BlockHash, TxId};
+use escrow::{Action, Amount};
+use p2p_node::NodeView;
+
+/// What one look at a node found.
+pub(crate) struct Probe {
+    pub height: u64,
+    pub tip: BlockHash,
+    pub mempool: usize,
+    /// The best chain's block at each height asked about.
+    pub at_heights: Vec<Option<BlockHash>>,
+    /// Which of the transactions asked about are on the best chain.
+    pub confirmed: Vec<usize>,
+    /// A broken invariant, in words.
+    pub problem: Option<String>,
+}
+
+/// What to look at.
+pub(crate) struct Ask {
+    /// The genesis allocations' sum.
+    pub genesis_total: Amount,
+    /// Heights whose best-chain block is wanted.
+    pub heights: Vec<u64>,
+    /// Outstanding transactions (user, id) to look for.
+    pub waiting: Vec<(usize, TxId)>,
+    /// Check conservation (one pass over accounts and contracts).
+    pub supply: bool,
+    /// Also walk every contract's history (another pass over contracts).
+    pub contracts: bool,
+}
+
+pub(crate) fn probe(view: &NodeView<'_>, ask: &Ask) -> Probe {
+    let chain = view.chain;
+    let height = chain.height();
+    let best = chain.best_chain();
+    let ledger = chain.state();
+    let mut problem = None;
+    // Conservation: balances plus funds held by open contracts equal the
+    // genesis allocations plus one reward per block.
+    let expected = u128::from(ask.genesis_total.get())
+        + u128::from(ledger.coinbase_reward().get()) * u128::from(height);
+    match ledger.total_supply().filter(|_| ask.supply) {
+        None if !ask.supply => {}
+        Some(held) if u128::from(held.get()) == expected => {}
+        Some(held) => {
+            problem = Some(format!(
+                "supply: balances plus escrowed funds are {} at height {height}, \
+                 genesis plus rewards is {expected}",
+                held.get()
+            ));
+        }
+        None => problem = Some("supply: the sum of balances overflows".to_string()),
+    }
+    if ask.contracts && problem.is_none() {
+        problem = ledger.contracts().values().find_map(|c| {
+            let payouts = c
+                .history
+                .iter()
+                .filter(|h| {
+                    matches!(
+                        h.action,
+                        Action::DeliveryConfirmed | Action::Resolved(_) | Action::Refunded
+                    )
+                })
+                .count();
+            if payouts > 1 {
+                Some(format!("contract {} paid out {payouts} times", c.id))
+            } else if c.state.is_final() != (payouts == 1) {
+                Some(format!(
+                    "contract {} is {} with {payouts} payouts in its history",
+                    c.id,
+                    c.state.name()
+                ))
+            } else {
+                None
+            }
+        });
+    }
+    let at = |h: u64| usize::try_from(h).ok().and_then(|i| best.get(i)).copied();
+    Probe {
+        height,
+        tip: chain.tip(),
+        mempool: view.mempool.len(),
+        at_heights: ask.heights.iter().map(|h| at(*h)).collect(),
+        confirmed: ask
+            .waiting
+            .iter()
+            .filter(|(_, id)| view.tx_block(id).is_some())
+            .map(|(u, _)| *u)
+            .collect(),
+        problem,
+    }
+}
