@@ -1,10 +1,8 @@
 //! What each peer has or was told of (the blocks and transactions it
 //! knows, its best height and work, when it last sent something new), as
 //! the peer table's answers: whom to tell of a block or a transaction.
-//! The sets forget their oldest entries past a bound, so a peer's memory
-//! stays bounded however long it stays connected.
-
-use std::collections::{HashSet, VecDeque};
+//! The sets (`known_set.rs`) forget their oldest entries past a bound, so
+//! a peer's memory stays bounded however long it stays connected.
 
 use chain_core::{BlockHash, TxId, Work};
 use tokio::time::Instant;
@@ -118,45 +116,5 @@ impl PeerTable {
         if let Some(p) = self.peers.get_mut(&conn) {
             p.last_tx = Some(now);
         }
-    }
-}
-
-/// A set that forgets its oldest entries past a bound.
-pub(super) struct KnownSet<T: std::hash::Hash + Eq + Copy> {
-    set: HashSet<T>,
-    order: VecDeque<T>,
-    max: usize,
-}
-
-impl<T: std::hash::Hash + Eq + Copy> KnownSet<T> {
-    pub(super) fn new(max: usize) -> Self {
-        Self {
-            set: HashSet::new(),
-            order: VecDeque::new(),
-            max,
-        }
-    }
-
-    /// Remembers `item`, forgetting the oldest past the bound.
-    pub fn insert(&mut self, item: T) {
-        if self.set.insert(item) {
-            self.order.push_back(item);
-            if self.order.len() > self.max
-                && let Some(old) = self.order.pop_front()
-            {
-                self.set.remove(&old);
-            }
-        }
-    }
-
-    /// Whether `item` is remembered.
-    pub fn contains(&self, item: &T) -> bool {
-        self.set.contains(item)
-    }
-
-    /// Forgets `item` (its slot in the eviction order stays until it ages
-    /// out; evicting an item that was re-inserted only forgets it early).
-    pub fn forget(&mut self, item: &T) {
-        self.set.remove(item);
     }
 }

@@ -25,7 +25,7 @@ use wire::{Handshake, Message, NodeId, PROTOCOL_VERSION, Reason};
 use crate::config::NodeConfig;
 use crate::core::view::{ConnId, Direction, NodeChain, PeerInfo};
 use crate::penalty::{BanKey, Bans, Offence, Score};
-use known::KnownSet;
+use known_set::KnownSet;
 
 /// Most addresses kept in the address book.
 const MAX_ADDR_BOOK: usize = 1_000;
@@ -572,8 +572,11 @@ impl PeerTable {
 
 mod addrs;
 mod known;
+mod known_set;
 
 #[cfg(test)]
 mod hello_tests;
+#[cfg(test)]
+mod known_tests;
 #[cfg(test)]
 mod tests;
