@@ -198,9 +198,14 @@ async fn a_node_learns_its_other_peers_through_address_gossip() {
         })
         .await;
     }
-    // ...and never two connections between the same two nodes, even a
-    // moment later.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // ...and never two connections between the same two nodes, even once
+    // every dial still in flight has ended.
+    for n in [&a, &b, &c] {
+        wait_for("no dial in flight", || async {
+            n.query(|v| v.dials_in_flight).await.unwrap() == 0
+        })
+        .await;
+    }
     for n in [&a, &b, &c] {
         let ids = n
             .query(|v| v.peers.iter().map(|p| p.node_id).collect::<Vec<_>>())

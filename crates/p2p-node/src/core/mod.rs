@@ -565,6 +565,7 @@ impl Core {
             bans: self.peers.bans(now),
             node_id: self.peers.node_id(),
             mining: self.miner.mode(),
+            dials_in_flight: self.peers.dials_in_flight(),
         });
     }
 }

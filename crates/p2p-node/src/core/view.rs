@@ -93,6 +93,9 @@ pub struct NodeView<'a> {
     pub node_id: NodeId,
     /// The current mining mode.
     pub mining: MiningMode,
+    /// Outbound connections being made (dialled, not yet admitted or
+    /// failed).
+    pub dials_in_flight: usize,
 }
 
 impl NodeView<'_> {

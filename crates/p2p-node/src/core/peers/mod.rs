@@ -218,6 +218,12 @@ impl PeerTable {
         self.peers.values().filter(|p| p.live()).count()
     }
 
+    /// How many outbound connections are being made (dialled, not yet
+    /// admitted or failed).
+    pub fn dials_in_flight(&self) -> usize {
+        self.dialing.len()
+    }
+
     /// Checks a peer's handshake and, if it may join, adds the connection.
     /// A duplicate connection to the same node is resolved here: of two,
     /// both sides keep the one dialled by the node with the smaller id.
