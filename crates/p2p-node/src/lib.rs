@@ -30,7 +30,7 @@
 //!   targets in `fuzz/`.
 //! - Seams for simulation: [`transport`] (listening and dialling),
 //!   [`clock`] (block timestamps), [`store`] (accepted blocks, the saved
-//!   mempool and bans), [`mine`] (proof of work), and the node id and seed
+//!   mempool and bans), [`pow`] (proof of work: the `Mine` seam), and the node id and seed
 //!   in [`Seams`]. The simulator (the `sim` crate, `crates/sim`) fills
 //!   them with fakes; none ships here.
 //!
@@ -53,10 +53,10 @@ pub mod core;
 pub mod fuzzing;
 pub mod listener;
 pub mod mempool;
-pub mod mine;
 pub mod node;
 pub mod peer;
 pub mod penalty;
+pub mod pow;
 pub mod service;
 pub mod store;
 pub mod transport;

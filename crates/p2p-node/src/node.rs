@@ -16,8 +16,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{MiningMode, NodeConfig};
 use crate::core::{Command, Core, CoreMsg, CoreParts, NodeChain, NodeView, Snapshot};
 use crate::mempool::MempoolError;
-use crate::mine::{HashMiner, Mine};
 use crate::peer::spawn_dial;
+use crate::pow::{HashMiner, Mine};
 use crate::store::{BlockStore, DamagedBlocks, MemoryStore, StoreArchive, StoreError, Stored};
 use crate::transport::{TcpTransport, Transport};
 

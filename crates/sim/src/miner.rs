@@ -1,4 +1,4 @@
-//! The simulated miner (the node's mining seam, `p2p_node::mine::Mine`):
+//! The simulated miner (the node's mining seam, `p2p_node::pow::Mine`):
 //! a [`Lottery`] draws who finds the next block, and when, as a Poisson
 //! process per node at its share of the hash power; [`SimMiner`] waits for
 //! its node's find and solves the template at the simulated chain's
@@ -11,7 +11,7 @@ use chain_core::Header;
 use chain_core::miner::{Job, Kernel, MineOutcome};
 use futures::future::BoxFuture;
 use p2p_node::clock::Clock;
-use p2p_node::mine::{Mine, Urgency};
+use p2p_node::pow::{Mine, Urgency};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 

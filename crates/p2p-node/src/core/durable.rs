@@ -35,7 +35,7 @@ use escrow::{SignedTx, Tx};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::mining::MinedReply;
+use super::miner_driver::MinedReply;
 use super::repair::Repairs;
 use super::view::NodeChain;
 use crate::penalty::BanKey;

@@ -11,7 +11,7 @@ use escrow::{Amount, Genesis, Payload, Undo, dev};
 use tokio::sync::oneshot;
 
 use super::*;
-use crate::core::mining::MinerDriver;
+use crate::core::miner_driver::MinerDriver;
 use crate::store::{MemoryStore, StoreArchive, StoreError, Stored};
 
 /// A store in memory that counts its commits, and fails them once told to.
@@ -137,8 +137,8 @@ fn mine(chain: &mut NodeChain, txs: Vec<SignedTx>) -> Reorg<Tx> {
 fn mined_reply(hash: BlockHash) -> (MinedReply, oneshot::Receiver<Vec<BlockHash>>) {
     let paid = dev::address("eve").unwrap();
     let (core, _inbox) = tokio::sync::mpsc::channel(1);
-    let mut driver = MinerDriver::new(crate::core::mining::DriverParts {
-        miner: Arc::new(crate::mine::HashMiner::new(1)),
+    let mut driver = MinerDriver::new(crate::core::miner_driver::DriverParts {
+        miner: Arc::new(crate::pow::HashMiner::new(1)),
         mode: crate::MiningMode::Off,
         account: paid,
         interval: std::time::Duration::ZERO,

@@ -60,7 +60,7 @@ pub(crate) struct CoreParts {
     /// How outbound connections are opened.
     pub dialer: Dialer,
     /// How proof of work is found.
-    pub miner: Arc<dyn crate::mine::Mine>,
+    pub miner: Arc<dyn crate::pow::Mine>,
     /// The seed of the peer table's random choices.
     pub seed: [u8; 32],
 }

@@ -44,7 +44,7 @@
 //! - the mempool (`crate::mempool`): admission, orphan transactions, the
 //!   trickle queue of announcements, and following a new tip (it names the
 //!   undone transactions to announce again).
-//! - `mining`: the miner's job, the block interval, the template, its stop
+//! - `miner_driver`: the miner's job, the block interval, the template, its stop
 //!   flag and the "mine N" requests.
 //! - `repair`: the damaged stored blocks wanted from peers.
 //! - `durable`: a block is durable before it is announced. It owns the
@@ -69,7 +69,7 @@ mod durable;
 mod gossip;
 mod inbox;
 mod intake;
-mod mining;
+mod miner_driver;
 mod peers;
 mod published;
 mod repair;
@@ -94,7 +94,7 @@ use crate::penalty::Offence;
 use dialing::Dialing;
 use durable::{Durable, Released, Stopped};
 use inbox::QueryFn;
-use mining::MinerDriver;
+use miner_driver::MinerDriver;
 use peers::PeerTable;
 use requests::Requests;
 
@@ -147,7 +147,7 @@ impl Core {
         let mut core = Core {
             peers: PeerTable::new(config.clone(), p.node_id, p.listen_addr, now, p.seed),
             requests: Requests::default(),
-            miner: MinerDriver::new(mining::DriverParts {
+            miner: MinerDriver::new(miner_driver::DriverParts {
                 miner: p.miner,
                 mode: config.mining,
                 account: config.miner_account,

@@ -1,4 +1,6 @@
-//! The mining seam: how a block template's proof of work is found.
+//! The proof-of-work seam: how a block template's nonce is found (the
+//! node's job driver is `core/miner_driver.rs`; the hashing itself is
+//! chain-core's `miner/`).
 //!
 //! The core builds templates and accepts what comes back; *how* a nonce is
 //! found is a [`Mine`]. [`HashMiner`] is the real one: chain-core's

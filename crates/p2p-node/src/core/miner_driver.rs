@@ -26,7 +26,7 @@ use crate::config::MiningMode;
 use crate::core::inbox::CoreMsg;
 use crate::core::view::NodeChain;
 use crate::mempool::Mempool;
-use crate::mine::Mine;
+use crate::pow::Mine;
 
 /// The miner's current job.
 struct Job {
@@ -284,9 +284,9 @@ impl MinerDriver {
             paid_to,
         });
         let urgency = if self.has_requests() {
-            crate::mine::Urgency::Requested
+            crate::pow::Urgency::Requested
         } else {
-            crate::mine::Urgency::Background
+            crate::pow::Urgency::Background
         };
         let search = self.miner.mine(header, urgency, stop);
         self.tracker.spawn(async move {
@@ -384,7 +384,7 @@ mod tests {
     /// `core` as tasks of `tracker`, with no block interval.
     fn driver(mode: MiningMode, core: mpsc::Sender<CoreMsg>, tracker: &TaskTracker) -> MinerDriver {
         MinerDriver::new(DriverParts {
-            miner: Arc::new(crate::mine::HashMiner::new(1)),
+            miner: Arc::new(crate::pow::HashMiner::new(1)),
             mode,
             account: account('f'),
             interval: Duration::ZERO,
@@ -566,7 +566,7 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(4);
         let tracker = TaskTracker::new();
         let mut d = MinerDriver::new(DriverParts {
-            miner: Arc::new(crate::mine::HashMiner::new(1)),
+            miner: Arc::new(crate::pow::HashMiner::new(1)),
             mode: MiningMode::Continuous,
             account: account('f'),
             interval: Duration::from_secs(10),
