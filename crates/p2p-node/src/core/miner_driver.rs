@@ -393,6 +393,16 @@ mod tests {
         })
     }
 
+    /// A coinbase-only block at height 1 on `chain` paying `to`.
+    fn first_block(chain: &NodeChain, genesis: &escrow::Genesis, to: Address) -> Block<Tx> {
+        let transactions = vec![Tx::Coinbase { to, height: 1 }];
+        let header = chain.template(&transactions, genesis.timestamp_ms + 1_000);
+        Block {
+            header,
+            transactions,
+        }
+    }
+
     /// A dev account by its initial.
     fn account(initial: char) -> Address {
         let name = ["alice", "bob", "charlie", "dave", "eve", "ferdie"]
@@ -424,15 +434,7 @@ mod tests {
     async fn a_request_for_another_account_stops_a_job_that_pays_someone_else() {
         let genesis = escrow::Genesis::dev();
         let chain = genesis.chain().unwrap();
-        let transactions = vec![Tx::Coinbase {
-            to: account('f'),
-            height: 1,
-        }];
-        let header = chain.template(&transactions, genesis.timestamp_ms + 1_000);
-        let block = Block {
-            header,
-            transactions,
-        };
+        let block = first_block(&chain, &genesis, account('f'));
         let (tx, mut rx) = mpsc::channel(4);
         let tracker = TaskTracker::new();
         let mut d = driver(MiningMode::Continuous, tx, &tracker);
@@ -516,15 +518,7 @@ mod tests {
     async fn a_job_finds_a_block_and_a_stale_job_gives_nothing() {
         let genesis = escrow::Genesis::dev();
         let chain = genesis.chain().unwrap();
-        let transactions = vec![Tx::Coinbase {
-            to: escrow::dev::address("eve").unwrap(),
-            height: 1,
-        }];
-        let header = chain.template(&transactions, genesis.timestamp_ms + 1_000);
-        let block = Block {
-            header,
-            transactions,
-        };
+        let block = first_block(&chain, &genesis, account('e'));
         let (tx, mut rx) = mpsc::channel(4);
         let tracker = TaskTracker::new();
         let mut d = driver(MiningMode::Continuous, tx, &tracker);

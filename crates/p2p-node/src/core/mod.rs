@@ -443,7 +443,8 @@ impl Core {
     /// repair request, if one is due (`core/repair.rs`).
     fn ask_for_damaged(&mut self) {
         self.repairs.take_found(&self.chain);
-        if self.durable.failed() {
+        // Nothing wanted (the usual case): no peer list is built.
+        if self.repairs.is_empty() || self.durable.failed() {
             return;
         }
         let live = self.peers.live_conns();
