@@ -101,6 +101,26 @@ pub(crate) struct DriverParts {
     pub tracker: TaskTracker,
 }
 
+impl DriverParts {
+    /// The parts of a driver as `config` sets it up (mode, account,
+    /// interval), mining with `miner` for the core at `core`.
+    pub fn new(
+        config: &crate::config::NodeConfig,
+        miner: Arc<dyn Mine>,
+        core: mpsc::Sender<CoreMsg>,
+        tracker: TaskTracker,
+    ) -> DriverParts {
+        DriverParts {
+            miner,
+            mode: config.mining,
+            account: config.miner_account,
+            interval: config.block_interval,
+            core,
+            tracker,
+        }
+    }
+}
+
 impl MinerDriver {
     /// A driver that mines with `parts.miner`, in `parts.mode`, paying
     /// `parts.account`.

@@ -12,52 +12,18 @@
 //!
 //! [`Core`] is a coordinator over parts that each own their state and
 //! answer with decisions as values, so each is tested alone. `impl Core`
-//! is this file (the loop, saving and publishing, the handle's commands)
-//! and `intake.rs`: it routes each event to the parts and applies what
-//! they answer, in a fixed order.
-//!
-//! - `inbox`: [`CoreMsg`] and [`Command`], what the core is sent.
-//! - `intake`: the rest of `impl Core`: what live peers send, and the
-//!   blocks the core takes in (from peers and its miner) and how it
-//!   follows a new tip.
-//! - `view`: what the outside reads ([`NodeView`], [`NodeEvent`],
-//!   [`Metrics`] and how they count, [`PeerInfo`], [`ConnId`],
-//!   [`Direction`]).
-//! - `published`: the [`Snapshot`] published after every event, which
-//!   readers use without asking the core.
-//! - `peers`: the peer table (connected peers, address book, bans and
-//!   whether they changed, dial planning, penalties, partitions, what each
-//!   peer knows, our handshake).
-//! - `dialing`: connection numbers and the dialer; it dials what the peer
-//!   table plans.
-//! - `requests`: what was asked of whom and when, and the `GetBlocks` and
-//!   `GetSync` to send; `tx_requests` bounds the transactions asked of
-//!   each peer at a time.
-//! - `serve`: the answers to `GetTxs`, `GetBlocks` and `GetSync`, sent as
-//!   each peer's upload allowance lets them.
-//! - `gossip`: transaction inventories as messages, which refused
-//!   transactions are the sender's fault, the network check of a
-//!   handshake.
-//! - `blocks`: offering a block to the chain, answered as an outcome
-//!   (`Accepted`: a new best tip, a side branch, an orphan, a refusal and
-//!   the sender's offence, an unreadable store).
-//! - the mempool (`crate::mempool`): admission, orphan transactions, the
-//!   trickle queue of announcements, and following a new tip (it names the
-//!   undone transactions to announce again).
-//! - `miner_driver`: the miner's job, the block interval, the template, its stop
-//!   flag and the "mine N" requests.
-//! - `repair`: the damaged stored blocks wanted from peers.
-//! - `durable`: a block is durable before it is announced. It owns the
-//!   store handle, the transaction-index changes not yet saved, the tip
-//!   waiting to be announced, the "mine N" answers and the handles waiting
-//!   for a save, the snapshot counters, whether the store failed, and when
-//!   the mempool is saved; it decides when to commit (one commit per
-//!   burst) and hands back what a commit released (the tip to announce,
-//!   the answers), which the core only routes: the tip through
-//!   `announce_saved_block_to`, the one place that tells peers of a block.
-//!
-//! The core itself keeps the chain (lent to `blocks` for each insert and
-//! to `durable` for each commit), the mempool, the clock and the metrics.
+//! is this file only: it routes each event to the parts and applies what
+//! they answer, in a fixed order. It keeps the chain (lent to the parts
+//! for a call), the mempool (`crate::mempool`), the clock and the
+//! metrics. The parts: `network` (the peers, the requests out, the
+//! dialer, serving requests: `peers`, `requests`, `tx_requests`,
+//! `dialing`, `serve`, `gossip`), `blocks` (a block offered to the chain,
+//! answered as an `Accepted` outcome), `durable` (a block is durable
+//! before it is announced: when to commit, and what a commit releases),
+//! `miner_driver`, `repair`, `published` (the [`Snapshot`] readers use
+//! without asking the core), `inbox` (what the core is sent) and `view`
+//! (what the outside reads). `docs/ARCHITECTURE.md` walks a block and a
+//! transaction through them.
 //!
 //! The core never waits on a peer: it hands messages to each connection's
 //! bounded queue with `try_send`, and a peer whose queue is full is too slow
@@ -68,8 +34,8 @@ mod dialing;
 mod durable;
 mod gossip;
 mod inbox;
-mod intake;
 mod miner_driver;
+mod network;
 mod peers;
 mod published;
 mod repair;
@@ -81,22 +47,22 @@ mod view;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chain_core::{ArchiveError, Block, BlockHash, Reorg, TxId};
+use escrow::{SignedTx, Tx};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
-use wire::{Bounded, Message};
+use tracing::{debug, info};
+use wire::Message;
 
 use crate::clock::Clock;
 use crate::config::NodeConfig;
 use crate::mempool::{Mempool, Offered};
-use crate::penalty::Offence;
-use dialing::Dialing;
+use blocks::Accepted;
 use durable::{Durable, Released, Stopped};
-use inbox::QueryFn;
-use miner_driver::MinerDriver;
-use peers::PeerTable;
-use requests::Requests;
+use inbox::{PublishWaiter, QueryFn};
+use miner_driver::{DriverParts, MinerDriver};
+use network::{Lent, Network};
 
 pub(crate) use inbox::{Command, CoreMsg, CoreParts};
 pub use published::{RECENT_HEIGHTS, RecentBlocks, Snapshot};
@@ -108,24 +74,22 @@ pub(crate) struct Core {
     config: Arc<NodeConfig>,
     chain: NodeChain,
     mempool: Mempool,
+    /// The peers, the requests out to them, the dialer.
+    net: Network,
     /// The damaged blocks wanted from peers, and the repair request out.
     repairs: repair::Repairs,
     /// The store, and everything between accepting a block and telling
     /// anyone of it (see `durable.rs`). Once the store failed, the node is
     /// stopping, and saves, announces, answers and publishes nothing more.
     durable: Durable,
-    /// Handles waiting for the next publication.
-    publish_waiters: Vec<inbox::PublishWaiter>,
+    miner: MinerDriver,
     clock: Arc<dyn Clock>,
     cancel: CancellationToken,
-    dialing: Dialing,
-    peers: PeerTable,
-    requests: Requests,
-    miner: MinerDriver,
     /// Counters for `/metrics`.
     metrics: Metrics,
     /// What readers see without asking the core: the snapshot published
-    /// after each event, and the event's changes for watchers.
+    /// after each event, the event's changes for watchers, and the handles
+    /// waiting for a publication.
     published: published::Publisher,
 }
 
@@ -137,37 +101,21 @@ impl Core {
         let mempool = Mempool::new(chain.state(), chain.height() + 1, max, per_account);
         let now = Instant::now();
         let published = published::Publisher::new(&chain, p.node_id, config.mining, p.events);
-        let durable = Durable::new(
-            p.store,
-            config.snapshot_every,
-            &chain,
-            p.snapshot_height,
-            now,
-        );
+        let (every, at) = (config.snapshot_every, p.snapshot_height);
+        let durable = Durable::new(p.store, every, &chain, at, now);
+        let peers = peers::PeerTable::new(config.clone(), p.node_id, p.listen_addr, now, p.seed);
+        let dialing = dialing::Dialing::new(p.next_conn, p.dialer);
         let mut core = Core {
-            peers: PeerTable::new(config.clone(), p.node_id, p.listen_addr, now, p.seed),
-            requests: Requests::default(),
-            miner: MinerDriver::new(miner_driver::DriverParts {
-                miner: p.miner,
-                mode: config.mining,
-                account: config.miner_account,
-                interval: config.block_interval,
-                core: p.inbox,
-                tracker: p.tracker,
-            }),
+            net: Network::new(peers, dialing, &config),
+            miner: MinerDriver::new(DriverParts::new(&config, p.miner, p.inbox, p.tracker)),
             config,
             durable,
             chain,
             mempool,
             repairs: repair::Repairs::new(p.damaged),
-            publish_waiters: Vec::new(),
             clock: p.clock,
             cancel: p.cancel,
-            dialing: Dialing::new(p.next_conn, p.dialer),
-            metrics: Metrics {
-                started: Some(now),
-                ..Metrics::default()
-            },
+            metrics: Metrics::started_at(now),
             published,
         };
         core.repairs.want_unrestored(p.unrestored);
@@ -175,9 +123,9 @@ impl Core {
         let saved = core.durable.load_mempool();
         core.mempool.reload(saved);
         if let Some(left) = core.durable.load_bans(core.clock.now_ms()) {
-            core.peers.restore_bans(left, Instant::now());
+            core.net.restore_bans(left, Instant::now());
         }
-        core.publish(true);
+        core.publish(true, true);
         core
     }
 
@@ -215,21 +163,21 @@ impl Core {
         self.miner.stop();
         // A clean stop leaves a snapshot at the tip: the next start applies
         // nothing again.
-        self.flush_with(true);
+        let released = self.durable.flush(&mut self.chain, &mut self.repairs, true);
+        self.route(released);
         self.durable.save_changed_mempool(self.mempool.txs(), true);
         self.save_bans();
         // Dropping every sender lets each connection task finish.
-        self.peers.clear();
+        self.net.clear();
         info!("core stopped");
     }
 
     /// What follows every event: save what was accepted (unless more events
     /// wait, see `durable.rs`) and route what that released, send the
-    /// requests and announcements due, save new bans, tell watchers
-    /// whether the peer count changed, publish the snapshot (then the
-    /// step's events) if nothing waits to be saved, and start mining if the
-    /// node should. Jobs start only here, so a block mined for a request is
-    /// counted before the next job begins.
+    /// requests and announcements due, save new bans, publish the snapshot
+    /// (then the step's events) if nothing waits to be saved, and start
+    /// mining if the node should. Jobs start only here, so a block mined
+    /// for a request is counted before the next job begins.
     fn after_event(&mut self, inbox_empty: bool) {
         // While more events wait (a burst of blocks, a "mine N" request),
         // saving waits too, so that the burst is one commit.
@@ -238,40 +186,26 @@ impl Core {
             .durable
             .after_event(&mut self.chain, &mut self.repairs, more_coming);
         self.route(released);
-        self.ask_for_damaged();
-        // The slots this event freed are refilled by one `GetTxs` a peer.
-        let pool = &self.mempool;
-        let asked = self
-            .requests
-            .tx_requests(|id| pool.knows(id), Instant::now());
-        for (conn, ids) in asked {
-            self.send_all(conn, gossip::tx_inventory(&ids, Message::GetTxs));
+        let now = Instant::now();
+        self.repairs.take_found(&self.chain);
+        if !self.durable.failed() {
+            self.net.ask_for_damaged(&mut self.repairs, now);
         }
-        // The queued announcements, one `AnnounceTxs` a peer, once due.
-        for (conn, ids) in self.mempool.take_due_announcements(Instant::now()) {
-            self.send_all(conn, gossip::tx_inventory(&ids, Message::AnnounceTxs));
-        }
-        let saved = self.durable.is_saved(&self.chain) && !self.cancel.is_cancelled();
-        if self.peers.take_bans_changed() {
+        // The slots this event freed are refilled, and the queued
+        // announcements sent once due.
+        self.net.ask_txs(&self.mempool, now);
+        self.net
+            .announce_txs(self.mempool.take_due_announcements(now));
+        if self.net.take_bans_changed() {
             self.save_bans();
         }
-        self.published.live_peers(self.peers.live_count());
+        self.published.live_peers(self.net.peers().live_count());
         // Only once what the event accepted is durable.
+        let saved = self.durable.is_saved(&self.chain) && !self.cancel.is_cancelled();
+        let may_publish = !self.durable.failed() && !self.cancel.is_cancelled();
+        self.publish(saved, may_publish);
         if saved {
-            self.publish(true);
             self.durable.answer_saved_waiters();
-        }
-        let mempool_published = if saved {
-            true
-        } else if !self.durable.failed() && !self.cancel.is_cancelled() {
-            self.publish(false)
-        } else {
-            false
-        };
-        if mempool_published {
-            for waiter in self.publish_waiters.drain(..) {
-                waiter.answer();
-            }
         }
         if !self.cancel.is_cancelled() {
             let (chain, pool) = (&self.chain, &self.mempool);
@@ -286,15 +220,9 @@ impl Core {
     /// (a failing store stops it: it cannot promise that what it announces
     /// survives a crash).
     fn flush(&mut self) -> bool {
-        self.flush_with(false)
-    }
-
-    /// [`Core::flush`], with a snapshot whatever the counters say if
-    /// `snapshot` (at a clean stop).
-    fn flush_with(&mut self, snapshot: bool) -> bool {
         let released = self
             .durable
-            .flush(&mut self.chain, &mut self.repairs, snapshot);
+            .flush(&mut self.chain, &mut self.repairs, false);
         self.route(released)
     }
 
@@ -312,11 +240,21 @@ impl Core {
             reply.send();
         }
         if let Some(tip) = released.announce {
-            for conn in self.peers.live_conns() {
-                self.announce_saved_block_to(conn, tip);
-            }
+            self.net.announce_block_to_all(tip);
         }
         true
+    }
+
+    /// Publishes the snapshot (see [`published::Publisher::after_event`]).
+    fn publish(&mut self, saved: bool, may_publish: bool) {
+        let from = published::Sources {
+            chain: &self.chain,
+            mempool: &self.mempool,
+            mining: self.miner.mode(),
+            peers: self.net.peers().infos(Instant::now()),
+            metrics: &self.metrics,
+        };
+        self.published.after_event(&from, saved, may_publish);
     }
 
     fn dispatch(&mut self, msg: CoreMsg) {
@@ -326,7 +264,7 @@ impl Core {
                 // The tip told to a peer is a saved one; a node that
                 // cannot save answers nothing.
                 if self.flush() {
-                    let _ = reply.send(self.peers.hello(&self.chain));
+                    let _ = reply.send(self.net.hello(&self.chain));
                 }
             }
             CoreMsg::Admit {
@@ -338,21 +276,21 @@ impl Core {
                 queued,
                 reply,
             } => {
-                let answer =
-                    gossip::check_network(self.chain.genesis_hash(), &hello).and_then(|()| {
-                        let queue = (sender, queued);
-                        self.peers
-                            .admit(conn, remote, direction, &hello, queue, now)
-                    });
+                let (peer, genesis) = ((conn, remote, direction), self.chain.genesis_hash());
+                let answer = self.net.admit(peer, &hello, (sender, queued), genesis, now);
                 if self.flush() {
-                    let _ = reply.send(answer.map(|()| Box::new(self.peers.hello(&self.chain))));
+                    let _ = reply.send(answer.map(|()| Box::new(self.net.hello(&self.chain))));
                 }
             }
-            CoreMsg::Live { conn } => self.on_live(conn),
+            CoreMsg::Live { conn } => {
+                let saved = self.flush();
+                let lent = Lent::new(&self.chain, &self.mempool);
+                self.net.on_live(conn, lent, saved);
+            }
             CoreMsg::Message { conn, message } => self.on_message(conn, message),
             CoreMsg::Txs { conn, txs } => {
                 for (tx, check) in txs {
-                    if !self.peers.is_connected(conn) {
+                    if !self.net.is_connected(conn) {
                         break;
                     }
                     self.on_tx(conn, tx, Some(check));
@@ -362,23 +300,13 @@ impl Core {
                 conn,
                 remote,
                 offence,
-            } => {
-                self.peers.punish(conn, Some(remote), &offence, now);
-            }
+            } => self.net.punish(conn, Some(remote), &offence, now),
             CoreMsg::Gone { conn } => {
-                self.peers.on_gone(conn, now);
+                self.net.on_gone(conn, now);
                 self.mempool.forget_peer(conn);
-                let retries = self.requests.forget_peer(conn, now);
-                self.send_each(retries.into_messages());
             }
             CoreMsg::DialFailed { conn, addr, error } => {
-                if self.peers.dial_failed(conn, addr, now) {
-                    warn!(
-                        %addr,
-                        "cannot reach peer {addr}: {error} (is a node listening there?); \
-                         retrying in the background"
-                    );
-                }
+                self.net.dial_failed(conn, addr, &error, now);
             }
             CoreMsg::Mined { job, outcome } => {
                 if let Some((block, paid_to)) = self.miner.finished(job, outcome) {
@@ -389,99 +317,12 @@ impl Core {
         }
     }
 
-    /// Publishes the snapshot: all of it if `saved` (everything accepted is
-    /// durable), else what does not wait for a save (see
-    /// [`published::Publisher::publish_unsaved`]). Returns whether the
-    /// mempool part is current.
-    fn publish(&mut self, saved: bool) -> bool {
-        let from = published::Sources {
-            chain: &self.chain,
-            mempool: &self.mempool,
-            mining: self.miner.mode(),
-            peers: self.peers.infos(Instant::now()),
-            metrics: &self.metrics,
-        };
-        if saved {
-            self.published.publish(&from);
-            true
-        } else {
-            self.published.publish_unsaved(&from)
-        }
-    }
-
-    /// The mempool changed: tell watchers once the step's snapshot is
-    /// published, and save it soon.
-    fn emit_mempool(&mut self) {
-        self.durable.mempool_changed();
-        let size = self.mempool.len();
-        self.published.defer(NodeEvent::Mempool { size });
-    }
-
-    // ---- peers --------------------------------------------------------
-
-    fn on_live(&mut self, conn: ConnId) {
-        let Some(work) = self.peers.on_live(conn) else {
-            return;
-        };
-        self.peers.send(conn, Message::GetAddrs);
-        if work > self.chain.total_work() {
-            self.request_sync(conn);
-        }
-        // Let the peer know what we have that it may not: our tip, and
-        // every pending transaction (announcements made while it was not
-        // connected, after a partition say, never reached it).
-        let tip = self.chain.tip();
-        // A block is durable before anyone hears of it.
-        if self.flush() {
-            self.announce_saved_block_to(conn, tip);
-        }
-        let fresh = self.peers.tell_txs(conn, self.mempool.ids());
-        self.send_all(conn, gossip::tx_inventory(&fresh, Message::AnnounceTxs));
-    }
-
-    /// Takes the damaged blocks the archive found and sends the next
-    /// repair request, if one is due (`core/repair.rs`).
-    fn ask_for_damaged(&mut self) {
-        self.repairs.take_found(&self.chain);
-        // Nothing wanted (the usual case): no peer list is built.
-        if self.repairs.is_empty() || self.durable.failed() {
-            return;
-        }
-        let live = self.peers.live_conns();
-        if let Some((conn, wanted)) =
-            self.repairs
-                .request(&live, &mut self.requests, Instant::now())
-        {
-            self.peers
-                .send(conn, Message::GetBlocks(Bounded::truncating(wanted)));
-        }
-    }
-
-    /// Punishes `conn` for `offence` (a ban is saved after the event).
-    fn punish(&mut self, conn: ConnId, offence: Offence) {
-        self.peers.punish(conn, None, &offence, Instant::now());
-    }
-
-    /// Punishes `conn` for a request refused as past its upload allowance.
-    fn punish_refused(&mut self, conn: ConnId, served: Result<(), Offence>) {
-        if let Err(offence) = served {
-            self.punish(conn, offence);
-        }
-    }
-
     fn on_tick(&mut self) {
         let now = Instant::now();
-        self.peers.expire_bans(now);
+        self.net.on_tick(now);
         self.mempool.expire_orphans(now);
-        let retries = self.requests.expire(now, self.config.request_timeout);
-        self.send_each(retries.into_messages());
-        self.dialing.dial_due(&mut self.peers, Instant::now());
         if self.durable.mempool_save_due(now) {
             self.durable.save_changed_mempool(self.mempool.txs(), false);
-        }
-        // Short of outbound peers and of addresses: ask a peer for more.
-        if let Some(conn) = self.peers.addr_request(now) {
-            self.peers.send(conn, Message::GetAddrs);
         }
     }
 
@@ -489,8 +330,8 @@ impl Core {
     fn save_bans(&mut self) {
         if !self.durable.failed() {
             let now_ms = self.clock.now_ms();
-            self.durable
-                .save_bans(self.peers.bans(Instant::now()), now_ms);
+            let bans = self.net.peers().bans(Instant::now());
+            self.durable.save_bans(bans, now_ms);
         }
     }
 
@@ -508,8 +349,7 @@ impl Core {
                 if saved {
                     self.durable.wait_saved(reply);
                 } else {
-                    let waiter = inbox::PublishWaiter::Published(reply);
-                    self.publish_waiters.push(waiter);
+                    self.published.wait(PublishWaiter::Published(reply));
                 }
             }
             // Its gossiped successors may be waiting for it: they come in
@@ -521,8 +361,7 @@ impl Core {
                         // Answered with the publication that shows it (what
                         // waits to be saved is saved now, as for `Published`).
                         self.flush();
-                        let waiter = inbox::PublishWaiter::Submitted(reply, id);
-                        self.publish_waiters.push(waiter);
+                        self.published.wait(PublishWaiter::Submitted(reply, id));
                     }
                     Offered::Refused(e) => {
                         let _ = reply.send(Err(e));
@@ -532,20 +371,9 @@ impl Core {
             }
             Command::Mine { count, to, reply } => self.miner.request(count, to, reply),
             Command::SetMining(mode) => self.miner.set_mode(mode, self.mempool.is_empty()),
-            Command::Partition(addrs) => {
-                let cut = self.peers.partition(&addrs);
-                info!(cut, addrs = addrs.len(), "partitioned");
-            }
-            Command::Heal => {
-                self.peers.heal(now);
-                info!("partition healed");
-                self.dialing.dial_due(&mut self.peers, Instant::now());
-            }
-            Command::AddPeer(addr) => {
-                self.peers.watch(addr);
-                self.peers.retry_now(addr, now);
-                self.dialing.dial_due(&mut self.peers, Instant::now());
-            }
+            Command::Partition(addrs) => self.net.partition(&addrs),
+            Command::Heal => self.net.heal(now),
+            Command::AddPeer(addr) => self.net.add_peer(addr, now),
         }
     }
 
@@ -556,17 +384,266 @@ impl Core {
         if !self.flush() {
             return;
         }
-        let now = Instant::now();
+        let (now, peers) = (Instant::now(), self.net.peers());
         f(&NodeView {
             store: self.durable.store(),
             metrics: &self.metrics,
             chain: &self.chain,
             mempool: &self.mempool,
-            peers: self.peers.infos(now),
-            bans: self.peers.bans(now),
-            node_id: self.peers.node_id(),
+            peers: peers.infos(now),
+            bans: peers.bans(now),
+            node_id: peers.node_id(),
             mining: self.miner.mode(),
-            dials_in_flight: self.peers.dials_in_flight(),
+            dials_in_flight: peers.dials_in_flight(),
         });
+    }
+
+    // ---- what peers send ----------------------------------------------
+
+    /// Routes a live peer's message: transactions and blocks are taken in
+    /// here, the rest is the network part's.
+    fn on_message(&mut self, conn: ConnId, message: Message) {
+        if !self.net.is_connected(conn) {
+            // Being dropped: ignore the rest of what it sent.
+            return;
+        }
+        tracing::trace!(conn, kind = message.kind(), "message");
+        match message {
+            Message::Tx(tx) => self.on_tx(conn, tx, None),
+            Message::Block(block) => self.on_block(conn, block),
+            Message::SyncBlocks { blocks, more } => {
+                self.on_sync_blocks(conn, blocks.into_inner(), more);
+            }
+            // Only saved blocks are served: a node that cannot save
+            // serves nothing.
+            Message::GetBlocks(_) | Message::GetSync { .. } if !self.flush() => {}
+            other => {
+                let lent = Lent::new(&self.chain, &self.mempool);
+                self.net.on_message(conn, other, lent, Instant::now());
+            }
+        }
+    }
+
+    /// A transaction from a peer, its signature's verdict reached by the
+    /// connection's task if `check` (else checked here): the mempool
+    /// admits it (with the waiting ones it lets in), keeps it waiting for
+    /// an earlier nonce, or refuses it; only some refusals are the peer's
+    /// fault (`gossip::tx_offence`).
+    fn on_tx(&mut self, conn: ConnId, tx: SignedTx, check: Option<escrow::SigCheck>) {
+        let id = tx.id();
+        self.net.tx_from(conn, &id);
+        let now = Instant::now();
+        match self.mempool.offer(tx, check, Some(conn), now) {
+            Offered::Added { id, freed } => {
+                self.net.admitted_from(conn, now);
+                self.admitted(id, freed);
+            }
+            // Its predecessor may be on its way from another peer. Neither
+            // waiting nor a refusal to wait is penalised: a node behind
+            // the chain sees honest peers' transactions as orphans of
+            // senders that hold nothing (docs/PROTOCOL.md, "Orphan
+            // transactions").
+            Offered::Waiting { evicted } => {
+                debug!(conn, %id, ?evicted, "transaction waits for an earlier nonce");
+            }
+            Offered::NotKept(why) => debug!(conn, %id, "transaction not kept to wait: {why}"),
+            Offered::Refused(e) => match gossip::tx_offence(&e) {
+                Some(offence) => self.net.punish(conn, None, &offence, now),
+                None => debug!(conn, %id, "transaction not pooled: {e}"),
+            },
+        }
+    }
+
+    /// The mempool admitted `id` and the waiting ones it let in (`freed`):
+    /// they are announced, and watchers told.
+    fn admitted(&mut self, id: TxId, freed: Vec<TxId>) {
+        for id in std::iter::once(id).chain(freed) {
+            self.announce_tx(id);
+        }
+        self.emit_mempool();
+    }
+
+    /// Queues `id` to be announced to every live peer that does not know
+    /// it (`mempool/announce.rs`; sent after the event once due).
+    fn announce_tx(&mut self, id: TxId) {
+        let peers = self.net.tell_tx(id);
+        self.mempool.queue_announcement(peers, id, Instant::now());
+    }
+
+    /// The mempool changed: tell watchers once the step's snapshot is
+    /// published, and save it soon.
+    fn emit_mempool(&mut self) {
+        self.durable.mempool_changed();
+        let size = self.mempool.len();
+        self.published.defer(NodeEvent::Mempool { size });
+    }
+
+    fn on_block(&mut self, conn: ConnId, block: Block<Tx>) {
+        let hash = block.hash();
+        let solicited = self.net.block_from(conn, &hash, None);
+        match self.repairs.offer(&self.chain, conn, &block) {
+            repair::Offered::NotWanted => {}
+            // Written back with the next commit.
+            repair::Offered::Copied => return self.durable.note_unsaved(),
+            repair::Offered::Again => return,
+            repair::Offered::Bad(offence) => {
+                return self.net.punish(conn, None, &offence, Instant::now());
+            }
+        }
+        if let Some(tip) = self.take_block(conn, block, solicited) {
+            self.durable.announce(tip);
+        }
+    }
+
+    fn on_sync_blocks(&mut self, conn: ConnId, blocks: Vec<Block<Tx>>, more: bool) {
+        // A sync answer must connect to the locator we sent: its orphans
+        // are the sender's fault, as are unasked-for ones.
+        self.net.sync_answered(conn);
+        let mut last_best = None;
+        for block in blocks {
+            self.net
+                .block_from(conn, &block.hash(), Some(block.header.height));
+            last_best = self.take_block(conn, block, false).or(last_best);
+            if !self.net.is_connected(conn) {
+                return;
+            }
+        }
+        if let Some(tip) = last_best {
+            self.durable.announce(tip);
+        }
+        if more {
+            self.net.request_sync(conn, &self.chain);
+        }
+    }
+
+    /// A block from `conn` (asked for by hash if `solicited`): offered to
+    /// the chain, and what it tells of the peer noted. Returns the new tip,
+    /// if it moved it; the caller announces it.
+    fn take_block(&mut self, conn: ConnId, block: Block<Tx>, solicited: bool) -> Option<BlockHash> {
+        let hash = block.hash();
+        let new = !self.chain.contains(&hash);
+        let best = self.accept_block(block, Some((conn, solicited)));
+        if self.net.is_connected(conn) {
+            self.net
+                .sent_block((conn, &hash, new), &self.chain, Instant::now);
+        }
+        best.map(|reorg| reorg.new_tip)
+    }
+
+    // ---- blocks -------------------------------------------------------
+
+    /// Offers a block to the chain (`blocks::insert`) and applies the
+    /// outcome. Returns the new best-chain change, if the block moved the
+    /// tip; the caller announces it. `from` is the peer that sent it and
+    /// whether we had asked for it by hash.
+    fn accept_block(
+        &mut self,
+        block: Block<Tx>,
+        from: Option<(ConnId, bool)>,
+    ) -> Option<Reorg<Tx>> {
+        let now_ms = self.clock.now_ms();
+        match blocks::insert(&mut self.chain, block, now_ms) {
+            Accepted::NewBest(reorg) => {
+                self.on_new_best(&reorg);
+                return Some(reorg);
+            }
+            Accepted::SideBranch { hash, height } => {
+                self.durable.note_unsaved();
+                if let Some(height) = height {
+                    self.published.defer(NodeEvent::Fork { height, hash });
+                }
+                self.metrics.blocks_accepted += 1;
+            }
+            Accepted::Orphan {
+                hash,
+                missing_parent,
+            } => {
+                self.published.orphan(missing_parent, hash);
+                if let Some((conn, solicited)) = from {
+                    let (why, now) = ((solicited, missing_parent), Instant::now());
+                    self.net.orphan_from(conn, why, &self.chain, now);
+                }
+            }
+            Accepted::Duplicate => {}
+            Accepted::StoreUnreadable(e) => self.stop_unreadable(&e),
+            Accepted::Refused {
+                reason,
+                offence,
+                moved,
+            } => {
+                // The tip moved up to the invalid block all the same: what
+                // follows the tip must follow it.
+                match moved {
+                    Some(Ok(reorg)) => {
+                        self.on_new_best(&reorg);
+                        self.durable.announce(reorg.new_tip);
+                    }
+                    Some(Err(e)) => self.stop_unreadable(&e),
+                    None => {}
+                }
+                self.metrics.count_refused(reason);
+                if let Some((conn, _)) = from {
+                    self.net.punish(conn, None, &offence, Instant::now());
+                }
+            }
+        }
+        None
+    }
+
+    /// The store cannot be read back: the state may have moved without the
+    /// change reported, so the node saves nothing more and stops.
+    fn stop_unreadable(&mut self, e: &ArchiveError) {
+        tracing::error!("the block store cannot be read, stopping the node: {e}");
+        self.durable.store_unreadable();
+        self.cancel.cancel();
+    }
+
+    /// The best tip moved: index the new blocks, count the move, move the
+    /// mempool and announce again what undone blocks held, admit what
+    /// waited, tell watchers, and stop the miner, whose template now has a
+    /// stale parent. The new tip is announced once saved (the caller).
+    fn on_new_best(&mut self, reorg: &Reorg<Tx>) {
+        self.durable.accepted(reorg);
+        let (applied, undone) = (reorg.applied.len(), reorg.undone.len());
+        self.metrics.count_best_move(applied, undone);
+        let next_height = self.chain.height() + 1;
+        for id in self
+            .mempool
+            .follow_tip(self.chain.state(), next_height, reorg)
+        {
+            self.net.forget_tx(&id);
+            self.announce_tx(id);
+        }
+        for id in self.mempool.admit_waiting() {
+            self.announce_tx(id);
+        }
+        let (height, hash) = (self.chain.height(), reorg.new_tip);
+        self.published.defer(NodeEvent::Tip {
+            height,
+            hash,
+            undone,
+        });
+        self.emit_mempool();
+        self.miner.tip_moved(Instant::now());
+    }
+
+    /// The miner found a block paying `paid_to`: accept it and, if it
+    /// joined the best chain, count it toward the open requests before any
+    /// new job starts.
+    fn on_mined(&mut self, block: Block<Tx>, paid_to: escrow::Address) {
+        let hash = block.hash();
+        self.miner.log_found(&block, Instant::now());
+        let target = block.header.target.to_target();
+        let work = target.map_or(0.0, |t| t.work().as_f64());
+        if let Some(reorg) = self.accept_block(block, None) {
+            self.metrics.count_mined(work);
+            if let Some(reply) = self.miner.count_mined(hash, paid_to) {
+                self.durable.reply_when_saved(reply);
+            }
+            self.durable.announce(reorg.new_tip);
+        }
+        if !self.miner.should_mine(self.mempool.is_empty()) {
+            self.miner.stop();
+        }
     }
 }

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use wire::NodeId;
 
 use crate::config::MiningMode;
+use crate::core::inbox::PublishWaiter;
 use crate::core::view::{Metrics, NodeChain, NodeEvent, PeerInfo};
 
 /// How many heights below the tip (the tip's included) [`RecentBlocks`]
@@ -216,6 +217,8 @@ pub(crate) struct Publisher {
     /// publisher looks for them here. Bounded, oldest forgotten first.
     orphans: std::collections::BTreeSet<(BlockHash, BlockHash)>,
     orphan_order: std::collections::VecDeque<(BlockHash, BlockHash)>,
+    /// Handles waiting for the next publication that shows the mempool.
+    waiters: Vec<PublishWaiter>,
 }
 
 impl Publisher {
@@ -252,6 +255,7 @@ impl Publisher {
             reported_peers: 0,
             orphans: std::collections::BTreeSet::new(),
             orphan_order: std::collections::VecDeque::new(),
+            waiters: Vec::new(),
         }
     }
 
@@ -333,6 +337,30 @@ pub(crate) struct Sources<'a> {
 }
 
 impl Publisher {
+    /// Answers `waiter` with the next publication that shows the mempool
+    /// as it is now.
+    pub fn wait(&mut self, waiter: PublishWaiter) {
+        self.waiters.push(waiter);
+    }
+
+    /// The end of an event: publishes everything if `saved` (all accepted
+    /// is durable), else, if `may_publish` (the node is not stopping),
+    /// what does not wait for a save ([`Publisher::publish_unsaved`]); then
+    /// answers the waiters if the mempool part is current.
+    pub fn after_event(&mut self, from: &Sources<'_>, saved: bool, may_publish: bool) {
+        let mempool_current = if saved {
+            self.publish(from);
+            true
+        } else {
+            may_publish && self.publish_unsaved(from)
+        };
+        if mempool_current {
+            for waiter in self.waiters.drain(..) {
+                waiter.answer();
+            }
+        }
+    }
+
     /// Publishes a new snapshot if this step changed something a reader
     /// sees, then sends the step's events to watchers. Called at the end of
     /// every event, after what it accepted is saved: a snapshot never shows

@@ -151,6 +151,14 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Counters from zero, for a node started at `now`.
+    pub(crate) fn started_at(now: Instant) -> Metrics {
+        Metrics {
+            started: Some(now),
+            ..Metrics::default()
+        }
+    }
+
     /// Counts a move of the best tip: the blocks it applied, and whether
     /// (and how deep) it undid any.
     pub(crate) fn count_best_move(&mut self, applied: usize, undone: usize) {

@@ -1,0 +1,445 @@
+//! The network part: the peer table, what was asked of which peer, and
+//! the dialer, with everything the node says to its peers and the
+//! messages of theirs that concern only these (announcements, requests
+//! to serve, addresses, `NotFound`, a second handshake).
+//!
+//! The core routes to it and lends it the chain and the mempool for the
+//! moment of a call, to read: it never changes them. The transactions and
+//! blocks peers send go to the core, which takes them in and tells this
+//! part what they say of their sender (`tx_from`, `block_from`,
+//! `sent_block`, `orphan_from`). Every message to a peer leaves through
+//! here and the peer table's bounded queue of that peer.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chain_core::{BlockHash, TxId};
+use tokio::time::Instant;
+use tracing::{info, warn};
+use wire::message::MAX_ADDRS;
+use wire::{Bounded, Handshake, Message, Reason};
+
+use crate::config::NodeConfig;
+use crate::core::dialing::Dialing;
+use crate::core::gossip;
+use crate::core::peers::PeerTable;
+use crate::core::repair::Repairs;
+use crate::core::requests::{Requests, Retries};
+use crate::core::serve;
+use crate::core::view::{ConnId, Direction, NodeChain};
+use crate::mempool::Mempool;
+use crate::penalty::Offence;
+
+/// What the core lends the network part for one call, to read.
+#[derive(Clone, Copy)]
+pub(super) struct Lent<'a> {
+    pub chain: &'a NodeChain,
+    pub mempool: &'a Mempool,
+}
+
+impl<'a> Lent<'a> {
+    /// Lends `chain` and `mempool`.
+    pub fn new(chain: &'a NodeChain, mempool: &'a Mempool) -> Lent<'a> {
+        Lent { chain, mempool }
+    }
+}
+
+/// A connection's queue: the sender of its messages, and the bytes queued.
+pub(super) type Queue = (
+    tokio::sync::mpsc::Sender<Message>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+);
+
+/// The peers, the requests out to them, and the dialer (see the module
+/// docs).
+pub(super) struct Network {
+    peers: PeerTable,
+    requests: Requests,
+    dialing: Dialing,
+    /// How long a peer has to answer a request before it is asked again
+    /// of another.
+    request_timeout: Duration,
+    /// The most a sync answer may fill: a frame, less room for its
+    /// envelope.
+    sync_budget: usize,
+}
+
+impl Network {
+    /// The network part over `peers`, dialing through `dialing`.
+    pub fn new(peers: PeerTable, dialing: Dialing, config: &NodeConfig) -> Network {
+        Network {
+            peers,
+            requests: Requests::default(),
+            dialing,
+            request_timeout: config.request_timeout,
+            sync_budget: config.max_frame.saturating_sub(64 * 1024),
+        }
+    }
+
+    /// The peer table, to read.
+    pub fn peers(&self) -> &PeerTable {
+        &self.peers
+    }
+
+    // ---- connections --------------------------------------------------
+
+    /// Our handshake, telling `chain`'s tip (the caller saved it).
+    pub fn hello(&self, chain: &NodeChain) -> Handshake {
+        self.peers.hello(chain)
+    }
+
+    /// A peer's handshake arrived on `conn`: it is admitted, or refused
+    /// with the reason and text of a notice (another network, a ban, a
+    /// full table, ...).
+    pub fn admit(
+        &mut self,
+        (conn, remote, direction): (ConnId, SocketAddr, Direction),
+        hello: &Handshake,
+        queue: Queue,
+        genesis: BlockHash,
+        now: Instant,
+    ) -> Result<(), (Reason, String)> {
+        gossip::check_network(genesis, hello)?;
+        self.peers.admit(conn, remote, direction, hello, queue, now)
+    }
+
+    /// `conn`'s handshake completed: ask it for addresses, sync from it if
+    /// it has more work, and tell it what we have that it may not: our
+    /// tip if `tip_saved` (a block is durable before anyone hears of it)
+    /// and every pending transaction (announcements made while it was not
+    /// connected, after a partition say, never reached it).
+    pub fn on_live(&mut self, conn: ConnId, lent: Lent<'_>, tip_saved: bool) {
+        let Some(work) = self.peers.on_live(conn) else {
+            return;
+        };
+        self.peers.send(conn, Message::GetAddrs);
+        if work > lent.chain.total_work() {
+            self.request_sync(conn, lent.chain);
+        }
+        if tip_saved {
+            self.announce_block(conn, lent.chain.tip());
+        }
+        let fresh = self.peers.tell_txs(conn, lent.mempool.ids());
+        self.send_all(conn, gossip::tx_inventory(&fresh, Message::AnnounceTxs));
+    }
+
+    /// `conn` is gone: what was asked of it is asked of others.
+    pub fn on_gone(&mut self, conn: ConnId, now: Instant) {
+        self.peers.on_gone(conn, now);
+        let retries = self.requests.forget_peer(conn, now);
+        self.send_retries(retries);
+    }
+
+    /// Dialing `addr` failed: it is tried again after its backoff.
+    pub fn dial_failed(&mut self, conn: ConnId, addr: SocketAddr, error: &str, now: Instant) {
+        if self.peers.dial_failed(conn, addr, now) {
+            warn!(
+                %addr,
+                "cannot reach peer {addr}: {error} (is a node listening there?); \
+                 retrying in the background"
+            );
+        }
+    }
+
+    /// Punishes `conn` (reached from `remote`, if known) for `offence`.
+    pub fn punish(
+        &mut self,
+        conn: ConnId,
+        remote: Option<SocketAddr>,
+        offence: &Offence,
+        now: Instant,
+    ) {
+        self.peers.punish(conn, remote, offence, now);
+    }
+
+    /// The timer: bans expire, unanswered requests go to other peers,
+    /// due addresses are dialled, and a peer is asked for addresses if the
+    /// node is short of them.
+    pub fn on_tick(&mut self, now: Instant) {
+        self.peers.expire_bans(now);
+        let retries = self.requests.expire(now, self.request_timeout);
+        self.send_retries(retries);
+        self.dialing.dial_due(&mut self.peers, now);
+        if let Some(conn) = self.peers.addr_request(now) {
+            self.peers.send(conn, Message::GetAddrs);
+        }
+    }
+
+    /// Cuts the node off from `addrs` until [`Network::heal`].
+    pub fn partition(&mut self, addrs: &[SocketAddr]) {
+        let cut = self.peers.partition(addrs);
+        info!(cut, addrs = addrs.len(), "partitioned");
+    }
+
+    /// Ends the partition and dials the addresses it cut.
+    pub fn heal(&mut self, now: Instant) {
+        self.peers.heal(now);
+        info!("partition healed");
+        self.dialing.dial_due(&mut self.peers, now);
+    }
+
+    /// Keeps `addr` connected from now on, dialing it at once.
+    pub fn add_peer(&mut self, addr: SocketAddr, now: Instant) {
+        self.peers.watch(addr);
+        self.peers.retry_now(addr, now);
+        self.dialing.dial_due(&mut self.peers, now);
+    }
+
+    /// Whether a ban was added since the last call (see
+    /// [`PeerTable::take_bans_changed`]).
+    pub fn take_bans_changed(&mut self) -> bool {
+        self.peers.take_bans_changed()
+    }
+
+    /// Bans again what a previous run banned, for the time left on each.
+    pub fn restore_bans(&mut self, bans: Vec<(crate::penalty::BanKey, Duration)>, now: Instant) {
+        self.peers.restore_bans(bans, now);
+    }
+
+    /// Forgets every peer: each connection task finishes.
+    pub fn clear(&mut self) {
+        self.peers.clear();
+    }
+
+    // ---- what live peers send -----------------------------------------
+
+    /// A live peer's message that concerns only the network part. The
+    /// transactions and blocks it sends are the core's and never reach
+    /// here; the caller saved what it accepted before a `GetBlocks` or a
+    /// `GetSync` (only saved blocks are served).
+    pub fn on_message(&mut self, conn: ConnId, message: Message, lent: Lent<'_>, now: Instant) {
+        let served = match message {
+            Message::Handshake(_) | Message::HandshakeAck => {
+                Err(Offence::Protocol("a second handshake"))
+            }
+            Message::Ping { .. } | Message::Pong { .. } | Message::Notice { .. } => Ok(()),
+            Message::Tx(_) | Message::Block(_) | Message::SyncBlocks { .. } => Ok(()),
+            Message::AnnounceTxs(ids) => {
+                self.peers.knows_txs(conn, ids.iter());
+                // Asked of it after this event, a bounded number at a
+                // time; not if pending or waiting for an earlier nonce.
+                let pool = lent.mempool;
+                self.requests.announced_txs(conn, &ids, |id| pool.knows(id));
+                Ok(())
+            }
+            Message::AnnounceBlocks(hashes) => {
+                self.announced_blocks(conn, &hashes, lent.chain, now);
+                Ok(())
+            }
+            Message::GetTxs(ids) => serve::serve_txs(&mut self.peers, lent.mempool, conn, &ids),
+            Message::GetBlocks(hashes) => {
+                serve::serve_blocks(&mut self.peers, lent.chain, conn, &hashes)
+            }
+            Message::GetSync { locator, stop } => {
+                let (asked, budget) = ((&locator[..], stop), self.sync_budget);
+                serve::serve_sync(&mut self.peers, lent.chain, conn, asked, budget)
+            }
+            Message::GetAddrs => {
+                let addrs = self.peers.addrs_for(conn, MAX_ADDRS, now);
+                self.peers
+                    .send(conn, Message::Addrs(Bounded::truncating(addrs)));
+                Ok(())
+            }
+            Message::Addrs(addrs) => {
+                for addr in addrs.iter() {
+                    self.peers.learn_addr(*addr, now);
+                }
+                self.dialing.dial_due(&mut self.peers, now);
+                Ok(())
+            }
+            Message::NotFound { txs, blocks } => {
+                let retries = self.requests.not_found(conn, &txs, &blocks, now);
+                self.send_retries(retries);
+                Ok(())
+            }
+        };
+        if let Err(offence) = served {
+            self.punish(conn, None, &offence, now);
+        }
+    }
+
+    /// `conn` announced `hashes`: it knows them, those we have tell its
+    /// height, and the ones we lack and have not asked of anyone are asked
+    /// of it.
+    fn announced_blocks(
+        &mut self,
+        conn: ConnId,
+        hashes: &[BlockHash],
+        chain: &NodeChain,
+        now: Instant,
+    ) {
+        self.peers.knows_blocks(conn, hashes.iter());
+        let known =
+            |h: &BlockHash| chain.contains(h) || chain.is_orphan(h) || chain.is_known_invalid(h);
+        let wanted = self.requests.want_blocks(conn, hashes, known, now);
+        for hash in hashes {
+            self.peer_has(conn, hash, chain);
+        }
+        if !wanted.is_empty() {
+            let ask = Message::GetBlocks(Bounded::truncating(wanted));
+            self.peers.send(conn, ask);
+        }
+    }
+
+    // ---- what the core took in from a peer ----------------------------
+
+    /// Whether `conn` is connected (a peer being dropped is not).
+    pub fn is_connected(&self, conn: ConnId) -> bool {
+        self.peers.is_connected(conn)
+    }
+
+    /// `conn` sent the transaction `id`: it knows it, and it is no longer
+    /// asked of anyone.
+    pub fn tx_from(&mut self, conn: ConnId, id: &TxId) {
+        self.requests.tx_arrived(id);
+        self.peers.knows_txs(conn, [id]);
+    }
+
+    /// The transaction `conn` sent was admitted: the peer gets the credit.
+    pub fn admitted_from(&mut self, conn: ConnId, now: Instant) {
+        self.peers.note_tx(conn, now);
+    }
+
+    /// `conn` sent the block `hash`, as an answer to a sync if `height`
+    /// (which then tells the peer's height). Returns whether we had asked
+    /// for it by hash: an orphan asked for is no fault of the sender.
+    pub fn block_from(&mut self, conn: ConnId, hash: &BlockHash, height: Option<u64>) -> bool {
+        self.peers.knows_blocks(conn, [hash]);
+        match height {
+            Some(height) => {
+                self.peers.saw_height(conn, height);
+                false
+            }
+            None => self.requests.block_arrived(hash),
+        }
+    }
+
+    /// `conn` sent the block `hash`, which the chain did not have before if
+    /// `was_new`: if it has it now, the peer gets the credit (at `now`), and
+    /// its height is what the block tells.
+    pub fn sent_block(
+        &mut self,
+        (conn, hash, was_new): (ConnId, &BlockHash, bool),
+        chain: &NodeChain,
+        now: impl FnOnce() -> Instant,
+    ) {
+        if was_new && chain.contains(hash) {
+            self.peers.note_block(conn, now());
+        }
+        self.peer_has(conn, hash, chain);
+    }
+
+    /// `conn` has the block `hash`: if we have it too, its height and work
+    /// update what we know of the peer.
+    fn peer_has(&mut self, conn: ConnId, hash: &BlockHash, chain: &NodeChain) {
+        if let (Some(header), Some(work)) = (chain.header(hash), chain.cumulative_work(hash)) {
+            self.peers.saw_tip(conn, header.height, work);
+        }
+    }
+
+    /// `conn` sent a block whose parent `missing` we lack: its fault unless
+    /// `solicited`; we sync from it (once at a time).
+    pub fn orphan_from(
+        &mut self,
+        conn: ConnId,
+        (solicited, missing): (bool, BlockHash),
+        chain: &NodeChain,
+        now: Instant,
+    ) {
+        if !solicited {
+            let offence = Offence::Orphan(missing.to_string());
+            self.punish(conn, None, &offence, now);
+        }
+        if self.peers.is_connected(conn) && !self.requests.is_syncing(conn) {
+            self.request_sync(conn, chain);
+        }
+    }
+
+    /// A sync answer came from `conn`.
+    pub fn sync_answered(&mut self, conn: ConnId) {
+        self.requests.sync_answered(conn);
+    }
+
+    /// Asks `conn` for the blocks after our locator.
+    pub fn request_sync(&mut self, conn: ConnId, chain: &NodeChain) {
+        let asked = self.requests.get_sync(conn, chain.locator());
+        self.peers.send(conn, asked);
+    }
+
+    // ---- what the node tells and asks ---------------------------------
+
+    /// Tells `conn` of the block `hash`, known to be saved, unless it knows.
+    pub fn announce_block(&mut self, conn: ConnId, hash: BlockHash) {
+        if self.peers.tell_block(conn, hash) {
+            let hashes = Bounded::truncating(vec![hash]);
+            self.peers.send(conn, Message::AnnounceBlocks(hashes));
+        }
+    }
+
+    /// Tells every live peer of the block `hash`, known to be saved.
+    pub fn announce_block_to_all(&mut self, hash: BlockHash) {
+        for conn in self.peers.live_conns() {
+            self.announce_block(conn, hash);
+        }
+    }
+
+    /// The live peers to tell of the transaction `id` (those that do not
+    /// know it); they count as told from now.
+    pub fn tell_tx(&mut self, id: TxId) -> Vec<ConnId> {
+        self.peers.tell_tx(id)
+    }
+
+    /// The transaction `id` left a block that was undone: peers may need
+    /// to hear of it again.
+    pub fn forget_tx(&mut self, id: &TxId) {
+        self.peers.forget_tx(id);
+    }
+
+    /// Sends the announcements due, one `AnnounceTxs` a peer.
+    pub fn announce_txs(&mut self, due: Vec<(ConnId, Vec<TxId>)>) {
+        for (conn, ids) in due {
+            self.send_all(conn, gossip::tx_inventory(&ids, Message::AnnounceTxs));
+        }
+    }
+
+    /// Asks for the announced transactions the mempool lacks, one `GetTxs`
+    /// a peer, as many as each peer's free slots allow.
+    pub fn ask_txs(&mut self, mempool: &Mempool, now: Instant) {
+        let asked = self.requests.tx_requests(|id| mempool.knows(id), now);
+        for (conn, ids) in asked {
+            self.send_all(conn, gossip::tx_inventory(&ids, Message::GetTxs));
+        }
+    }
+
+    /// Sends the next request for damaged stored blocks, if one is due
+    /// (`core/repair.rs`).
+    pub fn ask_for_damaged(&mut self, repairs: &mut Repairs, now: Instant) {
+        // Nothing wanted (the usual case): no peer list is built.
+        if repairs.is_empty() {
+            return;
+        }
+        let live = self.peers.live_conns();
+        if let Some((conn, wanted)) = repairs.request(&live, &mut self.requests, now) {
+            let ask = Message::GetBlocks(Bounded::truncating(wanted));
+            self.peers.send(conn, ask);
+        }
+    }
+
+    /// Sends `messages` to `conn` (nothing if it is not connected).
+    fn send_all(&mut self, conn: ConnId, messages: Vec<Message>) {
+        for message in messages {
+            self.peers.send(conn, message);
+        }
+    }
+
+    /// Asks again, of other peers, what the retries name.
+    fn send_retries(&mut self, retries: Retries) {
+        for (conn, message) in retries.into_messages() {
+            self.peers.send(conn, message);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "network_tests.rs"]
+mod tests;

@@ -1,0 +1,210 @@
+//! The network part's decisions, without sockets: each peer is a channel
+//! whose messages the test reads back.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+
+use chain_core::Work;
+use escrow::Genesis;
+use tokio::sync::mpsc;
+use wire::NodeId;
+
+use super::*;
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// A network part that records what it dials, a dev chain and an empty
+/// mempool.
+fn parts() -> (Network, NodeChain, Mempool) {
+    let config = NodeConfig::new(Genesis::dev());
+    let peers = PeerTable::new(
+        Arc::new(config.clone()),
+        NodeId([1; 32]),
+        Some(addr(1)),
+        Instant::now(),
+        [7; 32],
+    );
+    let dialing = Dialing::new(Arc::new(AtomicU64::new(100)), Box::new(|_, _| {}));
+    let chain = Genesis::dev().chain().unwrap();
+    let mempool = Mempool::new(chain.state(), 1, 100, 10);
+    (Network::new(peers, dialing, &config), chain, mempool)
+}
+
+fn hello(id: u8, network: BlockHash, work: Work) -> Handshake {
+    Handshake {
+        version: wire::PROTOCOL_VERSION,
+        network,
+        node_id: NodeId([id; 32]),
+        listen_addr: Some(addr(9000 + u16::from(id))),
+        best_tip: BlockHash::ZERO,
+        best_height: 0,
+        total_work: work,
+        user_agent: wire::BoundedString::truncating("test"),
+    }
+}
+
+/// Admits peer `id` as `conn` with `work` and makes it live (nothing
+/// announced: the tip is taken as not saved); returns its queue.
+fn live_peer(
+    net: &mut Network,
+    (chain, mempool): (&NodeChain, &Mempool),
+    (conn, id): (ConnId, u8),
+    work: Work,
+) -> mpsc::Receiver<Message> {
+    let (tx, rx) = mpsc::channel(64);
+    let queue = (tx, Arc::new(AtomicUsize::new(0)));
+    let who = (conn, addr(20_000 + u16::from(id)), Direction::Inbound);
+    let genesis = chain.genesis_hash();
+    net.admit(
+        who,
+        &hello(id, genesis, work),
+        queue,
+        genesis,
+        Instant::now(),
+    )
+    .unwrap();
+    net.on_live(conn, Lent::new(chain, mempool), false);
+    rx
+}
+
+/// What `rx` holds now, by kind.
+fn kinds(rx: &mut mpsc::Receiver<Message>) -> Vec<&'static str> {
+    std::iter::from_fn(|| rx.try_recv().ok())
+        .map(|m| m.kind())
+        .collect()
+}
+
+fn score(net: &Network, conn: ConnId) -> u32 {
+    let infos = net.peers().infos(Instant::now());
+    infos.iter().find(|p| p.conn == conn).unwrap().score
+}
+
+#[test]
+fn admit_refuses_a_handshake_of_another_network() {
+    let (mut net, chain, _) = parts();
+    let (tx, _rx) = mpsc::channel(4);
+    let queue = (tx, Arc::new(AtomicUsize::new(0)));
+    let other = BlockHash::from_bytes([3; 32]);
+    let who = (5, addr(7000), Direction::Inbound);
+    let genesis = chain.genesis_hash();
+    let refused = net.admit(
+        who,
+        &hello(2, other, Work::ZERO),
+        queue,
+        genesis,
+        Instant::now(),
+    );
+    assert_eq!(refused.unwrap_err().0, Reason::WrongNetwork);
+    assert!(!net.is_connected(5));
+}
+
+#[test]
+fn a_live_peer_is_asked_for_addresses_synced_from_if_ahead_and_told_the_saved_tip() {
+    let (mut net, chain, mempool) = parts();
+    let lent = (&chain, &mempool);
+    // Not ahead, the tip not saved: only asked for addresses.
+    let mut behind = live_peer(&mut net, lent, (1, 2), Work::ZERO);
+    assert_eq!(kinds(&mut behind), ["get-addrs"]);
+    // Ahead: synced from. Told the tip once it is saved.
+    let (tx, mut ahead) = mpsc::channel(64);
+    let queue = (tx, Arc::new(AtomicUsize::new(0)));
+    let genesis = chain.genesis_hash();
+    let more = Work::from_u128(u128::MAX);
+    let who = (2, addr(20_003), Direction::Outbound);
+    net.admit(
+        who,
+        &hello(3, genesis, more),
+        queue,
+        genesis,
+        Instant::now(),
+    )
+    .unwrap();
+    net.on_live(2, Lent::new(&chain, &mempool), true);
+    assert_eq!(
+        kinds(&mut ahead),
+        ["get-addrs", "get-sync", "announce-blocks"]
+    );
+    // Told once: the tip is known to it now.
+    net.announce_block_to_all(chain.tip());
+    assert!(kinds(&mut ahead).is_empty());
+    assert_eq!(kinds(&mut behind), ["announce-blocks"]);
+}
+
+#[test]
+fn announced_blocks_are_asked_once_and_sent_ones_tell_the_height() {
+    let (mut net, chain, mempool) = parts();
+    let mut rx = live_peer(&mut net, (&chain, &mempool), (3, 2), Work::ZERO);
+    kinds(&mut rx);
+    let unknown = BlockHash::from_bytes([9; 32]);
+    let now = Instant::now();
+    let announce = |hashes: Vec<BlockHash>| Message::AnnounceBlocks(Bounded::truncating(hashes));
+    let lent = Lent::new(&chain, &mempool);
+    net.on_message(3, announce(vec![chain.tip(), unknown]), lent, now);
+    match rx.try_recv().unwrap() {
+        Message::GetBlocks(h) => assert_eq!(h.to_vec(), vec![unknown]),
+        other => panic!("not a request: {other:?}"),
+    }
+    // Asked already: not again.
+    net.on_message(3, announce(vec![unknown]), lent, now);
+    assert!(kinds(&mut rx).is_empty());
+    // The block arrives: it was asked for (an orphan is no fault).
+    assert!(net.block_from(3, &unknown, None));
+    assert!(!net.block_from(3, &unknown, None), "asked once");
+    // A block we have tells the peer's height (genesis: 0).
+    net.sent_block((3, &chain.tip(), false), &chain, Instant::now);
+    assert_eq!(net.peers().infos(now)[0].best_height, 0);
+}
+
+#[test]
+fn an_unasked_orphan_is_punished_and_syncs_once() {
+    let (mut net, chain, mempool) = parts();
+    let mut rx = live_peer(&mut net, (&chain, &mempool), (4, 2), Work::ZERO);
+    kinds(&mut rx);
+    let missing = BlockHash::from_bytes([8; 32]);
+    net.orphan_from(4, (true, missing), &chain, Instant::now());
+    assert_eq!(score(&net, 4), 0, "asked for: no fault");
+    assert_eq!(kinds(&mut rx), ["get-sync"]);
+    net.orphan_from(4, (false, missing), &chain, Instant::now());
+    assert!(score(&net, 4) > 0);
+    assert!(kinds(&mut rx).is_empty(), "one sync at a time");
+    net.sync_answered(4);
+    net.orphan_from(4, (true, missing), &chain, Instant::now());
+    assert_eq!(kinds(&mut rx), ["get-sync"]);
+}
+
+#[test]
+fn a_second_handshake_is_punished_and_addresses_are_answered() {
+    let (mut net, chain, mempool) = parts();
+    let mut rx = live_peer(&mut net, (&chain, &mempool), (6, 2), Work::ZERO);
+    kinds(&mut rx);
+    let lent = Lent::new(&chain, &mempool);
+    net.on_message(6, Message::GetAddrs, lent, Instant::now());
+    assert_eq!(kinds(&mut rx), ["addrs"]);
+    assert_eq!(score(&net, 6), 0);
+    net.on_message(6, Message::HandshakeAck, lent, Instant::now());
+    assert!(score(&net, 6) > 0);
+}
+
+#[test]
+fn what_was_asked_of_a_peer_that_left_is_asked_of_another() {
+    let (mut net, chain, mempool) = parts();
+    let lent = (&chain, &mempool);
+    let mut first = live_peer(&mut net, lent, (1, 2), Work::ZERO);
+    let mut second = live_peer(&mut net, lent, (2, 3), Work::ZERO);
+    kinds(&mut first);
+    kinds(&mut second);
+    let unknown = BlockHash::from_bytes([9; 32]);
+    let announce = || Message::AnnounceBlocks(Bounded::truncating(vec![unknown]));
+    let now = Instant::now();
+    net.on_message(1, announce(), Lent::new(&chain, &mempool), now);
+    net.on_message(2, announce(), Lent::new(&chain, &mempool), now);
+    assert_eq!(kinds(&mut first), ["get-blocks"]);
+    assert!(kinds(&mut second).is_empty(), "asked of one peer at a time");
+    net.on_gone(1, now);
+    assert_eq!(kinds(&mut second), ["get-blocks"]);
+    assert!(!net.is_connected(1));
+}
