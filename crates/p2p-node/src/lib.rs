@@ -49,6 +49,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod core;
+pub mod cpu;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod listener;

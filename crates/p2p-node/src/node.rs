@@ -98,6 +98,9 @@ pub struct Seams {
     /// dials first, which peer it asks for addresses); `None` draws one
     /// from the operating system. Not the node id, which peers see.
     pub seed: Option<[u8; 32]>,
+    /// A simulated processor that the node's work is charged to
+    /// ([`crate::cpu`]); `None`, a live node's, charges nothing.
+    pub cpu: Option<Arc<dyn crate::cpu::Cpu>>,
 }
 
 impl Default for Seams {
@@ -110,6 +113,7 @@ impl Default for Seams {
             miner: None,
             node_id: None,
             seed: None,
+            cpu: None,
         }
     }
 }
@@ -198,6 +202,7 @@ impl Node {
             unrestored,
             snapshot_height,
             clock: seams.clock,
+            cpu: seams.cpu,
             inbox: tx.clone(),
             cancel: cancel.clone(),
             tracker: tracker.clone(),

@@ -9,6 +9,8 @@
 //!   per-host upload bandwidth, partitions, held links, latency spikes and
 //!   crashes;
 //! - [`SimClock`] ([`clock`]): block timestamps from the simulated time;
+//! - [`SimCpu`] ([`cpu`]): each node's processor, charged for the node's
+//!   work from a [`CostModel`];
 //! - [`SimMiner`] ([`miner`]): blocks found as a Poisson process per node,
 //!   at the node's share of the hash power (no hashing: the simulated
 //!   chain's target is trivial, and every block still goes through full
@@ -38,6 +40,7 @@
 //!   files, pictures).
 
 pub mod clock;
+pub mod cpu;
 pub mod miner;
 pub mod net;
 pub mod options;
@@ -53,6 +56,7 @@ mod measure;
 mod probe;
 
 pub use clock::SimClock;
+pub use cpu::{CostModel, SimCpu};
 pub use miner::{Lottery, SimMiner};
 pub use rng::SimRng;
 pub use store::{CommitStats, SimStore};

@@ -118,6 +118,7 @@ impl World {
             latency,
             stop: self.opts.stop,
             faults: self.opts.faults,
+            cpu: self.opts.cpu.clone(),
             main_phase_s,
             simulated_s: self.now_s(),
             blocks: BlockStats {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::cpu::CostModel;
 use crate::net::Latency;
 
 /// When the main phase ends.
@@ -95,6 +96,33 @@ pub struct Faults {
     pub store: bool,
 }
 
+/// Each node's simulated processor (`cpu.rs`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Processor {
+    /// Cores per node.
+    pub cores: usize,
+    /// How fast, as a factor of the reference machine (0.5: half as
+    /// fast, every cost doubled).
+    pub speed: f64,
+    /// The cost table: `reference`, or the file it was read from.
+    pub model: String,
+    /// Its costs.
+    #[serde(skip)]
+    pub costs: CostModel,
+}
+
+impl Processor {
+    /// One core of the reference machine.
+    pub fn reference() -> Processor {
+        Processor {
+            cores: 1,
+            speed: 1.0,
+            model: "reference".to_string(),
+            costs: CostModel::reference(),
+        }
+    }
+}
+
 /// Everything a run depends on. The same options give the same run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SimOptions {
@@ -138,6 +166,9 @@ pub struct SimOptions {
     /// hundred-millisecond ticks on hundreds of nodes would cost more than
     /// everything else together.
     pub tick_interval: Duration,
+    /// Each node's processor; `None`: work costs no simulated time (the
+    /// processors of infinite speed of simulators such as Shadow).
+    pub cpu: Option<Processor>,
 }
 
 impl SimOptions {
@@ -162,6 +193,7 @@ impl SimOptions {
             settle_bound: Duration::from_secs(600),
             progress: false,
             tick_interval: Duration::from_secs(1),
+            cpu: Some(Processor::reference()),
         }
     }
 }

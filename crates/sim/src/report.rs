@@ -8,7 +8,7 @@ use chain_core::BlockHash;
 use serde::Serialize;
 
 pub(crate) use crate::options::round3;
-use crate::options::{Faults, Stop};
+use crate::options::{Faults, Processor, Stop};
 
 /// A broken check: which, where, when.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -126,6 +126,8 @@ pub struct Report {
     pub stop: Stop,
     /// The faults, for a swarm.
     pub faults: Option<Faults>,
+    /// Each node's simulated processor (`None`: work cost no time).
+    pub cpu: Option<Processor>,
     /// Simulated seconds the main phase lasted.
     pub main_phase_s: f64,
     /// Simulated seconds in all.

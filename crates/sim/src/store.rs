@@ -18,8 +18,11 @@ use std::time::Duration;
 
 use chain_core::{Block, BlockHash, TxId};
 use escrow::{SignedTx, Tx, Undo};
+use p2p_node::cpu::{Cpu, Work};
 use p2p_node::penalty::BanKey;
 use p2p_node::store::{BlockStore, Commit, MemoryStore, StoreError, Stored};
+
+use crate::cpu::SimCpu;
 
 /// What a store does with a stall: the world's hook.
 type StallHook = Arc<dyn Fn(Duration) + Send + Sync>;
@@ -64,6 +67,8 @@ pub struct SimStore {
     dead: Arc<AtomicBool>,
     armed: Arc<Mutex<Armed>>,
     on_stall: Option<StallHook>,
+    /// The node's processor, charged for each commit.
+    cpu: Option<Arc<SimCpu>>,
 }
 
 impl SimStore {
@@ -76,7 +81,14 @@ impl SimStore {
             dead: Arc::new(AtomicBool::new(false)),
             armed: Arc::default(),
             on_stall: self.on_stall.clone(),
+            cpu: self.cpu.clone(),
         }
+    }
+
+    /// Each commit is charged to `cpu`: the node's later work, and what it
+    /// writes to peers, wait for it.
+    pub fn set_cpu(&mut self, cpu: Arc<SimCpu>) {
+        self.cpu = Some(cpu);
     }
 
     /// From now on, writes through this handle are lost.
@@ -145,6 +157,14 @@ impl BlockStore for SimStore {
         };
         if self.alive() {
             self.inner.commit(commit)?;
+        }
+        if let Some(cpu) = &self.cpu {
+            let bytes: usize = commit.blocks.iter().map(|b| wire::encoded_len(&**b)).sum();
+            cpu.charge(Work {
+                commits: 1,
+                committed_bytes: bytes as u64,
+                ..Work::default()
+            });
         }
         if let (Some(d), Some(hook)) = (stall, &self.on_stall) {
             hook(d);

@@ -28,7 +28,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wire::NodeId;
 
-pub use crate::options::{Faults, HashPower, Regions, SimOptions, Stop, bitcoin_regions};
+pub use crate::options::{
+    Faults, HashPower, Processor, Regions, SimOptions, Stop, bitcoin_regions,
+};
 pub use crate::report::{
     BlockStats, Outcome, Reorgs, Report, Summary, TreeBlock, TxStats, Violation,
 };
@@ -37,6 +39,7 @@ use p2p_node::core::NodeChain;
 use p2p_node::{MiningMode, Node, NodeConfig, NodeError, NodeHandle, Seams};
 
 use crate::clock::SimClock;
+use crate::cpu::SimCpu;
 use crate::load::{Load, User};
 use crate::miner::{Lottery, SimMiner};
 use crate::net::{HostSpec, Latency, SimNet, host_addr};
@@ -111,6 +114,8 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub(super) struct Slot {
     pub(super) handle: Option<NodeHandle>,
     pub(super) store: SimStore,
+    /// The node's processor, kept across restarts (reset by a crash).
+    pub(super) cpu: Option<Arc<SimCpu>>,
     pub(super) config: NodeConfig,
     pub(super) generation: u64,
 }
@@ -254,6 +259,12 @@ impl World {
             // A slow commit stalls the node: its links hold their bytes
             // until the commit would have finished (see `store.rs`).
             let mut store = SimStore::default();
+            let cpu = opts.cpu.as_ref().map(|p| {
+                let cpu = Arc::new(SimCpu::new(p.costs.clone(), p.speed, p.cores));
+                net.set_cpu(i, cpu.clone());
+                store.set_cpu(cpu.clone());
+                cpu
+            });
             let stalled = net.clone();
             let count = slow_commits.clone();
             store.on_stall(move |d| {
@@ -268,6 +279,7 @@ impl World {
             slots.push(Slot {
                 handle: None,
                 store,
+                cpu,
                 config,
                 generation: 0,
             });
@@ -355,7 +367,7 @@ impl World {
 
     /// Starts node `i` (again) on its store.
     pub(super) async fn start_node(self: &Arc<Self>, i: usize) -> Result<(), SimError> {
-        let (config, store, generation) = {
+        let (config, store, cpu, generation) = {
             let mut slots = lock(&self.slots);
             let Some(slot) = slots.get_mut(i) else {
                 return Err(SimError::Options(format!("no node {i}")));
@@ -365,7 +377,13 @@ impl World {
             }
             slot.store = slot.store.reopen();
             slot.generation += 1;
-            (slot.config.clone(), slot.store.clone(), slot.generation)
+            let cpu = slot.cpu.clone();
+            (
+                slot.config.clone(),
+                slot.store.clone(),
+                cpu,
+                slot.generation,
+            )
         };
         self.net.restart(i);
         let mut id_rng =
@@ -381,6 +399,7 @@ impl World {
             miner: Some(Arc::new(SimMiner::new(i, self.lottery.clone(), self.clock))),
             node_id: Some(NodeId(id)),
             seed: Some(blake3::hash(&id).into()),
+            cpu: cpu.map(|c| c as Arc<dyn p2p_node::cpu::Cpu>),
         };
         let handle = Node::start_with(config, seams)
             .await

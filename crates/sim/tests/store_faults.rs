@@ -70,6 +70,7 @@ impl Pair {
             miner: Some(Arc::new(SimMiner::new(i, self.lottery.clone(), self.clock))),
             node_id: Some(NodeId(id)),
             seed: Some(id),
+            cpu: None,
         };
         Node::start_with(self.configs[i].clone(), seams)
             .await

@@ -148,6 +148,12 @@ pub fn encode_body(message: &Message) -> Result<Vec<u8>, WireError> {
     })
 }
 
+/// The length of `value`'s postcard encoding in bytes, computed without
+/// encoding it (0 if postcard refuses it).
+pub fn encoded_len<T: serde::Serialize + ?Sized>(value: &T) -> usize {
+    postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default()).unwrap_or(0)
+}
+
 /// The length of `message`'s whole frame (prefix and body) in bytes,
 /// computed without encoding it (`usize::MAX` if postcard refuses it).
 pub fn frame_len(message: &Message) -> usize {

@@ -47,6 +47,8 @@ pub(crate) struct CoreParts {
     pub snapshot_height: Option<u64>,
     /// Block timestamps.
     pub clock: Arc<dyn Clock>,
+    /// A simulated processor (`None`: the machine's own).
+    pub cpu: Option<Arc<dyn crate::cpu::Cpu>>,
     /// The core's own inbox, for the tasks it starts (the miner).
     pub inbox: mpsc::Sender<CoreMsg>,
     /// Stops the node.

@@ -30,6 +30,7 @@
 //! and is dropped, so one slow peer cannot grow the node's memory.
 
 mod blocks;
+mod costs;
 mod dialing;
 mod durable;
 mod gossip;
@@ -84,6 +85,8 @@ pub(crate) struct Core {
     durable: Durable,
     miner: MinerDriver,
     clock: Arc<dyn Clock>,
+    /// A simulated processor (`costs.rs`); `None` in a live node.
+    cpu: Option<Arc<dyn crate::cpu::Cpu>>,
     cancel: CancellationToken,
     /// Counters for `/metrics`.
     metrics: Metrics,
@@ -114,6 +117,7 @@ impl Core {
             mempool,
             repairs: repair::Repairs::new(p.damaged),
             clock: p.clock,
+            cpu: p.cpu,
             cancel: p.cancel,
             metrics: Metrics::started_at(now),
             published,
@@ -154,7 +158,13 @@ impl Core {
                 () = tokio::time::sleep_until(self.miner.wake_at().unwrap_or_else(Instant::now)),
                     if self.miner.wake_at().is_some() => self.miner.woken(),
                 msg = rx.recv() => match msg {
-                    Some(msg) => self.dispatch(msg),
+                    Some(msg) => {
+                        // Simulated: the work is done before it tells.
+                        if let Some(done) = costs::charge(self.cpu.as_deref(), &msg, &self.mempool) {
+                            tokio::time::sleep_until(done).await;
+                        }
+                        self.dispatch(msg);
+                    }
                     None => break,
                 },
             }
@@ -173,11 +183,9 @@ impl Core {
     }
 
     /// What follows every event: save what was accepted (unless more events
-    /// wait, see `durable.rs`) and route what that released, send the
-    /// requests and announcements due, save new bans, publish the snapshot
-    /// (then the step's events) if nothing waits to be saved, and start
-    /// mining if the node should. Jobs start only here, so a block mined
-    /// for a request is counted before the next job begins.
+    /// wait, `durable.rs`) and route what that released, send what is due,
+    /// save new bans, publish, and start mining if the node should (only
+    /// here, so a block mined for a request counts before the next job).
     fn after_event(&mut self, inbox_empty: bool) {
         // While more events wait (a burst of blocks, a "mine N" request),
         // saving waits too, so that the burst is one commit.
@@ -214,11 +222,9 @@ impl Core {
         }
     }
 
-    /// Saves what was accepted since the last save (see
-    /// [`Durable::flush`]) and routes what waited for it: what a caller
-    /// that serves or tells the tip needs. `false` if the node cannot save
-    /// (a failing store stops it: it cannot promise that what it announces
-    /// survives a crash).
+    /// Saves what was accepted since the last save ([`Durable::flush`]) and
+    /// routes what waited for it. `false` if the node cannot save (a
+    /// failing store stops it: what it announces must survive a crash).
     fn flush(&mut self) -> bool {
         let released = self
             .durable
@@ -226,9 +232,8 @@ impl Core {
         self.route(released)
     }
 
-    /// Routes what a commit released: the damaged blocks it wrote back are
-    /// repaired, the "mine N" requests answered, and the new tip announced
-    /// to every live peer. A failed commit stops the node, with nothing
+    /// Routes what a commit released (repaired blocks, "mine N" answers, the
+    /// tip to announce); a failed commit stops the node, with nothing
     /// announced or answered. Returns whether the node can still save.
     fn route(&mut self, released: Result<Released, Stopped>) -> bool {
         let Ok(released) = released else {
@@ -335,8 +340,6 @@ impl Core {
         }
     }
 
-    // ---- the node handle's commands -----------------------------------
-
     /// Routes a command of the node's handle.
     fn on_command(&mut self, command: Command) {
         let now = Instant::now();
@@ -377,9 +380,8 @@ impl Core {
         }
     }
 
-    /// Runs a query of the node's handle on what is saved: what waits to
-    /// be saved is saved first. A node whose store failed answers nothing
-    /// (the caller sees it stopped).
+    /// Runs a query of the node's handle on what is saved (saved first); a
+    /// node whose store failed answers nothing (the caller sees it stop).
     fn query(&mut self, f: QueryFn) {
         if !self.flush() {
             return;
@@ -424,11 +426,9 @@ impl Core {
         }
     }
 
-    /// A transaction from a peer, its signature's verdict reached by the
-    /// connection's task if `check` (else checked here): the mempool
-    /// admits it (with the waiting ones it lets in), keeps it waiting for
-    /// an earlier nonce, or refuses it; only some refusals are the peer's
-    /// fault (`gossip::tx_offence`).
+    /// A transaction from a peer (its signature checked by the connection's
+    /// task if `check`): admitted (with the waiting ones it lets in), kept
+    /// waiting, or refused (`gossip::tx_offence`: the peer's fault?).
     fn on_tx(&mut self, conn: ConnId, tx: SignedTx, check: Option<escrow::SigCheck>) {
         let id = tx.id();
         self.net.tx_from(conn, &id);
@@ -516,9 +516,8 @@ impl Core {
         }
     }
 
-    /// A block from `conn` (asked for by hash if `solicited`): offered to
-    /// the chain, and what it tells of the peer noted. Returns the new tip,
-    /// if it moved it; the caller announces it.
+    /// A block from `conn` (asked for by hash if `solicited`), offered to the
+    /// chain. Returns the new tip, if it moved; the caller announces it.
     fn take_block(&mut self, conn: ConnId, block: Block<Tx>, solicited: bool) -> Option<BlockHash> {
         let hash = block.hash();
         let new = !self.chain.contains(&hash);

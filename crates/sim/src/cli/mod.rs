@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use sim::cpu::CostModel;
 use sim::net::Latency;
 use sim::world::{
-    Faults, HashPower, Outcome, Report, SimOptions, Stop, bitcoin_regions, run as run_sim,
+    Faults, HashPower, Outcome, Processor, Report, SimOptions, Stop, bitcoin_regions,
+    run as run_sim,
 };
 
 mod svg;
@@ -104,6 +106,20 @@ pub struct Args {
     /// Runs twice and fails unless the two reports are byte-identical.
     #[arg(long)]
     twice: bool,
+    /// Cores of each node's simulated processor.
+    #[arg(long, default_value_t = 1)]
+    cores: usize,
+    /// Speed of each node's processor as a factor of the reference
+    /// machine (`0.5`: half as fast, every cost doubled).
+    #[arg(long, default_value_t = 1.0)]
+    cpu_speed: f64,
+    /// A cost table (JSON, every field of the reference table; see
+    /// docs/SIMULATION.md) instead of the reference machine's.
+    #[arg(long)]
+    cpu_model: Option<PathBuf>,
+    /// Work costs no simulated time (processors of infinite speed).
+    #[arg(long, conflicts_with_all = ["cores", "cpu_speed", "cpu_model"])]
+    no_cpu: bool,
 }
 
 /// A duration as one shell word (`90s`, `1500ms`), for replay commands.
@@ -193,6 +209,7 @@ impl Args {
         o.settle_bound = self
             .settle_bound
             .unwrap_or_else(|| (o.block_interval * 30).max(Duration::from_secs(300)));
+        o.cpu = self.processor()?;
         if swarm {
             o.faults = Some(Faults {
                 mean_gap: self.fault_gap,
@@ -200,6 +217,28 @@ impl Args {
             });
         }
         Ok(o)
+    }
+
+    /// Each node's processor, from `--cores`, `--cpu-speed`, `--cpu-model`
+    /// and `--no-cpu`.
+    fn processor(&self) -> anyhow::Result<Option<Processor>> {
+        if self.no_cpu {
+            return Ok(None);
+        }
+        if !(self.cpu_speed.is_finite() && self.cpu_speed > 0.0) {
+            bail!("--cpu-speed {} must be above 0", self.cpu_speed);
+        }
+        if self.cores == 0 {
+            bail!("--cores must be at least 1");
+        }
+        let mut p = Processor::reference();
+        p.cores = self.cores;
+        p.speed = self.cpu_speed;
+        if let Some(path) = &self.cpu_model {
+            p.costs = CostModel::load(path).map_err(|e| anyhow::anyhow!(e))?;
+            p.model = path.display().to_string();
+        }
+        Ok(Some(p))
     }
 
     /// This run's options as `cargo xtask sim` arguments, with `seed`.
@@ -236,6 +275,17 @@ impl Args {
         parts.push(format!("--hash-power {}", self.hash_power));
         if let Some(s) = self.settle_bound {
             parts.push(format!("--settle-bound {}", dur(s)));
+        }
+        if self.no_cpu {
+            parts.push("--no-cpu".into());
+        } else {
+            parts.push(format!(
+                "--cores {} --cpu-speed {}",
+                self.cores, self.cpu_speed
+            ));
+            if let Some(m) = &self.cpu_model {
+                parts.push(format!("--cpu-model {}", m.display()));
+            }
         }
         parts.join(" ")
     }

@@ -40,6 +40,7 @@ use pipe::Pipe;
 use state::{Host, NetState, lock};
 pub use state::{HostSpec, HostStats, Latency, SIM_PORT, host_addr};
 
+use crate::cpu::SimCpu;
 use crate::rng::SimRng;
 pub use stream::SimStream;
 
@@ -70,6 +71,7 @@ impl SimNet {
                         bytes_sent: 0,
                         next_port: 40_000,
                         spikes: Vec::new(),
+                        cpu: None,
                     })
                     .collect(),
                 links: BTreeMap::new(),
@@ -197,6 +199,14 @@ impl SimNet {
         }
     }
 
+    /// Host `index` runs on `cpu`: what it writes is encoded and what it
+    /// reads decoded on it (set before the host connects anywhere).
+    pub fn set_cpu(&self, index: usize, cpu: Arc<SimCpu>) {
+        if let Some(h) = lock(&self.state).hosts.get_mut(index) {
+            h.cpu = Some(cpu);
+        }
+    }
+
     /// Whether host `index` is up.
     pub fn is_up(&self, index: usize) -> bool {
         lock(&self.state).hosts.get(index).is_some_and(|h| h.up)
@@ -208,8 +218,11 @@ impl SimNet {
         let now = Instant::now();
         if let Some(h) = s.hosts.get_mut(index) {
             h.up = false;
-            // What was queued on its uplink is lost with it.
+            // What was queued on its uplink and processor is lost with it.
             h.uplink_free = now;
+            if let Some(cpu) = &h.cpu {
+                cpu.reset(now);
+            }
         }
         s.listeners.remove(&index);
         let keys: Vec<_> = s
@@ -349,10 +362,12 @@ impl Transport for SimTransport {
             });
             let local = SocketAddr::new(host_addr(from).ip(), port);
             let now = Instant::now();
+            let cpu_of = |h: usize| s.hosts.get(h).and_then(|h| h.cpu.clone());
             let new_pipe = |a, b| {
                 Arc::new(Mutex::new(Pipe {
                     from: a,
                     to: b,
+                    reader_cpu: cpu_of(b),
                     chunks: VecDeque::new(),
                     unread: 0,
                     last_arrival: now,

@@ -7,6 +7,8 @@ use std::task::Waker;
 
 use tokio::time::Instant;
 
+use crate::cpu::SimCpu;
+
 /// Most bytes a connection holds unread (the sender's buffer and the
 /// receiver's window together): past it, writes wait, as a TCP writer
 /// does when the peer does not read or a partition swallows its segments.
@@ -21,12 +23,17 @@ pub(super) struct Chunk {
     pub(super) bytes: Vec<u8>,
     /// How far the reader has read into it.
     pub(super) read: usize,
+    /// When the reader's processor has decoded it (charged when it
+    /// arrives).
+    pub(super) decoded: Option<Instant>,
 }
 
 /// One direction of a connection.
 pub(super) struct Pipe {
     pub(super) from: usize,
     pub(super) to: usize,
+    /// The reader's processor, if its work costs time.
+    pub(super) reader_cpu: Option<Arc<SimCpu>>,
     pub(super) chunks: VecDeque<Chunk>,
     /// Bytes written and not yet read (in flight, held, or waiting to be
     /// read): bounded by [`MAX_UNREAD`], as TCP's buffers bound them.

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use p2p_node::transport::BoxStream;
 
 use super::pipe::{Pipe, PipeRef};
+use crate::cpu::SimCpu;
 use crate::rng::SimRng;
 
 /// The port the simulator's nodes listen on.
@@ -83,6 +84,9 @@ pub(super) struct Host {
     /// Latency multipliers of the spikes in progress (the largest
     /// applies).
     pub(super) spikes: Vec<f64>,
+    /// The host's processor, if its work costs time: what it writes is
+    /// encoded on it, what it reads decoded.
+    pub(super) cpu: Option<Arc<SimCpu>>,
 }
 
 /// Traffic counters of one host.

@@ -12,8 +12,11 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+use p2p_node::cpu::Work;
+
 use super::pipe::{Chunk, MAX_UNREAD, PipeRef};
 use super::state::{NetState, lock};
+use crate::cpu::SimCpu;
 
 /// How far ahead of now a connection's queued bytes may finish sending
 /// before a write waits: the simulated socket's send buffer, in time.
@@ -38,6 +41,22 @@ impl SimStream {
             write_timer: None,
         }
     }
+}
+
+/// When `chunk`, which arrived at `arrived`, is decoded by `cpu` (charged
+/// on the first call, from its arrival: tokio's timers fire on whole
+/// milliseconds, so the reader may look later than the bytes came; at
+/// once without a processor).
+fn decoded(chunk: &mut Chunk, cpu: Option<&SimCpu>, arrived: Instant) -> Instant {
+    *chunk.decoded.get_or_insert_with(|| {
+        cpu.map_or(arrived, |cpu| {
+            let work = Work {
+                decoded_bytes: (chunk.bytes.len() - chunk.read) as u64,
+                ..Work::default()
+            };
+            cpu.charge_from(&work, arrived)
+        })
+    })
 }
 
 /// Polls a timer set for `at`; `Ready` once it has passed.
@@ -67,24 +86,34 @@ impl AsyncRead for SimStream {
                 if p.reader_dead {
                     return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
                 }
+                let cpu = p.reader_cpu.clone();
                 let next = match p.chunks.front_mut() {
-                    Some(chunk) => match chunk.arrives {
-                        Some(at) if at <= now => {
-                            let rest = chunk.bytes.get(chunk.read..).unwrap_or_default();
-                            let n = rest.len().min(buf.remaining());
-                            buf.put_slice(rest.get(..n).unwrap_or_default());
-                            chunk.read += n;
-                            let done = chunk.read >= chunk.bytes.len();
-                            p.unread = p.unread.saturating_sub(n);
-                            if done {
-                                p.chunks.pop_front();
-                                p.wake_writer();
+                    Some(chunk) => {
+                        // Arrived: readable once the reader's processor has
+                        // decoded it (charged now, once).
+                        let ready = match chunk.arrives {
+                            Some(at) if at <= now => Some(decoded(chunk, cpu.as_deref(), at)),
+                            later => later,
+                        };
+                        match ready {
+                            Some(at) if at <= now => {
+                                let rest = chunk.bytes.get(chunk.read..).unwrap_or_default();
+                                let n = rest.len().min(buf.remaining());
+                                buf.put_slice(rest.get(..n).unwrap_or_default());
+                                chunk.read += n;
+                                let done = chunk.read >= chunk.bytes.len();
+                                p.unread = p.unread.saturating_sub(n);
+                                if done {
+                                    p.chunks.pop_front();
+                                    p.wake_writer();
+                                }
+                                return Poll::Ready(Ok(()));
                             }
-                            return Poll::Ready(Ok(()));
+                            // Arriving later, being decoded, or held by a
+                            // stalled link.
+                            later => later,
                         }
-                        // Arriving later, or held by a stalled link.
-                        later => later,
-                    },
+                    }
                     None => match p.eof_at {
                         Some(at) if at <= now => return Poll::Ready(Ok(())),
                         later => later,
@@ -152,7 +181,16 @@ impl AsyncWrite for SimStream {
             };
             let bits = data.len() as f64 * 8.0;
             let send_time = Duration::from_secs_f64(bits / host.spec.upload_bps.max(1) as f64);
-            let departs = host.uplink_free.max(now) + send_time;
+            // Encoded once the work before it is done: what a node writes
+            // follows the work that produced it.
+            let encoded = host.cpu.as_ref().map_or(now, |cpu| {
+                let work = Work {
+                    encoded_bytes: data.len() as u64,
+                    ..Work::default()
+                };
+                cpu.after_all(&work, now)
+            });
+            let departs = host.uplink_free.max(encoded) + send_time;
             host.uplink_free = departs;
             host.bytes_sent += data.len() as u64;
             let arrives = if stalled {
@@ -169,6 +207,7 @@ impl AsyncWrite for SimStream {
                 arrives,
                 bytes: data.to_vec(),
                 read: 0,
+                decoded: None,
             });
             p.wake_reader();
             return Poll::Ready(Ok(data.len()));

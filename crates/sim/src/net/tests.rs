@@ -201,3 +201,57 @@ fn host_addresses_round_trip() {
     }
     assert_eq!(host_index("127.0.0.1".parse().unwrap()), None);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_busy_hosts_bytes_leave_after_its_work_and_are_read_once_decoded() {
+    use crate::cpu::{CostModel, SimCpu};
+    use p2p_node::cpu::{Cpu, Work};
+
+    let net = net();
+    let cpus = [0, 1].map(|h| {
+        let cpu = Arc::new(SimCpu::new(CostModel::reference(), 1.0, 1));
+        net.set_cpu(h, cpu.clone());
+        cpu
+    });
+    let (mut client, mut server) = pair(&net).await;
+    let write = |n| Work {
+        encoded_bytes: n,
+        ..Work::default()
+    };
+    let read = |n| Work {
+        decoded_bytes: n,
+        ..Work::default()
+    };
+    // Idle: the bytes wait only for their encoding and decoding.
+    let sent = Instant::now();
+    client.write_all(&[7u8; 1_000]).await.unwrap();
+    let mut got = [0u8; 1_000];
+    server.read_exact(&mut got).await.unwrap();
+    let idle = cpus[0].cost(&write(1_000)) + Duration::from_millis(1) + LATENCY;
+    let idle = idle + cpus[1].cost(&read(1_000));
+    let took = sent.elapsed();
+    // tokio's timers fire on whole milliseconds.
+    assert!(
+        took >= idle && took <= idle + Duration::from_millis(1),
+        "{took:?} {idle:?}"
+    );
+    // Busy with a block of 700 transactions: its bytes leave after it.
+    let block = Work {
+        blocks: 1,
+        txs: 700,
+        batched_signatures: 700,
+        hashed_bytes: 200_000,
+        ..Work::default()
+    };
+    let sent = Instant::now();
+    cpus[0].charge(block);
+    client.write_all(&[8u8; 1_000]).await.unwrap();
+    server.read_exact(&mut got).await.unwrap();
+    let busy = idle + cpus[0].cost(&block);
+    let took = sent.elapsed();
+    assert!(
+        took >= busy && took <= busy + Duration::from_millis(1),
+        "{took:?} {busy:?}"
+    );
+    assert!(cpus[0].cost(&block) > Duration::from_millis(7));
+}
