@@ -130,6 +130,7 @@ impl World {
                 } else {
                     (stale as f64 / found as f64 * 1e6).round() / 1e6
                 },
+                stale_rate_se: stale_rate_se(stale, found),
             },
             propagation_ms,
             node_delay_ms: Summary::of(node_delay),
@@ -173,5 +174,29 @@ impl World {
             store_stops: s.store_stops,
             slow_commits: self.slow_commits.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// The standard error of a stale rate of `stale` blocks out of `found`
+/// (binomial), rounded to six decimals; 0 for no blocks.
+fn stale_rate_se(stale: u64, found: u64) -> f64 {
+    if found == 0 {
+        return 0.0;
+    }
+    let p = stale as f64 / found as f64;
+    ((p * (1.0 - p) / found as f64).sqrt() * 1e6).round() / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stale_rate_se;
+
+    #[test]
+    fn the_stale_rates_error_shrinks_with_the_blocks_found() {
+        assert_eq!(stale_rate_se(0, 0), 0.0);
+        assert_eq!(stale_rate_se(0, 100), 0.0);
+        // 10 of 100: sqrt(0.1 × 0.9 / 100) = 0.03.
+        assert_eq!(stale_rate_se(10, 100), 0.03);
+        assert_eq!(stale_rate_se(40, 400), 0.015);
     }
 }

@@ -82,6 +82,10 @@ pub struct BlockStats {
     pub stale: u64,
     /// `stale / found`.
     pub stale_rate: f64,
+    /// The standard error of `stale_rate` from the number of blocks
+    /// found, `sqrt(rate × (1 − rate) / found)` (each block stale or not,
+    /// independently: stale blocks cluster, so the real spread is larger).
+    pub stale_rate_se: f64,
 }
 
 /// Reorganisations seen on the nodes.

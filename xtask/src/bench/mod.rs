@@ -62,6 +62,10 @@ const SUITES: &[Suite] = &[
         package: "p2p-node",
         bench: "net",
     },
+    Suite {
+        package: "p2p-node",
+        bench: "store",
+    },
 ];
 
 /// `cargo xtask bench --help`.
@@ -233,6 +237,13 @@ fn report(criterion: &Path) -> anyhow::Result<Vec<String>> {
     let wire = rate(criterion, "wire", "block_roundtrip")? / 1e6;
     let sync = rate(criterion, "net", "sync")?;
     let propagation_ms = median_ns(criterion, "net", "propagation")? / 1e6;
+    let commit_us = median_ns(criterion, "store", "commit_empty")? / 1e3;
+    let big_us = median_ns(criterion, "store", "commit_2000tx")? / 1e3;
+    let big_bytes = read_json(criterion, "store", "commit_2000tx", "benchmark.json")?["throughput"]
+        ["Bytes"]
+        .as_f64()
+        .context("store/commit_2000tx has no byte count")?;
+    let per_byte_ns = (big_us - commit_us) * 1e3 / big_bytes.max(1.0);
     Ok(vec![
         format!("bench: mining.ceiling = {ceiling:.1} MH/s"),
         format!(
@@ -258,5 +269,9 @@ fn report(criterion: &Path) -> anyhow::Result<Vec<String>> {
         format!("bench: wire.block_roundtrip = {wire:.1} MB/s"),
         format!("bench: net.sync = {sync:.0} blocks/s"),
         format!("bench: net.propagation_p50 = {propagation_ms:.2} ms"),
+        format!(
+            "bench: store.commit = {commit_us:.0} us (a coinbase-only block; {big_bytes:.0} bytes: {:.2} ms, {per_byte_ns:.1} ns/byte more: the simulator's commit costs)",
+            big_us / 1e3
+        ),
     ])
 }

@@ -20,6 +20,7 @@ use sim::world::{
     run as run_sim,
 };
 
+mod batch;
 mod svg;
 
 use svg::{CdfSeries, TreeBlock};
@@ -117,6 +118,14 @@ pub struct Args {
     /// docs/SIMULATION.md) instead of the reference machine's.
     #[arg(long)]
     cpu_model: Option<PathBuf>,
+    /// Runs a sweep's or a swarm's points this many at a time (default:
+    /// one per core).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Runs share K of N of a sweep's or a swarm's points (every N-th,
+    /// from the K-th); `sim merge` combines the shares.
+    #[arg(long, value_parser = batch::parse_shard)]
+    shard: Option<[usize; 2]>,
     /// Work costs no simulated time (processors of infinite speed).
     #[arg(long, conflicts_with_all = ["cores", "cpu_speed", "cpu_model"])]
     no_cpu: bool,
@@ -294,6 +303,9 @@ impl Args {
 /// Runs the simulator with `args` (the command line after the program's
 /// name).
 pub fn run(args: &[String]) -> anyhow::Result<()> {
+    if args.first().map(String::as_str) == Some("merge") {
+        return batch::merge(args.get(1..).unwrap_or_default());
+    }
     let args = match Args::try_parse_from(
         std::iter::once("sim".to_string()).chain(args.iter().cloned()),
     ) {
@@ -327,10 +339,13 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             .join(format!("{kind}-seed{}", args.seed))
     });
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    if args.shard.is_some() && !args.swarm && args.sweep.is_none() {
+        bail!("--shard splits a sweep or a swarm");
+    }
     if args.swarm {
-        swarm(&args, &out)
+        batch::swarm(&args, &out)
     } else if let Some(sweep) = &args.sweep {
-        sweep_intervals(&args, sweep, &out)
+        batch::sweep_intervals(&args, sweep, &out)
     } else {
         single(&args, &out)
     }
@@ -377,13 +392,14 @@ fn print_summary(report: &Report, wall: Duration) {
     let p = &report.propagation_ms;
     let get = |k: &str| p.get(k).map_or(0.0, |s| s.p50);
     println!(
-        "{} nodes, {:.0} s blocks, {}: {} blocks found, best height {}, stale rate {:.2} %",
+        "{} nodes, {:.0} s blocks, {}: {} blocks found, best height {}, stale rate {:.2} ± {:.2} %",
         report.nodes,
         report.block_interval_s,
         report.latency,
         b.found,
         b.best_height,
-        b.stale_rate * 100.0
+        b.stale_rate * 100.0,
+        b.stale_rate_se * 100.0
     );
     println!(
         "  propagation (median over blocks): 50 % of nodes {:.0} ms, 90 % {:.0} ms, 100 % {:.0} ms; mean per node {:.0} ms",
@@ -504,136 +520,6 @@ fn parse_sweep(sweep: &str) -> anyhow::Result<Vec<Duration>> {
             })
         })
         .collect()
-}
-
-fn sweep_intervals(args: &Args, sweep: &str, out: &Path) -> anyhow::Result<()> {
-    let intervals = parse_sweep(sweep)?;
-    let mut points = Vec::new();
-    let mut delays = Vec::new();
-    let mut reports = Vec::new();
-    for interval in intervals {
-        let mut options = args.options(args.seed)?;
-        options.block_interval = interval;
-        let (outcome, wall) = timed(&options)?;
-        let r = outcome.report;
-        let dir = out.join(format!("interval-{}", dur(interval)));
-        std::fs::create_dir_all(&dir)?;
-        write_json(&dir.join("report.json"), &r)?;
-        let d = r.node_delay_ms.mean / 1_000.0;
-        let model = 1.0 - (-d / interval.as_secs_f64()).exp();
-        println!(
-            "interval {:>6}: stale rate {:.2} % (model {:.2} %, d = {:.0} ms), {} blocks, {:.1} s wall",
-            humantime::format_duration(interval).to_string(),
-            r.blocks.stale_rate * 100.0,
-            model * 100.0,
-            d * 1_000.0,
-            r.blocks.found,
-            wall.as_secs_f64()
-        );
-        if let Some(v) = &r.violation {
-            let mut one = args.clone();
-            one.sweep = None;
-            one.block_interval = Some(interval);
-            bail!(
-                "interval {}: check `{}` failed at {:.3} s{}: {}\nreplay: {}",
-                humantime::format_duration(interval),
-                v.check,
-                v.at_s,
-                v.node.map(|n| format!(" on node {n}")).unwrap_or_default(),
-                v.detail,
-                one.replay(args.seed)
-            );
-        }
-        points.push((interval.as_secs_f64(), r.blocks.stale_rate));
-        delays.push(d);
-        reports.push(serde_json::json!({
-            "block_interval_s": interval.as_secs_f64(),
-            "stale_rate": r.blocks.stale_rate,
-            "model_stale_rate": (model * 1e6).round() / 1e6,
-            "node_delay_ms": r.node_delay_ms.mean,
-            "blocks_found": r.blocks.found,
-        }));
-    }
-    let d = delays.iter().sum::<f64>() / delays.len().max(1) as f64;
-    let (lo, hi) = points
-        .iter()
-        .fold((f64::MAX, 0.0f64), |(lo, hi), p| (lo.min(p.0), hi.max(p.0)));
-    let model: Vec<(f64, f64)> = (0..=100)
-        .map(|k| {
-            let t = lo * (hi / lo).powf(f64::from(k) / 100.0);
-            (t, 1.0 - (-d / t).exp())
-        })
-        .filter(|p| p.0.is_finite())
-        .collect();
-    write_json(
-        &out.join("sweep.json"),
-        &serde_json::json!({ "seed": args.seed, "mean_node_delay_s": (d * 1e3).round() / 1e3, "points": reports }),
-    )?;
-    svg::stale_vs_interval(
-        &out.join("stale-vs-interval.svg"),
-        "Stale rate against block interval",
-        &points,
-        &model,
-        &format!("1 - exp(-d/T), d = {:.0} ms (measured)", d * 1_000.0),
-    )?;
-    println!("wrote {}", out.display());
-    Ok(())
-}
-
-fn swarm(args: &Args, out: &Path) -> anyhow::Result<()> {
-    let mut failed = Vec::new();
-    let mut rows = Vec::new();
-    let wall = Instant::now();
-    for seed in args.seed..args.seed.saturating_add(args.seeds) {
-        let options = args.options(seed)?;
-        let (outcome, took) = timed(&options)?;
-        let r = &outcome.report;
-        let faults: u64 = r.fault_events.values().sum();
-        match &r.violation {
-            None => println!(
-                "seed {seed}: ok: {} blocks (settled to {}), {} faults, {} transactions, agreed {:.0} s after the heal ({:.1} s wall)",
-                r.blocks.found,
-                r.settled_height,
-                faults,
-                r.transactions.submitted,
-                r.settled_after_heal_s.unwrap_or(0.0),
-                took.as_secs_f64()
-            ),
-            Some(v) => {
-                println!(
-                    "seed {seed}: FAILED: check `{}` at {:.3} s{}: {}\n  replay: {}",
-                    v.check,
-                    v.at_s,
-                    v.node.map(|n| format!(" on node {n}")).unwrap_or_default(),
-                    v.detail,
-                    args.replay(seed)
-                );
-                failed.push(seed);
-                write_json(&out.join(format!("failed-seed{seed}.json")), r)?;
-            }
-        }
-        rows.push(serde_json::json!({
-            "seed": seed,
-            "ok": r.violation.is_none(),
-            "blocks": r.blocks.found,
-            "best_height": r.blocks.best_height,
-            "settled_height": r.settled_height,
-            "faults": r.fault_events,
-            "settled_after_heal_s": r.settled_after_heal_s,
-        }));
-    }
-    write_json(&out.join("swarm.json"), &rows)?;
-    println!(
-        "swarm: {} seeds, {} failed, {:.1} s wall; wrote {}",
-        args.seeds,
-        failed.len(),
-        wall.elapsed().as_secs_f64(),
-        out.display()
-    );
-    if !failed.is_empty() {
-        bail!("swarm seeds failed: {failed:?}");
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -110,3 +110,77 @@ fn a_sweep_is_read_and_a_bad_one_shows_the_form_expected() {
     let err = format!("{:#}", parse_sweep("interval=2s").unwrap_err());
     assert!(err.contains("expected block-interval="), "{err}");
 }
+
+#[test]
+fn a_shard_is_k_of_n() {
+    assert_eq!(batch::parse_shard("2/8").unwrap(), [2, 8]);
+    assert_eq!(batch::parse_shard("1/1").unwrap(), [1, 1]);
+    for bad in ["0/2", "3/2", "2", "a/b", "1/0"] {
+        let err = format!("{:#}", batch::parse_shard(bad).unwrap_err());
+        assert!(err.contains("K/N"), "{bad}: {err}");
+    }
+}
+
+/// Every file under `dir`, by path relative to it, with its bytes.
+fn files(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut all = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).unwrap().to_path_buf();
+                all.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    all
+}
+
+fn sim(line: &str, out: &Path) {
+    let mut args: Vec<String> = line.split_whitespace().map(String::from).collect();
+    args.extend(["--out".to_string(), out.display().to_string()]);
+    run(&args).unwrap();
+}
+
+#[test]
+fn shards_merged_are_the_same_bytes_as_one_run_on_any_number_of_threads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let at = |name: &str| tmp.path().join(name);
+    for batch in [
+        "--nodes 4 --sweep block-interval=2s,5s,10s --blocks 6 --tx-rate 0.2 --seed 7",
+        "--swarm --seeds 3 --seed 5 --nodes 4 --duration 2m --fault-gap 20s",
+    ] {
+        sim(&format!("{batch} --jobs 1"), &at("one"));
+        sim(&format!("{batch} --jobs 3"), &at("three"));
+        sim(&format!("{batch} --shard 1/2"), &at("s1"));
+        sim(&format!("{batch} --shard 2/2"), &at("s2"));
+        let merge = |dirs: &[&str], out: &str| {
+            let mut args = vec!["merge".to_string()];
+            args.extend(dirs.iter().map(|d| at(d).display().to_string()));
+            args.extend(["--out".to_string(), at(out).display().to_string()]);
+            run(&args)
+        };
+        merge(&["s2", "s1"], "merged").unwrap();
+        let one = files(&at("one"));
+        assert!(
+            one.keys()
+                .any(|k| k.ends_with("sweep.json") || k.ends_with("swarm.json"))
+        );
+        assert!(
+            one == files(&at("three")),
+            "{batch}: threads changed the bytes"
+        );
+        assert!(one == files(&at("merged")), "{batch}: the merge differs");
+        // A share missing, or given twice: refused.
+        let missing = format!("{:#}", merge(&["s1"], "bad").unwrap_err());
+        assert!(missing.contains("lack points"), "{missing}");
+        let twice = format!("{:#}", merge(&["s1", "s1"], "bad").unwrap_err());
+        assert!(twice.contains("twice"), "{twice}");
+        for d in ["one", "three", "s1", "s2", "merged", "bad"] {
+            let _ = std::fs::remove_dir_all(at(d));
+        }
+    }
+}
