@@ -131,6 +131,7 @@ impl World {
             heights: settled.map(|(h, _)| vec![h]).unwrap_or_default(),
             waiting,
             supply: contracts,
+            supply_checked_at: None,
             contracts,
         };
         let Ok(probe) = handle.query(move |v| probe(v, &ask)).await else {
@@ -175,13 +176,32 @@ impl World {
         }
     }
 
+    /// The tip at which node `i`'s conservation was last checked; with
+    /// `now`, records that it was checked at that tip.
+    fn supply_checked_at(&self, i: usize, now: Option<BlockHash>) -> Option<BlockHash> {
+        let mut slots = lock(&self.slots);
+        let slot = slots.get_mut(i)?;
+        if now.is_some() {
+            slot.supply_checked_at = now;
+        }
+        slot.supply_checked_at
+    }
+
     pub(super) async fn probe_all(&self, ask: impl Fn() -> Ask) -> Vec<Option<Probe>> {
         let mut out = Vec::new();
-        for h in self.handles() {
+        for (i, h) in self.handles().into_iter().enumerate() {
             let probe = match h {
                 Some(h) => {
-                    let a = ask();
-                    h.query(move |v| probe(v, &a)).await.ok()
+                    let mut a = ask();
+                    let supply = a.supply;
+                    if supply {
+                        a.supply_checked_at = self.supply_checked_at(i, None);
+                    }
+                    let p = h.query(move |v| probe(v, &a)).await.ok();
+                    if let Some(p) = p.as_ref().filter(|_| supply) {
+                        self.supply_checked_at(i, Some(p.tip));
+                    }
+                    p
                 }
                 None => None,
             };
@@ -214,6 +234,7 @@ impl World {
                 heights: settled.map(|(h, _)| vec![h]).unwrap_or_default(),
                 waiting: Vec::new(),
                 supply: true,
+                supply_checked_at: None,
                 contracts,
             })
             .await;
@@ -253,6 +274,7 @@ impl World {
                 heights: vec![k],
                 waiting: Vec::new(),
                 supply: false,
+                supply_checked_at: None,
                 contracts: false,
             })
             .await;

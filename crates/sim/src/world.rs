@@ -118,6 +118,9 @@ pub(super) struct Slot {
     pub(super) cpu: Option<Arc<SimCpu>>,
     pub(super) config: NodeConfig,
     pub(super) generation: u64,
+    /// The tip at which the periodic round last checked this node's
+    /// conservation (forgotten when it restarts).
+    pub(super) supply_checked_at: Option<BlockHash>,
 }
 
 /// What the watchers and checkers share.
@@ -282,6 +285,7 @@ impl World {
                 cpu,
                 config,
                 generation: 0,
+                supply_checked_at: None,
             });
         }
         let load = Load {
@@ -377,6 +381,7 @@ impl World {
             }
             slot.store = slot.store.reopen();
             slot.generation += 1;
+            slot.supply_checked_at = None;
             let cpu = slot.cpu.clone();
             (
                 slot.config.clone(),
@@ -557,6 +562,7 @@ impl World {
                     heights: Vec::new(),
                     waiting: Vec::new(),
                     supply: false,
+                    supply_checked_at: None,
                     contracts: false,
                 })
                 .await;

@@ -94,12 +94,17 @@ impl PeerTable {
         }
     }
 
-    pub(super) fn connected_to(&self, addr: &SocketAddr) -> bool {
-        self.peers.values().any(|p| {
-            p.connected()
-                && (p.listen_addr.as_ref() == Some(addr)
-                    || (p.direction == Direction::Outbound && p.remote == *addr))
-        })
+    /// The addresses the node is connected to: each connected peer's
+    /// listening address, and a dialled one's remote address.
+    fn connected_addrs(&self) -> std::collections::BTreeSet<SocketAddr> {
+        let mut all = std::collections::BTreeSet::new();
+        for p in self.peers.values().filter(|p| p.connected()) {
+            all.extend(p.listen_addr);
+            if p.direction == Direction::Outbound {
+                all.insert(p.remote);
+            }
+        }
+        all
     }
 
     /// The addresses to dial now, enough to fill the outbound slots
@@ -109,12 +114,18 @@ impl PeerTable {
     /// connection ends or the dial fails. A node does not try to connect to
     /// every address it knows.
     pub fn dial_plan(&mut self, now: Instant) -> Vec<SocketAddr> {
+        // Every outbound slot taken (the usual case): nothing to scan.
+        let connected_out = self.count(Direction::Outbound);
+        if connected_out >= self.config.max_outbound {
+            return Vec::new();
+        }
+        let connected = self.connected_addrs();
         let in_flight = self
             .addrs
             .iter()
-            .filter(|(a, e)| e.busy && !self.connected_to(a))
+            .filter(|(a, e)| e.busy && !connected.contains(a))
             .count();
-        let outbound = self.count(Direction::Outbound) + in_flight;
+        let outbound = connected_out + in_flight;
         let mut want = self.config.max_outbound.saturating_sub(outbound);
         if want == 0 {
             return Vec::new();
@@ -137,7 +148,7 @@ impl PeerTable {
             if want == 0 {
                 break;
             }
-            if self.connected_to(&addr) {
+            if connected.contains(&addr) {
                 // Reached already (it dialled us): nothing to dial.
                 if let Some(e) = self.addrs.get_mut(&addr) {
                     e.busy = true;
