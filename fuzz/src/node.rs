@@ -103,6 +103,7 @@ pub async fn start(store: Box<dyn BlockStore>) -> Result<(NodeHandle, Incoming),
         miner: None,
         node_id: Some(wire::NodeId([7; 32])),
         seed: Some([0; 32]),
+        cpu: None,
     };
     let node = Node::start_with(config(), seams).await?;
     Ok((node, incoming))

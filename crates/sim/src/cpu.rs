@@ -64,8 +64,8 @@ impl CostModel {
             tx_ns: 480.0,
             block_ns: 33_700.0,
             hash_byte_ns: 0.63,
-            commit_ns: 477_000.0,
-            commit_byte_ns: 24.8,
+            commit_ns: 400_000.0,
+            commit_byte_ns: 18.0,
             decode_byte_ns: 1.09,
             encode_byte_ns: 1.09,
         }

@@ -18,7 +18,7 @@
 //! bench: wire.block_roundtrip = 350.0 MB/s
 //! bench: net.sync = 29000 blocks/s
 //! bench: net.propagation_p50 = 0.30 ms
-//! bench: store.commit = 477 us (a coinbase-only block; 330004 bytes: 8.67 ms, 24.8 ns/byte more: the simulator's commit costs)
+//! bench: store.commit = 360 us (a coinbase-only block; 330004 bytes: 3.22 ms, 8.7 ns/byte more: the simulator's commit costs)
 //! ```
 //!
 //! Ratios are against `mining.ceiling` from the same run: on a noisy machine
