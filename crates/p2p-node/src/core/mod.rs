@@ -256,7 +256,8 @@ impl Core {
             chain: &self.chain,
             mempool: &self.mempool,
             mining: self.miner.mode(),
-            peers: self.net.peers().infos(Instant::now()),
+            peers: self.net.peers(),
+            now: Instant::now(),
             metrics: &self.metrics,
         };
         self.published.after_event(&from, saved, may_publish);

@@ -21,6 +21,7 @@ use wire::NodeId;
 
 use crate::config::MiningMode;
 use crate::core::inbox::PublishWaiter;
+use crate::core::peers::PeerTable;
 use crate::core::view::{Metrics, NodeChain, NodeEvent, PeerInfo};
 
 /// How many heights below the tip (the tip's included) [`RecentBlocks`]
@@ -330,8 +331,10 @@ pub(crate) struct Sources<'a> {
     pub mempool: &'a crate::mempool::Mempool,
     /// The mining mode.
     pub mining: MiningMode,
-    /// The live peers.
-    pub peers: Vec<PeerInfo>,
+    /// The peer table, read for its live peers at `now`.
+    pub peers: &'a PeerTable,
+    /// The time the peers' scores are read at.
+    pub now: tokio::time::Instant,
     /// The counters.
     pub metrics: &'a Metrics,
 }
@@ -432,8 +435,8 @@ impl Publisher {
             new.mining = from.mining;
             changed = true;
         }
-        if from.peers.as_slice() != &*old.peers {
-            new.peers = Arc::from(from.peers.clone());
+        if let Some(peers) = from.peers.infos_unless(&old.peers, from.now) {
+            new.peers = Arc::from(peers);
             changed = true;
         }
         if *from.metrics != *old.metrics {

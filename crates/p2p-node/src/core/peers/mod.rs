@@ -548,10 +548,24 @@ impl PeerTable {
 
     /// Live peers as the outside sees them.
     pub fn infos(&self, now: Instant) -> Vec<PeerInfo> {
+        self.live_infos(now).collect()
+    }
+
+    /// [`PeerTable::infos`], unless they are `old` (then `None`): compared
+    /// one by one, without building a list (the snapshot is published after
+    /// every event, and the peers seldom change).
+    pub fn infos_unless(&self, old: &[PeerInfo], now: Instant) -> Option<Vec<PeerInfo>> {
+        if self.live_infos(now).eq(old.iter().cloned()) {
+            return None;
+        }
+        Some(self.infos(now))
+    }
+
+    fn live_infos(&self, now: Instant) -> impl Iterator<Item = PeerInfo> + '_ {
         self.peers
             .iter()
             .filter(|(_, p)| p.live())
-            .map(|(c, p)| PeerInfo {
+            .map(move |(c, p)| PeerInfo {
                 conn: *c,
                 remote: p.remote,
                 listen_addr: p.listen_addr,
@@ -561,7 +575,6 @@ impl PeerTable {
                 score: p.score.points(now),
                 queued_bytes: p.queued.load(Ordering::Relaxed),
             })
-            .collect()
     }
 
     /// Active bans and the time left on each.

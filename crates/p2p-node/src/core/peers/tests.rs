@@ -590,3 +590,30 @@ fn a_named_peer_is_reported_unreachable_once_per_change_not_per_retry() {
     assert!(t.dial_failed(13, addr(7002), now));
     assert!(!t.dial_failed(14, addr(7002), now));
 }
+
+#[test]
+fn the_published_peers_are_rebuilt_only_when_they_changed() {
+    let mut t = table();
+    let now = Instant::now();
+    assert_eq!(t.infos_unless(&[], now), None, "no peers, none before");
+    let (tx, _rx) = queue();
+    t.admit(
+        3,
+        addr(9000),
+        Direction::Inbound,
+        &hello(3, Some(3)),
+        tx,
+        now,
+    )
+    .unwrap();
+    assert_eq!(t.infos_unless(&[], now), None, "not live yet");
+    t.on_live(3);
+    let infos = t.infos_unless(&[], now).expect("a new live peer");
+    assert_eq!(infos, t.infos(now));
+    assert_eq!(t.infos_unless(&infos, now), None, "unchanged");
+    t.saw_height(3, 90);
+    let moved = t.infos_unless(&infos, now).expect("its height moved");
+    assert_eq!(moved[0].best_height, 90);
+    t.punish(3, None, &Offence::Protocol("test"), now);
+    assert!(t.infos_unless(&moved, now).is_some(), "its score moved");
+}
