@@ -76,6 +76,10 @@ fn options_are_checked() {
         "--bandwidth 0mbit",
         "--hash-power most",
         "--escrow-share 2",
+        "--cpu-speed 0",
+        "--cpu-speed=-1",
+        "--cores 0",
+        "--cpu-model /nonexistent/costs.json",
     ] {
         let args = parse(bad);
         assert!(args.options(1).is_err(), "{bad}");
@@ -183,4 +187,38 @@ fn shards_merged_are_the_same_bytes_as_one_run_on_any_number_of_threads() {
             let _ = std::fs::remove_dir_all(at(d));
         }
     }
+}
+
+#[test]
+fn each_node_gets_the_processor_the_options_name() {
+    let reference = parse("--nodes 3").options(1).unwrap().cpu.unwrap();
+    assert_eq!(reference, Processor::reference());
+    assert_eq!(parse("--no-cpu").options(1).unwrap().cpu, None);
+    let p = parse("--cores 4 --cpu-speed 0.25")
+        .options(1)
+        .unwrap()
+        .cpu
+        .unwrap();
+    assert_eq!((p.cores, p.speed, p.model.as_str()), (4, 0.25, "reference"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.json");
+    let mut old = CostModel::reference();
+    old.signature_ns = 200_000.0;
+    std::fs::write(&path, serde_json::to_string(&old).unwrap()).unwrap();
+    let p = parse(&format!("--cpu-model {}", path.display()))
+        .options(1)
+        .unwrap()
+        .cpu
+        .unwrap();
+    assert_eq!(p.costs, old);
+    assert_eq!(p.model, path.display().to_string());
+    // `--no-cpu` takes no processor option with it.
+    assert!(Args::try_parse_from(["sim", "--no-cpu", "--cores", "2"]).is_err());
+    // A replay names the processor.
+    assert!(
+        parse("--cpu-speed 0.5")
+            .replay(1)
+            .contains("--cores 1 --cpu-speed 0.5")
+    );
+    assert!(parse("--no-cpu").replay(1).contains("--no-cpu"));
 }
