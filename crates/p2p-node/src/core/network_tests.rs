@@ -78,8 +78,10 @@ fn kinds(rx: &mut mpsc::Receiver<Message>) -> Vec<&'static str> {
         .collect()
 }
 
-fn score(net: &Network, conn: ConnId) -> u32 {
-    let infos = net.peers().infos(Instant::now());
+/// `conn`'s penalty points at `now` (they decay with time: the tests
+/// read them at the instant they punished, whatever the machine's speed).
+fn score(net: &Network, conn: ConnId, now: Instant) -> u32 {
+    let infos = net.peers().infos(now);
     infos.iter().find(|p| p.conn == conn).unwrap().score
 }
 
@@ -165,14 +167,15 @@ fn an_unasked_orphan_is_punished_and_syncs_once() {
     let mut rx = live_peer(&mut net, (&chain, &mempool), (4, 2), Work::ZERO);
     kinds(&mut rx);
     let missing = BlockHash::from_bytes([8; 32]);
-    net.orphan_from(4, (true, missing), &chain, Instant::now());
-    assert_eq!(score(&net, 4), 0, "asked for: no fault");
+    let now = Instant::now();
+    net.orphan_from(4, (true, missing), &chain, now);
+    assert_eq!(score(&net, 4, now), 0, "asked for: no fault");
     assert_eq!(kinds(&mut rx), ["get-sync"]);
-    net.orphan_from(4, (false, missing), &chain, Instant::now());
-    assert!(score(&net, 4) > 0);
+    net.orphan_from(4, (false, missing), &chain, now);
+    assert!(score(&net, 4, now) > 0);
     assert!(kinds(&mut rx).is_empty(), "one sync at a time");
     net.sync_answered(4);
-    net.orphan_from(4, (true, missing), &chain, Instant::now());
+    net.orphan_from(4, (true, missing), &chain, now);
     assert_eq!(kinds(&mut rx), ["get-sync"]);
 }
 
@@ -182,11 +185,12 @@ fn a_second_handshake_is_punished_and_addresses_are_answered() {
     let mut rx = live_peer(&mut net, (&chain, &mempool), (6, 2), Work::ZERO);
     kinds(&mut rx);
     let lent = Lent::new(&chain, &mempool);
-    net.on_message(6, Message::GetAddrs, lent, Instant::now());
+    let now = Instant::now();
+    net.on_message(6, Message::GetAddrs, lent, now);
     assert_eq!(kinds(&mut rx), ["addrs"]);
-    assert_eq!(score(&net, 6), 0);
-    net.on_message(6, Message::HandshakeAck, lent, Instant::now());
-    assert!(score(&net, 6) > 0);
+    assert_eq!(score(&net, 6, now), 0);
+    net.on_message(6, Message::HandshakeAck, lent, now);
+    assert!(score(&net, 6, now) > 0);
 }
 
 #[test]
