@@ -30,6 +30,7 @@ pub mod dev;
 pub mod genesis;
 pub mod key_file;
 pub mod ledger;
+pub mod memo;
 pub mod signature;
 pub mod tx;
 
@@ -48,6 +49,7 @@ pub use contract::{Action, Contract, ContractError, ContractId, HistoryEntry, Pa
 pub use genesis::{Genesis, GenesisFileError};
 pub use key_file::{KeyFileError, Keypair};
 pub use ledger::{Ledger, LedgerError, Undo, VerifyMode};
+pub use memo::{MAX_MEMO_BYTES, Memo, MemoTooLong};
 pub use signature::SignatureError;
 pub use signature::cache::{SigCache, SigCacheStats, SigCheck, Verified};
 pub use tx::{Payload, Signature, SignedTx, Tx, TxBody, TxDecodeError};

@@ -34,6 +34,7 @@ use crate::account::{Address, PublicKey};
 use crate::amount::Amount;
 use crate::contract::{ContractId, Party};
 use crate::key_file::Keypair;
+use crate::memo::Memo;
 
 /// What a signed transaction does.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -83,6 +84,18 @@ pub enum Payload {
         /// The contract.
         contract: ContractId,
     },
+    /// Moves `amount` (zero allowed) from the sender to `to`, carrying a
+    /// memo of at most [`MAX_MEMO_BYTES`](crate::memo::MAX_MEMO_BYTES)
+    /// bytes that consensus carries but does not read. Last of the
+    /// variants, so the encodings of the others did not change when it came.
+    TransferMemo {
+        /// The receiver.
+        to: Address,
+        /// How much; may be zero (a memo alone).
+        amount: Amount,
+        /// The bytes carried.
+        memo: Memo,
+    },
 }
 
 impl Payload {
@@ -95,6 +108,7 @@ impl Payload {
             Payload::RaiseDispute { .. } => "raise-dispute",
             Payload::Resolve { .. } => "resolve",
             Payload::RefundBuyer { .. } => "refund-buyer",
+            Payload::TransferMemo { .. } => "transfer-memo",
         }
     }
 }

@@ -529,3 +529,60 @@ fn pending_state_admits_incrementally_and_refusals_change_nothing() {
     assert_eq!(pending.ledger().balance(&addr("alice")), Amount::new(0));
     assert_eq!(pending.next_height(), 1);
 }
+
+#[test]
+fn a_memo_transfer_moves_any_amount_zero_included_and_its_memo_is_signed() {
+    let mut h = Harness::new();
+    let memo = |text: &[u8]| escrow::Memo::new(text).unwrap();
+    let pay = |n: u64, text: &[u8]| Payload::TransferMemo {
+        to: addr("bob"),
+        amount: Amount::new(n),
+        memo: memo(text),
+    };
+    h.one("alice", pay(0, b"just a note")).unwrap();
+    assert_eq!(h.balance("bob"), DEV_BALANCE);
+    assert_eq!(h.ledger.nonce(&addr("alice")), 1);
+    h.one("alice", pay(25, &[9; escrow::MAX_MEMO_BYTES]))
+        .unwrap();
+    assert_eq!(h.balance("bob"), DEV_BALANCE + 25);
+    assert_eq!(h.balance("alice"), DEV_BALANCE - 25);
+    assert!(matches!(
+        h.one("alice", pay(DEV_BALANCE, b"too much")),
+        Err(LedgerError::InsufficientFunds { .. })
+    ));
+    // The memo is part of what is signed and of the id: changing it
+    // breaks the signature and gives another id.
+    let tx = h.sign("alice", pay(1, b"invoice 1"));
+    let decoded = SignedTx::from_bytes(&tx.to_bytes()).unwrap();
+    assert_eq!(decoded, tx);
+    let mut changed = tx.clone();
+    changed.body.payload = pay(1, b"invoice 2");
+    assert_ne!(changed.id(), tx.id());
+    assert!(matches!(
+        h.block(vec![changed]),
+        Err(LedgerError::BadSignature { .. })
+    ));
+    h.block(vec![tx]).unwrap();
+    assert_eq!(h.ledger.total_supply(), Some(h.ledger.issued()));
+}
+
+#[test]
+fn the_encodings_of_the_older_payloads_did_not_change_when_memos_came() {
+    // Variant indices are the postcard tags: a transfer is still tag 0 and
+    // a refund tag 5, so ids of transactions signed before memos are kept.
+    let transfer = postcard::to_stdvec(&Payload::Transfer {
+        to: addr("bob"),
+        amount: Amount::new(1),
+    })
+    .unwrap();
+    assert_eq!(transfer[0], 0);
+    let memo = postcard::to_stdvec(&Payload::TransferMemo {
+        to: addr("bob"),
+        amount: Amount::new(1),
+        memo: escrow::Memo::new(b"x").unwrap(),
+    })
+    .unwrap();
+    assert_eq!(memo[0], 6);
+    assert_eq!(&transfer[1..], &memo[1..memo.len() - 2]);
+    assert_eq!(&memo[memo.len() - 2..], &[1, b'x']);
+}

@@ -99,6 +99,41 @@ fn tx_shows_pending_then_confirmed_with_its_confirmations() {
 }
 
 #[test]
+fn a_transfer_carries_a_memo_onto_the_chain_and_a_too_long_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = fast_node(dir.path(), &["--mine", "off"]);
+    let memo = ["--memo", "invoice 42"];
+    let id =
+        submitted_id(&node.ok(&[&["transfer", "--as", "alice", "bob", "0"][..], &memo].concat()));
+    node.ok(&["mine", "1"]);
+    let words = node.ok(&["tx", &id]);
+    assert!(
+        words.contains("alice pays 0 to bob with the memo \"invoice 42\""),
+        "{words}"
+    );
+    let answer = json(&node.ok(&["tx", &id, "--json"]));
+    assert_eq!(answer["status"], "confirmed");
+    assert_eq!(answer["tx"]["kind"], "transfer-memo");
+    assert_eq!(
+        answer["tx"]["payload"]["TransferMemo"]["memo"],
+        hex::encode("invoice 42")
+    );
+    // A plain transfer of nothing is still refused, by the node.
+    let zero = node.cli(&["transfer", "--as", "alice", "bob", "0"]);
+    assert_eq!(zero.status.code(), Some(1), "{}", text(&zero.stderr));
+    // A memo over the limit is refused before anything is sent.
+    let long = "m".repeat(escrow::MAX_MEMO_BYTES + 1);
+    let out = node.cli(&["transfer", "--as", "alice", "bob", "1", "--memo", &long]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("longer than the 65536 allowed"),
+        "{}",
+        text(&out.stderr)
+    );
+    node.stop();
+}
+
+#[test]
 fn wait_follows_a_transaction_to_its_confirmations_or_gives_up() {
     let dir = tempfile::tempdir().unwrap();
     let node = fast_node(dir.path(), &["--mine", "pending"]);

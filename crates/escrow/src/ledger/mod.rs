@@ -362,8 +362,9 @@ impl Ledger {
         let sender = tx.sender();
         self.check_envelope(tx, id, &sender)?;
         match &tx.body.payload {
-            Payload::Transfer { to, amount } => {
-                if amount.is_zero() {
+            // A memo may move nothing; a plain transfer must move something.
+            Payload::Transfer { to, amount } | Payload::TransferMemo { to, amount, .. } => {
+                if amount.is_zero() && matches!(tx.body.payload, Payload::Transfer { .. }) {
                     return Err(LedgerError::ZeroTransfer);
                 }
                 self.debit(sender, *amount, undo)?;

@@ -195,8 +195,12 @@ pub(crate) enum Command {
         /// The receiver: a dev account name or a hex address.
         #[arg(value_parser = parse_account)]
         to: Address,
-        /// How much.
+        /// How much (zero only with a memo).
         amount: u64,
+        /// A memo the transfer carries (its UTF-8 bytes, at most 65,536):
+        /// signed and kept on the chain, with no meaning to consensus.
+        #[arg(long, value_parser = parse_memo)]
+        memo: Option<escrow::Memo>,
         #[command(flatten)]
         wait: WaitArgs,
     },
@@ -407,6 +411,11 @@ pub(crate) fn parse_host_port(s: &str) -> Result<SocketAddr, String> {
         .or(addrs.first())
         .copied()
         .ok_or_else(|| format!("the host `{host}` of `{s}` resolves to no address"))
+}
+
+/// `--memo TEXT`: the text's bytes.
+fn parse_memo(s: &str) -> Result<escrow::Memo, String> {
+    escrow::Memo::new(s.as_bytes()).map_err(|e| e.to_string())
 }
 
 /// An account on the command line: a dev account name or a hex address.

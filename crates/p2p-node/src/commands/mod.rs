@@ -43,11 +43,13 @@ pub(crate) async fn run(command: Command, global: Global) -> anyhow::Result<()> 
             signer,
             to,
             amount,
+            memo,
             wait,
         } => {
-            let payload = escrow::Payload::Transfer {
-                to,
-                amount: escrow::Amount::new(amount),
+            let amount = escrow::Amount::new(amount);
+            let payload = match memo {
+                Some(memo) => escrow::Payload::TransferMemo { to, amount, memo },
+                None => escrow::Payload::Transfer { to, amount },
             };
             send::submit(&ctx, payload, &signer, &wait).await
         }

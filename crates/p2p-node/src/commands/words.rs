@@ -31,6 +31,17 @@ fn party(p: Party) -> &'static str {
     }
 }
 
+/// A memo in words: its text when it is short printable UTF-8, else its
+/// size.
+fn memo_words(memo: &escrow::Memo) -> String {
+    match std::str::from_utf8(memo.as_bytes()) {
+        Ok(text) if text.len() <= 80 && !text.chars().any(char::is_control) => {
+            format!("with the memo {text:?}")
+        }
+        _ => format!("with a memo of {} bytes", memo.len()),
+    }
+}
+
 /// What a transaction does, in one sentence.
 pub(crate) fn describe(tx: &TxAnswer) -> String {
     match tx {
@@ -62,6 +73,9 @@ pub(crate) fn describe(tx: &TxAnswer) -> String {
                 }
                 Payload::RefundBuyer { contract } => {
                     format!("{from} refunds the buyer of contract {contract}")
+                }
+                Payload::TransferMemo { to, amount, memo } => {
+                    format!("{from} pays {amount} to {} {}", who(to), memo_words(memo))
                 }
             }
         }

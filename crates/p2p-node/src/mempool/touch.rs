@@ -41,7 +41,7 @@ impl Meta {
             }
         };
         let contract = match &tx.body.payload {
-            Payload::Transfer { to, .. } => {
+            Payload::Transfer { to, .. } | Payload::TransferMemo { to, .. } => {
                 entries.push(Entry::Account(*to));
                 false
             }
