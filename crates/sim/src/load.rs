@@ -12,10 +12,50 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chain_core::TxId;
-use escrow::{Address, Amount, ContractId, Keypair, Party, Payload, SignedTx};
+use escrow::{Address, Amount, ContractId, Keypair, Memo, Party, Payload, SignedTx};
 use tokio::time::Instant;
 
 use crate::rng::SimRng;
+
+/// Which arrivals a load loop makes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Arrivals {
+    /// Transfers and escrow steps at `tx_rate`.
+    Mixed,
+    /// Memo transfers carrying `memo_len` bytes each, at `block_size`
+    /// bytes per block interval.
+    Filler { memo_len: usize },
+}
+
+/// The smallest and largest `--block-size`. The largest keeps the largest
+/// block (twice the mean, the sim's `max_block_bytes`) under the wire's
+/// 4 MiB frame.
+pub const BLOCK_SIZE_RANGE: std::ops::RangeInclusive<u64> = 1_000..=1_500_000;
+
+/// A filler transaction's bytes in a block besides its memo: the `Tx` and
+/// payload tags, sender, nonce, network, receiver, amount, the memo's
+/// length and the signature, for a nonce below 2^21 and the largest memo
+/// (measured by `filler_overhead_is_measured`).
+pub(crate) const FILLER_OVERHEAD: usize = 169;
+
+/// How many memo bytes each filler transaction carries for blocks of
+/// `block_size` bytes: a quarter of a block (so a block holds several),
+/// at most a memo's limit.
+pub(crate) fn filler_memo_len(block_size: u64) -> usize {
+    let quarter = usize::try_from(block_size / 4).unwrap_or(usize::MAX);
+    quarter
+        .saturating_sub(FILLER_OVERHEAD)
+        .clamp(1, escrow::MAX_MEMO_BYTES)
+}
+
+/// The `max_block_bytes` of a run's genesis: the node's default, or twice
+/// the mean block size when that is more, so that the backlog a long
+/// interval leaves fits in the next block as it would in a network whose
+/// blocks are not full.
+pub(crate) fn max_block_bytes(default: usize, block_size: Option<u64>) -> usize {
+    let twice = block_size.map_or(0, |b| usize::try_from(b.saturating_mul(2)).unwrap_or(0));
+    default.max(twice)
+}
 
 /// What a user's outstanding transaction does, for the flow it belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,6 +173,26 @@ impl Load {
         let payload = Payload::Transfer {
             to: self.users.get(to)?.address,
             amount: Amount::new(1 + self.rng.below(100) as u64),
+        };
+        self.sign(user, payload, Step::Transfer)
+    }
+
+    /// A filler transfer (`--block-size`): `memo_len` random bytes from a
+    /// free user to another, moving nothing, drawn from `rng` (the
+    /// filler's own stream, so a run's other draws do not depend on it).
+    pub fn filler(&mut self, now: Instant, memo_len: usize, rng: &mut SimRng) -> Option<Send> {
+        self.expire(now);
+        let user = self.free_user()?;
+        let to = self.other(&[user])?;
+        let mut bytes = Vec::with_capacity(memo_len + 8);
+        while bytes.len() < memo_len {
+            bytes.extend_from_slice(&rng.u64().to_le_bytes());
+        }
+        bytes.truncate(memo_len);
+        let payload = Payload::TransferMemo {
+            to: self.users.get(to)?.address,
+            amount: Amount::ZERO,
+            memo: Memo::new(&bytes).ok()?,
         };
         self.sign(user, payload, Step::Transfer)
     }
@@ -353,5 +413,51 @@ impl Load {
             u.next_nonce = nonce;
             u.resync = false;
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filler_overhead_is_measured() {
+        let key = escrow::dev::keypair("alice").unwrap();
+        for memo_len in [1, 300, 20_000, escrow::MAX_MEMO_BYTES] {
+            let memo = Memo::new(&vec![5; memo_len]).unwrap();
+            let payload = Payload::TransferMemo {
+                to: key.address(),
+                amount: Amount::ZERO,
+                memo,
+            };
+            // A large nonce: the overhead is an upper bound.
+            let tx = SignedTx::sign(
+                &key,
+                1 << 20,
+                chain_core::BlockHash::from_bytes([1; 32]),
+                payload,
+            );
+            let len = wire::encoded_len(&escrow::Tx::Signed(tx));
+            let varint = if memo_len < 128 {
+                1
+            } else if memo_len < 16_384 {
+                2
+            } else {
+                3
+            };
+            assert_eq!(
+                len - memo_len,
+                FILLER_OVERHEAD - 3 + varint,
+                "memo of {memo_len}"
+            );
+        }
+        assert_eq!(filler_memo_len(535_000), escrow::MAX_MEMO_BYTES);
+        assert_eq!(filler_memo_len(100_000), 25_000 - FILLER_OVERHEAD);
+        assert_eq!(filler_memo_len(1_000), 250 - FILLER_OVERHEAD);
+        assert_eq!(max_block_bytes(1 << 20, None), 1 << 20);
+        assert_eq!(max_block_bytes(1 << 20, Some(500_000)), 1 << 20);
+        assert_eq!(max_block_bytes(1 << 20, Some(535_000)), 1_070_000);
+        assert_eq!(max_block_bytes(1 << 20, Some(1_500_000)), 3_000_000);
     }
 }

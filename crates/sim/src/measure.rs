@@ -69,10 +69,14 @@ impl World {
         }
         let mut propagation: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
         let mut node_delay = Vec::new();
+        let mut block_bytes = Vec::new();
         let genesis = self.genesis.network_id();
         for hash in s.reference.best_chain() {
             if *hash == genesis {
                 continue;
+            }
+            if let Some(block) = s.reference.block(hash) {
+                block_bytes.push(wire::encoded_len(&*block) as f64);
             }
             let Some(nodes) = s.stamps.get(hash) else {
                 continue;
@@ -101,7 +105,7 @@ impl World {
             propagation_ms.insert((*name).to_string(), Summary::of(values.clone()));
         }
         let latency = match (&self.opts.regions, &self.opts.latency) {
-            (Some(r), _) => format!("regions: {}", r.names.join(", ")),
+            (Some(r), _) => format!("regions {}: {}", r.name, r.names.join(", ")),
             (None, Latency::Fixed(d)) => format!("fixed {} ms", d.as_millis()),
             (None, Latency::Uniform(a, b)) => {
                 format!("uniform {}..{} ms", a.as_millis(), b.as_millis())
@@ -131,6 +135,7 @@ impl World {
                     (stale as f64 / found as f64 * 1e6).round() / 1e6
                 },
                 stale_rate_se: stale_rate_se(stale, found),
+                bytes: Summary::of(block_bytes),
             },
             propagation_ms,
             node_delay_ms: Summary::of(node_delay),

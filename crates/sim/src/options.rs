@@ -43,6 +43,8 @@ pub enum HashPower {
 /// upload bandwidth, and the mean latency between regions.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Regions {
+    /// The preset's name (`bitcoin-2019`, `bitcoin-2015`), for the report.
+    pub name: &'static str,
     /// Region names, for the report.
     pub names: Vec<&'static str>,
     /// The share of nodes in each region.
@@ -53,20 +55,24 @@ pub struct Regions {
     pub latency_ms: Vec<Vec<u64>>,
 }
 
+/// SimBlock's six regions.
+const SIMBLOCK_REGIONS: [&str; 6] = [
+    "north_america",
+    "europe",
+    "south_america",
+    "asia_pacific",
+    "japan",
+    "australia",
+];
+
 /// The Bitcoin network as SimBlock models it (its 2019 parameters): six
 /// regions, the share of nodes in each, their upload bandwidth and the
 /// mean latency between them. Source: SimBlock's `NetworkConfiguration`
 /// (Aoki et al., "SimBlock: A Blockchain Network Simulator", 2019).
 pub fn bitcoin_regions() -> Regions {
     Regions {
-        names: vec![
-            "north_america",
-            "europe",
-            "south_america",
-            "asia_pacific",
-            "japan",
-            "australia",
-        ],
+        name: "bitcoin-2019",
+        names: SIMBLOCK_REGIONS.to_vec(),
         share: vec![0.3316, 0.4998, 0.0090, 0.1177, 0.0224, 0.0195],
         upload_bps: vec![
             19_200_000, 20_700_000, 5_800_000, 15_700_000, 10_200_000, 11_300_000,
@@ -78,6 +84,30 @@ pub fn bitcoin_regions() -> Regions {
             vec![198, 237, 325, 85, 58, 198],
             vec![151, 252, 301, 58, 12, 126],
             vec![189, 294, 322, 198, 126, 16],
+        ],
+    }
+}
+
+/// The Bitcoin network of 2015 as SimBlock models it: the same six
+/// regions with SimBlock's 2015 figures, `REGION_DISTRIBUTION_BITCOIN_2015`,
+/// `UPLOAD_BANDWIDTH_2015` and `LATENCY_2015` of its
+/// `NetworkConfiguration` (Aoki et al. 2019, who give where each figure
+/// was measured). The nearest published set to the network of 2016.
+pub fn bitcoin_regions_2015() -> Regions {
+    Regions {
+        name: "bitcoin-2015",
+        names: SIMBLOCK_REGIONS.to_vec(),
+        share: vec![0.3869, 0.5159, 0.0113, 0.0574, 0.0119, 0.0166],
+        upload_bps: vec![
+            4_700_000, 8_100_000, 1_800_000, 5_300_000, 3_400_000, 5_200_000,
+        ],
+        latency_ms: vec![
+            vec![36, 119, 255, 310, 154, 208],
+            vec![119, 12, 221, 242, 266, 350],
+            vec![255, 221, 137, 347, 256, 269],
+            vec![310, 242, 347, 99, 172, 278],
+            vec![154, 266, 256, 172, 9, 163],
+            vec![208, 350, 269, 278, 163, 22],
         ],
     }
 }
@@ -169,6 +199,11 @@ pub struct SimOptions {
     /// Each node's processor; `None`: work costs no simulated time (the
     /// processors of infinite speed of simulators such as Shadow).
     pub cpu: Option<Processor>,
+    /// The mean size of a block, in bytes, reached by filler load: memo
+    /// transfers ([`escrow::Payload::TransferMemo`]) arriving at
+    /// `block_size` bytes per block interval, on top of `tx_rate`. `None`:
+    /// blocks hold only what `tx_rate` sends.
+    pub block_size: Option<u64>,
 }
 
 impl SimOptions {
@@ -194,6 +229,7 @@ impl SimOptions {
             progress: false,
             tick_interval: Duration::from_secs(1),
             cpu: Some(Processor::reference()),
+            block_size: None,
         }
     }
 }

@@ -86,6 +86,9 @@ pub struct BlockStats {
     /// found, `sqrt(rate × (1 − rate) / found)` (each block stale or not,
     /// independently: stale blocks cluster, so the real spread is larger).
     pub stale_rate_se: f64,
+    /// The sizes of the final best chain's blocks after genesis, in bytes
+    /// (their encoding, as carried and hashed).
+    pub bytes: Summary,
 }
 
 /// Reorganisations seen on the nodes.

@@ -29,7 +29,7 @@ use tokio_util::task::TaskTracker;
 use wire::NodeId;
 
 pub use crate::options::{
-    Faults, HashPower, Processor, Regions, SimOptions, Stop, bitcoin_regions,
+    Faults, HashPower, Processor, Regions, SimOptions, Stop, bitcoin_regions, bitcoin_regions_2015,
 };
 pub use crate::report::{
     BlockStats, Outcome, Reorgs, Report, Summary, TreeBlock, TxStats, Violation,
@@ -40,7 +40,7 @@ use p2p_node::{MiningMode, Node, NodeConfig, NodeError, NodeHandle, Seams};
 
 use crate::clock::SimClock;
 use crate::cpu::SimCpu;
-use crate::load::{Load, User};
+use crate::load::{Arrivals, FILLER_OVERHEAD, Load, User, filler_memo_len, max_block_bytes};
 use crate::miner::{Lottery, SimMiner};
 use crate::net::{HostSpec, Latency, SimNet, host_addr};
 use crate::options::round3;
@@ -92,6 +92,14 @@ pub fn run(options: &SimOptions) -> Result<Outcome, SimError> {
         return Err(SimError::Options(
             "the escrow share must be between 0 and 1".into(),
         ));
+    }
+    if let Some(size) = options.block_size
+        && !crate::load::BLOCK_SIZE_RANGE.contains(&size)
+    {
+        return Err(SimError::Options(format!(
+            "a block size of {size} bytes is outside {:?}",
+            crate::load::BLOCK_SIZE_RANGE
+        )));
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -210,6 +218,8 @@ impl World {
         // A trivial target: a block is found in a hash or two, and still
         // carries valid proof of work through full validation.
         genesis.params = ChainParams::with_target_bits(1);
+        genesis.params.max_block_bytes =
+            max_block_bytes(genesis.params.max_block_bytes, opts.block_size);
         genesis.allocations = users
             .iter()
             .map(|k| Allocation {
@@ -436,13 +446,24 @@ impl World {
         handle.shutdown().await;
     }
 
-    /// The load: arrivals as a Poisson process at `tx_rate`.
-    async fn load_loop(self: Arc<Self>, stop: CancellationToken) {
-        if self.opts.tx_rate <= 0.0 {
+    /// The load: arrivals as a Poisson process, of the mixed load at
+    /// `tx_rate`, or of filler memo transfers at `block_size` bytes per
+    /// block interval.
+    async fn load_loop(self: Arc<Self>, stop: CancellationToken, kind: Arrivals) {
+        let (rate, stream) = match kind {
+            Arrivals::Mixed => (self.opts.tx_rate, 3),
+            Arrivals::Filler { memo_len } => {
+                let bytes = self.opts.block_size.unwrap_or(0) as f64;
+                let per_tx = (memo_len + FILLER_OVERHEAD) as f64;
+                (bytes / per_tx / self.opts.block_interval.as_secs_f64(), 6)
+            }
+        };
+        if !(rate > 0.0 && rate.is_finite()) {
             return;
         }
-        let mean = Duration::from_secs_f64(1.0 / self.opts.tx_rate);
-        let mut rng = SimRng::stream(self.opts.seed, 3);
+        let mean = Duration::from_secs_f64(1.0 / rate);
+        let mut rng = SimRng::stream(self.opts.seed, stream);
+        let mut memo_rng = SimRng::stream(self.opts.seed, 7);
         loop {
             tokio::select! {
                 biased;
@@ -466,9 +487,16 @@ impl World {
                 let h = s.reference.height();
                 vec![h; handles.len()]
             };
-            let send = lock(&self.shared).load.next(Instant::now(), |home| {
-                heights.get(home).copied().unwrap_or(0)
-            });
+            let send = match kind {
+                Arrivals::Mixed => lock(&self.shared).load.next(Instant::now(), |home| {
+                    heights.get(home).copied().unwrap_or(0)
+                }),
+                Arrivals::Filler { memo_len } => {
+                    lock(&self.shared)
+                        .load
+                        .filler(Instant::now(), memo_len, &mut memo_rng)
+                }
+            };
             let Some(send) = send else { continue };
             let Some(Some(node)) = handles.get(send.home) else {
                 // The home node is down: the user waits.
@@ -525,7 +553,14 @@ impl World {
         let stop_load = CancellationToken::new();
         let fault_tasks = TaskTracker::new();
         tokio::spawn(self.clone().settle_loop());
-        tokio::spawn(self.clone().load_loop(stop_load.clone()));
+        tokio::spawn(self.clone().load_loop(stop_load.clone(), Arrivals::Mixed));
+        if let Some(size) = self.opts.block_size {
+            let memo_len = filler_memo_len(size);
+            tokio::spawn(
+                self.clone()
+                    .load_loop(stop_load.clone(), Arrivals::Filler { memo_len }),
+            );
+        }
         if let Some(faults) = self.opts.faults {
             fault_tasks.spawn(self.clone().fault_loop(
                 faults,
@@ -578,21 +613,35 @@ impl World {
                 break;
             }
             if healed.elapsed() > self.opts.settle_bound {
-                let heights: Vec<String> = probes
+                // The tips, each with how many nodes have it and their
+                // pending transactions (the first ten, most held first).
+                let mut tips: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+                for p in &probes {
+                    let (tip, pending) = p.as_ref().map_or(("down".to_string(), 0), |p| {
+                        (format!("{}@{}", p.height, p.tip), p.mempool)
+                    });
+                    let entry = tips.entry(tip).or_default();
+                    entry.0 += 1;
+                    entry.1 += pending;
+                }
+                let mut tips: Vec<_> = tips.into_iter().collect();
+                tips.sort_by_key(|(tip, (nodes, _))| (std::cmp::Reverse(*nodes), tip.clone()));
+                let shown: Vec<String> = tips
                     .iter()
-                    .map(|p| {
-                        p.as_ref().map_or("down".into(), |p| {
-                            format!("{}@{} ({} pending)", p.height, p.tip, p.mempool)
-                        })
+                    .take(10)
+                    .map(|(tip, (nodes, pending))| {
+                        format!("{tip} on {nodes} nodes ({pending} pending in all)")
                     })
                     .collect();
                 self.violate(
                     "liveness",
                     None,
                     format!(
-                        "{} s after the heal the nodes still disagree: {}",
+                        "{} s after the heal the nodes still disagree: {} tips: {}{}",
                         self.opts.settle_bound.as_secs(),
-                        heights.join(", ")
+                        tips.len(),
+                        shown.join(", "),
+                        if tips.len() > 10 { ", ..." } else { "" }
                     ),
                 );
             }

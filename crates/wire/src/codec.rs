@@ -27,7 +27,19 @@ pub const DEFAULT_MAX_FRAME: usize = 4 * 1024 * 1024;
 /// Bytes of the length prefix.
 pub const LENGTH_PREFIX: usize = 4;
 
+/// A frame above this size makes the connection's buffer that held it be
+/// given back once it is done (see [`WireCodec`]).
+pub const KEEP_BUFFER: usize = 64 * 1024;
+
 /// The framed postcard codec for [`Message`].
+///
+/// A connection's buffers grow to the largest frame that crossed it (a
+/// block of a megabyte). The codec gives that memory back once the frame
+/// is decoded (the read buffer) or sent (the write buffer, at the next
+/// encode that finds it empty), so a node with a hundred connections holds
+/// a hundred small buffers, not a hundred of the largest block's size.
+/// (`BytesMut::capacity` does not show this: a buffer advanced past what
+/// was sent keeps its whole allocation, and takes it up again.)
 #[derive(Debug)]
 pub struct WireCodec {
     inner: LengthDelimitedCodec,
@@ -36,6 +48,9 @@ pub struct WireCodec {
     /// for the rest of that frame: then the buffer starts with body bytes,
     /// not with a prefix to check.
     in_frame: bool,
+    /// A frame above [`KEEP_BUFFER`] was encoded: the write buffer is
+    /// given back once it is empty.
+    wrote_large: bool,
 }
 
 impl WireCodec {
@@ -55,6 +70,7 @@ impl WireCodec {
             inner,
             max_frame,
             in_frame: false,
+            wrote_large: false,
         }
     }
 
@@ -92,7 +108,13 @@ impl Decoder for WireCodec {
         match self.inner.decode(src)? {
             Some(frame) => {
                 self.in_frame = false;
-                decode_body(&frame).map(Some)
+                let message = decode_body(&frame);
+                if frame.len() > KEEP_BUFFER {
+                    drop(frame);
+                    // What follows the frame, in an allocation of its own.
+                    *src = BytesMut::from(&src[..]);
+                }
+                message.map(Some)
             }
             None => {
                 // With a whole prefix there, the inner codec has read it and
@@ -130,6 +152,11 @@ impl Encoder<&Message> for WireCodec {
         let len = u32::try_from(body.len()).map_err(|_| WireError::Encode {
             reason: "frame length does not fit the 4-byte prefix".to_string(),
         })?;
+        if self.wrote_large && dst.is_empty() {
+            *dst = BytesMut::new();
+            self.wrote_large = false;
+        }
+        self.wrote_large |= body.len() > KEEP_BUFFER;
         dst.reserve(LENGTH_PREFIX + body.len());
         dst.put_u32(len);
         dst.put_slice(&body);

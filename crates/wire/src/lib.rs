@@ -21,7 +21,8 @@ pub mod message;
 
 pub use bounded::{Bounded, BoundedString, TooLong};
 pub use codec::{
-    DEFAULT_MAX_FRAME, WireCodec, decode_body, encode_body, encode_frame, encoded_len, frame_len,
+    DEFAULT_MAX_FRAME, KEEP_BUFFER, WireCodec, decode_body, encode_body, encode_frame, encoded_len,
+    frame_len,
 };
 pub use error::{WireError, WireErrorKind};
 pub use message::{Handshake, Message, NodeId, PROTOCOL_VERSION, Reason};

@@ -266,3 +266,59 @@ proptest! {
         prop_assert_eq!(decode_split(&frame, &[frame.len() / 2]).unwrap(), vec![message]);
     }
 }
+
+/// Whether `buf`'s bytes lie in the allocation `[start, start + len)`.
+fn inside(buf: &BytesMut, (start, len): (usize, usize)) -> bool {
+    let at = buf.as_ptr() as usize;
+    at >= start && at < start + len
+}
+
+/// `buf`'s allocation as far as it can be seen: its start and capacity.
+fn allocation(buf: &BytesMut) -> (usize, usize) {
+    (buf.as_ptr() as usize, buf.capacity())
+}
+
+#[test]
+fn a_connections_buffers_give_back_a_large_frames_memory() {
+    use bytes::Buf;
+    let big = Message::Block(samples::block_of_transfers(6_000));
+    let small = Message::Ping { nonce: 7 };
+    let mut frames = encode(&big);
+    assert!(frames.len() > 4 * wire::KEEP_BUFFER, "{}", frames.len());
+    let small_frame = encode(&small);
+    frames.extend_from_slice(&small_frame);
+    // The large frame and part of the small one arrive together: what
+    // follows the large frame moves to an allocation of its own.
+    let mut codec = WireCodec::new();
+    let mut buf = BytesMut::new();
+    buf.extend_from_slice(&frames[..frames.len() - 5]);
+    let read = allocation(&buf);
+    assert_eq!(codec.decode(&mut buf).unwrap(), Some(big.clone()));
+    assert!(!inside(&buf, read));
+    assert!(buf.capacity() <= wire::KEEP_BUFFER, "{}", buf.capacity());
+    assert_eq!(codec.decode(&mut buf).unwrap(), None);
+    buf.extend_from_slice(&frames[frames.len() - 5..]);
+    assert_eq!(codec.decode(&mut buf).unwrap(), Some(small.clone()));
+    // A small frame keeps the buffer it came in.
+    let mut smalls = BytesMut::with_capacity(1024);
+    smalls.extend_from_slice(&small_frame);
+    smalls.extend_from_slice(&small_frame[..3]);
+    let kept = allocation(&smalls);
+    assert_eq!(codec.decode(&mut smalls).unwrap(), Some(small.clone()));
+    assert!(inside(&smalls, kept));
+    // Writing: once the large frame has left (the sink advances the
+    // buffer past what it wrote), the next message starts a new buffer.
+    let mut out = BytesMut::new();
+    codec.encode(&big, &mut out).unwrap();
+    let written = allocation(&out);
+    out.advance(out.len());
+    codec.encode(&small, &mut out).unwrap();
+    assert!(!inside(&out, written));
+    assert!(out.capacity() <= wire::KEEP_BUFFER, "{}", out.capacity());
+    assert_eq!(&out[..], &small_frame[..]);
+    // A buffer still holding frames to send is kept as it is.
+    let mut queued = BytesMut::new();
+    codec.encode(&big, &mut queued).unwrap();
+    codec.encode(&small, &mut queued).unwrap();
+    assert_eq!(&queued[..], &frames[..]);
+}

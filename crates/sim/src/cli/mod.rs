@@ -16,11 +16,12 @@ use clap::Parser;
 use sim::cpu::CostModel;
 use sim::net::Latency;
 use sim::world::{
-    Faults, HashPower, Outcome, Processor, Report, SimOptions, Stop, bitcoin_regions,
-    run as run_sim,
+    Faults, HashPower, Outcome, Processor, Regions, Report, SimOptions, Stop, bitcoin_regions,
+    bitcoin_regions_2015, run as run_sim,
 };
 
 mod batch;
+mod setups;
 mod svg;
 
 use svg::{CdfSeries, TreeBlock};
@@ -30,7 +31,8 @@ use svg::{CdfSeries, TreeBlock};
 #[command(
     name = "cargo xtask sim",
     about = "The deterministic simulator: real nodes in a simulated network, one run, a sweep or a fault swarm (docs/SIMULATION.md)",
-    long_about = None
+    long_about = None,
+    args_override_self = true
 )]
 pub struct Args {
     /// Nodes in the network.
@@ -44,8 +46,9 @@ pub struct Args {
     #[arg(long, value_parser = humantime::parse_duration)]
     block_interval: Option<Duration>,
     /// Link latency: `bitcoin` (SimBlock's six regions, with their
-    /// bandwidths), `100ms` (every link), or `50ms..150ms` (uniform per
-    /// link).
+    /// bandwidths, of 2019), `bitcoin-2015` (the same regions with
+    /// SimBlock's 2015 figures), `100ms` (every link), or `50ms..150ms`
+    /// (uniform per link).
     #[arg(long, default_value = "bitcoin")]
     latency: String,
     /// Upload bandwidth of every node (`20mbit`, `1gbit`, `500kbit`);
@@ -126,9 +129,19 @@ pub struct Args {
     /// from the K-th); `sim merge` combines the shares.
     #[arg(long, value_parser = batch::parse_shard)]
     shard: Option<[usize; 2]>,
-    /// Work costs no simulated time (processors of infinite speed).
-    #[arg(long, conflicts_with_all = ["cores", "cpu_speed", "cpu_model"])]
+    /// Work costs no simulated time (processors of infinite speed); wins
+    /// over `--cores`, `--cpu-speed` and `--cpu-model`.
+    #[arg(long)]
     no_cpu: bool,
+    /// The mean size of a block (`535kB`, `1MB`, `64KiB`, or bytes):
+    /// memo transfers arrive at this many bytes per block interval, on top
+    /// of `--tx-rate`.
+    #[arg(long, value_parser = parse_size)]
+    block_size: Option<u64>,
+    /// A published setup: `bitcoin-2016` or `bitcoin-2016-small`
+    /// (docs/SIMULATION.md); options given beside it win over its own.
+    #[arg(long)]
+    setup: Option<String>,
 }
 
 /// A duration as one shell word (`90s`, `1500ms`), for replay commands.
@@ -157,16 +170,44 @@ fn parse_bandwidth(s: &str) -> anyhow::Result<u64> {
     Ok((value * scale) as u64)
 }
 
-/// Parses the latency option: `bitcoin`, `100ms` or `50ms..150ms`.
-fn parse_latency(s: &str) -> anyhow::Result<Option<Latency>> {
-    if s == "bitcoin" {
-        return Ok(None);
+/// Parses `535kB`, `1MB`, `64KiB`, `1MiB` or a number of bytes (kB and MB
+/// are powers of ten, KiB and MiB of two).
+fn parse_size(s: &str) -> anyhow::Result<u64> {
+    let lower = s.trim().to_ascii_lowercase();
+    let units = [
+        ("kib", 1024.0),
+        ("mib", 1_048_576.0),
+        ("kb", 1e3),
+        ("mb", 1e6),
+        ("b", 1.0),
+    ];
+    let (number, scale) = units
+        .iter()
+        .find_map(|(unit, scale)| lower.strip_suffix(unit).map(|n| (n.to_string(), *scale)))
+        .unwrap_or((lower.clone(), 1.0));
+    let value: f64 = number
+        .trim()
+        .parse()
+        .with_context(|| format!("size `{s}`: expected e.g. 535kB, 1MB, 64KiB"))?;
+    if !(value.is_finite() && value > 0.0) {
+        bail!("size `{s}` must be positive");
+    }
+    Ok((value * scale).round() as u64)
+}
+
+/// Parses the latency option: `bitcoin`, `bitcoin-2015`, `100ms` or
+/// `50ms..150ms`; `Err(regions)` for a regional preset.
+fn parse_latency(s: &str) -> anyhow::Result<Result<Latency, Regions>> {
+    match s {
+        "bitcoin" => return Ok(Err(bitcoin_regions())),
+        "bitcoin-2015" => return Ok(Err(bitcoin_regions_2015())),
+        _ => {}
     }
     let d = |x: &str| {
         humantime::parse_duration(x.trim())
             .with_context(|| format!("latency `{s}`: expected bitcoin, 100ms or 50ms..150ms"))
     };
-    Ok(Some(match s.split_once("..") {
+    Ok(Ok(match s.split_once("..") {
         Some((lo, hi)) => {
             let (lo, hi) = (d(lo)?, d(hi)?);
             if hi < lo {
@@ -190,9 +231,10 @@ impl Args {
             Duration::from_secs(60)
         });
         match parse_latency(&self.latency)? {
-            Some(l) => o.latency = l,
-            None => o.regions = Some(bitcoin_regions()),
+            Ok(l) => o.latency = l,
+            Err(regions) => o.regions = Some(regions),
         }
+        o.block_size = self.block_size;
         o.upload_bps = parse_bandwidth(&self.bandwidth)?;
         o.seeds_per_node = self.seeds_per_node;
         o.stop = match (self.duration, self.blocks) {
@@ -285,6 +327,9 @@ impl Args {
         if let Some(s) = self.settle_bound {
             parts.push(format!("--settle-bound {}", dur(s)));
         }
+        if let Some(b) = self.block_size {
+            parts.push(format!("--block-size {b}"));
+        }
         if self.no_cpu {
             parts.push("--no-cpu".into());
         } else {
@@ -306,6 +351,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     if args.first().map(String::as_str) == Some("merge") {
         return batch::merge(args.get(1..).unwrap_or_default());
     }
+    let args = setups::expand(args)?;
     let args = match Args::try_parse_from(
         std::iter::once("sim".to_string()).chain(args.iter().cloned()),
     ) {

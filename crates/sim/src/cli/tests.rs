@@ -55,6 +55,7 @@ fn a_replay_command_gives_the_same_options() {
         "--latency 100ms --duration 6h --users 70 --escrow-share 0 --settle-bound 20m",
         "--swarm --duration 90s --fault-gap 1500ms --block-interval 2500ms",
         "--swarm --seeds 3 --store-faults --nodes 6",
+        "--latency bitcoin-2015 --block-size 20kB --tx-rate 0",
     ] {
         let args = parse(line);
         let replay = args.replay(args.seed);
@@ -90,7 +91,7 @@ fn options_are_checked() {
     assert_eq!(parse_bandwidth("1.5gbit").unwrap(), 1_500_000_000);
     assert_eq!(
         parse_latency("50ms..150ms").unwrap(),
-        Some(Latency::Uniform(
+        Ok(Latency::Uniform(
             Duration::from_millis(50),
             Duration::from_millis(150)
         ))
@@ -212,8 +213,8 @@ fn each_node_gets_the_processor_the_options_name() {
         .unwrap();
     assert_eq!(p.costs, old);
     assert_eq!(p.model, path.display().to_string());
-    // `--no-cpu` takes no processor option with it.
-    assert!(Args::try_parse_from(["sim", "--no-cpu", "--cores", "2"]).is_err());
+    // `--no-cpu` wins over the processor's options (a setup may give them).
+    assert_eq!(parse("--no-cpu --cores 2").options(1).unwrap().cpu, None);
     // A replay names the processor.
     assert!(
         parse("--cpu-speed 0.5")
@@ -221,4 +222,69 @@ fn each_node_gets_the_processor_the_options_name() {
             .contains("--cores 1 --cpu-speed 0.5")
     );
     assert!(parse("--no-cpu").replay(1).contains("--no-cpu"));
+}
+
+/// `args` after `--setup` expansion, parsed.
+fn parse_setup(line: &str) -> Args {
+    let words: Vec<String> = line.split_whitespace().map(String::from).collect();
+    let expanded = setups::expand(&words).unwrap();
+    Args::try_parse_from(std::iter::once("sim".to_string()).chain(expanded)).unwrap()
+}
+
+#[test]
+fn a_setup_stands_for_its_options_and_the_command_line_wins() {
+    let o = parse_setup("--setup bitcoin-2016").options(1).unwrap();
+    assert_eq!(o.nodes, 6000);
+    assert_eq!(o.block_interval, Duration::from_secs(600));
+    assert_eq!(o.block_size, Some(535_000));
+    assert_eq!(o.regions.as_ref().map(|r| r.name), Some("bitcoin-2015"));
+    assert_eq!(o.tx_rate, 0.0);
+    assert_eq!(o.cpu.as_ref().map(|p| p.speed), Some(0.5));
+    let small = parse_setup("--setup=bitcoin-2016-small")
+        .options(1)
+        .unwrap();
+    assert_eq!((small.nodes, small.users), (200, 100));
+    assert_eq!(small.block_size, o.block_size);
+    // What the command line says wins, wherever it stands.
+    let mine = parse_setup("--nodes 1000 --setup bitcoin-2016 --block-size 1MB --no-cpu")
+        .options(1)
+        .unwrap();
+    assert_eq!((mine.nodes, mine.block_size), (1000, Some(1_000_000)));
+    assert_eq!(mine.cpu, None);
+    // A setup's replay is the same run without the setup.
+    let args = parse_setup("--setup bitcoin-2016-small --blocks 5");
+    let replay = args.replay(args.seed);
+    let again = parse(replay.strip_prefix("cargo xtask sim").unwrap());
+    assert_eq!(
+        again.options(1).unwrap(),
+        args.options(1).unwrap(),
+        "{replay}"
+    );
+    // An unknown name lists the setups.
+    let words = vec!["--setup".to_string(), "bitcoin-2009".to_string()];
+    let err = setups::expand(&words).unwrap_err().to_string();
+    assert!(err.contains("bitcoin-2016, bitcoin-2016-small"), "{err}");
+    assert!(setups::expand(&["--setup".to_string()]).is_err());
+}
+
+#[test]
+fn sizes_are_bytes_with_decimal_or_binary_units() {
+    for (text, bytes) in [
+        ("535kB", 535_000),
+        ("1MB", 1_000_000),
+        ("64KiB", 65_536),
+        ("1.5MiB", 1_572_864),
+        ("1200", 1_200),
+        ("300b", 300),
+    ] {
+        assert_eq!(parse_size(text).unwrap(), bytes, "{text}");
+    }
+    for bad in ["", "kB", "-5kB", "0", "lots"] {
+        assert!(parse_size(bad).is_err(), "{bad}");
+    }
+    // Outside the range the simulator takes: refused when the run starts.
+    let mut o = parse("--block-size 100").options(1).unwrap();
+    assert!(run_sim(&o).is_err());
+    o.block_size = Some(2_000_000);
+    assert!(run_sim(&o).is_err());
 }

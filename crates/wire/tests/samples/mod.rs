@@ -105,6 +105,14 @@ pub fn block_of_every_payload() -> Block<Tx> {
             },
         ),
         ("dave", Payload::RefundBuyer { contract }),
+        (
+            "bob",
+            Payload::TransferMemo {
+                to: a("alice"),
+                amount: Amount::ZERO,
+                memo: escrow::Memo::new(b"invoice 42").unwrap(),
+            },
+        ),
     ];
     let mut transactions = vec![Tx::Coinbase {
         to: a("ferdie"),
