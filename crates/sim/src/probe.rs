@@ -20,6 +20,34 @@ pub(crate) struct Probe {
     pub problem: Option<String>,
 }
 
+/// The tips `probes` found, each with how many nodes have it and their
+/// pending transactions, the ten most held first: what a disagreement
+/// looks like, in words.
+pub(crate) fn tips_in_words(probes: &[Option<Probe>]) -> String {
+    let mut tips: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    for p in probes {
+        let (tip, pending) = p.as_ref().map_or(("down".to_string(), 0), |p| {
+            (format!("{}@{}", p.height, p.tip), p.mempool)
+        });
+        let entry = tips.entry(tip).or_default();
+        entry.0 += 1;
+        entry.1 += pending;
+    }
+    let mut tips: Vec<_> = tips.into_iter().collect();
+    tips.sort_by_key(|(tip, (nodes, _))| (std::cmp::Reverse(*nodes), tip.clone()));
+    let shown: Vec<String> = tips
+        .iter()
+        .take(10)
+        .map(|(tip, (nodes, pending))| format!("{tip} on {nodes} nodes ({pending} pending in all)"))
+        .collect();
+    format!(
+        "{} tips: {}{}",
+        tips.len(),
+        shown.join(", "),
+        if tips.len() > 10 { ", ..." } else { "" }
+    )
+}
+
 /// What to look at.
 pub(crate) struct Ask {
     /// The genesis allocations' sum.

@@ -613,35 +613,13 @@ impl World {
                 break;
             }
             if healed.elapsed() > self.opts.settle_bound {
-                // The tips, each with how many nodes have it and their
-                // pending transactions (the first ten, most held first).
-                let mut tips: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-                for p in &probes {
-                    let (tip, pending) = p.as_ref().map_or(("down".to_string(), 0), |p| {
-                        (format!("{}@{}", p.height, p.tip), p.mempool)
-                    });
-                    let entry = tips.entry(tip).or_default();
-                    entry.0 += 1;
-                    entry.1 += pending;
-                }
-                let mut tips: Vec<_> = tips.into_iter().collect();
-                tips.sort_by_key(|(tip, (nodes, _))| (std::cmp::Reverse(*nodes), tip.clone()));
-                let shown: Vec<String> = tips
-                    .iter()
-                    .take(10)
-                    .map(|(tip, (nodes, pending))| {
-                        format!("{tip} on {nodes} nodes ({pending} pending in all)")
-                    })
-                    .collect();
                 self.violate(
                     "liveness",
                     None,
                     format!(
-                        "{} s after the heal the nodes still disagree: {} tips: {}{}",
+                        "{} s after the heal the nodes still disagree: {}",
                         self.opts.settle_bound.as_secs(),
-                        tips.len(),
-                        shown.join(", "),
-                        if tips.len() > 10 { ", ..." } else { "" }
+                        crate::probe::tips_in_words(&probes)
                     ),
                 );
             }

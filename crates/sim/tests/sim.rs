@@ -114,6 +114,7 @@ fn a_broken_check_stops_the_run_and_says_which_when_and_why() {
     assert_eq!(v.check, "liveness");
     assert!(v.at_s >= 60.0, "{v:?}");
     assert!(v.detail.contains("pending"), "{v:?}");
+    assert!(v.detail.contains(" tips: "), "{v:?}");
 }
 
 #[test]

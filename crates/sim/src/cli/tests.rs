@@ -288,3 +288,23 @@ fn sizes_are_bytes_with_decimal_or_binary_units() {
     o.block_size = Some(2_000_000);
     assert!(run_sim(&o).is_err());
 }
+
+#[test]
+fn a_sweep_point_that_does_not_settle_is_reported_not_failed() {
+    // A bound no network meets: transactions are pending a second after
+    // the load stops. Each point says so; the sweep still writes its file.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("sweep");
+    sim(
+        "--nodes 4 --sweep block-interval=2s,5s --blocks 4 --tx-rate 5 --settle-bound 0s --seed 3 --jobs 1",
+        &out,
+    );
+    let sweep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
+    let points = sweep["points"].as_array().expect("points");
+    assert_eq!(points.len(), 2);
+    for p in points {
+        assert_eq!(p["settled"], false, "{p}");
+        assert!(p["blocks_found"].as_u64().unwrap() >= 4, "{p}");
+    }
+}
