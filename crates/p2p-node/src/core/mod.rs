@@ -21,10 +21,9 @@
 //! answered as an `Accepted` outcome), `durable` (a block is durable
 //! before it is announced: when to commit, and what a commit releases),
 //! `miner_driver`, `repair`, `published` (the [`Snapshot`] readers use
-//! without asking the core), `inbox` (what the core is sent), `view`
-//! (what the outside reads) and `costs` (a message's work, for a simulated
-//! processor). `docs/ARCHITECTURE.md` walks a block and a transaction
-//! through them.
+//! without asking the core), `inbox` (what the core is sent), `view` (what
+//! the outside reads), `costs` (a message's work, for a simulated
+//! processor). `docs/ARCHITECTURE.md` walks a block and a tx through them.
 //!
 //! The core never waits on a peer: it hands messages to each connection's
 //! bounded queue with `try_send`, and a peer whose queue is full is too slow
@@ -327,6 +326,7 @@ impl Core {
     fn on_tick(&mut self) {
         let now = Instant::now();
         self.net.on_tick(now);
+        self.published.peers_due();
         self.mempool.expire_orphans(now);
         if self.durable.mempool_save_due(now) {
             self.durable.save_changed_mempool(self.mempool.txs(), false);

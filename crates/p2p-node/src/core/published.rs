@@ -220,6 +220,12 @@ pub(crate) struct Publisher {
     orphan_order: std::collections::VecDeque<(BlockHash, BlockHash)>,
     /// Handles waiting for the next publication that shows the mempool.
     waiters: Vec<PublishWaiter>,
+    /// The peer table's membership count the latest peer list shows
+    /// (`None`: none built yet).
+    peers_membership: Option<u64>,
+    /// The core ticked: the peers' figures (heights, scores, queued
+    /// bytes) are read again at the next publication.
+    peers_due: bool,
 }
 
 impl Publisher {
@@ -257,7 +263,14 @@ impl Publisher {
             orphans: std::collections::BTreeSet::new(),
             orphan_order: std::collections::VecDeque::new(),
             waiters: Vec::new(),
+            peers_membership: None,
+            peers_due: true,
         }
+    }
+
+    /// The core's tick: the next publication reads the peers again.
+    pub fn peers_due(&mut self) {
+        self.peers_due = true;
     }
 
     /// Remembers that `hash` waits for `parent` (an orphan).
@@ -435,10 +448,17 @@ impl Publisher {
             new.mining = from.mining;
             changed = true;
         }
-        if let Some(peers) = from.peers.infos_unless(&old.peers, from.now) {
+        // The peer list is read when a peer went live or left, and on the
+        // tick; not after every event (a node handles many).
+        let membership = Some(from.peers.membership());
+        if (self.peers_due || membership != self.peers_membership)
+            && let Some(peers) = from.peers.infos_unless(&old.peers, from.now)
+        {
             new.peers = Arc::from(peers);
             changed = true;
         }
+        self.peers_due = false;
+        self.peers_membership = membership;
         if *from.metrics != *old.metrics {
             new.metrics = Arc::new(from.metrics.clone());
             changed = true;

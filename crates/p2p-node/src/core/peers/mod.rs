@@ -142,6 +142,10 @@ pub(crate) struct PeerTable {
     rng: rand_chacha::ChaCha8Rng,
     /// Whether a ban was added since [`PeerTable::take_bans_changed`].
     bans_changed: bool,
+    /// Counts the changes of the set of live peers (one went live, was
+    /// dropped or is gone): the published snapshot rebuilds its peer list
+    /// when it moves, and otherwise on the core's tick.
+    membership: u64,
 }
 
 /// How many inbound peers each protection of the eviction rule keeps.
@@ -169,6 +173,7 @@ impl PeerTable {
             dialing: BTreeMap::new(),
             watched: BTreeMap::new(),
             bans_changed: false,
+            membership: 0,
         };
         for addr in table.config.peers.clone() {
             table.learn_addr(addr, now);
@@ -393,6 +398,7 @@ impl PeerTable {
     pub fn on_live(&mut self, conn: ConnId) -> Option<Work> {
         let peer = self.peers.get_mut(&conn)?;
         peer.live = true;
+        self.membership += 1;
         tracing::info!(conn, remote = %peer.remote, "peer live");
         Some(peer.best_work)
     }
@@ -407,6 +413,7 @@ impl PeerTable {
             return;
         }
         if let Some(peer) = self.peers.remove(&conn) {
+            self.membership += 1;
             debug!(conn, remote = %peer.remote, "peer gone");
             let dialled = match peer.direction {
                 Direction::Outbound => Some(peer.remote),
@@ -428,7 +435,13 @@ impl PeerTable {
                 let _ = sender.try_send(Message::notice(reason, text));
             }
             peer.live = false;
+            self.membership += 1;
         }
+    }
+
+    /// The count of changes to the set of live peers (see the field).
+    pub fn membership(&self) -> u64 {
+        self.membership
     }
 
     /// Adds an offence's penalty to a peer and bans it past the threshold
@@ -585,6 +598,7 @@ impl PeerTable {
     /// Forgets every peer: dropping the senders lets each connection task
     /// finish.
     pub fn clear(&mut self) {
+        self.membership += 1;
         self.peers.clear();
     }
 }
