@@ -71,6 +71,12 @@ pub struct NodeConfig {
     /// blocks a second, each of which every node validates, saves and
     /// relays (the geth dev mode's `--dev.period` is the same idea).
     pub block_interval: Duration,
+    /// How soon transactions admitted while the miner works reach it: a
+    /// running job whose template lacks them is replaced by a fresh
+    /// template once this long has passed since the job started (a new
+    /// tip replaces it at once). Default 2 s; zero refreshes at every
+    /// mempool change.
+    pub template_refresh: Duration,
     /// Outbound connections the node keeps: it dials addresses from its
     /// address book (configured, then learned) until it has this many, and
     /// no more.
@@ -168,6 +174,7 @@ impl NodeConfig {
             miner_account: escrow::dev::address("ferdie").unwrap_or(Address::ZERO),
             miner_threads: 1,
             block_interval: Duration::ZERO,
+            template_refresh: Duration::from_secs(2),
             max_outbound: 8,
             max_inbound: 24,
             max_pending: 256,

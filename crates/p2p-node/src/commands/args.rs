@@ -108,6 +108,11 @@ pub(crate) struct RunArgs {
     /// can, which at the dev target is hundreds of blocks a second.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub block_interval: u64,
+    /// How soon, in milliseconds, transactions admitted while the miner
+    /// works reach its template: a job older than this whose template
+    /// lacks them starts again on a fresh one.
+    #[arg(long, value_name = "MS", default_value_t = 2_000)]
+    pub template_refresh: u64,
     /// Save a snapshot of the ledger every this many blocks (and at every
     /// clean stop): a start after a crash applies at most that many again.
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -123,7 +128,7 @@ pub(crate) struct RunArgs {
 }
 
 /// The ids of [`RunArgs`]' options, as clap names them.
-const RUN_IDS: [&str; 11] = [
+const RUN_IDS: [&str; 12] = [
     "listen",
     "advertise",
     "api",
@@ -132,6 +137,7 @@ const RUN_IDS: [&str; 11] = [
     "miner",
     "miner_threads",
     "block_interval",
+    "template_refresh",
     "snapshot_every",
     "genesis",
     "log",

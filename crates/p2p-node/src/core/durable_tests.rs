@@ -142,6 +142,7 @@ fn mined_reply(hash: BlockHash) -> (MinedReply, oneshot::Receiver<Vec<BlockHash>
         mode: crate::MiningMode::Off,
         account: paid,
         interval: std::time::Duration::ZERO,
+        refresh: std::time::Duration::ZERO,
         core,
         tracker: tokio_util::task::TaskTracker::new(),
     });

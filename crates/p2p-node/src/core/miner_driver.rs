@@ -35,6 +35,9 @@ struct Job {
     block: Block<Tx>,
     /// Who its block's reward pays.
     paid_to: Address,
+    /// When it started, and the mempool's change count its template saw.
+    started: Instant,
+    mempool_changes: u64,
 }
 
 /// A request to mine `left` more blocks (paying `to`, or the node's miner
@@ -76,6 +79,8 @@ pub(crate) struct MinerDriver {
     /// How long the node's own mining waits after adopting a tip
     /// ([`crate::NodeConfig::block_interval`]; zero: no wait).
     interval: Duration,
+    /// [`crate::NodeConfig::template_refresh`].
+    refresh: Duration,
     /// When the best tip last changed (none since the start).
     tip_adopted: Option<Instant>,
     /// When mining may start on the tip, if it waits for the interval.
@@ -95,6 +100,8 @@ pub(crate) struct DriverParts {
     pub account: Address,
     /// How long the node's own mining waits after adopting a tip.
     pub interval: Duration,
+    /// How soon a running job's template takes in new transactions.
+    pub refresh: Duration,
     /// The core's inbox, where a job's outcome goes.
     pub core: mpsc::Sender<CoreMsg>,
     /// The node's tasks.
@@ -115,6 +122,7 @@ impl DriverParts {
             mode: config.mining,
             account: config.miner_account,
             interval: config.block_interval,
+            refresh: config.template_refresh,
             core,
             tracker,
         }
@@ -135,6 +143,7 @@ impl MinerDriver {
             core: parts.core,
             tracker: parts.tracker,
             interval: parts.interval,
+            refresh: parts.refresh,
             tip_adopted: None,
             wake_at: None,
             log: (None, 0),
@@ -162,6 +171,9 @@ impl MinerDriver {
     /// Starts a job on a fresh template of `chain`'s tip and `mempool`
     /// (stamped by the node's `clock`) if the node should mine, no
     /// job runs, and the block interval has passed (else waits for it).
+    /// A running job whose template is older than the mempool is replaced
+    /// once [`crate::NodeConfig::template_refresh`] has passed since it
+    /// started (the core is woken then).
     pub fn maybe_start(
         &mut self,
         chain: &NodeChain,
@@ -169,6 +181,16 @@ impl MinerDriver {
         clock: &dyn Clock,
         now: Instant,
     ) {
+        if let Some(job) = &self.job
+            && job.mempool_changes != mempool.changes()
+        {
+            let due = job.started + self.refresh;
+            if now >= due {
+                self.stop();
+            } else {
+                self.wake_at = Some(self.wake_at.map_or(due, |w| w.min(due)));
+            }
+        }
         if !self.wants_job(mempool.is_empty()) {
             return;
         }
@@ -178,7 +200,7 @@ impl MinerDriver {
         }
         let paid_to = self.paid_to();
         let block = template(chain, mempool, paid_to, clock.now_ms());
-        self.start(block, paid_to);
+        self.start(block, paid_to, (now, mempool.changes()));
     }
 
     /// How long the node's own mining still waits before it may mine on
@@ -291,7 +313,12 @@ impl MinerDriver {
     /// Starts a job on `block` (its header's nonce is the miner's to find,
     /// its reward pays `paid_to`) as a node task; the outcome comes back to
     /// the core as [`CoreMsg::Mined`].
-    fn start(&mut self, block: Block<Tx>, paid_to: Address) {
+    fn start(
+        &mut self,
+        block: Block<Tx>,
+        paid_to: Address,
+        (started, mempool_changes): (Instant, u64),
+    ) {
         let core = self.core.clone();
         let stop = CancellationToken::new();
         let id = self.next_job;
@@ -302,6 +329,8 @@ impl MinerDriver {
             stop: stop.clone(),
             block,
             paid_to,
+            started,
+            mempool_changes,
         });
         let urgency = if self.has_requests() {
             crate::pow::Urgency::Requested
@@ -391,232 +420,5 @@ fn template(chain: &NodeChain, mempool: &Mempool, paid_to: Address, now_ms: u64)
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-    use super::*;
-
-    fn hash(b: u8) -> BlockHash {
-        BlockHash::from_bytes([b; 32])
-    }
-
-    /// A driver in `mode` paying `account('f')`, its jobs' outcomes sent to
-    /// `core` as tasks of `tracker`, with no block interval.
-    fn driver(mode: MiningMode, core: mpsc::Sender<CoreMsg>, tracker: &TaskTracker) -> MinerDriver {
-        MinerDriver::new(DriverParts {
-            miner: Arc::new(crate::pow::HashMiner::new(1)),
-            mode,
-            account: account('f'),
-            interval: Duration::ZERO,
-            core,
-            tracker: tracker.clone(),
-        })
-    }
-
-    /// A coinbase-only block at height 1 on `chain` paying `to`.
-    fn first_block(chain: &NodeChain, genesis: &escrow::Genesis, to: Address) -> Block<Tx> {
-        let transactions = vec![Tx::Coinbase { to, height: 1 }];
-        let header = chain.template(&transactions, genesis.timestamp_ms + 1_000);
-        Block {
-            header,
-            transactions,
-        }
-    }
-
-    /// A dev account by its initial.
-    fn account(initial: char) -> Address {
-        let name = ["alice", "bob", "charlie", "dave", "eve", "ferdie"]
-            .into_iter()
-            .find(|n| n.starts_with(initial))
-            .unwrap();
-        escrow::dev::address(name).unwrap()
-    }
-
-    #[test]
-    fn a_request_for_another_account_counts_only_blocks_that_pay_it() {
-        let (tx, _rx) = mpsc::channel(1);
-        let mut d = driver(MiningMode::Off, tx, &TaskTracker::new());
-        assert_eq!(d.paid_to(), account('f'));
-        let (reply, mut rx) = oneshot::channel();
-        d.request(2, Some(account('e')), reply);
-        assert_eq!(d.paid_to(), account('e'), "the request's account");
-        assert!(
-            d.count_mined(hash(1), account('f')).is_none(),
-            "a block paying the node's account does not count"
-        );
-        assert!(d.count_mined(hash(2), account('e')).is_none());
-        d.count_mined(hash(3), account('e')).unwrap().send();
-        assert_eq!(rx.try_recv().unwrap(), vec![hash(2), hash(3)]);
-        assert_eq!(d.paid_to(), account('f'), "back to the node's account");
-    }
-
-    #[tokio::test]
-    async fn a_request_for_another_account_stops_a_job_that_pays_someone_else() {
-        let genesis = escrow::Genesis::dev();
-        let chain = genesis.chain().unwrap();
-        let block = first_block(&chain, &genesis, account('f'));
-        let (tx, mut rx) = mpsc::channel(4);
-        let tracker = TaskTracker::new();
-        let mut d = driver(MiningMode::Continuous, tx, &tracker);
-        d.start(block.clone(), account('f'));
-        let (reply, _rx) = oneshot::channel();
-        d.request(1, None, reply);
-        assert!(
-            !d.wants_job(true),
-            "a request for the node's account keeps the job"
-        );
-        let (reply, _rx2) = oneshot::channel();
-        d.request(1, Some(account('e')), reply);
-        assert!(
-            !d.wants_job(true),
-            "the first request still pays the node's account"
-        );
-        d.count_mined(hash(1), account('f')).unwrap().send();
-        d.stop();
-        d.start(block, account('f'));
-        let (reply, _rx3) = oneshot::channel();
-        d.request(1, Some(account('e')), reply);
-        assert_eq!(d.paid_to(), account('e'));
-        assert!(d.wants_job(true), "the job paying ferdie was stopped");
-        while rx.try_recv().is_ok() {}
-        tracker.close();
-        tracker.wait().await;
-    }
-
-    #[test]
-    fn the_mode_and_open_requests_decide_whether_to_mine() {
-        let (tx, _rx) = mpsc::channel(1);
-        let mut d = driver(MiningMode::Off, tx, &TaskTracker::new());
-        assert!(!d.should_mine(false));
-        d.set_mode(MiningMode::WhenPending, true);
-        assert!(!d.should_mine(true));
-        assert!(d.should_mine(false));
-        d.set_mode(MiningMode::Continuous, true);
-        assert!(d.should_mine(true));
-        d.set_mode(MiningMode::Off, true);
-        let (reply, _rx) = oneshot::channel();
-        d.request(2, None, reply);
-        assert!(d.should_mine(true), "a request mines whatever the mode");
-        assert!(d.wants_job(true));
-    }
-
-    #[test]
-    fn a_request_is_answered_after_its_last_block_is_counted() {
-        let (tx, _rx) = mpsc::channel(1);
-        let mut d = driver(MiningMode::Off, tx, &TaskTracker::new());
-        let (reply, mut rx) = oneshot::channel();
-        d.request(2, None, reply);
-        let (second, mut rx2) = oneshot::channel();
-        d.request(1, None, second);
-        assert!(d.count_mined(hash(1), account('f')).is_none(), "one of two");
-        assert!(rx.try_recv().is_err());
-        let done = d.count_mined(hash(2), account('f')).expect("complete");
-        assert!(
-            rx.try_recv().is_err(),
-            "answered only when the core sends it"
-        );
-        done.send();
-        assert_eq!(rx.try_recv().unwrap(), vec![hash(1), hash(2)]);
-        assert!(d.should_mine(true), "the second request is still open");
-        assert!(d.has_requests());
-        d.count_mined(hash(3), account('f'))
-            .expect("complete")
-            .send();
-        assert_eq!(rx2.try_recv().unwrap(), vec![hash(3)]);
-        assert!(!d.should_mine(true), "both answered: mining stops");
-        assert!(!d.has_requests());
-        assert!(
-            d.count_mined(hash(4), account('f')).is_none(),
-            "no request: nothing to count"
-        );
-        let (zero, mut rx0) = oneshot::channel();
-        d.request(0, None, zero);
-        assert_eq!(rx0.try_recv().unwrap(), Vec::<BlockHash>::new());
-    }
-
-    #[tokio::test]
-    async fn a_job_finds_a_block_and_a_stale_job_gives_nothing() {
-        let genesis = escrow::Genesis::dev();
-        let chain = genesis.chain().unwrap();
-        let block = first_block(&chain, &genesis, account('e'));
-        let (tx, mut rx) = mpsc::channel(4);
-        let tracker = TaskTracker::new();
-        let mut d = driver(MiningMode::Continuous, tx, &tracker);
-        d.start(block.clone(), account('f'));
-        assert!(!d.wants_job(true), "one job at a time");
-        let Some(CoreMsg::Mined { job, outcome }) = rx.recv().await else {
-            panic!("no outcome");
-        };
-        let (found, paid_to) = d.finished(job, outcome).unwrap();
-        assert_eq!(paid_to, account('f'));
-        assert_eq!(found.transactions, block.transactions);
-        assert!(chain_core::validate::check_block(&found, chain.params()).is_ok());
-        // A job stopped for a new tip: its outcome is ignored.
-        d.start(block, account('f'));
-        d.stop();
-        let Some(CoreMsg::Mined { job, outcome }) = rx.recv().await else {
-            panic!("no outcome");
-        };
-        assert!(d.finished(job, outcome).is_none());
-        tracker.close();
-        tracker.wait().await;
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_nodes_own_mining_waits_the_interval_after_a_new_tip_then_mines_the_mempool() {
-        let genesis = escrow::Genesis::dev();
-        let chain = genesis.chain().unwrap();
-        let mut mempool = Mempool::new(chain.state(), 1, 10, 10);
-        let pay = escrow::SignedTx::sign(
-            &escrow::dev::keypair("alice").unwrap(),
-            0,
-            chain.state().network(),
-            escrow::Payload::Transfer {
-                to: account('b'),
-                amount: escrow::Amount::new(1),
-            },
-        );
-        mempool.add(pay.clone(), None).unwrap();
-        let (tx, mut rx) = mpsc::channel(4);
-        let tracker = TaskTracker::new();
-        let mut d = MinerDriver::new(DriverParts {
-            miner: Arc::new(crate::pow::HashMiner::new(1)),
-            mode: MiningMode::Continuous,
-            account: account('f'),
-            interval: Duration::from_secs(10),
-            core: tx,
-            tracker: tracker.clone(),
-        });
-        let clock = crate::clock::SystemClock;
-        // No tip adopted since the start: no wait.
-        d.maybe_start(&chain, &mempool, &clock, Instant::now());
-        assert!(!d.wants_job(false), "a job runs");
-        let start = Instant::now();
-        d.tip_moved(start);
-        assert!(d.wants_job(false), "a new tip stops the job");
-        d.maybe_start(&chain, &mempool, &clock, start + Duration::from_secs(4));
-        assert_eq!(d.wake_at(), Some(start + Duration::from_secs(10)));
-        assert!(d.wants_job(false), "waiting, not mining");
-        d.woken();
-        d.maybe_start(&chain, &mempool, &clock, start + Duration::from_secs(10));
-        assert!(!d.wants_job(false), "the interval passed: a job runs");
-        // The stopped job's outcome is stale; the running one's is found.
-        let mut found = None;
-        while found.is_none() {
-            let Some(CoreMsg::Mined { job, outcome }) = rx.recv().await else {
-                panic!("no outcome");
-            };
-            found = d.finished(job, outcome);
-        }
-        let (block, paid_to) = found.unwrap();
-        assert_eq!(paid_to, account('f'));
-        assert_eq!(
-            block.transactions.len(),
-            2,
-            "the coinbase and the pending payment"
-        );
-        assert_eq!(block.transactions[1], Tx::Signed(pay));
-        tracker.close();
-        tracker.wait().await;
-    }
-}
+#[path = "miner_driver_tests.rs"]
+mod tests;
