@@ -145,3 +145,22 @@ fn a_run_measures_what_the_report_promises() {
     assert!(r.transactions.confirmed > 0);
     assert!(r.transactions.confirmation_ms.p50 > 0.0);
 }
+
+#[test]
+fn a_transaction_is_mined_about_one_interval_after_it_is_sent() {
+    // Blocks are a Poisson process, so from any moment the next block is
+    // one interval away on average; with templates refreshed while a job
+    // runs, a transaction sent now goes into that block (or the one after,
+    // if it arrives in the last 2 s). Without the refresh it waited for
+    // the job after the next block: over two intervals.
+    let mut o = SimOptions::new(10, 4);
+    o.stop = Stop::Blocks(40);
+    o.block_interval = Duration::from_secs(60);
+    o.tx_rate = 0.2;
+    o.escrow_share = 0.0;
+    let r = run(&o).unwrap().report;
+    assert_eq!(r.violation, None);
+    assert!(r.transactions.confirmed > 300, "{:?}", r.transactions);
+    let waited = r.transactions.confirmation_ms.mean / 1_000.0 / r.block_interval_s;
+    assert!((0.6..1.5).contains(&waited), "{waited} intervals");
+}
