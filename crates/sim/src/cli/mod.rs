@@ -153,34 +153,10 @@ fn dur(d: Duration) -> String {
     }
 }
 
-/// Parses `20mbit`, `500kbit`, `1gbit` or a number of bits per second.
-fn parse_bandwidth(s: &str) -> anyhow::Result<u64> {
+/// Parses a positive number with one of `units` (a suffix, any case, and
+/// its scale) or none (scale 1); `what` and `examples` name it in errors.
+fn parse_scaled(s: &str, units: &[(&str, f64)], what: &str, examples: &str) -> anyhow::Result<f64> {
     let lower = s.trim().to_ascii_lowercase();
-    let (number, scale) = [("gbit", 1e9), ("mbit", 1e6), ("kbit", 1e3), ("bit", 1.0)]
-        .iter()
-        .find_map(|(unit, scale)| lower.strip_suffix(unit).map(|n| (n.to_string(), *scale)))
-        .unwrap_or((lower.clone(), 1.0));
-    let value: f64 = number
-        .trim()
-        .parse()
-        .with_context(|| format!("bandwidth `{s}`: expected e.g. 20mbit, 500kbit, 1gbit"))?;
-    if value.is_nan() || value <= 0.0 {
-        bail!("bandwidth `{s}` must be positive");
-    }
-    Ok((value * scale) as u64)
-}
-
-/// Parses `535kB`, `1MB`, `64KiB`, `1MiB` or a number of bytes (kB and MB
-/// are powers of ten, KiB and MiB of two).
-fn parse_size(s: &str) -> anyhow::Result<u64> {
-    let lower = s.trim().to_ascii_lowercase();
-    let units = [
-        ("kib", 1024.0),
-        ("mib", 1_048_576.0),
-        ("kb", 1e3),
-        ("mb", 1e6),
-        ("b", 1.0),
-    ];
     let (number, scale) = units
         .iter()
         .find_map(|(unit, scale)| lower.strip_suffix(unit).map(|n| (n.to_string(), *scale)))
@@ -188,11 +164,30 @@ fn parse_size(s: &str) -> anyhow::Result<u64> {
     let value: f64 = number
         .trim()
         .parse()
-        .with_context(|| format!("size `{s}`: expected e.g. 535kB, 1MB, 64KiB"))?;
+        .with_context(|| format!("{what} `{s}`: expected e.g. {examples}"))?;
     if !(value.is_finite() && value > 0.0) {
-        bail!("size `{s}` must be positive");
+        bail!("{what} `{s}` must be positive");
     }
-    Ok((value * scale).round() as u64)
+    Ok((value * scale).round())
+}
+
+/// Parses `20mbit`, `500kbit`, `1gbit` or a number of bits per second.
+fn parse_bandwidth(s: &str) -> anyhow::Result<u64> {
+    let units = [("gbit", 1e9), ("mbit", 1e6), ("kbit", 1e3), ("bit", 1.0)];
+    Ok(parse_scaled(s, &units, "bandwidth", "20mbit, 500kbit, 1gbit")? as u64)
+}
+
+/// Parses `535kB`, `1MB`, `64KiB`, `1MiB` or a number of bytes (kB and MB
+/// are powers of ten, KiB and MiB of two).
+fn parse_size(s: &str) -> anyhow::Result<u64> {
+    let units = [
+        ("kib", 1024.0),
+        ("mib", 1_048_576.0),
+        ("kb", 1e3),
+        ("mb", 1e6),
+        ("b", 1.0),
+    ];
+    Ok(parse_scaled(s, &units, "size", "535kB, 1MB, 64KiB")? as u64)
 }
 
 /// Parses the latency option: `bitcoin`, `bitcoin-2015`, `100ms` or
