@@ -31,6 +31,7 @@ use crate::tx::{Payload, SignedTx, Tx};
 /// the entry it changes.
 pub type Map<K, V> = imbl::OrdMap<K, V>;
 
+mod genesis_state;
 mod rules;
 
 pub use rules::{LedgerError, VerifyMode};
@@ -86,21 +87,6 @@ pub struct Ledger {
 fn shared_sig_cache() -> Option<Arc<SigCache>> {
     Some(SigCache::shared())
 }
-
-impl PartialEq for Ledger {
-    /// The consensus state only: not how signatures are checked.
-    fn eq(&self, other: &Ledger) -> bool {
-        self.network == other.network
-            && self.reward == other.reward
-            && self.params == other.params
-            && self.balances == other.balances
-            && self.nonces == other.nonces
-            && self.contracts == other.contracts
-            && self.issued == other.issued
-    }
-}
-
-impl Eq for Ledger {}
 
 impl Ledger {
     /// An empty ledger for the network with this id (the genesis hash). The
@@ -593,6 +579,20 @@ impl StateMachine for Ledger {
     type Error = LedgerError;
 
     fn apply_block(&mut self, ctx: &BlockContext, txs: &[Tx]) -> Result<Undo, LedgerError> {
+        if ctx.height == 0 {
+            return self.apply_genesis(ctx, txs);
+        }
+        self.apply_any(ctx, txs)
+    }
+
+    fn undo_block(&mut self, undo: Undo) {
+        self.rollback(undo.0);
+    }
+}
+
+impl Ledger {
+    /// [`StateMachine::apply_block`] itself, for any block.
+    fn apply_any(&mut self, ctx: &BlockContext, txs: &[Tx]) -> Result<Undo, LedgerError> {
         if ctx.height > 0 && !matches!(txs.first(), Some(Tx::Coinbase { .. })) {
             return Err(LedgerError::MissingCoinbase { height: ctx.height });
         }
@@ -636,10 +636,6 @@ impl StateMachine for Ledger {
                 Err(bad_signature(&signed, index, reason))
             }
         }
-    }
-
-    fn undo_block(&mut self, undo: Undo) {
-        self.rollback(undo.0);
     }
 }
 
