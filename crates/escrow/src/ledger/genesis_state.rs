@@ -38,13 +38,14 @@ type States = HashMap<[u8; 32], (Ledger, Undo)>;
 
 /// What a genesis state is known by: the ledger's network and the exact
 /// transactions applied to it.
-fn key(network: &chain_core::BlockHash, txs: &[Tx]) -> [u8; 32] {
+/// `None` if a transaction does not encode (then nothing is shared).
+fn key(network: &chain_core::BlockHash, txs: &[Tx]) -> Option<[u8; 32]> {
     let mut hasher = blake3::Hasher::new();
     hasher.update(network.as_bytes());
     for tx in txs {
-        hasher.update(&postcard::to_stdvec(tx).unwrap_or_default());
+        hasher.update(&postcard::to_stdvec(tx).ok()?);
     }
-    *hasher.finalize().as_bytes()
+    Some(*hasher.finalize().as_bytes())
 }
 
 impl Ledger {
@@ -58,10 +59,10 @@ impl Ledger {
         ctx: &BlockContext,
         txs: &[Tx],
     ) -> Result<Undo, LedgerError> {
-        if *self != Ledger::new(self.network) {
-            return self.apply_any(ctx, txs);
-        }
         let key = key(&self.network, txs);
+        let Some(key) = key.filter(|_| *self == Ledger::new(self.network)) else {
+            return self.apply_any(ctx, txs);
+        };
         let states = || STATES.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((state, undo)) = states().get(&key) {
             let (verify, sig_cache) = (self.verify, self.sig_cache.take());

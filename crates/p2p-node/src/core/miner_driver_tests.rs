@@ -12,11 +12,24 @@ fn hash(b: u8) -> BlockHash {
 /// A driver in `mode` paying `account('f')`, its jobs' outcomes sent to
 /// `core` as tasks of `tracker`, with no block interval.
 fn driver(mode: MiningMode, core: mpsc::Sender<CoreMsg>, tracker: &TaskTracker) -> MinerDriver {
+    let miner = Arc::new(crate::pow::HashMiner::new(1));
+    driver_with(miner, mode, Duration::ZERO, core, tracker)
+}
+
+/// A driver mining with `miner` in `mode` paying `account('f')`, waiting
+/// `interval` after a new tip, refreshing its template after 2 s.
+fn driver_with(
+    miner: Arc<dyn Mine>,
+    mode: MiningMode,
+    interval: Duration,
+    core: mpsc::Sender<CoreMsg>,
+    tracker: &TaskTracker,
+) -> MinerDriver {
     MinerDriver::new(DriverParts {
-        miner: Arc::new(crate::pow::HashMiner::new(1)),
+        miner,
         mode,
         account: account('f'),
-        interval: Duration::ZERO,
+        interval,
         refresh: Duration::from_secs(2),
         core,
         tracker: tracker.clone(),
@@ -189,15 +202,13 @@ async fn the_nodes_own_mining_waits_the_interval_after_a_new_tip_then_mines_the_
     mempool.add(pay.clone(), None).unwrap();
     let (tx, mut rx) = mpsc::channel(4);
     let tracker = TaskTracker::new();
-    let mut d = MinerDriver::new(DriverParts {
-        miner: Arc::new(crate::pow::HashMiner::new(1)),
-        mode: MiningMode::Continuous,
-        account: account('f'),
-        interval: Duration::from_secs(10),
-        refresh: Duration::from_secs(2),
-        core: tx,
-        tracker: tracker.clone(),
-    });
+    let mut d = driver_with(
+        Arc::new(crate::pow::HashMiner::new(1)),
+        MiningMode::Continuous,
+        Duration::from_secs(10),
+        tx,
+        &tracker,
+    );
     let clock = crate::clock::SystemClock;
     // No tip adopted since the start: no wait.
     d.maybe_start(&chain, &mempool, &clock, Instant::now());
@@ -268,15 +279,13 @@ async fn transactions_admitted_while_a_job_runs_reach_a_fresh_template_within_th
     let mut mempool = Mempool::new(chain.state(), 1, 100, 100);
     let (tx, mut rx) = mpsc::channel(16);
     let tracker = TaskTracker::new();
-    let mut d = MinerDriver::new(DriverParts {
-        miner: Arc::new(NeverMiner),
-        mode: MiningMode::Continuous,
-        account: account('f'),
-        interval: Duration::ZERO,
-        refresh: Duration::from_secs(2),
-        core: tx,
-        tracker: tracker.clone(),
-    });
+    let mut d = driver_with(
+        Arc::new(NeverMiner),
+        MiningMode::Continuous,
+        Duration::ZERO,
+        tx,
+        &tracker,
+    );
     let clock = crate::clock::SystemClock;
     let start = Instant::now();
     d.maybe_start(&chain, &mempool, &clock, start);
