@@ -42,6 +42,18 @@ impl std::str::FromStr for MiningMode {
     }
 }
 
+/// How a node sends new blocks to its peers (`docs/PROTOCOL.md`,
+/// "Compact blocks").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Relay {
+    /// Announce, then send the whole block on request.
+    Legacy,
+    /// Compact blocks, with every peer of protocol version 3 that wants
+    /// them; the others get legacy relay.
+    #[default]
+    Compact,
+}
+
 /// Everything a node needs to start.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -77,6 +89,9 @@ pub struct NodeConfig {
     /// tip replaces it at once). Default 2 s; zero refreshes at every
     /// mempool change.
     pub template_refresh: Duration,
+    /// How new blocks go to peers: compact blocks (the default) or the
+    /// legacy announcement and whole block.
+    pub relay: Relay,
     /// Outbound connections the node keeps: it dials addresses from its
     /// address book (configured, then learned) until it has this many, and
     /// no more.
@@ -175,6 +190,7 @@ impl NodeConfig {
             miner_threads: 1,
             block_interval: Duration::ZERO,
             template_refresh: Duration::from_secs(2),
+            relay: Relay::Compact,
             max_outbound: 8,
             max_inbound: 24,
             max_pending: 256,

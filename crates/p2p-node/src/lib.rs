@@ -62,7 +62,7 @@ pub mod service;
 pub mod store;
 pub mod transport;
 
-pub use config::{MiningMode, NodeConfig};
+pub use config::{MiningMode, NodeConfig, Relay};
 pub use core::{Direction, NodeEvent, NodeView, PeerInfo, Snapshot};
 pub use mempool::{Mempool, MempoolError};
 pub use node::{Node, NodeError, NodeHandle, Seams};

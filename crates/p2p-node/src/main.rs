@@ -218,6 +218,7 @@ async fn run(args: RunArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
     config.miner_threads = args.miner_threads;
     config.block_interval = std::time::Duration::from_millis(args.block_interval);
     config.template_refresh = std::time::Duration::from_millis(args.template_refresh);
+    config.relay = args.relay;
     config.snapshot_every = args.snapshot_every;
     config.api = Some(args.api);
     config.api_token = Some(token);

@@ -204,6 +204,16 @@ pub struct SimOptions {
     /// `block_size` bytes per block interval, on top of `tx_rate`. `None`:
     /// blocks hold only what `tx_rate` sends.
     pub block_size: Option<u64>,
+    /// How long a silent connection waits before its node pings it
+    /// ([`NodeConfig::ping_interval`]): the live node's 15 s by default;
+    /// Bitcoin Core's 2 minutes in the Bitcoin setups.
+    pub ping_interval: Duration,
+    /// How long a connection may stay silent before its node closes it
+    /// ([`NodeConfig::idle_timeout`]): the live node's 45 s by default.
+    pub idle_timeout: Duration,
+    /// How nodes relay new blocks ([`NodeConfig::relay`]): compact blocks
+    /// by default, as the live node; `Legacy` for announce, request, block.
+    pub relay: p2p_node::Relay,
 }
 
 impl SimOptions {
@@ -230,6 +240,9 @@ impl SimOptions {
             tick_interval: Duration::from_secs(1),
             cpu: Some(Processor::reference()),
             block_size: None,
+            ping_interval: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(45),
+            relay: p2p_node::Relay::Compact,
         }
     }
 }

@@ -251,6 +251,9 @@ impl World {
             let mut config = NodeConfig::new(genesis.clone());
             config.listen = host_addr(i);
             config.tick_interval = opts.tick_interval;
+            config.ping_interval = opts.ping_interval;
+            config.idle_timeout = opts.idle_timeout;
+            config.relay = opts.relay;
             config.mining = if shares.get(i).copied().unwrap_or(0.0) > 0.0 {
                 MiningMode::Continuous
             } else {

@@ -19,7 +19,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
 use crate::error::WireError;
-use crate::message::{Message, PROTOCOL_VERSION};
+use crate::message::{MIN_PROTOCOL_VERSION, Message, PROTOCOL_VERSION};
 
 /// The default frame limit: 4 MiB, enough for a full block.
 pub const DEFAULT_MAX_FRAME: usize = 4 * 1024 * 1024;
@@ -226,7 +226,7 @@ pub fn decode_body(body: &[u8]) -> Result<Message, WireError> {
         });
     }
     if let Message::Handshake(h) = &message
-        && h.version != PROTOCOL_VERSION
+        && !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&h.version)
     {
         return Err(WireError::UnsupportedVersion {
             got: h.version,

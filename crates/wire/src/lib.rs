@@ -9,6 +9,7 @@
 //! - [`message`]: the message set ([`Message`]) and the limits on every list.
 //! - [`codec`]: [`WireCodec`], length-delimited framing with postcard bodies,
 //!   canonical decoding.
+//! - [`compact`]: compact blocks (short ids, rebuilding a block).
 //! - [`bounded`]: lists and strings whose maximum is enforced while decoding.
 //! - [`error`](crate::error): [`WireError`].
 //!
@@ -16,6 +17,7 @@
 
 pub mod bounded;
 pub mod codec;
+pub mod compact;
 pub mod error;
 pub mod message;
 
@@ -24,5 +26,8 @@ pub use codec::{
     DEFAULT_MAX_FRAME, KEEP_BUFFER, WireCodec, decode_body, encode_body, encode_frame, encoded_len,
     frame_len,
 };
+pub use compact::{CompactBlock, CompactError, Prefilled, Rebuild, ShortId, Started};
 pub use error::{WireError, WireErrorKind};
-pub use message::{Handshake, Message, NodeId, PROTOCOL_VERSION, Reason};
+pub use message::{
+    COMPACT_VERSION, Handshake, MIN_PROTOCOL_VERSION, Message, NodeId, PROTOCOL_VERSION, Reason,
+};

@@ -15,12 +15,22 @@ use escrow::{SignedTx, Tx};
 use serde::{Deserialize, Serialize};
 
 use crate::bounded::{Bounded, BoundedString};
+use crate::compact::{CompactBlock, MAX_PREFILLED};
 
 /// The protocol version this crate speaks. Version 2 changed the rules of
 /// validity (the signature rule of `escrow::signature`, and merkle leaves
 /// that commit to signatures), so a version 1 node is refused at the
-/// handshake instead of following other rules silently.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// handshake instead of following other rules silently. Version 3 adds
+/// compact blocks (tags 16 to 20): the rules are version 2's, so a
+/// version 3 node still talks to a version 2 peer, and never sends it a
+/// message of a tag it does not know.
+pub const PROTOCOL_VERSION: u32 = 3;
+
+/// The oldest protocol version a node accepts at the handshake.
+pub const MIN_PROTOCOL_VERSION: u32 = 2;
+
+/// The first protocol version that knows compact blocks.
+pub const COMPACT_VERSION: u32 = 3;
 
 /// Most hashes in one announcement or request ([`Message::AnnounceTxs`],
 /// [`Message::AnnounceBlocks`], [`Message::GetTxs`], [`Message::GetBlocks`],
@@ -170,11 +180,44 @@ pub enum Message {
         /// Details, at most [`MAX_NOTICE_TEXT`] bytes.
         text: BoundedString<MAX_NOTICE_TEXT>,
     },
+    /// Tag 16 (version 3): "send me new blocks as compact blocks"; with
+    /// `high_bandwidth`, push them before announcing, without waiting to
+    /// be asked. Sent again to change the mode.
+    SendCompact {
+        /// Push compact blocks unasked (high-bandwidth mode) rather than
+        /// announce and send one on request (low-bandwidth mode).
+        high_bandwidth: bool,
+    },
+    /// Tag 17 (version 3): a block as header, short ids and prefilled
+    /// transactions ([`crate::compact`]).
+    CompactBlock(CompactBlock),
+    /// Tag 18 (version 3): "send me these transactions of this block":
+    /// the block's indexes, increasing.
+    GetBlockTxn {
+        /// The block.
+        block: BlockHash,
+        /// Indexes of its transactions.
+        indexes: Bounded<u32, MAX_PREFILLED>,
+    },
+    /// Tag 19 (version 3): the answer to [`Message::GetBlockTxn`]: the
+    /// transactions at the asked indexes, in the order asked.
+    BlockTxn {
+        /// The block.
+        block: BlockHash,
+        /// Its transactions.
+        txs: Bounded<Tx, MAX_PREFILLED>,
+    },
+    /// Tag 20 (version 3): "send me this block as a compact block" (the
+    /// request of low-bandwidth mode, after an announcement).
+    GetCompact {
+        /// The block.
+        block: BlockHash,
+    },
 }
 
 impl Message {
     /// How many variants (tags `0..COUNT`) this protocol version has.
-    pub const COUNT: u64 = 16;
+    pub const COUNT: u64 = 21;
 
     /// The variant's name, for logs and errors.
     pub fn kind(&self) -> &'static str {
@@ -195,7 +238,25 @@ impl Message {
             Message::Addrs(_) => "addrs",
             Message::NotFound { .. } => "not-found",
             Message::Notice { .. } => "notice",
+            Message::SendCompact { .. } => "send-compact",
+            Message::CompactBlock(_) => "compact-block",
+            Message::GetBlockTxn { .. } => "get-block-txn",
+            Message::BlockTxn { .. } => "block-txn",
+            Message::GetCompact { .. } => "get-compact",
         }
+    }
+
+    /// Whether this asks for blocks to be read back (`GetBlocks`,
+    /// `GetSync`, `GetCompact`, `GetBlockTxn`): a node serves only blocks
+    /// it saved.
+    pub fn reads_blocks(&self) -> bool {
+        matches!(
+            self,
+            Message::GetBlocks(_)
+                | Message::GetSync { .. }
+                | Message::GetCompact { .. }
+                | Message::GetBlockTxn { .. }
+        )
     }
 
     /// A notice with the text cut to fit.

@@ -532,6 +532,46 @@ async fn metrics(State(api): State<Api>) -> Response {
         "Most blocks undone by one reorganisation.",
         m.max_reorg_depth.to_string(),
     );
+    let c = &m.compact;
+    for (name, help, value) in [
+        (
+            "node_compact_blocks_received_total",
+            "Compact blocks received.",
+            c.received,
+        ),
+        (
+            "node_compact_blocks_rebuilt_at_once_total",
+            "Compact blocks rebuilt with no round trip.",
+            c.rebuilt_at_once,
+        ),
+        (
+            "node_compact_blocks_rebuilt_after_asking_total",
+            "Compact blocks rebuilt after asking for missing transactions.",
+            c.rebuilt_after_asking,
+        ),
+        (
+            "node_compact_blocks_failed_total",
+            "Compact blocks given up on (the whole block asked for).",
+            c.failed,
+        ),
+        (
+            "node_compact_blocks_sent_total",
+            "Compact blocks sent.",
+            c.sent,
+        ),
+        (
+            "node_compact_block_bytes_sent_total",
+            "Bytes of compact blocks sent.",
+            c.bytes_sent,
+        ),
+        (
+            "node_compact_block_bytes_received_total",
+            "Bytes of compact blocks received.",
+            c.bytes_received,
+        ),
+    ] {
+        metric(name, "counter", help, value.to_string());
+    }
     metric(
         "node_blocks_mined_total",
         "counter",

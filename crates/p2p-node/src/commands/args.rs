@@ -113,6 +113,11 @@ pub(crate) struct RunArgs {
     /// lacks them starts again on a fresh one.
     #[arg(long, value_name = "MS", default_value_t = 2_000)]
     pub template_refresh: u64,
+    /// How new blocks go to peers: `compact` (BIP 152-style compact
+    /// blocks with every peer that speaks them) or `legacy` (announce,
+    /// then the whole block on request).
+    #[arg(long, value_enum, default_value = "compact")]
+    pub relay: p2p_node::Relay,
     /// Save a snapshot of the ledger every this many blocks (and at every
     /// clean stop): a start after a crash applies at most that many again.
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -128,7 +133,7 @@ pub(crate) struct RunArgs {
 }
 
 /// The ids of [`RunArgs`]' options, as clap names them.
-const RUN_IDS: [&str; 12] = [
+const RUN_IDS: [&str; 13] = [
     "listen",
     "advertise",
     "api",
@@ -138,6 +143,7 @@ const RUN_IDS: [&str; 12] = [
     "miner_threads",
     "block_interval",
     "template_refresh",
+    "relay",
     "snapshot_every",
     "genesis",
     "log",

@@ -41,6 +41,9 @@ pub(super) enum Accepted {
         reason: String,
         /// The sender's offence.
         offence: Offence,
+        /// Whether the header, size and merkle checks passed and the
+        /// transactions failed (the state refused them).
+        in_transactions: bool,
         /// A branch can apply up to an invalid block: if the tip moved all
         /// the same, the change of the best chain (or the store could not
         /// be read to tell it).
@@ -83,6 +86,7 @@ pub(super) fn insert(chain: &mut NodeChain, block: Block<Tx>, now_ms: u64) -> Ac
             Accepted::Refused {
                 reason: reject_reason(&e),
                 offence,
+                in_transactions: matches!(e, InsertError::State { .. }),
                 moved,
             }
         }

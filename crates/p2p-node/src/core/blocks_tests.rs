@@ -98,10 +98,12 @@ fn a_block_from_the_future_is_refused_as_such_without_moving_the_tip() {
             reason,
             offence,
             moved,
+            in_transactions,
         } => {
             assert!(!reason.is_empty());
             assert!(matches!(offence, Offence::FutureBlock(_)), "{offence:?}");
             assert!(moved.is_none());
+            assert!(!in_transactions, "a header rule, not the transactions");
         }
         other => panic!("not refused: {other:?}"),
     }

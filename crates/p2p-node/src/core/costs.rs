@@ -36,6 +36,15 @@ pub(super) fn work_of(msg: &CoreMsg, mempool: &Mempool) -> Work {
                 .iter()
                 .fold(Work::default(), |w, b| w + block_work(b, mempool)),
             Message::Tx(_) => one_tx(),
+            // Rebuilt and validated in this event if complete: a block of
+            // its transactions, its message's bytes hashed (the whole
+            // block's are not known before it is rebuilt).
+            Message::CompactBlock(c) => Work {
+                blocks: 1,
+                txs: c.tx_count() as u64,
+                hashed_bytes: wire::encoded_len(c) as u64,
+                ..Work::default()
+            },
             _ => Work::default(),
         },
         // Checked together on the connection's task: one batch (a batch

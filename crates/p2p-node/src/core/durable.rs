@@ -298,6 +298,12 @@ impl Durable {
         self.mempool_dirty = true;
     }
 
+    /// Whether nothing waits for a time to pass: no block is unsaved and
+    /// the mempool has not changed since it was last saved.
+    pub fn settled(&self) -> bool {
+        self.unsaved_since.is_none() && !self.mempool_dirty
+    }
+
     /// Whether the mempool's periodic save is due at `now`.
     pub fn mempool_save_due(&self, now: Instant) -> bool {
         now.saturating_duration_since(self.mempool_saved) >= MEMPOOL_SAVE_EVERY

@@ -10,30 +10,26 @@
 //!
 //! # Parts
 //!
-//! [`Core`] is a coordinator over parts that each own their state and
-//! answer with decisions as values, so each is tested alone. `impl Core`
-//! is this file only: it routes each event to the parts and applies what
-//! they answer, in a fixed order. It keeps the chain (lent to the parts
-//! for a call), the mempool (`crate::mempool`), the clock and the
-//! metrics. The parts: `network` (the peers, the requests out, the
-//! dialer, serving requests: `peers`, `requests`, `tx_requests`,
-//! `dialing`, `serve`, `gossip`), `blocks` (a block offered to the chain,
-//! answered as an `Accepted` outcome), `durable` (a block is durable
-//! before it is announced: when to commit, and what a commit releases),
-//! `miner_driver`, `repair`, `published` (the [`Snapshot`] readers use
-//! without asking the core), `inbox` (what the core is sent), `view` (what
-//! the outside reads), `costs` (a message's work, for a simulated
-//! processor). `docs/ARCHITECTURE.md` walks a block and a tx through them.
+//! [`Core`] coordinates parts that each own their state and answer with
+//! decisions as values, each tested alone; `impl Core` is this file only.
+//! It keeps the chain (lent to the parts for a call), the mempool, the
+//! clock and the metrics. The parts: `network` (`peers`, `requests`,
+//! `tx_requests`, `dialing`, `serve`, `gossip`, `compact`), `blocks`,
+//! `durable`, `housekeeping`, `miner_driver`, `repair`, `published` (the
+//! [`Snapshot`]), `inbox`, `view`, `costs`. `docs/ARCHITECTURE.md` says
+//! what each owns and walks a block and a tx through them.
 //!
 //! The core never waits on a peer: it hands messages to each connection's
 //! bounded queue with `try_send`, and a peer whose queue is full is too slow
 //! and is dropped, so one slow peer cannot grow the node's memory.
 
 mod blocks;
+mod compact;
 mod costs;
 mod dialing;
 mod durable;
 mod gossip;
+mod housekeeping;
 mod inbox;
 mod miner_driver;
 mod network;
@@ -46,7 +42,6 @@ mod tx_requests;
 mod view;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chain_core::{ArchiveError, Block, BlockHash, Reorg, TxId};
 use escrow::{SignedTx, Tx};
@@ -61,6 +56,7 @@ use crate::config::NodeConfig;
 use crate::mempool::{Mempool, Offered};
 use blocks::Accepted;
 use durable::{Durable, Released, Stopped};
+use housekeeping::Ticks;
 use inbox::{PublishWaiter, QueryFn};
 use miner_driver::{DriverParts, MinerDriver};
 use network::{Lent, Network};
@@ -80,8 +76,7 @@ pub(crate) struct Core {
     /// The damaged blocks wanted from peers, and the repair request out.
     repairs: repair::Repairs,
     /// The store, and everything between accepting a block and telling
-    /// anyone of it (see `durable.rs`). Once the store failed, the node is
-    /// stopping, and saves, announces, answers and publishes nothing more.
+    /// anyone of it (see `durable.rs`).
     durable: Durable,
     miner: MinerDriver,
     clock: Arc<dyn Clock>,
@@ -90,9 +85,7 @@ pub(crate) struct Core {
     cancel: CancellationToken,
     /// Counters for `/metrics`.
     metrics: Metrics,
-    /// What readers see without asking the core: the snapshot published
-    /// after each event, the event's changes for watchers, and the handles
-    /// waiting for a publication.
+    /// What readers see without asking the core (see `published.rs`).
     published: published::Publisher,
 }
 
@@ -140,23 +133,23 @@ impl Core {
 
     /// Runs until the node is cancelled.
     pub async fn run(mut self, mut rx: mpsc::Receiver<CoreMsg>) {
-        let mut tick =
-            tokio::time::interval(self.config.tick_interval.max(Duration::from_millis(1)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut tick = Ticks::new(self.config.tick_interval);
         self.after_event(true);
         loop {
             // Biased, so a simulated run is reproducible; the tick comes
             // before messages so a busy inbox never starves it.
-            tokio::select! {
+            let ticked = tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => break,
-                _ = tick.tick() => self.on_tick(),
+                // `true`: the event was a tick.
+                () = tick.next(), if tick.armed() =>
+                    housekeeping::tick(&mut self.net, &mut self.published, &mut self.mempool, &mut self.durable),
                 // Transaction announcements are due: `after_event` sends them.
                 () = tokio::time::sleep_until(self.mempool.announcements_due().unwrap_or_else(Instant::now)),
-                    if self.mempool.announcements_due().is_some() => {}
+                    if self.mempool.announcements_due().is_some() => false,
                 // The block interval has passed: `after_event` mines.
                 () = tokio::time::sleep_until(self.miner.wake_at().unwrap_or_else(Instant::now)),
-                    if self.miner.wake_at().is_some() => self.miner.woken(),
+                    if self.miner.wake_at().is_some() => { self.miner.woken(); false }
                 msg = rx.recv() => match msg {
                     Some(msg) => {
                         // Simulated: the work is done before it tells.
@@ -164,11 +157,15 @@ impl Core {
                             tokio::time::sleep_until(done).await;
                         }
                         self.dispatch(msg);
+                        false
                     }
                     None => break,
                 },
-            }
+            };
             self.after_event(rx.is_empty());
+            tick.after(ticked, || {
+                housekeeping::settled(&self.net, &self.durable, &self.mempool, &self.repairs)
+            });
         }
         self.miner.stop();
         // A clean stop leaves a snapshot at the tip: the next start applies
@@ -245,13 +242,14 @@ impl Core {
             reply.send();
         }
         if let Some(tip) = released.announce {
-            self.net.announce_block_to_all(tip);
+            self.net.announce_block_to_all(tip, &self.chain);
         }
         true
     }
 
     /// Publishes the snapshot (see [`published::Publisher::after_event`]).
     fn publish(&mut self, saved: bool, may_publish: bool) {
+        self.metrics.compact = self.net.compact_counts();
         let from = published::Sources {
             chain: &self.chain,
             mempool: &self.mempool,
@@ -320,16 +318,6 @@ impl Core {
                 }
             }
             CoreMsg::Command(c) => self.on_command(c),
-        }
-    }
-
-    fn on_tick(&mut self) {
-        let now = Instant::now();
-        self.net.on_tick(now);
-        self.published.peers_due();
-        self.mempool.expire_orphans(now);
-        if self.durable.mempool_save_due(now) {
-            self.durable.save_changed_mempool(self.mempool.txs(), false);
         }
     }
 
@@ -414,16 +402,18 @@ impl Core {
         tracing::trace!(conn, kind = message.kind(), "message");
         match message {
             Message::Tx(tx) => self.on_tx(conn, tx, None),
-            Message::Block(block) => self.on_block(conn, block),
+            Message::Block(block) => self.on_block(conn, block, false),
             Message::SyncBlocks { blocks, more } => {
                 self.on_sync_blocks(conn, blocks.into_inner(), more);
             }
             // Only saved blocks are served: a node that cannot save
             // serves nothing.
-            Message::GetBlocks(_) | Message::GetSync { .. } if !self.flush() => {}
+            ref m if m.reads_blocks() && !self.flush() => {}
             other => {
                 let lent = Lent::new(&self.chain, &self.mempool);
-                self.net.on_message(conn, other, lent, Instant::now());
+                if let Some(t) = self.net.on_message(conn, other, lent, Instant::now()) {
+                    self.on_block(conn, t.block, t.pushed);
+                }
             }
         }
     }
@@ -480,7 +470,9 @@ impl Core {
         self.published.defer(NodeEvent::Mempool { size });
     }
 
-    fn on_block(&mut self, conn: ConnId, block: Block<Tx>) {
+    /// A block from `conn`; `pushed`: rebuilt from a compact block it
+    /// pushed in high-bandwidth mode (`compact.rs`).
+    fn on_block(&mut self, conn: ConnId, block: Block<Tx>, pushed: bool) {
         let hash = block.hash();
         let solicited = self.net.block_from(conn, &hash, None);
         match self.repairs.offer(&self.chain, conn, &block) {
@@ -492,7 +484,7 @@ impl Core {
                 return self.net.punish(conn, None, &offence, Instant::now());
             }
         }
-        if let Some(tip) = self.take_block(conn, block, solicited) {
+        if let Some(tip) = self.take_block(conn, block, (solicited, pushed)) {
             self.durable.announce(tip);
         }
     }
@@ -505,7 +497,7 @@ impl Core {
         for block in blocks {
             self.net
                 .block_from(conn, &block.hash(), Some(block.header.height));
-            last_best = self.take_block(conn, block, false).or(last_best);
+            last_best = self.take_block(conn, block, (false, false)).or(last_best);
             if !self.net.is_connected(conn) {
                 return;
             }
@@ -520,10 +512,15 @@ impl Core {
 
     /// A block from `conn` (asked for by hash if `solicited`), offered to the
     /// chain. Returns the new tip, if it moved; the caller announces it.
-    fn take_block(&mut self, conn: ConnId, block: Block<Tx>, solicited: bool) -> Option<BlockHash> {
+    fn take_block(
+        &mut self,
+        conn: ConnId,
+        block: Block<Tx>,
+        how: (bool, bool),
+    ) -> Option<BlockHash> {
         let hash = block.hash();
         let new = !self.chain.contains(&hash);
-        let best = self.accept_block(block, Some((conn, solicited)));
+        let best = self.accept_block(block, Some((conn, how.0, how.1)));
         if self.net.is_connected(conn) {
             self.net
                 .sent_block((conn, &hash, new), &self.chain, Instant::now);
@@ -535,12 +532,12 @@ impl Core {
 
     /// Offers a block to the chain (`blocks::insert`) and applies the
     /// outcome. Returns the new best-chain change, if the block moved the
-    /// tip; the caller announces it. `from` is the peer that sent it and
-    /// whether we had asked for it by hash.
+    /// tip; the caller announces it. `from`: the sender, whether we asked
+    /// for it by hash, whether it pushed it (`compact.rs`).
     fn accept_block(
         &mut self,
         block: Block<Tx>,
-        from: Option<(ConnId, bool)>,
+        from: Option<(ConnId, bool, bool)>,
     ) -> Option<Reorg<Tx>> {
         let now_ms = self.clock.now_ms();
         match blocks::insert(&mut self.chain, block, now_ms) {
@@ -560,7 +557,7 @@ impl Core {
                 missing_parent,
             } => {
                 self.published.orphan(missing_parent, hash);
-                if let Some((conn, solicited)) = from {
+                if let Some((conn, solicited, _)) = from {
                     let (why, now) = ((solicited, missing_parent), Instant::now());
                     self.net.orphan_from(conn, why, &self.chain, now);
                 }
@@ -571,6 +568,7 @@ impl Core {
                 reason,
                 offence,
                 moved,
+                in_transactions,
             } => {
                 // The tip moved up to the invalid block all the same: what
                 // follows the tip must follow it.
@@ -583,7 +581,9 @@ impl Core {
                     None => {}
                 }
                 self.metrics.count_refused(reason);
-                if let Some((conn, _)) = from {
+                if let Some((conn, _, pushed)) = from
+                    && !(pushed && in_transactions)
+                {
                     self.net.punish(conn, None, &offence, Instant::now());
                 }
             }

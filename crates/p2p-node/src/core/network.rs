@@ -13,20 +13,21 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chain_core::{BlockHash, TxId};
+use chain_core::{BlockHash, TxId, validate};
 use tokio::time::Instant;
 use tracing::{info, warn};
 use wire::message::MAX_ADDRS;
 use wire::{Bounded, Handshake, Message, Reason};
 
 use crate::config::NodeConfig;
+use crate::core::compact::{self, CompactRelay, Taken};
 use crate::core::dialing::Dialing;
 use crate::core::gossip;
 use crate::core::peers::PeerTable;
 use crate::core::repair::Repairs;
 use crate::core::requests::{Requests, Retries};
 use crate::core::serve;
-use crate::core::view::{ConnId, Direction, NodeChain};
+use crate::core::view::{CompactCounts, ConnId, Direction, NodeChain};
 use crate::mempool::Mempool;
 use crate::penalty::Offence;
 
@@ -62,6 +63,8 @@ pub(super) struct Network {
     /// The most a sync answer may fill: a frame, less room for its
     /// envelope.
     sync_budget: usize,
+    /// Compact block relay (`compact.rs`).
+    compact: CompactRelay,
 }
 
 impl Network {
@@ -73,12 +76,18 @@ impl Network {
             dialing,
             request_timeout: config.request_timeout,
             sync_budget: config.max_frame.saturating_sub(64 * 1024),
+            compact: CompactRelay::new(config.relay),
         }
     }
 
     /// The peer table, to read.
     pub fn peers(&self) -> &PeerTable {
         &self.peers
+    }
+
+    /// The compact relay's counters.
+    pub fn compact_counts(&self) -> CompactCounts {
+        self.compact.counts
     }
 
     // ---- connections --------------------------------------------------
@@ -100,7 +109,10 @@ impl Network {
         now: Instant,
     ) -> Result<(), (Reason, String)> {
         gossip::check_network(genesis, hello)?;
-        self.peers.admit(conn, remote, direction, hello, queue, now)
+        self.peers
+            .admit(conn, remote, direction, hello, queue, now)?;
+        self.compact.admitted(conn, hello.version);
+        Ok(())
     }
 
     /// `conn`'s handshake completed: ask it for addresses, sync from it if
@@ -113,6 +125,9 @@ impl Network {
             return;
         };
         self.peers.send(conn, Message::GetAddrs);
+        if let Some(offer) = self.compact.on_live(conn) {
+            self.peers.send(conn, offer);
+        }
         if work > lent.chain.total_work() {
             self.request_sync(conn, lent.chain);
         }
@@ -126,6 +141,7 @@ impl Network {
     /// `conn` is gone: what was asked of it is asked of others.
     pub fn on_gone(&mut self, conn: ConnId, now: Instant) {
         self.peers.on_gone(conn, now);
+        self.compact.on_gone(conn);
         let retries = self.requests.forget_peer(conn, now);
         self.send_retries(retries);
     }
@@ -163,6 +179,15 @@ impl Network {
         if let Some(conn) = self.peers.addr_request(now) {
             self.peers.send(conn, Message::GetAddrs);
         }
+    }
+
+    /// Whether [`Network::on_tick`] at `now` or later would do nothing
+    /// until an event changes something: nothing is asked (no request can
+    /// time out) and the peer table is settled ([`PeerTable::settled`]).
+    /// Expired bans are only forgotten on a tick; a ban is checked against
+    /// its expiry wherever it is read, so a later tick loses nothing.
+    pub fn settled(&self, now: Instant) -> bool {
+        self.requests.is_idle() && self.peers.settled(now)
     }
 
     /// Cuts the node off from `addrs` until [`Network::heal`].
@@ -205,15 +230,41 @@ impl Network {
 
     /// A live peer's message that concerns only the network part. The
     /// transactions and blocks it sends are the core's and never reach
-    /// here; the caller saved what it accepted before a `GetBlocks` or a
-    /// `GetSync` (only saved blocks are served).
-    pub fn on_message(&mut self, conn: ConnId, message: Message, lent: Lent<'_>, now: Instant) {
+    /// here (a compact block comes back rebuilt, for the core to take
+    /// in); the caller saved what it accepted before a message that reads
+    /// blocks back (only saved blocks are served).
+    pub fn on_message(
+        &mut self,
+        conn: ConnId,
+        message: Message,
+        lent: Lent<'_>,
+        now: Instant,
+    ) -> Option<Taken> {
+        if matches!(message, Message::CompactBlock(_) | Message::BlockTxn { .. }) {
+            return self.on_compact_message(conn, message, lent, now);
+        }
         let served = match message {
             Message::Handshake(_) | Message::HandshakeAck => {
                 Err(Offence::Protocol("a second handshake"))
             }
             Message::Ping { .. } | Message::Pong { .. } | Message::Notice { .. } => Ok(()),
             Message::Tx(_) | Message::Block(_) | Message::SyncBlocks { .. } => Ok(()),
+            Message::CompactBlock(_) | Message::BlockTxn { .. } => Ok(()),
+            Message::SendCompact { high_bandwidth } => {
+                self.compact.peer_asked(conn, high_bandwidth);
+                Ok(())
+            }
+            Message::GetCompact { block } => {
+                let salt = self.peers.draw_salt();
+                match serve::compact_block(lent.chain, &block, salt) {
+                    Some(compact) => self.send_compact(conn, compact),
+                    None => serve::not_found_block(&mut self.peers, conn, block),
+                }
+                Ok(())
+            }
+            Message::GetBlockTxn { block, indexes } => {
+                serve::serve_block_txn(&mut self.peers, lent.chain, conn, block, &indexes)
+            }
             Message::AnnounceTxs(ids) => {
                 self.peers.knows_txs(conn, ids.iter());
                 // Asked of it after this event, a bounded number at a
@@ -256,6 +307,7 @@ impl Network {
         if let Err(offence) = served {
             self.punish(conn, None, &offence, now);
         }
+        None
     }
 
     /// `conn` announced `hashes`: it knows them, those we have tell its
@@ -275,9 +327,17 @@ impl Network {
         for hash in hashes {
             self.peer_has(conn, hash, chain);
         }
-        if !wanted.is_empty() {
-            let ask = Message::GetBlocks(Bounded::truncating(wanted));
-            self.peers.send(conn, ask);
+        match wanted[..] {
+            [] => {}
+            // One new block from a peer that speaks compact blocks: asked
+            // as a compact block (low-bandwidth mode).
+            [block] if self.compact.fetches_from(conn) => {
+                self.peers.send(conn, Message::GetCompact { block });
+            }
+            _ => {
+                let ask = Message::GetBlocks(Bounded::truncating(wanted));
+                self.peers.send(conn, ask);
+            }
         }
     }
 
@@ -305,6 +365,7 @@ impl Network {
     /// for it by hash: an orphan asked for is no fault of the sender.
     pub fn block_from(&mut self, conn: ConnId, hash: &BlockHash, height: Option<u64>) -> bool {
         self.peers.knows_blocks(conn, [hash]);
+        self.compact.arrived(hash);
         match height {
             Some(height) => {
                 self.peers.saw_height(conn, height);
@@ -325,6 +386,9 @@ impl Network {
     ) {
         if was_new && chain.contains(hash) {
             self.peers.note_block(conn, now());
+            for (to, message) in self.compact.gave_new_block(conn) {
+                self.peers.send(to, message);
+            }
         }
         self.peer_has(conn, hash, chain);
     }
@@ -376,10 +440,97 @@ impl Network {
         }
     }
 
-    /// Tells every live peer of the block `hash`, known to be saved.
-    pub fn announce_block_to_all(&mut self, hash: BlockHash) {
+    /// Tells every live peer of the block `hash`, known to be saved: a
+    /// peer that asked for pushes gets it as a compact block, the others
+    /// an announcement.
+    pub fn announce_block_to_all(&mut self, hash: BlockHash, chain: &NodeChain) {
+        let mut compact = None;
         for conn in self.peers.live_conns() {
+            if self.compact.pushes_to(conn) && self.peers.tell_block(conn, hash) {
+                if compact.is_none() {
+                    let salt = self.peers.draw_salt();
+                    compact = serve::compact_block(chain, &hash, salt);
+                }
+                if let Some(c) = &compact {
+                    self.send_compact(conn, c.clone());
+                    continue;
+                }
+            }
             self.announce_block(conn, hash);
+        }
+    }
+
+    /// Sends `conn` a compact block, counted.
+    fn send_compact(&mut self, conn: ConnId, compact: wire::CompactBlock) {
+        let message = Message::CompactBlock(compact);
+        self.compact.sent(wire::frame_len(&message));
+        self.peers.send(conn, message);
+    }
+
+    /// A compact block, or the transactions that complete one, from
+    /// `conn`: the rebuilt block, if any, for the core to take in.
+    fn on_compact_message(
+        &mut self,
+        conn: ConnId,
+        message: Message,
+        lent: Lent<'_>,
+        now: Instant,
+    ) -> Option<Taken> {
+        let bytes = wire::frame_len(&message);
+        let outcome = match message {
+            Message::CompactBlock(compact) => {
+                let hash = match validate::check_proof_of_work(&compact.header, lent.chain.params())
+                {
+                    Ok(hash) => hash,
+                    Err(e) => {
+                        self.punish(conn, None, &Offence::InvalidBlock(e.to_string()), now);
+                        return None;
+                    }
+                };
+                self.peers.knows_blocks(conn, [&hash]);
+                let chain = lent.chain;
+                let known = chain.contains(&hash)
+                    || chain.is_orphan(&hash)
+                    || chain.is_known_invalid(&hash);
+                if !known && !chain.contains(&compact.header.parent) {
+                    // Its parent is missing: the whole block, then a sync.
+                    compact::Outcome::AskBlock(hash)
+                } else {
+                    let candidates = lent.mempool.pending();
+                    self.compact
+                        .on_compact(conn, (&compact, bytes), known, candidates)
+                }
+            }
+            Message::BlockTxn { block, txs } => {
+                self.compact.on_block_txn(conn, block, txs.into_inner())
+            }
+            _ => compact::Outcome::Nothing,
+        };
+        match outcome {
+            compact::Outcome::Nothing => None,
+            compact::Outcome::Take(taken) => Some(taken),
+            compact::Outcome::AskTxs(hash, indexes) => {
+                self.requests.want_blocks(conn, &[hash], |_| false, now);
+                let indexes = Bounded::truncating(indexes);
+                self.peers.send(
+                    conn,
+                    Message::GetBlockTxn {
+                        block: hash,
+                        indexes,
+                    },
+                );
+                None
+            }
+            compact::Outcome::AskBlock(hash) => {
+                self.requests.want_blocks(conn, &[hash], |_| false, now);
+                self.peers
+                    .send(conn, Message::GetBlocks(Bounded::truncating(vec![hash])));
+                None
+            }
+            compact::Outcome::Offence(what) => {
+                self.punish(conn, None, &Offence::Protocol(what), now);
+                None
+            }
         }
     }
 

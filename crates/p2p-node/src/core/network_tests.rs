@@ -19,8 +19,16 @@ fn addr(port: u16) -> SocketAddr {
 
 /// A network part that records what it dials, a dev chain and an empty
 /// mempool.
+/// These tests are of legacy relay; compact relay is `compact.rs`'s and
+/// `tests/compact.rs`'s.
 fn parts() -> (Network, NodeChain, Mempool) {
-    let config = NodeConfig::new(Genesis::dev());
+    let mut config = NodeConfig::new(Genesis::dev());
+    config.relay = crate::config::Relay::Legacy;
+    parts_with(config)
+}
+
+/// [`parts`] with `config`.
+fn parts_with(config: NodeConfig) -> (Network, NodeChain, Mempool) {
     let peers = PeerTable::new(
         Arc::new(config.clone()),
         NodeId([1; 32]),
@@ -55,8 +63,20 @@ fn live_peer(
     (conn, id): (ConnId, u8),
     work: Work,
 ) -> mpsc::Receiver<Message> {
+    live_peer_queued(net, (chain, mempool), (conn, id), work).0
+}
+
+/// [`live_peer`], with the count of bytes queued for the peer (a writer
+/// takes off what it wrote).
+fn live_peer_queued(
+    net: &mut Network,
+    (chain, mempool): (&NodeChain, &Mempool),
+    (conn, id): (ConnId, u8),
+    work: Work,
+) -> (mpsc::Receiver<Message>, Arc<AtomicUsize>) {
     let (tx, rx) = mpsc::channel(64);
-    let queue = (tx, Arc::new(AtomicUsize::new(0)));
+    let queued = Arc::new(AtomicUsize::new(0));
+    let queue = (tx, Arc::clone(&queued));
     let who = (conn, addr(20_000 + u16::from(id)), Direction::Inbound);
     let genesis = chain.genesis_hash();
     net.admit(
@@ -68,7 +88,7 @@ fn live_peer(
     )
     .unwrap();
     net.on_live(conn, Lent::new(chain, mempool), false);
-    rx
+    (rx, queued)
 }
 
 /// What `rx` holds now, by kind.
@@ -131,7 +151,7 @@ fn a_live_peer_is_asked_for_addresses_synced_from_if_ahead_and_told_the_saved_ti
         ["get-addrs", "get-sync", "announce-blocks"]
     );
     // Told once: the tip is known to it now.
-    net.announce_block_to_all(chain.tip());
+    net.announce_block_to_all(chain.tip(), &chain);
     assert!(kinds(&mut ahead).is_empty());
     assert_eq!(kinds(&mut behind), ["announce-blocks"]);
 }
@@ -211,4 +231,42 @@ fn what_was_asked_of_a_peer_that_left_is_asked_of_another() {
     net.on_gone(1, now);
     assert_eq!(kinds(&mut second), ["get-blocks"]);
     assert!(!net.is_connected(1));
+}
+
+#[test]
+fn the_network_is_settled_only_while_a_tick_would_do_nothing() {
+    // Free outbound slots: a tick dials or asks for addresses.
+    let (net, _, _) = parts();
+    assert!(!net.settled(Instant::now()));
+    // No outbound slot to fill (all taken, here none wanted).
+    let mut config = NodeConfig::new(Genesis::dev());
+    config.relay = crate::config::Relay::Legacy;
+    config.max_outbound = 0;
+    let (mut net, chain, mempool) = parts_with(config);
+    let (mut rx, queued) = live_peer_queued(&mut net, (&chain, &mempool), (3, 2), Work::ZERO);
+    kinds(&mut rx);
+    let now = Instant::now();
+    // What it was told on going live is still queued: it drains without
+    // an event, so the published figure must be refreshed.
+    assert!(!net.settled(now));
+    queued.store(0, std::sync::atomic::Ordering::Relaxed);
+    assert!(net.settled(now));
+    // A block asked of a peer can time out: a tick is needed.
+    let unknown = BlockHash::from_bytes([9; 32]);
+    let announce = Message::AnnounceBlocks(Bounded::truncating(vec![unknown]));
+    net.on_message(3, announce, Lent::new(&chain, &mempool), now);
+    assert_eq!(kinds(&mut rx), ["get-blocks"]);
+    queued.store(0, std::sync::atomic::Ordering::Relaxed);
+    assert!(!net.settled(now));
+    assert!(net.block_from(3, &unknown, None));
+    assert!(net.settled(now));
+    // Penalty points decay on the published figures, a point a second.
+    net.on_message(3, Message::HandshakeAck, Lent::new(&chain, &mempool), now);
+    let points = score(&net, 3, now);
+    assert!(points > 0);
+    assert!(!net.settled(now));
+    assert!(net.settled(now + Duration::from_secs(u64::from(points))));
+    // Bytes queued for a peer drain without an event.
+    net.peers.send(3, Message::GetAddrs);
+    assert!(!net.settled(now + Duration::from_secs(u64::from(points))));
 }

@@ -238,6 +238,11 @@ impl Requests {
         retries
     }
 
+    /// Whether nothing is asked of anyone (nothing can time out).
+    pub fn is_idle(&self) -> bool {
+        self.blocks.is_empty() && self.txs.is_idle()
+    }
+
     /// The `GetSync` to send `conn` for the blocks after `locator` (our
     /// best chain's locator); it is recorded as sent.
     pub fn get_sync(&mut self, conn: ConnId, locator: Vec<BlockHash>) -> Message {

@@ -13,7 +13,7 @@ use chain_core::{Block, BlockHash, TxId};
 use escrow::{SignedTx, Tx};
 use tokio::time::Instant;
 use wire::message::MAX_SYNC_BLOCKS;
-use wire::{Bounded, Message};
+use wire::{Bounded, CompactBlock, Message};
 
 use crate::core::peers::PeerTable;
 use crate::core::view::{ConnId, NodeChain};
@@ -100,6 +100,63 @@ pub(super) fn serve_blocks(
             },
         );
     }
+    Ok(())
+}
+
+/// The block `hash` as a compact block with `salt` (only its coinbase
+/// prefilled), if the chain holds it and can read it back.
+pub(super) fn compact_block(
+    chain: &NodeChain,
+    hash: &BlockHash,
+    salt: u64,
+) -> Option<CompactBlock> {
+    let block = chain.block(hash)?;
+    Some(CompactBlock::new(&block, salt, &[]))
+}
+
+/// Tells `conn` that the block `hash` is not here.
+pub(super) fn not_found_block(peers: &mut PeerTable, conn: ConnId, hash: BlockHash) {
+    let blocks = Bounded::truncating(vec![hash]);
+    let txs = Bounded::default();
+    peers.send(conn, Message::NotFound { txs, blocks });
+}
+
+/// Answers `GetBlockTxn`: the block's transactions at `indexes`, or a
+/// `NotFound` for a block not here.
+///
+/// # Errors
+///
+/// Indexes not increasing or past the block's end (no honest node asks
+/// for those), or an answer over the peer's upload allowance.
+pub(super) fn serve_block_txn(
+    peers: &mut PeerTable,
+    chain: &NodeChain,
+    conn: ConnId,
+    hash: BlockHash,
+    indexes: &[u32],
+) -> Result<(), Offence> {
+    let Some(block) = chain.block(&hash) else {
+        not_found_block(peers, conn, hash);
+        return Ok(());
+    };
+    let increasing = indexes.windows(2).all(|w| w[0] < w[1]);
+    let mut txs = Vec::with_capacity(indexes.len());
+    for &i in indexes {
+        match block.transactions.get(i as usize) {
+            Some(tx) if increasing => txs.push(tx.clone()),
+            _ => {
+                return Err(Offence::Protocol(
+                    "GetBlockTxn indexes out of order or range",
+                ));
+            }
+        }
+    }
+    let message = Message::BlockTxn {
+        block: hash,
+        txs: Bounded::truncating(txs),
+    };
+    charge(peers, conn, wire::frame_len(&message), "block transactions")?;
+    peers.send(conn, message);
     Ok(())
 }
 

@@ -153,6 +153,11 @@ impl TxRequests {
         self.fail(|id, _| failed.contains(id));
     }
 
+    /// Whether no transaction is asked of anyone.
+    pub fn is_idle(&self) -> bool {
+        self.asked.is_empty()
+    }
+
     /// Requests asked `timeout` or longer before `now` go to the next
     /// announcer (or are forgotten, to be asked of whoever announces the
     /// id next).

@@ -148,6 +148,27 @@ pub struct Metrics {
     pub work_mined: f64,
     /// When the node started.
     pub started: Option<Instant>,
+    /// Compact block relay.
+    pub compact: CompactCounts,
+}
+
+/// Compact block counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompactCounts {
+    /// Compact blocks received.
+    pub received: u64,
+    /// Rebuilt at once, with no round trip.
+    pub rebuilt_at_once: u64,
+    /// Rebuilt after asking for missing transactions.
+    pub rebuilt_after_asking: u64,
+    /// Given up on: the whole block was asked for instead.
+    pub failed: u64,
+    /// Compact blocks sent.
+    pub sent: u64,
+    /// Encoded bytes of the compact blocks sent.
+    pub bytes_sent: u64,
+    /// Encoded bytes of the compact blocks received.
+    pub bytes_received: u64,
 }
 
 impl Metrics {

@@ -541,6 +541,14 @@ impl Mempool {
         ids.into_iter().map(|(_, id)| id).collect()
     }
 
+    /// The pending transactions with their ids, in no particular order
+    /// (the candidates a compact block is rebuilt from).
+    pub fn pending(&self) -> impl Iterator<Item = (TxId, &SignedTx)> {
+        self.ids
+            .iter()
+            .filter_map(|(id, &i)| self.txs.get(i).map(|tx| (*id, tx)))
+    }
+
     /// A pending transaction by id.
     pub fn get(&self, id: &TxId) -> Option<&SignedTx> {
         self.ids.get(id).and_then(|&i| self.txs.get(i))

@@ -138,6 +138,19 @@ pub struct Args {
     /// of `--tx-rate`.
     #[arg(long, value_parser = parse_size)]
     block_size: Option<u64>,
+    /// A silent connection is pinged after this long (the live node's
+    /// 15 s; Bitcoin Core's `2m` in the Bitcoin setups).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "15s")]
+    ping_interval: Duration,
+    /// A connection silent this long is closed (the live node's 45 s;
+    /// Bitcoin Core's `20m` in the Bitcoin setups); more than
+    /// `--ping-interval`.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "45s")]
+    idle_timeout: Duration,
+    /// How nodes relay new blocks: `compact` (compact blocks, the node's
+    /// default) or `legacy` (announce, request, whole block).
+    #[arg(long, value_enum, default_value = "compact")]
+    relay: p2p_node::Relay,
     /// A published setup: `bitcoin-2016` or `bitcoin-2016-small`
     /// (docs/SIMULATION.md); options given beside it win over its own.
     #[arg(long)]
@@ -256,6 +269,12 @@ impl Args {
             .settle_bound
             .unwrap_or_else(|| (o.block_interval * 30).max(Duration::from_secs(300)));
         o.cpu = self.processor()?;
+        if self.ping_interval.is_zero() || self.idle_timeout <= self.ping_interval {
+            bail!("--idle-timeout must be longer than --ping-interval, which must be above 0");
+        }
+        o.ping_interval = self.ping_interval;
+        o.relay = self.relay;
+        o.idle_timeout = self.idle_timeout;
         if swarm {
             o.faults = Some(Faults {
                 mean_gap: self.fault_gap,
@@ -325,6 +344,15 @@ impl Args {
         if let Some(b) = self.block_size {
             parts.push(format!("--block-size {b}"));
         }
+        parts.push(format!(
+            "--ping-interval {} --idle-timeout {} --relay {}",
+            dur(self.ping_interval),
+            dur(self.idle_timeout),
+            match self.relay {
+                p2p_node::Relay::Compact => "compact",
+                p2p_node::Relay::Legacy => "legacy",
+            }
+        ));
         if self.no_cpu {
             parts.push("--no-cpu".into());
         } else {

@@ -16,8 +16,8 @@ pub(super) struct Setup {
 /// 10-minute blocks, 535 kB blocks) with SimBlock's regions, latencies and
 /// upload bandwidths of 2015, the node's own relay (announce, request,
 /// block) and its 8 outbound peers, processors half as fast as the
-/// reference machine, and no load but the memo transfers that fill the
-/// blocks.
+/// reference machine, Bitcoin Core's ping interval and inactivity timeout,
+/// and no load but the memo transfers that fill the blocks.
 const BITCOIN_2016: &[&str] = &[
     "--nodes",
     "6000",
@@ -33,6 +33,12 @@ const BITCOIN_2016: &[&str] = &[
     "500",
     "--cpu-speed",
     "0.5",
+    "--ping-interval",
+    "2m",
+    "--idle-timeout",
+    "20m",
+    "--relay",
+    "legacy",
 ];
 
 /// The same network at 200 nodes, for CI and quick looks: only the node

@@ -56,6 +56,8 @@ fn a_replay_command_gives_the_same_options() {
         "--swarm --duration 90s --fault-gap 1500ms --block-interval 2500ms",
         "--swarm --seeds 3 --store-faults --nodes 6",
         "--latency bitcoin-2015 --block-size 20kB --tx-rate 0",
+        "--ping-interval 2m --idle-timeout 20m --nodes 3",
+        "--relay legacy --nodes 4",
     ] {
         let args = parse(line);
         let replay = args.replay(args.seed);
@@ -78,6 +80,8 @@ fn options_are_checked() {
         "--hash-power most",
         "--escrow-share 2",
         "--cpu-speed 0",
+        "--ping-interval 30s --idle-timeout 30s",
+        "--ping-interval 0s",
         "--cpu-speed=-1",
         "--cores 0",
         "--cpu-model /nonexistent/costs.json",
@@ -240,6 +244,11 @@ fn a_setup_stands_for_its_options_and_the_command_line_wins() {
     assert_eq!(o.regions.as_ref().map(|r| r.name), Some("bitcoin-2015"));
     assert_eq!(o.tx_rate, 0.0);
     assert_eq!(o.cpu.as_ref().map(|p| p.speed), Some(0.5));
+    assert_eq!(
+        (o.ping_interval, o.idle_timeout),
+        (Duration::from_secs(120), Duration::from_secs(1200))
+    );
+    assert_eq!(o.relay, p2p_node::Relay::Legacy);
     let small = parse_setup("--setup=bitcoin-2016-small")
         .options(1)
         .unwrap();
@@ -307,4 +316,14 @@ fn a_sweep_point_that_does_not_settle_is_reported_not_failed() {
         assert_eq!(p["settled"], false, "{p}");
         assert!(p["blocks_found"].as_u64().unwrap() >= 4, "{p}");
     }
+}
+
+#[test]
+fn the_default_pings_are_the_live_nodes() {
+    let live = p2p_node::NodeConfig::new(escrow::Genesis::dev());
+    let o = parse("").options(1).unwrap();
+    assert_eq!(
+        (o.ping_interval, o.idle_timeout),
+        (live.ping_interval, live.idle_timeout)
+    );
 }

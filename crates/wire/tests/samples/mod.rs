@@ -11,7 +11,9 @@ use chain_core::{Block, BlockHash, CompactTarget, HEADER_VERSION, Header, TxId, 
 use escrow::{Amount, ContractId, Genesis, Keypair, Party, Payload, SignedTx, Tx, dev};
 use proptest::prelude::*;
 use wire::message::{MAX_ADDRS, MAX_INVENTORY, MAX_LOCATOR};
-use wire::{Bounded, BoundedString, Handshake, Message, NodeId, PROTOCOL_VERSION, Reason};
+use wire::{
+    Bounded, BoundedString, CompactBlock, Handshake, Message, NodeId, PROTOCOL_VERSION, Reason,
+};
 
 /// The network id the samples name.
 pub fn network() -> BlockHash {
@@ -222,6 +224,31 @@ pub fn all() -> Vec<(&'static str, Message)> {
             "notice",
             Message::notice(Reason::WrongNetwork, "genesis 1111… is not ours"),
         ),
+        (
+            "send_compact",
+            Message::SendCompact {
+                high_bandwidth: true,
+            },
+        ),
+        (
+            "compact_block",
+            Message::CompactBlock(CompactBlock::new(&block_of_transfers(2), 7, &[])),
+        ),
+        (
+            "get_block_txn",
+            Message::GetBlockTxn {
+                block: hash(11),
+                indexes: Bounded::new(vec![1, 2]).unwrap(),
+            },
+        ),
+        (
+            "block_txn",
+            Message::BlockTxn {
+                block: hash(12),
+                txs: Bounded::new(vec![Tx::Signed(signed_tx())]).unwrap(),
+            },
+        ),
+        ("get_compact", Message::GetCompact { block: hash(13) }),
     ]
 }
 
@@ -408,5 +435,30 @@ pub fn arb_message() -> impl Strategy<Value = Message> {
         (arb_inventory(arb_txid()), arb_inventory(arb_hash()))
             .prop_map(|(txs, blocks)| Message::NotFound { txs, blocks }),
         (arb_reason(), arb_string()).prop_map(|(reason, text)| Message::Notice { reason, text }),
+        any::<bool>().prop_map(|high_bandwidth| Message::SendCompact { high_bandwidth }),
+        (
+            arb_block(),
+            any::<u64>(),
+            proptest::collection::vec(any::<usize>(), 0..3)
+        )
+            .prop_map(|(block, salt, mut prefill)| {
+                let n = block.transactions.len().max(1);
+                prefill.iter_mut().for_each(|i| *i %= n);
+                prefill.sort_unstable();
+                Message::CompactBlock(CompactBlock::new(&block, salt, &prefill))
+            }),
+        (arb_hash(), proptest::collection::vec(any::<u32>(), 0..5)).prop_map(|(block, i)| {
+            Message::GetBlockTxn {
+                block,
+                indexes: Bounded::new(i).unwrap(),
+            }
+        }),
+        (arb_hash(), proptest::collection::vec(arb_signed_tx(), 0..3)).prop_map(|(block, t)| {
+            Message::BlockTxn {
+                block,
+                txs: Bounded::new(t.into_iter().map(Tx::Signed).collect()).unwrap(),
+            }
+        }),
+        arb_hash().prop_map(|block| Message::GetCompact { block }),
     ]
 }

@@ -223,6 +223,25 @@ impl PeerTable {
         self.peers.values().filter(|p| p.live()).count()
     }
 
+    /// A fresh salt for a compact block's short ids, from the table's
+    /// random stream (seeded, so a simulated run is reproducible).
+    pub fn draw_salt(&mut self) -> u64 {
+        rand_chacha::rand_core::Rng::next_u64(&mut self.rng)
+    }
+
+    /// Whether a tick would change nothing here: every outbound slot is
+    /// taken (so nothing is dialled and no addresses are asked for), and
+    /// no live peer's published figures move with time alone (no penalty
+    /// points left to decay, no queued bytes to drain).
+    pub fn settled(&self, now: Instant) -> bool {
+        self.count(Direction::Outbound) >= self.config.max_outbound
+            && self
+                .peers
+                .values()
+                .filter(|p| p.live())
+                .all(|p| p.score.points(now) == 0 && p.queued.load(Ordering::Relaxed) == 0)
+    }
+
     /// How many outbound connections are being made (dialled, not yet
     /// admitted or failed).
     pub fn dials_in_flight(&self) -> usize {

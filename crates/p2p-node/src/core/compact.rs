@@ -1,0 +1,307 @@
+//! Compact block relay (after BIP 152; `docs/PROTOCOL.md`, "Compact
+//! blocks"): what each peer asked for, the peers we asked to push blocks
+//! to us, and the blocks being rebuilt. Decisions come back as values; the
+//! network part sends what they say.
+//!
+//! - A peer of protocol version 3 or later is sent `SendCompact
+//!   { high_bandwidth: false }` when it goes live (if this node relays
+//!   compact blocks, [`Relay::Compact`]): from then on it may ask for a
+//!   compact block after an announcement (`GetCompact`).
+//! - The last three peers that gave us a new block first are asked to push
+//!   (`SendCompact { high_bandwidth: true }`); the one that falls out of
+//!   the three is told `high_bandwidth: false`.
+//! - A peer that sent us `SendCompact { high_bandwidth: true }` gets each
+//!   new best block as a compact block instead of an announcement. This
+//!   node pushes only blocks it validated and saved.
+//! - A compact block is rebuilt from the mempool and the recently dropped
+//!   transactions; missing transactions are asked with `GetBlockTxn`
+//!   (one block at a time per peer: a newer compact block from the same
+//!   peer replaces the one waiting, so a peer makes us hold at most one
+//!   incomplete block); an ambiguous or wrong rebuild asks for the whole
+//!   block.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use chain_core::BlockHash;
+use escrow::Tx;
+use wire::compact::{CompactBlock, Rebuild, Started};
+use wire::{COMPACT_VERSION, Message};
+
+use crate::config::Relay;
+use crate::core::view::{CompactCounts, ConnId};
+
+/// How many peers are asked to push blocks (BIP 152's three).
+pub const HIGH_BANDWIDTH_PEERS: usize = 3;
+
+/// A block waiting for its missing transactions.
+struct Waiting {
+    hash: BlockHash,
+    rebuild: Rebuild,
+    /// Pushed unasked by a peer we asked to push (see
+    /// [`Taken::pushed`]).
+    pushed: bool,
+}
+
+/// A block rebuilt from a compact block, to take in like a full one.
+#[derive(Debug)]
+pub struct Taken {
+    /// The block.
+    pub block: chain_core::Block<Tx>,
+    /// Whether a peer we asked to push (high-bandwidth mode) sent it
+    /// unasked: if its transactions then fail validation, the sender is
+    /// not penalised (it may forward before validating, as BIP 152
+    /// allows), though the block is refused and never relayed.
+    pub pushed: bool,
+}
+
+/// What to do with a compact block or the transactions that complete one.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Nothing (a block we have, or a stray answer).
+    Nothing,
+    /// The block is rebuilt: take it in.
+    Take(Taken),
+    /// Send `GetBlockTxn` for these indexes of the block.
+    AskTxs(BlockHash, Vec<u32>),
+    /// Ask for the whole block (ambiguous short ids, or a rebuild whose
+    /// merkle root is not the header's).
+    AskBlock(BlockHash),
+    /// The sender broke the protocol (the text says how).
+    Offence(&'static str),
+}
+
+/// The compact relay state of a node.
+pub(crate) struct CompactRelay {
+    on: bool,
+    /// Admitted peers' protocol versions.
+    versions: BTreeMap<ConnId, u32>,
+    /// What each peer asked with `SendCompact`: whether to push.
+    asked: BTreeMap<ConnId, bool>,
+    /// The peers we asked to push, oldest first.
+    chosen: VecDeque<ConnId>,
+    waiting: BTreeMap<ConnId, Waiting>,
+    /// Counters (`/metrics`).
+    pub counts: CompactCounts,
+}
+
+impl CompactRelay {
+    /// Compact relay as `relay` says.
+    pub fn new(relay: Relay) -> CompactRelay {
+        CompactRelay {
+            on: relay == Relay::Compact,
+            versions: BTreeMap::new(),
+            asked: BTreeMap::new(),
+            chosen: VecDeque::new(),
+            waiting: BTreeMap::new(),
+            counts: CompactCounts::default(),
+        }
+    }
+
+    /// `conn` was admitted with protocol `version`.
+    pub fn admitted(&mut self, conn: ConnId, version: u32) {
+        self.versions.insert(conn, version);
+    }
+
+    /// Whether we and `conn` speak compact blocks.
+    pub fn speaks(&self, conn: ConnId) -> bool {
+        self.on
+            && self
+                .versions
+                .get(&conn)
+                .is_some_and(|v| *v >= COMPACT_VERSION)
+    }
+
+    /// `conn` went live: the message that offers it compact blocks, if
+    /// both sides speak them.
+    pub fn on_live(&self, conn: ConnId) -> Option<Message> {
+        self.speaks(conn).then_some(Message::SendCompact {
+            high_bandwidth: false,
+        })
+    }
+
+    /// `conn` is gone.
+    pub fn on_gone(&mut self, conn: ConnId) {
+        self.versions.remove(&conn);
+        self.asked.remove(&conn);
+        self.chosen.retain(|c| *c != conn);
+        self.waiting.remove(&conn);
+    }
+
+    /// `conn` sent `SendCompact`.
+    pub fn peer_asked(&mut self, conn: ConnId, high_bandwidth: bool) {
+        self.asked.insert(conn, high_bandwidth);
+    }
+
+    /// Whether a new block goes to `conn` as a pushed compact block.
+    pub fn pushes_to(&self, conn: ConnId) -> bool {
+        self.speaks(conn) && self.asked.get(&conn) == Some(&true)
+    }
+
+    /// Whether `conn` asked for compact blocks at all (so an announcement
+    /// from it is answered with `GetCompact`).
+    pub fn fetches_from(&self, conn: ConnId) -> bool {
+        self.speaks(conn)
+    }
+
+    /// `conn` gave us a new block first: it joins the peers asked to push
+    /// (the oldest of four leaves). The messages to send, by peer.
+    pub fn gave_new_block(&mut self, conn: ConnId) -> Vec<(ConnId, Message)> {
+        if !self.speaks(conn) {
+            return Vec::new();
+        }
+        if let Some(at) = self.chosen.iter().position(|c| *c == conn) {
+            // Already asked: it becomes the most recent.
+            self.chosen.remove(at);
+            self.chosen.push_back(conn);
+            return Vec::new();
+        }
+        self.chosen.push_back(conn);
+        let mut out = vec![(
+            conn,
+            Message::SendCompact {
+                high_bandwidth: true,
+            },
+        )];
+        while self.chosen.len() > HIGH_BANDWIDTH_PEERS {
+            if let Some(old) = self.chosen.pop_front() {
+                out.push((
+                    old,
+                    Message::SendCompact {
+                        high_bandwidth: false,
+                    },
+                ));
+            }
+        }
+        out
+    }
+
+    /// A compact block from `conn` (`bytes` long on the wire), its proof
+    /// of work already checked; `known` says whether we have the block,
+    /// `candidates` are the transactions it may hold.
+    pub fn on_compact<'a>(
+        &mut self,
+        conn: ConnId,
+        (compact, bytes): (&CompactBlock, usize),
+        known: bool,
+        candidates: impl IntoIterator<Item = (chain_core::TxId, &'a escrow::SignedTx)>,
+    ) -> Outcome {
+        self.counts.received += 1;
+        self.counts.bytes_received += bytes as u64;
+        let hash = compact.header.hash();
+        if known {
+            return Outcome::Nothing;
+        }
+        let pushed = self.chosen.contains(&conn);
+        match Rebuild::start(compact, candidates) {
+            Err(_) => Outcome::Offence("a malformed compact block"),
+            Ok(Started::Ambiguous) => {
+                self.counts.failed += 1;
+                Outcome::AskBlock(hash)
+            }
+            Ok(Started::Complete(rebuild)) => match rebuild.finish() {
+                Some(block) => {
+                    self.counts.rebuilt_at_once += 1;
+                    Outcome::Take(Taken { block, pushed })
+                }
+                None => {
+                    self.counts.failed += 1;
+                    Outcome::AskBlock(hash)
+                }
+            },
+            Ok(Started::Missing(rebuild, missing)) => {
+                self.waiting.insert(
+                    conn,
+                    Waiting {
+                        hash,
+                        rebuild,
+                        pushed,
+                    },
+                );
+                Outcome::AskTxs(hash, missing)
+            }
+        }
+    }
+
+    /// `conn` answered `GetBlockTxn` for `block` with `txs`.
+    pub fn on_block_txn(&mut self, conn: ConnId, block: BlockHash, txs: Vec<Tx>) -> Outcome {
+        let Some(waiting) = self.waiting.remove(&conn) else {
+            return Outcome::Nothing;
+        };
+        if waiting.hash != block {
+            // An answer to an older request: keep waiting for ours.
+            self.waiting.insert(conn, waiting);
+            return Outcome::Nothing;
+        }
+        let Waiting {
+            hash,
+            mut rebuild,
+            pushed,
+        } = waiting;
+        if !rebuild.fill(txs) {
+            self.counts.failed += 1;
+            return Outcome::Offence("an answer that does not fit its GetBlockTxn");
+        }
+        match rebuild.finish() {
+            Some(block) => {
+                self.counts.rebuilt_after_asking += 1;
+                Outcome::Take(Taken { block, pushed })
+            }
+            None => {
+                self.counts.failed += 1;
+                Outcome::AskBlock(hash)
+            }
+        }
+    }
+
+    /// The block `hash` arrived another way: stop waiting for it.
+    pub fn arrived(&mut self, hash: &BlockHash) {
+        self.waiting.retain(|_, w| w.hash != *hash);
+    }
+
+    /// Counts a compact block sent, `bytes` long.
+    pub fn sent(&mut self, bytes: usize) {
+        self.counts.sent += 1;
+        self.counts.bytes_sent += bytes as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hb(on: bool) -> Message {
+        Message::SendCompact { high_bandwidth: on }
+    }
+
+    #[test]
+    fn the_last_three_peers_that_gave_a_new_block_first_are_asked_to_push() {
+        let mut r = CompactRelay::new(Relay::Compact);
+        for conn in 1..=5 {
+            r.admitted(conn, COMPACT_VERSION);
+        }
+        // A version 2 peer is never sent a compact message.
+        r.admitted(9, 2);
+        assert!(r.on_live(9).is_none() && r.gave_new_block(9).is_empty());
+        assert_eq!(r.on_live(1), Some(hb(false)));
+        for conn in 1..=3 {
+            assert_eq!(r.gave_new_block(conn), vec![(conn, hb(true))]);
+        }
+        // Again first: no message, it becomes the most recent.
+        assert!(r.gave_new_block(1).is_empty());
+        // A fourth: the oldest (2, as 1 was refreshed) is told to stop.
+        assert_eq!(r.gave_new_block(4), vec![(4, hb(true)), (2, hb(false))]);
+        // A peer gone leaves room.
+        r.on_gone(3);
+        assert_eq!(r.gave_new_block(5), vec![(5, hb(true))]);
+        // Pushes go to peers that asked for them, and that speak version 3.
+        r.peer_asked(1, true);
+        r.peer_asked(9, true);
+        assert!(r.pushes_to(1) && !r.pushes_to(2) && !r.pushes_to(9));
+        // A legacy node does none of it.
+        let mut legacy = CompactRelay::new(Relay::Legacy);
+        legacy.admitted(1, COMPACT_VERSION);
+        legacy.peer_asked(1, true);
+        assert!(legacy.on_live(1).is_none() && legacy.gave_new_block(1).is_empty());
+        assert!(!legacy.pushes_to(1) && !legacy.fetches_from(1));
+    }
+}
