@@ -33,15 +33,7 @@ async fn a_mixed_network_agrees_and_compact_peers_rebuild_blocks_from_their_memp
     let b = start_relay(&[a.local_addr()], Relay::Compact).await;
     let c = start_relay(&[a.local_addr(), b.local_addr()], Relay::Legacy).await;
     let nodes = [&a, &b, &c];
-    wait_for("a full mesh", || async {
-        for n in nodes {
-            if peer_count(n).await != 2 {
-                return false;
-            }
-        }
-        true
-    })
-    .await;
+    wait_full_mesh(&nodes).await;
     let mut nonce = 0;
     for round in 0..4u64 {
         // Transactions gossiped first, as real blocks' are; then a block.

@@ -276,15 +276,7 @@ async fn a_partition_heals_onto_the_most_work_chain_and_the_losers_transactions_
     )
     .await;
     let all = [&a, &b, &c, &d];
-    wait_for("a full mesh", || async {
-        for n in all {
-            if peer_count(n).await != 3 {
-                return false;
-            }
-        }
-        true
-    })
-    .await;
+    wait_full_mesh(&all).await;
     // Cut {a, b} | {c, d}.
     let left = vec![a.local_addr(), b.local_addr()];
     let right = vec![c.local_addr(), d.local_addr()];
@@ -444,15 +436,7 @@ async fn after_load_stops_four_pending_miners_agree_without_anyone_mining_on_dem
         nodes.push(p2p_node::Node::start(c).await.unwrap());
     }
     let all: Vec<&p2p_node::NodeHandle> = nodes.iter().collect();
-    wait_for("a full mesh", || async {
-        for n in &all {
-            if peer_count(n).await != 3 {
-                return false;
-            }
-        }
-        true
-    })
-    .await;
+    wait_full_mesh(&all).await;
     // A burst: every node takes transfers from its own sender.
     for nonce in 0..10 {
         for (node, who) in nodes.iter().zip(["eve", "ferdie", "alice", "bob"]) {

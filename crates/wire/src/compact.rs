@@ -177,7 +177,6 @@ impl Rebuild {
             return Err(CompactError::TooManyTxs(count));
         }
         let mut slots: Vec<Option<Tx>> = vec![None; count];
-        let mut taken = vec![false; count];
         let mut next = 0u32;
         for p in compact.prefilled.iter() {
             let i = p.index as usize;
@@ -188,17 +187,14 @@ impl Rebuild {
             if let Some(slot) = slots.get_mut(i) {
                 *slot = Some(p.tx.clone());
             }
-            if let Some(t) = taken.get_mut(i) {
-                *t = true;
-            }
         }
         if compact.prefilled.first().map(|p| p.index) != Some(0) {
             return Err(CompactError::NoCoinbase);
         }
         // The short ids fill the slots not prefilled, in order.
         let mut by_short: HashMap<ShortId, usize> = HashMap::with_capacity(compact.short_ids.len());
-        let free = (0..count).filter(|i| !taken.get(*i).copied().unwrap_or(true));
-        for (short, slot) in compact.short_ids.iter().zip(free) {
+        let free = slots.iter().enumerate().filter(|(_, s)| s.is_none());
+        for (short, (slot, _)) in compact.short_ids.iter().zip(free) {
             if by_short.insert(*short, slot).is_some() {
                 return Ok(Started::Ambiguous);
             }
@@ -214,16 +210,11 @@ impl Rebuild {
                 None => {}
             }
         }
-        let missing: Vec<u32> = slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.is_none())
-            .map(|(i, _)| u32::try_from(i).unwrap_or(u32::MAX))
-            .collect();
         let rebuild = Rebuild {
             header: compact.header,
             slots,
         };
+        let missing = rebuild.missing();
         Ok(if missing.is_empty() {
             Started::Complete(rebuild)
         } else {

@@ -5,26 +5,27 @@
 //!
 //! - A peer of protocol version 3 or later is sent `SendCompact
 //!   { high_bandwidth: false }` when it goes live (if this node relays
-//!   compact blocks, [`Relay::Compact`]): from then on it may ask for a
-//!   compact block after an announcement (`GetCompact`).
+//!   compact blocks, [`Relay::Compact`]). A block announced by a peer that
+//!   sent us `SendCompact` is asked of it as a compact block
+//!   (`GetCompact`).
 //! - The last three peers that gave us a new block first are asked to push
 //!   (`SendCompact { high_bandwidth: true }`); the one that falls out of
 //!   the three is told `high_bandwidth: false`.
 //! - A peer that sent us `SendCompact { high_bandwidth: true }` gets each
 //!   new best block as a compact block instead of an announcement. This
 //!   node pushes only blocks it validated and saved.
-//! - A compact block is rebuilt from the mempool and the recently dropped
-//!   transactions; missing transactions are asked with `GetBlockTxn`
-//!   (one block at a time per peer: a newer compact block from the same
-//!   peer replaces the one waiting, so a peer makes us hold at most one
-//!   incomplete block); an ambiguous or wrong rebuild asks for the whole
-//!   block.
+//! - A compact block is rebuilt from the mempool's pending transactions;
+//!   missing transactions are asked with `GetBlockTxn`. What waits is
+//!   bounded: one block per peer (a newer compact block from the same
+//!   peer replaces the one waiting), [`MAX_WAITING`] in all (the oldest
+//!   goes), each of at most the chain's `max_block_txs` transactions. An
+//!   ambiguous or wrong rebuild asks for the whole block.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use chain_core::BlockHash;
 use escrow::Tx;
-use wire::compact::{CompactBlock, Rebuild, Started};
+use wire::compact::{CompactBlock, CompactError, Rebuild, Started};
 use wire::{COMPACT_VERSION, Message};
 
 use crate::config::Relay;
@@ -33,8 +34,13 @@ use crate::core::view::{CompactCounts, ConnId};
 /// How many peers are asked to push blocks (BIP 152's three).
 pub const HIGH_BANDWIDTH_PEERS: usize = 3;
 
+/// Most blocks waiting for their missing transactions, over all peers.
+pub const MAX_WAITING: usize = 8;
+
 /// A block waiting for its missing transactions.
 struct Waiting {
+    /// When it started waiting (a counter: the oldest goes first).
+    seq: u64,
     hash: BlockHash,
     rebuild: Rebuild,
     /// Pushed unasked by a peer we asked to push (see
@@ -80,6 +86,7 @@ pub(crate) struct CompactRelay {
     /// The peers we asked to push, oldest first.
     chosen: VecDeque<ConnId>,
     waiting: BTreeMap<ConnId, Waiting>,
+    next_seq: u64,
     /// Counters (`/metrics`).
     pub counts: CompactCounts,
 }
@@ -93,6 +100,7 @@ impl CompactRelay {
             asked: BTreeMap::new(),
             chosen: VecDeque::new(),
             waiting: BTreeMap::new(),
+            next_seq: 0,
             counts: CompactCounts::default(),
         }
     }
@@ -137,10 +145,10 @@ impl CompactRelay {
         self.speaks(conn) && self.asked.get(&conn) == Some(&true)
     }
 
-    /// Whether `conn` asked for compact blocks at all (so an announcement
-    /// from it is answered with `GetCompact`).
+    /// Whether `conn` offered compact blocks (`SendCompact`), so a block
+    /// it announces is asked of it with `GetCompact`.
     pub fn fetches_from(&self, conn: ConnId) -> bool {
-        self.speaks(conn)
+        self.speaks(conn) && self.asked.contains_key(&conn)
     }
 
     /// `conn` gave us a new block first: it joins the peers asked to push
@@ -176,13 +184,16 @@ impl CompactRelay {
     }
 
     /// A compact block from `conn` (`bytes` long on the wire), its proof
-    /// of work already checked; `known` says whether we have the block,
-    /// `candidates` are the transactions it may hold.
+    /// of work already checked. `seen`: whether we have the block (or know
+    /// it invalid), and whether we asked for it (then it was no push);
+    /// `max_txs`: the most transactions a block may hold; `candidates`:
+    /// the transactions it may hold.
     pub fn on_compact<'a>(
         &mut self,
         conn: ConnId,
         (compact, bytes): (&CompactBlock, usize),
-        known: bool,
+        (known, asked): (bool, bool),
+        max_txs: usize,
         candidates: impl IntoIterator<Item = (chain_core::TxId, &'a escrow::SignedTx)>,
     ) -> Outcome {
         self.counts.received += 1;
@@ -191,33 +202,75 @@ impl CompactRelay {
         if known {
             return Outcome::Nothing;
         }
-        let pushed = self.chosen.contains(&conn);
+        if compact.tx_count() > max_txs {
+            return Outcome::Offence("a compact block of more transactions than a block may hold");
+        }
+        let pushed = !asked && self.chosen.contains(&conn);
         match Rebuild::start(compact, candidates) {
-            Err(_) => Outcome::Offence("a malformed compact block"),
+            Err(e) => Outcome::Offence(match e {
+                CompactError::TooManyTxs(_) => "a compact block of too many transactions",
+                CompactError::BadIndex(_) => {
+                    "a compact block's prefilled index out of order or past its end"
+                }
+                CompactError::NoCoinbase => "a compact block without its coinbase prefilled",
+            }),
             Ok(Started::Ambiguous) => {
                 self.counts.failed += 1;
                 Outcome::AskBlock(hash)
             }
-            Ok(Started::Complete(rebuild)) => match rebuild.finish() {
-                Some(block) => {
-                    self.counts.rebuilt_at_once += 1;
-                    Outcome::Take(Taken { block, pushed })
-                }
-                None => {
-                    self.counts.failed += 1;
-                    Outcome::AskBlock(hash)
-                }
-            },
+            Ok(Started::Complete(rebuild)) => self.finished(rebuild, hash, pushed, true),
             Ok(Started::Missing(rebuild, missing)) => {
-                self.waiting.insert(
-                    conn,
-                    Waiting {
-                        hash,
-                        rebuild,
-                        pushed,
-                    },
-                );
+                self.wait(conn, hash, rebuild, pushed);
                 Outcome::AskTxs(hash, missing)
+            }
+        }
+    }
+
+    /// Keeps `rebuild` waiting for `conn`'s answer, within the bounds.
+    fn wait(&mut self, conn: ConnId, hash: BlockHash, rebuild: Rebuild, pushed: bool) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let waiting = Waiting {
+            seq,
+            hash,
+            rebuild,
+            pushed,
+        };
+        self.waiting.insert(conn, waiting);
+        while self.waiting.len() > MAX_WAITING {
+            let oldest = self
+                .waiting
+                .iter()
+                .min_by_key(|(_, w)| w.seq)
+                .map(|(c, _)| *c);
+            if let Some(c) = oldest {
+                self.waiting.remove(&c);
+            }
+        }
+    }
+
+    /// A rebuild with every slot filled: the block if its merkle root is
+    /// the header's, else the whole block is asked for. Counted as rebuilt
+    /// `at_once` or after asking.
+    fn finished(
+        &mut self,
+        rebuild: Rebuild,
+        hash: BlockHash,
+        pushed: bool,
+        at_once: bool,
+    ) -> Outcome {
+        match rebuild.finish() {
+            Some(block) if at_once => {
+                self.counts.rebuilt_at_once += 1;
+                Outcome::Take(Taken { block, pushed })
+            }
+            Some(block) => {
+                self.counts.rebuilt_after_asking += 1;
+                Outcome::Take(Taken { block, pushed })
+            }
+            None => {
+                self.counts.failed += 1;
+                Outcome::AskBlock(hash)
             }
         }
     }
@@ -236,21 +289,13 @@ impl CompactRelay {
             hash,
             mut rebuild,
             pushed,
+            ..
         } = waiting;
         if !rebuild.fill(txs) {
             self.counts.failed += 1;
             return Outcome::Offence("an answer that does not fit its GetBlockTxn");
         }
-        match rebuild.finish() {
-            Some(block) => {
-                self.counts.rebuilt_after_asking += 1;
-                Outcome::Take(Taken { block, pushed })
-            }
-            None => {
-                self.counts.failed += 1;
-                Outcome::AskBlock(hash)
-            }
-        }
+        self.finished(rebuild, hash, pushed, false)
     }
 
     /// The block `hash` arrived another way: stop waiting for it.
@@ -267,7 +312,82 @@ impl CompactRelay {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use wire::Bounded;
+
     use super::*;
+
+    /// The dev genesis block as a compact block: every transaction is
+    /// unsigned, so all are prefilled, and `extra` made-up short ids follow.
+    fn compact(extra: u8) -> CompactBlock {
+        let mut c = CompactBlock::new(&escrow::Genesis::dev().block(), 1, &[]);
+        c.short_ids = Bounded::truncating((0..extra).map(|i| [i; 6]).collect());
+        c
+    }
+
+    fn relay() -> CompactRelay {
+        let mut r = CompactRelay::new(Relay::Compact);
+        for conn in 1..=20 {
+            r.admitted(conn, COMPACT_VERSION);
+        }
+        r
+    }
+
+    #[test]
+    fn what_waits_is_bounded_and_oversized_blocks_are_refused() {
+        let mut r = relay();
+        let c = compact(3);
+        let none = std::iter::empty();
+        // More transactions than a block may hold: the sender's fault.
+        let max = c.tx_count() - 1;
+        let too_big = r.on_compact(1, (&c, 0), (false, false), max, none.clone());
+        assert!(matches!(too_big, Outcome::Offence(_)));
+        // Twenty peers each leave a block waiting: only the newest eight
+        // are kept.
+        for conn in 1..=20 {
+            let out = r.on_compact(conn, (&c, 0), (false, false), 10_000, none.clone());
+            assert!(
+                matches!(out, Outcome::AskTxs(_, ref m) if m.len() == 3),
+                "{out:?}"
+            );
+        }
+        assert_eq!(r.waiting.len(), MAX_WAITING);
+        let hash = c.header.hash();
+        assert!(matches!(
+            r.on_block_txn(1, hash, Vec::new()),
+            Outcome::Nothing
+        ));
+        // A kept one whose answer does not fit: an offence.
+        assert!(matches!(
+            r.on_block_txn(20, hash, Vec::new()),
+            Outcome::Offence(_)
+        ));
+    }
+
+    #[test]
+    fn only_an_unasked_block_from_a_peer_asked_to_push_counts_as_pushed() {
+        let mut r = relay();
+        let c = compact(0);
+        let take = |r: &mut CompactRelay, conn, asked| match r.on_compact(
+            conn,
+            (&c, 0),
+            (false, asked),
+            10_000,
+            std::iter::empty(),
+        ) {
+            Outcome::Take(t) => t.pushed,
+            other => panic!("{other:?}"),
+        };
+        assert!(!take(&mut r, 1, false), "not asked to push");
+        r.gave_new_block(1);
+        assert!(take(&mut r, 1, false));
+        assert!(!take(&mut r, 1, true), "asked for with GetCompact");
+        assert_eq!(r.counts.rebuilt_at_once, 3);
+        // A block we have is not rebuilt again.
+        let known = r.on_compact(1, (&c, 0), (true, false), 10_000, std::iter::empty());
+        assert!(matches!(known, Outcome::Nothing));
+    }
 
     fn hb(on: bool) -> Message {
         Message::SendCompact { high_bandwidth: on }
@@ -303,5 +423,9 @@ mod tests {
         legacy.peer_asked(1, true);
         assert!(legacy.on_live(1).is_none() && legacy.gave_new_block(1).is_empty());
         assert!(!legacy.pushes_to(1) && !legacy.fetches_from(1));
+        // Asked of with GetCompact only once it offered compact blocks.
+        assert!(!r.fetches_from(2));
+        r.peer_asked(2, false);
+        assert!(r.fetches_from(2) && !r.pushes_to(2));
     }
 }

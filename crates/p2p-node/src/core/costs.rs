@@ -45,6 +45,13 @@ pub(super) fn work_of(msg: &CoreMsg, mempool: &Mempool) -> Work {
                 hashed_bytes: wire::encoded_len(c) as u64,
                 ..Work::default()
             },
+            // The missing transactions: their signatures (not in the
+            // mempool, so unchecked) in one batch, their bytes hashed.
+            Message::BlockTxn { txs, .. } => Work {
+                batched_signatures: txs.len() as u64,
+                hashed_bytes: wire::encoded_len(txs) as u64,
+                ..Work::default()
+            },
             _ => Work::default(),
         },
         // Checked together on the connection's task: one batch (a batch

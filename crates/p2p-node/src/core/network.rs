@@ -248,6 +248,7 @@ impl Network {
                 Err(Offence::Protocol("a second handshake"))
             }
             Message::Ping { .. } | Message::Pong { .. } | Message::Notice { .. } => Ok(()),
+            // The core's, or handled above.
             Message::Tx(_) | Message::Block(_) | Message::SyncBlocks { .. } => Ok(()),
             Message::CompactBlock(_) | Message::BlockTxn { .. } => Ok(()),
             Message::SendCompact { high_bandwidth } => {
@@ -256,11 +257,11 @@ impl Network {
             }
             Message::GetCompact { block } => {
                 let salt = self.peers.draw_salt();
-                match serve::compact_block(lent.chain, &block, salt) {
-                    Some(compact) => self.send_compact(conn, compact),
-                    None => serve::not_found_block(&mut self.peers, conn, block),
-                }
-                Ok(())
+                serve::serve_compact(&mut self.peers, lent.chain, conn, block, salt).map(|c| {
+                    if let Some(c) = c {
+                        self.send_compact(conn, c);
+                    }
+                })
             }
             Message::GetBlockTxn { block, indexes } => {
                 serve::serve_block_txn(&mut self.peers, lent.chain, conn, block, &indexes)
@@ -446,13 +447,16 @@ impl Network {
     pub fn announce_block_to_all(&mut self, hash: BlockHash, chain: &NodeChain) {
         let mut compact = None;
         for conn in self.peers.live_conns() {
-            if self.compact.pushes_to(conn) && self.peers.tell_block(conn, hash) {
+            if self.compact.pushes_to(conn) {
                 if compact.is_none() {
                     let salt = self.peers.draw_salt();
                     compact = serve::compact_block(chain, &hash, salt);
                 }
+                // (A block that cannot be read back is announced.)
                 if let Some(c) = &compact {
-                    self.send_compact(conn, c.clone());
+                    if self.peers.tell_block(conn, hash) {
+                        self.send_compact(conn, c.clone());
+                    }
                     continue;
                 }
             }
@@ -496,9 +500,11 @@ impl Network {
                     // Its parent is missing: the whole block, then a sync.
                     compact::Outcome::AskBlock(hash)
                 } else {
+                    let seen = (known, self.requests.is_block_asked(&hash));
+                    let max_txs = chain.params().max_block_txs;
                     let candidates = lent.mempool.pending();
                     self.compact
-                        .on_compact(conn, (&compact, bytes), known, candidates)
+                        .on_compact(conn, (&compact, bytes), seen, max_txs, candidates)
                 }
             }
             Message::BlockTxn { block, txs } => {

@@ -114,8 +114,30 @@ pub(super) fn compact_block(
     Some(CompactBlock::new(&block, salt, &[]))
 }
 
+/// Answers `GetCompact`: the block `hash` as a compact block with `salt`
+/// for the caller to send, or a `NotFound`.
+///
+/// # Errors
+///
+/// As [`serve_txs`].
+pub(super) fn serve_compact(
+    peers: &mut PeerTable,
+    chain: &NodeChain,
+    conn: ConnId,
+    hash: BlockHash,
+    salt: u64,
+) -> Result<Option<CompactBlock>, Offence> {
+    let Some(compact) = compact_block(chain, &hash, salt) else {
+        not_found_block(peers, conn, hash);
+        return Ok(None);
+    };
+    charge(peers, conn, wire::encoded_len(&compact), "a compact block")?;
+    peers.knows_blocks(conn, [&hash]);
+    Ok(Some(compact))
+}
+
 /// Tells `conn` that the block `hash` is not here.
-pub(super) fn not_found_block(peers: &mut PeerTable, conn: ConnId, hash: BlockHash) {
+fn not_found_block(peers: &mut PeerTable, conn: ConnId, hash: BlockHash) {
     let blocks = Bounded::truncating(vec![hash]);
     let txs = Bounded::default();
     peers.send(conn, Message::NotFound { txs, blocks });

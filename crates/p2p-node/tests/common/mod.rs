@@ -241,9 +241,15 @@ pub async fn mesh(modes: &[MiningMode]) -> Vec<NodeHandle> {
         let peers: Vec<SocketAddr> = nodes.iter().map(NodeHandle::local_addr).collect();
         nodes.push(start(&peers, *mode).await);
     }
-    let want = modes.len().saturating_sub(1);
+    wait_full_mesh(&nodes.iter().collect::<Vec<_>>()).await;
+    nodes
+}
+
+/// Waits until each of `nodes` is connected to all the others.
+pub async fn wait_full_mesh(nodes: &[&NodeHandle]) {
+    let want = nodes.len().saturating_sub(1);
     wait_for("a full mesh", || async {
-        for n in &nodes {
+        for n in nodes {
             if peer_count(n).await != want {
                 return false;
             }
@@ -251,7 +257,6 @@ pub async fn mesh(modes: &[MiningMode]) -> Vec<NodeHandle> {
         true
     })
     .await;
-    nodes
 }
 
 /// An honest pair: `a`, and `b` syncing from it.
