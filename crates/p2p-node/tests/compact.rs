@@ -9,7 +9,9 @@ mod common;
 use std::net::SocketAddr;
 
 use common::*;
+use futures::SinkExt;
 use p2p_node::{MiningMode, Node, NodeHandle, Relay};
+use wire::{CompactBlock, Message};
 
 /// Starts a node that dials `peers` and relays blocks as `relay` says.
 async fn start_relay(peers: &[SocketAddr], relay: Relay) -> NodeHandle {
@@ -71,4 +73,174 @@ async fn a_mixed_network_agrees_and_compact_peers_rebuild_blocks_from_their_memp
     let l = ledger(&a).await;
     assert_eq!(ledger(&b).await, l);
     assert_eq!(ledger(&c).await, l);
+}
+
+/// A node for raw peers: patient (raw peers do not ping), with a short
+/// request timeout.
+async fn patient_node() -> NodeHandle {
+    init_logs();
+    let mut c = patient_config();
+    c.mining = MiningMode::Off;
+    c.request_timeout = std::time::Duration::from_millis(500);
+    Node::start(c).await.unwrap()
+}
+
+/// A block at height 2 on `first`, holding a transfer whose nonce the
+/// ledger refuses (its signature is good, its proof of work valid).
+fn invalid_second_block(first: &chain_core::Block<escrow::Tx>) -> chain_core::Block<escrow::Tx> {
+    let mut chain = genesis().chain().unwrap();
+    chain.insert(first.clone(), now_ms()).unwrap();
+    let transactions = vec![
+        escrow::Tx::Coinbase {
+            to: addr("eve"),
+            height: 2,
+        },
+        escrow::Tx::Signed(alice_pays_bob(7)),
+    ];
+    let mut header = chain.template(&transactions, now_ms());
+    while !meets_target(&header) {
+        header.nonce += 1;
+    }
+    chain_core::Block {
+        header,
+        transactions,
+    }
+}
+
+/// `raw`'s penalty score at `node` (`None`: not connected).
+async fn score_of(node: &NodeHandle, raw: &RawPeer) -> Option<u32> {
+    let id = raw.node_id;
+    node.query(move |v| v.peers.iter().find(|p| p.node_id == id).map(|p| p.score))
+        .await
+        .unwrap()
+}
+
+/// Reads `raw`'s messages until one that `pick` accepts.
+async fn until(raw: &mut RawPeer, pick: impl Fn(&Message) -> bool) -> Message {
+    loop {
+        match raw.next().await {
+            Some(m) if pick(&m) => return m,
+            Some(_) => {}
+            None => panic!("the connection closed first"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_block_whose_transactions_fail_costs_its_pusher_nothing() {
+    let a = patient_node().await;
+    let mut pusher = live_raw_peer(&a).await;
+    pusher
+        .framed
+        .send(Message::SendCompact {
+            high_bandwidth: true,
+        })
+        .await
+        .unwrap();
+    // It gives `a` a new block first: `a` asks it to push.
+    let first = child_of_genesis(coinbase_only(), meets_target);
+    pusher
+        .framed
+        .send(Message::Block(first.clone()))
+        .await
+        .unwrap();
+    until(&mut pusher, |m| {
+        matches!(
+            m,
+            Message::SendCompact {
+                high_bandwidth: true
+            }
+        )
+    })
+    .await;
+    wait_for("the first block", || async { tip(&a).await.1 == 1 }).await;
+    // Its push: valid proof of work, a transaction the ledger refuses.
+    let bad = invalid_second_block(&first);
+    let hash = bad.hash();
+    let compact = CompactBlock::new(&bad, 3, &[1]);
+    pusher
+        .framed
+        .send(Message::CompactBlock(compact.clone()))
+        .await
+        .unwrap();
+    wait_for("the block known invalid", || async {
+        a.query(move |v| v.chain.is_known_invalid(&hash))
+            .await
+            .unwrap()
+    })
+    .await;
+    assert_eq!(
+        score_of(&a, &pusher).await,
+        Some(0),
+        "no penalty for the push"
+    );
+    assert_eq!(tip(&a).await.1, 1, "the tip did not move");
+    // The same block from a peer that was not asked to push: its fault.
+    let mut other = live_raw_peer(&a).await;
+    other
+        .framed
+        .send(Message::CompactBlock(compact))
+        .await
+        .unwrap();
+    // Known invalid now: refused again, at the sender's cost.
+    let _ = other.framed.send(Message::Block(bad)).await;
+    wait_for("the other sender penalised", || async {
+        score_of(&a, &other).await != Some(0)
+    })
+    .await;
+    // A compact block whose proof of work fails is penalised, pusher or not.
+    let mut spoiled = CompactBlock::new(
+        &child_of_genesis(coinbase_only(), |h| !meets_target(h)),
+        1,
+        &[],
+    );
+    spoiled.salt = 2;
+    pusher
+        .framed
+        .send(Message::CompactBlock(spoiled))
+        .await
+        .unwrap();
+    wait_for("the pusher penalised for bad work", || async {
+        score_of(&a, &pusher).await != Some(0)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_transactions_never_sent_are_asked_whole_of_another_peer() {
+    let a = patient_node().await;
+    let mut silent = live_raw_peer(&a).await;
+    let mut other = live_raw_peer(&a).await;
+    // A block whose transfer `a` has never seen.
+    let transactions = vec![
+        escrow::Tx::Coinbase {
+            to: addr("eve"),
+            height: 1,
+        },
+        escrow::Tx::Signed(alice_pays_bob(0)),
+    ];
+    let block = child_of_genesis(transactions, meets_target);
+    let hash = block.hash();
+    silent
+        .framed
+        .send(Message::CompactBlock(CompactBlock::new(&block, 4, &[])))
+        .await
+        .unwrap();
+    let asked = until(&mut silent, |m| matches!(m, Message::GetBlockTxn { .. })).await;
+    assert!(
+        matches!(&asked, Message::GetBlockTxn { block, indexes } if *block == hash && indexes.to_vec() == vec![1]),
+        "{asked:?}"
+    );
+    // It never answers; another peer announces the block, and gets the
+    // request once the first one times out.
+    let hashes = wire::Bounded::truncating(vec![hash]);
+    other
+        .framed
+        .send(Message::AnnounceBlocks(hashes))
+        .await
+        .unwrap();
+    let again = until(&mut other, |m| matches!(m, Message::GetBlocks(_))).await;
+    assert!(matches!(&again, Message::GetBlocks(h) if h.to_vec() == vec![hash]));
+    other.framed.send(Message::Block(block)).await.unwrap();
+    wait_for("the block taken in", || async { tip(&a).await.1 == 1 }).await;
 }
