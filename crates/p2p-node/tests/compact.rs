@@ -244,3 +244,40 @@ async fn missing_transactions_never_sent_are_asked_whole_of_another_peer() {
     other.framed.send(Message::Block(block)).await.unwrap();
     wait_for("the block taken in", || async { tip(&a).await.1 == 1 }).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_that_competes_with_the_tip_is_rebuilt_from_the_tips_transactions() {
+    let a = patient_node().await;
+    let mut raw = live_raw_peer(&a).await;
+    // `a` mines the transfer: it leaves the mempool for the tip's block.
+    let transfer = alice_pays_bob(0);
+    a.submit(transfer.clone()).await.unwrap();
+    a.mine_blocks(1).await.unwrap();
+    assert_eq!(a.query(|v| v.mempool.len()).await.unwrap(), 0);
+    // A rival block at the same height holding the same transfer.
+    let rival = child_of_genesis(
+        vec![
+            escrow::Tx::Coinbase {
+                to: addr("dave"),
+                height: 1,
+            },
+            escrow::Tx::Signed(transfer),
+        ],
+        meets_target,
+    );
+    let hash = rival.hash();
+    raw.framed
+        .send(Message::CompactBlock(CompactBlock::new(&rival, 8, &[])))
+        .await
+        .unwrap();
+    wait_for("the rival in the tree", || async {
+        a.query(move |v| v.chain.contains(&hash)).await.unwrap()
+    })
+    .await;
+    let c = counts(&a).await.compact;
+    assert_eq!(
+        (c.rebuilt_at_once, c.rebuilt_after_asking, c.failed),
+        (1, 0, 0),
+        "{c:?}"
+    );
+}

@@ -17,9 +17,10 @@
 //! # Rebuilding
 //!
 //! [`Rebuild::start`] matches each short id against candidate
-//! transactions (the mempool, recently dropped transactions, orphans).
-//! Two candidates with one short id, or two slots with one short id, make
-//! the block *ambiguous*: the receiver asks for the whole block. Slots
+//! transactions (a node's pending and orphan transactions, and those of
+//! its tip's block when the compact block competes with it). Two
+//! different candidates with one short id, or two slots with one short
+//! id, make the block *ambiguous*: the receiver asks for the whole block. Slots
 //! left empty are asked for with [`Message::GetBlockTxn`](crate::Message)
 //! and filled from [`Message::BlockTxn`](crate::Message). A rebuilt block
 //! is only a candidate: its merkle root must match the header's
@@ -205,6 +206,8 @@ impl Rebuild {
                 continue;
             };
             match slots.get_mut(slot) {
+                // The same transaction offered twice (from two sources).
+                Some(Some(Tx::Signed(held))) if held == tx => {}
                 Some(Some(_)) => return Ok(Started::Ambiguous),
                 Some(s) => *s = Some(Tx::Signed(tx.clone())),
                 None => {}

@@ -104,14 +104,22 @@ fn colliding_short_ids_fall_back_to_the_whole_block() {
         Rebuild::start(&compact, pool(&mempool)).unwrap(),
         Started::Ambiguous
     ));
-    // Two candidates of the receiver that share a slot's short id: the
-    // same transaction offered twice stands for a collision in the pool.
+    // Two different transactions of the receiver with one slot's short
+    // id (here under one id, which gives one short id): ambiguous.
     let compact = CompactBlock::new(&block, 5, &[]);
+    let mut clash = signed(&block);
+    let stranger = signed(&samples::block_of_transfers(60))[50].1.clone();
+    clash.push((clash[0].0, stranger));
+    assert!(matches!(
+        Rebuild::start(&compact, pool(&clash)).unwrap(),
+        Started::Ambiguous
+    ));
+    // The same transaction offered twice (from two sources) is no clash.
     let mut twice = signed(&block);
     twice.push(twice[0].clone());
     assert!(matches!(
         Rebuild::start(&compact, pool(&twice)).unwrap(),
-        Started::Ambiguous
+        Started::Complete(_)
     ));
 }
 

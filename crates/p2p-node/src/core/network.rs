@@ -502,7 +502,18 @@ impl Network {
                 } else {
                     let seen = (known, self.requests.is_block_asked(&hash));
                     let max_txs = chain.params().max_block_txs;
-                    let candidates = lent.mempool.pending();
+                    // A block that competes with our tip may hold our
+                    // tip's transactions, which left the mempool.
+                    let tip = chain.tip();
+                    let tip_block = (compact.header.parent != tip)
+                        .then(|| chain.block(&tip))
+                        .flatten();
+                    let from_tip = tip_block.iter().flat_map(|b| b.transactions.iter());
+                    let from_tip = from_tip.filter_map(|tx| match tx {
+                        escrow::Tx::Signed(s) => Some((s.id(), s)),
+                        _ => None,
+                    });
+                    let candidates = lent.mempool.candidates().chain(from_tip);
                     self.compact
                         .on_compact(conn, (&compact, bytes), seen, max_txs, candidates)
                 }

@@ -541,12 +541,14 @@ impl Mempool {
         ids.into_iter().map(|(_, id)| id).collect()
     }
 
-    /// The pending transactions with their ids, in no particular order
-    /// (the candidates a compact block is rebuilt from).
-    pub fn pending(&self) -> impl Iterator<Item = (TxId, &SignedTx)> {
-        self.ids
+    /// The pending and the orphan transactions with their ids, in no
+    /// particular order: what a compact block is rebuilt from.
+    pub fn candidates(&self) -> impl Iterator<Item = (TxId, &SignedTx)> {
+        let pending = self
+            .ids
             .iter()
-            .filter_map(|(id, &i)| self.txs.get(i).map(|tx| (*id, tx)))
+            .filter_map(|(id, &i)| self.txs.get(i).map(|tx| (*id, tx)));
+        pending.chain(self.orphans.txs().map(|tx| (tx.id(), tx)))
     }
 
     /// A pending transaction by id.

@@ -120,6 +120,11 @@ impl OrphanPool {
         OrphanPool::default()
     }
 
+    /// The waiting transactions, in no particular order.
+    pub fn txs(&self) -> impl Iterator<Item = &SignedTx> {
+        self.entries.values().map(|o| &o.tx)
+    }
+
     /// Keeps `tx` (with its signature's verdict, if reached) from peer
     /// `from`, its sender in `sender`'s state, at `now`; orphans past their
     /// [`EXPIRY`] go first. Returns the orphan evicted to make room, if
