@@ -8,7 +8,7 @@
 //!
 //! A short id is 6 bytes: the first 6 bytes of
 //! `blake3::keyed_hash(key, txid)`, where `key` is
-//! `blake3(header's 88 canonical bytes ‖ salt as 8 little-endian bytes)`
+//! `blake3(header's 96 canonical bytes ‖ salt as 8 little-endian bytes)`
 //! and `txid` the transaction's 32-byte id (a signed transaction's id
 //! covers its body, not its signature). The sender draws `salt` for each
 //! compact block it makes, so nobody can make two transactions collide in
