@@ -10,11 +10,41 @@ use tokio::time::Instant;
 
 use crate::net::Latency;
 use crate::options::round3;
-use crate::report::{BlockStats, Outcome, Reorgs, Report, Summary, TreeBlock, TxStats};
+use crate::report::{BlockStats, Outcome, RelayStats, Reorgs, Report, Summary, TreeBlock, TxStats};
 use crate::world::{World, lock};
 
 impl World {
-    pub(super) fn report(&self, main_phase_s: f64, settled_after: Option<f64>) -> Outcome {
+    /// The nodes' compact block counters, summed (`report.relay`); the
+    /// per-block figure is filled in by [`World::report`].
+    pub(super) async fn relay_counts(&self) -> RelayStats {
+        let mut r = RelayStats {
+            mode: match self.opts.relay {
+                p2p_node::Relay::Compact => "compact",
+                p2p_node::Relay::Legacy => "legacy",
+            }
+            .to_string(),
+            ..RelayStats::default()
+        };
+        let mut bytes = 0u64;
+        for handle in self.handles().into_iter().flatten() {
+            if let Ok(c) = handle.query(|v| v.metrics.compact).await {
+                r.compact_received += c.received;
+                r.rebuilt_at_once += c.rebuilt_at_once;
+                r.rebuilt_after_asking += c.rebuilt_after_asking;
+                r.failed += c.failed;
+                bytes += c.bytes_received;
+            }
+        }
+        r.compact_bytes_per_node_per_block = bytes as f64;
+        r
+    }
+
+    pub(super) fn report(
+        &self,
+        main_phase_s: f64,
+        settled_after: Option<f64>,
+        mut relay: RelayStats,
+    ) -> Outcome {
         let mut s = lock(&self.shared);
         let n = self.opts.nodes;
         // The tree, in a stable order.
@@ -167,6 +197,12 @@ impl World {
                     .map(|h| h.bytes_sent as f64)
                     .collect(),
             ),
+            relay: {
+                let per = (n as f64 * best_height.max(1) as f64).max(1.0);
+                relay.compact_bytes_per_node_per_block =
+                    round3(relay.compact_bytes_per_node_per_block / per);
+                relay
+            },
             fault_events: s.fault_events.clone(),
             settled_after_heal_s: settled_after,
             settled_height: s.settled.map_or(0, |(h, _)| h),

@@ -71,6 +71,24 @@ impl Summary {
     }
 }
 
+/// How blocks were relayed: the compact block counters of every node as
+/// it ended the run (a node restarted in a swarm counts from its restart).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RelayStats {
+    /// `compact` or `legacy`.
+    pub mode: String,
+    /// Compact blocks received, over all nodes.
+    pub compact_received: u64,
+    /// Of those, rebuilt with no round trip.
+    pub rebuilt_at_once: u64,
+    /// Rebuilt after asking for missing transactions.
+    pub rebuilt_after_asking: u64,
+    /// Given up on (the whole block asked for).
+    pub failed: u64,
+    /// Bytes of compact blocks received, per node and best-chain block.
+    pub compact_bytes_per_node_per_block: f64,
+}
+
 /// What the blocks came to.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct BlockStats {
@@ -155,6 +173,8 @@ pub struct Report {
     pub transactions: TxStats,
     /// Bytes each node wrote to its connections.
     pub bytes_sent_per_node: Summary,
+    /// How blocks were relayed.
+    pub relay: RelayStats,
     /// Fault events injected, by kind.
     pub fault_events: BTreeMap<String, u64>,
     /// Seconds from the heal until every node agreed, if they did.

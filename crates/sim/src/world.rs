@@ -631,6 +631,7 @@ impl World {
         if !self.abort.is_cancelled() {
             self.check_all(true).await;
         }
-        Ok(self.report(main_phase_s, settled_after))
+        let relay = self.relay_counts().await;
+        Ok(self.report(main_phase_s, settled_after, relay))
     }
 }

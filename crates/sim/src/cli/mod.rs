@@ -491,6 +491,11 @@ fn print_summary(report: &Report, wall: Duration) {
         report.bytes_sent_per_node.mean / 1_024.0,
         report.bytes_sent_per_node.max / 1_024.0
     );
+    let r = &report.relay;
+    println!(
+        "  relay {}: {} compact blocks received, {} rebuilt at once, {} after asking, {} failed",
+        r.mode, r.compact_received, r.rebuilt_at_once, r.rebuilt_after_asking, r.failed
+    );
     println!(
         "  simulated {:.0} s in {:.2} s of wall time ({:.0}x)",
         report.simulated_s,
