@@ -505,7 +505,7 @@ impl Network {
                     // A block that competes with our tip may hold our
                     // tip's transactions, which left the mempool.
                     let tip = chain.tip();
-                    let tip_block = (compact.header.parent != tip)
+                    let tip_block = (!known && compact.header.parent != tip)
                         .then(|| chain.block(&tip))
                         .flatten();
                     let from_tip = tip_block.iter().flat_map(|b| b.transactions.iter());
