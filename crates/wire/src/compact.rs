@@ -17,7 +17,7 @@
 //! # Rebuilding
 //!
 //! [`Rebuild::start`] matches each short id against candidate
-//! transactions (a node's pending and orphan transactions, and those of
+//! transactions (a node's pending, orphan and recently dropped ones, those of
 //! its tip's block when the compact block competes with it). Two
 //! different candidates with one short id, or two slots with one short
 //! id, make the block *ambiguous*: the receiver asks for the whole block. Slots

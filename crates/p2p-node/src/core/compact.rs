@@ -14,8 +14,8 @@
 //! - A peer that sent us `SendCompact { high_bandwidth: true }` gets each
 //!   new best block as a compact block instead of an announcement. This
 //!   node pushes only blocks it validated and saved.
-//! - A compact block is rebuilt from the mempool's pending and orphan
-//!   transactions, and from the tip block's when it competes with the tip
+//! - A compact block is rebuilt from the mempool's pending, orphan and
+//!   last dropped transactions, and from the tip block's when it competes with the tip
 //!   (`Network::on_compact_message`); missing transactions are asked with
 //!   `GetBlockTxn`. What waits is
 //!   bounded: one block per peer (a newer compact block from the same

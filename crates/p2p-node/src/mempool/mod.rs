@@ -89,6 +89,10 @@ pub enum MempoolError {
     Invalid(#[from] AdmissionError),
 }
 
+/// How many of the latest dropped transactions a compact block is also
+/// rebuilt from (Bitcoin Core's `-blockreconstructionextratxn` default).
+pub const EXTRA_CANDIDATES: usize = 100;
+
 /// How many dropped transactions are remembered with their reason.
 pub const MAX_DROPPED: usize = 10_000;
 
@@ -541,14 +545,18 @@ impl Mempool {
         ids.into_iter().map(|(_, id)| id).collect()
     }
 
-    /// The pending and the orphan transactions with their ids, in no
-    /// particular order: what a compact block is rebuilt from.
+    /// The pending and the orphan transactions, and the last
+    /// [`EXTRA_CANDIDATES`] dropped ones, with their ids, in no particular
+    /// order: what a compact block is rebuilt from.
     pub fn candidates(&self) -> impl Iterator<Item = (TxId, &SignedTx)> {
         let pending = self
             .ids
             .iter()
             .filter_map(|(id, &i)| self.txs.get(i).map(|tx| (*id, tx)));
-        pending.chain(self.orphans.txs().map(|tx| (tx.id(), tx)))
+        let orphans = self.orphans.txs().map(|tx| (tx.id(), tx));
+        let dropped = self.dropped_order.iter().rev().take(EXTRA_CANDIDATES);
+        let dropped = dropped.filter_map(|id| self.dropped.get(id).map(|d| (*id, &d.tx)));
+        pending.chain(orphans).chain(dropped)
     }
 
     /// A pending transaction by id.

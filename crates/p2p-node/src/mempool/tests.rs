@@ -103,6 +103,9 @@ fn a_transaction_that_no_longer_applies_is_dropped_with_its_reason() {
     assert!(pool.is_empty());
     let why = pool.dropped(&id).unwrap();
     assert!(why.reason.contains("nonce"), "{}", why.reason);
+    // A block of another branch may still hold it: a compact block is
+    // rebuilt from it too.
+    assert!(pool.candidates().any(|(i, tx)| i == id && tx.id() == id));
     // Mined instead of dropped: not remembered as dropped.
     let mut pool = Mempool::new(ledger, 1, 100, 100);
     let id = pool.add(pay(ledger, "alice", 0, 5), None).unwrap();
