@@ -97,14 +97,7 @@ fn invalid_second_block(first: &chain_core::Block<escrow::Tx>) -> chain_core::Bl
         },
         escrow::Tx::Signed(alice_pays_bob(7)),
     ];
-    let mut header = chain.template(&transactions, now_ms());
-    while !meets_target(&header) {
-        header.nonce += 1;
-    }
-    chain_core::Block {
-        header,
-        transactions,
-    }
+    child_of_tip(&chain, transactions, meets_target)
 }
 
 /// `raw`'s penalty score at `node` (`None`: not connected).

@@ -310,7 +310,15 @@ pub fn child_of_genesis(
     transactions: Vec<escrow::Tx>,
     nonce_pick: impl Fn(&chain_core::Header) -> bool,
 ) -> chain_core::Block<escrow::Tx> {
-    let chain = genesis().chain().unwrap();
+    child_of_tip(&genesis().chain().unwrap(), transactions, nonce_pick)
+}
+
+/// A child of `chain`'s tip, as [`child_of_genesis`].
+pub fn child_of_tip(
+    chain: &p2p_node::core::NodeChain,
+    transactions: Vec<escrow::Tx>,
+    nonce_pick: impl Fn(&chain_core::Header) -> bool,
+) -> chain_core::Block<escrow::Tx> {
     let mut header = chain.template(&transactions, now_ms());
     while !nonce_pick(&header) {
         header.nonce += 1;
