@@ -102,6 +102,8 @@ pub(super) fn settled(
 mod tests {
     use super::*;
 
+    // Paused time: `Instant` is tokio's, and every sleep here advances its
+    // virtual clock at once; nothing depends on the wall clock.
     #[tokio::test(start_paused = true)]
     async fn a_settled_tick_is_the_last_until_an_event_arms_the_next() {
         let period = Duration::from_secs(1);
