@@ -46,6 +46,7 @@ pub fn small_chain() -> Chain<Ledger> {
     let pay = SignedTx::sign(
         &dev_key(0),
         0,
+        escrow::Amount::new(1),
         network,
         Payload::Transfer {
             to: dev_key(1).address(),
@@ -57,6 +58,7 @@ pub fn small_chain() -> Chain<Ledger> {
     let escrow = SignedTx::sign(
         &dev_key(1),
         0,
+        escrow::Amount::new(1),
         network,
         Payload::EscrowCreate {
             seller: dev_key(2).address(),
@@ -78,6 +80,7 @@ pub fn resign(tx: &SignedTx, who: usize, network: BlockHash) -> SignedTx {
     SignedTx::sign(
         &dev_key(who),
         tx.body.nonce,
+        escrow::Amount::new(1),
         network,
         tx.body.payload.clone(),
     )

@@ -79,6 +79,7 @@ impl Base {
         let pay = SignedTx::sign(
             &crate::chain::dev_key(2),
             0,
+            escrow::Amount::new(1),
             g.network_id(),
             escrow::Payload::Transfer {
                 to: crate::chain::dev_key(3).address(),

@@ -61,6 +61,7 @@ fn setup(senders: usize) -> (Ledger, Vec<Tx>, BlockContext) {
         txs.push(Tx::Signed(SignedTx::sign(
             k,
             nonce,
+            escrow::Amount::ZERO,
             ledger.network(),
             Payload::Transfer {
                 to: bob,

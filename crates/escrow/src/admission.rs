@@ -66,6 +66,11 @@ pub fn check_admission(
 /// transaction to it (signature checked, at `next_height`); a refused one
 /// changes nothing. When the tip changes, the node builds a new one and
 /// re-admits what is still pending.
+///
+/// A pending transaction's fee leaves its sender but reaches no one: the
+/// miner is not known until a block is made. So the pending ledger's
+/// supply is the chain's less the pending fees; it is not a consensus
+/// state.
 #[derive(Clone, Debug)]
 pub struct PendingState {
     ledger: Ledger,
@@ -170,7 +175,7 @@ impl PendingState {
         let mark = self.changes.len();
         if let Err(e) = self
             .ledger
-            .apply_signed(tx, self.next_height, &mut self.changes)
+            .apply_signed(tx, self.next_height, None, &mut self.changes)
         {
             self.ledger.rollback_to(&mut self.changes, mark);
             return Err(e.into());

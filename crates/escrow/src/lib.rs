@@ -11,6 +11,7 @@
 //! - [`account`]: [`Address`] (derived from a public key) and [`PublicKey`].
 //! - [`key_file`]: [`Keypair`] and key files.
 //! - [`dev`]: the well-known, insecure dev accounts.
+//! - [`fee`]: fees and fee rates ([`FeeRate`], [`Package`]).
 //! - [`tx`]: signed transactions, payloads, the block transaction [`Tx`].
 //! - [`contract`]: the escrow contract state machine.
 //! - [`signature`]: the one signature rule, single and batch, on every core,
@@ -27,6 +28,7 @@ pub mod admission;
 pub mod amount;
 pub mod contract;
 pub mod dev;
+pub mod fee;
 pub mod genesis;
 pub mod key_file;
 pub mod ledger;
@@ -46,6 +48,7 @@ pub use account::{Address, PublicKey};
 pub use admission::{AdmissionError, PendingState, check_admission};
 pub use amount::Amount;
 pub use contract::{Action, Contract, ContractError, ContractId, HistoryEntry, Party, State};
+pub use fee::{FeeRate, Package};
 pub use genesis::{Genesis, GenesisFileError};
 pub use key_file::{KeyFileError, Keypair};
 pub use ledger::{Ledger, LedgerError, Undo, VerifyMode};

@@ -3,7 +3,8 @@
 //! # A signed transaction
 //!
 //! [`TxBody`] is what the sender signs: their public key, their next nonce,
-//! the network id (the genesis hash) and the [`Payload`]. Its canonical bytes
+//! the fee they pay the miner, the network id (the genesis hash) and the
+//! [`Payload`]. Its canonical bytes
 //! are its postcard encoding; the signature is ed25519 over exactly those
 //! bytes, and the transaction id is `blake3(those bytes)`. The signature is
 //! not part of the id, so it cannot be used to give one transaction two ids.
@@ -121,6 +122,9 @@ pub struct TxBody {
     /// The sender's next nonce: 0 for their first transaction, then one
     /// more each time. Replays and reorderings are refused.
     pub nonce: u64,
+    /// What the sender pays the miner of the block that includes the
+    /// transaction, on top of what the payload moves (see [`crate::fee`]).
+    pub fee: Amount,
     /// The genesis hash of the network the transaction is for.
     pub network: BlockHash,
     /// What it does.
@@ -217,16 +221,46 @@ pub enum TxDecodeError {
 
 impl SignedTx {
     /// Signs `payload` as `keypair`'s transaction number `nonce` on
-    /// `network`.
-    pub fn sign(keypair: &Keypair, nonce: u64, network: BlockHash, payload: Payload) -> SignedTx {
+    /// `network`, paying `fee` to the miner that includes it.
+    pub fn sign(
+        keypair: &Keypair,
+        nonce: u64,
+        fee: Amount,
+        network: BlockHash,
+        payload: Payload,
+    ) -> SignedTx {
         let body = TxBody {
             sender: keypair.public(),
             nonce,
+            fee,
             network,
             payload,
         };
         let signature = Signature(keypair.sign(&body.to_bytes()));
         SignedTx { body, signature }
+    }
+
+    /// Signs `payload` as [`SignedTx::sign`] does, with the smallest fee
+    /// that pays `rate` for the transaction's own size (which the fee's
+    /// own bytes change: its varint grows with it).
+    pub fn sign_at_rate(
+        keypair: &Keypair,
+        nonce: u64,
+        rate: crate::fee::FeeRate,
+        network: BlockHash,
+        payload: Payload,
+    ) -> SignedTx {
+        let mut fee = Amount::ZERO;
+        loop {
+            let tx = SignedTx::sign(keypair, nonce, fee, network, payload.clone());
+            let needed = rate.fee_for(tx.size());
+            // The fee only grows, and its varint by at most 10 bytes in
+            // all, so this ends after a few rounds.
+            if needed <= fee {
+                return tx;
+            }
+            fee = needed;
+        }
     }
 
     /// The id: blake3 of the body's canonical bytes.
@@ -260,6 +294,24 @@ impl SignedTx {
     /// The sender's address.
     pub fn sender(&self) -> Address {
         self.body.sender_address()
+    }
+
+    /// The fee it pays the miner.
+    pub fn fee(&self) -> Amount {
+        self.body.fee
+    }
+
+    /// Its size in bytes: the length of its canonical encoding, signature
+    /// included, which is what fee rates are counted per
+    /// ([`crate::fee::FeeRate`]).
+    pub fn size(&self) -> usize {
+        postcard::serialize_with_flavor(self, postcard::ser_flavors::Size::default())
+            .unwrap_or(usize::MAX)
+    }
+
+    /// Its fee and size, for fee-rate comparisons.
+    pub fn package(&self) -> crate::fee::Package {
+        crate::fee::Package::of(self.fee(), self.size())
     }
 }
 
@@ -383,6 +435,7 @@ mod tests {
         SignedTx::sign(
             &alice,
             1,
+            Amount::new(2),
             BlockHash::from_bytes([9; 32]),
             Payload::Transfer {
                 to: dev::address("bob").unwrap(),
@@ -398,6 +451,29 @@ mod tests {
         let bytes = tx.to_bytes();
         assert_eq!(SignedTx::from_bytes(&bytes).unwrap(), tx);
         assert_eq!(tx.sender(), dev::address("alice").unwrap());
+        assert_eq!(tx.fee(), Amount::new(2));
+        assert_eq!(tx.size(), bytes.len());
+    }
+
+    #[test]
+    fn signing_at_a_rate_pays_it_for_the_size_with_the_fee() {
+        let alice = dev::keypair("alice").unwrap();
+        for per_kb in [0, 1, 100, 777, 10_000, 1 << 40] {
+            let rate = crate::fee::FeeRate::per_kb(per_kb);
+            let tx = SignedTx::sign_at_rate(
+                &alice,
+                3,
+                rate,
+                BlockHash::from_bytes([9; 32]),
+                Payload::Transfer {
+                    to: dev::address("bob").unwrap(),
+                    amount: Amount::new(300),
+                },
+            );
+            assert_eq!(tx.fee(), rate.fee_for(tx.size()), "the least that pays");
+            assert!(tx.package().pays(rate));
+            assert!(tx.verify());
+        }
     }
 
     #[test]
@@ -405,7 +481,8 @@ mod tests {
         let tx = sample();
         let bytes = tx.to_bytes();
         // The nonce (1) sits right after the 32-byte public key as a
-        // one-byte varint; write it as the over-long [0x81, 0x00].
+        // one-byte varint (the fee follows); write it as the over-long
+        // [0x81, 0x00].
         let mut padded = bytes[..32].to_vec();
         assert_eq!(bytes[32], 1);
         padded.extend_from_slice(&[0x81, 0x00]);

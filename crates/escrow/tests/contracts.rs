@@ -313,7 +313,13 @@ fn transfers_check_funds_nonces_network_and_signatures() {
     assert_eq!(h.balance("bob"), DEV_BALANCE + 10);
     assert_eq!(h.ledger.nonce(&addr("alice")), 1);
     // Replayed nonce.
-    let replay = SignedTx::sign(&key("alice"), 0, h.ledger.network(), pay(10));
+    let replay = SignedTx::sign(
+        &key("alice"),
+        0,
+        escrow::Amount::ZERO,
+        h.ledger.network(),
+        pay(10),
+    );
     assert!(matches!(
         h.block(vec![replay]),
         Err(LedgerError::BadNonce {
@@ -323,13 +329,25 @@ fn transfers_check_funds_nonces_network_and_signatures() {
         })
     ));
     // Skipped nonce.
-    let skip = SignedTx::sign(&key("alice"), 5, h.ledger.network(), pay(10));
+    let skip = SignedTx::sign(
+        &key("alice"),
+        5,
+        escrow::Amount::ZERO,
+        h.ledger.network(),
+        pay(10),
+    );
     assert!(matches!(
         h.block(vec![skip]),
         Err(LedgerError::BadNonce { got: 5, .. })
     ));
     // Another network.
-    let other = SignedTx::sign(&key("alice"), 1, BlockHash::from_bytes([1; 32]), pay(10));
+    let other = SignedTx::sign(
+        &key("alice"),
+        1,
+        escrow::Amount::ZERO,
+        BlockHash::from_bytes([1; 32]),
+        pay(10),
+    );
     assert!(matches!(
         h.block(vec![other]),
         Err(LedgerError::WrongNetwork { .. })
@@ -370,6 +388,7 @@ fn a_refused_block_changes_nothing() {
     let bad = SignedTx::sign(
         &key("dave"),
         9,
+        escrow::Amount::ZERO,
         h.ledger.network(),
         Payload::Transfer {
             to: addr("eve"),
@@ -406,6 +425,7 @@ fn coinbase_rules() {
     let tx = Tx::Signed(SignedTx::sign(
         &key("alice"),
         0,
+        escrow::Amount::ZERO,
         net,
         Payload::Transfer {
             to: addr("bob"),

@@ -29,7 +29,13 @@ impl Net {
     fn sign(&self, name: &str, payload: Payload) -> SignedTx {
         let k = key(name);
         let ledger = self.chain.state();
-        SignedTx::sign(&k, ledger.nonce(&k.address()), ledger.network(), payload)
+        SignedTx::sign(
+            &k,
+            ledger.nonce(&k.address()),
+            escrow::Amount::ZERO,
+            ledger.network(),
+            payload,
+        )
     }
 
     /// Mines a block with these transactions and inserts it.

@@ -1,5 +1,6 @@
 //! Property tests over random sequences of valid and invalid transactions,
-//! applied in blocks and undone in reorgs: coins are conserved, no contract
+//! applied in blocks and undone in reorgs, each paying a random fee: coins
+//! are conserved (fees move to the miner), no contract
 //! pays out twice, undo restores the exact state, a refused block changes
 //! nothing.
 
@@ -125,12 +126,12 @@ fn name(i: usize) -> &'static str {
     DEV_ACCOUNTS[i % DEV_ACCOUNTS.len()]
 }
 
-fn signed(ledger: &Ledger, who: usize, nonce_delta: i64, payload: Payload) -> SignedTx {
+fn signed(ledger: &Ledger, who: usize, nonce_delta: i64, fee: u64, payload: Payload) -> SignedTx {
     let k = key(name(who));
     let nonce = ledger
         .nonce(&k.address())
         .saturating_add_signed(nonce_delta);
-    SignedTx::sign(&k, nonce, ledger.network(), payload)
+    SignedTx::sign(&k, nonce, Amount::new(fee), ledger.network(), payload)
 }
 
 fn contract_id(ids: &[ContractId], i: usize) -> ContractId {
@@ -162,34 +163,35 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
-    fn random_histories_keep_the_invariants(ops in proptest::collection::vec(op(), 1..40)) {
+    fn random_histories_keep_the_invariants(ops in proptest::collection::vec((op(), amount()), 1..40)) {
         let mut h = Harness::new();
         let mut ids: Vec<ContractId> = Vec::new();
         // Snapshots by height, to check that undo restores them exactly.
         let mut snapshots: HashMap<u64, Ledger> = HashMap::new();
         snapshots.insert(0, h.ledger.clone());
-        for op in ops {
+        for (op, fee) in ops {
             let before = h.ledger.clone();
+            let miner_before = h.ledger.balance(&h.miner);
             let tx = match op {
-                Op::Transfer { from, to, amount } => Some(signed(&h.ledger, from, 0, Payload::Transfer { to: addr(name(to)), amount: Amount::new(amount) })),
-                Op::Create { buyer, seller, arbiter, amount, deadline, window } => Some(signed(&h.ledger, buyer, 0, Payload::EscrowCreate {
+                Op::Transfer { from, to, amount } => Some(signed(&h.ledger, from, 0, fee, Payload::Transfer { to: addr(name(to)), amount: Amount::new(amount) })),
+                Op::Create { buyer, seller, arbiter, amount, deadline, window } => Some(signed(&h.ledger, buyer, 0, fee, Payload::EscrowCreate {
                     seller: addr(name(seller)),
                     arbiter: addr(name(arbiter)),
                     amount: Amount::new(amount),
                     delivery_deadline: h.height + deadline,
                     dispute_window: window,
                 })),
-                Op::Confirm { who, contract } => Some(signed(&h.ledger, who, 0, Payload::ConfirmDelivery { contract: contract_id(&ids, contract) })),
-                Op::Dispute { who, contract } => Some(signed(&h.ledger, who, 0, Payload::RaiseDispute { contract: contract_id(&ids, contract) })),
-                Op::Resolve { who, contract, seller } => Some(signed(&h.ledger, who, 0, Payload::Resolve {
+                Op::Confirm { who, contract } => Some(signed(&h.ledger, who, 0, fee, Payload::ConfirmDelivery { contract: contract_id(&ids, contract) })),
+                Op::Dispute { who, contract } => Some(signed(&h.ledger, who, 0, fee, Payload::RaiseDispute { contract: contract_id(&ids, contract) })),
+                Op::Resolve { who, contract, seller } => Some(signed(&h.ledger, who, 0, fee, Payload::Resolve {
                     contract: contract_id(&ids, contract),
                     to: if seller { Party::Seller } else { Party::Buyer },
                 })),
-                Op::Refund { who, contract } => Some(signed(&h.ledger, who, 0, Payload::RefundBuyer { contract: contract_id(&ids, contract) })),
-                Op::Replay { who } => Some(signed(&h.ledger, who, -1, Payload::Transfer { to: addr("bob"), amount: Amount::new(1) })),
-                Op::SkipNonce { who } => Some(signed(&h.ledger, who, 2, Payload::Transfer { to: addr("bob"), amount: Amount::new(1) })),
+                Op::Refund { who, contract } => Some(signed(&h.ledger, who, 0, fee, Payload::RefundBuyer { contract: contract_id(&ids, contract) })),
+                Op::Replay { who } => Some(signed(&h.ledger, who, -1, fee, Payload::Transfer { to: addr("bob"), amount: Amount::new(1) })),
+                Op::SkipNonce { who } => Some(signed(&h.ledger, who, 2, fee, Payload::Transfer { to: addr("bob"), amount: Amount::new(1) })),
                 Op::WrongSigner { who, signer } => {
-                    let mut tx = signed(&h.ledger, signer, 0, Payload::Transfer { to: addr("bob"), amount: Amount::new(1) });
+                    let mut tx = signed(&h.ledger, signer, 0, fee, Payload::Transfer { to: addr("bob"), amount: Amount::new(1) });
                     tx.body.sender = key(name(who)).public();
                     Some(tx)
                 }
@@ -213,9 +215,25 @@ proptest! {
             if let Some(tx) = tx {
                 let created = matches!(tx.body.payload, Payload::EscrowCreate { .. }).then(|| ContractId::from_tx(&tx.id()));
                 let network_ok = tx.body.network != BlockHash::ZERO;
+                let touches_miner = match &tx.body.payload {
+                    Payload::Transfer { to, .. } => *to == h.miner,
+                    Payload::EscrowCreate { .. } => false,
+                    // A payout may reach the miner.
+                    _ => true,
+                };
                 prop_assert!(network_ok);
+                let (sender, paid) = (tx.sender(), tx.fee());
                 match h.block(vec![tx]) {
                     Ok(()) => {
+                        // The fee moved to the miner, beside the reward
+                        // (unless the miner sent it, or was paid by it).
+                        if sender != h.miner && !touches_miner {
+                            let reward = h.ledger.coinbase_reward();
+                            prop_assert_eq!(
+                                h.ledger.balance(&h.miner),
+                                miner_before.checked_add(reward).and_then(|b| b.checked_add(paid)).unwrap()
+                            );
+                        }
                         snapshots.insert(h.height, h.ledger.clone());
                         if let Some(id) = created {
                             ids.push(id);

@@ -66,6 +66,7 @@ fn a_block_spending_from_the_identity_key_is_refused_and_changes_nothing() {
         body: TxBody {
             sender: PublicKey(identity),
             nonce: 0,
+            fee: escrow::Amount::ZERO,
             network: before.network(),
             payload: Payload::Transfer {
                 to: dev::address("eve").unwrap(),
@@ -85,6 +86,7 @@ fn a_block_spending_from_the_identity_key_is_refused_and_changes_nothing() {
         let honest = SignedTx::sign(
             &alice,
             0,
+            escrow::Amount::ZERO,
             before.network(),
             Payload::Transfer {
                 to: dev::address("bob").unwrap(),
@@ -124,6 +126,7 @@ fn ledgers_on_one_and_many_threads_agree_on_a_bad_block() {
         txs.push(Tx::Signed(SignedTx::sign(
             &alice,
             nonce + 5,
+            escrow::Amount::ZERO,
             ledger.network(),
             Payload::Transfer {
                 to: dev::address("bob").unwrap(),
@@ -178,6 +181,7 @@ fn a_spoiled_copy_of_a_block_does_not_poison_the_valid_one() {
     let transfer = SignedTx::sign(
         &alice,
         0,
+        escrow::Amount::ZERO,
         chain.state().network(),
         Payload::Transfer {
             to: dev::address("bob").unwrap(),
@@ -224,6 +228,7 @@ fn a_bad_signature_rolls_back_a_state_applied_alongside_the_checks() {
         txs.push(Tx::Signed(SignedTx::sign(
             &alice,
             nonce,
+            escrow::Amount::ZERO,
             ledger.network(),
             Payload::Transfer {
                 to: dev::address("bob").unwrap(),

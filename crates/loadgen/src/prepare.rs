@@ -65,6 +65,7 @@ fn transfers(keys: &[Keypair], count: u64, genesis: &Genesis) -> Vec<Vec<SignedT
                     SignedTx::sign(
                         k,
                         nonce,
+                        escrow::Amount::new(1),
                         network,
                         Payload::Transfer {
                             to,

@@ -44,7 +44,13 @@ fn transfers(n: u64) -> Vec<Tx> {
                 to,
                 amount: Amount::new(1),
             };
-            Tx::Signed(SignedTx::sign(&alice, nonce, network, pay))
+            Tx::Signed(SignedTx::sign(
+                &alice,
+                nonce,
+                escrow::Amount::new(1),
+                network,
+                pay,
+            ))
         })
         .collect()
 }

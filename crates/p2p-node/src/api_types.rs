@@ -34,6 +34,14 @@ pub struct StatusAnswer {
     pub peers: usize,
     /// Pending transactions.
     pub mempool: usize,
+    /// Their bytes (canonical encodings).
+    #[serde(default)]
+    pub mempool_bytes: usize,
+    /// The fee rate, in coins per kB, a new transaction must pay now to
+    /// enter the mempool: the minimum relay rate, or higher after the
+    /// full pool evicted transactions (it decays back).
+    #[serde(default)]
+    pub min_fee_rate: u64,
     /// The mining mode: `off`, `pending` or `continuous`.
     pub mining: String,
     /// When the node started, in milliseconds since the Unix epoch: the
@@ -63,6 +71,56 @@ pub struct AccountAnswer {
     pub pending_nonce: u64,
 }
 
+/// `GET /fees/estimate`: the fee rate to pay for confirmation within
+/// `blocks` blocks, and what it was made of (`docs/API.md`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeeEstimateAnswer {
+    /// The blocks asked for.
+    pub blocks: u64,
+    /// The rate to pay, coins per kB.
+    pub fee_rate: u64,
+    /// The mempool's minimum now, coins per kB.
+    pub min_fee_rate: u64,
+    /// What the mempool alone asks, if it holds more than `blocks` blocks
+    /// can carry.
+    pub from_mempool: Option<u64>,
+    /// What recent full blocks ask, if any was full.
+    pub from_blocks: Option<u64>,
+    /// The fee that rate asks of a 164-byte transfer, for a glance.
+    pub transfer_fee: Amount,
+}
+
+/// `GET /mempool/fees`: the mempool by fee rate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MempoolFeesAnswer {
+    /// Pending transactions.
+    pub count: usize,
+    /// Their bytes.
+    pub bytes: usize,
+    /// The most bytes the pool holds.
+    pub max_bytes: usize,
+    /// The fee rate a new transaction must pay now, coins per kB.
+    pub min_fee_rate: u64,
+    /// The minimum relay rate (the floor), coins per kB.
+    pub min_relay_fee_rate: u64,
+    /// The pending transactions by own fee rate, in bands that double
+    /// (0, 1, 2–3, 4–7, …), lowest first; empty bands left out.
+    pub histogram: Vec<FeeBand>,
+}
+
+/// One band of [`MempoolFeesAnswer::histogram`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeeBand {
+    /// The lowest rate of the band, coins per kB.
+    pub rate_from: u64,
+    /// The highest, coins per kB.
+    pub rate_to: u64,
+    /// Transactions in it.
+    pub count: usize,
+    /// Their bytes.
+    pub bytes: usize,
+}
+
 /// `POST /txs` body: the transaction's canonical bytes in hex. Any other
 /// key is refused (`unknown_field`), as in every request body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +139,9 @@ pub struct SubmitAnswer {
     /// The contract an `EscrowCreate` creates; absent for other payloads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contract: Option<ContractId>,
+    /// The fee the transaction pays, in coins.
+    #[serde(default)]
+    pub fee: Amount,
 }
 
 /// One transaction, as blocks, the mempool and `GET /txs/{id}` show it.
@@ -102,6 +163,15 @@ pub enum TxAnswer {
         sender: Address,
         /// The sender's transaction number.
         nonce: u64,
+        /// The fee it pays the miner, in coins.
+        #[serde(default)]
+        fee: Amount,
+        /// Its size in bytes (what fee rates count).
+        #[serde(default)]
+        size: usize,
+        /// Its fee rate, coins per kB (rounded down).
+        #[serde(default)]
+        fee_rate: u64,
         /// What it does.
         payload: Payload,
     },
@@ -166,13 +236,19 @@ impl From<&Tx> for TxAnswer {
     fn from(tx: &Tx) -> TxAnswer {
         let id = tx.id();
         match tx {
-            Tx::Signed(s) => TxAnswer::Signed {
-                id,
-                kind: s.body.payload.kind().to_string(),
-                sender: s.sender(),
-                nonce: s.body.nonce,
-                payload: s.body.payload.clone(),
-            },
+            Tx::Signed(s) => {
+                let package = s.package();
+                TxAnswer::Signed {
+                    id,
+                    kind: s.body.payload.kind().to_string(),
+                    sender: s.sender(),
+                    nonce: s.body.nonce,
+                    fee: s.fee(),
+                    size: usize::try_from(package.size).unwrap_or(usize::MAX),
+                    fee_rate: package.rate().get(),
+                    payload: s.body.payload.clone(),
+                }
+            }
             Tx::Coinbase { to, height } => TxAnswer::Coinbase {
                 id,
                 kind: "coinbase".to_string(),
@@ -381,6 +457,13 @@ pub struct ErrorAnswer {
     /// contract.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tx: Option<TxId>,
+    /// `fee_too_low`: the fee rate the node asks now, in coins per kB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_fee_rate: Option<u64>,
+    /// `fee_too_low`, `replacement_too_low`: the smallest fee that would
+    /// be accepted for this transaction, in coins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needed_fee: Option<u64>,
 }
 
 #[cfg(test)]
@@ -435,7 +518,13 @@ mod tests {
             to,
             amount: Amount::new(5),
         };
-        let signed = escrow::SignedTx::sign(&key, 3, genesis.hash(), payload.clone());
+        let signed = escrow::SignedTx::sign(
+            &key,
+            3,
+            escrow::Amount::new(1),
+            genesis.hash(),
+            payload.clone(),
+        );
         let tx = Tx::Signed(signed.clone());
         let answer = TxAnswer::from(&tx);
         assert_eq!((answer.id(), answer.kind()), (tx.id(), "transfer"));
@@ -443,7 +532,8 @@ mod tests {
             &answer,
             json!({
                 "id": tx.id(), "kind": "transfer", "sender": signed.sender(),
-                "nonce": 3, "payload": payload,
+                "nonce": 3, "fee": 1, "size": signed.size(),
+                "fee_rate": 1000 / signed.size(), "payload": payload,
             }),
         );
     }
@@ -451,14 +541,22 @@ mod tests {
     #[test]
     fn optional_keys_are_left_out_and_null_ones_written() {
         let id = TxId::from_bytes([1; 32]);
-        round_trip(&SubmitAnswer { id, contract: None }, json!({"id": id}));
+        round_trip(
+            &SubmitAnswer {
+                id,
+                contract: None,
+                fee: Amount::new(3),
+            },
+            json!({"id": id, "fee": 3}),
+        );
         let contract = ContractId::from_tx(&id);
         round_trip(
             &SubmitAnswer {
                 id,
                 contract: Some(contract),
+                fee: Amount::new(1),
             },
-            json!({"id": id, "contract": contract}),
+            json!({"id": id, "contract": contract, "fee": 1}),
         );
 
         let address = escrow::dev::address("eve").unwrap();

@@ -10,13 +10,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chain_core::{BlockHash, TxId};
-use escrow::{Address, Contract, ContractId, Keypair, Payload, SignedTx};
+use escrow::{Address, Amount, Contract, ContractId, FeeRate, Keypair, Payload, SignedTx};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api_types::{
-    AccountAnswer, BlockAnswer, MineAnswer, MineRequest, PeerAnswer, StatusAnswer, SubmitAnswer,
-    SubmitTx, TxAnswer, TxLookupAnswer,
+    AccountAnswer, BlockAnswer, FeeEstimateAnswer, MempoolFeesAnswer, MineAnswer, MineRequest,
+    PeerAnswer, StatusAnswer, SubmitAnswer, SubmitTx, TxAnswer, TxLookupAnswer,
 };
 
 /// The API's token file in a node's data directory (as bitcoind's cookie).
@@ -476,8 +476,29 @@ impl Client {
         self.get_json("/mempool").await
     }
 
+    /// The fee rate for confirmation within `blocks` blocks
+    /// (`GET /fees/estimate`).
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`].
+    pub async fn fee_estimate(&self, blocks: u64) -> Result<FeeEstimateAnswer, ClientError> {
+        self.get_json(&format!("/fees/estimate?blocks={blocks}"))
+            .await
+    }
+
+    /// The mempool by fee rate (`GET /mempool/fees`).
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`].
+    pub async fn mempool_fees(&self) -> Result<MempoolFeesAnswer, ClientError> {
+        self.get_json("/mempool/fees").await
+    }
+
     /// Signs `payload` as `key` with the account's next nonce (counting its
-    /// pending transactions) and submits it. Returns the API's answer.
+    /// pending transactions), paying `fee`, and submits it. Returns the
+    /// API's answer.
     ///
     /// # Errors
     ///
@@ -486,15 +507,42 @@ impl Client {
         &self,
         key: &Keypair,
         payload: Payload,
+        fee: Fee,
     ) -> Result<SubmitAnswer, ClientError> {
         let network = self.status().await?.network;
         let address: Address = key.address();
         let nonce = self.account(&address.to_string()).await?.pending_nonce;
-        let tx = SignedTx::sign(key, nonce, network, payload);
+        let tx = match fee {
+            Fee::Fixed(fee) => SignedTx::sign(key, nonce, fee, network, payload),
+            Fee::Estimate { blocks } => {
+                let rate = FeeRate::per_kb(self.fee_estimate(blocks).await?.fee_rate);
+                SignedTx::sign_at_rate(key, nonce, rate, network, payload)
+            }
+        };
         let body = SubmitTx {
             tx: hex::encode(tx.to_bytes()),
         };
         self.post_json("/txs", &body).await
+    }
+}
+
+/// What a transaction the client signs pays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fee {
+    /// This many coins.
+    Fixed(Amount),
+    /// The node's estimate for confirmation within this many blocks
+    /// (`GET /fees/estimate`), for the transaction's size.
+    Estimate {
+        /// The blocks.
+        blocks: u64,
+    },
+}
+
+impl Default for Fee {
+    /// The node's estimate for confirmation within 2 blocks.
+    fn default() -> Fee {
+        Fee::Estimate { blocks: 2 }
     }
 }
 
@@ -560,7 +608,10 @@ mod tests {
             delivery_deadline: 10,
             dispute_window: 5,
         };
-        let submitted = client.sign_and_submit(&key, payload).await.unwrap();
+        let submitted = client
+            .sign_and_submit(&key, payload, Fee::default())
+            .await
+            .unwrap();
         let contract = submitted.contract.expect("an escrow names its contract");
         let pending = client.tx(&submitted.id).await.unwrap();
         assert_eq!((pending.status, pending.block), (TxStatus::Pending, None));

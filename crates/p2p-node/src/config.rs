@@ -127,6 +127,9 @@ pub struct NodeConfig {
     pub mempool_max: usize,
     /// Most pending transactions of one account.
     pub mempool_max_per_account: usize,
+    /// The mempool's fee policy and byte bound (`--min-relay-fee`,
+    /// `--mempool-max-bytes`).
+    pub fee_policy: crate::mempool::policy::FeePolicy,
     /// Messages queued for one peer before it counts as too slow and is
     /// dropped.
     pub peer_queue: usize,
@@ -204,6 +207,7 @@ impl NodeConfig {
             max_backoff: Duration::from_secs(30),
             mempool_max: 10_000,
             mempool_max_per_account: 256,
+            fee_policy: crate::mempool::policy::FeePolicy::default(),
             peer_queue: 4_096,
             peer_queue_bytes: 2 * wire::DEFAULT_MAX_FRAME,
             write_timeout: Duration::from_secs(20),

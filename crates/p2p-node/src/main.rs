@@ -219,6 +219,8 @@ async fn run(args: RunArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
     config.block_interval = std::time::Duration::from_millis(args.block_interval);
     config.template_refresh = std::time::Duration::from_millis(args.template_refresh);
     config.relay = args.relay;
+    config.fee_policy.min_relay = escrow::FeeRate::per_kb(args.min_relay_fee);
+    config.fee_policy.max_bytes = args.mempool_max_bytes;
     config.snapshot_every = args.snapshot_every;
     config.api = Some(args.api);
     config.api_token = Some(token);

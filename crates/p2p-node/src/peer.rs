@@ -555,6 +555,7 @@ mod tests {
         SignedTx::sign(
             &escrow::dev::keypair("alice").unwrap(),
             nonce,
+            escrow::Amount::new(1),
             chain_core::BlockHash::ZERO,
             escrow::Payload::Transfer {
                 to: escrow::dev::address("bob").unwrap(),

@@ -122,6 +122,8 @@ fn status() -> String {
         total_work: 1.0,
         peers: 0,
         mempool: 0,
+        mempool_bytes: 0,
+        min_fee_rate: 1,
         mining: "off".into(),
         started_at_ms: 1_700_000_000_000,
     })
@@ -165,6 +167,14 @@ fn answer(method: &str, path: &str, _body: &str) -> (u16, String) {
     match (method, path) {
         ("GET", "/status") => (200, status()),
         ("GET", p) if p.starts_with("/accounts/") => (200, account(p)),
+        ("GET", "/fees/estimate?blocks=2") => (
+            200,
+            json!({
+                "blocks": 2, "fee_rate": 1, "min_fee_rate": 1,
+                "from_mempool": null, "from_blocks": null, "transfer_fee": 1,
+            })
+            .to_string(),
+        ),
         // Every submission gets the id the fake drops.
         ("POST", "/txs") => (201, json!({"id": dropped_tx()}).to_string()),
         ("POST", "/mine") => (
@@ -197,6 +207,7 @@ fn answer(method: &str, path: &str, _body: &str) -> (u16, String) {
             let tx = Tx::Signed(SignedTx::sign(
                 &key,
                 0,
+                escrow::Amount::new(1),
                 BlockHash::from_bytes([1; 32]),
                 payload,
             ));

@@ -113,6 +113,7 @@ async fn transactions_with_bad_signatures_get_a_peer_banned() {
         let mut tx = SignedTx::sign(
             &dev::keypair("alice").unwrap(),
             nonce,
+            escrow::Amount::new(1),
             network,
             Payload::Transfer {
                 to: dev::address("bob").unwrap(),

@@ -22,6 +22,7 @@ fn pays_bob(key: &Keypair, nonce: u64) -> SignedTx {
     SignedTx::sign(
         key,
         nonce,
+        escrow::Amount::new(1),
         genesis().network_id(),
         Payload::Transfer {
             to: addr("bob"),
@@ -112,6 +113,7 @@ async fn funded_keys(node: &NodeHandle, first: u32, count: u32) -> Vec<Keypair> 
         let tx = SignedTx::sign(
             &alice,
             start + i as u64,
+            escrow::Amount::new(1),
             genesis().network_id(),
             Payload::Transfer {
                 to: key.address(),

@@ -20,6 +20,7 @@ fn crafted() -> Vec<(SignedTx, SignatureError)> {
     let body = |sender: [u8; 32]| TxBody {
         sender: PublicKey(sender),
         nonce: 0,
+        fee: escrow::Amount::new(1),
         network,
         payload: Payload::Transfer {
             to: dev::address("eve").unwrap(),
@@ -39,6 +40,7 @@ fn crafted() -> Vec<(SignedTx, SignatureError)> {
     let honest = SignedTx::sign(
         &alice,
         0,
+        escrow::Amount::new(1),
         network,
         Payload::Transfer {
             to: dev::address("bob").unwrap(),

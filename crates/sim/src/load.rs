@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chain_core::TxId;
-use escrow::{Address, Amount, ContractId, Keypair, Memo, Party, Payload, SignedTx};
+use escrow::{Address, Amount, ContractId, FeeRate, Keypair, Memo, Party, Payload, SignedTx};
 use tokio::time::Instant;
 
 use crate::rng::SimRng;
@@ -33,10 +33,10 @@ pub(crate) enum Arrivals {
 pub const BLOCK_SIZE_RANGE: std::ops::RangeInclusive<u64> = 1_000..=1_500_000;
 
 /// A filler transaction's bytes in a block besides its memo: the `Tx` and
-/// payload tags, sender, nonce, network, receiver, amount, the memo's
-/// length and the signature, for a nonce below 2^21 and the largest memo
-/// (measured by `filler_overhead_is_measured`).
-pub(crate) const FILLER_OVERHEAD: usize = 169;
+/// payload tags, sender, nonce, fee, network, receiver, amount, the memo's
+/// length and the signature, for a nonce below 2^21, a fee below 2^14 and
+/// the largest memo (measured by `filler_overhead_is_measured`).
+pub(crate) const FILLER_OVERHEAD: usize = 171;
 
 /// How many memo bytes each filler transaction carries for blocks of
 /// `block_size` bytes: a quarter of a block (so a block holds several),
@@ -55,6 +55,24 @@ pub(crate) fn filler_memo_len(block_size: u64) -> usize {
 pub(crate) fn max_block_bytes(default: usize, block_size: Option<u64>) -> usize {
     let twice = block_size.map_or(0, |b| usize::try_from(b.saturating_mul(2)).unwrap_or(0));
     default.max(twice)
+}
+
+/// How many doublings of the minimum relay rate the users' fee rates span.
+pub(crate) const FEE_RATE_DOUBLINGS: u32 = 6;
+
+/// A user's fee rate: `floor(2^(6u))` coins per kB for `u` uniform on
+/// [0, 1): from the node's default minimum relay rate (1 coin per kB) to 63,
+/// each doubling of the rate as likely as the next (log-uniform), as
+/// wallets that pay anything from the minimum to a generous premium.
+pub(crate) fn draw_fee_rate(rng: &mut SimRng) -> FeeRate {
+    let rate = 2f64.powf(f64::from(FEE_RATE_DOUBLINGS) * rng.unit());
+    FeeRate::per_kb(rate.floor().max(1.0) as u64)
+}
+
+/// The report's bucket of a fee rate: `floor(log2(rate))`, 0 for 1 coin
+/// per kB up to 5 for 32 to 63.
+pub(crate) fn fee_bucket(rate: FeeRate) -> u32 {
+    rate.get().max(1).ilog2().min(FEE_RATE_DOUBLINGS - 1)
 }
 
 /// What a user's outstanding transaction does, for the flow it belongs to.
@@ -95,6 +113,9 @@ pub(crate) struct Waiting {
     pub id: TxId,
     pub step: Step,
     pub sent: Instant,
+    /// Its fee, and the rate it was signed at.
+    pub fee: Amount,
+    pub rate: FeeRate,
 }
 
 pub(crate) struct User {
@@ -120,6 +141,10 @@ pub(crate) struct Load {
     pub confirmed: u64,
     /// Confirmation latencies (submission to the home node's best chain).
     pub latencies: Vec<Duration>,
+    /// The same, by fee-rate bucket ([`fee_bucket`]).
+    pub latencies_by_rate: BTreeMap<u32, Vec<Duration>>,
+    /// The fees of the confirmed transactions.
+    pub fees_confirmed: u64,
     pub by_kind: BTreeMap<&'static str, u64>,
     /// A user whose transaction waits longer than this asks again.
     pub give_up: Duration,
@@ -131,6 +156,8 @@ pub(crate) struct Send {
     pub home: usize,
     pub tx: SignedTx,
     pub step: Step,
+    /// The fee rate it was signed at.
+    pub rate: FeeRate,
 }
 
 impl Load {
@@ -194,7 +221,8 @@ impl Load {
             amount: Amount::ZERO,
             memo: Memo::new(&bytes).ok()?,
         };
-        self.sign(user, payload, Step::Transfer)
+        let rate = draw_fee_rate(rng);
+        self.sign_at(user, payload, Step::Transfer, rate)
     }
 
     /// The next step of some flow whose actor is free.
@@ -286,15 +314,29 @@ impl Load {
         None
     }
 
+    /// `user`'s next transaction, paying a fee rate drawn from the load's
+    /// stream ([`draw_fee_rate`]).
     fn sign(&mut self, user: usize, payload: Payload, step: Step) -> Option<Send> {
+        let rate = draw_fee_rate(&mut self.rng);
+        self.sign_at(user, payload, step, rate)
+    }
+
+    fn sign_at(
+        &mut self,
+        user: usize,
+        payload: Payload,
+        step: Step,
+        rate: FeeRate,
+    ) -> Option<Send> {
         let network = self.network;
         let u = self.users.get_mut(user)?;
-        let tx = SignedTx::sign(&u.key, u.next_nonce, network, payload);
+        let tx = SignedTx::sign_at_rate(&u.key, u.next_nonce, rate, network, payload);
         Some(Send {
             user,
             home: u.home,
             tx,
             step,
+            rate,
         })
     }
 
@@ -308,6 +350,8 @@ impl Load {
                 id: send.tx.id(),
                 step: send.step,
                 sent: now,
+                fee: send.tx.fee(),
+                rate: send.rate,
             });
         }
         if let Step::Create(f) = send.step
@@ -359,7 +403,13 @@ impl Load {
         };
         let Some(w) = u.waiting.take() else { return };
         self.confirmed += 1;
-        self.latencies.push(now.saturating_duration_since(w.sent));
+        let latency = now.saturating_duration_since(w.sent);
+        self.latencies.push(latency);
+        self.latencies_by_rate
+            .entry(fee_bucket(w.rate))
+            .or_default()
+            .push(latency);
+        self.fees_confirmed = self.fees_confirmed.saturating_add(w.fee.get());
         let next = match w.step {
             Step::Transfer => return,
             Step::Create(f) | Step::Dispute(f) => {
@@ -431,10 +481,13 @@ mod tests {
                 amount: Amount::ZERO,
                 memo,
             };
-            // A large nonce: the overhead is an upper bound.
+            // A large nonce and the largest fee the load pays (63 coins
+            // per kB of a 65-kB transaction, a two-byte varint): the
+            // overhead is an upper bound.
             let tx = SignedTx::sign(
                 &key,
                 1 << 20,
+                escrow::Amount::new(16_383),
                 chain_core::BlockHash::from_bytes([1; 32]),
                 payload,
             );

@@ -189,6 +189,23 @@ impl World {
                         .map(|d| d.as_secs_f64() * 1_000.0)
                         .collect(),
                 ),
+                fees: crate::report::FeeStats {
+                    paid: load.fees_confirmed,
+                    by_rate: load
+                        .latencies_by_rate
+                        .iter()
+                        .map(|(bucket, latencies)| crate::report::FeeBucket {
+                            rate_from: 1 << bucket,
+                            rate_to: (2u64 << bucket) - 1,
+                            confirmation_ms: Summary::of(
+                                latencies
+                                    .iter()
+                                    .map(|d| d.as_secs_f64() * 1_000.0)
+                                    .collect(),
+                            ),
+                        })
+                        .collect(),
+                },
             },
             bytes_sent_per_node: Summary::of(
                 self.net

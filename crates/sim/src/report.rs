@@ -133,6 +133,30 @@ pub struct TxStats {
     pub by_kind: BTreeMap<String, u64>,
     /// Submission to the home node's best chain, milliseconds.
     pub confirmation_ms: Summary,
+    /// The fees the confirmed transactions paid, and their confirmation
+    /// times by fee rate.
+    pub fees: FeeStats,
+}
+
+/// Fees of the load, and what a higher fee rate bought.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FeeStats {
+    /// The fees of the confirmed transactions, in coins.
+    pub paid: u64,
+    /// By fee rate: confirmation times of the transactions signed at a
+    /// rate from `rate_from` to `rate_to` coins per kB.
+    pub by_rate: Vec<FeeBucket>,
+}
+
+/// The confirmations of one band of fee rates.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FeeBucket {
+    /// The lowest rate of the band, coins per kB.
+    pub rate_from: u64,
+    /// The highest, coins per kB.
+    pub rate_to: u64,
+    /// Submission to the home node's best chain, milliseconds.
+    pub confirmation_ms: Summary,
 }
 
 /// The report of a run: simulated results only, so the same seed and

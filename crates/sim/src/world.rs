@@ -322,6 +322,8 @@ impl World {
             refused: BTreeMap::new(),
             confirmed: 0,
             latencies: Vec::new(),
+            latencies_by_rate: BTreeMap::new(),
+            fees_confirmed: 0,
             by_kind: BTreeMap::new(),
             give_up: opts.block_interval * 30,
         };

@@ -20,14 +20,16 @@ use crate::compact::{CompactBlock, MAX_PREFILLED};
 /// The protocol version this crate speaks. Version 2 changed the rules of
 /// validity (the signature rule of `escrow::signature`, and merkle leaves
 /// that commit to signatures), so a version 1 node is refused at the
-/// handshake instead of following other rules silently. Version 3 adds
-/// compact blocks (tags 16 to 20): the rules are version 2's, so a
-/// version 3 node still talks to a version 2 peer, and never sends it a
-/// message of a tag it does not know.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// handshake instead of following other rules silently. Version 3 added
+/// compact blocks (tags 16 to 20) under version 2's rules. Version 4 adds
+/// a fee to every signed transaction (`escrow::TxBody::fee`, paid to the
+/// block's miner): the bytes of a transaction changed, so a version 2 or
+/// 3 node, which could decode neither our transactions nor our blocks, is
+/// refused at the handshake.
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The oldest protocol version a node accepts at the handshake.
-pub const MIN_PROTOCOL_VERSION: u32 = 2;
+pub const MIN_PROTOCOL_VERSION: u32 = 4;
 
 /// The first protocol version that knows compact blocks.
 pub const COMPACT_VERSION: u32 = 3;

@@ -11,7 +11,8 @@
 //!
 //! The sum of all balances plus the funds held in contracts that are not
 //! final equals [`Ledger::issued`]: the genesis allocations plus every
-//! coinbase reward. Nothing else creates or destroys coins.
+//! coinbase reward. Nothing else creates or destroys coins: a fee moves
+//! from its sender to the block's miner (the coinbase's address).
 
 use std::sync::Arc;
 
@@ -21,16 +22,17 @@ use chain_core::{BlockContext, BlockHash, ChainParams, StateMachine, TxId};
 
 use crate::account::Address;
 use crate::amount::Amount;
-use crate::contract::{Contract, ContractError, ContractId, Payout};
+use crate::contract::{Contract, ContractId};
 use crate::signature::cache::SigCache;
 use crate::signature::{self, Item, SignatureError, Signed};
-use crate::tx::{Payload, SignedTx, Tx};
+use crate::tx::{SignedTx, Tx};
 
 /// The maps of a ledger: persistent (imbl), so a clone shares every node
 /// with the original and costs O(1); a change copies only the path to
 /// the entry it changes.
 pub type Map<K, V> = imbl::OrdMap<K, V>;
 
+mod apply;
 mod genesis_state;
 mod rules;
 
@@ -335,145 +337,6 @@ impl Ledger {
         Ok(())
     }
 
-    /// Applies one signed transaction whose signature was checked, at
-    /// `height`. On error the changes already recorded in `undo` must be
-    /// rolled back by the caller.
-    pub(crate) fn apply_signed(
-        &mut self,
-        tx: &SignedTx,
-        height: u64,
-        undo: &mut Vec<Change>,
-    ) -> Result<(), LedgerError> {
-        let id = tx.id();
-        let sender = tx.sender();
-        self.check_envelope(tx, id, &sender)?;
-        match &tx.body.payload {
-            // A memo may move nothing; a plain transfer must move something.
-            Payload::Transfer { to, amount } | Payload::TransferMemo { to, amount, .. } => {
-                if amount.is_zero() && matches!(tx.body.payload, Payload::Transfer { .. }) {
-                    return Err(LedgerError::ZeroTransfer);
-                }
-                self.debit(sender, *amount, undo)?;
-                self.credit(*to, *amount, undo)?;
-            }
-            Payload::EscrowCreate {
-                seller,
-                arbiter,
-                amount,
-                delivery_deadline,
-                dispute_window,
-            } => {
-                let contract_id = ContractId::from_tx(&id);
-                let contract = Contract::create(
-                    contract_id,
-                    sender,
-                    *seller,
-                    *arbiter,
-                    *amount,
-                    *delivery_deadline,
-                    *dispute_window,
-                    height,
-                    id,
-                )?;
-                self.debit(sender, *amount, undo)?;
-                let old = self.contracts.insert(contract_id, contract);
-                undo.push(Change::Contract(contract_id, old.map(Box::new)));
-            }
-            Payload::ConfirmDelivery { contract }
-            | Payload::RaiseDispute { contract }
-            | Payload::Resolve { contract, .. }
-            | Payload::RefundBuyer { contract } => {
-                let mut updated = self
-                    .contracts
-                    .get(contract)
-                    .cloned()
-                    .ok_or(ContractError::UnknownContract(*contract))?;
-                let payout = match &tx.body.payload {
-                    Payload::ConfirmDelivery { .. } => {
-                        updated.confirm_delivery(sender, height, id)?
-                    }
-                    Payload::RaiseDispute { .. } => updated.raise_dispute(sender, height, id)?,
-                    Payload::Resolve { to, .. } => updated.resolve(sender, *to, height, id)?,
-                    _ => updated.refund_buyer(sender, height, id)?,
-                };
-                if let Payout::To(payee) = payout {
-                    self.credit(payee, updated.amount, undo)?;
-                }
-                let old = self.contracts.insert(*contract, updated);
-                undo.push(Change::Contract(*contract, old.map(Box::new)));
-            }
-        }
-        let old = self.nonces.insert(sender, tx.body.nonce.saturating_add(1));
-        undo.push(Change::Nonce(sender, old));
-        Ok(())
-    }
-
-    /// Applies one block transaction at `ctx`; `index` is its place in the
-    /// block.
-    fn apply_tx(
-        &mut self,
-        tx: &Tx,
-        index: usize,
-        height: u64,
-        undo: &mut Vec<Change>,
-    ) -> Result<(), LedgerError> {
-        match tx {
-            Tx::Signed(s) => {
-                if height == 0 {
-                    return Err(LedgerError::NotAllowedHere {
-                        kind: s.body.payload.kind(),
-                        height,
-                    });
-                }
-                self.apply_signed(s, height, undo)
-            }
-            Tx::Coinbase { to, height: h } => {
-                if height == 0 {
-                    return Err(LedgerError::NotAllowedHere {
-                        kind: "coinbase",
-                        height,
-                    });
-                }
-                if index != 0 {
-                    return Err(LedgerError::MisplacedCoinbase);
-                }
-                if *h != height {
-                    return Err(LedgerError::WrongCoinbaseHeight {
-                        expected: height,
-                        got: *h,
-                    });
-                }
-                self.issue(self.reward, *to, undo)
-            }
-            Tx::Network {
-                params,
-                coinbase_reward,
-                ..
-            } => {
-                if height != 0 || index != 0 {
-                    return Err(LedgerError::NotAllowedHere {
-                        kind: "network",
-                        height,
-                    });
-                }
-                undo.push(Change::Reward(self.reward));
-                self.reward = *coinbase_reward;
-                undo.push(Change::Params(self.params.take()));
-                self.params = Some(Box::new(params.clone()));
-                Ok(())
-            }
-            Tx::Allocation { to, amount } => {
-                if height != 0 || index == 0 {
-                    return Err(LedgerError::NotAllowedHere {
-                        kind: "allocation",
-                        height,
-                    });
-                }
-                self.issue(*amount, *to, undo)
-            }
-        }
-    }
-
     /// Undoes the changes recorded after `mark`, leaving those before.
     pub(crate) fn rollback_to(&mut self, changes: &mut Vec<Change>, mark: usize) {
         let tail = changes.split_off(mark.min(changes.len()));
@@ -555,8 +418,14 @@ impl Ledger {
     /// all or nothing.
     fn apply_txs(&mut self, txs: &[Tx], height: u64) -> Result<Undo, LedgerError> {
         let mut changes = Vec::new();
+        // Fees go to the coinbase's address (a block without a coinbase
+        // is refused before any signed transaction applies).
+        let miner = match txs.first() {
+            Some(Tx::Coinbase { to, .. }) => Some(*to),
+            _ => None,
+        };
         for (index, tx) in txs.iter().enumerate() {
-            if let Err(e) = self.apply_tx(tx, index, height, &mut changes) {
+            if let Err(e) = self.apply_tx(tx, index, height, miner, &mut changes) {
                 self.rollback(changes);
                 return Err(e);
             }

@@ -468,6 +468,7 @@ pub(crate) mod tests {
         SignedTx::sign(
             key,
             nonce,
+            crate::Amount::ZERO,
             BlockHash::from_bytes([7; 32]),
             Payload::Transfer {
                 to: dev::address("bob").unwrap(),

@@ -51,6 +51,7 @@ fn body(sender: [u8; 32], nonce: u64) -> TxBody {
     TxBody {
         sender: PublicKey(sender),
         nonce,
+        fee: escrow::Amount::ZERO,
         network: network(),
         payload: Payload::Transfer {
             to: dev::address("bob").unwrap(),
@@ -301,6 +302,7 @@ pub static FILLER: LazyLock<Vec<SignedTx>> = LazyLock::new(|| {
             SignedTx::sign(
                 &keys[i % keys.len()],
                 (i / keys.len()) as u64,
+                escrow::Amount::ZERO,
                 network(),
                 Payload::Transfer {
                     to: dev::address("bob").unwrap(),

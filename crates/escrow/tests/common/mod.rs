@@ -64,12 +64,18 @@ impl Harness {
         }
     }
 
-    /// Signs `payload` as `name` with their next nonce.
+    /// Signs `payload` as `name` with their next nonce, paying no fee.
     pub fn sign(&self, name: &str, payload: Payload) -> SignedTx {
+        self.sign_paying(name, 0, payload)
+    }
+
+    /// Signs `payload` as `name` with their next nonce, paying `fee`.
+    pub fn sign_paying(&self, name: &str, fee: u64, payload: Payload) -> SignedTx {
         let k = key(name);
         SignedTx::sign(
             &k,
             self.ledger.nonce(&k.address()),
+            Amount::new(fee),
             self.ledger.network(),
             payload,
         )
@@ -176,6 +182,7 @@ pub fn transfer(from: &str, nonce: u64, network: BlockHash, to: &str, amount: u6
     SignedTx::sign(
         &key(from),
         nonce,
+        escrow::Amount::ZERO,
         network,
         Payload::Transfer {
             to: addr(to),

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use chain_core::TxId;
 
 use crate::api_types::ErrorAnswer;
+use crate::mempool::MempoolError;
 use crate::node::NodeError;
 
 /// An API error: an HTTP status, a stable code and a message, and for
@@ -19,6 +20,9 @@ pub struct ApiError {
     message: String,
     matches: Vec<String>,
     tx: Option<TxId>,
+    /// `fee_too_low`, `replacement_too_low`: the rate asked (for the
+    /// first) and the fee that would do (boxed: most errors have none).
+    fees: Option<Box<(Option<u64>, u64)>>,
 }
 
 impl ApiError {
@@ -33,6 +37,7 @@ impl ApiError {
             message: message.into(),
             matches: Vec::new(),
             tx: None,
+            fees: None,
         }
     }
 
@@ -76,7 +81,21 @@ impl ApiError {
 impl From<NodeError> for ApiError {
     fn from(e: NodeError) -> ApiError {
         match e {
-            NodeError::Mempool(m) => ApiError::bad_request(mempool_code(&m), m.to_string()),
+            NodeError::Mempool(m) => {
+                let fees = match &m {
+                    MempoolError::FeeTooLow { min, needed, .. } => {
+                        Some(Box::new((Some(min.get()), needed.get())))
+                    }
+                    MempoolError::ReplacementTooLow { needed, .. } => {
+                        Some(Box::new((None, needed.get())))
+                    }
+                    _ => None,
+                };
+                ApiError {
+                    fees,
+                    ..ApiError::bad_request(mempool_code(&m), m.to_string())
+                }
+            }
             other => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "node_stopped",
@@ -95,6 +114,8 @@ impl IntoResponse for ApiError {
                 message: self.message,
                 matches: self.matches,
                 tx: self.tx,
+                min_fee_rate: self.fees.as_ref().and_then(|f| f.0),
+                needed_fee: self.fees.as_ref().map(|f| f.1),
             }),
         )
             .into_response()
@@ -110,6 +131,8 @@ pub fn mempool_code(e: &crate::mempool::MempoolError) -> &'static str {
         M::Duplicate(_) | M::Invalid(A::AlreadyPending(_)) => "already_pending",
         M::Full { .. } => "mempool_full",
         M::AccountFull { .. } => "account_full",
+        M::FeeTooLow { .. } => "fee_too_low",
+        M::ReplacementTooLow { .. } => "replacement_too_low",
         M::Invalid(A::Invalid(l)) => match l {
             L::BadSignature { reason, .. } => reason.code(),
             L::WrongNetwork { .. } => "wrong_network",

@@ -42,6 +42,7 @@ use crate::node::NodeHandle;
 pub const MAX_BLOCKS_PER_PAGE: u64 = 100;
 
 pub(crate) mod error;
+mod fees;
 mod input;
 mod lookup;
 pub mod prefix;
@@ -74,17 +75,19 @@ pub fn router(node: NodeHandle, token: Option<String>, limits: &ApiLimits) -> Ro
         .route("/contracts/{id}", get(lookup::contract))
         .route("/peers", get(peers).post(add_peer))
         .route("/mempool", get(mempool))
+        .route("/mempool/fees", get(fees::mempool_fees))
         .route("/mine", post(mine))
         .route("/admin/partition", post(partition))
         .route("/admin/heal", post(heal))
         .route("/metrics", get(metrics))
         .route("/", get(explorer))
         .route("/events", get(events))
-        // Every route above takes no query parameter; the two below read
+        // Every route above takes no query parameter; those below read
         // theirs with `input::query`.
         .route_layer(axum::middleware::from_fn(input::no_query))
         .route("/blocks", get(blocks))
         .route("/tree", get(tree))
+        .route("/fees/estimate", get(fees::estimate))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
@@ -209,6 +212,8 @@ async fn status(State(api): State<Api>) -> Json<StatusAnswer> {
         total_work: snap.total_work.as_f64(),
         peers: snap.peers.len(),
         mempool: snap.mempool_len,
+        mempool_bytes: snap.mempool_bytes,
+        min_fee_rate: snap.fee_floor.at(tokio::time::Instant::now()).get(),
         mining: snap.mining.name().to_string(),
         started_at_ms: api.node.started_at_ms(),
     })
@@ -434,8 +439,12 @@ async fn submit(
         Payload::EscrowCreate { .. } => Some(escrow::ledger::contract_id_of(&tx)),
         _ => None,
     };
+    let fee = tx.fee();
     let id = api.node.submit(tx).await?;
-    Ok((StatusCode::CREATED, Json(SubmitAnswer { id, contract })))
+    Ok((
+        StatusCode::CREATED,
+        Json(SubmitAnswer { id, contract, fee }),
+    ))
 }
 
 #[derive(Deserialize)]

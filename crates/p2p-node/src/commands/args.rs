@@ -118,6 +118,15 @@ pub(crate) struct RunArgs {
     /// then the whole block on request).
     #[arg(long, value_enum, default_value = "compact")]
     pub relay: p2p_node::Relay,
+    /// The lowest fee rate, in coins per 1,000 bytes, of a transaction the
+    /// node admits to its mempool and relays (a transaction of up to 1,000
+    /// bytes pays at least this many coins when it is above zero).
+    #[arg(long, value_name = "COINS_PER_KB", default_value_t = p2p_node::mempool::policy::DEFAULT_MIN_RELAY_FEE.get())]
+    pub min_relay_fee: u64,
+    /// The most bytes of transactions the mempool holds; past it the
+    /// cheapest packages are evicted for better ones.
+    #[arg(long, value_name = "BYTES", default_value_t = p2p_node::mempool::policy::DEFAULT_MAX_BYTES, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u64).range(1..), |v| usize::try_from(v).unwrap_or(usize::MAX)))]
+    pub mempool_max_bytes: usize,
     /// Save a snapshot of the ledger every this many blocks (and at every
     /// clean stop): a start after a crash applies at most that many again.
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -133,7 +142,7 @@ pub(crate) struct RunArgs {
 }
 
 /// The ids of [`RunArgs`]' options, as clap names them.
-const RUN_IDS: [&str; 13] = [
+const RUN_IDS: [&str; 15] = [
     "listen",
     "advertise",
     "api",
@@ -144,6 +153,8 @@ const RUN_IDS: [&str; 13] = [
     "block_interval",
     "template_refresh",
     "relay",
+    "min_relay_fee",
+    "mempool_max_bytes",
     "snapshot_every",
     "genesis",
     "log",
@@ -158,6 +169,11 @@ pub(crate) struct Signer {
     /// Sign with the key in this file (`p2p-node keygen` writes one).
     #[arg(long)]
     pub key: Option<PathBuf>,
+    /// The fee to pay the miner, in coins; without it, the node's
+    /// estimate for confirmation within 2 blocks (`GET /fees/estimate`)
+    /// for the transaction's size.
+    #[arg(long, value_name = "COINS")]
+    pub fee: Option<u64>,
 }
 
 /// Waiting for a sent transaction's confirmations.

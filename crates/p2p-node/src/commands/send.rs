@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use chain_core::TxId;
 use escrow::{ContractId, Keypair, Party, Payload, dev};
 use p2p_node::api_types::{SubmitAnswer, TxLookupAnswer, TxStatus};
-use p2p_node::client::{Client, ClientError};
+use p2p_node::client::{Client, ClientError, Fee};
 
 use super::args::{EscrowCommand, Signer, WaitArgs};
 use super::ctx::Ctx;
@@ -104,10 +104,16 @@ pub(super) async fn submit(
     let key = signer_key(signer)?;
     let kind = payload.kind();
     let client = ctx.client();
-    let answer = client.sign_and_submit(&key, payload).await?;
+    let fee = signer.fee.map_or(Fee::default(), |coins| {
+        Fee::Fixed(escrow::Amount::new(coins))
+    });
+    let answer = client.sign_and_submit(&key, payload, fee).await?;
     let submitted = |a: &SubmitAnswer| match a.contract {
-        Some(contract) => format!("submitted {kind} {}\ncontract {contract}", a.id),
-        None => format!("submitted {kind} {}", a.id),
+        Some(contract) => format!(
+            "submitted {kind} {} (fee {})\ncontract {contract}",
+            a.id, a.fee
+        ),
+        None => format!("submitted {kind} {} (fee {})", a.id, a.fee),
     };
     let Some(confirmations) = wait.wait else {
         return ctx.print(&answer, || submitted(&answer));

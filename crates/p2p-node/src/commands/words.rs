@@ -42,14 +42,19 @@ fn memo_words(memo: &escrow::Memo) -> String {
     }
 }
 
-/// What a transaction does, in one sentence.
+/// What a transaction does, in one sentence, with its fee and fee rate
+/// when it is signed.
 pub(crate) fn describe(tx: &TxAnswer) -> String {
     match tx {
         TxAnswer::Signed {
-            sender, payload, ..
+            sender,
+            payload,
+            fee,
+            fee_rate,
+            ..
         } => {
             let from = who(sender);
-            match payload {
+            let what = match payload {
                 Payload::Transfer { to, amount } => format!("{from} pays {amount} to {}", who(to)),
                 Payload::EscrowCreate {
                     seller,
@@ -77,7 +82,8 @@ pub(crate) fn describe(tx: &TxAnswer) -> String {
                 Payload::TransferMemo { to, amount, memo } => {
                     format!("{from} pays {amount} to {} {}", who(to), memo_words(memo))
                 }
-            }
+            };
+            format!("{what}; fee {fee} ({fee_rate}/kB)")
         }
         TxAnswer::Coinbase { to, height, .. } => {
             format!("the reward of block {height} to {}", who(to))

@@ -118,6 +118,7 @@ mod tests {
         SignedTx::sign(
             &alice,
             nonce,
+            escrow::Amount::new(1),
             network,
             Payload::Transfer {
                 to,

@@ -239,6 +239,7 @@ fn alice_pays_bob() -> SignedTx {
     SignedTx::sign(
         &dev::keypair("alice").unwrap(),
         0,
+        escrow::Amount::new(1),
         Genesis::dev().ledger().network(),
         Payload::Transfer {
             to: dev::address("bob").unwrap(),

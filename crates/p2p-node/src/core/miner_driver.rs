@@ -394,24 +394,24 @@ impl MinerDriver {
 }
 
 /// A block template on `chain`'s tip paying `paid_to`, stamped `now_ms`:
-/// the coinbase, then the mempool's transactions in pool order (each
-/// sender's nonces in order) while they fit the block's limits.
+/// the coinbase, then the mempool's transactions chosen by fee rate (each
+/// sender's nonces in order) while they fit the block's limits
+/// ([`Mempool::select`]).
 fn template(chain: &NodeChain, mempool: &Mempool, paid_to: Address, now_ms: u64) -> Block<Tx> {
     let params = chain.params();
     let mut transactions = vec![Tx::Coinbase {
         to: paid_to,
         height: chain.height() + 1,
     }];
-    let mut size = Header::SIZE + 64;
-    for tx in mempool.txs() {
-        let tx = Tx::Signed(tx.clone());
-        let len = chain_core::Transaction::encoded_len(&tx);
-        if transactions.len() >= params.max_block_txs || size + len > params.max_block_bytes {
-            break;
-        }
-        size += len;
-        transactions.push(tx);
-    }
+    // The header, the coinbase and the list's length, with room to spare.
+    let overhead = Header::SIZE + 64;
+    let chosen = mempool.select(
+        chain.state(),
+        chain.height() + 1,
+        params.max_block_txs.saturating_sub(1),
+        params.max_block_bytes.saturating_sub(overhead),
+    );
+    transactions.extend(chosen.into_iter().map(Tx::Signed));
     let header = chain.template(&transactions, now_ms);
     Block {
         header,

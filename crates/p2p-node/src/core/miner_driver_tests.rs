@@ -193,6 +193,7 @@ async fn the_nodes_own_mining_waits_the_interval_after_a_new_tip_then_mines_the_
     let pay = escrow::SignedTx::sign(
         &escrow::dev::keypair("alice").unwrap(),
         0,
+        escrow::Amount::new(1),
         chain.state().network(),
         escrow::Payload::Transfer {
             to: account('b'),
@@ -264,6 +265,7 @@ fn transfer(chain: &NodeChain, from: &str, nonce: u64) -> escrow::SignedTx {
     escrow::SignedTx::sign(
         &escrow::dev::keypair(from).unwrap(),
         nonce,
+        escrow::Amount::new(1),
         chain.state().network(),
         escrow::Payload::Transfer {
             to: account('b'),

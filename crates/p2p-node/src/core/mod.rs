@@ -19,9 +19,8 @@
 //! [`Snapshot`]), `inbox`, `view`, `costs`. `docs/ARCHITECTURE.md` says
 //! what each owns and walks a block and a tx through them.
 //!
-//! The core never waits on a peer: it hands messages to each connection's
-//! bounded queue with `try_send`, and a peer whose queue is full is too slow
-//! and is dropped, so one slow peer cannot grow the node's memory.
+//! The core never waits on a peer: a peer whose bounded queue is full
+//! (`try_send`) is too slow and is dropped, so it cannot grow our memory.
 
 mod blocks;
 mod compact;
@@ -94,7 +93,8 @@ impl Core {
     pub fn new(p: CoreParts) -> Core {
         let (config, chain) = (p.config, p.chain);
         let (max, per_account) = (config.mempool_max, config.mempool_max_per_account);
-        let mempool = Mempool::new(chain.state(), chain.height() + 1, max, per_account);
+        let mempool = Mempool::new(chain.state(), chain.height() + 1, max, per_account)
+            .with_policy(config.fee_policy);
         let now = Instant::now();
         let published = published::Publisher::new(&chain, p.node_id, config.mining, p.events);
         let (every, at) = (config.snapshot_every, p.snapshot_height);

@@ -54,6 +54,11 @@ pub struct Snapshot {
     pub pending: Arc<Ledger>,
     /// How many transactions are pending.
     pub mempool_len: usize,
+    /// Their bytes.
+    pub mempool_bytes: usize,
+    /// What the mempool's minimum fee rate is made of, to be read at any
+    /// time.
+    pub fee_floor: crate::mempool::policy::FeeFloor,
     /// The mining mode.
     pub mining: MiningMode,
     /// Live peers.
@@ -248,6 +253,8 @@ impl Publisher {
             pending: Arc::clone(&state),
             state,
             mempool_len: 0,
+            mempool_bytes: 0,
+            fee_floor: crate::mempool::policy::FeeFloor::default(),
             mining,
             peers: Arc::from(Vec::new()),
             metrics: Arc::new(Metrics::default()),
@@ -442,6 +449,8 @@ impl Publisher {
             self.mempool_changes = mempool_changes;
             new.pending = Arc::new(from.mempool.pending_ledger().clone());
             new.mempool_len = from.mempool.len();
+            new.mempool_bytes = from.mempool.bytes();
+            new.fee_floor = from.mempool.fee_floor();
             changed = true;
         }
         if from.mining != old.mining {

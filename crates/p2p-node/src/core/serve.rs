@@ -410,6 +410,7 @@ mod tests {
         let tx = SignedTx::sign(
             &dev::keypair("alice").unwrap(),
             0,
+            escrow::Amount::new(1),
             ledger.network(),
             Payload::Transfer {
                 to: dev::address("bob").unwrap(),
@@ -433,6 +434,7 @@ mod tests {
             let tx = SignedTx::sign(
                 &dev::keypair("alice").unwrap(),
                 nonce,
+                escrow::Amount::new(1),
                 ledger.network(),
                 Payload::Transfer {
                     to: dev::address("bob").unwrap(),

@@ -16,6 +16,7 @@ fn pay(ledger: &Ledger, who: &str, nonce: u64) -> SignedTx {
     SignedTx::sign(
         &dev::keypair(who).unwrap(),
         nonce,
+        escrow::Amount::new(1),
         ledger.network(),
         Payload::Transfer {
             to: dev::address("bob").unwrap(),

@@ -50,44 +50,29 @@
 //!   announce again; [`Mempool::reload`] takes back a saved pool.
 
 pub mod announce;
+pub mod estimate;
+mod fees;
 mod follow;
 pub mod orphans;
+mod outcome;
+pub mod policy;
+mod select;
 mod touch;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use chain_core::TxId;
-use escrow::{Address, AdmissionError, Ledger, LedgerError, PendingState, SigCheck, SignedTx, Tx};
+use escrow::{
+    Address, AdmissionError, FeeRate, Ledger, LedgerError, PendingState, SigCheck, SignedTx, Tx,
+};
 use tokio::time::Instant;
 
 use announce::Announcements;
-use orphans::{OrphanPool, OrphanRefusal, PeerId, SenderState};
+use orphans::{OrphanPool, PeerId, SenderState};
+use policy::{FeePolicy, RollingMin};
 use touch::{Entry, Meta};
 
-/// Why a transaction was not added.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MempoolError {
-    /// It is already pending.
-    #[error("transaction {0} is already pending")]
-    Duplicate(TxId),
-    /// The pool holds its maximum.
-    #[error("the mempool is full ({max} transactions)")]
-    Full {
-        /// The limit.
-        max: usize,
-    },
-    /// The sender has its maximum of pending transactions.
-    #[error("account {account} has {max} pending transactions already")]
-    AccountFull {
-        /// The sender.
-        account: Address,
-        /// The limit.
-        max: usize,
-    },
-    /// It does not apply after the pending transactions.
-    #[error(transparent)]
-    Invalid(#[from] AdmissionError),
-}
+pub use outcome::{Dropped, MempoolError, Offered};
 
 /// How many of the latest dropped transactions a compact block is also
 /// rebuilt from (Bitcoin Core's `-blockreconstructionextratxn` default).
@@ -95,42 +80,6 @@ pub const EXTRA_CANDIDATES: usize = 100;
 
 /// How many dropped transactions are remembered with their reason.
 pub const MAX_DROPPED: usize = 10_000;
-
-/// A transaction the pool had accepted and let go, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Dropped {
-    /// The transaction.
-    pub tx: SignedTx,
-    /// The rule it broke on the new best chain.
-    pub reason: String,
-}
-
-/// What became of a transaction offered to the pool
-/// ([`Mempool::offer`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Offered {
-    /// Pending now, and so are the waiting transactions its admission let
-    /// in: all are news to peers.
-    Added {
-        /// The offered transaction's id.
-        id: TxId,
-        /// The waiting transactions it let in, in admission order.
-        freed: Vec<TxId>,
-    },
-    /// A peer's transaction whose nonce is ahead of its sender's next:
-    /// kept to wait for its predecessors (evicting the orphan named, if
-    /// the orphan pool was full).
-    Waiting {
-        /// The orphan evicted to make room (its sender and nonce).
-        evicted: Option<(Address, u64)>,
-    },
-    /// A peer's transaction whose nonce is ahead of its sender's next, not
-    /// kept to wait (the orphan pool's rules refused it): not the peer's
-    /// fault (see `docs/PROTOCOL.md`, "Orphan transactions").
-    NotKept(OrphanRefusal),
-    /// Not pooled.
-    Refused(MempoolError),
-}
 
 /// Pending transactions in admission order (which keeps each sender's
 /// nonces in order), with the orphan transactions waiting for an earlier
@@ -155,6 +104,14 @@ pub struct Mempool {
     orphans: OrphanPool,
     /// Admitted ids waiting to be announced to each peer.
     announcements: Announcements,
+    /// The bytes of `txs`.
+    bytes: usize,
+    /// What fees the pool asks, and its byte bound.
+    policy: FeePolicy,
+    /// The minimum fee rate raised by evictions.
+    rolling: RollingMin,
+    /// The best tip's state, which the pending state starts from.
+    base: Ledger,
 }
 
 impl Mempool {
@@ -174,6 +131,10 @@ impl Mempool {
             dropped_order: VecDeque::new(),
             orphans: OrphanPool::new(),
             announcements: Announcements::default(),
+            bytes: 0,
+            policy: FeePolicy::default(),
+            rolling: RollingMin::default(),
+            base: ledger.clone(),
         }
     }
 
@@ -187,7 +148,22 @@ impl Mempool {
     ///
     /// [`MempoolError`] naming why not; the pool is unchanged then.
     pub fn add(&mut self, tx: SignedTx, check: Option<SigCheck>) -> Result<TxId, MempoolError> {
-        self.insert(tx, true, check)
+        self.add_at(tx, check, Instant::now())
+    }
+
+    /// [`Mempool::add`] at `now` (for the pool's minimum fee rate, which
+    /// decays with time).
+    ///
+    /// # Errors
+    ///
+    /// As [`Mempool::add`].
+    pub fn add_at(
+        &mut self,
+        tx: SignedTx,
+        check: Option<SigCheck>,
+        now: Instant,
+    ) -> Result<TxId, MempoolError> {
+        self.insert(tx, true, check, now)
     }
 
     /// Offers `tx` (with its signature's verdict, if reached), from peer
@@ -207,10 +183,10 @@ impl Mempool {
         // Kept with the transaction if it has to wait for an earlier
         // nonce, so that its admission then need not check it again.
         let kept = from.map(|_| (tx.clone(), check.clone()));
-        match self.add(tx, check) {
+        match self.add_at(tx, check, now) {
             Ok(id) => Offered::Added {
                 id,
-                freed: self.admit_waiting_of(sender),
+                freed: self.admit_waiting_of(sender, now),
             },
             Err(e) => {
                 let gap = match &e {
@@ -242,15 +218,16 @@ impl Mempool {
     /// Returns the admitted ids, in admission order.
     pub fn admit_waiting(&mut self) -> Vec<TxId> {
         let mut ids = Vec::new();
+        let now = Instant::now();
         for sender in self.orphans.senders() {
-            ids.extend(self.admit_waiting_of(sender));
+            ids.extend(self.admit_waiting_of(sender, now));
         }
         ids
     }
 
     /// Admits `sender`'s waiting transactions, in nonce order, as long as
     /// the next one waits; returns their ids.
-    fn admit_waiting_of(&mut self, sender: Address) -> Vec<TxId> {
+    fn admit_waiting_of(&mut self, sender: Address, now: Instant) -> Vec<TxId> {
         let mut ids = Vec::new();
         loop {
             let next = self.pending_ledger().nonce(&sender);
@@ -258,7 +235,7 @@ impl Mempool {
                 return ids;
             };
             let id = tx.id();
-            match self.add(tx, check) {
+            match self.add_at(tx, check, now) {
                 Ok(id) => ids.push(id),
                 Err(e) => {
                     tracing::debug!(%id, "waiting transaction not pooled: {e}");
@@ -317,25 +294,27 @@ impl Mempool {
         due
     }
 
-    /// Adds `tx`, with the pool's limits and a signature check (a new
-    /// transaction), or without either (one re-admitted by a rebuild,
-    /// whose signature was verified when it first entered the pool or
-    /// when its block was validated).
+    /// Adds `tx`, with the pool's limits, fee policy and a signature check
+    /// (a new transaction, at `now`), or without them (one re-admitted by
+    /// a rebuild, whose signature was verified when it first entered the
+    /// pool or when its block was validated).
     fn insert(
         &mut self,
         tx: SignedTx,
         new: bool,
         check: Option<escrow::SigCheck>,
+        now: Instant,
     ) -> Result<TxId, MempoolError> {
-        let limits = new;
         let id = tx.id();
         if self.ids.contains_key(&id) {
             return Err(MempoolError::Duplicate(id));
         }
         let sender = tx.sender();
-        if limits {
-            if self.txs.len() >= self.max {
-                return Err(MempoolError::Full { max: self.max });
+        let mut victims = (Vec::new(), FeeRate::ZERO);
+        if new {
+            self.check_fee(&tx, now)?;
+            if let Some(old) = self.position_of_nonce(&sender, tx.body.nonce) {
+                return self.replace(old, tx, check);
             }
             if self.per_account.get(&sender).copied().unwrap_or(0) >= self.max_per_account {
                 return Err(MempoolError::AccountFull {
@@ -343,6 +322,13 @@ impl Mempool {
                     max: self.max_per_account,
                 });
             }
+            // The newcomer's chain: its sender's pending ones and itself.
+            let chain = self
+                .meta
+                .iter()
+                .filter(|m| m.sender == sender)
+                .fold(tx.package(), |p, m| p.plus(m.package));
+            victims = self.victims_for(sender, chain)?;
         }
         if let (true, Some(check)) = (new, check) {
             self.state.admit_prechecked(&tx, check)?;
@@ -354,10 +340,18 @@ impl Mempool {
         self.forget_dropped(&id);
         *self.per_account.entry(sender).or_insert(0) += 1;
         self.ids.insert(id, self.txs.len());
-        self.meta
-            .push(Meta::of(&tx, id, sender, self.state.ledger()));
+        let meta = Meta::of(&tx, id, sender, self.state.ledger());
+        self.bytes += usize::try_from(meta.package.size).unwrap_or(0);
+        self.meta.push(meta);
         self.txs.push(tx);
         self.changes += 1;
+        if !victims.0.is_empty() {
+            self.evict(&victims.0, victims.1, now);
+            if !self.contains(&id) {
+                // It needed what was evicted (another sender's transfer).
+                return Err(MempoolError::Full { max: self.max });
+            }
+        }
         Ok(id)
     }
 
@@ -379,11 +373,14 @@ impl Mempool {
         self.meta.clear();
         self.ids.clear();
         self.per_account.clear();
+        self.bytes = 0;
+        self.base = ledger.clone();
         self.state = PendingState::new(ledger, next_height);
         let mut dropped = Vec::new();
+        let now = Instant::now();
         for tx in returned.into_iter().chain(old) {
             let id = tx.id();
-            match self.insert(tx.clone(), false, None) {
+            match self.insert(tx.clone(), false, None, now) {
                 Ok(_) | Err(MempoolError::Duplicate(_)) => {}
                 Err(_) if included(&id) => {}
                 Err(e) => {
@@ -458,8 +455,12 @@ impl Mempool {
         let old_txs = std::mem::take(&mut self.txs);
         let old_meta = std::mem::take(&mut self.meta);
         let mut dropped = Vec::new();
+        self.base = ledger.clone();
         for ((tx, meta), dirty) in old_txs.into_iter().zip(old_meta).zip(dirty) {
             if dirty && let Err(e) = scratch.admit_verified(&tx) {
+                self.bytes = self
+                    .bytes
+                    .saturating_sub(usize::try_from(meta.package.size).unwrap_or(0));
                 if let Some(n) = self.per_account.get_mut(&meta.sender) {
                     *n = n.saturating_sub(1);
                     if *n == 0 {

@@ -15,6 +15,7 @@ fn tx(k: &Keypair, nonce: u64) -> SignedTx {
     SignedTx::sign(
         k,
         nonce,
+        escrow::Amount::new(1),
         escrow::Genesis::dev().network_id(),
         Payload::Transfer {
             to: key(9_999).address(),

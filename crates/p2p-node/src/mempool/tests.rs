@@ -10,6 +10,7 @@ fn pay(ledger: &Ledger, who: &str, nonce: u64, amount: u64) -> SignedTx {
     SignedTx::sign(
         &dev::keypair(who).unwrap(),
         nonce,
+        escrow::Amount::new(1),
         ledger.network(),
         Payload::Transfer {
             to: dev::address("bob").unwrap(),
@@ -35,13 +36,15 @@ fn bounded_in_total_and_per_account() {
         Err(MempoolError::AccountFull { max: 2, .. })
     ));
     pool.add(pay(ledger, "charlie", 0, 1), None).unwrap();
+    // Full: a newcomer that pays no better than what is pending is
+    // refused, and told what would get it in (`fees_tests.rs`).
     assert!(matches!(
         pool.add(pay(ledger, "dave", 0, 1), None),
-        Err(MempoolError::Full { max: 3 })
+        Err(MempoolError::FeeTooLow { .. })
     ));
     assert!(matches!(
         pool.add(pay(ledger, "dave", 5, 1), None),
-        Err(MempoolError::Full { .. })
+        Err(MempoolError::FeeTooLow { .. })
     ));
     assert_eq!(pool.len(), 3);
 }
@@ -77,10 +80,11 @@ fn a_rebuild_keeps_every_accepted_transaction_whatever_the_limits() {
     let dropped = pool.rebuild(ledger, 1, returned, |_| false);
     assert!(dropped.is_empty());
     assert_eq!(pool.len(), 5);
-    // New admissions still meet the limits.
+    // New admissions still meet the limits: one that pays no better
+    // than what is pending is refused.
     assert!(matches!(
         pool.add(pay(ledger, "charlie", 0, 1), None),
-        Err(MempoolError::Full { max: 4 })
+        Err(MempoolError::FeeTooLow { .. })
     ));
 }
 
@@ -176,7 +180,13 @@ fn random_tx(dice: &mut Dice, state: &Ledger, height: u64, contracts: &[Contract
             }
         }
     };
-    SignedTx::sign(&key, nonce, state.network(), payload)
+    SignedTx::sign(
+        &key,
+        nonce,
+        escrow::Amount::new(1),
+        state.network(),
+        payload,
+    )
 }
 
 fn assert_same(inc: &Mempool, full: &Mempool, dropped: (&[TxId], &[TxId]), what: &str) {
@@ -294,6 +304,7 @@ fn extending_rechecks_only_what_the_block_touched() {
     let dave = SignedTx::sign(
         &dev::keypair("dave").unwrap(),
         0,
+        escrow::Amount::new(1),
         ledger.network(),
         Payload::Transfer {
             to: dev::address("eve").unwrap(),
@@ -400,6 +411,7 @@ async fn a_users_transaction_ahead_of_its_nonce_is_refused_not_kept() {
     let stranger = SignedTx::sign(
         &escrow::Keypair::from_seed([0x77; 32]),
         1,
+        escrow::Amount::new(1),
         ledger.network(),
         Payload::Transfer {
             to: dev::address("bob").unwrap(),

@@ -5,7 +5,7 @@
 //! [`super`], "Following the tip incrementally").
 
 use chain_core::TxId;
-use escrow::{Address, ContractId, Ledger, Payload, SignedTx};
+use escrow::{Address, ContractId, Ledger, Package, Payload, SignedTx};
 
 /// An entry of the state a transaction reads or writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -16,7 +16,8 @@ pub(super) enum Entry {
     Contract(ContractId),
 }
 
-/// What the pool knows of a pending transaction without hashing it again.
+/// What the pool knows of a pending transaction without hashing or
+/// encoding it again.
 #[derive(Clone, Debug)]
 pub(super) struct Meta {
     pub id: TxId,
@@ -26,6 +27,10 @@ pub(super) struct Meta {
     /// Whether it creates or acts on a contract: its outcome depends on
     /// the height.
     pub contract: bool,
+    /// Its fee and size.
+    pub package: Package,
+    /// Its nonce.
+    pub nonce: u64,
 }
 
 impl Meta {
@@ -62,6 +67,8 @@ impl Meta {
             sender,
             entries,
             contract,
+            package: tx.package(),
+            nonce: tx.body.nonce,
         }
     }
 }

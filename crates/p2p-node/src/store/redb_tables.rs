@@ -36,5 +36,7 @@ pub(super) const MEMPOOL: TableDefinition<&str, &[u8]> = TableDefinition::new("m
 /// The format this node writes. A store of another format is refused.
 /// Version 3: headers, bodies, undo records, the transaction index and a
 /// ledger snapshot in tables of their own (version 2 kept only blocks, in
-/// save order, and replayed them all at every start).
-pub const FORMAT_VERSION: u64 = 3;
+/// save order, and replayed them all at every start). Version 4: the same
+/// tables, but signed transactions carry a fee (`escrow::TxBody::fee`), so
+/// a version 3 store's blocks no longer decode.
+pub const FORMAT_VERSION: u64 = 4;

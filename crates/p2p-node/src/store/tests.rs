@@ -348,6 +348,7 @@ fn the_mempool_is_saved_and_loaded_across_reopening() {
     let tx = SignedTx::sign(
         &escrow::dev::keypair("alice").unwrap(),
         0,
+        escrow::Amount::new(1),
         genesis.network_id(),
         escrow::Payload::Transfer {
             to: escrow::dev::address("bob").unwrap(),

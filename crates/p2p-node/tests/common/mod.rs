@@ -206,11 +206,17 @@ pub fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-/// A dev account's transaction on the test network, signed.
+/// The fee the tests' transactions pay: 1 coin, the default minimum relay
+/// rate's fee for any transaction of up to 1,000 bytes.
+pub const FEE: u64 = 1;
+
+/// A dev account's transaction on the test network, signed, paying
+/// [`FEE`].
 pub fn sign(who: &str, nonce: u64, payload: escrow::Payload) -> escrow::SignedTx {
     escrow::SignedTx::sign(
         &escrow::dev::keypair(who).unwrap(),
         nonce,
+        escrow::Amount::new(FEE),
         genesis().network_id(),
         payload,
     )

@@ -33,6 +33,7 @@ pub fn signed_tx() -> SignedTx {
     SignedTx::sign(
         &dev::keypair("alice").unwrap(),
         3,
+        escrow::Amount::new(1),
         network(),
         Payload::Transfer {
             to: dev::address("bob").unwrap(),
@@ -124,6 +125,7 @@ pub fn block_of_every_payload() -> Block<Tx> {
         transactions.push(Tx::Signed(SignedTx::sign(
             &k(who),
             i as u64,
+            escrow::Amount::new(1),
             network(),
             payload,
         )));
@@ -148,6 +150,7 @@ pub fn block_of_transfers(n: usize) -> Block<Tx> {
         transactions.push(Tx::Signed(SignedTx::sign(
             &senders[i % senders.len()],
             (i / senders.len()) as u64,
+            escrow::Amount::new(1),
             network(),
             Payload::Transfer {
                 to: bob,
@@ -343,7 +346,13 @@ fn arb_payload() -> impl Strategy<Value = Payload> {
 fn arb_signed_tx() -> impl Strategy<Value = SignedTx> {
     (any::<[u8; 32]>(), any::<u64>(), arb_hash(), arb_payload()).prop_map(
         |(seed, nonce, network, payload)| {
-            SignedTx::sign(&Keypair::from_seed(seed), nonce, network, payload)
+            SignedTx::sign(
+                &Keypair::from_seed(seed),
+                nonce,
+                escrow::Amount::new(1),
+                network,
+                payload,
+            )
         },
     )
 }

@@ -1,0 +1,86 @@
+//! Choosing a block's transactions: by fee rate, each sender's nonces in
+//! order, prefixes judged as packages, dependencies between senders kept.
+
+#![allow(clippy::unwrap_used)]
+
+use escrow::{Amount, Genesis, Ledger, Payload, SignedTx, dev};
+
+use crate::mempool::Mempool;
+
+fn pay(ledger: &Ledger, who: &str, nonce: u64, fee: u64) -> SignedTx {
+    SignedTx::sign(
+        &dev::keypair(who).unwrap(),
+        nonce,
+        Amount::new(fee),
+        ledger.network(),
+        Payload::Transfer {
+            to: dev::address("bob").unwrap(),
+            amount: Amount::new(1),
+        },
+    )
+}
+
+#[test]
+fn the_best_paying_go_first_each_senders_nonces_in_order() {
+    let chain = Genesis::dev().chain().unwrap();
+    let ledger = chain.state();
+    let mut pool = Mempool::new(ledger, 1, 100, 100);
+    let a0 = pay(ledger, "alice", 0, 2);
+    let c0 = pay(ledger, "charlie", 0, 5);
+    // Dave's first pays little, his second a lot: as a package the two
+    // beat Charlie's (40 for two against 5 for one).
+    let d0 = pay(ledger, "dave", 0, 1);
+    let d1 = pay(ledger, "dave", 1, 39);
+    for tx in [&a0, &c0, &d0, &d1] {
+        pool.add(tx.clone(), None).unwrap();
+    }
+    let all = pool.select(ledger, 1, 100, 1 << 20);
+    assert_eq!(all, vec![d0.clone(), d1.clone(), c0.clone(), a0.clone()]);
+    // Room for two: the best package whole.
+    assert_eq!(pool.select(ledger, 1, 2, 1 << 20), vec![d0, d1]);
+    // Room for one transaction's bytes: the best single one that fits is
+    // Charlie's (Dave's package does not fit, and his second cannot go
+    // before his first).
+    let one = c0.size() + 1;
+    assert_eq!(pool.select(ledger, 1, 100, one), vec![c0]);
+}
+
+#[test]
+fn a_payment_waits_for_the_transfer_it_spends() {
+    let chain = Genesis::dev().chain().unwrap();
+    let ledger = chain.state();
+    let mut pool = Mempool::new(ledger, 1, 100, 100);
+    let fresh = escrow::Keypair::generate().unwrap();
+    let fund = SignedTx::sign(
+        &dev::keypair("alice").unwrap(),
+        0,
+        Amount::new(1),
+        ledger.network(),
+        Payload::Transfer {
+            to: fresh.address(),
+            amount: Amount::new(1_000),
+        },
+    );
+    let spend = SignedTx::sign(
+        &fresh,
+        0,
+        Amount::new(100),
+        ledger.network(),
+        Payload::Transfer {
+            to: dev::address("bob").unwrap(),
+            amount: Amount::new(500),
+        },
+    );
+    let other = pay(ledger, "charlie", 0, 3);
+    for tx in [&fund, &spend, &other] {
+        pool.add(tx.clone(), None).unwrap();
+    }
+    // The spend pays best but needs the funding, which pays least.
+    let chosen = pool.select(ledger, 1, 100, 1 << 20);
+    assert_eq!(chosen, vec![other, fund, spend]);
+    // Whatever is chosen applies in that order.
+    let mut state = escrow::PendingState::new(ledger, 1);
+    for tx in &chosen {
+        state.admit_verified(tx).unwrap();
+    }
+}
