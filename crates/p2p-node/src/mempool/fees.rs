@@ -92,16 +92,16 @@ impl Mempool {
     }
 
     /// Which pending transactions (positions, in eviction order) must
-    /// leave so that a newcomer of `size` bytes from `sender`, paying as
-    /// `package`, fits the pool's bounds, and the highest chain rate
-    /// among them. Refused (`fee_too_low`) if the newcomer's own chain
-    /// would be the cheapest.
+    /// leave so that `newcomer` from `sender` fits the pool's bounds, and
+    /// the highest chain rate among them. The newcomer competes with its
+    /// sender's pending ones as one chain. Refused (`fee_too_low`) if that
+    /// chain would be the cheapest.
     pub(super) fn victims_for(
         &self,
         sender: Address,
-        package: Package,
+        newcomer: Package,
     ) -> Result<(Vec<usize>, FeeRate), MempoolError> {
-        let size = usize::try_from(package.size).unwrap_or(usize::MAX);
+        let size = usize::try_from(newcomer.size).unwrap_or(usize::MAX);
         let mut count_over = (self.txs.len() + 1).saturating_sub(self.max);
         let mut bytes_over =
             (self.bytes.saturating_add(size)).saturating_sub(self.policy.max_bytes);
@@ -115,10 +115,9 @@ impl Mempool {
             chain.0 = chain.0.plus(m.package);
             chain.1.push(i);
         }
-        let newcomer = usize::MAX;
         let own = chains.entry(sender).or_default();
-        own.0 = own.0.plus(package);
-        own.1.push(newcomer);
+        own.0 = own.0.plus(newcomer);
+        own.1.push(NEWCOMER);
         let mut victims = Vec::new();
         let mut highest = FeeRate::ZERO;
         while count_over > 0 || bytes_over > 0 {
@@ -143,10 +142,10 @@ impl Mempool {
             let Some(tail) = positions.pop() else {
                 break;
             };
-            if tail == newcomer {
+            if tail == NEWCOMER {
                 let min = rate.saturating_add(self.policy.incremental);
                 return Err(MempoolError::FeeTooLow {
-                    rate: package.rate(),
+                    rate: newcomer.rate(),
                     min,
                     needed: min.fee_for(size),
                 });
@@ -289,6 +288,10 @@ impl Mempool {
             .position(|m| m.sender == *sender && m.nonce == nonce)
     }
 }
+
+/// The newcomer's place among a chain's positions in
+/// [`Mempool::victims_for`].
+const NEWCOMER: usize = usize::MAX;
 
 fn bad_signature(tx: TxId, reason: escrow::SignatureError) -> MempoolError {
     MempoolError::Invalid(AdmissionError::Invalid(LedgerError::BadSignature {

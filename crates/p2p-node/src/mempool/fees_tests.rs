@@ -253,3 +253,26 @@ fn the_rolling_minimum_decays_faster_in_an_emptier_pool() {
     assert_eq!(r.current(later, 0.4, inc), FeeRate::per_kb(250));
     assert_eq!(r.current(later, 0.1, inc), FeeRate::per_kb(63));
 }
+
+#[test]
+fn a_senders_pending_bytes_are_counted_once() {
+    let chain = Genesis::dev().chain().unwrap();
+    let ledger = chain.state();
+    let mut p = pool(ledger, 100);
+    let size = pay_fee(ledger, "eve", 0, 1, "dave", 1).size();
+    p.set_policy(FeePolicy {
+        max_bytes: 3 * size + size / 2,
+        ..FeePolicy::default()
+    });
+    // Three of one sender fit three and a half transactions' bytes: the
+    // newcomer's own bytes are what must fit, not its chain's again.
+    for n in 0..3 {
+        p.add(pay_fee(ledger, "eve", n, 1, "dave", 1), None)
+            .unwrap();
+    }
+    assert!(matches!(
+        p.add(pay_fee(ledger, "eve", 3, 1, "dave", 1), None),
+        Err(MempoolError::FeeTooLow { .. })
+    ));
+    assert_eq!(p.len(), 3);
+}

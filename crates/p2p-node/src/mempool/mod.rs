@@ -322,13 +322,7 @@ impl Mempool {
                     max: self.max_per_account,
                 });
             }
-            // The newcomer's chain: its sender's pending ones and itself.
-            let chain = self
-                .meta
-                .iter()
-                .filter(|m| m.sender == sender)
-                .fold(tx.package(), |p, m| p.plus(m.package));
-            victims = self.victims_for(sender, chain)?;
+            victims = self.victims_for(sender, tx.package())?;
         }
         if let (true, Some(check)) = (new, check) {
             self.state.admit_prechecked(&tx, check)?;
