@@ -448,9 +448,43 @@ async fn the_explorer_shows_the_flows_and_updates_live() {
         json!(true),
         "the transaction is not marked in its block"
     );
+    // The transaction's fee beside it in its block.
+    let fee = read(
+        "const r = document.querySelector('#block tr.hit[data-tx]'); \
+         return r ? r.lastElementChild.textContent : null;",
+    )
+    .await;
+    assert_eq!(fee, json!(format!("{FEE} (6/kB)")), "the fee in the block");
     let (kind, said) = search(first.to_string()).await;
     assert_eq!(kind, "contract", "{said}");
     assert!(said.contains("Released"), "{said}");
+    // Pending transactions with their fee rates, and the pool's histogram.
+    node.set_mining(MiningMode::Off).await.unwrap();
+    for (nonce, fee) in [(3, 1), (4, 40)] {
+        let tx = escrow::SignedTx::sign(
+            &escrow::dev::keypair("alice").unwrap(),
+            nonce,
+            Amount::new(fee),
+            genesis().network_id(),
+            Payload::Transfer {
+                to: stranger,
+                amount: Amount::new(1),
+            },
+        );
+        node.submit(tx).await.unwrap();
+    }
+    let bands = wait_for_some("the pool's histogram", || async {
+        read("return [...document.querySelectorAll('#histogram tr[data-band]')].map(r => r.dataset.band);")
+            .await
+            .as_array()
+            .filter(|a| a.len() == 2)
+            .cloned()
+    })
+    .await;
+    // 1 coin for 164 bytes is 6/kB (band 4-7), 40 is 243/kB (128-255).
+    assert_eq!(bands, vec![json!("128"), json!("4")], "highest first");
+    let floor = read("return document.getElementById('minfee').textContent;").await;
+    assert_eq!(floor, json!("1"));
     // What it cannot answer, it says, and says what it takes.
     for (query, says) in [
         ("zebra", "dev account name"),

@@ -115,8 +115,9 @@ impl Net {
             [first, ..] => (*first).to_string(),
             [] => String::new(),
         };
+        let fee = answer["fee"].as_u64().unwrap_or(0);
         println!(
-            "  → node {node} accepted {kind}: tx {}",
+            "  → node {node} accepted {kind}: tx {}, fee {fee} (the node's estimate)",
             prefix(&id, ID_DIGITS)
         );
         self.wait_included(&id)?;

@@ -210,7 +210,8 @@ pub(crate) struct AccountArg {
 pub(crate) enum Command {
     /// Runs a node (the default when no subcommand is given).
     Run(RunArgs),
-    /// The node's status: network, height, tip, peers, mempool.
+    /// The node's status: network, height, tip, peers, mempool, minimum
+    /// fee rate.
     Status,
     /// An account's balance and nonce.
     Balance(AccountArg),
@@ -262,8 +263,16 @@ pub(crate) enum Command {
     Contracts,
     /// The node's peer connections.
     Peers,
-    /// The pending transactions, in the order a block takes them.
+    /// The pending transactions, in the order they were admitted (each
+    /// sender's nonces in order), with their fees and fee rates.
     Mempool,
+    /// The fee rate to pay for confirmation within N blocks (the node's
+    /// estimate), the mempool's minimum and its histogram by fee rate.
+    Fees {
+        /// The blocks to be confirmed within (1 to 1008).
+        #[arg(long, default_value_t = 2)]
+        blocks: u64,
+    },
     /// Mines blocks now (dev networks; needs the node's token).
     Mine {
         /// How many (1 to 1000).

@@ -19,8 +19,15 @@ pub(super) async fn status(ctx: &Ctx) -> anyhow::Result<()> {
     let s = ctx.client().status().await?;
     ctx.print(&s, || {
         format!(
-            "network {}\nheight  {}\ntip     {}\npeers   {}\nmempool {}\nmining  {}",
-            s.network, s.height, s.tip, s.peers, s.mempool, s.mining,
+            "network {}\nheight  {}\ntip     {}\npeers   {}\nmempool {} ({} bytes)\nmin fee {} coins/kB\nmining  {}",
+            s.network,
+            s.height,
+            s.tip,
+            s.peers,
+            s.mempool,
+            s.mempool_bytes,
+            s.min_fee_rate,
+            s.mining,
         )
     })
 }
@@ -203,6 +210,38 @@ pub(super) async fn mempool(ctx: &Ctx) -> anyhow::Result<()> {
             .map(|t| format!("{}  {}", t.id(), describe(t)))
             .collect::<Vec<_>>()
             .join("\n")
+    })
+}
+
+/// `fees [--blocks N]`: the estimate, then the pool by fee rate.
+pub(super) async fn fees(ctx: &Ctx, blocks: u64) -> anyhow::Result<()> {
+    let client = ctx.client();
+    let estimate = client.fee_estimate(blocks).await?;
+    let pool = client.mempool_fees().await?;
+    let both = serde_json::json!({ "estimate": estimate, "mempool": pool });
+    ctx.print(&both, || {
+        let mut lines = vec![
+            format!(
+                "to be mined within {} block{}: {} coins/kB ({} for a 164-byte transfer)",
+                estimate.blocks,
+                if estimate.blocks == 1 { "" } else { "s" },
+                estimate.fee_rate,
+                estimate.transfer_fee,
+            ),
+            format!(
+                "mempool: {} transactions, {} of {} bytes; minimum {} coins/kB (floor {})",
+                pool.count, pool.bytes, pool.max_bytes, pool.min_fee_rate, pool.min_relay_fee_rate,
+            ),
+        ];
+        for band in pool.histogram.iter().rev() {
+            lines.push(format!(
+                "  {:>12} coins/kB  {:>6} txs  {:>10} bytes",
+                format!("{}-{}", band.rate_from, band.rate_to),
+                band.count,
+                band.bytes
+            ));
+        }
+        lines.join("\n")
     })
 }
 

@@ -61,6 +61,7 @@ pub(crate) async fn run(command: Command, global: Global) -> anyhow::Result<()> 
         Command::Contracts => chain::contracts(&ctx).await,
         Command::Peers => chain::peers(&ctx).await,
         Command::Mempool => chain::mempool(&ctx).await,
+        Command::Fees { blocks } => chain::fees(&ctx, blocks).await,
         Command::Mine { count, to } => chain::mine(&ctx, count, to.as_ref()).await,
         Command::Keygen { out } => local::keygen(&ctx, &out),
         Command::Genesis(args::GenesisCommand::Init(g)) => local::genesis_init(&ctx, &g),

@@ -526,7 +526,9 @@ impl Mempool {
         self.dropped.remove(id);
     }
 
-    /// Pending transactions, in the order a block takes them.
+    /// Pending transactions in admission order: each sender's nonces in
+    /// order, and each valid after those before it (a block takes them by
+    /// fee rate instead: [`Mempool::select`]).
     pub fn txs(&self) -> &[SignedTx] {
         &self.txs
     }
