@@ -563,3 +563,52 @@ fn ids_by_prefix_a_pending_contract_and_mine_to_an_account() {
     assert_eq!(none.status.code(), Some(1), "{}", text(&none.stderr));
     node.stop();
 }
+
+#[test]
+fn fees_are_chosen_shown_estimated_and_refused_when_too_low() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = fast_node(dir.path(), &["--mine", "off", "--min-relay-fee", "2"]);
+    // The estimate on a quiet network is the node's minimum: 2 coins per
+    // kB, 1 coin for a 164-byte transfer.
+    let fees = node.ok(&["fees"]);
+    assert!(
+        fees.contains("to be mined within 2 blocks: 2 coins/kB (1 for a 164-byte transfer)"),
+        "{fees}"
+    );
+    let estimated = node.ok(&["transfer", "--as", "alice", "bob", "10"]);
+    assert!(estimated.contains("(fee 1)"), "{estimated}");
+    // A chosen fee, shown by `tx` and `mempool` with its rate.
+    let chosen = node.ok(&["transfer", "--as", "bob", "dave", "10", "--fee", "40"]);
+    assert!(chosen.contains("(fee 40)"), "{chosen}");
+    let id = submitted_id(&chosen);
+    let tx = node.ok(&["tx", &id]);
+    assert!(tx.contains("bob pays 10 to"), "{tx}");
+    assert!(tx.contains("; fee 40 ("), "{tx}");
+    let looked = json(&node.ok(&["tx", &id, "--json"]));
+    assert_eq!(looked["tx"]["fee"], 40);
+    assert_eq!(
+        looked["tx"]["fee_rate"].as_u64().unwrap(),
+        40_000 / looked["tx"]["size"].as_u64().unwrap()
+    );
+    let pool = node.ok(&["mempool"]);
+    assert_eq!(pool.lines().count(), 2, "{pool}");
+    assert!(pool.lines().all(|l| l.contains("; fee ")), "{pool}");
+    // The histogram: both bands, the better first.
+    let fees = json(&node.ok(&["fees", "--blocks", "1", "--json"]));
+    assert_eq!(fees["estimate"]["blocks"], 1);
+    let bands = fees["mempool"]["histogram"].as_array().unwrap();
+    assert_eq!(bands.len(), 2, "{fees}");
+    assert_eq!(fees["mempool"]["min_relay_fee_rate"], 2);
+    // Too low: the rule and what it takes, exit 1.
+    let out = node.cli(&["transfer", "--as", "charlie", "bob", "1", "--fee", "0"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("(fee_too_low)"), "{err}");
+    assert!(err.contains("pay at least 1"), "{err}");
+    let out = node.cli(&["fees", "--blocks", "0"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("bad_blocks"));
+    let status = node.ok(&["status"]);
+    assert!(status.contains("min fee 2 coins/kB"), "{status}");
+    node.stop();
+}

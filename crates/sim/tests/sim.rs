@@ -144,6 +144,20 @@ fn a_run_measures_what_the_report_promises() {
     assert!(r.bytes_sent_per_node.count == 12 && r.bytes_sent_per_node.p50 > 0.0);
     assert!(r.transactions.confirmed > 0);
     assert!(r.transactions.confirmation_ms.p50 > 0.0);
+    // Fees: paid by every confirmed transaction (at least 1 coin each),
+    // and their confirmations split by band of fee rate.
+    let fees = &r.transactions.fees;
+    assert!(fees.paid >= r.transactions.confirmed, "{fees:?}");
+    let by_rate: u64 = fees
+        .by_rate
+        .iter()
+        .map(|b| b.confirmation_ms.count as u64)
+        .sum();
+    assert_eq!(by_rate, r.transactions.confirmed);
+    assert!(fees.by_rate.len() > 1, "the drawn rates spread: {fees:?}");
+    for band in &fees.by_rate {
+        assert!(band.rate_from.is_power_of_two() && band.rate_to == 2 * band.rate_from - 1);
+    }
 }
 
 #[test]

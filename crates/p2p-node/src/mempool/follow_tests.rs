@@ -57,11 +57,30 @@ fn a_mined_transaction_leaves_and_comes_back_when_its_block_is_undone() {
     let mut ours = Genesis::dev().chain().unwrap();
     let mut rival = Genesis::dev().chain().unwrap();
     let mut pool = Mempool::new(ours.state(), 1, 100, 100);
-    let tx = pay(ours.state(), "alice", 0);
+    // A fee of 7: eve, who mines it, collects it.
+    let tx = SignedTx::sign(
+        &dev::keypair("alice").unwrap(),
+        0,
+        Amount::new(7),
+        ours.state().network(),
+        Payload::Transfer {
+            to: dev::address("bob").unwrap(),
+            amount: Amount::new(1),
+        },
+    );
     pool.add(tx.clone(), None).unwrap();
+    let eve = dev::address("eve").unwrap();
+    let (eve_before, reward) = (ours.state().balance(&eve), ours.state().coinbase_reward());
 
     // Mined on our tip: it leaves the pool, and nothing is to be told.
     let reorg = mine(&mut ours, "eve", std::slice::from_ref(&tx)).unwrap();
+    assert_eq!(
+        ours.state().balance(&eve),
+        eve_before
+            .checked_add(reward)
+            .and_then(|b| b.checked_add(Amount::new(7)))
+            .unwrap()
+    );
     let again = pool.follow_tip(ours.state(), ours.height() + 1, &reorg);
     assert!(again.is_empty());
     assert!(pool.is_empty());
@@ -87,6 +106,15 @@ fn a_mined_transaction_leaves_and_comes_back_when_its_block_is_undone() {
     let again = pool.follow_tip(ours.state(), ours.height() + 1, &reorg);
     assert_eq!(again, vec![tx.id()]);
     assert_eq!(pool.ids(), vec![tx.id()]);
+    // Its block's fee is undone with the block, and it comes back with
+    // its own fee and rate.
+    assert_eq!(ours.state().balance(&eve), eve_before);
+    assert_eq!(pool.get(&tx.id()).unwrap().fee(), Amount::new(7));
+    assert_eq!(pool.bytes(), tx.size());
+    let band = pool.fee_histogram();
+    assert_eq!(band.len(), 1);
+    assert_eq!(band[0].count, 1);
+    assert!(band[0].from <= tx.package().rate() && tx.package().rate() <= band[0].to);
 }
 
 #[test]
