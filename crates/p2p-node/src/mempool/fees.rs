@@ -108,6 +108,24 @@ impl Mempool {
         if count_over == 0 && bytes_over == 0 {
             return Ok((Vec::new(), FeeRate::ZERO));
         }
+        // The common refusal first, without walking the pool by sender:
+        // the newcomer's chain pays no more than the cheapest other one.
+        let own = self
+            .meta
+            .iter()
+            .filter(|m| m.sender == sender)
+            .fold(newcomer, |p, m| p.plus(m.package));
+        let cheapest = self.cheapest_chains();
+        if let Some((_, other)) = cheapest.iter().flatten().find(|(a, _)| *a != sender)
+            && own.cmp_rate(other) != std::cmp::Ordering::Greater
+        {
+            let min = other.rate().saturating_add(self.policy.incremental);
+            return Err(MempoolError::FeeTooLow {
+                rate: newcomer.rate(),
+                min,
+                needed: min.fee_for(size),
+            });
+        }
         // Each sender's chain: its package and its positions, nonce order.
         let mut chains: HashMap<Address, (Package, Vec<usize>)> = HashMap::new();
         for (i, m) in self.meta.iter().enumerate() {
@@ -160,6 +178,37 @@ impl Mempool {
             victims.push(tail);
         }
         Ok((victims, highest))
+    }
+
+    /// The two senders whose pending chains pay the lowest fee rates, with
+    /// their packages, cheapest first (ties to the smaller address):
+    /// computed once per change of the pool, so that a flood refused by a
+    /// full pool costs a pass over its transactions, not a map of them.
+    fn cheapest_chains(&self) -> Cheapest {
+        if let Some((changes, two)) = self.cheapest.get()
+            && changes == self.changes
+        {
+            return two;
+        }
+        let mut chains: HashMap<Address, Package> = HashMap::new();
+        for m in &self.meta {
+            let chain = chains.entry(m.sender).or_default();
+            *chain = chain.plus(m.package);
+        }
+        let mut two: Cheapest = [None, None];
+        let before = |(a, pa): &(Address, Package), (b, pb): &(Address, Package)| {
+            pa.cmp_rate(pb).then_with(|| a.cmp(b)) == std::cmp::Ordering::Less
+        };
+        for chain in chains {
+            match two {
+                [Some(first), _] if before(&chain, &first) => two = [Some(chain), Some(first)],
+                [Some(_), Some(second)] if !before(&chain, &second) => {}
+                [Some(first), _] => two = [Some(first), Some(chain)],
+                [None, _] => two = [Some(chain), None],
+            }
+        }
+        self.cheapest.set(Some((self.changes, two)));
+        two
     }
 
     /// Evicts the pending transactions at `positions` (remembered as
@@ -288,6 +337,9 @@ impl Mempool {
             .position(|m| m.sender == *sender && m.nonce == nonce)
     }
 }
+
+/// The two cheapest senders' chains, cheapest first.
+pub(super) type Cheapest = [Option<(Address, Package)>; 2];
 
 /// The newcomer's place among a chain's positions in
 /// [`Mempool::victims_for`].

@@ -84,7 +84,7 @@ pub const MAX_DROPPED: usize = 10_000;
 /// Pending transactions in admission order (which keeps each sender's
 /// nonces in order), with the orphan transactions waiting for an earlier
 /// nonce and the trickle queue of announcements.
-#[cfg_attr(test, derive(Clone))]
+#[derive(Clone)]
 pub struct Mempool {
     txs: Vec<SignedTx>,
     /// Beside each of `txs`: its id, sender and entries.
@@ -112,6 +112,9 @@ pub struct Mempool {
     rolling: RollingMin,
     /// The best tip's state, which the pending state starts from.
     base: Ledger,
+    /// The two cheapest senders' chains as of change number `.0` (see
+    /// `fees.rs`, `cheapest_chains`).
+    cheapest: std::cell::Cell<Option<(u64, fees::Cheapest)>>,
 }
 
 impl Mempool {
@@ -135,6 +138,7 @@ impl Mempool {
             policy: FeePolicy::default(),
             rolling: RollingMin::default(),
             base: ledger.clone(),
+            cheapest: std::cell::Cell::new(None),
         }
     }
 
