@@ -248,7 +248,9 @@ impl Mempool {
     /// its fee must be at least the replaced one's, plus the fees of every
     /// pending transaction that no longer applies after the replacement
     /// (its sender's later ones, or another sender's that spent what it
-    /// moved), plus the incremental rate for its own bytes.
+    /// moved), plus the incremental rate for its own bytes. A replacement
+    /// larger than what it replaces may not take the pool past its byte
+    /// bound (`mempool_full`).
     pub(super) fn replace(
         &mut self,
         old: usize,
@@ -311,6 +313,14 @@ impl Mempool {
         let needed = floor + lost_fees;
         if u128::from(tx.fee().get()) < needed {
             return Err(too_low(needed));
+        }
+        // A larger replacement may not take the pool past its byte bound
+        // (replacements would otherwise grow it without an eviction).
+        let lost_bytes: usize = lost.iter().map(|(_, t, _)| t.size()).sum();
+        let size_old = usize::try_from(old_meta.package.size).unwrap_or(0);
+        let after = (self.bytes + size).saturating_sub(size_old + lost_bytes);
+        if size > size_old && after > self.policy.max_bytes {
+            return Err(MempoolError::Full { max: self.max });
         }
         self.txs = kept;
         let base = self.base.clone();

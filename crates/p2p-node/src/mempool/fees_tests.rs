@@ -276,3 +276,32 @@ fn a_senders_pending_bytes_are_counted_once() {
     ));
     assert_eq!(p.len(), 3);
 }
+
+#[test]
+fn a_larger_replacement_may_not_pass_the_byte_bound() {
+    let chain = Genesis::dev().chain().unwrap();
+    let ledger = chain.state();
+    let mut p = pool(ledger, 100);
+    let small = pay_fee(ledger, "eve", 0, 1, "dave", 1);
+    p.set_policy(FeePolicy {
+        max_bytes: 2 * small.size(),
+        ..FeePolicy::default()
+    });
+    p.add(small.clone(), None).unwrap();
+    p.add(pay_fee(ledger, "alice", 0, 1, "dave", 1), None)
+        .unwrap();
+    let big = SignedTx::sign(
+        &dev::keypair("eve").unwrap(),
+        0,
+        Amount::new(10_000),
+        ledger.network(),
+        Payload::TransferMemo {
+            to: dev::address("dave").unwrap(),
+            amount: Amount::ZERO,
+            memo: Memo::new(&[1; 5_000]).unwrap(),
+        },
+    );
+    assert!(matches!(p.add(big, None), Err(MempoolError::Full { .. })));
+    assert!(p.contains(&small.id()));
+    assert!(p.bytes() <= p.policy().max_bytes);
+}
