@@ -1,5 +1,8 @@
 //! Choosing a block's transactions by fee rate ([`Mempool::select`]).
 //!
+//! When the whole pool fits the block, the block takes it all in the
+//! pool's order (each transaction valid after those before it): every fee
+//! is collected whatever the order, so there is nothing to choose. Else:
 //! A sender's transactions must go in nonce order, so what competes for a
 //! block's room is a *prefix* of each sender's pending chain: the one with
 //! the highest fee rate (fees over bytes) among the prefixes of what is
@@ -62,7 +65,8 @@ impl Mempool {
     /// `next_height`) should carry, at most `max_txs` of them and
     /// `max_bytes` of their bytes (each counted as [`SignedTx::size`]
     /// plus one for its place in the block): by fee rate, each sender's
-    /// nonces in order, each one valid after those before it.
+    /// nonces in order, each one valid after those before it; the whole
+    /// pool in its order when it all fits.
     pub fn select(
         &self,
         ledger: &Ledger,
@@ -70,6 +74,12 @@ impl Mempool {
         max_txs: usize,
         max_bytes: usize,
     ) -> Vec<SignedTx> {
+        // When the whole pool fits, every transaction goes in whatever the
+        // order, and the pool's own order is valid: no choosing to do.
+        let in_block = self.bytes().saturating_add(self.len());
+        if self.len() <= max_txs && in_block <= max_bytes {
+            return self.txs.clone();
+        }
         let mut chains: Vec<Chain> = Vec::new();
         let mut by_sender: HashMap<Address, usize> = HashMap::new();
         for (i, m) in self.meta.iter().enumerate() {

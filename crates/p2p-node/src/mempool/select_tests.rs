@@ -34,8 +34,14 @@ fn the_best_paying_go_first_each_senders_nonces_in_order() {
     for tx in [&a0, &c0, &d0, &d1] {
         pool.add(tx.clone(), None).unwrap();
     }
+    // Everything fits: all of it, in the pool's order.
     let all = pool.select(ledger, 1, 100, 1 << 20);
-    assert_eq!(all, vec![d0.clone(), d1.clone(), c0.clone(), a0.clone()]);
+    assert_eq!(all, pool.txs());
+    // Room for three: the best package whole, then the next best.
+    assert_eq!(
+        pool.select(ledger, 1, 3, 1 << 20),
+        vec![d0.clone(), d1.clone(), c0.clone()]
+    );
     // Room for two: the best package whole.
     assert_eq!(pool.select(ledger, 1, 2, 1 << 20), vec![d0, d1]);
     // Room for one transaction's bytes: the best single one that fits is
@@ -75,9 +81,14 @@ fn a_payment_waits_for_the_transfer_it_spends() {
     for tx in [&fund, &spend, &other] {
         pool.add(tx.clone(), None).unwrap();
     }
-    // The spend pays best but needs the funding, which pays least.
-    let chosen = pool.select(ledger, 1, 100, 1 << 20);
-    assert_eq!(chosen, vec![other, fund, spend]);
+    // The spend pays best but needs the funding, which pays least: with
+    // room for all but one more, the spend waits for the funding.
+    let fourth = pay(ledger, "dave", 0, 2);
+    pool.add(fourth.clone(), None).unwrap();
+    let chosen = pool.select(ledger, 1, 3, 1 << 20);
+    assert_eq!(chosen, vec![other, fourth, fund]);
+    let chosen = pool.select(ledger, 1, 4, 1 << 20);
+    assert_eq!(chosen.len(), 4);
     // Whatever is chosen applies in that order.
     let mut state = escrow::PendingState::new(ledger, 1);
     for tx in &chosen {
