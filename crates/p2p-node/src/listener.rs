@@ -61,7 +61,10 @@ pub(crate) async fn accept_loop(
                     cancel: token,
                     pending: Some(slot),
                 };
-                tracker.spawn(task.run(stream));
+                // Every log line of the connection carries these fields
+                // (`--log-format json` writes them as the span's).
+                let span = tracing::info_span!("peer", conn, remote = %remote, direction = "in");
+                tracker.spawn(tracing::Instrument::instrument(task.run(stream), span));
             }
             Err(e) => {
                 // Out of file descriptors and the like: wait, do not spin.

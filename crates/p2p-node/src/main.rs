@@ -184,11 +184,40 @@ async fn run(args: RunArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
         .clone()
         .or_else(|| std::env::var("RUST_LOG").ok())
         .unwrap_or_else(|| "info".to_string());
-    // The logs go to stdout: colour only when that is a terminal.
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_ansi(std::io::stdout().is_terminal())
-        .init();
+    let json = args.log_format == commands::args::LogFormat::Json;
+    let env_filter = tracing_subscriber::EnvFilter::new(filter);
+    if json {
+        // One object per line: time, level, target, the event's fields
+        // (its message among them) and the spans it happened in.
+        tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_env_filter(env_filter)
+            .init();
+    } else {
+        // The logs go to stdout: colour only when that is a terminal.
+        tracing_subscriber::fmt()
+            .with_env_filter(env_filter)
+            .with_ansi(std::io::stdout().is_terminal())
+            .init();
+    }
+    // A start-up line: plain text on stdout, or in JSON mode a log event
+    // (so that every line of stdout is one JSON object).
+    let announce = |line: String| {
+        if json {
+            tracing::info!(target: "p2p_node::startup", "{line}");
+        } else {
+            say!("{line}");
+        }
+    };
+    let warn = |line: String| {
+        if json {
+            tracing::warn!(target: "p2p_node::startup", "{line}");
+        } else {
+            tell!("warning: {line}");
+        }
+    };
     let genesis = match &args.genesis {
         Some(path) => load_genesis(path)?,
         None => Genesis::dev(),
@@ -196,21 +225,21 @@ async fn run(args: RunArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
     let data_dir = data_dir.unwrap_or_else(|| commands::default_data_dir(&args.listen));
     let store = RedbStore::open(&data_dir).map_err(store_error)?;
     if store.was_repaired() {
-        tell!(
-            "warning: the store {} was not closed cleanly; redb repaired it on open",
+        warn(format!(
+            "the store {} was not closed cleanly; redb repaired it on open",
             store.path().display()
-        );
+        ));
     }
     let token = write_cookie(&data_dir).map_err(|e| local(commands::errors::render(&e)))?;
     let mut config = NodeConfig::new(genesis);
     config.listen = args.listen;
     config.advertise = args.advertise;
     if args.advertise.is_none() && args.listen.ip().is_unspecified() {
-        tell!(
-            "warning: listening on {} without --advertise: peers will learn an address \
+        warn(format!(
+            "listening on {} without --advertise: peers will learn an address \
              they cannot dial; give --advertise HOST:PORT",
             args.listen
-        );
+        ));
     }
     config.peers.clone_from(&args.peers);
     config.mining = args.mine;
@@ -230,15 +259,15 @@ async fn run(args: RunArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
     };
     let node = Service::start(config, seams).await.map_err(start_error)?;
     let (height, tip) = node.tip().await.map(|(t, h)| (h, t))?;
-    say!("data directory {}", data_dir.display());
-    say!("p2p listening on {}", node.local_addr());
+    announce(format!("data directory {}", data_dir.display()));
+    announce(format!("p2p listening on {}", node.local_addr()));
     if let Some(api) = node.api_addr() {
-        say!("api listening on http://{api}");
+        announce(format!("api listening on http://{api}"));
     }
-    say!("best tip {tip} at height {height}");
+    announce(format!("best tip {tip} at height {height}"));
     node.run_until(async {
         wait_for_signal().await;
-        say!("stopping");
+        announce("stopping".to_string());
     })
     .await;
     Ok(())

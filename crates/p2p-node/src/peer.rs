@@ -389,7 +389,8 @@ pub(crate) fn spawn_dial(
         pending: None,
     };
     let connect_timeout = config.handshake_timeout;
-    tracker.spawn(async move {
+    let span = tracing::info_span!("peer", conn, remote = %addr, direction = "out");
+    let dial = async move {
         let connect = tokio::time::timeout(connect_timeout, transport.connect(addr));
         let stream = tokio::select! {
             biased;
@@ -409,7 +410,8 @@ pub(crate) fn spawn_dial(
                 let _ = core.send(CoreMsg::DialFailed { conn, addr, error }).await;
             }
         }
-    });
+    };
+    tracker.spawn(tracing::Instrument::instrument(dial, span));
 }
 
 /// Pongs and pings the connection task itself may have queued.

@@ -139,10 +139,24 @@ pub(crate) struct RunArgs {
     /// too.
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
+    /// How log lines are written on stdout: `text` (for people) or `json`
+    /// (one JSON object per line, with the event's fields and its spans,
+    /// for a log pipeline; the start-up lines too).
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// [`RunArgs::log_format`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines (coloured on a terminal).
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// The ids of [`RunArgs`]' options, as clap names them.
-const RUN_IDS: [&str; 15] = [
+const RUN_IDS: [&str; 16] = [
     "listen",
     "advertise",
     "api",
@@ -158,6 +172,7 @@ const RUN_IDS: [&str; 15] = [
     "snapshot_every",
     "genesis",
     "log",
+    "log_format",
 ];
 
 /// Who signs a transaction.
