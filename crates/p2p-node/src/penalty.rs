@@ -134,6 +134,11 @@ impl Bans {
     }
 
     /// Active bans.
+    pub fn active_count(&self, now: Instant) -> usize {
+        self.until.values().filter(|t| **t > now).count()
+    }
+
+    /// Active bans and the time left on each.
     pub fn active(&self, now: Instant) -> Vec<(BanKey, Duration)> {
         self.until
             .iter()

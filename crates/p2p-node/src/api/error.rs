@@ -123,39 +123,8 @@ impl IntoResponse for ApiError {
 }
 
 /// The stable error code of a refused transaction: the rule it broke (the
-/// `code` the API answers with, which the simulator counts by).
+/// `code` the API answers with, which the simulator counts by):
+/// [`crate::mempool::MempoolError::code`].
 pub fn mempool_code(e: &crate::mempool::MempoolError) -> &'static str {
-    use crate::mempool::MempoolError as M;
-    use escrow::{AdmissionError as A, ContractError as C, LedgerError as L};
-    match e {
-        M::Duplicate(_) | M::Invalid(A::AlreadyPending(_)) => "already_pending",
-        M::Full { .. } => "mempool_full",
-        M::AccountFull { .. } => "account_full",
-        M::FeeTooLow { .. } => "fee_too_low",
-        M::ReplacementTooLow { .. } => "replacement_too_low",
-        M::Invalid(A::Invalid(l)) => match l {
-            L::BadSignature { reason, .. } => reason.code(),
-            L::WrongNetwork { .. } => "wrong_network",
-            L::BadNonce { .. } => "bad_nonce",
-            L::InsufficientFunds { .. } => "insufficient_funds",
-            L::AmountOverflow { .. } => "amount_overflow",
-            L::ZeroTransfer => "zero_amount",
-            L::Contract(c) => match c {
-                C::UnknownContract(_) => "unknown_contract",
-                C::ZeroAmount => "zero_amount",
-                C::BuyerIsSeller => "buyer_is_seller",
-                C::ArbiterIsAParty(_) => "arbiter_is_a_party",
-                C::DeadlineInThePast { .. } => "deadline_in_the_past",
-                C::ZeroDisputeWindow => "zero_dispute_window",
-                C::NotBuyer { .. } => "not_buyer",
-                C::NotArbiter { .. } => "not_arbiter",
-                C::NotAParty { .. } => "not_a_party",
-                C::AlreadyFinal { .. } => "already_final",
-                C::NotFunded { .. } => "not_funded",
-                C::NotDisputed { .. } => "not_disputed",
-                C::DeadlineNotReached { .. } => "deadline_not_reached",
-            },
-            _ => "invalid_transaction",
-        },
-    }
+    e.code()
 }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use escrow::{Address, Contract, Payload, SignedTx, Tx};
@@ -45,6 +45,7 @@ pub(crate) mod error;
 mod fees;
 mod input;
 mod lookup;
+mod metrics;
 pub mod prefix;
 pub(crate) mod serve;
 mod stall;
@@ -79,7 +80,7 @@ pub fn router(node: NodeHandle, token: Option<String>, limits: &ApiLimits) -> Ro
         .route("/mine", post(mine))
         .route("/admin/partition", post(partition))
         .route("/admin/heal", post(heal))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics::metrics))
         .route("/", get(explorer))
         .route("/events", get(events))
         // Every route above takes no query parameter; those below read
@@ -492,119 +493,4 @@ async fn mine(
     let to = b.to.as_deref().map(parse_account).transpose()?;
     let hashes = api.node.mine_blocks_to(b.blocks, to).await?;
     Ok(Json(MineAnswer { blocks: hashes }))
-}
-
-async fn metrics(State(api): State<Api>) -> Response {
-    use std::fmt::Write;
-    let snap = api.node.snapshot();
-    let m = &*snap.metrics;
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
-    };
-    metric(
-        "node_height",
-        "gauge",
-        "Height of the best tip.",
-        snap.height.to_string(),
-    );
-    metric(
-        "node_peers",
-        "gauge",
-        "Live peer connections.",
-        snap.peers.len().to_string(),
-    );
-    metric(
-        "node_mempool_transactions",
-        "gauge",
-        "Pending transactions.",
-        snap.mempool_len.to_string(),
-    );
-    metric(
-        "node_blocks_accepted_total",
-        "counter",
-        "Blocks that joined the block tree.",
-        m.blocks_accepted.to_string(),
-    );
-    metric(
-        "node_reorgs_total",
-        "counter",
-        "Best-chain changes that undid blocks.",
-        m.reorgs.to_string(),
-    );
-    metric(
-        "node_reorg_max_depth",
-        "gauge",
-        "Most blocks undone by one reorganisation.",
-        m.max_reorg_depth.to_string(),
-    );
-    let c = &m.compact;
-    for (name, help, value) in [
-        (
-            "node_compact_blocks_received_total",
-            "Compact blocks received.",
-            c.received,
-        ),
-        (
-            "node_compact_blocks_rebuilt_at_once_total",
-            "Compact blocks rebuilt with no round trip.",
-            c.rebuilt_at_once,
-        ),
-        (
-            "node_compact_blocks_rebuilt_after_asking_total",
-            "Compact blocks rebuilt after asking for missing transactions.",
-            c.rebuilt_after_asking,
-        ),
-        (
-            "node_compact_blocks_failed_total",
-            "Compact blocks given up on (the whole block asked for).",
-            c.failed,
-        ),
-        (
-            "node_compact_blocks_sent_total",
-            "Compact blocks sent.",
-            c.sent,
-        ),
-        (
-            "node_compact_block_bytes_sent_total",
-            "Bytes of compact blocks sent.",
-            c.bytes_sent,
-        ),
-        (
-            "node_compact_block_bytes_received_total",
-            "Bytes of compact blocks received.",
-            c.bytes_received,
-        ),
-    ] {
-        metric(name, "counter", help, value.to_string());
-    }
-    metric(
-        "node_blocks_mined_total",
-        "counter",
-        "Blocks this node mined onto its best chain.",
-        m.blocks_mined.to_string(),
-    );
-    let uptime = m.started.map_or(0.0, |t| t.elapsed().as_secs_f64());
-    let rate = if uptime > 0.0 {
-        m.work_mined / uptime
-    } else {
-        0.0
-    };
-    metric(
-        "node_hash_rate",
-        "gauge",
-        "Expected hashes per second behind this node's mined blocks since start.",
-        format!("{rate:.0}"),
-    );
-    let _ = writeln!(
-        out,
-        "# HELP node_blocks_rejected_total Blocks refused, by reason.\n# TYPE node_blocks_rejected_total counter"
-    );
-    for (reason, n) in &m.blocks_rejected {
-        let _ = writeln!(out, "node_blocks_rejected_total{{reason=\"{reason}\"}} {n}");
-    }
-    ([("content-type", "text/plain; version=0.0.4")], out).into_response()
 }

@@ -59,6 +59,12 @@ pub struct Snapshot {
     /// What the mempool's minimum fee rate is made of, to be read at any
     /// time.
     pub fee_floor: crate::mempool::policy::FeeFloor,
+    /// Transactions the mempool admitted since the node started.
+    pub tx_admitted: u64,
+    /// Transactions it refused, by code ([`crate::mempool::MempoolError::code`]).
+    pub tx_refused: Arc<std::collections::BTreeMap<&'static str, u64>>,
+    /// Active bans.
+    pub bans: usize,
     /// The mining mode.
     pub mining: MiningMode,
     /// Live peers.
@@ -255,6 +261,9 @@ impl Publisher {
             mempool_len: 0,
             mempool_bytes: 0,
             fee_floor: crate::mempool::policy::FeeFloor::default(),
+            tx_admitted: 0,
+            tx_refused: Arc::default(),
+            bans: 0,
             mining,
             peers: Arc::from(Vec::new()),
             metrics: Arc::new(Metrics::default()),
@@ -470,6 +479,18 @@ impl Publisher {
         self.peers_membership = membership;
         if *from.metrics != *old.metrics {
             new.metrics = Arc::new(from.metrics.clone());
+            changed = true;
+        }
+        // Refusals change no pool: the admission counts are compared.
+        let (admitted, refused) = from.mempool.admissions();
+        if admitted != old.tx_admitted || *refused != *old.tx_refused {
+            new.tx_admitted = admitted;
+            new.tx_refused = Arc::new(refused.clone());
+            changed = true;
+        }
+        let bans = from.peers.ban_count(from.now);
+        if bans != old.bans {
+            new.bans = bans;
             changed = true;
         }
 

@@ -115,6 +115,10 @@ pub struct Mempool {
     /// The two cheapest senders' chains as of change number `.0` (see
     /// `fees.rs`, `cheapest_chains`).
     cheapest: std::cell::Cell<Option<(u64, fees::Cheapest)>>,
+    /// Offered transactions admitted (with the waiting ones they let in),
+    /// and refused by code, since the node started: for the metrics.
+    admitted: u64,
+    refused: std::collections::BTreeMap<&'static str, u64>,
 }
 
 impl Mempool {
@@ -139,6 +143,8 @@ impl Mempool {
             rolling: RollingMin::default(),
             base: ledger.clone(),
             cheapest: std::cell::Cell::new(None),
+            admitted: 0,
+            refused: std::collections::BTreeMap::new(),
         }
     }
 
@@ -188,10 +194,11 @@ impl Mempool {
         // nonce, so that its admission then need not check it again.
         let kept = from.map(|_| (tx.clone(), check.clone()));
         match self.add_at(tx, check, now) {
-            Ok(id) => Offered::Added {
-                id,
-                freed: self.admit_waiting_of(sender, now),
-            },
+            Ok(id) => {
+                let freed = self.admit_waiting_of(sender, now);
+                self.admitted += 1 + freed.len() as u64;
+                Offered::Added { id, freed }
+            }
             Err(e) => {
                 let gap = match &e {
                     MempoolError::Invalid(AdmissionError::Invalid(LedgerError::BadNonce {
@@ -202,6 +209,7 @@ impl Mempool {
                     _ => None,
                 };
                 let (Some(next_nonce), Some(peer), Some((tx, check))) = (gap, from, kept) else {
+                    *self.refused.entry(e.code()).or_insert(0) += 1;
                     return Offered::Refused(e);
                 };
                 let state = SenderState {
@@ -247,6 +255,12 @@ impl Mempool {
                 }
             }
         }
+    }
+
+    /// How many offered transactions were admitted (with those they let
+    /// in), and how many were refused, by code ([`MempoolError::code`]).
+    pub fn admissions(&self) -> (u64, &std::collections::BTreeMap<&'static str, u64>) {
+        (self.admitted, &self.refused)
     }
 
     /// Whether `id` is pending or waits for an earlier nonce: an announced

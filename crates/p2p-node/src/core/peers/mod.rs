@@ -609,6 +609,11 @@ impl PeerTable {
             })
     }
 
+    /// How many bans are active.
+    pub fn ban_count(&self, now: Instant) -> usize {
+        self.bans.active_count(now)
+    }
+
     /// Active bans and the time left on each.
     pub fn bans(&self, now: Instant) -> Vec<(BanKey, Duration)> {
         self.bans.active(now)

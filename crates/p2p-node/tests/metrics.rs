@@ -1,0 +1,125 @@
+//! `GET /metrics` parses as Prometheus' text format, and each series moves
+//! when its event happens: a block mined, a transaction admitted or
+//! refused, a peer connected or banned.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::api::api_node;
+use common::*;
+use escrow::{Amount, Payload};
+use prometheus_parse::{Scrape, Value};
+use tokio::io::AsyncWriteExt;
+
+async fn scrape(base: &str) -> Scrape {
+    let r = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    let kind = r.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
+    let text = r.text().await.unwrap();
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    Scrape::parse(lines).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// The value of `name` with the label `label` (if given) equal to `value`.
+fn value(s: &Scrape, name: &str, label: Option<(&str, &str)>) -> Option<f64> {
+    s.samples
+        .iter()
+        .filter(|x| x.metric == name)
+        .find(|x| label.is_none_or(|(k, v)| x.labels.get(k) == Some(v)))
+        .map(|x| match x.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_series_moves_when_its_event_happens() {
+    let (node, base) = api_node().await;
+    let before = scrape(&base).await;
+    for (name, want) in [
+        ("node_height", 0.0),
+        ("node_blocks_mined_total", 0.0),
+        ("node_transactions_admitted_total", 0.0),
+        ("node_bans_active", 0.0),
+        ("node_mempool_transactions", 0.0),
+        ("node_mempool_bytes", 0.0),
+        ("node_mempool_min_fee_rate", 1.0),
+        ("node_sync_behind_blocks", 0.0),
+    ] {
+        assert_eq!(value(&before, name, None), Some(want), "{name}");
+    }
+    assert_eq!(
+        value(&before, "node_peers", Some(("direction", "in"))),
+        Some(0.0)
+    );
+    assert!(value(&before, "process_resident_memory_bytes", None).unwrap() > 0.0);
+    assert!(value(&before, "process_cpu_seconds_total", None).is_some());
+
+    // A block mined.
+    node.mine_blocks(2).await.unwrap();
+    let s = scrape(&base).await;
+    assert_eq!(value(&s, "node_height", None), Some(2.0));
+    assert_eq!(value(&s, "node_blocks_mined_total", None), Some(2.0));
+    assert!(
+        value(&s, "node_best_work", None).unwrap()
+            > value(&before, "node_best_work", None).unwrap()
+    );
+
+    // A transaction admitted, one refused for its fee.
+    node.submit(alice_pays_bob(0)).await.unwrap();
+    let free = escrow::SignedTx::sign(
+        &escrow::dev::keypair("bob").unwrap(),
+        0,
+        Amount::ZERO,
+        genesis().network_id(),
+        Payload::Transfer {
+            to: addr("alice"),
+            amount: Amount::new(1),
+        },
+    );
+    node.submit(free).await.unwrap_err();
+    let s = scrape(&base).await;
+    assert_eq!(
+        value(&s, "node_transactions_admitted_total", None),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            "node_transactions_refused_total",
+            Some(("reason", "fee_too_low"))
+        ),
+        Some(1.0)
+    );
+    assert_eq!(value(&s, "node_mempool_transactions", None), Some(1.0));
+    assert_eq!(
+        value(&s, "node_mempool_bytes", None),
+        Some(alice_pays_bob(0).size() as f64)
+    );
+
+    // A peer connects, then one is banned for garbage.
+    let mut raw = live_raw_peer(&node).await;
+    wait_for("the raw peer live", || async {
+        peer_count(&node).await == 1
+    })
+    .await;
+    let s = scrape(&base).await;
+    assert_eq!(
+        value(&s, "node_peers", Some(("direction", "in"))),
+        Some(1.0)
+    );
+    raw.framed.get_mut().write_all(GARBAGE_FRAME).await.unwrap();
+    wait_for("the ban", || async {
+        node.query(|v| !v.bans.is_empty()).await.unwrap()
+    })
+    .await;
+    let bans = node.query(|v| v.bans.len()).await.unwrap();
+    let s = scrape(&base).await;
+    assert_eq!(value(&s, "node_bans_active", None), Some(bans as f64));
+    assert_eq!(
+        value(&s, "node_peers", Some(("direction", "in"))),
+        Some(0.0)
+    );
+    node.shutdown().await;
+}
