@@ -123,3 +123,47 @@ async fn each_series_moves_when_its_event_happens() {
     );
     node.shutdown().await;
 }
+
+/// The metric names in `text`: words starting `node_` or `process_`.
+fn names_in(text: &str) -> std::collections::BTreeSet<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("node_") || w.starts_with("process_"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_series_is_documented_and_the_dashboard_reads_only_those() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let api = std::fs::read_to_string(root.join("docs/API.md")).unwrap();
+    let start = api.find("### `GET /metrics`").unwrap();
+    let documented = names_in(&api[start..]);
+    let (node, base) = api_node().await;
+    let s = scrape(&base).await;
+    for sample in &s.samples {
+        assert!(
+            documented.contains(&sample.metric),
+            "{} is not in docs/API.md",
+            sample.metric
+        );
+    }
+    let dashboard = std::fs::read_to_string(root.join("ops/grafana/escrow-chain.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
+    let exprs: Vec<String> = json["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_string))
+        .collect();
+    assert!(exprs.len() >= 10, "the dashboard has its panels");
+    for expr in &exprs {
+        for name in names_in(expr) {
+            assert!(
+                documented.contains(&name),
+                "the dashboard reads {name}, which the node does not export ({expr})"
+            );
+        }
+    }
+    node.shutdown().await;
+}
