@@ -13,10 +13,12 @@
 //! # The pool keeps its word
 //!
 //! The limits apply to admission only. A transaction the node accepted
-//! stays until it is mined or no longer applies (its nonce was taken by
-//! another transaction, its funds spent, a contract moved on); then it is
-//! *dropped*, and the pool remembers why (the last [`MAX_DROPPED`] drops),
-//! so `GET /txs/{id}` can say so. Nothing expires by age. A rebuild after a
+//! stays until it is mined, no longer applies (its nonce was taken by
+//! another transaction, its funds spent, a contract moved on), is
+//! replaced by one that pays more, or is evicted from a full pool by
+//! better-paying ones (`fees.rs`); then it is *dropped*, and the pool
+//! remembers why (the last [`MAX_DROPPED`] drops), so `GET /txs/{id}` can
+//! say so. Nothing expires by age. A rebuild after a
 //! reorg re-admits the undone blocks' transactions and the pool whatever
 //! the limits, so a reorg never drops a transaction for lack of room.
 //!
