@@ -4,23 +4,11 @@
 #![allow(clippy::unwrap_used)]
 
 use chain_core::{Block, ChainParams};
-use escrow::{Amount, FeeRate, Genesis, Ledger, Payload, SignedTx, Tx, dev};
+use escrow::{Amount, FeeRate, Genesis, SignedTx, Tx, dev};
 use tokio::time::Instant;
 
 use crate::mempool::Mempool;
-
-fn pay(ledger: &Ledger, who: &str, nonce: u64, fee: u64) -> SignedTx {
-    SignedTx::sign(
-        &dev::keypair(who).unwrap(),
-        nonce,
-        Amount::new(fee),
-        ledger.network(),
-        Payload::Transfer {
-            to: dev::address("bob").unwrap(),
-            amount: Amount::new(1),
-        },
-    )
-}
+use crate::mempool::test_txs::pay;
 
 #[test]
 fn an_empty_network_asks_the_minimum() {

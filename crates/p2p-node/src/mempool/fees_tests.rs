@@ -10,20 +10,8 @@ use escrow::{Amount, FeeRate, Genesis, Ledger, Memo, Payload, SignedTx, dev};
 use tokio::time::Instant;
 
 use crate::mempool::policy::{FeePolicy, MIN_FEE_HALF_LIFE, RollingMin};
+use crate::mempool::test_txs::{pay_fee, pay_to};
 use crate::mempool::{Mempool, MempoolError};
-
-fn pay_fee(ledger: &Ledger, who: &str, nonce: u64, fee: u64, to: &str, amount: u64) -> SignedTx {
-    SignedTx::sign(
-        &dev::keypair(who).unwrap(),
-        nonce,
-        Amount::new(fee),
-        ledger.network(),
-        Payload::Transfer {
-            to: dev::address(to).unwrap(),
-            amount: Amount::new(amount),
-        },
-    )
-}
 
 fn pool(ledger: &Ledger, max: usize) -> Mempool {
     Mempool::new(ledger, 1, max, 100)
@@ -202,16 +190,7 @@ fn a_replacement_pays_for_another_senders_transactions_it_drops() {
     let mut p = pool(ledger, 100);
     // A fresh key, paid by Alice, spends what it got at a high fee.
     let fresh = escrow::Keypair::generate().unwrap();
-    let fund = SignedTx::sign(
-        &dev::keypair("alice").unwrap(),
-        0,
-        Amount::new(2),
-        ledger.network(),
-        Payload::Transfer {
-            to: fresh.address(),
-            amount: Amount::new(1_000),
-        },
-    );
+    let fund = pay_to(ledger, "alice", 0, 2, fresh.address(), 1_000);
     p.add(fund.clone(), None).unwrap();
     let spend = SignedTx::sign(
         &fresh,

@@ -59,6 +59,8 @@ pub mod orphans;
 mod outcome;
 pub mod policy;
 mod select;
+#[cfg(test)]
+mod test_txs;
 mod touch;
 
 use std::collections::{HashMap, HashSet, VecDeque};

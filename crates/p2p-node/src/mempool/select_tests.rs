@@ -3,22 +3,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use escrow::{Amount, Genesis, Ledger, Payload, SignedTx, dev};
+use escrow::{Amount, Genesis, Payload, SignedTx, dev};
 
 use crate::mempool::Mempool;
-
-fn pay(ledger: &Ledger, who: &str, nonce: u64, fee: u64) -> SignedTx {
-    SignedTx::sign(
-        &dev::keypair(who).unwrap(),
-        nonce,
-        Amount::new(fee),
-        ledger.network(),
-        Payload::Transfer {
-            to: dev::address("bob").unwrap(),
-            amount: Amount::new(1),
-        },
-    )
-}
+use crate::mempool::test_txs::{pay, pay_to};
 
 #[test]
 fn the_best_paying_go_first_each_senders_nonces_in_order() {
@@ -57,16 +45,7 @@ fn a_payment_waits_for_the_transfer_it_spends() {
     let ledger = chain.state();
     let mut pool = Mempool::new(ledger, 1, 100, 100);
     let fresh = escrow::Keypair::generate().unwrap();
-    let fund = SignedTx::sign(
-        &dev::keypair("alice").unwrap(),
-        0,
-        Amount::new(1),
-        ledger.network(),
-        Payload::Transfer {
-            to: fresh.address(),
-            amount: Amount::new(1_000),
-        },
-    );
+    let fund = pay_to(ledger, "alice", 0, 1, fresh.address(), 1_000);
     let spend = SignedTx::sign(
         &fresh,
         0,
