@@ -49,6 +49,19 @@ pub enum Offence {
 }
 
 impl Offence {
+    /// A short name of the kind, for metrics (`node_penalties_total`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Offence::Frame(_) => "frame",
+            Offence::Protocol(_) => "protocol",
+            Offence::InvalidBlock(_) => "invalid_block",
+            Offence::FutureBlock(_) => "future_block",
+            Offence::Orphan(_) => "orphan",
+            Offence::InvalidTx(_) => "invalid_tx",
+            Offence::UploadBudget(_) => "upload_budget",
+        }
+    }
+
     /// Penalty points.
     pub fn penalty(&self) -> u32 {
         match self {
@@ -102,6 +115,16 @@ pub enum BanKey {
     Node(NodeId),
     /// An exact socket address (IP and port).
     Addr(SocketAddr),
+}
+
+/// Penalties given, by offence kind ([`Offence::kind`]), and peers
+/// banned, since the node started: for the metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PenaltyCounts {
+    /// Penalties, by offence kind.
+    pub by_offence: BTreeMap<&'static str, u64>,
+    /// Peers (or, before a handshake, socket addresses) banned.
+    pub bans: u64,
 }
 
 /// Active bans and their expiry.

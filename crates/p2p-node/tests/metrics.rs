@@ -42,6 +42,7 @@ async fn each_series_moves_when_its_event_happens() {
         ("node_blocks_mined_total", 0.0),
         ("node_transactions_admitted_total", 0.0),
         ("node_bans_active", 0.0),
+        ("node_bans_total", 0.0),
         ("node_mempool_transactions", 0.0),
         ("node_mempool_bytes", 0.0),
         ("node_mempool_min_fee_rate", 1.0),
@@ -117,6 +118,11 @@ async fn each_series_moves_when_its_event_happens() {
     let bans = node.query(|v| v.bans.len()).await.unwrap();
     let s = scrape(&base).await;
     assert_eq!(value(&s, "node_bans_active", None), Some(bans as f64));
+    assert_eq!(
+        value(&s, "node_penalties_total", Some(("offence", "frame"))),
+        Some(1.0)
+    );
+    assert_eq!(value(&s, "node_bans_total", None), Some(1.0));
     assert_eq!(
         value(&s, "node_peers", Some(("direction", "in"))),
         Some(0.0)

@@ -161,6 +161,19 @@ pub(super) async fn metrics(State(api): State<Api>) -> Result<Response, ApiError
         "Penalty points of the live peers, summed",
         snap.peers.iter().map(|p| i64::from(p.score)).sum(),
     );
+    counters(
+        &mut r,
+        "node_penalties",
+        "Penalties given to peers, by offence",
+        "offence",
+        snap.penalties.by_offence.iter().map(|(k, n)| (*k, *n)),
+    );
+    counter(
+        &mut r,
+        "node_bans",
+        "Peers (or socket addresses, before a handshake) banned",
+        snap.penalties.bans,
+    );
     gauge(
         &mut r,
         "node_bans_active",

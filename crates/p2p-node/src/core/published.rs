@@ -65,6 +65,8 @@ pub struct Snapshot {
     pub tx_refused: Arc<std::collections::BTreeMap<&'static str, u64>>,
     /// Active bans.
     pub bans: usize,
+    /// Penalties given, by offence, and peers banned, since the start.
+    pub penalties: Arc<crate::penalty::PenaltyCounts>,
     /// The mining mode.
     pub mining: MiningMode,
     /// Live peers.
@@ -264,6 +266,7 @@ impl Publisher {
             tx_admitted: 0,
             tx_refused: Arc::default(),
             bans: 0,
+            penalties: Arc::default(),
             mining,
             peers: Arc::from(Vec::new()),
             metrics: Arc::new(Metrics::default()),
@@ -491,6 +494,10 @@ impl Publisher {
         let bans = from.peers.ban_count(from.now);
         if bans != old.bans {
             new.bans = bans;
+            changed = true;
+        }
+        if *from.peers.penalties() != *old.penalties {
+            new.penalties = Arc::new(from.peers.penalties().clone());
             changed = true;
         }
 

@@ -142,6 +142,8 @@ pub(crate) struct PeerTable {
     rng: rand_chacha::ChaCha8Rng,
     /// Whether a ban was added since [`PeerTable::take_bans_changed`].
     bans_changed: bool,
+    /// Penalties and bans since the node started.
+    penalties: crate::penalty::PenaltyCounts,
     /// Counts the changes of the set of live peers (one went live, was
     /// dropped or is gone): the published snapshot rebuilds its peer list
     /// when it moves, and otherwise on the core's tick.
@@ -173,6 +175,7 @@ impl PeerTable {
             dialing: BTreeMap::new(),
             watched: BTreeMap::new(),
             bans_changed: false,
+            penalties: Default::default(),
             membership: 0,
         };
         for addr in table.config.peers.clone() {
@@ -475,10 +478,12 @@ impl PeerTable {
         now: Instant,
     ) -> Punished {
         let penalty = offence.penalty();
+        *self.penalties.by_offence.entry(offence.kind()).or_insert(0) += 1;
         let Some(peer) = self.peers.get_mut(&conn) else {
             if let Some(remote) = remote
                 && penalty >= self.config.ban_threshold
             {
+                self.penalties.bans += 1;
                 warn!(%remote, "banned before its handshake: {offence}");
                 self.bans
                     .ban([BanKey::Addr(remote)], self.config.ban_duration, now);
@@ -496,6 +501,7 @@ impl PeerTable {
         keys.extend(peer.listen_addr.map(BanKey::Addr));
         self.bans.ban(keys, self.config.ban_duration, now);
         self.bans_changed = true;
+        self.penalties.bans += 1;
         warn!(conn, remote = %peer.remote, "peer banned for {:?}", self.config.ban_duration);
         self.drop_peer(conn, Some((Reason::Banned, "too many protocol violations")));
         Punished::Banned
@@ -607,6 +613,11 @@ impl PeerTable {
                 score: p.score.points(now),
                 queued_bytes: p.queued.load(Ordering::Relaxed),
             })
+    }
+
+    /// Penalties given and peers banned since the node started.
+    pub fn penalties(&self) -> &crate::penalty::PenaltyCounts {
+        &self.penalties
     }
 
     /// How many bans are active.
