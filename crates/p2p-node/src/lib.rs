@@ -60,6 +60,7 @@ pub mod penalty;
 pub mod pow;
 pub mod service;
 pub mod store;
+pub mod traffic;
 pub mod transport;
 
 pub use config::{MiningMode, NodeConfig, Relay};

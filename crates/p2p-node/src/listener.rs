@@ -37,7 +37,7 @@ pub(crate) async fn accept_loop(
     core: mpsc::Sender<CoreMsg>,
     config: Arc<NodeConfig>,
     cancel: CancellationToken,
-    tracker: TaskTracker,
+    (tracker, traffic): (TaskTracker, Arc<crate::traffic::Traffic>),
     next_conn: Arc<AtomicU64>,
 ) {
     let pending = Pending::default();
@@ -60,6 +60,7 @@ pub(crate) async fn accept_loop(
                     config: config.clone(),
                     cancel: token,
                     pending: Some(slot),
+                    traffic: traffic.clone(),
                 };
                 // Every log line of the connection carries these fields
                 // (`--log-format json` writes them as the span's).

@@ -14,11 +14,12 @@ use wire::NodeId;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{MiningMode, NodeConfig};
-use crate::core::{Command, Core, CoreMsg, CoreParts, NodeChain, NodeView, Snapshot};
+use crate::core::{Command, Core, CoreMsg, CoreParts, Direction, NodeChain, NodeView, Snapshot};
 use crate::mempool::MempoolError;
-use crate::peer::spawn_dial;
+use crate::peer::{PeerTask, spawn_dial};
 use crate::pow::{HashMiner, Mine};
 use crate::store::{BlockStore, DamagedBlocks, MemoryStore, StoreArchive, StoreError, Stored};
+use crate::traffic::Traffic;
 use crate::transport::{TcpTransport, Transport};
 
 /// Why a node could not start, or a request could not be served.
@@ -170,22 +171,26 @@ impl Node {
         let next_conn = Arc::new(AtomicU64::new(0));
         let (tx, rx) = mpsc::channel(1_024);
         let (events, _) = tokio::sync::broadcast::channel(256);
+        let traffic = Arc::new(Traffic::default());
         let dialer = {
             let transport = seams.transport.clone();
             let inbox = tx.clone();
             let config = config.clone();
             let cancel = cancel.clone();
             let tracker = tracker.clone();
-            Box::new(move |conn, addr| {
-                spawn_dial(
+            let traffic = traffic.clone();
+            Box::new(move |conn, remote| {
+                let task = PeerTask {
                     conn,
-                    addr,
-                    transport.clone(),
-                    inbox.clone(),
-                    config.clone(),
-                    cancel.clone(),
-                    &tracker,
-                );
+                    remote,
+                    direction: Direction::Outbound,
+                    core: inbox.clone(),
+                    config: config.clone(),
+                    cancel: cancel.clone(),
+                    pending: None,
+                    traffic: traffic.clone(),
+                };
+                spawn_dial(task, transport.clone(), &tracker);
             })
         };
         let started_at_ms = seams.clock.now_ms();
@@ -219,7 +224,7 @@ impl Node {
             tx.clone(),
             config.clone(),
             cancel.clone(),
-            tracker.clone(),
+            (tracker.clone(), traffic.clone()),
             next_conn,
         ));
         let handle = NodeHandle {
@@ -231,6 +236,7 @@ impl Node {
             events,
             snapshots,
             started_at_ms,
+            traffic,
         };
         info!(%local_addr, node = %hex::encode(&node_id.0[..4]), "node started");
         Ok(handle)
@@ -250,6 +256,8 @@ pub struct NodeHandle {
     /// When the node started, in milliseconds since the Unix epoch, read
     /// from its clock seam.
     started_at_ms: u64,
+    /// What its connections carried, by message kind.
+    traffic: Arc<Traffic>,
 }
 
 impl NodeHandle {
@@ -258,6 +266,12 @@ impl NodeHandle {
     /// tell whether the node restarted since.
     pub fn started_at_ms(&self) -> u64 {
         self.started_at_ms
+    }
+
+    /// What the node's peer connections carried, by message kind, since
+    /// it started.
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
     }
 
     /// Where the node listens.

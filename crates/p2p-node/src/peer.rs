@@ -18,7 +18,9 @@ use tokio::time::{Instant, timeout};
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
-use wire::{Handshake, Message, Reason, WireCodec, WireError};
+use wire::{Handshake, Message, Reason, WireError};
+
+use crate::traffic::{CountingCodec, Traffic};
 
 use crate::config::NodeConfig;
 use crate::core::{ConnId, CoreMsg, Direction};
@@ -27,7 +29,7 @@ use crate::penalty::Offence;
 use crate::transport::BoxStream;
 use crate::transport::Transport;
 
-type Conn = Framed<BoxStream, WireCodec>;
+type Conn = Framed<BoxStream, CountingCodec>;
 
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -61,12 +63,15 @@ pub(crate) struct PeerTask {
     /// For an inbound connection, its place among the connections still
     /// in their handshake; given back once the handshake is over.
     pub pending: Option<PendingSlot>,
+    /// Where the connection's frames are counted, by kind.
+    pub traffic: Arc<Traffic>,
 }
 
 impl PeerTask {
     /// Runs the connection to its end, then tells the core it is gone.
     pub async fn run(mut self, stream: BoxStream) {
-        let mut framed = Framed::new(stream, WireCodec::with_max_frame(self.config.max_frame));
+        let codec = CountingCodec::new(self.config.max_frame, self.traffic.clone());
+        let mut framed = Framed::new(stream, codec);
         let result = self.drive(&mut framed).await;
         match &result {
             Ok(()) | Err(PeerError::Closed | PeerError::Shutdown) => {
@@ -368,26 +373,16 @@ async fn expect_ack(framed: &mut Conn) -> Result<(), PeerError> {
     }
 }
 
-/// Dials `addr` as connection `conn` and runs the connection on
-/// `tracker`; a dial that fails or times out is reported to the core.
+/// Dials `task.remote` as connection `task.conn` (an outbound task) and
+/// runs the connection on `tracker`; a dial that fails or times out is
+/// reported to the core.
 pub(crate) fn spawn_dial(
-    conn: ConnId,
-    addr: SocketAddr,
+    task: PeerTask,
     transport: Arc<dyn Transport>,
-    core: mpsc::Sender<CoreMsg>,
-    config: Arc<NodeConfig>,
-    cancel: CancellationToken,
     tracker: &tokio_util::task::TaskTracker,
 ) {
-    let task = PeerTask {
-        conn,
-        remote: addr,
-        direction: Direction::Outbound,
-        core: core.clone(),
-        config: config.clone(),
-        cancel: cancel.clone(),
-        pending: None,
-    };
+    let (conn, addr) = (task.conn, task.remote);
+    let (core, config, cancel) = (task.core.clone(), task.config.clone(), task.cancel.clone());
     let connect_timeout = config.handshake_timeout;
     let span = tracing::info_span!("peer", conn, remote = %addr, direction = "out");
     let dial = async move {

@@ -23,10 +23,15 @@ async fn scrape(base: &str) -> Scrape {
 
 /// The value of `name` with the label `label` (if given) equal to `value`.
 fn value(s: &Scrape, name: &str, label: Option<(&str, &str)>) -> Option<f64> {
+    labelled(s, name, label.as_slice())
+}
+
+/// The value of `name` with every label of `labels`.
+fn labelled(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     s.samples
         .iter()
         .filter(|x| x.metric == name)
-        .find(|x| label.is_none_or(|(k, v)| x.labels.get(k) == Some(v)))
+        .find(|x| labels.iter().all(|(k, v)| x.labels.get(k) == Some(v)))
         .map(|x| match x.value {
             Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
             _ => f64::NAN,
@@ -110,6 +115,16 @@ async fn each_series_moves_when_its_event_happens() {
         value(&s, "node_peers", Some(("direction", "in"))),
         Some(1.0)
     );
+    // Its handshake, each way, counted by kind with its frame's bytes.
+    for direction in ["in", "out"] {
+        let of = [("direction", direction), ("kind", "handshake")];
+        assert_eq!(labelled(&s, "node_network_messages_total", &of), Some(1.0));
+        let bytes = labelled(&s, "node_network_bytes_total", &of).unwrap();
+        assert!(
+            bytes > 100.0,
+            "a handshake frame is over 100 bytes: {bytes}"
+        );
+    }
     raw.framed.get_mut().write_all(GARBAGE_FRAME).await.unwrap();
     wait_for("the ban", || async {
         node.query(|v| !v.bans.is_empty()).await.unwrap()

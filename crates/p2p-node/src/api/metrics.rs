@@ -181,6 +181,34 @@ pub(super) async fn metrics(State(api): State<Api>) -> Result<Response, ApiError
         to_i64(bans),
     );
 
+    // What the connections carried, by message kind.
+    let messages = Family::<Labels, Counter>::default();
+    let bytes = Family::<Labels, Counter>::default();
+    for (kind, flow) in api.node.traffic().by_kind() {
+        for (direction, n, b) in [
+            ("in", flow.messages_in, flow.bytes_in),
+            ("out", flow.messages_out, flow.bytes_out),
+        ] {
+            let labels = vec![
+                ("direction", direction.to_string()),
+                ("kind", kind.to_string()),
+            ];
+            messages.get_or_create(&labels).inc_by(n);
+            bytes.get_or_create(&labels).inc_by(b);
+        }
+    }
+    r.register(
+        "node_network_messages",
+        "Messages received (in) and sent (out) on peer connections, by kind",
+        messages,
+    );
+    r.register_with_unit(
+        "node_network",
+        "Bytes of whole frames received (in) and sent (out) on peer connections, by message kind",
+        Unit::Bytes,
+        bytes,
+    );
+
     // The mempool.
     gauge(
         &mut r,
