@@ -60,6 +60,7 @@ pub mod penalty;
 pub mod pow;
 pub mod service;
 pub mod store;
+pub mod timings;
 pub mod traffic;
 pub mod transport;
 

@@ -62,9 +62,22 @@ async fn each_series_moves_when_its_event_happens() {
     assert!(value(&before, "process_resident_memory_bytes", None).unwrap() > 0.0);
     assert!(value(&before, "process_cpu_seconds_total", None).is_some());
 
-    // A block mined.
+    // A block mined: inserted, and committed.
     node.mine_blocks(2).await.unwrap();
     let s = scrape(&base).await;
+    for name in ["node_block_insert_seconds", "node_store_commit_seconds"] {
+        let Some(Value::Histogram(buckets)) = s
+            .samples
+            .iter()
+            .find(|x| x.metric == name)
+            .map(|x| x.value.clone())
+        else {
+            panic!("no histogram {name}");
+        };
+        // The process's histograms (other tests' nodes may add to them).
+        let count = buckets.last().map_or(0.0, |b| b.count);
+        assert!(count >= 1.0, "{name}: {buckets:?}");
+    }
     assert_eq!(value(&s, "node_height", None), Some(2.0));
     assert_eq!(value(&s, "node_blocks_mined_total", None), Some(2.0));
     assert!(

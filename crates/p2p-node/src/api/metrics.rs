@@ -284,6 +284,20 @@ pub(super) async fn metrics(State(api): State<Api>) -> Result<Response, ApiError
         counter(&mut r, name, help, value);
     }
 
+    // The slow steps (the process's histograms: `timings.rs`).
+    r.register_with_unit(
+        "node_block_insert",
+        "Time to insert a block into the block tree: its checks, and its transactions applied when it extends the best chain",
+        Unit::Seconds,
+        crate::timings::BLOCK_INSERT.clone(),
+    );
+    r.register_with_unit(
+        "node_store_commit",
+        "Time of one durable store commit",
+        Unit::Seconds,
+        crate::timings::COMMIT.clone(),
+    );
+
     // The process.
     if let Some((cpu_seconds, resident_bytes)) = process_figures() {
         let cpu = Counter::<f64, AtomicU64>::default();

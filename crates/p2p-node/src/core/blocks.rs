@@ -55,7 +55,10 @@ pub(super) enum Accepted {
 pub(super) fn insert(chain: &mut NodeChain, block: Block<Tx>, now_ms: u64) -> Accepted {
     let hash = block.hash();
     let old_tip = chain.tip();
-    match chain.insert(block, now_ms) {
+    let start = tokio::time::Instant::now();
+    let inserted = chain.insert(block, now_ms);
+    crate::timings::observe(&crate::timings::BLOCK_INSERT, start);
+    match inserted {
         Ok(Inserted::NewBest(reorg)) => {
             log_new_best(&reorg, chain.height());
             Accepted::NewBest(reorg)

@@ -272,7 +272,9 @@ impl Durable {
                 self.has_snapshot = true;
                 self.since_snapshot = (0, 0);
             }
+            let start = tokio::time::Instant::now();
             let result = self.store.commit(&commit);
+            crate::timings::observe(&crate::timings::COMMIT, start);
             drop(commit);
             if let Err(e) = result {
                 tracing::error!("cannot save blocks, stopping the node: {e}");
