@@ -10,7 +10,7 @@ use escrow::{Amount, FeeRate, Genesis, Ledger, Memo, Payload, SignedTx, dev};
 use tokio::time::Instant;
 
 use crate::mempool::policy::{FeePolicy, MIN_FEE_HALF_LIFE, RollingMin};
-use crate::mempool::test_txs::{pay_fee, pay_to};
+use crate::mempool::test_txs::{pay_fee, pay_from, pay_to};
 use crate::mempool::{Mempool, MempoolError};
 
 fn pool(ledger: &Ledger, max: usize) -> Mempool {
@@ -192,16 +192,8 @@ fn a_replacement_pays_for_another_senders_transactions_it_drops() {
     let fresh = escrow::Keypair::generate().unwrap();
     let fund = pay_to(ledger, "alice", 0, 2, fresh.address(), 1_000);
     p.add(fund.clone(), None).unwrap();
-    let spend = SignedTx::sign(
-        &fresh,
-        0,
-        Amount::new(500),
-        ledger.network(),
-        Payload::Transfer {
-            to: dev::address("bob").unwrap(),
-            amount: Amount::new(400),
-        },
-    );
+    let bob = dev::address("bob").unwrap();
+    let spend = pay_from(ledger, &fresh, 0, 500, bob, 400);
     p.add(spend.clone(), None).unwrap();
     // Alice replaces the funding with a payment elsewhere: the spend no
     // longer applies, so the replacement must pay its 500 too.

@@ -3,10 +3,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use escrow::{Amount, Genesis, Payload, SignedTx, dev};
+use escrow::{Genesis, dev};
 
 use crate::mempool::Mempool;
-use crate::mempool::test_txs::{pay, pay_to};
+use crate::mempool::test_txs::{pay, pay_from, pay_to};
 
 #[test]
 fn the_best_paying_go_first_each_senders_nonces_in_order() {
@@ -46,16 +46,8 @@ fn a_payment_waits_for_the_transfer_it_spends() {
     let mut pool = Mempool::new(ledger, 1, 100, 100);
     let fresh = escrow::Keypair::generate().unwrap();
     let fund = pay_to(ledger, "alice", 0, 1, fresh.address(), 1_000);
-    let spend = SignedTx::sign(
-        &fresh,
-        0,
-        Amount::new(100),
-        ledger.network(),
-        Payload::Transfer {
-            to: dev::address("bob").unwrap(),
-            amount: Amount::new(500),
-        },
-    );
+    let bob = dev::address("bob").unwrap();
+    let spend = pay_from(ledger, &fresh, 0, 100, bob, 500);
     let other = pay(ledger, "charlie", 0, 3);
     for tx in [&fund, &spend, &other] {
         pool.add(tx.clone(), None).unwrap();

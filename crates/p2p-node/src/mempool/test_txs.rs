@@ -2,7 +2,28 @@
 
 #![allow(clippy::unwrap_used)]
 
-use escrow::{Address, Amount, Ledger, Payload, SignedTx, dev};
+use escrow::{Address, Amount, Keypair, Ledger, Payload, SignedTx, dev};
+
+/// `key`'s transfer of `amount` to `to`, paying `fee`.
+pub(super) fn pay_from(
+    ledger: &Ledger,
+    key: &Keypair,
+    nonce: u64,
+    fee: u64,
+    to: Address,
+    amount: u64,
+) -> SignedTx {
+    SignedTx::sign(
+        key,
+        nonce,
+        Amount::new(fee),
+        ledger.network(),
+        Payload::Transfer {
+            to,
+            amount: Amount::new(amount),
+        },
+    )
+}
 
 /// Dev account `who`'s transfer of `amount` to `to`, paying `fee`.
 pub(super) fn pay_to(
@@ -13,16 +34,7 @@ pub(super) fn pay_to(
     to: Address,
     amount: u64,
 ) -> SignedTx {
-    SignedTx::sign(
-        &dev::keypair(who).unwrap(),
-        nonce,
-        Amount::new(fee),
-        ledger.network(),
-        Payload::Transfer {
-            to,
-            amount: Amount::new(amount),
-        },
-    )
+    pay_from(ledger, &dev::keypair(who).unwrap(), nonce, fee, to, amount)
 }
 
 /// Dev account `who`'s transfer of `amount` to dev account `to`.
