@@ -373,6 +373,18 @@ pub struct PeerAnswer {
     pub queued_bytes: usize,
 }
 
+/// One active ban (`GET /bans` answers a list of them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BanAnswer {
+    /// What is banned: `node` (a node id), `addr` (an exact socket
+    /// address) or `ip` (every port of an IP address).
+    pub kind: String,
+    /// The node id in hex, the socket address, or the IP address.
+    pub value: String,
+    /// Seconds until the ban ends, rounded up.
+    pub seconds_left: u64,
+}
+
 /// `POST /mine` body. Any other key is refused (`unknown_field`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -4,13 +4,16 @@
 //! Every inbound connection gets a task at once; while it is in its
 //! handshake it holds a [`PendingSlot`](pending::PendingSlot). At most
 //! [`NodeConfig::max_pending`] connections are pending: a newcomer past
-//! that closes the oldest pending connection whose task has tried to read
-//! and has not received its handshake (failing that, the oldest not heard
-//! from; failing that, the oldest). An honest dialler sends its handshake as
-//! soon as it connects, so its task finds it on its first read and it is
-//! never the one closed: a flood of silent sockets, however fast it
-//! reconnects, only evicts itself, and an honest peer is admitted at once. Established peers are counted
-//! apart, by the peer table (`max_inbound`, with its eviction rule).
+//! that closes a pending connection whose task has tried to read and has
+//! not received its handshake (failing that, one not heard from; failing
+//! that, any): of those, the oldest from the IP address that holds the most
+//! places in the budget. An honest dialler sends its handshake as soon as
+//! it connects, so its task finds it on its first read and it is never the
+//! one closed: a flood of silent sockets, however fast it reconnects, only
+//! evicts itself, and an honest peer is admitted at once. Among silent
+//! connections, a host that opens many makes room before one that opened
+//! few. Established peers are counted apart, by the peer table
+//! (`max_inbound`, with its eviction rule).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,7 +54,7 @@ pub(crate) async fn accept_loop(
             Ok((stream, remote)) => {
                 let conn = next_conn.fetch_add(1, Ordering::Relaxed);
                 let token = cancel.child_token();
-                let slot = pending.enter(conn, token.clone(), config.max_pending);
+                let slot = pending.enter(conn, remote.ip(), token.clone(), config.max_pending);
                 let task = PeerTask {
                     conn,
                     remote,

@@ -3,12 +3,14 @@
 //! Every offence has a typed reason and a penalty in points. Points decay
 //! (one per second), so an honest peer that once raced us into an orphan
 //! block never reaches the threshold; a peer at the threshold is
-//! disconnected and banned for a while. Bans key on the node id and on the
-//! exact socket address (IP and port), never on the IP alone: every node of
-//! a local network is 127.0.0.1.
+//! disconnected and banned for a while. Bans key on the node id, on the
+//! exact socket address (IP and port), and on the IP address of the
+//! connection unless it is a loopback address: every node of a local
+//! network is 127.0.0.1, and a ban of that IP would cut off the honest
+//! ones ([`BanKey::for_peer`]).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -115,6 +117,34 @@ pub enum BanKey {
     Node(NodeId),
     /// An exact socket address (IP and port).
     Addr(SocketAddr),
+    /// Every port of an IP address (never a loopback one).
+    Ip(IpAddr),
+}
+
+impl BanKey {
+    /// What banning a peer bans: its node id (once it is known, after a
+    /// handshake), the connection's socket address, the listening address
+    /// it claimed, and the connection's IP address unless that is a
+    /// loopback address ([`BanKey::ip_of`]). A claimed listening address
+    /// is banned exactly, never by its IP: anyone can claim anyone's.
+    pub fn for_peer(
+        node_id: Option<NodeId>,
+        remote: SocketAddr,
+        listen_addr: Option<SocketAddr>,
+    ) -> Vec<BanKey> {
+        let mut keys: Vec<BanKey> = node_id.map(BanKey::Node).into_iter().collect();
+        keys.push(BanKey::Addr(remote));
+        keys.extend(BanKey::ip_of(remote));
+        keys.extend(listen_addr.filter(|a| *a != remote).map(BanKey::Addr));
+        keys
+    }
+
+    /// The IP ban that covers `addr`: `None` for a loopback address
+    /// (127.0.0.0/8, `::1`), which every node on one machine shares.
+    pub fn ip_of(addr: SocketAddr) -> Option<BanKey> {
+        let ip = addr.ip().to_canonical();
+        (!ip.is_loopback()).then_some(BanKey::Ip(ip))
+    }
 }
 
 /// Penalties given, by offence kind ([`Offence::kind`]), and peers
@@ -149,6 +179,17 @@ impl Bans {
     /// Whether `key` is banned at `now`.
     pub fn is_banned(&self, key: &BanKey, now: Instant) -> bool {
         self.until.get(key).is_some_and(|t| *t > now)
+    }
+
+    /// Whether `addr` is banned at `now`: exactly, or by its IP.
+    pub fn is_addr_banned(&self, addr: SocketAddr, now: Instant) -> bool {
+        self.is_banned(&BanKey::Addr(addr), now)
+            || BanKey::ip_of(addr).is_some_and(|k| self.is_banned(&k, now))
+    }
+
+    /// Whether any of `keys` is banned at `now`.
+    pub fn any_banned(&self, keys: &[BanKey], now: Instant) -> bool {
+        keys.iter().any(|k| self.is_banned(k, now))
     }
 
     /// Forgets expired bans.
@@ -199,5 +240,55 @@ mod tests {
         assert!(!bans.is_banned(&BanKey::Addr(a), now + Duration::from_secs(11)));
         bans.expire(now + Duration::from_secs(11));
         assert!(bans.active(now).is_empty());
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap_or_else(|_| unreachable!())
+    }
+
+    #[test]
+    fn a_peer_off_loopback_is_banned_by_its_ip_on_every_port() {
+        let now = Instant::now();
+        let mut bans = Bans::default();
+        let id = NodeId([7; 32]);
+        let keys = BanKey::for_peer(
+            Some(id),
+            addr("10.1.0.5:40000"),
+            Some(addr("10.1.0.5:5000")),
+        );
+        assert_eq!(
+            keys,
+            vec![
+                BanKey::Node(id),
+                BanKey::Addr(addr("10.1.0.5:40000")),
+                BanKey::Ip("10.1.0.5".parse().unwrap_or_else(|_| unreachable!())),
+                BanKey::Addr(addr("10.1.0.5:5000")),
+            ]
+        );
+        bans.ban(keys, Duration::from_secs(10), now);
+        assert!(bans.is_addr_banned(addr("10.1.0.5:1"), now), "another port");
+        assert!(
+            !bans.is_addr_banned(addr("10.1.0.6:40000"), now),
+            "another host"
+        );
+        // An IPv4 address written as IPv6 is the same host.
+        assert!(bans.is_addr_banned(addr("[::ffff:10.1.0.5]:9"), now));
+    }
+
+    #[test]
+    fn loopback_peers_are_banned_by_exact_address_only() {
+        let now = Instant::now();
+        let mut bans = Bans::default();
+        for (remote, other) in [
+            ("127.0.0.1:40000", "127.0.0.1:40001"),
+            ("127.0.0.2:40000", "127.0.0.2:40001"),
+            ("[::1]:40000", "[::1]:40001"),
+        ] {
+            let keys = BanKey::for_peer(None, addr(remote), None);
+            assert_eq!(keys, vec![BanKey::Addr(addr(remote))], "{remote}");
+            bans.ban(keys, Duration::from_secs(10), now);
+            assert!(bans.is_addr_banned(addr(remote), now));
+            assert!(!bans.is_addr_banned(addr(other), now), "{other}");
+        }
     }
 }

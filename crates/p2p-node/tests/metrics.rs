@@ -155,6 +155,26 @@ async fn each_series_moves_when_its_event_happens() {
         value(&s, "node_peers", Some(("direction", "in"))),
         Some(0.0)
     );
+    // GET /bans names what was banned: the peer's node id and its socket
+    // address, not its IP (a loopback address, shared by every local node).
+    let listed: Vec<p2p_node::api_types::BanAnswer> = reqwest::get(format!("{base}/bans"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), bans, "{listed:?}");
+    let kinds: Vec<&str> = listed.iter().map(|b| b.kind.as_str()).collect();
+    assert!(
+        kinds.contains(&"node") && kinds.contains(&"addr"),
+        "{listed:?}"
+    );
+    assert!(!kinds.contains(&"ip"), "no IP ban on loopback: {listed:?}");
+    assert!(
+        listed
+            .iter()
+            .all(|b| b.seconds_left > 0 && b.seconds_left <= 600)
+    );
     node.shutdown().await;
 }
 

@@ -41,6 +41,7 @@ use crate::node::NodeHandle;
 /// Most blocks one `GET /blocks` answers with.
 pub const MAX_BLOCKS_PER_PAGE: u64 = 100;
 
+mod bans;
 pub(crate) mod error;
 mod fees;
 mod input;
@@ -75,6 +76,7 @@ pub fn router(node: NodeHandle, token: Option<String>, limits: &ApiLimits) -> Ro
         .route("/contracts", get(contracts))
         .route("/contracts/{id}", get(lookup::contract))
         .route("/peers", get(peers).post(add_peer))
+        .route("/bans", get(bans::bans))
         .route("/mempool", get(mempool))
         .route("/mempool/fees", get(fees::mempool_fees))
         .route("/mine", post(mine))

@@ -4,9 +4,11 @@
 //! handshake; the accept loop (`listener.rs`) enters each newcomer, and the
 //! connection's task (`peer.rs`) reports through its slot when it first
 //! reads and when its handshake arrives. Past the budget the oldest silent
-//! connection is closed (see `listener.rs` for the rule and why).
+//! connection of the IP address holding the most places is closed (see
+//! `listener.rs` for the rule and why).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -25,6 +27,8 @@ pub(crate) struct Pending {
 /// A connection in its handshake.
 struct Entry {
     conn: ConnId,
+    /// The IP address it came from.
+    ip: IpAddr,
     token: CancellationToken,
     /// Whether its handshake has arrived.
     spoke: Arc<AtomicBool>,
@@ -34,29 +38,48 @@ struct Entry {
 }
 
 impl Pending {
-    /// Enters `conn`; if that makes more than `max`, closes the oldest
-    /// pending connection that has not sent its handshake (the oldest of
-    /// all if every one has).
-    pub(crate) fn enter(&self, conn: ConnId, token: CancellationToken, max: usize) -> PendingSlot {
+    /// Enters `conn`, from `ip`; if that makes more than `max`, closes one
+    /// pending connection: of those whose task read and found no handshake
+    /// (failing that, those not heard from; failing that, all), the oldest
+    /// from the IP address that holds the most places in the budget.
+    pub(crate) fn enter(
+        &self,
+        conn: ConnId,
+        ip: IpAddr,
+        token: CancellationToken,
+        max: usize,
+    ) -> PendingSlot {
         let spoke = Arc::new(AtomicBool::new(false));
         let started = Arc::new(AtomicBool::new(false));
         let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         queue.push_back(Entry {
             conn,
+            ip: ip.to_canonical(),
             token,
             spoke: spoke.clone(),
             started: started.clone(),
         });
         while queue.len() > max.max(1) {
-            // The oldest that tried to read and had nothing to say; else
-            // the oldest not heard from; else the oldest.
-            let silent = |started: bool| {
-                queue.iter().position(|e| {
-                    !e.spoke.load(Ordering::Relaxed)
-                        && (!started || e.started.load(Ordering::Relaxed))
-                })
+            // Those that tried to read and had nothing to say; else those
+            // not heard from; else all. Of them, the oldest of the IP
+            // address holding the most places.
+            let mut places: BTreeMap<IpAddr, usize> = BTreeMap::new();
+            for e in queue.iter() {
+                *places.entry(e.ip).or_insert(0) += 1;
+            }
+            let pick = |class: fn(&Entry) -> bool| {
+                queue
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| class(e))
+                    .min_by_key(|(i, e)| (std::cmp::Reverse(places[&e.ip]), *i))
+                    .map(|(i, _)| i)
             };
-            let silent = silent(true).or_else(|| silent(false)).unwrap_or(0);
+            let silent =
+                pick(|e| !e.spoke.load(Ordering::Relaxed) && e.started.load(Ordering::Relaxed))
+                    .or_else(|| pick(|e| !e.spoke.load(Ordering::Relaxed)))
+                    .or_else(|| pick(|_| true))
+                    .unwrap_or(0);
             if let Some(old) = queue.remove(silent) {
                 debug!(
                     conn = old.conn,
@@ -119,6 +142,8 @@ impl Drop for PendingSlot {
 mod tests {
     use super::*;
 
+    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     #[test]
     fn the_oldest_pending_connection_is_closed_past_the_budget() {
         let pending = Pending::default();
@@ -126,7 +151,7 @@ mod tests {
         let mut slots: Vec<PendingSlot> = tokens
             .iter()
             .enumerate()
-            .map(|(i, t)| pending.enter(i as ConnId, t.clone(), 3))
+            .map(|(i, t)| pending.enter(i as ConnId, LOCAL, t.clone(), 3))
             .collect();
         assert!(tokens[0].is_cancelled(), "the oldest went");
         assert!(!tokens[1].is_cancelled() && !tokens[3].is_cancelled());
@@ -135,7 +160,7 @@ mod tests {
         slots.remove(2);
         assert_eq!(pending.len(), 2);
         let late = CancellationToken::new();
-        let _slot = pending.enter(9, late.clone(), 3);
+        let _slot = pending.enter(9, LOCAL, late.clone(), 3);
         assert!(
             !tokens[1].is_cancelled(),
             "room was made by the finished handshake"
@@ -147,17 +172,17 @@ mod tests {
     fn a_silent_connection_goes_before_one_that_spoke_or_has_not_read_yet() {
         let pending = Pending::default();
         let honest = CancellationToken::new();
-        let honest_slot = pending.enter(1, honest.clone(), 3);
+        let honest_slot = pending.enter(1, LOCAL, honest.clone(), 3);
         honest_slot.started();
         honest_slot.spoke();
         let unread = CancellationToken::new();
-        let _unread_slot = pending.enter(2, unread.clone(), 3);
+        let _unread_slot = pending.enter(2, LOCAL, unread.clone(), 3);
         // Silent sockets whose tasks read and found nothing evict each
         // other, however many come.
         let mut silent = Vec::new();
         for conn in 3..100 {
             let t = CancellationToken::new();
-            let slot = pending.enter(conn, t.clone(), 3);
+            let slot = pending.enter(conn, LOCAL, t.clone(), 3);
             slot.started();
             silent.push((slot, t));
         }
@@ -166,5 +191,41 @@ mod tests {
         assert_eq!(pending.len(), 3);
         let closed = silent.iter().filter(|(_, t)| t.is_cancelled()).count();
         assert_eq!(closed, silent.len() - 1, "all but the newest silent one");
+    }
+
+    #[test]
+    fn past_the_budget_the_most_crowded_address_makes_room() {
+        let pending = Pending::default();
+        let host = |n: u8| IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, n));
+        // Three hosts each hold a place with a silent connection, then one
+        // host floods silent sockets: only its own are closed, the oldest
+        // first, though the others are older.
+        let mut others = Vec::new();
+        for n in 1..=3 {
+            let t = CancellationToken::new();
+            let slot = pending.enter(u64::from(n), host(n), t.clone(), 8);
+            slot.started();
+            others.push((slot, t));
+        }
+        let mut flood = Vec::new();
+        for conn in 10..40 {
+            let t = CancellationToken::new();
+            let slot = pending.enter(conn, host(9), t.clone(), 8);
+            slot.started();
+            flood.push((slot, t));
+        }
+        assert!(
+            others.iter().all(|(_, t)| !t.is_cancelled()),
+            "each lone host keeps its place"
+        );
+        let open: Vec<usize> = (0..flood.len())
+            .filter(|i| !flood[*i].1.is_cancelled())
+            .collect();
+        assert_eq!(
+            open,
+            (25..30).collect::<Vec<_>>(),
+            "the flooder's newest five"
+        );
+        assert_eq!(pending.len(), 8);
     }
 }

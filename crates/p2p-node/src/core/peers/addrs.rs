@@ -12,7 +12,6 @@ use wire::Reason;
 
 use super::{AddrEntry, MAX_ADDR_BOOK, PeerTable, Reach};
 use crate::core::view::{ConnId, Direction};
-use crate::penalty::BanKey;
 
 /// How often, at most, a node short of outbound peers and of addresses to
 /// dial asks a peer for more addresses.
@@ -137,7 +136,7 @@ impl PeerTable {
                 !e.busy
                     && e.next_attempt <= now
                     && !self.partitioned.contains(a)
-                    && !self.bans.is_banned(&BanKey::Addr(**a), now)
+                    && !self.bans.is_addr_banned(**a, now)
             })
             .map(|(a, _)| *a)
             .collect();
@@ -175,7 +174,7 @@ impl PeerTable {
             return None;
         }
         let dialable = self.addrs.iter().any(|(a, e)| {
-            !e.busy && !self.partitioned.contains(a) && !self.bans.is_banned(&BanKey::Addr(*a), now)
+            !e.busy && !self.partitioned.contains(a) && !self.bans.is_addr_banned(*a, now)
         });
         if dialable {
             return None;
@@ -228,7 +227,7 @@ impl PeerTable {
             .addrs
             .keys()
             .filter(|a| !live.contains(a) && Some(**a) != asker)
-            .filter(|a| !self.bans.is_banned(&BanKey::Addr(**a), now))
+            .filter(|a| !self.bans.is_addr_banned(**a, now))
             .copied()
             .collect();
         shuffle(&mut self.rng, &mut live);

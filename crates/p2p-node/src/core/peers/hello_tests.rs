@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
+use crate::penalty::Offence;
 use escrow::Genesis;
 
 fn addr(port: u16) -> SocketAddr {

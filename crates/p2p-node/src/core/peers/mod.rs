@@ -24,7 +24,7 @@ use wire::{Handshake, Message, NodeId, PROTOCOL_VERSION, Reason};
 
 use crate::config::NodeConfig;
 use crate::core::view::{ConnId, Direction, NodeChain, PeerInfo};
-use crate::penalty::{BanKey, Bans, Offence, Score};
+use crate::penalty::{BanKey, Bans, Score};
 use known_set::KnownSet;
 
 /// Most addresses kept in the address book.
@@ -280,9 +280,8 @@ impl PeerTable {
         {
             return Err((Reason::Other, "partitioned by the operator".into()));
         }
-        let mut keys = vec![BanKey::Node(hello.node_id), BanKey::Addr(remote)];
-        keys.extend(hello.listen_addr.map(BanKey::Addr));
-        if keys.iter().any(|k| self.bans.is_banned(k, now)) {
+        let keys = BanKey::for_peer(Some(hello.node_id), remote, hello.listen_addr);
+        if self.bans.any_banned(&keys, now) {
             return Err((Reason::Banned, "banned for misbehaviour".into()));
         }
         let existing = self
@@ -377,44 +376,6 @@ impl PeerTable {
             .count()
     }
 
-    /// The inbound peer a newcomer replaces when inbound slots are full, by
-    /// the eviction rule: of the connected inbound peers, the
-    /// [`PROTECT_EACH`] that most recently sent a new block are protected,
-    /// then the [`PROTECT_EACH`] that most recently sent an admitted
-    /// transaction, then the [`PROTECT_EACH`] longest connected; of the rest
-    /// the most recently connected is evicted. `None` if every one is
-    /// protected. Outbound peers are never evicted.
-    fn eviction_victim(&self) -> Option<ConnId> {
-        let mut candidates: Vec<(ConnId, &Peer)> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.connected() && p.direction == Direction::Inbound)
-            .map(|(c, p)| (*c, p))
-            .collect();
-        // The most recent block relayers, then transaction relayers: each
-        // sort puts the favourites last (`None` sorts first), and they are
-        // kept out of the candidates.
-        let relays: [fn(&Peer) -> Option<Instant>; 2] = [|p| p.last_block, |p| p.last_tx];
-        for relayed in relays {
-            candidates.sort_by_key(|(c, p)| (relayed(p), *c));
-            let keep = candidates
-                .iter()
-                .filter(|(_, p)| relayed(p).is_some())
-                .count()
-                .min(PROTECT_EACH);
-            candidates.truncate(candidates.len() - keep);
-        }
-        // The longest connected: the earliest `connected_at` sorts last.
-        candidates.sort_by_key(|(c, p)| (std::cmp::Reverse(p.connected_at), *c));
-        let keep = candidates.len().min(PROTECT_EACH);
-        candidates.truncate(candidates.len() - keep);
-        // Of the rest, the newest goes.
-        candidates
-            .iter()
-            .max_by_key(|(c, p)| (p.connected_at, *c))
-            .map(|(c, _)| *c)
-    }
-
     /// The handshake completed: the peer is live. Returns the work it said
     /// it has, for the core to decide whether to sync from it.
     pub fn on_live(&mut self, conn: ConnId) -> Option<Work> {
@@ -464,67 +425,6 @@ impl PeerTable {
     /// The count of changes to the set of live peers (see the field).
     pub fn membership(&self) -> u64 {
         self.membership
-    }
-
-    /// Adds an offence's penalty to a peer and bans it past the threshold
-    /// (its node id, its socket address and its listening address). Before
-    /// a handshake only the socket address is known: it is banned for an
-    /// offence heavy enough to reach the threshold alone.
-    pub fn punish(
-        &mut self,
-        conn: ConnId,
-        remote: Option<SocketAddr>,
-        offence: &Offence,
-        now: Instant,
-    ) -> Punished {
-        let penalty = offence.penalty();
-        *self.penalties.by_offence.entry(offence.kind()).or_insert(0) += 1;
-        let Some(peer) = self.peers.get_mut(&conn) else {
-            if let Some(remote) = remote
-                && penalty >= self.config.ban_threshold
-            {
-                self.penalties.bans += 1;
-                warn!(%remote, "banned before its handshake: {offence}");
-                self.bans
-                    .ban([BanKey::Addr(remote)], self.config.ban_duration, now);
-                self.bans_changed = true;
-                return Punished::BannedBeforeHandshake;
-            }
-            return Punished::Nobody;
-        };
-        let points = peer.score.add(penalty, now);
-        warn!(conn, remote = %peer.remote, points, "penalty {penalty}: {offence}");
-        if points < self.config.ban_threshold {
-            return Punished::Warned { points };
-        }
-        let mut keys = vec![BanKey::Node(peer.node_id), BanKey::Addr(peer.remote)];
-        keys.extend(peer.listen_addr.map(BanKey::Addr));
-        self.bans.ban(keys, self.config.ban_duration, now);
-        self.bans_changed = true;
-        self.penalties.bans += 1;
-        warn!(conn, remote = %peer.remote, "peer banned for {:?}", self.config.ban_duration);
-        self.drop_peer(conn, Some((Reason::Banned, "too many protocol violations")));
-        Punished::Banned
-    }
-
-    /// Whether a ban was added since the last call (the bans are then
-    /// saved for the next start); clears the mark.
-    pub fn take_bans_changed(&mut self) -> bool {
-        std::mem::take(&mut self.bans_changed)
-    }
-
-    /// Bans again what a previous run banned, for the time left on each.
-    pub fn restore_bans(&mut self, bans: Vec<(BanKey, Duration)>, now: Instant) {
-        for (key, left) in bans {
-            if !left.is_zero() {
-                self.bans.ban([key], left, now);
-            }
-        }
-    }
-
-    /// Forgets expired bans.
-    pub fn expire_bans(&mut self, now: Instant) {
-        self.bans.expire(now);
     }
 
     /// Queues a message for a peer. A peer whose queue is full, in messages
@@ -620,16 +520,6 @@ impl PeerTable {
         &self.penalties
     }
 
-    /// How many bans are active.
-    pub fn ban_count(&self, now: Instant) -> usize {
-        self.bans.active_count(now)
-    }
-
-    /// Active bans and the time left on each.
-    pub fn bans(&self, now: Instant) -> Vec<(BanKey, Duration)> {
-        self.bans.active(now)
-    }
-
     /// Forgets every peer: dropping the senders lets each connection task
     /// finish.
     pub fn clear(&mut self) {
@@ -639,9 +529,13 @@ impl PeerTable {
 }
 
 mod addrs;
+mod bans;
+mod evict;
 mod known;
 mod known_set;
 
+#[cfg(test)]
+mod address_tests;
 #[cfg(test)]
 mod hello_tests;
 #[cfg(test)]

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
+use crate::penalty::Offence;
 use chain_core::BlockHash;
 use escrow::Genesis;
 
