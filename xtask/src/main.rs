@@ -15,6 +15,12 @@
 //!   partition|all`); `--keep` leaves the nodes running, `--stop` stops
 //!   them.
 //!
+//! - `image` ([`image`]): the node's container image, `FROM scratch`.
+//!
+//! - `testnet` ([`simulate::testnet`]): nodes on hosts of their own, each
+//!   with its own IP address on one bridge (containers of the image, or
+//!   network namespaces), their partitions and a misbehaving host.
+//!
 //! - `sim` ([`sim`]): the deterministic simulator: hundreds of real nodes
 //!   in a simulated network, one run, a sweep or a fault swarm, with a
 //!   report and pictures (`docs/SIMULATION.md`).
@@ -32,6 +38,7 @@
 mod bench;
 mod build;
 mod http;
+mod image;
 mod sim;
 mod simulate;
 #[cfg(test)]
@@ -55,7 +62,15 @@ tasks:
   bench [--quick] [node | --node-only] [--blocks N] [--chain-dir DIR]
                     run the benchmarks and print one `bench:` line per figure;
                     `node` runs only the node at scale (restart, memory, mining,
-                    four nodes' throughput)";
+                    four nodes' throughput)
+  image [--rootfs-only]
+                    the node's container image (FROM scratch, non-root, a
+                    /data volume), built from the release binary
+  testnet up [--nodes N] [--engine auto|docker|netns] | down | status
+  testnet flows | partition 1,2 3,4 | heal | mine --node N [--blocks K]
+  testnet misbehave --host K --target J
+                    N nodes on hosts of their own (containers or network
+                    namespaces) on one bridge, as root (cargo xtask testnet --help)";
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -65,6 +80,8 @@ fn main() -> anyhow::Result<()> {
         Some("bench") => bench::run(&project_root()?, &rest),
         Some("simulate") => simulate::run(&project_root()?, &rest),
         Some("sim") => sim::run(&project_root()?, &rest),
+        Some("image") => image::run(&project_root()?, &rest),
+        Some("testnet") => simulate::testnet::run(&project_root()?, &rest),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())

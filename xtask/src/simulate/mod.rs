@@ -32,6 +32,7 @@ mod narrate;
 mod net;
 mod report;
 mod setup;
+pub mod testnet;
 #[cfg(test)]
 mod tests;
 

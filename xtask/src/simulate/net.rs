@@ -54,6 +54,9 @@ pub(super) struct Net {
     /// Which node mined each block narrated so far (`None`: not a demo
     /// node's account).
     pub(super) block_miners: BTreeMap<String, Option<usize>>,
+    /// The nodes are not this process's children (the testnet's): every
+    /// node counts as live, and none is stopped when the `Net` goes.
+    pub(super) detached: bool,
 }
 
 impl Drop for Net {
@@ -182,7 +185,24 @@ impl Net {
             reorgs: BTreeMap::new(),
             spinner: 0,
             block_miners: BTreeMap::new(),
+            detached: false,
         })
+    }
+
+    /// A `Net` over nodes another process started (the testnet's), which
+    /// it neither owns nor stops.
+    pub(super) fn attach(binary: &Path, nodes: Vec<NodeProc>) -> Net {
+        Net {
+            binary: binary.to_path_buf(),
+            nodes,
+            dir: None,
+            http: crate::http::Client::new(Duration::from_secs(30)),
+            keep: true,
+            reorgs: BTreeMap::new(),
+            spinner: 0,
+            block_miners: BTreeMap::new(),
+            detached: true,
+        }
     }
 
     /// The demo's directory: one `node-N` data directory per node.
@@ -195,7 +215,7 @@ impl Net {
 
     /// Makes a key file with the node binary's `keygen` and returns its
     /// address (64 hex digits).
-    fn keygen(&self, path: &Path) -> anyhow::Result<String> {
+    pub(super) fn keygen(&self, path: &Path) -> anyhow::Result<String> {
         let out = Command::new(&self.binary)
             .arg("keygen")
             .arg("--out")
@@ -291,7 +311,9 @@ impl Net {
     }
 
     pub(super) fn live(&self) -> impl Iterator<Item = &NodeProc> {
-        self.nodes.iter().filter(|n| n.child.is_some())
+        self.nodes
+            .iter()
+            .filter(|n| self.detached || n.child.is_some())
     }
 
     /// The node whose blocks pay `address`, if any.
