@@ -159,7 +159,8 @@ fn linked_libraries(binary: &Path) -> anyhow::Result<Vec<PathBuf>> {
         .context("cannot run ldd (it lists the libraries the node links)")?;
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
-        if text.contains("not a dynamic executable") {
+        let said = format!("{text}{}", String::from_utf8_lossy(&out.stderr));
+        if said.contains("not a dynamic executable") {
             return Ok(Vec::new());
         }
         bail!(
@@ -169,21 +170,27 @@ fn linked_libraries(binary: &Path) -> anyhow::Result<Vec<PathBuf>> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
+    parse_ldd(&text)
+        .with_context(|| format!("{} links a library ldd cannot find", binary.display()))
+}
+
+/// The absolute paths in `ldd`'s output; an error names a library it did
+/// not find.
+fn parse_ldd(text: &str) -> anyhow::Result<Vec<PathBuf>> {
     let mut libs = Vec::new();
     for line in text.lines() {
         // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)`, or the
-        // loader alone: `/lib64/ld-linux-x86-64.so.2 (0x...)`.
+        // loader alone: `/lib64/ld-linux-x86-64.so.2 (0x...)`; the vDSO
+        // (`linux-vdso.so.1 (0x...)`) is no file.
+        if line.contains("not found") {
+            bail!("{}", line.trim());
+        }
         let path = match line.split_once("=>") {
             Some((_, right)) => right.split_whitespace().next(),
             None => line.split_whitespace().next(),
         };
         if let Some(path) = path.filter(|p| p.starts_with('/')) {
             libs.push(PathBuf::from(path));
-        } else if line.contains("not found") {
-            bail!(
-                "{} links a library ldd cannot find: {line}",
-                binary.display()
-            );
         }
     }
     Ok(libs)
@@ -230,4 +237,30 @@ pub(crate) fn is_root() -> bool {
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ldd_output_gives_each_library_and_the_loader_but_not_the_vdso() {
+        let text = "\tlinux-vdso.so.1 (0x00007ffad7bdf000)
+\tlibgcc_s.so.1 => /lib/x86_64-linux-gnu/libgcc_s.so.1 (0x00007ffad7bad000)
+\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007ffad6f3e000)
+\t/lib64/ld-linux-x86-64.so.2 (0x00007ffad7be1000)
+";
+        let libs = parse_ldd(text).unwrap_or_default();
+        assert_eq!(
+            libs,
+            [
+                "/lib/x86_64-linux-gnu/libgcc_s.so.1",
+                "/lib/x86_64-linux-gnu/libc.so.6",
+                "/lib64/ld-linux-x86-64.so.2"
+            ]
+            .map(PathBuf::from)
+        );
+        let missing = "\tlibfoo.so.1 => not found\n";
+        assert!(parse_ldd(missing).is_err());
+    }
 }
