@@ -136,12 +136,18 @@ pub(crate) fn assemble(root: &Path) -> anyhow::Result<PathBuf> {
     )?;
     write(&etc.join("group"), &format!("root:x:0:\nnode:x:{UID}:\n"))?;
     write(&etc.join("nsswitch.conf"), "hosts: files dns\n")?;
-    let data = rootfs.join("data");
-    std::fs::create_dir_all(&data)?;
-    own(&data)?;
+    // `/data` twice: in the root filesystem (the testnet's namespace
+    // engine runs from it), and apart, for the Dockerfile to copy with its
+    // owner (COPY gives what it copies to root unless told otherwise).
+    for data in [rootfs.join("data"), dir.join("data")] {
+        std::fs::create_dir_all(&data)?;
+        own(&data)?;
+    }
     let tmp = rootfs.join("tmp");
     std::fs::create_dir_all(&tmp)?;
     set_mode(&tmp, 0o1777)?;
+    // The image's /data comes from `data/`, with its owner, alone.
+    write(&dir.join(".dockerignore"), "rootfs/data\n")?;
     std::fs::copy(
         root.join("ops/container/Dockerfile"),
         dir.join("Dockerfile"),

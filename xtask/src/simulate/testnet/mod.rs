@@ -223,6 +223,7 @@ fn up(root: &Path, n: usize, engine: &str, prefix: &str) -> anyhow::Result<()> {
         println!("testnet: up failed: {e:#}\nremoving what it made");
         let failed = state.tear_down();
         let _ = std::fs::remove_file(&state.path);
+        let _ = std::fs::remove_dir(&base);
         for f in failed {
             println!("  could not undo: {f}");
         }
