@@ -222,8 +222,13 @@ fn up(root: &Path, n: usize, engine: &str, prefix: &str) -> anyhow::Result<()> {
     if let Err(e) = start_all(&mut state, &dir.join("rootfs")) {
         println!("testnet: up failed: {e:#}\nremoving what it made");
         let failed = state.tear_down();
-        let _ = std::fs::remove_file(&state.path);
-        let _ = std::fs::remove_dir(&base);
+        if failed.is_empty() {
+            let _ = std::fs::remove_file(&state.path);
+            let _ = std::fs::remove_dir(&base);
+        } else {
+            // What is left stays recorded, for `down`.
+            state.save()?;
+        }
         for f in failed {
             println!("  could not undo: {f}");
         }
