@@ -32,7 +32,7 @@ use commands::args::{Cli, Command, RunArgs};
 use commands::errors::{Exit, Failure, report};
 use escrow::{Genesis, GenesisFileError};
 use p2p_node::client::COOKIE_FILE;
-use p2p_node::store::{RedbStore, StoreError};
+use p2p_node::store::{BlockStore, MemoryStore, RedbStore, StoreError};
 use p2p_node::{NodeConfig, NodeError, Seams, Service};
 
 fn main() -> std::process::ExitCode {
@@ -223,13 +223,22 @@ async fn run(args: RunArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
         None => Genesis::dev(),
     };
     let data_dir = data_dir.unwrap_or_else(|| commands::default_data_dir(&args.listen));
-    let store = RedbStore::open(&data_dir).map_err(store_error)?;
-    if store.was_repaired() {
-        warn(format!(
-            "the store {} was not closed cleanly; redb repaired it on open",
-            store.path().display()
-        ));
-    }
+    let store: Box<dyn BlockStore> = if args.dev {
+        // The chain lives in memory; the directory holds the token only.
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("cannot create the data directory {}", data_dir.display()))
+            .map_err(|e| local(commands::errors::render(&e)))?;
+        Box::new(MemoryStore::default())
+    } else {
+        let store = RedbStore::open(&data_dir).map_err(store_error)?;
+        if store.was_repaired() {
+            warn(format!(
+                "the store {} was not closed cleanly; redb repaired it on open",
+                store.path().display()
+            ));
+        }
+        Box::new(store)
+    };
     let token = write_cookie(&data_dir).map_err(|e| local(commands::errors::render(&e)))?;
     let mut config = NodeConfig::new(genesis);
     config.listen = args.listen;
@@ -253,13 +262,24 @@ async fn run(args: RunArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
     config.snapshot_every = args.snapshot_every;
     config.api = Some(args.api);
     config.api_token = Some(token);
+    let dev_accounts = args.dev.then(|| dev_banner(&config, args.mine));
     let seams = Seams {
-        store: Box::new(store),
+        store,
         ..Seams::default()
     };
     let node = Service::start(config, seams).await.map_err(start_error)?;
     let (height, tip) = node.tip().await.map(|(t, h)| (h, t))?;
-    announce(format!("data directory {}", data_dir.display()));
+    if let Some(banner) = dev_accounts {
+        for line in banner {
+            announce(line);
+        }
+        announce(format!(
+            "data directory {} (the API token only: the chain is in memory)",
+            data_dir.display()
+        ));
+    } else {
+        announce(format!("data directory {}", data_dir.display()));
+    }
     announce(format!("p2p listening on {}", node.local_addr()));
     if let Some(api) = node.api_addr() {
         announce(format!("api listening on http://{api}"));
@@ -271,6 +291,32 @@ async fn run(args: RunArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
     })
     .await;
     Ok(())
+}
+
+/// What a `--dev` node prints before its addresses, as anvil prints its
+/// accounts: the chain is thrown away, who holds what, how to sign as
+/// them, who mines.
+fn dev_banner(config: &NodeConfig, mine: p2p_node::MiningMode) -> Vec<String> {
+    let mut lines = vec![
+        "dev chain: kept in memory and discarded when the node stops".to_string(),
+        "accounts (keys derived from their names: sign with --as NAME; never give them \
+         anything of value, docs/ESCROW.md):"
+            .to_string(),
+    ];
+    for a in &config.genesis.allocations {
+        let name = escrow::dev::name_of(&a.to).unwrap_or("");
+        lines.push(format!("  {name:<8} {}  {}", a.to, a.amount.get()));
+    }
+    let miner = escrow::dev::name_of(&config.miner_account)
+        .map_or_else(|| config.miner_account.to_string(), str::to_string);
+    lines.push(match mine {
+        p2p_node::MiningMode::Off => "mining: off (`p2p-node mine N` mines N blocks)".to_string(),
+        p2p_node::MiningMode::WhenPending => {
+            format!("mining: a block whenever transactions wait, rewards to {miner}")
+        }
+        p2p_node::MiningMode::Continuous => format!("mining: continuously, rewards to {miner}"),
+    });
+    lines
 }
 
 /// Ctrl-C or SIGTERM.

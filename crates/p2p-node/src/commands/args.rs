@@ -67,6 +67,17 @@ pub(crate) struct Global {
     /// Print answers as JSON, and errors as JSON on stderr.
     #[arg(long, global = true, help_heading = CLIENT)]
     pub json: bool,
+    /// Before the command, wait up to SECS seconds for the node's API to
+    /// answer (a script that has just started a node), trying again every
+    /// 100 ms; exit 3 if it never does.
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..=86_400),
+        help_heading = CLIENT
+    )]
+    pub wait_for_node: Option<u64>,
     /// The node's data directory: where `run` keeps its blocks and writes
     /// its API token, and where the client reads that token
     /// [default: ~/.p2p-node/node-PORT, PORT the P2P port (5000 for the
@@ -144,6 +155,13 @@ pub(crate) struct RunArgs {
     /// for a log pipeline; the start-up lines too).
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// A throwaway chain: blocks, ledger and mempool kept in memory and
+    /// discarded when the node stops; it mines every transaction as it
+    /// arrives (`--mine pending`, the default) and prints the dev accounts.
+    /// The API token is written to the data directory as usual (`--data-dir`,
+    /// or the default one), so the client finds it.
+    #[arg(long)]
+    pub dev: bool,
 }
 
 /// [`RunArgs::log_format`].
@@ -309,6 +327,13 @@ pub(crate) enum Command {
     /// Reads back every record of a stopped node's store (--data-dir) and
     /// lists the damaged ones (exit 6 if any).
     Check,
+    /// Removes a stopped node's chain (--data-dir, or the default node's):
+    /// its store and its API token, after asking (or with --yes).
+    Purge {
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Prints a shell completion script (bash, zsh, fish, elvish,
     /// powershell).
     Completions {
@@ -536,7 +561,8 @@ pub(crate) fn misplaced_option(matches: &ArgMatches, cli: &Cli) -> Option<String
 
 /// The ids of [`Global`]'s client-only options (`--data-dir` is the
 /// node's too).
-pub(crate) const CLIENT_IDS: [&str; 4] = ["node", "token", "json", "request_timeout"];
+pub(crate) const CLIENT_IDS: [&str; 5] =
+    ["node", "token", "json", "request_timeout", "wait_for_node"];
 
 /// A client-only option given to a node.
 fn client_option_to_run(m: &ArgMatches) -> Option<String> {

@@ -287,3 +287,31 @@ pub(super) async fn mine(ctx: &Ctx, count: u64, to: Option<&Address>) -> anyhow:
             .join("\n")
     })
 }
+
+/// `--wait-for-node SECS`: asks for the node's status every 100 ms until it
+/// answers, or says it never did (exit 3) with what the last try met.
+pub(super) async fn wait_for_node(ctx: &Ctx, within: std::time::Duration) -> anyhow::Result<()> {
+    // Each try gives up soon: a port that accepts and never answers must
+    // not hold the wait past its end.
+    let client = ctx.client().with_timeout(std::time::Duration::from_secs(2));
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let tried = client.status().await;
+        match tried {
+            Ok(_) => return Ok(()),
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                return Err(super::errors::Failure {
+                    exit: super::errors::Exit::Unreachable,
+                    code: "unreachable",
+                    message: format!(
+                        "no node answered at {} within {} s (--wait-for-node); the last try: {e}",
+                        ctx.global.node,
+                        within.as_secs()
+                    ),
+                }
+                .into());
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+}

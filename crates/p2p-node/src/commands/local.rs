@@ -43,6 +43,97 @@ pub(super) fn keygen(ctx: &Ctx, out: &Path) -> anyhow::Result<()> {
 /// `check`: reads back every record of the store in the data directory
 /// (the node stopped) and lists the damaged ones; a damaged store is a
 /// failure (exit 6, `store_damaged`), after the report.
+/// `purge`: removes a stopped node's store (and its repair copy) and its
+/// token, then the directory if nothing else is in it.
+pub(super) fn purge(ctx: &Ctx, yes: bool) -> anyhow::Result<()> {
+    let dir = ctx.data_dir();
+    let store = dir.join(p2p_node::store::STORE_FILE);
+    let fail = |code: &'static str, message: String| Failure {
+        exit: super::errors::Exit::Local,
+        code,
+        message,
+    };
+    let file = match std::fs::File::open(&store) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(fail(
+                "no_chain",
+                format!(
+                    "there is no chain in {} (no {})",
+                    dir.display(),
+                    store.display()
+                ),
+            )
+            .into());
+        }
+        Err(e) => {
+            return Err(fail("failed", format!("cannot open {}: {e}", store.display())).into());
+        }
+    };
+    // A running node holds the store's lock.
+    if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock() {
+        return Err(fail(
+            "store_in_use",
+            format!("a node is using {}: stop it first", store.display()),
+        )
+        .into());
+    }
+    drop(file);
+    let bytes = std::fs::metadata(&store).map(|m| m.len()).unwrap_or(0);
+    if !yes {
+        use std::io::{BufRead, IsTerminal, Write};
+        if !std::io::stdin().is_terminal() {
+            return Err(Failure::usage(format!(
+                "purge removes {} ({bytes} bytes) for good: give --yes to do it without a question",
+                store.display()
+            ))
+            .into());
+        }
+        let mut stderr = std::io::stderr();
+        let _ = write!(
+            stderr,
+            "remove the chain in {} ({bytes} bytes) for good? type yes: ",
+            dir.display()
+        );
+        let _ = stderr.flush();
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        if line.trim() != "yes" {
+            return Err(fail("not_confirmed", "nothing removed".to_string()).into());
+        }
+    }
+    let mut repair_copy = store.clone().into_os_string();
+    repair_copy.push(".");
+    repair_copy.push(p2p_node::store::BEFORE_REPAIR_SUFFIX);
+    let mut removed = Vec::new();
+    for path in [
+        store,
+        std::path::PathBuf::from(repair_copy),
+        dir.join(p2p_node::client::COOKIE_FILE),
+    ] {
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed.push(path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(fail("failed", format!("cannot remove {}: {e}", path.display())).into());
+            }
+        }
+    }
+    // The directory too, if that left it empty.
+    let dir_removed = std::fs::remove_dir(&dir).is_ok();
+    let answer = json!({"removed": removed, "bytes": bytes, "directory_removed": dir_removed});
+    ctx.print(&answer, || {
+        let mut lines: Vec<String> = removed
+            .iter()
+            .map(|p| format!("removed {}", p.display()))
+            .collect();
+        if dir_removed {
+            lines.push(format!("removed the empty directory {}", dir.display()));
+        }
+        lines.join("\n")
+    })
+}
+
 pub(super) fn check(ctx: &Ctx) -> anyhow::Result<()> {
     let dir = ctx.data_dir();
     let file = dir.join(p2p_node::store::STORE_FILE);

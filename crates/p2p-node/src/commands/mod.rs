@@ -32,6 +32,20 @@ pub(crate) use ctx::default_data_dir;
 /// Runs one client subcommand.
 pub(crate) async fn run(command: Command, global: Global) -> anyhow::Result<()> {
     let ctx = Ctx { global };
+    let local = matches!(
+        command,
+        Command::Address(_)
+            | Command::Keygen { .. }
+            | Command::Genesis(_)
+            | Command::Check
+            | Command::Purge { .. }
+            | Command::Completions { .. }
+    );
+    if let Some(secs) = ctx.global.wait_for_node
+        && !local
+    {
+        chain::wait_for_node(&ctx, std::time::Duration::from_secs(secs)).await?;
+    }
     match command {
         Command::Run(_) => {
             Err(errors::Failure::usage("`run` is handled before the client commands").into())
@@ -66,6 +80,7 @@ pub(crate) async fn run(command: Command, global: Global) -> anyhow::Result<()> 
         Command::Keygen { out } => local::keygen(&ctx, &out),
         Command::Genesis(args::GenesisCommand::Init(g)) => local::genesis_init(&ctx, &g),
         Command::Check => local::check(&ctx),
+        Command::Purge { yes } => local::purge(&ctx, yes),
         Command::Completions { shell } => {
             local::completions(shell);
             Ok(())

@@ -67,6 +67,8 @@ pub struct NodeProcess {
     pub api: String,
     pub data_dir: PathBuf,
     pub height_at_start: u64,
+    /// The lines the node printed on stdout up to `best tip ...`.
+    pub startup: Vec<String>,
     /// Everything the node wrote to stderr so far.
     pub stderr: Arc<Mutex<String>>,
 }
@@ -104,6 +106,7 @@ impl NodeProcess {
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let (mut p2p, mut api, mut height) = (None, None, None);
+        let mut startup = Vec::new();
         // Hang guards, not speed limits: generous for a busy machine.
         let deadline = Instant::now() + HANG_GUARD;
         while p2p.is_none() || api.is_none() || height.is_none() {
@@ -111,6 +114,7 @@ impl NodeProcess {
             let Some(Ok(line)) = lines.next() else {
                 panic!("the node exited before it started: {:?}", child.wait());
             };
+            startup.push(line.clone());
             if let Some(a) = line.strip_prefix("p2p listening on ") {
                 p2p = Some(a.parse().unwrap());
             } else if let Some(a) = line.strip_prefix("api listening on ") {
@@ -127,6 +131,7 @@ impl NodeProcess {
             api: api.unwrap(),
             data_dir: data_dir.to_path_buf(),
             height_at_start: height.unwrap(),
+            startup,
             stderr,
         }
     }
