@@ -9,8 +9,10 @@ use std::path::PathBuf;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, Parser, Subcommand};
-use escrow::{Address, dev};
+use escrow::Address;
 use p2p_node::MiningMode;
+
+use super::args_tx::{EscrowCommand, SignArgs, Signer, WaitArgs, parse_account, parse_memo};
 
 /// The help heading of the node's options.
 const NODE: &str = "Node options";
@@ -193,40 +195,6 @@ const RUN_IDS: [&str; 16] = [
     "log_format",
 ];
 
-/// Who signs a transaction.
-#[derive(Debug, Args, Clone)]
-pub(crate) struct Signer {
-    /// Sign as this dev account (alice, bob, charlie, dave, eve, ferdie).
-    #[arg(long = "as", conflicts_with = "key")]
-    pub as_account: Option<String>,
-    /// Sign with the key in this file (`p2p-node keygen` writes one).
-    #[arg(long)]
-    pub key: Option<PathBuf>,
-    /// The fee to pay the miner, in coins; without it, the node's
-    /// estimate for confirmation within 2 blocks (`GET /fees/estimate`)
-    /// for the transaction's size.
-    #[arg(long, value_name = "COINS")]
-    pub fee: Option<u64>,
-}
-
-/// Waiting for a sent transaction's confirmations.
-#[derive(Debug, Args, Clone)]
-pub(crate) struct WaitArgs {
-    /// Wait until the transaction has N confirmations (1 if N is left out),
-    /// printing progress on stderr.
-    #[arg(
-        long,
-        value_name = "N",
-        num_args = 0..=1,
-        default_missing_value = "1",
-        value_parser = clap::value_parser!(u64).range(1..)
-    )]
-    pub wait: Option<u64>,
-    /// With --wait: give up after this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 60, requires = "wait")]
-    pub timeout: u64,
-}
-
 /// An account named by a dev name or an address, or by a key file.
 #[derive(Debug, Args, Clone)]
 pub(crate) struct AccountArg {
@@ -327,6 +295,19 @@ pub(crate) enum Command {
     /// Reads back every record of a stopped node's store (--data-dir) and
     /// lists the damaged ones (exit 6 if any).
     Check,
+    /// Signs a transaction without sending it: prints its canonical bytes
+    /// in hex and its id (for `send-raw`, or `POST /txs` from any
+    /// program). Offline with --nonce, --fee and --network; otherwise the
+    /// node gives what is missing.
+    Sign(SignArgs),
+    /// Publishes a signed transaction (`sign`'s hex, or `-` to read it from
+    /// stdin).
+    SendRaw {
+        /// The transaction's canonical bytes in hex.
+        hex: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
     /// Removes a stopped node's chain (--data-dir, or the default node's):
     /// its store and its API token, after asking (or with --yes).
     Purge {
@@ -340,58 +321,6 @@ pub(crate) enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-}
-
-/// `escrow ...`.
-#[derive(Debug, Subcommand)]
-pub(crate) enum EscrowCommand {
-    /// Locks coins for a seller, with an arbiter.
-    Create {
-        #[command(flatten)]
-        signer: Signer,
-        /// Who is paid on release.
-        #[arg(long, value_parser = parse_account)]
-        seller: Address,
-        /// Who settles a dispute.
-        #[arg(long, value_parser = parse_account)]
-        arbiter: Address,
-        /// How much.
-        amount: u64,
-        /// Blocks from now until the delivery deadline.
-        #[arg(long, default_value_t = 100)]
-        delivery_blocks: u64,
-        /// Blocks a dispute may stay unresolved before the buyer may take
-        /// the refund.
-        #[arg(long, default_value_t = 20)]
-        dispute_window: u64,
-        #[command(flatten)]
-        wait: WaitArgs,
-    },
-    /// The buyer confirms delivery: the seller is paid.
-    Confirm(Action),
-    /// The buyer or the seller disputes.
-    Dispute(Action),
-    /// The buyer is refunded (see docs/ESCROW.md for who may, and when).
-    Refund(Action),
-    /// The arbiter settles a dispute.
-    Resolve {
-        #[command(flatten)]
-        action: Action,
-        /// Who gets the funds.
-        #[arg(long, value_parser = ["buyer", "seller"])]
-        to: String,
-    },
-}
-
-/// An action on a contract.
-#[derive(Debug, Args)]
-pub(crate) struct Action {
-    #[command(flatten)]
-    pub signer: Signer,
-    /// The contract id, or a unique prefix of at least 8 hex digits.
-    pub id: String,
-    #[command(flatten)]
-    pub wait: WaitArgs,
 }
 
 /// `genesis ...`.
@@ -488,21 +417,6 @@ pub(crate) fn parse_host_port(s: &str) -> Result<SocketAddr, String> {
         .or(addrs.first())
         .copied()
         .ok_or_else(|| format!("the host `{host}` of `{s}` resolves to no address"))
-}
-
-/// `--memo TEXT`: the text's bytes.
-fn parse_memo(s: &str) -> Result<escrow::Memo, String> {
-    escrow::Memo::new(s.as_bytes()).map_err(|e| e.to_string())
-}
-
-/// An account on the command line: a dev account name or a hex address.
-pub(crate) fn parse_account(s: &str) -> Result<Address, String> {
-    dev::account(s).ok_or_else(|| {
-        format!(
-            "`{s}` is neither a dev account ({}) nor a 64-hex-digit address",
-            dev::DEV_ACCOUNTS.join(", ")
-        )
-    })
 }
 
 /// `--alloc ACCOUNT=AMOUNT`.
@@ -630,7 +544,7 @@ mod tests {
 
     #[test]
     fn allocations_are_account_equals_a_positive_amount() {
-        let alice = dev::address("alice");
+        let alice = escrow::dev::address("alice");
         assert_eq!(parse_alloc("alice=5").ok(), alice.map(|a| (a, 5)));
         for bad in ["alice", "alice=0", "alice=-1", "mallory=5", "=5"] {
             assert!(parse_alloc(bad).is_err(), "{bad}");

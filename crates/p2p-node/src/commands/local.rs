@@ -115,7 +115,9 @@ pub(super) fn purge(ctx: &Ctx, yes: bool) -> anyhow::Result<()> {
             Ok(()) => removed.push(path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
-                return Err(fail("failed", format!("cannot remove {}: {e}", path.display())).into());
+                return Err(
+                    fail("failed", format!("cannot remove {}: {e}", path.display())).into(),
+                );
             }
         }
     }

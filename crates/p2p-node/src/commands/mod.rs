@@ -6,22 +6,26 @@
 //! A module of the binary, not of the library: it is command-line glue, so
 //! it returns `anyhow::Result` and its text is made for people.
 //!
-//! - [`args`]: the command line (clap), and its parsers.
+//! - [`args`]: the command line (clap), and its parsers; [`args_tx`] the
+//!   arguments of transactions (signers, waits, escrow and `sign`).
 //! - [`ctx`]: what every subcommand is given (the global options), and
 //!   the default data directory.
 //! - [`errors`]: exit codes, and errors as text or JSON.
 //! - [`words`]: accounts by name, transactions and histories as sentences.
 //! - [`send`]: signing, submitting and `--wait`; `tx`.
+//! - [`raw`]: `sign` (a transaction signed, not sent) and `send-raw`.
 //! - [`chain`]: reading the chain: status, blocks, contracts, peers,
 //!   mempool; `mine`.
 //! - [`local`]: what needs no node: keys, addresses, genesis files,
 //!   completions, checking a stopped node's store.
 
 pub(crate) mod args;
+mod args_tx;
 mod chain;
 mod ctx;
 pub(crate) mod errors;
 mod local;
+mod raw;
 mod send;
 pub(crate) mod words;
 
@@ -81,6 +85,8 @@ pub(crate) async fn run(command: Command, global: Global) -> anyhow::Result<()> 
         Command::Genesis(args::GenesisCommand::Init(g)) => local::genesis_init(&ctx, &g),
         Command::Check => local::check(&ctx),
         Command::Purge { yes } => local::purge(&ctx, yes),
+        Command::Sign(args) => raw::sign(&ctx, args).await,
+        Command::SendRaw { hex, wait } => raw::send_raw(&ctx, &hex, &wait).await,
         Command::Completions { shell } => {
             local::completions(shell);
             Ok(())

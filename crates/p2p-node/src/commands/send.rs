@@ -9,7 +9,7 @@ use escrow::{ContractId, Keypair, Party, Payload, dev};
 use p2p_node::api_types::{SubmitAnswer, TxLookupAnswer, TxStatus};
 use p2p_node::client::{Client, ClientError, Fee};
 
-use super::args::{EscrowCommand, Signer, WaitArgs};
+use super::args_tx::{EscrowCommand, Signer, WaitArgs};
 use super::ctx::Ctx;
 use super::errors::{Exit, Failure};
 use super::words::{describe, name_dev_accounts};
@@ -20,7 +20,7 @@ const POLL: Duration = Duration::from_millis(200);
 /// The contract `id` names: a full id as it is, a prefix as the node
 /// resolves it (a contract whose creation is still pending included: its
 /// id follows from the creating transaction's).
-async fn contract_id(client: &Client, id: &str) -> anyhow::Result<ContractId> {
+pub(super) async fn contract_id(client: &Client, id: &str) -> anyhow::Result<ContractId> {
     if let Ok(full) = id.parse::<ContractId>() {
         return Ok(full);
     }
@@ -108,6 +108,19 @@ pub(super) async fn submit(
         Fee::Fixed(escrow::Amount::new(coins))
     });
     let answer = client.sign_and_submit(&key, payload, fee).await?;
+    report(ctx, &client, &answer, kind, wait).await
+}
+
+/// Prints what the node said of a submitted transaction, and with
+/// `--wait` waits for its confirmations.
+pub(super) async fn report(
+    ctx: &Ctx,
+    client: &Client,
+    answer: &SubmitAnswer,
+    kind: &str,
+    wait: &WaitArgs,
+) -> anyhow::Result<()> {
+    let answer = answer.clone();
     let submitted = |a: &SubmitAnswer| match a.contract {
         Some(contract) => format!(
             "submitted {kind} {} (fee {})\ncontract {contract}",
@@ -123,7 +136,7 @@ pub(super) async fn submit(
         say!("{}", submitted(&answer));
     }
     let timeout = Duration::from_secs(wait.timeout);
-    let done = wait_for(ctx, &client, &answer.id, confirmations, timeout).await?;
+    let done = wait_for(ctx, client, &answer.id, confirmations, timeout).await?;
     let mut json = serde_json::to_value(&answer)?;
     if let (Some(obj), serde_json::Value::Object(lookup)) =
         (json.as_object_mut(), serde_json::to_value(&done)?)
@@ -290,7 +303,7 @@ fn restarted_hint(started_at_ms: u64) -> String {
 }
 
 /// The key `signer` names: a dev account's or a key file's.
-fn signer_key(signer: &Signer) -> anyhow::Result<Keypair> {
+pub(super) fn signer_key(signer: &Signer) -> anyhow::Result<Keypair> {
     match (&signer.as_account, &signer.key) {
         (Some(name), None) => dev::keypair(name).ok_or_else(|| {
             Failure::usage(format!(
