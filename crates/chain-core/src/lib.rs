@@ -11,7 +11,9 @@
 //!   [`Transaction`] trait.
 //! - [`pow`]: [`Target`], its compact form, and the [`Work`] it represents.
 //! - [`params`]: the consensus parameters of a network ([`ChainParams`]).
-//! - [`merkle`]: the merkle root of transaction ids.
+//! - [`merkle`]: the merkle root of transaction ids, and the branch of one.
+//! - [`light`]: a light client's checks: a chain of headers
+//!   ([`HeaderChain`]), a transaction's [`InclusionProof`].
 //! - [`miner`]: the multi-threaded, cancellable SHA-256 miner.
 //! - [`state`]: the [`StateMachine`] trait.
 //! - [`validate`]: the validation rules, each failure its own error.
@@ -19,6 +21,7 @@
 
 pub mod hash;
 pub mod header;
+pub mod light;
 pub mod merkle;
 pub mod miner;
 pub mod params;
@@ -36,7 +39,8 @@ pub mod __private {
 
 pub use hash::{BlockHash, MerkleRoot, ParseHashError, TxId};
 pub use header::{Block, HEADER_VERSION, Header, HeaderError, Transaction};
-pub use merkle::merkle_root;
+pub use light::{HeaderChain, HeaderChainError, InclusionProof, ProofError};
+pub use merkle::{BranchError, MerkleBranch, merkle_branch, merkle_root};
 pub use params::{ChainParams, Retarget};
 pub use pow::{CompactTarget, CompactTargetError, Target, Work};
 pub use state::{BlockContext, StateMachine};

@@ -253,6 +253,34 @@ pub fn median_time(mut timestamps: Vec<u64>) -> u64 {
     timestamps.get(timestamps.len() / 2).copied().unwrap_or(0)
 }
 
+/// The target the rules require of a child of `parent`: the limit for a
+/// fixed target; with retargeting, `parent`'s target except at a window's
+/// start (a height that is a multiple of the interval), where `first` (the
+/// first block of the window ending at `parent`, at height
+/// `parent.height + 1 - interval`) and `parent` give the window's time.
+pub fn required_target(
+    params: &ChainParams,
+    parent: &Header,
+    first: Option<&Header>,
+) -> CompactTarget {
+    let limit = params.pow_limit();
+    let Some(rule) = params.retarget.filter(|r| r.interval >= 2) else {
+        return limit.to_compact();
+    };
+    let keep = parent.target;
+    if !(parent.height + 1).is_multiple_of(rule.interval) {
+        return keep;
+    }
+    let Some(first) = first else {
+        return keep;
+    };
+    let actual = parent.timestamp_ms.saturating_sub(first.timestamp_ms);
+    let Ok(previous) = parent.target.to_target() else {
+        return keep;
+    };
+    retarget(previous, actual, &rule, limit).to_compact()
+}
+
 /// The retarget rule: scales `previous` by `actual_ms / expected_ms` for a
 /// window of `rule.interval` blocks, the factor bounded to
 /// `[1 / max_step, max_step]`, never easier than `limit`.

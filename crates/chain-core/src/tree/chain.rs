@@ -377,25 +377,14 @@ impl<S: StateMachine> Chain<S> {
 
     /// The target the rules require of a child of the block `parent`.
     fn required_target(&self, parent: &Header) -> CompactTarget {
-        let limit = self.params.pow_limit();
-        let Some(rule) = self.params.retarget.filter(|r| r.interval >= 2) else {
-            return limit.to_compact();
-        };
-        let height = parent.height + 1;
-        let keep = parent.target;
-        if !height.is_multiple_of(rule.interval) {
-            return keep;
-        }
-        // The first block of the window ending at `parent`.
-        let first = self.ancestor(parent, height - rule.interval);
-        let Some(first) = first else {
-            return keep;
-        };
-        let actual = parent.timestamp_ms.saturating_sub(first.timestamp_ms);
-        let Ok(previous) = parent.target.to_target() else {
-            return keep;
-        };
-        validate::retarget(previous, actual, &rule, limit).to_compact()
+        // The first block of the window ending at `parent`, when the child
+        // starts a new window.
+        let first = self
+            .params
+            .retarget
+            .filter(|r| r.interval >= 2 && (parent.height + 1).is_multiple_of(r.interval))
+            .and_then(|r| self.ancestor(parent, parent.height + 1 - r.interval));
+        validate::required_target(&self.params, parent, first.as_ref())
     }
 
     /// The ancestor of `header` (inclusive) at `height` on its branch.
