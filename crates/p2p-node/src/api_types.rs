@@ -17,6 +17,9 @@ use chain_core::{Block, BlockHash, MerkleRoot, Transaction, TxId};
 use escrow::{Address, Amount, ContractId, Payload, Tx};
 use serde::{Deserialize, Serialize};
 
+mod proofs;
+pub use proofs::{BanAnswer, HeadersAnswer, ProofAnswer};
+
 /// `GET /status`: where the node stands.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StatusAnswer {
@@ -371,18 +374,6 @@ pub struct PeerAnswer {
     pub penalty: u32,
     /// Bytes queued for the peer and not yet written to its socket.
     pub queued_bytes: usize,
-}
-
-/// One active ban (`GET /bans` answers a list of them).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BanAnswer {
-    /// What is banned: `node` (a node id), `addr` (an exact socket
-    /// address) or `ip` (every port of an IP address).
-    pub kind: String,
-    /// The node id in hex, the socket address, or the IP address.
-    pub value: String,
-    /// Seconds until the ban ends, rounded up.
-    pub seconds_left: u64,
 }
 
 /// `POST /mine` body. Any other key is refused (`unknown_field`).

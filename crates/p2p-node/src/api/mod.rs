@@ -48,6 +48,7 @@ mod input;
 mod lookup;
 mod metrics;
 pub mod prefix;
+mod proof;
 pub(crate) mod serve;
 mod stall;
 mod state;
@@ -72,6 +73,7 @@ pub fn router(node: NodeHandle, token: Option<String>, limits: &ApiLimits) -> Ro
         .route("/blocks/height/{height}", get(block_by_height))
         .route("/txs", post(submit))
         .route("/txs/{id}", get(lookup::tx_by_id))
+        .route("/txs/{id}/proof", get(proof::tx_proof))
         .route("/accounts/{account}", get(account))
         .route("/contracts", get(contracts))
         .route("/contracts/{id}", get(lookup::contract))
@@ -91,6 +93,7 @@ pub fn router(node: NodeHandle, token: Option<String>, limits: &ApiLimits) -> Ro
         .route("/blocks", get(blocks))
         .route("/tree", get(tree))
         .route("/fees/estimate", get(fees::estimate))
+        .route("/headers", get(proof::headers))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))

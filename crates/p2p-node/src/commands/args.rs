@@ -308,6 +308,22 @@ pub(crate) enum Command {
         #[command(flatten)]
         wait: WaitArgs,
     },
+    /// Checks that a transaction is in the chain without trusting the node:
+    /// fetches its inclusion proof and a chain of headers from genesis,
+    /// checks both (proof of work, links, targets, the merkle branch) and
+    /// says how deep the transaction is buried.
+    VerifyProof {
+        /// The transaction id (64 hex digits).
+        txid: String,
+        /// The network's genesis file (its rules and its genesis block's
+        /// hash); the dev network if omitted.
+        #[arg(long, value_name = "FILE")]
+        genesis: Option<PathBuf>,
+        /// A node to take the chain of headers from (repeat for more: the
+        /// valid chain of most work is used); --node if omitted.
+        #[arg(long = "headers-from", value_name = "URL", value_parser = parse_node_url)]
+        headers_from: Vec<String>,
+    },
     /// Removes a stopped node's chain (--data-dir, or the default node's):
     /// its store and its API token, after asking (or with --yes).
     Purge {

@@ -14,6 +14,8 @@
 //! - [`words`]: accounts by name, transactions and histories as sentences.
 //! - [`send`]: signing, submitting and `--wait`; `tx`.
 //! - [`raw`]: `sign` (a transaction signed, not sent) and `send-raw`.
+//! - [`proof`]: `verify-proof`, a light client's check of an inclusion
+//!   proof against a chain of headers.
 //! - [`chain`]: reading the chain: status, blocks, contracts, peers,
 //!   mempool; `mine`.
 //! - [`local`]: what needs no node: keys, addresses, genesis files,
@@ -25,6 +27,7 @@ mod chain;
 mod ctx;
 pub(crate) mod errors;
 mod local;
+mod proof;
 mod raw;
 mod send;
 pub(crate) mod words;
@@ -86,6 +89,11 @@ pub(crate) async fn run(command: Command, global: Global) -> anyhow::Result<()> 
         Command::Check => local::check(&ctx),
         Command::Purge { yes } => local::purge(&ctx, yes),
         Command::Sign(args) => raw::sign(&ctx, args).await,
+        Command::VerifyProof {
+            txid,
+            genesis,
+            headers_from,
+        } => proof::verify(&ctx, &txid, genesis.as_deref(), &headers_from).await,
         Command::SendRaw { hex, wait } => raw::send_raw(&ctx, &hex, &wait).await,
         Command::Completions { shell } => {
             local::completions(shell);

@@ -1,0 +1,135 @@
+//! `GET /txs/{id}/proof` (a transaction's inclusion proof) and `GET
+//! /headers` (the best chain's headers, for a light client to check the
+//! proof against): `docs/API.md` and `docs/PROTOCOL.md`, "Inclusion
+//! proofs".
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use chain_core::{InclusionProof, Transaction, TxId, merkle_branch};
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::input;
+use super::lookup::{read_block, store_error};
+use super::state::Api;
+use crate::api_types::{HeadersAnswer, ProofAnswer};
+use crate::store::REMEDY;
+
+/// Most headers one `GET /headers` answers with.
+pub const MAX_HEADERS_PER_PAGE: u64 = 2_000;
+
+/// `GET /txs/{id}/proof`: the merkle branch from the transaction to its
+/// block's header, the header, and the transaction, for a confirmed
+/// transaction of the best chain.
+pub(super) async fn tx_proof(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<Json<ProofAnswer>, ApiError> {
+    let id: TxId = id.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_hash",
+            format!("`{id}` is not a transaction id (64 hex digits)"),
+        )
+    })?;
+    api.node
+        .query(move |v| {
+            if v.mempool.get(&id).is_some() {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "tx_pending",
+                    format!("transaction {id} is pending: no block holds it yet, so there is no proof"),
+                ));
+            }
+            let indexed = v.store.tx_block(&id).map_err(|e| {
+                store_error(format!("the transaction index cannot be read for {id}: {e}; {REMEDY}"))
+            })?;
+            let Some(hash) = indexed.filter(|h| v.chain.is_on_best_chain(h)) else {
+                return Err(ApiError::not_found(format!(
+                    "no block of the best chain holds transaction {id}"
+                )));
+            };
+            let Some(block) = read_block(v, &hash)? else {
+                return Err(store_error(format!(
+                    "the transaction index puts {id} in block {hash}, which this node does not hold; {REMEDY}"
+                )));
+            };
+            let Some(index) = block.transactions.iter().position(|t| t.id() == id) else {
+                return Err(store_error(format!(
+                    "the transaction index puts {id} in block {hash}, which does not hold it; {REMEDY}"
+                )));
+            };
+            let branch = merkle_branch(&block.commitments(), index).ok_or_else(|| {
+                store_error(format!("no merkle branch for {id} in block {hash}"))
+            })?;
+            let proof = InclusionProof {
+                header: block.header,
+                branch,
+                tx: block.transactions[index].clone(),
+            };
+            let bytes = postcard::to_stdvec(&proof)
+                .map_err(|e| store_error(format!("the proof cannot be encoded: {e}")))?;
+            let tx_bytes = postcard::to_stdvec(&proof.tx)
+                .map_err(|e| store_error(format!("the transaction cannot be encoded: {e}")))?;
+            let height = block.header.height;
+            Ok(ProofAnswer {
+                tx: id,
+                block: hash,
+                height,
+                confirmations: v.chain.height().saturating_sub(height) + 1,
+                index: proof.branch.index,
+                count: proof.branch.count,
+                siblings: proof.branch.siblings.iter().map(hex::encode).collect(),
+                header: hex::encode(block.header.to_bytes()),
+                transaction: hex::encode(tx_bytes),
+                proof: hex::encode(bytes),
+            })
+        })
+        .await?
+        .map(Json)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeadersQuery {
+    #[serde(default, deserialize_with = "input::count")]
+    from: Option<u64>,
+    #[serde(default, deserialize_with = "input::count")]
+    count: Option<u64>,
+}
+
+/// `GET /headers?from=H&count=N`: the best chain's headers from height H
+/// (0 by default), at most N of them (2,000 by default and at most).
+pub(super) async fn headers(
+    State(api): State<Api>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<HeadersAnswer>, ApiError> {
+    let q: HeadersQuery = input::query(q.as_deref(), "bad_range")?;
+    let from = q.from.unwrap_or(0);
+    let count = q
+        .count
+        .unwrap_or(MAX_HEADERS_PER_PAGE)
+        .min(MAX_HEADERS_PER_PAGE);
+    api.node
+        .query(move |v| {
+            let tip = v.chain.height();
+            let to = from.saturating_add(count).min(tip.saturating_add(1));
+            let headers = (from..to)
+                .filter_map(|h| {
+                    v.chain
+                        .hash_at_height(h)
+                        .and_then(|hash| v.chain.header(&hash))
+                })
+                .map(|h| hex::encode(h.to_bytes()))
+                .collect();
+            HeadersAnswer {
+                from,
+                tip_height: tip,
+                headers,
+            }
+        })
+        .await
+        .map(Json)
+        .map_err(ApiError::from)
+}
