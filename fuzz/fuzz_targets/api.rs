@@ -52,7 +52,7 @@ static HARNESS: LazyLock<Harness> = LazyLock::new(|| {
         max_body_bytes: MAX_BODY_BYTES,
         ..ApiLimits::default()
     };
-    let router = p2p_node::api::router(node.clone(), Some(TOKEN.to_string()), &limits);
+    let router = p2p_node::api::router(node.clone(), Some(TOKEN.to_string()), &limits, None);
     Harness { rt, node, router }
 });
 

@@ -167,6 +167,37 @@ class Client:
         """Mines blocks now (dev networks; needs the token)."""
         return self.post("/mine", {"blocks": blocks}, token=True)
 
+    # -- a dev node's snapshots -----------------------------------------
+
+    def snapshot(self) -> int:
+        """Saves a ``--dev`` node's chain, ledger, contracts and mempool;
+        the snapshot's id (needs the token)."""
+        return self.post("/dev/snapshot", {}, token=True)["id"]
+
+    def revert(self, snapshot_id: int, timeout: float = 60.0) -> Dict[str, Any]:
+        """Takes a ``--dev`` node back to a snapshot (which stays), and
+        waits until the restarted node answers there; its status."""
+        return self._restart("/dev/revert", {"id": snapshot_id}, timeout)
+
+    def reset(self, timeout: float = 60.0) -> Dict[str, Any]:
+        """Takes a ``--dev`` node back to genesis; its status after."""
+        return self._restart("/dev/reset", {}, timeout)
+
+    def _restart(self, path: str, body: Dict[str, Any], timeout: float) -> Dict[str, Any]:
+        before = self.status()["started_at_ms"]
+        target = self.post(path, body, token=True)["tip"]
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                s = self.status()
+                if s["started_at_ms"] != before and s["tip"] == target:
+                    return s
+            except (requests.RequestException, NodeError):
+                pass
+            if time.monotonic() > deadline:
+                raise WaitError(f"the node did not come back within {timeout} s")
+            time.sleep(0.05)
+
     # -- proofs ----------------------------------------------------------
 
     def proof(self, tx_id) -> Proof:

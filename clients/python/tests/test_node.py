@@ -162,3 +162,42 @@ def test_a_forged_chain_of_headers_is_refused(node):
         verify_headers(forged)
     with pytest.raises(ProofError):
         verify_headers(headers[1:])
+
+
+def test_a_revert_restores_a_disputed_contract_exactly(node):
+    created = node.send(charlie, escrow_create("dave", "eve", 50, deadline(node)), wait=1)
+    contract = created["contract"]
+    node.send(charlie, raise_dispute(contract), wait=1)
+    saved_contract = node.contract(contract)
+    saved_balances = [node.account(k) for k in (charlie, dave, eve)]
+    saved_tip = node.status()["tip"]
+    snap = node.snapshot()
+    node.send(eve, resolve(contract, "buyer"), wait=1)
+    node.mine(2)
+    assert node.contract(contract)["state"] == "Refunded"
+    status = node.revert(snap)
+    assert status["tip"] == saved_tip
+    assert node.contract(contract) == saved_contract
+    assert [node.account(k) for k in (charlie, dave, eve)] == saved_balances
+    assert node.reset()["height"] == 0
+    assert node.contracts() == []
+    with pytest.raises(NodeError) as unknown:
+        node.revert(99)
+    assert unknown.value.code == "unknown_snapshot"
+
+
+def test_snapshots_need_a_dev_node(node_binary, tmp_path):
+    import subprocess
+    proc = subprocess.Popen(
+        [node_binary, "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0", "--data-dir", str(tmp_path),
+         "--mine", "off", "--log", "warn"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        api = next(line.split()[-1] for line in proc.stdout if line.startswith("api listening on "))
+        with pytest.raises(NodeError) as refused:
+            Client(api, data_dir=tmp_path).snapshot()
+        assert refused.value.code == "not_dev"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        proc.stdout.close()

@@ -18,7 +18,7 @@ use escrow::{Address, Amount, ContractId, Payload, Tx};
 use serde::{Deserialize, Serialize};
 
 mod proofs;
-pub use proofs::{BanAnswer, HeadersAnswer, ProofAnswer};
+pub use proofs::{BanAnswer, DevAnswer, HeadersAnswer, ProofAnswer, RevertRequest};
 
 /// `GET /status`: where the node stands.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -172,6 +172,10 @@ pub struct NodeConfig {
     /// The API server's limits: connections, the time to send a request
     /// head, head and body sizes (`docs/API.md`, "Limits").
     pub api_limits: crate::api::serve::ApiLimits,
+    /// A dev chain's snapshots (`--dev`): with them the API serves `POST
+    /// /dev/snapshot`, `/dev/revert` and `/dev/reset`; without, it refuses
+    /// them (`not_dev`).
+    pub dev: Option<crate::dev::DevChain>,
 }
 
 impl NodeConfig {
@@ -220,6 +224,7 @@ impl NodeConfig {
             api: None,
             api_token: None,
             api_limits: crate::api::serve::ApiLimits::default(),
+            dev: None,
         }
     }
 }

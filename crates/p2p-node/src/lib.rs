@@ -20,6 +20,7 @@
 //! - [`penalty`]: offences, penalty points, bans.
 //! - [`config`]: [`NodeConfig`] and [`MiningMode`].
 //! - [`api`]: the HTTP API (axum, JSON), `docs/API.md`.
+//! - [`dev`]: a `--dev` chain's snapshots, revert and reset.
 //! - [`service`]: a node and its API side by side ([`Service`]), what the
 //!   binary runs; the node itself knows nothing of the API.
 //! - [`api_types`]: that API's answers as serde types, defined once for
@@ -50,6 +51,7 @@ pub mod clock;
 pub mod config;
 pub mod core;
 pub mod cpu;
+pub mod dev;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod listener;

@@ -32,7 +32,8 @@ use commands::args::{Cli, Command, RunArgs};
 use commands::errors::{Exit, Failure, report};
 use escrow::{Genesis, GenesisFileError};
 use p2p_node::client::COOKIE_FILE;
-use p2p_node::store::{BlockStore, MemoryStore, RedbStore, StoreError};
+use p2p_node::dev::DevChain;
+use p2p_node::store::{BlockStore, RedbStore, StoreError};
 use p2p_node::{NodeConfig, NodeError, Seams, Service};
 
 fn main() -> std::process::ExitCode {
@@ -223,12 +224,19 @@ async fn run(args: RunArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
         None => Genesis::dev(),
     };
     let data_dir = data_dir.unwrap_or_else(|| commands::default_data_dir(&args.listen));
-    let store: Box<dyn BlockStore> = if args.dev {
+    let (dev, restarts) = match args.dev {
+        true => {
+            let (chain, restarts) = DevChain::new();
+            (Some(chain), Some(restarts))
+        }
+        false => (None, None),
+    };
+    let store: Box<dyn BlockStore> = if let Some(dev) = &dev {
         // The chain lives in memory; the directory holds the token only.
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("cannot create the data directory {}", data_dir.display()))
             .map_err(|e| local(commands::errors::render(&e)))?;
-        Box::new(MemoryStore::default())
+        Box::new(dev.live_store())
     } else {
         let store = RedbStore::open(&data_dir).map_err(store_error)?;
         if store.was_repaired() {
@@ -262,12 +270,15 @@ async fn run(args: RunArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
     config.snapshot_every = args.snapshot_every;
     config.api = Some(args.api);
     config.api_token = Some(token);
+    config.dev = dev;
     let dev_accounts = args.dev.then(|| dev_banner(&config, args.mine));
     let seams = Seams {
         store,
         ..Seams::default()
     };
-    let node = Service::start(config, seams).await.map_err(start_error)?;
+    let node = Service::start(config.clone(), seams)
+        .await
+        .map_err(start_error)?;
     let (height, tip) = node.tip().await.map(|(t, h)| (h, t))?;
     if let Some(banner) = dev_accounts {
         for line in banner {
@@ -285,12 +296,66 @@ async fn run(args: RunArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
         announce(format!("api listening on http://{api}"));
     }
     announce(format!("best tip {tip} at height {height}"));
+    if let Some(restarts) = restarts {
+        // A restart keeps the addresses this start bound (port 0 included).
+        config.listen = node.local_addr();
+        config.api = node.api_addr();
+        return run_dev(node, config, restarts, &announce).await;
+    }
     node.run_until(async {
         wait_for_signal().await;
         announce("stopping".to_string());
     })
     .await;
     Ok(())
+}
+
+/// A `--dev` node's life: until Ctrl-C or SIGTERM, each revert or reset
+/// (`crate::dev`) stops the node and starts a new one on the store it
+/// hands over, on the same addresses, then submits the pending
+/// transactions it saved.
+async fn run_dev(
+    mut node: Service,
+    config: NodeConfig,
+    mut restarts: tokio::sync::mpsc::UnboundedReceiver<p2p_node::dev::Restart>,
+    announce: &impl Fn(String),
+) -> anyhow::Result<()> {
+    enum Next {
+        Stop,
+        Restart(p2p_node::dev::Restart),
+    }
+    loop {
+        let next = tokio::select! {
+            biased;
+            () = wait_for_signal() => {
+                announce("stopping".to_string());
+                Next::Stop
+            }
+            () = node.stopped() => Next::Stop,
+            r = restarts.recv() => r.map_or(Next::Stop, Next::Restart),
+        };
+        node.shutdown().await;
+        let Next::Restart(restart) = next else {
+            return Ok(());
+        };
+        let seams = Seams {
+            store: Box::new(restart.store),
+            ..Seams::default()
+        };
+        node = Service::start(config.clone(), seams)
+            .await
+            .map_err(start_error)?;
+        for tx in restart.mempool {
+            // One the restored chain no longer takes is dropped, as a
+            // node drops it at any restart.
+            let _ = node.submit(tx).await;
+        }
+        let (tip, height) = node.tip().await?;
+        announce(format!(
+            "{}: best tip {tip} at height {height}",
+            restart.reason
+        ));
+    }
 }
 
 /// What a `--dev` node prints before its addresses, as anvil prints its

@@ -36,6 +36,7 @@ impl Service {
         let api = config.api;
         let token = config.api_token.clone();
         let limits = config.api_limits.clone();
+        let dev = config.dev.clone();
         let node = Node::start_with(config, seams).await?;
         let Some(addr) = api else {
             return Ok(Service {
@@ -57,7 +58,7 @@ impl Service {
                 return Err(NodeError::ApiListen { addr, source });
             }
         };
-        let router = crate::api::router(node.clone(), token, &limits);
+        let router = crate::api::router(node.clone(), token, &limits, dev);
         let stopped = {
             let node = node.clone();
             async move { node.stopped().await }

@@ -42,6 +42,7 @@ use crate::node::NodeHandle;
 pub const MAX_BLOCKS_PER_PAGE: u64 = 100;
 
 mod bans;
+mod dev;
 pub(crate) mod error;
 mod fees;
 mod input;
@@ -56,16 +57,22 @@ mod state;
 pub use error::{ApiError, mempool_code};
 use input::{JsonBody, NoBody};
 pub use serve::{ApiLimits, serve};
-use state::Api;
+use state::{Api, authorised};
 
 /// The API's routes over a running node. `token` guards the endpoints
 /// that change the node; without one they are refused. `limits` bound
 /// request bodies (the rest of them apply in [`serve`]).
-pub fn router(node: NodeHandle, token: Option<String>, limits: &ApiLimits) -> Router {
+pub fn router(
+    node: NodeHandle,
+    token: Option<String>,
+    limits: &ApiLimits,
+    dev: Option<crate::dev::DevChain>,
+) -> Router {
     let api = Api {
         node,
         token: token.map(Arc::from),
         limits: Arc::new(limits.clone()),
+        dev,
     };
     Router::new()
         .route("/status", get(status))
@@ -84,6 +91,9 @@ pub fn router(node: NodeHandle, token: Option<String>, limits: &ApiLimits) -> Ro
         .route("/mine", post(mine))
         .route("/admin/partition", post(partition))
         .route("/admin/heal", post(heal))
+        .route("/dev/snapshot", post(dev::snapshot))
+        .route("/dev/revert", post(dev::revert))
+        .route("/dev/reset", post(dev::reset))
         .route("/metrics", get(metrics::metrics))
         .route("/", get(explorer))
         .route("/events", get(events))
@@ -183,29 +193,6 @@ async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiEr
         "method_not_allowed",
         format!("{} does not take {method}", uri.path()),
     )
-}
-
-fn authorised(api: &Api, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(token) = &api.token else {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "control_disabled",
-            "this node has no API token: control endpoints are off",
-        ));
-    };
-    let given = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if given == Some(&**token) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "this endpoint needs the node's token (Authorization: Bearer <token>)",
-        ))
-    }
 }
 
 async fn status(State(api): State<Api>) -> Json<StatusAnswer> {

@@ -5,6 +5,9 @@
 
 use std::sync::Arc;
 
+use axum::http::{HeaderMap, StatusCode};
+
+use super::error::ApiError;
 use super::serve::ApiLimits;
 use crate::node::NodeHandle;
 
@@ -17,4 +20,29 @@ pub(super) struct Api {
     pub(super) token: Option<Arc<str>>,
     /// Limits on request bodies.
     pub(super) limits: Arc<ApiLimits>,
+    /// A dev chain's snapshots, on a `--dev` node.
+    pub(super) dev: Option<crate::dev::DevChain>,
+}
+
+pub(super) fn authorised(api: &Api, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = &api.token else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "control_disabled",
+            "this node has no API token: control endpoints are off",
+        ));
+    };
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given == Some(&**token) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this endpoint needs the node's token (Authorization: Bearer <token>)",
+        ))
+    }
 }

@@ -1,5 +1,5 @@
 //! The answers of the light client's endpoints (`GET /txs/{id}/proof`,
-//! `GET /headers`) and of `GET /bans`.
+//! `GET /headers`), of `GET /bans`, and of a dev node's snapshots.
 
 use chain_core::{BlockHash, TxId};
 use serde::{Deserialize, Serialize};
@@ -52,4 +52,24 @@ pub struct BanAnswer {
     pub value: String,
     /// Seconds until the ban ends, rounded up.
     pub seconds_left: u64,
+}
+
+/// `POST /dev/snapshot` and `POST /dev/revert`: the snapshot, and the
+/// height and tip it holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevAnswer {
+    /// The snapshot's id.
+    pub id: u64,
+    /// The best height it holds.
+    pub height: u64,
+    /// The best tip it holds.
+    pub tip: BlockHash,
+}
+
+/// `POST /dev/revert` body. Any other key is refused (`unknown_field`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevertRequest {
+    /// The snapshot to go back to.
+    pub id: u64,
 }

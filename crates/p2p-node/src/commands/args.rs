@@ -324,6 +324,17 @@ pub(crate) enum Command {
         #[arg(long = "headers-from", value_name = "URL", value_parser = parse_node_url)]
         headers_from: Vec<String>,
     },
+    /// Saves a --dev node's chain, ledger, contracts and mempool; prints
+    /// the snapshot's id (needs the node's token).
+    Snapshot,
+    /// Takes a --dev node back to a snapshot (the snapshot stays), and
+    /// waits until it is back.
+    Revert {
+        /// The snapshot's id (`snapshot` printed it).
+        id: u64,
+    },
+    /// Takes a --dev node back to genesis, and waits until it is back.
+    Reset,
     /// Removes a stopped node's chain (--data-dir, or the default node's):
     /// its store and its API token, after asking (or with --yes).
     Purge {

@@ -248,16 +248,7 @@ pub(super) async fn fees(ctx: &Ctx, blocks: u64) -> anyhow::Result<()> {
 /// `mine N [--to ACCOUNT]`, with the token of `--token` or the data
 /// directory's cookie.
 pub(super) async fn mine(ctx: &Ctx, count: u64, to: Option<&Address>) -> anyhow::Result<()> {
-    let (token, source) = match &ctx.global.token {
-        Some(t) => (t.clone(), "the token given with --token".to_string()),
-        None => {
-            let dir = ctx.data_dir();
-            let token = Client::read_token(&dir)?;
-            let file = dir.join(COOKIE_FILE);
-            (token, format!("the token read from {}", file.display()))
-        }
-    };
-    let client = Client::new(&ctx.global.node, Some(token)).with_timeout(ctx.request_timeout());
+    let (client, source) = ctx.authed_client()?;
     let mined = match to {
         Some(to) => client.mine_to(count, to).await,
         None => client.mine(count).await,

@@ -22,6 +22,23 @@ impl Ctx {
         Client::new(&self.global.node, None).with_timeout(self.request_timeout())
     }
 
+    /// A client with the node's token (`--token`, or read from the data
+    /// directory's cookie), and where the token came from, for messages.
+    pub(super) fn authed_client(&self) -> anyhow::Result<(Client, String)> {
+        let (token, source) = match &self.global.token {
+            Some(t) => (t.clone(), "the token given with --token".to_string()),
+            None => {
+                let dir = self.data_dir();
+                let token = Client::read_token(&dir)?;
+                let file = dir.join(p2p_node::client::COOKIE_FILE);
+                (token, format!("the token read from {}", file.display()))
+            }
+        };
+        let client =
+            Client::new(&self.global.node, Some(token)).with_timeout(self.request_timeout());
+        Ok((client, source))
+    }
+
     /// `--request-timeout`.
     pub(super) fn request_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.global.request_timeout)

@@ -14,6 +14,7 @@
 //! - [`words`]: accounts by name, transactions and histories as sentences.
 //! - [`send`]: signing, submitting and `--wait`; `tx`.
 //! - [`raw`]: `sign` (a transaction signed, not sent) and `send-raw`.
+//! - [`dev`]: a `--dev` node's `snapshot`, `revert` and `reset`.
 //! - [`proof`]: `verify-proof`, a light client's check of an inclusion
 //!   proof against a chain of headers.
 //! - [`chain`]: reading the chain: status, blocks, contracts, peers,
@@ -25,6 +26,7 @@ pub(crate) mod args;
 mod args_tx;
 mod chain;
 mod ctx;
+mod dev;
 pub(crate) mod errors;
 mod local;
 mod proof;
@@ -89,6 +91,9 @@ pub(crate) async fn run(command: Command, global: Global) -> anyhow::Result<()> 
         Command::Check => local::check(&ctx),
         Command::Purge { yes } => local::purge(&ctx, yes),
         Command::Sign(args) => raw::sign(&ctx, args).await,
+        Command::Snapshot => dev::snapshot(&ctx).await,
+        Command::Revert { id } => dev::revert(&ctx, Some(id)).await,
+        Command::Reset => dev::revert(&ctx, None).await,
         Command::VerifyProof {
             txid,
             genesis,

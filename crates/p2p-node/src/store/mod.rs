@@ -42,7 +42,7 @@ pub use self::redb::{BEFORE_REPAIR_SUFFIX, RedbStore, STORE_FILE};
 pub use self::redb_tables::FORMAT_VERSION;
 
 /// What a [`MemoryStore`] holds.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Memory {
     blocks: HashMap<BlockHash, Block<Tx>>,
     undo: HashMap<BlockHash, Undo>,
@@ -60,6 +60,19 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
+    /// A store of its own with a copy of this one's contents as they are
+    /// now (between two commits: each commit holds the lock throughout).
+    pub fn deep_copy(&self) -> MemoryStore {
+        MemoryStore {
+            inner: Arc::new(Mutex::new(self.lock().clone())),
+        }
+    }
+
+    /// Whether the store holds block `hash`.
+    pub fn has_block(&self, hash: &BlockHash) -> bool {
+        self.lock().blocks.contains_key(hash)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Memory> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
