@@ -74,6 +74,19 @@ pub enum ClientError {
         /// Why, in a few words (the innermost cause of the request error).
         reason: String,
     },
+    /// Something accepted the connection and closed it, or answered, with
+    /// no HTTP: most likely a node's P2P port given for its API.
+    #[error(
+        "something at {url} accepted the connection but gave no HTTP answer ({reason}): is that \
+         a node's P2P port? A node's API has a port of its own (--api, 8000 by default; the node \
+         prints `api listening on http://...` at start): point --node at that"
+    )]
+    NotHttp {
+        /// The address asked.
+        url: String,
+        /// What came back, in a few words.
+        reason: String,
+    },
     /// The node accepted the connection but did not answer in time.
     #[error(
         "the node at {url} accepted the connection but did not answer within {secs} s: \
@@ -235,9 +248,24 @@ impl Client {
                     secs: limit.as_secs(),
                 }
             } else {
-                ClientError::Unreachable {
-                    url: self.base.clone(),
-                    reason: innermost(&e),
+                let reason = innermost(&e);
+                let not_http = [
+                    "connection closed before message completed",
+                    "invalid HTTP",
+                    "HTTP/0.9",
+                ]
+                .iter()
+                .any(|sign| reason.contains(sign));
+                if not_http {
+                    ClientError::NotHttp {
+                        url: self.base.clone(),
+                        reason,
+                    }
+                } else {
+                    ClientError::Unreachable {
+                        url: self.base.clone(),
+                        reason,
+                    }
                 }
             }
         };

@@ -53,6 +53,10 @@ fn main() -> std::process::ExitCode {
     if let Some(message) = commands::args::misplaced_option(&matches, &cli) {
         return report(&Failure::usage(message).into(), json);
     }
+    let mut cli = cli;
+    if let Err(message) = cli.global.resolve() {
+        return report(&Failure::usage(message).into(), json);
+    }
     let json = cli.global.json;
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -73,15 +77,35 @@ fn command() -> clap::Command {
     let mut cmd = Cli::command();
     // Builds the tree, so that `run` holds its copies of the global options.
     cmd.build();
-    cmd.mut_subcommand("run", |run| {
-        run.mut_args(|a| {
-            if commands::args::CLIENT_IDS.contains(&a.get_id().as_str()) {
-                a.hide(true)
-            } else {
-                a
-            }
+    let hide = |ids: &'static [&'static str]| {
+        move |c: clap::Command| {
+            c.mut_args(|a| {
+                if ids.contains(&a.get_id().as_str()) {
+                    a.hide(true)
+                } else {
+                    a
+                }
+            })
+        }
+    };
+    // What a subcommand that asks no node would only list to confuse.
+    const NO_NODE: &[&str] = &["node", "token", "request_timeout", "wait_for_node"];
+    const NO_NODE_NO_DIR: &[&str] = &[
+        "node",
+        "token",
+        "request_timeout",
+        "wait_for_node",
+        "data_dir",
+    ];
+    cmd.mut_subcommand("run", hide(&commands::args::CLIENT_IDS))
+        .mut_subcommand("keygen", hide(NO_NODE_NO_DIR))
+        .mut_subcommand("address", hide(NO_NODE_NO_DIR))
+        .mut_subcommand("completions", hide(NO_NODE_NO_DIR))
+        .mut_subcommand("genesis", |g| {
+            g.mut_subcommand("init", hide(NO_NODE_NO_DIR))
         })
-    })
+        .mut_subcommand("check", hide(NO_NODE))
+        .mut_subcommand("purge", hide(NO_NODE))
 }
 
 /// A command-line error: clap's own text (help and version exit 0), or

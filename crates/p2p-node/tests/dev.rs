@@ -140,3 +140,32 @@ fn the_client_waits_for_a_node_that_starts_later_or_says_none_answered() {
     let answer: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(answer["height"], 0);
 }
+
+#[test]
+fn a_p2p_port_given_as_the_api_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(dir.path(), &["--dev"]);
+    let out = Command::new(binary())
+        .args(["status", "--json", "--node", &node.p2p.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let said = json(&out);
+    assert_eq!(said["code"], "not_http", "{said}");
+    assert!(
+        said["message"].as_str().unwrap().contains("P2P port"),
+        "{said}"
+    );
+    // Out-of-range counts are usage errors before any node is asked.
+    for count in ["0", "1001"] {
+        let out = Command::new(binary())
+            .args(["mine", count, "--node", "127.0.0.1:9"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "mine {count}");
+    }
+    // Past five blocks, `mine` sums up.
+    let said = node.ok(&["mine", "7"]);
+    assert!(said.starts_with("mined 7 blocks, "), "{said}");
+    node.stop();
+}

@@ -40,16 +40,21 @@ pub(crate) struct Cli {
 /// The options of every subcommand, accepted before or after it.
 #[derive(Debug, Args, Clone)]
 pub(crate) struct Global {
-    /// The node's HTTP API: HOST:PORT or http://HOST:PORT.
+    /// The node's HTTP API: HOST:PORT or http://HOST:PORT [default:
+    /// P2P_NODE_URL, else http://127.0.0.1:8000].
     #[arg(
-        long,
+        id = "node",
+        long = "node",
         global = true,
-        env = "P2P_NODE_URL",
         value_name = "URL",
-        default_value = "http://127.0.0.1:8000",
         value_parser = parse_node_url,
         help_heading = CLIENT
     )]
+    pub node_given: Option<String>,
+    /// `--node`, else `P2P_NODE_URL`, else the default ([`Global::resolve`]).
+    /// Not read by clap: an environment variable or a default that clap
+    /// knew of would show in every usage line as if it were required.
+    #[arg(skip)]
     pub node: String,
     /// The node's API token (for `mine`); read from DATA_DIR/api.cookie if
     /// omitted.
@@ -82,10 +87,34 @@ pub(crate) struct Global {
     pub wait_for_node: Option<u64>,
     /// The node's data directory: where `run` keeps its blocks and writes
     /// its API token, and where the client reads that token
-    /// [default: ~/.p2p-node/node-PORT, PORT the P2P port (5000 for the
-    /// client)].
-    #[arg(long, global = true, value_name = "DIR", env = "P2P_NODE_DATA_DIR")]
+    /// [default: P2P_NODE_DATA_DIR, else ~/.p2p-node/node-PORT, PORT the
+    /// P2P port (5000 for the client)].
+    #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+}
+
+/// The default API address of the client.
+const DEFAULT_NODE: &str = "http://127.0.0.1:8000";
+
+impl Global {
+    /// Fills in what the command line left out from the environment
+    /// (`P2P_NODE_URL`, `P2P_NODE_DATA_DIR`) and the defaults; a bad
+    /// `P2P_NODE_URL` is a usage error naming it.
+    pub(crate) fn resolve(&mut self) -> Result<(), String> {
+        self.node = match (&self.node_given, std::env::var("P2P_NODE_URL")) {
+            (Some(given), _) => given.clone(),
+            (None, Ok(env)) if !env.is_empty() => {
+                parse_node_url(&env).map_err(|e| format!("P2P_NODE_URL: {e}"))?
+            }
+            _ => DEFAULT_NODE.to_string(),
+        };
+        if self.data_dir.is_none() {
+            self.data_dir = std::env::var_os("P2P_NODE_DATA_DIR")
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from);
+        }
+        Ok(())
+    }
 }
 
 /// The node's options (`run`, or no subcommand).
@@ -277,6 +306,7 @@ pub(crate) enum Command {
     /// Mines blocks now (dev networks; needs the node's token).
     Mine {
         /// How many (1 to 1000).
+        #[arg(value_parser = clap::value_parser!(u64).range(1..=1_000))]
         count: u64,
         /// Who receives the rewards: a dev account name or a hex address
         /// (the node's --miner if omitted).

@@ -269,14 +269,27 @@ pub(super) async fn mine(ctx: &Ctx, count: u64, to: Option<&Address>) -> anyhow:
         }
         other => other?,
     };
-    ctx.print(&mined, || {
-        mined
-            .blocks
+    ctx.print(&mined, || mined_text(&mined.blocks))
+}
+
+/// `mined HASH` per block up to 5 blocks; past that a summary, not a
+/// screenful of hashes.
+fn mined_text(blocks: &[chain_core::BlockHash]) -> String {
+    const LISTED: usize = 5;
+    match blocks {
+        [] => String::new(),
+        few if few.len() <= LISTED => few
             .iter()
             .map(|h| format!("mined {h}"))
             .collect::<Vec<_>>()
-            .join("\n")
-    })
+            .join("\n"),
+        [first, .., last] => format!(
+            "mined {} blocks, {first} to {last} (`p2p-node blocks --last {}` lists them)",
+            blocks.len(),
+            blocks.len()
+        ),
+        _ => unreachable!("a slice of more than 5 has a first and a last"),
+    }
 }
 
 /// `--wait-for-node SECS`: asks for the node's status every 100 ms until it

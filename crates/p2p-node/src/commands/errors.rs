@@ -67,6 +67,7 @@ fn classify(
         if let Some(c) = cause.downcast_ref::<ClientError>() {
             let (exit, code) = match c {
                 ClientError::Unreachable { .. } => (Exit::Unreachable, "unreachable".to_string()),
+                ClientError::NotHttp { .. } => (Exit::Unreachable, "not_http".to_string()),
                 ClientError::NoAnswer { .. } => (Exit::Unreachable, "no_answer".to_string()),
                 ClientError::Unexpected { .. } => {
                     (Exit::Unreachable, "unexpected_answer".to_string())
