@@ -169,3 +169,23 @@ fn a_p2p_port_given_as_the_api_is_named_as_such() {
     assert!(said.starts_with("mined 7 blocks, "), "{said}");
     node.stop();
 }
+
+#[test]
+fn a_peer_that_synced_shows_its_height_before_it_announces_anything() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = NodeProcess::start(da.path(), &["--dev", "--mine", "off"]);
+    a.ok(&["mine", "5"]);
+    let peer = a.p2p.to_string();
+    let b = NodeProcess::start(db.path(), &["--dev", "--mine", "off", "--peer", &peer]);
+    process::wait_until("b to sync a's five blocks", || b.status()["height"] == 5);
+    // B mined nothing and announced nothing: A knows its height from what
+    // it sent it.
+    process::wait_until("a's /peers to show b at height 5", || {
+        let peers: Value = serde_json::from_str(&a.ok(&["peers", "--json"])).unwrap();
+        peers
+            .as_array()
+            .is_some_and(|ps| ps.len() == 1 && ps[0]["best_height"] == 5)
+    });
+    b.stop();
+    a.stop();
+}

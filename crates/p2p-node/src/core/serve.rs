@@ -89,6 +89,9 @@ pub(super) fn serve_blocks(
         };
         charge(peers, conn, block.size(), "a block")?;
         peers.knows_blocks(conn, [&block.hash()]);
+        if chain.is_on_best_chain(&hash) {
+            peers.saw_height(conn, block.header.height);
+        }
         peers.send(conn, Message::Block((*block).clone()));
     }
     if !missing.is_empty() {
@@ -210,6 +213,12 @@ pub(super) fn serve_sync(
     charge(peers, conn, size, "a sync answer")?;
     let hashes: Vec<BlockHash> = blocks.iter().map(Block::hash).collect();
     peers.knows_blocks(conn, &hashes);
+    // The peer asked for them: once they arrive it holds them, and `/peers`
+    // shows its height without waiting for it to announce a block of its
+    // own (a node that only syncs announces nothing).
+    if let Some(last) = blocks.last() {
+        peers.saw_height(conn, last.header.height);
+    }
     peers.send(
         conn,
         Message::SyncBlocks {
