@@ -208,6 +208,7 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     net::check_ports(&options, &scenarios, &keep::recorded(root))?;
     let binary = crate::build::node_binary(root)?;
     let mut failed = Vec::new();
+    let scenarios_run = scenarios.len();
     for scenario in scenarios {
         options.scenario = scenario;
         let started = Instant::now();
@@ -237,10 +238,40 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
             bail!("interrupted: every node was stopped");
         }
     }
+    let ran = scenarios_run;
     if failed.is_empty() {
+        if ran > 1 {
+            println!("\n=== all {ran} scenarios passed: every node agreed, balances as expected ===");
+        }
+        next_steps(&options);
         Ok(())
     } else {
+        println!(
+            "\n=== {} of {ran} scenarios FAILED: {} ===",
+            failed.len(),
+            failed.join(", ")
+        );
         bail!("failed: {}", failed.join(", "))
+    }
+}
+
+/// What to try after the demo: keep the network, look at it, talk to it.
+fn next_steps(o: &Options) {
+    let api = o.ports(0).map_or(8100, |p| p.1);
+    if o.keep {
+        println!(
+            "\nthe nodes are still running: the explorer is at http://127.0.0.1:{api}/; try \
+             `cargo run -p p2p-node -- --node 127.0.0.1:{api} status` or `... contracts`; \
+             `cargo xtask simulate --stop` stops them"
+        );
+    } else {
+        println!(
+            "\nnext: `cargo xtask simulate --keep` leaves the nodes running, with an explorer at \
+             http://127.0.0.1:{api}/ and `cargo run -p p2p-node -- --node 127.0.0.1:{api} contracts` \
+             to ask them; \
+             `cargo xtask simulate --scenario all` adds the fault scenarios; docs/SIMULATION.md \
+             explains the output"
+        );
     }
 }
 

@@ -151,7 +151,7 @@ impl Net {
                     let miner = self.block_miner(holder, block)?;
                     self.clear_spinner();
                     println!(
-                        "    block #{height} {} mined by {} includes it (on node{} {})",
+                        "    block #{height} {} mined by {} includes it; on the best chain of node{} {} so far",
                         prefix(block, ID_DIGITS),
                         miner_words(miner),
                         if nodes.len() == 1 { "" } else { "s" },
