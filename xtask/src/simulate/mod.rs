@@ -241,7 +241,9 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let ran = scenarios_run;
     if failed.is_empty() {
         if ran > 1 {
-            println!("\n=== all {ran} scenarios passed: every node agreed, balances as expected ===");
+            println!(
+                "\n=== all {ran} scenarios passed: every node agreed, balances as expected ==="
+            );
         }
         next_steps(&options);
         Ok(())
