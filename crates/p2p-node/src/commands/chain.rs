@@ -126,7 +126,10 @@ pub(super) async fn blocks(ctx: &Ctx, last: u64) -> anyhow::Result<()> {
 pub(super) async fn contract(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
     let client = ctx.client();
     match client.contract_by_id(id).await {
-        Ok(c) => ctx.print(&c, || contract_text(&c)),
+        Ok(c) => {
+            let height = client.status().await?.height;
+            ctx.print(&c, || contract_text(&c, height))
+        }
         Err(ClientError::Refused {
             code, tx: Some(tx), ..
         }) if code == "contract_pending" => pending_contract(ctx, &client, id, &tx).await,

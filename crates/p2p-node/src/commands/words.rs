@@ -133,17 +133,60 @@ pub(crate) fn contract_line(c: &Contract) -> String {
 }
 
 /// A contract with its deadlines and history.
-pub(crate) fn contract_text(c: &Contract) -> String {
+pub(crate) fn contract_text(c: &Contract, height: u64) -> String {
     let mut out = contract_line(c);
     out.push_str(&format!(
-        "\ndelivery deadline: block {}; dispute window: {} blocks",
+        "\ndelivery deadline: block {}; dispute window: {} blocks; the chain is at block {height}",
         c.delivery_deadline, c.dispute_window
     ));
+    for line in who_may_act(c, height) {
+        out.push_str("\nnow: ");
+        out.push_str(&line);
+    }
     for h in &c.history {
         out.push_str("\n  ");
         out.push_str(&history_line(h.action, &h.by, h.height));
     }
     out
+}
+
+/// When the buyer may take the refund alone: in a block after block
+/// `after`; in words, from the chain's `height` (the next block is
+/// `height + 1`).
+fn refund_after(after: u64, height: u64) -> String {
+    if height >= after {
+        format!("the buyer may take the refund (the next block is after block {after})")
+    } else {
+        let short = after - height;
+        let blocks = if short == 1 {
+            "1 more block is".to_string()
+        } else {
+            format!("{short} more blocks are")
+        };
+        format!("the buyer may take the refund in a block after block {after}, once {blocks} mined")
+    }
+}
+
+/// Who may do what to `c` now, at `height` (`docs/ESCROW.md`, "Who may do
+/// what, and when"): one line per party's possibility.
+pub(crate) fn who_may_act(c: &Contract, height: u64) -> Vec<String> {
+    let (buyer, seller, arbiter) = (who(&c.buyer), who(&c.seller), who(&c.arbiter));
+    match c.state {
+        State::Funded => vec![
+            format!("the buyer ({buyer}) may confirm delivery, paying the seller"),
+            format!("the buyer ({buyer}) or the seller ({seller}) may raise a dispute"),
+            format!("the seller ({seller}) may refund the buyer"),
+            refund_after(c.delivery_deadline, height),
+        ],
+        State::Disputed { since } => vec![
+            format!("the arbiter ({arbiter}) may resolve it to either party"),
+            format!("the seller ({seller}) may refund the buyer"),
+            refund_after(since.saturating_add(c.dispute_window), height),
+        ],
+        State::Released | State::Refunded => {
+            vec!["nothing: the contract is final".to_string()]
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch as a UTC date and time
@@ -172,6 +215,54 @@ pub(crate) fn utc(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn who_may_act_follows_the_state_and_the_height() {
+        let (alice, bob, eve) = (
+            escrow::dev::address("alice").unwrap_or_else(|| unreachable!()),
+            escrow::dev::address("bob").unwrap_or_else(|| unreachable!()),
+            escrow::dev::address("eve").unwrap_or_else(|| unreachable!()),
+        );
+        let mut c = Contract {
+            id: escrow::ContractId::from_tx(&chain_core::TxId::ZERO),
+            buyer: alice,
+            seller: bob,
+            arbiter: eve,
+            amount: escrow::Amount::new(10),
+            delivery_deadline: 10,
+            dispute_window: 5,
+            state: State::Funded,
+            history: Vec::new(),
+        };
+        let funded = who_may_act(&c, 8).join("\n");
+        assert!(
+            funded.contains("the buyer (alice) may confirm delivery"),
+            "{funded}"
+        );
+        assert!(funded.contains("once 2 more blocks are mined"), "{funded}");
+        assert!(
+            who_may_act(&c, 9)
+                .join(" ")
+                .contains("once 1 more block is mined")
+        );
+        assert!(
+            who_may_act(&c, 10)
+                .join(" ")
+                .contains("the next block is after block 10")
+        );
+        c.state = State::Disputed { since: 12 };
+        let disputed = who_may_act(&c, 12).join("\n");
+        assert!(
+            disputed.contains("the arbiter (eve) may resolve it"),
+            "{disputed}"
+        );
+        assert!(
+            disputed.contains("after block 17, once 5 more blocks"),
+            "{disputed}"
+        );
+        c.state = State::Released;
+        assert_eq!(who_may_act(&c, 99), ["nothing: the contract is final"]);
+    }
 
     #[test]
     fn dates_are_utc() {
