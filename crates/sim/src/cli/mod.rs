@@ -479,11 +479,12 @@ fn print_summary(report: &Report, wall: Duration) {
     );
     let t = &report.transactions;
     println!(
-        "  transactions: {} accepted, {} confirmed, median confirmation {:.1} s; reorgs {} (deepest {})",
+        "  transactions: {} accepted, {} confirmed, median confirmation {:.1} s; reorgs {} summed over the {} nodes (deepest {} blocks)",
         t.submitted,
         t.confirmed,
         t.confirmation_ms.p50 / 1_000.0,
         report.reorgs.count,
+        report.nodes,
         report.reorgs.max_depth
     );
     println!(
