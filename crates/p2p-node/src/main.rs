@@ -99,6 +99,7 @@ fn command() -> clap::Command {
     ];
     cmd.mut_subcommand("run", hide(&commands::args::CLIENT_IDS))
         .mut_subcommand("keygen", hide(NO_NODE_NO_DIR))
+        .mut_subcommand("keys", hide(NO_NODE_NO_DIR))
         .mut_subcommand("address", hide(NO_NODE_NO_DIR))
         .mut_subcommand("completions", hide(NO_NODE_NO_DIR))
         .mut_subcommand("genesis", |g| {

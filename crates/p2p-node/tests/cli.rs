@@ -105,7 +105,7 @@ fn every_client_subcommand_against_a_node() {
     let poor = node.cli(&["transfer", "--key", key.to_str().unwrap(), "alice", "1"]);
     assert!(String::from_utf8_lossy(&poor.stderr).contains("insufficient_funds"));
     let unknown = node.cli(&["transfer", "--as", "mallory", "alice", "1"]);
-    assert!(String::from_utf8_lossy(&unknown.stderr).contains("not a dev account"));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("neither a dev account"));
 
     node.stop();
 }

@@ -189,3 +189,76 @@ fn a_peer_that_synced_shows_its_height_before_it_announces_anything() {
     b.stop();
     a.stop();
 }
+
+#[test]
+fn named_keys_work_wherever_a_dev_name_does() {
+    let keys = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(dir.path(), &["--dev"]);
+    let run = |args: &[&str]| {
+        Command::new(binary())
+            .args(args)
+            .args(["--node", &node.api])
+            .env("P2P_NODE_KEYS", keys.path())
+            .env("P2P_NODE_DATA_DIR", &node.data_dir)
+            .output()
+            .unwrap()
+    };
+    let ok = |args: &[&str]| {
+        let out = run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let made: Value = serde_json::from_str(&ok(&["keygen", "--name", "carol", "--json"])).unwrap();
+    let address = made["address"].as_str().unwrap().to_string();
+    assert!(keys.path().join("carol.key").exists());
+    assert!(ok(&["keys"]).contains(&format!("carol        {address}")));
+    assert_eq!(ok(&["address", "carol"]).trim(), address);
+    // Paid by name, and signing by name.
+    ok(&["transfer", "--as", "alice", "carol", "50", "--wait"]);
+    ok(&[
+        "transfer", "--as", "carol", "bob", "10", "--fee", "1", "--wait",
+    ]);
+    let carol: Value = serde_json::from_str(&ok(&["balance", "carol", "--json"])).unwrap();
+    assert_eq!(carol["balance"], 39);
+    // Named, not a dev name; not twice; not a bad name.
+    for bad in [
+        &["keygen", "--name", "alice"][..],
+        &["keygen", "--name", "Bad Name"],
+    ] {
+        assert_eq!(run(bad).status.code(), Some(2), "{bad:?}");
+    }
+    assert_ne!(run(&["keygen", "--name", "carol"]).status.code(), Some(0));
+    // An unknown name says what names are.
+    let out = run(&["transfer", "--as", "nobody", "bob", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("named key"));
+    // genesis init: a warning without --alloc; a named key or a key file
+    // in --alloc.
+    let out = run(&["genesis", "init"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warning: no --alloc"));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let file = elsewhere.path().join("dan.key");
+    ok(&["keygen", "--out", file.to_str().unwrap()]);
+    let out = run(&[
+        "genesis",
+        "init",
+        "--alloc",
+        "carol=100",
+        "--alloc",
+        &format!("{}=5", file.display()),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+    let genesis: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(genesis.to_string().contains(&address), "{genesis}");
+    node.stop();
+}

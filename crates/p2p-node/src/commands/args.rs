@@ -227,7 +227,8 @@ const RUN_IDS: [&str; 16] = [
 /// An account named by a dev name or an address, or by a key file.
 #[derive(Debug, Args, Clone)]
 pub(crate) struct AccountArg {
-    /// A dev account name (alice, bob, ...) or a 64-hex-digit address.
+    /// A dev account name (alice, bob, ...), a named key (`keys`), a key
+    /// file or a 64-hex-digit address.
     #[arg(value_parser = parse_account, required_unless_present = "key")]
     pub account: Option<Address>,
     /// The account of the key in this file.
@@ -314,11 +315,19 @@ pub(crate) enum Command {
         to: Option<Address>,
     },
     /// Makes a new key file (owner-only permissions) and prints its address.
+    #[command(group(clap::ArgGroup::new("where").required(true).args(["out", "name"])))]
     Keygen {
         /// Where to write it (refuses to overwrite).
         #[arg(long)]
-        out: PathBuf,
+        out: Option<PathBuf>,
+        /// Keep it under this name (in P2P_NODE_KEYS, else
+        /// ~/.p2p-node/keys): `--as NAME`, `balance NAME` and every account
+        /// argument then take the name.
+        #[arg(long)]
+        name: Option<String>,
     },
+    /// The named keys (`keygen --name`): name and address.
+    Keys,
     /// Genesis files: a network of your own.
     #[command(subcommand)]
     Genesis(GenesisCommand),

@@ -2,7 +2,7 @@
 //! waiting for confirmations ([`WaitArgs`]), the escrow commands, `sign`'s
 //! transactions, and the parsers of accounts, memos and network ids.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use escrow::{Address, dev};
@@ -10,7 +10,8 @@ use escrow::{Address, dev};
 /// Who signs a transaction.
 #[derive(Debug, Args, Clone)]
 pub(crate) struct Signer {
-    /// Sign as this dev account (alice, bob, charlie, dave, eve, ferdie).
+    /// Sign as this dev account (alice, bob, charlie, dave, eve, ferdie), or
+    /// as the key of this name (`keygen --name`).
     #[arg(long = "as", conflicts_with = "key")]
     pub as_account: Option<String>,
     /// Sign with the key in this file (`p2p-node keygen` writes one).
@@ -186,12 +187,24 @@ pub(crate) fn parse_memo(s: &str) -> Result<escrow::Memo, String> {
 
 /// An account on the command line: a dev account name or a hex address.
 pub(crate) fn parse_account(s: &str) -> Result<Address, String> {
-    dev::account(s).ok_or_else(|| {
-        format!(
-            "`{s}` is neither a dev account ({}) nor a 64-hex-digit address",
+    if let Some(a) = dev::account(s) {
+        return Ok(a);
+    }
+    // A named key (`keygen --name`), or a key file's path.
+    let key = match super::keyring::load(s) {
+        Some(k) => Some(k),
+        None if s.contains('/') || s.ends_with(".key") => Some(escrow::Keypair::load(Path::new(s))),
+        None => None,
+    };
+    match key {
+        Some(Ok(k)) => Ok(k.address()),
+        Some(Err(e)) => Err(format!("`{s}`: {e}")),
+        None => Err(format!(
+            "`{s}` is neither a dev account ({}), a named key (`p2p-node keys` lists them), a key \
+             file nor a 64-hex-digit address",
             dev::DEV_ACCOUNTS.join(", ")
-        )
-    })
+        )),
+    }
 }
 
 /// A block hash (64 hex digits), for `--network`.

@@ -28,21 +28,58 @@ pub(super) fn account_of(a: &AccountArg) -> anyhow::Result<Address> {
 /// `address NAME | --key FILE`.
 pub(super) fn address(ctx: &Ctx, a: &AccountArg) -> anyhow::Result<()> {
     let address = account_of(a)?;
-    let answer = json!({"address": address, "name": dev::name_of(&address)});
+    let name = dev::name_of(&address)
+        .map(str::to_string)
+        .or_else(|| super::keyring::name_of(&address));
+    let answer = json!({"address": address, "name": name});
     ctx.print(&answer, || address.to_string())
 }
 
-/// `keygen --out FILE`.
-pub(super) fn keygen(ctx: &Ctx, out: &Path) -> anyhow::Result<()> {
+/// `keygen --out FILE` or `keygen --name NAME`.
+pub(super) fn keygen(ctx: &Ctx, out: Option<&Path>, name: Option<&str>) -> anyhow::Result<()> {
+    let path = match (out, name) {
+        (Some(out), _) => out.to_path_buf(),
+        (None, Some(name)) => {
+            super::keyring::check_name(name).map_err(Failure::usage)?;
+            let dir = super::keyring::dir();
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create the key directory {}", dir.display()))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+            }
+            super::keyring::path_of(name)
+        }
+        (None, None) => return Err(Failure::usage("give --out FILE or --name NAME").into()),
+    };
     let key = Keypair::generate().context("cannot generate a key")?;
-    key.save(out)?;
-    let answer = json!({"address": key.address(), "file": out});
+    key.save(&path)?;
+    let answer = json!({"address": key.address(), "file": path, "name": name});
     ctx.print(&answer, || key.address().to_string())
 }
 
-/// `check`: reads back every record of the store in the data directory
-/// (the node stopped) and lists the damaged ones; a damaged store is a
-/// failure (exit 6, `store_damaged`), after the report.
+/// `keys`: the named keys.
+pub(super) fn keys(ctx: &Ctx) -> anyhow::Result<()> {
+    let keys = super::keyring::list();
+    let answer: Vec<_> = keys
+        .iter()
+        .map(|(name, address)| json!({"name": name, "address": address}))
+        .collect();
+    ctx.print(&answer, || {
+        if keys.is_empty() {
+            return format!(
+                "no named keys in {} (`p2p-node keygen --name NAME` makes one)",
+                super::keyring::dir().display()
+            );
+        }
+        keys.iter()
+            .map(|(name, address)| format!("{name:<12} {address}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
 /// `purge`: removes a stopped node's store (and its repair copy) and its
 /// token, then the directory if nothing else is in it.
 pub(super) fn purge(ctx: &Ctx, yes: bool) -> anyhow::Result<()> {
@@ -136,6 +173,9 @@ pub(super) fn purge(ctx: &Ctx, yes: bool) -> anyhow::Result<()> {
     })
 }
 
+/// `check`: reads back every record of the store in the data directory
+/// (the node stopped) and lists the damaged ones; a damaged store is a
+/// failure (exit 6, `store_damaged`), after the report.
 pub(super) fn check(ctx: &Ctx) -> anyhow::Result<()> {
     let dir = ctx.data_dir();
     let file = dir.join(p2p_node::store::STORE_FILE);
@@ -236,6 +276,13 @@ fn genesis_of(g: &GenesisInit) -> anyhow::Result<Genesis> {
 /// `genesis init`: writes the file (or prints it) and says the network id.
 pub(super) fn genesis_init(ctx: &Ctx, g: &GenesisInit) -> anyhow::Result<()> {
     let genesis = genesis_of(g)?;
+    if g.allocs.is_empty() {
+        tell!(
+            "warning: no --alloc: the dev accounts get the coins, and anyone can sign as them \
+             (their keys derive from their names); for a network of your own give --alloc \
+             ACCOUNT=AMOUNT (a named key, a key file or an address)"
+        );
+    }
     let text = genesis.to_json();
     let network = genesis.network_id();
     let Some(out) = &g.out else {

@@ -19,6 +19,7 @@
 //!   proof against a chain of headers.
 //! - [`chain`]: reading the chain: status, blocks, contracts, peers,
 //!   mempool; `mine`.
+//! - [`keyring`]: named keys (`keygen --name`).
 //! - [`local`]: what needs no node: keys, addresses, genesis files,
 //!   completions, checking a stopped node's store.
 
@@ -28,6 +29,7 @@ mod chain;
 mod ctx;
 mod dev;
 pub(crate) mod errors;
+mod keyring;
 mod local;
 mod proof;
 mod raw;
@@ -45,6 +47,7 @@ pub(crate) async fn run(command: Command, global: Global) -> anyhow::Result<()> 
         command,
         Command::Address(_)
             | Command::Keygen { .. }
+            | Command::Keys
             | Command::Genesis(_)
             | Command::Check
             | Command::Purge { .. }
@@ -86,7 +89,8 @@ pub(crate) async fn run(command: Command, global: Global) -> anyhow::Result<()> 
         Command::Mempool => chain::mempool(&ctx).await,
         Command::Fees { blocks } => chain::fees(&ctx, blocks).await,
         Command::Mine { count, to } => chain::mine(&ctx, count, to.as_ref()).await,
-        Command::Keygen { out } => local::keygen(&ctx, &out),
+        Command::Keygen { out, name } => local::keygen(&ctx, out.as_deref(), name.as_deref()),
+        Command::Keys => local::keys(&ctx),
         Command::Genesis(args::GenesisCommand::Init(g)) => local::genesis_init(&ctx, &g),
         Command::Check => local::check(&ctx),
         Command::Purge { yes } => local::purge(&ctx, yes),

@@ -305,13 +305,16 @@ fn restarted_hint(started_at_ms: u64) -> String {
 /// The key `signer` names: a dev account's or a key file's.
 pub(super) fn signer_key(signer: &Signer) -> anyhow::Result<Keypair> {
     match (&signer.as_account, &signer.key) {
-        (Some(name), None) => dev::keypair(name).ok_or_else(|| {
-            Failure::usage(format!(
-                "`{name}` is not a dev account ({}); sign with --as NAME or --key FILE",
+        (Some(name), None) => match (dev::keypair(name), super::keyring::load(name)) {
+            (Some(k), _) => Ok(k),
+            (None, Some(k)) => Ok(k?),
+            (None, None) => Err(Failure::usage(format!(
+                "`{name}` is neither a dev account ({}) nor a named key (`p2p-node keys` lists \
+                 them; `p2p-node keygen --name {name}` makes one); sign with --as NAME or --key FILE",
                 dev::DEV_ACCOUNTS.join(", ")
             ))
-            .into()
-        }),
+            .into()),
+        },
         (None, Some(path)) => Ok(Keypair::load(path)?),
         _ => Err(Failure::usage("say who signs: --as NAME (a dev account) or --key FILE").into()),
     }

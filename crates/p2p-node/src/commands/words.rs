@@ -6,7 +6,10 @@ use p2p_node::api_types::TxAnswer;
 
 /// An address as its dev name, or in hex.
 pub(crate) fn who(address: &Address) -> String {
-    dev::name_of(address).map_or_else(|| address.to_string(), str::to_string)
+    dev::name_of(address)
+        .map(str::to_string)
+        .or_else(|| super::keyring::name_of(address))
+        .unwrap_or_else(|| address.to_string())
 }
 
 /// `text` with every dev account's address (64 hex digits, or the short
