@@ -233,13 +233,14 @@ impl State {
                 );
             }
             if let Some(veth) = host.veth.take() {
-                // Deleting the namespace deleted the pair's other end, and
-                // with it this one; only a pair never moved is left.
+                // Deleting the namespace deletes the pair's other end, and
+                // with it this one, but the kernel may finish that a moment
+                // later: a link gone by the time `ip` looks is deleted.
                 if link_exists(&veth) {
-                    note(
-                        format!("deleting link {veth}"),
-                        ip(&["link", "delete", &veth]),
-                    );
+                    let deleted = ip(&["link", "delete", &veth]);
+                    let gone =
+                        deleted.or_else(|e| if link_exists(&veth) { Err(e) } else { Ok(()) });
+                    note(format!("deleting link {veth}"), gone);
                 }
             }
         }
@@ -399,10 +400,22 @@ pub(super) fn log_tail(host: &Host, lines: usize) -> String {
     super::super::net::tail(&host.dir.join("node.log"), lines)
 }
 
-/// Whether `pid` is a running node (not a reused id).
+/// Whether `pid` is a live node, or the commands that become it (`ip
+/// netns exec` execs `chroot`, which execs the node): not a zombie, not a
+/// reused id. Read from `/proc/PID/stat`'s name and state: the command
+/// line reads empty while a process is in the middle of an exec, which
+/// once made a node that was starting look gone.
 fn is_node(pid: u32) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .is_ok_and(|c| String::from_utf8_lossy(&c).contains("p2p-node"))
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // `PID (NAME) STATE ...`; the name may hold spaces and parentheses.
+    let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+        return false;
+    };
+    let name = &stat[open + 1..close];
+    let state = stat[close + 1..].split_whitespace().next().unwrap_or("Z");
+    state != "Z" && state != "X" && ["p2p-node", "ip", "chroot"].contains(&name)
 }
 
 /// SIGTERM, up to 10 s for a clean stop, then SIGKILL.
