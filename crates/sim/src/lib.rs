@@ -34,7 +34,7 @@
 //!   [`report::Outcome`]: the nodes, their seams and the phases.
 //! - [`options`], [`report`]: what a run depends on, and what it reports.
 //! - `checks` and `probe`: the safety checks on every node; `faults`: the
-//!   swarm's fault schedule; `load`: the simulated users; `measure`: the
+//!   swarm's fault schedule; `byzantine`: the swarm's misbehaving hosts; `load`: the simulated users; `measure`: the
 //!   report computed from what the watchers recorded.
 //! - `src/main.rs` and `src/cli/`: the `sim` binary (options, printing,
 //!   files, pictures).
@@ -49,6 +49,7 @@ pub mod rng;
 pub mod store;
 pub mod world;
 
+mod byzantine;
 mod checks;
 mod faults;
 mod load;

@@ -211,6 +211,7 @@ impl World {
                 self.net
                     .stats()
                     .iter()
+                    .take(n)
                     .map(|h| h.bytes_sent as f64)
                     .collect(),
             ),

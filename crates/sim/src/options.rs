@@ -124,6 +124,15 @@ pub struct Faults {
     /// before they existed; absent from the report when off.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub store: bool,
+    /// Byzantine hosts beside the nodes (`byzantine.rs`): they run no node,
+    /// speak the protocol to the nodes and misbehave. Absent from the report
+    /// when 0, so a swarm without them writes the report it wrote before.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub byzantine: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Each node's simulated processor (`cpu.rs`).

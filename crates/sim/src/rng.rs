@@ -55,3 +55,14 @@ impl SimRng {
         self.unit() < p
     }
 }
+
+/// Node `i`'s id in its `generation`-th life (ids change at each restart,
+/// as a real node draws one at each start).
+pub fn node_id(seed: u64, i: usize, generation: u64) -> [u8; 32] {
+    let mut id_rng = SimRng::stream(seed, (2 << 32) + ((i as u64) << 16) + generation);
+    let mut id = [0u8; 32];
+    for chunk in id.chunks_mut(8) {
+        chunk.copy_from_slice(&id_rng.u64().to_le_bytes());
+    }
+    id
+}

@@ -205,6 +205,14 @@ impl World {
             Some(r) => Latency::Regions(r.latency_ms.clone()),
             None => opts.latency.clone(),
         };
+        // Byzantine hosts after the nodes (their draws come after every
+        // node's, so the nodes' hosts are what they were without them).
+        let byzantine = opts.faults.map_or(0, |f| f.byzantine);
+        let mut hosts = hosts;
+        hosts.extend((0..byzantine).map(|_| HostSpec {
+            region: 0,
+            upload_bps: opts.upload_bps,
+        }));
         let net = SimNet::new(SimRng::stream(opts.seed, 5).u64(), latency, &hosts);
         // Accounts: users funded in genesis, one reward account per node.
         let users: Vec<Keypair> = (0..opts.users)
@@ -406,12 +414,7 @@ impl World {
             )
         };
         self.net.restart(i);
-        let mut id_rng =
-            SimRng::stream(self.opts.seed, (2 << 32) + ((i as u64) << 16) + generation);
-        let mut id = [0u8; 32];
-        for chunk in id.chunks_mut(8) {
-            chunk.copy_from_slice(&id_rng.u64().to_le_bytes());
-        }
+        let id = crate::rng::node_id(self.opts.seed, i, generation);
         let seams = Seams {
             transport: Arc::new(self.net.transport(i)),
             clock: Arc::new(self.clock),
@@ -567,6 +570,9 @@ impl World {
             );
         }
         if let Some(faults) = self.opts.faults {
+            for k in 0..faults.byzantine {
+                fault_tasks.spawn(self.clone().byzantine_loop(k, self.heal.clone()));
+            }
             fault_tasks.spawn(self.clone().fault_loop(
                 faults,
                 self.heal.clone(),
@@ -629,9 +635,11 @@ impl World {
                 );
             }
         }
-        // Last checks on every node, contracts included.
+        // Last checks on every node, contracts included, and that no honest
+        // node banned an honest one.
         if !self.abort.is_cancelled() {
             self.check_all(true).await;
+            self.check_bans().await;
         }
         let relay = self.relay_counts().await;
         Ok(self.report(main_phase_s, settled_after, relay))

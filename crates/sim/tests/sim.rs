@@ -43,6 +43,7 @@ fn a_swarm_seed_heals() {
     o.faults = Some(Faults {
         mean_gap: Duration::from_secs(30),
         store: false,
+        byzantine: 0,
     });
     let out = run(&o).unwrap();
     println!("{}", serde_json::to_string_pretty(&out.report).unwrap());
@@ -57,6 +58,7 @@ fn the_same_swarm_seed_gives_the_same_report() {
         o.faults = Some(Faults {
             mean_gap: Duration::from_secs(20),
             store: false,
+            byzantine: 0,
         });
         serde_json::to_string(&run(&o).unwrap().report).unwrap()
     };
@@ -70,6 +72,7 @@ fn a_swarm_with_store_faults_heals_and_its_checks_hold() {
     o.faults = Some(Faults {
         mean_gap: Duration::from_secs(20),
         store: true,
+        byzantine: 0,
     });
     let out = run(&o).unwrap();
     let r = &out.report;
@@ -177,4 +180,47 @@ fn a_transaction_is_mined_about_one_interval_after_it_is_sent() {
     assert!(r.transactions.confirmed > 300, "{:?}", r.transactions);
     let waited = r.transactions.confirmation_ms.mean / 1_000.0 / r.block_interval_s;
     assert!((0.6..1.5).contains(&waited), "{waited} intervals");
+}
+
+#[test]
+fn a_swarm_with_byzantine_hosts_heals_the_same_way_twice_and_bans_no_honest_node() {
+    let swarm = |seed| {
+        let mut o = small(seed);
+        o.stop = Stop::Duration(Duration::from_secs(600));
+        o.faults = Some(Faults {
+            mean_gap: Duration::from_secs(30),
+            store: false,
+            byzantine: 2,
+        });
+        run(&o).unwrap().report
+    };
+    let r = swarm(11);
+    println!("{}", serde_json::to_string_pretty(&r).unwrap());
+    assert_eq!(r.violation, None, "the checks, honest bans included, hold");
+    assert!(r.settled_after_heal_s.is_some());
+    // Every behaviour was tried, and some were refused: the hosts' IPs
+    // were banned by the nodes they misbehaved against.
+    for behaviour in [
+        "garbage",
+        "invalid_block",
+        "bad_signature",
+        "stale_block",
+        "never_delivered",
+        "unfunded_flood",
+        "oversized_list",
+    ] {
+        let tried: u64 = r
+            .fault_events
+            .iter()
+            .filter(|(k, _)| k.starts_with(&format!("byzantine.{behaviour}")))
+            .map(|(_, n)| n)
+            .sum();
+        assert!(tried > 0, "{behaviour} never tried");
+    }
+    assert!(r.fault_events.keys().any(|k| k.ends_with(".refused")));
+    // Deterministic, as every run is.
+    assert_eq!(
+        serde_json::to_string(&r).unwrap(),
+        serde_json::to_string(&swarm(11)).unwrap()
+    );
 }

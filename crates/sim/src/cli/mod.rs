@@ -107,6 +107,12 @@ pub struct Args {
     /// and slows them (the node stalls while its store commits).
     #[arg(long, requires = "swarm")]
     store_faults: bool,
+    /// The swarm also runs N Byzantine hosts beside the nodes: they speak
+    /// the protocol and misbehave (invalid blocks, malformed frames,
+    /// floods, stale blocks, announcements never delivered); no honest node
+    /// may ever ban an honest node.
+    #[arg(long, requires = "swarm", default_value_t = 0)]
+    byzantine: usize,
     /// Runs twice and fails unless the two reports are byte-identical.
     #[arg(long)]
     twice: bool,
@@ -279,6 +285,7 @@ impl Args {
             o.faults = Some(Faults {
                 mean_gap: self.fault_gap,
                 store: self.store_faults,
+                byzantine: self.byzantine,
             });
         }
         Ok(o)
