@@ -185,12 +185,15 @@ class Client:
 
     def _restart(self, path: str, body: Dict[str, Any], timeout: float) -> Dict[str, Any]:
         before = self.status()["started_at_ms"]
-        target = self.post(path, body, token=True)["tip"]
+        target = self.post(path, body, token=True)
         deadline = time.monotonic() + timeout
         while True:
+            # A new node whose best chain holds the snapshot's tip at its
+            # height (it may have mined on top already).
             try:
                 s = self.status()
-                if s["started_at_ms"] != before and s["tip"] == target:
+                if s["started_at_ms"] != before and \
+                        self.block(target["height"])["hash"] == target["tip"]:
                     return s
             except (requests.RequestException, NodeError):
                 pass
@@ -206,11 +209,20 @@ class Client:
         return Proof.from_bytes(bytes.fromhex(answer["proof"]))
 
     def headers(self) -> List[Header]:
-        """Every header of the best chain, from genesis."""
+        """Every header of the best chain, from genesis. A node whose pages
+        do not follow, or run on far past the tip it first said it had, is
+        refused (``ProofError``) rather than followed."""
         out: List[Header] = []
+        cap = None
         while True:
             page = self.get("/headers", **{"from": len(out)})
+            if page["from"] != len(out):
+                raise ProofError(f"{self.url}: asked for headers from {len(out)}, got {page['from']}")
+            if cap is None:
+                cap = page["tip_height"] + 10_000
             out.extend(Header.from_bytes(bytes.fromhex(h)) for h in page["headers"])
+            if len(out) > cap:
+                raise ProofError(f"{self.url}: more than {cap} headers, past the tip it said it had")
             if not page["headers"] or len(out) > page["tip_height"]:
                 return out
 
@@ -228,7 +240,7 @@ class Client:
         for source in headers_from or [self]:
             try:
                 chain = verify_headers(source.headers(), network, params)
-            except (ProofError, ValueError, NodeError) as e:
+            except (ProofError, ValueError, NodeError, requests.RequestException) as e:
                 refused.append(f"{source.url}: {e}")
                 continue
             if best is None or chain.work > best[0].work:

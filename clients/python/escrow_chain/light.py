@@ -166,6 +166,8 @@ def verify_headers(headers: Sequence[Header], network: bytes = DEV_NETWORK, para
     for i in range(1, len(headers)):
         h, parent = headers[i], headers[i - 1]
         where = f"header {i} (block {h.hash.hex()})"
+        if h.version != 1:
+            raise ProofError(f"{where} has version {h.version}, not 1")
         if h.parent != hashes[i - 1]:
             raise ProofError(f"{where} does not follow the one before it")
         if h.height != parent.height + 1:

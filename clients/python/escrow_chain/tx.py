@@ -10,7 +10,6 @@ send-raw`` take.
 
 from __future__ import annotations
 
-import math
 import uuid
 from dataclasses import dataclass
 from typing import Union
@@ -157,7 +156,7 @@ def sign_at_rate(key: Key, nonce: int, rate_per_kb: int, network, payload: Paylo
     fee = 0
     while True:
         tx = sign(key, nonce, fee, network, payload)
-        needed = math.ceil(rate_per_kb * tx.size / 1000)
+        needed = -(-rate_per_kb * tx.size // 1000)  # exact integer ceiling
         if needed <= fee:
             return tx
         fee = needed

@@ -141,7 +141,8 @@ pub enum HeaderChainError {
 
 impl HeaderChain {
     /// Checks `headers`, genesis first, as a node checks a branch: each
-    /// one's parent is the previous one's hash and its height the next;
+    /// one's version is 1, its parent is the previous one's hash and its
+    /// height the next;
     /// its hash meets its target, which is the one the rules require
     /// (`params`), and its timestamp is past the median of the
     /// `median_time_span` before it. The clock rule (not too far in the
@@ -186,6 +187,12 @@ impl HeaderChain {
                 block,
                 error,
             };
+            if header.version != crate::header::HEADER_VERSION {
+                return Err(invalid(ValidationError::UnsupportedVersion {
+                    got: header.version,
+                    expected: crate::header::HEADER_VERSION,
+                }));
+            }
             validate::check_proof_of_work(header, params).map_err(invalid)?;
             let first = params
                 .retarget

@@ -231,3 +231,25 @@ fn a_proof_in_a_branch_that_lost_fails_against_the_winning_chain() {
         "{err}"
     );
 }
+
+#[test]
+fn a_header_of_another_version_is_refused() {
+    let params = params();
+    let g = genesis(&params);
+    let chain = blocks(&params, &g.header, 3, 0, 1);
+    let mut list = headers(&g.header, &chain[..2]);
+    let mut odd = child_header(
+        &chain[1].header,
+        &[tx(77)],
+        chain[1].header.timestamp_ms + 1_000,
+        params.pow_limit(),
+    );
+    odd.version = 2;
+    list.push(mine(odd));
+    let err = HeaderChain::verify(&params, g.hash(), &list).unwrap_err();
+    assert!(
+        matches!(&err, HeaderChainError::Invalid { height: 3, error, .. }
+            if matches!(error, chain_core::ValidationError::UnsupportedVersion { .. })),
+        "{err}"
+    );
+}

@@ -54,7 +54,9 @@ fn main() -> std::process::ExitCode {
         return report(&Failure::usage(message).into(), json);
     }
     let mut cli = cli;
-    if let Err(message) = cli.global.resolve() {
+    // `P2P_NODE_URL` is the client's: a bad one does not stop `run`.
+    let client = !matches!(cli.command, None | Some(Command::Run(_)));
+    if let Err(message) = cli.global.resolve(client) {
         return report(&Failure::usage(message).into(), json);
     }
     let json = cli.global.json;
@@ -272,7 +274,10 @@ async fn run(args: RunArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
         }
         Box::new(store)
     };
-    let token = write_cookie(&data_dir).map_err(|e| local(commands::errors::render(&e)))?;
+    // The token is written once the node has started (below): a node that
+    // cannot start, its address or store in use, leaves the token of the
+    // one that runs there as it was.
+    let token = new_token().map_err(|e| local(commands::errors::render(&e)))?;
     let mut config = NodeConfig::new(genesis);
     config.listen = args.listen;
     config.advertise = args.advertise;
@@ -304,6 +309,12 @@ async fn run(args: RunArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
     let node = Service::start(config.clone(), seams)
         .await
         .map_err(start_error)?;
+    if let Some(token) = &config.api_token
+        && let Err(e) = write_cookie(&data_dir, token)
+    {
+        node.shutdown().await;
+        return Err(local(commands::errors::render(&e)));
+    }
     let (height, tip) = node.tip().await.map(|(t, h)| (h, t))?;
     if let Some(banner) = dev_accounts {
         for line in banner {
@@ -359,6 +370,11 @@ async fn run_dev(
             () = node.stopped() => Next::Stop,
             r = restarts.recv() => r.map_or(Next::Stop, Next::Restart),
         };
+        if matches!(next, Next::Restart(_)) {
+            // The revert's own answer is on its way out: let it leave
+            // before the API's connections close.
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
         node.shutdown().await;
         let Next::Restart(restart) = next else {
             return Ok(());
@@ -433,11 +449,15 @@ async fn wait_for_signal() {
     }
 }
 
-/// Writes a fresh random API token, readable by the owner only.
-fn write_cookie(dir: &Path) -> anyhow::Result<String> {
+/// A fresh random API token.
+fn new_token() -> anyhow::Result<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for the token: {e}"))?;
-    let token = hex::encode(bytes);
+    Ok(hex::encode(bytes))
+}
+
+/// Writes the API token, readable by the owner only.
+fn write_cookie(dir: &Path, token: &str) -> anyhow::Result<()> {
     let path = dir.join(COOKIE_FILE);
     let _ = std::fs::remove_file(&path);
     let mut options = std::fs::OpenOptions::new();
@@ -453,5 +473,5 @@ fn write_cookie(dir: &Path) -> anyhow::Result<String> {
         .with_context(|| format!("cannot write the API token {}", path.display()))?;
     file.write_all(token.as_bytes())
         .with_context(|| format!("cannot write the API token {}", path.display()))?;
-    Ok(token)
+    Ok(())
 }

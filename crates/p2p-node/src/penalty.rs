@@ -139,11 +139,27 @@ impl BanKey {
         keys
     }
 
-    /// The IP ban that covers `addr`: `None` for a loopback address
-    /// (127.0.0.0/8, `::1`), which every node on one machine shares.
+    /// The IP ban that covers `addr`: its [`host_of`] IP; `None` for a
+    /// loopback address (127.0.0.0/8, `::1`), which every node on one
+    /// machine shares.
     pub fn ip_of(addr: SocketAddr) -> Option<BanKey> {
         let ip = addr.ip().to_canonical();
-        (!ip.is_loopback()).then_some(BanKey::Ip(ip))
+        (!ip.is_loopback()).then_some(BanKey::Ip(host_of(ip)))
+    }
+}
+
+/// The host an IP address stands for, for bans, eviction and the
+/// handshake budget: an IPv4 address itself (an IPv4 address written as
+/// IPv6 is the same one), an IPv6 address's /64 network, written as its
+/// first address, since one subscriber is handed a whole /64 and could
+/// otherwise change address at will.
+pub fn host_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) if !v6.is_loopback() => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+        other => other,
     }
 }
 
@@ -273,6 +289,25 @@ mod tests {
         );
         // An IPv4 address written as IPv6 is the same host.
         assert!(bans.is_addr_banned(addr("[::ffff:10.1.0.5]:9"), now));
+    }
+
+    #[test]
+    fn an_ipv6_host_is_its_slash_64() {
+        let now = Instant::now();
+        let mut bans = Bans::default();
+        bans.ban(
+            BanKey::for_peer(None, addr("[2001:db8:1:2:aaaa::1]:40000"), None),
+            Duration::from_secs(10),
+            now,
+        );
+        assert!(
+            bans.is_addr_banned(addr("[2001:db8:1:2:ffff::9]:1"), now),
+            "same /64"
+        );
+        assert!(
+            !bans.is_addr_banned(addr("[2001:db8:1:3::1]:1"), now),
+            "another /64"
+        );
     }
 
     #[test]

@@ -14,8 +14,8 @@
 //!   (no offence: the requests time out);
 //! - `unfunded_flood`: 200 well-signed transfers from keys with no coins
 //!   (refused without penalty, an honest race);
-//! - `oversized_list`: a `GetTxs` of more ids than a list may hold (a frame
-//!   error: banned at once).
+//! - `oversized_list`: an `AnnounceTxs` of more ids than a list may hold
+//!   (a frame error: banned at once).
 //!
 //! then reads what the node says for a while and hangs up, and waits an
 //! exponential time (mean 5 s) before the next episode. The node's own

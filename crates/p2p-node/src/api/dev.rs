@@ -49,11 +49,19 @@ pub(super) async fn snapshot(
     let dev = dev_chain(&api)?;
     let deadline = tokio::time::Instant::now() + COMMIT_WAIT;
     loop {
-        let (mempool, height, tip) = api
+        // On the core's task: no block joins the chain while the store is
+        // copied, so the copy holds nothing past the tip it names (and a
+        // commit of that tip still under way is waited for below).
+        let chain = dev.clone();
+        let (saved, height, tip) = api
             .node
-            .query(|v| (v.mempool.txs().to_vec(), v.chain.height(), v.chain.tip()))
+            .query(move |v| {
+                let (height, tip) = (v.chain.height(), v.chain.tip());
+                let saved = chain.snapshot(v.mempool.txs().to_vec(), height, tip);
+                (saved, height, tip)
+            })
             .await?;
-        if let Some(id) = dev.snapshot(mempool, height, tip) {
+        if let Some(id) = saved {
             return Ok(Json(DevAnswer { id, height, tip }));
         }
         if tokio::time::Instant::now() >= deadline {

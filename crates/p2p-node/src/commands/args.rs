@@ -100,10 +100,10 @@ impl Global {
     /// Fills in what the command line left out from the environment
     /// (`P2P_NODE_URL`, `P2P_NODE_DATA_DIR`) and the defaults; a bad
     /// `P2P_NODE_URL` is a usage error naming it.
-    pub(crate) fn resolve(&mut self) -> Result<(), String> {
+    pub(crate) fn resolve(&mut self, client: bool) -> Result<(), String> {
         self.node = match (&self.node_given, std::env::var("P2P_NODE_URL")) {
             (Some(given), _) => given.clone(),
-            (None, Ok(env)) if !env.is_empty() => {
+            (None, Ok(env)) if client && !env.is_empty() => {
                 parse_node_url(&env).map_err(|e| format!("P2P_NODE_URL: {e}"))?
             }
             _ => DEFAULT_NODE.to_string(),
@@ -205,7 +205,7 @@ pub(crate) enum LogFormat {
 }
 
 /// The ids of [`RunArgs`]' options, as clap names them.
-const RUN_IDS: [&str; 16] = [
+const RUN_IDS: [&str; 17] = [
     "listen",
     "advertise",
     "api",
@@ -222,6 +222,7 @@ const RUN_IDS: [&str; 16] = [
     "genesis",
     "log",
     "log_format",
+    "dev",
 ];
 
 /// An account named by a dev name or an address, or by a key file.

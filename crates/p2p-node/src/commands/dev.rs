@@ -47,10 +47,18 @@ pub(super) async fn revert(ctx: &Ctx, id: Option<u64>) -> anyhow::Result<()> {
         p2p_node::client::Client::new(&ctx.global.node, None).with_timeout(Duration::from_secs(2));
     let deadline = tokio::time::Instant::now() + RESTART_WAIT;
     let now: StatusAnswer = loop {
-        if let Ok(s) = quick.status().await {
-            let restarted = s.started_at_ms != before.started_at_ms;
-            let there = target.as_ref().is_some_and(|at| s.tip == at.tip);
-            if restarted && there {
+        // A new node, whose best chain holds the snapshot's tip at its
+        // height (it may have mined on top already: the pending
+        // transactions were submitted again).
+        if let Ok(s) = quick.status().await
+            && s.started_at_ms != before.started_at_ms
+            && let Some(at) = &target
+        {
+            let there = match quick.block_at_height(at.height).await {
+                Ok(b) => b.hash == at.tip,
+                Err(_) => false,
+            };
+            if there {
                 break s;
             }
         }
@@ -69,7 +77,8 @@ pub(super) async fn revert(ctx: &Ctx, id: Option<u64>) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let answer = json!({"id": id, "height": now.height, "tip": now.tip});
+    let at = target.as_ref().map_or(now.height, |a| a.height);
+    let answer = json!({"id": id, "height": at, "tip": target.as_ref().map(|a| a.tip), "best_height": now.height});
     ctx.print(&answer, || match id {
         Some(id) => format!(
             "reverted to snapshot {id}: height {}, tip {}",

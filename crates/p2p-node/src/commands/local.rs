@@ -42,10 +42,13 @@ pub(super) fn keygen(ctx: &Ctx, out: Option<&Path>, name: Option<&str>) -> anyho
         (None, Some(name)) => {
             super::keyring::check_name(name).map_err(Failure::usage)?;
             let dir = super::keyring::dir();
+            let made = !dir.exists();
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create the key directory {}", dir.display()))?;
+            // Owner-only, if this made it (a directory the user named is
+            // theirs to set).
             #[cfg(unix)]
-            {
+            if made {
                 use std::os::unix::fs::PermissionsExt;
                 let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
             }
@@ -90,32 +93,32 @@ pub(super) fn purge(ctx: &Ctx, yes: bool) -> anyhow::Result<()> {
         code,
         message,
     };
-    let file = match std::fs::File::open(&store) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(fail(
-                "no_chain",
-                format!(
-                    "there is no chain in {} (no {})",
-                    dir.display(),
-                    store.display()
-                ),
-            )
-            .into());
-        }
-        Err(e) => {
-            return Err(fail("failed", format!("cannot open {}: {e}", store.display())).into());
-        }
-    };
-    // A running node holds the store's lock.
-    if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock() {
+    if !store.exists() {
         return Err(fail(
-            "store_in_use",
-            format!("a node is using {}: stop it first", store.display()),
+            "no_chain",
+            format!(
+                "there is no chain in {} (no {})",
+                dir.display(),
+                store.display()
+            ),
         )
         .into());
     }
-    drop(file);
+    // A running node holds the store open, and redb refuses a second
+    // opener: opened here and kept open until the files are gone, so no
+    // node can start on it meanwhile. A store redb cannot read at all
+    // (damaged) is removed as it is.
+    let _held = match redb::Database::open(&store) {
+        Ok(db) => Some(db),
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+            return Err(fail(
+                "store_in_use",
+                format!("a node is using {}: stop it first", store.display()),
+            )
+            .into());
+        }
+        Err(_) => None,
+    };
     let bytes = std::fs::metadata(&store).map(|m| m.len()).unwrap_or(0);
     if !yes {
         use std::io::{BufRead, IsTerminal, Write};

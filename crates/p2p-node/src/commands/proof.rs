@@ -25,32 +25,50 @@ fn invalid(message: String) -> anyhow::Error {
     .into()
 }
 
+/// Headers a source may add past the tip it named in its first page (the
+/// chain grows while it is read); a source that keeps going is refused,
+/// not followed until memory runs out.
+const GROWTH: u64 = 10_000;
+
 /// Every header of `client`'s best chain, from genesis, page by page.
 async fn all_headers(client: &Client) -> anyhow::Result<Vec<Header>> {
-    let mut headers = Vec::new();
+    let mut headers: Vec<Header> = Vec::new();
+    let mut cap: Option<u64> = None;
     loop {
-        let page: HeadersAnswer = client
-            .get_json(&format!("/headers?from={}", headers.len()))
-            .await?;
+        let from = headers.len() as u64;
+        let page: HeadersAnswer = client.get_json(&format!("/headers?from={from}")).await?;
+        if page.from != from {
+            return Err(invalid(format!(
+                "{}: asked for headers from {from}, got a page from {}",
+                client.base(),
+                page.from
+            )));
+        }
+        let cap = *cap.get_or_insert(page.tip_height.saturating_add(GROWTH));
         if page.headers.is_empty() {
             return Ok(headers);
         }
-        for (i, text) in page.headers.iter().enumerate() {
+        for text in &page.headers {
+            let height = headers.len();
             let bytes = hex::decode(text).map_err(|e| {
                 invalid(format!(
-                    "{}: header {} is not hex: {e}",
-                    client.base(),
-                    page.from + i as u64
+                    "{}: header {height} is not hex: {e}",
+                    client.base()
                 ))
             })?;
             let header = Header::from_bytes(&bytes).map_err(|e| {
                 invalid(format!(
-                    "{}: header {} is not a header: {e}",
-                    client.base(),
-                    page.from + i as u64
+                    "{}: header {height} is not a header: {e}",
+                    client.base()
                 ))
             })?;
             headers.push(header);
+        }
+        if headers.len() as u64 > cap {
+            return Err(invalid(format!(
+                "{}: more than {cap} headers, past the tip it said it had",
+                client.base()
+            )));
         }
         if headers.len() as u64 > page.tip_height {
             return Ok(headers);
@@ -97,13 +115,22 @@ pub(super) async fn verify(
     };
     let mut best: Option<(HeaderChain, String)> = None;
     let mut refused = Vec::new();
+    // A source that could not be asked at all, for the exit code when no
+    // source gave a chain (unreachable: exit 3, as every client error).
+    let mut unreached: Option<anyhow::Error> = None;
     for url in &sources {
         let source = Client::new(url, None).with_timeout(ctx.request_timeout());
         let checked = match all_headers(&source).await {
             Ok(headers) => {
                 HeaderChain::verify(&params, network, &headers).map_err(|e| e.to_string())
             }
-            Err(e) => Err(format!("{e:#}")),
+            Err(e) => {
+                let said = format!("{e:#}");
+                if e.downcast_ref::<p2p_node::client::ClientError>().is_some() {
+                    unreached.get_or_insert(e);
+                }
+                Err(said)
+            }
         };
         match checked {
             Ok(chain) if best.as_ref().is_none_or(|(b, _)| chain.work() > b.work()) => {
@@ -112,6 +139,12 @@ pub(super) async fn verify(
             Ok(_) => {}
             Err(e) => refused.push(format!("{url}: {e}")),
         }
+    }
+    if best.is_none()
+        && refused.len() == sources.len()
+        && let Some(e) = unreached
+    {
+        return Err(e);
     }
     let Some((chain, from)) = best else {
         return Err(invalid(format!(

@@ -54,7 +54,7 @@ impl Pending {
         let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         queue.push_back(Entry {
             conn,
-            ip: ip.to_canonical(),
+            ip: crate::penalty::host_of(ip),
             token,
             spoke: spoke.clone(),
             started: started.clone(),

@@ -140,12 +140,17 @@ pub(super) fn partition(net: &mut Net, state: &mut State, groups: &[String]) -> 
 }
 
 pub(super) fn heal(net: &mut Net, state: &mut State) -> anyhow::Result<()> {
-    let cuts = std::mem::take(&mut state.cuts);
+    let cuts = state.cuts.clone();
     for (a, b) in &cuts {
         let (ns, ip) = (state.host(*a)?.ns.clone(), state.host(*b)?.ip.clone());
-        hosts::ip(&["-n", &ns, "route", "del", "prohibit", &format!("{ip}/32")])?;
+        // A route already gone ("No such process") is healed.
+        match hosts::ip(&["-n", &ns, "route", "del", "prohibit", &format!("{ip}/32")]) {
+            Err(e) if !format!("{e:#}").contains("No such process") => return Err(e),
+            _ => {}
+        }
+        state.cuts.retain(|c| c != &(*a, *b));
+        state.save()?;
     }
-    state.save()?;
     println!(
         "heal: {} cut links restored; waiting for the nodes to reconnect and agree",
         cuts.len()
@@ -202,11 +207,15 @@ pub(super) fn misbehave(
         others_before.len()
     );
     let me = std::env::current_exe().context("cannot find this program")?;
+    let network = net.get(net.node(target)?, "/status")?["network"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     hosts::run(
         Command::new("ip")
             .args(["netns", "exec", &bad.ns])
             .arg(&me)
-            .args(["testnet", "garbage", &victim.p2p()]),
+            .args(["testnet", "garbage", &victim.p2p(), &network]),
     )?;
 
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -269,16 +278,68 @@ pub(super) fn misbehave(
     Ok(())
 }
 
-/// Connects to `addr` and sends a frame whose length prefix says 6 bytes
-/// and whose body decodes as no message.
-pub(super) fn garbage(addr: &str) -> anyhow::Result<()> {
+/// The protocol version this handshake speaks (`docs/PROTOCOL.md`,
+/// "Versions"): xtask depends on no crate of the workspace, so it writes
+/// the few bytes of a handshake itself.
+const PROTOCOL_VERSION: u8 = 4;
+
+/// A frame: the body's length (4 bytes, big-endian), then the body.
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut out = u32::try_from(body.len())
+        .unwrap_or(u32::MAX)
+        .to_be_bytes()
+        .to_vec();
+    out.extend_from_slice(body);
+    out
+}
+
+/// Connects to `addr` as a peer of the network `network` (hex): a real
+/// handshake (`docs/PROTOCOL.md`, "Messages": tag 0, version, network, a
+/// node id, no listening address, genesis as its tip, no work, a user
+/// agent), the node's own handshake read and acknowledged, then a frame
+/// whose length prefix says 6 bytes and whose body decodes as no message.
+/// An admitted peer's offence bans its IP; a connection's before its
+/// handshake bans only its exact address.
+pub(super) fn garbage(addr: &str, network: &str) -> anyhow::Result<()> {
+    let network = (0..network.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(network.get(i..i + 2).unwrap_or("zz"), 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .ok()
+        .filter(|b| b.len() == 32)
+        .with_context(|| format!("`{network}` is not a network id (64 hex digits)"))?;
     let mut stream =
         TcpStream::connect(addr).with_context(|| format!("cannot connect to {addr}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut hello = vec![0u8, PROTOCOL_VERSION];
+    hello.extend_from_slice(&network);
+    hello.extend(std::iter::repeat_n(0x5a, 32)); // node id
+    hello.push(0); // no listening address
+    hello.extend_from_slice(&network); // best tip: genesis
+    hello.push(0); // best height 0
+    hello.extend([0u8; 32]); // total work
+    let agent = b"xtask-misbehave";
+    hello.push(agent.len() as u8);
+    hello.extend_from_slice(agent);
+    stream.write_all(&frame(&hello))?;
+    // The node's handshake (and perhaps its ack): read one frame, answer
+    // with an ack (tag 1), which makes the connection live.
+    let mut len = [0u8; 4];
+    std::io::Read::read_exact(&mut stream, &mut len).context("the node sent no handshake")?;
+    let mut body = vec![0u8; u32::from_be_bytes(len).min(1 << 20) as usize];
+    std::io::Read::read_exact(&mut stream, &mut body).context("the node's handshake was cut")?;
+    if body.first() != Some(&0) {
+        anyhow::bail!(
+            "the node answered the handshake with message tag {:?}",
+            body.first()
+        );
+    }
+    stream.write_all(&frame(&[1]))?;
     stream.write_all(&[0, 0, 0, 6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])?;
     stream.flush()?;
     // Wait for the node to close the connection.
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let _ = std::io::Read::read(&mut stream, &mut [0; 64]);
+    let mut rest = [0u8; 4096];
+    while matches!(std::io::Read::read(&mut stream, &mut rest), Ok(n) if n > 0) {}
     Ok(())
 }
 

@@ -208,16 +208,30 @@ impl State {
     /// returns what could not be removed.
     pub(super) fn tear_down(&mut self) -> Vec<String> {
         let mut failed = Vec::new();
+        // What is already gone (a reboot, someone's cleanup) counts as
+        // removed: the record must not keep `down` failing for ever.
         let mut note = |what: String, r: anyhow::Result<()>| {
             if let Err(e) = r {
-                failed.push(format!("{what}: {e:#}"));
+                let said = format!("{e:#}");
+                let gone = [
+                    "No such",
+                    "not found",
+                    "Cannot find",
+                    "does not exist",
+                    "Bad rule",
+                ]
+                .iter()
+                .any(|m| said.contains(m));
+                if !gone {
+                    failed.push(format!("{what}: {said}"));
+                }
             }
         };
         for host in &mut self.hosts {
             if let Some(pid) = host.pid.take() {
                 note(
                     format!("stopping node {} (pid {pid})", host.index),
-                    stop_pid(pid),
+                    stop_pid(pid, &host.ns),
                 );
             }
             if let Some(c) = host.container.take() {
@@ -344,7 +358,11 @@ fn start_docker(host: &mut Host, args: &[String]) -> anyhow::Result<()> {
     image::own(&host.data_dir)?;
     let name = host.ns.clone();
     let volume = format!("{}:/data", host.data_dir.display());
-    run(Command::new("docker")
+    // Recorded before it runs: a container created that then failed to
+    // start is still removed by `down`. Unless the name was someone
+    // else's already: that one is left alone.
+    host.container = Some(name.clone());
+    let ran = run(Command::new("docker")
         .args([
             "run",
             "-d",
@@ -365,8 +383,13 @@ fn start_docker(host: &mut Host, args: &[String]) -> anyhow::Result<()> {
             &image::tag(),
             "run",
         ])
-        .args(args))?;
-    host.container = Some(name.clone());
+        .args(args));
+    if let Err(e) = ran {
+        if format!("{e:#}").contains("already in use") {
+            host.container = None;
+        }
+        return Err(e);
+    }
     let pid = output(Command::new("docker").args(["inspect", "-f", "{{.State.Pid}}", &name]))?;
     ip(&["netns", "attach", &host.ns, pid.trim()])?;
     host.made_ns = true;
@@ -418,9 +441,17 @@ fn is_node(pid: u32) -> bool {
     state != "Z" && state != "X" && ["p2p-node", "ip", "chroot"].contains(&name)
 }
 
-/// SIGTERM, up to 10 s for a clean stop, then SIGKILL.
-fn stop_pid(pid: u32) -> anyhow::Result<()> {
-    if !is_node(pid) {
+/// Whether process `pid` runs in the network namespace named `ns`.
+fn in_namespace(pid: u32, ns: &str) -> bool {
+    output(Command::new("ip").args(["netns", "identify", &pid.to_string()]))
+        .is_ok_and(|o| o.split_whitespace().any(|n| n == ns))
+}
+
+/// SIGTERM, up to 10 s for a clean stop, then SIGKILL (`pid` in `ns`).
+fn stop_pid(pid: u32, ns: &str) -> anyhow::Result<()> {
+    // Not a node any more, or one in another namespace: a pid of a record
+    // that outlived its process (a reboot) and was reused. Not ours.
+    if !is_node(pid) || !in_namespace(pid, ns) {
         return Ok(());
     }
     let _ = Command::new("kill")

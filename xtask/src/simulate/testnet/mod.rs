@@ -84,9 +84,10 @@ enum Cmd {
         #[arg(long)]
         target: usize,
     },
-    /// (Inside a host's namespace) connect to ADDR and send garbage.
+    /// (Inside a host's namespace) connect to ADDR as a peer of NETWORK
+    /// and send garbage.
     #[command(hide = true)]
-    Garbage { addr: String },
+    Garbage { addr: String, network: String },
 }
 
 /// `cargo xtask testnet ...`.
@@ -97,8 +98,8 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    if let Cmd::Garbage { addr } = &cli.command {
-        return garbage(addr);
+    if let Cmd::Garbage { addr, network } = &cli.command {
+        return garbage(addr, network);
     }
     if !crate::image::is_root() {
         bail!(

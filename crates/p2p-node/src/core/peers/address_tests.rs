@@ -82,7 +82,7 @@ fn a_banned_host_is_refused_on_every_port_and_its_other_peers_are_dropped() {
 }
 
 #[test]
-fn garbage_before_a_handshake_bans_the_ip_off_loopback() {
+fn garbage_before_a_handshake_bans_only_that_exact_address() {
     let mut t = table_with(24);
     let now = Instant::now();
     let (tx, _rx) = queue();
@@ -94,7 +94,7 @@ fn garbage_before_a_handshake_bans_the_ip_off_loopback() {
     assert!(matches!(
         t.admit(
             1,
-            host(8, 40001),
+            host(8, 40000),
             Direction::Inbound,
             &hello(2, None),
             tx.clone(),
@@ -102,6 +102,19 @@ fn garbage_before_a_handshake_bans_the_ip_off_loopback() {
         ),
         Err((Reason::Banned, _))
     ));
+    // Another port of the same IP: a connection that never said who it
+    // is does not cut off its host.
+    assert!(
+        t.admit(
+            3,
+            host(8, 40001),
+            Direction::Inbound,
+            &hello(4, None),
+            tx.clone(),
+            now
+        )
+        .is_ok()
+    );
     assert!(
         t.admit(
             2,

@@ -16,8 +16,8 @@ impl PeerTable {
     /// Adds an offence's penalty to a peer and bans it past the threshold
     /// ([`BanKey::for_peer`]: its node id, its socket address, its
     /// listening address, and its IP address unless that is loopback).
-    /// Before a handshake only the socket address is known: it (and its IP)
-    /// is banned for an offence heavy enough to reach the threshold alone.
+    /// Before a handshake only the socket address is known: it alone is
+    /// banned for an offence heavy enough to reach the threshold alone.
     /// An IP ban also drops every other peer connected from that IP.
     pub fn punish(
         &mut self,
@@ -32,8 +32,12 @@ impl PeerTable {
             if let Some(remote) = remote
                 && penalty >= self.config.ban_threshold
             {
+                // Only the exact address: a connection that never said who
+                // it is (a port scan, a client aimed at the wrong port)
+                // does not cut off its IP, which a NAT may share with
+                // honest peers.
                 warn!(%remote, "banned before its handshake: {offence}");
-                self.ban(BanKey::for_peer(None, remote, None), now);
+                self.ban(vec![BanKey::Addr(remote)], now);
                 return Punished::BannedBeforeHandshake;
             }
             return Punished::Nobody;

@@ -49,7 +49,7 @@ impl PeerTable {
         let mut by_ip: BTreeMap<IpAddr, (usize, (Instant, ConnId))> = BTreeMap::new();
         for (c, p) in &candidates {
             let entry = by_ip
-                .entry(p.remote.ip().to_canonical())
+                .entry(crate::penalty::host_of(p.remote.ip()))
                 .or_insert((0, newest(p, *c)));
             entry.0 += 1;
             entry.1 = entry.1.max(newest(p, *c));
