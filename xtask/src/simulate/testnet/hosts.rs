@@ -231,7 +231,7 @@ impl State {
             if let Some(pid) = host.pid.take() {
                 note(
                     format!("stopping node {} (pid {pid})", host.index),
-                    stop_pid(pid, &host.ns),
+                    stop_pid(pid, host),
                 );
             }
             if let Some(c) = host.container.take() {
@@ -441,17 +441,25 @@ fn is_node(pid: u32) -> bool {
     state != "Z" && state != "X" && ["p2p-node", "ip", "chroot"].contains(&name)
 }
 
-/// Whether process `pid` runs in the network namespace named `ns`.
-fn in_namespace(pid: u32, ns: &str) -> bool {
+/// Whether process `pid` is host `host`'s: its root directory is the
+/// host's copy of the image (the node runs chrooted there), or it runs in
+/// the host's named network namespace (while `ip netns exec` and `chroot`
+/// start it). Either survives the other being removed by hand.
+fn ours(pid: u32, host: &Host) -> bool {
+    let root = std::fs::read_link(format!("/proc/{pid}/root")).ok();
+    let dir = std::fs::canonicalize(&host.dir).ok();
+    if root.is_some() && root == dir {
+        return true;
+    }
     output(Command::new("ip").args(["netns", "identify", &pid.to_string()]))
-        .is_ok_and(|o| o.split_whitespace().any(|n| n == ns))
+        .is_ok_and(|o| o.split_whitespace().any(|n| n == host.ns))
 }
 
-/// SIGTERM, up to 10 s for a clean stop, then SIGKILL (`pid` in `ns`).
-fn stop_pid(pid: u32, ns: &str) -> anyhow::Result<()> {
-    // Not a node any more, or one in another namespace: a pid of a record
-    // that outlived its process (a reboot) and was reused. Not ours.
-    if !is_node(pid) || !in_namespace(pid, ns) {
+/// SIGTERM, up to 10 s for a clean stop, then SIGKILL (`pid` of `host`).
+fn stop_pid(pid: u32, host: &Host) -> anyhow::Result<()> {
+    // Not a node any more, or another host's: a pid of a record that
+    // outlived its process (a reboot) and was reused. Not ours.
+    if !is_node(pid) || !ours(pid, host) {
         return Ok(());
     }
     let _ = Command::new("kill")
