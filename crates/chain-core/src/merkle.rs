@@ -35,23 +35,32 @@ fn node(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
     *hasher.finalize().as_bytes()
 }
 
+/// The leaves of these commitments: each keyed with [`LEAF_KEY`].
+fn leaves(ids: &[TxId]) -> Vec<[u8; 32]> {
+    ids.iter()
+        .map(|id| *blake3::keyed_hash(&LEAF_KEY, id.as_bytes()).as_bytes())
+        .collect()
+}
+
+/// The level above `level`: pairs hashed in order, the odd node out
+/// carried up unchanged.
+fn next_level(level: &[[u8; 32]]) -> Vec<[u8; 32]> {
+    level
+        .chunks(2)
+        .map(|pair| match pair {
+            [left, right] => node(left, right),
+            [single] => *single,
+            _ => unreachable!("chunks(2) yields one or two items"),
+        })
+        .collect()
+}
+
 /// The merkle root of these leaves (a block's transaction commitments), in
 /// order (see the module docs for the rules).
 pub fn merkle_root(ids: &[TxId]) -> MerkleRoot {
-    let mut level: Vec<[u8; 32]> = ids
-        .iter()
-        .map(|id| *blake3::keyed_hash(&LEAF_KEY, id.as_bytes()).as_bytes())
-        .collect();
+    let mut level = leaves(ids);
     while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|pair| match pair {
-                [left, right] => node(left, right),
-                // The odd node out is carried up unchanged.
-                [single] => *single,
-                _ => unreachable!("chunks(2) yields one or two items"),
-            })
-            .collect();
+        level = next_level(&level);
     }
     let top = level.first().copied().unwrap_or([0; 32]);
     let mut hasher = blake3::Hasher::new_keyed(&ROOT_KEY);
@@ -107,10 +116,7 @@ pub fn merkle_branch(ids: &[TxId], index: usize) -> Option<MerkleBranch> {
     if index >= ids.len() {
         return None;
     }
-    let mut level: Vec<[u8; 32]> = ids
-        .iter()
-        .map(|id| *blake3::keyed_hash(&LEAF_KEY, id.as_bytes()).as_bytes())
-        .collect();
+    let mut level = leaves(ids);
     let mut at = index;
     let mut siblings = Vec::new();
     while level.len() > 1 {
@@ -118,14 +124,7 @@ pub fn merkle_branch(ids: &[TxId], index: usize) -> Option<MerkleBranch> {
         if !carried {
             siblings.push(level[at ^ 1]);
         }
-        level = level
-            .chunks(2)
-            .map(|pair| match pair {
-                [left, right] => node(left, right),
-                [single] => *single,
-                _ => unreachable!("chunks(2) yields one or two items"),
-            })
-            .collect();
+        level = next_level(&level);
         at /= 2;
     }
     Some(MerkleBranch {

@@ -9,15 +9,8 @@ mod process;
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 
-use process::{NodeProcess, binary, wait_or_kill};
+use process::{NodeProcess, binary, json_of as json, wait_or_kill};
 use serde_json::Value;
-
-fn json(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-        serde_json::from_slice(&out.stderr)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
-    })
-}
 
 #[test]
 fn a_dev_node_mines_each_transaction_and_forgets_its_chain_at_exit() {

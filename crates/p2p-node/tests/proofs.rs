@@ -12,18 +12,8 @@ use std::process::{Command, Output};
 
 use chain_core::{Header, InclusionProof};
 use escrow::Tx;
-use process::{NodeProcess, binary};
+use process::{NodeProcess, binary, json_of as json};
 use serde_json::Value;
-
-fn json(out: &Output) -> Value {
-    let text = if out.status.success() {
-        &out.stdout
-    } else {
-        &out.stderr
-    };
-    serde_json::from_slice(text)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(text)))
-}
 
 fn verify(node: &str, txid: &str, extra: &[&str]) -> Output {
     Command::new(binary())

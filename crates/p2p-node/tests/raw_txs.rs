@@ -11,19 +11,8 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
 
-use process::{NodeProcess, binary};
+use process::{NodeProcess, binary, json_of as json};
 use serde_json::Value;
-
-/// The JSON a command printed (stdout), or its JSON error (stderr).
-fn json(out: &Output) -> Value {
-    let text = if out.status.success() {
-        &out.stdout
-    } else {
-        &out.stderr
-    };
-    serde_json::from_slice(text)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(text)))
-}
 
 /// An API address where nothing answers: signing offline must not need it.
 fn nowhere() -> String {

@@ -40,8 +40,9 @@ use crate::net::host_addr;
 use crate::rng::SimRng;
 use crate::world::{World, lock};
 
-/// What a Byzantine host does in one episode.
-const BEHAVIOURS: [&str; 7] = [
+/// What a Byzantine host does in one episode, by the names the report
+/// counts them under.
+pub const BEHAVIOURS: [&str; 7] = [
     "garbage",
     "invalid_block",
     "bad_signature",
@@ -93,10 +94,7 @@ impl World {
             .await
             .map_err(|_| "unreachable")?;
         let mut framed = Framed::new(stream, WireCodec::new());
-        let mut id = [0u8; 32];
-        for chunk in id.chunks_mut(8) {
-            chunk.copy_from_slice(&rng.u64().to_le_bytes());
-        }
+        let id = rng.bytes32();
         let genesis = self.genesis.network_id();
         let hello = Handshake {
             version: PROTOCOL_VERSION,
@@ -236,20 +234,12 @@ fn solve(mut header: Header) -> Header {
 }
 
 fn random_id(rng: &mut SimRng) -> chain_core::TxId {
-    let mut b = [0u8; 32];
-    for chunk in b.chunks_mut(8) {
-        chunk.copy_from_slice(&rng.u64().to_le_bytes());
-    }
-    chain_core::TxId::from_bytes(b)
+    chain_core::TxId::from_bytes(rng.bytes32())
 }
 
 /// A well-signed transfer from a key that holds nothing.
 fn unfunded_transfer(rng: &mut SimRng, network: BlockHash) -> SignedTx {
-    let mut seed = [0u8; 32];
-    for chunk in seed.chunks_mut(8) {
-        chunk.copy_from_slice(&rng.u64().to_le_bytes());
-    }
-    let key = Keypair::from_seed(seed);
+    let key = Keypair::from_seed(rng.bytes32());
     SignedTx::sign(
         &key,
         0,

@@ -49,7 +49,7 @@ pub mod rng;
 pub mod store;
 pub mod world;
 
-mod byzantine;
+pub mod byzantine;
 mod checks;
 mod faults;
 mod load;

@@ -25,6 +25,15 @@ impl SimRng {
         SimRng(ChaCha8Rng::from_seed(key))
     }
 
+    /// 32 uniform bytes: four `u64` draws, little-endian.
+    pub fn bytes32(&mut self) -> [u8; 32] {
+        let mut b = [0u8; 32];
+        for chunk in b.chunks_mut(8) {
+            chunk.copy_from_slice(&self.u64().to_le_bytes());
+        }
+        b
+    }
+
     /// A uniform `u64`.
     pub fn u64(&mut self) -> u64 {
         self.0.next_u64()
@@ -59,10 +68,5 @@ impl SimRng {
 /// Node `i`'s id in its `generation`-th life (ids change at each restart,
 /// as a real node draws one at each start).
 pub fn node_id(seed: u64, i: usize, generation: u64) -> [u8; 32] {
-    let mut id_rng = SimRng::stream(seed, (2 << 32) + ((i as u64) << 16) + generation);
-    let mut id = [0u8; 32];
-    for chunk in id.chunks_mut(8) {
-        chunk.copy_from_slice(&id_rng.u64().to_le_bytes());
-    }
-    id
+    SimRng::stream(seed, (2 << 32) + ((i as u64) << 16) + generation).bytes32()
 }

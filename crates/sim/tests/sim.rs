@@ -200,15 +200,7 @@ fn a_swarm_with_byzantine_hosts_heals_the_same_way_twice_and_bans_no_honest_node
     assert!(r.settled_after_heal_s.is_some());
     // Every behaviour was tried, and some were refused: the hosts' IPs
     // were banned by the nodes they misbehaved against.
-    for behaviour in [
-        "garbage",
-        "invalid_block",
-        "bad_signature",
-        "stale_block",
-        "never_delivered",
-        "unfunded_flood",
-        "oversized_list",
-    ] {
+    for behaviour in sim::byzantine::BEHAVIOURS {
         let tried: u64 = r
             .fault_events
             .iter()

@@ -55,6 +55,18 @@ pub fn wait_or_kill(child: &mut Child) -> std::process::ExitStatus {
     status
 }
 
+/// A command's JSON answer: its stdout when it succeeded, else its JSON
+/// error on stderr (`--json`).
+pub fn json_of(out: &Output) -> serde_json::Value {
+    let text = if out.status.success() {
+        &out.stdout
+    } else {
+        &out.stderr
+    };
+    serde_json::from_slice(text)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(text)))
+}
+
 /// The binary under test.
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_p2p-node"))
