@@ -14,7 +14,9 @@ use wire::NodeId;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{MiningMode, NodeConfig};
-use crate::core::{Command, Core, CoreMsg, CoreParts, Direction, NodeChain, NodeView, Snapshot};
+use crate::core::{
+    BlockSubmission, Command, Core, CoreMsg, CoreParts, Direction, NodeChain, NodeView, Snapshot,
+};
 use crate::mempool::MempoolError;
 use crate::peer::{PeerTask, spawn_dial};
 use crate::pow::{HashMiner, Mine};
@@ -402,6 +404,31 @@ impl NodeHandle {
         let hashes = rx.await.map_err(|_| NodeError::Stopped)?;
         self.published(true).await?;
         Ok(hashes)
+    }
+
+    /// Offers `block`, made elsewhere, to the chain as a block mined here
+    /// (Bitcoin Core's `submitblock`): validated and accepted like any
+    /// block, and announced to the peers as `relay` says once saved.
+    /// Nothing on the API calls it; the simulator's strategies do
+    /// (`docs/SIMULATION.md`).
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::Stopped`].
+    pub async fn submit_block(
+        &self,
+        block: chain_core::Block<escrow::Tx>,
+        relay: crate::core::BlockRelay,
+    ) -> Result<crate::core::Submitted, NodeError> {
+        let (reply, rx) = oneshot::channel();
+        let block = Box::new(block);
+        let submission = BlockSubmission {
+            block,
+            relay,
+            reply,
+        };
+        self.command(Command::SubmitBlock(submission)).await?;
+        rx.await.map_err(|_| NodeError::Stopped)
     }
 
     /// Changes the mining mode.

@@ -51,6 +51,50 @@ pub(super) enum Accepted {
     },
 }
 
+/// Which peers hear of a block submitted through the handle
+/// ([`crate::NodeHandle::submit_block`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockRelay {
+    /// As a block mined here: announced once saved if it moved the best
+    /// tip, and not otherwise.
+    IfBest,
+    /// Announced to every live peer once saved, on the best chain or not:
+    /// a miner that publishes a competing block (a strategy of the
+    /// simulator's, such as a selfish pool racing an honest block).
+    Always,
+}
+
+/// What became of a block submitted through the handle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Submitted {
+    /// It moved the best tip.
+    Best,
+    /// It joined a side branch.
+    SideBranch,
+    /// Its parent is unknown: it waits in the orphan pool.
+    Orphan,
+    /// The node had it already.
+    Duplicate,
+    /// It was refused (the node's log says why).
+    Refused,
+}
+
+/// What became of the submitted block `hash`, which the chain `known`
+/// before, and which moved the tip if `best`.
+pub(super) fn submitted(chain: &NodeChain, hash: &BlockHash, known: bool, best: bool) -> Submitted {
+    if best {
+        Submitted::Best
+    } else if known {
+        Submitted::Duplicate
+    } else if chain.contains(hash) {
+        Submitted::SideBranch
+    } else if chain.is_orphan(hash) {
+        Submitted::Orphan
+    } else {
+        Submitted::Refused
+    }
+}
+
 /// Offers `block` to the chain at wall-clock time `now_ms`.
 pub(super) fn insert(chain: &mut NodeChain, block: Block<Tx>, now_ms: u64) -> Accepted {
     let hash = block.hash();

@@ -65,6 +65,9 @@ pub(super) struct Released {
     pub replies: Vec<MinedReply>,
     /// Damaged blocks whose good copies the commit wrote back.
     pub repaired: Vec<BlockHash>,
+    /// Blocks submitted through the handle to be relayed whether or not
+    /// they are on the best chain ([`crate::core::BlockRelay::Always`]).
+    pub relay: Vec<BlockHash>,
 }
 
 /// The durability part (see the module docs).
@@ -79,6 +82,8 @@ pub(super) struct Durable {
     unsaved_since: Option<Instant>,
     /// The tip to announce to every peer once it is saved.
     to_announce: Option<BlockHash>,
+    /// Blocks to announce once saved, on the best chain or not.
+    to_relay: Vec<BlockHash>,
     /// "Mine N" answers to send once their blocks are saved.
     mined_replies: Vec<MinedReply>,
     /// Handles waiting for a publication of everything saved.
@@ -114,6 +119,7 @@ impl Durable {
             unsaved_index: Vec::new(),
             unsaved_since: None,
             to_announce: None,
+            to_relay: Vec::new(),
             mined_replies: Vec::new(),
             saved_waiters: Vec::new(),
             since_snapshot: (
@@ -173,6 +179,12 @@ impl Durable {
     /// replaces it.
     pub fn announce(&mut self, tip: BlockHash) {
         self.to_announce = Some(tip);
+    }
+
+    /// Announces `hash` to every peer once it is saved, whether or not it
+    /// is on the best chain then (a block submitted to be relayed).
+    pub fn relay(&mut self, hash: BlockHash) {
+        self.to_relay.push(hash);
     }
 
     /// Answers a "mine N" request once its blocks are saved.
@@ -265,6 +277,7 @@ impl Durable {
         self.unsaved_since = None;
         let replies = std::mem::take(&mut self.mined_replies);
         let announce = self.to_announce.take();
+        let relay = std::mem::take(&mut self.to_relay);
         if !commit.is_empty() {
             if commit.snapshot.is_some() {
                 // The counters start again at the snapshot's block; if the
@@ -290,6 +303,7 @@ impl Durable {
             announce: announce.filter(|t| chain.is_on_best_chain(t)),
             replies,
             repaired,
+            relay: relay.into_iter().filter(|h| chain.contains(h)).collect(),
         })
     }
 

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use chain_core::miner::MineOutcome;
-use chain_core::{BlockHash, TxId};
-use escrow::SignedTx;
+use chain_core::{Block, BlockHash, TxId};
+use escrow::{SignedTx, Tx};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -17,6 +17,7 @@ use wire::{Handshake, Message, NodeId, Reason};
 use crate::clock::Clock;
 use crate::config::MiningMode;
 use crate::config::NodeConfig;
+use crate::core::blocks::{BlockRelay, Submitted};
 use crate::core::dialing::Dialer;
 use crate::core::view::{ConnId, Direction, NodeChain, NodeEvent, NodeView};
 use crate::mempool::MempoolError;
@@ -146,6 +147,9 @@ pub(crate) enum Command {
         to: Option<escrow::Address>,
         reply: oneshot::Sender<Vec<BlockHash>>,
     },
+    /// Offers a block made elsewhere (a strategy's) to the chain as one
+    /// mined here, relayed as `relay` says; answers what became of it.
+    SubmitBlock(BlockSubmission),
     /// Changes the mining mode.
     SetMining(MiningMode),
     /// Dials an address (and keeps it in the address book).
@@ -156,6 +160,13 @@ pub(crate) enum Command {
     Partition(Vec<SocketAddr>),
     /// Lifts every partition and redials the addresses it cut.
     Heal,
+}
+
+/// A block submitted through the handle ([`Command::SubmitBlock`]).
+pub(crate) struct BlockSubmission {
+    pub block: Box<Block<Tx>>,
+    pub relay: BlockRelay,
+    pub reply: oneshot::Sender<Submitted>,
 }
 
 /// What waits for the next publication of the snapshot's mempool part.

@@ -60,7 +60,8 @@ use inbox::{PublishWaiter, QueryFn};
 use miner_driver::{DriverParts, MinerDriver};
 use network::{Lent, Network};
 
-pub(crate) use inbox::{Command, CoreMsg, CoreParts};
+pub use blocks::{BlockRelay, Submitted};
+pub(crate) use inbox::{BlockSubmission, Command, CoreMsg, CoreParts};
 pub use published::{RECENT_HEIGHTS, RecentBlocks, Snapshot};
 pub use view::{ConnId, Direction, Metrics, NodeChain, NodeEvent, NodeView, PeerInfo};
 
@@ -173,7 +174,8 @@ impl Core {
         let released = self.durable.flush(&mut self.chain, &mut self.repairs, true);
         self.route(released);
         self.durable.save_changed_mempool(self.mempool.txs(), true);
-        self.save_bans();
+        self.durable
+            .save_bans(self.net.peers().bans(Instant::now()), self.clock.now_ms());
         // Dropping every sender lets each connection task finish.
         self.net.clear();
         info!("core stopped");
@@ -202,7 +204,8 @@ impl Core {
         self.net
             .announce_txs(self.mempool.take_due_announcements(now));
         if self.net.take_bans_changed() {
-            self.save_bans();
+            self.durable
+                .save_bans(self.net.peers().bans(Instant::now()), self.clock.now_ms());
         }
         self.published.live_peers(self.net.peers().live_count());
         // Only once what the event accepted is durable.
@@ -219,9 +222,8 @@ impl Core {
         }
     }
 
-    /// Saves what was accepted since the last save ([`Durable::flush`]) and
-    /// routes what waited for it. `false` if the node cannot save (a
-    /// failing store stops it: what it announces must survive a crash).
+    /// Saves what was accepted ([`Durable::flush`]), routes what waited for
+    /// it; `false` if the node cannot save (what it announces must be saved).
     fn flush(&mut self) -> bool {
         let released = self
             .durable
@@ -229,9 +231,8 @@ impl Core {
         self.route(released)
     }
 
-    /// Routes what a commit released (repaired blocks, "mine N" answers, the
-    /// tip to announce); a failed commit stops the node, with nothing
-    /// announced or answered. Returns whether the node can still save.
+    /// Routes what a commit released (repairs, "mine N" answers, blocks to
+    /// announce); a failed commit stops the node, nothing told. `false` then.
     fn route(&mut self, released: Result<Released, Stopped>) -> bool {
         let Ok(released) = released else {
             self.cancel.cancel();
@@ -241,8 +242,8 @@ impl Core {
         for reply in released.replies {
             reply.send();
         }
-        if let Some(tip) = released.announce {
-            self.net.announce_block_to_all(tip, &self.chain);
+        for hash in released.announce.into_iter().chain(released.relay) {
+            self.net.announce_block_to_all(hash, &self.chain);
         }
         true
     }
@@ -321,13 +322,19 @@ impl Core {
         }
     }
 
-    /// Saves the active bans with their expiries in wall-clock time.
-    fn save_bans(&mut self) {
-        if !self.durable.failed() {
-            let now_ms = self.clock.now_ms();
-            let bans = self.net.peers().bans(Instant::now());
-            self.durable.save_bans(bans, now_ms);
+    /// Offers a block made elsewhere to the chain as one mined here, relayed
+    /// as asked once saved (`NodeHandle::submit_block`).
+    fn submit_block(&mut self, s: BlockSubmission) {
+        let (hash, known) = (s.block.hash(), self.chain.contains(&s.block.hash()));
+        let moved = self.accept_block(*s.block, None);
+        moved.iter().for_each(|r| self.durable.announce(r.new_tip));
+        if s.relay == BlockRelay::Always && self.chain.contains(&hash) {
+            self.durable.relay(hash);
         }
+        let best = moved.is_some();
+        let _ = s
+            .reply
+            .send(blocks::submitted(&self.chain, &hash, known, best));
     }
 
     /// Routes a command of the node's handle.
@@ -363,6 +370,7 @@ impl Core {
                 }
             }
             Command::Mine { count, to, reply } => self.miner.request(count, to, reply),
+            Command::SubmitBlock(submission) => self.submit_block(submission),
             Command::SetMining(mode) => self.miner.set_mode(mode, self.mempool.is_empty()),
             Command::Partition(addrs) => self.net.partition(&addrs),
             Command::Heal => self.net.heal(now),
@@ -418,9 +426,8 @@ impl Core {
         }
     }
 
-    /// A transaction from a peer (its signature checked by the connection's
-    /// task if `check`): admitted (with the waiting ones it lets in), kept
-    /// waiting, or refused (`gossip::tx_offence`: the peer's fault?).
+    /// A transaction from a peer (signature checked by its task if `check`):
+    /// admitted, kept waiting, or refused (`gossip::tx_offence`: its fault?).
     fn on_tx(&mut self, conn: ConnId, tx: SignedTx, check: Option<escrow::SigCheck>) {
         let id = tx.id();
         self.net.tx_from(conn, &id);
@@ -430,11 +437,8 @@ impl Core {
                 self.net.admitted_from(conn, now);
                 self.admitted(id, freed);
             }
-            // Its predecessor may be on its way from another peer. Neither
-            // waiting nor a refusal to wait is penalised: a node behind
-            // the chain sees honest peers' transactions as orphans of
-            // senders that hold nothing (docs/PROTOCOL.md, "Orphan
-            // transactions").
+            // Its predecessor may come from another peer; neither waiting nor
+            // a refusal to wait is penalised (PROTOCOL.md, "Orphan transactions").
             Offered::Waiting { evicted } => {
                 debug!(conn, %id, ?evicted, "transaction waits for an earlier nonce");
             }
@@ -446,8 +450,7 @@ impl Core {
         }
     }
 
-    /// The mempool admitted `id` and the waiting ones it let in (`freed`):
-    /// they are announced, and watchers told.
+    /// The mempool admitted `id` and the waiting ones it let in: announce.
     fn admitted(&mut self, id: TxId, freed: Vec<TxId>) {
         for id in std::iter::once(id).chain(freed) {
             self.announce_tx(id);
@@ -530,10 +533,9 @@ impl Core {
 
     // ---- blocks -------------------------------------------------------
 
-    /// Offers a block to the chain (`blocks::insert`) and applies the
-    /// outcome. Returns the new best-chain change, if the block moved the
-    /// tip; the caller announces it. `from`: the sender, whether we asked
-    /// for it by hash, whether it pushed it (`compact.rs`).
+    /// Offers a block to the chain (`blocks::insert`), applies the outcome,
+    /// returns the change of the best chain, if any (the caller announces
+    /// it). `from`: the sender, whether asked for by hash, whether pushed.
     fn accept_block(
         &mut self,
         block: Block<Tx>,
@@ -591,8 +593,8 @@ impl Core {
         None
     }
 
-    /// The store cannot be read back: the state may have moved without the
-    /// change reported, so the node saves nothing more and stops.
+    /// The store cannot be read back (the state may have moved without the
+    /// change reported): the node saves nothing more and stops.
     fn stop_unreadable(&mut self, e: &ArchiveError) {
         tracing::error!("the block store cannot be read, stopping the node: {e}");
         self.durable.store_unreadable();
@@ -600,9 +602,8 @@ impl Core {
     }
 
     /// The best tip moved: index the new blocks, count the move, move the
-    /// mempool and announce again what undone blocks held, admit what
-    /// waited, tell watchers, and stop the miner, whose template now has a
-    /// stale parent. The new tip is announced once saved (the caller).
+    /// mempool (announcing again what undone blocks held, admitting what
+    /// waited), tell watchers, stop the miner (its parent is stale).
     fn on_new_best(&mut self, reorg: &Reorg<Tx>) {
         self.durable.accepted(reorg);
         let (applied, undone) = (reorg.applied.len(), reorg.undone.len());
@@ -628,9 +629,8 @@ impl Core {
         self.miner.tip_moved(Instant::now());
     }
 
-    /// The miner found a block paying `paid_to`: accept it and, if it
-    /// joined the best chain, count it toward the open requests before any
-    /// new job starts.
+    /// The miner found a block paying `paid_to`: accept it and, if it joined
+    /// the best chain, count it toward the open requests before a new job.
     fn on_mined(&mut self, block: Block<Tx>, paid_to: escrow::Address) {
         let hash = block.hash();
         self.miner.log_found(&block, Instant::now());
