@@ -329,6 +329,66 @@ fn the_template_builds_a_valid_child() {
 }
 
 #[test]
+fn a_template_on_any_parent_builds_a_valid_child_of_it() {
+    let (mut chain, params) = new_chain();
+    let g = tip_header(&chain);
+    // The tip's template on the tip is the template.
+    assert_eq!(
+        chain.template_on(&g.hash(), &[tx(1)], 0),
+        Some(chain.template(&[tx(1)], 0))
+    );
+    // Two blocks on one branch; a template on the genesis starts another.
+    let b1 = child(&g, vec![tx(1)], &params);
+    let b2 = child(&b1.header, vec![tx(2)], &params);
+    chain.insert(b1, NOW).unwrap();
+    chain.insert(b2.clone(), NOW).unwrap();
+    let rival = mine(chain.template_on(&g.hash(), &[tx(3)], 0).unwrap());
+    assert_eq!((rival.height, rival.parent), (1, g.hash()));
+    assert!(matches!(
+        chain.insert(
+            Block {
+                header: rival,
+                transactions: vec![tx(3)]
+            },
+            NOW
+        ),
+        Ok(Inserted::SideBranch)
+    ));
+    // A child of the side block, then a grandchild: the branch takes over.
+    let on_rival = mine(chain.template_on(&rival.hash(), &[tx(4)], 0).unwrap());
+    assert_eq!(on_rival.height, 2);
+    chain
+        .insert(
+            Block {
+                header: on_rival,
+                transactions: vec![tx(4)],
+            },
+            NOW,
+        )
+        .unwrap();
+    let third = mine(chain.template_on(&on_rival.hash(), &[tx(5)], 0).unwrap());
+    assert!(matches!(
+        chain.insert(
+            Block {
+                header: third,
+                transactions: vec![tx(5)]
+            },
+            NOW
+        ),
+        Ok(Inserted::NewBest(_))
+    ));
+    assert_eq!(chain.tip(), third.hash());
+    assert!(chain.is_on_best_chain(&rival.hash()));
+    assert!(!chain.is_on_best_chain(&b2.hash()));
+    // A parent the tree does not hold.
+    assert!(
+        chain
+            .template_on(&BlockHash::from_bytes([9; 32]), &[], 0)
+            .is_none()
+    );
+}
+
+#[test]
 fn blocks_lists_side_branches_too() {
     let (mut chain, params) = new_chain();
     let g = tip_header(&chain);

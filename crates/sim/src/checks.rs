@@ -165,6 +165,17 @@ impl World {
             && probe.height >= h
             && probe.at_heights.first().copied().flatten() != Some(hash)
         {
+            if self.opts.selfish.is_some() {
+                // A selfish pool with a lead of three or more undoes blocks
+                // that every node had with two on top: the attack's effect,
+                // counted (`selfish.rs`), not a fault of the nodes.
+                let mut s = lock(&self.shared);
+                if s.settled == Some((h, hash)) {
+                    s.pool.settled_lost += 1;
+                    s.settled = None;
+                }
+                return;
+            }
             self.violate(
                 "settled",
                 Some(i),

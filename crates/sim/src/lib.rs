@@ -55,6 +55,8 @@ mod faults;
 mod load;
 mod measure;
 mod probe;
+mod selfish;
+mod setup;
 
 pub use clock::SimClock;
 pub use cpu::{CostModel, SimCpu};

@@ -224,6 +224,14 @@ impl World {
             fault_events: s.fault_events.clone(),
             settled_after_heal_s: settled_after,
             settled_height: s.settled.map_or(0, |(h, _)| h),
+            selfish: self.opts.selfish.map(|pool| {
+                let first_seen = s
+                    .stamps
+                    .iter()
+                    .filter_map(|(hash, nodes)| nodes.values().min().map(|t| (*hash, *t)))
+                    .collect();
+                crate::selfish::report(pool, &tree, &first_seen, &s.pool)
+            }),
             violation: s.violation.clone(),
         };
         Outcome {

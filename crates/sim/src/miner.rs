@@ -48,7 +48,7 @@ impl Lottery {
 
     /// When `node` finds its next block (drawn now if not drawn yet, or if
     /// the draw passed while it was not mining).
-    fn next_find(&mut self, node: usize) -> Option<Instant> {
+    pub(crate) fn next_find(&mut self, node: usize) -> Option<Instant> {
         let now = Instant::now();
         let mean = (*self.mean.get(node)?)?;
         match self.next.get(node).copied().flatten() {
@@ -64,7 +64,7 @@ impl Lottery {
     }
 
     /// Uses up `node`'s find at `at`; false if it was used already.
-    fn claim(&mut self, node: usize, at: Instant) -> bool {
+    pub(crate) fn claim(&mut self, node: usize, at: Instant) -> bool {
         match self.next.get_mut(node) {
             Some(slot) if *slot == Some(at) => {
                 *slot = None;

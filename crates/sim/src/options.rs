@@ -135,6 +135,22 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
+/// A selfish mining pool among the nodes (`selfish.rs`, Eyal and Sirer's
+/// strategy SM1): node 0 runs the real node, and the pool's miner, not
+/// the node's, finds blocks and decides when to publish them.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Selfish {
+    /// The pool's share of the hash power, α (between 0 and 0.5).
+    pub power: f64,
+    /// How many honest nodes the pool's node dials; it takes no inbound
+    /// connection, so these are all its peers.
+    pub peers: usize,
+    /// The one-way latency of every link of the pool's host, in
+    /// milliseconds (`None`: drawn as any host's): a pool that hears of
+    /// honest blocks early.
+    pub link_ms: Option<u64>,
+}
+
 /// Each node's simulated processor (`cpu.rs`).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Processor {
@@ -223,6 +239,8 @@ pub struct SimOptions {
     /// How nodes relay new blocks ([`NodeConfig::relay`]): compact blocks
     /// by default, as the live node; `Legacy` for announce, request, block.
     pub relay: p2p_node::Relay,
+    /// A selfish mining pool at node 0; `None`: every node is honest.
+    pub selfish: Option<Selfish>,
 }
 
 impl SimOptions {
@@ -252,6 +270,7 @@ impl SimOptions {
             ping_interval: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(45),
             relay: p2p_node::Relay::Compact,
+            selfish: None,
         }
     }
 }

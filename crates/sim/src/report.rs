@@ -206,6 +206,10 @@ pub struct Report {
     /// The highest block every node had with `SETTLED_DEPTH` (2) blocks on
     /// top of it.
     pub settled_height: u64,
+    /// The selfish pool's figures (`selfish.rs`); absent without a pool,
+    /// so a run without one writes the report it wrote before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selfish: Option<crate::selfish::SelfishReport>,
     /// The first broken check, if any.
     pub violation: Option<Violation>,
 }

@@ -29,11 +29,13 @@ use tokio_util::task::TaskTracker;
 use wire::NodeId;
 
 pub use crate::options::{
-    Faults, HashPower, Processor, Regions, SimOptions, Stop, bitcoin_regions, bitcoin_regions_2015,
+    Faults, HashPower, Processor, Regions, Selfish, SimOptions, Stop, bitcoin_regions,
+    bitcoin_regions_2015,
 };
 pub use crate::report::{
     BlockStats, Outcome, Reorgs, Report, Summary, TreeBlock, TxStats, Violation,
 };
+pub use crate::selfish::{SelfishReport, closed_form_revenue};
 
 use p2p_node::core::NodeChain;
 use p2p_node::{MiningMode, Node, NodeConfig, NodeError, NodeHandle, Seams};
@@ -42,7 +44,7 @@ use crate::clock::SimClock;
 use crate::cpu::SimCpu;
 use crate::load::{Arrivals, FILLER_OVERHEAD, Load, User, filler_memo_len, max_block_bytes};
 use crate::miner::{Lottery, SimMiner};
-use crate::net::{HostSpec, Latency, SimNet, host_addr};
+use crate::net::{SimNet, host_addr};
 use crate::options::round3;
 use crate::probe::Ask;
 use crate::rng::SimRng;
@@ -101,6 +103,7 @@ pub fn run(options: &SimOptions) -> Result<Outcome, SimError> {
             crate::load::BLOCK_SIZE_RANGE
         )));
     }
+    crate::selfish::check_options(options).map_err(SimError::Options)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
@@ -144,6 +147,8 @@ pub(super) struct Shared {
     pub(super) fault_events: BTreeMap<String, u64>,
     /// Nodes that stopped on a failed commit.
     pub(super) store_stops: u64,
+    /// What the selfish pool did, if there is one.
+    pub(super) pool: crate::selfish::PoolRecord,
 }
 
 /// The world of a run, shared by its tasks.
@@ -165,61 +170,21 @@ pub(super) struct World {
     pub(super) slow_commits: Arc<AtomicU64>,
 }
 
-fn key_for(seed: u64, role: &str, i: usize) -> Keypair {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(b"escrow-chain sim key");
-    hasher.update(&seed.to_le_bytes());
-    hasher.update(role.as_bytes());
-    hasher.update(&(i as u64).to_le_bytes());
-    Keypair::from_seed(*hasher.finalize().as_bytes())
-}
-
 impl World {
     fn build(opts: SimOptions) -> Result<Arc<World>, SimError> {
         let mut rng = SimRng::stream(opts.seed, 1);
-        // Hosts: regions and bandwidth.
-        let hosts: Vec<HostSpec> = (0..opts.nodes)
-            .map(|_| match &opts.regions {
-                Some(r) => {
-                    let mut x = rng.unit() * r.share.iter().sum::<f64>();
-                    let mut region = 0;
-                    for (i, s) in r.share.iter().enumerate() {
-                        region = i;
-                        if x < *s {
-                            break;
-                        }
-                        x -= s;
-                    }
-                    HostSpec {
-                        region,
-                        upload_bps: r.upload_bps.get(region).copied().unwrap_or(opts.upload_bps),
-                    }
-                }
-                None => HostSpec {
-                    region: 0,
-                    upload_bps: opts.upload_bps,
-                },
-            })
-            .collect();
-        let latency = match &opts.regions {
-            Some(r) => Latency::Regions(r.latency_ms.clone()),
-            None => opts.latency.clone(),
-        };
-        // Byzantine hosts after the nodes (their draws come after every
-        // node's, so the nodes' hosts are what they were without them).
-        let byzantine = opts.faults.map_or(0, |f| f.byzantine);
-        let mut hosts = hosts;
-        hosts.extend((0..byzantine).map(|_| HostSpec {
-            region: 0,
-            upload_bps: opts.upload_bps,
-        }));
-        let net = SimNet::new(SimRng::stream(opts.seed, 5).u64(), latency, &hosts);
+        let hosts = crate::setup::hosts(&opts, &mut rng);
+        let net = SimNet::new(
+            SimRng::stream(opts.seed, 5).u64(),
+            crate::setup::latency(&opts),
+            &hosts,
+        );
         // Accounts: users funded in genesis, one reward account per node.
         let users: Vec<Keypair> = (0..opts.users)
-            .map(|i| key_for(opts.seed, "user", i))
+            .map(|i| crate::setup::key_for(opts.seed, "user", i))
             .collect();
         let miner_keys: Vec<Keypair> = (0..opts.nodes)
-            .map(|i| key_for(opts.seed, "miner", i))
+            .map(|i| crate::setup::key_for(opts.seed, "miner", i))
             .collect();
         let mut genesis = Genesis::dev();
         genesis.name = "escrow-chain sim".to_string();
@@ -239,7 +204,7 @@ impl World {
         let reference = genesis
             .chain()
             .map_err(|e| SimError::Options(format!("genesis: {e}")))?;
-        let shares: Vec<f64> = (0..opts.nodes)
+        let mut shares: Vec<f64> = (0..opts.nodes)
             .map(|_| match opts.hash_power {
                 HashPower::Equal => 1.0,
                 // At least a millionth of a share: a mean time between
@@ -247,6 +212,9 @@ impl World {
                 HashPower::Skewed => (-(1.0 - rng.unit()).ln()).max(1e-6),
             })
             .collect();
+        if let Some(pool) = opts.selfish {
+            crate::selfish::share_power(&mut shares, pool.power);
+        }
         let clock = SimClock::new(genesis.timestamp_ms + 1_000);
         let lottery = Arc::new(Mutex::new(Lottery::new(
             opts.seed,
@@ -309,6 +277,10 @@ impl World {
                 supply_checked_at: None,
             });
         }
+        if let Some(slot) = slots.first_mut() {
+            crate::selfish::configure(&mut slot.config, &opts);
+        }
+        crate::selfish::fix_links(&net, &opts);
         let load = Load {
             users: users
                 .into_iter()
@@ -356,6 +328,7 @@ impl World {
                 load,
                 fault_events: BTreeMap::new(),
                 store_stops: 0,
+                pool: crate::selfish::PoolRecord::default(),
             }),
             miners,
             abort: CancellationToken::new(),
@@ -568,6 +541,9 @@ impl World {
                 self.clone()
                     .load_loop(stop_load.clone(), Arrivals::Filler { memo_len }),
             );
+        }
+        if self.opts.selfish.is_some() {
+            fault_tasks.spawn(self.clone().selfish_loop(self.heal.clone()));
         }
         if let Some(faults) = self.opts.faults {
             for k in 0..faults.byzantine {

@@ -326,6 +326,29 @@ impl<S: StateMachine> Chain<S> {
         }
     }
 
+    /// A header template for a child of `parent`, any block of the tree
+    /// (a miner that chooses its parent, such as the simulator's selfish
+    /// pool), with these transactions, which the caller has checked apply
+    /// on that branch; `None` if the tree does not hold `parent`.
+    pub fn template_on(
+        &self,
+        parent: &BlockHash,
+        transactions: &[S::Tx],
+        now_ms: u64,
+    ) -> Option<Header> {
+        let context = self.parent_context(parent)?;
+        let leaves: Vec<_> = transactions.iter().map(Transaction::commitment).collect();
+        Some(Header {
+            version: crate::header::HEADER_VERSION,
+            height: context.height + 1,
+            parent: *parent,
+            merkle_root: merkle_root(&leaves),
+            timestamp_ms: now_ms.max(context.median_time_ms.saturating_add(1)),
+            target: context.required_target,
+            nonce: 0,
+        })
+    }
+
     /// A locator for sync: best-chain hashes from the tip back, the first
     /// ten one apart, then doubling the step, always ending at genesis.
     pub fn locator(&self) -> Vec<BlockHash> {

@@ -25,10 +25,10 @@ use super::{Args, dur, parse_sweep, svg, timed, write_json};
 /// What a batch is: the same for every share of it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(super) struct Plan {
-    /// `sweep` or `swarm`.
+    /// `sweep`, `selfish-sweep` or `swarm`.
     kind: String,
     /// `--seed`: a sweep's seed, a swarm's first.
-    seed: u64,
+    pub(super) seed: u64,
     /// The points, in order: a sweep's intervals, a swarm's seeds.
     points: Vec<String>,
     /// The options every point shares, as the simulator reads them.
@@ -93,7 +93,7 @@ impl Args {
     }
 
     /// The plan of this batch, with this share.
-    fn plan(&self, kind: &str, points: Vec<String>) -> anyhow::Result<Plan> {
+    pub(super) fn plan(&self, kind: &str, points: Vec<String>) -> anyhow::Result<Plan> {
         let mut options = self.options(self.seed)?;
         options.progress = false;
         Ok(Plan {
@@ -114,7 +114,7 @@ fn share(count: usize, [k, n]: [usize; 2]) -> Vec<usize> {
 /// Runs this share of `plan`'s points with `point` (which writes a
 /// point's own files and returns its row), writes each row and the plan,
 /// then, if the share is the whole batch, the batch's files.
-fn run_batch(
+pub(super) fn run_batch(
     args: &Args,
     plan: &Plan,
     out: &Path,
@@ -154,6 +154,7 @@ fn run_batch(
 fn finish(plan: &Plan, rows: &[Value], out: &Path) -> anyhow::Result<()> {
     match plan.kind.as_str() {
         "sweep" => finish_sweep(plan, rows, out)?,
+        "selfish-sweep" => super::selfish::finish(plan, rows, out)?,
         "swarm" => finish_swarm(rows, out)?,
         other => bail!("unknown batch kind `{other}`"),
     }
@@ -396,7 +397,7 @@ pub(super) fn merge(args: &[String]) -> anyhow::Result<()> {
         for entry in std::fs::read_dir(dir)? {
             let path = entry?.path();
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if name.starts_with("interval-") && path.is_dir() {
+            if (name.starts_with("interval-") || name.starts_with("power-")) && path.is_dir() {
                 let to = out.join(name);
                 std::fs::create_dir_all(&to)?;
                 std::fs::copy(path.join("report.json"), to.join("report.json"))?;

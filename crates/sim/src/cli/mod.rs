@@ -16,11 +16,13 @@ use clap::Parser;
 use sim::cpu::CostModel;
 use sim::net::Latency;
 use sim::world::{
-    Faults, HashPower, Outcome, Processor, Regions, Report, SimOptions, Stop, bitcoin_regions,
-    bitcoin_regions_2015, run as run_sim,
+    Faults, HashPower, Outcome, Processor, Regions, Report, Selfish, SimOptions, Stop,
+    bitcoin_regions, bitcoin_regions_2015, run as run_sim,
 };
 
 mod batch;
+mod replay;
+mod selfish;
 mod setups;
 mod svg;
 
@@ -88,9 +90,9 @@ pub struct Args {
     /// `target/sim/<kind>-seed<seed>`).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Runs a series: `block-interval=1s,2s,5s,10s` (the only parameter
-    /// swept), and plots the stale rate against Decker and Wattenhofer's
-    /// model.
+    /// Runs a series: `block-interval=1s,2s,5s,10s` plots the stale rate
+    /// against Decker and Wattenhofer's model; `selfish-power=0.1,0.2,...`
+    /// plots a selfish pool's revenue against Eyal and Sirer's.
     #[arg(long)]
     sweep: Option<String>,
     /// The fault swarm: each seed draws partitions, held links, latency
@@ -157,6 +159,19 @@ pub struct Args {
     /// default) or `legacy` (announce, request, whole block).
     #[arg(long, value_enum, default_value = "compact")]
     relay: p2p_node::Relay,
+    /// A selfish mining pool at node 0 with this share of the hash power
+    /// (above 0, below 0.5), mining Eyal and Sirer's SM1 against the
+    /// honest nodes (docs/SIMULATION.md).
+    #[arg(long)]
+    selfish_power: Option<f64>,
+    /// How many honest nodes the pool's node dials (it takes no inbound
+    /// connection).
+    #[arg(long, default_value_t = 8)]
+    selfish_peers: usize,
+    /// The one-way latency of the pool's links in milliseconds (default:
+    /// drawn as any host's): a pool that hears of blocks early.
+    #[arg(long)]
+    selfish_link_ms: Option<u64>,
     /// A published setup: `bitcoin-2016` or `bitcoin-2016-small`
     /// (docs/SIMULATION.md); options given beside it win over its own.
     #[arg(long)]
@@ -281,6 +296,11 @@ impl Args {
         o.ping_interval = self.ping_interval;
         o.relay = self.relay;
         o.idle_timeout = self.idle_timeout;
+        o.selfish = self.selfish_power.map(|power| Selfish {
+            power,
+            peers: self.selfish_peers,
+            link_ms: self.selfish_link_ms,
+        });
         if swarm {
             o.faults = Some(Faults {
                 mean_gap: self.fault_gap,
@@ -311,67 +331,6 @@ impl Args {
             p.model = path.display().to_string();
         }
         Ok(Some(p))
-    }
-
-    /// This run's options as `cargo xtask sim` arguments, with `seed`.
-    fn replay(&self, seed: u64) -> String {
-        let mut parts = vec!["cargo xtask sim".to_string()];
-        if self.swarm {
-            parts.push("--swarm --seeds 1".into());
-            parts.push(format!("--fault-gap {}", dur(self.fault_gap)));
-            if self.store_faults {
-                parts.push("--store-faults".into());
-            }
-        }
-        parts.push(format!("--seed {seed}"));
-        if let Some(n) = self.nodes {
-            parts.push(format!("--nodes {n}"));
-        }
-        if let Some(b) = self.block_interval {
-            parts.push(format!("--block-interval {}", dur(b)));
-        }
-        parts.push(format!("--latency {}", self.latency));
-        parts.push(format!("--bandwidth {}", self.bandwidth));
-        parts.push(format!("--seeds-per-node {}", self.seeds_per_node));
-        if let Some(d) = self.duration {
-            parts.push(format!("--duration {}", dur(d)));
-        }
-        if let Some(b) = self.blocks {
-            parts.push(format!("--blocks {b}"));
-        }
-        parts.push(format!("--tx-rate {}", self.tx_rate));
-        parts.push(format!("--escrow-share {}", self.escrow_share));
-        if let Some(u) = self.users {
-            parts.push(format!("--users {u}"));
-        }
-        parts.push(format!("--hash-power {}", self.hash_power));
-        if let Some(s) = self.settle_bound {
-            parts.push(format!("--settle-bound {}", dur(s)));
-        }
-        if let Some(b) = self.block_size {
-            parts.push(format!("--block-size {b}"));
-        }
-        parts.push(format!(
-            "--ping-interval {} --idle-timeout {} --relay {}",
-            dur(self.ping_interval),
-            dur(self.idle_timeout),
-            match self.relay {
-                p2p_node::Relay::Compact => "compact",
-                p2p_node::Relay::Legacy => "legacy",
-            }
-        ));
-        if self.no_cpu {
-            parts.push("--no-cpu".into());
-        } else {
-            parts.push(format!(
-                "--cores {} --cpu-speed {}",
-                self.cores, self.cpu_speed
-            ));
-            if let Some(m) = &self.cpu_model {
-                parts.push(format!("--cpu-model {}", m.display()));
-            }
-        }
-        parts.join(" ")
     }
 }
 
@@ -420,6 +379,12 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     }
     if args.swarm {
         batch::swarm(&args, &out)
+    } else if let Some(powers) = args
+        .sweep
+        .as_deref()
+        .and_then(|s| s.strip_prefix("selfish-power="))
+    {
+        selfish::sweep_power(&args, powers, &out)
     } else if let Some(sweep) = &args.sweep {
         batch::sweep_intervals(&args, sweep, &out)
     } else {
@@ -504,6 +469,21 @@ fn print_summary(report: &Report, wall: Duration) {
         "  relay {}: {} compact blocks received, {} rebuilt at once, {} after asking, {} failed",
         r.mode, r.compact_received, r.rebuilt_at_once, r.rebuilt_after_asking, r.failed
     );
+    if let Some(p) = &report.selfish {
+        println!(
+            "  selfish pool (α {}, {} peers): revenue {:.2} ± {:.2} % of {} best-chain blocks (closed form {:.2} %), γ {} over {} races decided by honest blocks, stale rate {:.2} %",
+            p.power,
+            p.peers,
+            p.revenue * 100.0,
+            p.revenue_se * 100.0,
+            p.pool_best + p.honest_best,
+            p.closed_form_revenue * 100.0,
+            p.gamma
+                .map_or("unmeasured".to_string(), |g| format!("{g:.3}")),
+            p.races_decided_by_honest,
+            p.stale_rate * 100.0
+        );
+    }
     println!(
         "  simulated {:.0} s in {:.2} s of wall time ({:.0}x)",
         report.simulated_s,
@@ -590,8 +570,7 @@ fn single(args: &Args, out: &Path) -> anyhow::Result<()> {
 /// The block intervals of `--sweep block-interval=2s,5s,...`; an error
 /// names the piece it could not read and shows the form expected.
 fn parse_sweep(sweep: &str) -> anyhow::Result<Vec<Duration>> {
-    const FORM: &str =
-        "expected block-interval=DURATION,DURATION,..., for example block-interval=2s,5s,10s,30s";
+    const FORM: &str = "expected block-interval=DURATION,DURATION,..., for example block-interval=2s,5s,10s,30s, or selfish-power=0.1,0.2,...";
     let Some(list) = sweep.strip_prefix("block-interval=") else {
         bail!("--sweep `{sweep}`: {FORM}");
     };

@@ -56,7 +56,7 @@ pub struct TreeBlock {
 }
 
 /// Renders a chart into an SVG string and writes it to `path`.
-fn write_svg<F>(path: &Path, draw: F) -> anyhow::Result<()>
+pub(super) fn write_svg<F>(path: &Path, draw: F) -> anyhow::Result<()>
 where
     F: FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> anyhow::Result<()>,
 {
@@ -71,7 +71,7 @@ where
 }
 
 /// A tick label for a number: at most three decimals, trailing zeros cut.
-fn tick(value: f64) -> String {
+pub(super) fn tick(value: f64) -> String {
     let text = format!("{value:.3}");
     let text = text.trim_end_matches('0').trim_end_matches('.');
     if text == "-0" {

@@ -58,6 +58,9 @@ fn a_replay_command_gives_the_same_options() {
         "--latency bitcoin-2015 --block-size 20kB --tx-rate 0",
         "--ping-interval 2m --idle-timeout 20m --nodes 3",
         "--relay legacy --nodes 4",
+        "--selfish-power 0.3 --selfish-peers 5 --selfish-link-ms 4 --nodes 8",
+        "--selfish-power 0.25 --nodes 3",
+        "--swarm --byzantine 2 --nodes 5",
     ] {
         let args = parse(line);
         let replay = args.replay(args.seed);
@@ -161,6 +164,7 @@ fn shards_merged_are_the_same_bytes_as_one_run_on_any_number_of_threads() {
     for batch in [
         "--nodes 4 --sweep block-interval=2s,5s,10s --blocks 6 --tx-rate 0.2 --seed 7",
         "--swarm --seeds 3 --seed 5 --nodes 4 --duration 2m --fault-gap 20s",
+        "--nodes 4 --sweep selfish-power=0.2,0.3,0.4 --selfish-peers 3 --blocks 20 --tx-rate 0 --seed 7",
     ] {
         sim(&format!("{batch} --jobs 1"), &at("one"));
         sim(&format!("{batch} --jobs 3"), &at("three"));
@@ -178,6 +182,9 @@ fn shards_merged_are_the_same_bytes_as_one_run_on_any_number_of_threads() {
             one.keys()
                 .any(|k| k.ends_with("sweep.json") || k.ends_with("swarm.json"))
         );
+        if batch.contains("selfish-power") {
+            assert!(one.keys().any(|k| k.ends_with("revenue-vs-power.svg")));
+        }
         assert!(
             one == files(&at("three")),
             "{batch}: threads changed the bytes"

@@ -97,6 +97,17 @@ impl SimNet {
         lock(&self.state).latency(a, b)
     }
 
+    /// Sets the one-way latency of every link between `host` and the
+    /// `others` (instead of drawing it): a well-connected miner's links.
+    pub fn fix_links(&self, host: usize, others: impl Iterator<Item = usize>, latency: Duration) {
+        let mut state = lock(&self.state);
+        for other in others.filter(|o| *o != host) {
+            state
+                .links
+                .insert((host.min(other), host.max(other)), latency);
+        }
+    }
+
     /// Traffic counters, per host.
     pub fn stats(&self) -> Vec<HostStats> {
         lock(&self.state)
