@@ -51,10 +51,12 @@ pub mod world;
 
 pub mod byzantine;
 mod checks;
+mod eclipse;
 mod faults;
 mod load;
 mod measure;
 mod probe;
+mod records;
 mod selfish;
 mod setup;
 

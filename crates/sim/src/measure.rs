@@ -232,6 +232,7 @@ impl World {
                     .collect();
                 crate::selfish::report(pool, &tree, &first_seen, &s.pool)
             }),
+            eclipse: crate::eclipse::report(&self.opts, &s.attack, self.start, s.reference.state()),
             violation: s.violation.clone(),
         };
         Outcome {

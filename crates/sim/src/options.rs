@@ -151,6 +151,24 @@ pub struct Selfish {
     pub link_ms: Option<u64>,
 }
 
+/// An eclipse attack on the last `victims` nodes (`eclipse.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Eclipse {
+    /// Attacker hosts: IP addresses, network hosts after the nodes.
+    pub hosts: usize,
+    /// Attacker addresses: ports spread over the hosts (at least `hosts`).
+    pub addrs: usize,
+    /// Nodes attacked: the last ones.
+    pub victims: usize,
+    /// Mean uptime of the other honest nodes (each restarts now and then).
+    #[serde(serialize_with = "secs")]
+    pub churn: Duration,
+    /// The attacker's share of the hash power, for its private chain.
+    pub power: f64,
+    /// How deep the victim must see the double-spent payment.
+    pub confirmations: u64,
+}
+
 /// Each node's simulated processor (`cpu.rs`).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Processor {
@@ -241,6 +259,8 @@ pub struct SimOptions {
     pub relay: p2p_node::Relay,
     /// A selfish mining pool at node 0; `None`: every node is honest.
     pub selfish: Option<Selfish>,
+    /// An eclipse attack; `None`: no attacker.
+    pub eclipse: Option<Eclipse>,
 }
 
 impl SimOptions {
@@ -271,6 +291,7 @@ impl SimOptions {
             idle_timeout: Duration::from_secs(45),
             relay: p2p_node::Relay::Compact,
             selfish: None,
+            eclipse: None,
         }
     }
 }

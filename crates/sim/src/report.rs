@@ -209,7 +209,10 @@ pub struct Report {
     /// The selfish pool's figures (`selfish.rs`); absent without a pool,
     /// so a run without one writes the report it wrote before.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub selfish: Option<crate::selfish::SelfishReport>,
+    pub selfish: Option<SelfishReport>,
+    /// The eclipse's figures (`eclipse.rs`); absent without an attacker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eclipse: Option<EclipseReport>,
     /// The first broken check, if any.
     pub violation: Option<Violation>,
 }
@@ -244,4 +247,114 @@ pub struct Outcome {
     pub store_stops: u64,
     /// Commits that took time (store faults only; not in the report).
     pub slow_commits: u64,
+}
+
+/// The selfish pool's figures in the report.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SelfishReport {
+    /// The options: the pool's share of the hash power (α), the honest
+    /// nodes it dials, its links' latency.
+    pub power: f64,
+    /// Honest nodes the pool's node dials.
+    pub peers: usize,
+    /// Its links' one-way latency, ms, if fixed.
+    pub link_ms: Option<u64>,
+    /// The pool's share of the final best chain's blocks after genesis:
+    /// its relative revenue.
+    pub revenue: f64,
+    /// The standard error of `revenue`, by batch means over 20 stretches
+    /// of the best chain.
+    pub revenue_se: f64,
+    /// The honest nodes' share, `1 − revenue`.
+    pub honest_share: f64,
+    /// Blocks the pool found, and of those on the best chain.
+    pub pool_found: u64,
+    /// Pool blocks on the final best chain.
+    pub pool_best: u64,
+    /// Blocks the honest nodes found, and of those on the best chain.
+    pub honest_found: u64,
+    /// Honest blocks on the final best chain.
+    pub honest_best: u64,
+    /// Blocks found by anyone (the pool's never published included) not
+    /// on the final best chain, over all found.
+    pub stale_rate: f64,
+    /// Races decided by an honest block: the pool's published block and
+    /// an honest one at one height, and the next block found by an honest
+    /// miner on either.
+    pub races_decided_by_honest: u64,
+    /// γ: the share of those honest blocks that were mined on the pool's
+    /// block (`None` with no such race).
+    pub gamma: Option<f64>,
+    /// Its standard error, `sqrt(γ (1 − γ) / races)`.
+    pub gamma_se: Option<f64>,
+    /// Blocks that every node had with two blocks on top (settled, in a
+    /// run without a pool) and that a release of the pool's later undid.
+    pub settled_lost: u64,
+    /// Eyal and Sirer's revenue for α and the measured γ (γ = 0 with no
+    /// race measured), for comparison.
+    pub closed_form_revenue: f64,
+}
+
+/// Eyal and Sirer's relative revenue of a selfish pool of power `alpha`
+/// whose race blocks win a share `gamma` of the honest power (their
+/// equation 8).
+pub fn closed_form_revenue(alpha: f64, gamma: f64) -> f64 {
+    let a = alpha;
+    let num = a * (1.0 - a).powi(2) * (4.0 * a + gamma * (1.0 - 2.0 * a)) - a.powi(3);
+    let den = 1.0 - a * (1.0 + (2.0 - a) * a);
+    num / den
+}
+
+/// The eclipse's figures in the report.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EclipseReport {
+    /// Attacker hosts (IP addresses).
+    pub hosts: usize,
+    /// Attacker addresses (ports over those hosts).
+    pub addrs: usize,
+    /// Victims attacked.
+    pub victims: usize,
+    /// Mean uptime of the other honest nodes, seconds.
+    pub churn_s: f64,
+    /// Victims eclipsed (every peer an attacker's) during the main phase.
+    pub eclipsed: usize,
+    /// `eclipsed / victims`.
+    pub eclipsed_share: f64,
+    /// Seconds from the start until each victim was first eclipsed (`None`:
+    /// never), by victim.
+    pub time_to_eclipse_s: Vec<Option<f64>>,
+    /// By victim: the share of the checks (every 10 s) that found it
+    /// eclipsed.
+    pub eclipsed_time_share: Vec<f64>,
+    /// By victim: its longest eclipse, seconds (to the checks' grain).
+    pub longest_eclipse_s: Vec<f64>,
+    /// By victim: the mean share of its outbound peers that were the
+    /// attacker's, over the checks.
+    pub outbound_held_share: Vec<f64>,
+    /// Connections the victims accepted from, or made to, the attacker.
+    pub attacker_connections: u64,
+    /// The double spend against the first victim eclipsed, if one was.
+    pub double_spend: Option<DoubleSpend>,
+}
+
+/// The double spend against one eclipsed victim.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DoubleSpend {
+    /// The victim.
+    pub victim: usize,
+    /// When it was eclipsed, seconds from the start.
+    pub eclipsed_at_s: f64,
+    /// When the victim showed the payment `confirmations` deep (`None`:
+    /// not before the main phase ended).
+    pub confirmed_at_s: Option<f64>,
+    /// How deep the victim saw the payment.
+    pub confirmations: u64,
+    /// The victim saw the contract released to its owner then.
+    pub victim_saw_release: bool,
+    /// The payment to the victim's owner is not on the final best chain,
+    /// and the conflicting one is.
+    pub payment_reverted: bool,
+    /// The contract is not released on the final best chain (it is in
+    /// dispute there instead).
+    pub release_reverted: bool,
 }

@@ -28,14 +28,14 @@ use escrow::{Address, Tx};
 use p2p_node::NodeEvent;
 use p2p_node::clock::Clock;
 use p2p_node::core::{BlockRelay, NodeChain};
-use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::net::host_addr;
-use crate::options::Selfish;
-use crate::report::TreeBlock;
+use crate::options::{Selfish, SimOptions};
+use crate::records::{PoolRecord, Race};
+use crate::report::{SelfishReport, TreeBlock, closed_form_revenue};
 use crate::rng::SimRng;
 use crate::world::{World, lock};
 
@@ -151,85 +151,29 @@ impl Sm1 {
     }
 }
 
-/// A race the pool entered: its block and the honest block of the same
-/// height, from when the pool published its block.
-#[derive(Clone, Debug)]
-pub(crate) struct Race {
-    height: u64,
-    pool: BlockHash,
-    honest: BlockHash,
-    at: Instant,
-}
+impl SimOptions {
+    /// Checks the pool's options against the run's ([`check_options`]).
+    pub(crate) fn check_selfish(&self) -> Result<(), String> {
+        check_options(self)
+    }
 
-/// What the pool did, for the report.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct PoolRecord {
-    /// Blocks the pool found.
-    pub(crate) found: u64,
-    /// The races it entered.
-    pub(crate) races: Vec<Race>,
-    /// Blocks that every node had with two blocks on top, later undone.
-    pub(crate) settled_lost: u64,
-}
+    /// The hash power shares with the pool's, if there is one
+    /// ([`share_power`]).
+    pub(crate) fn share_selfish_power(&self, shares: &mut [f64]) {
+        if let Some(pool) = self.selfish {
+            share_power(shares, pool.power);
+        }
+    }
 
-/// The selfish pool's figures in the report.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct SelfishReport {
-    /// The options: the pool's share of the hash power (α), the honest
-    /// nodes it dials, its links' latency.
-    pub power: f64,
-    /// Honest nodes the pool's node dials.
-    pub peers: usize,
-    /// Its links' one-way latency, ms, if fixed.
-    pub link_ms: Option<u64>,
-    /// The pool's share of the final best chain's blocks after genesis:
-    /// its relative revenue.
-    pub revenue: f64,
-    /// The standard error of `revenue`, by batch means over 20 stretches
-    /// of the best chain.
-    pub revenue_se: f64,
-    /// The honest nodes' share, `1 − revenue`.
-    pub honest_share: f64,
-    /// Blocks the pool found, and of those on the best chain.
-    pub pool_found: u64,
-    /// Pool blocks on the final best chain.
-    pub pool_best: u64,
-    /// Blocks the honest nodes found, and of those on the best chain.
-    pub honest_found: u64,
-    /// Honest blocks on the final best chain.
-    pub honest_best: u64,
-    /// Blocks found by anyone (the pool's never published included) not
-    /// on the final best chain, over all found.
-    pub stale_rate: f64,
-    /// Races decided by an honest block: the pool's published block and
-    /// an honest one at one height, and the next block found by an honest
-    /// miner on either.
-    pub races_decided_by_honest: u64,
-    /// γ: the share of those honest blocks that were mined on the pool's
-    /// block (`None` with no such race).
-    pub gamma: Option<f64>,
-    /// Its standard error, `sqrt(γ (1 − γ) / races)`.
-    pub gamma_se: Option<f64>,
-    /// Blocks that every node had with two blocks on top (settled, in a
-    /// run without a pool) and that a release of the pool's later undid.
-    pub settled_lost: u64,
-    /// Eyal and Sirer's revenue for α and the measured γ (γ = 0 with no
-    /// race measured), for comparison.
-    pub closed_form_revenue: f64,
-}
-
-/// Eyal and Sirer's relative revenue of a selfish pool of power `alpha`
-/// whose race blocks win a share `gamma` of the honest power (their
-/// equation 8).
-pub fn closed_form_revenue(alpha: f64, gamma: f64) -> f64 {
-    let a = alpha;
-    let num = a * (1.0 - a).powi(2) * (4.0 * a + gamma * (1.0 - 2.0 * a)) - a.powi(3);
-    let den = 1.0 - a * (1.0 + (2.0 - a) * a);
-    num / den
+    /// The pool's node ([`configure`]) and its links ([`fix_links`]).
+    pub(crate) fn set_up_pool(&self, config: &mut p2p_node::NodeConfig, net: &crate::net::SimNet) {
+        configure(config, self);
+        fix_links(net, self);
+    }
 }
 
 /// Checks the pool's options against the run's.
-pub(crate) fn check_options(opts: &crate::options::SimOptions) -> Result<(), String> {
+fn check_options(opts: &SimOptions) -> Result<(), String> {
     let Some(pool) = opts.selfish else {
         return Ok(());
     };
@@ -254,7 +198,7 @@ pub(crate) fn check_options(opts: &crate::options::SimOptions) -> Result<(), Str
 
 /// The hash power shares with the pool's: node [`POOL`] gets α of the
 /// total, the honest nodes share the rest as they drew it.
-pub(crate) fn share_power(shares: &mut [f64], power: f64) {
+fn share_power(shares: &mut [f64], power: f64) {
     let honest: f64 = shares.iter().skip(1).sum();
     if let Some(pool) = shares.first_mut() {
         *pool = honest * power / (1.0 - power);
@@ -264,7 +208,7 @@ pub(crate) fn share_power(shares: &mut [f64], power: f64) {
 /// The pool's node: its own mining off (the pool mines here), `peers`
 /// honest nodes to dial (drawn from the seed's stream 11), no inbound
 /// connection.
-pub(crate) fn configure(config: &mut p2p_node::NodeConfig, opts: &crate::options::SimOptions) {
+fn configure(config: &mut p2p_node::NodeConfig, opts: &SimOptions) {
     let Some(pool) = opts.selfish else { return };
     config.mining = p2p_node::MiningMode::Off;
     let mut rng = SimRng::stream(opts.seed, 11);
@@ -370,41 +314,51 @@ impl World {
     }
 }
 
-/// Asks the pool's node for its tip and the last blocks of its best chain,
-/// and puts those the pool's tree lacks into it (their contexts give the
-/// pool's blocks their targets and timestamps). `None` once it stopped.
-async fn learn(
+/// Asks `node` for its tip and the blocks of its best chain that `tree`
+/// lacks (walking back further until they join what the tree holds), and
+/// puts them into the tree (their contexts give a miner's blocks their
+/// targets and timestamps). `None` once the node stopped.
+pub(crate) async fn learn(
     node: &p2p_node::NodeHandle,
     tree: &mut NodeChain,
     now_ms: u64,
 ) -> Option<(BlockHash, u64)> {
-    let (tip, height, recent) = node
-        .query(|v| {
-            let mut recent = Vec::new();
-            let mut at = v.chain.tip();
-            while recent.len() < 64 {
-                let Some(block) = v.chain.block(&at) else {
-                    break;
-                };
-                at = block.header.parent;
-                let genesis = block.header.height == 0;
-                recent.push(block);
-                if genesis {
-                    break;
+    let mut depth = 64usize;
+    loop {
+        let (tip, height, recent) = node
+            .query(move |v| {
+                let mut recent = Vec::new();
+                let mut at = v.chain.tip();
+                while recent.len() < depth {
+                    let Some(block) = v.chain.block(&at) else {
+                        break;
+                    };
+                    at = block.header.parent;
+                    let genesis = block.header.height == 0;
+                    recent.push(block);
+                    if genesis {
+                        break;
+                    }
+                }
+                (v.chain.tip(), v.chain.height(), recent)
+            })
+            .await
+            .ok()?;
+        let joins = recent
+            .last()
+            .is_none_or(|b| b.header.height == 0 || tree.contains(&b.header.parent));
+        if joins || recent.len() < depth {
+            for block in recent.into_iter().rev() {
+                if !tree.contains(&block.hash()) {
+                    // A block the node accepted is valid; a failure here
+                    // only leaves the miner without it as a parent.
+                    let _ = tree.insert((*block).clone(), now_ms);
                 }
             }
-            (v.chain.tip(), v.chain.height(), recent)
-        })
-        .await
-        .ok()?;
-    for block in recent.into_iter().rev() {
-        if !tree.contains(&block.hash()) {
-            // A block the node accepted is valid; a failure here only
-            // leaves the pool without it as a parent.
-            let _ = tree.insert((*block).clone(), now_ms);
+            return Some((tip, height));
         }
+        depth = depth.saturating_mul(4);
     }
-    Some((tip, height))
 }
 
 /// The pool's figures from the final block tree, when each block was first
@@ -492,7 +446,7 @@ fn round6(x: f64) -> f64 {
 }
 
 /// The pool's links, if fixed: every link of node [`POOL`]'s host.
-pub(crate) fn fix_links(net: &crate::net::SimNet, opts: &crate::options::SimOptions) {
+fn fix_links(net: &crate::net::SimNet, opts: &SimOptions) {
     if let Some(Selfish {
         link_ms: Some(ms), ..
     }) = opts.selfish

@@ -8,9 +8,9 @@ use crate::options::SimOptions;
 use crate::rng::SimRng;
 
 /// The hosts of a run, drawn from `rng`: one per node (its region by the
-/// regions' shares, with that region's bandwidth), then the Byzantine
-/// hosts, whose place comes after every node's draw, so the nodes' hosts
-/// are what they were without them.
+/// regions' shares, with that region's bandwidth), then the Byzantine or
+/// the eclipse's attacker hosts, whose place comes after every node's
+/// draw, so the nodes' hosts are what they were without them.
 pub(crate) fn hosts(opts: &SimOptions, rng: &mut SimRng) -> Vec<HostSpec> {
     let mut hosts: Vec<HostSpec> = (0..opts.nodes)
         .map(|_| match &opts.regions {
@@ -36,7 +36,8 @@ pub(crate) fn hosts(opts: &SimOptions, rng: &mut SimRng) -> Vec<HostSpec> {
         })
         .collect();
     let byzantine = opts.faults.map_or(0, |f| f.byzantine);
-    hosts.extend((0..byzantine).map(|_| HostSpec {
+    let attackers = opts.eclipse.map_or(0, |e| e.hosts);
+    hosts.extend((0..byzantine + attackers).map(|_| HostSpec {
         region: 0,
         upload_bps: opts.upload_bps,
     }));

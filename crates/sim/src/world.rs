@@ -20,22 +20,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chain_core::{BlockHash, ChainParams};
+use chain_core::{Block, BlockHash, ChainParams};
 use escrow::genesis::Allocation;
-use escrow::{Address, Amount, Genesis, Keypair};
+use escrow::{Address, Amount, Genesis, Keypair, Tx};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wire::NodeId;
 
 pub use crate::options::{
-    Faults, HashPower, Processor, Regions, Selfish, SimOptions, Stop, bitcoin_regions,
+    Eclipse, Faults, HashPower, Processor, Regions, Selfish, SimOptions, Stop, bitcoin_regions,
     bitcoin_regions_2015,
 };
 pub use crate::report::{
-    BlockStats, Outcome, Reorgs, Report, Summary, TreeBlock, TxStats, Violation,
+    BlockStats, DoubleSpend, EclipseReport, Outcome, Reorgs, Report, SelfishReport, Summary,
+    TreeBlock, TxStats, Violation, closed_form_revenue,
 };
-pub use crate::selfish::{SelfishReport, closed_form_revenue};
 
 use p2p_node::core::NodeChain;
 use p2p_node::{MiningMode, Node, NodeConfig, NodeError, NodeHandle, Seams};
@@ -47,6 +47,7 @@ use crate::miner::{Lottery, SimMiner};
 use crate::net::{SimNet, host_addr};
 use crate::options::round3;
 use crate::probe::Ask;
+use crate::records::{AttackRecord, PoolRecord};
 use crate::rng::SimRng;
 use crate::store::SimStore;
 
@@ -103,7 +104,8 @@ pub fn run(options: &SimOptions) -> Result<Outcome, SimError> {
             crate::load::BLOCK_SIZE_RANGE
         )));
     }
-    crate::selfish::check_options(options).map_err(SimError::Options)?;
+    options.check_selfish().map_err(SimError::Options)?;
+    options.check_eclipse().map_err(SimError::Options)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
@@ -148,7 +150,9 @@ pub(super) struct Shared {
     /// Nodes that stopped on a failed commit.
     pub(super) store_stops: u64,
     /// What the selfish pool did, if there is one.
-    pub(super) pool: crate::selfish::PoolRecord,
+    pub(super) pool: PoolRecord,
+    /// What the eclipse's attacker did, if there is one.
+    pub(super) attack: AttackRecord,
 }
 
 /// The world of a run, shared by its tasks.
@@ -168,6 +172,8 @@ pub(super) struct World {
     pub(super) start: Instant,
     /// Commits that took time (each stalled its node).
     pub(super) slow_commits: Arc<AtomicU64>,
+    /// The eclipse's private blocks, for the attacker's connections.
+    pub(super) private_blocks: tokio::sync::broadcast::Sender<(usize, Arc<Block<Tx>>)>,
 }
 
 impl World {
@@ -212,9 +218,8 @@ impl World {
                 HashPower::Skewed => (-(1.0 - rng.unit()).ln()).max(1e-6),
             })
             .collect();
-        if let Some(pool) = opts.selfish {
-            crate::selfish::share_power(&mut shares, pool.power);
-        }
+        opts.share_selfish_power(&mut shares);
+        opts.share_eclipse_power(&mut shares);
         let clock = SimClock::new(genesis.timestamp_ms + 1_000);
         let lottery = Arc::new(Mutex::new(Lottery::new(
             opts.seed,
@@ -278,9 +283,8 @@ impl World {
             });
         }
         if let Some(slot) = slots.first_mut() {
-            crate::selfish::configure(&mut slot.config, &opts);
+            opts.set_up_pool(&mut slot.config, &net);
         }
-        crate::selfish::fix_links(&net, &opts);
         let load = Load {
             users: users
                 .into_iter()
@@ -328,13 +332,15 @@ impl World {
                 load,
                 fault_events: BTreeMap::new(),
                 store_stops: 0,
-                pool: crate::selfish::PoolRecord::default(),
+                pool: PoolRecord::default(),
+                attack: AttackRecord::default(),
             }),
             miners,
             abort: CancellationToken::new(),
             heal: CancellationToken::new(),
             start: Instant::now(),
             slow_commits,
+            private_blocks: tokio::sync::broadcast::channel(64).0,
             opts,
         }))
     }
@@ -545,6 +551,7 @@ impl World {
         if self.opts.selfish.is_some() {
             fault_tasks.spawn(self.clone().selfish_loop(self.heal.clone()));
         }
+        self.start_eclipse(&self.heal, &fault_tasks);
         if let Some(faults) = self.opts.faults {
             for k in 0..faults.byzantine {
                 fault_tasks.spawn(self.clone().byzantine_loop(k, self.heal.clone()));

@@ -293,9 +293,7 @@ impl Network {
                 Ok(())
             }
             Message::Addrs(addrs) => {
-                for addr in addrs.iter() {
-                    self.peers.learn_addr(*addr, now);
-                }
+                self.peers.learn_addrs_from(conn, &addrs, now);
                 self.dialing.dial_due(&mut self.peers, now);
                 Ok(())
             }

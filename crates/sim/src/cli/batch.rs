@@ -154,7 +154,7 @@ pub(super) fn run_batch(
 fn finish(plan: &Plan, rows: &[Value], out: &Path) -> anyhow::Result<()> {
     match plan.kind.as_str() {
         "sweep" => finish_sweep(plan, rows, out)?,
-        "selfish-sweep" => super::selfish::finish(plan, rows, out)?,
+        "selfish-sweep" => super::attacks::finish(plan.seed, rows, out)?,
         "swarm" => finish_swarm(rows, out)?,
         other => bail!("unknown batch kind `{other}`"),
     }
@@ -281,6 +281,60 @@ pub(super) fn sweep_intervals(args: &Args, sweep: &str, out: &Path) -> anyhow::R
             "block_bytes_mean": r.blocks.bytes.mean,
             "blocks_found": r.blocks.found,
             "settled": settled,
+        }))
+    })
+}
+
+/// The selfish pool's sweep (`--sweep selfish-power=...`): each point is
+/// one run with the pool at that α.
+pub(super) fn sweep_power(args: &Args, list: &str, out: &Path) -> anyhow::Result<()> {
+    let powers = super::attacks::parse_powers(list)?;
+    let plan = args.plan("selfish-sweep", powers.iter().map(f64::to_string).collect())?;
+    run_batch(args, &plan, out, |i| {
+        let power = powers.get(i).copied().context("no such point")?;
+        let mut one = args.clone();
+        one.sweep = None;
+        one.selfish_power = Some(power);
+        let mut options = one.options(args.seed)?;
+        options.progress = false;
+        let (outcome, wall) = timed(&options)?;
+        let r = outcome.report;
+        let dir = out.join(format!("power-{power}"));
+        std::fs::create_dir_all(&dir)?;
+        write_json(&dir.join("report.json"), &r)?;
+        if let Some(v) = &r.violation {
+            bail!(
+                "α {power}: check `{}` failed at {:.3} s: {}\nreplay: {}",
+                v.check,
+                v.at_s,
+                v.detail,
+                one.replay(args.seed)
+            );
+        }
+        let p = r.selfish.context("the run has no pool")?;
+        println!(
+            "α {power}: revenue {:.2} ± {:.2} % (closed form {:.2} % at γ {}), {} races decided by honest blocks, stale rate {:.2} %, {} best-chain blocks, {:.1} s wall",
+            p.revenue * 100.0,
+            p.revenue_se * 100.0,
+            p.closed_form_revenue * 100.0,
+            p.gamma
+                .map_or("unmeasured".to_string(), |g| format!("{g:.3}")),
+            p.races_decided_by_honest,
+            p.stale_rate * 100.0,
+            p.pool_best + p.honest_best,
+            wall.as_secs_f64()
+        );
+        Ok(serde_json::json!({
+            "power": power,
+            "revenue": p.revenue,
+            "revenue_se": p.revenue_se,
+            "gamma": p.gamma,
+            "gamma_se": p.gamma_se,
+            "races_decided_by_honest": p.races_decided_by_honest,
+            "closed_form_revenue": p.closed_form_revenue,
+            "stale_rate": p.stale_rate,
+            "best_chain_blocks": p.pool_best + p.honest_best,
+            "pool_found": p.pool_found,
         }))
     })
 }

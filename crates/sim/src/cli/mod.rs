@@ -16,13 +16,13 @@ use clap::Parser;
 use sim::cpu::CostModel;
 use sim::net::Latency;
 use sim::world::{
-    Faults, HashPower, Outcome, Processor, Regions, Report, Selfish, SimOptions, Stop,
+    Eclipse, Faults, HashPower, Outcome, Processor, Regions, Report, Selfish, SimOptions, Stop,
     bitcoin_regions, bitcoin_regions_2015, run as run_sim,
 };
 
+mod attacks;
 mod batch;
 mod replay;
-mod selfish;
 mod setups;
 mod svg;
 
@@ -172,6 +172,26 @@ pub struct Args {
     /// drawn as any host's): a pool that hears of blocks early.
     #[arg(long)]
     selfish_link_ms: Option<u64>,
+    /// An eclipse attack with this many attacker hosts (IP addresses) on
+    /// the last `--eclipse-victims` nodes (docs/SIMULATION.md).
+    #[arg(long)]
+    eclipse_hosts: Option<usize>,
+    /// The attacker's addresses (ports over its hosts; default 10 per host).
+    #[arg(long, requires = "eclipse_hosts")]
+    eclipse_addrs: Option<usize>,
+    /// How many nodes the eclipse attacks (the last ones).
+    #[arg(long, default_value_t = 1)]
+    eclipse_victims: usize,
+    /// The other honest nodes' mean uptime: each restarts now and then.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30m")]
+    eclipse_churn: Duration,
+    /// The attacker's share of the hash power, for the private chain it
+    /// feeds an eclipsed victim.
+    #[arg(long, default_value_t = 0.3)]
+    eclipse_power: f64,
+    /// How deep the eclipsed victim must see the double-spent payment.
+    #[arg(long, default_value_t = 3)]
+    eclipse_confirmations: u64,
     /// A published setup: `bitcoin-2016` or `bitcoin-2016-small`
     /// (docs/SIMULATION.md); options given beside it win over its own.
     #[arg(long)]
@@ -301,6 +321,14 @@ impl Args {
             peers: self.selfish_peers,
             link_ms: self.selfish_link_ms,
         });
+        o.eclipse = self.eclipse_hosts.map(|hosts| Eclipse {
+            hosts,
+            addrs: self.eclipse_addrs.unwrap_or(hosts * 10),
+            victims: self.eclipse_victims,
+            churn: self.eclipse_churn,
+            power: self.eclipse_power,
+            confirmations: self.eclipse_confirmations,
+        });
         if swarm {
             o.faults = Some(Faults {
                 mean_gap: self.fault_gap,
@@ -384,7 +412,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         .as_deref()
         .and_then(|s| s.strip_prefix("selfish-power="))
     {
-        selfish::sweep_power(&args, powers, &out)
+        batch::sweep_power(&args, powers, &out)
     } else if let Some(sweep) = &args.sweep {
         batch::sweep_intervals(&args, sweep, &out)
     } else {
@@ -469,21 +497,7 @@ fn print_summary(report: &Report, wall: Duration) {
         "  relay {}: {} compact blocks received, {} rebuilt at once, {} after asking, {} failed",
         r.mode, r.compact_received, r.rebuilt_at_once, r.rebuilt_after_asking, r.failed
     );
-    if let Some(p) = &report.selfish {
-        println!(
-            "  selfish pool (α {}, {} peers): revenue {:.2} ± {:.2} % of {} best-chain blocks (closed form {:.2} %), γ {} over {} races decided by honest blocks, stale rate {:.2} %",
-            p.power,
-            p.peers,
-            p.revenue * 100.0,
-            p.revenue_se * 100.0,
-            p.pool_best + p.honest_best,
-            p.closed_form_revenue * 100.0,
-            p.gamma
-                .map_or("unmeasured".to_string(), |g| format!("{g:.3}")),
-            p.races_decided_by_honest,
-            p.stale_rate * 100.0
-        );
-    }
+    attacks::print(report);
     println!(
         "  simulated {:.0} s in {:.2} s of wall time ({:.0}x)",
         report.simulated_s,

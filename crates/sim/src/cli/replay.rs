@@ -74,6 +74,16 @@ impl Args {
                 parts.push(format!("--selfish-link-ms {ms}"));
             }
         }
+        if let Some(hosts) = self.eclipse_hosts {
+            parts.push(format!(
+                "--eclipse-hosts {hosts} --eclipse-addrs {} --eclipse-victims {} --eclipse-churn {} --eclipse-power {} --eclipse-confirmations {}",
+                self.eclipse_addrs.unwrap_or(hosts * 10),
+                self.eclipse_victims,
+                dur(self.eclipse_churn),
+                self.eclipse_power,
+                self.eclipse_confirmations
+            ));
+        }
         parts.join(" ")
     }
 }

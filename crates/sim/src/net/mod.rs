@@ -79,6 +79,7 @@ impl SimNet {
                 blocked: BTreeMap::new(),
                 held: BTreeMap::new(),
                 pipes: BTreeMap::new(),
+                any_port: std::collections::BTreeSet::new(),
             })),
         }
     }
@@ -106,6 +107,12 @@ impl SimNet {
                 .links
                 .insert((host.min(other), host.max(other)), latency);
         }
+    }
+
+    /// Host `host`'s listener takes connections on every port of its IP
+    /// address: each port is an address of an attacker's.
+    pub fn listen_on_every_port(&self, host: usize) {
+        lock(&self.state).any_port.insert(host);
     }
 
     /// Traffic counters, per host.
@@ -355,7 +362,7 @@ impl Transport for SimTransport {
             if !up(&s, from) {
                 return Err(io::Error::new(io::ErrorKind::NotConnected, "host down"));
             }
-            if !up(&s, to) || addr.port() != SIM_PORT {
+            if !up(&s, to) || (addr.port() != SIM_PORT && !s.any_port.contains(&to)) {
                 return Err(io::Error::new(
                     io::ErrorKind::ConnectionRefused,
                     "connection refused",

@@ -110,6 +110,9 @@ pub(super) struct NetState {
     /// Open pipes by (from, to), to release held bytes and to reset them
     /// on a crash.
     pub(super) pipes: BTreeMap<(usize, usize), Vec<Weak<Mutex<Pipe>>>>,
+    /// Hosts whose listener takes connections on every port, not only
+    /// [`SIM_PORT`] (an attacker's many addresses on one host).
+    pub(super) any_port: std::collections::BTreeSet<usize>,
 }
 
 impl NetState {

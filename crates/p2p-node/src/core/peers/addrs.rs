@@ -4,13 +4,14 @@
 
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::Rng;
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use tokio::time::Instant;
 use wire::Reason;
 
-use super::{AddrEntry, MAX_ADDR_BOOK, PeerTable, Reach};
+use super::{AddrEntry, MAX_ADDR_BOOK, MAX_FAILURES, MAX_PER_SOURCE, PeerTable, Reach};
 use crate::core::view::{ConnId, Direction};
 
 /// How often, at most, a node short of outbound peers and of addresses to
@@ -29,7 +30,7 @@ impl PeerTable {
     /// first since it was last reached; not every retry.
     pub fn dial_failed(&mut self, conn: ConnId, addr: SocketAddr, now: Instant) -> bool {
         self.dialing.remove(&conn);
-        self.retry_later(addr, now);
+        self.failed_attempt(addr, now);
         match self.watched.get_mut(&addr) {
             Some(reach) if *reach != Reach::Unreachable => {
                 *reach = Reach::Unreachable;
@@ -65,12 +66,50 @@ impl PeerTable {
         }
     }
 
-    /// Adds an address to the book (not our own, not past the book's size).
+    /// A dial to `addr` failed, or its connection ended before a
+    /// handshake: retried after the backoff, and a told address that failed
+    /// [`MAX_FAILURES`] times in a row is forgotten, so that a book full of
+    /// addresses nobody answers at makes room for ones that work.
+    pub(super) fn failed_attempt(&mut self, addr: SocketAddr, now: Instant) {
+        self.retry_later(addr, now);
+        if let Some(entry) = self.addrs.get_mut(&addr) {
+            entry.failures = entry.failures.saturating_add(1);
+            if entry.failures >= MAX_FAILURES
+                && entry.source.is_some()
+                && !self.config.peers.contains(&addr)
+            {
+                self.addrs.remove(&addr);
+            }
+        }
+    }
+
+    /// Adds an address the operator named to the book (not our own).
     pub fn learn_addr(&mut self, addr: SocketAddr, now: Instant) {
-        if Some(addr) == self.listen_addr
-            || self.addrs.contains_key(&addr)
-            || self.addrs.len() >= MAX_ADDR_BOOK
-        {
+        self.learn_addr_from(addr, None, now);
+    }
+
+    /// Adds an address to the book, told by a peer at `source` (`None`: the
+    /// operator): not our own, and at most [`MAX_PER_SOURCE`] from one
+    /// host. A full book makes room by forgetting an address of the host
+    /// that told it the most (one not being dialled), so that one source,
+    /// however many addresses it sends, cannot fill the book and keep the
+    /// others' out (`docs/PROTOCOL.md`, "Addresses").
+    pub fn learn_addr_from(&mut self, addr: SocketAddr, source: Option<IpAddr>, now: Instant) {
+        if Some(addr) == self.listen_addr || self.addrs.contains_key(&addr) {
+            return;
+        }
+        let source = source.map(crate::penalty::host_of);
+        if let Some(src) = source {
+            let told = self
+                .addrs
+                .values()
+                .filter(|e| e.source == Some(src))
+                .count();
+            if told >= MAX_PER_SOURCE {
+                return;
+            }
+        }
+        if self.addrs.len() >= MAX_ADDR_BOOK && !self.forget_from_largest_source(source) {
             return;
         }
         self.addrs.insert(
@@ -79,8 +118,47 @@ impl PeerTable {
                 next_attempt: now,
                 backoff: self.config.min_backoff,
                 busy: false,
+                source,
+                failures: 0,
             },
         );
+    }
+
+    /// Adds the addresses peer `conn` sent to the book, as told by its host.
+    pub fn learn_addrs_from(&mut self, conn: ConnId, addrs: &[SocketAddr], now: Instant) {
+        let Some(source) = self.peers.get(&conn).map(|p| p.remote.ip()) else {
+            return;
+        };
+        for addr in addrs {
+            self.learn_addr_from(*addr, Some(source), now);
+        }
+    }
+
+    /// Forgets one address (not busy, not named by the operator) of the
+    /// source that told the book the most, if that source told more than
+    /// `newcomer`'s would after its address; whether one was forgotten.
+    fn forget_from_largest_source(&mut self, newcomer: Option<IpAddr>) -> bool {
+        let mut counts: BTreeMap<IpAddr, usize> = BTreeMap::new();
+        for e in self.addrs.values() {
+            if let Some(src) = e.source {
+                *counts.entry(src).or_default() += 1;
+            }
+        }
+        let Some((largest, count)) = counts.iter().max_by_key(|(src, n)| (**n, **src)) else {
+            return false;
+        };
+        let newcomer_count = newcomer.and_then(|n| counts.get(&n)).copied().unwrap_or(0);
+        if *count <= newcomer_count + 1 {
+            return false;
+        }
+        let largest = *largest;
+        let victim = self
+            .addrs
+            .iter()
+            .filter(|(_, e)| e.source == Some(largest) && !e.busy)
+            .map(|(a, _)| *a)
+            .next_back();
+        victim.is_some_and(|a| self.addrs.remove(&a).is_some())
     }
 
     /// Makes an address due now with the shortest backoff (an operator
@@ -95,8 +173,8 @@ impl PeerTable {
 
     /// The addresses the node is connected to: each connected peer's
     /// listening address, and a dialled one's remote address.
-    fn connected_addrs(&self) -> std::collections::BTreeSet<SocketAddr> {
-        let mut all = std::collections::BTreeSet::new();
+    fn connected_addrs(&self) -> BTreeSet<SocketAddr> {
+        let mut all = BTreeSet::new();
         for p in self.peers.values().filter(|p| p.connected()) {
             all.extend(p.listen_addr);
             if p.direction == Direction::Outbound {
@@ -108,10 +186,14 @@ impl PeerTable {
 
     /// The addresses to dial now, enough to fill the outbound slots
     /// (outbound peers and dials in flight count): due, not busy, not
-    /// partitioned, not banned, not already connected, configured ones
-    /// first and the rest in random order; they are marked busy until the
-    /// connection ends or the dial fails. A node does not try to connect to
-    /// every address it knows.
+    /// partitioned, not banned, not already connected; configured ones
+    /// first, then the rest taking the sources in random order, one
+    /// address of each in turn (so a source that told many addresses gets
+    /// no more turns than one that told few), and never a second outbound
+    /// connection to a host that has one (a host: an IPv4 address, an IPv6
+    /// /64; not loopback addresses, which every node on one machine shares,
+    /// nor addresses the operator named). They are marked busy until the
+    /// connection ends or the dial fails.
     pub fn dial_plan(&mut self, now: Instant) -> Vec<SocketAddr> {
         // Every outbound slot taken (the usual case): nothing to scan.
         let connected_out = self.count(Direction::Outbound);
@@ -119,17 +201,27 @@ impl PeerTable {
             return Vec::new();
         }
         let connected = self.connected_addrs();
-        let in_flight = self
+        let in_flight: Vec<SocketAddr> = self
             .addrs
             .iter()
             .filter(|(a, e)| e.busy && !connected.contains(a))
-            .count();
-        let outbound = connected_out + in_flight;
+            .map(|(a, _)| *a)
+            .collect();
+        let outbound = connected_out + in_flight.len();
         let mut want = self.config.max_outbound.saturating_sub(outbound);
         if want == 0 {
             return Vec::new();
         }
-        let mut due: Vec<SocketAddr> = self
+        // The hosts the node has an outbound connection or a dial to.
+        let mut hosts: BTreeSet<IpAddr> = self
+            .peers
+            .values()
+            .filter(|p| p.connected() && p.direction == Direction::Outbound)
+            .map(|p| p.remote)
+            .chain(in_flight)
+            .filter_map(outbound_host)
+            .collect();
+        let mut due: Vec<(SocketAddr, Option<IpAddr>)> = self
             .addrs
             .iter()
             .filter(|(a, e)| {
@@ -138,12 +230,17 @@ impl PeerTable {
                     && !self.partitioned.contains(a)
                     && !self.bans.is_addr_banned(**a, now)
             })
-            .map(|(a, _)| *a)
+            .map(|(a, e)| (*a, e.source))
             .collect();
         shuffle(&mut self.rng, &mut due);
-        due.sort_by_key(|a| !self.config.peers.contains(a));
+        let mut order: Vec<SocketAddr> = due
+            .iter()
+            .filter(|(a, _)| self.config.peers.contains(a))
+            .map(|(a, _)| *a)
+            .collect();
+        order.extend(source_turns(&due, &self.config.peers));
         let mut plan = Vec::new();
-        for addr in due {
+        for addr in order {
             if want == 0 {
                 break;
             }
@@ -153,6 +250,13 @@ impl PeerTable {
                     e.busy = true;
                 }
                 continue;
+            }
+            let named = self.config.peers.contains(&addr);
+            if let Some(host) = outbound_host(addr) {
+                if !named && hosts.contains(&host) {
+                    continue;
+                }
+                hosts.insert(host);
             }
             if let Some(e) = self.addrs.get_mut(&addr) {
                 e.busy = true;
@@ -236,6 +340,34 @@ impl PeerTable {
         live.truncate(max);
         live
     }
+}
+
+/// The host an outbound connection to `addr` counts against, for the rule
+/// of one outbound connection per host; `None` for a loopback address.
+fn outbound_host(addr: SocketAddr) -> Option<IpAddr> {
+    let ip = addr.ip().to_canonical();
+    (!ip.is_loopback()).then(|| crate::penalty::host_of(ip))
+}
+
+/// The addresses of `due` not in `named`, in turns: the first address of
+/// each source (in the order the sources first appear), then the second of
+/// each, and so on.
+fn source_turns(due: &[(SocketAddr, Option<IpAddr>)], named: &[SocketAddr]) -> Vec<SocketAddr> {
+    let mut by_source: Vec<(Option<IpAddr>, Vec<SocketAddr>)> = Vec::new();
+    for (addr, source) in due.iter().filter(|(a, _)| !named.contains(a)) {
+        match by_source.iter_mut().find(|(s, _)| s == source) {
+            Some((_, list)) => list.push(*addr),
+            None => by_source.push((*source, vec![*addr])),
+        }
+    }
+    let longest = by_source.iter().map(|(_, l)| l.len()).max().unwrap_or(0);
+    (0..longest)
+        .flat_map(|turn| {
+            by_source
+                .iter()
+                .filter_map(move |(_, l)| l.get(turn).copied())
+        })
+        .collect()
 }
 
 /// A random index below `len` (0 for an empty range).

@@ -29,6 +29,10 @@ use known_set::KnownSet;
 
 /// Most addresses kept in the address book.
 const MAX_ADDR_BOOK: usize = 1_000;
+/// Most addresses in the book told by one host (`addrs.rs`).
+const MAX_PER_SOURCE: usize = 64;
+/// Failed attempts in a row after which a told address is forgotten.
+const MAX_FAILURES: u32 = 8;
 /// Most hashes remembered per peer as known to it.
 const MAX_KNOWN: usize = 20_000;
 
@@ -86,6 +90,12 @@ struct AddrEntry {
     backoff: Duration,
     /// A connection to it is being made or is up.
     busy: bool,
+    /// The host ([`crate::penalty::host_of`]) of the peer that told us of
+    /// it; `None` for one the operator named (`--peer`, `POST /peers`).
+    source: Option<std::net::IpAddr>,
+    /// Attempts in a row that failed or ended before a handshake; a told
+    /// address forgotten at [`MAX_FAILURES`].
+    failures: u32,
 }
 
 /// Whether an address the operator named was last reached, so that its
@@ -329,13 +339,16 @@ impl PeerTable {
             }
         }
         if let Some(addr) = hello.listen_addr {
-            self.learn_addr(addr, now);
+            self.learn_addr_from(addr, Some(remote.ip()), now);
             if let Some(entry) = self.addrs.get_mut(&addr) {
                 entry.busy = true;
             }
         }
         let dialled = self.dialing.remove(&conn);
         for addr in dialled.into_iter().chain(hello.listen_addr) {
+            if let Some(entry) = self.addrs.get_mut(&addr) {
+                entry.failures = 0;
+            }
             if self.reached(addr) {
                 tracing::info!(%addr, "peer reachable again");
             }
@@ -392,7 +405,8 @@ impl PeerTable {
         if let Some(addr) = self.dialing.remove(&conn)
             && !self.peers.contains_key(&conn)
         {
-            self.retry_later(addr, now);
+            // Connected, but never admitted: a failed attempt.
+            self.failed_attempt(addr, now);
             return;
         }
         if let Some(peer) = self.peers.remove(&conn) {
@@ -536,6 +550,8 @@ mod known_set;
 
 #[cfg(test)]
 mod address_tests;
+#[cfg(test)]
+mod book_tests;
 #[cfg(test)]
 mod hello_tests;
 #[cfg(test)]

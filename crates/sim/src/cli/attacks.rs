@@ -1,7 +1,8 @@
-//! The selfish pool's sweep (`--sweep selfish-power=0.1,0.2,...`): one run
-//! per α, the pool's revenue against Eyal and Sirer's closed form for the
-//! γ measured over the whole sweep, in `sweep.json` and
-//! `revenue-vs-power.svg`.
+//! Runs with an attacker: what a run prints of a selfish pool and of an
+//! eclipse, and the files of the selfish pool's sweep (`--sweep
+//! selfish-power=0.1,0.2,...`, run by `batch.rs`): the pool's revenue
+//! against Eyal and Sirer's closed form for the γ measured over the whole
+//! sweep, in `sweep.json` and `revenue-vs-power.svg`.
 
 use std::path::Path;
 
@@ -10,12 +11,69 @@ use plotters::prelude::*;
 use serde_json::Value;
 use sim::world::closed_form_revenue;
 
-use super::batch::{Plan, run_batch};
+use sim::world::Report;
+
 use super::svg::{tick, write_svg};
-use super::{Args, timed, write_json};
+use super::write_json;
+
+/// The lines of a run's summary about its attacker, if it had one.
+pub(super) fn print(report: &Report) {
+    if let Some(p) = &report.selfish {
+        println!(
+            "  selfish pool (α {}, {} peers): revenue {:.2} ± {:.2} % of {} best-chain blocks (closed form {:.2} %), γ {} over {} races decided by honest blocks, stale rate {:.2} %",
+            p.power,
+            p.peers,
+            p.revenue * 100.0,
+            p.revenue_se * 100.0,
+            p.pool_best + p.honest_best,
+            p.closed_form_revenue * 100.0,
+            p.gamma
+                .map_or("unmeasured".to_string(), |g| format!("{g:.3}")),
+            p.races_decided_by_honest,
+            p.stale_rate * 100.0
+        );
+    }
+    if let Some(e) = &report.eclipse {
+        let times: Vec<String> = e
+            .time_to_eclipse_s
+            .iter()
+            .map(|t| t.map_or("never".to_string(), |s| format!("{s:.0} s")))
+            .collect();
+        let pct = |v: &[f64]| {
+            v.iter()
+                .map(|x| format!("{:.0} %", x * 100.0))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "  eclipse ({} hosts, {} addresses, {} victims): {} eclipsed (first at {}; longest {:?} s; eclipsed {} of the time); attacker's share of the outbound peers {}; {} attacker connections",
+            e.hosts,
+            e.addrs,
+            e.victims,
+            e.eclipsed,
+            times.join(", "),
+            e.longest_eclipse_s,
+            pct(&e.eclipsed_time_share),
+            pct(&e.outbound_held_share),
+            e.attacker_connections
+        );
+        if let Some(d) = &e.double_spend {
+            println!(
+                "  double spend on node {}: eclipsed at {:.0} s, payment seen {} deep {}; on the final chain the payment is {}, the release {}",
+                d.victim,
+                d.eclipsed_at_s,
+                d.confirmations,
+                d.confirmed_at_s
+                    .map_or("never".to_string(), |s| format!("at {s:.0} s")),
+                if d.payment_reverted { "undone" } else { "kept" },
+                if d.release_reverted { "undone" } else { "kept" }
+            );
+        }
+    }
+}
 
 /// Parses the α of `selfish-power=0.1,0.2,...` (each above 0, below 0.5).
-fn parse_powers(list: &str) -> anyhow::Result<Vec<f64>> {
+pub(super) fn parse_powers(list: &str) -> anyhow::Result<Vec<f64>> {
     list.split(',')
         .map(|x| {
             let a: f64 = x
@@ -28,59 +86,6 @@ fn parse_powers(list: &str) -> anyhow::Result<Vec<f64>> {
             Ok(a)
         })
         .collect()
-}
-
-/// The sweep: each point is one run with the pool at that α.
-pub(super) fn sweep_power(args: &Args, list: &str, out: &Path) -> anyhow::Result<()> {
-    let powers = parse_powers(list)?;
-    let plan = args.plan("selfish-sweep", powers.iter().map(f64::to_string).collect())?;
-    run_batch(args, &plan, out, |i| {
-        let power = powers.get(i).copied().context("no such point")?;
-        let mut one = args.clone();
-        one.sweep = None;
-        one.selfish_power = Some(power);
-        let mut options = one.options(args.seed)?;
-        options.progress = false;
-        let (outcome, wall) = timed(&options)?;
-        let r = outcome.report;
-        let dir = out.join(format!("power-{power}"));
-        std::fs::create_dir_all(&dir)?;
-        write_json(&dir.join("report.json"), &r)?;
-        if let Some(v) = &r.violation {
-            bail!(
-                "α {power}: check `{}` failed at {:.3} s: {}\nreplay: {}",
-                v.check,
-                v.at_s,
-                v.detail,
-                one.replay(args.seed)
-            );
-        }
-        let p = r.selfish.context("the run has no pool")?;
-        println!(
-            "α {power}: revenue {:.2} ± {:.2} % (closed form {:.2} % at γ {}), {} races decided by honest blocks, stale rate {:.2} %, {} best-chain blocks, {:.1} s wall",
-            p.revenue * 100.0,
-            p.revenue_se * 100.0,
-            p.closed_form_revenue * 100.0,
-            p.gamma
-                .map_or("unmeasured".to_string(), |g| format!("{g:.3}")),
-            p.races_decided_by_honest,
-            p.stale_rate * 100.0,
-            p.pool_best + p.honest_best,
-            wall.as_secs_f64()
-        );
-        Ok(serde_json::json!({
-            "power": power,
-            "revenue": p.revenue,
-            "revenue_se": p.revenue_se,
-            "gamma": p.gamma,
-            "gamma_se": p.gamma_se,
-            "races_decided_by_honest": p.races_decided_by_honest,
-            "closed_form_revenue": p.closed_form_revenue,
-            "stale_rate": p.stale_rate,
-            "best_chain_blocks": p.pool_best + p.honest_best,
-            "pool_found": p.pool_found,
-        }))
-    })
 }
 
 /// γ over the whole sweep: every point's races together.
@@ -96,12 +101,12 @@ fn pooled_gamma(rows: &[Value]) -> Option<f64> {
 }
 
 /// Writes `sweep.json` and `revenue-vs-power.svg` from the points' rows.
-pub(super) fn finish(plan: &Plan, rows: &[Value], out: &Path) -> anyhow::Result<()> {
+pub(super) fn finish(seed: u64, rows: &[Value], out: &Path) -> anyhow::Result<()> {
     let gamma = pooled_gamma(rows);
     write_json(
         &out.join("sweep.json"),
         &serde_json::json!({
-            "seed": plan.seed,
+            "seed": seed,
             "gamma_pooled": gamma.map(|g| (g * 1e6).round() / 1e6),
             "points": rows,
         }),
