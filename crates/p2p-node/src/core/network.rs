@@ -175,6 +175,7 @@ impl Network {
         self.peers.expire_bans(now);
         let retries = self.requests.expire(now, self.request_timeout);
         self.send_retries(retries);
+        self.peers.rotate_outbound(now);
         self.dialing.dial_due(&mut self.peers, now);
         if let Some(conn) = self.peers.addr_request(now) {
             self.peers.send(conn, Message::GetAddrs);

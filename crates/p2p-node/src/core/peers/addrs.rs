@@ -14,6 +14,12 @@ use wire::Reason;
 use super::{AddrEntry, MAX_ADDR_BOOK, MAX_FAILURES, MAX_PER_SOURCE, PeerTable, Reach};
 use crate::core::view::{ConnId, Direction};
 
+/// How long an outbound peer may go without sending a block new to us
+/// before it makes room for a proved address ([`PeerTable::rotate_outbound`]).
+const ROTATE_AFTER: Duration = Duration::from_secs(600);
+/// At most one outbound peer makes room for a proved address this often.
+const ROTATE_EVERY: Duration = Duration::from_secs(120);
+
 /// How often, at most, a node short of outbound peers and of addresses to
 /// dial asks a peer for more addresses.
 const ADDR_REQUEST_EVERY: Duration = Duration::from_secs(5);
@@ -120,6 +126,7 @@ impl PeerTable {
                 busy: false,
                 source,
                 failures: 0,
+                proved: false,
             },
         );
     }
@@ -155,7 +162,7 @@ impl PeerTable {
         let victim = self
             .addrs
             .iter()
-            .filter(|(_, e)| e.source == Some(largest) && !e.busy)
+            .filter(|(_, e)| e.source == Some(largest) && !e.busy && !e.proved)
             .map(|(a, _)| *a)
             .next_back();
         victim.is_some_and(|a| self.addrs.remove(&a).is_some())
@@ -187,7 +194,8 @@ impl PeerTable {
     /// The addresses to dial now, enough to fill the outbound slots
     /// (outbound peers and dials in flight count): due, not busy, not
     /// partitioned, not banned, not already connected; configured ones
-    /// first, then the rest taking the sources in random order, one
+    /// first, then proved ones (a peer there once sent a block new to us),
+    /// then the rest, each group taking the sources in random order, one
     /// address of each in turn (so a source that told many addresses gets
     /// no more turns than one that told few), and never a second outbound
     /// connection to a host that has one (a host: an IPv4 address, an IPv6
@@ -221,7 +229,7 @@ impl PeerTable {
             .chain(in_flight)
             .filter_map(outbound_host)
             .collect();
-        let mut due: Vec<(SocketAddr, Option<IpAddr>)> = self
+        let mut due: Vec<(SocketAddr, Option<IpAddr>, bool)> = self
             .addrs
             .iter()
             .filter(|(a, e)| {
@@ -230,15 +238,22 @@ impl PeerTable {
                     && !self.partitioned.contains(a)
                     && !self.bans.is_addr_banned(**a, now)
             })
-            .map(|(a, e)| (*a, e.source))
+            .map(|(a, e)| (*a, e.source, e.proved))
             .collect();
         shuffle(&mut self.rng, &mut due);
         let mut order: Vec<SocketAddr> = due
             .iter()
-            .filter(|(a, _)| self.config.peers.contains(a))
-            .map(|(a, _)| *a)
+            .filter(|(a, _, _)| self.config.peers.contains(a))
+            .map(|(a, _, _)| *a)
             .collect();
-        order.extend(source_turns(&due, &self.config.peers));
+        for proved in [true, false] {
+            let these: Vec<_> = due
+                .iter()
+                .filter(|(_, _, p)| *p == proved)
+                .map(|(a, s, _)| (*a, *s))
+                .collect();
+            order.extend(source_turns(&these, &self.config.peers));
+        }
         let mut plan = Vec::new();
         for addr in order {
             if want == 0 {
@@ -265,6 +280,52 @@ impl PeerTable {
             want -= 1;
         }
         plan
+    }
+
+    /// When every outbound slot is taken and a proved address (a peer there
+    /// once sent a block new to us) is due and not connected, the oldest
+    /// outbound peer that has sent no new block in the [`ROTATE_AFTER`]
+    /// since it connected (and that the operator did not name) is dropped
+    /// to make room, at most one every [`ROTATE_EVERY`]: the slots an
+    /// attacker won with told addresses go back, over time, to peers that
+    /// relay blocks. Returns whether one was dropped.
+    pub fn rotate_outbound(&mut self, now: Instant) -> bool {
+        if self.count(Direction::Outbound) < self.config.max_outbound
+            || self
+                .last_rotation
+                .is_some_and(|t| now.saturating_duration_since(t) < ROTATE_EVERY)
+        {
+            return false;
+        }
+        let connected = self.connected_addrs();
+        let proved_due = self.addrs.iter().any(|(a, e)| {
+            e.proved
+                && !e.busy
+                && e.next_attempt <= now
+                && !connected.contains(a)
+                && !self.partitioned.contains(a)
+                && !self.bans.is_addr_banned(*a, now)
+        });
+        if !proved_due {
+            return false;
+        }
+        let idle = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.connected() && p.direction == Direction::Outbound)
+            .filter(|(_, p)| p.last_block.is_none() && !self.config.peers.contains(&p.remote))
+            .filter(|(_, p)| now.saturating_duration_since(p.connected_at) >= ROTATE_AFTER)
+            .min_by_key(|(c, p)| (p.connected_at, **c))
+            .map(|(c, _)| *c);
+        let Some(conn) = idle else {
+            return false;
+        };
+        self.last_rotation = Some(now);
+        self.drop_peer(
+            conn,
+            Some((Reason::Other, "replaced by a peer that relays blocks")),
+        );
+        true
     }
 
     /// A live peer to ask for addresses, when outbound slots are free, no

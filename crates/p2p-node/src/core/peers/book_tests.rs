@@ -170,3 +170,95 @@ fn a_told_address_that_keeps_failing_is_forgotten_a_named_one_is_not() {
     t.dial_failed(301, dead, now);
     assert!(t.addrs.contains_key(&dead));
 }
+
+#[test]
+fn an_address_whose_peer_sent_a_new_block_is_dialled_before_told_ones() {
+    let mut t = table(2, Vec::new());
+    let now = Instant::now();
+    // Twenty told addresses on twenty hosts from twenty sources, and two
+    // more that will have proved themselves.
+    for n in 0..20u8 {
+        t.learn_addr_from(at(66, n, 8333), ip(77, n), now);
+    }
+    let good = [at(5, 1, 8333), at(5, 2, 8333)];
+    let (tx, _rx) = super::tests::queue();
+    for (i, a) in good.iter().enumerate() {
+        t.learn_addr_from(*a, ip(9, 9), now);
+        let conn = 500 + i as u64;
+        t.dialing(conn, *a);
+        t.admit(
+            conn,
+            *a,
+            Direction::Outbound,
+            &super::tests::hello(20 + i as u8, None),
+            tx.clone(),
+            now,
+        )
+        .unwrap();
+        t.note_block(conn, now);
+        t.on_gone(conn, now);
+        t.addrs.get_mut(a).unwrap().next_attempt = now;
+    }
+    let plan = t.dial_plan(now);
+    assert_eq!(plan.len(), 2);
+    assert!(good.iter().all(|a| plan.contains(a)), "{plan:?}");
+}
+
+#[test]
+fn an_outbound_peer_that_relays_nothing_makes_room_for_a_proved_address() {
+    let mut t = table(1, Vec::new());
+    let start = Instant::now();
+    let (tx, _rx) = super::tests::queue();
+    // A proved address, now out of its slot.
+    let good = at(5, 1, 8333);
+    t.learn_addr_from(good, ip(9, 9), start);
+    t.dialing(1, good);
+    t.admit(
+        1,
+        good,
+        Direction::Outbound,
+        &super::tests::hello(21, None),
+        tx.clone(),
+        start,
+    )
+    .unwrap();
+    t.note_block(1, start);
+    t.on_gone(1, start);
+    // A told address took the slot, and relays nothing.
+    let told = at(66, 1, 8333);
+    t.learn_addr_from(told, ip(77, 1), start);
+    t.dialing(2, told);
+    t.admit(
+        2,
+        told,
+        Direction::Outbound,
+        &super::tests::hello(22, None),
+        tx.clone(),
+        start,
+    )
+    .unwrap();
+    t.on_live(2);
+    let later = start + Duration::from_secs(60);
+    assert!(!t.rotate_outbound(later), "not before it had its chance");
+    let much_later = start + Duration::from_secs(700);
+    assert!(t.rotate_outbound(much_later));
+    assert!(!t.is_connected(2));
+    assert_eq!(t.dial_plan(much_later), vec![good]);
+    // A peer that relayed a block keeps its slot.
+    let mut t2 = table(1, Vec::new());
+    t2.learn_addr_from(good, ip(9, 9), start);
+    t2.addrs.get_mut(&good).unwrap().proved = true;
+    t2.learn_addr_from(told, ip(77, 1), start);
+    t2.dialing(3, told);
+    t2.admit(
+        3,
+        told,
+        Direction::Outbound,
+        &super::tests::hello(23, None),
+        tx,
+        start,
+    )
+    .unwrap();
+    t2.note_block(3, start);
+    assert!(!t2.rotate_outbound(much_later));
+}

@@ -105,9 +105,19 @@ impl PeerTable {
     }
 
     /// `conn` sent a block that was new to us (protects it from eviction).
+    /// Its address, if the book has it, is proved: dialled before the
+    /// addresses only told (`addrs.rs`).
     pub fn note_block(&mut self, conn: ConnId, now: Instant) {
-        if let Some(p) = self.peers.get_mut(&conn) {
-            p.last_block = Some(now);
+        let Some(p) = self.peers.get_mut(&conn) else {
+            return;
+        };
+        p.last_block = Some(now);
+        let addr = match p.direction {
+            crate::core::view::Direction::Outbound => Some(p.remote),
+            crate::core::view::Direction::Inbound => p.listen_addr,
+        };
+        if let Some(entry) = addr.and_then(|a| self.addrs.get_mut(&a)) {
+            entry.proved = true;
         }
     }
 

@@ -96,6 +96,8 @@ struct AddrEntry {
     /// Attempts in a row that failed or ended before a handshake; a told
     /// address forgotten at [`MAX_FAILURES`].
     failures: u32,
+    /// A peer at this address once sent us a block that was new to us.
+    proved: bool,
 }
 
 /// Whether an address the operator named was last reached, so that its
@@ -141,6 +143,9 @@ pub(crate) struct PeerTable {
     /// When the table last asked a peer for addresses to fill its
     /// outbound slots.
     last_addr_request: Option<Instant>,
+    /// When an outbound peer last made room for a proved address
+    /// (`addrs.rs`, [`PeerTable::rotate_outbound`]).
+    last_rotation: Option<Instant>,
     /// Outbound connections not admitted yet, by the address dialled: a
     /// dial that ends before admission (refused, a failed handshake) frees
     /// its address for a later retry.
@@ -182,6 +187,7 @@ impl PeerTable {
             bans: Bans::default(),
             partitioned: BTreeSet::new(),
             last_addr_request: None,
+            last_rotation: None,
             dialing: BTreeMap::new(),
             watched: BTreeMap::new(),
             bans_changed: false,
