@@ -173,8 +173,12 @@ pub(crate) struct BlockSubmission {
 pub(crate) enum PublishWaiter {
     /// [`Command::Published`] without `saved`.
     Published(oneshot::Sender<()>),
-    /// An admitted [`Command::SubmitTx`].
-    Submitted(oneshot::Sender<Result<TxId, MempoolError>>, TxId),
+    /// A [`Command::SubmitTx`], admitted or refused: its answer waits for
+    /// the snapshot that shows it (the transaction, or the refusal's count).
+    Submitted(
+        oneshot::Sender<Result<TxId, MempoolError>>,
+        Result<TxId, MempoolError>,
+    ),
 }
 
 impl PublishWaiter {
@@ -184,8 +188,8 @@ impl PublishWaiter {
             PublishWaiter::Published(reply) => {
                 let _ = reply.send(());
             }
-            PublishWaiter::Submitted(reply, id) => {
-                let _ = reply.send(Ok(id));
+            PublishWaiter::Submitted(reply, answer) => {
+                let _ = reply.send(answer);
             }
         }
     }

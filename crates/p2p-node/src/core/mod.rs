@@ -352,8 +352,9 @@ impl Core {
                     self.published.wait(PublishWaiter::Published(reply));
                 }
             }
-            // Its gossiped successors may be waiting for it: they come in
-            // after it. A user's transaction never waits (`Mempool::offer`).
+            // Its gossiped successors may come in after it; a user's never
+            // waits (`Mempool::offer`). A refusal is answered, as an
+            // admission, with the publication that shows it (its count).
             Command::SubmitTx { tx, check, reply } => {
                 match self.mempool.offer(*tx, check, None, now) {
                     Offered::Added { id, freed } => {
@@ -361,10 +362,10 @@ impl Core {
                         // Answered with the publication that shows it (what
                         // waits to be saved is saved now, as for `Published`).
                         self.flush();
-                        self.published.wait(PublishWaiter::Submitted(reply, id));
+                        self.published.wait(PublishWaiter::Submitted(reply, Ok(id)));
                     }
                     Offered::Refused(e) => {
-                        let _ = reply.send(Err(e));
+                        self.published.wait(PublishWaiter::Submitted(reply, Err(e)));
                     }
                     Offered::Waiting { .. } | Offered::NotKept(_) => {}
                 }
@@ -465,8 +466,7 @@ impl Core {
         self.mempool.queue_announcement(peers, id, Instant::now());
     }
 
-    /// The mempool changed: tell watchers once the step's snapshot is
-    /// published, and save it soon.
+    /// The mempool changed: tell watchers once published; save it soon.
     fn emit_mempool(&mut self) {
         self.durable.mempool_changed();
         let size = self.mempool.len();
