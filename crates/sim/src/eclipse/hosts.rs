@@ -14,7 +14,7 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use wire::{Bounded, BoundedString, Handshake, Message, NodeId, PROTOCOL_VERSION, WireCodec};
 
-use super::{GOSSIP_EVERY, INBOUND_SLOTS, REDIAL_EVERY, attacker_addrs};
+use super::{GOSSIP_EVERY, INBOUND_SLOTS, REDIAL_EVERY, attacker_addr};
 use crate::net::host_addr;
 use crate::rng::SimRng;
 use crate::world::{World, lock};
@@ -107,7 +107,6 @@ impl World {
         released: CancellationToken,
     ) {
         let Some(e) = self.opts.eclipse else { return };
-        let addrs = attacker_addrs(&self.opts, e);
         let mut framed = Framed::new(stream, WireCodec::new());
         let genesis = self.genesis.network_id();
         // A fresh id and one of the host's addresses for each connection.
@@ -117,16 +116,16 @@ impl World {
             s.attack.connections
         };
         let mut rng = SimRng::stream(self.opts.seed, (6 << 32) + serial);
-        let mine: Vec<SocketAddr> = addrs
-            .iter()
-            .filter(|a| a.ip() == host_addr(host).ip())
-            .copied()
-            .collect();
+        // The host's own addresses are every `hosts`-th from its index.
+        let k = host - self.opts.nodes;
+        let mine = (e.addrs + e.hosts - 1 - k) / e.hosts;
+        let listen_addr =
+            (mine > 0).then(|| attacker_addr(&self.opts, e, k + rng.below(mine) * e.hosts));
         let hello = Handshake {
             version: PROTOCOL_VERSION,
             network: genesis,
             node_id: NodeId(rng.bytes32()),
-            listen_addr: mine.get(rng.below(mine.len().max(1))).copied(),
+            listen_addr,
             best_tip: genesis,
             best_height: 0,
             total_work: Work::ZERO,
@@ -161,9 +160,10 @@ impl World {
         lock(&self.shared).attack.accepted += 1;
         let mut pushes = self.private_blocks.subscribe();
         let mut gossip = tokio::time::interval(GOSSIP_EVERY);
+        let opts = &self.opts;
         let sample = |rng: &mut SimRng| -> Vec<SocketAddr> {
-            (0..wire::message::MAX_ADDRS.min(addrs.len()))
-                .filter_map(|_| addrs.get(rng.below(addrs.len())).copied())
+            (0..wire::message::MAX_ADDRS.min(e.addrs))
+                .map(|_| attacker_addr(opts, e, rng.below(e.addrs)))
                 .collect()
         };
         loop {

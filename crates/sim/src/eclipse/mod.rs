@@ -120,16 +120,16 @@ fn victims(opts: &SimOptions, e: Eclipse) -> std::ops::Range<usize> {
     opts.nodes - e.victims..opts.nodes
 }
 
-/// The attacker's addresses: `addrs` ports spread over its hosts (network
-/// hosts `nodes..nodes + hosts`), the first of each host on [`SIM_PORT`].
-pub(crate) fn attacker_addrs(opts: &SimOptions, e: Eclipse) -> Vec<SocketAddr> {
-    (0..e.addrs)
-        .map(|i| {
-            let host = opts.nodes + i % e.hosts;
-            let port = SIM_PORT + u16::try_from(i / e.hosts).unwrap_or(0);
-            SocketAddr::new(host_addr(host).ip(), port)
-        })
-        .collect()
+/// The attacker's `i`th address of `addrs`: ports spread over its hosts
+/// (network hosts `nodes..nodes + hosts`, address `i` on host `i % hosts`),
+/// the first of each host on [`SIM_PORT`].
+pub(crate) fn attacker_addr(opts: &SimOptions, e: Eclipse, i: usize) -> SocketAddr {
+    let host = opts.nodes + i % e.hosts.max(1);
+    let port = u16::try_from(i / e.hosts.max(1))
+        .ok()
+        .and_then(|p| SIM_PORT.checked_add(p))
+        .unwrap_or(SIM_PORT);
+    SocketAddr::new(host_addr(host).ip(), port)
 }
 
 /// Whether `addr` is an attacker host's.
