@@ -11,19 +11,19 @@ use std::time::Duration;
 use sim::world::{Eclipse, SimOptions, Stop, run};
 
 /// Ten nodes, two seeds each, a minute per block, no load; the last two
-/// attacked by 32 hosts with 50 addresses each, the others restarting
+/// attacked by 16 hosts with 50 addresses each, the others restarting
 /// every 10 minutes on average.
 fn attacked(seed: u64) -> SimOptions {
     let mut o = SimOptions::new(10, seed);
     o.seeds_per_node = 2;
     o.block_interval = Duration::from_secs(60);
     o.tx_rate = 0.0;
-    o.stop = Stop::Duration(Duration::from_secs(5400));
+    o.stop = Stop::Duration(Duration::from_secs(3600));
     o.ping_interval = Duration::from_secs(120);
     o.idle_timeout = Duration::from_secs(1200);
     o.eclipse = Some(Eclipse {
-        hosts: 32,
-        addrs: 1600,
+        hosts: 16,
+        addrs: 800,
         victims: 2,
         churn: Duration::from_secs(600),
         power: 0.3,
@@ -69,7 +69,7 @@ fn the_report_shows_the_victims_peers_and_the_network_agrees_after() {
 #[test]
 fn an_eclipse_run_is_the_same_bytes_for_the_same_seed() {
     let mut o = attacked(3);
-    o.stop = Stop::Duration(Duration::from_secs(1800));
+    o.stop = Stop::Duration(Duration::from_secs(1200));
     let a = run(&o).unwrap();
     let b = run(&o).unwrap();
     assert_eq!(
