@@ -84,7 +84,7 @@ impl PeerTable {
                 && entry.source.is_some()
                 && !self.config.peers.contains(&addr)
             {
-                self.addrs.remove(&addr);
+                self.forget_addr(&addr);
             }
         }
     }
@@ -105,18 +105,14 @@ impl PeerTable {
             return;
         }
         let source = source.map(crate::penalty::host_of);
-        if let Some(src) = source {
-            let told = self
-                .addrs
-                .values()
-                .filter(|e| e.source == Some(src))
-                .count();
-            if told >= MAX_PER_SOURCE {
-                return;
-            }
+        if source.is_some_and(|src| self.told.get(&src).copied().unwrap_or(0) >= MAX_PER_SOURCE) {
+            return;
         }
         if self.addrs.len() >= MAX_ADDR_BOOK && !self.forget_from_largest_source(source) {
             return;
+        }
+        if let Some(src) = source {
+            *self.told.entry(src).or_default() += 1;
         }
         self.addrs.insert(
             addr,
@@ -145,12 +141,7 @@ impl PeerTable {
     /// source that told the book the most, if that source told more than
     /// `newcomer`'s would after its address; whether one was forgotten.
     fn forget_from_largest_source(&mut self, newcomer: Option<IpAddr>) -> bool {
-        let mut counts: BTreeMap<IpAddr, usize> = BTreeMap::new();
-        for e in self.addrs.values() {
-            if let Some(src) = e.source {
-                *counts.entry(src).or_default() += 1;
-            }
-        }
+        let counts = &self.told;
         let Some((largest, count)) = counts.iter().max_by_key(|(src, n)| (**n, **src)) else {
             return false;
         };
@@ -165,7 +156,24 @@ impl PeerTable {
             .filter(|(_, e)| e.source == Some(largest) && !e.busy && !e.proved)
             .map(|(a, _)| *a)
             .next_back();
-        victim.is_some_and(|a| self.addrs.remove(&a).is_some())
+        victim.is_some_and(|a| self.forget_addr(&a))
+    }
+
+    /// Removes `addr` from the book, and from its source's count; whether
+    /// it was there.
+    pub(super) fn forget_addr(&mut self, addr: &SocketAddr) -> bool {
+        let Some(entry) = self.addrs.remove(addr) else {
+            return false;
+        };
+        if let Some(src) = entry.source
+            && let Some(n) = self.told.get_mut(&src)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.told.remove(&src);
+            }
+        }
+        true
     }
 
     /// Makes an address due now with the shortest backoff (an operator
@@ -414,20 +422,20 @@ fn outbound_host(addr: SocketAddr) -> Option<IpAddr> {
 /// each source (in the order the sources first appear), then the second of
 /// each, and so on.
 fn source_turns(due: &[(SocketAddr, Option<IpAddr>)], named: &[SocketAddr]) -> Vec<SocketAddr> {
-    let mut by_source: Vec<(Option<IpAddr>, Vec<SocketAddr>)> = Vec::new();
+    let mut place: BTreeMap<Option<IpAddr>, usize> = BTreeMap::new();
+    let mut by_source: Vec<Vec<SocketAddr>> = Vec::new();
     for (addr, source) in due.iter().filter(|(a, _)| !named.contains(a)) {
-        match by_source.iter_mut().find(|(s, _)| s == source) {
-            Some((_, list)) => list.push(*addr),
-            None => by_source.push((*source, vec![*addr])),
+        let i = *place.entry(*source).or_insert_with(|| {
+            by_source.push(Vec::new());
+            by_source.len() - 1
+        });
+        if let Some(list) = by_source.get_mut(i) {
+            list.push(*addr);
         }
     }
-    let longest = by_source.iter().map(|(_, l)| l.len()).max().unwrap_or(0);
+    let longest = by_source.iter().map(Vec::len).max().unwrap_or(0);
     (0..longest)
-        .flat_map(|turn| {
-            by_source
-                .iter()
-                .filter_map(move |(_, l)| l.get(turn).copied())
-        })
+        .flat_map(|turn| by_source.iter().filter_map(move |l| l.get(turn).copied()))
         .collect()
 }
 

@@ -146,6 +146,8 @@ pub(crate) struct PeerTable {
     /// When an outbound peer last made room for a proved address
     /// (`addrs.rs`, [`PeerTable::rotate_outbound`]).
     last_rotation: Option<Instant>,
+    /// How many of the book's addresses each source told (`addrs.rs`).
+    told: BTreeMap<std::net::IpAddr, usize>,
     /// Outbound connections not admitted yet, by the address dialled: a
     /// dial that ends before admission (refused, a failed handshake) frees
     /// its address for a later retry.
@@ -188,6 +190,7 @@ impl PeerTable {
             partitioned: BTreeSet::new(),
             last_addr_request: None,
             last_rotation: None,
+            told: BTreeMap::new(),
             dialing: BTreeMap::new(),
             watched: BTreeMap::new(),
             bans_changed: false,
@@ -286,7 +289,7 @@ impl PeerTable {
         if hello.node_id == self.node_id {
             // We dialled ourselves (our own address came back by gossip).
             if let Some(addr) = hello.listen_addr {
-                self.addrs.remove(&addr);
+                self.forget_addr(&addr);
             }
             return Err((Reason::DuplicateConnection, "that is this node".into()));
         }
