@@ -106,30 +106,7 @@ impl World {
             total_work: Work::ZERO,
             user_agent: BoundedString::truncating("byzantine"),
         };
-        framed
-            .send(Message::Handshake(hello))
-            .await
-            .map_err(|_| "refused")?;
-        // The node's own handshake, then its ack, or a notice and the end.
-        let mut acked = false;
-        while let Ok(Some(Ok(m))) =
-            tokio::time::timeout(Duration::from_secs(10), framed.next()).await
-        {
-            match m {
-                Message::HandshakeAck => {
-                    acked = true;
-                    break;
-                }
-                Message::Handshake(_) => {
-                    let _ = framed.send(Message::HandshakeAck).await;
-                }
-                Message::Notice { .. } => break,
-                _ => {}
-            }
-        }
-        if !acked {
-            return Err("refused");
-        }
+        handshake(&mut framed, hello).await.map_err(|_| "refused")?;
         match behaviour {
             "garbage" => {
                 // A frame of 6 bytes that decodes as no message.
@@ -304,6 +281,30 @@ impl World {
             }
         }
     }
+}
+
+/// Sends `hello` on `framed` and completes the handshake (the node's own
+/// handshake acknowledged, then its ack). `Err` with the reason of the
+/// node's notice if it refused, `None` if it did not answer in 10 s.
+pub(crate) async fn handshake(
+    framed: &mut Framed<p2p_node::transport::BoxStream, WireCodec>,
+    hello: Handshake,
+) -> Result<(), Option<wire::Reason>> {
+    framed
+        .send(Message::Handshake(hello))
+        .await
+        .map_err(|_| None)?;
+    while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(10), framed.next()).await {
+        match m {
+            Message::HandshakeAck => return Ok(()),
+            Message::Handshake(_) => {
+                let _ = framed.send(Message::HandshakeAck).await;
+            }
+            Message::Notice { reason, .. } => return Err(Some(reason)),
+            _ => {}
+        }
+    }
+    Err(None)
 }
 
 #[cfg(test)]

@@ -139,3 +139,27 @@ impl Mine for SimMiner {
         })
     }
 }
+
+/// A block on `parent` of `tree` (any block it holds, not only its tip)
+/// holding a coinbase paying `to` and then `txs`, stamped `now_ms` and
+/// solved at the simulated chain's trivial target: the blocks of a miner
+/// that chooses its parent (the selfish pool, the eclipse's attacker).
+/// `None` if the tree lacks `parent` or no nonce solves it.
+pub(crate) fn solved_block(
+    tree: &p2p_node::core::NodeChain,
+    parent: chain_core::BlockHash,
+    to: escrow::Address,
+    txs: &[escrow::SignedTx],
+    now_ms: u64,
+) -> Option<chain_core::Block<escrow::Tx>> {
+    let height = tree.header(&parent)?.height + 1;
+    let mut transactions = vec![escrow::Tx::Coinbase { to, height }];
+    transactions.extend(txs.iter().cloned().map(escrow::Tx::Signed));
+    let mut header = tree.template_on(&parent, &transactions, now_ms)?;
+    let job = Job::new(&header).ok()?;
+    header.nonce = Kernel::Portable.scan(&job, 0, 1 << 20)?;
+    Some(chain_core::Block {
+        header,
+        transactions,
+    })
+}

@@ -22,7 +22,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chain_core::miner::{Job, Kernel};
 use chain_core::{Block, BlockHash};
 use escrow::{Address, Tx};
 use p2p_node::NodeEvent;
@@ -265,7 +264,7 @@ impl World {
                     if !lock(&self.lottery).claim(POOL, at) {
                         continue;
                     }
-                    let Some(block) = self.pool_block(&tree, sm.parent(), to) else { return };
+                    let Some(block) = crate::miner::solved_block(&tree, sm.parent(), to, &[], self.clock.now_ms()) else { return };
                     let hash = block.hash();
                     if tree.insert(block.clone(), self.clock.now_ms()).is_err() {
                         return;
@@ -297,20 +296,6 @@ impl World {
             .find(|(_, i)| **i == POOL)
             .map(|(a, _)| *a)
             .unwrap_or(Address::from_bytes([0; 32]))
-    }
-
-    /// A coinbase-only block on `parent`, solved at the simulated chain's
-    /// trivial target, stamped with the simulated time.
-    fn pool_block(&self, tree: &NodeChain, parent: BlockHash, to: Address) -> Option<Block<Tx>> {
-        let height = tree.header(&parent)?.height + 1;
-        let transactions = vec![Tx::Coinbase { to, height }];
-        let mut header = tree.template_on(&parent, &transactions, self.clock.now_ms())?;
-        let job = Job::new(&header).ok()?;
-        header.nonce = Kernel::Portable.scan(&job, 0, 1 << 20)?;
-        Some(Block {
-            header,
-            transactions,
-        })
     }
 }
 

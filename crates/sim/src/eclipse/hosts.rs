@@ -5,7 +5,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chain_core::Work;
 use futures::{SinkExt, StreamExt};
@@ -131,31 +130,10 @@ impl World {
             total_work: Work::ZERO,
             user_agent: BoundedString::truncating("p2p-node/0.1.0"),
         };
-        if framed.send(Message::Handshake(hello)).await.is_err() {
-            return;
-        }
-        let mut acked = false;
-        while let Ok(Some(Ok(m))) =
-            tokio::time::timeout(Duration::from_secs(10), framed.next()).await
-        {
-            match m {
-                Message::HandshakeAck => {
-                    acked = true;
-                    break;
-                }
-                Message::Handshake(_) => {
-                    let _ = framed.send(Message::HandshakeAck).await;
-                }
-                Message::Notice { reason, .. } => {
-                    self.count(&format!("eclipse.refused.{reason:?}"));
-                    return;
-                }
-                _ => {}
-            }
-        }
-        if !acked {
-            self.count("eclipse.refused.no_answer");
-            return;
+        match crate::byzantine::handshake(&mut framed, hello).await {
+            Ok(()) => {}
+            Err(Some(reason)) => return self.count(&format!("eclipse.refused.{reason:?}")),
+            Err(None) => return self.count("eclipse.refused.no_answer"),
         }
         lock(&self.shared).attack.accepted += 1;
         let mut pushes = self.private_blocks.subscribe();

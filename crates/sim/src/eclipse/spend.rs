@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use chain_core::miner::{Job, Kernel};
-use chain_core::{Block, BlockHash};
-use escrow::{Amount, ContractId, Payload, SignedTx, Tx};
+use escrow::{Amount, ContractId, Payload};
 use p2p_node::clock::Clock;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -265,8 +263,9 @@ impl World {
                 })
                 .await
                 .unwrap_or(false);
-            let Some(block) =
-                self.attacker_block(&tree, tip, if pending { &to_victim[..] } else { &[] })
+            let to = crate::setup::key_for(seed, "attacker", 0).address();
+            let txs = if pending { &to_victim[..] } else { &[] };
+            let Some(block) = crate::miner::solved_block(&tree, tip, to, txs, self.clock.now_ms())
             else {
                 continue;
             };
@@ -275,26 +274,5 @@ impl World {
             }
             let _ = self.private_blocks.send((victim, Arc::new(block)));
         }
-    }
-
-    /// A block on `parent` with `txs` after a coinbase paying the
-    /// attacker's mining account.
-    fn attacker_block(
-        &self,
-        tree: &p2p_node::core::NodeChain,
-        parent: BlockHash,
-        txs: &[SignedTx],
-    ) -> Option<Block<Tx>> {
-        let height = tree.header(&parent)?.height + 1;
-        let to = crate::setup::key_for(self.opts.seed, "attacker", 0).address();
-        let mut transactions = vec![Tx::Coinbase { to, height }];
-        transactions.extend(txs.iter().cloned().map(Tx::Signed));
-        let mut header = tree.template_on(&parent, &transactions, self.clock.now_ms())?;
-        let job = Job::new(&header).ok()?;
-        header.nonce = Kernel::Portable.scan(&job, 0, 1 << 20)?;
-        Some(Block {
-            header,
-            transactions,
-        })
     }
 }
