@@ -80,9 +80,10 @@ impl PeerTable {
         self.retry_later(addr, now);
         if let Some(entry) = self.addrs.get_mut(&addr) {
             entry.failures = entry.failures.saturating_add(1);
+            // Never one the operator named (`--peer`, `POST /peers`).
             if entry.failures >= MAX_FAILURES
                 && entry.source.is_some()
-                && !self.config.peers.contains(&addr)
+                && !self.watched.contains_key(&addr)
             {
                 self.forget_addr(&addr);
             }
