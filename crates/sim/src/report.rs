@@ -267,11 +267,11 @@ pub struct SelfishReport {
     pub revenue_se: f64,
     /// The honest nodes' share, `1 − revenue`.
     pub honest_share: f64,
-    /// Blocks the pool found, and of those on the best chain.
+    /// Blocks the pool found, published or not.
     pub pool_found: u64,
     /// Pool blocks on the final best chain.
     pub pool_best: u64,
-    /// Blocks the honest nodes found, and of those on the best chain.
+    /// Blocks the honest nodes found.
     pub honest_found: u64,
     /// Honest blocks on the final best chain.
     pub honest_best: u64,

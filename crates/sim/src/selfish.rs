@@ -383,8 +383,6 @@ pub(crate) fn report(
     // γ: for each race, the first block at the next height on either
     // racer, found after the race began; counted when an honest miner
     // found it.
-    let by_hash: HashMap<BlockHash, usize> =
-        tree.iter().enumerate().map(|(i, b)| (b.hash, i)).collect();
     let (mut decided, mut on_pool) = (0u64, 0u64);
     for race in &record.races {
         let parent_of = |b: &TreeBlock| b.parent.and_then(|p| tree.get(p)).map(|p| p.hash);
@@ -399,7 +397,7 @@ pub(crate) fn report(
             && b.miner != Some(POOL)
         {
             decided += 1;
-            if parent_of(b) == Some(race.pool) && by_hash.contains_key(&race.pool) {
+            if parent_of(b) == Some(race.pool) {
                 on_pool += 1;
             }
         }

@@ -205,7 +205,10 @@ impl World {
                         .state()
                         .contract(&contract)
                         .is_some_and(|c| c.state == escrow::contract::State::Released);
-                    (height.map(|h| v.chain.height() + 1 - h), released)
+                    (
+                        height.map(|h| (v.chain.height() + 1).saturating_sub(h)),
+                        released,
+                    )
                 })
                 .await;
             if let Ok((Some(depth), released)) = seen
