@@ -45,7 +45,7 @@ pub use params::{ChainParams, Retarget};
 pub use pow::{CompactTarget, CompactTargetError, Target, Work};
 pub use state::{BlockContext, StateMachine};
 pub use tree::{
-    Archive, ArchiveError, Chain, InsertError, Inserted, Reorg, RestoreError, Restored, Snapshot,
-    Unrestored,
+    Archive, ArchiveError, Chain, HeaderBranch, HeadersAdded, HeadersError, InsertError, Inserted,
+    Reorg, RestoreError, Restored, Snapshot, Unrestored,
 };
 pub use validate::ValidationError;

@@ -411,7 +411,7 @@ impl<S: StateMachine> Chain<S> {
     }
 
     /// The ancestor of `header` (inclusive) at `height` on its branch.
-    fn ancestor(&self, header: &Header, height: u64) -> Option<Header> {
+    pub(super) fn ancestor(&self, header: &Header, height: u64) -> Option<Header> {
         if height > header.height {
             return None;
         }

@@ -35,6 +35,7 @@
 
 mod archive;
 mod chain;
+mod headers;
 mod orphans;
 mod outcome;
 mod reorg;
@@ -42,5 +43,6 @@ mod restore;
 
 pub use archive::{Archive, ArchiveError, RestoreError, Unrestored};
 pub use chain::{Chain, DEFAULT_MAX_ORPHANS, DEFAULT_MEMORY_WINDOW};
+pub use headers::{HeaderBranch, HeadersAdded, HeadersError};
 pub use outcome::{GenesisError, InsertError, Inserted, Reorg};
 pub use restore::{Restored, Snapshot};
