@@ -10,7 +10,7 @@
 
 use std::net::SocketAddr;
 
-use chain_core::{Block, BlockHash, TxId, Work};
+use chain_core::{Block, BlockHash, Header, TxId, Work};
 use escrow::{SignedTx, Tx};
 use serde::{Deserialize, Serialize};
 
@@ -26,10 +26,10 @@ use crate::compact::{CompactBlock, MAX_PREFILLED};
 /// block's miner): the bytes of a transaction changed, so a version 2 or
 /// 3 node, which could decode neither our transactions nor our blocks, is
 /// refused at the handshake.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// The oldest protocol version a node accepts at the handshake.
-pub const MIN_PROTOCOL_VERSION: u32 = 4;
+pub const MIN_PROTOCOL_VERSION: u32 = 5;
 
 /// The first protocol version that knows compact blocks.
 pub const COMPACT_VERSION: u32 = 3;
@@ -46,6 +46,9 @@ pub const MAX_LOCATOR: usize = 64;
 /// Most blocks in one [`Message::SyncBlocks`] reply. A sender also stops
 /// adding blocks before the encoded reply would pass the frame limit.
 pub const MAX_SYNC_BLOCKS: usize = 500;
+
+/// Most headers in one [`Message::Headers`] answer (version 5).
+pub const MAX_HEADERS: usize = 2_000;
 
 /// Most addresses in one [`Message::Addrs`].
 pub const MAX_ADDRS: usize = 100;
@@ -215,11 +218,26 @@ pub enum Message {
         /// The block.
         block: BlockHash,
     },
+    /// Tag 21 (version 5): "send me the headers of your best chain after
+    /// the first of these hashes you know, up to `stop` (or as many as
+    /// fit)": the first step of a sync (headers first, then the bodies by
+    /// [`Message::GetBlocks`]).
+    GetHeaders {
+        /// Hashes from the sender's chain, newest first (see
+        /// `chain_core::Chain::locator`).
+        locator: Bounded<BlockHash, MAX_LOCATOR>,
+        /// Where to stop; the zero hash for "as far as you can".
+        stop: BlockHash,
+    },
+    /// Tag 22 (version 5): the answer to [`Message::GetHeaders`]:
+    /// consecutive best-chain headers, oldest first; fewer than
+    /// [`MAX_HEADERS`] means the sender has no more.
+    Headers(Bounded<Header, MAX_HEADERS>),
 }
 
 impl Message {
     /// How many variants (tags `0..COUNT`) this protocol version has.
-    pub const COUNT: u64 = 21;
+    pub const COUNT: u64 = 23;
 
     /// The variant's name, for logs and errors.
     pub fn kind(&self) -> &'static str {
@@ -245,17 +263,20 @@ impl Message {
             Message::GetBlockTxn { .. } => "get-block-txn",
             Message::BlockTxn { .. } => "block-txn",
             Message::GetCompact { .. } => "get-compact",
+            Message::GetHeaders { .. } => "get-headers",
+            Message::Headers(_) => "headers",
         }
     }
 
     /// Whether this asks for blocks to be read back (`GetBlocks`,
-    /// `GetSync`, `GetCompact`, `GetBlockTxn`): a node serves only blocks
+    /// `GetSync`, `GetHeaders`, `GetCompact`, `GetBlockTxn`): a node serves only blocks
     /// it saved.
     pub fn reads_blocks(&self) -> bool {
         matches!(
             self,
             Message::GetBlocks(_)
                 | Message::GetSync { .. }
+                | Message::GetHeaders { .. }
                 | Message::GetCompact { .. }
                 | Message::GetBlockTxn { .. }
         )

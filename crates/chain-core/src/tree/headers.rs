@@ -372,16 +372,18 @@ impl<S: StateMachine> Chain<S> {
     }
 
     /// Brings `branch` up to date with the tree: headers whose blocks the
-    /// tree now holds become its base, headers at or above a block found
-    /// invalid are dropped, and a branch with no more work than the best
+    /// tree now holds become its base, the whole branch is dropped if its
+    /// first header's block was found invalid, and a branch with no more work than the best
     /// chain starts again, empty, at the best tip.
     pub fn settle_branch(&self, branch: &mut HeaderBranch) {
-        if let Some(bad) = branch
+        // Bodies are inserted in height order, so a block found invalid is
+        // the branch's first (its descendants go with it).
+        if branch
             .headers
-            .iter()
-            .position(|(_, hash, _)| self.is_known_invalid(hash))
+            .front()
+            .is_some_and(|(_, hash, _)| self.is_known_invalid(hash))
         {
-            branch.truncate(bad);
+            branch.truncate(0);
         }
         while let Some((header, hash, work)) = branch.headers.front().copied() {
             if !self.contains(&hash) {

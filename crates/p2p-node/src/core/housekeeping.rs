@@ -20,6 +20,7 @@ use crate::core::durable::Durable;
 use crate::core::network::Network;
 use crate::core::published::Publisher;
 use crate::core::repair::Repairs;
+use crate::core::view::NodeChain;
 use crate::mempool::Mempool;
 
 /// The housekeeping tick: an interval that can be disarmed while the node
@@ -67,13 +68,13 @@ impl Ticks {
 /// The housekeeping tick, over the parts of the core it touches. Returns
 /// `true`, for the core's loop: the event was a tick.
 pub(super) fn tick(
-    net: &mut Network,
+    (net, chain): (&mut Network, &NodeChain),
     published: &mut Publisher,
     mempool: &mut Mempool,
     durable: &mut Durable,
 ) -> bool {
     let now = Instant::now();
-    net.on_tick(now);
+    net.on_tick(chain, now);
     published.peers_due();
     mempool.expire_orphans(now);
     if durable.mempool_save_due(now) {

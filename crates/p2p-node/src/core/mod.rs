@@ -26,6 +26,7 @@ mod blocks;
 mod compact;
 mod costs;
 mod dialing;
+mod download;
 mod durable;
 mod gossip;
 mod housekeeping;
@@ -63,7 +64,9 @@ use network::{Lent, Network};
 pub use blocks::{BlockRelay, Submitted};
 pub(crate) use inbox::{BlockSubmission, Command, CoreMsg, CoreParts};
 pub use published::{RECENT_HEIGHTS, RecentBlocks, Snapshot};
-pub use view::{ConnId, Direction, Metrics, NodeChain, NodeEvent, NodeView, PeerInfo};
+pub use view::{
+    ConnId, Direction, Metrics, NodeChain, NodeEvent, NodeView, PeerInfo, SyncProgress,
+};
 
 /// The core: the chain, the mempool, the clock and the metrics, and the
 /// parts it coordinates (see the module docs).
@@ -144,7 +147,7 @@ impl Core {
                 _ = self.cancel.cancelled() => break,
                 // `true`: the event was a tick.
                 () = tick.next(), if tick.armed() =>
-                    housekeeping::tick(&mut self.net, &mut self.published, &mut self.mempool, &mut self.durable),
+                    housekeeping::tick((&mut self.net, &self.chain), &mut self.published, &mut self.mempool, &mut self.durable),
                 // Transaction announcements are due: `after_event` sends them.
                 () = tokio::time::sleep_until(self.mempool.announcements_due().unwrap_or_else(Instant::now)),
                     if self.mempool.announcements_due().is_some() => false,
@@ -258,6 +261,7 @@ impl Core {
             peers: self.net.peers(),
             now: Instant::now(),
             metrics: &self.metrics,
+            sync: self.net.sync_progress(&self.chain, Instant::now()),
         };
         self.published.after_event(&from, saved, may_publish);
     }
@@ -307,7 +311,7 @@ impl Core {
                 offence,
             } => self.net.punish(conn, Some(remote), &offence, now),
             CoreMsg::Gone { conn } => {
-                self.net.on_gone(conn, now);
+                self.net.on_gone(conn, &self.chain, now);
                 self.mempool.forget_peer(conn);
             }
             CoreMsg::DialFailed { conn, addr, error } => {
@@ -415,6 +419,10 @@ impl Core {
             Message::SyncBlocks { blocks, more } => {
                 self.on_sync_blocks(conn, blocks.into_inner(), more);
             }
+            Message::Headers(headers) => {
+                let now = (Instant::now(), self.clock.now_ms());
+                self.net.on_headers(conn, &headers, &self.chain, now);
+            }
             // Only saved blocks are served: a node that cannot save
             // serves nothing.
             ref m if m.reads_blocks() && !self.flush() => {}
@@ -477,6 +485,11 @@ impl Core {
     /// pushed in high-bandwidth mode (`compact.rs`).
     fn on_block(&mut self, conn: ConnId, block: Block<Tx>, pushed: bool) {
         let hash = block.hash();
+        if self.net.download_wants(&hash) {
+            self.net.block_from(conn, &hash, Some(block.header.height));
+            self.net.downloaded(conn, block, &self.chain);
+            return self.take_downloaded();
+        }
         let solicited = self.net.block_from(conn, &hash, None);
         match self.repairs.offer(&self.chain, conn, &block) {
             repair::Offered::NotWanted => {}
@@ -495,7 +508,6 @@ impl Core {
     fn on_sync_blocks(&mut self, conn: ConnId, blocks: Vec<Block<Tx>>, more: bool) {
         // A sync answer must connect to the locator we sent: its orphans
         // are the sender's fault, as are unasked-for ones.
-        self.net.sync_answered(conn);
         let mut last_best = None;
         for block in blocks {
             self.net
@@ -509,7 +521,18 @@ impl Core {
             self.durable.announce(tip);
         }
         if more {
-            self.net.request_sync(conn, &self.chain);
+            self.net
+                .orphan_from(conn, (true, self.chain.tip()), &self.chain, Instant::now());
+        }
+    }
+
+    /// Inserts the downloaded bodies that are next in height order
+    /// (`download.rs`), each as a block from its sender.
+    fn take_downloaded(&mut self) {
+        while let Some((conn, block)) = self.net.next_downloaded(&self.chain) {
+            if let Some(tip) = self.take_block(conn, block, (true, false)) {
+                self.durable.announce(tip);
+            }
         }
     }
 

@@ -22,6 +22,7 @@ use wire::{Bounded, Handshake, Message, Reason};
 use crate::config::NodeConfig;
 use crate::core::compact::{self, CompactRelay, Taken};
 use crate::core::dialing::Dialing;
+use crate::core::download::Download;
 use crate::core::gossip;
 use crate::core::peers::PeerTable;
 use crate::core::repair::Repairs;
@@ -65,6 +66,8 @@ pub(super) struct Network {
     sync_budget: usize,
     /// Compact block relay (`compact.rs`).
     compact: CompactRelay,
+    /// Headers-first sync (`download.rs`).
+    download: Download,
 }
 
 impl Network {
@@ -77,6 +80,7 @@ impl Network {
             request_timeout: config.request_timeout,
             sync_budget: config.max_frame.saturating_sub(64 * 1024),
             compact: CompactRelay::new(config.relay),
+            download: Download::new(config.request_timeout),
         }
     }
 
@@ -129,7 +133,8 @@ impl Network {
             self.peers.send(conn, offer);
         }
         if work > lent.chain.total_work() {
-            self.request_sync(conn, lent.chain);
+            self.download
+                .ask_headers(&mut self.peers, conn, lent.chain, Instant::now());
         }
         if tip_saved {
             self.announce_block(conn, lent.chain.tip());
@@ -139,11 +144,12 @@ impl Network {
     }
 
     /// `conn` is gone: what was asked of it is asked of others.
-    pub fn on_gone(&mut self, conn: ConnId, now: Instant) {
+    pub fn on_gone(&mut self, conn: ConnId, chain: &NodeChain, now: Instant) {
         self.peers.on_gone(conn, now);
         self.compact.on_gone(conn);
         let retries = self.requests.forget_peer(conn, now);
         self.send_retries(retries);
+        self.download.on_gone(&mut self.peers, conn, chain, now);
     }
 
     /// Dialing `addr` failed: it is tried again after its backoff.
@@ -171,10 +177,11 @@ impl Network {
     /// The timer: bans expire, unanswered requests go to other peers,
     /// due addresses are dialled, and a peer is asked for addresses if the
     /// node is short of them.
-    pub fn on_tick(&mut self, now: Instant) {
+    pub fn on_tick(&mut self, chain: &NodeChain, now: Instant) {
         self.peers.expire_bans(now);
         let retries = self.requests.expire(now, self.request_timeout);
         self.send_retries(retries);
+        self.download.on_tick(&mut self.peers, chain, now);
         self.peers.rotate_outbound(now);
         self.dialing.dial_due(&mut self.peers, now);
         if let Some(conn) = self.peers.addr_request(now) {
@@ -188,7 +195,7 @@ impl Network {
     /// Expired bans are only forgotten on a tick; a ban is checked against
     /// its expiry wherever it is read, so a later tick loses nothing.
     pub fn settled(&self, now: Instant) -> bool {
-        self.requests.is_idle() && self.peers.settled(now)
+        self.requests.is_idle() && self.download.is_idle() && self.peers.settled(now)
     }
 
     /// Cuts the node off from `addrs` until [`Network::heal`].
@@ -251,6 +258,7 @@ impl Network {
             Message::Ping { .. } | Message::Pong { .. } | Message::Notice { .. } => Ok(()),
             // The core's, or handled above.
             Message::Tx(_) | Message::Block(_) | Message::SyncBlocks { .. } => Ok(()),
+            Message::Headers(_) => Ok(()),
             Message::CompactBlock(_) | Message::BlockTxn { .. } => Ok(()),
             Message::SendCompact { high_bandwidth } => {
                 self.compact.peer_asked(conn, high_bandwidth);
@@ -286,6 +294,9 @@ impl Network {
             Message::GetSync { locator, stop } => {
                 let (asked, budget) = ((&locator[..], stop), self.sync_budget);
                 serve::serve_sync(&mut self.peers, lent.chain, conn, asked, budget)
+            }
+            Message::GetHeaders { locator, stop } => {
+                serve::serve_headers(&mut self.peers, lent.chain, conn, (&locator[..], stop))
             }
             Message::GetAddrs => {
                 let addrs = self.peers.addrs_for(conn, MAX_ADDRS, now);
@@ -414,20 +425,72 @@ impl Network {
             let offence = Offence::Orphan(missing.to_string());
             self.punish(conn, None, &offence, now);
         }
-        if self.peers.is_connected(conn) && !self.requests.is_syncing(conn) {
-            self.request_sync(conn, chain);
+        if self.peers.is_connected(conn) {
+            self.download.ask_headers(&mut self.peers, conn, chain, now);
         }
     }
 
-    /// A sync answer came from `conn`.
-    pub fn sync_answered(&mut self, conn: ConnId) {
-        self.requests.sync_answered(conn);
+    // ---- headers-first sync (`download.rs`) ---------------------------
+
+    /// Headers from `conn`, checked by the chain at `now_ms`.
+    pub fn on_headers(
+        &mut self,
+        conn: ConnId,
+        headers: &[chain_core::Header],
+        chain: &NodeChain,
+        (now, now_ms): (Instant, u64),
+    ) {
+        let from = (&mut self.peers, conn);
+        if let Err(offence) = self
+            .download
+            .on_headers(from.0, conn, headers, chain, (now, now_ms))
+        {
+            self.punish(conn, None, &offence, now);
+        }
     }
 
-    /// Asks `conn` for the blocks after our locator.
-    pub fn request_sync(&mut self, conn: ConnId, chain: &NodeChain) {
-        let asked = self.requests.get_sync(conn, chain.locator());
-        self.peers.send(conn, asked);
+    /// Whether `hash` is a body the sync asked for.
+    pub fn download_wants(&self, hash: &BlockHash) -> bool {
+        self.download.wants(hash)
+    }
+
+    /// A body the sync asked for, from `conn`: kept to be inserted in
+    /// order, or the sender punished if it does not match its header.
+    pub fn downloaded(
+        &mut self,
+        conn: ConnId,
+        block: chain_core::Block<escrow::Tx>,
+        chain: &NodeChain,
+    ) {
+        let now = Instant::now();
+        if let Err(offence) = self
+            .download
+            .on_block(&mut self.peers, conn, block, chain, now)
+        {
+            self.punish(conn, None, &offence, now);
+        }
+    }
+
+    /// The next downloaded body to insert, with its sender (`None` when the
+    /// next in height order has not arrived); asks for more.
+    pub fn next_downloaded(
+        &mut self,
+        chain: &NodeChain,
+    ) -> Option<(ConnId, chain_core::Block<escrow::Tx>)> {
+        let next = self.download.next_block(chain);
+        if next.is_none() {
+            self.download.fill(&mut self.peers, chain, Instant::now());
+        }
+        next
+    }
+
+    /// How far the sync is (`None` when nothing is to download).
+    pub fn sync_progress(
+        &self,
+        chain: &NodeChain,
+        now: Instant,
+    ) -> Option<crate::core::view::SyncProgress> {
+        self.download.progress(chain, now)
     }
 
     // ---- what the node tells and asks ---------------------------------

@@ -182,7 +182,7 @@ fn announced_blocks_are_asked_once_and_sent_ones_tell_the_height() {
 }
 
 #[test]
-fn an_unasked_orphan_is_punished_and_syncs_once() {
+fn an_unasked_orphan_is_punished_and_asks_for_headers_once() {
     let (mut net, chain, mempool) = parts();
     let mut rx = live_peer(&mut net, (&chain, &mempool), (4, 2), Work::ZERO);
     kinds(&mut rx);
@@ -190,13 +190,13 @@ fn an_unasked_orphan_is_punished_and_syncs_once() {
     let now = Instant::now();
     net.orphan_from(4, (true, missing), &chain, now);
     assert_eq!(score(&net, 4, now), 0, "asked for: no fault");
-    assert_eq!(kinds(&mut rx), ["get-sync"]);
+    assert_eq!(kinds(&mut rx), ["get-headers"]);
     net.orphan_from(4, (false, missing), &chain, now);
     assert!(score(&net, 4, now) > 0);
-    assert!(kinds(&mut rx).is_empty(), "one sync at a time");
-    net.sync_answered(4);
+    assert!(kinds(&mut rx).is_empty(), "one headers request at a time");
+    net.on_headers(4, &[], &chain, (now, 0));
     net.orphan_from(4, (true, missing), &chain, now);
-    assert_eq!(kinds(&mut rx), ["get-sync"]);
+    assert_eq!(kinds(&mut rx), ["get-headers"]);
 }
 
 #[test]
@@ -228,7 +228,7 @@ fn what_was_asked_of_a_peer_that_left_is_asked_of_another() {
     net.on_message(2, announce(), Lent::new(&chain, &mempool), now);
     assert_eq!(kinds(&mut first), ["get-blocks"]);
     assert!(kinds(&mut second).is_empty(), "asked of one peer at a time");
-    net.on_gone(1, now);
+    net.on_gone(1, &chain, now);
     assert_eq!(kinds(&mut second), ["get-blocks"]);
     assert!(!net.is_connected(1));
 }

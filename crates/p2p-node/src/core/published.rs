@@ -22,7 +22,7 @@ use wire::NodeId;
 use crate::config::MiningMode;
 use crate::core::inbox::PublishWaiter;
 use crate::core::peers::PeerTable;
-use crate::core::view::{Metrics, NodeChain, NodeEvent, PeerInfo};
+use crate::core::view::{Metrics, NodeChain, NodeEvent, PeerInfo, SyncProgress};
 
 /// How many heights below the tip (the tip's included) [`RecentBlocks`]
 /// keeps: enough for the deepest `GET /tree` (200) and a page of `GET
@@ -76,6 +76,9 @@ pub struct Snapshot {
     /// The blocks of the last [`RECENT_HEIGHTS`] heights, side branches
     /// included.
     pub recent: RecentBlocks,
+    /// How far a headers-first sync is, while one runs (its `blocks` is
+    /// this snapshot's height).
+    pub sync: Option<SyncProgress>,
 }
 
 /// The blocks of the last [`RECENT_HEIGHTS`] heights of the tree (best
@@ -271,6 +274,7 @@ impl Publisher {
             peers: Arc::from(Vec::new()),
             metrics: Arc::new(Metrics::default()),
             recent: RecentBlocks::scan(chain),
+            sync: None,
         };
         let (sender, _) = watch::channel(Arc::new(first));
         Publisher {
@@ -369,6 +373,8 @@ pub(crate) struct Sources<'a> {
     pub now: tokio::time::Instant,
     /// The counters.
     pub metrics: &'a Metrics,
+    /// How far a sync is.
+    pub sync: Option<SyncProgress>,
 }
 
 impl Publisher {
@@ -456,6 +462,14 @@ impl Publisher {
             }
         }
         self.connect_orphans(from.chain, &mut new.recent, joined);
+        let sync = from.sync.map(|s| SyncProgress {
+            blocks: new.height,
+            ..s
+        });
+        if sync != old.sync {
+            new.sync = sync;
+            changed = true;
+        }
         let mempool_changes = from.mempool.changes();
         if mempool_current && mempool_changes != self.mempool_changes {
             self.mempool_changes = mempool_changes;

@@ -1,6 +1,5 @@
 //! What the node asked of whom, and when: blocks and transactions by hash
-//! (so each is asked once at a time) and the peers a sync request is out
-//! to. Every peer that announces an item while it is asked of another is
+//! (so each is asked once at a time). Every peer that announces an item while it is asked of another is
 //! remembered: if the asked peer times out, answers `NotFound` or goes
 //! away, the item is asked of the next announcer, so a transaction does not
 //! go missing because the first peer to announce it left. Transactions
@@ -39,7 +38,6 @@ pub(crate) struct Requests {
     /// Block requests that timed out, oldest first.
     late_blocks: VecDeque<BlockHash>,
     late_set: BTreeSet<BlockHash>,
-    syncing: BTreeSet<ConnId>,
 }
 
 /// Block requests to send again, to another peer that announced the
@@ -243,35 +241,9 @@ impl Requests {
         self.blocks.is_empty() && self.txs.is_idle()
     }
 
-    /// The `GetSync` to send `conn` for the blocks after `locator` (our
-    /// best chain's locator); it is recorded as sent.
-    pub fn get_sync(&mut self, conn: ConnId, locator: Vec<BlockHash>) -> Message {
-        self.sync_sent(conn);
-        Message::GetSync {
-            locator: Bounded::truncating(locator),
-            stop: BlockHash::ZERO,
-        }
-    }
-
-    /// A `GetSync` went to `conn`.
-    pub fn sync_sent(&mut self, conn: ConnId) {
-        self.syncing.insert(conn);
-    }
-
-    /// `conn` answered its `GetSync`.
-    pub fn sync_answered(&mut self, conn: ConnId) {
-        self.syncing.remove(&conn);
-    }
-
-    /// Whether a `GetSync` to `conn` awaits its answer.
-    pub fn is_syncing(&self, conn: ConnId) -> bool {
-        self.syncing.contains(&conn)
-    }
-
     /// The connection ended: what was asked of it goes to the next
     /// announcer now (returned), and it is no announcer any more.
     pub fn forget_peer(&mut self, conn: ConnId, now: Instant) -> Retries {
-        self.syncing.remove(&conn);
         self.txs.forget_peer(conn);
         for a in self.blocks.values_mut() {
             a.others.retain(|c| *c != conn);
@@ -366,7 +338,7 @@ mod tests {
     }
 
     #[test]
-    fn retries_become_one_get_blocks_per_peer_and_a_sync_request_is_recorded() {
+    fn retries_become_one_get_blocks_per_peer() {
         let retries = Retries {
             blocks: vec![(2, hash(1)), (1, hash(2)), (2, hash(3))],
         };
@@ -377,27 +349,6 @@ mod tests {
             matches!(&sent[1], (2, Message::GetBlocks(h)) if h.to_vec() == vec![hash(1), hash(3)])
         );
         assert!(Retries::default().into_messages().is_empty());
-        let mut r = Requests::default();
-        let asked = r.get_sync(4, vec![hash(9), hash(0)]);
-        assert!(r.is_syncing(4));
-        assert!(matches!(
-            asked,
-            Message::GetSync { locator, stop }
-                if locator.to_vec() == vec![hash(9), hash(0)] && stop == BlockHash::ZERO
-        ));
-    }
-
-    #[test]
-    fn sync_requests_are_tracked_per_peer() {
-        let mut r = Requests::default();
-        r.sync_sent(3);
-        assert!(r.is_syncing(3));
-        assert!(!r.is_syncing(4));
-        r.sync_answered(3);
-        assert!(!r.is_syncing(3));
-        r.sync_sent(4);
-        r.forget_peer(4, Instant::now());
-        assert!(!r.is_syncing(4));
     }
 
     #[test]

@@ -1,18 +1,21 @@
 //! Serving what peers ask for: transactions and blocks by hash
-//! (`GetTxs`, `GetBlocks`), and a run of best-chain blocks from a locator
-//! for sync (`GetSync`).
+//! (`GetTxs`, `GetBlocks`), and a run of best-chain headers or blocks
+//! from a locator for sync (`GetHeaders`, `GetSync`).
 //!
 //! Each answer is computed from the chain and the mempool without changing
 //! them ([`txs`], [`blocks`], [`sync`]), then sent through the peer table
 //! as the peer's upload allowance lets it ([`serve_txs`], [`serve_blocks`],
 //! [`serve_sync`]): an answer that does not fit is refused, and the
 //! refusal is the peer's offence, returned for the core to punish. What is
-//! sent counts as known to the peer.
+//! sent counts as known to the peer. A best-chain block a peer was never
+//! sent, and headers above the highest it was sent, are free: a peer that
+//! downloads the chain once is served at the speed of the link, and only
+//! what it asks again is charged (`peers/served.rs`).
 
 use chain_core::{Block, BlockHash, TxId};
 use escrow::{SignedTx, Tx};
 use tokio::time::Instant;
-use wire::message::MAX_SYNC_BLOCKS;
+use wire::message::{MAX_HEADERS, MAX_SYNC_BLOCKS};
 use wire::{Bounded, CompactBlock, Message};
 
 use crate::core::peers::PeerTable;
@@ -87,10 +90,15 @@ pub(super) fn serve_blocks(
             missing.push(hash);
             continue;
         };
-        charge(peers, conn, block.size(), "a block")?;
+        let height = block.header.height;
+        let best = chain.is_on_best_chain(&hash);
+        if !best || peers.was_sent(conn, height) {
+            charge(peers, conn, block.size(), "a block")?;
+        }
         peers.knows_blocks(conn, [&block.hash()]);
-        if chain.is_on_best_chain(&hash) {
-            peers.saw_height(conn, block.header.height);
+        if best {
+            peers.mark_sent(conn, height);
+            peers.saw_height(conn, height);
         }
         peers.send(conn, Message::Block((*block).clone()));
     }
@@ -209,8 +217,14 @@ pub(super) fn serve_sync(
             return Ok(());
         }
     };
-    let size = blocks.iter().map(Block::size).sum();
+    let again = blocks
+        .iter()
+        .filter(|b| peers.was_sent(conn, b.header.height));
+    let size = again.map(Block::size).sum();
     charge(peers, conn, size, "a sync answer")?;
+    for b in &blocks {
+        peers.mark_sent(conn, b.header.height);
+    }
     let hashes: Vec<BlockHash> = blocks.iter().map(Block::hash).collect();
     peers.knows_blocks(conn, &hashes);
     // The peer asked for them: once they arrive it holds them, and `/peers`
@@ -227,6 +241,62 @@ pub(super) fn serve_sync(
         },
     );
     Ok(())
+}
+
+/// Answers `GetHeaders`: the best-chain headers after the first locator
+/// hash on our best chain (after genesis if none is), up to `stop`, at
+/// most [`MAX_HEADERS`]. Headers are in memory: no read can fail.
+///
+/// # Errors
+///
+/// As [`serve_txs`] (only headers sent before are charged, 96 bytes each).
+pub(super) fn serve_headers(
+    peers: &mut PeerTable,
+    chain: &NodeChain,
+    conn: ConnId,
+    (locator, stop): (&[BlockHash], BlockHash),
+) -> Result<(), Offence> {
+    let headers = headers(chain, locator, stop);
+    if let (Some(first), Some(last)) = (headers.first(), headers.last()) {
+        let again = peers.headers_sent_again(conn, first.height, last.height);
+        let bytes = usize::try_from(again)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(96);
+        charge(peers, conn, bytes, "a headers answer")?;
+        peers.saw_height(conn, last.height);
+    }
+    peers.send(conn, Message::Headers(Bounded::truncating(headers)));
+    Ok(())
+}
+
+/// The answer to `GetHeaders` (see [`serve_headers`]).
+pub(crate) fn headers(
+    chain: &NodeChain,
+    locator: &[BlockHash],
+    stop: BlockHash,
+) -> Vec<chain_core::Header> {
+    let start = fork_point(chain, locator) + 1;
+    let mut out = Vec::new();
+    for height in start..=chain.height() {
+        let Some(header) = chain.hash_at_height(height).and_then(|h| chain.header(&h)) else {
+            break;
+        };
+        out.push(header);
+        if out.len() >= MAX_HEADERS || header.hash() == stop {
+            break;
+        }
+    }
+    out
+}
+
+/// The height of the first locator hash on our best chain (genesis, 0, if
+/// none is).
+fn fork_point(chain: &NodeChain, locator: &[BlockHash]) -> u64 {
+    locator
+        .iter()
+        .find(|h| chain.is_on_best_chain(h))
+        .and_then(|h| chain.header(h))
+        .map_or(0, |h| h.height)
 }
 
 /// The pending transactions asked for, and the ids the pool does not hold.
@@ -295,11 +365,7 @@ pub(crate) fn sync(
     stop: BlockHash,
     budget: usize,
 ) -> Result<(Vec<Block<Tx>>, bool), Unreadable> {
-    let start = locator
-        .iter()
-        .find(|h| chain.is_on_best_chain(h))
-        .and_then(|h| chain.header(h))
-        .map_or(1, |h| h.height + 1);
+    let start = fork_point(chain, locator) + 1;
     let mut blocks = Vec::new();
     let mut size = 0usize;
     let mut height = start;

@@ -110,6 +110,19 @@ impl NodeView<'_> {
     }
 }
 
+/// How far a headers-first sync is (`core/download.rs`): present while
+/// the node knows headers whose blocks it has not validated yet.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SyncProgress {
+    /// The height of the most-work header chain known.
+    pub headers: u64,
+    /// The height of the best validated chain.
+    pub blocks: u64,
+    /// The time left at the rate of this sync so far, once a block of it
+    /// has been validated.
+    pub seconds_left: Option<f64>,
+}
+
 /// What the node knows about a live peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerInfo {

@@ -252,6 +252,17 @@ pub fn all() -> Vec<(&'static str, Message)> {
             },
         ),
         ("get_compact", Message::GetCompact { block: hash(13) }),
+        (
+            "get_headers",
+            Message::GetHeaders {
+                locator: Bounded::new(vec![hash(14), hash(15)]).unwrap(),
+                stop: BlockHash::ZERO,
+            },
+        ),
+        (
+            "headers",
+            Message::Headers(Bounded::new(vec![block_of_transfers(1).header]).unwrap()),
+        ),
     ]
 }
 
@@ -469,5 +480,18 @@ pub fn arb_message() -> impl Strategy<Value = Message> {
             }
         }),
         arb_hash().prop_map(|block| Message::GetCompact { block }),
+        (
+            proptest::collection::vec(arb_hash(), 0..=MAX_LOCATOR),
+            arb_hash()
+        )
+            .prop_map(|(locator, stop)| Message::GetHeaders {
+                locator: Bounded::new(locator).unwrap(),
+                stop
+            }),
+        proptest::collection::vec(any::<[u8; 96]>(), 0..4).prop_map(|h| {
+            Message::Headers(
+                Bounded::new(h.iter().map(|b| Header::from_bytes(b).unwrap()).collect()).unwrap(),
+            )
+        }),
     ]
 }

@@ -92,6 +92,14 @@ impl PeerTable {
             .for_each(|p| p.known_txs.forget(id));
     }
 
+    /// The height and work `conn` is known to have, if it is live.
+    pub fn tip_of(&self, conn: ConnId) -> Option<(u64, Work)> {
+        self.peers
+            .get(&conn)
+            .filter(|p| p.live())
+            .map(|p| (p.best_height, p.best_work))
+    }
+
     /// `conn` has the block at `height` with `work` cumulative work (it
     /// announced or sent it): what `/peers` shows and sync decisions use
     /// follow the peer's announcements, not only its handshake.

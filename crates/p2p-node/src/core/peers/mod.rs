@@ -70,6 +70,8 @@ struct Peer {
     last_block: Option<Instant>,
     /// When the peer last sent a transaction we admitted.
     last_tx: Option<Instant>,
+    /// What it was sent of the best chain (`served.rs`).
+    served: served::Served,
 }
 
 impl Peer {
@@ -384,6 +386,7 @@ impl PeerTable {
                 connected_at: now,
                 last_block: None,
                 last_tx: None,
+                served: served::Served::default(),
             },
         );
         debug!(conn, %remote, peer = %hex::encode(&hello.node_id.0[..4]), "peer admitted");
@@ -556,6 +559,7 @@ mod bans;
 mod evict;
 mod known;
 mod known_set;
+mod served;
 
 #[cfg(test)]
 mod address_tests;

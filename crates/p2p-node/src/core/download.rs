@@ -1,0 +1,460 @@
+//! Headers-first sync: the header branch ahead of the chain and the
+//! download of its bodies from several peers at once.
+//!
+//! 1. A peer with more work than the node (its handshake, an orphan it
+//!    sent) is asked for headers (`GetHeaders` from the branch's tip and
+//!    the chain's locator). What it answers is checked by the chain
+//!    (`Chain::add_headers`: linkage, proof of work, the difficulty rule,
+//!    timestamps) before anything else: a refused answer is the sender's
+//!    offence and no body is asked for. An answer of [`MAX_HEADERS`]
+//!    asks the same peer for the next ones.
+//! 2. The bodies of the branch's next [`WINDOW`] heights above the chain
+//!    are asked of the peers whose height reaches them, [`CHUNK`]
+//!    consecutive heights per `GetBlocks`, each peer holding at most its
+//!    own limit in flight ([`MAX_IN_FLIGHT`] at most; halved by a request
+//!    that times out, one more per block it delivers).
+//! 3. A body that arrives is checked against its header at once
+//!    (`validate::check_block`: merkle root, limits); one that does not
+//!    match is the sender's offence and its height is asked of another
+//!    peer. Bodies that match wait here until their parent is in the
+//!    chain, and the core inserts them in height order
+//!    ([`Download::next_block`]) while later ones arrive: downloading and
+//!    validating overlap.
+//! 4. A request unanswered after the request timeout is asked of another
+//!    peer (the first answer wins; no penalty: slow is not malicious).
+//!
+//! Memory: at most [`WINDOW`] bodies wait or are in flight.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use chain_core::{Block, BlockHash, Header, HeaderBranch, HeadersAdded, validate};
+use escrow::Tx;
+use tokio::time::Instant;
+use wire::message::{MAX_HEADERS, MAX_LOCATOR};
+use wire::{Bounded, Message};
+
+use crate::core::peers::PeerTable;
+use crate::core::view::{ConnId, NodeChain, SyncProgress};
+use crate::penalty::Offence;
+
+/// Consecutive heights asked in one `GetBlocks`.
+pub(crate) const CHUNK: usize = 16;
+/// The most bodies asked of one peer at once.
+pub(crate) const MAX_IN_FLIGHT: usize = 2 * CHUNK;
+/// How far above the chain's height bodies are asked (in flight or
+/// waiting for their parent).
+pub(crate) const WINDOW: u64 = 256;
+
+/// One body asked for.
+struct Asked {
+    hash: BlockHash,
+    /// The peers asked, the current one last.
+    tried: Vec<ConnId>,
+    /// When the current one was asked.
+    at: Instant,
+    /// Whether the current one's request is still counted in flight (not
+    /// timed out, not answered with a wrong body, still connected).
+    open: bool,
+}
+
+/// A peer's part of the download.
+struct PeerState {
+    /// Bodies it may have in flight (see the module docs).
+    limit: usize,
+    in_flight: usize,
+}
+
+impl Default for PeerState {
+    fn default() -> Self {
+        PeerState {
+            limit: CHUNK,
+            in_flight: 0,
+        }
+    }
+}
+
+/// The header branch and the bodies asked and waiting (module docs).
+pub(crate) struct Download {
+    branch: Option<HeaderBranch>,
+    /// Peers asked for headers, and when.
+    headers_asked: HashMap<ConnId, Instant>,
+    /// Bodies asked, by height.
+    asked: BTreeMap<u64, Asked>,
+    /// Bodies that matched their headers, waiting for their parent, by
+    /// height, with their sender.
+    arrived: BTreeMap<u64, (ConnId, Block<Tx>)>,
+    peers: HashMap<ConnId, PeerState>,
+    timeout: Duration,
+    /// When the download last started from a synced chain, and the
+    /// height then (for the estimate of the time left).
+    started: Option<(Instant, u64)>,
+}
+
+impl Download {
+    /// A download with nothing to do; requests time out after `timeout`.
+    pub fn new(timeout: Duration) -> Download {
+        Download {
+            branch: None,
+            headers_asked: HashMap::new(),
+            asked: BTreeMap::new(),
+            arrived: BTreeMap::new(),
+            peers: HashMap::new(),
+            timeout,
+            started: None,
+        }
+    }
+
+    /// Whether nothing is asked and nothing waits (no timer needed).
+    pub fn is_idle(&self) -> bool {
+        self.headers_asked.is_empty() && self.asked.is_empty() && self.arrived.is_empty()
+    }
+
+    /// Whether the body `hash` is one the download asked for.
+    pub fn wants(&self, hash: &BlockHash) -> bool {
+        self.branch
+            .as_ref()
+            .and_then(|b| b.height_of(hash))
+            .is_some_and(|h| self.asked.contains_key(&h))
+    }
+
+    /// How far the sync is: headers known, blocks validated, and an
+    /// estimate of the time left; `None` when no header waits for its body.
+    pub fn progress(&self, chain: &NodeChain, now: Instant) -> Option<SyncProgress> {
+        let branch = self.branch.as_ref().filter(|b| !b.is_empty())?;
+        let (headers, blocks) = (branch.tip().1, chain.height());
+        let left = headers.saturating_sub(blocks);
+        let seconds_left = self.started.and_then(|(at, from)| {
+            let done = blocks.checked_sub(from).filter(|d| *d > 0)?;
+            let per_block = now.saturating_duration_since(at).as_secs_f64() / done as f64;
+            Some(per_block * left as f64)
+        });
+        Some(SyncProgress {
+            headers,
+            blocks,
+            seconds_left,
+        })
+    }
+
+    // ---- headers --------------------------------------------------------
+
+    /// Asks `conn` for headers after the branch's tip, unless it has an
+    /// answer of ours to give already.
+    pub fn ask_headers(
+        &mut self,
+        peers: &mut PeerTable,
+        conn: ConnId,
+        chain: &NodeChain,
+        now: Instant,
+    ) {
+        if self.headers_asked.contains_key(&conn) {
+            return;
+        }
+        let branch = self.branch(chain);
+        let mut locator = branch.locator_head();
+        locator.truncate(MAX_LOCATOR / 2);
+        let tree = chain.locator();
+        let room = MAX_LOCATOR - locator.len();
+        // Keep genesis: the tree's locator ends with it.
+        if tree.len() > room {
+            locator.extend_from_slice(&tree[..room - 1]);
+            locator.extend(tree.last());
+        } else {
+            locator.extend(tree);
+        }
+        let ask = Message::GetHeaders {
+            locator: Bounded::truncating(locator),
+            stop: BlockHash::ZERO,
+        };
+        if peers.send(conn, ask) {
+            self.headers_asked.insert(conn, now);
+        }
+    }
+
+    /// Headers from `conn`: checked by the chain at `now_ms`, kept if they
+    /// are the most-work branch, followed by a request for more (a full
+    /// answer) and for bodies.
+    ///
+    /// # Errors
+    ///
+    /// The sender's offence: headers that break a rule or do not connect
+    /// (nothing of them is kept; a header only too far in the future is
+    /// no offence, and is dropped).
+    pub fn on_headers(
+        &mut self,
+        peers: &mut PeerTable,
+        conn: ConnId,
+        headers: &[Header],
+        chain: &NodeChain,
+        (now, now_ms): (Instant, u64),
+    ) -> Result<(), Offence> {
+        self.headers_asked.remove(&conn);
+        let mut branch = self.branch.take().unwrap_or_else(|| chain.header_branch());
+        let added = chain.add_headers(&mut branch, headers, now_ms);
+        let was_empty = branch.is_empty();
+        self.branch = Some(branch);
+        match added {
+            Ok(HeadersAdded::Extended { .. } | HeadersAdded::Switched { .. }) => {
+                if was_empty || self.started.is_none() {
+                    self.started = Some((now, chain.height()));
+                }
+                if let Some(last) = headers.last() {
+                    peers.saw_height(conn, last.height);
+                }
+                if headers.len() >= MAX_HEADERS {
+                    self.ask_headers(peers, conn, chain, now);
+                }
+                self.fill(peers, chain, now);
+                Ok(())
+            }
+            Ok(HeadersAdded::Known | HeadersAdded::NotBetter) => Ok(()),
+            Err(e) if !e.is_permanent() => {
+                tracing::debug!(conn, "headers not kept for now: {e}");
+                Ok(())
+            }
+            Err(e) => Err(Offence::InvalidBlock(format!("headers: {e}"))),
+        }
+    }
+
+    /// The branch, settled against the chain (created at its tip).
+    fn branch(&mut self, chain: &NodeChain) -> &HeaderBranch {
+        let branch = self.branch.get_or_insert_with(|| chain.header_branch());
+        chain.settle_branch(branch);
+        branch
+    }
+
+    // ---- bodies ---------------------------------------------------------
+
+    /// Asks for the bodies of the window's heights that are neither asked
+    /// nor waiting, and again of another peer those whose request failed,
+    /// of the peers with room, in chunks of consecutive heights.
+    pub fn fill(&mut self, peers: &mut PeerTable, chain: &NodeChain, now: Instant) {
+        self.forget_settled(chain);
+        let Some(branch) = self.branch.take() else {
+            return;
+        };
+        if !branch.is_empty() {
+            let plan = self.plan(peers, &branch);
+            for (conn, heights) in plan {
+                let hashes: Vec<BlockHash> =
+                    heights.iter().filter_map(|h| branch.hash_at(*h)).collect();
+                if !peers.send(conn, Message::GetBlocks(Bounded::truncating(hashes))) {
+                    continue;
+                }
+                for h in heights {
+                    let Some(hash) = branch.hash_at(h) else {
+                        continue;
+                    };
+                    let asked = self.asked.entry(h).or_insert(Asked {
+                        hash,
+                        tried: Vec::new(),
+                        at: now,
+                        open: false,
+                    });
+                    asked.tried.push(conn);
+                    (asked.at, asked.open) = (now, true);
+                    self.peers.entry(conn).or_default().in_flight += 1;
+                }
+            }
+        }
+        self.branch = Some(branch);
+    }
+
+    /// Who to ask for which heights: failed requests first, then the
+    /// window's new heights; a height goes to a peer that reaches it, has
+    /// room and was not asked for it before (any peer with room, if all
+    /// were), the peer of the chunk being built while it can take more.
+    fn plan(&self, peers: &PeerTable, branch: &HeaderBranch) -> BTreeMap<ConnId, Vec<u64>> {
+        let (base, tip) = (branch.base_height(), branch.tip().1);
+        let top = tip.min(base + WINDOW);
+        let failed = self.asked.iter().filter(|(_, a)| !a.open).map(|(h, _)| *h);
+        let fresh = (base + 1..=top)
+            .filter(|h| !self.asked.contains_key(h) && !self.arrived.contains_key(h));
+        let mut room: Vec<(ConnId, u64, usize)> = peers
+            .live_conns()
+            .into_iter()
+            .filter_map(|c| peers.tip_of(c).map(|(height, _)| (c, height)))
+            .filter(|(_, height)| *height > base)
+            .map(|(c, height)| {
+                let s = self.state(c);
+                (c, height, s.limit.saturating_sub(s.in_flight))
+            })
+            .filter(|(_, _, room)| *room > 0)
+            .collect();
+        let mut plan: BTreeMap<ConnId, Vec<u64>> = BTreeMap::new();
+        let mut current: Option<usize> = None;
+        for h in failed.chain(fresh).collect::<Vec<u64>>() {
+            let tried: &[ConnId] = self.asked.get(&h).map_or(&[], |a| &a.tried);
+            let fits = |(c, height, room): &(ConnId, u64, usize), fresh_only: bool| {
+                *room > 0 && *height >= h && !(fresh_only && tried.contains(c))
+            };
+            let keep = current.filter(|i| {
+                fits(&room[*i], true) && plan.get(&room[*i].0).is_some_and(|p| p.len() < CHUNK)
+            });
+            let pick = keep.or_else(|| {
+                let best = |fresh_only: bool| {
+                    (0..room.len())
+                        .filter(|i| fits(&room[*i], fresh_only))
+                        .max_by_key(|i| (room[*i].2, std::cmp::Reverse(room[*i].0)))
+                };
+                best(true).or_else(|| best(false))
+            });
+            let Some(i) = pick else {
+                continue;
+            };
+            room[i].2 -= 1;
+            plan.entry(room[i].0).or_default().push(h);
+            current = Some(i);
+        }
+        plan
+    }
+
+    /// A body the download asked for, from `conn`: kept to be inserted
+    /// in order if it matches its header.
+    ///
+    /// # Errors
+    ///
+    /// The sender's offence if it does not match (the height is asked of
+    /// another peer).
+    pub fn on_block(
+        &mut self,
+        peers: &mut PeerTable,
+        conn: ConnId,
+        block: Block<Tx>,
+        chain: &NodeChain,
+        now: Instant,
+    ) -> Result<(), Offence> {
+        let hash = block.hash();
+        let Some(height) = self.branch.as_ref().and_then(|b| b.height_of(&hash)) else {
+            return Ok(());
+        };
+        let Some(asked) = self.asked.get_mut(&height) else {
+            return Ok(());
+        };
+        if let Err(e) = validate::check_block(&block, chain.params()) {
+            // Asked again of another peer, never of this one.
+            if !asked.tried.contains(&conn) {
+                asked.tried.insert(0, conn);
+            }
+            if asked.open && asked.tried.last() == Some(&conn) {
+                asked.open = false;
+                self.release(conn, true);
+            }
+            if let Some(s) = self.peers.get_mut(&conn) {
+                s.limit = 1;
+            }
+            self.fill(peers, chain, now);
+            return Err(Offence::InvalidBlock(format!(
+                "block {hash} at height {height} does not match its header: {e}"
+            )));
+        }
+        let (open, current) = (asked.open, asked.tried.last().copied());
+        self.asked.remove(&height);
+        if let (true, Some(current)) = (open, current) {
+            self.release(current, false);
+        }
+        let s = self.peers.entry(conn).or_default();
+        s.limit = (s.limit + 1).min(MAX_IN_FLIGHT);
+        peers.saw_height(conn, height);
+        self.arrived.insert(height, (conn, block));
+        self.fill(peers, chain, now);
+        Ok(())
+    }
+
+    /// `conn`'s request of one body is over (answered, failed if `failed`).
+    fn release(&mut self, conn: ConnId, failed: bool) {
+        if let Some(s) = self.peers.get_mut(&conn) {
+            s.in_flight = s.in_flight.saturating_sub(1);
+            if failed {
+                s.limit = (s.limit / 2).max(1);
+            }
+        }
+    }
+
+    /// The next body to insert: the one whose parent is the chain's block
+    /// the branch extends, with its sender.
+    pub fn next_block(&mut self, chain: &NodeChain) -> Option<(ConnId, Block<Tx>)> {
+        let base = self.branch(chain).base_height();
+        self.arrived.remove(&(base + 1))
+    }
+
+    /// Drops what the chain no longer needs: heights it holds now, and
+    /// bodies of headers no longer on the branch.
+    fn forget_settled(&mut self, chain: &NodeChain) {
+        let Some(mut branch) = self.branch.take() else {
+            return;
+        };
+        chain.settle_branch(&mut branch);
+        let stale = |h: &u64, hash: &BlockHash| {
+            *h <= branch.base_height() || branch.hash_at(*h) != Some(*hash)
+        };
+        let gone: Vec<u64> = self
+            .asked
+            .iter()
+            .filter(|(h, a)| stale(h, &a.hash))
+            .map(|(h, _)| *h)
+            .collect();
+        for h in gone {
+            if let Some(a) = self.asked.remove(&h)
+                && a.open
+                && let Some(current) = a.tried.last()
+            {
+                self.release(*current, false);
+            }
+        }
+        self.arrived.retain(|h, (_, b)| !stale(h, &b.hash()));
+        if branch.is_empty() {
+            self.started = None;
+        }
+        self.branch = Some(branch);
+    }
+
+    // ---- time and peers ---------------------------------------------------
+
+    /// The timer: headers and bodies unanswered for the timeout are asked
+    /// of other peers; a peer that let a body time out may have half as
+    /// many in flight.
+    pub fn on_tick(&mut self, peers: &mut PeerTable, chain: &NodeChain, now: Instant) {
+        let timeout = self.timeout;
+        self.headers_asked
+            .retain(|_, at| now.saturating_duration_since(*at) < timeout);
+        let mut late = Vec::new();
+        for a in self.asked.values_mut() {
+            if a.open && now.saturating_duration_since(a.at) >= timeout {
+                a.open = false;
+                late.extend(a.tried.last().copied());
+            }
+        }
+        for conn in late {
+            self.release(conn, true);
+        }
+        self.fill(peers, chain, now);
+    }
+
+    /// `conn` is gone: what it was asked goes to others.
+    pub fn on_gone(
+        &mut self,
+        peers: &mut PeerTable,
+        conn: ConnId,
+        chain: &NodeChain,
+        now: Instant,
+    ) {
+        self.headers_asked.remove(&conn);
+        self.peers.remove(&conn);
+        for a in self.asked.values_mut() {
+            if a.tried.last() == Some(&conn) {
+                a.open = false;
+            }
+        }
+        self.fill(peers, chain, now);
+    }
+
+    fn state(&self, conn: ConnId) -> PeerState {
+        self.peers
+            .get(&conn)
+            .map_or_else(PeerState::default, |s| PeerState {
+                limit: s.limit,
+                in_flight: s.in_flight,
+            })
+    }
+}
