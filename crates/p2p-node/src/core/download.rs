@@ -110,12 +110,13 @@ impl Download {
         self.headers_asked.is_empty() && self.asked.is_empty() && self.arrived.is_empty()
     }
 
-    /// Whether the body `hash` is one the download asked for.
+    /// Whether `hash` is a block of the header branch (above the chain):
+    /// its body is the download's, asked for or not.
     pub fn wants(&self, hash: &BlockHash) -> bool {
         self.branch
             .as_ref()
             .and_then(|b| b.height_of(hash))
-            .is_some_and(|h| self.asked.contains_key(&h))
+            .is_some()
     }
 
     /// How far the sync is: headers known, blocks validated, and an
@@ -309,8 +310,9 @@ impl Download {
         plan
     }
 
-    /// A body the download asked for, from `conn`: kept to be inserted
-    /// in order if it matches its header.
+    /// A body of the branch from `conn` (asked for, or another peer's
+    /// answer arriving late, or unasked): kept to be inserted in order if
+    /// it matches its header and is not here already.
     ///
     /// # Errors
     ///
@@ -328,17 +330,19 @@ impl Download {
         let Some(height) = self.branch.as_ref().and_then(|b| b.height_of(&hash)) else {
             return Ok(());
         };
-        let Some(asked) = self.asked.get_mut(&height) else {
+        if self.arrived.contains_key(&height) {
             return Ok(());
-        };
+        }
         if let Err(e) = validate::check_block(&block, chain.params()) {
-            // Asked again of another peer, never of this one.
-            if !asked.tried.contains(&conn) {
-                asked.tried.insert(0, conn);
-            }
-            if asked.open && asked.tried.last() == Some(&conn) {
-                asked.open = false;
-                self.release(conn, true);
+            if let Some(asked) = self.asked.get_mut(&height) {
+                // Asked again of another peer, never of this one.
+                if !asked.tried.contains(&conn) {
+                    asked.tried.insert(0, conn);
+                }
+                if asked.open && asked.tried.last() == Some(&conn) {
+                    asked.open = false;
+                    self.release(conn, true);
+                }
             }
             if let Some(s) = self.peers.get_mut(&conn) {
                 s.limit = 1;
@@ -348,10 +352,11 @@ impl Download {
                 "block {hash} at height {height} does not match its header: {e}"
             )));
         }
-        let (open, current) = (asked.open, asked.tried.last().copied());
-        self.asked.remove(&height);
-        if let (true, Some(current)) = (open, current) {
-            self.release(current, false);
+        if let Some(asked) = self.asked.remove(&height)
+            && asked.open
+            && let Some(current) = asked.tried.last()
+        {
+            self.release(*current, false);
         }
         let s = self.peers.entry(conn).or_default();
         s.limit = (s.limit + 1).min(MAX_IN_FLIGHT);

@@ -148,7 +148,7 @@ fn a_live_peer_is_asked_for_addresses_synced_from_if_ahead_and_told_the_saved_ti
     net.on_live(2, Lent::new(&chain, &mempool), true);
     assert_eq!(
         kinds(&mut ahead),
-        ["get-addrs", "get-sync", "announce-blocks"]
+        ["get-addrs", "get-headers", "announce-blocks"]
     );
     // Told once: the tip is known to it now.
     net.announce_block_to_all(chain.tip(), &chain);
