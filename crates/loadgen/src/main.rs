@@ -1,8 +1,9 @@
 //! `loadgen`: the transaction load of `cargo xtask bench node`
-//! (`net.tx_throughput` and `net.api_p99`), a release binary xtask builds
-//! and runs so that xtask itself needs no crate of the workspace.
+//! (`net.tx_throughput` and `net.api_p99`) and the chain of full blocks of
+//! `cargo xtask bench --only sync-full`, a release binary xtask builds and
+//! runs so that xtask itself needs no crate of the workspace.
 //!
-//! Two steps, each answering with one JSON object on its standard output:
+//! Three steps, each answering with one JSON object on its standard output:
 //!
 //! - `loadgen prepare --accounts N --txs-per-account M --out DIR` ([`prepare`]):
 //!   N accounts with fixed keys, a genesis file funding them
@@ -17,7 +18,13 @@
 //!   runtime of two threads; retries what a full mempool refused:
 //!   `{"accepted":A,"retried":R,"seconds":S,"p50_ms":P,"p99_ms":Q}`
 //!   (`seconds`: from the first submission to the last answer).
+//! - `loadgen chain --accounts N --blocks B --out DIR` ([`chain`]): `prepare`'s
+//!   N accounts and genesis (`DIR/genesis.json`), and a node data directory
+//!   `DIR/node` holding B blocks, each a coinbase and one transfer from
+//!   every account, stored by a real node:
+//!   `{"blocks":B,"transfers":T,"block_bytes":S,"data_dir_bytes":D,"seconds":E}`.
 
+mod chain;
 mod prepare;
 mod submit;
 
@@ -29,7 +36,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(
     name = "loadgen",
-    about = "The transaction load of cargo xtask bench node"
+    about = "The transaction load of cargo xtask bench node, and the chains of its sync benchmark"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -62,6 +69,19 @@ enum Step {
         #[arg(long)]
         concurrency: usize,
     },
+    /// Writes the genesis and a node data directory holding a chain of
+    /// full blocks (one transfer from every account in each).
+    Chain {
+        /// How many funded accounts: the transfers in each block.
+        #[arg(long)]
+        accounts: usize,
+        /// How many blocks.
+        #[arg(long)]
+        blocks: u64,
+        /// The directory for genesis.json and the data directory `node`.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -76,6 +96,11 @@ fn main() -> anyhow::Result<()> {
             apis,
             concurrency,
         } => submit::run(&transfers, &apis, concurrency)?,
+        Step::Chain {
+            accounts,
+            blocks,
+            out,
+        } => chain::run(accounts, blocks, &out)?,
     };
     println!("{answer}");
     Ok(())

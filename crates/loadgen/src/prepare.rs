@@ -13,7 +13,7 @@ use escrow::{Amount, Genesis, Keypair, Payload, SignedTx};
 const FUNDS: u64 = 1_000_000;
 
 /// The key of benchmark account `i`: a fixed seed, so runs are alike.
-fn account_key(i: usize) -> Keypair {
+pub(crate) fn account_key(i: usize) -> Keypair {
     let mut seed = *b"xtask bench account ............";
     seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
     Keypair::from_seed(seed)
@@ -42,7 +42,7 @@ fn signature_costs(txs: &[SignedTx]) -> anyhow::Result<(f64, f64)> {
 }
 
 /// The dev genesis, renamed, that also funds `keys`.
-fn genesis(keys: &[Keypair]) -> Genesis {
+pub(crate) fn genesis(keys: &[Keypair]) -> Genesis {
     let mut genesis = Genesis::dev();
     genesis.name = "escrow-chain bench".to_string();
     genesis.allocations.extend(keys.iter().map(|k| Allocation {

@@ -33,7 +33,9 @@
 //! node benchmarks), `--blocks N` (the restart chain's length, 100,000 by
 //! default, 2,000 with `--quick`), `--chain-dir DIR` (keep and reuse the
 //! restart chain there), `--only sim` (only the simulator at scale,
-//! [`sim`]: `sim.day` and `sim.memory`, `--sim-nodes N` nodes).
+//! [`sim`]: `sim.day` and `sim.memory`, `--sim-nodes N` nodes),
+//! `--only sync-full` (only a fresh node's sync of full blocks,
+//! `node/sync_full.rs`: never part of the default run).
 
 mod node;
 mod sim;
@@ -94,7 +96,12 @@ Options:
       --only <FIGURE>  only one node figure: mine (node.mine_rate), restart
                        (node.restart and node.rss) or net (net.tx_throughput
                        and net.api_p99); implies node. Or sim: only the
-                       simulator at scale (sim.day, sim.memory)
+                       simulator at scale (sim.day, sim.memory). Or
+                       sync-full: a fresh node syncing chains of full
+                       blocks (100 and 500; 10 and 30 with --quick) from 1
+                       and 3 peers, against ledger.apply_block.distinct
+                       measured in the same run (sync_full.*; only run
+                       when named)
       --sim-nodes <N>  the simulator's nodes with --only sim (default 1,000;
                        200 with --quick)
   -h, --help           print this help";
@@ -154,7 +161,7 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
                     .next()
                     .with_context(|| format!("--only needs a figure\n\n{USAGE}"))?;
                 node.only = Some(node::Figure::parse(figure).with_context(|| {
-                    format!("--only {figure}: not mine, restart, net or sim\n\n{USAGE}")
+                    format!("--only {figure}: not mine, restart, net, sim or sync-full\n\n{USAGE}")
                 })?);
                 node_only = true;
             }

@@ -12,7 +12,9 @@
 //! bench: net.api_p99 = 19.0 ms (under load: p50 1.0 ms, 20000 submissions, 16 at a time, in 3.4 s, 0 retried for a full mempool)
 //! ```
 //!
-//! (the numbers above only show the form). How each is measured:
+//! (the numbers above only show the form). `--only sync-full` runs
+//! [`sync_full`] instead (a fresh node syncing chains of full blocks),
+//! which no other run includes. How each is measured:
 //!
 //! - `node.mine_rate`: `POST /mine` of 2,000 blocks (two requests of the
 //!   API's maximum, 1,000; 500 with `--quick`) on a fresh node with
@@ -59,6 +61,7 @@
 //! API takes minutes. Only reuse it with the same node version.
 
 mod process;
+mod sync_full;
 mod throughput;
 
 use std::io::Write;
@@ -97,6 +100,9 @@ pub enum Figure {
     Restart,
     /// `net.tx_throughput` and `net.api_p99`.
     Net,
+    /// `sync_full.*` ([`sync_full`]): only when asked for by name, never
+    /// in the default run.
+    SyncFull,
 }
 
 impl Figure {
@@ -106,6 +112,7 @@ impl Figure {
             "mine" => Some(Figure::Mine),
             "restart" => Some(Figure::Restart),
             "net" => Some(Figure::Net),
+            "sync-full" => Some(Figure::SyncFull),
             _ => None,
         }
     }
@@ -211,6 +218,16 @@ pub fn run(root: &Path, o: &Options) -> anyhow::Result<Vec<String>> {
             throughput::throughput(binary, &binaries.loadgen, tmp.path(), &plan)?;
         emit(throughput);
         emit(p99);
+    }
+    if o.only == Some(Figure::SyncFull) {
+        let plan = sync_full::SyncPlan::new(o.quick);
+        lines.extend(sync_full::sync_full(
+            root,
+            binary,
+            &binaries.loadgen,
+            tmp.path(),
+            &plan,
+        )?);
     }
     Ok(lines)
 }

@@ -202,6 +202,28 @@ impl NodeProc {
         Ok(kb * 1024)
     }
 
+    /// Processor time used so far (user and system, every thread), in
+    /// seconds: fields 14 and 15 of `/proc/PID/stat`, in clock ticks of
+    /// 1/100 s (Linux's `USER_HZ` on every common architecture).
+    pub(super) fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        let path = format!("/proc/{}/stat", self.child.id());
+        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+        // The command name, field 2, is in parentheses and may hold spaces.
+        let after = text
+            .rsplit_once(')')
+            .map(|(_, rest)| rest)
+            .with_context(|| format!("no command name in {path}"))?;
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        // `after` starts at field 3 (the state): fields 14 and 15 are at 11, 12.
+        let ticks = |i: usize| -> anyhow::Result<f64> {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .with_context(|| format!("no field {} in {path}", i + 3))
+        };
+        Ok((ticks(11)? + ticks(12)?) / 100.0)
+    }
+
     /// SIGTERM, up to 30 s to shut down cleanly, then SIGKILL.
     pub(super) fn stop(&mut self) {
         let _ = Command::new("kill")

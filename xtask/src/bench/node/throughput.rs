@@ -22,7 +22,7 @@ use crate::http::Client;
 /// Runs `loadgen ARGS`; returns its JSON answer and when it was printed
 /// (the submission's end, read from the pipe as it is written). Ctrl-C
 /// or SIGTERM stops it.
-fn loadgen(binary: &Path, args: &[String]) -> anyhow::Result<(Value, Instant)> {
+pub(super) fn loadgen(binary: &Path, args: &[String]) -> anyhow::Result<(Value, Instant)> {
     let what = format!("loadgen {}", args.first().map_or("", String::as_str));
     let mut child = Command::new(binary)
         .args(args)
@@ -68,7 +68,7 @@ fn loadgen(binary: &Path, args: &[String]) -> anyhow::Result<(Value, Instant)> {
 }
 
 /// A number in loadgen's answer.
-fn number(answer: &Value, field: &str) -> anyhow::Result<f64> {
+pub(super) fn number(answer: &Value, field: &str) -> anyhow::Result<f64> {
     answer[field]
         .as_f64()
         .with_context(|| format!("loadgen's answer has no number {field}: {answer}"))
