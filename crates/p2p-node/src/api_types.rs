@@ -53,6 +53,22 @@ pub struct StatusAnswer {
     /// it sent before this moment sends it again.
     #[serde(default)]
     pub started_at_ms: u64,
+    /// A headers-first sync's progress, while the node knows headers whose
+    /// blocks it has not validated yet; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncAnswer>,
+}
+
+/// `GET /status`'s `sync`: the most-work header chain's height, the
+/// validated chain's, and the time left at this sync's rate so far.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SyncAnswer {
+    /// The height of the most-work header chain the node knows.
+    pub headers: u64,
+    /// The height of its best validated chain (`height`).
+    pub blocks: u64,
+    /// Seconds left, once a block of this sync was validated (`null` before).
+    pub seconds_left: Option<f64>,
 }
 
 /// `GET /accounts/{account}`: an account's balance and nonce, confirmed

@@ -220,7 +220,18 @@ impl Node {
             seed,
         });
         let snapshots = core.snapshots();
-        tracker.spawn(core.run(rx));
+        // On a runtime with several workers the core gets a thread of its
+        // own: validating a block takes a core for milliseconds, and a
+        // worker it held could not answer the API's reads meanwhile. A
+        // single-threaded runtime (the simulator, most tests) runs it as
+        // any task, in step with everything else.
+        let run = core.run(rx);
+        let runtime = tokio::runtime::Handle::current();
+        if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+            tracker.spawn_blocking(move || runtime.block_on(run));
+        } else {
+            tracker.spawn(run);
+        }
         tracker.spawn(crate::listener::accept_loop(
             listener,
             tx.clone(),

@@ -126,8 +126,34 @@ fn status() -> String {
         min_fee_rate: 1,
         mining: "off".into(),
         started_at_ms: 1_700_000_000_000,
+        sync: None,
     })
     .unwrap()
+}
+
+#[test]
+fn status_shows_a_sync_in_progress() {
+    let fake = Fake::start(|method, path, body| {
+        if path != "/status" {
+            return answer(method, path, body);
+        }
+        let mut s: StatusAnswer = serde_json::from_str(&status()).unwrap();
+        s.sync = Some(p2p_node::api_types::SyncAnswer {
+            headers: 9,
+            blocks: 5,
+            seconds_left: Some(12.0),
+        });
+        (200, serde_json::to_string(&s).unwrap())
+    });
+    let o = fake.cli(&["status"]);
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        out.contains("syncing blocks 5 of 9 headers (55.6 %), about 12 s left"),
+        "{out}"
+    );
+    let o = fake.cli(&["status", "--json"]);
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["sync"]["headers"], 9);
 }
 
 fn account(path: &str) -> String {

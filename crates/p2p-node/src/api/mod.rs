@@ -209,7 +209,17 @@ async fn status(State(api): State<Api>) -> Json<StatusAnswer> {
         min_fee_rate: snap.fee_floor.at(tokio::time::Instant::now()).get(),
         mining: snap.mining.name().to_string(),
         started_at_ms: api.node.started_at_ms(),
+        sync: snap.sync.map(|s| sync_answer(&s)),
     })
+}
+
+/// The snapshot's sync progress as the API answers it.
+fn sync_answer(s: &crate::core::SyncProgress) -> crate::api_types::SyncAnswer {
+    crate::api_types::SyncAnswer {
+        headers: s.headers,
+        blocks: s.blocks,
+        seconds_left: s.seconds_left.map(|x| (x * 10.0).round() / 10.0),
+    }
 }
 
 #[derive(Deserialize)]

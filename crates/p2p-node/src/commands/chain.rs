@@ -18,7 +18,7 @@ const PAGE: u64 = 100;
 pub(super) async fn status(ctx: &Ctx) -> anyhow::Result<()> {
     let s = ctx.client().status().await?;
     ctx.print(&s, || {
-        format!(
+        let mut text = format!(
             "network {}\nheight  {}\ntip     {}\npeers   {}\nmempool {} ({} bytes)\nmin fee {} coins/kB\nmining  {}",
             s.network,
             s.height,
@@ -28,7 +28,18 @@ pub(super) async fn status(ctx: &Ctx) -> anyhow::Result<()> {
             s.mempool_bytes,
             s.min_fee_rate,
             s.mining,
-        )
+        );
+        if let Some(sync) = &s.sync {
+            let left = sync
+                .seconds_left
+                .map_or_else(|| "estimating".to_string(), |x| format!("about {x:.0} s left"));
+            let share = 100.0 * sync.blocks as f64 / sync.headers.max(1) as f64;
+            text.push_str(&format!(
+                "\nsyncing blocks {} of {} headers ({share:.1} %), {left}",
+                sync.blocks, sync.headers
+            ));
+        }
+        text
     })
 }
 

@@ -9,10 +9,12 @@
 //!    offence and no body is asked for. An answer of [`MAX_HEADERS`]
 //!    asks the same peer for the next ones.
 //! 2. The bodies of the branch's next [`WINDOW`] heights above the chain
-//!    are asked of the peers whose height reaches them, [`CHUNK`]
-//!    consecutive heights per `GetBlocks`, each peer holding at most its
-//!    own limit in flight ([`MAX_IN_FLIGHT`] at most; halved by a request
-//!    that times out, one more per block it delivers).
+//!    are asked of the peers whose height reaches them, in runs of
+//!    consecutive heights, one `GetBlocks` per peer at a time, each peer
+//!    holding at most its own allowance in flight: [`CHUNK`] at first,
+//!    one more per body it delivers, halved by a request that times out,
+//!    never more than [`MAX_IN_FLIGHT`] nor than [`PEER_BYTES`] at the
+//!    average size of the bodies so far.
 //! 3. A body that arrives is checked against its header at once
 //!    (`validate::check_block`: merkle root, limits); one that does not
 //!    match is the sender's offence and its height is asked of another
@@ -23,7 +25,9 @@
 //! 4. A request unanswered after the request timeout is asked of another
 //!    peer (the first answer wins; no penalty: slow is not malicious).
 //!
-//! Memory: at most [`WINDOW`] bodies wait or are in flight.
+//! Memory: no new height is asked while the bodies waiting for their
+//! parent pass [`WAITING_BYTES`]; at most [`WINDOW`] heights are asked or
+//! waiting, and each peer has about [`PEER_BYTES`] in flight.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -38,13 +42,19 @@ use crate::core::peers::PeerTable;
 use crate::core::view::{ConnId, NodeChain, SyncProgress};
 use crate::penalty::Offence;
 
-/// Consecutive heights asked in one `GetBlocks`.
+/// The bodies a peer may have in flight at first.
 pub(crate) const CHUNK: usize = 16;
 /// The most bodies asked of one peer at once.
-pub(crate) const MAX_IN_FLIGHT: usize = 2 * CHUNK;
+pub(crate) const MAX_IN_FLIGHT: usize = 256;
+/// About the most bytes of bodies asked of one peer at once (at the
+/// average size of the bodies received so far).
+pub(crate) const PEER_BYTES: usize = 16 << 20;
+/// No new height is asked while the bodies waiting for their parent hold
+/// this many bytes.
+pub(crate) const WAITING_BYTES: usize = 64 << 20;
 /// How far above the chain's height bodies are asked (in flight or
 /// waiting for their parent).
-pub(crate) const WINDOW: u64 = 256;
+pub(crate) const WINDOW: u64 = 1_024;
 
 /// One body asked for.
 struct Asked {
@@ -84,6 +94,13 @@ pub(crate) struct Download {
     /// Bodies that matched their headers, waiting for their parent, by
     /// height, with their sender.
     arrived: BTreeMap<u64, (ConnId, Block<Tx>)>,
+    /// Their bytes.
+    arrived_bytes: usize,
+    /// Every height from the branch's base up to this one is asked for,
+    /// waiting, or in the chain: new heights are asked above it.
+    asked_to: u64,
+    /// The average size of the bodies received (a moving average).
+    average_size: usize,
     peers: HashMap<ConnId, PeerState>,
     timeout: Duration,
     /// When the download last started from a synced chain, and the
@@ -99,6 +116,9 @@ impl Download {
             headers_asked: HashMap::new(),
             asked: BTreeMap::new(),
             arrived: BTreeMap::new(),
+            arrived_bytes: 0,
+            asked_to: 0,
+            average_size: 64 << 10,
             peers: HashMap::new(),
             timeout,
             started: None,
@@ -254,6 +274,7 @@ impl Download {
                     });
                     asked.tried.push(conn);
                     (asked.at, asked.open) = (now, true);
+                    self.asked_to = self.asked_to.max(h);
                     self.peers.entry(conn).or_default().in_flight += 1;
                 }
             }
@@ -269,8 +290,11 @@ impl Download {
         let (base, tip) = (branch.base_height(), branch.tip().1);
         let top = tip.min(base + WINDOW);
         let failed = self.asked.iter().filter(|(_, a)| !a.open).map(|(h, _)| *h);
-        let fresh = (base + 1..=top)
-            .filter(|h| !self.asked.contains_key(h) && !self.arrived.contains_key(h));
+        let room_to_wait = self.arrived_bytes < WAITING_BYTES;
+        let fresh = (self.asked_to.max(base) + 1..=top).filter(|h| {
+            room_to_wait && !self.asked.contains_key(h) && !self.arrived.contains_key(h)
+        });
+        let by_bytes = (PEER_BYTES / self.average_size.max(1)).max(1);
         let mut room: Vec<(ConnId, u64, usize)> = peers
             .live_conns()
             .into_iter()
@@ -278,7 +302,7 @@ impl Download {
             .filter(|(_, height)| *height > base)
             .map(|(c, height)| {
                 let s = self.state(c);
-                (c, height, s.limit.saturating_sub(s.in_flight))
+                (c, height, s.limit.min(by_bytes).saturating_sub(s.in_flight))
             })
             .filter(|(_, _, room)| *room > 0)
             .collect();
@@ -361,8 +385,16 @@ impl Download {
         let s = self.peers.entry(conn).or_default();
         s.limit = (s.limit + 1).min(MAX_IN_FLIGHT);
         peers.saw_height(conn, height);
+        let size = block.size();
+        self.average_size = (self.average_size * 7 + size) / 8;
+        self.arrived_bytes += size;
         self.arrived.insert(height, (conn, block));
-        self.fill(peers, chain, now);
+        // Asked again once half its allowance is free: one request for
+        // many bodies, not one per body.
+        let s = self.state(conn);
+        if s.in_flight <= s.limit / 2 {
+            self.fill(peers, chain, now);
+        }
         Ok(())
     }
 
@@ -380,7 +412,9 @@ impl Download {
     /// the branch extends, with its sender.
     pub fn next_block(&mut self, chain: &NodeChain) -> Option<(ConnId, Block<Tx>)> {
         let base = self.branch(chain).base_height();
-        self.arrived.remove(&(base + 1))
+        let next = self.arrived.remove(&(base + 1))?;
+        self.arrived_bytes = self.arrived_bytes.saturating_sub(next.1.size());
+        Some(next)
     }
 
     /// Drops what the chain no longer needs: heights it holds now, and
@@ -399,6 +433,7 @@ impl Download {
             .filter(|(h, a)| stale(h, &a.hash))
             .map(|(h, _)| *h)
             .collect();
+        let removed = gone.iter().any(|h| *h > branch.base_height());
         for h in gone {
             if let Some(a) = self.asked.remove(&h)
                 && a.open
@@ -407,7 +442,16 @@ impl Download {
                 self.release(*current, false);
             }
         }
+        let before = self.arrived.len();
         self.arrived.retain(|h, (_, b)| !stale(h, &b.hash()));
+        if self.arrived.len() != before {
+            self.arrived_bytes = self.arrived.values().map(|(_, b)| b.size()).sum();
+        }
+        if self.arrived.len() != before || removed {
+            // The branch changed under what was asked: look at every
+            // height again.
+            self.asked_to = 0;
+        }
         if branch.is_empty() {
             self.started = None;
         }
