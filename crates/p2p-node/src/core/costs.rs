@@ -36,6 +36,11 @@ pub(super) fn work_of(msg: &CoreMsg, mempool: &Mempool) -> Work {
                 .iter()
                 .fold(Work::default(), |w, b| w + block_work(b, mempool)),
             Message::Tx(_) => one_tx(),
+            // Each header's proof of work: its 96 bytes hashed.
+            Message::Headers(headers) => Work {
+                hashed_bytes: 96 * headers.len() as u64,
+                ..Work::default()
+            },
             // Rebuilt and validated in this event if complete: a block of
             // its transactions, its message's bytes hashed (the whole
             // block's are not known before it is rebuilt).

@@ -474,8 +474,17 @@ impl Download {
                 late.extend(a.tried.last().copied());
             }
         }
+        for conn in &late {
+            self.release(*conn, false);
+        }
+        // One request that timed out halves a peer's allowance once,
+        // however many bodies it held.
+        late.sort_unstable();
+        late.dedup();
         for conn in late {
-            self.release(conn, true);
+            if let Some(s) = self.peers.get_mut(&conn) {
+                s.limit = (s.limit / 2).max(1);
+            }
         }
         self.fill(peers, chain, now);
     }
@@ -507,3 +516,7 @@ impl Download {
             })
     }
 }
+
+#[cfg(test)]
+#[path = "download_tests.rs"]
+mod tests;
