@@ -89,6 +89,8 @@ pub(crate) struct Download {
     branch: Option<HeaderBranch>,
     /// Peers asked for headers, and when.
     headers_asked: HashMap<ConnId, Instant>,
+    /// When each peer was last asked for headers.
+    headers_last: HashMap<ConnId, Instant>,
     /// Bodies asked, by height.
     asked: BTreeMap<u64, Asked>,
     /// Bodies that matched their headers, waiting for their parent, by
@@ -96,9 +98,6 @@ pub(crate) struct Download {
     arrived: BTreeMap<u64, (ConnId, Block<Tx>)>,
     /// Their bytes.
     arrived_bytes: usize,
-    /// Every height from the branch's base up to this one is asked for,
-    /// waiting, or in the chain: new heights are asked above it.
-    asked_to: u64,
     /// The average size of the bodies received (a moving average).
     average_size: usize,
     peers: HashMap<ConnId, PeerState>,
@@ -114,10 +113,10 @@ impl Download {
         Download {
             branch: None,
             headers_asked: HashMap::new(),
+            headers_last: HashMap::new(),
             asked: BTreeMap::new(),
             arrived: BTreeMap::new(),
             arrived_bytes: 0,
-            asked_to: 0,
             average_size: 64 << 10,
             peers: HashMap::new(),
             timeout,
@@ -125,9 +124,13 @@ impl Download {
         }
     }
 
-    /// Whether nothing is asked and nothing waits (no timer needed).
+    /// Whether nothing is asked, nothing waits and no header waits for
+    /// its body (no timer needed).
     pub fn is_idle(&self) -> bool {
-        self.headers_asked.is_empty() && self.asked.is_empty() && self.arrived.is_empty()
+        self.headers_asked.is_empty()
+            && self.asked.is_empty()
+            && self.arrived.is_empty()
+            && self.branch.as_ref().is_none_or(HeaderBranch::is_empty)
     }
 
     /// Whether `hash` is a block of the header branch (above the chain):
@@ -189,6 +192,7 @@ impl Download {
         };
         if peers.send(conn, ask) {
             self.headers_asked.insert(conn, now);
+            self.headers_last.insert(conn, now);
         }
     }
 
@@ -274,7 +278,6 @@ impl Download {
                     });
                     asked.tried.push(conn);
                     (asked.at, asked.open) = (now, true);
-                    self.asked_to = self.asked_to.max(h);
                     self.peers.entry(conn).or_default().in_flight += 1;
                 }
             }
@@ -291,7 +294,7 @@ impl Download {
         let top = tip.min(base + WINDOW);
         let failed = self.asked.iter().filter(|(_, a)| !a.open).map(|(h, _)| *h);
         let room_to_wait = self.arrived_bytes < WAITING_BYTES;
-        let fresh = (self.asked_to.max(base) + 1..=top).filter(|h| {
+        let fresh = (base + 1..=top).filter(|h| {
             room_to_wait && !self.asked.contains_key(h) && !self.arrived.contains_key(h)
         });
         let by_bytes = (PEER_BYTES / self.average_size.max(1)).max(1);
@@ -299,27 +302,30 @@ impl Download {
             .live_conns()
             .into_iter()
             .filter_map(|c| peers.tip_of(c).map(|(height, _)| (c, height)))
-            .filter(|(_, height)| *height > base)
             .map(|(c, height)| {
                 let s = self.state(c);
                 (c, height, s.limit.min(by_bytes).saturating_sub(s.in_flight))
             })
-            .filter(|(_, _, room)| *room > 0)
             .collect();
+        // The highest any live peer is known to have, busy or not.
+        let reach = room.iter().map(|(_, height, _)| *height).max().unwrap_or(0);
         let mut plan: BTreeMap<ConnId, Vec<u64>> = BTreeMap::new();
         let mut current: Option<usize> = None;
         for h in failed.chain(fresh).collect::<Vec<u64>>() {
             let tried: &[ConnId] = self.asked.get(&h).map_or(&[], |a| &a.tried);
-            let fits = |(c, height, room): &(ConnId, u64, usize), fresh_only: bool| {
-                *room > 0 && *height >= h && !(fresh_only && tried.contains(c))
+            // A peer known to reach the height; if none is (their heights
+            // may be older than what they have), any. Not one asked for it
+            // before, unless all were.
+            let fits = |(c, height, room): &(ConnId, u64, usize), untried: bool| {
+                *room > 0 && (*height >= h || reach < h) && !(untried && tried.contains(c))
             };
             let keep = current.filter(|i| {
                 fits(&room[*i], true) && plan.get(&room[*i].0).is_some_and(|p| p.len() < CHUNK)
             });
             let pick = keep.or_else(|| {
-                let best = |fresh_only: bool| {
+                let best = |untried: bool| {
                     (0..room.len())
-                        .filter(|i| fits(&room[*i], fresh_only))
+                        .filter(|i| fits(&room[*i], untried))
                         .max_by_key(|i| (room[*i].2, std::cmp::Reverse(room[*i].0)))
                 };
                 best(true).or_else(|| best(false))
@@ -433,7 +439,6 @@ impl Download {
             .filter(|(h, a)| stale(h, &a.hash))
             .map(|(h, _)| *h)
             .collect();
-        let removed = gone.iter().any(|h| *h > branch.base_height());
         for h in gone {
             if let Some(a) = self.asked.remove(&h)
                 && a.open
@@ -446,11 +451,6 @@ impl Download {
         self.arrived.retain(|h, (_, b)| !stale(h, &b.hash()));
         if self.arrived.len() != before {
             self.arrived_bytes = self.arrived.values().map(|(_, b)| b.size()).sum();
-        }
-        if self.arrived.len() != before || removed {
-            // The branch changed under what was asked: look at every
-            // height again.
-            self.asked_to = 0;
         }
         if branch.is_empty() {
             self.started = None;
@@ -486,6 +486,20 @@ impl Download {
                 s.limit = (s.limit / 2).max(1);
             }
         }
+        // A peer that has said it has more work than the node and the
+        // branch is asked for headers again, at most once a timeout (an
+        // answer lost, or dropped for a timestamp then in the future).
+        let most = self.branch(chain).tip_work().max(chain.total_work());
+        for conn in peers.live_conns() {
+            let ahead = peers.tip_of(conn).is_some_and(|(_, work)| work > most);
+            let due = self
+                .headers_last
+                .get(&conn)
+                .is_none_or(|at| now.saturating_duration_since(*at) >= timeout);
+            if ahead && due {
+                self.ask_headers(peers, conn, chain, now);
+            }
+        }
         self.fill(peers, chain, now);
     }
 
@@ -498,6 +512,7 @@ impl Download {
         now: Instant,
     ) {
         self.headers_asked.remove(&conn);
+        self.headers_last.remove(&conn);
         self.peers.remove(&conn);
         for a in self.asked.values_mut() {
             if a.tried.last() == Some(&conn) {

@@ -136,6 +136,9 @@ impl Network {
             self.download
                 .ask_headers(&mut self.peers, conn, lent.chain, Instant::now());
         }
+        // Bodies the sync could not ask of anyone may go to it.
+        self.download
+            .fill(&mut self.peers, lent.chain, Instant::now());
         if tip_saved {
             self.announce_block(conn, lent.chain.tip());
         }
