@@ -31,7 +31,13 @@ use wire::compact::{CompactBlock, CompactError, Rebuild, Started};
 use wire::{COMPACT_VERSION, Message};
 
 use crate::config::Relay;
-use crate::core::view::{CompactCounts, ConnId};
+use crate::core::peers::PeerTable;
+use crate::core::requests::Requests;
+use crate::core::view::{CompactCounts, ConnId, NodeChain};
+use crate::penalty::Offence;
+use chain_core::validate;
+use tokio::time::Instant;
+use wire::Bounded;
 
 /// How many peers are asked to push blocks (BIP 152's three).
 pub const HIGH_BANDWIDTH_PEERS: usize = 3;
@@ -309,6 +315,80 @@ impl CompactRelay {
     pub fn sent(&mut self, bytes: usize) {
         self.counts.sent += 1;
         self.counts.bytes_sent += bytes as u64;
+    }
+}
+
+/// A compact block, or the transactions that complete one, from `conn`:
+/// the rebuilt block, if any, for the core to take in (the network part
+/// lends its relay, peer table and requests).
+pub(super) fn on_message(
+    (relay, peers, requests): (&mut CompactRelay, &mut PeerTable, &mut Requests),
+    conn: ConnId,
+    message: Message,
+    (chain, mempool): (&NodeChain, &crate::mempool::Mempool),
+    now: Instant,
+) -> Option<Taken> {
+    let bytes = wire::frame_len(&message);
+    let outcome = match message {
+        Message::CompactBlock(compact) => {
+            let hash = match validate::check_proof_of_work(&compact.header, chain.params()) {
+                Ok(hash) => hash,
+                Err(e) => {
+                    peers.punish(conn, None, &Offence::InvalidBlock(e.to_string()), now);
+                    return None;
+                }
+            };
+            peers.knows_blocks(conn, [&hash]);
+            let known =
+                chain.contains(&hash) || chain.is_orphan(&hash) || chain.is_known_invalid(&hash);
+            if !known && !chain.contains(&compact.header.parent) {
+                // Its parent is missing: the whole block, then a sync.
+                Outcome::AskBlock(hash)
+            } else {
+                let seen = (known, requests.is_block_asked(&hash));
+                let max_txs = chain.params().max_block_txs;
+                // A block that competes with our tip may hold our
+                // tip's transactions, which left the mempool.
+                let tip = chain.tip();
+                let tip_block = (!known && compact.header.parent != tip)
+                    .then(|| chain.block(&tip))
+                    .flatten();
+                let from_tip = tip_block.iter().flat_map(|b| b.transactions.iter());
+                let from_tip = from_tip.filter_map(|tx| match tx {
+                    escrow::Tx::Signed(s) => Some((s.id(), s)),
+                    _ => None,
+                });
+                let candidates = mempool.candidates().chain(from_tip);
+                relay.on_compact(conn, (&compact, bytes), seen, max_txs, candidates)
+            }
+        }
+        Message::BlockTxn { block, txs } => relay.on_block_txn(conn, block, txs.into_inner()),
+        _ => Outcome::Nothing,
+    };
+    match outcome {
+        Outcome::Nothing => None,
+        Outcome::Take(taken) => Some(taken),
+        Outcome::AskTxs(hash, indexes) => {
+            requests.want_blocks(conn, &[hash], |_| false, now);
+            let indexes = Bounded::truncating(indexes);
+            peers.send(
+                conn,
+                Message::GetBlockTxn {
+                    block: hash,
+                    indexes,
+                },
+            );
+            None
+        }
+        Outcome::AskBlock(hash) => {
+            requests.want_blocks(conn, &[hash], |_| false, now);
+            peers.send(conn, Message::GetBlocks(Bounded::truncating(vec![hash])));
+            None
+        }
+        Outcome::Offence(what) => {
+            peers.punish(conn, None, &Offence::Protocol(what), now);
+            None
+        }
     }
 }
 

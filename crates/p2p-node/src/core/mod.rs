@@ -416,13 +416,16 @@ impl Core {
         match message {
             Message::Tx(tx) => self.on_tx(conn, tx, None),
             Message::Block(block) => self.on_block(conn, block, false),
-            Message::SyncBlocks { blocks, more } => {
-                self.on_sync_blocks(conn, blocks.into_inner(), more);
+            // Never asked for (this node syncs headers first): each block
+            // as one sent unasked.
+            Message::SyncBlocks { blocks, .. } => {
+                for block in blocks.into_inner() {
+                    self.on_block(conn, block, false);
+                }
             }
-            Message::Headers(headers) => {
-                let now = (Instant::now(), self.clock.now_ms());
-                self.net.on_headers(conn, &headers, &self.chain, now);
-            }
+            Message::Headers(h) => self
+                .net
+                .on_headers(conn, &h, &self.chain, self.clock.now_ms()),
             // Only saved blocks are served: a node that cannot save
             // serves nothing.
             ref m if m.reads_blocks() && !self.flush() => {}
@@ -486,9 +489,14 @@ impl Core {
     fn on_block(&mut self, conn: ConnId, block: Block<Tx>, pushed: bool) {
         let hash = block.hash();
         if self.net.download_wants(&hash) {
-            self.net.block_from(conn, &hash, Some(block.header.height));
             self.net.downloaded(conn, block, &self.chain);
-            return self.take_downloaded();
+            // The bodies next in height order, each as a block from its sender.
+            while let Some((from, next)) = self.net.next_downloaded(&self.chain) {
+                if let Some(tip) = self.take_block(from, next, (true, false)) {
+                    self.durable.announce(tip);
+                }
+            }
+            return;
         }
         let solicited = self.net.block_from(conn, &hash, None);
         match self.repairs.offer(&self.chain, conn, &block) {
@@ -502,37 +510,6 @@ impl Core {
         }
         if let Some(tip) = self.take_block(conn, block, (solicited, pushed)) {
             self.durable.announce(tip);
-        }
-    }
-
-    fn on_sync_blocks(&mut self, conn: ConnId, blocks: Vec<Block<Tx>>, more: bool) {
-        // A sync answer must connect to the locator we sent: its orphans
-        // are the sender's fault, as are unasked-for ones.
-        let mut last_best = None;
-        for block in blocks {
-            self.net
-                .block_from(conn, &block.hash(), Some(block.header.height));
-            last_best = self.take_block(conn, block, (false, false)).or(last_best);
-            if !self.net.is_connected(conn) {
-                return;
-            }
-        }
-        if let Some(tip) = last_best {
-            self.durable.announce(tip);
-        }
-        if more {
-            self.net
-                .orphan_from(conn, (true, self.chain.tip()), &self.chain, Instant::now());
-        }
-    }
-
-    /// Inserts the downloaded bodies that are next in height order
-    /// (`download.rs`), each as a block from its sender.
-    fn take_downloaded(&mut self) {
-        while let Some((conn, block)) = self.net.next_downloaded(&self.chain) {
-            if let Some(tip) = self.take_block(conn, block, (true, false)) {
-                self.durable.announce(tip);
-            }
         }
     }
 

@@ -13,7 +13,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chain_core::{BlockHash, TxId, validate};
+use chain_core::{BlockHash, TxId};
 use tokio::time::Instant;
 use tracing::{info, warn};
 use wire::message::MAX_ADDRS;
@@ -252,7 +252,9 @@ impl Network {
         now: Instant,
     ) -> Option<Taken> {
         if matches!(message, Message::CompactBlock(_) | Message::BlockTxn { .. }) {
-            return self.on_compact_message(conn, message, lent, now);
+            let parts = (&mut self.compact, &mut self.peers, &mut self.requests);
+            let lent = (lent.chain, lent.mempool);
+            return compact::on_message(parts, conn, message, lent, now);
         }
         let served = match message {
             Message::Handshake(_) | Message::HandshakeAck => {
@@ -441,8 +443,9 @@ impl Network {
         conn: ConnId,
         headers: &[chain_core::Header],
         chain: &NodeChain,
-        (now, now_ms): (Instant, u64),
+        now_ms: u64,
     ) {
+        let now = Instant::now();
         let from = (&mut self.peers, conn);
         if let Err(offence) = self
             .download
@@ -465,6 +468,7 @@ impl Network {
         block: chain_core::Block<escrow::Tx>,
         chain: &NodeChain,
     ) {
+        self.block_from(conn, &block.hash(), Some(block.header.height));
         let now = Instant::now();
         if let Err(offence) = self
             .download
@@ -534,86 +538,6 @@ impl Network {
         let message = Message::CompactBlock(compact);
         self.compact.sent(wire::frame_len(&message));
         self.peers.send(conn, message);
-    }
-
-    /// A compact block, or the transactions that complete one, from
-    /// `conn`: the rebuilt block, if any, for the core to take in.
-    fn on_compact_message(
-        &mut self,
-        conn: ConnId,
-        message: Message,
-        lent: Lent<'_>,
-        now: Instant,
-    ) -> Option<Taken> {
-        let bytes = wire::frame_len(&message);
-        let outcome = match message {
-            Message::CompactBlock(compact) => {
-                let hash = match validate::check_proof_of_work(&compact.header, lent.chain.params())
-                {
-                    Ok(hash) => hash,
-                    Err(e) => {
-                        self.punish(conn, None, &Offence::InvalidBlock(e.to_string()), now);
-                        return None;
-                    }
-                };
-                self.peers.knows_blocks(conn, [&hash]);
-                let chain = lent.chain;
-                let known = chain.contains(&hash)
-                    || chain.is_orphan(&hash)
-                    || chain.is_known_invalid(&hash);
-                if !known && !chain.contains(&compact.header.parent) {
-                    // Its parent is missing: the whole block, then a sync.
-                    compact::Outcome::AskBlock(hash)
-                } else {
-                    let seen = (known, self.requests.is_block_asked(&hash));
-                    let max_txs = chain.params().max_block_txs;
-                    // A block that competes with our tip may hold our
-                    // tip's transactions, which left the mempool.
-                    let tip = chain.tip();
-                    let tip_block = (!known && compact.header.parent != tip)
-                        .then(|| chain.block(&tip))
-                        .flatten();
-                    let from_tip = tip_block.iter().flat_map(|b| b.transactions.iter());
-                    let from_tip = from_tip.filter_map(|tx| match tx {
-                        escrow::Tx::Signed(s) => Some((s.id(), s)),
-                        _ => None,
-                    });
-                    let candidates = lent.mempool.candidates().chain(from_tip);
-                    self.compact
-                        .on_compact(conn, (&compact, bytes), seen, max_txs, candidates)
-                }
-            }
-            Message::BlockTxn { block, txs } => {
-                self.compact.on_block_txn(conn, block, txs.into_inner())
-            }
-            _ => compact::Outcome::Nothing,
-        };
-        match outcome {
-            compact::Outcome::Nothing => None,
-            compact::Outcome::Take(taken) => Some(taken),
-            compact::Outcome::AskTxs(hash, indexes) => {
-                self.requests.want_blocks(conn, &[hash], |_| false, now);
-                let indexes = Bounded::truncating(indexes);
-                self.peers.send(
-                    conn,
-                    Message::GetBlockTxn {
-                        block: hash,
-                        indexes,
-                    },
-                );
-                None
-            }
-            compact::Outcome::AskBlock(hash) => {
-                self.requests.want_blocks(conn, &[hash], |_| false, now);
-                self.peers
-                    .send(conn, Message::GetBlocks(Bounded::truncating(vec![hash])));
-                None
-            }
-            compact::Outcome::Offence(what) => {
-                self.punish(conn, None, &Offence::Protocol(what), now);
-                None
-            }
-        }
     }
 
     /// The live peers to tell of the transaction `id` (those that do not

@@ -194,7 +194,7 @@ fn an_unasked_orphan_is_punished_and_asks_for_headers_once() {
     net.orphan_from(4, (false, missing), &chain, now);
     assert!(score(&net, 4, now) > 0);
     assert!(kinds(&mut rx).is_empty(), "one headers request at a time");
-    net.on_headers(4, &[], &chain, (now, 0));
+    net.on_headers(4, &[], &chain, 0);
     net.orphan_from(4, (true, missing), &chain, now);
     assert_eq!(kinds(&mut rx), ["get-headers"]);
 }
