@@ -272,6 +272,47 @@ impl SigCache {
         checks
     }
 
+    /// Checks the signatures of a block's transactions before the block
+    /// is applied (one ZIP 215 batch for those not remembered; if it
+    /// fails, each alone) and remembers those that pass, so that applying
+    /// the block finds them (`Ledger::apply_block` checks only what the
+    /// cache does not hold): a syncing node checks the next blocks'
+    /// signatures on other threads while it applies the current one. The
+    /// verdicts are the rule's (a failure is never remembered, and the
+    /// block's application checks it again and refuses it). Returns how
+    /// many signed transactions pass.
+    pub fn precheck_block(&self, txs: &[crate::Tx]) -> usize {
+        let mut items: Vec<signature::Item> = Vec::new();
+        let mut digests: Vec<Digest> = Vec::new();
+        let mut known = 0;
+        for tx in txs {
+            let crate::Tx::Signed(tx) = tx else {
+                continue;
+            };
+            let item = signature::Item::of(tx);
+            let digest = self.digest(&item.key, &item.signature, &item.message);
+            if self.lock().set.contains(&digest) {
+                known += 1;
+                continue;
+            }
+            items.push(item);
+            digests.push(digest);
+        }
+        if items.len() > 1 && signature::batch_verdict(&items) {
+            let passed = digests.len();
+            digests.into_iter().for_each(|d| self.insert(d));
+            return known + passed;
+        }
+        let mut passed = 0;
+        for (item, digest) in items.iter().zip(digests) {
+            if signature::Signed::check(item).is_ok() {
+                self.insert(digest);
+                passed += 1;
+            }
+        }
+        known + passed
+    }
+
     /// The verdict of `check` if it was made by this cache for exactly
     /// `tx` (same key, signature and body); `None` otherwise, and the
     /// caller checks the transaction itself. A success comes back as
@@ -365,6 +406,34 @@ mod tests {
         let stats = cache.stats();
         assert_eq!((stats.hits, stats.misses), (1, 1));
         assert!(cache.contains(&tx.body.sender, &tx.signature.0, &tx.body.to_bytes()));
+    }
+
+    #[test]
+    fn a_block_checked_ahead_is_remembered_but_a_bad_signature_in_it_is_not() {
+        let cache = SigCache::new(100);
+        let mut txs: Vec<crate::Tx> = (0..5).map(|n| crate::Tx::Signed(pay(n))).collect();
+        txs.insert(
+            0,
+            crate::Tx::Coinbase {
+                to: dev::address("eve").unwrap(),
+                height: 1,
+            },
+        );
+        assert_eq!(cache.precheck_block(&txs), 5);
+        assert_eq!(cache.len(), 5);
+        // Again: all found, nothing checked.
+        assert_eq!(cache.precheck_block(&txs), 5);
+        // One spoiled among fresh ones: the batch fails, each is checked
+        // alone, and only the good ones are remembered.
+        let mut more: Vec<crate::Tx> = (5..8).map(|n| crate::Tx::Signed(pay(n))).collect();
+        if let crate::Tx::Signed(s) = &mut more[1] {
+            s.signature.0[0] ^= 1;
+        }
+        assert_eq!(cache.precheck_block(&more), 2);
+        assert_eq!(cache.len(), 7);
+        if let crate::Tx::Signed(s) = &more[1] {
+            assert!(!cache.contains(&s.body.sender, &s.signature.0, &s.body.to_bytes()));
+        }
     }
 
     #[test]

@@ -24,6 +24,12 @@
 //!    validating overlap.
 //! 4. A request unanswered after the request timeout is asked of another
 //!    peer (the first answer wins; no penalty: slow is not malicious).
+//! 5. On a runtime with several workers (a live node), the signatures of
+//!    the bodies next in line, up to [`PRECHECK_SIGNATURES`] ahead of the
+//!    chain, are checked on a thread of their own as they arrive
+//!    (`escrow::SigCache::precheck_block`); applying a block then finds
+//!    them in the signature cache, so checking signatures overlaps with
+//!    applying and saving the blocks before.
 //!
 //! Memory: no new height is asked while the bodies waiting for their
 //! parent pass [`WAITING_BYTES`]; at most [`WINDOW`] heights are asked or
@@ -52,6 +58,10 @@ pub(crate) const PEER_BYTES: usize = 16 << 20;
 /// No new height is asked while the bodies waiting for their parent hold
 /// this many bytes.
 pub(crate) const WAITING_BYTES: usize = 64 << 20;
+/// The most signatures checked ahead of the chain (well within the shared
+/// signature cache's capacity, so none is let go before its block is
+/// applied).
+pub(crate) const PRECHECK_SIGNATURES: usize = 40_000;
 /// How far above the chain's height bodies are asked (in flight or
 /// waiting for their parent).
 pub(crate) const WINDOW: u64 = 1_024;
@@ -102,6 +112,9 @@ pub(crate) struct Download {
     average_size: usize,
     peers: HashMap<ConnId, PeerState>,
     timeout: Duration,
+    /// The thread that checks signatures ahead (live nodes only), and the
+    /// highest height handed to it.
+    precheck: Option<(std::sync::mpsc::Sender<Vec<Tx>>, u64)>,
     /// When the download last started from a synced chain, and the
     /// height then (for the estimate of the time left).
     started: Option<(Instant, u64)>,
@@ -121,6 +134,7 @@ impl Download {
             peers: HashMap::new(),
             timeout,
             started: None,
+            precheck: precheck_thread().map(|sender| (sender, 0)),
         }
     }
 
@@ -395,6 +409,8 @@ impl Download {
         self.average_size = (self.average_size * 7 + size) / 8;
         self.arrived_bytes += size;
         self.arrived.insert(height, (conn, block));
+        let base = self.branch.as_ref().map_or(0, HeaderBranch::base_height);
+        self.send_prechecks(base);
         // Asked again once half its allowance is free: one request for
         // many bodies, not one per body.
         let s = self.state(conn);
@@ -402,6 +418,28 @@ impl Download {
             self.fill(peers, chain, now);
         }
         Ok(())
+    }
+
+    /// Hands the precheck thread the waiting bodies above `base` (the
+    /// chain's height) in height order, while those handed and not yet
+    /// applied hold fewer than [`PRECHECK_SIGNATURES`] transactions.
+    fn send_prechecks(&mut self, base: u64) {
+        let Some((sender, sent_to)) = &mut self.precheck else {
+            return;
+        };
+        *sent_to = (*sent_to).max(base);
+        let mut ahead: usize = self
+            .arrived
+            .range(base + 1..=*sent_to)
+            .map(|(_, (_, b))| b.transactions.len())
+            .sum();
+        while let Some((_, block)) = self.arrived.get(&(*sent_to + 1)) {
+            if ahead >= PRECHECK_SIGNATURES || sender.send(block.transactions.clone()).is_err() {
+                return;
+            }
+            ahead += block.transactions.len();
+            *sent_to += 1;
+        }
     }
 
     /// `conn`'s request of one body is over (answered, failed if `failed`).
@@ -420,6 +458,7 @@ impl Download {
         let base = self.branch(chain).base_height();
         let next = self.arrived.remove(&(base + 1))?;
         self.arrived_bytes = self.arrived_bytes.saturating_sub(next.1.size());
+        self.send_prechecks(base + 1);
         Some(next)
     }
 
@@ -530,6 +569,29 @@ impl Download {
                 in_flight: s.in_flight,
             })
     }
+}
+
+/// The thread that checks the signatures of bodies ahead of the chain
+/// (into the process's shared signature cache, the chain's), on a runtime
+/// with several workers; `None` on a single-threaded one (the simulator,
+/// whose runs must not depend on threads, and most tests).
+fn precheck_thread() -> Option<std::sync::mpsc::Sender<Vec<Tx>>> {
+    let runtime = tokio::runtime::Handle::try_current().ok()?;
+    if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        return None;
+    }
+    let (sender, receiver) = std::sync::mpsc::channel::<Vec<Tx>>();
+    let cache = escrow::SigCache::shared();
+    std::thread::Builder::new()
+        .name("sync-precheck".into())
+        .spawn(move || {
+            // Ends when the download (the sender) is dropped.
+            for txs in receiver {
+                cache.precheck_block(&txs);
+            }
+        })
+        .ok()?;
+    Some(sender)
 }
 
 #[cfg(test)]
