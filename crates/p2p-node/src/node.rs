@@ -225,12 +225,26 @@ impl Node {
         // worker it held could not answer the API's reads meanwhile. A
         // single-threaded runtime (the simulator, most tests) runs it as
         // any task, in step with everything else.
-        let run = core.run(rx);
+        // A core that panics (a bug) stops the node rather than leave it
+        // serving a snapshot that no longer moves.
+        let (run, stop) = (core.run(rx), cancel.clone());
         let runtime = tokio::runtime::Handle::current();
         if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
-            tracker.spawn_blocking(move || runtime.block_on(run));
+            tracker.spawn_blocking(move || {
+                let ran = std::panic::AssertUnwindSafe(|| runtime.block_on(run));
+                if std::panic::catch_unwind(ran).is_err() {
+                    tracing::error!("the node's core panicked: stopping the node");
+                    stop.cancel();
+                }
+            });
         } else {
-            tracker.spawn(run);
+            let task = tokio::spawn(run);
+            tracker.spawn(async move {
+                if task.await.is_err() {
+                    tracing::error!("the node's core panicked: stopping the node");
+                    stop.cancel();
+                }
+            });
         }
         tracker.spawn(crate::listener::accept_loop(
             listener,

@@ -428,9 +428,11 @@ impl Download {
             return;
         };
         *sent_to = (*sent_to).max(base);
+        // Handed and not applied yet (`sent_to` is at least `base`).
         let mut ahead: usize = self
             .arrived
-            .range(base + 1..=*sent_to)
+            .range(base..=*sent_to)
+            .filter(|(h, _)| **h > base)
             .map(|(_, (_, b))| b.transactions.len())
             .sum();
         while let Some((_, block)) = self.arrived.get(&(*sent_to + 1)) {
