@@ -273,15 +273,16 @@ impl SigCache {
     }
 
     /// Checks the signatures of a block's transactions before the block
-    /// is applied (one ZIP 215 batch for those not remembered; if it
-    /// fails, each alone) and remembers those that pass, so that applying
+    /// is applied (ZIP 215 batches on `threads` threads of the signature
+    /// pool for those not remembered; if a batch fails, each alone) and
+    /// remembers those that pass, so that applying
     /// the block finds them (`Ledger::apply_block` checks only what the
     /// cache does not hold): a syncing node checks the next blocks'
     /// signatures on other threads while it applies the current one. The
     /// verdicts are the rule's (a failure is never remembered, and the
     /// block's application checks it again and refuses it). Returns how
     /// many signed transactions pass.
-    pub fn precheck_block(&self, txs: &[crate::Tx]) -> usize {
+    pub fn precheck_block(&self, txs: &[crate::Tx], threads: usize) -> usize {
         let mut items: Vec<signature::Item> = Vec::new();
         let mut digests: Vec<Digest> = Vec::new();
         let mut known = 0;
@@ -298,7 +299,7 @@ impl SigCache {
             items.push(item);
             digests.push(digest);
         }
-        if items.len() > 1 && signature::batch_verdict(&items) {
+        if items.len() > 1 && signature::verify_items(&items, threads).is_ok() {
             let passed = digests.len();
             digests.into_iter().for_each(|d| self.insert(d));
             return known + passed;
@@ -419,17 +420,17 @@ mod tests {
                 height: 1,
             },
         );
-        assert_eq!(cache.precheck_block(&txs), 5);
+        assert_eq!(cache.precheck_block(&txs, 2), 5);
         assert_eq!(cache.len(), 5);
         // Again: all found, nothing checked.
-        assert_eq!(cache.precheck_block(&txs), 5);
+        assert_eq!(cache.precheck_block(&txs, 2), 5);
         // One spoiled among fresh ones: the batch fails, each is checked
         // alone, and only the good ones are remembered.
         let mut more: Vec<crate::Tx> = (5..8).map(|n| crate::Tx::Signed(pay(n))).collect();
         if let crate::Tx::Signed(s) = &mut more[1] {
             s.signature.0[0] ^= 1;
         }
-        assert_eq!(cache.precheck_block(&more), 2);
+        assert_eq!(cache.precheck_block(&more, 2), 2);
         assert_eq!(cache.len(), 7);
         if let crate::Tx::Signed(s) = &more[1] {
             assert!(!cache.contains(&s.body.sender, &s.signature.0, &s.body.to_bytes()));

@@ -27,9 +27,11 @@
 //! 5. On a runtime with several workers (a live node), the signatures of
 //!    the bodies next in line, up to [`PRECHECK_SIGNATURES`] ahead of the
 //!    chain, are checked on a thread of their own as they arrive
-//!    (`escrow::SigCache::precheck_block`); applying a block then finds
-//!    them in the signature cache, so checking signatures overlaps with
-//!    applying and saving the blocks before.
+//!    (`escrow::SigCache::precheck_block`), and a body is inserted once
+//!    its check is done (the core waits for it rather than check the same
+//!    signatures twice): applying the block then finds them in the
+//!    signature cache, so checking signatures overlaps with applying and
+//!    saving the blocks before.
 //!
 //! Memory: no new height is asked while the bodies waiting for their
 //! parent pass [`WAITING_BYTES`]; at most [`WINDOW`] heights are asked or
@@ -112,9 +114,8 @@ pub(crate) struct Download {
     average_size: usize,
     peers: HashMap<ConnId, PeerState>,
     timeout: Duration,
-    /// The thread that checks signatures ahead (live nodes only), and the
-    /// highest height handed to it.
-    precheck: Option<(std::sync::mpsc::Sender<Vec<Tx>>, u64)>,
+    /// The thread that checks signatures ahead (live nodes only).
+    precheck: Option<Precheck>,
     /// When the download last started from a synced chain, and the
     /// height then (for the estimate of the time left).
     started: Option<(Instant, u64)>,
@@ -134,7 +135,7 @@ impl Download {
             peers: HashMap::new(),
             timeout,
             started: None,
-            precheck: precheck_thread().map(|sender| (sender, 0)),
+            precheck: Precheck::start(),
         }
     }
 
@@ -145,6 +146,12 @@ impl Download {
             && self.asked.is_empty()
             && self.arrived.is_empty()
             && self.branch.as_ref().is_none_or(HeaderBranch::is_empty)
+    }
+
+    /// Whether bodies are asked for or wait for their parent: more blocks
+    /// are coming (the core batches its saves meanwhile).
+    pub fn expects_bodies(&self) -> bool {
+        !self.asked.is_empty() || !self.arrived.is_empty()
     }
 
     /// Whether `hash` is a block of the header branch (above the chain):
@@ -422,25 +429,29 @@ impl Download {
 
     /// Hands the precheck thread the waiting bodies above `base` (the
     /// chain's height) in height order, while those handed and not yet
-    /// applied hold fewer than [`PRECHECK_SIGNATURES`] transactions.
+    /// applied hold fewer than [`PRECHECK_SIGNATURES`] transactions (the
+    /// next one to insert, always).
     fn send_prechecks(&mut self, base: u64) {
-        let Some((sender, sent_to)) = &mut self.precheck else {
+        let Some(p) = &mut self.precheck else {
             return;
         };
-        *sent_to = (*sent_to).max(base);
+        p.sent_to = p.sent_to.max(base);
         // Handed and not applied yet (`sent_to` is at least `base`).
         let mut ahead: usize = self
             .arrived
-            .range(base..=*sent_to)
+            .range(base..=p.sent_to)
             .filter(|(h, _)| **h > base)
             .map(|(_, (_, b))| b.transactions.len())
             .sum();
-        while let Some((_, block)) = self.arrived.get(&(*sent_to + 1)) {
-            if ahead >= PRECHECK_SIGNATURES || sender.send(block.transactions.clone()).is_err() {
+        while let Some((_, block)) = self.arrived.get(&(p.sent_to + 1)) {
+            let next = p.sent_to + 1;
+            if (ahead >= PRECHECK_SIGNATURES && next > base + 1)
+                || p.to.send((next, block.transactions.clone())).is_err()
+            {
                 return;
             }
             ahead += block.transactions.len();
-            *sent_to += 1;
+            p.sent_to = next;
         }
     }
 
@@ -458,6 +469,13 @@ impl Download {
     /// the branch extends, with its sender.
     pub fn next_block(&mut self, chain: &NodeChain) -> Option<(ConnId, Block<Tx>)> {
         let base = self.branch(chain).base_height();
+        if !self.arrived.contains_key(&(base + 1)) {
+            return None;
+        }
+        self.send_prechecks(base);
+        if let Some(p) = &mut self.precheck {
+            p.wait_for(base + 1);
+        }
         let next = self.arrived.remove(&(base + 1))?;
         self.arrived_bytes = self.arrived_bytes.saturating_sub(next.1.size());
         self.send_prechecks(base + 1);
@@ -574,26 +592,60 @@ impl Download {
 }
 
 /// The thread that checks the signatures of bodies ahead of the chain
-/// (into the process's shared signature cache, the chain's), on a runtime
-/// with several workers; `None` on a single-threaded one (the simulator,
-/// whose runs must not depend on threads, and most tests).
-fn precheck_thread() -> Option<std::sync::mpsc::Sender<Vec<Tx>>> {
-    let runtime = tokio::runtime::Handle::try_current().ok()?;
-    if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
-        return None;
-    }
-    let (sender, receiver) = std::sync::mpsc::channel::<Vec<Tx>>();
-    let cache = escrow::SigCache::shared();
-    std::thread::Builder::new()
-        .name("sync-precheck".into())
-        .spawn(move || {
-            // Ends when the download (the sender) is dropped.
-            for txs in receiver {
-                cache.precheck_block(&txs);
-            }
+/// (into the process's shared signature cache, the chain's), and how far
+/// it got.
+struct Precheck {
+    to: std::sync::mpsc::Sender<(u64, Vec<Tx>)>,
+    done: std::sync::mpsc::Receiver<u64>,
+    /// The highest height handed to it, and the highest it finished.
+    sent_to: u64,
+    done_to: u64,
+}
+
+impl Precheck {
+    /// The thread, on a runtime with several workers; `None` on a
+    /// single-threaded one (the simulator, whose runs must not depend on
+    /// threads, and most tests).
+    fn start() -> Option<Precheck> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            return None;
+        }
+        let (to, work) = std::sync::mpsc::channel::<(u64, Vec<Tx>)>();
+        let (finished, done) = std::sync::mpsc::channel();
+        let cache = escrow::SigCache::shared();
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        std::thread::Builder::new()
+            .name("sync-precheck".into())
+            .spawn(move || {
+                // Ends when the download (the sender) is dropped.
+                for (height, txs) in work {
+                    cache.precheck_block(&txs, threads);
+                    if finished.send(height).is_err() {
+                        return;
+                    }
+                }
+            })
+            .ok()?;
+        Some(Precheck {
+            to,
+            done,
+            sent_to: 0,
+            done_to: 0,
         })
-        .ok()?;
-    Some(sender)
+    }
+
+    /// Waits until the body at `height`, if it was handed over, is checked
+    /// (the thread takes them in order). A thread that is gone answers
+    /// nothing more: the chain then checks the signatures itself.
+    fn wait_for(&mut self, height: u64) {
+        while self.done_to < height.min(self.sent_to) {
+            match self.done.recv() {
+                Ok(h) => self.done_to = self.done_to.max(h),
+                Err(_) => return,
+            }
+        }
+    }
 }
 
 #[cfg(test)]

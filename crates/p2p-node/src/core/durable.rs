@@ -46,6 +46,10 @@ use crate::store::{BlockStore, Commit, IndexChange, StateSnapshot};
 const MAX_SAVE_DELAY: Duration = Duration::from_millis(50);
 /// ... nor for more blocks than this.
 const MAX_UNSAVED_BLOCKS: usize = 1_000;
+/// [`MAX_SAVE_DELAY`] while a sync downloads blocks: nobody waits for
+/// them to be announced, and fewer, larger commits write the transaction
+/// index's pages fewer times.
+const SYNC_SAVE_DELAY: Duration = Duration::from_millis(500);
 
 /// The node must stop: a commit failed (or the store cannot be read
 /// back), so nothing more is saved, announced or answered, and the store
@@ -80,6 +84,8 @@ pub(super) struct Durable {
     unsaved_index: Vec<IndexChange>,
     /// When the oldest change not yet saved was made.
     unsaved_since: Option<Instant>,
+    /// Whether a sync is downloading blocks.
+    syncing: bool,
     /// The tip to announce to every peer once it is saved.
     to_announce: Option<BlockHash>,
     /// Blocks to announce once saved, on the best chain or not.
@@ -118,6 +124,7 @@ impl Durable {
             snapshot_every,
             unsaved_index: Vec::new(),
             unsaved_since: None,
+            syncing: false,
             to_announce: None,
             to_relay: Vec::new(),
             mined_replies: Vec::new(),
@@ -213,9 +220,15 @@ impl Durable {
         chain.new_block_count() == 0 && self.unsaved_index.is_empty()
     }
 
+    /// Whether a sync is downloading blocks (saves wait longer).
+    pub fn set_syncing(&mut self, syncing: bool) {
+        self.syncing = syncing;
+    }
+
     /// What follows every event: saves what was accepted, unless
-    /// `more_coming` (more events wait, or a "mine N" request is open)
-    /// and it is neither [`MAX_SAVE_DELAY`] old nor [`MAX_UNSAVED_BLOCKS`]
+    /// `more_coming` (more events wait, a "mine N" request is open, or a
+    /// sync downloads) and it is neither [`MAX_SAVE_DELAY`] old
+    /// ([`SYNC_SAVE_DELAY`] while syncing) nor [`MAX_UNSAVED_BLOCKS`]
     /// blocks (see [`Durable::flush`]).
     pub fn after_event(
         &mut self,
@@ -228,9 +241,12 @@ impl Durable {
         {
             self.unsaved_since = Some(Instant::now());
         }
-        let overdue = self
-            .unsaved_since
-            .is_some_and(|t| t.elapsed() >= MAX_SAVE_DELAY)
+        let delay = if self.syncing {
+            SYNC_SAVE_DELAY
+        } else {
+            MAX_SAVE_DELAY
+        };
+        let overdue = self.unsaved_since.is_some_and(|t| t.elapsed() >= delay)
             || chain.new_block_count() >= MAX_UNSAVED_BLOCKS;
         if more_coming && !overdue {
             return Ok(Released::default());

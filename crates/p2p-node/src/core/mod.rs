@@ -14,7 +14,7 @@
 //! decisions as values, each tested alone; `impl Core` is this file only.
 //! It keeps the chain (lent to the parts for a call), the mempool, the
 //! clock and the metrics. The parts: `network` (`peers`, `requests`,
-//! `tx_requests`, `dialing`, `serve`, `gossip`, `compact`), `blocks`,
+//! `tx_requests`, `dialing`, `serve`, `gossip`, `compact`, `download`), `blocks`,
 //! `durable`, `housekeeping`, `miner_driver`, `repair`, `published` (the
 //! [`Snapshot`]), `inbox`, `view`, `costs`. `docs/ARCHITECTURE.md` says
 //! what each owns and walks a block and a tx through them.
@@ -189,9 +189,10 @@ impl Core {
     /// save new bans, publish, and start mining if the node should (only
     /// here, so a block mined for a request counts before the next job).
     fn after_event(&mut self, inbox_empty: bool) {
-        // While more events wait (a burst of blocks, a "mine N" request),
-        // saving waits too, so that the burst is one commit.
-        let more_coming = !inbox_empty || self.miner.has_requests();
+        // More events wait (blocks, "mine N", a sync): one commit.
+        let syncing = self.net.downloading();
+        let more_coming = !inbox_empty || self.miner.has_requests() || syncing;
+        self.durable.set_syncing(syncing);
         let released = self
             .durable
             .after_event(&mut self.chain, &mut self.repairs, more_coming);
@@ -426,8 +427,7 @@ impl Core {
             Message::Headers(h) => self
                 .net
                 .on_headers(conn, &h, &self.chain, self.clock.now_ms()),
-            // Only saved blocks are served: a node that cannot save
-            // serves nothing.
+            // Only saved blocks are served (a node that cannot save, none).
             ref m if m.reads_blocks() && !self.flush() => {}
             other => {
                 let lent = Lent::new(&self.chain, &self.mempool);

@@ -455,6 +455,11 @@ impl Network {
         }
     }
 
+    /// Whether the sync expects more bodies (`Download::expects_bodies`).
+    pub fn downloading(&self) -> bool {
+        self.download.expects_bodies()
+    }
+
     /// Whether `hash` is a body the sync asked for.
     pub fn download_wants(&self, hash: &BlockHash) -> bool {
         self.download.wants(hash)
