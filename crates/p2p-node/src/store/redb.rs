@@ -36,9 +36,11 @@ use escrow::{SignedTx, Tx, Undo};
 use super::block_store::{BlockStore, Commit, IndexChange, Stored};
 use super::error::StoreError;
 use super::redb_read::{
-    Validation, decode_checked, locked, open_optional, read_stored, validate_read_only,
+    Validation, checked_bytes, decode_checked, locked, open_optional, read_stored,
+    validate_read_only,
 };
-use super::redb_tables::{BODIES, FORMAT_VERSION, HEADERS, MEMPOOL, META, STATE, TXS, UNDO};
+use super::redb_tables::{BEST, BODIES, FORMAT_VERSION, HEADERS, MEMPOOL, META, STATE, TXS, UNDO};
+use super::{chunks, undo_codec};
 use crate::penalty::BanKey;
 
 /// The copy of a store kept before redb's crash recovery rewrites it.
@@ -243,9 +245,11 @@ impl RedbStore {
                     let mut meta = write.open_table(META).map_err(|e| self.backend(e))?;
                     meta.insert("format", FORMAT_VERSION)
                         .map_err(|e| self.backend(e))?;
-                    for table in [HEADERS, BODIES, UNDO, TXS] {
+                    for table in [HEADERS, BODIES, UNDO] {
                         write.open_table(table).map_err(|e| self.backend(e))?;
                     }
+                    write.open_table(TXS).map_err(|e| self.backend(e))?;
+                    write.open_table(BEST).map_err(|e| self.backend(e))?;
                     write.open_table(STATE).map_err(|e| self.backend(e))?;
                 }
                 write.commit().map_err(|e| self.backend(e))?;
@@ -293,23 +297,41 @@ impl RedbStore {
         })
     }
 
-    /// One checksummed value by hash from `table`.
-    fn get_by_hash<T: serde::de::DeserializeOwned>(
+    /// One checksummed value by hash from a chunked `table`
+    /// (`chunks.rs`), its checksum checked.
+    fn get_by_hash(
         &self,
         table: TableDefinition<&[u8], &[u8]>,
-        key: &[u8],
-        what: impl FnOnce() -> String,
-    ) -> Result<Option<T>, StoreError> {
+        hash: &BlockHash,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         contain(&self.path, || {
             let read = self.db.begin_read().map_err(|e| self.backend(e))?;
             let Some(table) = open_optional(&read, table, &self.path)? else {
                 return Ok(None);
             };
-            let Some(value) = table.get(key).map_err(|e| self.backend(e))? else {
-                return Ok(None);
-            };
-            decode_checked(&self.path, &what(), value.value()).map(Some)
+            chunks::get(&table, hash.as_bytes()).map_err(|e| self.backend(e))
         })
+    }
+
+    /// The block saved under `hash`, or the blocks of this commit.
+    fn block_for_undo(
+        &self,
+        commit: &Commit,
+        bodies: &::redb::Table<&[u8], &[u8]>,
+        hash: &BlockHash,
+    ) -> Result<Arc<Block<Tx>>, StoreError> {
+        if let Some(block) = commit.blocks.iter().find(|b| b.hash() == *hash) {
+            return Ok(Arc::clone(block));
+        }
+        let value = chunks::get(bodies, hash.as_bytes())
+            .map_err(|e| self.backend(e))?
+            .ok_or_else(|| {
+                self.backend(format!(
+                    "the undo record of block {hash} is saved without its block"
+                ))
+            })?;
+        let block: Block<Tx> = decode_checked(&self.path, &format!("saved block {hash}"), &value)?;
+        Ok(Arc::new(block))
     }
 
     fn write_commit(&self, commit: &Commit) -> Result<(), StoreError> {
@@ -327,39 +349,51 @@ impl RedbStore {
                         block.header.to_bytes().as_slice(),
                     )
                     .map_err(|e| self.backend(e))?;
-                bodies
-                    .insert(hash.as_bytes().as_slice(), checksummed(&bytes).as_slice())
+                chunks::put(&mut bodies, hash.as_bytes(), &checksummed(&bytes))
                     .map_err(|e| self.backend(e))?;
             }
             let mut undo = write.open_table(UNDO).map_err(|e| self.backend(e))?;
             for (hash, record) in &commit.undo {
-                let bytes = postcard::to_stdvec(record).map_err(|e| self.backend(e))?;
-                undo.insert(hash.as_bytes().as_slice(), checksummed(&bytes).as_slice())
+                let block = self.block_for_undo(commit, &bodies, hash)?;
+                let bytes = undo_codec::encode(record, &block).map_err(|e| self.backend(e))?;
+                chunks::put(&mut undo, hash.as_bytes(), &checksummed(&bytes))
                     .map_err(|e| self.backend(e))?;
             }
             let mut txs = write.open_table(TXS).map_err(|e| self.backend(e))?;
+            let mut best = write.open_table(BEST).map_err(|e| self.backend(e))?;
             for change in &commit.index {
-                match change {
-                    IndexChange::Applied(block) => {
-                        let hash = block.hash();
-                        for tx in &block.transactions {
-                            txs.insert(tx.id().as_bytes().as_slice(), hash.as_bytes().as_slice())
-                                .map_err(|e| self.backend(e))?;
-                        }
+                let (block, applied) = match change {
+                    IndexChange::Applied(block) => (block, true),
+                    IndexChange::Undone(block) => (block, false),
+                };
+                let hash = block.hash();
+                let height = u32::try_from(block.header.height)
+                    .map_err(|_| self.backend("a height beyond u32::MAX"))?;
+                if applied {
+                    best.insert(height, hash.as_bytes())
+                        .map_err(|e| self.backend(e))?;
+                    for tx in &block.transactions {
+                        txs.insert(tx.id().as_bytes(), height)
+                            .map_err(|e| self.backend(e))?;
                     }
-                    IndexChange::Undone(block) => {
-                        let hash = block.hash();
-                        for tx in &block.transactions {
-                            let id = tx.id();
-                            let points_here = txs
-                                .get(id.as_bytes().as_slice())
-                                .map_err(|e| self.backend(e))?
-                                .is_some_and(|v| v.value() == hash.as_bytes().as_slice());
-                            if points_here {
-                                txs.remove(id.as_bytes().as_slice())
-                                    .map_err(|e| self.backend(e))?;
-                            }
-                        }
+                    continue;
+                }
+                let here = best
+                    .get(height)
+                    .map_err(|e| self.backend(e))?
+                    .is_some_and(|v| v.value() == hash.as_bytes());
+                if !here {
+                    continue;
+                }
+                best.remove(height).map_err(|e| self.backend(e))?;
+                for tx in &block.transactions {
+                    let id = tx.id();
+                    let points_here = txs
+                        .get(id.as_bytes())
+                        .map_err(|e| self.backend(e))?
+                        .is_some_and(|v| v.value() == height);
+                    if points_here {
+                        txs.remove(id.as_bytes()).map_err(|e| self.backend(e))?;
                     }
                 }
             }
@@ -372,6 +406,30 @@ impl RedbStore {
             }
         }
         write.commit().map_err(|e| self.backend(e))
+    }
+}
+
+/// A clean close gives back the room redb left free: the pages that
+/// copy-on-write commits freed (the index's leaves are rewritten by every
+/// commit that adds to them) and the tail redb keeps when it grows the
+/// file (it doubles it). `Database::compact` moves the last pages into
+/// the free ones and cuts the file after them; a node killed keeps the
+/// larger file until its next clean stop (`docs/ARCHITECTURE.md`, "The
+/// store's format").
+impl Drop for RedbStore {
+    fn drop(&mut self) {
+        let path = self.path.clone();
+        let db = &mut self.db;
+        let compacted = contain(&path, || {
+            while db.compact().map_err(|e| StoreError::Backend {
+                path: path.clone(),
+                reason: e.to_string(),
+            })? {}
+            Ok(())
+        });
+        if let Err(e) = compacted {
+            tracing::warn!("the store could not be compacted at close: {e}");
+        }
     }
 }
 
@@ -406,8 +464,10 @@ impl BlockStore for RedbStore {
     }
 
     fn block(&self, hash: &BlockHash) -> Result<Option<Block<Tx>>, StoreError> {
-        let block: Option<Block<Tx>> =
-            self.get_by_hash(BODIES, hash.as_bytes(), || format!("saved block {hash}"))?;
+        let block: Option<Block<Tx>> = self
+            .get_by_hash(BODIES, hash)?
+            .map(|value| decode_checked(&self.path, &format!("saved block {hash}"), &value))
+            .transpose()?;
         match block {
             Some(b) if b.hash() != *hash => Err(self.corrupt(format!(
                 "the block saved under {hash} is block {}",
@@ -418,9 +478,18 @@ impl BlockStore for RedbStore {
     }
 
     fn undo(&self, hash: &BlockHash) -> Result<Option<Undo>, StoreError> {
-        self.get_by_hash(UNDO, hash.as_bytes(), || {
-            format!("the undo record of block {hash}")
-        })
+        let Some(value) = self.get_by_hash(UNDO, hash)? else {
+            return Ok(None);
+        };
+        let what = format!("the undo record of block {hash}");
+        let bytes: &[u8] = checked_bytes(&self.path, &what, &value)?;
+        // Written against its block, which must be stored and intact.
+        let block = self
+            .block(hash)?
+            .ok_or_else(|| self.corrupt(format!("{what} is saved without its block")))?;
+        undo_codec::decode(bytes, &block)
+            .map(Some)
+            .map_err(|e| self.corrupt(format!("{what} does not decode: {e}")))
     }
 
     fn tx_block(&self, id: &TxId) -> Result<Option<BlockHash>, StoreError> {
@@ -429,16 +498,21 @@ impl BlockStore for RedbStore {
             let Some(table) = open_optional(&read, TXS, &self.path)? else {
                 return Ok(None);
             };
-            let Some(value) = table
-                .get(id.as_bytes().as_slice())
-                .map_err(|e| self.backend(e))?
-            else {
+            let Some(height) = table.get(id.as_bytes()).map_err(|e| self.backend(e))? else {
                 return Ok(None);
             };
-            let bytes: [u8; 32] = value.value().try_into().map_err(|_| {
-                self.corrupt(format!("the index entry of transaction {id} is not a hash"))
+            let height = height.value();
+            let best = open_optional(&read, BEST, &self.path)?;
+            let hash = match &best {
+                Some(best) => best.get(height).map_err(|e| self.backend(e))?,
+                None => None,
+            };
+            let hash = hash.ok_or_else(|| {
+                self.corrupt(format!(
+                    "the index entry of transaction {id} names height {height}, where the best chain has no block"
+                ))
             })?;
-            Ok(Some(BlockHash::from_bytes(bytes)))
+            Ok(Some(BlockHash::from_bytes(*hash.value())))
         })
     }
 
@@ -449,15 +523,12 @@ impl BlockStore for RedbStore {
                 return Ok(Vec::new());
             };
             let range = table
-                .range(low.as_bytes().as_slice()..=high.as_bytes().as_slice())
+                .range::<&[u8; 32]>(low.as_bytes()..=high.as_bytes())
                 .map_err(|e| self.backend(e))?;
             let mut ids = Vec::new();
             for entry in range.take(limit) {
                 let (key, _) = entry.map_err(|e| self.backend(e))?;
-                let bytes: [u8; 32] = key.value().try_into().map_err(|_| {
-                    self.corrupt("a key of the transaction index is not an id".to_string())
-                })?;
-                ids.push(TxId::from_bytes(bytes));
+                ids.push(TxId::from_bytes(*key.value()));
             }
             Ok(ids)
         })

@@ -150,7 +150,13 @@ fn an_undecodable_body_is_reported_when_read_not_skipped() {
         .commit(&commit_of(&saved))
         .unwrap();
     let hash = saved[1].hash();
-    overwrite(dir.path(), BODIES, hash.as_bytes(), &[1u8, 2, 3]);
+    // Its first chunk (`chunks.rs`).
+    overwrite(
+        dir.path(),
+        BODIES,
+        &chunks::key(hash.as_bytes(), 0),
+        &[1u8, 2, 3],
+    );
     let store = RedbStore::open(dir.path()).unwrap();
     let err = store.block(&hash).err().unwrap();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
