@@ -14,14 +14,14 @@ use std::path::Path;
 
 use ::redb::{ReadableDatabase, ReadableTable};
 use chain_core::{Block, BlockHash, Header, Transaction, TxId};
-use escrow::{SignedTx, Tx};
+use escrow::{SignedTx, Tx, Undo};
 
 use super::block_store::StateSnapshot;
+use super::chunks;
 use super::error::StoreError;
 use super::redb::{STORE_FILE, contain};
 use super::redb_read::{checked_bytes, decode_checked, open_optional, open_read_only};
 use super::redb_tables::{BEST, BODIES, FORMAT_VERSION, HEADERS, MEMPOOL, STATE, TXS, UNDO};
-use super::{chunks, undo_codec};
 use crate::penalty::BanKey;
 
 /// One damaged record.
@@ -310,7 +310,7 @@ fn check_undo(
             let block: Option<Block<Tx>> =
                 body.and_then(|v| decode_checked(path, "the body", &v).ok());
             if let Some(block) = block
-                && let Err(e) = undo_codec::decode(bytes, &block)
+                && let Err(e) = Undo::decode_against(bytes, &block.transactions)
             {
                 report.damaged("undo", key_hex, format!("does not decode: {e}"));
             }

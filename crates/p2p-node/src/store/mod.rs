@@ -34,7 +34,6 @@ mod error;
 pub(crate) mod redb;
 pub(crate) mod redb_read;
 mod redb_tables;
-mod undo_codec;
 
 pub use self::block_store::{BlockStore, Commit, IndexChange, StateSnapshot, Stored};
 pub use self::check::{CheckReport, Damage, check};

@@ -34,13 +34,13 @@ use chain_core::{Block, BlockHash, Transaction, TxId};
 use escrow::{SignedTx, Tx, Undo};
 
 use super::block_store::{BlockStore, Commit, IndexChange, Stored};
+use super::chunks;
 use super::error::StoreError;
 use super::redb_read::{
     Validation, checked_bytes, decode_checked, locked, open_optional, read_stored,
     validate_read_only,
 };
 use super::redb_tables::{BEST, BODIES, FORMAT_VERSION, HEADERS, MEMPOOL, META, STATE, TXS, UNDO};
-use super::{chunks, undo_codec};
 use crate::penalty::BanKey;
 
 /// The copy of a store kept before redb's crash recovery rewrites it.
@@ -355,7 +355,7 @@ impl RedbStore {
             let mut undo = write.open_table(UNDO).map_err(|e| self.backend(e))?;
             for (hash, record) in &commit.undo {
                 let block = self.block_for_undo(commit, &bodies, hash)?;
-                let bytes = undo_codec::encode(record, &block).map_err(|e| self.backend(e))?;
+                let bytes = record.encode_against(&block.transactions);
                 chunks::put(&mut undo, hash.as_bytes(), &checksummed(&bytes))
                     .map_err(|e| self.backend(e))?;
             }
@@ -487,7 +487,7 @@ impl BlockStore for RedbStore {
         let block = self
             .block(hash)?
             .ok_or_else(|| self.corrupt(format!("{what} is saved without its block")))?;
-        undo_codec::decode(bytes, &block)
+        Undo::decode_against(bytes, &block.transactions)
             .map(Some)
             .map_err(|e| self.corrupt(format!("{what} does not decode: {e}")))
     }

@@ -26,7 +26,7 @@ pub(super) const HEADERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("
 /// Block bodies by hash, checksummed, in page-sized chunks (`chunks.rs`).
 pub(super) const BODIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bodies");
 /// Undo records by block hash, checksummed, written against their block
-/// (`undo_codec.rs`), in page-sized chunks.
+/// (`Undo::encode_against`, escrow's `ledger/undo_codec.rs`), in page-sized chunks.
 pub(super) const UNDO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("undo");
 /// The transaction index: id to the height of the best-chain block that
 /// holds it.
