@@ -193,7 +193,16 @@ async fn a_flipped_byte_in_a_stored_block_is_an_error_never_a_404_or_a_short_cha
 const HEADERS: ::redb::TableDefinition<&[u8], &[u8]> = ::redb::TableDefinition::new("headers");
 const BODIES: ::redb::TableDefinition<&[u8], &[u8]> = ::redb::TableDefinition::new("bodies");
 const UNDO: ::redb::TableDefinition<&[u8], &[u8]> = ::redb::TableDefinition::new("undo");
-const TXS: ::redb::TableDefinition<&[u8; 32], u32> = ::redb::TableDefinition::new("txs");
+const TXS: ::redb::TableDefinition<&[u8; 12], ()> = ::redb::TableDefinition::new("txs");
+
+/// The index's key of transaction `id` at `height` (format 6: the id's
+/// first 8 bytes, then the height, big-endian).
+fn index_key(id: &TxId, height: u32) -> [u8; 12] {
+    let mut key = [0; 12];
+    key[..8].copy_from_slice(&id.as_bytes()[..8]);
+    key[8..].copy_from_slice(&height.to_be_bytes());
+    key
+}
 const STATE: ::redb::TableDefinition<&str, &[u8]> = ::redb::TableDefinition::new("state");
 const MEMPOOL: ::redb::TableDefinition<&str, &[u8]> = ::redb::TableDefinition::new("mempool");
 
@@ -205,17 +214,19 @@ fn chunk0(hash: &BlockHash) -> Vec<u8> {
     key
 }
 
-/// Flips bit 0 of the height the index names for transaction `id`: it
-/// names another height (or one with no block). Returns false if there
-/// is no such entry.
-fn flip_index(dir: &Path, id: &TxId) -> bool {
+/// Flips bit 0 of the height the index names for transaction `id` (at
+/// `height`): it names another height (or one with no block). Returns
+/// false if there is no such entry.
+fn flip_index(dir: &Path, id: &TxId, height: u32) -> bool {
     let db = ::redb::Database::open(dir.join(STORE_FILE)).unwrap();
     let write = db.begin_write().unwrap();
     let found = {
         let mut t = write.open_table(TXS).unwrap();
-        let old = t.get(id.as_bytes()).unwrap().map(|v| v.value());
-        old.map(|h| t.insert(id.as_bytes(), h ^ 1).unwrap())
-            .is_some()
+        let old = t.remove(&index_key(id, height)).unwrap().is_some();
+        if old {
+            t.insert(&index_key(id, height ^ 1), ()).unwrap();
+        }
+        old
     };
     write.commit().unwrap();
     found
@@ -329,7 +340,7 @@ async fn a_flip_in_any_table_at_any_height_is_found_and_named() {
             Table::Txs if height == 0 => continue,
             Table::Txs => {
                 let id = Tx::Signed(saved.tx(height).clone()).id();
-                flip_index(dir.path(), &id)
+                flip_index(dir.path(), &id, height as u32)
             }
             Table::State => flip_named(dir.path(), STATE, "snapshot", 40),
             Table::Pending => flip_named(dir.path(), MEMPOOL, "pending", 40),
@@ -620,8 +631,8 @@ async fn check_names_an_index_entry_whose_block_does_not_hold_it() {
         let write = db.begin_write().unwrap();
         {
             let mut t = write.open_table(TXS).unwrap();
-            // Block 4's height.
-            t.insert(id.as_bytes(), 4).unwrap();
+            // Block 4's height (beside its own, 2).
+            t.insert(&index_key(&id, 4), ()).unwrap();
         }
         write.commit().unwrap();
     }
@@ -630,7 +641,7 @@ async fn check_names_an_index_entry_whose_block_does_not_hold_it() {
         report.damage,
         vec![p2p_node::store::Damage {
             table: "txs",
-            key: id.to_string(),
+            key: hex::encode(index_key(&id, 4)),
             problem: format!("block {} does not hold it", saved.hashes[4]),
         }]
     );

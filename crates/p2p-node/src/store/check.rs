@@ -13,15 +13,15 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use ::redb::{ReadableDatabase, ReadableTable};
-use chain_core::{Block, BlockHash, Header, Transaction, TxId};
+use chain_core::{Block, BlockHash, Header, Transaction};
 use escrow::{SignedTx, Tx, Undo};
 
 use super::block_store::StateSnapshot;
-use super::chunks;
 use super::error::StoreError;
 use super::redb::{STORE_FILE, contain};
 use super::redb_read::{checked_bytes, decode_checked, open_optional, open_read_only};
 use super::redb_tables::{BEST, BODIES, FORMAT_VERSION, HEADERS, MEMPOOL, STATE, TXS, UNDO};
+use super::{chunks, tx_index};
 use crate::penalty::BanKey;
 
 /// One damaged record.
@@ -200,10 +200,15 @@ fn check_bodies(
                 if let Some(index) = &index
                     && on_best
                 {
-                    let ids: HashSet<TxId> = block.transactions.iter().map(Tx::id).collect();
-                    for id in ids {
-                        let entry = index.get(id.as_bytes()).map_err(|e| backend(path, e))?;
-                        if entry.is_some_and(|v| v.value() == height) {
+                    // Two ids of the block may share a key (their first
+                    // 8 bytes): one entry for both.
+                    let keys: HashSet<tx_index::Key> = block
+                        .transactions
+                        .iter()
+                        .map(|tx| tx_index::key(&tx.id(), height))
+                        .collect();
+                    for key in keys {
+                        if index.get(&key).map_err(|e| backend(path, e))?.is_some() {
                             indexed += 1;
                         }
                     }
@@ -354,10 +359,10 @@ fn check_index(
     };
     let mut named: BTreeMap<BlockHash, u64> = BTreeMap::new();
     for entry in table.iter().map_err(|e| backend(path, e))? {
-        let (key, value) = entry.map_err(|e| backend(path, e))?;
+        let (key, _) = entry.map_err(|e| backend(path, e))?;
         report.count("txs");
         let key_hex = hex::encode(key.value());
-        let height = value.value();
+        let (_, height) = tx_index::parts(key.value());
         let Some(&block) = best_chain.get(&height) else {
             report.damaged(
                 "txs",
@@ -376,8 +381,9 @@ fn check_index(
             ),
         }
     }
-    // The blocks some entry wrongly names, with the ids each holds.
-    let mut wrong: BTreeMap<BlockHash, HashSet<TxId>> = BTreeMap::new();
+    // The blocks some entry wrongly names, with the keys of the ids each
+    // holds.
+    let mut wrong: BTreeMap<BlockHash, HashSet<tx_index::Key>> = BTreeMap::new();
     if let Some(stored) = open_optional(read, BODIES, path)? {
         for (block, count) in named {
             if bodies.get(&block).is_some_and(|b| b.indexed >= count) {
@@ -387,7 +393,11 @@ fn check_index(
             let body: Option<Block<Tx>> =
                 value.and_then(|v| decode_checked(path, "the body", &v).ok());
             let ids = body.map_or_else(HashSet::new, |b| {
-                b.transactions.iter().map(Tx::id).collect()
+                let height = u32::try_from(b.header.height).unwrap_or(u32::MAX);
+                b.transactions
+                    .iter()
+                    .map(|tx| tx_index::key(&tx.id(), height))
+                    .collect()
             });
             wrong.insert(block, ids);
         }
@@ -396,12 +406,12 @@ fn check_index(
         return Ok(());
     }
     for entry in table.iter().map_err(|e| backend(path, e))? {
-        let (key, value) = entry.map_err(|e| backend(path, e))?;
-        let Some(&block) = best_chain.get(&value.value()) else {
+        let (key, _) = entry.map_err(|e| backend(path, e))?;
+        let Some(&block) = best_chain.get(&tx_index::parts(key.value()).1) else {
             continue;
         };
         if let Some(ids) = wrong.get(&block)
-            && !ids.contains(&TxId::from_bytes(*key.value()))
+            && !ids.contains(key.value())
         {
             report.damaged(
                 "txs",

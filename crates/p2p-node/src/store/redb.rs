@@ -30,17 +30,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Once, PoisonError};
 
 use ::redb::{ReadableDatabase, ReadableTable, TableDefinition};
-use chain_core::{Block, BlockHash, Transaction, TxId};
+use chain_core::{Block, BlockHash, TxId};
 use escrow::{SignedTx, Tx, Undo};
 
-use super::block_store::{BlockStore, Commit, IndexChange, Stored};
-use super::chunks;
+use super::block_store::{BlockStore, Commit, Stored};
+use super::compaction::{Compaction, compact_at_close};
 use super::error::StoreError;
 use super::redb_read::{
     Validation, checked_bytes, decode_checked, locked, open_optional, read_stored,
     validate_read_only,
 };
 use super::redb_tables::{BEST, BODIES, FORMAT_VERSION, HEADERS, MEMPOOL, META, STATE, TXS, UNDO};
+use super::{chunks, tx_index};
 use crate::penalty::BanKey;
 
 /// The copy of a store kept before redb's crash recovery rewrites it.
@@ -113,6 +114,14 @@ pub struct RedbStore {
     /// What the read-only pass at open already read, handed to the first
     /// `load` instead of reading the file again.
     preloaded: Mutex<Option<Stored>>,
+    /// The node stops cleanly ([`BlockStore::clean_stop`]): the close
+    /// compacts the file.
+    stopping: AtomicBool,
+    /// A write failed since the store was opened: the close leaves the
+    /// file alone.
+    failed: AtomicBool,
+    /// What a clean close may spend compacting.
+    compaction: Compaction,
 }
 
 impl RedbStore {
@@ -184,9 +193,27 @@ impl RedbStore {
             path,
             repaired,
             preloaded: Mutex::new(preloaded),
+            stopping: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
+            compaction: Compaction::default(),
         };
         contain(&store.path, || store.check_format())?;
         Ok(store)
+    }
+
+    /// Bounds a clean close's compaction otherwise (tests).
+    #[cfg(test)]
+    pub(crate) fn set_compaction(&mut self, compaction: Compaction) {
+        self.compaction = compaction;
+    }
+
+    /// Notes the outcome of a write: a failure keeps the close from
+    /// compacting.
+    fn noting<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if result.is_err() {
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        result
     }
 
     /// The database file.
@@ -266,7 +293,7 @@ impl RedbStore {
     ) -> Result<(), StoreError> {
         let bytes = postcard::to_stdvec(list).map_err(|e| self.backend(e))?;
         let value = checksummed(&bytes);
-        contain(&self.path, || {
+        let written = contain(&self.path, || {
             let mut write = self.db.begin_write().map_err(|e| self.backend(e))?;
             write.set_two_phase_commit(true);
             {
@@ -276,7 +303,8 @@ impl RedbStore {
                     .map_err(|e| self.backend(e))?;
             }
             write.commit().map_err(|e| self.backend(e))
-        })
+        });
+        self.noting(written)
     }
 
     /// The list saved under `key` (empty if none), checksum checked.
@@ -362,40 +390,7 @@ impl RedbStore {
             let mut txs = write.open_table(TXS).map_err(|e| self.backend(e))?;
             let mut best = write.open_table(BEST).map_err(|e| self.backend(e))?;
             for change in &commit.index {
-                let (block, applied) = match change {
-                    IndexChange::Applied(block) => (block, true),
-                    IndexChange::Undone(block) => (block, false),
-                };
-                let hash = block.hash();
-                let height = u32::try_from(block.header.height)
-                    .map_err(|_| self.backend("a height beyond u32::MAX"))?;
-                if applied {
-                    best.insert(height, hash.as_bytes())
-                        .map_err(|e| self.backend(e))?;
-                    for tx in &block.transactions {
-                        txs.insert(tx.id().as_bytes(), height)
-                            .map_err(|e| self.backend(e))?;
-                    }
-                    continue;
-                }
-                let here = best
-                    .get(height)
-                    .map_err(|e| self.backend(e))?
-                    .is_some_and(|v| v.value() == hash.as_bytes());
-                if !here {
-                    continue;
-                }
-                best.remove(height).map_err(|e| self.backend(e))?;
-                for tx in &block.transactions {
-                    let id = tx.id();
-                    let points_here = txs
-                        .get(id.as_bytes())
-                        .map_err(|e| self.backend(e))?
-                        .is_some_and(|v| v.value() == height);
-                    if points_here {
-                        txs.remove(id.as_bytes()).map_err(|e| self.backend(e))?;
-                    }
-                }
+                tx_index::write(&mut txs, &mut best, change).map_err(|e| self.backend(e))?;
             }
             if let Some(snapshot) = &commit.snapshot {
                 let bytes = postcard::to_stdvec(snapshot).map_err(|e| self.backend(e))?;
@@ -409,26 +404,11 @@ impl RedbStore {
     }
 }
 
-/// A clean close gives back the room redb left free: the pages that
-/// copy-on-write commits freed (the index's leaves are rewritten by every
-/// commit that adds to them) and the tail redb keeps when it grows the
-/// file (it doubles it). `Database::compact` moves the last pages into
-/// the free ones and cuts the file after them; a node killed keeps the
-/// larger file until its next clean stop (`docs/ARCHITECTURE.md`, "The
-/// store's format").
+/// A clean close compacts the file, within bounds (`compaction.rs`).
 impl Drop for RedbStore {
     fn drop(&mut self) {
-        let path = self.path.clone();
-        let db = &mut self.db;
-        let compacted = contain(&path, || {
-            while db.compact().map_err(|e| StoreError::Backend {
-                path: path.clone(),
-                reason: e.to_string(),
-            })? {}
-            Ok(())
-        });
-        if let Err(e) = compacted {
-            tracing::warn!("the store could not be compacted at close: {e}");
+        if *self.stopping.get_mut() && !*self.failed.get_mut() && !std::thread::panicking() {
+            compact_at_close(&mut self.db, &self.path, self.compaction);
         }
     }
 }
@@ -443,7 +423,11 @@ impl BlockStore for RedbStore {
             .preloaded
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = None;
-        contain(&self.path, || self.write_commit(commit))
+        self.noting(contain(&self.path, || self.write_commit(commit)))
+    }
+
+    fn clean_stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
     }
 
     fn load(&self) -> Result<Stored, StoreError> {
@@ -495,42 +479,24 @@ impl BlockStore for RedbStore {
     fn tx_block(&self, id: &TxId) -> Result<Option<BlockHash>, StoreError> {
         contain(&self.path, || {
             let read = self.db.begin_read().map_err(|e| self.backend(e))?;
-            let Some(table) = open_optional(&read, TXS, &self.path)? else {
-                return Ok(None);
-            };
-            let Some(height) = table.get(id.as_bytes()).map_err(|e| self.backend(e))? else {
-                return Ok(None);
-            };
-            let height = height.value();
-            let best = open_optional(&read, BEST, &self.path)?;
-            let hash = match &best {
-                Some(best) => best.get(height).map_err(|e| self.backend(e))?,
-                None => None,
-            };
-            let hash = hash.ok_or_else(|| {
-                self.corrupt(format!(
-                    "the index entry of transaction {id} names height {height}, where the best chain has no block"
-                ))
-            })?;
-            Ok(Some(BlockHash::from_bytes(*hash.value())))
+            tx_index::Reader {
+                read: &read,
+                path: &self.path,
+                block: |hash: &BlockHash| self.block(hash),
+            }
+            .tx_block(id)
         })
     }
 
     fn txs_in_range(&self, low: &TxId, high: &TxId, limit: usize) -> Result<Vec<TxId>, StoreError> {
         contain(&self.path, || {
             let read = self.db.begin_read().map_err(|e| self.backend(e))?;
-            let Some(table) = open_optional(&read, TXS, &self.path)? else {
-                return Ok(Vec::new());
-            };
-            let range = table
-                .range::<&[u8; 32]>(low.as_bytes()..=high.as_bytes())
-                .map_err(|e| self.backend(e))?;
-            let mut ids = Vec::new();
-            for entry in range.take(limit) {
-                let (key, _) = entry.map_err(|e| self.backend(e))?;
-                ids.push(TxId::from_bytes(*key.value()));
+            tx_index::Reader {
+                read: &read,
+                path: &self.path,
+                block: |hash: &BlockHash| self.block(hash),
             }
-            Ok(ids)
+            .txs_in_range(low, high, limit)
         })
     }
 

@@ -28,9 +28,10 @@ pub(super) const BODIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("b
 /// Undo records by block hash, checksummed, written against their block
 /// (`Undo::encode_against`, escrow's `ledger/undo_codec.rs`), in page-sized chunks.
 pub(super) const UNDO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("undo");
-/// The transaction index: id to the height of the best-chain block that
-/// holds it.
-pub(super) const TXS: TableDefinition<&[u8; 32], u32> = TableDefinition::new("txs");
+/// The transaction index: a key for each transaction of the best chain,
+/// the first 8 bytes of its id then its block's height, big-endian; no
+/// value (`tx_index.rs`).
+pub(super) const TXS: TableDefinition<&[u8; 12], ()> = TableDefinition::new("txs");
 /// The best chain: height to block hash.
 pub(super) const BEST: TableDefinition<u32, &[u8; 32]> = TableDefinition::new("best");
 /// The ledger snapshot, checksummed.
@@ -47,5 +48,7 @@ pub(super) const MEMPOOL: TableDefinition<&str, &[u8]> = TableDefinition::new("m
 /// records in less room (`docs/ARCHITECTURE.md`, "The store's format"):
 /// bodies and undo records in page-sized chunks, undo records written
 /// against their block, the index naming a height of the new `best`
-/// table rather than a block hash.
-pub const FORMAT_VERSION: u64 = 5;
+/// table rather than a block hash. Version 6: the index's keys are the
+/// first 8 bytes of the id and the height, with no value (`tx_index.rs`),
+/// where they were the whole id with the height as value.
+pub const FORMAT_VERSION: u64 = 6;

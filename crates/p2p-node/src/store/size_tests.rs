@@ -17,12 +17,14 @@
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ::redb::{ReadableDatabase, ReadableTableMetadata, TableDefinition};
-use chain_core::{Block, BlockContext, StateMachine};
+use chain_core::{Block, BlockContext, StateMachine, TxId};
 use escrow::genesis::Allocation;
 use escrow::{Amount, Genesis, Keypair, Ledger, Payload, SignedTx, Tx, Undo, VerifyMode};
 
+use super::compaction::{Compaction, compact_within};
 use super::redb_tables::{BEST, BODIES, HEADERS, MEMPOOL, STATE, TXS, UNDO};
 use super::{BlockStore, Commit, IndexChange, RedbStore, StateSnapshot};
 
@@ -250,6 +252,24 @@ fn store_size_report() {
         file as f64 / block_bytes as f64,
         disk as f64 / block_bytes as f64,
     );
+    // What the index's 8-byte keys cost a lookup (it reads the block):
+    // a whole id, and the API's widest prefix search (one hex digit, up to
+    // `MAX_COUNTED` + 1 ids).
+    let started = std::time::Instant::now();
+    let (low, high) = (
+        TxId::from_bytes(std::array::from_fn(|i| if i == 0 { 0xa0 } else { 0 })),
+        TxId::from_bytes(std::array::from_fn(|i| if i == 0 { 0xaf } else { 0xff })),
+    );
+    let found = store.txs_in_range(&low, &high, 1_001).unwrap();
+    println!(
+        "a one-digit prefix search: {} ids in {:?}",
+        found.len(),
+        started.elapsed()
+    );
+    let started = std::time::Instant::now();
+    assert!(store.tx_block(&found[0]).unwrap().is_some());
+    println!("a lookup by id: {:?}", started.elapsed());
+    store.clean_stop();
     let started = std::time::Instant::now();
     drop(store);
     println!("closed (compacted) in {:?}:", started.elapsed());
@@ -275,6 +295,7 @@ fn the_data_directory_stays_within_one_and_a_half_times_the_block_bytes() {
         dir_bytes(dir.path()),
         dir_disk_bytes(dir.path())
     );
+    store.clean_stop();
     drop(store);
     let ratio = dir_bytes(dir.path()) as f64 / block_bytes as f64;
     assert!(
@@ -360,4 +381,79 @@ fn an_undo_record_reads_back_as_written() {
         Undo::decode_against(&bytes, &other.transactions).ok(),
         Some(undo)
     );
+}
+
+/// A file's length.
+fn file_len(dir: &Path) -> u64 {
+    std::fs::metadata(dir.join(super::STORE_FILE))
+        .unwrap()
+        .len()
+}
+
+/// The close compacts only after a clean stop, and a file longer than
+/// its bound is left as it is; either way the store reopens with all it
+/// saved.
+#[test]
+fn only_a_clean_stop_compacts_and_within_its_bound() {
+    let cases = [
+        ("no clean stop", false, Compaction::default(), false),
+        (
+            "too long",
+            true,
+            Compaction {
+                max_file_bytes: 0,
+                ..Compaction::default()
+            },
+            false,
+        ),
+        ("clean stop", true, Compaction::default(), true),
+    ];
+    for (what, clean, compaction, shrinks) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, mut store) = feed(dir.path(), 8, 200);
+        store.set_compaction(compaction);
+        let open = file_len(dir.path());
+        if clean {
+            store.clean_stop();
+        }
+        drop(store);
+        let closed = file_len(dir.path());
+        assert_eq!(closed < open, shrinks, "{what}: {open} then {closed} bytes");
+        let store = RedbStore::open(dir.path()).unwrap();
+        assert_eq!(store.load().unwrap().headers.len(), 8, "{what}");
+    }
+}
+
+/// The time budget stops the calls of `Database::compact` between two:
+/// with none, one call is made, however much is left.
+#[test]
+fn compaction_stops_after_one_call_once_its_budget_is_spent() {
+    let fragmented = |dir: &Path| {
+        let db = ::redb::Database::create(dir.join("f.redb")).unwrap();
+        let table: TableDefinition<u64, &[u8]> = TableDefinition::new("t");
+        let write = db.begin_write().unwrap();
+        {
+            let mut t = write.open_table(table).unwrap();
+            for i in 0..2_000u64 {
+                t.insert(i, [7u8; 500].as_slice()).unwrap();
+            }
+        }
+        write.commit().unwrap();
+        let write = db.begin_write().unwrap();
+        {
+            let mut t = write.open_table(table).unwrap();
+            for i in (0..2_000u64).filter(|i| i % 4 != 0) {
+                t.remove(i).unwrap();
+            }
+        }
+        write.commit().unwrap();
+        db
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = fragmented(dir.path());
+    assert_eq!(compact_within(&mut db, Duration::ZERO).unwrap(), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = fragmented(dir.path());
+    // Unbounded, it calls until a call has nothing left to do.
+    assert!(compact_within(&mut db, Duration::MAX).unwrap() >= 2);
 }

@@ -453,3 +453,41 @@ fn a_store_open_in_another_handle_is_locked_naming_the_directory() {
     drop(first);
     assert!(RedbStore::open(dir.path()).is_ok());
 }
+
+/// The index keeps 8 bytes of each id: a key whose 8 bytes another id
+/// shares (here a key added by hand, naming a block that does not hold
+/// the transaction, as a second id of those 8 bytes would) is checked
+/// against its block, and neither lookup nor range scan is misled.
+#[test]
+fn an_index_key_shared_by_two_ids_is_checked_against_the_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = blocks(6);
+    let store = RedbStore::open(dir.path()).unwrap();
+    store.commit(&commit_of(&saved)).unwrap();
+    drop(store);
+    let (a, b) = (saved[1].transactions[0].id(), &saved[4]);
+    // A second key of `a`'s 8 bytes, at block `b`'s height, before and
+    // after `a`'s own.
+    let db = ::redb::Database::open(dir.path().join(STORE_FILE)).unwrap();
+    let write = db.begin_write().unwrap();
+    {
+        let mut txs = write.open_table(super::redb_tables::TXS).unwrap();
+        for height in [1, 5] {
+            txs.insert(&super::tx_index::key(&a, height), ()).unwrap();
+        }
+    }
+    write.commit().unwrap();
+    drop(db);
+    let store = RedbStore::open(dir.path()).unwrap();
+    assert_eq!(store.tx_block(&a).unwrap(), Some(saved[1].hash()));
+    let all = TxId::from_bytes([0xff; 32]);
+    let mut ids: Vec<TxId> = saved.iter().map(|s| s.transactions[0].id()).collect();
+    ids.sort();
+    assert_eq!(store.txs_in_range(&TxId::ZERO, &all, 100).unwrap(), ids);
+    assert_eq!(store.txs_in_range(&a, &a, 100).unwrap(), vec![a]);
+    assert_eq!(b.header.height, 5);
+    // An id of those 8 bytes that no block holds is not found.
+    let mut stranger = *a.as_bytes();
+    stranger[31] ^= 1;
+    assert_eq!(store.tx_block(&TxId::from_bytes(stranger)).unwrap(), None);
+}
