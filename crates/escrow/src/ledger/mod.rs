@@ -35,10 +35,9 @@ pub type Map<K, V> = imbl::OrdMap<K, V>;
 mod apply;
 mod genesis_state;
 mod rules;
-mod undo_codec;
+pub mod undo_codec;
 
 pub use rules::{LedgerError, VerifyMode};
-pub use undo_codec::UndoDecodeError;
 
 /// One change to the ledger, with the value before it: enough to undo it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

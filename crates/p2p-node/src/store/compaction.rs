@@ -4,7 +4,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::error::StoreError;
-use super::redb::contain;
 
 /// How long a clean close may spend compacting: calls of
 /// `Database::compact` stop once this much time has passed (between calls,
@@ -16,9 +15,10 @@ const COMPACT_BUDGET: Duration = Duration::from_secs(1);
 /// million pages each, every pass a two-phase commit), so the time budget
 /// alone cannot bound it: a longer file is left as it is, its free pages
 /// reused by the next run's commits (`docs/ARCHITECTURE.md`, "The store's
-/// format"). On the 2-core machine of `docs/PERFORMANCE.md` a file of
-/// 285 MB (500 full blocks, open) took 1.3 s to compact (release build):
-/// 512 MiB is some 2.5 s there.
+/// format"). On the 2-core machine of `docs/PERFORMANCE.md` (release
+/// build) an open file of 285 MB took 1.3 s to compact, one of 143 MB 0.8
+/// to 1.1 s (the time follows what moves more than the length): 512 MiB
+/// is a few seconds there, far inside a service manager's 90 s.
 const COMPACT_MAX_FILE_BYTES: u64 = 512 << 20;
 
 /// The bounds of a clean close's compaction.
@@ -69,7 +69,16 @@ pub(crate) fn compact_within(
 /// that compacts a file of many GB. A store left uncompacted loses
 /// nothing: its free pages are reused by the next run's commits
 /// (`docs/ARCHITECTURE.md`, "The store's format").
-pub(super) fn compact_at_close(db: &mut ::redb::Database, path: &Path, compaction: Compaction) {
+///
+/// # Errors
+///
+/// [`StoreError::Backend`] if redb fails to compact (the caller logs it:
+/// the file is as before, or compacted in part, and whole either way).
+pub(super) fn compact_at_close(
+    db: &mut ::redb::Database,
+    path: &Path,
+    compaction: Compaction,
+) -> Result<(), StoreError> {
     let length = std::fs::metadata(path).map_or(u64::MAX, |m| m.len());
     if length > compaction.max_file_bytes {
         tracing::info!(
@@ -77,15 +86,12 @@ pub(super) fn compact_at_close(db: &mut ::redb::Database, path: &Path, compactio
             "the store ({length} bytes) is not compacted at close: longer than {} bytes",
             compaction.max_file_bytes
         );
-        return;
+        return Ok(());
     }
-    let compacted = contain(path, || {
-        compact_within(db, compaction.budget).map_err(|e| StoreError::Backend {
+    compact_within(db, compaction.budget)
+        .map(drop)
+        .map_err(|e| StoreError::Backend {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })
-    });
-    if let Err(e) = compacted {
-        tracing::warn!("the store could not be compacted at close: {e}");
-    }
 }

@@ -408,7 +408,10 @@ impl RedbStore {
 impl Drop for RedbStore {
     fn drop(&mut self) {
         if *self.stopping.get_mut() && !*self.failed.get_mut() && !std::thread::panicking() {
-            compact_at_close(&mut self.db, &self.path, self.compaction);
+            let (db, path, compaction) = (&mut self.db, &self.path, self.compaction);
+            if let Err(e) = contain(path, || compact_at_close(db, path, compaction)) {
+                tracing::warn!("the store could not be compacted at close: {e}");
+            }
         }
     }
 }

@@ -278,13 +278,14 @@ fn store_size_report() {
 
 /// The guard: 30 full blocks (1,000 transfers from 1,000 distinct
 /// senders each, about 165 kB), committed as a syncing node commits
-/// them. The data directory of the closed store is at most 1.55 times the
-/// blocks' bytes: 1.53 here, 1.51 at 100 and 500 blocks (the snapshot
-/// weighs more in fewer blocks); the 1.5 is missed by the
-/// transaction index (`docs/PERFORMANCE.md`, "The store's size"). While
-/// open, the file is larger (redb doubles it as it grows, and
-/// copy-on-write commits leave free pages; see `docs/ARCHITECTURE.md`,
-/// "The store's format").
+/// them. The data directory of the store closed at a clean stop is at
+/// most 1.5 times the blocks' bytes, the target: 1.32 here,
+/// 1.29 at 500 blocks (the snapshot weighs more in fewer blocks;
+/// `docs/PERFORMANCE.md`, "The store's size"). While open, the file is
+/// longer (redb doubles it as it grows, and copy-on-write commits leave
+/// free pages; see `docs/ARCHITECTURE.md`, "The store's format"): 1.80
+/// times here, 1.43 on disk (not guarded: `du` depends on the file
+/// system).
 #[test]
 fn the_data_directory_stays_within_one_and_a_half_times_the_block_bytes() {
     let blocks = 30;
@@ -298,8 +299,9 @@ fn the_data_directory_stays_within_one_and_a_half_times_the_block_bytes() {
     store.clean_stop();
     drop(store);
     let ratio = dir_bytes(dir.path()) as f64 / block_bytes as f64;
+    eprintln!("closed: {ratio:.3} x");
     assert!(
-        ratio <= 1.55,
+        ratio <= 1.5,
         "the closed store is {ratio:.3} x its blocks' bytes:\n{}",
         report(dir.path(), blocks, block_bytes)
     );
