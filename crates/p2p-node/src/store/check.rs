@@ -325,8 +325,8 @@ fn check_undo(
 }
 
 /// The best chain's table (each entry a stored header of that height) and
-/// the transaction index: each entry names a height of the best chain,
-/// whose block is stored and holds the transaction.
+/// the transaction index: each key names a height of the best chain,
+/// whose block is stored and holds a transaction of the key's 8 bytes.
 fn check_index(
     read: &::redb::ReadTransaction,
     path: &Path,

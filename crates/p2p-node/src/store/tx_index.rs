@@ -120,22 +120,32 @@ where
             })
     }
 
-    /// The heights the keys from `low` to `high` (their first 8 bytes)
-    /// name, with those 8 bytes, in key order.
-    fn keys(&self, low: &TxId, high: &TxId) -> Result<Vec<([u8; 8], u32)>, StoreError> {
-        let Some(table) = open_optional(self.read, TXS, self.path)? else {
-            return Ok(Vec::new());
-        };
+    /// The keys from `low` to `high` (their first 8 bytes), as those 8
+    /// bytes and a height, in key order, read as they are taken.
+    fn keys(
+        &self,
+        low: &TxId,
+        high: &TxId,
+    ) -> Result<impl Iterator<Item = Result<([u8; 8], u32), StoreError>> + use<B>, StoreError> {
+        let table = open_optional(self.read, TXS, self.path)?;
         let (from, to) = (key(low, 0), key(high, u32::MAX));
-        let mut out = Vec::new();
-        for entry in table
-            .range::<&Key>(&from..=&to)
-            .map_err(|e| self.backend(e))?
-        {
-            let (k, _) = entry.map_err(|e| self.backend(e))?;
-            out.push(parts(k.value()));
-        }
-        Ok(out)
+        let range = match &table {
+            Some(table) => Some(
+                table
+                    .range::<&Key>(&from..=&to)
+                    .map_err(|e| self.backend(e))?,
+            ),
+            None => None,
+        };
+        let path = self.path.to_path_buf();
+        Ok(range.into_iter().flatten().map(move |entry| {
+            entry
+                .map(|(k, _)| parts(k.value()))
+                .map_err(|e| StoreError::Backend {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })
+        }))
     }
 
     /// The best-chain block holding transaction `id`. A candidate block
@@ -146,7 +156,8 @@ where
         let mut unread = None;
         let mut wrong = None;
         let prefix = prefix_of(id);
-        for (_, height) in self.keys(id, id)? {
+        for entry in self.keys(id, id)? {
+            let (_, height) = entry?;
             let hash = self.best_at(height, &format!("transaction {id}"))?;
             match (self.block)(&hash) {
                 Ok(Some(block)) => {
@@ -185,12 +196,12 @@ where
         high: &TxId,
         limit: usize,
     ) -> Result<Vec<TxId>, StoreError> {
-        let keys = self.keys(low, high)?;
         let mut ids_at: HashMap<u32, Vec<TxId>> = HashMap::new();
         let mut out: Vec<TxId> = Vec::new();
         let mut group: Vec<TxId> = Vec::new();
         let mut current = None;
-        for (prefix, height) in keys {
+        for entry in self.keys(low, high)? {
+            let (prefix, height) = entry?;
             if current != Some(prefix) {
                 // Keys of one prefix are in height order, not id order:
                 // a prefix's ids are sorted once all are in.
