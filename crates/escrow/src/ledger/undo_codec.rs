@@ -5,16 +5,18 @@
 //! 146 kB for a block of 1,000 transfers (164 kB). Almost every one of them
 //! is an address the block itself names (the coinbase's, a sender's, a
 //! recipient's), so this encoding names it by its place in the block's
-//! [`addresses`] instead (a varint, one or two bytes), and writes a balance
-//! that the record already restored once (the miner's, credited a fee by
-//! every transfer) as the difference from the previous value. Decoding
+//! list of addresses (`addresses`) instead (a varint, one or two bytes),
+//! and writes a balance that the record already restored once (the
+//! miner's, credited a fee by every transfer) as the difference from the
+//! previous value. Decoding
 //! needs the same block: about 25 bytes a transfer. The node stores undo
 //! records this way (beside their block), so the encoding is part of its
 //! store format: a change here is a new store format.
 //!
-//! It lives here, beside [`Change`], so that a new kind of change cannot
-//! be missed by it: [`Stored::Other`] carries a change as postcard writes
-//! it, and every other variant names the kind it stands for.
+//! It lives here, beside `Change`, the type it encodes: `Stored::Other`
+//! carries a change as postcard writes `Change` itself (a new kind of
+//! change is stored so, with no copy of the enum to fall out of step),
+//! and every other variant names the kind it stands for.
 
 use std::collections::HashMap;
 
