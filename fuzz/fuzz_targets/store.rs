@@ -1,6 +1,7 @@
 //! The stored records a node reads back: block bodies, undo records, the
 //! ledger snapshot, the saved mempool and the saved bans. Each input
-//! replaces one record of a store as a node leaves it (`stored::Base`) and
+//! replaces one record of a store as a node leaves it (`stored::Base`; the
+//! undo record in its stored form, written against block 2) and
 //! starts a node on it: the record is decoded by the store's own decoder
 //! (`p2p_node::fuzzing`, checksum first), then the start restores the
 //! chain from it (applying a stored block, undoing block 2 with a stored
@@ -40,7 +41,7 @@ fn base_bytes(kind: u8) -> Vec<u8> {
     let base = &*BASE;
     let encoded = match kind {
         0 => postcard::to_stdvec(&base.main[1]),
-        1 => postcard::to_stdvec(&base.undo),
+        1 => Ok(base.undo.encode_against(&base.main[1].transactions)),
         2 => postcard::to_stdvec(&base.snapshot),
         3 => postcard::to_stdvec(&base.mempool),
         _ => postcard::to_stdvec(&base.bans),
@@ -74,7 +75,7 @@ fuzz_target!(|data: &[u8]| {
             fix_up(&mut block, &small_chain(), fix);
             with.block = Some(block);
         }),
-        1 => fuzzing::decode_undo(&bytes).map(|undo| {
+        1 => fuzzing::decode_undo(&bytes, &BASE.main[1]).map(|undo| {
             with.undo = Some(undo);
             with.side = true;
         }),

@@ -51,6 +51,7 @@ pub use contract::{Action, Contract, ContractError, ContractId, HistoryEntry, Pa
 pub use fee::{FeeRate, Package};
 pub use genesis::{Genesis, GenesisFileError};
 pub use key_file::{KeyFileError, Keypair};
+pub use ledger::undo_codec::UndoDecodeError;
 pub use ledger::{Ledger, LedgerError, Undo, VerifyMode};
 pub use memo::{MAX_MEMO_BYTES, Memo, MemoTooLong};
 pub use signature::SignatureError;

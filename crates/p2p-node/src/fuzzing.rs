@@ -18,7 +18,7 @@ use crate::penalty::BanKey;
 use crate::store::StateSnapshot;
 use crate::store::StoreError;
 use crate::store::redb::checksummed;
-use crate::store::redb_read::decode_checked;
+use crate::store::redb_read::{checked_bytes, decode_checked};
 
 /// The path the decoders name in their errors (no file is read).
 const FUZZ_PATH: &str = "fuzz-input";
@@ -39,13 +39,19 @@ pub fn decode_block(value: &[u8]) -> Result<Block<Tx>, StoreError> {
     decode_checked(Path::new(FUZZ_PATH), "a fuzzed block", value)
 }
 
-/// Decodes a stored undo record (table `undo`).
+/// Decodes a stored undo record (table `undo`) of `block`: written
+/// against the block (`Undo::encode_against`), as the store writes it.
 ///
 /// # Errors
 ///
 /// [`StoreError::Corrupt`], as the store reports a damaged value.
-pub fn decode_undo(value: &[u8]) -> Result<Undo, StoreError> {
-    decode_checked(Path::new(FUZZ_PATH), "a fuzzed undo record", value)
+pub fn decode_undo(value: &[u8], block: &Block<Tx>) -> Result<Undo, StoreError> {
+    let path = Path::new(FUZZ_PATH);
+    let bytes = checked_bytes(path, "a fuzzed undo record", value)?;
+    Undo::decode_against(bytes, &block.transactions).map_err(|e| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("a fuzzed undo record does not decode: {e}"),
+    })
 }
 
 /// Decodes a stored ledger snapshot (table `state`).

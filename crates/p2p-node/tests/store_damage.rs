@@ -193,9 +193,44 @@ async fn a_flipped_byte_in_a_stored_block_is_an_error_never_a_404_or_a_short_cha
 const HEADERS: ::redb::TableDefinition<&[u8], &[u8]> = ::redb::TableDefinition::new("headers");
 const BODIES: ::redb::TableDefinition<&[u8], &[u8]> = ::redb::TableDefinition::new("bodies");
 const UNDO: ::redb::TableDefinition<&[u8], &[u8]> = ::redb::TableDefinition::new("undo");
-const TXS: ::redb::TableDefinition<&[u8], &[u8]> = ::redb::TableDefinition::new("txs");
+const TXS: ::redb::TableDefinition<&[u8; 12], ()> = ::redb::TableDefinition::new("txs");
+
+/// The index's key of transaction `id` at `height` (format 6: the id's
+/// first 8 bytes, then the height, big-endian).
+fn index_key(id: &TxId, height: u32) -> [u8; 12] {
+    let mut key = [0; 12];
+    key[..8].copy_from_slice(&id.as_bytes()[..8]);
+    key[8..].copy_from_slice(&height.to_be_bytes());
+    key
+}
 const STATE: ::redb::TableDefinition<&str, &[u8]> = ::redb::TableDefinition::new("state");
 const MEMPOOL: ::redb::TableDefinition<&str, &[u8]> = ::redb::TableDefinition::new("mempool");
+
+/// The key of the first chunk of a body or undo record (format 5: block
+/// hash, then the chunk's number, big-endian).
+fn chunk0(hash: &BlockHash) -> Vec<u8> {
+    let mut key = hash.as_bytes().to_vec();
+    key.extend_from_slice(&0u32.to_be_bytes());
+    key
+}
+
+/// Flips bit 0 of the height the index names for transaction `id` (at
+/// `height`): it names another height (or one with no block). Returns
+/// false if there is no such entry.
+fn flip_index(dir: &Path, id: &TxId, height: u32) -> bool {
+    let db = ::redb::Database::open(dir.join(STORE_FILE)).unwrap();
+    let write = db.begin_write().unwrap();
+    let found = {
+        let mut t = write.open_table(TXS).unwrap();
+        let old = t.remove(&index_key(id, height)).unwrap().is_some();
+        if old {
+            t.insert(&index_key(id, height ^ 1), ()).unwrap();
+        }
+        old
+    };
+    write.commit().unwrap();
+    found
+}
 
 /// Flips one bit of `value` at byte `at` (the last byte if `at` is past
 /// the end).
@@ -300,12 +335,12 @@ async fn a_flip_in_any_table_at_any_height_is_found_and_named() {
         let found = match table {
             Table::Headers => flip_value(dir.path(), HEADERS, key, 40),
             // Past the checksum: the payload no longer matches it.
-            Table::Bodies => flip_value(dir.path(), BODIES, key, 40),
-            Table::Undo => flip_value(dir.path(), UNDO, key, 40),
+            Table::Bodies => flip_value(dir.path(), BODIES, &chunk0(&hash), 40),
+            Table::Undo => flip_value(dir.path(), UNDO, &chunk0(&hash), 40),
             Table::Txs if height == 0 => continue,
             Table::Txs => {
                 let id = Tx::Signed(saved.tx(height).clone()).id();
-                flip_value(dir.path(), TXS, id.as_bytes().as_slice(), 7)
+                flip_index(dir.path(), &id, height as u32)
             }
             Table::State => flip_named(dir.path(), STATE, "snapshot", 40),
             Table::Pending => flip_named(dir.path(), MEMPOOL, "pending", 40),
@@ -402,12 +437,7 @@ async fn a_damaged_block_is_repaired_from_a_peer() {
         .query(|v| v.chain.hash_at_height(3).unwrap())
         .await
         .unwrap();
-    assert!(flip_value(
-        dir.path(),
-        BODIES,
-        hash3.as_bytes().as_slice(),
-        40
-    ));
+    assert!(flip_value(dir.path(), BODIES, &chunk0(&hash3), 40));
     let report = p2p_node::store::check(dir.path()).unwrap();
     assert_eq!(report.damage.len(), 1, "{:?}", report.damage);
     assert_eq!(report.damage[0].table, "bodies");
@@ -449,12 +479,7 @@ async fn check_lists_the_damaged_records_and_fails() {
     assert_eq!(report["damage"], serde_json::json!([]));
 
     let hash = saved.hashes[2];
-    assert!(flip_value(
-        dir.path(),
-        BODIES,
-        hash.as_bytes().as_slice(),
-        40
-    ));
+    assert!(flip_value(dir.path(), BODIES, &chunk0(&hash), 40));
     let out = check();
     assert_eq!(out.status.code(), Some(6));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -545,12 +570,7 @@ async fn a_damaged_block_after_the_last_snapshot_does_not_stop_the_start_and_is_
     let hashes = good.query(|v| v.chain.best_chain().to_vec()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     sync_then_crash(dir.path(), good.local_addr(), good_tip);
-    assert!(flip_value(
-        dir.path(),
-        BODIES,
-        hashes[3].as_bytes().as_slice(),
-        40
-    ));
+    assert!(flip_value(dir.path(), BODIES, &chunk0(&hashes[3]), 40));
     let report = p2p_node::store::check(dir.path()).unwrap();
     assert_eq!(report.damage.len(), 1, "{:?}", report.damage);
 
@@ -611,11 +631,8 @@ async fn check_names_an_index_entry_whose_block_does_not_hold_it() {
         let write = db.begin_write().unwrap();
         {
             let mut t = write.open_table(TXS).unwrap();
-            t.insert(
-                id.as_bytes().as_slice(),
-                saved.hashes[4].as_bytes().as_slice(),
-            )
-            .unwrap();
+            // Block 4's height (beside its own, 2).
+            t.insert(&index_key(&id, 4), ()).unwrap();
         }
         write.commit().unwrap();
     }
@@ -624,7 +641,7 @@ async fn check_names_an_index_entry_whose_block_does_not_hold_it() {
         report.damage,
         vec![p2p_node::store::Damage {
             table: "txs",
-            key: id.to_string(),
+            key: hex::encode(index_key(&id, 4)),
             problem: format!("block {} does not hold it", saved.hashes[4]),
         }]
     );

@@ -35,6 +35,7 @@ pub type Map<K, V> = imbl::OrdMap<K, V>;
 mod apply;
 mod genesis_state;
 mod rules;
+pub mod undo_codec;
 
 pub use rules::{LedgerError, VerifyMode};
 

@@ -49,6 +49,9 @@ pub struct Harness {
     pub height: u64,
     /// Undo records of applied blocks, oldest first.
     pub undos: Vec<Undo>,
+    /// The transactions of the applied blocks, oldest first (beside
+    /// `undos`).
+    pub blocks: Vec<Vec<Tx>>,
     /// Who mines.
     pub miner: Address,
 }
@@ -60,6 +63,7 @@ impl Harness {
             ledger: dev_ledger(),
             height: 0,
             undos: Vec::new(),
+            blocks: Vec::new(),
             miner: addr("ferdie"),
         }
     }
@@ -97,6 +101,7 @@ impl Harness {
         };
         let undo = self.ledger.apply_block(&ctx, &all)?;
         self.undos.push(undo);
+        self.blocks.push(all);
         self.height = height;
         Ok(())
     }
@@ -117,6 +122,7 @@ impl Harness {
     /// Undoes the last block.
     pub fn undo(&mut self) {
         let undo = self.undos.pop().unwrap();
+        self.blocks.pop();
         self.ledger.undo_block(undo);
         self.height -= 1;
     }

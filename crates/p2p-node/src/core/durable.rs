@@ -257,7 +257,8 @@ impl Durable {
     /// Saves what was accepted since the last save in one commit: the
     /// chain's new blocks and undo records, the good copies of damaged
     /// blocks, the transaction index, and a ledger snapshot when due (or
-    /// whatever the counters say, with `snapshot`: at a clean stop). Then
+    /// whatever the counters say, with `snapshot`: at a clean stop, which
+    /// the store is then told of, [`BlockStore::clean_stop`]). Then
     /// releases what waited for it; with nothing to save, at once (its
     /// blocks are saved). [`Stopped`] if the commit fails, or failed
     /// before: nothing is released, and the node must stop (it cannot
@@ -271,6 +272,8 @@ impl Durable {
         if self.failed {
             return Err(Stopped);
         }
+        // Only the stop's flush asks for a snapshot.
+        let stopping = snapshot;
         let (blocks, txs) = self.since_snapshot;
         let snapshot = snapshot
             || !self.has_snapshot
@@ -312,6 +315,11 @@ impl Durable {
             }
             // The tree may forget what is now in the store.
             chain.forget_old();
+        }
+        if stopping {
+            // The stop's last commit is saved: the store may tidy up when
+            // it is dropped.
+            self.store.clean_stop();
         }
         Ok(Released {
             // A tip that a later change of the best chain replaced is not

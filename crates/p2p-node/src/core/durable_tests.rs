@@ -22,6 +22,8 @@ struct CountingStore {
     /// How many blocks each commit held.
     sizes: std::sync::Mutex<Vec<usize>>,
     fail: AtomicBool,
+    /// How many times it was told of a clean stop.
+    clean_stops: AtomicUsize,
 }
 
 impl CountingStore {
@@ -41,6 +43,9 @@ impl BlockStore for CountingStore {
         self.commits.fetch_add(1, Ordering::SeqCst);
         self.sizes.lock().unwrap().push(commit.blocks.len());
         self.inner.commit(commit)
+    }
+    fn clean_stop(&self) {
+        self.clean_stops.fetch_add(1, Ordering::SeqCst);
     }
     fn load(&self) -> Result<Stored, StoreError> {
         self.inner.load()
@@ -232,6 +237,22 @@ async fn a_failed_commit_announces_and_answers_nothing_and_stops_the_node() {
     durable.save_mempool(&[alice_pays_bob()]);
     assert_eq!(store.commits(), 0);
     assert!(store.load_mempool().unwrap().is_empty());
+    // Nor is the store told of a clean stop: it must not tidy up.
+    assert_eq!(store.clean_stops.load(Ordering::SeqCst), 0);
+}
+
+/// Only the stop's flush tells the store of a clean stop, once its commit
+/// is saved (the store may then compact its file when dropped).
+#[tokio::test(start_paused = true)]
+async fn only_the_stop_s_flush_is_a_clean_stop() {
+    let (mut chain, mut durable, store, mut repairs) = setup();
+    let _ = accept_mined(&mut chain, &mut durable);
+    let _ = durable.flush(&mut chain, &mut repairs, false).unwrap();
+    assert_eq!(store.clean_stops.load(Ordering::SeqCst), 0);
+    let _ = accept_mined(&mut chain, &mut durable);
+    let _ = durable.flush(&mut chain, &mut repairs, true).unwrap();
+    assert_eq!(store.commits(), 2);
+    assert_eq!(store.clean_stops.load(Ordering::SeqCst), 1);
 }
 
 /// Alice pays Bob, her first transaction.

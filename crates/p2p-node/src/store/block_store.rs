@@ -76,6 +76,13 @@ pub trait BlockStore: Send + Sync + 'static {
     /// [`StoreError`] if it cannot be saved.
     fn commit(&self, commit: &Commit) -> Result<(), StoreError>;
 
+    /// The node stops cleanly: its last commit is saved, and only the
+    /// mempool and the bans may still be written before the store is
+    /// dropped. A store may tidy its files when it is dropped after this
+    /// (`RedbStore` compacts its file, within bounds); never after a
+    /// failure, where it is dropped without this call. Nothing by default.
+    fn clean_stop(&self) {}
+
     /// Every stored header and the latest snapshot: what a start needs.
     ///
     /// # Errors

@@ -13,14 +13,15 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use ::redb::{ReadableDatabase, ReadableTable};
-use chain_core::{Block, BlockHash, Header, Transaction, TxId};
+use chain_core::{Block, BlockHash, Header, Transaction};
 use escrow::{SignedTx, Tx, Undo};
 
 use super::block_store::StateSnapshot;
 use super::error::StoreError;
 use super::redb::{STORE_FILE, contain};
-use super::redb_read::{decode_checked, open_optional, open_read_only};
-use super::redb_tables::{BODIES, FORMAT_VERSION, HEADERS, MEMPOOL, STATE, TXS, UNDO};
+use super::redb_read::{checked_bytes, decode_checked, open_optional, open_read_only};
+use super::redb_tables::{BEST, BODIES, FORMAT_VERSION, HEADERS, MEMPOOL, STATE, TXS, UNDO};
+use super::{chunks, tx_index};
 use crate::penalty::BanKey;
 
 /// One damaged record.
@@ -113,8 +114,8 @@ fn check_file(path: &Path) -> Result<CheckReport, StoreError> {
     let mut report = CheckReport::default();
     let headers = check_headers(&read, path, &mut report)?;
     let bodies = check_bodies(&read, path, &headers, &mut report)?;
-    check_undo(&read, path, &headers, &mut report)?;
-    check_index(&read, path, &bodies, &mut report)?;
+    check_undo(&read, path, &headers, &bodies, &mut report)?;
+    check_index(&read, path, &headers, &bodies, &mut report)?;
     check_lists(&read, path, &headers, &mut report)?;
     Ok(report)
 }
@@ -151,19 +152,19 @@ fn check_headers(
     Ok(headers)
 }
 
-/// What the body pass learnt of one stored body: whether it is intact, and
-/// how many of its transactions the index puts in it. A few words a block,
-/// never a list of its transactions: the check's memory grows with the
-/// number of blocks, as a node's does, not with their contents.
+/// What the check of one stored body found.
 #[derive(Clone, Copy, Debug, Default)]
 struct BodyCheck {
+    /// Whether it decodes, checks and is its header's block.
     intact: bool,
+    /// How many of its transactions the index names it for (when it is
+    /// the best chain's block at its height).
     indexed: u64,
 }
 
-/// Every body: checksum, decodes, hash is its key, transactions match the
-/// header's merkle root; and every header has a body. For each intact body,
-/// counts its transactions whose index entry names it.
+/// Each body (chunks whole, checksum, decodes, its hash, its merkle
+/// root), and every header's body is there; counts, for each intact body,
+/// the index entries that name it.
 fn check_bodies(
     read: &::redb::ReadTransaction,
     path: &Path,
@@ -172,39 +173,56 @@ fn check_bodies(
 ) -> Result<BTreeMap<BlockHash, BodyCheck>, StoreError> {
     let mut bodies = BTreeMap::new();
     let index = open_optional(read, TXS, path)?;
+    let best = open_optional(read, BEST, path)?;
     if let Some(table) = open_optional(read, BODIES, path)? {
-        for entry in table.iter().map_err(|e| backend(path, e))? {
-            let (key, value) = entry.map_err(|e| backend(path, e))?;
-            report.count("bodies");
-            let key_hex = hex::encode(key.value());
-            let Some(hash) = hash_key(key.value()).map(BlockHash::from_bytes) else {
-                report.damaged("bodies", key_hex, "the key is not a block hash");
-                continue;
-            };
-            bodies.insert(hash, BodyCheck::default());
-            let Some(block) = intact_body(path, &hash, value.value(), report) else {
-                continue;
-            };
-            let ids: HashSet<TxId> = block.transactions.iter().map(Tx::id).collect();
-            let mut indexed = 0;
-            if let Some(index) = &index {
-                for id in ids {
-                    let entry = index
-                        .get(id.as_bytes().as_slice())
-                        .map_err(|e| backend(path, e))?;
-                    if entry.is_some_and(|v| v.value() == hash.as_bytes().as_slice()) {
-                        indexed += 1;
+        chunks::for_each(
+            &table,
+            |e| backend(path, e),
+            |key, value| {
+                report.count("bodies");
+                let Some(hash) = hash_key(key).map(BlockHash::from_bytes) else {
+                    report.damaged("bodies", hex::encode(key), "the key is not a chunk's");
+                    return Ok(());
+                };
+                bodies.insert(hash, BodyCheck::default());
+                let Some(block) = intact_body(path, &hash, value, report) else {
+                    return Ok(());
+                };
+                let height = u32::try_from(block.header.height).unwrap_or(u32::MAX);
+                let on_best = match &best {
+                    Some(best) => best
+                        .get(height)
+                        .map_err(|e| backend(path, e))?
+                        .is_some_and(|v| v.value() == hash.as_bytes()),
+                    None => false,
+                };
+                let mut indexed = 0;
+                if let Some(index) = &index
+                    && on_best
+                {
+                    // Two ids of the block may share a key (their first
+                    // 8 bytes): one entry for both.
+                    let keys: HashSet<tx_index::Key> = block
+                        .transactions
+                        .iter()
+                        .map(|tx| tx_index::key(&tx.id(), height))
+                        .collect();
+                    for key in keys {
+                        if index.get(&key).map_err(|e| backend(path, e))?.is_some() {
+                            indexed += 1;
+                        }
                     }
                 }
-            }
-            bodies.insert(
-                hash,
-                BodyCheck {
-                    intact: true,
-                    indexed,
-                },
-            );
-        }
+                bodies.insert(
+                    hash,
+                    BodyCheck {
+                        intact: true,
+                        indexed,
+                    },
+                );
+                Ok(())
+            },
+        )?;
     }
     for (hash, header) in headers {
         if !bodies.contains_key(hash) {
@@ -221,9 +239,8 @@ fn check_bodies(
     Ok(bodies)
 }
 
-/// The body stored under `hash` if it is intact (checksum, decodes, is the
-/// block `hash`, its transactions match its header); else `None`, with the
-/// damage reported.
+/// The block a body holds, if it checks (checksum, decodes, its hash,
+/// its merkle root); its damage reported if not.
 fn intact_body(
     path: &Path,
     hash: &BlockHash,
@@ -253,57 +270,107 @@ fn intact_body(
     Some(block)
 }
 
-/// Every undo record: checksum, decodes, belongs to a stored header.
+/// Each undo record: its checksum, a stored header for its hash, and,
+/// when its block is intact (a damaged block is reported as such, and
+/// its record checked once the block is repaired), that it decodes
+/// against the block.
 fn check_undo(
     read: &::redb::ReadTransaction,
     path: &Path,
     headers: &BTreeMap<BlockHash, Header>,
+    bodies: &BTreeMap<BlockHash, BodyCheck>,
     report: &mut CheckReport,
 ) -> Result<(), StoreError> {
     let Some(table) = open_optional(read, UNDO, path)? else {
         return Ok(());
     };
-    for entry in table.iter().map_err(|e| backend(path, e))? {
-        let (key, value) = entry.map_err(|e| backend(path, e))?;
-        report.count("undo");
-        let key_hex = hex::encode(key.value());
-        if let Err(e) = decode_checked::<Undo>(path, "the undo record", value.value()) {
-            report.damaged("undo", key_hex, reason(e));
-            continue;
-        }
-        let known =
-            hash_key(key.value()).is_some_and(|h| headers.contains_key(&BlockHash::from_bytes(h)));
-        if !known {
-            report.damaged("undo", key_hex, "no stored header has this hash");
-        }
-    }
-    Ok(())
+    let stored = open_optional(read, BODIES, path)?;
+    chunks::for_each(
+        &table,
+        |e| backend(path, e),
+        |key, value| {
+            report.count("undo");
+            let key_hex = hex::encode(key);
+            let bytes = match checked_bytes(path, "the undo record", value) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    report.damaged("undo", key_hex, reason(e));
+                    return Ok(());
+                }
+            };
+            let Some(hash) = hash_key(key)
+                .map(BlockHash::from_bytes)
+                .filter(|h| headers.contains_key(h))
+            else {
+                report.damaged("undo", key_hex, "no stored header has this hash");
+                return Ok(());
+            };
+            if !bodies.get(&hash).is_some_and(|b| b.intact) {
+                return Ok(());
+            }
+            let body = match &stored {
+                Some(t) => chunks::get(t, hash.as_bytes()).map_err(|e| backend(path, e))?,
+                None => None,
+            };
+            let block: Option<Block<Tx>> =
+                body.and_then(|v| decode_checked(path, "the body", &v).ok());
+            if let Some(block) = block
+                && let Err(e) = Undo::decode_against(bytes, &block.transactions)
+            {
+                report.damaged("undo", key_hex, format!("does not decode: {e}"));
+            }
+            Ok(())
+        },
+    )
 }
 
-/// Every index entry: a transaction id to a block whose body holds that
-/// transaction (an entry naming a damaged body is not listed again: the
-/// body is). Entries naming each block are counted; a block named by more
-/// entries than the body pass matched holds fewer of them than the index
-/// says, and only those blocks are read again, to name the entries.
+/// The best chain's table (each entry a stored header of that height) and
+/// the transaction index: each key names a height of the best chain,
+/// whose block is stored and holds a transaction of the key's 8 bytes.
 fn check_index(
     read: &::redb::ReadTransaction,
     path: &Path,
+    headers: &BTreeMap<BlockHash, Header>,
     bodies: &BTreeMap<BlockHash, BodyCheck>,
     report: &mut CheckReport,
 ) -> Result<(), StoreError> {
+    let mut best_chain: BTreeMap<u32, BlockHash> = BTreeMap::new();
+    if let Some(best) = open_optional(read, BEST, path)? {
+        for entry in best.iter().map_err(|e| backend(path, e))? {
+            let (height, hash) = entry.map_err(|e| backend(path, e))?;
+            report.count("best");
+            let (height, hash) = (height.value(), BlockHash::from_bytes(*hash.value()));
+            if headers
+                .get(&hash)
+                .is_some_and(|h| h.height == u64::from(height))
+            {
+                best_chain.insert(height, hash);
+            } else {
+                report.damaged(
+                    "best",
+                    height.to_string(),
+                    format!("names block {hash}, not a stored header of this height"),
+                );
+            }
+        }
+    }
     let Some(table) = open_optional(read, TXS, path)? else {
         return Ok(());
     };
     let mut named: BTreeMap<BlockHash, u64> = BTreeMap::new();
     for entry in table.iter().map_err(|e| backend(path, e))? {
-        let (key, value) = entry.map_err(|e| backend(path, e))?;
+        let (key, _) = entry.map_err(|e| backend(path, e))?;
         report.count("txs");
         let key_hex = hex::encode(key.value());
-        let (Some(_), Some(block)) = (hash_key(key.value()), hash_key(value.value())) else {
-            report.damaged("txs", key_hex, "the key or the value is not 32 bytes");
+        let (_, height) = tx_index::parts(key.value());
+        let Some(&block) = best_chain.get(&height) else {
+            report.damaged(
+                "txs",
+                key_hex,
+                format!("names height {height}, where the best chain has no stored block"),
+            );
             continue;
         };
-        let block = BlockHash::from_bytes(block);
         match bodies.get(&block) {
             Some(b) if b.intact => *named.entry(block).or_insert(0) += 1,
             Some(_) => {}
@@ -314,20 +381,23 @@ fn check_index(
             ),
         }
     }
-    // The blocks some entry wrongly names, with the ids each holds.
-    let mut wrong: BTreeMap<BlockHash, HashSet<TxId>> = BTreeMap::new();
+    // The blocks some entry wrongly names, with the keys of the ids each
+    // holds.
+    let mut wrong: BTreeMap<BlockHash, HashSet<tx_index::Key>> = BTreeMap::new();
     if let Some(stored) = open_optional(read, BODIES, path)? {
         for (block, count) in named {
             if bodies.get(&block).is_some_and(|b| b.indexed >= count) {
                 continue;
             }
-            let value = stored
-                .get(block.as_bytes().as_slice())
-                .map_err(|e| backend(path, e))?;
+            let value = chunks::get(&stored, block.as_bytes()).map_err(|e| backend(path, e))?;
             let body: Option<Block<Tx>> =
-                value.and_then(|v| decode_checked(path, "the body", v.value()).ok());
+                value.and_then(|v| decode_checked(path, "the body", &v).ok());
             let ids = body.map_or_else(HashSet::new, |b| {
-                b.transactions.iter().map(Tx::id).collect()
+                let height = u32::try_from(b.header.height).unwrap_or(u32::MAX);
+                b.transactions
+                    .iter()
+                    .map(|tx| tx_index::key(&tx.id(), height))
+                    .collect()
             });
             wrong.insert(block, ids);
         }
@@ -336,13 +406,12 @@ fn check_index(
         return Ok(());
     }
     for entry in table.iter().map_err(|e| backend(path, e))? {
-        let (key, value) = entry.map_err(|e| backend(path, e))?;
-        let (Some(id), Some(block)) = (hash_key(key.value()), hash_key(value.value())) else {
+        let (key, _) = entry.map_err(|e| backend(path, e))?;
+        let Some(&block) = best_chain.get(&tx_index::parts(key.value()).1) else {
             continue;
         };
-        let block = BlockHash::from_bytes(block);
         if let Some(ids) = wrong.get(&block)
-            && !ids.contains(&TxId::from_bytes(id))
+            && !ids.contains(key.value())
         {
             report.damaged(
                 "txs",

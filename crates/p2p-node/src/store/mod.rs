@@ -28,11 +28,14 @@ use crate::penalty::BanKey;
 
 mod block_store;
 mod check;
+mod chunks;
+mod compaction;
 mod damage;
 mod error;
 pub(crate) mod redb;
 pub(crate) mod redb_read;
 mod redb_tables;
+mod tx_index;
 
 pub use self::block_store::{BlockStore, Commit, IndexChange, StateSnapshot, Stored};
 pub use self::check::{CheckReport, Damage, check};
@@ -221,3 +224,6 @@ impl chain_core::Archive<Ledger> for StoreArchive {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod size_tests;

@@ -30,15 +30,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Once, PoisonError};
 
 use ::redb::{ReadableDatabase, ReadableTable, TableDefinition};
-use chain_core::{Block, BlockHash, Transaction, TxId};
+use chain_core::{Block, BlockHash, TxId};
 use escrow::{SignedTx, Tx, Undo};
 
-use super::block_store::{BlockStore, Commit, IndexChange, Stored};
+use super::block_store::{BlockStore, Commit, Stored};
+use super::compaction::{Compaction, compact_at_close};
 use super::error::StoreError;
 use super::redb_read::{
-    Validation, decode_checked, locked, open_optional, read_stored, validate_read_only,
+    Validation, checked_bytes, decode_checked, locked, open_optional, read_stored,
+    validate_read_only,
 };
-use super::redb_tables::{BODIES, FORMAT_VERSION, HEADERS, MEMPOOL, META, STATE, TXS, UNDO};
+use super::redb_tables::{BEST, BODIES, FORMAT_VERSION, HEADERS, MEMPOOL, META, STATE, TXS, UNDO};
+use super::{chunks, tx_index};
 use crate::penalty::BanKey;
 
 /// The copy of a store kept before redb's crash recovery rewrites it.
@@ -111,6 +114,14 @@ pub struct RedbStore {
     /// What the read-only pass at open already read, handed to the first
     /// `load` instead of reading the file again.
     preloaded: Mutex<Option<Stored>>,
+    /// The node stops cleanly ([`BlockStore::clean_stop`]): the close
+    /// compacts the file.
+    stopping: AtomicBool,
+    /// A write failed since the store was opened: the close leaves the
+    /// file alone.
+    failed: AtomicBool,
+    /// What a clean close may spend compacting.
+    compaction: Compaction,
 }
 
 impl RedbStore {
@@ -182,9 +193,27 @@ impl RedbStore {
             path,
             repaired,
             preloaded: Mutex::new(preloaded),
+            stopping: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
+            compaction: Compaction::default(),
         };
         contain(&store.path, || store.check_format())?;
         Ok(store)
+    }
+
+    /// Bounds a clean close's compaction otherwise (tests).
+    #[cfg(test)]
+    pub(crate) fn set_compaction(&mut self, compaction: Compaction) {
+        self.compaction = compaction;
+    }
+
+    /// Notes the outcome of a write: a failure keeps the close from
+    /// compacting.
+    fn noting<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if result.is_err() {
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        result
     }
 
     /// The database file.
@@ -243,9 +272,11 @@ impl RedbStore {
                     let mut meta = write.open_table(META).map_err(|e| self.backend(e))?;
                     meta.insert("format", FORMAT_VERSION)
                         .map_err(|e| self.backend(e))?;
-                    for table in [HEADERS, BODIES, UNDO, TXS] {
+                    for table in [HEADERS, BODIES, UNDO] {
                         write.open_table(table).map_err(|e| self.backend(e))?;
                     }
+                    write.open_table(TXS).map_err(|e| self.backend(e))?;
+                    write.open_table(BEST).map_err(|e| self.backend(e))?;
                     write.open_table(STATE).map_err(|e| self.backend(e))?;
                 }
                 write.commit().map_err(|e| self.backend(e))?;
@@ -262,7 +293,7 @@ impl RedbStore {
     ) -> Result<(), StoreError> {
         let bytes = postcard::to_stdvec(list).map_err(|e| self.backend(e))?;
         let value = checksummed(&bytes);
-        contain(&self.path, || {
+        let written = contain(&self.path, || {
             let mut write = self.db.begin_write().map_err(|e| self.backend(e))?;
             write.set_two_phase_commit(true);
             {
@@ -272,7 +303,8 @@ impl RedbStore {
                     .map_err(|e| self.backend(e))?;
             }
             write.commit().map_err(|e| self.backend(e))
-        })
+        });
+        self.noting(written)
     }
 
     /// The list saved under `key` (empty if none), checksum checked.
@@ -293,23 +325,41 @@ impl RedbStore {
         })
     }
 
-    /// One checksummed value by hash from `table`.
-    fn get_by_hash<T: serde::de::DeserializeOwned>(
+    /// One checksummed value by hash from a chunked `table`
+    /// (`chunks.rs`), its checksum checked.
+    fn get_by_hash(
         &self,
         table: TableDefinition<&[u8], &[u8]>,
-        key: &[u8],
-        what: impl FnOnce() -> String,
-    ) -> Result<Option<T>, StoreError> {
+        hash: &BlockHash,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         contain(&self.path, || {
             let read = self.db.begin_read().map_err(|e| self.backend(e))?;
             let Some(table) = open_optional(&read, table, &self.path)? else {
                 return Ok(None);
             };
-            let Some(value) = table.get(key).map_err(|e| self.backend(e))? else {
-                return Ok(None);
-            };
-            decode_checked(&self.path, &what(), value.value()).map(Some)
+            chunks::get(&table, hash.as_bytes()).map_err(|e| self.backend(e))
         })
+    }
+
+    /// The block saved under `hash`, or the blocks of this commit.
+    fn block_for_undo(
+        &self,
+        commit: &Commit,
+        bodies: &::redb::Table<&[u8], &[u8]>,
+        hash: &BlockHash,
+    ) -> Result<Arc<Block<Tx>>, StoreError> {
+        if let Some(block) = commit.blocks.iter().find(|b| b.hash() == *hash) {
+            return Ok(Arc::clone(block));
+        }
+        let value = chunks::get(bodies, hash.as_bytes())
+            .map_err(|e| self.backend(e))?
+            .ok_or_else(|| {
+                self.backend(format!(
+                    "the undo record of block {hash} is saved without its block"
+                ))
+            })?;
+        let block: Block<Tx> = decode_checked(&self.path, &format!("saved block {hash}"), &value)?;
+        Ok(Arc::new(block))
     }
 
     fn write_commit(&self, commit: &Commit) -> Result<(), StoreError> {
@@ -327,41 +377,20 @@ impl RedbStore {
                         block.header.to_bytes().as_slice(),
                     )
                     .map_err(|e| self.backend(e))?;
-                bodies
-                    .insert(hash.as_bytes().as_slice(), checksummed(&bytes).as_slice())
+                chunks::put(&mut bodies, hash.as_bytes(), &checksummed(&bytes))
                     .map_err(|e| self.backend(e))?;
             }
             let mut undo = write.open_table(UNDO).map_err(|e| self.backend(e))?;
             for (hash, record) in &commit.undo {
-                let bytes = postcard::to_stdvec(record).map_err(|e| self.backend(e))?;
-                undo.insert(hash.as_bytes().as_slice(), checksummed(&bytes).as_slice())
+                let block = self.block_for_undo(commit, &bodies, hash)?;
+                let bytes = record.encode_against(&block.transactions);
+                chunks::put(&mut undo, hash.as_bytes(), &checksummed(&bytes))
                     .map_err(|e| self.backend(e))?;
             }
             let mut txs = write.open_table(TXS).map_err(|e| self.backend(e))?;
+            let mut best = write.open_table(BEST).map_err(|e| self.backend(e))?;
             for change in &commit.index {
-                match change {
-                    IndexChange::Applied(block) => {
-                        let hash = block.hash();
-                        for tx in &block.transactions {
-                            txs.insert(tx.id().as_bytes().as_slice(), hash.as_bytes().as_slice())
-                                .map_err(|e| self.backend(e))?;
-                        }
-                    }
-                    IndexChange::Undone(block) => {
-                        let hash = block.hash();
-                        for tx in &block.transactions {
-                            let id = tx.id();
-                            let points_here = txs
-                                .get(id.as_bytes().as_slice())
-                                .map_err(|e| self.backend(e))?
-                                .is_some_and(|v| v.value() == hash.as_bytes().as_slice());
-                            if points_here {
-                                txs.remove(id.as_bytes().as_slice())
-                                    .map_err(|e| self.backend(e))?;
-                            }
-                        }
-                    }
-                }
+                tx_index::write(&mut txs, &mut best, change).map_err(|e| self.backend(e))?;
             }
             if let Some(snapshot) = &commit.snapshot {
                 let bytes = postcard::to_stdvec(snapshot).map_err(|e| self.backend(e))?;
@@ -375,6 +404,18 @@ impl RedbStore {
     }
 }
 
+/// A clean close compacts the file, within bounds (`compaction.rs`).
+impl Drop for RedbStore {
+    fn drop(&mut self) {
+        if *self.stopping.get_mut() && !*self.failed.get_mut() && !std::thread::panicking() {
+            let (db, path, compaction) = (&mut self.db, &self.path, self.compaction);
+            if let Err(e) = contain(path, || compact_at_close(db, path, compaction)) {
+                tracing::warn!("the store could not be compacted at close: {e}");
+            }
+        }
+    }
+}
+
 impl BlockStore for RedbStore {
     fn commit(&self, commit: &Commit) -> Result<(), StoreError> {
         if commit.is_empty() {
@@ -385,7 +426,11 @@ impl BlockStore for RedbStore {
             .preloaded
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = None;
-        contain(&self.path, || self.write_commit(commit))
+        self.noting(contain(&self.path, || self.write_commit(commit)))
+    }
+
+    fn clean_stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
     }
 
     fn load(&self) -> Result<Stored, StoreError> {
@@ -406,8 +451,10 @@ impl BlockStore for RedbStore {
     }
 
     fn block(&self, hash: &BlockHash) -> Result<Option<Block<Tx>>, StoreError> {
-        let block: Option<Block<Tx>> =
-            self.get_by_hash(BODIES, hash.as_bytes(), || format!("saved block {hash}"))?;
+        let block: Option<Block<Tx>> = self
+            .get_by_hash(BODIES, hash)?
+            .map(|value| decode_checked(&self.path, &format!("saved block {hash}"), &value))
+            .transpose()?;
         match block {
             Some(b) if b.hash() != *hash => Err(self.corrupt(format!(
                 "the block saved under {hash} is block {}",
@@ -418,48 +465,41 @@ impl BlockStore for RedbStore {
     }
 
     fn undo(&self, hash: &BlockHash) -> Result<Option<Undo>, StoreError> {
-        self.get_by_hash(UNDO, hash.as_bytes(), || {
-            format!("the undo record of block {hash}")
-        })
+        let Some(value) = self.get_by_hash(UNDO, hash)? else {
+            return Ok(None);
+        };
+        let what = format!("the undo record of block {hash}");
+        let bytes: &[u8] = checked_bytes(&self.path, &what, &value)?;
+        // Written against its block, which must be stored and intact.
+        let block = self
+            .block(hash)?
+            .ok_or_else(|| self.corrupt(format!("{what} is saved without its block")))?;
+        Undo::decode_against(bytes, &block.transactions)
+            .map(Some)
+            .map_err(|e| self.corrupt(format!("{what} does not decode: {e}")))
     }
 
     fn tx_block(&self, id: &TxId) -> Result<Option<BlockHash>, StoreError> {
         contain(&self.path, || {
             let read = self.db.begin_read().map_err(|e| self.backend(e))?;
-            let Some(table) = open_optional(&read, TXS, &self.path)? else {
-                return Ok(None);
-            };
-            let Some(value) = table
-                .get(id.as_bytes().as_slice())
-                .map_err(|e| self.backend(e))?
-            else {
-                return Ok(None);
-            };
-            let bytes: [u8; 32] = value.value().try_into().map_err(|_| {
-                self.corrupt(format!("the index entry of transaction {id} is not a hash"))
-            })?;
-            Ok(Some(BlockHash::from_bytes(bytes)))
+            tx_index::Reader {
+                read: &read,
+                path: &self.path,
+                block: |hash: &BlockHash| self.block(hash),
+            }
+            .tx_block(id)
         })
     }
 
     fn txs_in_range(&self, low: &TxId, high: &TxId, limit: usize) -> Result<Vec<TxId>, StoreError> {
         contain(&self.path, || {
             let read = self.db.begin_read().map_err(|e| self.backend(e))?;
-            let Some(table) = open_optional(&read, TXS, &self.path)? else {
-                return Ok(Vec::new());
-            };
-            let range = table
-                .range(low.as_bytes().as_slice()..=high.as_bytes().as_slice())
-                .map_err(|e| self.backend(e))?;
-            let mut ids = Vec::new();
-            for entry in range.take(limit) {
-                let (key, _) = entry.map_err(|e| self.backend(e))?;
-                let bytes: [u8; 32] = key.value().try_into().map_err(|_| {
-                    self.corrupt("a key of the transaction index is not an id".to_string())
-                })?;
-                ids.push(TxId::from_bytes(bytes));
+            tx_index::Reader {
+                read: &read,
+                path: &self.path,
+                block: |hash: &BlockHash| self.block(hash),
             }
-            Ok(ids)
+            .txs_in_range(low, high, limit)
         })
     }
 

@@ -14,12 +14,13 @@ use super::redb_tables::{FORMAT_VERSION, HEADERS, META, STATE};
 /// The read-only pass at open reads each page once: it needs no cache.
 const READ_ONLY_CACHE_BYTES: usize = 256 << 10;
 
-/// Checks and decodes a checksummed value; `what` names it in errors.
-pub(crate) fn decode_checked<T: serde::de::DeserializeOwned>(
+/// The payload of a checksummed value, its checksum checked; `what`
+/// names it in errors.
+pub(crate) fn checked_bytes<'a>(
     path: &Path,
     what: &str,
-    value: &[u8],
-) -> Result<T, StoreError> {
+    value: &'a [u8],
+) -> Result<&'a [u8], StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
         path: path.to_path_buf(),
         reason,
@@ -30,7 +31,20 @@ pub(crate) fn decode_checked<T: serde::de::DeserializeOwned>(
     if blake3::hash(bytes).as_bytes() != sum {
         return Err(corrupt(format!("{what} fails its checksum")));
     }
-    postcard::from_bytes(bytes).map_err(|e| corrupt(format!("{what} does not decode: {e}")))
+    Ok(bytes)
+}
+
+/// Checks and decodes a checksummed value; `what` names it in errors.
+pub(crate) fn decode_checked<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &str,
+    value: &[u8],
+) -> Result<T, StoreError> {
+    let bytes = checked_bytes(path, what, value)?;
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("{what} does not decode: {e}"),
+    })
 }
 
 /// Reads a table that may not exist yet; `None` if it does not.
