@@ -115,7 +115,7 @@ pub(crate) struct Download {
     peers: HashMap<ConnId, PeerState>,
     timeout: Duration,
     /// The thread that checks signatures ahead (live nodes only).
-    precheck: Option<Precheck>,
+    precheck: Option<precheck::Precheck>,
     /// When the download last started from a synced chain, and the
     /// height then (for the estimate of the time left).
     started: Option<(Instant, u64)>,
@@ -135,7 +135,7 @@ impl Download {
             peers: HashMap::new(),
             timeout,
             started: None,
-            precheck: Precheck::start(),
+            precheck: precheck::Precheck::start(),
         }
     }
 
@@ -591,62 +591,8 @@ impl Download {
     }
 }
 
-/// The thread that checks the signatures of bodies ahead of the chain
-/// (into the process's shared signature cache, the chain's), and how far
-/// it got.
-struct Precheck {
-    to: std::sync::mpsc::Sender<(u64, Vec<Tx>)>,
-    done: std::sync::mpsc::Receiver<u64>,
-    /// The highest height handed to it, and the highest it finished.
-    sent_to: u64,
-    done_to: u64,
-}
-
-impl Precheck {
-    /// The thread, on a runtime with several workers; `None` on a
-    /// single-threaded one (the simulator, whose runs must not depend on
-    /// threads, and most tests).
-    fn start() -> Option<Precheck> {
-        let runtime = tokio::runtime::Handle::try_current().ok()?;
-        if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
-            return None;
-        }
-        let (to, work) = std::sync::mpsc::channel::<(u64, Vec<Tx>)>();
-        let (finished, done) = std::sync::mpsc::channel();
-        let cache = escrow::SigCache::shared();
-        let threads = std::thread::available_parallelism().map_or(1, usize::from);
-        std::thread::Builder::new()
-            .name("sync-precheck".into())
-            .spawn(move || {
-                // Ends when the download (the sender) is dropped.
-                for (height, txs) in work {
-                    cache.precheck_block(&txs, threads);
-                    if finished.send(height).is_err() {
-                        return;
-                    }
-                }
-            })
-            .ok()?;
-        Some(Precheck {
-            to,
-            done,
-            sent_to: 0,
-            done_to: 0,
-        })
-    }
-
-    /// Waits until the body at `height`, if it was handed over, is checked
-    /// (the thread takes them in order). A thread that is gone answers
-    /// nothing more: the chain then checks the signatures itself.
-    fn wait_for(&mut self, height: u64) {
-        while self.done_to < height.min(self.sent_to) {
-            match self.done.recv() {
-                Ok(h) => self.done_to = self.done_to.max(h),
-                Err(_) => return,
-            }
-        }
-    }
-}
+#[path = "precheck.rs"]
+mod precheck;
 
 #[cfg(test)]
 #[path = "download_tests.rs"]
