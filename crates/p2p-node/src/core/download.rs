@@ -236,8 +236,9 @@ impl Download {
     ) -> Result<(), Offence> {
         self.headers_asked.remove(&conn);
         let mut branch = self.branch.take().unwrap_or_else(|| chain.header_branch());
-        let added = chain.add_headers(&mut branch, headers, now_ms);
+        chain.settle_branch(&mut branch);
         let was_empty = branch.is_empty();
+        let added = chain.add_headers(&mut branch, headers, now_ms);
         self.branch = Some(branch);
         match added {
             Ok(HeadersAdded::Extended { .. } | HeadersAdded::Switched { .. }) => {
@@ -257,6 +258,12 @@ impl Download {
             Err(e) if !e.is_permanent() => {
                 tracing::debug!(conn, "headers not kept for now: {e}");
                 Ok(())
+            }
+            // Honest peers answer from a locator that may name headers the
+            // node dropped since (its branch switched): as a sync answer
+            // that does not connect, a small offence.
+            Err(e @ chain_core::HeadersError::Unconnected { .. }) => {
+                Err(Offence::Orphan(format!("headers: {e}")))
             }
             Err(e) => Err(Offence::InvalidBlock(format!("headers: {e}"))),
         }
