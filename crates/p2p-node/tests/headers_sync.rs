@@ -269,3 +269,61 @@ async fn headers_that_break_the_difficulty_rule_or_the_linkage_are_refused_befor
     }
     refused_before_any_body(&node, vec![headers[0], unworked], 2).await;
 }
+
+/// A peer downloading the chain once, headers then bodies in any order,
+/// is not charged for it, however small the upload allowance; asking the
+/// same again is charged, and past the allowance refused and penalised
+/// (docs/PROTOCOL.md, "Connection limits").
+#[tokio::test]
+async fn a_first_download_is_free_and_asking_again_is_charged() {
+    init_logs();
+    let mut c = patient_config();
+    // 2 kB at once, refilled at 1 byte a second: one of the 40 blocks
+    // (about 150 bytes each) asked twice fits, the whole chain does not.
+    (c.upload_burst, c.upload_rate) = (2_000, 1);
+    c.mining = p2p_node::MiningMode::Off;
+    let node = Node::start(c).await.unwrap();
+    node.mine_blocks(40).await.unwrap();
+    let mut raw = live_raw_peer(&node).await;
+    let network = genesis().network_id();
+    // Headers from genesis: 40, free.
+    raw.framed
+        .send(Message::GetHeaders {
+            locator: Bounded::truncating(vec![network]),
+            stop: BlockHash::ZERO,
+        })
+        .await
+        .unwrap();
+    let headers = loop {
+        match raw.next().await.expect("an answer") {
+            Message::Headers(h) => break h.to_vec(),
+            _ => continue,
+        }
+    };
+    assert_eq!(headers.len(), 40);
+    // Every body once, last first: free.
+    let mut hashes: Vec<BlockHash> = headers.iter().map(Header::hash).collect();
+    hashes.reverse();
+    raw.framed
+        .send(Message::GetBlocks(Bounded::truncating(hashes.clone())))
+        .await
+        .unwrap();
+    let mut got = 0;
+    while got < 40 {
+        if let Message::Block(_) = raw.next().await.expect("a block") {
+            got += 1;
+        }
+    }
+    assert_eq!(score_of(&node, raw.node_id).await, Some(0), "not charged");
+    // The same again: charged, and past the allowance refused.
+    raw.framed
+        .send(Message::GetBlocks(Bounded::truncating(hashes)))
+        .await
+        .unwrap();
+    let id = raw.node_id;
+    wait_for("the repeated download to be refused", || async {
+        score_of(&node, id).await.is_some_and(|s| s > 0)
+    })
+    .await;
+    node.shutdown().await;
+}
