@@ -172,8 +172,6 @@ impl Node {
         let tracker = TaskTracker::new();
         let next_conn = Arc::new(AtomicU64::new(0));
         let (tx, rx) = mpsc::channel(1_024);
-        // The handle's commands, served before the inbox (`core::inbox::next`).
-        let (commands, commands_rx) = mpsc::channel(1_024);
         let (events, _) = tokio::sync::broadcast::channel(256);
         let traffic = Arc::new(Traffic::default());
         let dialer = {
@@ -229,7 +227,7 @@ impl Node {
         // any task, in step with everything else.
         // A core that panics (a bug) stops the node rather than leave it
         // serving a snapshot that no longer moves.
-        let (run, stop) = (core.run((rx, commands_rx)), cancel.clone());
+        let (run, stop) = (core.run(rx), cancel.clone());
         let runtime = tokio::runtime::Handle::current();
         if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
             tracker.spawn_blocking(move || {
@@ -257,7 +255,7 @@ impl Node {
             next_conn,
         ));
         let handle = NodeHandle {
-            core: commands,
+            core: tx,
             local_addr,
             node_id,
             cancel,

@@ -472,15 +472,6 @@ impl Download {
         }
     }
 
-    /// Whether the next body to insert is here.
-    pub fn has_next(&mut self, chain: &NodeChain) -> bool {
-        if self.arrived.is_empty() {
-            return false;
-        }
-        let base = self.branch(chain).base_height();
-        self.arrived.contains_key(&(base + 1))
-    }
-
     /// The next body to insert: the one whose parent is the chain's block
     /// the branch extends, with its sender.
     pub fn next_block(&mut self, chain: &NodeChain) -> Option<(ConnId, Block<Tx>)> {

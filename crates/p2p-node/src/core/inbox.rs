@@ -194,21 +194,3 @@ impl PublishWaiter {
         }
     }
 }
-
-/// What the core reads: its inbox, and the handle's commands.
-pub(crate) type Receivers = (mpsc::Receiver<CoreMsg>, mpsc::Receiver<CoreMsg>);
-
-/// The core's next message: a command of the node's handle first (a read
-/// waits for the event being handled, never for the peers' messages queued
-/// before it), then the inbox (peers, the listener, the miner). `None`
-/// once the inbox is closed.
-pub(super) async fn next(
-    commands: &mut mpsc::Receiver<CoreMsg>,
-    inbox: &mut mpsc::Receiver<CoreMsg>,
-) -> Option<CoreMsg> {
-    tokio::select! {
-        biased;
-        Some(msg) = commands.recv() => Some(msg),
-        msg = inbox.recv() => msg,
-    }
-}

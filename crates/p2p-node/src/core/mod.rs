@@ -45,6 +45,7 @@ use std::sync::Arc;
 
 use chain_core::{ArchiveError, Block, BlockHash, Reorg, TxId};
 use escrow::{SignedTx, Tx};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
@@ -92,6 +93,7 @@ pub(crate) struct Core {
 }
 
 impl Core {
+    /// A core over a chain that is already loaded.
     pub fn new(p: CoreParts) -> Core {
         let (config, chain) = (p.config, p.chain);
         let (max, per_account) = (config.mempool_max, config.mempool_max_per_account);
@@ -134,15 +136,12 @@ impl Core {
     }
 
     /// Runs until the node is cancelled.
-    pub async fn run(mut self, (mut rx, mut commands): inbox::Receivers) {
+    pub async fn run(mut self, mut rx: mpsc::Receiver<CoreMsg>) {
         let mut tick = Ticks::new(self.config.tick_interval);
         self.after_event(true);
-        // Downloaded bodies and the inbox take turns: a query waits for one body.
-        let mut body_turn = true;
         loop {
             // Biased, so a simulated run is reproducible; the tick comes
             // before messages so a busy inbox never starves it.
-            let ready = self.net.body_ready(&self.chain) && (body_turn || rx.is_empty());
             let ticked = tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => break,
@@ -155,10 +154,8 @@ impl Core {
                 // The block interval has passed: `after_event` mines.
                 () = tokio::time::sleep_until(self.miner.wake_at().unwrap_or_else(Instant::now)),
                     if self.miner.wake_at().is_some() => { self.miner.woken(); false }
-                () = std::future::ready(()), if ready => { self.insert_downloaded(); body_turn = false; false }
-                msg = inbox::next(&mut commands, &mut rx) => match msg {
+                msg = rx.recv() => match msg {
                     Some(msg) => {
-                        body_turn = true;
                         // Simulated: the work is done before it tells.
                         if let Some(done) = costs::charge(self.cpu.as_deref(), &msg, &self.mempool) {
                             tokio::time::sleep_until(done).await;
@@ -169,18 +166,20 @@ impl Core {
                     None => break,
                 },
             };
-            self.after_event(rx.is_empty() && commands.is_empty());
+            self.after_event(rx.is_empty());
             tick.after(ticked, || {
                 housekeeping::settled(&self.net, &self.durable, &self.mempool, &self.repairs)
             });
         }
         self.miner.stop();
-        // A clean stop leaves a snapshot at the tip: nothing to apply again.
+        // A clean stop leaves a snapshot at the tip: the next start applies
+        // nothing again.
         let released = self.durable.flush(&mut self.chain, &mut self.repairs, true);
         self.route(released);
         self.durable.save_changed_mempool(self.mempool.txs(), true);
         self.durable
             .save_bans(self.net.peers().bans(Instant::now()), self.clock.now_ms());
+        // Dropping every sender lets each connection task finish.
         self.net.clear();
         info!("core stopped");
     }
@@ -203,7 +202,8 @@ impl Core {
         if !self.durable.failed() {
             self.net.ask_for_damaged(&mut self.repairs, now);
         }
-        // Freed slots are refilled; queued announcements sent once due.
+        // The slots this event freed are refilled, and the queued
+        // announcements sent once due.
         self.net.ask_txs(&self.mempool, now);
         self.net
             .announce_txs(self.mempool.take_due_announcements(now));
@@ -271,7 +271,8 @@ impl Core {
         let now = Instant::now();
         match msg {
             CoreMsg::Hello { reply } => {
-                // The tip told is a saved one; a node that cannot save, none.
+                // The tip told to a peer is a saved one; a node that
+                // cannot save answers nothing.
                 if self.flush() {
                     let _ = reply.send(self.net.hello(&self.chain));
                 }
@@ -347,7 +348,8 @@ impl Core {
         match command {
             Command::Query(f) => self.query(f),
             Command::Published { saved, reply } => {
-                // Visible at once: what waits is saved now; the event's end publishes.
+                // The handle's write is made visible at once: what waits
+                // is saved now, and this event's end publishes.
                 self.flush();
                 if saved {
                     self.durable.wait_saved(reply);
@@ -415,7 +417,8 @@ impl Core {
         match message {
             Message::Tx(tx) => self.on_tx(conn, tx, None),
             Message::Block(block) => self.on_block(conn, block, false),
-            // Never asked for (headers first): each block as one sent unasked.
+            // Never asked for (this node syncs headers first): each block
+            // as one sent unasked.
             Message::SyncBlocks { blocks, .. } => {
                 for block in blocks.into_inner() {
                     self.on_block(conn, block, false);
@@ -481,12 +484,19 @@ impl Core {
         self.published.defer(NodeEvent::Mempool { size });
     }
 
-    /// A block from `conn`; `pushed`: rebuilt from a compact block it pushed.
+    /// A block from `conn`; `pushed`: rebuilt from a compact block it
+    /// pushed in high-bandwidth mode (`compact.rs`).
     fn on_block(&mut self, conn: ConnId, block: Block<Tx>, pushed: bool) {
         let hash = block.hash();
         if self.net.download_wants(&hash) {
-            // Inserted in height order by `insert_downloaded`.
-            return self.net.downloaded(conn, block, &self.chain);
+            self.net.downloaded(conn, block, &self.chain);
+            // The bodies next in height order, each as a block from its sender.
+            while let Some((from, next)) = self.net.next_downloaded(&self.chain) {
+                if let Some(tip) = self.take_block(from, next, (true, false)) {
+                    self.durable.announce(tip);
+                }
+            }
+            return;
         }
         let solicited = self.net.block_from(conn, &hash, None);
         match self.repairs.offer(&self.chain, conn, &block) {
@@ -499,16 +509,6 @@ impl Core {
             }
         }
         if let Some(tip) = self.take_block(conn, block, (solicited, pushed)) {
-            self.durable.announce(tip);
-        }
-    }
-
-    /// Inserts the next downloaded body in height order, as a block from
-    /// its sender (one per turn of the loop, taking turns with the inbox).
-    fn insert_downloaded(&mut self) {
-        if let Some((from, next)) = self.net.next_downloaded(&self.chain)
-            && let Some(tip) = self.take_block(from, next, (true, false))
-        {
             self.durable.announce(tip);
         }
     }
@@ -572,7 +572,8 @@ impl Core {
                 moved,
                 in_transactions,
             } => {
-                // The tip moved up to the invalid block: follow it all the same.
+                // The tip moved up to the invalid block all the same: what
+                // follows the tip must follow it.
                 match moved {
                     Some(Ok(reorg)) => {
                         self.on_new_best(&reorg);

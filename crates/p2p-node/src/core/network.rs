@@ -490,13 +490,10 @@ impl Network {
         chain: &NodeChain,
     ) -> Option<(ConnId, chain_core::Block<escrow::Tx>)> {
         let next = self.download.next_block(chain);
-        self.download.fill(&mut self.peers, chain, Instant::now());
+        if next.is_none() {
+            self.download.fill(&mut self.peers, chain, Instant::now());
+        }
         next
-    }
-
-    /// Whether the next downloaded body in height order is here.
-    pub fn body_ready(&mut self, chain: &NodeChain) -> bool {
-        self.download.has_next(chain)
     }
 
     /// How far the sync is (`None` when nothing is to download).
