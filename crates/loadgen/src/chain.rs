@@ -22,8 +22,6 @@ use p2p_node::core::{BlockRelay, Submitted};
 use p2p_node::store::RedbStore;
 use p2p_node::{MiningMode, Node, NodeConfig, Seams};
 
-use crate::prepare::{account_key, genesis};
-
 /// The system clock in milliseconds since the Unix epoch (the node's
 /// clock is the same, so the blocks' timestamps pass its window).
 fn now_ms() -> u64 {
@@ -96,14 +94,8 @@ fn next_block(
 /// them: the header and each transaction's encoding), data_dir_bytes
 /// (the node's directory once it has stopped) and seconds.
 pub(crate) fn run(accounts: usize, blocks: u64, out: &Path) -> anyhow::Result<String> {
-    ensure!(accounts > 0, "--accounts must be at least 1");
     let started = Instant::now();
-    let keys: Vec<Keypair> = (0..accounts).map(account_key).collect();
-    let genesis = genesis(&keys);
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let genesis_path = out.join("genesis.json");
-    std::fs::write(&genesis_path, genesis.to_json())
-        .with_context(|| format!("cannot write {}", genesis_path.display()))?;
+    let (keys, genesis) = crate::prepare::write_genesis(accounts, out)?;
     let data_dir = out.join("node");
     if data_dir.exists() {
         bail!(
@@ -180,6 +172,7 @@ pub(crate) fn run(accounts: usize, blocks: u64, out: &Path) -> anyhow::Result<St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prepare::{account_key, genesis};
 
     #[test]
     fn the_chain_is_stored_as_a_node_writes_it_and_its_bytes_are_counted() {

@@ -78,9 +78,13 @@ fn transfers(keys: &[Keypair], count: u64, genesis: &Genesis) -> Vec<Vec<SignedT
         .collect()
 }
 
-/// Writes `out/genesis.json` and `out/transfers.txt`; returns the JSON
-/// answer (accounts, transfers, the two signature costs).
-pub(crate) fn run(accounts: usize, txs_per_account: u64, out: &Path) -> anyhow::Result<String> {
+/// The `accounts` funded keys and their genesis, written to
+/// `out/genesis.json` (`out` created if need be): what `prepare` and
+/// `chain` both start from.
+pub(crate) fn write_genesis(
+    accounts: usize,
+    out: &Path,
+) -> anyhow::Result<(Vec<Keypair>, Genesis)> {
     anyhow::ensure!(accounts > 0, "--accounts must be at least 1");
     let keys: Vec<Keypair> = (0..accounts).map(account_key).collect();
     let genesis = genesis(&keys);
@@ -88,6 +92,13 @@ pub(crate) fn run(accounts: usize, txs_per_account: u64, out: &Path) -> anyhow::
     let genesis_path = out.join("genesis.json");
     std::fs::write(&genesis_path, genesis.to_json())
         .with_context(|| format!("cannot write {}", genesis_path.display()))?;
+    Ok((keys, genesis))
+}
+
+/// Writes `out/genesis.json` and `out/transfers.txt`; returns the JSON
+/// answer (accounts, transfers, the two signature costs).
+pub(crate) fn run(accounts: usize, txs_per_account: u64, out: &Path) -> anyhow::Result<String> {
+    let (keys, genesis) = write_genesis(accounts, out)?;
     let signed = transfers(&keys, txs_per_account, &genesis);
     let mut text = String::new();
     for (k, txs) in keys.iter().zip(&signed) {

@@ -189,7 +189,6 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
 /// dev-dependencies unify their features differently), and prints their
 /// figures.
 fn criterion_suites(root: &Path, quick: bool) -> anyhow::Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut args = vec!["bench"];
     for suite in SUITES {
         args.extend(["-p", suite.package]);
@@ -206,15 +205,7 @@ fn criterion_suites(root: &Path, quick: bool) -> anyhow::Result<()> {
         .map(|s| format!("{} ({})", s.package, s.bench))
         .collect();
     eprintln!("xtask: running the benchmarks of {}", names.join(", "));
-    let status = Command::new(&cargo)
-        .current_dir(root)
-        .args(&args)
-        .status()
-        .with_context(|| format!("could not run cargo {}", args.join(" ")))?;
-    if !status.success() {
-        bail!("cargo {} failed with {status}", args.join(" "));
-    }
-    let criterion = crate::build::target_dir(root).join("criterion");
+    let criterion = cargo_bench(root, &args)?;
     for line in report(&criterion)? {
         println!("{line}");
     }
@@ -247,6 +238,21 @@ fn median_ns(criterion: &Path, group: &str, id: &str) -> anyhow::Result<f64> {
 
 /// Elements (or bytes) per second of one criterion benchmark: the
 /// throughput per iteration over the median time per iteration.
+/// Runs `cargo ARGS` (a `cargo bench`) in `root`; returns the folder
+/// criterion wrote its results to.
+pub(crate) fn cargo_bench(root: &Path, args: &[&str]) -> anyhow::Result<std::path::PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let status = Command::new(&cargo)
+        .current_dir(root)
+        .args(args)
+        .status()
+        .with_context(|| format!("could not run cargo {}", args.join(" ")))?;
+    if !status.success() {
+        bail!("cargo {} failed with {status}", args.join(" "));
+    }
+    Ok(crate::build::target_dir(root).join("criterion"))
+}
+
 fn rate(criterion: &Path, group: &str, id: &str) -> anyhow::Result<f64> {
     let benchmark = read_json(criterion, group, id, "benchmark.json")?;
     let throughput = &benchmark["throughput"];

@@ -222,22 +222,13 @@ fn steps_summary(steps: &[(f64, u64)]) -> String {
 /// `ledger/apply_block.distinct` from a criterion run of the escrow
 /// ledger suite filtered to it, in transactions a second.
 fn apply_block_distinct(root: &Path, quick: bool) -> anyhow::Result<f64> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut args = vec!["bench", "-p", "escrow", "--bench", "ledger", "--"];
     if quick {
         args.extend(["--quick", "--warm-up-time", "1", "--measurement-time", "2"]);
     }
     args.push("apply_block.distinct");
     eprintln!("xtask: sync_full: cargo {}", args.join(" "));
-    let status = std::process::Command::new(&cargo)
-        .current_dir(root)
-        .args(&args)
-        .status()
-        .with_context(|| format!("could not run cargo {}", args.join(" ")))?;
-    if !status.success() {
-        bail!("cargo {} failed with {status}", args.join(" "));
-    }
-    let criterion = crate::build::target_dir(root).join("criterion");
+    let criterion = crate::bench::cargo_bench(root, &args)?;
     crate::bench::rate(&criterion, "ledger", "apply_block.distinct")
 }
 
