@@ -220,16 +220,26 @@ fn only_a_p2p_node_on_the_recorded_data_directory_is_ours() {
 
 /// A stand-in for the node binary: `keygen` prints `address`, a run does
 /// what `run` says.
+///
+/// The script is written by a child `sh`, never through a file this test
+/// process opens: tests run on several threads, and a child another test
+/// forks while this process holds the script open for writing inherits
+/// that descriptor until it execs, so running the script in that moment
+/// fails with "Text file busy" (ETXTBSY).
 #[cfg(unix)]
 fn fake_node(dir: &std::path::Path, address: &str, run: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
     let path = dir.join("p2p-node");
-    std::fs::write(
-        &path,
-        format!("#!/bin/sh\nif [ \"$1\" = keygen ]; then echo {address}; exit 0; fi\n{run}\n"),
-    )
-    .unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script =
+        format!("#!/bin/sh\nif [ \"$1\" = keygen ]; then echo {address}; exit 0; fi\n{run}\n");
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("printf '%s' \"$2\" > \"$1\" && chmod 755 \"$1\"")
+        .arg("sh")
+        .arg(&path)
+        .arg(&script)
+        .status()
+        .unwrap();
+    assert!(status.success(), "cannot write {}", path.display());
     path
 }
 
