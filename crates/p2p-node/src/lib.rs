@@ -67,7 +67,7 @@ pub mod traffic;
 pub mod transport;
 
 pub use config::{MiningMode, NodeConfig, Relay};
-pub use core::{Direction, NodeEvent, NodeView, PeerInfo, Snapshot, SyncProgress};
+pub use core::{Direction, NodeEvent, NodeView, PeerInfo, RECENT_HEIGHTS, Snapshot, SyncProgress};
 pub use mempool::{Mempool, MempoolError};
 pub use node::{Node, NodeError, NodeHandle, Seams};
 pub use penalty::{BanKey, Offence};

@@ -16,9 +16,10 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chain_core::{BlockHash, Transaction, TxId};
+use chain_core::{Block, BlockHash, Transaction, TxId};
 use escrow::{Action, Contract, ContractId, Tx};
 
+use super::chain_read::{self, Read};
 use super::error::ApiError;
 use super::prefix::{IdPrefix, Lookup, Matches, ambiguous_message};
 use super::state::Api;
@@ -60,6 +61,14 @@ pub(super) async fn block_by_id(
     Path(id): Path<String>,
 ) -> Result<Json<BlockAnswer>, ApiError> {
     let prefix: IdPrefix<32> = parse(&id, false, "bad_hash")?;
+    if let Some(bytes) = prefix.full() {
+        let hash = BlockHash::from_bytes(bytes);
+        match chain_read::block(api.node.snapshot(), hash).await {
+            Read::Found((block, best)) => return Ok(Json(BlockAnswer::new(&block, best))),
+            Read::Absent => return Err(ApiError::not_found(format!("no block {hash}"))),
+            Read::AskCore => {}
+        }
+    }
     let given = prefix.digits();
     api.node
         .query(move |v| {
@@ -148,6 +157,16 @@ pub(super) async fn tx_by_id(
     Path(id): Path<String>,
 ) -> Result<Json<TxLookupAnswer>, ApiError> {
     let prefix: IdPrefix<32> = parse(&id, false, "bad_hash")?;
+    if let Some(bytes) = prefix.full() {
+        let snap = api.node.snapshot();
+        let tip = snap.height;
+        if let Read::Found((block, index)) =
+            chain_read::confirmed(snap, TxId::from_bytes(bytes)).await
+            && let Some(tx) = block.transactions.get(index)
+        {
+            return Ok(Json(confirmed_answer(&block, tx, tip)));
+        }
+    }
     let given = prefix.digits();
     api.node
         .query(move |v| {
@@ -219,15 +238,21 @@ fn tx_status(v: &NodeView<'_>, id: &TxId) -> Result<Option<TxLookupAnswer>, ApiE
     let Some(tx) = block.transactions.iter().find(|t| t.id() == *id) else {
         return Err(damaged_index(&hash, "which does not hold it"));
     };
+    Ok(Some(confirmed_answer(&block, tx, v.chain.height())))
+}
+
+/// The answer for transaction `tx` of best-chain `block`, with the best
+/// tip at height `tip`.
+fn confirmed_answer(block: &Block<Tx>, tx: &Tx, tip: u64) -> TxLookupAnswer {
     let height = block.header.height;
-    Ok(Some(TxLookupAnswer {
+    TxLookupAnswer {
         status: TxStatus::Confirmed,
-        block: Some(hash),
+        block: Some(block.hash()),
         height: Some(height),
-        confirmations: Some(v.chain.height().saturating_sub(height) + 1),
+        confirmations: Some(tip.saturating_sub(height) + 1),
         reason: None,
         tx: TxAnswer::from(tx),
-    }))
+    }
 }
 
 /// `GET /contracts/{id}`: from the snapshot, never waiting for the core.

@@ -42,6 +42,8 @@ use crate::node::NodeHandle;
 pub const MAX_BLOCKS_PER_PAGE: u64 = 100;
 
 mod bans;
+mod chain_read;
+use chain_read::Read;
 mod dev;
 pub(crate) mod error;
 mod fees;
@@ -245,16 +247,13 @@ async fn blocks(
     let Some((from, to)) = page(&r, snap.height)? else {
         return Ok(Json(Vec::new()));
     };
-    // Recent heights (the usual page) come from the snapshot; older ones,
-    // and a page with a height the snapshot lacks (its block could not be
-    // read back), are looked up on the core, one block per height.
-    if from >= snap.recent.low() {
-        let recent: Option<Vec<BlockAnswer>> = (from..=to)
-            .map(|h| snap.recent.best_at(h).map(|b| BlockAnswer::new(b, true)))
-            .collect();
-        if let Some(answers) = recent {
-            return Ok(Json(answers));
-        }
+    // From the snapshot and the store, without the core; a block the
+    // store cannot give back is read by the core, which says what is wrong
+    // (and fetches a good copy of a damaged block from a peer).
+    if let Read::Found(blocks) = chain_read::best_range(snap, from, to).await {
+        return Ok(Json(
+            blocks.iter().map(|b| BlockAnswer::new(b, true)).collect(),
+        ));
     }
     let v = api
         .node
@@ -337,6 +336,12 @@ async fn block_by_height(
     let height = input::parse_count(&height).ok_or_else(|| {
         ApiError::bad_request("bad_height", format!("`{height}` is not a block height"))
     })?;
+    let not_found = move || ApiError::not_found(format!("no block at height {height}"));
+    match chain_read::best_at(api.node.snapshot(), height).await {
+        Read::Found(block) => return Ok(Json(BlockAnswer::new(&block, true))),
+        Read::Absent => return Err(not_found()),
+        Read::AskCore => {}
+    }
     api.node
         .query(move |v| {
             let block = match v.chain.hash_at_height(height) {
@@ -345,7 +350,7 @@ async fn block_by_height(
             };
             block
                 .map(|b| Json(BlockAnswer::new(&b, true)))
-                .ok_or_else(|| ApiError::not_found(format!("no block at height {height}")))
+                .ok_or_else(not_found)
         })
         .await?
 }

@@ -6,9 +6,11 @@
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
-use chain_core::{InclusionProof, Transaction, TxId, merkle_branch};
+use chain_core::{Block, InclusionProof, Transaction, TxId, merkle_branch};
+use escrow::Tx;
 use serde::Deserialize;
 
+use super::chain_read::{self, Read};
 use super::error::ApiError;
 use super::input;
 use super::lookup::{read_block, store_error};
@@ -33,6 +35,13 @@ pub(super) async fn tx_proof(
             format!("`{id}` is not a transaction id (64 hex digits)"),
         )
     })?;
+    let snap = api.node.snapshot();
+    let tip = snap.height;
+    if let Read::Found((block, index)) = chain_read::confirmed(snap, id).await {
+        return proof_answer(id, &block, index, tip).map(Json);
+    }
+    // Not on the snapshot's best chain: the core tells pending from
+    // unknown (and sees a block saved since the snapshot).
     api.node
         .query(move |v| {
             if v.mempool.get(&id).is_some() {
@@ -60,34 +69,51 @@ pub(super) async fn tx_proof(
                     "the transaction index puts {id} in block {hash}, which does not hold it; {REMEDY}"
                 )));
             };
-            let branch = merkle_branch(&block.commitments(), index).ok_or_else(|| {
-                store_error(format!("no merkle branch for {id} in block {hash}"))
-            })?;
-            let proof = InclusionProof {
-                header: block.header,
-                branch,
-                tx: block.transactions[index].clone(),
-            };
-            let bytes = postcard::to_stdvec(&proof)
-                .map_err(|e| store_error(format!("the proof cannot be encoded: {e}")))?;
-            let tx_bytes = postcard::to_stdvec(&proof.tx)
-                .map_err(|e| store_error(format!("the transaction cannot be encoded: {e}")))?;
-            let height = block.header.height;
-            Ok(ProofAnswer {
-                tx: id,
-                block: hash,
-                height,
-                confirmations: v.chain.height().saturating_sub(height) + 1,
-                index: proof.branch.index,
-                count: proof.branch.count,
-                siblings: proof.branch.siblings.iter().map(hex::encode).collect(),
-                header: hex::encode(block.header.to_bytes()),
-                transaction: hex::encode(tx_bytes),
-                proof: hex::encode(bytes),
-            })
+            proof_answer(id, &block, index, v.chain.height())
         })
         .await?
         .map(Json)
+}
+
+/// The proof of transaction `id` at `index` of best-chain `block`, with
+/// the best tip at height `tip`.
+fn proof_answer(
+    id: TxId,
+    block: &Block<Tx>,
+    index: usize,
+    tip: u64,
+) -> Result<ProofAnswer, ApiError> {
+    let hash = block.hash();
+    let (Some(branch), Some(tx)) = (
+        merkle_branch(&block.commitments(), index),
+        block.transactions.get(index),
+    ) else {
+        return Err(store_error(format!(
+            "no merkle branch for {id} in block {hash}"
+        )));
+    };
+    let proof = InclusionProof {
+        header: block.header,
+        branch,
+        tx: tx.clone(),
+    };
+    let bytes = postcard::to_stdvec(&proof)
+        .map_err(|e| store_error(format!("the proof cannot be encoded: {e}")))?;
+    let tx_bytes = postcard::to_stdvec(&proof.tx)
+        .map_err(|e| store_error(format!("the transaction cannot be encoded: {e}")))?;
+    let height = block.header.height;
+    Ok(ProofAnswer {
+        tx: id,
+        block: hash,
+        height,
+        confirmations: tip.saturating_sub(height) + 1,
+        index: proof.branch.index,
+        count: proof.branch.count,
+        siblings: proof.branch.siblings.iter().map(hex::encode).collect(),
+        header: hex::encode(block.header.to_bytes()),
+        transaction: hex::encode(tx_bytes),
+        proof: hex::encode(bytes),
+    })
 }
 
 #[derive(Deserialize)]
@@ -111,25 +137,17 @@ pub(super) async fn headers(
         .count
         .unwrap_or(MAX_HEADERS_PER_PAGE)
         .min(MAX_HEADERS_PER_PAGE);
-    api.node
-        .query(move |v| {
-            let tip = v.chain.height();
-            let to = from.saturating_add(count).min(tip.saturating_add(1));
-            let headers = (from..to)
-                .filter_map(|h| {
-                    v.chain
-                        .hash_at_height(h)
-                        .and_then(|hash| v.chain.header(&hash))
-                })
-                .map(|h| hex::encode(h.to_bytes()))
-                .collect();
-            HeadersAnswer {
-                from,
-                tip_height: tip,
-                headers,
-            }
-        })
-        .await
-        .map(Json)
-        .map_err(ApiError::from)
+    // From the snapshot: the core is not asked.
+    let snap = api.node.snapshot();
+    let tip = snap.height;
+    let to = from.saturating_add(count).min(tip.saturating_add(1));
+    let headers = (from..to)
+        .filter_map(|h| snap.best.at(h))
+        .map(|(_, h)| hex::encode(h.to_bytes()))
+        .collect();
+    Ok(Json(HeadersAnswer {
+        from,
+        tip_height: tip,
+        headers,
+    }))
 }

@@ -63,7 +63,7 @@ use network::{Lent, Network};
 
 pub use blocks::{BlockRelay, Submitted};
 pub(crate) use inbox::{BlockSubmission, Command, CoreMsg, CoreParts};
-pub use published::{RECENT_HEIGHTS, RecentBlocks, Snapshot};
+pub use published::{BestChain, Bodies, RECENT_HEIGHTS, RecentBlocks, Snapshot};
 pub use view::{
     ConnId, Direction, Metrics, NodeChain, NodeEvent, NodeView, PeerInfo, SyncProgress,
 };
@@ -100,7 +100,9 @@ impl Core {
         let mempool = Mempool::new(chain.state(), chain.height() + 1, max, per_account)
             .with_policy(config.fee_policy);
         let now = Instant::now();
-        let published = published::Publisher::new(&chain, p.node_id, config.mining, p.events);
+        let bodies = published::Bodies::new(&p.store, config.genesis.block());
+        let published =
+            published::Publisher::new(&chain, bodies, p.node_id, config.mining, p.events);
         let (every, at) = (config.snapshot_every, p.snapshot_height);
         let durable = Durable::new(p.store, every, &chain, at, now);
         let peers = peers::PeerTable::new(config.clone(), p.node_id, p.listen_addr, now, p.seed);

@@ -24,6 +24,10 @@ use crate::core::inbox::PublishWaiter;
 use crate::core::peers::PeerTable;
 use crate::core::view::{Metrics, NodeChain, NodeEvent, PeerInfo, SyncProgress};
 
+#[path = "best_chain.rs"]
+mod best_chain;
+pub use best_chain::{BestChain, Bodies};
+
 /// How many heights below the tip (the tip's included) [`RecentBlocks`]
 /// keeps: enough for the deepest `GET /tree` (200) and a page of `GET
 /// /blocks?last=N` (100).
@@ -76,6 +80,10 @@ pub struct Snapshot {
     /// The blocks of the last [`RECENT_HEIGHTS`] heights, side branches
     /// included.
     pub recent: RecentBlocks,
+    /// The best chain's hashes and headers, every height.
+    pub best: BestChain,
+    /// Where the bodies of the blocks it names are read.
+    pub bodies: Bodies,
     /// How far a headers-first sync is, while one runs (its `blocks` is
     /// this snapshot's height).
     pub sync: Option<SyncProgress>,
@@ -118,6 +126,15 @@ impl RecentBlocks {
         self.blocks
             .range((from, BlockHash::default())..)
             .map(|((height, hash), block)| (block, self.is_best(*height, hash)))
+    }
+
+    /// The kept block `hash`, and whether it is on the best chain
+    /// (O(blocks kept)).
+    pub fn find(&self, hash: &BlockHash) -> Option<(Arc<Block<Tx>>, bool)> {
+        self.blocks
+            .iter()
+            .find(|((_, h), _)| h == hash)
+            .map(|((height, h), block)| (Arc::clone(block), self.is_best(*height, h)))
     }
 
     /// How many blocks are kept.
@@ -249,6 +266,7 @@ impl Publisher {
     /// the core's first publication). Scans the tree once.
     pub fn new(
         chain: &NodeChain,
+        bodies: Bodies,
         node_id: NodeId,
         mining: MiningMode,
         watchers: tokio::sync::broadcast::Sender<NodeEvent>,
@@ -274,6 +292,8 @@ impl Publisher {
             peers: Arc::from(Vec::new()),
             metrics: Arc::new(Metrics::default()),
             recent: RecentBlocks::scan(chain),
+            best: BestChain::scan(chain),
+            bodies,
             sync: None,
         };
         let (sender, _) = watch::channel(Arc::new(first));
@@ -450,6 +470,7 @@ impl Publisher {
             new.total_work = from.chain.total_work();
             new.state = Arc::new(from.chain.state().clone());
             joined = new.recent.follow(from.chain);
+            new.best.follow(from.chain);
             changed = true;
         }
         for event in &events {

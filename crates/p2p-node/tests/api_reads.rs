@@ -1,0 +1,144 @@
+//! Reads of the chain never wait for the node's core (`docs/API.md`,
+//! "Reads"): with the core held (a query that blocks it until the test
+//! lets go), every lookup of the chain answers through the HTTP API, for a
+//! block in the snapshot's recent blocks and for one old enough that its
+//! body comes from the store. What only the core can answer (a pending or
+//! unknown transaction) answers once it is let go.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::api::*;
+use common::*;
+use p2p_node::RECENT_HEIGHTS;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// Long enough for any machine, however busy; a read that waited for the
+/// held core would never answer.
+const GUARD: Duration = Duration::from_secs(120);
+
+async fn get_now(url: String) -> (StatusCode, Value) {
+    tokio::time::timeout(GUARD, get(&url))
+        .await
+        .unwrap_or_else(|_| panic!("{url} waited for the held core"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_of_the_chain_answer_while_the_core_is_held() {
+    let (node, base) = api_node().await;
+    let handle = node.node().clone();
+    let pay = alice_pays_bob(0);
+    let (s, body) = post(
+        &format!("{base}/txs"),
+        json!({"tx": hex::encode(pay.to_bytes())}),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let first = handle.mine_blocks(1).await.unwrap()[0];
+    // Enough blocks on top that block 1 is no longer among the snapshot's
+    // recent blocks: its body is read from the store.
+    let tip = *handle
+        .mine_blocks(RECENT_HEIGHTS + 4)
+        .await
+        .unwrap()
+        .last()
+        .unwrap();
+    let height = RECENT_HEIGHTS + 5;
+    assert!(handle.snapshot().recent.low() > 1);
+
+    // The core is held until `release` is sent.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (entered, core_held) = tokio::sync::oneshot::channel::<()>();
+    let holder = handle.clone();
+    let hold = tokio::spawn(async move {
+        holder
+            .query(move |_| {
+                let _ = entered.send(());
+                let _ = held.recv();
+            })
+            .await
+    });
+    core_held.await.unwrap();
+
+    let (s, b) = get_now(format!("{base}/blocks/{first}")).await;
+    assert_eq!(
+        (s, &b["height"], &b["on_best_chain"]),
+        (StatusCode::OK, &json!(1), &json!(true)),
+        "{b}"
+    );
+    let (s, b) = get_now(format!("{base}/blocks/{tip}")).await;
+    assert_eq!((s, &b["height"]), (StatusCode::OK, &json!(height)), "{b}");
+    let (s, b) = get_now(format!("{base}/blocks/height/1")).await;
+    assert_eq!((s, &b["hash"]), (StatusCode::OK, &json!(first)), "{b}");
+    let (s, b) = get_now(format!("{base}/blocks/height/0")).await;
+    assert_eq!(
+        (s, &b["hash"]),
+        (StatusCode::OK, &json!(genesis().block().hash())),
+        "{b}"
+    );
+    let (s, b) = get_now(format!("{base}/blocks/height/{}", height + 1)).await;
+    assert_eq!(
+        (s, &b["code"]),
+        (StatusCode::NOT_FOUND, &json!("not_found")),
+        "{b}"
+    );
+    let unknown = chain_core::BlockHash::from_bytes([0xab; 32]);
+    let (s, b) = get_now(format!("{base}/blocks/{unknown}")).await;
+    assert_eq!(
+        (s, &b["code"]),
+        (StatusCode::NOT_FOUND, &json!("not_found")),
+        "{b}"
+    );
+    let (s, b) = get_now(format!("{base}/blocks?from=0&to=5")).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let heights: Vec<u64> = b
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["height"].as_u64().unwrap())
+        .collect();
+    assert_eq!(heights, vec![0, 1, 2, 3, 4, 5]);
+    let (s, b) = get_now(format!("{base}/headers?from=1&count=3")).await;
+    assert_eq!(
+        (s, &b["tip_height"]),
+        (StatusCode::OK, &json!(height)),
+        "{b}"
+    );
+    assert_eq!(b["headers"].as_array().unwrap().len(), 3, "{b}");
+    let (s, b) = get_now(format!("{base}/txs/{}", pay.id())).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        (&b["status"], &b["block"], &b["confirmations"]),
+        (&json!("confirmed"), &json!(first), &json!(height))
+    );
+    let (s, b) = get_now(format!("{base}/txs/{}/proof", pay.id())).await;
+    assert_eq!(
+        (s, &b["block"], &b["height"]),
+        (StatusCode::OK, &json!(first), &json!(1)),
+        "{b}"
+    );
+    let (s, b) = get_now(format!("{base}/status")).await;
+    assert_eq!((s, &b["height"]), (StatusCode::OK, &json!(height)), "{b}");
+    let (s, b) = get_now(format!("{base}/accounts/bob")).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // Nothing above was the core's: it is still held.
+    assert!(!hold.is_finished());
+
+    // A transaction the chain does not hold is the core's to answer.
+    let unknown_tx = alice_pays_bob(7).id();
+    let late = tokio::spawn(get_now(format!("{base}/txs/{unknown_tx}")));
+    release.send(()).unwrap();
+    hold.await.unwrap().unwrap();
+    let (s, b) = late.await.unwrap();
+    assert_eq!(
+        (s, &b["code"]),
+        (StatusCode::NOT_FOUND, &json!("not_found")),
+        "{b}"
+    );
+    node.shutdown().await;
+}
