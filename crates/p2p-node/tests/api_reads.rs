@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use common::api::*;
 use common::*;
+use escrow::{Amount, Payload, dev};
 use p2p_node::RECENT_HEIGHTS;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -50,6 +51,43 @@ async fn lookups_of_the_chain_answer_while_the_core_is_held() {
         .unwrap();
     let height = RECENT_HEIGHTS + 5;
     assert!(handle.snapshot().recent.low() > 1);
+
+    // A pending transaction, and one the pool let go (replaced).
+    let waiting = alice_pays_bob(1);
+    let (s, body) = post(
+        &format!("{base}/txs"),
+        json!({"tx": hex::encode(waiting.to_bytes())}),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let replaced = sign(
+        "charlie",
+        0,
+        Payload::Transfer {
+            to: dev::address("bob").unwrap(),
+            amount: Amount::new(1),
+        },
+    );
+    let replacement = escrow::SignedTx::sign(
+        &dev::keypair("charlie").unwrap(),
+        0,
+        Amount::new(FEE * 10),
+        genesis().network_id(),
+        Payload::Transfer {
+            to: dev::address("dave").unwrap(),
+            amount: Amount::new(1),
+        },
+    );
+    for tx in [&replaced, &replacement] {
+        let (s, body) = post(
+            &format!("{base}/txs"),
+            json!({"tx": hex::encode(tx.to_bytes())}),
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+    }
 
     // The core is held until `release` is sent.
     let (release, held) = std::sync::mpsc::channel::<()>();
@@ -126,19 +164,68 @@ async fn lookups_of_the_chain_answer_while_the_core_is_held() {
     assert_eq!((s, &b["height"]), (StatusCode::OK, &json!(height)), "{b}");
     let (s, b) = get_now(format!("{base}/accounts/bob")).await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    // Nothing above was the core's: it is still held.
-    assert!(!hold.is_finished());
-
-    // A transaction the chain does not hold is the core's to answer.
+    // The pool, from the snapshot.
+    let (s, b) = get_now(format!("{base}/txs/{}", waiting.id())).await;
+    assert_eq!(
+        (s, &b["status"]),
+        (StatusCode::OK, &json!("pending")),
+        "{b}"
+    );
+    let short = &waiting.id().to_string()[..12];
+    let (s, b) = get_now(format!("{base}/txs/{short}")).await;
+    assert_eq!(
+        (s, &b["status"]),
+        (StatusCode::OK, &json!("pending")),
+        "{b}"
+    );
+    let (s, b) = get_now(format!("{base}/txs/{}", replaced.id())).await;
+    assert_eq!(
+        (s, &b["status"]),
+        (StatusCode::OK, &json!("dropped")),
+        "{b}"
+    );
+    assert!(b["reason"].as_str().unwrap().contains("replaced"), "{b}");
+    let (s, b) = get_now(format!("{base}/txs/{}/proof", waiting.id())).await;
+    assert_eq!(
+        (s, &b["code"]),
+        (StatusCode::CONFLICT, &json!("tx_pending")),
+        "{b}"
+    );
+    let (s, b) = get_now(format!("{base}/mempool")).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let listed: Vec<&str> = b
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        listed,
+        vec![waiting.id().to_string(), replacement.id().to_string()]
+    );
     let unknown_tx = alice_pays_bob(7).id();
-    let late = tokio::spawn(get_now(format!("{base}/txs/{unknown_tx}")));
-    release.send(()).unwrap();
-    hold.await.unwrap().unwrap();
-    let (s, b) = late.await.unwrap();
+    let (s, b) = get_now(format!("{base}/txs/{unknown_tx}")).await;
     assert_eq!(
         (s, &b["code"]),
         (StatusCode::NOT_FOUND, &json!("not_found")),
         "{b}"
     );
+    let (s, b) = get_now(format!("{base}/txs/{unknown_tx}/proof")).await;
+    assert_eq!(
+        (s, &b["code"]),
+        (StatusCode::NOT_FOUND, &json!("not_found")),
+        "{b}"
+    );
+    // Nothing above was the core's: it is still held.
+    assert!(!hold.is_finished());
+
+    // A block by a prefix of its hash is the core's to answer (a walk of
+    // its block index).
+    let short = &first.to_string()[..12];
+    let late = tokio::spawn(get_now(format!("{base}/blocks/{short}")));
+    release.send(()).unwrap();
+    hold.await.unwrap().unwrap();
+    let (s, b) = late.await.unwrap();
+    assert_eq!((s, &b["hash"]), (StatusCode::OK, &json!(first)), "{b}");
     node.shutdown().await;
 }

@@ -121,14 +121,16 @@ fn best_body(snap: &Snapshot, hash: &BlockHash) -> Read<Arc<Block<Tx>>> {
 }
 
 /// Transaction `id` confirmed on the snapshot's best chain: its block and
-/// its index there. [`Read::AskCore`] if the best chain does not hold it
-/// as far as the snapshot and the store's index say (pending, dropped,
-/// unknown, or in a block saved since the snapshot), or the store cannot
-/// be read.
+/// its index there. [`Read::Absent`] if the store's index does not hold
+/// it; [`Read::AskCore`] if the index puts it in a block the snapshot does
+/// not show on its best chain (saved since, or a reorganisation being
+/// saved), or the store cannot be read.
 pub(super) async fn confirmed(snap: Arc<Snapshot>, id: TxId) -> Read<(Arc<Block<Tx>>, usize)> {
     blocking(move || {
-        let Ok(Some(hash)) = snap.bodies.tx_block(&id) else {
-            return Read::AskCore;
+        let hash = match snap.bodies.tx_block(&id) {
+            Ok(Some(hash)) => hash,
+            Ok(None) => return Read::Absent,
+            Err(_) => return Read::AskCore,
         };
         let block = match snap.recent.find(&hash) {
             Some((block, true)) => block,
@@ -143,6 +145,21 @@ pub(super) async fn confirmed(snap: Arc<Snapshot>, id: TxId) -> Read<(Arc<Block<
             // A damaged index: the core says so.
             None => Read::AskCore,
         }
+    })
+    .await
+}
+
+/// The confirmed transactions whose ids lie from `low` to `high` (at most
+/// `limit`), or [`Read::AskCore`] if the index cannot be read.
+pub(super) async fn confirmed_in_range(
+    snap: Arc<Snapshot>,
+    low: TxId,
+    high: TxId,
+    limit: usize,
+) -> Read<Vec<TxId>> {
+    blocking(move || match snap.bodies.txs_in_range(&low, &high, limit) {
+        Ok(ids) => Read::Found(ids),
+        Err(_) => Read::AskCore,
     })
     .await
 }

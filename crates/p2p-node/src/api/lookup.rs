@@ -8,23 +8,25 @@
 //! - blocks: every block of the tree (side branches included), a walk of
 //!   the core's block index (O(blocks), on the core);
 //! - transactions: the confirmed-transaction index (a range scan of the
-//!   store), the mempool and the remembered dropped transactions (on the
-//!   core, bounded by the pool's limits);
+//!   store), the pending and the remembered dropped transactions (the
+//!   snapshot's pool: the core is not asked);
 //! - contracts: the ledger's contracts and those whose creation is pending
 //!   (range scans of the snapshot's ledgers: the core is not asked).
+
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chain_core::{Block, BlockHash, Transaction, TxId};
-use escrow::{Action, Contract, ContractId, Tx};
+use escrow::{Action, Contract, ContractId, SignedTx, Tx};
 
 use super::chain_read::{self, Read};
 use super::error::ApiError;
 use super::prefix::{IdPrefix, Lookup, Matches, ambiguous_message};
 use super::state::Api;
 use crate::api_types::{BlockAnswer, TxAnswer, TxLookupAnswer, TxStatus};
-use crate::core::NodeView;
+use crate::core::{NodeView, Snapshot};
 use crate::store::REMEDY;
 
 /// The id or prefix in a path, or a 400 with `code`.
@@ -151,23 +153,28 @@ pub fn tx_matches(v: &NodeView<'_>, prefix: &IdPrefix<32>) -> Result<Matches<TxI
     Ok(m)
 }
 
-/// `GET /txs/{id}`.
+/// `GET /txs/{id}`: from the snapshot (its pool, its best chain and the
+/// store's index), never waiting for the core; the core is asked only
+/// what the snapshot cannot settle (see [`chain_read`]).
 pub(super) async fn tx_by_id(
     State(api): State<Api>,
     Path(id): Path<String>,
 ) -> Result<Json<TxLookupAnswer>, ApiError> {
     let prefix: IdPrefix<32> = parse(&id, false, "bad_hash")?;
-    if let Some(bytes) = prefix.full() {
-        let snap = api.node.snapshot();
-        let tip = snap.height;
-        if let Read::Found((block, index)) =
-            chain_read::confirmed(snap, TxId::from_bytes(bytes)).await
-            && let Some(tx) = block.transactions.get(index)
-        {
-            return Ok(Json(confirmed_answer(&block, tx, tip)));
-        }
-    }
     let given = prefix.digits();
+    let snap = api.node.snapshot();
+    let id = match prefix.full() {
+        Some(bytes) => Some(TxId::from_bytes(bytes)),
+        None => match snapshot_tx_matches(&snap, &prefix).await {
+            Some(m) => Some(one(m.lookup(), "transaction", &given)?),
+            None => None,
+        },
+    };
+    if let Some(id) = id
+        && let Some(answer) = snapshot_tx_status(snap, id).await
+    {
+        return answer.map(Json);
+    }
     api.node
         .query(move |v| {
             let id = match prefix.full() {
@@ -178,6 +185,81 @@ pub(super) async fn tx_by_id(
         })
         .await?
         .map(Json)
+}
+
+/// [`tx_matches`] from the snapshot; `None` if the store's index cannot
+/// be read.
+async fn snapshot_tx_matches(snap: &Arc<Snapshot>, prefix: &IdPrefix<32>) -> Option<Matches<TxId>> {
+    let low = TxId::from_bytes(prefix.low());
+    let high = TxId::from_bytes(prefix.high());
+    // One more than is counted, so that a full count is seen as such.
+    let limit = super::prefix::MAX_COUNTED + 1;
+    let Read::Found(confirmed) =
+        chain_read::confirmed_in_range(Arc::clone(snap), low, high, limit).await
+    else {
+        return None;
+    };
+    let mut m = Matches::default();
+    m.extend(confirmed);
+    m.extend(
+        snap.pool
+            .ids()
+            .copied()
+            .filter(|id| prefix.matches(id.as_bytes())),
+    );
+    m.extend(
+        snap.pool
+            .dropped_ids()
+            .copied()
+            .filter(|id| prefix.matches(id.as_bytes())),
+    );
+    Some(m)
+}
+
+/// [`tx_status`] from the snapshot: `None` if only the core can tell.
+async fn snapshot_tx_status(
+    snap: Arc<Snapshot>,
+    id: TxId,
+) -> Option<Result<TxLookupAnswer, ApiError>> {
+    if let Some(tx) = snap.pool.get(&id) {
+        return Some(Ok(pending_answer(tx)));
+    }
+    let tip = snap.height;
+    match chain_read::confirmed(Arc::clone(&snap), id).await {
+        Read::Found((block, index)) => {
+            let tx = block.transactions.get(index)?;
+            Some(Ok(confirmed_answer(&block, tx, tip)))
+        }
+        Read::AskCore => None,
+        Read::Absent => Some(match snap.pool.dropped(&id) {
+            Some(dropped) => Ok(dropped_answer(dropped)),
+            None => Err(ApiError::not_found(format!("no transaction {id}"))),
+        }),
+    }
+}
+
+/// The answer for pending transaction `tx`.
+fn pending_answer(tx: &SignedTx) -> TxLookupAnswer {
+    TxLookupAnswer {
+        status: TxStatus::Pending,
+        block: None,
+        height: None,
+        confirmations: None,
+        reason: None,
+        tx: TxAnswer::from(&Tx::Signed(tx.clone())),
+    }
+}
+
+/// The answer for a dropped transaction.
+fn dropped_answer(dropped: &crate::mempool::Dropped) -> TxLookupAnswer {
+    TxLookupAnswer {
+        status: TxStatus::Dropped,
+        block: None,
+        height: None,
+        confirmations: None,
+        reason: Some(dropped.reason.clone()),
+        tx: TxAnswer::from(&Tx::Signed(dropped.tx.clone())),
+    }
 }
 
 /// Where transaction `id` stands: pending, confirmed on the best chain
@@ -191,14 +273,7 @@ pub(super) async fn tx_by_id(
 /// best-chain block that does not hold the transaction).
 fn tx_status(v: &NodeView<'_>, id: &TxId) -> Result<Option<TxLookupAnswer>, ApiError> {
     if let Some(tx) = v.mempool.get(id) {
-        return Ok(Some(TxLookupAnswer {
-            status: TxStatus::Pending,
-            block: None,
-            height: None,
-            confirmations: None,
-            reason: None,
-            tx: TxAnswer::from(&Tx::Signed(tx.clone())),
-        }));
+        return Ok(Some(pending_answer(tx)));
     }
     let indexed = v.store.tx_block(id).map_err(|e| {
         store_error(format!(
@@ -223,14 +298,7 @@ fn tx_status(v: &NodeView<'_>, id: &TxId) -> Result<Option<TxLookupAnswer>, ApiE
         let Some(dropped) = v.mempool.dropped(id) else {
             return Ok(None);
         };
-        return Ok(Some(TxLookupAnswer {
-            status: TxStatus::Dropped,
-            block: None,
-            height: None,
-            confirmations: None,
-            reason: Some(dropped.reason.clone()),
-            tx: TxAnswer::from(&Tx::Signed(dropped.tx.clone())),
-        }));
+        return Ok(Some(dropped_answer(dropped)));
     };
     let Some(block) = read_block(v, &hash)? else {
         return Err(damaged_index(&hash, "which this node does not hold"));

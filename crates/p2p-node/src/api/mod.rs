@@ -420,18 +420,15 @@ async fn add_peer(
     Ok(StatusCode::ACCEPTED)
 }
 
-async fn mempool(State(api): State<Api>) -> Result<Json<Vec<TxAnswer>>, ApiError> {
-    let v = api
-        .node
-        .query(|v| {
-            v.mempool
-                .txs()
-                .iter()
-                .map(|t| TxAnswer::from(&Tx::Signed(t.clone())))
-                .collect()
-        })
-        .await?;
-    Ok(Json(v))
+/// `GET /mempool`: from the snapshot's pool.
+async fn mempool(State(api): State<Api>) -> Json<Vec<TxAnswer>> {
+    let snap = api.node.snapshot();
+    Json(
+        snap.pool
+            .txs()
+            .map(|t| TxAnswer::from(&Tx::Signed(t.clone())))
+            .collect(),
+    )
 }
 
 async fn submit(

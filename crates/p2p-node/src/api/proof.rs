@@ -37,27 +37,25 @@ pub(super) async fn tx_proof(
     })?;
     let snap = api.node.snapshot();
     let tip = snap.height;
-    if let Read::Found((block, index)) = chain_read::confirmed(snap, id).await {
-        return proof_answer(id, &block, index, tip).map(Json);
+    let pending = snap.pool.get(&id).is_some();
+    match chain_read::confirmed(snap, id).await {
+        Read::Found((block, index)) => return proof_answer(id, &block, index, tip).map(Json),
+        Read::Absent if pending => return Err(pending_error(id)),
+        Read::Absent => return Err(not_held(id)),
+        Read::AskCore => {}
     }
     // Not on the snapshot's best chain: the core tells pending from
     // unknown (and sees a block saved since the snapshot).
     api.node
         .query(move |v| {
             if v.mempool.get(&id).is_some() {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "tx_pending",
-                    format!("transaction {id} is pending: no block holds it yet, so there is no proof"),
-                ));
+                return Err(pending_error(id));
             }
             let indexed = v.store.tx_block(&id).map_err(|e| {
                 store_error(format!("the transaction index cannot be read for {id}: {e}; {REMEDY}"))
             })?;
             let Some(hash) = indexed.filter(|h| v.chain.is_on_best_chain(h)) else {
-                return Err(ApiError::not_found(format!(
-                    "no block of the best chain holds transaction {id}"
-                )));
+                return Err(not_held(id));
             };
             let Some(block) = read_block(v, &hash)? else {
                 return Err(store_error(format!(
@@ -73,6 +71,20 @@ pub(super) async fn tx_proof(
         })
         .await?
         .map(Json)
+}
+
+/// The error for a proof of pending transaction `id`.
+fn pending_error(id: TxId) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "tx_pending",
+        format!("transaction {id} is pending: no block holds it yet, so there is no proof"),
+    )
+}
+
+/// The error for a proof of transaction `id` the best chain does not hold.
+fn not_held(id: TxId) -> ApiError {
+    ApiError::not_found(format!("no block of the best chain holds transaction {id}"))
 }
 
 /// The proof of transaction `id` at `index` of best-chain `block`, with

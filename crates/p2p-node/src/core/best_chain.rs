@@ -135,6 +135,21 @@ impl Bodies {
         Ok(self.store()?.tx_block(id)?)
     }
 
+    /// The confirmed transactions whose ids lie from `low` to `high`, at
+    /// most `limit`, as the store's transaction index says.
+    ///
+    /// # Errors
+    ///
+    /// [`BodyError`] if the index cannot be read.
+    pub fn txs_in_range(
+        &self,
+        low: &chain_core::TxId,
+        high: &chain_core::TxId,
+        limit: usize,
+    ) -> Result<Vec<chain_core::TxId>, BodyError> {
+        Ok(self.store()?.txs_in_range(low, high, limit)?)
+    }
+
     /// The store, while the node runs.
     fn store(&self) -> Result<Arc<dyn BlockStore>, BodyError> {
         self.store.upgrade().ok_or(BodyError::Stopped)

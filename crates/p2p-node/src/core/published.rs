@@ -56,6 +56,8 @@ pub struct Snapshot {
     pub state: Arc<Ledger>,
     /// The ledger at the best tip with every pending transaction applied.
     pub pending: Arc<Ledger>,
+    /// The pending transactions, and the dropped ones remembered.
+    pub pool: crate::mempool::PoolView,
     /// How many transactions are pending.
     pub mempool_len: usize,
     /// Their bytes.
@@ -281,6 +283,7 @@ impl Publisher {
             total_work: chain.total_work(),
             pending: Arc::clone(&state),
             state,
+            pool: crate::mempool::PoolView::default(),
             mempool_len: 0,
             mempool_bytes: 0,
             fee_floor: crate::mempool::policy::FeeFloor::default(),
@@ -495,6 +498,7 @@ impl Publisher {
         if mempool_current && mempool_changes != self.mempool_changes {
             self.mempool_changes = mempool_changes;
             new.pending = Arc::new(from.mempool.pending_ledger().clone());
+            new.pool = from.mempool.view();
             new.mempool_len = from.mempool.len();
             new.mempool_bytes = from.mempool.bytes();
             new.fee_floor = from.mempool.fee_floor();

@@ -59,6 +59,7 @@ fn a_full_pool_evicts_the_cheapest_chain_and_raises_its_minimum() {
         .collect();
     for tx in &flood {
         p.add_at(tx.clone(), None, now).unwrap();
+        crate::mempool::tests::assert_view_shows(&p, "the flood");
     }
     // Another at the minimum does not get in, and is told the rate.
     let more = pay_fee(ledger, "eve", 4, 1, "dave", 1);
@@ -74,6 +75,7 @@ fn a_full_pool_evicts_the_cheapest_chain_and_raises_its_minimum() {
     let last = flood[3].id();
     assert!(!p.contains(&last));
     assert!(p.dropped(&last).unwrap().reason.starts_with("evicted"));
+    crate::mempool::tests::assert_view_shows(&p, "after an eviction");
     // The pool's minimum rose above what was evicted...
     let evicted_rate = FeeRate::of(Amount::new(4), 4 * flood[0].size());
     let raised = p.min_fee_rate(now);
@@ -181,6 +183,7 @@ fn a_replacement_must_pay_more_and_for_what_it_drops() {
     );
     assert_eq!(p.len(), 1);
     assert_eq!(p.txs()[0], better);
+    crate::mempool::tests::assert_view_shows(&p, "after a replacement");
 }
 
 #[test]

@@ -62,6 +62,7 @@ mod select;
 #[cfg(test)]
 mod test_txs;
 mod touch;
+mod view;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -77,6 +78,7 @@ use policy::{FeePolicy, RollingMin};
 use touch::{Entry, Meta};
 
 pub use outcome::{Dropped, MempoolError, Offered};
+pub use view::PoolView;
 
 /// How many of the latest dropped transactions a compact block is also
 /// rebuilt from (Bitcoin Core's `-blockreconstructionextratxn` default).
@@ -100,10 +102,12 @@ pub struct Mempool {
     max: usize,
     max_per_account: usize,
     /// Accepted transactions let go, by id, oldest first in `dropped_order`.
-    dropped: HashMap<TxId, Dropped>,
+    dropped: imbl::HashMap<TxId, Dropped>,
     dropped_order: VecDeque<TxId>,
     /// How many times the pool changed (see [`Mempool::changes`]).
     changes: u64,
+    /// What readers are shown ([`Mempool::view`]).
+    view: std::cell::RefCell<view::Kept>,
     /// Peers' transactions waiting for an earlier nonce of their sender.
     orphans: OrphanPool,
     /// Admitted ids waiting to be announced to each peer.
@@ -131,6 +135,7 @@ impl Mempool {
     pub fn new(ledger: &Ledger, next_height: u64, max: usize, max_per_account: usize) -> Mempool {
         Mempool {
             changes: 0,
+            view: std::cell::RefCell::default(),
             txs: Vec::new(),
             meta: Vec::new(),
             ids: HashMap::new(),
@@ -138,7 +143,7 @@ impl Mempool {
             state: PendingState::new(ledger, next_height),
             max,
             max_per_account,
-            dropped: HashMap::new(),
+            dropped: imbl::HashMap::new(),
             dropped_order: VecDeque::new(),
             orphans: OrphanPool::new(),
             announcements: Announcements::default(),
@@ -361,6 +366,9 @@ impl Mempool {
         self.meta.push(meta);
         self.txs.push(tx);
         self.changes += 1;
+        if let Some(tx) = self.txs.last() {
+            self.view.get_mut().admitted(self.changes, id, tx);
+        }
         if !victims.0.is_empty() {
             self.evict(&victims.0, victims.1, now);
             if !self.contains(&id) {
@@ -519,6 +527,17 @@ impl Mempool {
     /// unchanged pool, so a reader can tell whether to copy it again.
     pub fn changes(&self) -> u64 {
         self.changes
+    }
+
+    /// What readers see of the pool, as it is now: O(1), or O(pool) once
+    /// after a change other than an admission.
+    pub fn view(&self) -> PoolView {
+        self.view.borrow_mut().read(
+            self.changes,
+            &self.txs,
+            self.ids.iter().map(|(id, &i)| (*id, i)),
+            &self.dropped,
+        )
     }
 
     /// Why an accepted transaction was let go, if it was (and is still

@@ -209,6 +209,8 @@ fn assert_same(inc: &Mempool, full: &Mempool, dropped: (&[TxId], &[TxId]), what:
     assert_eq!(inc.state.next_height(), full.state.next_height(), "{what}");
     let ids = |p: &Mempool| p.meta.iter().map(|m| m.id).collect::<Vec<_>>();
     assert_eq!(ids(inc), inc.ids(), "{what}: meta beside the txs");
+    assert_view_shows(inc, what);
+    assert_view_shows(full, what);
 }
 
 /// Over random pools and random chains of blocks (pool transactions
@@ -451,4 +453,30 @@ async fn waiting_transactions_go_with_their_peer_and_announcements_skip_what_lef
         "an id no longer pending is not announced"
     );
     assert_eq!(pool.announcements_due(), None);
+}
+
+/// Asserts that `pool`'s view shows exactly its pending transactions, in
+/// order, and its dropped ones.
+pub(super) fn assert_view_shows(pool: &Mempool, what: &str) {
+    let view = pool.view();
+    let shown: Vec<&SignedTx> = view.txs().collect();
+    let pending: Vec<&SignedTx> = pool.txs().iter().collect();
+    assert_eq!(shown, pending, "{what}: the view's pending transactions");
+    for tx in pool.txs() {
+        assert_eq!(view.get(&tx.id()), Some(tx), "{what}: by id");
+    }
+    assert_eq!(view.len(), pool.len(), "{what}");
+    let mut ids: Vec<&TxId> = view.ids().collect();
+    ids.sort();
+    let mut expected: Vec<TxId> = pool.ids();
+    expected.sort();
+    assert_eq!(ids, expected.iter().collect::<Vec<_>>(), "{what}: ids");
+    let mut dropped: Vec<&TxId> = view.dropped_ids().collect();
+    let mut expected: Vec<&TxId> = pool.dropped_ids().collect();
+    dropped.sort();
+    expected.sort();
+    assert_eq!(dropped, expected, "{what}: dropped ids");
+    for id in expected {
+        assert_eq!(view.dropped(id), pool.dropped(id), "{what}: why dropped");
+    }
 }
