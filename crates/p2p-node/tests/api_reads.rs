@@ -216,6 +216,16 @@ async fn lookups_of_the_chain_answer_while_the_core_is_held() {
         (StatusCode::NOT_FOUND, &json!("not_found")),
         "{b}"
     );
+    let (s, b) = get_now(format!("{base}/mempool/fees")).await;
+    assert_eq!((s, &b["count"]), (StatusCode::OK, &json!(2)), "{b}");
+    let (s, b) = get_now(format!("{base}/fees/estimate?blocks=3")).await;
+    assert_eq!((s, &b["blocks"]), (StatusCode::OK, &json!(3)), "{b}");
+    let (s, b) = get_now(format!("{base}/bans")).await;
+    assert_eq!((s, &b), (StatusCode::OK, &json!([])), "{b}");
+    let (s, _) = get_now(format!("{base}/peers")).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = get_now(format!("{base}/metrics")).await;
+    assert_eq!(s, StatusCode::OK);
     // Nothing above was the core's: it is still held.
     assert!(!hold.is_finished());
 

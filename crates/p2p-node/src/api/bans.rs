@@ -3,17 +3,21 @@
 use axum::Json;
 use axum::extract::State;
 
-use super::error::ApiError;
 use super::state::Api;
 use crate::api_types::BanAnswer;
 use crate::penalty::BanKey;
 
-/// `GET /bans`: every active ban, what it names and the seconds left.
-pub(super) async fn bans(State(api): State<Api>) -> Result<Json<Vec<BanAnswer>>, ApiError> {
-    let bans = api.node.query(|v| v.bans.clone()).await?;
-    Ok(Json(
-        bans.into_iter()
-            .map(|(key, left)| {
+/// `GET /bans`: every active ban, what it names and the seconds left,
+/// from the snapshot.
+pub(super) async fn bans(State(api): State<Api>) -> Json<Vec<BanAnswer>> {
+    let snap = api.node.snapshot();
+    let now = tokio::time::Instant::now();
+    Json(
+        snap.ban_list
+            .iter()
+            .filter(|(_, until)| *until > now)
+            .map(|(key, until)| {
+                let left = until.saturating_duration_since(now);
                 let (kind, value) = match key {
                     BanKey::Node(id) => ("node", hex::encode(id.0)),
                     BanKey::Addr(addr) => ("addr", addr.to_string()),
@@ -26,5 +30,5 @@ pub(super) async fn bans(State(api): State<Api>) -> Result<Json<Vec<BanAnswer>>,
                 }
             })
             .collect(),
-    ))
+    )
 }

@@ -11,7 +11,7 @@ use super::error::ApiError;
 use super::input;
 use super::state::Api;
 use crate::api_types::{FeeBand, FeeEstimateAnswer, MempoolFeesAnswer};
-use crate::mempool::estimate::{MAX_TARGET_BLOCKS, RECENT_BLOCKS};
+use crate::mempool::estimate::{MAX_TARGET_BLOCKS, Pool, RECENT_BLOCKS, histogram};
 
 /// The size of the signed transfer the estimate prices for a glance
 /// (`docs/ESCROW.md`, "Example: a signed transfer").
@@ -41,22 +41,24 @@ pub(super) async fn estimate(
             format!("blocks must be from 1 to {MAX_TARGET_BLOCKS}, not {blocks}"),
         ));
     }
-    let e = api
-        .node
-        .query(move |v| {
-            let height = v.chain.height();
-            let recent: Vec<_> = (0..RECENT_BLOCKS as u64)
-                .filter_map(|back| height.checked_sub(back).filter(|h| *h > 0))
-                .filter_map(|h| v.chain.block_at_height(h))
-                .collect();
-            v.mempool.estimate(
-                blocks,
-                v.chain.params(),
-                recent.iter().map(|b| b.as_ref()),
-                Instant::now(),
-            )
-        })
-        .await?;
+    // From the snapshot: its pool, and its recent blocks (which hold the
+    // last RECENT_BLOCKS of the best chain).
+    let snap = api.node.snapshot();
+    let recent: Vec<_> = (0..RECENT_BLOCKS as u64)
+        .filter_map(|back| snap.height.checked_sub(back).filter(|h| *h > 0))
+        .filter_map(|h| snap.recent.best_at(h).cloned())
+        .collect();
+    let pool = Pool {
+        floor: snap.fee_floor,
+        bytes: snap.mempool_bytes,
+        packages: snap.pool.packages(),
+    };
+    let e = pool.estimate(
+        blocks,
+        &snap.params,
+        recent.iter().map(|b| b.as_ref()),
+        Instant::now(),
+    );
     Ok(Json(FeeEstimateAnswer {
         blocks,
         fee_rate: e.fee_rate.get(),
@@ -69,31 +71,23 @@ pub(super) async fn estimate(
 
 /// `GET /mempool/fees`: the pool's size, its minimum fee rate and its
 /// histogram by fee rate.
-pub(super) async fn mempool_fees(
-    State(api): State<Api>,
-) -> Result<Json<MempoolFeesAnswer>, ApiError> {
-    let answer = api
-        .node
-        .query(|v| {
-            let pool = v.mempool;
-            MempoolFeesAnswer {
-                count: pool.len(),
-                bytes: pool.bytes(),
-                max_bytes: pool.policy().max_bytes,
-                min_fee_rate: pool.min_fee_rate(Instant::now()).get(),
-                min_relay_fee_rate: pool.policy().min_relay.get(),
-                histogram: pool
-                    .fee_histogram()
-                    .into_iter()
-                    .map(|b| FeeBand {
-                        rate_from: b.from.get(),
-                        rate_to: b.to.get(),
-                        count: b.count,
-                        bytes: b.bytes,
-                    })
-                    .collect(),
-            }
-        })
-        .await?;
-    Ok(Json(answer))
+pub(super) async fn mempool_fees(State(api): State<Api>) -> Json<MempoolFeesAnswer> {
+    // From the snapshot.
+    let snap = api.node.snapshot();
+    Json(MempoolFeesAnswer {
+        count: snap.pool.len(),
+        bytes: snap.mempool_bytes,
+        max_bytes: snap.pool.max_bytes(),
+        min_fee_rate: snap.fee_floor.at(Instant::now()).get(),
+        min_relay_fee_rate: snap.fee_floor.min_relay().get(),
+        histogram: histogram(snap.pool.packages())
+            .into_iter()
+            .map(|b| FeeBand {
+                rate_from: b.from.get(),
+                rate_to: b.to.get(),
+                count: b.count,
+                bytes: b.bytes,
+            })
+            .collect(),
+    })
 }

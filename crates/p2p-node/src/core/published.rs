@@ -46,6 +46,8 @@ pub struct Snapshot {
     pub node_id: NodeId,
     /// The network id (the genesis hash).
     pub network: BlockHash,
+    /// The chain's rules.
+    pub params: Arc<chain_core::ChainParams>,
     /// The best tip.
     pub tip: BlockHash,
     /// The best tip's height.
@@ -71,6 +73,9 @@ pub struct Snapshot {
     pub tx_refused: Arc<std::collections::BTreeMap<&'static str, u64>>,
     /// Active bans.
     pub bans: usize,
+    /// Each active ban and when it ends (as of the publication: one that
+    /// ended since is left out by the reader).
+    pub ban_list: Arc<[(crate::penalty::BanKey, tokio::time::Instant)]>,
     /// Penalties given, by offence, and peers banned, since the start.
     pub penalties: Arc<crate::penalty::PenaltyCounts>,
     /// The mining mode.
@@ -278,6 +283,7 @@ impl Publisher {
             seq: 0,
             node_id,
             network: chain.genesis_hash(),
+            params: Arc::new(chain.params().clone()),
             tip: chain.tip(),
             height: chain.height(),
             total_work: chain.total_work(),
@@ -290,6 +296,7 @@ impl Publisher {
             tx_admitted: 0,
             tx_refused: Arc::default(),
             bans: 0,
+            ban_list: Arc::from(Vec::new()),
             penalties: Arc::default(),
             mining,
             peers: Arc::from(Vec::new()),
@@ -511,9 +518,8 @@ impl Publisher {
         // The peer list is read when a peer went live or left, and on the
         // tick; not after every event (a node handles many).
         let membership = Some(from.peers.membership());
-        if (self.peers_due || membership != self.peers_membership)
-            && let Some(peers) = from.peers.infos_unless(&old.peers, from.now)
-        {
+        let membership_changed = self.peers_due || membership != self.peers_membership;
+        if membership_changed && let Some(peers) = from.peers.infos_unless(&old.peers, from.now) {
             new.peers = Arc::from(peers);
             changed = true;
         }
@@ -531,6 +537,20 @@ impl Publisher {
             changed = true;
         }
         let bans = from.peers.ban_count(from.now);
+        // The list is read again when the count changed, a peer came or
+        // went (a ban closes its connections) or on the tick.
+        if bans != old.bans || membership_changed {
+            let list: Vec<_> = from
+                .peers
+                .bans(from.now)
+                .into_iter()
+                .map(|(key, left)| (key, from.now + left))
+                .collect();
+            if *list != *old.ban_list {
+                new.ban_list = Arc::from(list);
+                changed = true;
+            }
+        }
         if bans != old.bans {
             new.bans = bans;
             changed = true;

@@ -22,6 +22,7 @@ use escrow::{FeeRate, Package, Tx};
 use tokio::time::Instant;
 
 use super::Mempool;
+use super::policy::FeeFloor;
 
 /// How many recent blocks the estimate reads.
 pub const RECENT_BLOCKS: usize = 12;
@@ -71,13 +72,48 @@ impl Mempool {
         recent: impl IntoIterator<Item = &'a Block<Tx>>,
         now: Instant,
     ) -> Estimate {
-        let min_fee_rate = self.min_fee_rate(now);
+        let pool = Pool {
+            floor: self.fee_floor(),
+            bytes: self.bytes(),
+            packages: self.meta.iter().map(|m| m.package),
+        };
+        pool.estimate(blocks, params, recent, now)
+    }
+
+    /// The pending transactions by own fee rate, in bands that double:
+    /// 0, 1, 2–3, 4–7, … coins per kB; only bands that hold some.
+    pub fn fee_histogram(&self) -> Vec<Band> {
+        histogram(self.meta.iter().map(|m| m.package))
+    }
+}
+
+/// What an estimate reads of a pool: the live one's, or a snapshot's
+/// ([`super::PoolView`]), so that the API answers without the core.
+pub struct Pool<I> {
+    /// What the pool's minimum fee rate is made of.
+    pub floor: FeeFloor,
+    /// The bytes of the pending transactions.
+    pub bytes: usize,
+    /// Each pending transaction's fee and size.
+    pub packages: I,
+}
+
+impl<I: Iterator<Item = Package>> Pool<I> {
+    /// See [`Mempool::estimate`].
+    pub fn estimate<'a>(
+        self,
+        blocks: u64,
+        params: &ChainParams,
+        recent: impl IntoIterator<Item = &'a Block<Tx>>,
+        now: Instant,
+    ) -> Estimate {
+        let min_fee_rate = self.floor.at(now);
         let room = usize::try_from(blocks)
             .unwrap_or(usize::MAX)
             .saturating_mul(params.max_block_bytes);
-        let from_pool = self
-            .rate_beyond(room)
-            .map(|r| r.saturating_add(self.policy.incremental));
+        let incremental = self.floor.incremental;
+        let from_pool =
+            rate_beyond(self.packages, self.bytes, room).map(|r| r.saturating_add(incremental));
         let mut lows: Vec<FeeRate> = recent
             .into_iter()
             .take(RECENT_BLOCKS)
@@ -95,58 +131,62 @@ impl Mempool {
             from_blocks,
         }
     }
+}
 
-    /// The own fee rate of the last pending transaction that fits `room`
-    /// bytes when the pool is taken by fee rate, highest first; `None` if
-    /// the whole pool fits.
-    fn rate_beyond(&self, room: usize) -> Option<FeeRate> {
-        if self.bytes() <= room {
-            return None;
-        }
-        let mut by_rate: Vec<Package> = self.meta.iter().map(|m| m.package).collect();
-        by_rate.sort_unstable_by(|a, b| b.cmp_rate(a));
-        let mut used = 0usize;
-        let mut last = None;
-        for p in by_rate {
-            used = used.saturating_add(usize::try_from(p.size).unwrap_or(usize::MAX));
-            if used > room {
-                break;
-            }
-            last = Some(p.rate());
-        }
-        last.or(Some(FeeRate::ZERO))
+/// The own fee rate of the last pending transaction that fits `room`
+/// bytes when the pool is taken by fee rate, highest first; `None` if
+/// the whole pool fits.
+fn rate_beyond(
+    packages: impl Iterator<Item = Package>,
+    bytes: usize,
+    room: usize,
+) -> Option<FeeRate> {
+    if bytes <= room {
+        return None;
     }
+    let mut by_rate: Vec<Package> = packages.collect();
+    by_rate.sort_unstable_by(|a, b| b.cmp_rate(a));
+    let mut used = 0usize;
+    let mut last = None;
+    for p in by_rate {
+        used = used.saturating_add(usize::try_from(p.size).unwrap_or(usize::MAX));
+        if used > room {
+            break;
+        }
+        last = Some(p.rate());
+    }
+    last.or(Some(FeeRate::ZERO))
+}
 
-    /// The pending transactions by own fee rate, in bands that double:
-    /// 0, 1, 2–3, 4–7, … coins per kB; only bands that hold some.
-    pub fn fee_histogram(&self) -> Vec<Band> {
-        let mut bands: Vec<Band> = Vec::new();
-        for m in &self.meta {
-            let rate = m.package.rate().get();
-            let (from, to) = match rate {
-                0 => (0, 0),
-                r => {
-                    let low = 1u64 << r.ilog2();
-                    (low, low.saturating_mul(2).saturating_sub(1).max(low))
-                }
-            };
-            let bytes = usize::try_from(m.package.size).unwrap_or(usize::MAX);
-            match bands.iter_mut().find(|b| b.from.get() == from) {
-                Some(b) => {
-                    b.count += 1;
-                    b.bytes = b.bytes.saturating_add(bytes);
-                }
-                None => bands.push(Band {
-                    from: FeeRate::per_kb(from),
-                    to: FeeRate::per_kb(to),
-                    count: 1,
-                    bytes,
-                }),
+/// The pending transactions of `packages` by own fee rate, in bands that
+/// double: 0, 1, 2–3, 4–7, … coins per kB; only bands that hold some.
+pub fn histogram(packages: impl Iterator<Item = Package>) -> Vec<Band> {
+    let mut bands: Vec<Band> = Vec::new();
+    for package in packages {
+        let rate = package.rate().get();
+        let (from, to) = match rate {
+            0 => (0, 0),
+            r => {
+                let low = 1u64 << r.ilog2();
+                (low, low.saturating_mul(2).saturating_sub(1).max(low))
             }
+        };
+        let bytes = usize::try_from(package.size).unwrap_or(usize::MAX);
+        match bands.iter_mut().find(|b| b.from.get() == from) {
+            Some(b) => {
+                b.count += 1;
+                b.bytes = b.bytes.saturating_add(bytes);
+            }
+            None => bands.push(Band {
+                from: FeeRate::per_kb(from),
+                to: FeeRate::per_kb(to),
+                count: 1,
+                bytes,
+            }),
         }
-        bands.sort_unstable_by_key(|b| b.from);
-        bands
     }
+    bands.sort_unstable_by_key(|b| b.from);
+    bands
 }
 
 /// The lowest own fee rate among `block`'s signed transactions, if the

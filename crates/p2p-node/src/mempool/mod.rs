@@ -366,8 +366,10 @@ impl Mempool {
         self.meta.push(meta);
         self.txs.push(tx);
         self.changes += 1;
-        if let Some(tx) = self.txs.last() {
-            self.view.get_mut().admitted(self.changes, id, tx);
+        if let (Some(tx), Some(m)) = (self.txs.last(), self.meta.last()) {
+            self.view
+                .get_mut()
+                .admitted(self.changes, id, tx, m.package);
         }
         if !victims.0.is_empty() {
             self.evict(&victims.0, victims.1, now);
@@ -532,12 +534,14 @@ impl Mempool {
     /// What readers see of the pool, as it is now: O(1), or O(pool) once
     /// after a change other than an admission.
     pub fn view(&self) -> PoolView {
-        self.view.borrow_mut().read(
-            self.changes,
-            &self.txs,
-            self.ids.iter().map(|(id, &i)| (*id, i)),
-            &self.dropped,
-        )
+        self.view.borrow_mut().read(view::Source {
+            changes: self.changes,
+            txs: &self.txs,
+            packages: self.meta.iter().map(|m| m.package),
+            ids: self.ids.iter(),
+            dropped: &self.dropped,
+            max_bytes: self.policy.max_bytes,
+        })
     }
 
     /// Why an accepted transaction was let go, if it was (and is still

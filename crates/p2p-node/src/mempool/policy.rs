@@ -101,6 +101,11 @@ pub struct FeeFloor {
 }
 
 impl FeeFloor {
+    /// The minimum relay fee rate (the floor when nothing was evicted).
+    pub fn min_relay(&self) -> FeeRate {
+        self.min_relay
+    }
+
     /// The fee rate a new transaction must pay at `now`: the minimum relay
     /// rate, or the minimum raised by evictions if higher.
     pub fn at(&self, now: Instant) -> FeeRate {

@@ -9,7 +9,7 @@
 //! again from the pool at the next read, once.
 
 use chain_core::TxId;
-use escrow::SignedTx;
+use escrow::{Package, SignedTx};
 
 use super::outcome::Dropped;
 
@@ -18,14 +18,29 @@ use super::outcome::Dropped;
 pub struct PoolView {
     /// Pending transactions in admission order.
     txs: imbl::Vector<SignedTx>,
+    /// Each one's fee and size, in the same order.
+    packages: imbl::Vector<Package>,
     /// Each one's position in `txs`.
     ids: imbl::HashMap<TxId, usize>,
     /// Accepted transactions let go, with why (at most
     /// [`super::MAX_DROPPED`]).
     dropped: imbl::HashMap<TxId, Dropped>,
+    /// The pool's byte bound.
+    max_bytes: usize,
 }
 
 impl PoolView {
+    /// Each pending transaction's fee and size, in admission order: what
+    /// fee estimates read ([`super::estimate::Pool`]).
+    pub fn packages(&self) -> impl Iterator<Item = Package> + '_ {
+        self.packages.iter().copied()
+    }
+
+    /// The pool's byte bound.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
     /// Pending transactions in admission order.
     pub fn txs(&self) -> impl Iterator<Item = &SignedTx> + '_ {
         self.txs.iter()
@@ -74,31 +89,50 @@ impl Kept {
     /// Admission `changes` appended `tx` (`id`) to a pool that was at
     /// `changes - 1`: the view follows in place if it showed that, else it
     /// stays stale until the next read.
-    pub(super) fn admitted(&mut self, changes: u64, id: TxId, tx: &SignedTx) {
+    pub(super) fn admitted(&mut self, changes: u64, id: TxId, tx: &SignedTx, package: Package) {
         if self.at == Some(changes.wrapping_sub(1)) {
             self.view.ids.insert(id, self.view.txs.len());
             self.view.txs.push_back(tx.clone());
+            self.view.packages.push_back(package);
             self.at = Some(changes);
         }
     }
 
-    /// The view of a pool at `changes` holding `txs` (with `ids`), and
-    /// `dropped`: built again from them if stale.
-    pub(super) fn read(
+    /// The view of the pool `from` shows: built again from it if stale.
+    pub(super) fn read<'a>(
         &mut self,
-        changes: u64,
-        txs: &[SignedTx],
-        ids: impl Iterator<Item = (TxId, usize)>,
-        dropped: &imbl::HashMap<TxId, Dropped>,
+        from: Source<
+            'a,
+            impl Iterator<Item = Package>,
+            impl Iterator<Item = (&'a TxId, &'a usize)>,
+        >,
     ) -> PoolView {
-        if self.at != Some(changes) {
-            self.view.txs = txs.iter().cloned().collect();
-            self.view.ids = ids.collect();
-            self.at = Some(changes);
+        if self.at != Some(from.changes) {
+            self.view.txs = from.txs.iter().cloned().collect();
+            self.view.packages = from.packages.collect();
+            self.view.ids = from.ids.map(|(id, &i)| (*id, i)).collect();
+            self.at = Some(from.changes);
         }
         PoolView {
-            dropped: dropped.clone(),
+            dropped: from.dropped.clone(),
+            max_bytes: from.max_bytes,
             ..self.view.clone()
         }
     }
+}
+
+/// What [`Kept::read`] reads of the pool.
+pub(super) struct Source<'a, P, I> {
+    /// The pool's change count.
+    pub changes: u64,
+    /// Its pending transactions in order.
+    pub txs: &'a [SignedTx],
+    /// Their packages in the same order.
+    pub packages: P,
+    /// Their positions by id.
+    pub ids: I,
+    /// The dropped ones remembered.
+    pub dropped: &'a imbl::HashMap<TxId, Dropped>,
+    /// The byte bound.
+    pub max_bytes: usize,
 }
