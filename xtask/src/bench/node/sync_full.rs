@@ -44,11 +44,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 
-use super::process::{NodeProc, Spawn, http};
+use super::process::{NodeProc, Spawn, get, http};
 use super::throughput::{loadgen, number};
 use super::{check_interrupted, median};
 
@@ -93,6 +95,9 @@ struct Synced {
     latencies_ms: Vec<f64>,
     /// The same requests' own times, from sent to answered.
     service_ms: Vec<f64>,
+    /// `GET /blocks/height/{h}` of blocks B holds ([`Lookups`]): each
+    /// one's time, sent to answered.
+    lookup_ms: Vec<f64>,
     /// B's data directory once stopped: the files' lengths, and the bytes
     /// allocated.
     data_dir_bytes: (u64, u64),
@@ -175,8 +180,12 @@ fn line(chain: &Chain, peers: usize, distinct: f64, rate: f64, s: &Synced) -> St
     let mut service = s.service_ms.clone();
     service.sort_by(f64::total_cmp);
     let service_p99 = quantile(&service, 0.99);
+    let mut lookups = s.lookup_ms.clone();
+    lookups.sort_by(f64::total_cmp);
+    let lookup_p50 = median(&mut lookups);
+    let lookup_p99 = quantile(&lookups, 0.99);
     format!(
-        "bench: sync_full.{peers}peer{}.{} = {rate:.0} tx/s ({:.2} of ledger.apply_block.distinct = {distinct:.0} tx/s; {} blocks of {} transfers, {:.1} MB, in {:.2} s from the first connection, {:.2} s from start; /status every {} ms: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms over {} requests, the answers' own p99 {service_p99:.1} ms; data dir {:.1}x block bytes, {:.1}x allocated; B's CPU {:.2} cores)",
+        "bench: sync_full.{peers}peer{}.{} = {rate:.0} tx/s ({:.2} of ledger.apply_block.distinct = {distinct:.0} tx/s; {} blocks of {} transfers, {:.1} MB, in {:.2} s from the first connection, {:.2} s from start; /status every {} ms: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms over {} requests, the answers' own p99 {service_p99:.1} ms; a block by height every {} ms: p50 {lookup_p50:.1} ms, p99 {lookup_p99:.1} ms over {} requests; data dir {:.1}x block bytes, {:.1}x allocated; B's CPU {:.2} cores)",
         if peers == 1 { "" } else { "s" },
         chain.blocks,
         rate / distinct,
@@ -187,6 +196,8 @@ fn line(chain: &Chain, peers: usize, distinct: f64, rate: f64, s: &Synced) -> St
         s.from_start,
         POLL_INTERVAL.as_millis(),
         latencies.len(),
+        LOOKUP_INTERVAL.as_millis(),
+        lookups.len(),
         s.data_dir_bytes.0 as f64 / chain.block_bytes.max(1) as f64,
         s.data_dir_bytes.1 as f64 / chain.block_bytes.max(1) as f64,
         s.cpu_seconds / s.from_start,
@@ -370,6 +381,8 @@ fn sync_once(node: &Path, tmp: &Path, chain: &Chain, peers: usize) -> anyhow::Re
     let deadline = started + Duration::from_secs(60 + chain.blocks);
     let mut latencies_ms = Vec::new();
     let mut service_ms = Vec::new();
+    let height = Arc::new(AtomicU64::new(0));
+    let lookups = Lookups::start(b.api.clone(), Arc::clone(&height));
     let mut connected = None;
     let mut steps = Vec::new();
     let mut last_height = 0;
@@ -388,6 +401,7 @@ fn sync_once(node: &Path, tmp: &Path, chain: &Chain, peers: usize) -> anyhow::Re
         if connected.is_none() && status.peers > 0 {
             connected = Some(answered);
         }
+        height.store(status.height, Ordering::Relaxed);
         if status.height != last_height {
             last_height = status.height;
             let since = connected.unwrap_or(started);
@@ -406,6 +420,7 @@ fn sync_once(node: &Path, tmp: &Path, chain: &Chain, peers: usize) -> anyhow::Re
             );
         }
     };
+    let lookup_ms = lookups.finish()?;
     let cpu_seconds = b.cpu_seconds()?;
     let connected = connected.unwrap_or(started);
     b.stop();
@@ -415,10 +430,62 @@ fn sync_once(node: &Path, tmp: &Path, chain: &Chain, peers: usize) -> anyhow::Re
         from_start: (end - started).as_secs_f64(),
         latencies_ms,
         service_ms,
+        lookup_ms,
         data_dir_bytes: dir_bytes(&b_dir)?,
         cpu_seconds,
         steps,
     })
+}
+
+/// How often a block is looked up while B syncs.
+const LOOKUP_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Lookups by height on B while it syncs, beside the `/status` polls (a
+/// thread of their own, so that neither delays the other): every
+/// [`LOOKUP_INTERVAL`], once B holds a block, `GET /blocks/height/{h}`,
+/// the heights taken in turn from 1 to B's height (old blocks are read
+/// from its store, recent ones from its snapshot). A block of 1,000
+/// transfers is about 300 kB of JSON, so they are spaced out: the
+/// serialising is B's work, and would slow the sync it measures.
+struct Lookups {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<anyhow::Result<Vec<f64>>>,
+}
+
+impl Lookups {
+    fn start(api: String, height: Arc<AtomicU64>) -> Lookups {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let http = http();
+            let mut times = Vec::new();
+            while !stopped.load(Ordering::Relaxed) {
+                std::thread::sleep(LOOKUP_INTERVAL);
+                let tip = height.load(Ordering::Relaxed);
+                if tip == 0 {
+                    continue;
+                }
+                let h = 1 + times.len() as u64 % tip;
+                let sent = Instant::now();
+                let block = get(&http, &format!("{api}/blocks/height/{h}"))?;
+                times.push(sent.elapsed().as_secs_f64() * 1e3);
+                ensure!(
+                    block["height"] == h,
+                    "GET /blocks/height/{h} answered {block}"
+                );
+            }
+            Ok(times)
+        });
+        Lookups { stop, thread }
+    }
+
+    /// Stops the lookups; their times.
+    fn finish(self) -> anyhow::Result<Vec<f64>> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the lookups' thread panicked"))?
+    }
 }
 
 /// Removes a directory when dropped (errors ignored: the run's temporary
