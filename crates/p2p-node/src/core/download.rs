@@ -472,16 +472,26 @@ impl Download {
         }
     }
 
+    /// Whether signatures are checked ahead ([`precheck`]).
+    pub fn prechecks(&self) -> bool {
+        self.precheck.is_some()
+    }
+
     /// The next body to insert: the one whose parent is the chain's block
-    /// the branch extends, with its sender.
-    pub fn next_block(&mut self, chain: &NodeChain) -> Option<(ConnId, Block<Tx>)> {
+    /// the branch extends, with its sender. Unless `wait`, only once its
+    /// signatures are checked (`None` while they are being checked).
+    pub fn next_block(&mut self, chain: &NodeChain, wait: bool) -> Option<(ConnId, Block<Tx>)> {
         let base = self.branch(chain).base_height();
         if !self.arrived.contains_key(&(base + 1)) {
             return None;
         }
         self.send_prechecks(base);
         if let Some(p) = &mut self.precheck {
-            p.wait_for(base + 1);
+            if wait {
+                p.wait_for(base + 1);
+            } else if !p.is_done(base + 1) {
+                return None;
+            }
         }
         let next = self.arrived.remove(&(base + 1))?;
         self.arrived_bytes = self.arrived_bytes.saturating_sub(next.1.size());

@@ -120,11 +120,11 @@ fn bodies_are_shared_between_peers_asked_once_each_and_inserted_in_order() {
         let from = if first.contains(&b.hash()) { 1 } else { 2 };
         d.on_block(&mut table, from, b.clone(), &node, now).unwrap();
         if b.header.height > 1 {
-            assert!(d.next_block(&node).is_none());
+            assert!(d.next_block(&node, true).is_none());
         }
     }
     let mut node = node;
-    while let Some((_, b)) = d.next_block(&node) {
+    while let Some((_, b)) = d.next_block(&node, true) {
         node.insert(b, u64::MAX / 2).unwrap();
     }
     assert_eq!(node.height(), 2 * CHUNK as u64, "inserted in height order");
@@ -146,7 +146,10 @@ fn a_body_that_does_not_match_its_header_is_an_offence_and_asked_of_another() {
         matches!(offence, Err(Offence::InvalidBlock(_))),
         "{offence:?}"
     );
-    assert!(d.next_block(&node).is_none(), "the wrong body is not kept");
+    assert!(
+        d.next_block(&node, true).is_none(),
+        "the wrong body is not kept"
+    );
     // Peer 2 comes: the height the liar failed goes to it, not back to 1.
     let (mut more, mut queue) = peers(&[2], 4);
     d.fill(&mut more, &node, Instant::now());
@@ -154,7 +157,10 @@ fn a_body_that_does_not_match_its_header_is_an_offence_and_asked_of_another() {
     // Its body is the one taken.
     d.on_block(&mut more, 2, blocks[0].clone(), &node, Instant::now())
         .unwrap();
-    assert_eq!(d.next_block(&node).unwrap().1.hash(), blocks[0].hash());
+    assert_eq!(
+        d.next_block(&node, true).unwrap().1.hash(),
+        blocks[0].hash()
+    );
 }
 
 #[test]
@@ -178,6 +184,6 @@ fn a_body_not_delivered_in_time_is_asked_of_another_peer_and_the_late_one_still_
     // Peer 1's answer arrives late: it is taken all the same, no offence.
     d.on_block(&mut both, 1, blocks[0].clone(), &node, later)
         .unwrap();
-    assert_eq!(d.next_block(&node).unwrap().0, 1);
+    assert_eq!(d.next_block(&node, true).unwrap().0, 1);
     assert!(!d.is_idle(), "the other two are still asked");
 }

@@ -48,7 +48,7 @@ use escrow::{SignedTx, Tx};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info};
+use tracing::info;
 use wire::Message;
 
 use crate::clock::Clock;
@@ -169,6 +169,10 @@ impl Core {
                 },
             };
             self.after_event(rx.is_empty());
+            // Bodies being checked are waited for only while the inbox is empty.
+            while rx.is_empty() && self.insert_downloaded(true) {
+                self.after_event(rx.is_empty());
+            }
             tick.after(ticked, || {
                 housekeeping::settled(&self.net, &self.durable, &self.mempool, &self.repairs)
             });
@@ -441,26 +445,11 @@ impl Core {
     }
 
     /// A transaction from a peer (signature checked by its task if `check`):
-    /// admitted, kept waiting, or refused (`gossip::tx_offence`: its fault?).
+    /// offered to the pool (`Network::offer_tx`), announced if admitted.
     fn on_tx(&mut self, conn: ConnId, tx: SignedTx, check: Option<escrow::SigCheck>) {
-        let id = tx.id();
-        self.net.tx_from(conn, &id);
         let now = Instant::now();
-        match self.mempool.offer(tx, check, Some(conn), now) {
-            Offered::Added { id, freed } => {
-                self.net.admitted_from(conn, now);
-                self.admitted(id, freed);
-            }
-            // Its predecessor may come from another peer; neither waiting nor
-            // a refusal to wait is penalised (PROTOCOL.md, "Orphan transactions").
-            Offered::Waiting { evicted } => {
-                debug!(conn, %id, ?evicted, "transaction waits for an earlier nonce");
-            }
-            Offered::NotKept(why) => debug!(conn, %id, "transaction not kept to wait: {why}"),
-            Offered::Refused(e) => match gossip::tx_offence(&e) {
-                Some(offence) => self.net.punish(conn, None, &offence, now),
-                None => debug!(conn, %id, "transaction not pooled: {e}"),
-            },
+        if let Some((id, freed)) = self.net.offer_tx(&mut self.mempool, conn, (tx, check), now) {
+            self.admitted(id, freed);
         }
     }
 
@@ -492,12 +481,9 @@ impl Core {
         let hash = block.hash();
         if self.net.download_wants(&hash) {
             self.net.downloaded(conn, block, &self.chain);
-            // The bodies next in height order, each as a block from its sender.
-            while let Some((from, next)) = self.net.next_downloaded(&self.chain) {
-                if let Some(tip) = self.take_block(from, next, (true, false)) {
-                    self.durable.announce(tip);
-                }
-            }
+            // With signatures checked ahead (a live node), one body a
+            // message, the rest once the inbox is empty (`run`); else all.
+            while self.insert_downloaded(false) && !self.net.prechecks() {}
             return;
         }
         let solicited = self.net.block_from(conn, &hash, None);
@@ -513,6 +499,18 @@ impl Core {
         if let Some(tip) = self.take_block(conn, block, (solicited, pushed)) {
             self.durable.announce(tip);
         }
+    }
+
+    /// Inserts the next downloaded body, as a block from its sender (unless
+    /// `wait`, only if its signatures are checked); whether there was one.
+    fn insert_downloaded(&mut self, wait: bool) -> bool {
+        let Some((from, next)) = self.net.next_downloaded(&self.chain, wait) else {
+            return false;
+        };
+        if let Some(tip) = self.take_block(from, next, (true, false)) {
+            self.durable.announce(tip);
+        }
+        true
     }
 
     /// A block from `conn` (asked for by hash if `solicited`), offered to the

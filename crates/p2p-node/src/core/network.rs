@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chain_core::{BlockHash, TxId};
+use escrow::SignedTx;
 use tokio::time::Instant;
 use tracing::{info, warn};
 use wire::message::MAX_ADDRS;
@@ -29,7 +30,7 @@ use crate::core::repair::Repairs;
 use crate::core::requests::{Requests, Retries};
 use crate::core::serve;
 use crate::core::view::{CompactCounts, ConnId, Direction, NodeChain};
-use crate::mempool::Mempool;
+use crate::mempool::{Mempool, Offered};
 use crate::penalty::Offence;
 
 /// What the core lends the network part for one call, to read.
@@ -484,16 +485,58 @@ impl Network {
     }
 
     /// The next downloaded body to insert, with its sender (`None` when the
-    /// next in height order has not arrived); asks for more.
+    /// next in height order has not arrived, or unless `wait` its
+    /// signatures are still being checked); asks for more.
     pub fn next_downloaded(
         &mut self,
         chain: &NodeChain,
+        wait: bool,
     ) -> Option<(ConnId, chain_core::Block<escrow::Tx>)> {
-        let next = self.download.next_block(chain);
+        let next = self.download.next_block(chain, wait);
         if next.is_none() {
             self.download.fill(&mut self.peers, chain, Instant::now());
         }
         next
+    }
+
+    /// A transaction from peer `conn` (with its signature's verdict if its
+    /// task checked it) offered to `mempool`: admitted (its id and the
+    /// waiting ones it let in, returned), kept waiting, or refused
+    /// (`gossip::tx_offence`: its fault?).
+    pub fn offer_tx(
+        &mut self,
+        mempool: &mut Mempool,
+        conn: ConnId,
+        (tx, check): (SignedTx, Option<escrow::SigCheck>),
+        now: Instant,
+    ) -> Option<(TxId, Vec<TxId>)> {
+        let id = tx.id();
+        self.tx_from(conn, &id);
+        match mempool.offer(tx, check, Some(conn), now) {
+            Offered::Added { id, freed } => {
+                self.admitted_from(conn, now);
+                return Some((id, freed));
+            }
+            // Its predecessor may come from another peer; neither waiting nor
+            // a refusal to wait is penalised (PROTOCOL.md, "Orphan transactions").
+            Offered::Waiting { evicted } => {
+                tracing::debug!(conn, %id, ?evicted, "transaction waits for an earlier nonce");
+            }
+            Offered::NotKept(why) => {
+                tracing::debug!(conn, %id, "transaction not kept to wait: {why}");
+            }
+            Offered::Refused(e) => match gossip::tx_offence(&e) {
+                Some(offence) => self.punish(conn, None, &offence, now),
+                None => tracing::debug!(conn, %id, "transaction not pooled: {e}"),
+            },
+        }
+        None
+    }
+
+    /// Whether a sync's signatures are checked ahead (a live node's
+    /// multi-threaded runtime).
+    pub fn prechecks(&self) -> bool {
+        self.download.prechecks()
     }
 
     /// How far the sync is (`None` when nothing is to download).

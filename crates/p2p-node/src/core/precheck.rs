@@ -52,6 +52,20 @@ impl Precheck {
         })
     }
 
+    /// Whether the body at `height` is checked (or was never handed over,
+    /// or the thread is gone: the chain then checks the signatures itself),
+    /// without waiting.
+    pub fn is_done(&mut self, height: u64) -> bool {
+        while self.done_to < height.min(self.sent_to) {
+            match self.done.try_recv() {
+                Ok(h) => self.done_to = self.done_to.max(h),
+                Err(std::sync::mpsc::TryRecvError::Empty) => return false,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => return true,
+            }
+        }
+        true
+    }
+
     /// Waits until the body at `height`, if it was handed over, is checked
     /// (the thread takes them in order). A thread that is gone answers
     /// nothing more: the chain then checks the signatures itself.

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use chain_core::{Reorg, Transaction, TxId};
-use escrow::{Ledger, SignedTx, Tx};
+use escrow::{Ledger, PendingState, SignedTx, Tx};
 use tracing::{debug, info};
 
 use super::Mempool;
@@ -23,6 +23,14 @@ impl Mempool {
         next_height: u64,
         reorg: &Reorg<Tx>,
     ) -> Vec<TxId> {
+        if reorg.undone.is_empty() && self.is_empty() {
+            // Nothing pending to check again (a sync, mostly): the pool only
+            // moves to the new tip, as a rebuild of nothing would.
+            self.changes += 1;
+            self.base = ledger.clone();
+            self.state = PendingState::new(ledger, next_height);
+            return Vec::new();
+        }
         let returned: Vec<SignedTx> = reorg
             .undone
             .iter()
