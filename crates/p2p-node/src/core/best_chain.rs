@@ -97,7 +97,7 @@ pub struct Bodies {
 
 impl Bodies {
     /// The bodies of `store`, and `genesis`.
-    pub(in crate::core) fn new(store: &Arc<dyn BlockStore>, genesis: Block<Tx>) -> Bodies {
+    pub(crate) fn new(store: &Arc<dyn BlockStore>, genesis: Block<Tx>) -> Bodies {
         Bodies {
             store: Arc::downgrade(store),
             genesis: Arc::new(genesis),
