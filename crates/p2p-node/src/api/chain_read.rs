@@ -9,8 +9,11 @@
 //! What the snapshot cannot settle is left to the core ([`Read::AskCore`]):
 //! a block the store holds off the best chain and older than the
 //! snapshot's recent blocks (a side branch, or a block found invalid since
-//! it was saved), a transaction the best chain does not hold (pending,
-//! dropped or unknown: the mempool is the core's).
+//! it was saved), a transaction the store's index puts in a block the
+//! snapshot does not show on its best chain (saved since, or a
+//! reorganisation being saved), and whatever the store cannot give back
+//! (the core names the damage). Pending and dropped transactions are the
+//! snapshot's pool's (`lookup.rs`).
 
 use std::sync::Arc;
 
