@@ -182,10 +182,18 @@ fn line(chain: &Chain, peers: usize, distinct: f64, rate: f64, s: &Synced) -> St
     let service_p99 = quantile(&service, 0.99);
     let mut lookups = s.lookup_ms.clone();
     lookups.sort_by(f64::total_cmp);
-    let lookup_p50 = median(&mut lookups);
-    let lookup_p99 = quantile(&lookups, 0.99);
+    let every = LOOKUP_INTERVAL.as_millis();
+    let lookups = if lookups.is_empty() {
+        format!("a block by height every {every} ms: none (the sync ended first)")
+    } else {
+        let (n, p50) = (lookups.len(), median(&mut lookups));
+        let p99 = quantile(&lookups, 0.99);
+        format!(
+            "a block by height every {every} ms: p50 {p50:.1} ms, p99 {p99:.1} ms over {n} requests"
+        )
+    };
     format!(
-        "bench: sync_full.{peers}peer{}.{} = {rate:.0} tx/s ({:.2} of ledger.apply_block.distinct = {distinct:.0} tx/s; {} blocks of {} transfers, {:.1} MB, in {:.2} s from the first connection, {:.2} s from start; /status every {} ms: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms over {} requests, the answers' own p99 {service_p99:.1} ms; a block by height every {} ms: p50 {lookup_p50:.1} ms, p99 {lookup_p99:.1} ms over {} requests; data dir {:.1}x block bytes, {:.1}x allocated; B's CPU {:.2} cores)",
+        "bench: sync_full.{peers}peer{}.{} = {rate:.0} tx/s ({:.2} of ledger.apply_block.distinct = {distinct:.0} tx/s; {} blocks of {} transfers, {:.1} MB, in {:.2} s from the first connection, {:.2} s from start; /status every {} ms: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms over {} requests, the answers' own p99 {service_p99:.1} ms; {lookups}; data dir {:.1}x block bytes, {:.1}x allocated; B's CPU {:.2} cores)",
         if peers == 1 { "" } else { "s" },
         chain.blocks,
         rate / distinct,
@@ -196,8 +204,6 @@ fn line(chain: &Chain, peers: usize, distinct: f64, rate: f64, s: &Synced) -> St
         s.from_start,
         POLL_INTERVAL.as_millis(),
         latencies.len(),
-        LOOKUP_INTERVAL.as_millis(),
-        lookups.len(),
         s.data_dir_bytes.0 as f64 / chain.block_bytes.max(1) as f64,
         s.data_dir_bytes.1 as f64 / chain.block_bytes.max(1) as f64,
         s.cpu_seconds / s.from_start,
