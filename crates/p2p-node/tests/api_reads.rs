@@ -22,6 +22,16 @@ use serde_json::{Value, json};
 /// held core would never answer.
 const GUARD: Duration = Duration::from_secs(120);
 
+/// `POST /txs` of `tx`: the status and the answer.
+async fn submit(base: &str, tx: &escrow::SignedTx) -> (StatusCode, Value) {
+    post(
+        &format!("{base}/txs"),
+        json!({"tx": hex::encode(tx.to_bytes())}),
+        None,
+    )
+    .await
+}
+
 async fn get_now(url: String) -> (StatusCode, Value) {
     tokio::time::timeout(GUARD, get(&url))
         .await
@@ -33,12 +43,7 @@ async fn lookups_of_the_chain_answer_while_the_core_is_held() {
     let (node, base) = api_node().await;
     let handle = node.node().clone();
     let pay = alice_pays_bob(0);
-    let (s, body) = post(
-        &format!("{base}/txs"),
-        json!({"tx": hex::encode(pay.to_bytes())}),
-        None,
-    )
-    .await;
+    let (s, body) = submit(&base, &pay).await;
     assert_eq!(s, StatusCode::CREATED, "{body}");
     let first = handle.mine_blocks(1).await.unwrap()[0];
     // Enough blocks on top that block 1 is no longer among the snapshot's
@@ -54,12 +59,7 @@ async fn lookups_of_the_chain_answer_while_the_core_is_held() {
 
     // A pending transaction, and one the pool let go (replaced).
     let waiting = alice_pays_bob(1);
-    let (s, body) = post(
-        &format!("{base}/txs"),
-        json!({"tx": hex::encode(waiting.to_bytes())}),
-        None,
-    )
-    .await;
+    let (s, body) = submit(&base, &waiting).await;
     assert_eq!(s, StatusCode::CREATED, "{body}");
     let replaced = sign(
         "charlie",
@@ -80,12 +80,7 @@ async fn lookups_of_the_chain_answer_while_the_core_is_held() {
         },
     );
     for tx in [&replaced, &replacement] {
-        let (s, body) = post(
-            &format!("{base}/txs"),
-            json!({"tx": hex::encode(tx.to_bytes())}),
-            None,
-        )
-        .await;
+        let (s, body) = submit(&base, tx).await;
         assert_eq!(s, StatusCode::CREATED, "{body}");
     }
 
