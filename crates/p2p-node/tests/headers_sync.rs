@@ -226,8 +226,23 @@ async fn refused_before_any_body(node: &NodeHandle, answer: Vec<Header>, claim_h
     })
     .await;
     // The penalty is given where the answer is checked, before any body
-    // would be asked: once it shows, a request would have been sent.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // would be asked: once it shows, a request would have been queued on
+    // the connection. What the node sends a peer arrives in order, so a
+    // ping it sends later (on its tick), or the connection's end (a ban),
+    // comes after any such request: then everything before it was heard.
+    let pings = |p: &FakePeer| {
+        p.heard
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| matches!(m, Message::Ping { .. }))
+            .count()
+    };
+    let before = pings(&peer);
+    wait_for("a later ping, or the connection's end", || async {
+        peer.task.is_finished() || pings(&peer) > before
+    })
+    .await;
     let heard = peer.heard.lock().unwrap().clone();
     assert!(
         heard
