@@ -188,37 +188,15 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use chain_core::{Block, ChainParams};
-    use escrow::{Address, Genesis, Tx};
+    use escrow::Genesis;
 
     use super::*;
+    use crate::core::view::mine_on;
 
     fn fresh() -> NodeChain {
         let mut g = Genesis::dev();
         g.params = ChainParams::with_target_bits(4);
         g.chain().unwrap()
-    }
-
-    /// `n` blocks paying `to`, mined on `chain`'s tip, one after another.
-    fn grow(chain: &mut NodeChain, n: u64, to: u8) -> Vec<Block<Tx>> {
-        let mut blocks = Vec::new();
-        for _ in 0..n {
-            let height = chain.height() + 1;
-            let txs = vec![Tx::Coinbase {
-                to: Address::from_bytes([to; 32]),
-                height,
-            }];
-            let mut header = chain.template(&txs, 1_800_000_000_000 + height * 1_000);
-            while !header.target.to_target().unwrap().is_met_by(&header.hash()) {
-                header.nonce += 1;
-            }
-            let block = Block {
-                header,
-                transactions: txs,
-            };
-            chain.insert(block.clone(), u64::MAX / 2).unwrap();
-            blocks.push(block);
-        }
-        blocks
     }
 
     fn same(best: &BestChain, chain: &NodeChain) {
@@ -236,7 +214,7 @@ mod tests {
         let mut best = BestChain::scan(&chain);
         assert_eq!(best.len(), 1);
         same(&best, &chain);
-        grow(&mut chain, 3, 1);
+        mine_on(&mut chain, 3, 1);
         best.follow(&chain);
         same(&best, &chain);
         // A heavier branch from height 1, built on a copy and then given
@@ -244,7 +222,7 @@ mod tests {
         let mut other = fresh();
         let first = chain.block_at_height(1).unwrap();
         other.insert(Block::clone(&first), u64::MAX / 2).unwrap();
-        let branch = grow(&mut other, 4, 2);
+        let branch = mine_on(&mut other, 4, 2);
         let old = best.clone();
         for block in branch {
             chain.insert(block, u64::MAX / 2).unwrap();

@@ -26,21 +26,7 @@ fn genesis() -> Genesis {
 /// that holds them.
 fn source(n: u64) -> (Vec<Block<Tx>>, NodeChain) {
     let mut chain = genesis().chain().unwrap();
-    let mut blocks = Vec::new();
-    for height in 1..=n {
-        let to = escrow::Address::from_bytes([7; 32]);
-        let txs = vec![Tx::Coinbase { to, height }];
-        let mut header = chain.template(&txs, 1_800_000_000_000 + height * 1_000);
-        while !header.target.to_target().unwrap().is_met_by(&header.hash()) {
-            header.nonce += 1;
-        }
-        let block = Block {
-            header,
-            transactions: txs,
-        };
-        chain.insert(block.clone(), u64::MAX / 2).unwrap();
-        blocks.push(block);
-    }
+    let blocks = crate::core::view::mine_on(&mut chain, n, 7);
     (blocks, chain)
 }
 

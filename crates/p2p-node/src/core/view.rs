@@ -216,6 +216,32 @@ impl Metrics {
     }
 }
 
+/// `n` blocks, each a coinbase paying `[to; 32]`, mined on `chain`'s tip
+/// one after another and inserted (for the core's tests: a chain needs
+/// an easy target, as `ChainParams::with_target_bits(4)` gives).
+#[cfg(test)]
+pub(crate) fn mine_on(chain: &mut NodeChain, n: u64, to: u8) -> Vec<chain_core::Block<escrow::Tx>> {
+    let mut blocks = Vec::new();
+    for _ in 0..n {
+        let height = chain.height() + 1;
+        let txs = vec![escrow::Tx::Coinbase {
+            to: escrow::Address::from_bytes([to; 32]),
+            height,
+        }];
+        let mut header = chain.template(&txs, 1_800_000_000_000 + height * 1_000);
+        while !header.target.to_target().unwrap().is_met_by(&header.hash()) {
+            header.nonce += 1;
+        }
+        let block = chain_core::Block {
+            header,
+            transactions: txs,
+        };
+        chain.insert(block.clone(), u64::MAX / 2).unwrap();
+        blocks.push(block);
+    }
+    blocks
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
