@@ -48,6 +48,9 @@ pub enum NodeError {
         #[source]
         source: std::io::Error,
     },
+    /// The HTTP API's own runtime (its threads) could not be started.
+    #[error("cannot start the API's threads: {0}")]
+    ApiRuntime(#[source] std::io::Error),
     /// The store could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),

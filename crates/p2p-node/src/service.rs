@@ -45,10 +45,12 @@ impl Service {
                 api: None,
             });
         };
+        // Bound here (tokio's options: address reuse), then handed over
+        // as a plain socket: the runtime that serves it registers it.
         let bound = async {
             let listener = tokio::net::TcpListener::bind(addr).await?;
             let local = listener.local_addr()?;
-            Ok::<_, std::io::Error>((listener, local))
+            Ok::<_, std::io::Error>((listener.into_std()?, local))
         }
         .await;
         let (listener, api_addr) = match bound {
@@ -63,11 +65,22 @@ impl Service {
             let node = node.clone();
             async move { node.stopped().await }
         };
-        let server = tokio::spawn(async move {
-            if let Err(e) = crate::api::serve(listener, router, &limits, stopped).await {
+        let server = async move {
+            let served = match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => crate::api::serve(listener, router, &limits, stopped).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = served {
                 warn!("the API server stopped: {e}");
             }
-        });
+        };
+        let server = match spawn_api(server) {
+            Ok(server) => server,
+            Err(source) => {
+                node.shutdown().await;
+                return Err(NodeError::ApiRuntime(source));
+            }
+        };
         info!(%api_addr, "API listening");
         Ok(Service {
             node,
@@ -113,6 +126,42 @@ impl Deref for Service {
     fn deref(&self) -> &NodeHandle {
         &self.node
     }
+}
+
+/// Threads of the API's own runtime: one answers `/status` while the
+/// other writes a large answer.
+const API_THREADS: usize = 2;
+
+/// Runs the API server: on a runtime with several workers, on a runtime
+/// of its own ([`API_THREADS`] threads), so that no task of the node's
+/// (a peer's connection, a write that waits) ever holds a worker an API
+/// answer waits for; a tokio worker also keeps the task it last woke in
+/// a slot no other worker takes from. On a single-threaded runtime (most
+/// tests, whose paused clock the API's timeouts must follow) it runs as
+/// any task. The handle ends when the server has stopped.
+fn spawn_api(server: impl Future<Output = ()> + Send + 'static) -> std::io::Result<JoinHandle<()>> {
+    let current = tokio::runtime::Handle::current();
+    if current.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        return Ok(tokio::spawn(server));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(API_THREADS)
+        .thread_name("api")
+        .enable_all()
+        .build()?;
+    let (done, ended) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("api-runtime".into())
+        .spawn(move || {
+            runtime.block_on(server);
+            // Dropped here, off any runtime: its threads end with it.
+            drop(runtime);
+            let _ = done.send(());
+        })?;
+    // A server that panicked drops `done` unsent: it has stopped too.
+    Ok(tokio::spawn(async move {
+        let _ = ended.await;
+    }))
 }
 
 /// Starts a service, runs it until `shutdown` resolves, and stops it.

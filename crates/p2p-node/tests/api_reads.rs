@@ -4,6 +4,10 @@
 //! block in the snapshot's recent blocks and for one old enough that its
 //! body comes from the store. What only the core can answer (a pending or
 //! unknown transaction) answers once it is let go.
+//!
+//! Nor do they wait for the node's runtime: with every worker of the
+//! runtime the node was started on held, `GET /status` still answers (the
+//! API serves on threads of its own).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -232,5 +236,62 @@ async fn lookups_of_the_chain_answer_while_the_core_is_held() {
     hold.await.unwrap().unwrap();
     let (s, b) = late.await.unwrap();
     assert_eq!((s, &b["hash"]), (StatusCode::OK, &json!(first)), "{b}");
+    node.shutdown().await;
+}
+
+/// `GET path` over a plain socket, on the calling thread: the answer's
+/// status line and body, or why there is none. Needs no runtime.
+fn get_blocking(addr: std::net::SocketAddr, path: &str) -> Result<(String, String), String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(GUARD))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .map_err(|e| format!("no answer within {GUARD:?}: {e}"))?;
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head.lines().next().unwrap_or_default().to_string();
+    Ok((status, body.to_string()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_answers_while_every_worker_of_the_nodes_runtime_is_held() {
+    let (node, _) = api_node().await;
+    let addr = node.api_addr().unwrap();
+    // Both workers of this runtime (the test's body runs on a thread of
+    // its own, not on a worker) blocked until `release` opens.
+    let release = std::sync::Arc::new(std::sync::RwLock::new(()));
+    let closed = release.write().unwrap();
+    let (started, holding) = std::sync::mpsc::channel();
+    let holders: Vec<_> = (0..2)
+        .map(|_| {
+            let (release, started) = (std::sync::Arc::clone(&release), started.clone());
+            tokio::spawn(async move {
+                started.send(()).unwrap();
+                drop(release.read().unwrap());
+            })
+        })
+        .collect();
+    for _ in 0..2 {
+        holding.recv_timeout(GUARD).unwrap();
+    }
+    let answered = std::thread::spawn(move || get_blocking(addr, "/status"))
+        .join()
+        .unwrap();
+    drop(closed);
+    for h in holders {
+        h.await.unwrap();
+    }
+    let (status, body) = answered.unwrap();
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["height"], json!(0), "{body}");
     node.shutdown().await;
 }
