@@ -74,7 +74,7 @@ impl Service {
                 warn!("the API server stopped: {e}");
             }
         };
-        let server = match spawn_api(server) {
+        let server = match spawn_api(server).await {
             Ok(server) => server,
             Err(source) => {
                 node.shutdown().await;
@@ -139,25 +139,45 @@ const API_THREADS: usize = 2;
 /// a slot no other worker takes from. On a single-threaded runtime (most
 /// tests, whose paused clock the API's timeouts must follow) it runs as
 /// any task. The handle ends when the server has stopped.
-fn spawn_api(server: impl Future<Output = ()> + Send + 'static) -> std::io::Result<JoinHandle<()>> {
+async fn spawn_api(
+    server: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<JoinHandle<()>> {
     let current = tokio::runtime::Handle::current();
     if current.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
         return Ok(tokio::spawn(server));
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(API_THREADS)
-        .thread_name("api")
-        .enable_all()
-        .build()?;
+    // The runtime is built, run and dropped on its own thread: a runtime
+    // may not be dropped on one of another runtime's threads, and one
+    // that failed to start comes back as the error.
+    let (started, ready) = tokio::sync::oneshot::channel::<std::io::Result<()>>();
     let (done, ended) = tokio::sync::oneshot::channel::<()>();
     std::thread::Builder::new()
         .name("api-runtime".into())
         .spawn(move || {
+            let built = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(API_THREADS)
+                .thread_name("api")
+                .enable_all()
+                .build();
+            let runtime = match built {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = started.send(Err(e));
+                    return;
+                }
+            };
+            let _ = started.send(Ok(()));
             runtime.block_on(server);
-            // Dropped here, off any runtime: its threads end with it.
+            // Its threads end with it, once the server's last blocking
+            // read has.
             drop(runtime);
             let _ = done.send(());
         })?;
+    ready.await.unwrap_or_else(|_| {
+        Err(std::io::Error::other(
+            "the API's thread ended before its runtime started",
+        ))
+    })?;
     // A server that panicked drops `done` unsent: it has stopped too.
     Ok(tokio::spawn(async move {
         let _ = ended.await;
