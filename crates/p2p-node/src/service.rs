@@ -66,11 +66,11 @@ impl Service {
             async move { node.stopped().await }
         };
         let server = async move {
-            let served = match tokio::net::TcpListener::from_std(listener) {
-                Ok(listener) => crate::api::serve(listener, router, &limits, stopped).await,
-                Err(e) => Err(e),
+            let served = async {
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                crate::api::serve(listener, router, &limits, stopped).await
             };
-            if let Err(e) = served {
+            if let Err(e) = served.await {
                 warn!("the API server stopped: {e}");
             }
         };
